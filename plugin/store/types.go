@@ -1,0 +1,131 @@
+// Package store keeps opa-pat's records: users, memberships, repositories,
+// tokens (SHA-256 only), approval grants with their history, audit events and
+// the change log that running sidecars follow. SQLite is the embedded backend;
+// PostgreSQL serves fleets. Both share one schema and one set of migrations.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Token kinds.
+const (
+	KindClassic     = "classic"
+	KindFineGrained = "fine_grained"
+)
+
+// Grant states (SEMANTICS.md rules 19-23).
+const (
+	GrantPending  = "pending"
+	GrantApproved = "approved"
+	GrantDenied   = "denied"
+	GrantRevoked  = "revoked"
+)
+
+// User is a person who may hold tokens. ManagedBy names the enterprise of an
+// enterprise managed user, "" otherwise.
+type User struct {
+	Login     string
+	ManagedBy string
+}
+
+// Membership is a user's role in an organization: owner, member or
+// outside_collaborator.
+type Membership struct {
+	User string
+	Org  string
+	Role string
+}
+
+// Repository is a repository and its visibility: public, internal or private.
+type Repository struct {
+	Owner      string
+	Name       string
+	Visibility string
+}
+
+// Token is a personal access token as stored: never the raw token, only the
+// SHA-256 of it.
+type Token struct {
+	ID   int64
+	Hash [32]byte
+	Name string
+	Kind string // KindClassic or KindFineGrained
+	User string
+
+	// Classic tokens.
+	Scopes []string
+
+	// Fine-grained tokens.
+	ResourceOwner       string
+	RepositorySelection string // all, selected or public
+	Repositories        []string
+	Permissions         map[string]string // permission name -> read, write or admin
+
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: no expiry
+	Revoked    bool
+	LastUsedAt time.Time // zero: never used
+}
+
+// Grant is the current state of a fine-grained token's access to an
+// organization. ID is the id of the request that created it.
+type Grant struct {
+	ID        int64
+	TokenID   int64
+	Org       string
+	State     string // GrantPending, GrantApproved, GrantDenied or GrantRevoked
+	Reason    string
+	Reviewer  string // "" while pending
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Entity names used in the change log.
+const (
+	EntityUser       = "user"
+	EntityMembership = "membership"
+	EntityRepository = "repository"
+	EntityToken      = "token"
+	EntityGrant      = "grant"
+)
+
+// Change is one entry of the change log: which record changed. Readers
+// re-read the record by its key; a record that is gone was deleted.
+// Keys: user: login; membership: user "/" org; repository: owner "/" name;
+// token: decimal id; grant: decimal token id "/" org.
+type Change struct {
+	Seq    int64
+	Entity string
+	Key    string
+}
+
+// Visitor receives every record of a snapshot. A nil field skips that kind.
+type Visitor struct {
+	User       func(User) error
+	Membership func(Membership) error
+	Repository func(Repository) error
+	Token      func(Token) error
+	Grant      func(Grant) error // the current grant of each (token, org)
+}
+
+// Reader is what a sidecar's in-memory index needs from a store: one
+// consistent snapshot at start, then the changes after it.
+type Reader interface {
+	// Load streams every record to v from one consistent snapshot and
+	// returns the change-log sequence number that snapshot reflects.
+	Load(ctx context.Context, v Visitor) (seq int64, err error)
+	// Changes returns at most limit changes with Seq > after, in order.
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// Wake returns a channel that receives a value when the store may have
+	// changed (another process wrote to it). It is closed when ctx ends.
+	Wake(ctx context.Context) <-chan struct{}
+
+	// Point reads, used to apply a change. ok is false when the record is gone.
+	User(ctx context.Context, login string) (u User, ok bool, err error)
+	Membership(ctx context.Context, user, org string) (m Membership, ok bool, err error)
+	Repository(ctx context.Context, owner, name string) (r Repository, ok bool, err error)
+	Token(ctx context.Context, id int64) (t Token, ok bool, err error)
+	Grant(ctx context.Context, tokenID int64, org string) (g Grant, ok bool, err error)
+}
