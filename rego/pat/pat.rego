@@ -1,6 +1,606 @@
 # METADATA
 # title: PAT policy
-# description: Decides whether a personal access token may reach an organization's resource.
+# description: |
+#   Decides whether a personal access token may reach an organization's resource, following the
+#   rule book (SEMANTICS.md): credential, live token, lifetime, public floor, reach, opt-in,
+#   access policy, approval. docs/policy.md maps every rule to the Rego that implements it.
 package pat
 
+# METADATA
+# title: Decision
+# description: |
+#   The decision for one request: allow, the HTTP status (200, or the status of the first
+#   failing rule in evaluation order), every reason that applies (sorted), the primary reason as
+#   message, a documentation URL, and the token's id, kind, user and expiry (expires_at_ns, null
+#   for none). Never the raw token.
+# entrypoint: true
+decision := {
+	"allow": allow,
+	"status": _status,
+	"reasons": _reasons,
+	"message": _message,
+	"documentation_url": _documentation_url,
+	"token_id": _token_id,
+	"kind": _kind,
+	"user": _token_user,
+	"expires_at_ns": _expires_at_ns,
+}
+
+# METADATA
+# title: Allow
+# description: Whether the request is allowed. Default deny.
 default allow := false
+
+allow if _ssh_key
+
+allow if {
+	_live
+	count(_denials) == 0
+}
+
+_ssh_message := "PAT policy does not apply to SSH keys: the key is allowed, also when it was created through a personal access token that is now restricted or whose grant was revoked"
+
+_ssh_doc := "https://docs.github.com/authentication/connecting-to-github-with-ssh"
+
+default _status := 403
+
+_status := 200 if allow
+
+_status := _primary.status if not allow
+
+default _reasons := []
+
+_reasons := [_ssh_message] if _ssh_key
+
+_reasons := sort({d.message | some d in _denials}) if not _ssh_key
+
+default _message := null
+
+_message := _ssh_message if _ssh_key
+
+_message := _primary.message if not _ssh_key
+
+default _documentation_url := null
+
+_documentation_url := _ssh_doc if _ssh_key
+
+_documentation_url := _primary.documentation_url if not _ssh_key
+
+# The denial of the first failing rule in evaluation order (lowest rank; ties by message).
+_primary := {"status": first[2], "message": first[1], "documentation_url": first[3]} if {
+	first := min({[d.rank, d.message, d.status, d.documentation_url] | some d in _denials})
+}
+
+_denial(rank, status, message, doc) := {"rank": rank, "status": status, "message": message, "documentation_url": doc}
+
+default _token_id := null
+
+_token_id := _token.id if _found
+
+default _kind := null
+
+_kind := _token.kind if _well_formed
+
+default _expires_at_ns := null
+
+_expires_at_ns := _token.expires_at_ns if _found
+
+default _token_user := null
+
+_token_user := _token.user if _found
+
+# ---------------------------------------------------------------------------------------------
+# Input (DESIGN.md "The decision contract").
+
+_ssh_key if input.credential.type == "ssh_key"
+
+_pat if input.credential.type == "pat"
+
+_raw_token := t if {
+	t := input.credential.token
+	is_string(t)
+	t != ""
+}
+
+_owner := o if {
+	o := input.resource.owner
+	is_string(o)
+	o != ""
+}
+
+# An absent repository means an organization-level resource.
+_repository := r if {
+	r := input.resource.repository
+	is_string(r)
+	r != ""
+}
+
+_actions := {"read", "write"}
+
+_visibilities := {"public", "internal", "private"}
+
+_action := input.action if input.action in _actions
+
+default _permission := "contents"
+
+_permission := input.permission
+
+_valid_permission if {
+	is_string(_permission)
+	regex.match(`^[a-z][a-z0-9_]*$`, _permission)
+}
+
+# A null repository or visibility counts as absent.
+_valid_repository if not input.resource.repository != null
+
+_valid_repository if is_string(input.resource.repository)
+
+_valid_visibility if not _given_visibility
+
+_valid_visibility if input.resource.visibility in _visibilities
+
+_given_visibility if input.resource.visibility != null
+
+default _raw_action := null
+
+_raw_action := input.action
+
+_request_ok if {
+	_pat
+	_raw_token
+	_owner
+	_action
+	_valid_permission
+	_valid_repository
+	_valid_visibility
+}
+
+_auth_doc := "https://docs.github.com/rest/authentication/authenticating-to-the-rest-api"
+
+_input_doc := "https://github.com/opa-pat/opa-pat/blob/main/docs/policy.md#input"
+
+# Rule 4 and the input problems: a request the policy cannot judge is denied with a reason.
+_denials contains _denial(10, 401, msg, _auth_doc) if {
+	not input.credential.type
+	msg := "Requires authentication: missing input.credential.type; send a personal access token"
+}
+
+_denials contains _denial(10, 401, msg, _auth_doc) if {
+	type := input.credential.type
+	not type in {"pat", "ssh_key"}
+	msg := sprintf("Requires authentication: unsupported credential type %s; use a personal access token or an SSH key", [_quoted_name(type)])
+}
+
+_denials contains _denial(10, 401, msg, _auth_doc) if {
+	_pat
+	not _raw_token
+	msg := "Requires authentication: missing input.credential.token; send a personal access token"
+}
+
+_denials contains _denial(11, 403, "missing input.resource.owner: the calling service must name the resource's owner", _input_doc) if {
+	not _ssh_key
+	not _owner
+}
+
+_denials contains _denial(11, 403, msg, _input_doc) if {
+	not _ssh_key
+	not _action
+	msg := sprintf(`unknown action %s: input.action must be "read" or "write"`, [_quoted_name(_raw_action)])
+}
+
+_denials contains _denial(11, 403, msg, _input_doc) if {
+	not _ssh_key
+	not _valid_permission
+	msg := sprintf("unknown permission %s: input.permission must be a permission name such as \"contents\"", [_quoted_name(_permission)])
+}
+
+_denials contains _denial(11, 403, "invalid input.resource.repository: it must be a string, or absent for an organization-level resource", _input_doc) if {
+	not _ssh_key
+	not _valid_repository
+}
+
+_denials contains _denial(11, 403, msg, _input_doc) if {
+	not _ssh_key
+	not _valid_visibility
+	msg := sprintf(`unknown visibility %s: input.resource.visibility must be "public", "internal" or "private"`, [_quoted_name(input.resource.visibility)])
+}
+
+# Echo a caller-given name only when it looks like a name, so a misplaced secret never reaches
+# a decision.
+_quoted_name(x) := sprintf("%q", [x]) if {
+	is_string(x)
+	regex.match(`^[A-Za-z0-9_:.-]{1,40}$`, x)
+} else := "(not shown)"
+
+# ---------------------------------------------------------------------------------------------
+# Rules 1 and 2: the token is well formed, known, not expired and not revoked. The store is
+# asked once per request.
+
+_token := pat.token(_raw_token)
+
+_well_formed if _token.well_formed == true
+
+_found if {
+	_well_formed
+	_token.found == true
+}
+
+_expired if {
+	is_number(_token.expires_at_ns)
+	_token.expires_at_ns <= time.now_ns()
+}
+
+_the_token := _the_token_names[_token.kind] if _token.kind in object.keys(_the_token_names)
+
+else := "the personal access token"
+
+_the_token_names := {"classic": "the personal access token (classic)", "fine_grained": "the fine-grained personal access token"}
+
+_live if {
+	_request_ok
+	_found
+	_token.revoked == false
+	not _expired
+}
+
+_denials contains _denial(20, 503, "the token could not be checked because the token store is not ready; try again shortly", _auth_doc) if {
+	_pat
+	_raw_token
+	not _token
+}
+
+_denials contains _denial(20, 401, msg, _auth_doc) if {
+	_token
+	not _well_formed
+	msg := "Bad credentials: the token is not a well-formed personal access token; check that you sent the whole token, or create a new one"
+}
+
+_denials contains _denial(20, 401, msg, _auth_doc) if {
+	_well_formed
+	not _found
+	msg := sprintf("Bad credentials: %s is not known; it may have been deleted; create a new token", [_the_token])
+}
+
+_denials contains _denial(20, 401, msg, _auth_doc) if {
+	_found
+	_expired
+	msg := sprintf("Bad credentials: %s expired at %s; regenerate it or create a new token", [_the_token, time.format(_token.expires_at_ns)])
+}
+
+_denials contains _denial(20, 401, msg, _auth_doc) if {
+	_found
+	not _token.revoked == false
+	msg := sprintf("Bad credentials: %s was revoked; create a new token", [_the_token])
+}
+
+# ---------------------------------------------------------------------------------------------
+# Facts about the request, looked up once each, only for a live token.
+
+_user := _token.user if _live
+
+_fine_grained if {
+	_live
+	_token.kind == "fine_grained"
+}
+
+_classic if {
+	_live
+	_token.kind == "classic"
+}
+
+_resource_owner := _token.resource_owner if _fine_grained
+
+# The resource belongs to a user account when the owner is a known user and not an
+# organization named in the settings; anything else is an organization (unknown owners get the
+# organization defaults, which is the stricter reading).
+_owned_by_user if {
+	_live
+	not _settings.organizations[_owner]
+	pat.user(_owner)
+}
+
+_owned_by_org if {
+	_live
+	not _owned_by_user
+}
+
+# The token's user's role in the resource's organization.
+_role := pat.org_role(_user, _owner) if _owned_by_org
+
+_member if _role in {"member", "owner"}
+
+_repository_record := pat.repository(_owner, _repository) if _live
+
+# Visibility: as given by the calling service, else the repository's record; an unknown
+# repository and an organization-level resource without a given visibility count as private.
+_visibility := input.resource.visibility if {
+	_live
+	_given_visibility
+} else := _repository_record.visibility if {
+	_repository_record.visibility in _visibilities
+} else := "private"
+
+_public if _visibility == "public"
+
+# Rule 12: the public floor. A live token may read public resources of anyone.
+_floor if {
+	_action == "read"
+	_public
+}
+
+# ---------------------------------------------------------------------------------------------
+# Rules 24-29: maximum lifetime. Checked for members of the resource's organization (rule 26)
+# and, for enterprise managed users, on their own repositories (rule 27). Before the floor.
+
+_org_policy_doc := "https://docs.github.com/organizations/managing-programmatic-access-to-your-organization/setting-a-personal-access-token-policy-for-your-organization"
+
+_enterprise_policy_doc := "https://docs.github.com/admin/enforcing-policies/enforcing-policies-for-your-enterprise/enforcing-policies-for-personal-access-tokens-in-your-enterprise"
+
+_policy_doc("enterprise") := _enterprise_policy_doc
+
+_policy_doc("organization") := _org_policy_doc
+
+_lifetime_applies := limit if {
+	_owned_by_org
+	_member
+	not _exempt_from_lifetime(_owner, _user, _role)
+	limit := _lifetime_limit(_owner, _token.kind)
+}
+
+_lifetime_applies := limit if {
+	_owned_by_user
+	_owner == _user
+	ent := pat.user(_user).managed_by
+	is_string(ent)
+	not _emu_exempt(ent)
+	limit := _enterprise_lifetime_limit(ent, _token.kind)
+}
+
+_emu_exempt(ent) if {
+	_enterprise_settings(ent).exempt_administrators == true
+	_enterprise_owner(ent, _user)
+}
+
+_within_limit if _lifetime_applies.days == null
+
+_within_limit if _within_lifetime(_token.created_at_ns, _token.expires_at_ns, _lifetime_applies.days)
+
+_denials contains _denial(30, 403, msg, _policy_doc(limit.by)) if {
+	limit := _lifetime_applies
+	not _within_limit
+	next := sprintf("regenerate the token with an expiration of %d days or less", [limit.days])
+	msg := _lifetime_message(_owner, _token.kind, limit, [_token.expires_at_ns, _token.created_at_ns], next)
+}
+
+# ---------------------------------------------------------------------------------------------
+# Rules 6-11: what the token reaches, beyond the floor.
+
+_fg_doc := "https://docs.github.com/authentication/keeping-your-account-and-data-secure/managing-your-personal-access-tokens"
+
+_not_accessible := "Resource not accessible by personal access token"
+
+_levels := {"read": 1, "write": 2, "admin": 3}
+
+_same_owner if _owner == _resource_owner
+
+# Rule 6: another owner's private or internal resource.
+_denials contains _denial(40, 404, msg, _fg_doc) if {
+	_fine_grained
+	not _floor
+	not _same_owner
+	not _public
+	msg := sprintf("Not Found: a fine-grained personal access token reaches private and internal resources of its resource owner only, and this one belongs to %s; create a token for %s", [_resource_owner, _owner])
+}
+
+# Rule 9: another owner's public repository, for a write.
+_denials contains _denial(40, 403, msg, _fg_doc) if {
+	_fine_grained
+	not _floor
+	not _same_owner
+	_public
+	msg := sprintf("%s: a fine-grained personal access token cannot write to public resources of %s, because its resource owner is %s; create a token for %s", [_not_accessible, _owner, _resource_owner, _owner])
+}
+
+# Rule 10: the token's user must be a member or owner of its resource-owner organization.
+_denials contains _denial(41, 403, msg, _fg_doc) if {
+	_fine_grained
+	not _floor
+	_same_owner
+	_owned_by_org
+	not _member
+	msg := sprintf("%s is not a member of %s: outside collaborators and former members cannot use fine-grained personal access tokens on %s's resources; ask an owner of %s for membership, or use a personal access token (classic)", [_user, _owner, _owner, _owner])
+}
+
+# Rule 7: the repository selection.
+_selected if _token.repository_selection == "all"
+
+_selected if {
+	_token.repository_selection == "selected"
+	_repository in _token.repositories
+}
+
+_denials contains _denial(42, status, msg, _fg_doc) if {
+	_fine_grained
+	not _floor
+	_same_owner
+	_repository
+	not _selected
+	status := _selection_status
+	msg := _selection_message
+}
+
+_selection_status := 403 if _public
+
+else := 404
+
+_selection_message := sprintf("%s: this fine-grained personal access token has read-only access to public repositories; edit the token's repository access to write to %s/%s", [_not_accessible, _owner, _repository]) if {
+	_token.repository_selection == "public"
+	_public
+} else := sprintf("Not Found: this fine-grained personal access token reaches public repositories only; edit the token's repository access to include %s/%s", [_owner, _repository]) if {
+	_token.repository_selection == "public"
+} else := sprintf("%s: %s/%s is not among the repositories this fine-grained personal access token was granted; edit the token's repository access", [_not_accessible, _owner, _repository]) if {
+	_public
+} else := sprintf("Not Found: %s/%s is not among the repositories this fine-grained personal access token was granted; edit the token's repository access", [_owner, _repository])
+
+# Rule 8: the permission level; metadata: read is always present.
+_permitted if _levels[_token.permissions[_permission]] >= _levels[_action]
+
+_permitted if {
+	_permission == "metadata"
+	_action == "read"
+}
+
+_denials contains _denial(43, 403, msg, _fg_doc) if {
+	_fine_grained
+	not _floor
+	_same_owner
+	not _permitted
+	msg := sprintf("%s: the request needs the %q permission at %q or above and %s; edit the token's permissions", [_not_accessible, _permission, _action, _held_permission])
+}
+
+_held_permission := sprintf("the token has %q", [_token.permissions[_permission]]) if {
+	is_string(_token.permissions[_permission])
+} else := "the token does not have it"
+
+# Rule 11: classic scopes.
+_classic_org_scopes := {
+	"administration": {"read": {"read:org", "write:org", "admin:org"}, "write": {"admin:org"}},
+	"organization_administration": {"read": {"read:org", "write:org", "admin:org"}, "write": {"admin:org"}},
+	"members": {"read": {"read:org", "write:org", "admin:org"}, "write": {"write:org", "admin:org"}},
+}
+
+_org_permission if {
+	not _repository
+	_classic_org_scopes[_permission]
+}
+
+_has_scope(wanted) if {
+	some scope in wanted
+	scope in _token.scopes
+}
+
+_scope_list(wanted) := concat(" or ", [sprintf("%q", [s]) | some s in sort(wanted)])
+
+_denials contains _denial(40, 403, msg, _fg_doc) if {
+	_classic
+	not _floor
+	_org_permission
+	wanted := _classic_org_scopes[_permission][_action]
+	not _has_scope(wanted)
+	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with that scope", [_not_accessible, _scope_list(wanted), _action, _permission, _owner])
+}
+
+_denials contains _denial(40, 404, msg, _fg_doc) if {
+	_classic
+	not _floor
+	not _org_permission
+	not _public
+	not "repo" in _token.scopes
+	msg := sprintf("Not Found: a personal access token (classic) needs the \"repo\" scope to reach private and internal resources of %s; regenerate the token with the repo scope", [_owner])
+}
+
+_denials contains _denial(41, 403, msg, _fg_doc) if {
+	_classic
+	not _floor
+	not _org_permission
+	_public
+	not _has_scope({"repo", "public_repo"})
+	msg := sprintf("%s: a personal access token (classic) needs the \"public_repo\" or \"repo\" scope to write to public repositories of %s; regenerate the token with one of them", [_not_accessible, _owner])
+}
+
+_denials contains _denial(42, 403, msg, _fg_doc) if {
+	_classic
+	_permission == "workflows"
+	_action == "write"
+	not "workflow" in _token.scopes
+	msg := sprintf("%s: a personal access token (classic) needs the \"workflow\" scope to change workflows; regenerate the token with the workflow scope", [_not_accessible])
+}
+
+_denials contains _denial(44, 403, "the token's kind is not supported by this policy", _fg_doc) if {
+	_live
+	not _token.kind in {"classic", "fine_grained"}
+}
+
+# ---------------------------------------------------------------------------------------------
+# Rules 30-31: fine-grained opt-in of the token's organization.
+
+_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
+	_fine_grained
+	not _floor
+	_owned_by_org
+	_same_owner
+	not _opted_in(_owner)
+	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [_owner, _enterprise_of(_owner), _owner, _owner])
+}
+
+# ---------------------------------------------------------------------------------------------
+# Rules 13-16: the access policy covers resources owned by organizations.
+
+_denials contains _denial(60, 403, msg, _policy_doc(policy.by)) if {
+	_owned_by_org
+	not _floor
+	policy := _access(_owner, _token.kind)
+	policy.value != "allow"
+	msg := sprintf("%s forbids access via %s: the policy is set by %s; %s", [_owner, _kind_names[_token.kind], _setter(_owner, policy.by), _instead(_owner, _token.kind)])
+}
+
+_instead(org, kind) := sprintf("use %s instead", [_kind_names[_other_kind[kind]]]) if {
+	_access(org, _other_kind[kind]).value == "allow"
+	_kind_usable(org, _other_kind[kind])
+} else := "use an SSH key for Git operations, or ask an owner to change the policy"
+
+_kind_usable(_, "classic")
+
+_kind_usable(org, "fine_grained") if _opted_in(org)
+
+# ---------------------------------------------------------------------------------------------
+# Rules 17-22: approval of fine-grained tokens for the token's organization.
+
+_approval_doc := "https://docs.github.com/organizations/managing-programmatic-access-to-your-organization/managing-requests-for-personal-access-tokens-in-your-organization"
+
+_grant := pat.grant(_token.id, _owner) if {
+	_fine_grained
+	_owned_by_org
+	_same_owner
+}
+
+_approval_applies if {
+	_fine_grained
+	not _floor
+	_owned_by_org
+	_same_owner
+}
+
+# Rule 19: required approval needs an approved grant.
+_denials contains _denial(70, 403, msg, _approval_doc) if {
+	_approval_applies
+	policy := _approval(_owner)
+	policy.value != "disable"
+	not _grant.state == "approved"
+	msg := sprintf("%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s", [_owner, _grant_phrase, _setter(_owner, policy.by), _grant_next])
+}
+
+# Rule 20: with approval disabled, an owner's denial or revocation still stands.
+_denials contains _denial(70, 403, msg, _approval_doc) if {
+	_approval_applies
+	_approval_disabled(_owner)
+	_grant.state in {"denied", "revoked"}
+	msg := sprintf("%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; %s", [_owner, _grant_phrase, _grant_next])
+}
+
+_grant_phrase := "this token's request is awaiting approval" if {
+	_grant.state == "pending"
+} else := sprintf("an owner denied this token's request%s", [_grant_reason]) if {
+	_grant.state == "denied"
+} else := sprintf("an owner revoked this token's access%s", [_grant_reason]) if {
+	_grant.state == "revoked"
+} else := sprintf("this token has not been approved for %s", [_owner])
+
+_grant_reason := sprintf(" (reason: %s)", [_grant.reason]) if {
+	is_string(_grant.reason)
+	_grant.reason != ""
+} else := ""
+
+_grant_next := sprintf("ask an owner of %s to review the request", [_owner]) if {
+	_grant.state == "pending"
+} else := sprintf("request access to %s again with a justification", [_owner])

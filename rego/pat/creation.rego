@@ -1,0 +1,120 @@
+# The creation check for `opa-pat token create` and the admin API (SEMANTICS.md rules 21 and
+# 29). Everything comes from input and data.pat.settings: no pat.* built-in is called.
+package pat
+
+# METADATA
+# title: Creation
+# description: |
+#   Whether a token may be created, and the grant it starts with. Input:
+#   {"token": {"kind", "user", "resource_owner", "repository_selection", "created_at_ns",
+#   "expires_at_ns" (or null)}, "role": the creator's role in resource_owner, absent when none}.
+#   Output: {"allowed", "errors" (sorted), "grant_state" ("approved", "pending" or null when no
+#   grant is needed), "limit_days" (the lifetime limit enforced on this token, or null)}.
+# entrypoint: true
+creation := {
+	"allowed": count(_creation_errors) == 0,
+	"errors": sort(_creation_errors),
+	"grant_state": _creation_grant_state,
+	"limit_days": _creation_limit_days,
+}
+
+_new_token := object.get(input, "token", {})
+
+_new_kind := _new_token.kind
+
+_new_user := _new_token.user
+
+_new_role := object.get(input, "role", null)
+
+# The organization the new token is aimed at; undefined for a classic token and for a token
+# owned by its user.
+_new_org := org if {
+	org := _new_token.resource_owner
+	is_string(org)
+	org != ""
+	org != _new_user
+}
+
+_creation_errors contains msg if {
+	not _new_kind in {"classic", "fine_grained"}
+	msg := `token.kind must be "classic" or "fine_grained"`
+}
+
+_creation_errors contains "token.user must be a non-empty string" if not _valid_new_user
+
+_valid_new_user if {
+	is_string(_new_user)
+	_new_user != ""
+}
+
+_creation_errors contains "a fine-grained personal access token needs a resource owner: the user or an organization" if {
+	_new_kind == "fine_grained"
+	not _valid_new_owner
+}
+
+_valid_new_owner if {
+	is_string(_new_token.resource_owner)
+	_new_token.resource_owner != ""
+}
+
+_creation_errors contains "token.created_at_ns must be a number" if not is_number(_new_token.created_at_ns)
+
+_creation_errors contains "token.expires_at_ns must be a number or null" if {
+	not is_number(object.get(_new_token, "expires_at_ns", null))
+	object.get(_new_token, "expires_at_ns", null) != null
+}
+
+_creation_errors contains "the token must expire after it is created" if {
+	_new_token.expires_at_ns <= _new_token.created_at_ns
+	is_number(_new_token.expires_at_ns)
+}
+
+# Rule 10: only members and owners may aim a fine-grained token at an organization.
+_creation_errors contains msg if {
+	_new_kind == "fine_grained"
+	org := _new_org
+	not _new_role in {"member", "owner"}
+	msg := sprintf("%s is not a member of %s: only members of %s can create fine-grained personal access tokens for it; ask an owner of %s for membership", [_new_user, org, org, org])
+}
+
+# Rule 29: the lifetime must respect the organization's effective limit.
+_creation_limit := limit if {
+	org := _new_org
+	not _exempt_from_lifetime(org, _new_user, _new_role)
+	limit := _lifetime_limit(org, _new_kind)
+	limit.days != null
+}
+
+default _creation_limit_days := null
+
+_creation_limit_days := _creation_limit.days
+
+_creation_errors contains msg if {
+	limit := _creation_limit
+	not _within_lifetime(_new_token.created_at_ns, object.get(_new_token, "expires_at_ns", null), limit.days)
+	expires := object.get(_new_token, "expires_at_ns", null)
+	next := sprintf("choose an expiration of %d days or less", [limit.days])
+	msg := _lifetime_message(_new_org, _new_kind, limit, [expires, _new_token.created_at_ns], next)
+}
+
+# Rule 21: the grant a new fine-grained token for an organization starts with.
+default _creation_grant_state := null
+
+_creation_grant_state := "approved" if {
+	_needs_grant
+	_approved_at_once
+} else := "pending" if {
+	_needs_grant
+}
+
+_needs_grant if {
+	_new_kind == "fine_grained"
+	_new_org
+	_new_token.repository_selection != "public"
+}
+
+_approved_at_once if _new_role == "owner"
+
+_approved_at_once if _enterprise_owner(_enterprise_of(_new_org), _new_user)
+
+_approved_at_once if _approval_disabled(_new_org)
