@@ -1,0 +1,132 @@
+// Package extauthz is opa-pat's Envoy gate: a gRPC server implementing
+// envoy.service.auth.v3.Authorization/Check. It turns each CheckRequest into
+// the input opa-envoy-plugin builds (input.attributes.request.http...,
+// input.parsed_path, input.parsed_query), evaluates the configured decision
+// (by default data.pat.envoy.response) through a prepared query, and turns the
+// answer into a CheckResponse. The pat plugin starts it when
+// plugins.pat.ext_authz is configured.
+package extauthz
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// Defaults.
+const (
+	DefaultPath            = "pat/envoy/response"
+	defaultShutdownTimeout = 5 * time.Second
+	defaultMaxRecvMsgSize  = 4 << 20
+)
+
+// ErrInvalidConfig wraps every configuration error.
+var ErrInvalidConfig = errors.New("invalid configuration for ext_authz")
+
+// Config is plugins.pat.ext_authz:
+//
+//	ext_authz:
+//	  addr: 127.0.0.1:9191        # required: host:port to listen on
+//	  path: pat/envoy/response    # the decision to evaluate
+//	  shutdown_timeout: 5s        # how long Stop waits for checks in flight
+//	  grpc_max_recv_msg_size: 4194304
+type Config struct {
+	Addr               string `json:"addr"`
+	Path               string `json:"path"`
+	ShutdownTimeout    string `json:"shutdown_timeout"`
+	GRPCMaxRecvMsgSize int    `json:"grpc_max_recv_msg_size"`
+
+	shutdownTimeout time.Duration
+	query           ast.Body
+}
+
+// ParseConfig reads plugins.pat.ext_authz (JSON or YAML), checks it and fills
+// in the defaults. Errors name the key and quote the value.
+func ParseConfig(raw []byte) (*Config, error) {
+	var c Config
+	if err := util.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := c.validateAndInjectDefaults(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) validateAndInjectDefaults() error {
+	if c.Addr == "" {
+		return errors.New(`ext_authz.addr: missing value (host:port, e.g. "127.0.0.1:9191")`)
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		return fmt.Errorf("ext_authz.addr: %q is not host:port", c.Addr)
+	}
+
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	query, err := pathQuery(c.Path)
+	if err != nil {
+		return fmt.Errorf("ext_authz.path: %q: %w", c.Path, err)
+	}
+	c.query = query
+
+	c.shutdownTimeout = defaultShutdownTimeout
+	if c.ShutdownTimeout != "" {
+		d, err := time.ParseDuration(c.ShutdownTimeout)
+		if err != nil || d < 0 {
+			return fmt.Errorf("ext_authz.shutdown_timeout: %q is not a duration such as \"5s\"", c.ShutdownTimeout)
+		}
+		c.shutdownTimeout = d
+	}
+
+	switch {
+	case c.GRPCMaxRecvMsgSize == 0:
+		c.GRPCMaxRecvMsgSize = defaultMaxRecvMsgSize
+	case c.GRPCMaxRecvMsgSize < 0:
+		return fmt.Errorf("ext_authz.grpc_max_recv_msg_size: %d is negative", c.GRPCMaxRecvMsgSize)
+	}
+	return nil
+}
+
+// pathQuery turns "pat/envoy/response" (or "data.pat.envoy.response") into
+// the query data.pat.envoy.response.
+func pathQuery(path string) (ast.Body, error) {
+	p := strings.Trim(path, "/")
+	p = strings.TrimPrefix(p, "data.")
+	p = strings.TrimPrefix(p, "data/")
+	if p == "" || p == "data" {
+		return nil, errors.New("names no decision")
+	}
+	var ref ast.Ref
+	if strings.Contains(p, "/") {
+		ref = ast.Ref{ast.DefaultRootDocument}
+		for seg := range strings.SplitSeq(p, "/") {
+			if seg == "" {
+				return nil, errors.New("has an empty segment")
+			}
+			ref = append(ref, ast.StringTerm(seg))
+		}
+	} else {
+		r, err := ast.ParseRef("data." + p)
+		if err != nil {
+			return nil, errors.New("is not a path such as pat/envoy/response")
+		}
+		ref = r
+	}
+	return ast.NewBody(ast.NewExpr(ast.NewTerm(ref))), nil
+}
+
+// Equal reports whether two configurations are the same (Reconfigure returns
+// early when nothing changed).
+func (c *Config) Equal(o *Config) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return c.Addr == o.Addr && c.Path == o.Path && c.shutdownTimeout == o.shutdownTimeout &&
+		c.GRPCMaxRecvMsgSize == o.GRPCMaxRecvMsgSize
+}

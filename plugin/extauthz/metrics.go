@@ -1,0 +1,100 @@
+package extauthz
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Error reasons, the label values of opa_pat_extauthz_errors_total.
+const (
+	reasonBadRequest  = "bad_request" // the request path could not be decoded
+	reasonPrepare     = "prepare"     // the decision query could not be prepared
+	reasonEvaluation  = "evaluation"  // the evaluation failed
+	reasonUndefined   = "undefined"   // the decision is undefined
+	reasonDecision    = "decision"    // the decision has the wrong shape
+	reasonDecisionLog = "decision_log"
+)
+
+// metrics are the gate's Prometheus collectors, registered on OPA's /metrics.
+type metrics struct {
+	checks   *prometheus.CounterVec
+	duration prometheus.Histogram
+	errors   *prometheus.CounterVec
+
+	mu     sync.RWMutex
+	counts map[outcome]prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opa_pat_extauthz_checks_total",
+			Help: "Envoy ext_authz Check calls answered, by result (allowed, denied, error) and HTTP status.",
+		}, []string{"result", "status"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "opa_pat_extauthz_check_duration_seconds",
+			Help:    "Time to answer an Envoy ext_authz Check call, from receipt to answer.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opa_pat_extauthz_errors_total",
+			Help: "Envoy ext_authz Check calls that could not be decided (answered with a denial), by reason.",
+		}, []string{"reason"}),
+		counts: map[outcome]prometheus.Counter{},
+	}
+	if reg != nil {
+		m.checks = register(reg, m.checks)
+		m.duration = register(reg, m.duration)
+		m.errors = register(reg, m.errors)
+	}
+	for _, r := range []string{reasonBadRequest, reasonPrepare, reasonEvaluation, reasonUndefined, reasonDecision, reasonDecisionLog} {
+		m.errors.WithLabelValues(r) // every reason shows, at zero
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name (a server started again after Stop keeps counting).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+func (m *metrics) observe(o outcome, failed bool, seconds float64) {
+	key := o
+	if failed {
+		key.allowed = false
+		key.status = -o.status // errors get their own series
+	}
+	m.mu.RLock()
+	c, ok := m.counts[key]
+	m.mu.RUnlock()
+	if !ok {
+		result := "denied"
+		switch {
+		case failed:
+			result = "error"
+		case o.allowed:
+			result = "allowed"
+		}
+		c = m.checks.WithLabelValues(result, strconv.Itoa(o.status))
+		m.mu.Lock()
+		m.counts[key] = c
+		m.mu.Unlock()
+	}
+	c.Inc()
+	m.duration.Observe(seconds)
+}
+
+func (m *metrics) failure(reason string) {
+	m.errors.WithLabelValues(reason).Inc()
+}

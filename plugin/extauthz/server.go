@@ -1,0 +1,326 @@
+package extauthz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/logging"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/plugins/logs"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/server"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// serviceName is the gRPC service the health service reports on (as well
+// as the overall "" service).
+const serviceName = "envoy.service.auth.v3.Authorization"
+
+// logField tags the gate's log lines.
+var logField = map[string]any{"plugin": "pat", "component": "ext_authz"}
+
+// Server is the ext_authz gRPC server. New prepares it, Start binds and
+// serves, Stop drains and closes; a stopped Server can be started again.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	manager *plugins.Manager
+	cfg     *Config
+	logger  logging.Logger
+	metrics *metrics
+
+	// The prepared decision query; nil after a compiler change until the
+	// next Check (or Start) prepares it again. gen counts compiler changes so
+	// that a query prepared against an old compiler is not kept.
+	prepMu sync.Mutex
+	pq     atomic.Pointer[rego.PreparedEvalQuery]
+	gen    atomic.Uint64
+
+	mu      sync.Mutex
+	grpc    *grpc.Server
+	health  *health.Server
+	lis     net.Listener
+	serving atomic.Bool
+	done    chan struct{}
+}
+
+// New returns a gate for manager with a configuration from ParseConfig. It
+// registers its metrics on the manager's Prometheus registry and a trigger
+// that re-prepares the decision query when a bundle or policy activates.
+func New(manager *plugins.Manager, cfg *Config) *Server {
+	s := &Server{
+		manager: manager,
+		cfg:     cfg,
+		logger:  manager.Logger().WithFields(logField),
+		metrics: newMetrics(manager.PrometheusRegister()),
+	}
+	manager.RegisterCompilerTrigger(func(storage.Transaction) {
+		s.gen.Add(1)
+		s.pq.Store(nil)
+	})
+	return s
+}
+
+// Config returns the server's configuration.
+func (s *Server) Config() *Config { return s.cfg }
+
+// Start binds the configured address and serves in the background. It
+// returns once the listener is bound (the server then answers), or the
+// error that prevented it.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.grpc != nil {
+		return nil
+	}
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("ext_authz: listening on %q: %w", s.cfg.Addr, err)
+	}
+	if _, err := s.preparedQuery(ctx); err != nil {
+		// Not fatal: a bundle may not have arrived yet. Checks deny until it does.
+		s.logger.Debug("Decision query not prepared yet: %v.", err)
+	}
+
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(s.cfg.GRPCMaxRecvMsgSize))
+	authv3.RegisterAuthorizationServer(gs, s)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+
+	s.grpc, s.health, s.lis, s.done = gs, hs, lis, make(chan struct{})
+	s.serving.Store(true)
+	go func(done chan struct{}) {
+		defer close(done)
+		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.logger.Error("ext_authz gRPC server stopped: %v.", err)
+		}
+		s.serving.Store(false)
+	}(s.done)
+	s.logger.Info("ext_authz gRPC server listening on %s, deciding with %s.", lis.Addr(), s.cfg.Path)
+	return nil
+}
+
+// Addr is the address the server listens on ("" when it does not serve);
+// with port 0 in the configuration it tells the port chosen.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lis == nil {
+		return ""
+	}
+	return s.lis.Addr().String()
+}
+
+// Serving reports whether the server accepts Check calls.
+func (s *Server) Serving() bool { return s.serving.Load() }
+
+// Stop reports NOT_SERVING on the health service, lets the checks in flight
+// finish (up to shutdown_timeout or ctx's deadline) and closes the listener.
+func (s *Server) Stop(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.grpc == nil {
+		return
+	}
+	s.health.Shutdown()
+	s.serving.Store(false)
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	timer := time.NewTimer(s.cfg.shutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-stopped:
+	case <-timer.C:
+		s.grpc.Stop()
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+	<-s.done
+	s.grpc, s.health, s.lis = nil, nil, nil
+	s.logger.Info("ext_authz gRPC server stopped.")
+}
+
+// preparedQuery returns the prepared decision query, preparing it against
+// the current compiler when a compiler change dropped it.
+func (s *Server) preparedQuery(ctx context.Context) (*rego.PreparedEvalQuery, error) {
+	if pq := s.pq.Load(); pq != nil {
+		return pq, nil
+	}
+	s.prepMu.Lock()
+	defer s.prepMu.Unlock()
+	if pq := s.pq.Load(); pq != nil {
+		return pq, nil
+	}
+	gen := s.gen.Load()
+	pq, err := rego.New(
+		rego.ParsedQuery(s.cfg.query),
+		rego.Compiler(s.manager.GetCompiler()),
+		rego.Store(s.manager.Store),
+		rego.Runtime(s.manager.Info),
+		rego.EnablePrintStatements(s.manager.EnablePrintStatements()),
+		rego.PrintHook(s.manager.PrintHook()),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.gen.Load() == gen {
+		s.pq.Store(&pq)
+	}
+	return &pq, nil
+}
+
+// resultTerm keeps the decision as an AST term: the response is built from
+// it directly, without a conversion to Go values.
+func resultTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+// Check answers one Envoy ext_authz request. It never returns an error: a
+// request that cannot be decided is denied (400 for an undecodable path,
+// 500 otherwise, with a body that tells nothing of the cause) and counted.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
+	input, meta, err := buildInput(req)
+	if err != nil {
+		s.metrics.failure(reasonBadRequest)
+		s.metrics.observe(outcome{status: 400}, true, time.Since(start).Seconds())
+		return errorResponse(400, code.Code_INVALID_ARGUMENT, "Bad Request"), nil
+	}
+
+	resp, out, reason, evalErr := s.decide(ctx, start, input, meta, req)
+	if reason != "" {
+		s.metrics.failure(reason)
+		s.logger.Error("ext_authz check failed (%s): %v.", reason, evalErr)
+		resp, out = errorResponse(500, code.Code_INTERNAL, "Internal Server Error"), outcome{status: 500}
+	}
+	s.metrics.observe(out, reason != "", time.Since(start).Seconds())
+	return resp, nil
+}
+
+// decide evaluates the decision and builds the answer; reason is set when
+// that failed.
+func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, meta request, req *authv3.CheckRequest) (*authv3.CheckResponse, outcome, string, error) {
+	pq, err := s.preparedQuery(ctx)
+	if err != nil {
+		return nil, outcome{}, reasonPrepare, err
+	}
+	store := s.manager.Store
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, outcome{}, reasonEvaluation, err
+	}
+	defer store.Abort(ctx, txn)
+
+	rs, err := pq.Eval(ctx,
+		rego.EvalParsedInput(input),
+		rego.EvalTransaction(txn),
+		rego.EvalGenerateJSON(resultTerm),
+	)
+	var decision ast.Value
+	if err == nil && len(rs) > 0 && len(rs[0].Expressions) > 0 {
+		if t, ok := rs[0].Expressions[0].Value.(*ast.Term); ok {
+			decision = t.Value
+		}
+	}
+
+	var (
+		resp   *authv3.CheckResponse
+		out    outcome
+		reason string
+	)
+	switch {
+	case err != nil:
+		reason = reasonEvaluation
+	case decision == nil:
+		reason, err = reasonUndefined, ErrUndefinedDecision
+	default:
+		resp, out, err = buildResponse(decision, meta.headers)
+		if err != nil {
+			reason = reasonDecision
+		}
+	}
+
+	if dl := logs.Lookup(s.manager); dl != nil {
+		id := uuid.NewString()
+		if resp != nil {
+			resp.DynamicMetadata = withDecisionID(resp.DynamicMetadata, id)
+		}
+		if lerr := s.logDecision(ctx, dl, txn, id, start, input, decision, err, req); lerr != nil {
+			s.metrics.failure(reasonDecisionLog)
+			s.logger.Error("Decision log failed: %v.", lerr)
+		}
+	}
+	return resp, out, reason, err
+}
+
+// withDecisionID adds the decision id to the dynamic metadata Envoy keeps
+// with the request, so access logs can point at the decision log.
+func withDecisionID(md *structpb.Struct, id string) *structpb.Struct {
+	if md == nil {
+		md = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	}
+	if md.Fields == nil {
+		md.Fields = map[string]*structpb.Value{}
+	}
+	md.Fields["decision_id"] = structpb.NewStringValue(id)
+	return md
+}
+
+// logDecision hands the decision to OPA's decision logger, which applies
+// the mask policy (data.system.log.mask) before anything leaves the process.
+func (s *Server) logDecision(ctx context.Context, dl *logs.Plugin, txn storage.Transaction, id string, start time.Time,
+	input ast.Object, decision ast.Value, evalErr error, req *authv3.CheckRequest,
+) error {
+	goInput, err := ast.JSON(input)
+	if err != nil {
+		return err
+	}
+	info := &server.Info{
+		Txn:        txn,
+		DecisionID: id,
+		Path:       s.cfg.Path,
+		Timestamp:  start,
+		Input:      &goInput,
+		InputAST:   input,
+		Error:      evalErr,
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		info.RemoteAddr = p.Addr.String()
+	}
+	if rid := req.GetAttributes().GetRequest().GetHttp().GetId(); rid != "" {
+		info.Custom = map[string]any{"request_id": rid}
+	}
+	if decision != nil {
+		result, err := ast.JSON(decision)
+		if err != nil {
+			return err
+		}
+		info.Results = &result
+	}
+	if names, err := bundle.ReadBundleNamesFromStore(ctx, s.manager.Store, txn); err == nil && len(names) > 0 {
+		info.Bundles = make(map[string]server.BundleInfo, len(names))
+		for _, name := range names {
+			rev, _ := bundle.ReadBundleRevisionFromStore(ctx, s.manager.Store, txn, name)
+			info.Bundles[name] = server.BundleInfo{Revision: rev}
+		}
+	}
+	return dl.Log(ctx, info)
+}

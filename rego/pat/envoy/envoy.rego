@@ -1,0 +1,357 @@
+# METADATA
+# title: Envoy ext_authz gate
+# description: >-
+#   Maps an HTTP request, as Envoy's ext_authz filter describes it (the input opa-envoy-plugin
+#   builds), to the PAT decision's input (credential, resource, action, permission), asks
+#   data.pat.decision, and turns the decision into Envoy's answer.
+package pat.envoy
+
+# METADATA
+# description: The realm of the Basic challenge sent with every 401, so that git asks for credentials.
+realm := "opa-pat"
+
+_docs := "https://docs.github.com/rest"
+
+_http := input.attributes.request.http
+
+_headers := object.get(_http, "headers", {})
+
+_method := upper(object.get(_http, "method", ""))
+
+_action := "read" if _method in {"GET", "HEAD"}
+
+_action := "write" if not _method in {"GET", "HEAD"}
+
+# Credentials -----------------------------------------------------------------------------------
+
+_authorization := trim_space(_headers.authorization)
+
+_scheme := lower(substring(_authorization, 0, indexof(_authorization, " "))) if indexof(_authorization, " ") > 0
+
+_credentials := trim_space(substring(_authorization, indexof(_authorization, " ") + 1, -1))
+
+# METADATA
+# description: >-
+#   The credential the request presents: `Authorization: Bearer <token>`, `token <token>`, or
+#   Basic with the token as the password (any user name; a token given as the user name with an
+#   empty password also counts). Undefined when there is none or it cannot be read.
+credential := {"type": "pat", "token": _credentials} if {
+	_scheme in {"bearer", "token"}
+	_credentials != ""
+}
+
+credential := {"type": "pat", "token": token} if {
+	_scheme == "basic"
+	token := _basic_token(_credentials)
+}
+
+_basic_token(encoded) := token if {
+	base64.is_valid(encoded)
+	decoded := base64.decode(encoded)
+	i := indexof(decoded, ":")
+	i >= 0
+	password := substring(decoded, i + 1, -1)
+	token := _password_or_user(substring(decoded, 0, i), password)
+}
+
+_password_or_user(_, password) := password if password != ""
+
+_password_or_user(user, "") := user if user != ""
+
+# Routes ----------------------------------------------------------------------------------------
+
+# The path's segments, without a trailing empty one ("/a/b/" -> ["a", "b"]).
+_path := array.slice(input.parsed_path, 0, count(input.parsed_path) - 1) if {
+	input.parsed_path[count(input.parsed_path) - 1] == ""
+} else := input.parsed_path
+
+# REST paths may carry GitHub Enterprise Server's /api/v3 prefix.
+_rest_path := array.slice(_path, 2, count(_path)) if {
+	_path[0] == "api"
+	_path[1] == "v3"
+} else := _path
+
+_name(s) if {
+	regex.match(`^[A-Za-z0-9_.-]+$`, s)
+	not s in {".", ".."}
+}
+
+# /repos/{owner}/{repo}/...
+_route := {"resource": {"owner": owner, "repository": repo}, "action": _action, "permission": permission} if {
+	_rest_path[0] == "repos"
+	owner := _rest_path[1]
+	repo := _rest_path[2]
+	_name(owner)
+	_name(repo)
+	permission := _repo_permission(array.slice(_rest_path, 3, count(_rest_path)), _action)
+}
+
+# /orgs/{org}/...
+_route := {"resource": {"owner": org}, "action": _action, "permission": permission} if {
+	_rest_path[0] == "orgs"
+	org := _rest_path[1]
+	_name(org)
+	permission := _org_permission(array.slice(_rest_path, 2, count(_rest_path)), _action)
+}
+
+# Git smart HTTP: /{owner}/{repo}(.git)/info/refs?service=..., POST /{owner}/{repo}(.git)/git-*-pack
+_route := {"resource": {"owner": owner, "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
+	count(_path) == 4
+	_path[2] == "info"
+	_path[3] == "refs"
+	owner := _path[0]
+	repo := _path[1]
+	_git_owner(owner)
+	_name(repo)
+	_method in {"GET", "HEAD"}
+	[service] := input.parsed_query.service
+	action := _git_services[service]
+}
+
+_route := {"resource": {"owner": owner, "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
+	count(_path) == 3
+	[owner, repo, service] := _path
+	_git_owner(owner)
+	_name(repo)
+	_method == "POST"
+	action := _git_services[service]
+}
+
+_git_services := {"git-upload-pack": "read", "git-receive-pack": "write"}
+
+# The first segments of REST paths are not owners of Git repositories.
+_git_owner(owner) if {
+	_name(owner)
+	not owner in {"repos", "orgs", "api"}
+}
+
+_repo_name(repo) := trim_suffix(repo, ".git")
+
+# Fine-grained permissions of repository endpoints -----------------------------------------------
+
+# The repository itself: reading it needs metadata, changing or deleting it administration.
+_repo_permission([], "read") := "metadata"
+
+_repo_permission([], "write") := "administration"
+
+_repo_permission(rest, action) := permission if {
+	count(rest) > 0
+	permission := _repo_sub_permission(rest, action)
+}
+
+_repo_sub_permission(rest, action) := "administration" if {
+	rest[0] == "branches"
+	rest[2] == "protection"
+} else := permission if {
+	rest[0] == "commits"
+	permission := _commit_sub_permissions[rest[2]]
+} else := permission if {
+	permission := _repo_nested_permissions[concat("/", array.slice(rest, 0, 2))]
+} else := _by_action(repo_permissions[rest[0]], action)
+
+# METADATA
+# description: >-
+#   The fine-grained permission each repository endpoint needs, by the segment after
+#   /repos/{owner}/{repo}/; an object gives one for reads and one for writes.
+repo_permissions := {
+	"actions": "actions",
+	"assignees": "issues",
+	"branches": "contents",
+	"check-runs": "checks",
+	"check-suites": "checks",
+	"code-scanning": "security_events",
+	"codeowners": "contents",
+	"collaborators": {"read": "metadata", "write": "administration"},
+	"comments": "contents",
+	"commits": "contents",
+	"compare": "contents",
+	"contents": "contents",
+	"contributors": "metadata",
+	"deployments": "deployments",
+	"dispatches": "contents",
+	"environments": "environments",
+	"events": "metadata",
+	"forks": {"read": "metadata", "write": "administration"},
+	"git": "contents",
+	"hooks": "repository_hooks",
+	"invitations": "administration",
+	"issues": "issues",
+	"keys": "administration",
+	"labels": "issues",
+	"languages": "metadata",
+	"license": "contents",
+	"merge-upstream": "contents",
+	"merges": "contents",
+	"milestones": "issues",
+	"pages": "pages",
+	"projects": "repository_projects",
+	"pulls": "pull_requests",
+	"readme": "contents",
+	"releases": "contents",
+	"secret-scanning": "secret_scanning_alerts",
+	"stargazers": "metadata",
+	"statuses": "statuses",
+	"subscribers": "metadata",
+	"tags": "contents",
+	"tarball": "contents",
+	"teams": "administration",
+	"topics": {"read": "metadata", "write": "administration"},
+	"vulnerability-alerts": "administration",
+	"zipball": "contents",
+}
+
+_repo_nested_permissions := {
+	"actions/secrets": "secrets",
+	"actions/variables": "variables",
+	"dependabot/alerts": "vulnerability_alerts",
+	"dependabot/secrets": "dependabot_secrets",
+}
+
+_commit_sub_permissions := {
+	"check-runs": "checks",
+	"check-suites": "checks",
+	"status": "statuses",
+	"statuses": "statuses",
+}
+
+_by_action(permission, _) := permission if is_string(permission)
+
+_by_action(permissions, action) := permissions[action] if is_object(permissions)
+
+# Fine-grained permissions of organization endpoints --------------------------------------------
+
+_org_permission([], "read") := "metadata"
+
+_org_permission([], "write") := "administration"
+
+_org_permission(rest, action) := _by_action(org_permissions[rest[0]], action) if count(rest) > 0
+
+# METADATA
+# description: >-
+#   The fine-grained permission each organization endpoint needs, by the segment after
+#   /orgs/{org}/; an object gives one for reads and one for writes.
+org_permissions := {
+	"actions": "administration",
+	"audit-log": "administration",
+	"hooks": "organization_hooks",
+	"invitations": "members",
+	"members": "members",
+	"memberships": "members",
+	"outside_collaborators": "members",
+	"projects": "organization_projects",
+	"public_members": "members",
+	"repos": {"read": "metadata", "write": "administration"},
+	"teams": "members",
+}
+
+# The decision ----------------------------------------------------------------------------------
+
+# METADATA
+# description: >-
+#   The input handed to data.pat.decision: credential, resource, action and permission;
+#   undefined when the request carries no readable credential or its path is not covered.
+mapped := {
+	"credential": credential,
+	"resource": _route.resource,
+	"action": _route.action,
+	"permission": _route.permission,
+}
+
+# METADATA
+# description: >-
+#   data.pat.decision for the mapped request. A request without a credential, with one that
+#   cannot be read, or on a path the gate does not cover is denied here (401, 401, 404).
+decision := _deny(401, "Requires authentication", "the request carries no credential") if {
+	not _headers.authorization
+} else := _deny(401, "Bad credentials", "the Authorization header carries no readable personal access token") if {
+	not credential
+} else := _deny(404, "Not Found", sprintf("%s %s is not a path the PAT gate covers", [_method, object.get(_http, "path", "")])) if {
+	not _route
+} else := d if {
+	d := data.pat.decision with input as mapped
+}
+
+_deny(status, message, reason) := {
+	"allow": false,
+	"status": status,
+	"reasons": [reason],
+	"message": message,
+	"documentation_url": _docs,
+}
+
+_allowed if decision.allow == true
+
+# The answer ------------------------------------------------------------------------------------
+
+# METADATA
+# description: >-
+#   Envoy's answer, in opa-envoy-plugin's form. Allowed: the token's id and user for the
+#   upstream, and GitHub's token expiration header for the client. Denied: the decision's status,
+#   a JSON body {"message", "documentation_url"}, and a Basic challenge on 401.
+# entrypoint: true
+response := {
+	"allowed": true,
+	"headers": _upstream_headers,
+	"response_headers_to_add": _client_headers,
+	"decision": _summary,
+} if {
+	_allowed
+}
+
+response := {
+	"allowed": false,
+	"http_status": _status,
+	"headers": _denial_headers,
+	"body": json.marshal({"message": _message, "documentation_url": object.get(decision, "documentation_url", _docs)}),
+	"decision": _summary,
+} if {
+	not _allowed
+}
+
+# What the decision log keeps of the decision (the response carries it; Envoy ignores it).
+_summary := object.filter(decision, ["allow", "status", "reasons", "token_id", "kind", "user"])
+
+_status := object.get(decision, "status", 403)
+
+_message := decision.message if is_string(decision.message)
+
+else := _default_messages[_status] if {
+	not is_string(decision.message)
+} else := "Forbidden"
+
+_default_messages := {
+	401: "Bad credentials",
+	403: "Resource not accessible by personal access token",
+	404: "Not Found",
+}
+
+_upstream_headers["x-pat-token-id"] := _id_string(decision.token_id)
+
+_upstream_headers["x-pat-user"] := decision.user if {
+	is_string(decision.user)
+	decision.user != ""
+}
+
+_id_string(id) := id if is_string(id)
+
+_id_string(id) := format_int(id, 10) if is_number(id)
+
+_client_headers["GitHub-Authentication-Token-Expiration"] := time.format([_expires_at_ns, "UTC", "2006-01-02 15:04:05 UTC"])
+
+# The decision's expiry when it gives one; otherwise the token's own record.
+_expires_at_ns := decision.expires_at_ns if {
+	is_number(decision.expires_at_ns)
+} else := ns if {
+	not "expires_at_ns" in object.keys(decision)
+	ns := pat.token(credential.token).expires_at_ns
+	is_number(ns)
+}
+
+_denial_headers := object.union(
+	{"content-type": "application/json; charset=utf-8"},
+	_challenge,
+)
+
+_challenge := {"www-authenticate": sprintf(`Basic realm="%s"`, [realm])} if _status == 401
+
+else := {}

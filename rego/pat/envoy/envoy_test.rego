@@ -1,0 +1,245 @@
+package pat.envoy_test
+
+import data.pat.envoy
+
+classic := "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+
+# An Envoy input as opa-envoy-plugin (and opa-pat's gate) builds it.
+req(method, target, headers) := {
+	"attributes": {"request": {"http": {"method": method, "path": target, "headers": headers, "host": "git.example.com"}}},
+	"parsed_path": split(trim_left(split(target, "?")[0], "/"), "/"),
+	"parsed_query": _query(target),
+	"version": {"encoding": "protojson", "ext_authz": "v3"},
+}
+
+_query(target) := urlquery.decode_object(substring(target, indexof(target, "?") + 1, -1)) if contains(target, "?")
+
+else := {}
+
+bearer := {"authorization": concat(" ", ["Bearer", classic])}
+
+basic(user, password) := {"authorization": concat(" ", ["Basic", base64.encode(concat(":", [user, password]))])}
+
+# Credentials ---------------------------------------------------------------------------------
+
+test_credential[note] if {
+	some note, tc in {
+		"bearer": {"header": concat(" ", ["Bearer", classic]), "want": classic},
+		"bearer lower case": {"header": concat(" ", ["bearer", classic]), "want": classic},
+		"token scheme": {"header": concat(" ", ["token", classic]), "want": classic},
+		"extra spaces": {"header": concat("", ["  Bearer   ", classic, " "]), "want": classic},
+		"basic, token as password": {"header": basic("x-access-token", classic).authorization, "want": classic},
+		"basic, any user name": {"header": basic("alice", classic).authorization, "want": classic},
+		"basic, token as user name, empty password": {"header": basic(classic, "").authorization, "want": classic},
+		"basic, colon in password": {"header": basic("alice", "a:b").authorization, "want": "a:b"},
+	}
+	envoy.credential == {"type": "pat", "token": tc.want} with input as req("GET", "/repos/octo-org/app", {"authorization": tc.header})
+}
+
+test_no_credential[note] if {
+	some note, header in {
+		"bearer without token": "Bearer ",
+		"scheme only": "Bearer",
+		"digest": "Digest username=alice",
+		"basic, not base64": "Basic %%%",
+		"basic, no colon": concat(" ", ["Basic", base64.encode("alice")]),
+		"basic, empty user and password": concat(" ", ["Basic", base64.encode(":")]),
+		"empty": "",
+	}
+	not envoy.credential with input as req("GET", "/repos/octo-org/app", {"authorization": header})
+}
+
+# Routes --------------------------------------------------------------------------------------
+
+test_route[note] if {
+	some note, tc in {
+		"repository": {"m": "GET", "p": "/repos/octo-org/app", "want": ["octo-org", "app", "read", "metadata"]},
+		"repository, head": {"m": "HEAD", "p": "/repos/octo-org/app", "want": ["octo-org", "app", "read", "metadata"]},
+		"repository update": {"m": "PATCH", "p": "/repos/octo-org/app", "want": ["octo-org", "app", "write", "administration"]},
+		"repository delete": {"m": "DELETE", "p": "/repos/octo-org/app", "want": ["octo-org", "app", "write", "administration"]},
+		"trailing slash": {"m": "GET", "p": "/repos/octo-org/app/", "want": ["octo-org", "app", "read", "metadata"]},
+		"api/v3 prefix": {"m": "GET", "p": "/api/v3/repos/octo-org/app/contents/README.md", "want": ["octo-org", "app", "read", "contents"]},
+		"contents read": {"m": "GET", "p": "/repos/octo-org/app/contents/src/main.go?ref=main", "want": ["octo-org", "app", "read", "contents"]},
+		"contents write": {"m": "PUT", "p": "/repos/octo-org/app/contents/README.md", "want": ["octo-org", "app", "write", "contents"]},
+		"git refs": {"m": "POST", "p": "/repos/octo-org/app/git/refs", "want": ["octo-org", "app", "write", "contents"]},
+		"issues read": {"m": "GET", "p": "/repos/octo-org/app/issues", "want": ["octo-org", "app", "read", "issues"]},
+		"issue comment": {"m": "POST", "p": "/repos/octo-org/app/issues/7/comments", "want": ["octo-org", "app", "write", "issues"]},
+		"labels": {"m": "POST", "p": "/repos/octo-org/app/labels", "want": ["octo-org", "app", "write", "issues"]},
+		"pulls read": {"m": "GET", "p": "/repos/octo-org/app/pulls/3", "want": ["octo-org", "app", "read", "pull_requests"]},
+		"pull merge": {"m": "PUT", "p": "/repos/octo-org/app/pulls/3/merge", "want": ["octo-org", "app", "write", "pull_requests"]},
+		"actions runs": {"m": "GET", "p": "/repos/octo-org/app/actions/runs", "want": ["octo-org", "app", "read", "actions"]},
+		"actions secrets": {"m": "PUT", "p": "/repos/octo-org/app/actions/secrets/NPM_TOKEN", "want": ["octo-org", "app", "write", "secrets"]},
+		"actions variables": {"m": "GET", "p": "/repos/octo-org/app/actions/variables", "want": ["octo-org", "app", "read", "variables"]},
+		"branch protection": {"m": "PUT", "p": "/repos/octo-org/app/branches/main/protection", "want": ["octo-org", "app", "write", "administration"]},
+		"branch": {"m": "GET", "p": "/repos/octo-org/app/branches/main", "want": ["octo-org", "app", "read", "contents"]},
+		"commit statuses": {"m": "POST", "p": "/repos/octo-org/app/commits/abc123/statuses", "want": ["octo-org", "app", "write", "statuses"]},
+		"commit check runs": {"m": "GET", "p": "/repos/octo-org/app/commits/abc123/check-runs", "want": ["octo-org", "app", "read", "checks"]},
+		"commit": {"m": "GET", "p": "/repos/octo-org/app/commits/abc123", "want": ["octo-org", "app", "read", "contents"]},
+		"hooks": {"m": "POST", "p": "/repos/octo-org/app/hooks", "want": ["octo-org", "app", "write", "repository_hooks"]},
+		"collaborators read": {"m": "GET", "p": "/repos/octo-org/app/collaborators", "want": ["octo-org", "app", "read", "metadata"]},
+		"collaborators write": {"m": "PUT", "p": "/repos/octo-org/app/collaborators/bob", "want": ["octo-org", "app", "write", "administration"]},
+		"releases": {"m": "POST", "p": "/repos/octo-org/app/releases", "want": ["octo-org", "app", "write", "contents"]},
+		"deployments": {"m": "POST", "p": "/repos/octo-org/app/deployments", "want": ["octo-org", "app", "write", "deployments"]},
+		"dependabot alerts": {"m": "GET", "p": "/repos/octo-org/app/dependabot/alerts", "want": ["octo-org", "app", "read", "vulnerability_alerts"]},
+		"git upload-pack advertisement": {"m": "GET", "p": "/octo-org/app.git/info/refs?service=git-upload-pack", "want": ["octo-org", "app", "read", "contents"]},
+		"git upload-pack advertisement, no .git": {"m": "GET", "p": "/octo-org/app/info/refs?service=git-upload-pack", "want": ["octo-org", "app", "read", "contents"]},
+		"git upload-pack": {"m": "POST", "p": "/octo-org/app.git/git-upload-pack", "want": ["octo-org", "app", "read", "contents"]},
+		"git receive-pack advertisement": {"m": "GET", "p": "/octo-org/app.git/info/refs?service=git-receive-pack", "want": ["octo-org", "app", "write", "contents"]},
+		"git receive-pack": {"m": "POST", "p": "/octo-org/app.git/git-receive-pack", "want": ["octo-org", "app", "write", "contents"]},
+		"git receive-pack, no .git": {"m": "POST", "p": "/octo-org/app/git-receive-pack", "want": ["octo-org", "app", "write", "contents"]},
+	}
+	[owner, repo, action, permission] := tc.want
+	envoy.mapped == {
+		"credential": {"type": "pat", "token": classic},
+		"resource": {"owner": owner, "repository": repo},
+		"action": action,
+		"permission": permission,
+	} with input as req(tc.m, tc.p, bearer)
+}
+
+test_org_route[note] if {
+	some note, tc in {
+		"organization": {"m": "GET", "p": "/orgs/octo-org", "want": ["read", "metadata"]},
+		"organization update": {"m": "PATCH", "p": "/orgs/octo-org", "want": ["write", "administration"]},
+		"api/v3 prefix": {"m": "GET", "p": "/api/v3/orgs/octo-org/members", "want": ["read", "members"]},
+		"repositories": {"m": "GET", "p": "/orgs/octo-org/repos", "want": ["read", "metadata"]},
+		"create repository": {"m": "POST", "p": "/orgs/octo-org/repos", "want": ["write", "administration"]},
+		"hooks": {"m": "POST", "p": "/orgs/octo-org/hooks", "want": ["write", "organization_hooks"]},
+	}
+	[action, permission] := tc.want
+	envoy.mapped == {
+		"credential": {"type": "pat", "token": classic},
+		"resource": {"owner": "octo-org"},
+		"action": action,
+		"permission": permission,
+	} with input as req(tc.m, tc.p, bearer)
+}
+
+test_unknown_path[note] if {
+	some note, tc in {
+		"root": {"m": "GET", "p": "/"},
+		"user": {"m": "GET", "p": "/user"},
+		"unknown repository endpoint": {"m": "GET", "p": "/repos/octo-org/app/unknown"},
+		"repos without repository": {"m": "GET", "p": "/repos/octo-org"},
+		"unknown organization endpoint": {"m": "GET", "p": "/orgs/octo-org/unknown"},
+		"dot dot owner": {"m": "GET", "p": "/repos/../app"},
+		"encoded slash in name": {"m": "GET", "p": "/repos/octo-org%2Fapp/x/contents"},
+		"empty segment": {"m": "GET", "p": "/repos//app"},
+		"git without service": {"m": "GET", "p": "/octo-org/app.git/info/refs"},
+		"git unknown service": {"m": "GET", "p": "/octo-org/app.git/info/refs?service=git-upload-archive"},
+		"git two services": {"m": "GET", "p": "/octo-org/app.git/info/refs?service=git-upload-pack&service=git-receive-pack"},
+		"git advertisement by POST": {"m": "POST", "p": "/octo-org/app.git/info/refs?service=git-upload-pack"},
+		"git upload-pack by GET": {"m": "GET", "p": "/octo-org/app.git/git-upload-pack"},
+		"git under a REST root": {"m": "POST", "p": "/orgs/app.git/git-receive-pack"},
+		"git under the api root": {"m": "POST", "p": "/api/app.git/git-receive-pack"},
+	}
+	req_in := req(tc.m, tc.p, bearer)
+	not envoy.mapped with input as object.union(req_in, {"parsed_path": _decoded_path(tc.p)})
+	envoy.decision == {
+		"allow": false,
+		"status": 404,
+		"reasons": [sprintf("%s %s is not a path the PAT gate covers", [tc.m, tc.p])],
+		"message": "Not Found",
+		"documentation_url": "https://docs.github.com/rest",
+	} with input as object.union(req_in, {"parsed_path": _decoded_path(tc.p)})
+}
+
+# The gate splits the path before decoding: "%2F" stays inside its segment.
+_decoded_path(target) := [urlquery.decode(seg) | some seg in split(trim_left(split(target, "?")[0], "/"), "/")]
+
+# Decisions and answers -----------------------------------------------------------------------
+
+allowed := {
+	"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
+	"token_id": 42, "kind": "classic", "user": "bob",
+}
+
+test_allow_with_token_headers if {
+	envoy.response == {
+		"allowed": true,
+		"headers": {"x-pat-token-id": "42", "x-pat-user": "bob"},
+		"response_headers_to_add": {},
+		"decision": {"allow": true, "status": 200, "reasons": [], "token_id": 42, "kind": "classic", "user": "bob"},
+	} with input as req("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", basic("x", classic))
+		with data.pat.decision as allowed
+		with pat.token as mock_token_no_expiry
+}
+
+test_allow_expiring_token_from_decision if {
+	envoy.response.response_headers_to_add == {"GitHub-Authentication-Token-Expiration": "2026-03-01 00:00:00 UTC"} with input as req("GET", "/repos/octo-org/app", bearer)
+		with data.pat.decision as object.union(allowed, {"expires_at_ns": 1772323200000000000})
+}
+
+mock_token_no_expiry(_) := {"well_formed": true, "found": true, "id": 42, "expires_at_ns": null}
+
+mock_token(_) := {"well_formed": true, "found": true, "id": 42, "expires_at_ns": 1772323200000000000}
+
+test_allow_expiring_token_from_store if {
+	envoy.response.response_headers_to_add == {"GitHub-Authentication-Token-Expiration": "2026-03-01 00:00:00 UTC"} with input as req("GET", "/repos/octo-org/app", bearer)
+		with data.pat.decision as allowed
+		with pat.token as mock_token
+}
+
+test_allow_token_without_expiry if {
+	envoy.response.response_headers_to_add == {} with input as req("GET", "/repos/octo-org/app", bearer)
+		with data.pat.decision as object.union(allowed, {"expires_at_ns": null})
+}
+
+test_allow_without_user if {
+	envoy.response.headers == {"x-pat-token-id": "7"} with input as req("GET", "/repos/octo-org/app", bearer)
+		with data.pat.decision as object.union(allowed, {"token_id": 7, "user": null, "expires_at_ns": null})
+}
+
+test_deny_without_credential_challenges if {
+	envoy.response == {
+		"allowed": false,
+		"http_status": 401,
+		"headers": {"content-type": "application/json; charset=utf-8", "www-authenticate": `Basic realm="opa-pat"`},
+		"body": `{"documentation_url":"https://docs.github.com/rest","message":"Requires authentication"}`,
+		"decision": {"allow": false, "status": 401, "reasons": ["the request carries no credential"]},
+	} with input as req("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", {"user-agent": "git/2.45.0"})
+}
+
+test_deny_unreadable_credential_challenges if {
+	envoy.response == {
+		"allowed": false,
+		"http_status": 401,
+		"headers": {"content-type": "application/json; charset=utf-8", "www-authenticate": `Basic realm="opa-pat"`},
+		"body": `{"documentation_url":"https://docs.github.com/rest","message":"Bad credentials"}`,
+		"decision": {"allow": false, "status": 401, "reasons": ["the Authorization header carries no readable personal access token"]},
+	} with input as req("GET", "/repos/octo-org/app", {"authorization": "Digest username=alice"})
+}
+
+test_deny_with_decision_status[note] if {
+	some note, tc in {
+		"bad credentials": {"status": 401, "message": "Bad credentials", "challenge": true},
+		"blocked": {"status": 403, "message": "octo-org forbids access via a personal access token (classic).", "challenge": false},
+		"not visible": {"status": 404, "message": "Not Found", "challenge": false},
+	}
+	decision := {
+		"allow": false, "status": tc.status, "reasons": [tc.message], "message": tc.message,
+		"documentation_url": "https://docs.github.com/x", "token_id": 42, "kind": "classic", "user": "bob",
+	}
+	envoy.response == {
+		"allowed": false,
+		"http_status": tc.status,
+		"headers": object.union({"content-type": "application/json; charset=utf-8"}, _challenge(tc.challenge)),
+		"body": json.marshal({"message": tc.message, "documentation_url": "https://docs.github.com/x"}),
+		"decision": {"allow": false, "status": tc.status, "reasons": [tc.message], "token_id": 42, "kind": "classic", "user": "bob"},
+	} with input as req("POST", "/octo-org/app.git/git-receive-pack", basic("bob", classic))
+		with data.pat.decision as decision
+}
+
+_challenge(true) := {"www-authenticate": `Basic realm="opa-pat"`}
+
+_challenge(false) := {}
+
+test_deny_decision_without_message_uses_github_wording if {
+	envoy.response.body == `{"documentation_url":"https://docs.github.com/rest","message":"Resource not accessible by personal access token"}` with input as req("GET", "/repos/octo-org/app", bearer)
+		with data.pat.decision as {"allow": false, "status": 403, "reasons": [], "message": null}
+}
+
+test_deny_never_echoes_the_token if {
+	resp := envoy.response with input as req("GET", "/repos/octo-org/app/nope", bearer)
+	not contains(json.marshal(resp), classic)
+}

@@ -1,0 +1,58 @@
+# METADATA
+# title: Decision-log mask
+# description: >-
+#   Keeps credentials out of OPA's decision logs: the token of a direct query, and every
+#   credential an Envoy ext_authz input can carry (Authorization and similar headers, cookies,
+#   tokens in the query string), and the raw tokens the non-deterministic built-in cache records.
+package system.log
+
+_http := input.input.attributes.request.http
+
+# Headers that carry credentials, by lower-case name.
+_credential_headers := {
+	"authorization",
+	"cookie",
+	"private-token",
+	"proxy-authorization",
+	"x-access-token",
+	"x-api-key",
+	"x-auth-token",
+	"x-github-token",
+}
+
+# Query parameters that carry credentials.
+_credential_params := {"access_token", "private_token", "token"}
+
+# METADATA
+# description: >-
+#   JSON pointers (or upsert operations) removing credentials from a decision-log event before
+#   it is printed or sent anywhere.
+mask contains "/input/credential/token" if input.input.credential.token
+
+mask contains sprintf("/input/attributes/request/http/headers/%s", [name]) if {
+	some name, _ in _http.headers
+	lower(name) in _credential_headers
+}
+
+# Raw headers (Envoy's encode_raw_headers) as another input builder may keep them.
+mask contains "/input/attributes/request/http/headerMap" if _http.headerMap
+
+mask contains sprintf("/input/parsed_query/%s", [name]) if {
+	some name, _ in input.input.parsed_query
+	lower(name) in _credential_params
+}
+
+mask contains {"op": "upsert", "path": "/input/attributes/request/http/path", "value": redacted} if {
+	i := indexof(_http.path, "?")
+	i >= 0
+	_credential_query(substring(_http.path, i + 1, -1))
+	redacted := concat("", [substring(_http.path, 0, i), "?[redacted]"])
+}
+
+_credential_query(query) if {
+	some pair in split(query, "&")
+	lower(split(pair, "=")[0]) in _credential_params
+}
+
+# pat.token's argument is the raw token: never log that cache entry.
+mask contains "/nd_builtin_cache/pat.token" if input.nd_builtin_cache["pat.token"]

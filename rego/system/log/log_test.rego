@@ -1,0 +1,40 @@
+package system.log_test
+
+import data.system.log
+
+test_mask_direct_query_token if {
+	log.mask == {"/input/credential/token"} with input as {"input": {"credential": {"type": "pat", "token": "ghp_x"}}}
+}
+
+test_mask_envoy_credentials[note] if {
+	some note, tc in {
+		"authorization": {"headers": {"authorization": "Bearer ghp_x", "accept": "*/*"}, "want": {"/input/attributes/request/http/headers/authorization"}},
+		"several": {
+			"headers": {"authorization": "Basic eDpnaHBfeA==", "cookie": "s=1", "proxy-authorization": "Basic eA=="},
+			"want": {
+				"/input/attributes/request/http/headers/authorization",
+				"/input/attributes/request/http/headers/cookie",
+				"/input/attributes/request/http/headers/proxy-authorization",
+			},
+		},
+		"none": {"headers": {"accept": "*/*"}, "want": set()},
+	}
+	log.mask == tc.want with input as {"input": {"attributes": {"request": {"http": {"path": "/", "headers": tc.headers}}}}}
+}
+
+test_mask_token_in_query if {
+	log.mask == {
+		"/input/parsed_query/access_token",
+		{"op": "upsert", "path": "/input/attributes/request/http/path", "value": "/repos/o/r?[redacted]"},
+	} with input as {"input": {
+		"attributes": {"request": {"http": {"path": "/repos/o/r?a=1&access_token=ghp_x", "headers": {}}}},
+		"parsed_query": {"a": ["1"], "access_token": ["ghp_x"]},
+	}}
+}
+
+test_mask_raw_headers_and_builtin_cache if {
+	log.mask == {"/input/attributes/request/http/headerMap", "/nd_builtin_cache/pat.token"} with input as {
+		"input": {"attributes": {"request": {"http": {"path": "/", "headerMap": {"headers": [{"key": "authorization", "rawValue": "eA=="}]}}}}},
+		"nd_builtin_cache": {"pat.token": {"[\"ghp_x\"]": {}}},
+	}
+}
