@@ -131,7 +131,9 @@ _valid_permission if {
 }
 
 # A null repository or visibility counts as absent.
-_valid_repository if not input.resource.repository != null
+_valid_repository if not _given_repository
+
+_given_repository if input.resource.repository != null
 
 _valid_repository if is_string(input.resource.repository)
 
@@ -177,29 +179,29 @@ _denials contains _denial(10, 401, msg, _auth_doc) if {
 	msg := "Requires authentication: missing input.credential.token; send a personal access token"
 }
 
-_denials contains _denial(11, 403, "missing input.resource.owner: the calling service must name the resource's owner", _input_doc) if {
+_denials contains _denial(25, 403, "missing input.resource.owner: the calling service must name the resource's owner", _input_doc) if {
 	not _ssh_key
 	not _owner
 }
 
-_denials contains _denial(11, 403, msg, _input_doc) if {
+_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _action
 	msg := sprintf(`unknown action %s: input.action must be "read" or "write"`, [_quoted_name(_raw_action)])
 }
 
-_denials contains _denial(11, 403, msg, _input_doc) if {
+_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _valid_permission
 	msg := sprintf("unknown permission %s: input.permission must be a permission name such as \"contents\"", [_quoted_name(_permission)])
 }
 
-_denials contains _denial(11, 403, "invalid input.resource.repository: it must be a string, or absent for an organization-level resource", _input_doc) if {
+_denials contains _denial(25, 403, "invalid input.resource.repository: it must be a string, or absent for an organization-level resource", _input_doc) if {
 	not _ssh_key
 	not _valid_repository
 }
 
-_denials contains _denial(11, 403, msg, _input_doc) if {
+_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _valid_visibility
 	msg := sprintf(`unknown visibility %s: input.resource.visibility must be "public", "internal" or "private"`, [_quoted_name(input.resource.visibility)])
@@ -216,7 +218,7 @@ _quoted_name(x) := sprintf("%q", [x]) if {
 # Rules 1 and 2: the token is well formed, known, not expired and not revoked. The store is
 # asked once per request.
 
-_token := pat.token(_raw_token)
+_token := pat.token(_raw_token) if _pat
 
 _well_formed if _token.well_formed == true
 
