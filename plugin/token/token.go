@@ -1,0 +1,190 @@
+// Package token is opa-pat's personal access token format: parsing (prefix,
+// length, alphabet and CRC32 checksum, with no store lookup), generation from
+// a CSPRNG, and the SHA-256 the store keeps instead of the raw token.
+//
+// Layouts (base62 alphabet 0-9A-Za-z; the checksum is the CRC32 (IEEE) of the
+// covered characters, written in base62 and zero-padded to 6 characters):
+//
+//	classic:      <Classic prefix> + 30 random + checksum(the 30)              "ghp_" + 36 = 40 chars
+//	fine-grained: <FineGrained prefix> + 22 random + "_" + 53 random + checksum(22 + "_" + 53)
+//	                                                                             "github_pat_" + 82 = 93 chars
+//
+// For a fine-grained token the checksum covers the 76 characters between the
+// prefix and the checksum, the inner underscore included.
+package token
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+	"unsafe"
+)
+
+// Kinds, the same strings as the store's.
+const (
+	KindClassic     = "classic"
+	KindFineGrained = "fine_grained"
+)
+
+// Lengths of the parts of a token.
+const (
+	ClassicRandomLen = 30
+	FineGrainedHead  = 22
+	FineGrainedTail  = 53
+	ChecksumLen      = 6
+)
+
+// Prefixes are the token prefixes of a deployment.
+type Prefixes struct {
+	Classic     string
+	FineGrained string
+}
+
+// DefaultPrefixes are GitHub's.
+var DefaultPrefixes = Prefixes{Classic: "ghp_", FineGrained: "github_pat_"}
+
+// Validate reports a prefix configuration that cannot be parsed unambiguously.
+func (p Prefixes) Validate() error {
+	if p.Classic == "" {
+		return errors.New("classic prefix must not be empty")
+	}
+	if p.FineGrained == "" {
+		return errors.New("fine_grained prefix must not be empty")
+	}
+	if p.Classic == p.FineGrained {
+		return fmt.Errorf("classic and fine_grained prefixes must differ, both are %q", p.Classic)
+	}
+	return nil
+}
+
+const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// value maps a byte to its base62 digit, or 0xff when it is not one.
+var value = func() (v [256]byte) {
+	for i := range v {
+		v[i] = 0xff
+	}
+	for i := 0; i < len(alphabet); i++ {
+		v[alphabet[i]] = byte(i)
+	}
+	return v
+}()
+
+// Parse checks a raw token's prefix, length, alphabet and checksum and
+// returns its kind. It does not allocate. Lengths are fixed, so a prefix
+// may even be a prefix of the other one.
+func Parse(raw string, p Prefixes) (kind string, ok bool) {
+	if p.Classic != "" && len(raw) == len(p.Classic)+ClassicRandomLen+ChecksumLen && strings.HasPrefix(raw, p.Classic) {
+		body := raw[len(p.Classic):]
+		if base62(body) && checksumOK(body[:ClassicRandomLen], body[ClassicRandomLen:]) {
+			return KindClassic, true
+		}
+		return "", false
+	}
+	const covered = FineGrainedHead + 1 + FineGrainedTail
+	if p.FineGrained != "" && len(raw) == len(p.FineGrained)+covered+ChecksumLen && strings.HasPrefix(raw, p.FineGrained) {
+		body := raw[len(p.FineGrained):]
+		if body[FineGrainedHead] == '_' && base62(body[:FineGrainedHead]) && base62(body[FineGrainedHead+1:]) &&
+			checksumOK(body[:covered], body[covered:]) {
+			return KindFineGrained, true
+		}
+	}
+	return "", false
+}
+
+func base62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if value[s[i]] == 0xff {
+			return false
+		}
+	}
+	return true
+}
+
+// checksumOK compares the CRC32 of covered with the base62 digits in sum.
+func checksumOK(covered, sum string) bool {
+	var n uint64
+	for i := 0; i < len(sum); i++ {
+		n = n*62 + uint64(value[sum[i]])
+	}
+	return n == uint64(crcString(covered))
+}
+
+// crcString is crc32.ChecksumIEEE over a string without copying it into a
+// byte slice (a copy would allocate on the reject path). The bytes are only
+// read.
+func crcString(s string) uint32 {
+	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// Checksum returns the 6-character base62 checksum of s.
+func Checksum(s string) string {
+	return string(appendChecksum(nil, crcString(s)))
+}
+
+func appendChecksum(dst []byte, sum uint32) []byte {
+	var b [ChecksumLen]byte
+	n := uint64(sum)
+	for i := ChecksumLen - 1; i >= 0; i-- {
+		b[i] = alphabet[n%62]
+		n /= 62
+	}
+	return append(dst, b[:]...)
+}
+
+// Generate returns a new raw token of kind with random parts from crypto/rand.
+func Generate(kind string, p Prefixes) (string, error) {
+	var prefix string
+	var n int
+	switch kind {
+	case KindClassic:
+		prefix, n = p.Classic, ClassicRandomLen
+	case KindFineGrained:
+		prefix, n = p.FineGrained, FineGrainedHead+1+FineGrainedTail
+	default:
+		return "", fmt.Errorf("kind: unknown kind %q", kind)
+	}
+	if prefix == "" {
+		return "", fmt.Errorf("kind: no prefix configured for %q", kind)
+	}
+	body := make([]byte, n, n+ChecksumLen)
+	if err := randomBase62(body); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	if kind == KindFineGrained {
+		body[FineGrainedHead] = '_'
+	}
+	body = appendChecksum(body, crc32.ChecksumIEEE(body))
+	return prefix + string(body), nil
+}
+
+// randomBase62 fills b with uniformly random base62 digits (rejection
+// sampling: bytes >= 248 are drawn again, so no digit is favoured).
+func randomBase62(b []byte) error {
+	var buf [128]byte
+	filled := 0
+	for filled < len(b) {
+		if _, err := rand.Read(buf[:]); err != nil {
+			return err
+		}
+		for _, c := range buf {
+			if c >= 62*4 {
+				continue
+			}
+			b[filled] = alphabet[c%62]
+			filled++
+			if filled == len(b) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// Hash is the SHA-256 of a raw token: what the store keeps.
+func Hash(raw string) [32]byte {
+	return sha256.Sum256([]byte(raw))
+}
