@@ -566,11 +566,13 @@ _grant := pat.grant(_token.id, _owner) if {
 	_same_owner
 }
 
+# Rule 21: a token that reaches only public repositories needs no grant.
 _approval_applies if {
 	_fine_grained
 	not _floor
 	_owned_by_org
 	_same_owner
+	_token.repository_selection != "public"
 }
 
 # Rule 19: required approval needs an approved grant.
@@ -605,4 +607,6 @@ _grant_reason := sprintf(" (reason: %s)", [_grant.reason]) if {
 
 _grant_next := sprintf("ask an owner of %s to review the request", [_owner]) if {
 	_grant.state == "pending"
-} else := sprintf("request access to %s again with a justification", [_owner])
+} else := sprintf("request access to %s again with a justification", [_owner]) if {
+	_grant.state in {"denied", "revoked"}
+} else := sprintf("request access to %s with a justification", [_owner])

@@ -60,6 +60,7 @@ tokens := {
 	"github_pat_bob_solo": fine_grained(36, "bob", "solo-org", "all", set(), write, in_days(90)),
 	"github_pat_frank_own_400": fine_grained(37, "frank", "frank", "all", set(), write, in_days(400)),
 	"github_pat_erin_own_400": fine_grained(38, "erin", "erin", "all", set(), write, in_days(400)),
+	"github_pat_frank_octo": fine_grained(40, "frank", "octo-org", "all", set(), write, in_days(90)),
 	"github_pat_bob_weird_kind": object.union(classic(39, "bob", {"repo"}, in_days(90)), {"kind": "oauth"}),
 }
 
@@ -77,6 +78,7 @@ grants := {
 	34: {"octo-org": grant(210, "approved", "")},
 	35: {"octo-org": grant(211, "approved", "")},
 	36: {"solo-org": grant(212, "approved", "")},
+	40: {"octo-org": grant(213, "approved", "")},
 }
 
 grant(id, state, reason) := {"id": id, "state": state, "reason": reason, "reviewer": "alice", "updated_at_ns": created}

@@ -1,0 +1,195 @@
+# Rules 6-11: what fine-grained and classic tokens reach.
+package pat_test
+
+test_rule_6_allow_own_resource_owner[note] if {
+	some note, tc in {
+		"organization's private repository": {"raw": "github_pat_bob_app", "owner": "octo-org", "repository": "app"},
+		"the user's own private repository": {"raw": "github_pat_bob_own", "owner": "bob", "repository": "dotfiles"},
+	}
+	decide(request(tc.raw, tc.owner, tc.repository, "write")) == allowed(tc.raw)
+}
+
+test_rule_6_deny_other_owners_private_and_internal[note] if {
+	some note, tc in {
+		"private repository of another organization": {"raw": "github_pat_bob_app", "owner": "solo-org", "repository": "lib", "belongs": "octo-org"},
+		"internal repository of another organization": {"raw": "github_pat_dave_solo", "owner": "octo-org", "repository": "tools", "belongs": "solo-org"},
+		"the user's own repository with an organization's token": {"raw": "github_pat_bob_app", "owner": "bob", "repository": "dotfiles", "belongs": "octo-org"},
+		"an organization's repository with the user's own token": {"raw": "github_pat_bob_own", "owner": "octo-org", "repository": "app", "belongs": "bob"},
+		"an organization-level resource": {"raw": "github_pat_bob_app", "owner": "solo-org", "belongs": "octo-org"},
+	}
+	req := request(tc.raw, tc.owner, object.get(tc, "repository", null), "read")
+	decide(req) == denied(tc.raw, 404, sprintf("Not Found: a fine-grained personal access token reaches private and internal resources of its resource owner only, and this one belongs to %s; create a token for %s", [tc.belongs, tc.owner]), token_doc)
+}
+
+not_selected(repository) := sprintf("Not Found: %s is not among the repositories this fine-grained personal access token was granted; edit the token's repository access", [repository])
+
+public_only := "Not Found: this fine-grained personal access token reaches public repositories only; edit the token's repository access to include octo-org/app"
+
+read_only := sprintf("%s: this fine-grained personal access token has read-only access to public repositories; edit the token's repository access to write to octo-org/docs", [not_accessible])
+
+needs(permission, action, held) := sprintf(`%s: the request needs the %q permission at %q or above and %s; edit the token's permissions`, [not_accessible, permission, action, held])
+
+test_rule_7_allow_selected_repositories[note] if {
+	some note, tc in {
+		"selected, read": {"raw": "github_pat_bob_app", "repository": "app", "action": "read"},
+		"selected, write": {"raw": "github_pat_bob_app", "repository": "app", "action": "write"},
+		"all, private": {"raw": "github_pat_bob_all_read", "repository": "ci", "action": "read"},
+		"public, public read": {"raw": "github_pat_bob_public", "repository": "docs", "action": "read"},
+	}
+	decide(request(tc.raw, "octo-org", tc.repository, tc.action)) == allowed(tc.raw)
+}
+
+test_rule_7_allow_all_covers_internal if {
+	decide_with(request("github_pat_bob_pending", "octo-org", "tools", "write"), with_settings({}, {"fine_grained_approval": "disable"})) == allowed("github_pat_bob_pending")
+}
+
+test_rule_7_deny_outside_the_selection[note] if {
+	some note, tc in {
+		"private, not selected": {"raw": "github_pat_bob_app", "repository": "ci", "action": "read", "status": 404, "reasons": [not_selected("octo-org/ci")]},
+		"internal, not selected": {"raw": "github_pat_bob_app", "repository": "tools", "action": "read", "status": 404, "reasons": [not_selected("octo-org/tools")]},
+		"public, not selected, write": {"raw": "github_pat_bob_app", "repository": "docs", "action": "write", "status": 403, "reasons": [sprintf("%s: octo-org/docs is not among the repositories this fine-grained personal access token was granted; edit the token's repository access", [not_accessible])]},
+		"public selection, private": {"raw": "github_pat_bob_public", "repository": "app", "action": "read", "status": 404, "reasons": [public_only, needs("contents", "read", "the token does not have it")]},
+		"public selection, public write": {"raw": "github_pat_bob_public", "repository": "docs", "action": "write", "status": 403, "reasons": [needs("contents", "write", "the token does not have it"), read_only], "message": read_only},
+		"unknown repository counts as private": {"raw": "github_pat_bob_app", "repository": "ghost", "action": "read", "status": 404, "reasons": [not_selected("octo-org/ghost")]},
+	}
+	want := denied_all(tc.raw, tc.status, tc.reasons, object.get(tc, "message", tc.reasons[0]), token_doc)
+	decide(request(tc.raw, "octo-org", tc.repository, tc.action)) == want
+}
+
+test_rule_8_allow_enough_permission[note] if {
+	some note, tc in {
+		"write covers read": {"raw": "github_pat_bob_app", "permission": "contents", "action": "read"},
+		"write": {"raw": "github_pat_bob_app", "permission": "contents", "action": "write"},
+		"read": {"raw": "github_pat_bob_app", "permission": "issues", "action": "read"},
+		"metadata is always readable": {"raw": "github_pat_bob_app", "permission": "metadata", "action": "read"},
+		"admin covers write": {"raw": "github_pat_bob_admin", "permission": "contents", "action": "write"},
+	}
+	decide(request_for(tc.raw, "octo-org", "app", tc.action, tc.permission)) == allowed(tc.raw)
+}
+
+test_rule_8_deny_missing_permission[note] if {
+	some note, tc in {
+		"read is not write": {"raw": "github_pat_bob_app", "permission": "issues", "action": "write", "held": `the token has "read"`},
+		"not granted": {"raw": "github_pat_bob_app", "permission": "pull_requests", "action": "read", "held": "the token does not have it"},
+		"metadata is never writable": {"raw": "github_pat_bob_app", "permission": "metadata", "action": "write", "held": `the token has "read"`},
+		"contents read only": {"raw": "github_pat_bob_all_read", "permission": "contents", "action": "write", "held": `the token has "read"`},
+	}
+	decide(request_for(tc.raw, "octo-org", "app", tc.action, tc.permission)) == denied(tc.raw, 403, needs(tc.permission, tc.action, tc.held), token_doc)
+}
+
+test_rule_8_allow_organization_permission if {
+	decide(org_request("github_pat_bob_admin", "octo-org", "read", "members")) == allowed("github_pat_bob_admin")
+}
+
+test_rule_8_deny_organization_permission if {
+	decide(org_request("github_pat_bob_app", "octo-org", "read", "members")) == denied("github_pat_bob_app", 403, needs("members", "read", "the token does not have it"), token_doc)
+}
+
+test_rule_9_allow_reading_public_repositories_anywhere[note] if {
+	some note, tc in {
+		"another organization": {"owner": "solo-org", "repository": "www"},
+		"another user": {"owner": "bob", "repository": "blog"},
+	}
+	decide(request("github_pat_bob_app", tc.owner, tc.repository, "read")) == allowed("github_pat_bob_app")
+}
+
+test_rule_9_deny_writing_public_repositories_of_another_owner if {
+	decide(request("github_pat_bob_app", "solo-org", "www", "write")) == denied(
+		"github_pat_bob_app", 403,
+		sprintf("%s: a fine-grained personal access token cannot write to public resources of solo-org, because its resource owner is octo-org; create a token for solo-org", [not_accessible]),
+		token_doc,
+	)
+}
+
+not_member(user) := sprintf("%s is not a member of octo-org: outside collaborators and former members cannot use fine-grained personal access tokens on octo-org's resources; ask an owner of octo-org for membership, or use a personal access token (classic)", [user])
+
+test_rule_10_deny_non_members[note] if {
+	some note, tc in {
+		"outside collaborator": {"raw": "github_pat_carol", "user": "carol", "action": "read"},
+		"no longer a member": {"raw": "github_pat_frank_octo", "user": "frank", "action": "write"},
+	}
+	decide(request(tc.raw, "octo-org", "app", tc.action)) == denied(tc.raw, 403, not_member(tc.user), token_doc)
+}
+
+test_rule_10_deny_non_members_beyond_the_floor_only[note] if {
+	some note, tc in {
+		"public read is the floor": {"action": "read", "want": allowed("github_pat_carol")},
+		"public write is not": {"action": "write", "want": denied("github_pat_carol", 403, not_member("carol"), token_doc)},
+	}
+	decide(request("github_pat_carol", "octo-org", "docs", tc.action)) == tc.want
+}
+
+test_rule_10_allow_members_and_owners[note] if {
+	some note, raw in {
+		"member": "github_pat_bob_app",
+		"owner": "github_pat_alice_400",
+	}
+	settings := with_settings({"fine_grained_max_lifetime_days": null}, {})
+	decide_with(request(raw, "octo-org", "app", "write"), settings) == allowed(raw)
+}
+
+no_repo_scope(owner) := sprintf(`Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of %s; regenerate the token with the repo scope`, [owner])
+
+no_public_repo_scope := sprintf(`%s: a personal access token (classic) needs the "public_repo" or "repo" scope to write to public repositories of octo-org; regenerate the token with one of them`, [not_accessible])
+
+no_workflow_scope := sprintf(`%s: a personal access token (classic) needs the "workflow" scope to change workflows; regenerate the token with the workflow scope`, [not_accessible])
+
+test_rule_11_allow_classic_scopes[note] if {
+	some note, tc in {
+		"repo reads private": {"raw": "ghp_bob_repo", "repository": "app", "action": "read", "permission": "contents"},
+		"repo writes private": {"raw": "ghp_bob_repo", "repository": "app", "action": "write", "permission": "pull_requests"},
+		"repo writes internal of the member's enterprise": {"raw": "ghp_bob_repo", "repository": "tools", "action": "write", "permission": "issues"},
+		"repo writes public": {"raw": "ghp_bob_repo", "repository": "docs", "action": "write", "permission": "contents"},
+		"public_repo writes public": {"raw": "ghp_bob_public_repo", "repository": "docs", "action": "write", "permission": "issues"},
+		"no scope reads public": {"raw": "ghp_bob_none", "repository": "docs", "action": "read", "permission": "contents"},
+		"repo reads workflows": {"raw": "ghp_bob_repo", "repository": "app", "action": "read", "permission": "workflows"},
+		"workflow writes workflows": {"raw": "ghp_bob_workflow", "repository": "app", "action": "write", "permission": "workflows"},
+	}
+	decide(request_for(tc.raw, "octo-org", tc.repository, tc.action, tc.permission)) == allowed(tc.raw)
+}
+
+test_rule_11_deny_missing_scopes[note] if {
+	some note, tc in {
+		"no scope, private": {"raw": "ghp_bob_none", "repository": "app", "action": "read", "permission": "contents", "status": 404, "reasons": [no_repo_scope("octo-org")]},
+		"no scope, internal": {"raw": "ghp_bob_none", "repository": "tools", "action": "read", "permission": "issues", "status": 404, "reasons": [no_repo_scope("octo-org")]},
+		"public_repo, private": {"raw": "ghp_bob_public_repo", "repository": "app", "action": "read", "permission": "contents", "status": 404, "reasons": [no_repo_scope("octo-org")]},
+		"no scope, public write": {"raw": "ghp_bob_none", "repository": "docs", "action": "write", "permission": "contents", "status": 403, "reasons": [no_public_repo_scope]},
+		"repo without workflow": {"raw": "ghp_bob_repo", "repository": "app", "action": "write", "permission": "workflows", "status": 403, "reasons": [no_workflow_scope]},
+		"public_repo without workflow, private": {"raw": "ghp_bob_public_repo", "repository": "app", "action": "write", "permission": "workflows", "status": 404, "reasons": [no_repo_scope("octo-org"), no_workflow_scope]},
+	}
+	decide(request_for(tc.raw, "octo-org", tc.repository, tc.action, tc.permission)) == denied_all(tc.raw, tc.status, tc.reasons, tc.reasons[0], token_doc)
+}
+
+needs_org_scope(scopes, action, permission) := sprintf(`%s: a personal access token (classic) needs the %s scope to %s the %q of octo-org; regenerate the token with that scope`, [not_accessible, scopes, action, permission])
+
+test_rule_11_allow_organization_scopes[note] if {
+	some note, tc in {
+		"admin:org administers": {"raw": "ghp_alice_admin", "action": "write", "permission": "administration"},
+		"admin:org reads members": {"raw": "ghp_alice_admin", "action": "read", "permission": "members"},
+		"read:org reads members": {"raw": "ghp_alice_read_org", "action": "read", "permission": "members"},
+		"read:org reads administration": {"raw": "ghp_alice_read_org", "action": "read", "permission": "organization_administration"},
+	}
+	decide(org_request(tc.raw, "octo-org", tc.action, tc.permission)) == allowed(tc.raw)
+}
+
+test_rule_11_deny_missing_organization_scopes[note] if {
+	some note, tc in {
+		"repo does not administer": {"raw": "ghp_bob_repo", "action": "write", "permission": "administration", "scopes": `"admin:org"`},
+		"read:org does not write members": {"raw": "ghp_alice_read_org", "action": "write", "permission": "members", "scopes": `"admin:org" or "write:org"`},
+		"repo does not read members": {"raw": "ghp_bob_repo", "action": "read", "permission": "members", "scopes": `"admin:org" or "read:org" or "write:org"`},
+	}
+	want := needs_org_scope(tc.scopes, tc.action, tc.permission)
+	decide(org_request(tc.raw, "octo-org", tc.action, tc.permission)) == denied(tc.raw, 403, want, token_doc)
+}
+
+test_rule_11_organization_level_resources_count_as_private[note] if {
+	some note, tc in {
+		"repo reads": {"raw": "ghp_bob_repo", "want": allowed("ghp_bob_repo")},
+		"no scope does not": {"raw": "ghp_bob_none", "want": denied("ghp_bob_none", 404, no_repo_scope("octo-org"), token_doc)},
+	}
+	decide(org_request(tc.raw, "octo-org", "read", "contents")) == tc.want
+}
+
+test_deny_unsupported_token_kind if {
+	decide(request("github_pat_bob_weird_kind", "octo-org", "app", "read")) == denied("github_pat_bob_weird_kind", 403, "the token's kind is not supported by this policy", token_doc)
+}
