@@ -342,14 +342,14 @@ _policy_doc("enterprise") := _enterprise_policy_doc
 
 _policy_doc("organization") := _org_policy_doc
 
-_lifetime_applies := limit if {
+_lifetime_applies := object.union(limit, {"subject": _owner}) if {
 	_owned_by_org
 	_member
 	not _exempt_from_lifetime(_owner, _user, _role)
 	limit := _lifetime_limit(_owner, _token.kind)
 }
 
-_lifetime_applies := limit if {
+_lifetime_applies := object.union(limit, {"subject": ent}) if {
 	_owned_by_user
 	_owner == _user
 	ent := pat.user(_user).managed_by
@@ -371,7 +371,7 @@ _denials contains _denial(30, 403, msg, _policy_doc(limit.by)) if {
 	limit := _lifetime_applies
 	not _within_limit
 	next := sprintf("regenerate the token with an expiration of %d days or less", [limit.days])
-	msg := _lifetime_message(_owner, _token.kind, limit, [_token.expires_at_ns, _token.created_at_ns], next)
+	msg := _lifetime_message(limit.subject, _token.kind, limit, [_token.expires_at_ns, _token.created_at_ns], next)
 }
 
 # ---------------------------------------------------------------------------------------------

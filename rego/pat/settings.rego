@@ -70,14 +70,21 @@ _opted_in(org) if {
 # enterprise's limit; outside one it sets its own with the same defaults.
 _lifetime_limit(org, kind) := _tighter(
 	_enterprise_lifetime_limit(ent, kind),
-	{"days": object.get(_org_settings(org), _lifetime_fields[kind], null), "by": "organization"},
+	_org_lifetime_limit(org, kind, null),
 ) if {
 	ent := _enterprise_of(org)
-} else := {"days": object.get(_org_settings(org), _lifetime_fields[kind], _default_lifetime[kind]), "by": "organization"}
+} else := _org_lifetime_limit(org, kind, _default_lifetime[kind])
+
+_org_lifetime_limit(org, kind, default_days) := {
+	"days": object.get(_org_settings(org), _lifetime_fields[kind], default_days),
+	"by": "organization",
+	"setter": sprintf("the %s organization", [org]),
+}
 
 _enterprise_lifetime_limit(ent, kind) := {
 	"days": object.get(_enterprise_settings(ent), _lifetime_fields[kind], _default_lifetime[kind]),
 	"by": "enterprise",
+	"setter": sprintf("the %s enterprise", [ent]),
 }
 
 # The tighter of two limits; a tie goes to the first (the enterprise).
@@ -122,10 +129,11 @@ _exemption_on(org) if {
 _enterprise_owner(ent, user) if user in object.get(_enterprise_settings(ent), "owners", [])
 
 # The lifetime message of rule 26 and rule 29, shared by the decision and the creation check.
+# subject is the organization (or, for a managed user's own repositories, the enterprise);
 # times is [expires_at_ns, created_at_ns]; next says what to do.
-_lifetime_message(org, kind, limit, times, next) := sprintf(
+_lifetime_message(subject, kind, limit, times, next) := sprintf(
 	"%s forbids access via %s if the token's lifetime is greater than %d days: the policy is set by %s; %s; %s",
-	[org, _kind_names[kind], limit.days, _setter(org, limit.by), _lifetime_phrase(times[0], times[1]), next],
+	[subject, _kind_names[kind], limit.days, limit.setter, _lifetime_phrase(times[0], times[1]), next],
 )
 
 _lifetime_phrase(expires_ns, created_ns) := sprintf(

@@ -61,6 +61,10 @@ tokens := {
 	"github_pat_frank_own_400": fine_grained(37, "frank", "frank", "all", set(), write, in_days(400)),
 	"github_pat_erin_own_400": fine_grained(38, "erin", "erin", "all", set(), write, in_days(400)),
 	"github_pat_frank_octo": fine_grained(40, "frank", "octo-org", "all", set(), write, in_days(90)),
+	"github_pat_dave_solo_400": fine_grained(41, "dave", "solo-org", "all", set(), write, in_days(400)),
+	"github_pat_bob_90_days": fine_grained(42, "bob", "octo-org", "all", set(), write, in_days(90)),
+	"github_pat_bob_90_days_1s": fine_grained(43, "bob", "octo-org", "all", set(), write, in_days(90) + 1000000000),
+	"ghp_frank_forever": classic(12, "frank", {"repo"}, null),
 	"github_pat_bob_weird_kind": object.union(classic(39, "bob", {"repo"}, in_days(90)), {"kind": "oauth"}),
 }
 
@@ -79,6 +83,9 @@ grants := {
 	35: {"octo-org": grant(211, "approved", "")},
 	36: {"solo-org": grant(212, "approved", "")},
 	40: {"octo-org": grant(213, "approved", "")},
+	41: {"solo-org": grant(214, "approved", "")},
+	42: {"octo-org": grant(215, "approved", "")},
+	43: {"octo-org": grant(216, "approved", "")},
 }
 
 grant(id, state, reason) := {"id": id, "state": state, "reason": reason, "reviewer": "alice", "updated_at_ns": created}
