@@ -249,12 +249,12 @@ func headerOptions(obj ast.Object, field *ast.Term) ([]*corev3.HeaderValueOption
 				for i := range v.Len() {
 					s, ok := v.Elem(i).Value.(ast.String)
 					if !ok {
-						return &DecisionError{Field: name, Msg: fmt.Sprintf("header %q: want strings, got %s", key, ast.ValueName(v.Elem(i).Value))}
+						return &DecisionError{Field: name, Msg: fmt.Sprintf("header %q: want strings, got %s", string(key), ast.ValueName(v.Elem(i).Value))}
 					}
 					out = append(out, header(string(key), string(s)))
 				}
 			default:
-				return &DecisionError{Field: name, Msg: fmt.Sprintf("header %q: want a string or an array of strings, got %s", key, ast.ValueName(v))}
+				return &DecisionError{Field: name, Msg: fmt.Sprintf("header %q: want a string or an array of strings, got %s", string(key), ast.ValueName(v))}
 			}
 		}
 		return nil

@@ -279,7 +279,7 @@ _deny(status, message, reason) := {
 	"documentation_url": _docs,
 }
 
-_allowed if decision.allow == true
+_allowed if _field("allow") == true
 
 # The answer ------------------------------------------------------------------------------------
 
@@ -302,7 +302,7 @@ response := {
 	"allowed": false,
 	"http_status": _status,
 	"headers": _denial_headers,
-	"body": json.marshal({"message": _message, "documentation_url": object.get(decision, "documentation_url", _docs)}),
+	"body": json.marshal({"message": _message, "documentation_url": _documentation_url}),
 	"decision": _summary,
 } if {
 	not _allowed
@@ -311,13 +311,23 @@ response := {
 # What the decision log keeps of the decision (the response carries it; Envoy ignores it).
 _summary := object.filter(decision, ["allow", "status", "reasons", "token_id", "kind", "user"])
 
-_status := object.get(decision, "status", 403)
+_status := _field("status") if is_number(_field("status"))
 
-_message := decision.message if is_string(decision.message)
+else := 403
+
+# A field of the decision, null when absent. Read this way, the gate works with any decision
+# object (the type checker knows the decision's keys and refuses a ref to a missing one).
+_field(name) := object.get(decision, name, null)
+
+_message := _field("message") if is_string(_field("message"))
 
 else := _default_messages[_status] if {
-	not is_string(decision.message)
+	not is_string(_field("message"))
 } else := "Forbidden"
+
+_documentation_url := _field("documentation_url") if is_string(_field("documentation_url"))
+
+else := _docs
 
 _default_messages := {
 	401: "Bad credentials",
@@ -325,11 +335,11 @@ _default_messages := {
 	404: "Not Found",
 }
 
-_upstream_headers["x-pat-token-id"] := _id_string(decision.token_id)
+_upstream_headers["x-pat-token-id"] := _id_string(_field("token_id"))
 
-_upstream_headers["x-pat-user"] := decision.user if {
-	is_string(decision.user)
-	decision.user != ""
+_upstream_headers["x-pat-user"] := _field("user") if {
+	is_string(_field("user"))
+	_field("user") != ""
 }
 
 _id_string(id) := id if is_string(id)
@@ -339,8 +349,8 @@ _id_string(id) := format_int(id, 10) if is_number(id)
 _client_headers["GitHub-Authentication-Token-Expiration"] := time.format([_expires_at_ns, "UTC", "2006-01-02 15:04:05 UTC"])
 
 # The decision's expiry when it gives one; otherwise the token's own record.
-_expires_at_ns := decision.expires_at_ns if {
-	is_number(decision.expires_at_ns)
+_expires_at_ns := _field("expires_at_ns") if {
+	is_number(_field("expires_at_ns"))
 } else := ns if {
 	not "expires_at_ns" in object.keys(decision)
 	ns := pat.token(credential.token).expires_at_ns

@@ -1,0 +1,66 @@
+package extauthz
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		note    string
+		raw     string
+		want    Config
+		wantErr string
+	}{
+		{
+			note: "defaults",
+			raw:  `{"addr": "127.0.0.1:9191"}`,
+			want: Config{Addr: "127.0.0.1:9191", Path: DefaultPath, GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout},
+		},
+		{
+			note: "yaml, every key",
+			raw:  "addr: ':9191'\npath: data.pat.envoy.response\nshutdown_timeout: 250ms\ngrpc_max_recv_msg_size: 1024\n",
+			want: Config{Addr: ":9191", Path: "data.pat.envoy.response", ShutdownTimeout: "250ms", GRPCMaxRecvMsgSize: 1024, shutdownTimeout: 250 * time.Millisecond},
+		},
+		{note: "missing addr", raw: `{}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: missing value (host:port, e.g. "127.0.0.1:9191")`},
+		{note: "addr without port", raw: `{"addr": "localhost"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "localhost" is not host:port`},
+		{note: "bad path", raw: `{"addr": ":1", "path": "pat//envoy"}`, wantErr: `invalid configuration for ext_authz: ext_authz.path: "pat//envoy": has an empty segment`},
+		{note: "data only", raw: `{"addr": ":1", "path": "data"}`, wantErr: `invalid configuration for ext_authz: ext_authz.path: "data": names no decision`},
+		{note: "bad dotted path", raw: `{"addr": ":1", "path": "pat.envoy[1"}`, wantErr: `invalid configuration for ext_authz: ext_authz.path: "pat.envoy[1": is not a path such as pat/envoy/response`},
+		{note: "bad timeout", raw: `{"addr": ":1", "shutdown_timeout": "soon"}`, wantErr: `invalid configuration for ext_authz: ext_authz.shutdown_timeout: "soon" is not a duration such as "5s"`},
+		{note: "negative size", raw: `{"addr": ":1", "grpc_max_recv_msg_size": -1}`, wantErr: `invalid configuration for ext_authz: ext_authz.grpc_max_recv_msg_size: -1 is negative`},
+		{note: "not an object", raw: `[1]`, wantErr: `invalid configuration for ext_authz: json: cannot unmarshal array into Go value of type extauthz.Config`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.note, func(t *testing.T) {
+			got, err := ParseConfig([]byte(tc.raw))
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("error: got %v, want %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.query = nil
+			if !got.Equal(&tc.want) || got.ShutdownTimeout != tc.want.ShutdownTimeout {
+				t.Fatalf("got %+v, want %+v", *got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseConfigQuery(t *testing.T) {
+	for _, path := range []string{"pat/envoy/response", "/pat/envoy/response", "data.pat.envoy.response", "pat.envoy.response"} {
+		t.Run(path, func(t *testing.T) {
+			c, err := ParseConfig([]byte(`{"addr": ":1", "path": "` + path + `"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.query.String(); got != "data.pat.envoy.response" {
+				t.Fatalf("query: got %s", got)
+			}
+		})
+	}
+}

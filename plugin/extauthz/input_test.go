@@ -1,0 +1,96 @@
+package extauthz
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+type inputFixture struct {
+	Note    string          `json:"note"`
+	Request json.RawMessage `json:"request"`
+	Input   json.RawMessage `json:"input"`
+}
+
+func readFixtures[T any](t *testing.T, path string) []T {
+	t.Helper()
+	bs, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []T
+	if err := json.Unmarshal(bs, &out); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return out
+}
+
+func checkRequest(t *testing.T, raw []byte) *authv3.CheckRequest {
+	t.Helper()
+	var req authv3.CheckRequest
+	if err := protojson.Unmarshal(raw, &req); err != nil {
+		t.Fatalf("request fixture: %v", err)
+	}
+	return &req
+}
+
+func TestBuildInput(t *testing.T) {
+	for _, tc := range readFixtures[inputFixture](t, "testdata/input.json") {
+		t.Run(tc.Note, func(t *testing.T) {
+			got, err := BuildInput(checkRequest(t, tc.Request))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ast.ValueFromReader(bytes.NewReader(tc.Input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Compare(want) != 0 {
+				t.Fatalf("input:\ngot  %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+// The attributes must read exactly as protojson writes them (what
+// opa-envoy-plugin feeds its policies), header_map aside.
+func TestBuildInputMatchesProtojson(t *testing.T) {
+	for _, tc := range readFixtures[inputFixture](t, "testdata/input.json") {
+		req := checkRequest(t, tc.Request)
+		if req.GetAttributes().GetRequest().GetHttp().GetHeaderMap() != nil || req.GetAttributes() == nil {
+			continue
+		}
+		t.Run(tc.Note, func(t *testing.T) {
+			bs, err := protojson.Marshal(req.GetAttributes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ast.ValueFromReader(bytes.NewReader(bs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := BuildInput(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := in.(ast.Object).Get(ast.StringTerm("attributes")).Value
+			if got.Compare(want) != 0 {
+				t.Fatalf("attributes:\ngot  %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+func TestBuildInputBadPath(t *testing.T) {
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/repos/octo-org/%zz"},
+	}}}
+	if _, err := BuildInput(req); err != errBadPath {
+		t.Fatalf("got %v, want %v", err, errBadPath)
+	}
+}

@@ -1,0 +1,513 @@
+package extauthz
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	_ "github.com/opa-pat/opa-pat/plugin/builtins" // pat.token, used by the envoy policy
+	"github.com/open-policy-agent/opa/v1/logging/test"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/plugins/logs"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// The raw tokens of the stub policy. They must never show in a response or
+// a decision-log line.
+const (
+	goodToken    = "ghp_goodGOODgoodGOODgoodGOODgood000000"
+	blockedToken = "ghp_blockedBLOCKEDblockedBLOCKED000000"
+)
+
+// stubPolicy stands in for package pat: it allows reads of octo-org with
+// goodToken, blocks blockedToken, and knows no other token.
+var stubPolicy = `package pat
+
+decision := {"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
+	"token_id": 42, "kind": "fine_grained", "user": "bob", "expires_at_ns": 1772323200000000000} if {
+	input.credential.token == "` + goodToken + `"
+	input.resource.owner == "octo-org"
+	input.action == "read"
+}
+
+decision := {"allow": false, "status": 403, "reasons": ["Resource not accessible by personal access token"],
+	"message": "Resource not accessible by personal access token",
+	"documentation_url": "https://docs.github.com/rest/overview/permissions-required-for-fine-grained-personal-access-tokens",
+	"token_id": 42, "kind": "fine_grained", "user": "bob"} if {
+	input.credential.token == "` + goodToken + `"
+	input.action == "write"
+}
+
+decision := {"allow": false, "status": 404, "reasons": ["not visible"], "message": "Not Found",
+	"documentation_url": "https://docs.github.com/rest", "token_id": 42, "kind": "fine_grained", "user": "bob"} if {
+	input.credential.token == "` + goodToken + `"
+	input.resource.owner != "octo-org"
+	input.action == "read"
+}
+
+decision := {"allow": false, "status": 403, "reasons": ["octo-org forbids access via a personal access token (classic)"],
+	"message": "octo-org forbids access via a personal access token (classic).",
+	"documentation_url": "https://docs.github.com/x", "token_id": 43, "kind": "classic", "user": "eve",
+	"expires_at_ns": null} if {
+	input.credential.token == "` + blockedToken + `"
+}
+
+decision := {"allow": false, "status": 401, "reasons": ["the token is not known"], "message": "Bad credentials",
+	"documentation_url": "https://docs.github.com/rest", "token_id": null, "kind": null, "user": null} if {
+	not input.credential.token in {"` + goodToken + `", "` + blockedToken + `"}
+}
+`
+
+func repoFile(t *testing.T, rel string) string {
+	t.Helper()
+	bs, err := os.ReadFile(filepath.Join("..", "..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(bs)
+}
+
+type fixture struct {
+	manager  *plugins.Manager
+	server   *Server
+	client   authv3.AuthorizationClient
+	conn     *grpc.ClientConn
+	registry *prometheus.Registry
+	console  *test.Logger
+}
+
+// newFixture starts a real plugins.Manager (in-memory store, the envoy
+// mapping policy, the decision-log mask, the stub pat policy, console
+// decision logs) and a real gate on a free loopback port.
+func newFixture(t *testing.T, config string) *fixture {
+	t.Helper()
+	ctx := t.Context()
+	f := &fixture{registry: prometheus.NewRegistry(), console: test.New()}
+	m, err := plugins.New([]byte(`{}`), "test", inmem.New(),
+		plugins.WithPrometheusRegister(f.registry),
+		plugins.ConsoleLogger(f.console),
+		plugins.Logger(test.New()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logsConfig, err := logs.NewConfigBuilder().WithBytes([]byte(`{"console": true}`)).Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Register(logs.Name, logs.New(logsConfig, m))
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Stop(context.Background()) })
+	f.manager = m
+	f.putPolicies(t, map[string]string{
+		"pat/envoy/envoy.rego": repoFile(t, "rego/pat/envoy/envoy.rego"),
+		"system/log/log.rego":  repoFile(t, "rego/system/log/log.rego"),
+		"pat/stub.rego":        stubPolicy,
+	})
+
+	cfg, err := ParseConfig([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.server = New(m, cfg)
+	if err := f.server.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.server.Stop(context.Background()) })
+
+	f.conn, err = grpc.NewClient(f.server.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.conn.Close() })
+	f.client = authv3.NewAuthorizationClient(f.conn)
+	return f
+}
+
+func (f *fixture) putPolicies(t *testing.T, modules map[string]string) {
+	t.Helper()
+	ctx := t.Context()
+	err := storage.Txn(ctx, f.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {
+		for id, src := range modules {
+			if err := f.manager.Store.UpsertPolicy(ctx, txn, id, []byte(src)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func httpCheck(method, target string, headers map[string]string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 53122}},
+		}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "req-1", Method: method, Path: target, Host: "git.example.com", Scheme: "https", Protocol: "HTTP/1.1", Headers: headers,
+		}},
+	}}
+}
+
+func hdr(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: k, Value: v},
+		Append:       wrapperspb.Bool(false),
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+func denied(status typev3.StatusCode, body string, headers ...*corev3.HeaderValueOption) *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code.Code_PERMISSION_DENIED)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status: &typev3.HttpStatus{Code: status}, Headers: headers, Body: body,
+		}},
+	}
+}
+
+var (
+	jsonType  = hdr("content-type", "application/json; charset=utf-8")
+	challenge = hdr("www-authenticate", `Basic realm="opa-pat"`)
+)
+
+func basicAuth(user, password string) map[string]string {
+	return map[string]string{"authorization": "Basic " + b64(user+":"+password)}
+}
+
+func TestCheck(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
+	tests := []struct {
+		note string
+		req  *authv3.CheckRequest
+		want *authv3.CheckResponse
+	}{
+		{
+			note: "git clone without credentials gets the Basic challenge",
+			req:  httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", map[string]string{"user-agent": "git/2.45.0"}),
+			want: denied(typev3.StatusCode_Unauthorized, `{"documentation_url":"https://docs.github.com/rest","message":"Requires authentication"}`, jsonType, challenge),
+		},
+		{
+			note: "git clone with the token as password",
+			req:  httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", basicAuth("x-access-token", goodToken)),
+			want: &authv3.CheckResponse{
+				Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
+				HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+					Headers:              []*corev3.HeaderValueOption{hdr("x-pat-token-id", "42"), hdr("x-pat-user", "bob")},
+					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2026-03-01 00:00:00 UTC")},
+				}},
+			},
+		},
+		{
+			note: "git fetch pack, client-sent x-pat-* headers removed or overwritten",
+			req: httpCheck("POST", "/octo-org/app.git/git-upload-pack", map[string]string{
+				"authorization": "Basic " + b64("bob:"+goodToken), "x-pat-user": "mallory", "x-pat-admin": "1",
+			}),
+			want: &authv3.CheckResponse{
+				Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
+				HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+					Headers:              []*corev3.HeaderValueOption{hdr("x-pat-token-id", "42"), hdr("x-pat-user", "bob")},
+					HeadersToRemove:      []string{"x-pat-admin"},
+					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2026-03-01 00:00:00 UTC")},
+				}},
+			},
+		},
+		{
+			note: "git push with a read-only token",
+			req:  httpCheck("POST", "/octo-org/app.git/git-receive-pack", basicAuth("bob", goodToken)),
+			want: denied(typev3.StatusCode_Forbidden, `{"documentation_url":"https://docs.github.com/rest/overview/permissions-required-for-fine-grained-personal-access-tokens","message":"Resource not accessible by personal access token"}`, jsonType),
+		},
+		{
+			note: "REST read of another owner's repository",
+			req:  httpCheck("GET", "/api/v3/repos/other-org/app/contents/README.md", map[string]string{"authorization": "Bearer " + goodToken}),
+			want: denied(typev3.StatusCode_NotFound, `{"documentation_url":"https://docs.github.com/rest","message":"Not Found"}`, jsonType),
+		},
+		{
+			note: "blocked by policy",
+			req:  httpCheck("GET", "/repos/octo-org/app/issues", map[string]string{"authorization": "token " + blockedToken}),
+			want: denied(typev3.StatusCode_Forbidden, `{"documentation_url":"https://docs.github.com/x","message":"octo-org forbids access via a personal access token (classic)."}`, jsonType),
+		},
+		{
+			note: "unknown token",
+			req:  httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer ghp_unknown"}),
+			want: denied(typev3.StatusCode_Unauthorized, `{"documentation_url":"https://docs.github.com/rest","message":"Bad credentials"}`, jsonType, challenge),
+		},
+		{
+			note: "unknown path",
+			req:  httpCheck("GET", "/user/repos", map[string]string{"authorization": "Bearer " + goodToken}),
+			want: denied(typev3.StatusCode_NotFound, `{"documentation_url":"https://docs.github.com/rest","message":"Not Found"}`, jsonType),
+		},
+		{
+			note: "undecodable path",
+			req:  httpCheck("GET", "/repos/octo-org/%zz", map[string]string{"authorization": "Bearer " + goodToken}),
+			want: &authv3.CheckResponse{
+				Status: &rpcstatus.Status{Code: int32(code.Code_INVALID_ARGUMENT)},
+				HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+					Status:  &typev3.HttpStatus{Code: typev3.StatusCode_BadRequest},
+					Headers: []*corev3.HeaderValueOption{jsonType},
+					Body:    `{"message":"Bad Request","documentation_url":"https://docs.github.com/rest"}`,
+				}},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.note, func(t *testing.T) {
+			got, err := f.client.Check(t.Context(), tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id := got.GetDynamicMetadata().GetFields()["decision_id"].GetStringValue(); len(id) != 36 && tc.want.GetDeniedResponse().GetStatus().GetCode() != typev3.StatusCode_BadRequest {
+				t.Errorf("dynamic metadata: want a decision_id, got %v", got.GetDynamicMetadata())
+			}
+			got.DynamicMetadata = nil
+			if !proto.Equal(got, tc.want) {
+				t.Fatalf("response:\ngot  %s\nwant %s", protojson.Format(got), protojson.Format(tc.want))
+			}
+			for _, tok := range []string{goodToken, blockedToken} {
+				if strings.Contains(protojson.Format(got), tok) {
+					t.Fatalf("the response carries a raw token")
+				}
+			}
+		})
+	}
+
+	t.Run("decision log masks credentials", func(t *testing.T) {
+		entries := f.console.Entries()
+		if len(entries) != len(tests)-1 { // every check but the undecodable one
+			t.Fatalf("decision log: got %d entries, want %d", len(entries), len(tests)-1)
+		}
+		for _, e := range entries {
+			bs, err := json.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tok := range []string{goodToken, blockedToken, b64("x-access-token:" + goodToken), b64("bob:" + goodToken)} {
+				if strings.Contains(string(bs), tok) {
+					t.Fatalf("decision log carries a credential: %s", bs)
+				}
+			}
+		}
+		// The masked event still says what was decided.
+		last, _ := json.Marshal(entries[len(entries)-1].Fields)
+		for _, want := range []string{`"path":"pat/envoy/response"`, `"decision_id":`, `"erased":["/input/attributes/request/http/headers/authorization"]`} {
+			if !strings.Contains(string(last), want) {
+				t.Errorf("decision log entry lacks %s: %s", want, last)
+			}
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		want := map[string]float64{
+			`opa_pat_extauthz_checks_total{result="allowed",status="200"}`: 2,
+			`opa_pat_extauthz_checks_total{result="denied",status="401"}`:  2,
+			`opa_pat_extauthz_checks_total{result="denied",status="403"}`:  2,
+			`opa_pat_extauthz_checks_total{result="denied",status="404"}`:  2,
+			`opa_pat_extauthz_checks_total{result="error",status="400"}`:   1,
+			`opa_pat_extauthz_errors_total{reason="bad_request"}`:          1,
+			`opa_pat_extauthz_errors_total{reason="evaluation"}`:           0,
+			`opa_pat_extauthz_check_duration_seconds_count`:                9,
+		}
+		got := gather(t, f.registry)
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: got %v, want %v", k, got[k], v)
+			}
+		}
+	})
+}
+
+func b64(s string) string {
+	return strings.TrimSpace(base64Std(s))
+}
+
+// gather flattens the registry into "name{labels}" -> value.
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			name := mf.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				out[name] = m.GetCounter().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				out[name+"_count"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+func TestCheckPolicyChange(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
+	req := httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken})
+	got, err := f.client.Check(t.Context(), req)
+	if err != nil || got.GetStatus().GetCode() != int32(code.Code_OK) {
+		t.Fatalf("before: got %v, %v", got, err)
+	}
+
+	// A new policy activates: the prepared query is rebuilt, no restart.
+	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
+
+decision := {"allow": false, "status": 403, "reasons": ["closed"], "message": "closed for maintenance"}
+`})
+	got, err = f.client.Check(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetDeniedResponse().GetBody() != `{"documentation_url":"https://docs.github.com/rest","message":"closed for maintenance"}` {
+		t.Fatalf("after: got %s", protojson.Format(got))
+	}
+}
+
+func TestCheckErrorsDeny(t *testing.T) {
+	tests := []struct {
+		note   string
+		policy string
+		reason string
+	}{
+		{
+			note:   "evaluation error",
+			policy: "package pat\n\ndecision := {\"allow\": true} if input.action\n\ndecision := {\"allow\": false} if input.action\n",
+			reason: "evaluation",
+		},
+		{
+			note:   "undefined decision",
+			policy: "package pat\n\ndecision := {\"allow\": true} if false\n",
+			reason: "undefined",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.note, func(t *testing.T) {
+			f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
+			f.putPolicies(t, map[string]string{"pat/stub.rego": tc.policy})
+			req := httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken})
+			got, err := f.client.Check(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.DynamicMetadata = nil
+			want := errorResponse(500, code.Code_INTERNAL, "Internal Server Error")
+			if !proto.Equal(got, want) {
+				t.Fatalf("got %s, want %s", protojson.Format(got), protojson.Format(want))
+			}
+			m := gather(t, f.registry)
+			if m[`opa_pat_extauthz_errors_total{reason="`+tc.reason+`"}`] != 1 || m[`opa_pat_extauthz_checks_total{result="error",status="500"}`] != 1 {
+				t.Fatalf("metrics: %v", m)
+			}
+		})
+	}
+}
+
+func TestCustomDecisionPath(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0", "path": "envoy/authz/allow"}`)
+	f.putPolicies(t, map[string]string{"envoy/authz.rego": `package envoy.authz
+
+default allow := false
+
+allow if input.attributes.request.http.method == "GET"
+`})
+	for method, want := range map[string]int32{"GET": int32(code.Code_OK), "POST": int32(code.Code_PERMISSION_DENIED)} {
+		got, err := f.client.Check(t.Context(), httpCheck(method, "/anything", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetStatus().GetCode() != want {
+			t.Fatalf("%s: got %s", method, protojson.Format(got))
+		}
+	}
+}
+
+func TestHealthAndStop(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0", "shutdown_timeout": "1s"}`)
+	hc := healthpb.NewHealthClient(f.conn)
+	for _, svc := range []string{"", "envoy.service.auth.v3.Authorization"} {
+		resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health %q: got %v, %v", svc, resp, err)
+		}
+	}
+	if !f.server.Serving() {
+		t.Fatal("Serving: want true")
+	}
+
+	addr := f.server.Addr()
+	f.server.Stop(t.Context())
+	if f.server.Serving() || f.server.Addr() != "" {
+		t.Fatal("after Stop: still serving")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := f.client.Check(ctx, httpCheck("GET", "/", nil), grpc.WaitForReady(false)); err == nil {
+		t.Fatal("after Stop: Check answered")
+	}
+
+	// Started again on the same address, it serves again.
+	f.server.cfg.Addr = addr
+	if err := f.server.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{})
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart: health %v, %v", resp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestStartBindError(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
+	cfg, err := ParseConfig([]byte(`{"addr": "` + f.server.Addr() + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = New(f.manager, cfg).Start(t.Context())
+	if err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("ext_authz: listening on %q: ", f.server.Addr())) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
