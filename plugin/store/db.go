@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the embedded backend
+)
+
+// busyTimeout is how long a statement waits for another process's write lock.
+const busyTimeout = 10 * time.Second
+
+// DB is a token store. It is safe for concurrent use, and several processes
+// (the CLI and running sidecars) may open the same store at once.
+type DB struct {
+	location string
+	d        dialect
+	// rdb serves reads: deferred transactions, any number of connections,
+	// each a consistent snapshot in WAL mode.
+	rdb *sql.DB
+	// wdb serves writes: one connection whose transactions begin IMMEDIATE,
+	// so a writer takes the write lock up front and waits (busy_timeout)
+	// instead of failing when it would upgrade a read lock.
+	wdb *sql.DB
+	// now is the clock; tests replace it.
+	now func() time.Time
+}
+
+// Open opens the store at location, creating it and its schema when absent
+// and applying pending migrations. Location is a file path (SQLite).
+func Open(ctx context.Context, location string) (*DB, error) {
+	if location == "" {
+		return nil, errors.New("store: no location given")
+	}
+	if strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://") {
+		return nil, errors.New("store: the PostgreSQL backend is not available in this build")
+	}
+	db, err := openSQLite(ctx, location)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %q: %w", location, err)
+	}
+	return db, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, errors.New("the path must not contain '?' or '#'")
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("directory %q: %w", dir, err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("%q is not a directory", dir)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, errors.New("it is a directory")
+	}
+	params := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)",
+		busyTimeout.Milliseconds())
+	rdb, err := sql.Open("sqlite", "file:"+path+"?"+params)
+	if err != nil {
+		return nil, err
+	}
+	wdb, err := sql.Open("sqlite", "file:"+path+"?"+params+"&_txlock=immediate")
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	db := &DB{location: path, d: sqliteDialect, rdb: rdb, wdb: wdb, now: time.Now}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Location is where the store lives, as given to Open.
+func (db *DB) Location() string { return db.location }
+
+// Close closes the store.
+func (db *DB) Close() error {
+	return errors.Join(db.rdb.Close(), db.wdb.Close())
+}
+
+// SchemaVersion is the number of migrations this build knows.
+func SchemaVersion() int { return len(migrations) }
+
+func (db *DB) migrate(ctx context.Context) error {
+	if _, err := db.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("creating schema_migrations: %w", err)
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var version int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
+			return fmt.Errorf("reading schema version: %w", err)
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("schema version %d is newer than this opa-pat supports (%d)", version, len(migrations))
+		}
+		for v := version + 1; v <= len(migrations); v++ {
+			if _, err := tx.ExecContext(ctx, db.d.ddl(migrations[v-1])); err != nil {
+				return fmt.Errorf("applying migration %d: %w", v, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, db.now().UnixNano()); err != nil {
+				return fmt.Errorf("recording migration %d: %w", v, err)
+			}
+		}
+		return nil
+	})
+}
+
+// write runs fn in one write transaction: all of it commits or none.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, ignoreDone(tx.Rollback()))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+// logChange appends one entry to the change log, in the caller's transaction.
+func logChange(ctx context.Context, tx *sql.Tx, entity, key string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO changes (entity, key) VALUES ($1, $2)`, entity, key); err != nil {
+		return fmt.Errorf("recording change of %s %q: %w", entity, key, err)
+	}
+	return nil
+}
+
+// Meta keys.
+const (
+	// MetaSettings holds the JSON of data.pat.settings that a running
+	// sidecar recorded when its bundle activated.
+	MetaSettings = "settings"
+	// MetaClassicPrefix and MetaFineGrainedPrefix hold the token prefixes
+	// of this store, when they are not GitHub's.
+	MetaClassicPrefix     = "token_prefix.classic"
+	MetaFineGrainedPrefix = "token_prefix.fine_grained"
+)
+
+// Meta returns the value of a meta key; ok is false when it is unset.
+func (db *DB) Meta(ctx context.Context, key string) (value string, ok bool, err error) {
+	err = db.rdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reading meta %q: %w", key, err)
+	}
+	return value, true, nil
+}
+
+// SetMeta sets a meta key.
+func (db *DB) SetMeta(ctx context.Context, key, value string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+		if err != nil {
+			return fmt.Errorf("writing meta %q: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// Settings returns the settings JSON a running sidecar recorded; nil when
+// none was recorded.
+func (db *DB) Settings(ctx context.Context) ([]byte, error) {
+	v, ok, err := db.Meta(ctx, MetaSettings)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return []byte(v), nil
+}
+
+// SetSettings records the settings JSON of the active bundle.
+func (db *DB) SetSettings(ctx context.Context, settings []byte) error {
+	return db.SetMeta(ctx, MetaSettings, string(settings))
+}

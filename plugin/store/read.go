@@ -1,0 +1,370 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var _ Reader = (*DB)(nil)
+
+const tokenColumns = `id, hash, name, kind, user_login, scopes, resource_owner, repository_selection, repositories, permissions, created_at, expires_at, revoked, last_used_at`
+
+// currentGrants selects the latest request of every (token, org): the
+// current grant.
+const grantColumns = `r.id, r.token_id, r.org, r.state, r.justification, r.review_reason, r.reviewer, r.created_at, r.updated_at`
+
+const currentGrants = `SELECT ` + grantColumns + ` FROM requests r
+WHERE r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)`
+
+// Load streams every record to v from one read transaction (one snapshot)
+// and returns the change-log sequence number of that snapshot.
+func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
+	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("beginning snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	// The first read fixes the snapshot.
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("reading change log: %w", err)
+	}
+	if v.User != nil {
+		if err := each(ctx, tx, `SELECT login, managed_by FROM users`, func(rows *sql.Rows) error {
+			var u User
+			if err := rows.Scan(&u.Login, &u.ManagedBy); err != nil {
+				return err
+			}
+			return v.User(u)
+		}); err != nil {
+			return 0, fmt.Errorf("loading users: %w", err)
+		}
+	}
+	if v.Membership != nil {
+		if err := each(ctx, tx, `SELECT user_login, org, role FROM memberships`, func(rows *sql.Rows) error {
+			var m Membership
+			if err := rows.Scan(&m.User, &m.Org, &m.Role); err != nil {
+				return err
+			}
+			return v.Membership(m)
+		}); err != nil {
+			return 0, fmt.Errorf("loading memberships: %w", err)
+		}
+	}
+	if v.Repository != nil {
+		if err := each(ctx, tx, `SELECT owner, name, visibility FROM repositories`, func(rows *sql.Rows) error {
+			var r Repository
+			if err := rows.Scan(&r.Owner, &r.Name, &r.Visibility); err != nil {
+				return err
+			}
+			return v.Repository(r)
+		}); err != nil {
+			return 0, fmt.Errorf("loading repositories: %w", err)
+		}
+	}
+	if v.Token != nil {
+		var sc tokenScanner
+		if err := each(ctx, tx, `SELECT `+tokenColumns+` FROM tokens`, func(rows *sql.Rows) error {
+			t, err := sc.scan(rows)
+			if err != nil {
+				return err
+			}
+			return v.Token(t)
+		}); err != nil {
+			return 0, fmt.Errorf("loading tokens: %w", err)
+		}
+	}
+	if v.Grant != nil {
+		if err := each(ctx, tx, currentGrants, func(rows *sql.Rows) error {
+			g, err := scanGrant(rows)
+			if err != nil {
+				return err
+			}
+			return v.Grant(g)
+		}); err != nil {
+			return 0, fmt.Errorf("loading grants: %w", err)
+		}
+	}
+	return seq, nil
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// each runs query and calls fn for every row.
+func each(ctx context.Context, q queryer, query string, fn func(*sql.Rows) error, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// tokenScanner scans token rows, reusing its scratch space between rows.
+type tokenScanner struct {
+	hash                               []byte
+	scopes, repos, perms               string
+	createdAt                          int64
+	expiresAt, lastUsedAt              sql.NullInt64
+	id                                 int64
+	name, kind, user, owner, selection string
+	revoked                            bool
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func (s *tokenScanner) scan(rows rowScanner) (Token, error) {
+	if err := rows.Scan(&s.id, &s.hash, &s.name, &s.kind, &s.user, &s.scopes, &s.owner, &s.selection, &s.repos, &s.perms,
+		&s.createdAt, &s.expiresAt, &s.revoked, &s.lastUsedAt); err != nil {
+		return Token{}, err
+	}
+	t := Token{
+		ID:                  s.id,
+		Name:                s.name,
+		Kind:                s.kind,
+		User:                s.user,
+		Scopes:              splitList(s.scopes),
+		ResourceOwner:       s.owner,
+		RepositorySelection: s.selection,
+		Repositories:        splitList(s.repos),
+		Permissions:         decodePermissions(s.perms),
+		CreatedAt:           fromNanos(s.createdAt),
+		ExpiresAt:           fromNullNanos(s.expiresAt),
+		Revoked:             s.revoked,
+		LastUsedAt:          fromNullNanos(s.lastUsedAt),
+	}
+	if len(s.hash) != len(t.Hash) {
+		return Token{}, fmt.Errorf("token %d: hash is %d bytes, want %d", s.id, len(s.hash), len(t.Hash))
+	}
+	copy(t.Hash[:], s.hash)
+	return t, nil
+}
+
+func scanGrant(rows rowScanner) (Grant, error) {
+	var g Grant
+	var justification, review string
+	var created, updated int64
+	if err := rows.Scan(&g.ID, &g.TokenID, &g.Org, &g.State, &justification, &review, &g.Reviewer, &created, &updated); err != nil {
+		return Grant{}, err
+	}
+	g.Reason = grantReason(justification, review)
+	g.CreatedAt = fromNanos(created)
+	g.UpdatedAt = fromNanos(updated)
+	return g, nil
+}
+
+// grantReason is the reason kept with a grant: the reviewer's when the
+// review gave one, the requester's justification otherwise.
+func grantReason(justification, review string) string {
+	if review != "" {
+		return review
+	}
+	return justification
+}
+
+// Changes returns at most limit change-log entries with Seq > after.
+func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]Change, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []Change
+	err := each(ctx, db.rdb, `SELECT seq, entity, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, func(rows *sql.Rows) error {
+		var c Change
+		if err := rows.Scan(&c.Seq, &c.Entity, &c.Key); err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	}, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading change log: %w", err)
+	}
+	return out, nil
+}
+
+// WakeInterval is how often Wake polls SQLite's data_version.
+const WakeInterval = 100 * time.Millisecond
+
+// Wake polls PRAGMA data_version on a connection of its own every
+// WakeInterval and signals when another connection committed. The channel
+// holds at most one pending signal and is closed when ctx ends.
+func (db *DB) Wake(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		var conn *sql.Conn
+		defer func() {
+			if conn != nil {
+				conn.Close()
+			}
+		}()
+		var last int64 = -1
+		tick := time.NewTicker(WakeInterval)
+		defer tick.Stop()
+		for {
+			if conn == nil {
+				c, err := db.rdb.Conn(ctx)
+				if err == nil {
+					conn = c
+				}
+			}
+			if conn != nil {
+				var v int64
+				if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+					// Signal anyway: the reader re-reads the change log, which
+					// is always safe, and the connection is opened again.
+					conn.Close()
+					conn = nil
+					signal(ch)
+				} else if v != last {
+					if last != -1 {
+						signal(ch)
+					}
+					last = v
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return ch
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// User reads one user.
+func (db *DB) User(ctx context.Context, login string) (User, bool, error) {
+	u := User{Login: login}
+	err := db.rdb.QueryRowContext(ctx, `SELECT managed_by FROM users WHERE login = $1`, login).Scan(&u.ManagedBy)
+	return pointResult(u, err, "user", login)
+}
+
+// Membership reads one membership.
+func (db *DB) Membership(ctx context.Context, user, org string) (Membership, bool, error) {
+	m := Membership{User: user, Org: org}
+	err := db.rdb.QueryRowContext(ctx, `SELECT role FROM memberships WHERE user_login = $1 AND org = $2`, user, org).Scan(&m.Role)
+	return pointResult(m, err, "membership", user+"/"+org)
+}
+
+// Repository reads one repository.
+func (db *DB) Repository(ctx context.Context, owner, name string) (Repository, bool, error) {
+	r := Repository{Owner: owner, Name: name}
+	err := db.rdb.QueryRowContext(ctx, `SELECT visibility FROM repositories WHERE owner = $1 AND name = $2`, owner, name).Scan(&r.Visibility)
+	return pointResult(r, err, "repository", owner+"/"+name)
+}
+
+// Token reads one token by id.
+func (db *DB) Token(ctx context.Context, id int64) (Token, bool, error) {
+	var sc tokenScanner
+	t, err := sc.scan(db.rdb.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
+	return pointResult(t, err, "token", strconv.FormatInt(id, 10))
+}
+
+// TokenByHash reads one token by the SHA-256 of its raw form.
+func (db *DB) TokenByHash(ctx context.Context, hash [32]byte) (Token, bool, error) {
+	var sc tokenScanner
+	t, err := sc.scan(db.rdb.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash[:]))
+	return pointResult(t, err, "token", "by hash")
+}
+
+// Grant reads the current grant of a token for an organization.
+func (db *DB) Grant(ctx context.Context, tokenID int64, org string) (Grant, bool, error) {
+	g, err := scanGrant(db.rdb.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r
+WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
+	return pointResult(g, err, "grant", strconv.FormatInt(tokenID, 10)+"/"+org)
+}
+
+func pointResult[T any](v T, err error, entity, key string) (T, bool, error) {
+	var zero T
+	if errors.Is(err, sql.ErrNoRows) {
+		return zero, false, nil
+	}
+	if err != nil {
+		return zero, false, fmt.Errorf("reading %s %q: %w", entity, key, err)
+	}
+	return v, true, nil
+}
+
+// splitList decodes a comma-separated list; "" is an empty (nil) list.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func joinList(l []string) string { return strings.Join(l, ",") }
+
+// decodePermissions decodes "name=level,name=level".
+func decodePermissions(s string) map[string]string {
+	if s == "" {
+		return nil
+	}
+	m := make(map[string]string, strings.Count(s, ",")+1)
+	for s != "" {
+		var pair string
+		pair, s, _ = strings.Cut(s, ",")
+		k, v, _ := strings.Cut(pair, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// encodePermissions encodes permissions sorted by name.
+func encodePermissions(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(m[k])
+	}
+	return b.String()
+}
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func fromNullNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromNanos(n.Int64)
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+// nullNanos maps the zero time ("never") to NULL.
+func nullNanos(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}

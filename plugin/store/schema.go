@@ -1,0 +1,81 @@
+package store
+
+// migrations are applied in order, each once, recorded in
+// schema_migrations. Never edit a released migration: add a new one.
+//
+// Times are Unix nanoseconds (BIGINT); NULL means "never" (no expiry, never
+// used). Lists are comma-separated (names cannot hold commas) and permissions
+// are "name=level" pairs joined by commas, so that loading a million tokens
+// needs no JSON decoding.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+CREATE TABLE changes (
+	seq    {{ID}},
+	entity TEXT NOT NULL,
+	key    TEXT NOT NULL
+);
+CREATE TABLE users (
+	login      TEXT PRIMARY KEY,
+	managed_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE memberships (
+	user_login TEXT NOT NULL,
+	org        TEXT NOT NULL,
+	role       TEXT NOT NULL,
+	PRIMARY KEY (user_login, org)
+);
+CREATE TABLE repositories (
+	owner      TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	visibility TEXT NOT NULL,
+	PRIMARY KEY (owner, name)
+);
+CREATE TABLE tokens (
+	id                   {{ID}},
+	hash                 {{BLOB}} NOT NULL UNIQUE,
+	name                 TEXT NOT NULL,
+	kind                 TEXT NOT NULL,
+	user_login           TEXT NOT NULL,
+	scopes               TEXT NOT NULL DEFAULT '',
+	resource_owner       TEXT NOT NULL DEFAULT '',
+	repository_selection TEXT NOT NULL DEFAULT '',
+	repositories         TEXT NOT NULL DEFAULT '',
+	permissions          TEXT NOT NULL DEFAULT '',
+	created_at           BIGINT NOT NULL,
+	expires_at           BIGINT,
+	revoked              BOOLEAN NOT NULL DEFAULT FALSE,
+	last_used_at         BIGINT
+);
+CREATE INDEX tokens_user ON tokens (user_login, name);
+CREATE TABLE requests (
+	id            {{ID}},
+	token_id      BIGINT NOT NULL REFERENCES tokens (id),
+	org           TEXT NOT NULL,
+	state         TEXT NOT NULL,
+	justification TEXT NOT NULL DEFAULT '',
+	review_reason TEXT NOT NULL DEFAULT '',
+	reviewer      TEXT NOT NULL DEFAULT '',
+	created_at    BIGINT NOT NULL,
+	updated_at    BIGINT NOT NULL
+);
+CREATE INDEX requests_token_org ON requests (token_id, org, id);
+CREATE INDEX requests_org_state ON requests (org, state);
+CREATE TABLE audit_events (
+	id         {{ID}},
+	at         BIGINT NOT NULL,
+	actor      TEXT NOT NULL,
+	action     TEXT NOT NULL,
+	org        TEXT NOT NULL DEFAULT '',
+	token_id   BIGINT,
+	request_id BIGINT,
+	reason     TEXT NOT NULL DEFAULT '',
+	details    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_events_org ON audit_events (org, id);
+`,
+}

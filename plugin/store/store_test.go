@@ -1,0 +1,283 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func openTest(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(t.Context(), filepath.Join(t.TempDir(), "pat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.now = func() time.Time { return t0.Add(time.Hour) }
+	return db
+}
+
+func hashOf(b byte) [32]byte {
+	var h [32]byte
+	h[0], h[31] = b, 1
+	return h
+}
+
+func fgToken(b byte, user, org string) Token {
+	return Token{Hash: hashOf(b), Name: "ci", Kind: KindFineGrained, User: user, ResourceOwner: org, RepositorySelection: "selected",
+		Repositories: []string{"app", "lib"}, Permissions: map[string]string{"contents": "write", "issues": "read"},
+		CreatedAt: t0, ExpiresAt: t0.Add(30 * 24 * time.Hour)}
+}
+
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		note string
+		path string
+		err  string
+	}{
+		{note: "missing directory", path: filepath.Join(dir, "nope", "pat.db"),
+			err: `opening store "` + filepath.Join(dir, "nope", "pat.db") + `": directory "` + filepath.Join(dir, "nope") + `": stat ` + filepath.Join(dir, "nope") + `: no such file or directory`},
+		{note: "a directory", path: dir, err: `opening store "` + dir + `": it is a directory`},
+		{note: "empty", path: "", err: "store: no location given"},
+		{note: "postgres", path: "postgres://x/y", err: "store: the PostgreSQL backend is not available in this build"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			_, err := Open(t.Context(), tc.path)
+			if err == nil || err.Error() != tc.err {
+				t.Fatalf("err = %v; want %q", err, tc.err)
+			}
+		})
+	}
+	t.Run("not a database", func(t *testing.T) {
+		p := filepath.Join(dir, "junk.db")
+		if err := os.WriteFile(p, []byte(strings.Repeat("not sqlite ", 200)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(t.Context(), p)
+		if err == nil || !strings.HasPrefix(err.Error(), `opening store "`+p+`": `) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("reopen keeps data and schema", func(t *testing.T) {
+		p := filepath.Join(dir, "pat.db")
+		db, err := Open(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetMeta(t.Context(), "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		db, err = Open(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		v, ok, err := db.Meta(t.Context(), "k")
+		if err != nil || !ok || v != "v" {
+			t.Fatalf("Meta = %q, %v, %v", v, ok, err)
+		}
+		var n int
+		if err := db.rdb.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(migrations) {
+			t.Fatalf("migrations = %d, %v", n, err)
+		}
+		var mode string
+		if err := db.rdb.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+			t.Fatalf("journal_mode = %q, %v", mode, err)
+		}
+	})
+}
+
+func TestCreateLoadChanges(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	tok, g, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending, Justification: "release"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.ID != 1 || g == nil || g.ID != 1 || g.State != GrantPending || g.Reason != "release" {
+		t.Fatalf("CreateToken = %+v, %+v", tok, g)
+	}
+	classic := Token{Hash: hashOf(2), Name: "old", Kind: KindClassic, User: "bob", Scopes: []string{"repo", "workflow"}, CreatedAt: t0}
+	if _, g, err := db.CreateToken(ctx, CreateTokenParams{Token: classic}); err != nil || g != nil {
+		t.Fatalf("CreateToken classic: %v, %v", g, err)
+	}
+
+	var users []User
+	var tokens []Token
+	var grants []Grant
+	seq, err := db.Load(ctx, Visitor{
+		User:  func(u User) error { users = append(users, u); return nil },
+		Token: func(t Token) error { tokens = append(tokens, t); return nil },
+		Grant: func(g Grant) error { grants = append(grants, g); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fgToken(1, "bob", "octo-org")
+	want.ID = 1
+	classic.ID = 2
+	if !reflect.DeepEqual(tokens, []Token{want, classic}) {
+		t.Fatalf("tokens = %+v", tokens)
+	}
+	if !reflect.DeepEqual(users, []User{{Login: "bob"}}) {
+		t.Fatalf("users = %+v", users)
+	}
+	wantGrant := Grant{ID: 1, TokenID: 1, Org: "octo-org", State: GrantPending, Reason: "release", CreatedAt: t0, UpdatedAt: t0}
+	if !reflect.DeepEqual(grants, []Grant{wantGrant}) {
+		t.Fatalf("grants = %+v", grants)
+	}
+	changes, err := db.Changes(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantChanges := []Change{{1, EntityUser, "bob"}, {2, EntityToken, "1"}, {3, EntityGrant, "1/octo-org"}, {4, EntityToken, "2"}}
+	if !reflect.DeepEqual(changes, wantChanges) || seq != 4 {
+		t.Fatalf("changes = %+v, seq %d", changes, seq)
+	}
+	if c, _ := db.Changes(ctx, 2, 1); !reflect.DeepEqual(c, wantChanges[2:3]) {
+		t.Fatalf("Changes(2, 1) = %+v", c)
+	}
+
+	// Point reads.
+	if got, ok, err := db.Token(ctx, 1); err != nil || !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Token(1) = %+v, %v, %v", got, ok, err)
+	}
+	if _, ok, err := db.Token(ctx, 99); err != nil || ok {
+		t.Fatalf("Token(99) = %v, %v", ok, err)
+	}
+	if got, ok, err := db.Grant(ctx, 1, "octo-org"); err != nil || !ok || !reflect.DeepEqual(got, wantGrant) {
+		t.Fatalf("Grant = %+v, %v, %v", got, ok, err)
+	}
+	if got, ok, err := db.TokenByHash(ctx, hashOf(2)); err != nil || !ok || got.ID != 2 {
+		t.Fatalf("TokenByHash = %+v, %v, %v", got, ok, err)
+	}
+
+	// A duplicate hash is refused.
+	_, _, err = db.CreateToken(ctx, CreateTokenParams{Token: classic})
+	if err == nil || err.Error() != "invalid: token: a token with this hash already exists" || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("duplicate: %v", err)
+	}
+}
+
+func TestReview(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	for i := byte(1); i <= 3; i++ {
+		if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(i, "bob", "octo-org"), GrantState: GrantPending}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{1}, Approve: true, Actor: "alice", Reason: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		note string
+		p    ReviewParams
+		err  string
+	}{
+		{note: "no ids", p: ReviewParams{Org: "octo-org"}, err: "invalid: request ids: give 1 to 100 ids, got 0"},
+		{note: "too many ids", p: ReviewParams{Org: "octo-org", IDs: make([]int64, 101)}, err: "invalid: request ids: give 1 to 100 ids, got 101"},
+		{note: "duplicate", p: ReviewParams{Org: "octo-org", IDs: []int64{2, 2}}, err: "invalid: request ids: 2 given twice"},
+		{note: "reason too long", p: ReviewParams{Org: "octo-org", IDs: []int64{2}, Reason: strings.Repeat("é", 1025)}, err: "invalid: reason: longer than 1024 characters"},
+		{note: "other org", p: ReviewParams{Org: "other", IDs: []int64{2, 3}}, err: "not found: requests 2, 3 in other"},
+		{note: "not pending and missing", p: ReviewParams{Org: "octo-org", IDs: []int64{1, 2, 9}},
+			err: "not found: request 9 in octo-org\ninvalid state: only pending requests can be reviewed: request 1 is (approved)"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			_, err := db.Review(ctx, tc.p)
+			if err == nil || err.Error() != tc.err {
+				t.Fatalf("err = %v; want %q", err, tc.err)
+			}
+		})
+	}
+	// All or nothing: 2 stays pending after the failed reviews.
+	if g, _, _ := db.Grant(ctx, 2, "octo-org"); g.State != GrantPending {
+		t.Fatalf("grant 2 = %+v", g)
+	}
+	gs, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{2, 3}, Actor: "alice", Reason: "no"})
+	if err != nil || len(gs) != 2 || gs[0].State != GrantDenied || gs[1].Reason != "no" || gs[1].Reviewer != "alice" {
+		t.Fatalf("deny = %+v, %v", gs, err)
+	}
+	// Revoke an approved grant, then request again.
+	if _, err := db.RevokeGrants(ctx, "octo-org", []int64{2}, "alice", ""); err == nil ||
+		err.Error() != "invalid state: only approved grants can be revoked: token 2" {
+		t.Fatalf("revoke denied: %v", err)
+	}
+	if gs, err := db.RevokeGrants(ctx, "octo-org", []int64{1}, "alice", "left"); err != nil || gs[0].State != GrantRevoked {
+		t.Fatalf("revoke = %+v, %v", gs, err)
+	}
+	if _, err := db.RequestAgain(ctx, 3, "octo-org", "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RequestAgain(ctx, 3, "octo-org", "bob", ""); err == nil ||
+		err.Error() != "token 3: its grant for octo-org is pending; only a denied or revoked grant can be requested again: invalid state" {
+		t.Fatalf("again: %v", err)
+	}
+	if g, _, _ := db.Grant(ctx, 3, "octo-org"); g.State != GrantPending || g.ID != 4 {
+		t.Fatalf("grant 3 = %+v", g)
+	}
+}
+
+func TestWake(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	db := openTest(t)
+	other, err := Open(ctx, db.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ch := db.Wake(ctx)
+	time.Sleep(2 * WakeInterval) // the first poll records the version
+	if err := other.SetMeta(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(2 * time.Second):
+		t.Fatal("no wake-up within 2s of a write by another connection")
+	}
+	cancel()
+	deadline := time.After(2 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("channel not closed after ctx ended")
+		}
+	}
+}
+
+func TestTouchLastUsed(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	var ids []int64
+	for i := range 3 {
+		tok, _, err := db.CreateToken(ctx, CreateTokenParams{Token: Token{Hash: hashOf(byte(i + 1)), Kind: KindClassic, User: "bob", CreatedAt: t0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tok.ID)
+	}
+	at := t0.Add(time.Minute)
+	if err := db.TouchLastUsed(ctx, ids[:2], at); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []time.Time{at, at, {}} {
+		tok, _, _ := db.Token(ctx, ids[i])
+		if !tok.LastUsedAt.Equal(want) {
+			t.Fatalf("token %d last used %v; want %v", ids[i], tok.LastUsedAt, want)
+		}
+	}
+}

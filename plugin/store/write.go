@@ -1,0 +1,587 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Sentinel errors, for callers (the admin API) that map them to statuses.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrInvalidState = errors.New("invalid state")
+	ErrInvalid      = errors.New("invalid")
+)
+
+// Limits of a review (SEMANTICS.md rule 23).
+const (
+	MaxReviewIDs   = 100
+	MaxReasonChars = 1024
+)
+
+// Audit actions.
+const (
+	ActionTokenCreate    = "token.create"
+	ActionTokenRevoke    = "token.revoke"
+	ActionRequestCreate  = "request.create"
+	ActionRequestApprove = "request.approve"
+	ActionRequestDeny    = "request.deny"
+	ActionGrantRevoke    = "grant.revoke"
+	ActionStoreImport    = "store.import"
+)
+
+// AutomaticReviewer is the reviewer of a grant approved automatically at
+// creation (SEMANTICS.md rule 21).
+const AutomaticReviewer = "opa-pat (automatic)"
+
+// AuditEvent is one entry of the audit log: who did what, when and why.
+type AuditEvent struct {
+	ID        int64          `json:"id"`
+	At        time.Time      `json:"at"`
+	Actor     string         `json:"actor"`
+	Action    string         `json:"action"`
+	Org       string         `json:"org,omitempty"`
+	TokenID   int64          `json:"token_id,omitempty"`
+	RequestID int64          `json:"request_id,omitempty"`
+	Reason    string         `json:"reason,omitempty"`
+	Details   map[string]any `json:"details,omitempty"`
+}
+
+func (db *DB) audit(ctx context.Context, tx *sql.Tx, e AuditEvent) error {
+	details := "{}"
+	if len(e.Details) > 0 {
+		b, err := json.Marshal(e.Details)
+		if err != nil {
+			return fmt.Errorf("encoding audit details: %w", err)
+		}
+		details = string(b)
+	}
+	at := e.At
+	if at.IsZero() {
+		at = db.now()
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_events (at, actor, action, org, token_id, request_id, reason, details)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, nanos(at), e.Actor, e.Action, e.Org, nullID(e.TokenID), nullID(e.RequestID), e.Reason, details)
+	if err != nil {
+		return fmt.Errorf("writing audit event %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
+
+// Valid values.
+var (
+	roles       = []string{"owner", "member", "outside_collaborator"}
+	visibility  = []string{"public", "internal", "private"}
+	selections  = []string{"all", "selected", "public"}
+	levels      = []string{"read", "write", "admin"}
+	grantStates = []string{GrantPending, GrantApproved, GrantDenied, GrantRevoked}
+)
+
+// checkName refuses names that would break the list encoding.
+func checkName(field, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s: must not be empty", field)
+	}
+	if strings.ContainsAny(v, ",=/\x00") {
+		return fmt.Errorf("%s: %q must not contain ',', '=', '/' or NUL", field, v)
+	}
+	return nil
+}
+
+func checkEnum(field, v string, allowed []string) error {
+	if !slices.Contains(allowed, v) {
+		return fmt.Errorf("%s: unknown value %q, want one of %s", field, v, strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+func validateUser(u User) error {
+	if err := checkName("login", u.Login); err != nil {
+		return err
+	}
+	if u.ManagedBy != "" {
+		return checkName("managed_by", u.ManagedBy)
+	}
+	return nil
+}
+
+func validateMembership(m Membership) error {
+	return errors.Join(checkName("user", m.User), checkName("org", m.Org), checkEnum("role", m.Role, roles))
+}
+
+func validateRepository(r Repository) error {
+	return errors.Join(checkName("owner", r.Owner), checkName("name", r.Name), checkEnum("visibility", r.Visibility, visibility))
+}
+
+// ValidateToken checks a token record; errors name the field.
+func ValidateToken(t Token) error {
+	switch t.Kind {
+	case KindClassic, KindFineGrained:
+	default:
+		return fmt.Errorf("kind: unknown kind %q", t.Kind)
+	}
+	if err := checkName("user", t.User); err != nil {
+		return err
+	}
+	if strings.ContainsRune(t.Name, 0) || utf8.RuneCountInString(t.Name) > 255 {
+		return errors.New("name: must be at most 255 characters without NUL")
+	}
+	if t.CreatedAt.IsZero() {
+		return errors.New("created_at: must be set")
+	}
+	if !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(t.CreatedAt) {
+		return errors.New("expires_at: must be after created_at")
+	}
+	if t.Hash == ([32]byte{}) {
+		return errors.New("token: no hash")
+	}
+	for i, s := range t.Scopes {
+		if err := checkName(fmt.Sprintf("scopes[%d]", i), s); err != nil {
+			return err
+		}
+	}
+	if t.Kind == KindClassic {
+		switch {
+		case t.ResourceOwner != "":
+			return errors.New("resource_owner: only fine-grained tokens have one")
+		case t.RepositorySelection != "":
+			return errors.New("repository_selection: only fine-grained tokens have one")
+		case len(t.Repositories) > 0:
+			return errors.New("repositories: only fine-grained tokens have them")
+		case len(t.Permissions) > 0:
+			return errors.New("permissions: only fine-grained tokens have them")
+		}
+		return nil
+	}
+	if len(t.Scopes) > 0 {
+		return errors.New("scopes: only classic tokens have them")
+	}
+	if err := checkName("resource_owner", t.ResourceOwner); err != nil {
+		return err
+	}
+	if err := checkEnum("repository_selection", t.RepositorySelection, selections); err != nil {
+		return err
+	}
+	if t.RepositorySelection == "selected" && len(t.Repositories) == 0 {
+		return errors.New(`repositories: must not be empty when repository_selection is "selected"`)
+	}
+	if t.RepositorySelection != "selected" && len(t.Repositories) > 0 {
+		return fmt.Errorf("repositories: must be empty when repository_selection is %q", t.RepositorySelection)
+	}
+	for i, r := range t.Repositories {
+		if err := checkName(fmt.Sprintf("repositories[%d]", i), r); err != nil {
+			return err
+		}
+	}
+	for k, v := range t.Permissions {
+		if err := checkName("permissions", k); err != nil {
+			return err
+		}
+		if err := checkEnum("permissions."+k, v, levels); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureUser creates a user record (not managed) when it is absent.
+func ensureUser(ctx context.Context, tx *sql.Tx, login string) error {
+	res, err := tx.ExecContext(ctx, `INSERT INTO users (login, managed_by) VALUES ($1, '') ON CONFLICT (login) DO NOTHING`, login)
+	if err != nil {
+		return fmt.Errorf("creating user %q: %w", login, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return logChange(ctx, tx, EntityUser, login)
+	}
+	return nil
+}
+
+func insertToken(ctx context.Context, tx *sql.Tx, t Token) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO tokens (hash, name, kind, user_login, scopes, resource_owner, repository_selection, repositories, permissions, created_at, expires_at, revoked, last_used_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (hash) DO UPDATE SET name = excluded.name, kind = excluded.kind, user_login = excluded.user_login, scopes = excluded.scopes,
+	resource_owner = excluded.resource_owner, repository_selection = excluded.repository_selection, repositories = excluded.repositories,
+	permissions = excluded.permissions, created_at = excluded.created_at, expires_at = excluded.expires_at, revoked = excluded.revoked,
+	last_used_at = excluded.last_used_at
+RETURNING id`,
+		t.Hash[:], t.Name, t.Kind, t.User, joinList(t.Scopes), t.ResourceOwner, t.RepositorySelection, joinList(t.Repositories),
+		encodePermissions(t.Permissions), nanos(t.CreatedAt), nullNanos(t.ExpiresAt), t.Revoked, nullNanos(t.LastUsedAt)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("writing token: %w", err)
+	}
+	return id, logChange(ctx, tx, EntityToken, strconv.FormatInt(id, 10))
+}
+
+// insertRequest adds a request row: the new current grant of (token, org).
+func insertRequest(ctx context.Context, tx *sql.Tx, g Grant, justification, review string) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO requests (token_id, org, state, justification, review_reason, reviewer, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		g.TokenID, g.Org, g.State, justification, review, g.Reviewer, nanos(g.CreatedAt), nanos(g.UpdatedAt)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("writing request: %w", err)
+	}
+	return id, logChange(ctx, tx, EntityGrant, grantKey(g.TokenID, g.Org))
+}
+
+func grantKey(tokenID int64, org string) string { return strconv.FormatInt(tokenID, 10) + "/" + org }
+
+// CreateTokenParams describes a new token and the grant it starts with.
+type CreateTokenParams struct {
+	// Token is the record; its Hash is the SHA-256 of the raw token. ID is
+	// assigned by the store.
+	Token Token
+	// Actor is who creates it; empty means Token.User.
+	Actor string
+	// GrantState, when not empty, creates a grant for Token.ResourceOwner in
+	// that state: GrantPending (a request) or GrantApproved (approved
+	// automatically, SEMANTICS.md rule 21).
+	GrantState string
+	// Justification is the requester's reason, kept with the request.
+	Justification string
+	// ApprovalNote says why an automatic approval happened (audit log).
+	ApprovalNote string
+}
+
+// CreateToken stores a new token, its grant and their audit events in one
+// transaction. It refuses a hash already in the store.
+func (db *DB) CreateToken(ctx context.Context, p CreateTokenParams) (Token, *Grant, error) {
+	t := p.Token
+	if err := ValidateToken(t); err != nil {
+		return Token{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if p.GrantState != "" && p.GrantState != GrantPending && p.GrantState != GrantApproved {
+		return Token{}, nil, fmt.Errorf("%w: grant state: %q is neither pending nor approved", ErrInvalid, p.GrantState)
+	}
+	if p.GrantState != "" && t.Kind != KindFineGrained {
+		return Token{}, nil, fmt.Errorf("%w: grant state: only fine-grained tokens have grants", ErrInvalid)
+	}
+	if utf8.RuneCountInString(p.Justification) > MaxReasonChars {
+		return Token{}, nil, fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+	}
+	actor := p.Actor
+	if actor == "" {
+		actor = t.User
+	}
+	var grant *Grant
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var exists int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM tokens WHERE hash = $1`, t.Hash[:]).Scan(&exists)
+		if err == nil {
+			return fmt.Errorf("%w: token: a token with this hash already exists", ErrInvalid)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("checking token hash: %w", err)
+		}
+		if err := ensureUser(ctx, tx, t.User); err != nil {
+			return err
+		}
+		if t.ID, err = insertToken(ctx, tx, t); err != nil {
+			return err
+		}
+		if err := db.audit(ctx, tx, AuditEvent{At: t.CreatedAt, Actor: actor, Action: ActionTokenCreate, Org: t.ResourceOwner, TokenID: t.ID,
+			Details: map[string]any{"kind": t.Kind, "user": t.User, "name": t.Name}}); err != nil {
+			return err
+		}
+		if p.GrantState == "" {
+			return nil
+		}
+		g := Grant{TokenID: t.ID, Org: t.ResourceOwner, State: p.GrantState, Reason: p.Justification, CreatedAt: t.CreatedAt, UpdatedAt: t.CreatedAt}
+		if p.GrantState == GrantApproved {
+			g.Reviewer = AutomaticReviewer
+		}
+		if g.ID, err = insertRequest(ctx, tx, g, p.Justification, ""); err != nil {
+			return err
+		}
+		if err := db.audit(ctx, tx, AuditEvent{At: t.CreatedAt, Actor: actor, Action: ActionRequestCreate, Org: g.Org, TokenID: t.ID, RequestID: g.ID, Reason: p.Justification}); err != nil {
+			return err
+		}
+		if p.GrantState == GrantApproved {
+			if err := db.audit(ctx, tx, AuditEvent{At: t.CreatedAt, Actor: actor, Action: ActionRequestApprove, Org: g.Org, TokenID: t.ID, RequestID: g.ID,
+				Reason: p.ApprovalNote, Details: map[string]any{"automatic": true}}); err != nil {
+				return err
+			}
+		}
+		grant = &g
+		return nil
+	})
+	if err != nil {
+		return Token{}, nil, err
+	}
+	return t, grant, nil
+}
+
+// RevokeToken revokes a token (its user's action; the grant is kept).
+func (db *DB) RevokeToken(ctx context.Context, id int64, actor, reason string) error {
+	if utf8.RuneCountInString(reason) > MaxReasonChars {
+		return fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var revoked bool
+		var owner string
+		err := tx.QueryRowContext(ctx, `SELECT revoked, resource_owner FROM tokens WHERE id = $1`, id).Scan(&revoked, &owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("token %d: %w", id, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("reading token %d: %w", id, err)
+		}
+		if revoked {
+			return fmt.Errorf("token %d: already revoked: %w", id, ErrInvalidState)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = $1 WHERE id = $2`, true, id); err != nil {
+			return fmt.Errorf("revoking token %d: %w", id, err)
+		}
+		if err := logChange(ctx, tx, EntityToken, strconv.FormatInt(id, 10)); err != nil {
+			return err
+		}
+		return db.audit(ctx, tx, AuditEvent{Actor: actor, Action: ActionTokenRevoke, Org: owner, TokenID: id, Reason: reason})
+	})
+}
+
+// ReviewParams is an owner's decision on pending requests of an
+// organization.
+type ReviewParams struct {
+	Org     string
+	IDs     []int64 // request ids, 1..MaxReviewIDs
+	Approve bool    // false: deny
+	Reason  string  // at most MaxReasonChars characters
+	Actor   string
+}
+
+func checkIDs(field string, ids []int64) error {
+	if len(ids) == 0 || len(ids) > MaxReviewIDs {
+		return fmt.Errorf("%w: %s: give 1 to %d ids, got %d", ErrInvalid, field, MaxReviewIDs, len(ids))
+	}
+	seen := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			return fmt.Errorf("%w: %s: %d given twice", ErrInvalid, field, id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+func joinIDs(ids []int64) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Review approves or denies pending requests of one organization, all or
+// none. It returns the resulting grants in the order of p.IDs.
+func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
+	if err := checkIDs("request ids", p.IDs); err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(p.Reason) > MaxReasonChars {
+		return nil, fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+	}
+	state, action := GrantDenied, ActionRequestDeny
+	if p.Approve {
+		state, action = GrantApproved, ActionRequestApprove
+	}
+	var out []Grant
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		var missing, notPending []int64
+		var notPendingStates []string
+		for _, id := range p.IDs {
+			g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.id = $1 AND r.org = $2`, id, p.Org))
+			if errors.Is(err, sql.ErrNoRows) {
+				missing = append(missing, id)
+				continue
+			} else if err != nil {
+				return fmt.Errorf("reading request %d: %w", id, err)
+			}
+			if g.State != GrantPending {
+				notPending = append(notPending, id)
+				notPendingStates = append(notPendingStates, g.State)
+				continue
+			}
+			out = append(out, g)
+		}
+		var errs []error
+		if len(missing) > 0 {
+			errs = append(errs, fmt.Errorf("%w: %s %s in %s", ErrNotFound, plural("request", len(missing)), joinIDs(missing), p.Org))
+		}
+		if len(notPending) > 0 {
+			errs = append(errs, fmt.Errorf("%w: only pending requests can be reviewed: %s %s %s (%s)", ErrInvalidState,
+				plural("request", len(notPending)), joinIDs(notPending), pluralVerb(len(notPending)), strings.Join(notPendingStates, ", ")))
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		now := db.now()
+		for i := range out {
+			g := &out[i]
+			if _, err := tx.ExecContext(ctx, `UPDATE requests SET state = $1, review_reason = $2, reviewer = $3, updated_at = $4 WHERE id = $5`,
+				state, p.Reason, p.Actor, nanos(now), g.ID); err != nil {
+				return fmt.Errorf("reviewing request %d: %w", g.ID, err)
+			}
+			g.State, g.Reviewer, g.UpdatedAt = state, p.Actor, now
+			if p.Reason != "" {
+				g.Reason = p.Reason
+			}
+			if err := logChange(ctx, tx, EntityGrant, grantKey(g.TokenID, g.Org)); err != nil {
+				return err
+			}
+			if err := db.audit(ctx, tx, AuditEvent{At: now, Actor: p.Actor, Action: action, Org: p.Org, TokenID: g.TokenID, RequestID: g.ID, Reason: p.Reason}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func plural(word string, n int) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func pluralVerb(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+// RevokeGrants revokes the approved grants of tokens for an organization
+// (an owner's action), all or none.
+func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, actor, reason string) ([]Grant, error) {
+	if err := checkIDs("token ids", tokenIDs); err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(reason) > MaxReasonChars {
+		return nil, fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+	}
+	var out []Grant
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		var missing, notApproved []int64
+		for _, id := range tokenIDs {
+			g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, id, org))
+			if errors.Is(err, sql.ErrNoRows) {
+				missing = append(missing, id)
+				continue
+			} else if err != nil {
+				return fmt.Errorf("reading grant of token %d: %w", id, err)
+			}
+			if g.State != GrantApproved {
+				notApproved = append(notApproved, id)
+				continue
+			}
+			out = append(out, g)
+		}
+		var errs []error
+		if len(missing) > 0 {
+			errs = append(errs, fmt.Errorf("%w: no grant for %s %s in %s", ErrNotFound, plural("token", len(missing)), joinIDs(missing), org))
+		}
+		if len(notApproved) > 0 {
+			errs = append(errs, fmt.Errorf("%w: only approved grants can be revoked: %s %s", ErrInvalidState, plural("token", len(notApproved)), joinIDs(notApproved)))
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		now := db.now()
+		for i := range out {
+			g := &out[i]
+			if _, err := tx.ExecContext(ctx, `UPDATE requests SET state = $1, review_reason = $2, reviewer = $3, updated_at = $4 WHERE id = $5`,
+				GrantRevoked, reason, actor, nanos(now), g.ID); err != nil {
+				return fmt.Errorf("revoking grant %d: %w", g.ID, err)
+			}
+			g.State, g.Reviewer, g.UpdatedAt = GrantRevoked, actor, now
+			if reason != "" {
+				g.Reason = reason
+			}
+			if err := logChange(ctx, tx, EntityGrant, grantKey(g.TokenID, g.Org)); err != nil {
+				return err
+			}
+			if err := db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionGrantRevoke, Org: org, TokenID: g.TokenID, RequestID: g.ID, Reason: reason}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RequestAgain files a new pending request for a token whose grant for org
+// was denied or revoked (SEMANTICS.md rule 23).
+func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justification string) (Grant, error) {
+	if utf8.RuneCountInString(justification) > MaxReasonChars {
+		return Grant{}, fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+	}
+	var g Grant
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		cur, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("token %d has no grant for %s: %w", tokenID, org, ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("reading grant of token %d: %w", tokenID, err)
+		}
+		if cur.State != GrantDenied && cur.State != GrantRevoked {
+			return fmt.Errorf("token %d: its grant for %s is %s; only a denied or revoked grant can be requested again: %w", tokenID, org, cur.State, ErrInvalidState)
+		}
+		now := db.now()
+		g = Grant{TokenID: tokenID, Org: org, State: GrantPending, Reason: justification, CreatedAt: now, UpdatedAt: now}
+		if g.ID, err = insertRequest(ctx, tx, g, justification, ""); err != nil {
+			return err
+		}
+		return db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionRequestCreate, Org: org, TokenID: tokenID, RequestID: g.ID, Reason: justification})
+	})
+	return g, err
+}
+
+// touchBatch is the most ids one TouchLastUsed statement carries.
+const touchBatch = 500
+
+// TouchLastUsed records that tokens were used at at, in one statement per
+// batch of touchBatch ids. It writes no change-log entry: last use does not
+// change a decision.
+func (db *DB) TouchLastUsed(ctx context.Context, ids []int64, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		for start := 0; start < len(ids); start += touchBatch {
+			batch := ids[start:min(start+touchBatch, len(ids))]
+			var q strings.Builder
+			q.WriteString(`UPDATE tokens SET last_used_at = $1 WHERE id IN (`)
+			args := make([]any, 0, len(batch)+1)
+			args = append(args, nanos(at))
+			for i, id := range batch {
+				if i > 0 {
+					q.WriteByte(',')
+				}
+				q.WriteString("$" + strconv.Itoa(i+2))
+				args = append(args, id)
+			}
+			q.WriteString(`) AND (last_used_at IS NULL OR last_used_at < $1)`)
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return fmt.Errorf("recording last use: %w", err)
+			}
+		}
+		return nil
+	})
+}
