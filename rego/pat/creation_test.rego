@@ -1,0 +1,106 @@
+# Rules 21 and 29: the creation check, data.pat.creation. No built-in is mocked: the check must
+# not call any.
+package pat_test
+
+new_token(fields) := object.union(
+	{
+		"kind": "fine_grained", "user": "bob", "resource_owner": "octo-org", "repository_selection": "selected",
+		"created_at_ns": created, "expires_at_ns": in_days(90),
+	},
+	fields,
+)
+
+create(token, role, settings) := result if {
+	result := data.pat.creation with input as {"token": token, "role": role} with data.pat.settings as settings
+}
+
+create_without_role(token, settings) := result if {
+	result := data.pat.creation with input as {"token": token} with data.pat.settings as settings
+}
+
+created_ok(grant_state, limit) := {"allowed": true, "errors": [], "grant_state": grant_state, "limit_days": limit}
+
+refused(errors, grant_state, limit) := {"allowed": false, "errors": errors, "grant_state": grant_state, "limit_days": limit}
+
+test_rule_21_grant_state[note] if {
+	some note, tc in {
+		"member: pending": {"token": {}, "role": "member", "settings": acme, "want": created_ok("pending", 366)},
+		"organization owner: approved": {"token": {"user": "alice"}, "role": "owner", "settings": acme, "want": created_ok("approved", 366)},
+		"enterprise owner: approved": {"token": {"user": "erin"}, "role": "member", "settings": acme, "want": created_ok("approved", 366)},
+		"approval disabled by the organization": {"token": {}, "role": "member", "settings": with_settings({}, {"fine_grained_approval": "disable"}), "want": created_ok("approved", 366)},
+		"approval disabled by the enterprise": {"token": {}, "role": "member", "settings": with_settings({"fine_grained_approval": "disable"}, {"fine_grained_approval": "require"}), "want": created_ok("approved", 366)},
+		"approval required by the enterprise": {"token": {}, "role": "member", "settings": with_settings({"fine_grained_approval": "require"}, {"fine_grained_approval": "disable"}), "want": created_ok("pending", 366)},
+		"standalone organization requires by default": {"token": {"resource_owner": "solo-org"}, "role": "member", "settings": {}, "want": created_ok("pending", 366)},
+		"public repositories only: no grant": {"token": {"repository_selection": "public"}, "role": "member", "settings": acme, "want": created_ok(null, 366)},
+		"the user's own token: no grant": {"token": {"resource_owner": "bob", "repository_selection": "all"}, "role": null, "settings": acme, "want": created_ok(null, null)},
+		"classic: no grant": {"token": {"kind": "classic", "resource_owner": "", "repository_selection": "", "expires_at_ns": null}, "role": null, "settings": acme, "want": created_ok(null, null)},
+	}
+	create(new_token(tc.token), tc.role, tc.settings) == tc.want
+}
+
+not_a_member := "bob is not a member of octo-org: only members of octo-org can create fine-grained personal access tokens for it; ask an owner of octo-org for membership"
+
+test_rule_21_deny_non_members[note] if {
+	some note, tc in {
+		"outside collaborator": {"role": "outside_collaborator"},
+		"unknown role": {"role": "maintainer"},
+	}
+	create(new_token({}), tc.role, acme) == refused([not_a_member], "pending", 366)
+}
+
+test_rule_21_deny_without_any_role if {
+	create_without_role(new_token({}), acme) == refused([not_a_member], "pending", 366)
+}
+
+creation_too_long(org, days, setter, lifetime) := sprintf(
+	"%s forbids access via a fine-grained personal access token if the token's lifetime is greater than %d days: the policy is set by %s; %s; choose an expiration of %d days or less",
+	[org, days, setter, lifetime, days],
+)
+
+test_rule_29_allow_within_the_limit[note] if {
+	some note, tc in {
+		"90 days under 366": {"token": {}, "role": "member", "settings": acme, "want": created_ok("pending", 366)},
+		"exactly at the limit": {"token": {}, "role": "member", "settings": with_settings({}, {"fine_grained_max_lifetime_days": 90}), "want": created_ok("pending", 90)},
+		"no limit at all": {"token": {"expires_at_ns": null}, "role": "member", "settings": with_settings({"fine_grained_max_lifetime_days": null}, {}), "want": created_ok("pending", null)},
+		"exempt organization owner": {"token": {"user": "alice", "expires_at_ns": null}, "role": "owner", "settings": with_settings({"exempt_administrators": true}, {}), "want": created_ok("approved", null)},
+		"exempt enterprise owner": {"token": {"user": "erin", "expires_at_ns": in_days(400)}, "role": "member", "settings": with_settings({"exempt_administrators": true}, {}), "want": created_ok("approved", null)},
+		"exempt owner of a standalone organization": {"token": {"resource_owner": "solo-org", "expires_at_ns": in_days(400)}, "role": "owner", "settings": {"organizations": {"solo-org": {"exempt_administrators": true}}}, "want": created_ok("approved", null)},
+	}
+	create(new_token(tc.token), tc.role, tc.settings) == tc.want
+}
+
+test_rule_29_deny_beyond_the_limit[note] if {
+	some note, tc in {
+		"enterprise default": {"token": {"expires_at_ns": in_days(400)}, "settings": acme, "limit": 366, "error": creation_too_long("octo-org", 366, "the acme enterprise", lasts(400))},
+		"organization tightens": {"token": {}, "settings": with_settings({}, {"fine_grained_max_lifetime_days": 30}), "limit": 30, "error": creation_too_long("octo-org", 30, "the octo-org organization", lasts(90))},
+		"one second over": {"token": {"expires_at_ns": in_days(90) + 1000000000}, "settings": with_settings({"fine_grained_max_lifetime_days": 90}, {}), "limit": 90, "error": creation_too_long("octo-org", 90, "the acme enterprise", lasts(91))},
+		"no expiry": {"token": {"expires_at_ns": null}, "settings": acme, "limit": 366, "error": creation_too_long("octo-org", 366, "the acme enterprise", no_expiry)},
+		"expiry absent": {"token": {}, "drop": true, "settings": acme, "limit": 366, "error": creation_too_long("octo-org", 366, "the acme enterprise", no_expiry)},
+		"standalone organization default": {"token": {"resource_owner": "solo-org", "expires_at_ns": in_days(367)}, "settings": {}, "limit": 366, "error": creation_too_long("solo-org", 366, "the solo-org organization", lasts(367))},
+	}
+	token := object.remove(new_token(tc.token), {x | tc.drop; x := "expires_at_ns"})
+	create(token, "member", tc.settings) == refused([tc.error], "pending", tc.limit)
+}
+
+test_rule_29_deny_lists_every_error if {
+	token := new_token({"expires_at_ns": in_days(400)})
+	want := refused([not_a_member, creation_too_long("octo-org", 366, "the acme enterprise", lasts(400))], "pending", 366)
+	create(token, "outside_collaborator", acme) == want
+}
+
+test_deny_creation_input_problems[note] if {
+	some note, tc in {
+		"unknown kind": {"token": {"kind": "oauth"}, "errors": [`token.kind must be "classic" or "fine_grained"`], "grant": null, "limit": null},
+		"no user": {"token": {"user": ""}, "errors": ["token.user must be a non-empty string"], "grant": "pending", "limit": 366},
+		"no resource owner": {"token": {"resource_owner": ""}, "errors": ["a fine-grained personal access token needs a resource owner: the user or an organization"], "grant": null, "limit": null},
+		"no creation time": {"token": {"created_at_ns": "yesterday", "expires_at_ns": null}, "errors": [creation_too_long("octo-org", 366, "the acme enterprise", no_expiry), "token.created_at_ns must be a number"], "grant": "pending", "limit": 366},
+		"bad expiry": {"token": {"expires_at_ns": "soon"}, "errors": [creation_too_long("octo-org", 366, "the acme enterprise", no_expiry), "token.expires_at_ns must be a number or null"], "grant": "pending", "limit": 366},
+		"expires before it is created": {"token": {"expires_at_ns": created - day}, "errors": ["the token must expire after it is created"], "grant": "pending", "limit": 366},
+	}
+	create(new_token(tc.token), "member", acme) == refused(tc.errors, tc.grant, tc.limit)
+}
+
+test_creation_without_settings if {
+	result := data.pat.creation with input as {"token": new_token({}), "role": "member"}
+	result == created_ok("pending", 366)
+}
