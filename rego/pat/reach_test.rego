@@ -63,6 +63,7 @@ test_rule_8_allow_enough_permission[note] if {
 		"read": {"raw": "github_pat_bob_app", "permission": "issues", "action": "read"},
 		"metadata is always readable": {"raw": "github_pat_bob_app", "permission": "metadata", "action": "read"},
 		"admin covers write": {"raw": "github_pat_bob_admin", "permission": "contents", "action": "write"},
+		"metadata even when the store leaves it out": {"raw": "github_pat_bob_no_metadata", "permission": "metadata", "action": "read"},
 	}
 	decide(request_for(tc.raw, "octo-org", "app", tc.action, tc.permission)) == allowed(tc.raw)
 }
@@ -192,4 +193,8 @@ test_rule_11_organization_level_resources_count_as_private[note] if {
 
 test_deny_unsupported_token_kind if {
 	decide(request("github_pat_bob_weird_kind", "octo-org", "app", "read")) == denied("github_pat_bob_weird_kind", 403, "the token's kind is not supported by this policy", token_doc)
+}
+
+test_deny_unsupported_token_kind_revoked if {
+	decide(request("github_pat_weird_revoked", "octo-org", "app", "read")) == denied("github_pat_weird_revoked", 401, "Bad credentials: the personal access token was revoked; create a new token", auth_doc)
 }

@@ -65,6 +65,8 @@ tokens := {
 	"github_pat_bob_90_days": fine_grained(42, "bob", "octo-org", "all", set(), write, in_days(90)),
 	"github_pat_bob_90_days_1s": fine_grained(43, "bob", "octo-org", "all", set(), write, in_days(90) + 1000000000),
 	"ghp_frank_forever": classic(12, "frank", {"repo"}, null),
+	"github_pat_bob_no_metadata": object.union(fine_grained(44, "bob", "octo-org", "all", set(), write, in_days(90)), {"permissions": write}),
+	"github_pat_weird_revoked": object.union(classic(45, "bob", {"repo"}, in_days(90)), {"kind": "oauth", "revoked": true}),
 	"github_pat_bob_weird_kind": object.union(classic(39, "bob", {"repo"}, in_days(90)), {"kind": "oauth"}),
 }
 
@@ -86,6 +88,7 @@ grants := {
 	41: {"solo-org": grant(214, "approved", "")},
 	42: {"octo-org": grant(215, "approved", "")},
 	43: {"octo-org": grant(216, "approved", "")},
+	44: {"octo-org": grant(217, "approved", "")},
 }
 
 grant(id, state, reason) := {"id": id, "state": state, "reason": reason, "reviewer": "alice", "updated_at_ns": created}
