@@ -1,0 +1,277 @@
+// Package issue creates personal access tokens: it asks the policy's
+// creation check (data.pat.creation, SEMANTICS.md rules 10, 21 and 29)
+// whether a token may be created and which grant it starts with, then
+// generates the raw token and stores its hash, grant and audit events in one
+// transaction. The CLI and the admin API share it.
+package issue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	_ "github.com/opa-pat/opa-pat/plugin/builtins" // declares the pat.* built-ins the policy compiles against
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
+	patrego "github.com/opa-pat/opa-pat/rego"
+)
+
+// Query is the creation check's entrypoint.
+const Query = "data.pat.creation"
+
+// DefaultLifetime is the expiry of a token created without one: GitHub's
+// default of 30 days.
+const DefaultLifetime = 30 * 24 * time.Hour
+
+// Checker evaluates the creation check against one settings document. It is
+// safe for concurrent use.
+type Checker struct {
+	pq rego.PreparedEvalQuery
+}
+
+// NewChecker compiles the embedded policy with settings as
+// data.pat.settings; nil settings mean all defaults.
+func NewChecker(ctx context.Context, settings map[string]any) (*Checker, error) {
+	mods, err := patrego.Modules()
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded policy: %w", err)
+	}
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	opts := []func(*rego.Rego){
+		rego.Query(Query),
+		rego.Store(inmem.NewFromObject(map[string]any{"pat": map[string]any{"settings": settings}})),
+	}
+	for path, src := range mods {
+		opts = append(opts, rego.Module(path, src))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compiling the creation check: %w", err)
+	}
+	return &Checker{pq: pq}, nil
+}
+
+// ParseSettings decodes a settings document (data.pat.settings).
+func ParseSettings(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var s map[string]any
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	if s == nil {
+		return nil, errors.New("settings: must be a JSON object")
+	}
+	return s, nil
+}
+
+// StoreSettings returns the settings a running sidecar recorded in the store,
+// or nil (all defaults) when none were recorded.
+func StoreSettings(ctx context.Context, db *store.DB) (map[string]any, error) {
+	b, err := db.Settings(ctx)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	s, err := ParseSettings(b)
+	if err != nil {
+		return nil, fmt.Errorf("the store's recorded %w", err)
+	}
+	return s, nil
+}
+
+// Input is the creation check's input.
+type Input struct {
+	Token InputToken `json:"token"`
+	Role  string     `json:"role,omitempty"`
+}
+
+// InputToken describes the token to create.
+type InputToken struct {
+	Kind                string `json:"kind"`
+	User                string `json:"user"`
+	ResourceOwner       string `json:"resource_owner"`
+	RepositorySelection string `json:"repository_selection"`
+	CreatedAtNS         int64  `json:"created_at_ns"`
+	ExpiresAtNS         *int64 `json:"expires_at_ns"`
+}
+
+// Decision is the creation check's answer.
+type Decision struct {
+	Allowed    bool     `json:"allowed"`
+	Errors     []string `json:"errors"`
+	GrantState *string  `json:"grant_state"`
+	LimitDays  *int     `json:"limit_days"`
+}
+
+// Check evaluates the creation check.
+func (c *Checker) Check(ctx context.Context, in Input) (Decision, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return Decision{}, err
+	}
+	var input map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&input); err != nil {
+		return Decision{}, err
+	}
+	rs, err := c.pq.Eval(ctx, rego.EvalInput(input))
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluating %s: %w", Query, err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Decision{}, fmt.Errorf("evaluating %s: undefined", Query)
+	}
+	out, err := json.Marshal(rs[0].Expressions[0].Value)
+	if err != nil {
+		return Decision{}, err
+	}
+	var d Decision
+	dec = json.NewDecoder(bytes.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return Decision{}, fmt.Errorf("%s: unexpected answer %s: %w", Query, out, err)
+	}
+	if d.GrantState != nil && *d.GrantState != store.GrantApproved && *d.GrantState != store.GrantPending {
+		return Decision{}, fmt.Errorf("%s: unexpected grant_state %q", Query, *d.GrantState)
+	}
+	return d, nil
+}
+
+// Refused is the error of a creation the policy does not allow.
+type Refused struct {
+	Errors []string
+}
+
+func (e *Refused) Error() string {
+	return "token creation refused: " + strings.Join(e.Errors, "; ")
+}
+
+// Request asks for a new token.
+type Request struct {
+	Kind string
+	User string
+	Name string
+	// Classic tokens.
+	Scopes []string
+	// Fine-grained tokens. ResourceOwner defaults to User and
+	// RepositorySelection to "public" (GitHub's default).
+	ResourceOwner       string
+	RepositorySelection string
+	Repositories        []string
+	Permissions         map[string]string
+	// ExpiresIn is the lifetime; 0 means DefaultLifetime. NoExpiry makes a
+	// token that never expires.
+	ExpiresIn time.Duration
+	NoExpiry  bool
+	// Reason is the justification kept with an approval request.
+	Reason string
+	// Actor is who creates the token; empty means User.
+	Actor string
+}
+
+// Result is a created token.
+type Result struct {
+	// Raw is the raw token: shown once, never stored.
+	Raw      string
+	Token    store.Token
+	Grant    *store.Grant
+	Decision Decision
+}
+
+// Issue creates a token if the creation check allows it. now is the
+// creation time.
+func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.Time) (Result, error) {
+	now = now.UTC()
+	t := store.Token{
+		Name: req.Name, Kind: req.Kind, User: req.User, Scopes: req.Scopes, ResourceOwner: req.ResourceOwner,
+		RepositorySelection: req.RepositorySelection, Repositories: req.Repositories, Permissions: req.Permissions, CreatedAt: now,
+	}
+	switch {
+	case req.NoExpiry && req.ExpiresIn != 0:
+		return Result{}, errors.New("expires_in: give an expiry or no expiry, not both")
+	case req.ExpiresIn < 0:
+		return Result{}, fmt.Errorf("expires_in: %s is not a positive duration", req.ExpiresIn)
+	case req.NoExpiry:
+	case req.ExpiresIn == 0:
+		t.ExpiresAt = now.Add(DefaultLifetime)
+	default:
+		t.ExpiresAt = now.Add(req.ExpiresIn)
+	}
+	if t.Kind == store.KindFineGrained {
+		if t.ResourceOwner == "" {
+			t.ResourceOwner = t.User
+		}
+		if t.RepositorySelection == "" {
+			t.RepositorySelection = "public"
+		}
+		perms := make(map[string]string, len(t.Permissions)+1)
+		for k, v := range t.Permissions {
+			perms[k] = v
+		}
+		if _, ok := perms["metadata"]; !ok {
+			perms["metadata"] = "read" // always present (SEMANTICS.md rule 8)
+		}
+		t.Permissions = perms
+	}
+	if t.Scopes != nil {
+		t.Scopes = slices.Compact(slices.Sorted(slices.Values(t.Scopes)))
+	}
+	prefixes, err := db.Prefixes(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	raw, err := token.Generate(t.Kind, prefixes)
+	if err != nil {
+		return Result{}, err
+	}
+	t.Hash = token.Hash(raw)
+	if err := store.ValidateToken(t); err != nil {
+		return Result{}, err
+	}
+
+	in := Input{Token: InputToken{Kind: t.Kind, User: t.User, ResourceOwner: t.ResourceOwner, RepositorySelection: t.RepositorySelection,
+		CreatedAtNS: t.CreatedAt.UnixNano()}}
+	if !t.ExpiresAt.IsZero() {
+		ns := t.ExpiresAt.UnixNano()
+		in.Token.ExpiresAtNS = &ns
+	}
+	if t.ResourceOwner != "" {
+		m, ok, err := db.Membership(ctx, t.User, t.ResourceOwner)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			in.Role = m.Role
+		}
+	}
+	d, err := c.Check(ctx, in)
+	if err != nil {
+		return Result{}, err
+	}
+	if !d.Allowed {
+		return Result{Decision: d}, &Refused{Errors: d.Errors}
+	}
+	p := store.CreateTokenParams{Token: t, Actor: req.Actor, Justification: req.Reason}
+	if d.GrantState != nil {
+		p.GrantState = *d.GrantState
+		if p.GrantState == store.GrantApproved {
+			p.ApprovalNote = "approved automatically at creation"
+		}
+	}
+	created, grant, err := db.CreateToken(ctx, p)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Raw: raw, Token: created, Grant: grant, Decision: d}, nil
+}

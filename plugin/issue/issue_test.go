@@ -1,0 +1,125 @@
+package issue
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "pat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	d, err := store.ParseDump(strings.NewReader(`{"memberships": [
+		{"user": "bob", "org": "octo-org", "role": "member"},
+		{"user": "olga", "org": "octo-org", "role": "owner"},
+		{"user": "carl", "org": "octo-org", "role": "outside_collaborator"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Import(t.Context(), d, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestIssue(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	disabled := map[string]any{"organizations": map[string]any{"octo-org": map[string]any{"fine_grained_approval": "disable"}}}
+	fg := func(user string, mod func(*Request)) Request {
+		r := Request{Kind: store.KindFineGrained, User: user, Name: "ci", ResourceOwner: "octo-org", RepositorySelection: "selected",
+			Repositories: []string{"app"}, Permissions: map[string]string{"contents": "write"}, Reason: "release"}
+		if mod != nil {
+			mod(&r)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		note     string
+		settings map[string]any
+		req      Request
+		grant    string // "" for none
+		reviewer string
+		err      string
+	}{
+		{note: "classic", req: Request{Kind: store.KindClassic, User: "bob", Scopes: []string{"repo", "repo"}}},
+		{note: "member: pending", req: fg("bob", nil), grant: store.GrantPending},
+		{note: "owner: approved", req: fg("olga", nil), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
+		{note: "approval disabled: approved", settings: disabled, req: fg("bob", nil), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
+		{note: "public repositories: no grant", req: fg("bob", func(r *Request) { r.RepositorySelection, r.Repositories = "public", nil })},
+		{note: "own resources: no grant", req: fg("bob", func(r *Request) { r.ResourceOwner = "bob" })},
+		{note: "outside collaborator refused", req: fg("carl", nil),
+			err: "token creation refused: carl is not a member of octo-org: only members of octo-org can create fine-grained personal access tokens for it; ask an owner of octo-org for membership"},
+		{note: "stranger refused", req: fg("zed", nil),
+			err: "token creation refused: zed is not a member of octo-org: only members of octo-org can create fine-grained personal access tokens for it; ask an owner of octo-org for membership"},
+		{note: "lifetime above the default limit", req: fg("bob", func(r *Request) { r.ExpiresIn = 367 * 24 * time.Hour }),
+			err: "token creation refused: octo-org forbids access via a fine-grained personal access token if the token's lifetime is greater than 366 days: the policy is set by the octo-org organization; the token's lifetime is 367 days; choose an expiration of 366 days or less"},
+		{note: "no expiry under the default limit", req: fg("bob", func(r *Request) { r.NoExpiry = true }),
+			err: "token creation refused: octo-org forbids access via a fine-grained personal access token if the token's lifetime is greater than 366 days: the policy is set by the octo-org organization; the token has no expiration date; choose an expiration of 366 days or less"},
+		{note: "366 days is within the limit", req: fg("bob", func(r *Request) { r.ExpiresIn = 366 * 24 * time.Hour }), grant: store.GrantPending},
+		{note: "bad selection", req: fg("bob", func(r *Request) { r.RepositorySelection = "some" }),
+			err: `repository_selection: unknown value "some", want one of all, selected, public`},
+		{note: "both expiries", req: fg("bob", func(r *Request) { r.NoExpiry, r.ExpiresIn = true, time.Hour }),
+			err: "expires_in: give an expiry or no expiry, not both"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			db := openStore(t)
+			c, err := NewChecker(t.Context(), tc.settings)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Issue(t.Context(), db, c, tc.req, now)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v; want %q", err, tc.err)
+				}
+				if list, _ := db.ListTokens(t.Context(), store.TokenFilter{}); len(list) != 0 {
+					t.Fatalf("a refused token was stored: %+v", list)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kind, ok := token.Parse(res.Raw, token.DefaultPrefixes); !ok || kind != tc.req.Kind {
+				t.Fatalf("raw token %q: %q, %v", res.Raw, kind, ok)
+			}
+			stored, ok, err := db.TokenByHash(t.Context(), token.Hash(res.Raw))
+			if err != nil || !ok || !reflect.DeepEqual(stored, res.Token) {
+				t.Fatalf("stored = %+v, %v, %v; want %+v", stored, ok, err, res.Token)
+			}
+			if tc.grant == "" {
+				if res.Grant != nil {
+					t.Fatalf("grant = %+v; want none", res.Grant)
+				}
+				return
+			}
+			if res.Grant == nil || res.Grant.State != tc.grant || res.Grant.Reviewer != tc.reviewer || res.Grant.Reason != "release" {
+				t.Fatalf("grant = %+v; want %s by %q", res.Grant, tc.grant, tc.reviewer)
+			}
+			events, err := db.ListAudit(t.Context(), store.AuditFilter{TokenID: res.Token.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var actions []string
+			for _, e := range events {
+				actions = append(actions, e.Action)
+			}
+			want := []string{store.ActionTokenCreate, store.ActionRequestCreate}
+			if tc.grant == store.GrantApproved {
+				want = append(want, store.ActionRequestApprove)
+			}
+			if !reflect.DeepEqual(actions, want) {
+				t.Fatalf("audit actions = %v; want %v", actions, want)
+			}
+		})
+	}
+}

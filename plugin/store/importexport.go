@@ -1,0 +1,512 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+// Dump is the import and export format (DESIGN.md "Admin API and CLI").
+type Dump struct {
+	Users        []DumpUser       `json:"users"`
+	Memberships  []DumpMembership `json:"memberships"`
+	Repositories []DumpRepository `json:"repositories"`
+	Tokens       []DumpToken      `json:"tokens"`
+	Grants       []DumpGrant      `json:"grants"`
+}
+
+// DumpUser is a user record of a dump.
+type DumpUser struct {
+	Login     string  `json:"login"`
+	ManagedBy *string `json:"managed_by"`
+}
+
+// DumpMembership is a membership record of a dump.
+type DumpMembership struct {
+	User string `json:"user"`
+	Org  string `json:"org"`
+	Role string `json:"role"`
+}
+
+// DumpRepository is a repository record of a dump.
+type DumpRepository struct {
+	Owner      string `json:"owner"`
+	Name       string `json:"name"`
+	Visibility string `json:"visibility"`
+}
+
+// DumpToken is a token record of a dump: the raw token (on import only) or
+// the hex SHA-256 of it.
+type DumpToken struct {
+	Token               string            `json:"token,omitempty"`
+	TokenSHA256         string            `json:"token_sha256,omitempty"`
+	Name                string            `json:"name"`
+	Kind                string            `json:"kind"`
+	User                string            `json:"user"`
+	ResourceOwner       string            `json:"resource_owner,omitempty"`
+	RepositorySelection string            `json:"repository_selection,omitempty"`
+	Repositories        []string          `json:"repositories,omitempty"`
+	Permissions         map[string]string `json:"permissions,omitempty"`
+	Scopes              []string          `json:"scopes,omitempty"`
+	CreatedAt           *string           `json:"created_at"`
+	ExpiresAt           *string           `json:"expires_at"`
+	Revoked             bool              `json:"revoked"`
+	LastUsedAt          *string           `json:"last_used_at,omitempty"`
+}
+
+// DumpGrant is the current grant of a token for an organization. The token
+// is named by token_sha256, or by token_name and user.
+type DumpGrant struct {
+	TokenSHA256 string `json:"token_sha256,omitempty"`
+	TokenName   string `json:"token_name,omitempty"`
+	User        string `json:"user,omitempty"`
+	Org         string `json:"org"`
+	State       string `json:"state"`
+	Reason      string `json:"reason,omitempty"`
+	Reviewer    string `json:"reviewer,omitempty"`
+}
+
+// ImportResult counts the records an import wrote.
+type ImportResult struct {
+	Users, Memberships, Repositories, Tokens, Grants int
+}
+
+// rawDump defers the decoding of each record, so that an error names it.
+type rawDump struct {
+	Users        []json.RawMessage `json:"users"`
+	Memberships  []json.RawMessage `json:"memberships"`
+	Repositories []json.RawMessage `json:"repositories"`
+	Tokens       []json.RawMessage `json:"tokens"`
+	Grants       []json.RawMessage `json:"grants"`
+}
+
+// ParseDump decodes a dump strictly: unknown fields and wrong types are
+// errors naming the record's index and field.
+func ParseDump(r io.Reader) (*Dump, error) {
+	var raw rawDump
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("decoding: %w", jsonError("", err))
+	}
+	var d Dump
+	var err error
+	if d.Users, err = decodeRecords[DumpUser]("users", raw.Users); err != nil {
+		return nil, err
+	}
+	if d.Memberships, err = decodeRecords[DumpMembership]("memberships", raw.Memberships); err != nil {
+		return nil, err
+	}
+	if d.Repositories, err = decodeRecords[DumpRepository]("repositories", raw.Repositories); err != nil {
+		return nil, err
+	}
+	if d.Tokens, err = decodeRecords[DumpToken]("tokens", raw.Tokens); err != nil {
+		return nil, err
+	}
+	if d.Grants, err = decodeRecords[DumpGrant]("grants", raw.Grants); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func decodeRecords[T any](name string, raws []json.RawMessage) ([]T, error) {
+	out := make([]T, len(raws))
+	for i, raw := range raws {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&out[i]); err != nil {
+			return nil, jsonError(fmt.Sprintf("%s[%d]", name, i), err)
+		}
+	}
+	return out, nil
+}
+
+// jsonError rewrites encoding/json's errors to name the record and field.
+func jsonError(record string, err error) error {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		where := record
+		if te.Field != "" {
+			if where != "" {
+				where += "."
+			}
+			where += te.Field
+		}
+		if where == "" {
+			return fmt.Errorf("expected %s, got %s", jsonType(te.Type.Kind().String()), te.Value)
+		}
+		return fmt.Errorf("%s: expected %s, got %s", where, jsonType(te.Type.Kind().String()), te.Value)
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if record == "" {
+			return fmt.Errorf("unknown field %s", msg)
+		}
+		return fmt.Errorf("%s: unknown field %s", record, msg)
+	}
+	if record == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", record, err)
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	case "ptr":
+		return "a string or null"
+	}
+	return kind
+}
+
+func parseTime(field string, s *string, def time.Time) (time.Time, error) {
+	if s == nil {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %q is not an RFC 3339 time", field, *s)
+	}
+	return t.UTC(), nil
+}
+
+// HashFromHex decodes a hex SHA-256.
+func HashFromHex(s string) ([32]byte, error) {
+	var h [32]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("%q is not 64 hexadecimal digits", s)
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// Prefixes returns this store's token prefixes: GitHub's unless recorded in
+// meta.
+func (db *DB) Prefixes(ctx context.Context) (token.Prefixes, error) {
+	p := token.DefaultPrefixes
+	if v, ok, err := db.Meta(ctx, MetaClassicPrefix); err != nil {
+		return p, err
+	} else if ok {
+		p.Classic = v
+	}
+	if v, ok, err := db.Meta(ctx, MetaFineGrainedPrefix); err != nil {
+		return p, err
+	} else if ok {
+		p.FineGrained = v
+	}
+	return p, nil
+}
+
+type tokenRef struct{ user, name string }
+
+// Import writes a dump in one transaction: everything or, at the first bad
+// record, nothing. Users, memberships and repositories are upserted by key,
+// tokens by hash; a grant whose state differs from the token's current grant
+// for the organization is added as its newest request. Users named by
+// tokens and memberships but not listed are created.
+func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, error) {
+	prefixes, err := db.Prefixes(ctx)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	now := db.now()
+	users := make([]User, len(d.Users))
+	for i, u := range d.Users {
+		users[i] = User{Login: u.Login}
+		if u.ManagedBy != nil {
+			users[i].ManagedBy = *u.ManagedBy
+		}
+		if err := validateUser(users[i]); err != nil {
+			return ImportResult{}, fmt.Errorf("users[%d].%w", i, err)
+		}
+	}
+	members := make([]Membership, len(d.Memberships))
+	for i, m := range d.Memberships {
+		members[i] = Membership(m)
+		if err := validateMembership(members[i]); err != nil {
+			return ImportResult{}, fmt.Errorf("memberships[%d].%w", i, firstErr(err))
+		}
+	}
+	repos := make([]Repository, len(d.Repositories))
+	for i, r := range d.Repositories {
+		repos[i] = Repository(r)
+		if err := validateRepository(repos[i]); err != nil {
+			return ImportResult{}, fmt.Errorf("repositories[%d].%w", i, firstErr(err))
+		}
+	}
+	tokens := make([]Token, len(d.Tokens))
+	byHash := make(map[[32]byte]int, len(d.Tokens))
+	byName := make(map[tokenRef]int, len(d.Tokens))
+	for i, dt := range d.Tokens {
+		t, err := dumpToken(dt, prefixes, now)
+		if err != nil {
+			return ImportResult{}, fmt.Errorf("tokens[%d].%w", i, err)
+		}
+		if j, dup := byHash[t.Hash]; dup {
+			return ImportResult{}, fmt.Errorf("tokens[%d].token: the same token as tokens[%d]", i, j)
+		}
+		byHash[t.Hash] = i
+		ref := tokenRef{t.User, t.Name}
+		if _, dup := byName[ref]; dup {
+			byName[ref] = -1 // ambiguous: grants must name it by token_sha256
+		} else {
+			byName[ref] = i
+		}
+		tokens[i] = t
+	}
+	for i, g := range d.Grants {
+		if err := errors.Join(checkName("org", g.Org), checkEnum("state", g.State, grantStates)); err != nil {
+			return ImportResult{}, fmt.Errorf("grants[%d].%w", i, firstErr(err))
+		}
+		if len([]rune(g.Reason)) > MaxReasonChars {
+			return ImportResult{}, fmt.Errorf("grants[%d].reason: longer than %d characters", i, MaxReasonChars)
+		}
+	}
+
+	var res ImportResult
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res = ImportResult{}
+		for _, u := range users {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO users (login, managed_by) VALUES ($1, $2)
+ON CONFLICT (login) DO UPDATE SET managed_by = excluded.managed_by`, u.Login, u.ManagedBy); err != nil {
+				return fmt.Errorf("writing user %q: %w", u.Login, err)
+			}
+			if err := logChange(ctx, tx, EntityUser, u.Login); err != nil {
+				return err
+			}
+			res.Users++
+		}
+		for _, m := range members {
+			if err := ensureUser(ctx, tx, m.User); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO memberships (user_login, org, role) VALUES ($1, $2, $3)
+ON CONFLICT (user_login, org) DO UPDATE SET role = excluded.role`, m.User, m.Org, m.Role); err != nil {
+				return fmt.Errorf("writing membership %s/%s: %w", m.User, m.Org, err)
+			}
+			if err := logChange(ctx, tx, EntityMembership, m.User+"/"+m.Org); err != nil {
+				return err
+			}
+			res.Memberships++
+		}
+		for _, r := range repos {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO repositories (owner, name, visibility) VALUES ($1, $2, $3)
+ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Owner, r.Name, r.Visibility); err != nil {
+				return fmt.Errorf("writing repository %s/%s: %w", r.Owner, r.Name, err)
+			}
+			if err := logChange(ctx, tx, EntityRepository, r.Owner+"/"+r.Name); err != nil {
+				return err
+			}
+			res.Repositories++
+		}
+		for i := range tokens {
+			if err := ensureUser(ctx, tx, tokens[i].User); err != nil {
+				return err
+			}
+			id, err := insertToken(ctx, tx, tokens[i])
+			if err != nil {
+				return fmt.Errorf("tokens[%d]: %w", i, err)
+			}
+			tokens[i].ID = id
+			res.Tokens++
+		}
+		for i, dg := range d.Grants {
+			t, err := db.grantToken(ctx, tx, dg, tokens, byHash, byName)
+			if err != nil {
+				return fmt.Errorf("grants[%d].%w", i, err)
+			}
+			if t.Kind != KindFineGrained {
+				return fmt.Errorf("grants[%d]: token %d is classic; only fine-grained tokens have grants", i, t.ID)
+			}
+			cur, ok, err := scanCurrent(ctx, tx, t.ID, dg.Org)
+			if err != nil {
+				return err
+			}
+			if ok && cur.State == dg.State && cur.Reason == dg.Reason && cur.Reviewer == dg.Reviewer {
+				continue
+			}
+			g := Grant{TokenID: t.ID, Org: dg.Org, State: dg.State, Reviewer: dg.Reviewer, CreatedAt: now, UpdatedAt: now}
+			justification, review := dg.Reason, ""
+			if dg.State != GrantPending {
+				justification, review = "", dg.Reason
+			}
+			if _, err := insertRequest(ctx, tx, g, justification, review); err != nil {
+				return fmt.Errorf("grants[%d]: %w", i, err)
+			}
+			res.Grants++
+		}
+		return db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionStoreImport, Details: map[string]any{
+			"users": res.Users, "memberships": res.Memberships, "repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants}})
+	})
+	if err != nil {
+		return ImportResult{}, err
+	}
+	return res, nil
+}
+
+func firstErr(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()[0]
+	}
+	return err
+}
+
+func scanCurrent(ctx context.Context, tx *sql.Tx, tokenID int64, org string) (Grant, bool, error) {
+	g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
+	return pointResult(g, err, "grant", grantKey(tokenID, org))
+}
+
+// grantToken finds the token a grant names: in the dump first, then in the
+// store.
+func (db *DB) grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []Token, byHash map[[32]byte]int, byName map[tokenRef]int) (Token, error) {
+	if g.TokenSHA256 != "" {
+		h, err := HashFromHex(g.TokenSHA256)
+		if err != nil {
+			return Token{}, fmt.Errorf("token_sha256: %w", err)
+		}
+		if i, ok := byHash[h]; ok {
+			return tokens[i], nil
+		}
+		var sc tokenScanner
+		t, err := sc.scan(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, h[:]))
+		if errors.Is(err, sql.ErrNoRows) {
+			return Token{}, fmt.Errorf("token_sha256: no such token")
+		}
+		return t, err
+	}
+	if g.TokenName == "" || g.User == "" {
+		return Token{}, errors.New("token_name: give token_name and user, or token_sha256")
+	}
+	if i, ok := byName[tokenRef{g.User, g.TokenName}]; ok {
+		if i < 0 {
+			return Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
+		}
+		return tokens[i], nil
+	}
+	var found []Token
+	var sc tokenScanner
+	err := each(ctx, tx, `SELECT `+tokenColumns+` FROM tokens WHERE user_login = $1 AND name = $2 AND revoked = $3`, func(rows *sql.Rows) error {
+		t, err := sc.scan(rows)
+		found = append(found, t)
+		return err
+	}, g.User, g.TokenName, false)
+	if err != nil {
+		return Token{}, fmt.Errorf("token_name: %w", err)
+	}
+	switch len(found) {
+	case 0:
+		return Token{}, fmt.Errorf("token_name: %s has no token named %q", g.User, g.TokenName)
+	case 1:
+		return found[0], nil
+	}
+	return Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
+}
+
+func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, error) {
+	t := Token{
+		Name: dt.Name, Kind: dt.Kind, User: dt.User, Scopes: dt.Scopes, ResourceOwner: dt.ResourceOwner,
+		RepositorySelection: dt.RepositorySelection, Repositories: dt.Repositories, Permissions: dt.Permissions, Revoked: dt.Revoked,
+	}
+	switch {
+	case dt.Token != "" && dt.TokenSHA256 != "":
+		return Token{}, errors.New("token: give token or token_sha256, not both")
+	case dt.Token != "":
+		kind, ok := token.Parse(dt.Token, prefixes)
+		if !ok {
+			return Token{}, errors.New("token: not a valid token (prefix, length or checksum)")
+		}
+		if dt.Kind != "" && kind != dt.Kind {
+			return Token{}, fmt.Errorf("kind: %q, but the token is %s", dt.Kind, kind)
+		}
+		t.Kind = kind
+		t.Hash = token.Hash(dt.Token)
+	case dt.TokenSHA256 != "":
+		h, err := HashFromHex(dt.TokenSHA256)
+		if err != nil {
+			return Token{}, fmt.Errorf("token_sha256: %w", err)
+		}
+		t.Hash = h
+	default:
+		return Token{}, errors.New("token: give token or token_sha256")
+	}
+	var err error
+	if t.CreatedAt, err = parseTime("created_at", dt.CreatedAt, now); err != nil {
+		return Token{}, err
+	}
+	if t.ExpiresAt, err = parseTime("expires_at", dt.ExpiresAt, time.Time{}); err != nil {
+		return Token{}, err
+	}
+	if t.LastUsedAt, err = parseTime("last_used_at", dt.LastUsedAt, time.Time{}); err != nil {
+		return Token{}, err
+	}
+	if err := ValidateToken(t); err != nil {
+		return Token{}, err
+	}
+	return t, nil
+}
+
+func timeString(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339Nano)
+	return &s
+}
+
+// Export reads the whole store as a dump: tokens by hash (the store has no
+// raw token), grants as their current state.
+func (db *DB) Export(ctx context.Context) (*Dump, error) {
+	d := &Dump{Users: []DumpUser{}, Memberships: []DumpMembership{}, Repositories: []DumpRepository{}, Tokens: []DumpToken{}, Grants: []DumpGrant{}}
+	hashes := map[int64]string{}
+	names := map[int64]Token{}
+	var grants []Grant
+	_, err := db.Load(ctx, Visitor{
+		User: func(u User) error {
+			du := DumpUser{Login: u.Login}
+			if u.ManagedBy != "" {
+				du.ManagedBy = &u.ManagedBy
+			}
+			d.Users = append(d.Users, du)
+			return nil
+		},
+		Membership: func(m Membership) error { d.Memberships = append(d.Memberships, DumpMembership(m)); return nil },
+		Repository: func(r Repository) error { d.Repositories = append(d.Repositories, DumpRepository(r)); return nil },
+		Token: func(t Token) error {
+			h := hex.EncodeToString(t.Hash[:])
+			hashes[t.ID] = h
+			names[t.ID] = Token{Name: t.Name, User: t.User}
+			d.Tokens = append(d.Tokens, DumpToken{
+				TokenSHA256: h, Name: t.Name, Kind: t.Kind, User: t.User, ResourceOwner: t.ResourceOwner,
+				RepositorySelection: t.RepositorySelection, Repositories: t.Repositories, Permissions: t.Permissions, Scopes: t.Scopes,
+				CreatedAt: timeString(t.CreatedAt), ExpiresAt: timeString(t.ExpiresAt), Revoked: t.Revoked, LastUsedAt: timeString(t.LastUsedAt),
+			})
+			return nil
+		},
+		Grant: func(g Grant) error { grants = append(grants, g); return nil },
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range grants {
+		reviewer := g.Reviewer
+		d.Grants = append(d.Grants, DumpGrant{TokenSHA256: hashes[g.TokenID], TokenName: names[g.TokenID].Name, User: names[g.TokenID].User,
+			Org: g.Org, State: g.State, Reason: g.Reason, Reviewer: reviewer})
+	}
+	return d, nil
+}
+
