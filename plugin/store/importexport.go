@@ -509,4 +509,3 @@ func (db *DB) Export(ctx context.Context) (*Dump, error) {
 	}
 	return d, nil
 }
-
