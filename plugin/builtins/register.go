@@ -1,20 +1,240 @@
 package builtins
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // errNotReady is returned while no token index is installed; OPA then leaves
 // the call undefined and the policy denies.
 var errNotReady = errors.New("pat: token store not ready")
 
+// Source is what the built-ins answer from: an index and the token prefixes
+// of the deployment.
+type Source struct {
+	Index    *index.Index
+	Prefixes token.Prefixes
+}
+
+// current is the installed source. Built-ins are registered once per
+// process, so the pat plugin installs its index here when it starts.
+var current atomic.Pointer[Source]
+
+// Install makes the built-ins answer from s and returns a function that
+// uninstalls it again (unless another source was installed since).
+func Install(s *Source) (uninstall func()) {
+	current.Store(s)
+	return func() { current.CompareAndSwap(s, nil) }
+}
+
+// Installed returns the source the built-ins answer from, or nil.
+func Installed() *Source { return current.Load() }
+
 func init() {
-	rego.RegisterBuiltin1(TokenDecl, func(rego.BuiltinContext, *ast.Term) (*ast.Term, error) { return nil, errNotReady })
-	rego.RegisterBuiltin2(GrantDecl, func(rego.BuiltinContext, *ast.Term, *ast.Term) (*ast.Term, error) { return nil, errNotReady })
-	rego.RegisterBuiltin2(OrgRoleDecl, func(rego.BuiltinContext, *ast.Term, *ast.Term) (*ast.Term, error) { return nil, errNotReady })
-	rego.RegisterBuiltin1(UserDecl, func(rego.BuiltinContext, *ast.Term) (*ast.Term, error) { return nil, errNotReady })
-	rego.RegisterBuiltin2(RepositoryDecl, func(rego.BuiltinContext, *ast.Term, *ast.Term) (*ast.Term, error) { return nil, errNotReady })
+	rego.RegisterBuiltin1(TokenDecl, Token)
+	rego.RegisterBuiltin2(GrantDecl, Grant)
+	rego.RegisterBuiltin2(OrgRoleDecl, OrgRole)
+	rego.RegisterBuiltin1(UserDecl, User)
+	rego.RegisterBuiltin2(RepositoryDecl, Repository)
+}
+
+// Keys and fixed values, built once.
+var (
+	keyWellFormed    = ast.InternedTerm("well_formed")
+	keyFound         = ast.InternedTerm("found")
+	keyKind          = ast.InternedTerm("kind")
+	keyID            = ast.InternedTerm("id")
+	keyUser          = ast.InternedTerm("user")
+	keyName          = ast.InternedTerm("name")
+	keyCreated       = ast.InternedTerm("created_at_ns")
+	keyExpires       = ast.InternedTerm("expires_at_ns")
+	keyRevoked       = ast.InternedTerm("revoked")
+	keyScopes        = ast.InternedTerm("scopes")
+	keyResourceOwner = ast.InternedTerm("resource_owner")
+	keySelection     = ast.InternedTerm("repository_selection")
+	keyRepositories  = ast.InternedTerm("repositories")
+	keyPermissions   = ast.InternedTerm("permissions")
+	keyState         = ast.InternedTerm("state")
+	keyReason        = ast.InternedTerm("reason")
+	keyReviewer      = ast.InternedTerm("reviewer")
+	keyUpdated       = ast.InternedTerm("updated_at_ns")
+
+	malformed = ast.ObjectTerm([2]*ast.Term{keyWellFormed, ast.InternedTerm(false)})
+	unknown   = map[string]*ast.Term{
+		token.KindClassic:     notFound(token.KindClassic),
+		token.KindFineGrained: notFound(token.KindFineGrained),
+	}
+)
+
+func notFound(kind string) *ast.Term {
+	return ast.ObjectTerm(
+		[2]*ast.Term{keyWellFormed, ast.InternedTerm(true)},
+		[2]*ast.Term{keyKind, ast.StringTerm(kind)},
+		[2]*ast.Term{keyFound, ast.InternedTerm(false)},
+	)
+}
+
+// Token implements pat.token(raw): the format is checked before any lookup,
+// the token is hashed once and looked up by its SHA-256.
+func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
+	src := current.Load()
+	if src == nil {
+		return nil, errNotReady
+	}
+	s, err := stringArg(raw, "token")
+	if err != nil {
+		return nil, err
+	}
+	kind, ok := token.Parse(s, src.Prefixes)
+	if !ok {
+		return malformed, nil
+	}
+	t, ok := src.Index.Token(token.Hash(s))
+	if !ok {
+		return unknown[kind], nil
+	}
+	return TokenTerm(t), nil
+}
+
+// TokenTerm is the found shape of pat.token for an indexed token.
+func TokenTerm(t *index.Token) *ast.Term {
+	sh := t.Shape
+	expires := ast.InternedNullTerm
+	if t.ExpiresNs != 0 {
+		expires = int64Term(t.ExpiresNs)
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{keyWellFormed, ast.InternedTerm(true)},
+		[2]*ast.Term{keyFound, ast.InternedTerm(true)},
+		[2]*ast.Term{keyKind, sh.KindTerm},
+		[2]*ast.Term{keyID, int64Term(t.ID)},
+		[2]*ast.Term{keyUser, t.User.Term},
+		[2]*ast.Term{keyName, ast.StringTerm(t.Name)},
+		[2]*ast.Term{keyCreated, int64Term(t.CreatedNs)},
+		[2]*ast.Term{keyExpires, expires},
+		[2]*ast.Term{keyRevoked, ast.InternedTerm(sh.Revoked)},
+		[2]*ast.Term{keyScopes, sh.Scopes.Term},
+		[2]*ast.Term{keyResourceOwner, sh.ResourceOwner.Term},
+		[2]*ast.Term{keySelection, sh.RepositorySelection.Term},
+		[2]*ast.Term{keyRepositories, sh.Repositories.Term},
+		[2]*ast.Term{keyPermissions, sh.PermissionsTerm},
+	)
+}
+
+// Grant implements pat.grant(token_id, org).
+func Grant(_ rego.BuiltinContext, id, org *ast.Term) (*ast.Term, error) {
+	src := current.Load()
+	if src == nil {
+		return nil, errNotReady
+	}
+	n, ok := id.Value.(ast.Number)
+	if !ok {
+		return nil, fmt.Errorf("%s: token_id: want a number, got %s", GrantName, ast.ValueName(id.Value))
+	}
+	tokenID, ok := n.Int64()
+	if !ok {
+		return nil, fmt.Errorf("%s: token_id: %s is not an integer", GrantName, n)
+	}
+	o, err := stringArg(org, "org")
+	if err != nil {
+		return nil, err
+	}
+	g, ok := src.Index.Grant(tokenID, o)
+	if !ok {
+		return nil, nil // undefined: no grant
+	}
+	reviewer := ast.InternedNullTerm
+	if g.Reviewer != nil {
+		reviewer = g.Reviewer.Term
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{keyID, int64Term(g.ID)},
+		[2]*ast.Term{keyState, g.State.Term},
+		[2]*ast.Term{keyReason, ast.StringTerm(g.Reason)},
+		[2]*ast.Term{keyReviewer, reviewer},
+		[2]*ast.Term{keyUpdated, int64Term(g.UpdatedAtNs)},
+	), nil
+}
+
+// OrgRole implements pat.org_role(user, org).
+func OrgRole(_ rego.BuiltinContext, user, org *ast.Term) (*ast.Term, error) {
+	src := current.Load()
+	if src == nil {
+		return nil, errNotReady
+	}
+	u, err := stringArg(user, "user")
+	if err != nil {
+		return nil, err
+	}
+	o, err := stringArg(org, "org")
+	if err != nil {
+		return nil, err
+	}
+	role, ok := src.Index.Role(u, o)
+	if !ok {
+		return nil, nil
+	}
+	return role.Term, nil
+}
+
+// User implements pat.user(login).
+func User(_ rego.BuiltinContext, login *ast.Term) (*ast.Term, error) {
+	src := current.Load()
+	if src == nil {
+		return nil, errNotReady
+	}
+	l, err := stringArg(login, "login")
+	if err != nil {
+		return nil, err
+	}
+	u, ok := src.Index.User(l)
+	if !ok {
+		return nil, nil
+	}
+	return u.Term, nil
+}
+
+// Repository implements pat.repository(owner, name).
+func Repository(_ rego.BuiltinContext, owner, name *ast.Term) (*ast.Term, error) {
+	src := current.Load()
+	if src == nil {
+		return nil, errNotReady
+	}
+	o, err := stringArg(owner, "owner")
+	if err != nil {
+		return nil, err
+	}
+	n, err := stringArg(name, "name")
+	if err != nil {
+		return nil, err
+	}
+	r, ok := src.Index.Repository(o, n)
+	if !ok {
+		return nil, nil
+	}
+	return r.Term, nil
+}
+
+func stringArg(t *ast.Term, name string) (string, error) {
+	s, ok := t.Value.(ast.String)
+	if !ok {
+		return "", fmt.Errorf("%s: want a string, got %s", name, ast.ValueName(t.Value))
+	}
+	return string(s), nil
+}
+
+func int64Term(n int64) *ast.Term {
+	if n >= 0 && n <= 512 {
+		return ast.InternedTerm(int(n))
+	}
+	return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10)))
 }

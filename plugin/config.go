@@ -1,0 +1,166 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+// ErrInvalidConfig wraps every configuration error of the plugin.
+var ErrInvalidConfig = fmt.Errorf("invalid configuration for plugin %q", Name)
+
+// Config is plugins.pat:
+//
+//	plugins:
+//	  pat:
+//	    store: {path: /var/lib/opa-pat/pat.db}      # or {postgres: {dsn: "postgres://..."}}
+//	    token_prefixes: {classic: ghp_, fine_grained: github_pat_}
+//	    ext_authz: {addr: "127.0.0.1:9191"}          # absent: no gRPC server
+//	    admin: {addr: "127.0.0.1:8282"}              # absent: no admin API
+//
+// docs/config.md documents every key.
+type Config struct {
+	Store         StoreConfig     `json:"store"`
+	TokenPrefixes *PrefixConfig   `json:"token_prefixes,omitempty"`
+	ExtAuthz      json.RawMessage `json:"ext_authz,omitempty"` // parsed by the ext_authz service
+	Admin         json.RawMessage `json:"admin,omitempty"`     // parsed by the admin API service
+
+	prefixes token.Prefixes
+	location string
+}
+
+// StoreConfig chooses the store: an SQLite file or a PostgreSQL database.
+type StoreConfig struct {
+	Path     string          `json:"path,omitempty"`
+	Postgres *PostgresConfig `json:"postgres,omitempty"`
+}
+
+// PostgresConfig is store.postgres.
+type PostgresConfig struct {
+	DSN string `json:"dsn"`
+}
+
+// PrefixConfig is token_prefixes; a missing prefix keeps GitHub's.
+type PrefixConfig struct {
+	Classic     string `json:"classic,omitempty"`
+	FineGrained string `json:"fine_grained,omitempty"`
+}
+
+// ParseConfig reads plugins.pat (JSON or YAML), checks it and fills in the
+// defaults. Errors name the key and quote the value.
+func ParseConfig(raw []byte) (*Config, error) {
+	var c Config
+	if err := util.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := c.validateAndInjectDefaults(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) validateAndInjectDefaults() error {
+	switch {
+	case c.Store.Path != "" && c.Store.Postgres != nil:
+		return fmt.Errorf("store: set either path or postgres, not both (path is %q)", c.Store.Path)
+	case c.Store.Postgres != nil:
+		dsn := c.Store.Postgres.DSN
+		if dsn == "" {
+			return errors.New(`store.postgres.dsn: missing value (e.g. "postgres://opa-pat@db/opa_pat")`)
+		}
+		if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+			return fmt.Errorf("store.postgres.dsn: %q is not a postgres:// URL", redactDSN(dsn))
+		}
+		c.location = dsn
+	case strings.TrimSpace(c.Store.Path) == "":
+		if c.Store.Path != "" {
+			return fmt.Errorf("store.path: %q is blank", c.Store.Path)
+		}
+		return errors.New(`store.path: missing value (a file such as "/var/lib/opa-pat/pat.db", or store.postgres.dsn)`)
+	default:
+		c.location = c.Store.Path
+	}
+
+	c.prefixes = token.DefaultPrefixes
+	if p := c.TokenPrefixes; p != nil {
+		if p.Classic != "" {
+			c.prefixes.Classic = p.Classic
+		}
+		if p.FineGrained != "" {
+			c.prefixes.FineGrained = p.FineGrained
+		}
+		for key, v := range map[string]string{"classic": p.Classic, "fine_grained": p.FineGrained} {
+			if strings.ContainsAny(v, " \t\r\n") {
+				return fmt.Errorf("token_prefixes.%s: %q contains white space", key, v)
+			}
+		}
+		if err := c.prefixes.Validate(); err != nil {
+			return fmt.Errorf("token_prefixes: %w", err)
+		}
+	}
+
+	var err error
+	if c.ExtAuthz, err = canonical(c.ExtAuthz); err != nil {
+		return fmt.Errorf("ext_authz: %w", err)
+	}
+	if c.Admin, err = canonical(c.Admin); err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	return nil
+}
+
+// canonical re-encodes a section with sorted keys and no spaces, so that
+// Equal compares meaning, not layout; null becomes absent.
+func canonical(raw json.RawMessage) (json.RawMessage, error) {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return nil, nil
+	}
+	var v any
+	if err := util.UnmarshalJSON(t, &v); err != nil {
+		return nil, err
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, fmt.Errorf("%s is not an object", t)
+	}
+	return json.Marshal(v)
+}
+
+// Prefixes are the token prefixes in effect.
+func (c *Config) Prefixes() token.Prefixes { return c.prefixes }
+
+// Location is what the store is opened with: the SQLite path or the
+// PostgreSQL DSN.
+func (c *Config) Location() string { return c.location }
+
+// Equal reports whether two configurations are the same.
+func (c *Config) Equal(o *Config) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return c.location == o.location && c.prefixes == o.prefixes &&
+		bytes.Equal(c.ExtAuthz, o.ExtAuthz) && bytes.Equal(c.Admin, o.Admin)
+}
+
+// redactDSN hides a password in a DSN that is quoted in an error.
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	if at < 0 {
+		return dsn
+	}
+	scheme := strings.Index(dsn, "://")
+	start := 0
+	if scheme >= 0 {
+		start = scheme + 3
+	}
+	if colon := strings.Index(dsn[start:at], ":"); colon >= 0 {
+		return dsn[:start+colon+1] + "xxxxx" + dsn[at:]
+	}
+	return dsn
+}

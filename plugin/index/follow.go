@@ -1,0 +1,172 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+// Defaults for Follow.
+const (
+	// DefaultPollInterval is the safety net when a wake-up is missed: the
+	// index reads the change log at least this often.
+	DefaultPollInterval = time.Second
+	// changeBatch is how many change-log entries one read asks for.
+	changeBatch = 1000
+)
+
+type seqCounter struct{ v atomic.Int64 }
+
+func (c *seqCounter) load() int64   { return c.v.Load() }
+func (c *seqCounter) store(s int64) { c.v.Store(s) }
+
+// Follow keeps the index current until ctx ends: it waits for r.Wake (or
+// at most poll), reads the changes after the last one applied and re-reads
+// each changed record by its key. An error is passed to onErr (which may be
+// nil) and the same changes are read again on the next round, so nothing is
+// skipped. Follow returns when ctx ends.
+func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, onErr func(error)) {
+	if poll <= 0 {
+		poll = DefaultPollInterval
+	}
+	wake := r.Wake(ctx)
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	for {
+		if err := x.CatchUp(ctx, r); err != nil && ctx.Err() == nil && onErr != nil {
+			onErr(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-wake:
+			if !ok {
+				wake = nil // closed: rely on the ticker
+			}
+		case <-ticker.C:
+		}
+	}
+}
+
+// CatchUp applies every change after the last one applied.
+func (x *Index) CatchUp(ctx context.Context, r store.Reader) error {
+	for {
+		after := x.Seq()
+		changes, err := r.Changes(ctx, after, changeBatch)
+		if err != nil {
+			return fmt.Errorf("reading the store's change log after change %d: %w", after, err)
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		// A record changed several times in one batch is read once.
+		seen := make(map[store.Change]bool, len(changes))
+		for _, c := range changes {
+			key := store.Change{Entity: c.Entity, Key: c.Key}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			if err := x.apply(ctx, r, c); err != nil {
+				return fmt.Errorf("applying change %d (%s %q): %w", c.Seq, c.Entity, c.Key, err)
+			}
+		}
+		x.seq.store(changes[len(changes)-1].Seq)
+		if len(changes) < changeBatch {
+			return nil
+		}
+	}
+}
+
+// apply re-reads the record a change names and puts it in the index, or
+// removes it when it is gone.
+func (x *Index) apply(ctx context.Context, r store.Reader, c store.Change) error {
+	switch c.Entity {
+	case store.EntityUser:
+		u, ok, err := r.User(ctx, c.Key)
+		if err != nil {
+			return err
+		}
+		if ok {
+			x.PutUser(u)
+		} else {
+			x.DeleteUser(c.Key)
+		}
+	case store.EntityMembership:
+		user, org, err := splitKey(c.Key)
+		if err != nil {
+			return err
+		}
+		m, ok, err := r.Membership(ctx, user, org)
+		if err != nil {
+			return err
+		}
+		if ok {
+			x.PutMembership(m)
+		} else {
+			x.DeleteMembership(user, org)
+		}
+	case store.EntityRepository:
+		owner, name, err := splitKey(c.Key)
+		if err != nil {
+			return err
+		}
+		rp, ok, err := r.Repository(ctx, owner, name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			x.PutRepository(rp)
+		} else {
+			x.DeleteRepository(owner, name)
+		}
+	case store.EntityToken:
+		id, err := strconv.ParseInt(c.Key, 10, 64)
+		if err != nil {
+			return fmt.Errorf("key is not a token id: %w", err)
+		}
+		t, ok, err := r.Token(ctx, id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			x.PutToken(t)
+		} else {
+			x.DeleteToken(id)
+		}
+	case store.EntityGrant:
+		idText, org, err := splitKey(c.Key)
+		if err != nil {
+			return err
+		}
+		id, err := strconv.ParseInt(idText, 10, 64)
+		if err != nil {
+			return fmt.Errorf("key does not start with a token id: %w", err)
+		}
+		g, ok, err := r.Grant(ctx, id, org)
+		if err != nil {
+			return err
+		}
+		if ok {
+			x.PutGrant(g)
+		} else {
+			x.DeleteGrant(id, org)
+		}
+	default:
+		// An entity this index does not keep (audit events, settings).
+	}
+	return nil
+}
+
+func splitKey(key string) (string, string, error) {
+	a, b, ok := strings.Cut(key, "/")
+	if !ok || a == "" || b == "" {
+		return "", "", fmt.Errorf("key %q is not of the form a/b", key)
+	}
+	return a, b, nil
+}

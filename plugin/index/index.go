@@ -1,0 +1,162 @@
+// Package index is a sidecar's in-memory view of the token store: every token
+// by the SHA-256 of its raw form, the current grant of each (token,
+// organization), memberships, users and repositories. It is loaded from one
+// store snapshot and then kept current from the store's change log (Follow),
+// so the decision path never waits on the database.
+//
+// Concurrency: the maps are split into shards, each behind its own
+// sync.RWMutex. Only the one goroutine that loads and follows the store
+// writes, one record at a time, so a reader waits at most for one map
+// assignment on one shard. Published records are immutable: a change
+// replaces the record, it never edits it.
+//
+// Memory: strings that repeat across tokens (users, resource owners,
+// repository names) are interned, and the parts that tokens share (kind,
+// scopes, selection, repositories, permissions, revoked) are one shared
+// Shape with its ast terms built once. A token costs its map slot, one small
+// record and its name.
+package index
+
+import (
+	"hash/maphash"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+const shardCount = 64 // a power of two
+
+// Sym is an interned string with its ast term, built once.
+type Sym struct {
+	S    string
+	Term *ast.Term
+}
+
+// StrSet is an interned, sorted set of strings with its ast set term.
+type StrSet struct {
+	Items []string
+	Term  *ast.Term
+}
+
+// Shape is what tokens share: everything but their id, user, name and times.
+// One Shape serves every token with the same values.
+type Shape struct {
+	Kind                string // store.KindClassic or store.KindFineGrained
+	Revoked             bool
+	ResourceOwner       *Sym // "" for classic tokens
+	RepositorySelection *Sym // all, selected, public, or "" for classic tokens
+	Scopes              *StrSet
+	Repositories        *StrSet
+	Permissions         map[string]string // shared, read-only
+	PermissionsTerm     *ast.Term         // object term of Permissions
+	KindTerm            *ast.Term
+}
+
+// Token is one token as the index keeps it. It is immutable once published.
+type Token struct {
+	ID        int64
+	CreatedNs int64
+	ExpiresNs int64 // 0: no expiry
+	User      *Sym
+	Name      string
+	Shape     *Shape
+}
+
+// Grant is the current grant of a token for an organization. Immutable once
+// published.
+type Grant struct {
+	ID          int64
+	State       *Sym
+	Reason      string
+	Reviewer    *Sym // nil while pending
+	UpdatedAtNs int64
+}
+
+// User is a user record with its ast term built once.
+type User struct {
+	Login     string
+	ManagedBy string // "" for users that no enterprise manages
+	Term      *ast.Term
+}
+
+// Repository is a repository record with its ast term built once.
+type Repository struct {
+	Owner, Name, Visibility string
+	Term                    *ast.Term
+}
+
+type grantKey struct {
+	tokenID int64
+	org     string
+}
+
+type pairKey struct{ a, b string }
+
+// shard is one lock and one map.
+type shard[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
+	_  [40]byte // keeps neighbouring locks off one cache line
+}
+
+// shardedMap is a map split into shardCount shards by a key hash.
+type shardedMap[K comparable, V any] struct {
+	shards [shardCount]shard[K, V]
+	hash   func(K) uint64
+}
+
+func newShardedMap[K comparable, V any](hash func(K) uint64) *shardedMap[K, V] {
+	s := &shardedMap[K, V]{hash: hash}
+	for i := range s.shards {
+		s.shards[i].m = map[K]V{}
+	}
+	return s
+}
+
+func (s *shardedMap[K, V]) shard(k K) *shard[K, V] {
+	return &s.shards[s.hash(k)&(shardCount-1)]
+}
+
+func (s *shardedMap[K, V]) get(k K) (V, bool) {
+	sh := s.shard(k)
+	sh.mu.RLock()
+	v, ok := sh.m[k]
+	sh.mu.RUnlock()
+	return v, ok
+}
+
+func (s *shardedMap[K, V]) put(k K, v V) {
+	sh := s.shard(k)
+	sh.mu.Lock()
+	sh.m[k] = v
+	sh.mu.Unlock()
+}
+
+func (s *shardedMap[K, V]) delete(k K) {
+	sh := s.shard(k)
+	sh.mu.Lock()
+	delete(sh.m, k)
+	sh.mu.Unlock()
+}
+
+func (s *shardedMap[K, V]) len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+var seed = maphash.MakeSeed()
+
+func hashString(s string) uint64 { return maphash.String(seed, s) }
+
+func hashPair(k pairKey) uint64 { return maphash.String(seed, k.a) ^ maphash.String(seed, k.b)*31 }
+
+// hashTokenKey uses the first bytes of the SHA-256, which are uniform.
+func hashTokenKey(k [32]byte) uint64 { return uint64(k[0]) | uint64(k[1])<<8 }
+
+func hashGrantKey(k grantKey) uint64 { return uint64(k.tokenID) ^ maphash.String(seed, k.org) }

@@ -1,0 +1,328 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+// Index is the in-memory view of a store. Lookups are safe from any number
+// of goroutines; the writer is the one that calls Load and Follow.
+type Index struct {
+	tokens       *shardedMap[[32]byte, *Token]
+	grants       *shardedMap[grantKey, *Grant]
+	memberships  *shardedMap[pairKey, *Sym]
+	users        *shardedMap[string, *User]
+	repositories *shardedMap[pairKey, *Repository]
+
+	// Interning tables, touched by the writer only.
+	writeMu sync.Mutex
+	syms    map[string]*Sym
+	sets    map[string]*StrSet
+	perms   map[string]*permsEntry
+	shapes  map[shapeKey]*Shape
+
+	seq seqCounter
+}
+
+type permsEntry struct {
+	m    map[string]string
+	term *ast.Term
+}
+
+type shapeKey struct {
+	kind          string
+	revoked       bool
+	resourceOwner *Sym
+	selection     *Sym
+	scopes        *StrSet
+	repositories  *StrSet
+	perms         *permsEntry
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{
+		tokens:       newShardedMap[[32]byte, *Token](hashTokenKey),
+		grants:       newShardedMap[grantKey, *Grant](hashGrantKey),
+		memberships:  newShardedMap[pairKey, *Sym](hashPair),
+		users:        newShardedMap[string, *User](hashString),
+		repositories: newShardedMap[pairKey, *Repository](hashPair),
+		syms:         map[string]*Sym{},
+		sets:         map[string]*StrSet{},
+		perms:        map[string]*permsEntry{},
+		shapes:       map[shapeKey]*Shape{},
+	}
+}
+
+// Token returns the token whose raw form hashes to h.
+func (x *Index) Token(h [32]byte) (*Token, bool) { return x.tokens.get(h) }
+
+// Grant returns the current grant of a token for an organization.
+func (x *Index) Grant(tokenID int64, org string) (*Grant, bool) {
+	return x.grants.get(grantKey{tokenID, org})
+}
+
+// Role returns a user's role in an organization.
+func (x *Index) Role(user, org string) (*Sym, bool) { return x.memberships.get(pairKey{user, org}) }
+
+// User returns a user's record.
+func (x *Index) User(login string) (*User, bool) { return x.users.get(login) }
+
+// Repository returns a repository's record.
+func (x *Index) Repository(owner, name string) (*Repository, bool) {
+	return x.repositories.get(pairKey{owner, name})
+}
+
+// Counts reports how many records of each kind the index holds.
+type Counts struct {
+	Tokens, Grants, Memberships, Users, Repositories int
+}
+
+// Counts counts the records of each kind.
+func (x *Index) Counts() Counts {
+	return Counts{
+		Tokens:       x.tokens.len(),
+		Grants:       x.grants.len(),
+		Memberships:  x.memberships.len(),
+		Users:        x.users.len(),
+		Repositories: x.repositories.len(),
+	}
+}
+
+// Seq is the change-log sequence number the index reflects.
+func (x *Index) Seq() int64 { return x.seq.load() }
+
+// Load fills the index from one snapshot of r and remembers the snapshot's
+// sequence number. Call it once, before Follow.
+func (x *Index) Load(ctx context.Context, r store.Reader) error {
+	seq, err := r.Load(ctx, store.Visitor{
+		User:       func(u store.User) error { x.PutUser(u); return nil },
+		Membership: func(m store.Membership) error { x.PutMembership(m); return nil },
+		Repository: func(rp store.Repository) error { x.PutRepository(rp); return nil },
+		Token:      func(t store.Token) error { x.PutToken(t); return nil },
+		Grant:      func(g store.Grant) error { x.PutGrant(g); return nil },
+	})
+	if err != nil {
+		return err
+	}
+	x.seq.store(seq)
+	return nil
+}
+
+// PutUser adds or replaces a user.
+func (x *Index) PutUser(u store.User) {
+	x.writeMu.Lock()
+	defer x.writeMu.Unlock()
+	login := x.sym(u.Login)
+	managedBy := ast.InternedNullTerm
+	if u.ManagedBy != "" {
+		managedBy = x.sym(u.ManagedBy).Term
+	}
+	x.users.put(login.S, &User{
+		Login:     login.S,
+		ManagedBy: u.ManagedBy,
+		Term: ast.ObjectTerm(
+			[2]*ast.Term{ast.InternedTerm("login"), login.Term},
+			[2]*ast.Term{ast.InternedTerm("managed_by"), managedBy},
+		),
+	})
+}
+
+// DeleteUser removes a user.
+func (x *Index) DeleteUser(login string) { x.users.delete(login) }
+
+// PutMembership adds or replaces a user's role in an organization.
+func (x *Index) PutMembership(m store.Membership) {
+	x.writeMu.Lock()
+	defer x.writeMu.Unlock()
+	x.memberships.put(pairKey{x.sym(m.User).S, x.sym(m.Org).S}, x.sym(m.Role))
+}
+
+// DeleteMembership removes a user's role in an organization.
+func (x *Index) DeleteMembership(user, org string) { x.memberships.delete(pairKey{user, org}) }
+
+// PutRepository adds or replaces a repository.
+func (x *Index) PutRepository(r store.Repository) {
+	x.writeMu.Lock()
+	defer x.writeMu.Unlock()
+	owner, name, vis := x.sym(r.Owner), x.sym(r.Name), x.sym(r.Visibility)
+	x.repositories.put(pairKey{owner.S, name.S}, &Repository{
+		Owner: owner.S, Name: name.S, Visibility: vis.S,
+		Term: ast.ObjectTerm(
+			[2]*ast.Term{ast.InternedTerm("owner"), owner.Term},
+			[2]*ast.Term{ast.InternedTerm("name"), name.Term},
+			[2]*ast.Term{ast.InternedTerm("visibility"), vis.Term},
+		),
+	})
+}
+
+// DeleteRepository removes a repository.
+func (x *Index) DeleteRepository(owner, name string) { x.repositories.delete(pairKey{owner, name}) }
+
+// PutToken adds or replaces a token.
+func (x *Index) PutToken(t store.Token) {
+	x.writeMu.Lock()
+	defer x.writeMu.Unlock()
+	var expires int64
+	if !t.ExpiresAt.IsZero() {
+		expires = t.ExpiresAt.UnixNano()
+	}
+	x.tokens.put(t.Hash, &Token{
+		ID:        t.ID,
+		CreatedNs: t.CreatedAt.UnixNano(),
+		ExpiresNs: expires,
+		User:      x.sym(t.User),
+		Name:      t.Name,
+		Shape:     x.shape(t),
+	})
+}
+
+// DeleteToken removes the token with the given id. Tokens are keyed by
+// hash, so this scans the index: the store revokes tokens rather than
+// deleting them, and deletion is rare.
+func (x *Index) DeleteToken(id int64) {
+	for i := range x.tokens.shards {
+		sh := &x.tokens.shards[i]
+		sh.mu.Lock()
+		for h, t := range sh.m {
+			if t.ID == id {
+				delete(sh.m, h)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// PutGrant adds or replaces the current grant of a token for an
+// organization.
+func (x *Index) PutGrant(g store.Grant) {
+	x.writeMu.Lock()
+	defer x.writeMu.Unlock()
+	var reviewer *Sym
+	if g.Reviewer != "" {
+		reviewer = x.sym(g.Reviewer)
+	}
+	x.grants.put(grantKey{g.TokenID, x.sym(g.Org).S}, &Grant{
+		ID:          g.ID,
+		State:       x.sym(g.State),
+		Reason:      g.Reason,
+		Reviewer:    reviewer,
+		UpdatedAtNs: g.UpdatedAt.UnixNano(),
+	})
+}
+
+// DeleteGrant removes the grant of a token for an organization.
+func (x *Index) DeleteGrant(tokenID int64, org string) { x.grants.delete(grantKey{tokenID, org}) }
+
+// sym interns s. The caller holds writeMu.
+func (x *Index) sym(s string) *Sym {
+	if y, ok := x.syms[s]; ok {
+		return y
+	}
+	s = strings.Clone(s) // do not pin a larger buffer the string came from
+	y := &Sym{S: s, Term: ast.StringTerm(s)}
+	x.syms[s] = y
+	return y
+}
+
+// set interns a set of strings. The caller holds writeMu.
+func (x *Index) set(items []string) *StrSet {
+	sorted := slices.Clone(items)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	key := strings.Join(sorted, "\x00")
+	if s, ok := x.sets[key]; ok {
+		return s
+	}
+	terms := make([]*ast.Term, len(sorted))
+	for i, it := range sorted {
+		y := x.sym(it)
+		sorted[i] = y.S
+		terms[i] = y.Term
+	}
+	s := &StrSet{Items: sorted, Term: ast.SetTerm(terms...)}
+	x.sets[key] = s
+	return s
+}
+
+// permissions interns a permission map. The caller holds writeMu.
+func (x *Index) permissions(kind string, perms map[string]string) *permsEntry {
+	m := make(map[string]string, len(perms)+1)
+	for k, v := range perms {
+		m[k] = v
+	}
+	if kind == store.KindFineGrained {
+		if _, ok := m["metadata"]; !ok {
+			m["metadata"] = "read" // SEMANTICS.md rule 8: always present
+		}
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(m[k])
+		b.WriteByte(0)
+	}
+	key := b.String()
+	if p, ok := x.perms[key]; ok {
+		return p
+	}
+	pairs := make([][2]*ast.Term, len(names))
+	shared := make(map[string]string, len(names))
+	for i, k := range names {
+		name, level := x.sym(k), x.sym(m[k])
+		shared[name.S] = level.S
+		pairs[i] = [2]*ast.Term{name.Term, level.Term}
+	}
+	p := &permsEntry{m: shared, term: ast.ObjectTerm(pairs...)}
+	x.perms[key] = p
+	return p
+}
+
+// shape interns the shared part of a token. The caller holds writeMu.
+func (x *Index) shape(t store.Token) *Shape {
+	k := shapeKey{
+		kind:          t.Kind,
+		revoked:       t.Revoked,
+		resourceOwner: x.sym(t.ResourceOwner),
+		selection:     x.sym(t.RepositorySelection),
+		scopes:        x.set(t.Scopes),
+		repositories:  x.set(t.Repositories),
+		perms:         x.permissions(t.Kind, t.Permissions),
+	}
+	if s, ok := x.shapes[k]; ok {
+		return s
+	}
+	s := &Shape{
+		Kind:                x.sym(t.Kind).S,
+		Revoked:             t.Revoked,
+		ResourceOwner:       k.resourceOwner,
+		RepositorySelection: k.selection,
+		Scopes:              k.scopes,
+		Repositories:        k.repositories,
+		Permissions:         k.perms.m,
+		PermissionsTerm:     k.perms.term,
+		KindTerm:            x.sym(t.Kind).Term,
+	}
+	x.shapes[k] = s
+	return s
+}
+
+// String describes the index for log lines.
+func (x *Index) String() string {
+	c := x.Counts()
+	return fmt.Sprintf("%d tokens, %d grants, %d memberships, %d users, %d repositories at change %d",
+		c.Tokens, c.Grants, c.Memberships, c.Users, c.Repositories, x.Seq())
+}

@@ -1,0 +1,313 @@
+// Package plugin is the `pat` OPA plugin: it opens the token store, loads
+// the in-memory index the pat.* built-ins answer from, keeps it current from
+// the store's change log, records the active settings for the CLI, and runs
+// the services the configuration asks for (the Envoy ext_authz server, the
+// admin API).
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/logging"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/storage"
+
+	"github.com/opa-pat/opa-pat/plugin/builtins"
+	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+// Name is the plugin's name under plugins: in OPA's configuration.
+const Name = "pat"
+
+// settingsPath is where the settings live in OPA's data.
+var settingsPath = storage.MustParsePath("/pat/settings")
+
+// Factory builds the plugin for OPA's runtime.
+type Factory struct{}
+
+// Validate parses and checks plugins.pat.
+func (Factory) Validate(_ *plugins.Manager, config []byte) (any, error) {
+	return ParseConfig(config)
+}
+
+// New returns the plugin, not yet started.
+func (Factory) New(m *plugins.Manager, config any) plugins.Plugin {
+	p := &Plugin{manager: m, config: config.(*Config)}
+	m.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
+	return p
+}
+
+// Lookup returns the pat plugin of a manager, or nil.
+func Lookup(m *plugins.Manager) *Plugin {
+	if p, ok := m.Plugin(Name).(*Plugin); ok {
+		return p
+	}
+	return nil
+}
+
+// service is something the plugin runs beside the index: the ext_authz
+// server, the admin API. Start returns once the service serves; Stop
+// returns once it has stopped.
+type service interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context)
+}
+
+// Plugin is the running pat plugin.
+type Plugin struct {
+	manager *plugins.Manager
+
+	mu        sync.Mutex
+	config    *Config
+	db        *store.DB
+	index     *index.Index
+	services  []service
+	stopIndex context.CancelFunc
+	indexDone chan struct{}
+	uninstall func()
+	trigger   storage.TriggerHandle
+
+	settingsMu   sync.Mutex
+	lastSettings []byte
+}
+
+// Manager is the OPA plugin manager the plugin runs in.
+func (p *Plugin) Manager() *plugins.Manager { return p.manager }
+
+// Config is the configuration in effect.
+func (p *Plugin) Config() *Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.config
+}
+
+// Store is the open token store, nil while the plugin is stopped.
+func (p *Plugin) Store() *store.DB {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.db
+}
+
+// Index is the in-memory index the built-ins answer from, nil while the
+// plugin is stopped.
+func (p *Plugin) Index() *index.Index {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.index
+}
+
+func (p *Plugin) logger() logging.Logger {
+	return p.manager.Logger().WithFields(map[string]any{"plugin": Name})
+}
+
+// Start opens the store, loads the index, installs it for the built-ins and
+// starts the configured services. The status is OK only once all of that
+// is done.
+func (p *Plugin) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.start(ctx); err != nil {
+		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: err.Error()})
+		return err
+	}
+	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateOK})
+	return nil
+}
+
+func (p *Plugin) start(ctx context.Context) (err error) {
+	cfg := p.config
+	where := p.describeStore()
+	defer func() {
+		if err != nil {
+			p.stop(ctx)
+		}
+	}()
+
+	db, err := store.Open(ctx, cfg.Location()) // its errors name the store
+	if err != nil {
+		return err
+	}
+	p.db = db
+
+	prefixes, err := p.prefixes(ctx, db)
+	if err != nil {
+		return fmt.Errorf("token store %s: %w", where, err)
+	}
+
+	idx := index.New()
+	if err := idx.Load(ctx, db); err != nil {
+		return fmt.Errorf("loading the token store %s: %w", where, err)
+	}
+	p.index = idx
+	p.uninstall = builtins.Install(&builtins.Source{Index: idx, Prefixes: prefixes})
+	p.logger().Info("Token store %s loaded: %s.", where, idx)
+
+	followCtx, cancel := context.WithCancel(context.Background())
+	p.stopIndex, p.indexDone = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		idx.Follow(followCtx, db, index.DefaultPollInterval, func(err error) {
+			p.logger().Warn("Token store %s: the index is behind: %v.", where, err)
+		})
+	}(p.indexDone)
+
+	if err := p.watchSettings(ctx, db); err != nil {
+		return fmt.Errorf("watching data.pat.settings: %w", err)
+	}
+
+	services, err := p.newServices(cfg)
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		if err := s.Start(ctx); err != nil {
+			return err
+		}
+		p.services = append(p.services, s)
+	}
+	return nil
+}
+
+// prefixes are the token prefixes in effect: the configured ones, which are
+// recorded in the store so that the CLI issues tokens with them, or else the
+// ones the store records (GitHub's by default).
+func (p *Plugin) prefixes(ctx context.Context, db *store.DB) (token.Prefixes, error) {
+	if p.config.TokenPrefixes == nil {
+		return db.Prefixes(ctx)
+	}
+	want := p.config.Prefixes()
+	have, err := db.Prefixes(ctx)
+	if err != nil || have == want {
+		return want, err
+	}
+	if err := db.SetMeta(ctx, store.MetaClassicPrefix, want.Classic); err != nil {
+		return want, err
+	}
+	return want, db.SetMeta(ctx, store.MetaFineGrainedPrefix, want.FineGrained)
+}
+
+// newServices builds the services the configuration asks for, in start
+// order. They are stopped in reverse order.
+func (p *Plugin) newServices(cfg *Config) ([]service, error) {
+	var out []service
+	// ext_authz: when cfg.ExtAuthz != nil, parse it and append the gRPC server.
+	// admin: when cfg.Admin != nil, parse it and append the admin API.
+	_ = cfg
+	return out, nil
+}
+
+// Stop stops the services, the index and closes the store.
+func (p *Plugin) Stop(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stop(ctx)
+	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
+}
+
+func (p *Plugin) stop(ctx context.Context) {
+	for i := len(p.services) - 1; i >= 0; i-- {
+		p.services[i].Stop(ctx)
+	}
+	p.services = nil
+	if p.trigger != nil {
+		_ = storage.Txn(ctx, p.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {
+			p.trigger.Unregister(ctx, txn)
+			return nil
+		})
+		p.trigger = nil
+	}
+	if p.uninstall != nil {
+		p.uninstall()
+		p.uninstall = nil
+	}
+	if p.stopIndex != nil {
+		p.stopIndex()
+		<-p.indexDone
+		p.stopIndex, p.indexDone = nil, nil
+	}
+	p.index = nil
+	if p.db != nil {
+		if err := p.db.Close(); err != nil {
+			p.logger().Warn("Closing the token store %s: %v.", p.describeStore(), err)
+		}
+		p.db = nil
+	}
+}
+
+// Reconfigure restarts the plugin with a new configuration; it returns early
+// when nothing changed.
+func (p *Plugin) Reconfigure(ctx context.Context, config any) {
+	cfg := config.(*Config)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.config.Equal(cfg) {
+		return
+	}
+	p.stop(ctx)
+	p.config = cfg
+	if err := p.start(ctx); err != nil {
+		p.logger().Error("Reconfiguring failed: %v.", err)
+		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: err.Error()})
+		return
+	}
+	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateOK})
+}
+
+// describeStore names the store in messages, without a DSN's password.
+func (p *Plugin) describeStore() string {
+	if p.config.Store.Postgres != nil {
+		return fmt.Sprintf("postgres %q", redactDSN(p.config.Location()))
+	}
+	return fmt.Sprintf("%q", p.config.Location())
+}
+
+// watchSettings records data.pat.settings in the store's meta now and after
+// every commit that changes OPA's data (a bundle activation), so that the
+// CLI applies the creation rules the sidecars enforce.
+func (p *Plugin) watchSettings(ctx context.Context, db *store.DB) error {
+	return storage.Txn(ctx, p.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {
+		p.recordSettings(ctx, txn, db)
+		h, err := p.manager.Store.Register(ctx, txn, storage.TriggerConfig{
+			OnCommit: func(ctx context.Context, txn storage.Transaction, event storage.TriggerEvent) {
+				if event.DataChanged() {
+					p.recordSettings(ctx, txn, db)
+				}
+			},
+		})
+		p.trigger = h
+		return err
+	})
+}
+
+// recordSettings reads data.pat.settings in txn and, when they differ from
+// what was last recorded, writes them to the store's meta.
+func (p *Plugin) recordSettings(ctx context.Context, txn storage.Transaction, db *store.DB) {
+	v, err := p.manager.Store.Read(ctx, txn, settingsPath)
+	if err != nil {
+		if !storage.IsNotFound(err) {
+			p.logger().Warn("Reading data.pat.settings: %v.", err)
+		}
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		p.logger().Warn("Encoding data.pat.settings: %v.", err)
+		return
+	}
+	p.settingsMu.Lock()
+	defer p.settingsMu.Unlock()
+	if string(b) == string(p.lastSettings) {
+		return
+	}
+	if err := db.SetSettings(ctx, b); err != nil {
+		p.logger().Warn("Recording data.pat.settings in the token store: %v.", err)
+		return
+	}
+	p.lastSettings = b
+}
+
