@@ -47,7 +47,6 @@ func TestOpen(t *testing.T) {
 			err: `opening store "` + filepath.Join(dir, "nope", "pat.db") + `": directory "` + filepath.Join(dir, "nope") + `": stat ` + filepath.Join(dir, "nope") + `: no such file or directory`},
 		{note: "a directory", path: dir, err: `opening store "` + dir + `": it is a directory`},
 		{note: "empty", path: "", err: "store: no location given"},
-		{note: "postgres", path: "postgres://x/y", err: "store: the PostgreSQL backend is not available in this build"},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			_, err := Open(t.Context(), tc.path)
