@@ -1,0 +1,355 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// PostgreSQL connection limits, per process (one sidecar or one CLI run).
+// A sidecar holds at most PostgresMaxReadConns + PostgresMaxWriteConns + 1
+// (the listener) connections and usually 2 or 3, so a fleet of 30 sidecars
+// fits in PostgreSQL's default max_connections of 100 even under load.
+const (
+	// PostgresMaxReadConns bounds the read pool (snapshot load, change-log
+	// catch-up, point reads, CLI listings).
+	PostgresMaxReadConns = 4
+	// PostgresMaxWriteConns is 1: writes of one process queue in the pool,
+	// writes of several processes queue on the write lock (see pgWriteLock).
+	PostgresMaxWriteConns = 1
+	// PostgresConnMaxIdle closes a pooled connection unused this long.
+	PostgresConnMaxIdle = time.Minute
+	// PostgresConnMaxLifetime replaces pooled connections this old, so a
+	// fail-over behind a DNS name is picked up.
+	PostgresConnMaxLifetime = 30 * time.Minute
+	// PostgresConnectTimeout applies when the DSN gives no connect_timeout.
+	PostgresConnectTimeout = 5 * time.Second
+)
+
+// Change notification and the listener that receives it.
+const (
+	// NotifyChannel is the channel every write notifies, at commit, through
+	// a trigger on the change log.
+	NotifyChannel = "opa_pat_changes"
+	// ListenHeartbeat is how long the listener waits for a notification
+	// before it pings the server, to notice a connection that died quietly.
+	ListenHeartbeat = 5 * time.Second
+	// ListenMinBackoff and ListenMaxBackoff bound the wait between two
+	// attempts to reconnect the listener; it doubles after each failure.
+	ListenMinBackoff = 100 * time.Millisecond
+	ListenMaxBackoff = 5 * time.Second
+)
+
+// pgWriteLock is the advisory lock every write transaction takes first
+// (pg_advisory_xact_lock, released at commit or rollback). It makes writes
+// to one database serial, like SQLite's single writer: a transaction reads
+// the current state (is this request still pending?) and nobody changes it
+// before the commit, and change-log sequence numbers are handed out in
+// commit order, so a reader that has seen change n never misses a change
+// below n that commits later. The key is "opa-pat w" in ASCII.
+const pgWriteLock = `SELECT pg_advisory_xact_lock(7020075453622902903)`
+
+// postgresMigrations are applied after the shared migrations, each once,
+// recorded in postgres_migrations. They hold what only PostgreSQL has.
+var postgresMigrations = []string{
+	// 1: notify listeners at commit of every transaction that logs a change.
+	// pg_notify collapses identical notifications of one transaction, so
+	// a bulk import sends one.
+	`
+CREATE FUNCTION opa_pat_notify_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('` + NotifyChannel + `', '');
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER changes_notify AFTER INSERT ON changes FOR EACH STATEMENT EXECUTE FUNCTION opa_pat_notify_changes();
+`,
+}
+
+// IsPostgres reports whether location names a PostgreSQL database (a
+// postgres:// or postgresql:// URL) rather than a SQLite file.
+func IsPostgres(location string) bool {
+	return strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://")
+}
+
+// pgState is what a PostgreSQL-backed DB has beyond the shared *sql.DB
+// pools: the connection settings for listeners and the health they report.
+type pgState struct {
+	config *pgx.ConnConfig
+
+	mu          sync.Mutex
+	listening   int // listeners running
+	connected   int // listeners connected
+	since       time.Time
+	lastContact time.Time
+	lastErr     string
+	reconnects  int64
+}
+
+// Health is what a store knows of its connection to the database. For
+// PostgreSQL it comes from the Wake listener: without a running Wake, a
+// PostgreSQL store reports Connected false and no contact.
+type Health struct {
+	// Backend is "sqlite" or "postgres".
+	Backend string `json:"backend"`
+	// Connected is true while the listener's connection is up (always true
+	// for SQLite).
+	Connected bool `json:"connected"`
+	// Since is when Connected last changed (zero for SQLite).
+	Since time.Time `json:"since"`
+	// LastContact is the last time the listener heard from the server: a
+	// notification or a heartbeat answer.
+	LastContact time.Time `json:"last_contact"`
+	// LastError is the last connection error, "" when none happened.
+	LastError string `json:"last_error,omitempty"`
+	// Reconnects counts the listener's reconnections after a lost
+	// connection.
+	Reconnects int64 `json:"reconnects"`
+}
+
+// Health reports the store's connection state; see Health.
+func (db *DB) Health() Health {
+	if db.pg == nil {
+		return Health{Backend: db.d.name, Connected: true}
+	}
+	p := db.pg
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Health{Backend: db.d.name, Connected: p.connected > 0, Since: p.since, LastContact: p.lastContact,
+		LastError: p.lastErr, Reconnects: p.reconnects}
+}
+
+// openPostgres connects to the database a postgres:// URL names and applies
+// pending migrations.
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the URL: %w", err)
+	}
+	location := u.Redacted()
+	q := u.Query()
+	if !q.Has("connect_timeout") {
+		q.Set("connect_timeout", fmt.Sprint(int(PostgresConnectTimeout.Seconds())))
+		u.RawQuery = q.Encode()
+	}
+	config, err := pgx.ParseConfig(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("parsing the URL: %w", err)
+	}
+	if config.RuntimeParams == nil {
+		config.RuntimeParams = map[string]string{}
+	}
+	if _, ok := config.RuntimeParams["application_name"]; !ok {
+		config.RuntimeParams["application_name"] = "opa-pat"
+	}
+	rdb := stdlib.OpenDB(*config)
+	rdb.SetMaxOpenConns(PostgresMaxReadConns)
+	rdb.SetMaxIdleConns(1)
+	rdb.SetConnMaxIdleTime(PostgresConnMaxIdle)
+	rdb.SetConnMaxLifetime(PostgresConnMaxLifetime)
+	wdb := stdlib.OpenDB(*config)
+	wdb.SetMaxOpenConns(PostgresMaxWriteConns)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxIdleTime(PostgresConnMaxIdle)
+	wdb.SetConnMaxLifetime(PostgresConnMaxLifetime)
+	db := &DB{location: location, d: postgresDialect, rdb: rdb, wdb: wdb, now: time.Now, pg: &pgState{config: config}}
+	if err := db.migratePostgres(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// migratePostgres applies the shared migrations, then the PostgreSQL ones.
+// Several processes may open a new database at once: the write lock makes
+// them take turns, and the tables that record versions are created under it.
+func (db *DB) migratePostgres(ctx context.Context) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"schema_migrations", "postgres_migrations"} {
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+				return fmt.Errorf("creating %s: %w", table, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := db.migrate(ctx); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var version int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM postgres_migrations`).Scan(&version); err != nil {
+			return fmt.Errorf("reading PostgreSQL schema version: %w", err)
+		}
+		if version > len(postgresMigrations) {
+			return fmt.Errorf("PostgreSQL schema version %d is newer than this opa-pat supports (%d)", version, len(postgresMigrations))
+		}
+		for v := version + 1; v <= len(postgresMigrations); v++ {
+			if _, err := tx.ExecContext(ctx, postgresMigrations[v-1]); err != nil {
+				return fmt.Errorf("applying PostgreSQL migration %d: %w", v, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO postgres_migrations (version, applied_at) VALUES ($1, $2)`, v, db.now().UnixNano()); err != nil {
+				return fmt.Errorf("recording PostgreSQL migration %d: %w", v, err)
+			}
+		}
+		return nil
+	})
+}
+
+// wakePostgres listens on NotifyChannel over a connection of its own and
+// signals every notification. It reconnects after a lost connection with
+// backoff, and signals after every (re)connection, so that the reader reads
+// the change log for whatever was committed while nobody listened.
+func (db *DB) wakePostgres(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	p := db.pg
+	p.mu.Lock()
+	p.listening++
+	p.mu.Unlock()
+	go func() {
+		defer close(ch)
+		defer func() {
+			p.mu.Lock()
+			p.listening--
+			p.mu.Unlock()
+		}()
+		backoff := ListenMinBackoff
+		for connectedBefore := false; ctx.Err() == nil; {
+			conn, err := p.listen(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				p.failed(err, false)
+				if !sleep(ctx, backoff) {
+					return
+				}
+				backoff = min(backoff*2, ListenMaxBackoff)
+				continue
+			}
+			backoff = ListenMinBackoff
+			p.up(connectedBefore)
+			connectedBefore = true
+			signal(ch)
+			err = p.serve(ctx, conn, ch)
+			conn.Close(context.Background())
+			if ctx.Err() != nil {
+				p.down()
+				return
+			}
+			p.failed(err, true)
+		}
+	}()
+	return ch
+}
+
+// listen opens the listener's connection. It cancels a blocked read by
+// setting a deadline on the socket instead of sending a cancel request,
+// since a heartbeat timeout is routine here.
+func (p *pgState) listen(ctx context.Context) (*pgx.Conn, error) {
+	config := p.config.Copy()
+	config.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	conn, err := pgx.ConnectConfig(ctx, config)
+	if err != nil {
+		return nil, fmt.Errorf("connecting the listener: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `LISTEN `+NotifyChannel); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("listening on %s: %w", NotifyChannel, err)
+	}
+	return conn, nil
+}
+
+// serve waits for notifications until the connection fails or ctx ends. A
+// quiet connection is pinged every ListenHeartbeat.
+func (p *pgState) serve(ctx context.Context, conn *pgx.Conn, ch chan struct{}) error {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, ListenHeartbeat)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err == nil {
+			p.contact()
+			signal(ch)
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !pgconn.Timeout(err) && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("waiting for notifications: %w", err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, ListenHeartbeat)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+		p.contact()
+	}
+}
+
+func (p *pgState) up(reconnect bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if p.connected == 0 {
+		p.since = now
+	}
+	p.connected++
+	p.lastContact = now
+	if reconnect {
+		p.reconnects++
+	}
+}
+
+func (p *pgState) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.connected--
+	if p.connected == 0 {
+		p.since = time.Now()
+	}
+}
+
+// failed records a connection error; wasUp says the listener had been
+// connected.
+func (p *pgState) failed(err error, wasUp bool) {
+	if wasUp {
+		p.down()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastErr = err.Error()
+}
+
+func (p *pgState) contact() {
+	p.mu.Lock()
+	p.lastContact = time.Now()
+	p.mu.Unlock()
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,394 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultTestPostgresDSN is the server the PostgreSQL tests use unless
+// OPA_PAT_TEST_POSTGRES_DSN names another. Each test creates a database of
+// its own on it and drops it at the end.
+const DefaultTestPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// testPostgresDSN returns the DSN of a new, empty database, dropped when the
+// test ends, or skips the test when no server answers.
+func testPostgresDSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("OPA_PAT_TEST_POSTGRES_DSN")
+	if base == "" {
+		base = DefaultTestPostgresDSN
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
+	}
+	defer admin.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	name := "pat_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+		t.Fatalf("creating database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func openPostgresTest(t testing.TB, dsn string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestPostgresOpen(t *testing.T) {
+	dsn := testPostgresDSN(t)
+	// Several processes open a new database at once: one migrates, the
+	// others wait for it and find nothing to do.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := Open(t.Context(), dsn)
+			if err == nil {
+				err = db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	db := openPostgresTest(t, dsn)
+	for _, tc := range []struct {
+		note, query string
+		want        int
+	}{
+		{note: "shared migrations", query: `SELECT COUNT(*) FROM schema_migrations`, want: SchemaVersion()},
+		{note: "postgres migrations", query: `SELECT COUNT(*) FROM postgres_migrations`, want: len(postgresMigrations)},
+		{note: "notify trigger", query: `SELECT COUNT(*) FROM pg_trigger WHERE tgname = 'changes_notify'`, want: 1},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			var n int
+			if err := db.rdb.QueryRowContext(t.Context(), tc.query).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != tc.want {
+				t.Fatalf("%s = %d; want %d", tc.query, n, tc.want)
+			}
+		})
+	}
+	if got := db.Location(); got != dsn {
+		t.Fatalf("Location() = %q; want %q", got, dsn)
+	}
+	if h := db.Health(); h.Backend != "postgres" || h.Connected {
+		t.Fatalf("Health() without a listener = %+v", h)
+	}
+}
+
+func TestPostgresOpenErrors(t *testing.T) {
+	for _, tc := range []struct {
+		note, dsn, err string
+	}{
+		{note: "bad port", dsn: "postgres://postgres@127.0.0.1:notaport/test",
+			err: `opening PostgreSQL store: parsing the URL: parse "postgres://postgres@127.0.0.1:notaport/test": invalid port ":notaport" after host`},
+		{note: "bad sslmode", dsn: "postgresql://postgres@127.0.0.1:5432/test?sslmode=maybe",
+			err: `opening PostgreSQL store: parsing the URL: cannot parse ` + "`postgresql://postgres@127.0.0.1:5432/test?connect_timeout=5&sslmode=maybe`" + `: failed to configure TLS (sslmode is invalid)`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			_, err := Open(t.Context(), tc.dsn)
+			if err == nil || err.Error() != tc.err {
+				t.Fatalf("err = %v; want %q", err, tc.err)
+			}
+		})
+	}
+}
+
+// follower reads the change log of a store as an index does: after every
+// wake-up, every change after the last one seen.
+type follower struct {
+	db   *DB
+	wake <-chan struct{}
+	seq  int64
+}
+
+func follow(ctx context.Context, t testing.TB, db *DB) *follower {
+	t.Helper()
+	f := &follower{db: db, wake: db.Wake(ctx)}
+	// The first wake-up says the listener is connected.
+	select {
+	case <-f.wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the listener did not connect within 5s")
+	}
+	seq, err := db.Load(ctx, Visitor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.seq = seq
+	return f
+}
+
+// await waits for a change-log entry of entity/key; it never polls the
+// change log without a wake-up, so it measures the notification path.
+func (f *follower) await(ctx context.Context, t testing.TB, entity, key string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := time.After(within)
+	for {
+		select {
+		case <-f.wake:
+		case <-deadline:
+			t.Fatalf("%s %q not seen within %s", entity, key, within)
+		}
+		changes, err := f.db.Changes(ctx, f.seq, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range changes {
+			f.seq = c.Seq
+			if c.Entity == entity && c.Key == key {
+				return time.Since(start)
+			}
+		}
+	}
+}
+
+func TestPostgresTwoHandlesSeeEachOther(t *testing.T) {
+	ctx := t.Context()
+	dsn := testPostgresDSN(t)
+	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	fa, fb := follow(ctx, t, a), follow(ctx, t, b)
+	tok, g, err := a.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb.await(ctx, t, EntityGrant, grantKey(tok.ID, "octo-org"), time.Second)
+	if got, ok, err := b.Grant(ctx, tok.ID, "octo-org"); err != nil || !ok || got.State != GrantPending {
+		t.Fatalf("b.Grant = %+v, %v, %v", got, ok, err)
+	}
+	if _, err := b.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{g.ID}, Approve: true, Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	fa.await(ctx, t, EntityGrant, grantKey(tok.ID, "octo-org"), time.Second)
+	if got, ok, err := a.Grant(ctx, tok.ID, "octo-org"); err != nil || !ok || got.State != GrantApproved || got.Reviewer != "alice" {
+		t.Fatalf("a.Grant = %+v, %v, %v", got, ok, err)
+	}
+	if h := a.Health(); !h.Connected || h.LastContact.IsZero() || h.Reconnects != 0 {
+		t.Fatalf("a.Health() = %+v", h)
+	}
+}
+
+func TestPostgresConcurrentReview(t *testing.T) {
+	ctx := t.Context()
+	dsn := testPostgresDSN(t)
+	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	const requests = 20
+	for i := byte(1); i <= requests; i++ {
+		if _, _, err := a.CreateToken(ctx, CreateTokenParams{Token: fgToken(i, "bob", "octo-org"), GrantState: GrantPending}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each request is approved by a and denied by b at the same moment.
+	for id := int64(1); id <= requests; id++ {
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, db := range []*DB{a, b} {
+			wg.Go(func() {
+				_, errs[i] = db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{id}, Approve: i == 0, Actor: fmt.Sprint("owner", i)})
+			})
+		}
+		wg.Wait()
+		var ok, refused int
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ErrInvalidState):
+				refused++
+				if want1, want2 := fmt.Sprintf("invalid state: only pending requests can be reviewed: request %d is (approved)", id),
+					fmt.Sprintf("invalid state: only pending requests can be reviewed: request %d is (denied)", id); err.Error() != want1 && err.Error() != want2 {
+					t.Fatalf("request %d: err = %q", id, err)
+				}
+			default:
+				t.Fatalf("request %d: %v", id, err)
+			}
+		}
+		if ok != 1 || refused != 1 {
+			t.Fatalf("request %d: %d reviews succeeded and %d were refused; want 1 and 1", id, ok, refused)
+		}
+	}
+	// One history: one review event per request, matching its state.
+	rows, err := a.rdb.QueryContext(ctx, `SELECT r.id, r.state, COUNT(e.id), MIN(e.action), MIN(e.actor) FROM requests r
+LEFT JOIN audit_events e ON e.request_id = r.id AND e.action IN ('request.approve', 'request.deny')
+GROUP BY r.id, r.state ORDER BY r.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id, events int64
+		var state, action, actor string
+		if err := rows.Scan(&id, &state, &events, &action, &actor); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		want := map[string]string{GrantApproved: "request.approve owner0", GrantDenied: "request.deny owner1"}[state]
+		if events != 1 || action+" "+actor != want {
+			t.Fatalf("request %d (%s): %d review events, %s %s; want 1, %s", id, state, events, action, actor, want)
+		}
+	}
+	if err := rows.Err(); err != nil || n != requests {
+		t.Fatalf("%d requests, %v", n, err)
+	}
+}
+
+// TestPostgresChangeOrder checks that change-log sequence numbers are handed
+// out in commit order, so that a reader never skips a change that commits
+// after a higher-numbered one.
+func TestPostgresChangeOrder(t *testing.T) {
+	ctx := t.Context()
+	dsn := testPostgresDSN(t)
+	writers := []*DB{openPostgresTest(t, dsn), openPostgresTest(t, dsn), openPostgresTest(t, dsn)}
+	reader := openPostgresTest(t, dsn)
+	const perWriter = 50
+	var wg sync.WaitGroup
+	for w, db := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				if err := db.SetMeta(ctx, "k", "v"); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := db.write(ctx, func(tx *sql.Tx) error {
+					return logChange(ctx, tx, EntityUser, fmt.Sprintf("w%d-%d", w, i))
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	// Read the change log while the writers run, as a follower does.
+	var seen []int64
+	after := int64(0)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		changes, err := reader.Changes(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range changes {
+			seen = append(seen, c.Seq)
+			after = c.Seq
+		}
+	}
+	changes, err := reader.Changes(ctx, after, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		seen = append(seen, c.Seq)
+	}
+	if len(seen) != len(writers)*perWriter || !sort.SliceIsSorted(seen, func(i, j int) bool { return seen[i] < seen[j] }) {
+		t.Fatalf("follower saw %d changes; want %d", len(seen), len(writers)*perWriter)
+	}
+}
+
+// TestPostgresListenerReconnect kills the listener's connection on the
+// server: the listener reconnects, signals, and a change committed while it
+// was away is found in the change log.
+func TestPostgresListenerReconnect(t *testing.T) {
+	ctx := t.Context()
+	dsn := testPostgresDSN(t)
+	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	fb := follow(ctx, t, b)
+	for round := 1; round <= 3; round++ {
+		var killed int
+		if err := a.rdb.QueryRowContext(ctx, `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND query = 'LISTEN `+NotifyChannel+`'`).Scan(&killed); err != nil {
+			t.Fatal(err)
+		}
+		if killed != 1 {
+			t.Fatalf("round %d: killed %d listeners; want 1", round, killed)
+		}
+		tok, _, err := a.CreateToken(ctx, CreateTokenParams{Token: fgToken(byte(round), "bob", "octo-org")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb.await(ctx, t, EntityToken, fmt.Sprint(tok.ID), 2*time.Second)
+		deadline := time.Now().Add(5 * time.Second)
+		for h := b.Health(); h.Reconnects != int64(round) || !h.Connected; h = b.Health() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: Health() = %+v", round, h)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if h := b.Health(); h.LastError == "" {
+		t.Fatalf("Health() = %+v; want the last error", h)
+	}
+}
+
+func TestPostgresWakeClosesWithContext(t *testing.T) {
+	db := openPostgresTest(t, testPostgresDSN(t))
+	ctx, cancel := context.WithCancel(t.Context())
+	ch := db.Wake(ctx)
+	<-ch
+	cancel()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				if h := db.Health(); h.Connected {
+					t.Fatalf("Health() after the listener ended = %+v", h)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("channel not closed after ctx ended")
+		}
+	}
+}
