@@ -30,6 +30,8 @@ type DB struct {
 	wdb *sql.DB
 	// now is the clock; tests replace it.
 	now func() time.Time
+	// pg is set for a PostgreSQL store (postgres.go).
+	pg *pgState
 }
 
 // Open opens the store at location, creating it and its schema when absent
@@ -38,8 +40,12 @@ func Open(ctx context.Context, location string) (*DB, error) {
 	if location == "" {
 		return nil, errors.New("store: no location given")
 	}
-	if strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://") {
-		return nil, errors.New("store: the PostgreSQL backend is not available in this build")
+	if IsPostgres(location) {
+		db, err := openPostgres(ctx, location)
+		if err != nil {
+			return nil, fmt.Errorf("opening PostgreSQL store: %w", err)
+		}
+		return db, nil
 	}
 	db, err := openSQLite(ctx, location)
 	if err != nil {
@@ -122,6 +128,11 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	if db.d.writeLock != "" {
+		if _, err := tx.ExecContext(ctx, db.d.writeLock); err != nil {
+			return errors.Join(fmt.Errorf("taking the write lock: %w", err), ignoreDone(tx.Rollback()))
+		}
 	}
 	if err := fn(tx); err != nil {
 		return errors.Join(err, ignoreDone(tx.Rollback()))

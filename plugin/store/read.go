@@ -25,7 +25,7 @@ WHERE r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id 
 // Load streams every record to v from one read transaction (one snapshot)
 // and returns the change-log sequence number of that snapshot.
 func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
-	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: db.d.snapshot})
 	if err != nil {
 		return 0, fmt.Errorf("beginning snapshot: %w", err)
 	}
@@ -202,6 +202,9 @@ const WakeInterval = 100 * time.Millisecond
 // WakeInterval and signals when another connection committed. The channel
 // holds at most one pending signal and is closed when ctx ends.
 func (db *DB) Wake(ctx context.Context) <-chan struct{} {
+	if db.pg != nil {
+		return db.wakePostgres(ctx)
+	}
 	ch := make(chan struct{}, 1)
 	go func() {
 		defer close(ch)
