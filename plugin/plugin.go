@@ -310,4 +310,3 @@ func (p *Plugin) recordSettings(ctx context.Context, txn storage.Transaction, db
 	}
 	p.lastSettings = b
 }
-

@@ -74,7 +74,7 @@ func status(m *plugins.Manager) plugins.State {
 
 func evalTerm(t *testing.T, query string) *ast.Term {
 	t.Helper()
-	rs, err := rego.New(rego.Query("x := "+query)).Eval(t.Context())
+	rs, err := rego.New(rego.Query("x := " + query)).Eval(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,10 +109,14 @@ func TestLifecycle(t *testing.T) {
 
 	got := evalTerm(t, `pat.token("`+classic+`")`)
 	want := ast.MustParseTerm(`{"well_formed": true, "found": true, "kind": "classic", "id": 1, "user": "bob", "name": "laptop",
-		"created_at_ns": 1767225600000000000, "expires_at_ns": 1772323200000000000, "revoked": false, "scopes": {"repo"},
-		"resource_owner": "", "repository_selection": "", "repositories": set(), "permissions": {}}`)
+		"created_at_ns": 1767225600000000000, "expires_at_ns": 1772323200000000000, "revoked": false, "scopes": ["repo"],
+		"resource_owner": "", "repository_selection": "", "repositories": [], "permissions": {}}`) // sets come back as arrays
 	if got == nil || !got.Equal(want) {
 		t.Fatalf("pat.token = %v; want %v", got, want)
+	}
+	sets := `[is_set(pat.token("` + classic + `").scopes), is_set(pat.token("` + classic + `").repositories)]`
+	if got := evalTerm(t, sets); got == nil || !got.Equal(ast.MustParseTerm(`[true, true]`)) {
+		t.Fatalf("scopes and repositories are not sets: %v", got)
 	}
 	if got := evalTerm(t, `pat.org_role("bob", "octo-org")`); got == nil || !got.Equal(ast.StringTerm("member")) {
 		t.Fatalf("pat.org_role = %v", got)

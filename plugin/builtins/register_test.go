@@ -1,0 +1,154 @@
+package builtins
+
+import (
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func world(t *testing.T) (fg, classic, unknownFG string) {
+	t.Helper()
+	gen := func(kind string) string {
+		raw, err := token.Generate(kind, token.DefaultPrefixes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	fg, classic, unknownFG = gen(token.KindFineGrained), gen(token.KindClassic), gen(token.KindFineGrained)
+	x := index.New()
+	x.PutUser(store.User{Login: "bob"})
+	x.PutUser(store.User{Login: "eve_acme", ManagedBy: "acme"})
+	x.PutMembership(store.Membership{User: "bob", Org: "octo-org", Role: "member"})
+	x.PutRepository(store.Repository{Owner: "octo-org", Name: "app", Visibility: "internal"})
+	x.PutToken(store.Token{ID: 7, Hash: token.Hash(fg), Name: "ci", Kind: store.KindFineGrained, User: "bob",
+		ResourceOwner: "octo-org", RepositorySelection: "selected", Repositories: []string{"lib", "app", "app"},
+		Permissions: map[string]string{"contents": "write"}, CreatedAt: t0})
+	x.PutToken(store.Token{ID: 1000, Hash: token.Hash(classic), Name: "laptop", Kind: store.KindClassic, User: "bob",
+		Scopes: []string{"repo", "workflow"}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), Revoked: true})
+	x.PutGrant(store.Grant{ID: 3, TokenID: 7, Org: "octo-org", State: store.GrantApproved, Reason: "release", Reviewer: "alice", UpdatedAt: t0})
+	x.PutGrant(store.Grant{ID: 4, TokenID: 7, Org: "other", State: store.GrantPending, Reason: "", UpdatedAt: t0})
+	t.Cleanup(Install(&Source{Index: x, Prefixes: token.DefaultPrefixes}))
+	return fg, classic, unknownFG
+}
+
+func TestBuiltins(t *testing.T) {
+	fg, classic, unknownFG := world(t)
+	broken := classic[:len(classic)-1] + "x"
+	if classic[len(classic)-1] == 'x' {
+		broken = classic[:len(classic)-1] + "y"
+	}
+	for _, tc := range []struct {
+		note  string
+		query string
+		want  string // "" for undefined
+	}{
+		{note: "token: fine-grained found, metadata read added, repositories a set",
+			query: `pat.token("` + fg + `")`,
+			want: `{"well_formed": true, "found": true, "kind": "fine_grained", "id": 7, "user": "bob", "name": "ci",
+				"created_at_ns": 1767225600000000000, "expires_at_ns": null, "revoked": false, "scopes": set(),
+				"resource_owner": "octo-org", "repository_selection": "selected", "repositories": {"app", "lib"},
+				"permissions": {"contents": "write", "metadata": "read"}}`},
+		{note: "token: classic found, revoked",
+			query: `pat.token("` + classic + `")`,
+			want: `{"well_formed": true, "found": true, "kind": "classic", "id": 1000, "user": "bob", "name": "laptop",
+				"created_at_ns": 1767225600000000000, "expires_at_ns": 1767229200000000000, "revoked": true,
+				"scopes": {"repo", "workflow"}, "resource_owner": "", "repository_selection": "", "repositories": set(),
+				"permissions": {}}`},
+		{note: "token: well formed, unknown", query: `pat.token("` + unknownFG + `")`,
+			want: `{"well_formed": true, "kind": "fine_grained", "found": false}`},
+		{note: "token: bad checksum", query: `pat.token("` + broken + `")`, want: `{"well_formed": false}`},
+		{note: "token: garbage", query: `pat.token("Bearer nonsense")`, want: `{"well_formed": false}`},
+		{note: "grant: approved", query: `pat.grant(7, "octo-org")`,
+			want: `{"id": 3, "state": "approved", "reason": "release", "reviewer": "alice", "updated_at_ns": 1767225600000000000}`},
+		{note: "grant: pending, no reviewer", query: `pat.grant(7, "other")`,
+			want: `{"id": 4, "state": "pending", "reason": "", "reviewer": null, "updated_at_ns": 1767225600000000000}`},
+		{note: "grant: none", query: `pat.grant(7, "nowhere")`},
+		{note: "grant: not an integer", query: `pat.grant(7.5, "octo-org")`},
+		{note: "org_role: member", query: `pat.org_role("bob", "octo-org")`, want: `"member"`},
+		{note: "org_role: none", query: `pat.org_role("bob", "other")`},
+		{note: "user: not managed", query: `pat.user("bob")`, want: `{"login": "bob", "managed_by": null}`},
+		{note: "user: managed", query: `pat.user("eve_acme")`, want: `{"login": "eve_acme", "managed_by": "acme"}`},
+		{note: "user: unknown", query: `pat.user("nobody")`},
+		{note: "repository", query: `pat.repository("octo-org", "app")`, want: `{"owner": "octo-org", "name": "app", "visibility": "internal"}`},
+		{note: "repository: unknown", query: `pat.repository("octo-org", "nope")`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			got := eval(t, tc.query)
+			if tc.want == "" {
+				if got != nil {
+					t.Fatalf("got %v; want undefined", got)
+				}
+				return
+			}
+			if want := ast.MustParseTerm(tc.want); got == nil || !got.Equal(want) {
+				t.Fatalf("got %v; want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestNotReadyIsUndefined(t *testing.T) {
+	fg, _, _ := world(t)
+	Install(nil)
+	for _, q := range []string{`pat.token("` + fg + `")`, `pat.grant(7, "octo-org")`, `pat.org_role("bob", "octo-org")`,
+		`pat.user("bob")`, `pat.repository("octo-org", "app")`} {
+		if got := eval(t, q); got != nil {
+			t.Errorf("%s = %v; want undefined", q, got)
+		}
+	}
+}
+
+// eval calls the Go implementation of a built-in call such as
+// pat.user("bob") and returns its term (sets stay sets), or nil when the
+// call is undefined (no result or an error).
+func eval(t *testing.T, query string) *ast.Term {
+	t.Helper()
+	call, ok := ast.MustParseExpr(query).Terms.([]*ast.Term)
+	if !ok {
+		t.Fatalf("%s is not a call", query)
+	}
+	var (
+		got  *ast.Term
+		err  error
+		bctx rego.BuiltinContext
+		args = call[1:]
+	)
+	switch call[0].String() {
+	case TokenName:
+		got, err = Token(bctx, args[0])
+	case GrantName:
+		got, err = Grant(bctx, args[0], args[1])
+	case OrgRoleName:
+		got, err = OrgRole(bctx, args[0], args[1])
+	case UserName:
+		got, err = User(bctx, args[0])
+	case RepositoryName:
+		got, err = Repository(bctx, args[0], args[1])
+	default:
+		t.Fatalf("unknown built-in %s", call[0])
+	}
+	if err != nil {
+		return nil
+	}
+	return got
+}
+
+func TestRegistered(t *testing.T) {
+	world(t)
+	rs, err := rego.New(rego.Query(`x := pat.org_role("bob", "octo-org")`)).Eval(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].Bindings["x"] != "member" {
+		t.Fatalf("got %v; want x = member", rs)
+	}
+}
