@@ -1,0 +1,311 @@
+package store
+
+// Paged, filtered reads for the admin API (plugin/admin): an organization's
+// approval requests and grants with their tokens, GitHub's filters, and the
+// audit log one page at a time.
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// OrgGrantFilter selects current grants of an organization (the newest
+// request of each token) and one page of them. Zero fields match
+// everything.
+type OrgGrantFilter struct {
+	Org   string
+	State string // a grant state; "" matches every state
+	// Owners keeps tokens of these users.
+	Owners []string
+	// TokenIDs keeps these tokens.
+	TokenIDs []int64
+	// Repository keeps tokens that can reach this repository of Org: all
+	// repositories, a selection that names it, or public repositories when
+	// it is public.
+	Repository string
+	// Permission keeps fine-grained tokens that hold this permission.
+	Permission string
+	// LastUsedBefore and LastUsedAfter bound the token's last use; a token
+	// never used matches neither.
+	LastUsedBefore, LastUsedAfter time.Time
+	// Ascending sorts oldest first by creation of the request; the default
+	// is newest first.
+	Ascending bool
+	// Page (from 1) and PerPage; PerPage 0 returns every row.
+	Page, PerPage int
+}
+
+// OrgGrant is a current grant (its request row) with its token.
+type OrgGrant struct {
+	Grant         Grant
+	Justification string
+	ReviewReason  string
+	Token         Token
+}
+
+// adminConds builds a conjunction with numbered placeholders.
+type adminConds struct {
+	conds []string
+	args  []any
+}
+
+func (c *adminConds) add(cond string, args ...any) {
+	for _, a := range args {
+		c.args = append(c.args, a)
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(c.args)), 1)
+	}
+	c.conds = append(c.conds, cond)
+}
+
+func (c *adminConds) in(column string, n int, arg func(i int) any) {
+	marks := make([]string, n)
+	for i := range n {
+		c.args = append(c.args, arg(i))
+		marks[i] = "$" + strconv.Itoa(len(c.args))
+	}
+	c.conds = append(c.conds, column+" IN ("+strings.Join(marks, ", ")+")")
+}
+
+func (c *adminConds) String() string {
+	if len(c.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c.conds, " AND ")
+}
+
+// likeEscape escapes LIKE's wildcards; patterns use ESCAPE '\'.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// prefixedTokenColumns is tokenColumns with the table alias t.
+var prefixedTokenColumns = func() string {
+	cols := strings.Split(tokenColumns, ", ")
+	for i, c := range cols {
+		cols[i] = "t." + c
+	}
+	return strings.Join(cols, ", ")
+}()
+
+// withExtra scans extra leading columns before the ones a scanner asks for.
+type withExtra struct {
+	rows  rowScanner
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.rows.Scan(append(w.extra, dest...)...) }
+
+// ListOrgGrants returns one page of an organization's current grants that
+// match f, and how many match in all.
+func (db *DB) ListOrgGrants(ctx context.Context, f OrgGrantFilter) ([]OrgGrant, int, error) {
+	var c adminConds
+	c.add("r.org = ?", f.Org)
+	c.conds = append(c.conds, "r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)")
+	if f.State != "" {
+		c.add("r.state = ?", f.State)
+	}
+	if len(f.Owners) > 0 {
+		c.in("t.user_login", len(f.Owners), func(i int) any { return f.Owners[i] })
+	}
+	if len(f.TokenIDs) > 0 {
+		c.in("t.id", len(f.TokenIDs), func(i int) any { return f.TokenIDs[i] })
+	}
+	if f.Repository != "" {
+		c.add(`(t.repository_selection = 'all'
+	OR (t.repository_selection = 'selected' AND (',' || t.repositories || ',') LIKE ? ESCAPE '\')
+	OR (t.repository_selection = 'public' AND EXISTS (SELECT 1 FROM repositories p WHERE p.owner = r.org AND p.name = ? AND p.visibility = 'public')))`,
+			"%,"+likeEscape(f.Repository)+",%", f.Repository)
+	}
+	if f.Permission != "" {
+		c.add(`(',' || t.permissions) LIKE ? ESCAPE '\'`, "%,"+likeEscape(f.Permission)+"=%")
+	}
+	if !f.LastUsedBefore.IsZero() {
+		c.add("t.last_used_at < ?", nanos(f.LastUsedBefore))
+	}
+	if !f.LastUsedAfter.IsZero() {
+		c.add("t.last_used_at > ?", nanos(f.LastUsedAfter))
+	}
+	from := ` FROM requests r JOIN tokens t ON t.id = r.token_id` + c.String()
+
+	var total int
+	if err := db.rdb.QueryRowContext(ctx, `SELECT COUNT(*)`+from, c.args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("counting grants of %s: %w", f.Org, err)
+	}
+	dir := "DESC"
+	if f.Ascending {
+		dir = "ASC"
+	}
+	q := `SELECT r.id, r.token_id, r.org, r.state, r.justification, r.review_reason, r.reviewer, r.created_at, r.updated_at, ` +
+		prefixedTokenColumns + from + ` ORDER BY r.created_at ` + dir + `, r.id ` + dir
+	q += pageClause(f.Page, f.PerPage)
+	out := []OrgGrant{}
+	var sc tokenScanner
+	err := each(ctx, db.rdb, q, func(rows *sql.Rows) error {
+		var g OrgGrant
+		var created, updated int64
+		t, err := sc.scan(withExtra{rows: rows, extra: []any{&g.Grant.ID, &g.Grant.TokenID, &g.Grant.Org, &g.Grant.State,
+			&g.Justification, &g.ReviewReason, &g.Grant.Reviewer, &created, &updated}})
+		if err != nil {
+			return err
+		}
+		g.Token = t
+		g.Grant.Reason = grantReason(g.Justification, g.ReviewReason)
+		g.Grant.CreatedAt, g.Grant.UpdatedAt = fromNanos(created), fromNanos(updated)
+		out = append(out, g)
+		return nil
+	}, c.args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing grants of %s: %w", f.Org, err)
+	}
+	return out, total, nil
+}
+
+func pageClause(page, perPage int) string {
+	if perPage <= 0 {
+		return ""
+	}
+	if page < 1 {
+		page = 1
+	}
+	return " LIMIT " + strconv.Itoa(perPage) + " OFFSET " + strconv.Itoa((page-1)*perPage)
+}
+
+// OrgRequest returns one request of an organization with its token,
+// whether or not it is the current grant.
+func (db *DB) OrgRequest(ctx context.Context, org string, id int64) (OrgGrant, bool, error) {
+	var g OrgGrant
+	var created, updated int64
+	var sc tokenScanner
+	t, err := sc.scan(withExtra{rows: db.rdb.QueryRowContext(ctx, `SELECT r.id, r.token_id, r.org, r.state, r.justification, r.review_reason, r.reviewer, r.created_at, r.updated_at, `+
+		prefixedTokenColumns+` FROM requests r JOIN tokens t ON t.id = r.token_id WHERE r.org = $1 AND r.id = $2`, org, id),
+		extra: []any{&g.Grant.ID, &g.Grant.TokenID, &g.Grant.Org, &g.Grant.State, &g.Justification, &g.ReviewReason, &g.Grant.Reviewer, &created, &updated}})
+	if err != nil {
+		return pointResult(OrgGrant{}, err, "request", org+"/"+strconv.FormatInt(id, 10))
+	}
+	g.Token = t
+	g.Grant.Reason = grantReason(g.Justification, g.ReviewReason)
+	g.Grant.CreatedAt, g.Grant.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return g, true, nil
+}
+
+// OrgKnown reports whether the store knows an organization: it has members,
+// repositories, tokens aimed at it or requests.
+func (db *DB) OrgKnown(ctx context.Context, org string) (bool, error) {
+	var known bool
+	err := db.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM memberships WHERE org = $1)
+	OR EXISTS (SELECT 1 FROM repositories WHERE owner = $1)
+	OR EXISTS (SELECT 1 FROM requests WHERE org = $1)
+	OR EXISTS (SELECT 1 FROM tokens WHERE resource_owner = $1)`, org).Scan(&known)
+	if err != nil {
+		return false, fmt.Errorf("looking up organization %q: %w", org, err)
+	}
+	return known, nil
+}
+
+// OwnerRepositories returns an owner's repositories by name; visibility,
+// when not empty, keeps only those of that visibility.
+func (db *DB) OwnerRepositories(ctx context.Context, owner, visibility string) ([]Repository, error) {
+	var c adminConds
+	c.add("owner = ?", owner)
+	if visibility != "" {
+		c.add("visibility = ?", visibility)
+	}
+	out := []Repository{}
+	err := each(ctx, db.rdb, `SELECT owner, name, visibility FROM repositories`+c.String()+` ORDER BY name`, func(rows *sql.Rows) error {
+		var r Repository
+		if err := rows.Scan(&r.Owner, &r.Name, &r.Visibility); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	}, c.args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories of %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+// AuditPageFilter selects audit events and one page of them, newest first.
+type AuditPageFilter struct {
+	Org       string
+	Actor     string
+	Action    string
+	TokenID   int64
+	RequestID int64
+	// Page (from 1) and PerPage; PerPage 0 returns every event.
+	Page, PerPage int
+}
+
+// ListAuditPage returns one page of the audit events that match f, newest
+// first, and how many match in all.
+func (db *DB) ListAuditPage(ctx context.Context, f AuditPageFilter) ([]AuditEvent, int, error) {
+	var c adminConds
+	if f.Org != "" {
+		c.add("org = ?", f.Org)
+	}
+	if f.Actor != "" {
+		c.add("actor = ?", f.Actor)
+	}
+	if f.Action != "" {
+		c.add("action = ?", f.Action)
+	}
+	if f.TokenID != 0 {
+		c.add("token_id = ?", f.TokenID)
+	}
+	if f.RequestID != 0 {
+		c.add("request_id = ?", f.RequestID)
+	}
+	var total int
+	if err := db.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_events`+c.String(), c.args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("counting audit events: %w", err)
+	}
+	q := `SELECT id, at, actor, action, org, token_id, request_id, reason, details FROM audit_events` + c.String() +
+		` ORDER BY id DESC` + pageClause(f.Page, f.PerPage)
+	out := []AuditEvent{}
+	err := each(ctx, db.rdb, q, func(rows *sql.Rows) error {
+		var e AuditEvent
+		var at int64
+		var tokenID, requestID sql.NullInt64
+		var details string
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Org, &tokenID, &requestID, &e.Reason, &details); err != nil {
+			return err
+		}
+		e.At, e.TokenID, e.RequestID = fromNanos(at), tokenID.Int64, requestID.Int64
+		if details != "" && details != "{}" {
+			if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
+				return fmt.Errorf("audit event %d: details: %w", e.ID, err)
+			}
+		}
+		out = append(out, e)
+		return nil
+	}, c.args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing audit events: %w", err)
+	}
+	return out, total, nil
+}
+
+// UserTokens returns one page of a user's tokens, newest first, and how
+// many there are.
+func (db *DB) UserTokens(ctx context.Context, user string, page, perPage int) ([]Token, int, error) {
+	var total int
+	if err := db.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE user_login = $1`, user).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("counting tokens of %s: %w", user, err)
+	}
+	out := []Token{}
+	var sc tokenScanner
+	err := each(ctx, db.rdb, `SELECT `+tokenColumns+` FROM tokens WHERE user_login = $1 ORDER BY id DESC`+pageClause(page, perPage), func(rows *sql.Rows) error {
+		t, err := sc.scan(rows)
+		out = append(out, t)
+		return err
+	}, user)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing tokens of %s: %w", user, err)
+	}
+	return out, total, nil
+}
