@@ -101,7 +101,7 @@ func (db *DB) ListRequests(ctx context.Context, f RequestFilter) ([]Request, err
 	}
 	if f.State != "" {
 		if err := checkEnum("state", f.State, grantStates); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return nil, classify(ErrInvalid, err)
 		}
 		w.add("r.state = ?", f.State)
 	}

@@ -20,6 +20,24 @@ var (
 	ErrInvalid      = errors.New("invalid")
 )
 
+// Error is an error of a kind callers test with errors.Is (ErrNotFound,
+// ErrInvalidState, ErrInvalid); its message does not repeat the kind.
+type Error struct {
+	Kind error
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+
+// Unwrap returns both the kind and the cause.
+func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+func errorf(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Err: fmt.Errorf(format, args...)}
+}
+
+func classify(kind, err error) error { return &Error{Kind: kind, Err: err} }
+
 // Limits of a review (SEMANTICS.md rule 23).
 const (
 	MaxReviewIDs   = 100
@@ -258,16 +276,16 @@ type CreateTokenParams struct {
 func (db *DB) CreateToken(ctx context.Context, p CreateTokenParams) (Token, *Grant, error) {
 	t := p.Token
 	if err := ValidateToken(t); err != nil {
-		return Token{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Token{}, nil, classify(ErrInvalid, err)
 	}
 	if p.GrantState != "" && p.GrantState != GrantPending && p.GrantState != GrantApproved {
-		return Token{}, nil, fmt.Errorf("%w: grant state: %q is neither pending nor approved", ErrInvalid, p.GrantState)
+		return Token{}, nil, errorf(ErrInvalid, "grant state: %q is neither pending nor approved", p.GrantState)
 	}
 	if p.GrantState != "" && t.Kind != KindFineGrained {
-		return Token{}, nil, fmt.Errorf("%w: grant state: only fine-grained tokens have grants", ErrInvalid)
+		return Token{}, nil, errorf(ErrInvalid, "grant state: only fine-grained tokens have grants")
 	}
 	if utf8.RuneCountInString(p.Justification) > MaxReasonChars {
-		return Token{}, nil, fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+		return Token{}, nil, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
 	}
 	actor := p.Actor
 	if actor == "" {
@@ -278,7 +296,7 @@ func (db *DB) CreateToken(ctx context.Context, p CreateTokenParams) (Token, *Gra
 		var exists int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM tokens WHERE hash = $1`, t.Hash[:]).Scan(&exists)
 		if err == nil {
-			return fmt.Errorf("%w: token: a token with this hash already exists", ErrInvalid)
+			return errorf(ErrInvalid, "token: a token with this hash already exists")
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("checking token hash: %w", err)
 		}
@@ -322,28 +340,41 @@ func (db *DB) CreateToken(ctx context.Context, p CreateTokenParams) (Token, *Gra
 
 // RevokeToken revokes a token (its user's action; the grant is kept).
 func (db *DB) RevokeToken(ctx context.Context, id int64, actor, reason string) error {
+	return db.RevokeTokens(ctx, []int64{id}, actor, reason)
+}
+
+// RevokeTokens revokes tokens, all or none.
+func (db *DB) RevokeTokens(ctx context.Context, ids []int64, actor, reason string) error {
+	if err := checkIDs("token ids", ids); err != nil {
+		return err
+	}
 	if utf8.RuneCountInString(reason) > MaxReasonChars {
-		return fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+		return errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
-		var revoked bool
-		var owner string
-		err := tx.QueryRowContext(ctx, `SELECT revoked, resource_owner FROM tokens WHERE id = $1`, id).Scan(&revoked, &owner)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("token %d: %w", id, ErrNotFound)
-		} else if err != nil {
-			return fmt.Errorf("reading token %d: %w", id, err)
+		for _, id := range ids {
+			var revoked bool
+			var owner string
+			err := tx.QueryRowContext(ctx, `SELECT revoked, resource_owner FROM tokens WHERE id = $1`, id).Scan(&revoked, &owner)
+			if errors.Is(err, sql.ErrNoRows) {
+				return errorf(ErrNotFound, "token %d: not found", id)
+			} else if err != nil {
+				return fmt.Errorf("reading token %d: %w", id, err)
+			}
+			if revoked {
+				return errorf(ErrInvalidState, "token %d: already revoked", id)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = $1 WHERE id = $2`, true, id); err != nil {
+				return fmt.Errorf("revoking token %d: %w", id, err)
+			}
+			if err := logChange(ctx, tx, EntityToken, strconv.FormatInt(id, 10)); err != nil {
+				return err
+			}
+			if err := db.audit(ctx, tx, AuditEvent{Actor: actor, Action: ActionTokenRevoke, Org: owner, TokenID: id, Reason: reason}); err != nil {
+				return err
+			}
 		}
-		if revoked {
-			return fmt.Errorf("token %d: already revoked: %w", id, ErrInvalidState)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = $1 WHERE id = $2`, true, id); err != nil {
-			return fmt.Errorf("revoking token %d: %w", id, err)
-		}
-		if err := logChange(ctx, tx, EntityToken, strconv.FormatInt(id, 10)); err != nil {
-			return err
-		}
-		return db.audit(ctx, tx, AuditEvent{Actor: actor, Action: ActionTokenRevoke, Org: owner, TokenID: id, Reason: reason})
+		return nil
 	})
 }
 
@@ -359,12 +390,12 @@ type ReviewParams struct {
 
 func checkIDs(field string, ids []int64) error {
 	if len(ids) == 0 || len(ids) > MaxReviewIDs {
-		return fmt.Errorf("%w: %s: give 1 to %d ids, got %d", ErrInvalid, field, MaxReviewIDs, len(ids))
+		return errorf(ErrInvalid, "%s: give 1 to %d ids, got %d", field, MaxReviewIDs, len(ids))
 	}
 	seen := make(map[int64]bool, len(ids))
 	for _, id := range ids {
 		if seen[id] {
-			return fmt.Errorf("%w: %s: %d given twice", ErrInvalid, field, id)
+			return errorf(ErrInvalid, "%s: %d given twice", field, id)
 		}
 		seen[id] = true
 	}
@@ -386,7 +417,7 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 		return nil, err
 	}
 	if utf8.RuneCountInString(p.Reason) > MaxReasonChars {
-		return nil, fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+		return nil, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
 	}
 	state, action := GrantDenied, ActionRequestDeny
 	if p.Approve {
@@ -396,7 +427,7 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		var missing, notPending []int64
-		var notPendingStates []string
+		var notPendingStates []string // "request 2 is approved"
 		for _, id := range p.IDs {
 			g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.id = $1 AND r.org = $2`, id, p.Org))
 			if errors.Is(err, sql.ErrNoRows) {
@@ -407,18 +438,17 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 			}
 			if g.State != GrantPending {
 				notPending = append(notPending, id)
-				notPendingStates = append(notPendingStates, g.State)
+				notPendingStates = append(notPendingStates, fmt.Sprintf("request %d is %s", id, g.State))
 				continue
 			}
 			out = append(out, g)
 		}
 		var errs []error
 		if len(missing) > 0 {
-			errs = append(errs, fmt.Errorf("%w: %s %s in %s", ErrNotFound, plural("request", len(missing)), joinIDs(missing), p.Org))
+			errs = append(errs, errorf(ErrNotFound, "%s %s not found in %s", plural("request", len(missing)), joinIDs(missing), p.Org))
 		}
 		if len(notPending) > 0 {
-			errs = append(errs, fmt.Errorf("%w: only pending requests can be reviewed: %s %s %s (%s)", ErrInvalidState,
-				plural("request", len(notPending)), joinIDs(notPending), pluralVerb(len(notPending)), strings.Join(notPendingStates, ", ")))
+			errs = append(errs, errorf(ErrInvalidState, "only pending requests can be reviewed: %s", strings.Join(notPendingStates, ", ")))
 		}
 		if len(errs) > 0 {
 			return errors.Join(errs...)
@@ -470,7 +500,7 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 		return nil, err
 	}
 	if utf8.RuneCountInString(reason) > MaxReasonChars {
-		return nil, fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+		return nil, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
 	}
 	var out []Grant
 	err := db.write(ctx, func(tx *sql.Tx) error {
@@ -492,10 +522,10 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 		}
 		var errs []error
 		if len(missing) > 0 {
-			errs = append(errs, fmt.Errorf("%w: no grant for %s %s in %s", ErrNotFound, plural("token", len(missing)), joinIDs(missing), org))
+			errs = append(errs, errorf(ErrNotFound, "no grant for %s %s in %s", plural("token", len(missing)), joinIDs(missing), org))
 		}
 		if len(notApproved) > 0 {
-			errs = append(errs, fmt.Errorf("%w: only approved grants can be revoked: %s %s", ErrInvalidState, plural("token", len(notApproved)), joinIDs(notApproved)))
+			errs = append(errs, errorf(ErrInvalidState, "only approved grants can be revoked: %s %s %s not approved in %s", plural("token", len(notApproved)), joinIDs(notApproved), pluralVerb(len(notApproved)), org))
 		}
 		if len(errs) > 0 {
 			return errors.Join(errs...)
@@ -530,18 +560,18 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 // was denied or revoked (SEMANTICS.md rule 23).
 func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justification string) (Grant, error) {
 	if utf8.RuneCountInString(justification) > MaxReasonChars {
-		return Grant{}, fmt.Errorf("%w: reason: longer than %d characters", ErrInvalid, MaxReasonChars)
+		return Grant{}, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
 	}
 	var g Grant
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		cur, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("token %d has no grant for %s: %w", tokenID, org, ErrNotFound)
+			return errorf(ErrNotFound, "token %d has no grant for %s", tokenID, org)
 		} else if err != nil {
 			return fmt.Errorf("reading grant of token %d: %w", tokenID, err)
 		}
 		if cur.State != GrantDenied && cur.State != GrantRevoked {
-			return fmt.Errorf("token %d: its grant for %s is %s; only a denied or revoked grant can be requested again: %w", tokenID, org, cur.State, ErrInvalidState)
+			return errorf(ErrInvalidState, "token %d: its grant for %s is %s; only a denied or revoked grant can be requested again", tokenID, org, cur.State)
 		}
 		now := db.now()
 		g = Grant{TokenID: tokenID, Org: org, State: GrantPending, Reason: justification, CreatedAt: now, UpdatedAt: now}

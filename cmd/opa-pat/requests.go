@@ -1,0 +1,227 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+func init() {
+	subcommands = append(subcommands, newRequestsCmd)
+}
+
+func newRequestsCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "requests",
+		Short: "Review fine-grained tokens' requests to reach organizations",
+	}
+	root.AddCommand(newRequestsListCmd(), newReviewCmd(true), newReviewCmd(false), newRequestsRevokeCmd(), newRequestsCreateCmd())
+	return root
+}
+
+func printRequests(cmd *cobra.Command, f *storeFlags, reqs []store.Request) error {
+	if f.json() {
+		return writeJSON(cmd.OutOrStdout(), reqs)
+	}
+	rows := make([][]string, len(reqs))
+	for i, r := range reqs {
+		rows[i] = []string{strconv.FormatInt(r.ID, 10), strconv.FormatInt(r.TokenID, 10), orDash(r.TokenName), r.User, r.Org, r.State,
+			orDash(r.Reviewer), r.UpdatedAt.Format(time.RFC3339), orDash(oneLine(r.Reason))}
+	}
+	if err := table(cmd.OutOrStdout(), []string{"ID", "TOKEN", "NAME", "USER", "ORG", "STATE", "REVIEWER", "UPDATED", "REASON"}, rows); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), "%d %s\n", len(reqs), plural("request", len(reqs)))
+	return err
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func newRequestsListCmd() *cobra.Command {
+	var f storeFlags
+	var filter store.RequestFilter
+	var history bool
+	cmd := &cobra.Command{
+		Use:   "list --store PATH --org O [--state pending] [--user U] [--token ID] [--history]",
+		Short: "List requests and their state (the current grant of each token, or the whole history)",
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			filter.Current = !history
+			reqs, err := db.ListRequests(cmd.Context(), filter)
+			if err != nil {
+				return err
+			}
+			return printRequests(cmd, &f, reqs)
+		}),
+	}
+	f.registerRead(cmd, outputText)
+	fl := cmd.Flags()
+	fl.StringVar(&filter.Org, "org", "", "only requests for this organization")
+	fl.StringVar(&filter.State, "state", "", "only requests in this state: pending, approved, denied or revoked")
+	fl.StringVar(&filter.User, "user", "", "only requests for this user's tokens")
+	fl.Int64Var(&filter.TokenID, "token", 0, "only requests for this token id")
+	fl.BoolVar(&history, "history", false, "include earlier requests, not only the current one of each token and organization")
+	return cmd
+}
+
+func newReviewCmd(approve bool) *cobra.Command {
+	var f storeFlags
+	var org, reason string
+	verb, done := "deny", "denied"
+	if approve {
+		verb, done = "approve", "approved"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " --store PATH --org O ID... [--reason TEXT]",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " pending requests of an organization (1 to 100 at once, all or none)",
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if org == "" {
+				return errors.New("--org: give the organization whose requests to review")
+			}
+			ids, err := parseIDs("request", args)
+			if err != nil {
+				return err
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			grants, err := db.Review(cmd.Context(), store.ReviewParams{Org: org, IDs: ids, Approve: approve, Reason: reason, Actor: f.actor})
+			if err != nil {
+				return err
+			}
+			if f.json() {
+				reqs, err := db.ListRequests(cmd.Context(), store.RequestFilter{Org: org})
+				if err != nil {
+					return err
+				}
+				reviewed := map[int64]bool{}
+				for _, g := range grants {
+					reviewed[g.ID] = true
+				}
+				out := []store.Request{}
+				for _, r := range reqs {
+					if reviewed[r.ID] {
+						out = append(out, r)
+					}
+				}
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %d %s of %s: %s\n", done, len(ids), plural("request", len(ids)), org, strings.Join(args, ", "))
+			return err
+		}),
+	}
+	f.register(cmd, outputText)
+	cmd.Flags().StringVar(&org, "org", "", "the organization")
+	cmd.Flags().StringVar(&reason, "reason", "", "the reason, kept with the grant (at most 1024 characters)")
+	return cmd
+}
+
+func newRequestsRevokeCmd() *cobra.Command {
+	var f storeFlags
+	var org, reason string
+	cmd := &cobra.Command{
+		Use:   "revoke --store PATH --org O TOKEN_ID... [--reason TEXT]",
+		Short: "Revoke the approved grants of tokens for an organization (all or none)",
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if org == "" {
+				return errors.New("--org: give the organization whose grants to revoke")
+			}
+			ids, err := parseIDs("token", args)
+			if err != nil {
+				return err
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			grants, err := db.RevokeGrants(cmd.Context(), org, ids, f.actor, reason)
+			if err != nil {
+				return err
+			}
+			if f.json() {
+				return writeJSON(cmd.OutOrStdout(), grantsJSON(grants))
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked the grants of %s %s for %s\n", plural("token", len(ids)), strings.Join(args, ", "), org)
+			return err
+		}),
+	}
+	f.register(cmd, outputText)
+	cmd.Flags().StringVar(&org, "org", "", "the organization")
+	cmd.Flags().StringVar(&reason, "reason", "", "the reason, kept with the grant (at most 1024 characters)")
+	return cmd
+}
+
+func newRequestsCreateCmd() *cobra.Command {
+	var f storeFlags
+	var org, reason string
+	var tokenID int64
+	cmd := &cobra.Command{
+		Use:   "create --store PATH --org O --token ID [--reason TEXT]",
+		Short: "Request access again for a token whose grant was denied or revoked",
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			}
+			if org == "" {
+				return errors.New("--org: give the organization")
+			}
+			if tokenID <= 0 {
+				return errors.New("--token: give the token id")
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			g, err := db.RequestAgain(cmd.Context(), tokenID, org, f.actor, reason)
+			if err != nil {
+				return err
+			}
+			if f.json() {
+				return writeJSON(cmd.OutOrStdout(), grantsJSON([]store.Grant{g})[0])
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "request %d for token %d in %s: %s\n", g.ID, g.TokenID, g.Org, g.State)
+			return err
+		}),
+	}
+	f.register(cmd, outputText)
+	cmd.Flags().StringVar(&org, "org", "", "the organization")
+	cmd.Flags().Int64Var(&tokenID, "token", 0, "the token id")
+	cmd.Flags().StringVar(&reason, "reason", "", "the justification (at most 1024 characters)")
+	return cmd
+}
+
+type grantJSON struct {
+	ID        int64     `json:"id"`
+	TokenID   int64     `json:"token_id"`
+	Org       string    `json:"org"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason"`
+	Reviewer  string    `json:"reviewer"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func grantsJSON(gs []store.Grant) []grantJSON {
+	out := make([]grantJSON, len(gs))
+	for i, g := range gs {
+		out[i] = grantJSON(g)
+	}
+	return out
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+func init() {
+	subcommands = append(subcommands, newStoreCmd)
+}
+
+// Output formats of the store, token, requests and audit commands.
+const (
+	outputText = "text"
+	outputJSON = "json"
+)
+
+// storeFlags are the flags every command on the store shares.
+type storeFlags struct {
+	path   string
+	output string
+	actor  string
+}
+
+// register adds --store, --output and --actor (who acts, for the audit log).
+func (f *storeFlags) register(cmd *cobra.Command, defaultOutput string) {
+	f.registerRead(cmd, defaultOutput)
+	cmd.Flags().StringVar(&f.actor, "actor", defaultActor(), "who acts, as recorded in the audit log")
+}
+
+// registerRead adds --store and --output, for commands that only read.
+func (f *storeFlags) registerRead(cmd *cobra.Command, defaultOutput string) {
+	cmd.Flags().StringVar(&f.path, "store", os.Getenv("OPA_PAT_STORE"), "the token store: a SQLite file path or a postgres:// URL; default $OPA_PAT_STORE")
+	cmd.Flags().StringVarP(&f.output, "output", "o", defaultOutput, "output format: text or json")
+}
+
+func defaultActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+func (f *storeFlags) check() error {
+	if f.path == "" {
+		return errors.New("--store: give the path of the token store")
+	}
+	if f.output != outputText && f.output != outputJSON {
+		return fmt.Errorf("--output: unknown format %q, want text or json", f.output)
+	}
+	return nil
+}
+
+func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, f.path)
+}
+
+func (f *storeFlags) json() bool { return f.output == outputJSON }
+
+// runE adapts a command body: the error goes to stderr on one line, without
+// cobra's usage text, and the exit status is non-zero.
+func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cmd.SilenceErrors = true
+		cmd.SilenceUsage = true
+		err := fn(cmd, args)
+		if err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "error: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		return err
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes aligned columns.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func timeOrDash(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newStoreCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "store",
+		Short: "Import and export the token store",
+	}
+	root.AddCommand(newStoreImportCmd(), newStoreExportCmd(), newStoreSettingsCmd(), newStoreMigrateCmd())
+	return root
+}
+
+func newStoreImportCmd() *cobra.Command {
+	var f storeFlags
+	cmd := &cobra.Command{
+		Use:   "import --store PATH FILE.json",
+		Short: "Load users, memberships, repositories, tokens and grants from JSON (all or nothing)",
+		Long: `Load users, memberships, repositories, tokens and grants from a JSON file ("-" reads
+standard input) into the store, creating the store when it is absent. The import is one
+transaction: a bad record stops it, naming the record and the field, and nothing is written.
+Tokens are given raw ("token", checked and hashed) or as "token_sha256".`,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give one file to import, got %d arguments", len(args))
+			}
+			if err := f.check(); err != nil {
+				return err
+			}
+			in, closeIn, err := openInput(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			defer closeIn()
+			d, err := store.ParseDump(in)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			res, err := db.Import(cmd.Context(), d, f.actor)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if f.json() {
+				return writeJSON(cmd.OutOrStdout(), map[string]int{"users": res.Users, "memberships": res.Memberships,
+					"repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants})
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "imported %s, %s, %s, %s and %s into %s\n", count(res.Users, "user"),
+				count(res.Memberships, "membership"), count(res.Repositories, "repository"), count(res.Tokens, "token"), count(res.Grants, "grant"), f.path)
+			return err
+		}),
+	}
+	f.register(cmd, outputText)
+	return cmd
+}
+
+// count writes "1 user", "2 users", "2 repositories".
+func count(n int, word string) string {
+	if n != 1 {
+		if w, ok := strings.CutSuffix(word, "y"); ok {
+			word = w + "ie"
+		}
+		word += "s"
+	}
+	return fmt.Sprintf("%d %s", n, word)
+}
+
+func openInput(cmd *cobra.Command, name string) (io.Reader, func(), error) {
+	if name == "-" {
+		return cmd.InOrStdin(), func() {}, nil
+	}
+	file, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return file, func() { file.Close() }, nil
+}
+
+func newStoreExportCmd() *cobra.Command {
+	var f storeFlags
+	var file string
+	cmd := &cobra.Command{
+		Use:   "export --store PATH [--file OUT.json]",
+		Short: "Write the store as import JSON (tokens as token_sha256, never raw)",
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			d, err := db.Export(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if file == "" || file == "-" {
+				return writeJSON(cmd.OutOrStdout(), d)
+			}
+			out, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			if err := errors.Join(writeJSON(out, d), out.Close()); err != nil {
+				return fmt.Errorf("writing %s: %w", file, err)
+			}
+			if f.json() {
+				return nil
+			}
+			_, err = fmt.Fprintf(cmd.ErrOrStderr(), "exported %s, %s, %s, %s and %s to %s\n", count(len(d.Users), "user"),
+				count(len(d.Memberships), "membership"), count(len(d.Repositories), "repository"), count(len(d.Tokens), "token"), count(len(d.Grants), "grant"), file)
+			return err
+		}),
+	}
+	f.registerRead(cmd, outputJSON)
+	cmd.Flags().StringVar(&file, "file", "", "write to this file instead of standard output")
+	return cmd
+}
+
+func newStoreSettingsCmd() *cobra.Command {
+	var f storeFlags
+	cmd := &cobra.Command{
+		Use:   "settings --store PATH [FILE.json]",
+		Short: "Show, or record, the settings token creation is checked against",
+		Long: `Without FILE, print the settings (data.pat.settings) recorded in the store: a running
+sidecar records those of its active bundle. With FILE, record FILE's settings, so that
+"token create" checks against them without a sidecar (a sidecar overwrites them when its
+bundle activates).`,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return fmt.Errorf("give at most one settings file, got %d arguments", len(args))
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if len(args) == 0 {
+				b, err := db.Settings(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if b == nil {
+					b = []byte("{}")
+				}
+				var v any
+				if err := json.Unmarshal(b, &v); err != nil {
+					return fmt.Errorf("the store's recorded settings: %w", err)
+				}
+				return writeJSON(cmd.OutOrStdout(), v)
+			}
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var v map[string]any
+			if err := json.Unmarshal(b, &v); err != nil || v == nil {
+				return fmt.Errorf("%s: settings must be a JSON object", args[0])
+			}
+			compact, _ := json.Marshal(v)
+			if err := db.SetSettings(cmd.Context(), compact); err != nil {
+				return err
+			}
+			if f.json() {
+				return writeJSON(cmd.OutOrStdout(), v)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "recorded the settings of %s in %s\n", args[0], f.path)
+			return err
+		}),
+	}
+	f.register(cmd, outputJSON)
+	return cmd
+}

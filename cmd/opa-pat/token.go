@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opa-pat/opa-pat/plugin/issue"
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+func init() {
+	subcommands = append(subcommands, newTokenCmd)
+}
+
+func newTokenCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke personal access tokens",
+	}
+	root.AddCommand(newTokenCreateCmd(), newTokenListCmd(), newTokenRevokeCmd())
+	return root
+}
+
+// tokenJSON is a token as the CLI prints it. Token (the raw token) is set
+// only by "token create".
+type tokenJSON struct {
+	ID                  int64             `json:"id"`
+	Token               string            `json:"token,omitempty"`
+	TokenSHA256         string            `json:"token_sha256"`
+	Name                string            `json:"name"`
+	Kind                string            `json:"kind"`
+	User                string            `json:"user"`
+	ResourceOwner       string            `json:"resource_owner,omitempty"`
+	RepositorySelection string            `json:"repository_selection,omitempty"`
+	Repositories        []string          `json:"repositories,omitempty"`
+	Permissions         map[string]string `json:"permissions,omitempty"`
+	Scopes              []string          `json:"scopes,omitempty"`
+	CreatedAt           time.Time         `json:"created_at"`
+	ExpiresAt           *time.Time        `json:"expires_at"`
+	Revoked             bool              `json:"revoked"`
+	LastUsedAt          *time.Time        `json:"last_used_at"`
+	Request             *requestRef       `json:"request,omitempty"`
+}
+
+type requestRef struct {
+	ID     int64  `json:"id"`
+	Org    string `json:"org"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func toTokenJSON(t store.Token) tokenJSON {
+	return tokenJSON{
+		ID: t.ID, TokenSHA256: hex.EncodeToString(t.Hash[:]), Name: t.Name, Kind: t.Kind, User: t.User,
+		ResourceOwner: t.ResourceOwner, RepositorySelection: t.RepositorySelection, Repositories: t.Repositories,
+		Permissions: t.Permissions, Scopes: t.Scopes, CreatedAt: t.CreatedAt, ExpiresAt: timePtr(t.ExpiresAt),
+		Revoked: t.Revoked, LastUsedAt: timePtr(t.LastUsedAt),
+	}
+}
+
+// parseLifetime reads 30d, 12h, 1d12h, 90m: whole days, then a Go duration.
+func parseLifetime(s string) (time.Duration, error) {
+	bad := fmt.Errorf("--expires-in: %q is not a duration such as 30d, 12h or 1d12h", s)
+	var d time.Duration
+	rest := s
+	if days, after, ok := strings.Cut(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, bad
+		}
+		d, rest = time.Duration(n)*24*time.Hour, after
+	}
+	if rest != "" {
+		more, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, bad
+		}
+		d += more
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("--expires-in: %q must be positive", s)
+	}
+	return d, nil
+}
+
+// parsePermissions reads name=level pairs.
+func parsePermissions(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--permission: %q is not name=level (e.g. contents=write)", p)
+		}
+		switch v {
+		case "read", "write", "admin":
+		default:
+			return nil, fmt.Errorf("--permission: %q: level %q must be read, write or admin", p, v)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// creationSettings picks the settings the creation check runs against:
+// --settings FILE, else those a running sidecar recorded in the store, else
+// none (all defaults).
+func creationSettings(ctx context.Context, file string, db *store.DB) (map[string]any, error) {
+	if file == "" {
+		return issue.StoreSettings(ctx, db)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--settings: %w", err)
+	}
+	s, err := issue.ParseSettings(b)
+	if err != nil {
+		return nil, fmt.Errorf("--settings: %s: %w", file, err)
+	}
+	return s, nil
+}
+
+func newTokenCreateCmd() *cobra.Command {
+	var (
+		f                       storeFlags
+		req                     issue.Request
+		repos, perms            []string
+		allRepos, publicRepos   bool
+		expiresIn, settingsFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "create --store PATH --user U --kind classic|fine_grained [flags]",
+		Short: "Create a token and print it, this once",
+		Long: `Create a personal access token and print it once: the store keeps only its SHA-256.
+
+Whether the token may be created, and whether a fine-grained token for an organization starts
+approved or pending, is the policy's decision (data.pat.creation, SEMANTICS.md rules 10, 21 and
+29), evaluated with the settings of --settings, else those a running sidecar recorded in the
+store, else the defaults. Tokens expire after 30 days unless --expires-in or --no-expiry says
+otherwise. A fine-grained token's resource owner defaults to its user and its repository
+access to public repositories (read only), as on GitHub.
+
+The default output is one JSON object with "id", "token" and, for a fine-grained token aimed at
+an organization, "request" {"id", "state"}; --output text prints a summary instead.`,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			}
+			if err := f.check(); err != nil {
+				return err
+			}
+			if req.User == "" {
+				return errors.New("--user: give the token's user")
+			}
+			switch req.Kind {
+			case store.KindClassic, store.KindFineGrained:
+			case "":
+				return errors.New("--kind: give classic or fine_grained")
+			default:
+				return fmt.Errorf("--kind: unknown kind %q, want classic or fine_grained", req.Kind)
+			}
+			choices := 0
+			for _, set := range []bool{len(repos) > 0, allRepos, publicRepos} {
+				if set {
+					choices++
+				}
+			}
+			if choices > 1 {
+				return errors.New("--repositories, --all-repositories and --public-repositories exclude each other")
+			}
+			var err error
+			if req.Permissions, err = parsePermissions(perms); err != nil {
+				return err
+			}
+			if req.Kind == store.KindClassic {
+				if req.ResourceOwner != "" || choices > 0 || len(perms) > 0 {
+					return errors.New("--resource-owner, --repositories, --all-repositories, --public-repositories and --permission are for fine-grained tokens")
+				}
+			} else {
+				if len(req.Scopes) > 0 {
+					return errors.New("--scope is for classic tokens; fine-grained tokens take --permission")
+				}
+				switch {
+				case len(repos) > 0:
+					req.RepositorySelection, req.Repositories = "selected", repos
+				case allRepos:
+					req.RepositorySelection = "all"
+				case publicRepos:
+					req.RepositorySelection = "public"
+				}
+			}
+			if expiresIn != "" {
+				if req.NoExpiry {
+					return errors.New("--expires-in and --no-expiry exclude each other")
+				}
+				if req.ExpiresIn, err = parseLifetime(expiresIn); err != nil {
+					return err
+				}
+			}
+			req.Actor = f.actor
+
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			settings, err := creationSettings(cmd.Context(), settingsFile, db)
+			if err != nil {
+				return err
+			}
+			checker, err := issue.NewChecker(cmd.Context(), settings)
+			if err != nil {
+				return err
+			}
+			res, err := issue.Issue(cmd.Context(), db, checker, req, time.Now())
+			if err != nil {
+				return err
+			}
+			out := toTokenJSON(res.Token)
+			out.Token = res.Raw
+			if g := res.Grant; g != nil {
+				out.Request = &requestRef{ID: g.ID, Org: g.Org, State: g.State, Reason: g.Reason}
+			}
+			if f.json() {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			w := cmd.OutOrStdout()
+			kind := "classic"
+			if out.Kind == store.KindFineGrained {
+				kind = "fine-grained"
+			}
+			expires := "never expires"
+			if out.ExpiresAt != nil {
+				expires = "expires " + out.ExpiresAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "created %s token %d %q for %s (%s)\n", kind, out.ID, out.Name, out.User, expires)
+			if g := res.Grant; g != nil {
+				fmt.Fprintf(w, "request %d for %s: %s\n", g.ID, g.Org, g.State)
+			}
+			fmt.Fprintln(w, "copy the token now, it will not be shown again:")
+			_, err = fmt.Fprintln(w, res.Raw)
+			return err
+		}),
+	}
+	f.register(cmd, outputJSON)
+	fl := cmd.Flags()
+	fl.StringVar(&req.User, "user", "", "the token's user")
+	fl.StringVar(&req.Kind, "kind", "", "classic or fine_grained")
+	fl.StringVar(&req.Name, "name", "", "the token's name")
+	fl.StringVar(&req.ResourceOwner, "resource-owner", "", "fine-grained: the user or an organization (default: the user)")
+	fl.StringSliceVar(&repos, "repositories", nil, "fine-grained: only these repositories of the resource owner (comma-separated or repeated)")
+	fl.BoolVar(&allRepos, "all-repositories", false, "fine-grained: every repository of the resource owner")
+	fl.BoolVar(&publicRepos, "public-repositories", false, "fine-grained: public repositories, read only (the default)")
+	fl.StringSliceVar(&perms, "permission", nil, "fine-grained: name=read|write|admin (repeated or comma-separated)")
+	fl.StringSliceVar(&req.Scopes, "scope", nil, "classic: a scope such as repo, public_repo, workflow (repeated or comma-separated)")
+	fl.StringVar(&expiresIn, "expires-in", "", "lifetime such as 30d, 12h or 1d12h (default 30d)")
+	fl.BoolVar(&req.NoExpiry, "no-expiry", false, "the token never expires")
+	fl.StringVar(&req.Reason, "reason", "", "fine-grained: the justification of the approval request")
+	fl.StringVar(&settingsFile, "settings", "", "settings JSON (data.pat.settings) to check creation against")
+	return cmd
+}
+
+func newTokenListCmd() *cobra.Command {
+	var f storeFlags
+	var filter store.TokenFilter
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list --store PATH [--user U] [--resource-owner O] [--kind K] [--all]",
+		Short: "List tokens (never the raw tokens)",
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			filter.Live = !all
+			tokens, err := db.ListTokens(cmd.Context(), filter)
+			if err != nil {
+				return err
+			}
+			if f.json() {
+				out := make([]tokenJSON, len(tokens))
+				for i, t := range tokens {
+					out[i] = toTokenJSON(t)
+				}
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			rows := make([][]string, len(tokens))
+			now := time.Now()
+			for i, t := range tokens {
+				status := "active"
+				switch {
+				case t.Revoked:
+					status = "revoked"
+				case !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now):
+					status = "expired"
+				}
+				reach := strings.Join(t.Scopes, ",")
+				if t.Kind == store.KindFineGrained {
+					reach = t.ResourceOwner + ":" + t.RepositorySelection
+					if t.RepositorySelection == "selected" {
+						reach += "(" + strings.Join(t.Repositories, ",") + ")"
+					}
+				}
+				rows[i] = []string{strconv.FormatInt(t.ID, 10), t.Kind, t.User, orDash(t.Name), orDash(reach),
+					timeOrDash(t.ExpiresAt), timeOrDash(t.LastUsedAt), status}
+			}
+			if err := table(cmd.OutOrStdout(), []string{"ID", "KIND", "USER", "NAME", "REACH", "EXPIRES", "LAST USED", "STATUS"}, rows); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%d %s\n", len(tokens), plural("token", len(tokens)))
+			return err
+		}),
+	}
+	f.registerRead(cmd, outputText)
+	cmd.Flags().StringVar(&filter.User, "user", "", "only this user's tokens")
+	cmd.Flags().StringVar(&filter.ResourceOwner, "resource-owner", "", "only fine-grained tokens of this resource owner")
+	cmd.Flags().StringVar(&filter.Kind, "kind", "", "only tokens of this kind")
+	cmd.Flags().BoolVar(&all, "all", false, "include revoked tokens")
+	return cmd
+}
+
+func plural(word string, n int) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// parseIDs reads decimal ids.
+func parseIDs(what string, args []string) ([]int64, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("give at least one %s id", what)
+	}
+	ids := make([]int64, len(args))
+	for i, a := range args {
+		id, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("%s id %q: not a positive integer", what, a)
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+func newTokenRevokeCmd() *cobra.Command {
+	var f storeFlags
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "revoke --store PATH ID... [--reason TEXT]",
+		Short: "Revoke tokens (the user's own action); their grants are kept",
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			ids, err := parseIDs("token", args)
+			if err != nil {
+				return err
+			}
+			db, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := db.RevokeTokens(cmd.Context(), ids, f.actor, reason); err != nil {
+				return err
+			}
+			if f.json() {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"revoked": ids})
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked %s %s\n", plural("token", len(ids)), strings.Join(args, ", "))
+			return err
+		}),
+	}
+	f.register(cmd, outputText)
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
+	return cmd
+}
