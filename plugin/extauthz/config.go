@@ -23,6 +23,8 @@ const (
 	DefaultPath            = "pat/envoy/response"
 	defaultShutdownTimeout = 5 * time.Second
 	defaultMaxRecvMsgSize  = 4 << 20
+	defaultCacheTTL        = time.Second
+	defaultCacheEntries    = 100_000
 )
 
 // ErrInvalidConfig wraps every configuration error.
@@ -35,14 +37,28 @@ var ErrInvalidConfig = errors.New("invalid configuration for ext_authz")
 //	  path: pat/envoy/response    # the decision to evaluate
 //	  shutdown_timeout: 5s        # how long Stop waits for checks in flight
 //	  grpc_max_recv_msg_size: 4194304
+//	  decision_cache:             # on by default for the default path; ttl 0s turns it off
+//	    ttl: 1s
+//	    max_entries: 100000
 type Config struct {
-	Addr               string `json:"addr"`
-	Path               string `json:"path"`
-	ShutdownTimeout    string `json:"shutdown_timeout"`
-	GRPCMaxRecvMsgSize int    `json:"grpc_max_recv_msg_size"`
+	Addr               string       `json:"addr"`
+	Path               string       `json:"path"`
+	ShutdownTimeout    string       `json:"shutdown_timeout"`
+	GRPCMaxRecvMsgSize int          `json:"grpc_max_recv_msg_size"`
+	DecisionCache      *CacheConfig `json:"decision_cache,omitempty"`
 
 	shutdownTimeout time.Duration
+	cacheTTL        time.Duration // 0: no cache
 	query           ast.Body
+}
+
+// CacheConfig is ext_authz.decision_cache. The cache keys decisions by
+// method, path and Authorization header: right for data.pat.envoy, which
+// reads nothing else; a policy at another path that reads more must leave
+// it off (the default there).
+type CacheConfig struct {
+	TTL        string `json:"ttl"`
+	MaxEntries int    `json:"max_entries"`
 }
 
 // ParseConfig reads plugins.pat.ext_authz (JSON or YAML), checks it and fills
@@ -84,11 +100,40 @@ func (c *Config) validateAndInjectDefaults() error {
 		c.shutdownTimeout = d
 	}
 
+	if err := c.validateCache(); err != nil {
+		return err
+	}
+
 	switch {
 	case c.GRPCMaxRecvMsgSize == 0:
 		c.GRPCMaxRecvMsgSize = defaultMaxRecvMsgSize
 	case c.GRPCMaxRecvMsgSize < 0:
 		return fmt.Errorf("ext_authz.grpc_max_recv_msg_size: %d is negative", c.GRPCMaxRecvMsgSize)
+	}
+	return nil
+}
+
+func (c *Config) validateCache() error {
+	if c.DecisionCache == nil {
+		if c.Path != DefaultPath {
+			return nil
+		}
+		c.DecisionCache = &CacheConfig{}
+	}
+	dc := c.DecisionCache
+	c.cacheTTL = defaultCacheTTL
+	if dc.TTL != "" {
+		d, err := time.ParseDuration(dc.TTL)
+		if err != nil || d < 0 {
+			return fmt.Errorf("ext_authz.decision_cache.ttl: %q is not a duration such as \"1s\"", dc.TTL)
+		}
+		c.cacheTTL = d
+	}
+	switch {
+	case dc.MaxEntries == 0:
+		dc.MaxEntries = defaultCacheEntries
+	case dc.MaxEntries < 0:
+		return fmt.Errorf("ext_authz.decision_cache.max_entries: %d is negative", dc.MaxEntries)
 	}
 	return nil
 }
@@ -128,5 +173,13 @@ func (c *Config) Equal(o *Config) bool {
 		return c == o
 	}
 	return c.Addr == o.Addr && c.Path == o.Path && c.shutdownTimeout == o.shutdownTimeout &&
-		c.GRPCMaxRecvMsgSize == o.GRPCMaxRecvMsgSize
+		c.GRPCMaxRecvMsgSize == o.GRPCMaxRecvMsgSize && c.cacheTTL == o.cacheTTL &&
+		c.cacheEntries() == o.cacheEntries()
+}
+
+func (c *Config) cacheEntries() int {
+	if c.DecisionCache == nil {
+		return 0
+	}
+	return c.DecisionCache.MaxEntries
 }

@@ -15,8 +15,26 @@ func TestParseConfig(t *testing.T) {
 		{
 			note: "defaults",
 			raw:  `{"addr": "127.0.0.1:9191"}`,
-			want: Config{Addr: "127.0.0.1:9191", Path: DefaultPath, GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout},
+			want: Config{
+				Addr: "127.0.0.1:9191", Path: DefaultPath, GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout,
+				DecisionCache: &CacheConfig{MaxEntries: defaultCacheEntries}, cacheTTL: time.Second,
+			},
 		},
+		{
+			note: "cache off",
+			raw:  `{"addr": "127.0.0.1:9191", "decision_cache": {"ttl": "0s"}}`,
+			want: Config{
+				Addr: "127.0.0.1:9191", Path: DefaultPath, GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout,
+				DecisionCache: &CacheConfig{TTL: "0s", MaxEntries: defaultCacheEntries},
+			},
+		},
+		{
+			note: "another path: no cache unless asked",
+			raw:  `{"addr": "127.0.0.1:9191", "path": "envoy/authz/allow"}`,
+			want: Config{Addr: "127.0.0.1:9191", Path: "envoy/authz/allow", GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout},
+		},
+		{note: "bad cache ttl", raw: `{"addr": ":1", "decision_cache": {"ttl": "-1s"}}`, wantErr: `invalid configuration for ext_authz: ext_authz.decision_cache.ttl: "-1s" is not a duration such as "1s"`},
+		{note: "negative cache size", raw: `{"addr": ":1", "decision_cache": {"max_entries": -5}}`, wantErr: `invalid configuration for ext_authz: ext_authz.decision_cache.max_entries: -5 is negative`},
 		{
 			note: "yaml, every key",
 			raw:  "addr: ':9191'\npath: data.pat.envoy.response\nshutdown_timeout: 250ms\ngrpc_max_recv_msg_size: 1024\n",

@@ -71,13 +71,19 @@ func BuildInput(req *authv3.CheckRequest) (ast.Value, error) {
 }
 
 func buildInput(req *authv3.CheckRequest) (ast.Object, request, error) {
-	var meta request
+	headers := httpHeaders(req.GetAttributes().GetRequest().GetHttp())
+	in, err := buildInputWith(req, headers)
+	return in, request{headers: headers}, err
+}
+
+// buildInputWith builds the input with the request's headers already read.
+func buildInputWith(req *authv3.CheckRequest, headers map[string]string) (ast.Object, error) {
+	meta := request{headers: headers}
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	meta.headers = httpHeaders(httpReq)
 
 	parsedPath, parsedQuery, err := parsePath(httpReq.GetPath())
 	if err != nil {
-		return nil, meta, err
+		return nil, err
 	}
 	body, truncated := parsedBody(httpReq, meta.headers)
 
@@ -90,7 +96,7 @@ func buildInput(req *authv3.CheckRequest) (ast.Object, request, error) {
 	input.Insert(keyParsedBody, ast.NewTerm(body))
 	input.Insert(keyTruncatedBody, ast.InternedTerm(truncated))
 	input.Insert(keyVersion, versionTerm)
-	return input, meta, nil
+	return input, nil
 }
 
 // attributesValue is the protojson form of the attributes, with the HTTP

@@ -41,8 +41,9 @@ var ErrUndefinedDecision = errors.New("decision is undefined")
 
 // outcome summarises an answer for metrics and logs.
 type outcome struct {
-	allowed bool
-	status  int // the HTTP status Envoy answers with (200 when allowed)
+	allowed  bool
+	status   int       // the HTTP status Envoy answers with (200 when allowed)
+	decision ast.Value // what the policy decided (kept by the cache)
 }
 
 // Fields of the decision object (opa-envoy-plugin's names, so that its
@@ -85,9 +86,9 @@ func buildResponse(decision ast.Value, reqHeaders map[string]string) (*authv3.Ch
 	switch d := decision.(type) {
 	case ast.Boolean:
 		if d {
-			return okResponse(nil, nil, nil, reqHeaders), outcome{true, 200}, nil
+			return okResponse(nil, nil, nil, reqHeaders), outcome{allowed: true, status: 200}, nil
 		}
-		return deniedResponse(403, nil, ""), outcome{false, 403}, nil
+		return deniedResponse(403, nil, ""), outcome{status: 403}, nil
 	case ast.Object:
 		obj = d
 	case nil:
@@ -129,7 +130,7 @@ func buildResponse(decision ast.Value, reqHeaders map[string]string) (*authv3.Ch
 		if resp.DynamicMetadata, err = dynamicMetadata(obj); err != nil {
 			return nil, outcome{}, err
 		}
-		return resp, outcome{false, status}, nil
+		return resp, outcome{status: status}, nil
 	}
 
 	respHeaders, err := headerOptions(obj, fieldRespHeaders)
@@ -151,7 +152,7 @@ func buildResponse(decision ast.Value, reqHeaders map[string]string) (*authv3.Ch
 	if resp.DynamicMetadata, err = dynamicMetadata(obj); err != nil {
 		return nil, outcome{}, err
 	}
-	return resp, outcome{true, 200}, nil
+	return resp, outcome{allowed: true, status: 200}, nil
 }
 
 func okResponse(headers, respHeaders []*corev3.HeaderValueOption, remove []string, reqHeaders map[string]string) *authv3.CheckResponse {

@@ -43,6 +43,8 @@ type Server struct {
 	cfg     *Config
 	logger  logging.Logger
 	metrics *metrics
+	cache   *decisionCache // nil: no cache
+	trigger storage.TriggerHandle
 
 	// The prepared decision query; nil after a compiler change until the
 	// next Check (or Start) prepares it again. gen counts compiler changes so
@@ -69,9 +71,13 @@ func New(manager *plugins.Manager, cfg *Config) *Server {
 		logger:  manager.Logger().WithFields(logField),
 		metrics: newMetrics(manager.PrometheusRegister()),
 	}
+	if cfg.cacheTTL > 0 {
+		s.cache = newDecisionCache(cfg.cacheTTL, cfg.DecisionCache.MaxEntries)
+	}
 	manager.RegisterCompilerTrigger(func(storage.Transaction) {
 		s.gen.Add(1)
 		s.pq.Store(nil)
+		s.InvalidateCache()
 	})
 	return s
 }
@@ -95,6 +101,22 @@ func (s *Server) Start(ctx context.Context) error {
 	if _, err := s.preparedQuery(ctx); err != nil {
 		// Not fatal: a bundle may not have arrived yet. Checks deny until it does.
 		s.logger.Debug("Decision query not prepared yet: %v.", err)
+	}
+
+	if s.cache != nil {
+		// Data written to OPA's store (a bundle's data, the REST API) can
+		// change decisions: drop the cached ones.
+		err := storage.Txn(ctx, s.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {
+			h, err := s.manager.Store.Register(ctx, txn, storage.TriggerConfig{
+				OnCommit: func(context.Context, storage.Transaction, storage.TriggerEvent) { s.InvalidateCache() },
+			})
+			s.trigger = h
+			return err
+		})
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("ext_authz: watching the store: %w", err)
+		}
 	}
 
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(s.cfg.GRPCMaxRecvMsgSize))
@@ -156,6 +178,13 @@ func (s *Server) Stop(ctx context.Context) {
 		s.grpc.Stop()
 	}
 	<-s.done
+	if s.trigger != nil {
+		_ = storage.Txn(ctx, s.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {
+			s.trigger.Unregister(ctx, txn)
+			return nil
+		})
+		s.trigger = nil
+	}
 	s.grpc, s.health, s.lis = nil, nil, nil
 	s.logger.Info("ext_authz gRPC server stopped.")
 }
@@ -198,30 +227,57 @@ func resultTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 // 500 otherwise, with a body that tells nothing of the cause) and counted.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	input, meta, err := buildInput(req)
-	if err != nil {
-		s.metrics.failure(reasonBadRequest)
-		s.metrics.observe(outcome{status: 400}, true, time.Since(start).Seconds())
-		return errorResponse(400, code.Code_INVALID_ARGUMENT, "Bad Request"), nil
+	httpReq := req.GetAttributes().GetRequest().GetHttp()
+	headers := httpHeaders(httpReq)
+
+	var (
+		key     [32]byte
+		gen     uint64
+		decided ast.Value
+	)
+	if s.cache != nil {
+		key = cacheKey(httpReq.GetMethod(), httpReq.GetPath(), headers["authorization"])
+		gen = s.cache.generation()
+		decided, _ = s.cache.get(key, start)
 	}
 
-	resp, out, reason, evalErr := s.decide(ctx, start, input, meta, req)
+	var input ast.Object
+	dl := logs.Lookup(s.manager)
+	if decided == nil || dl != nil {
+		var err error
+		if input, err = buildInputWith(req, headers); err != nil {
+			s.metrics.failure(reasonBadRequest)
+			s.metrics.observe(outcome{status: 400}, true, time.Since(start).Seconds())
+			return errorResponse(400, code.Code_INVALID_ARGUMENT, "Bad Request"), nil
+		}
+	}
+
+	resp, out, reason, err := s.decide(ctx, start, input, headers, decided, dl, req)
 	if reason != "" {
 		s.metrics.failure(reason)
-		s.logger.Error("ext_authz check failed (%s): %v.", reason, evalErr)
+		s.logger.Error("ext_authz check failed (%s): %v.", reason, err)
 		resp, out = errorResponse(500, code.Code_INTERNAL, "Internal Server Error"), outcome{status: 500}
+	} else if s.cache != nil && decided == nil {
+		s.cache.put(key, out.decision, gen, start)
 	}
 	s.metrics.observe(out, reason != "", time.Since(start).Seconds())
 	return resp, nil
 }
 
-// decide evaluates the decision and builds the answer; reason is set when
-// that failed.
-func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, meta request, req *authv3.CheckRequest) (*authv3.CheckResponse, outcome, string, error) {
-	pq, err := s.preparedQuery(ctx)
-	if err != nil {
-		return nil, outcome{}, reasonPrepare, err
+// InvalidateCache drops every cached decision. The pat plugin calls it when
+// its token index applies a change; policy, bundle and data changes in OPA's
+// store invalidate the cache by themselves.
+func (s *Server) InvalidateCache() {
+	if s.cache != nil {
+		s.cache.Invalidate()
 	}
+}
+
+// decide evaluates the decision (unless the cache gave one) and builds the
+// answer; reason is set when that failed.
+func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, headers map[string]string,
+	decision ast.Value, dl *logs.Plugin, req *authv3.CheckRequest,
+) (*authv3.CheckResponse, outcome, string, error) {
 	store := s.manager.Store
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
@@ -229,46 +285,52 @@ func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, 
 	}
 	defer store.Abort(ctx, txn)
 
-	rs, err := pq.Eval(ctx,
-		rego.EvalParsedInput(input),
-		rego.EvalTransaction(txn),
-		rego.EvalGenerateJSON(resultTerm),
-	)
-	var decision ast.Value
-	if err == nil && len(rs) > 0 && len(rs[0].Expressions) > 0 {
-		if t, ok := rs[0].Expressions[0].Value.(*ast.Term); ok {
-			decision = t.Value
-		}
-	}
-
-	var (
-		resp   *authv3.CheckResponse
-		out    outcome
-		reason string
-	)
-	switch {
-	case err != nil:
-		reason = reasonEvaluation
-	case decision == nil:
-		reason, err = reasonUndefined, ErrUndefinedDecision
-	default:
-		resp, out, err = buildResponse(decision, meta.headers)
+	if decision == nil {
+		pq, err := s.preparedQuery(ctx)
 		if err != nil {
-			reason = reasonDecision
+			return nil, outcome{}, reasonPrepare, err
+		}
+		rs, err := pq.Eval(ctx,
+			rego.EvalParsedInput(input),
+			rego.EvalTransaction(txn),
+			rego.EvalGenerateJSON(resultTerm),
+		)
+		if err != nil {
+			return s.finish(ctx, nil, outcome{}, reasonEvaluation, err, dl, txn, start, input, nil, req)
+		}
+		if len(rs) > 0 && len(rs[0].Expressions) > 0 {
+			if t, ok := rs[0].Expressions[0].Value.(*ast.Term); ok {
+				decision = t.Value
+			}
+		}
+		if decision == nil {
+			return s.finish(ctx, nil, outcome{}, reasonUndefined, ErrUndefinedDecision, dl, txn, start, input, nil, req)
 		}
 	}
+	resp, out, err := buildResponse(decision, headers)
+	if err != nil {
+		return s.finish(ctx, nil, outcome{}, reasonDecision, err, dl, txn, start, input, decision, req)
+	}
+	out.decision = decision
+	return s.finish(ctx, resp, out, "", nil, dl, txn, start, input, decision, req)
+}
 
-	if dl := logs.Lookup(s.manager); dl != nil {
-		id := uuid.NewString()
-		if resp != nil {
-			resp.DynamicMetadata = withDecisionID(resp.DynamicMetadata, id)
-		}
-		if lerr := s.logDecision(ctx, dl, txn, id, start, input, decision, err, req); lerr != nil {
-			s.metrics.failure(reasonDecisionLog)
-			s.logger.Error("Decision log failed: %v.", lerr)
-		}
+// finish sends the decision to the decision log (when one is configured).
+func (s *Server) finish(ctx context.Context, resp *authv3.CheckResponse, out outcome, reason string, evalErr error,
+	dl *logs.Plugin, txn storage.Transaction, start time.Time, input ast.Object, decision ast.Value, req *authv3.CheckRequest,
+) (*authv3.CheckResponse, outcome, string, error) {
+	if dl == nil {
+		return resp, out, reason, evalErr
 	}
-	return resp, out, reason, err
+	id := uuid.NewString()
+	if resp != nil {
+		resp.DynamicMetadata = withDecisionID(resp.DynamicMetadata, id)
+	}
+	if err := s.logDecision(ctx, dl, txn, id, start, input, decision, evalErr, req); err != nil {
+		s.metrics.failure(reasonDecisionLog)
+		s.logger.Error("Decision log failed: %v.", err)
+	}
+	return resp, out, reason, evalErr
 }
 
 // withDecisionID adds the decision id to the dynamic metadata Envoy keeps

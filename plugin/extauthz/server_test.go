@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,11 +17,13 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	_ "github.com/opa-pat/opa-pat/plugin/builtins" // pat.token, used by the envoy policy
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/logging/test"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/plugins/logs"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/genproto/googleapis/rpc/code"
@@ -78,7 +82,7 @@ decision := {"allow": false, "status": 401, "reasons": ["the token is not known"
 }
 `
 
-func repoFile(t *testing.T, rel string) string {
+func repoFile(t testing.TB, rel string) string {
 	t.Helper()
 	bs, err := os.ReadFile(filepath.Join("..", "..", rel))
 	if err != nil {
@@ -94,19 +98,24 @@ type fixture struct {
 	conn     *grpc.ClientConn
 	registry *prometheus.Registry
 	console  *test.Logger
+	logger   *test.Logger
 }
 
 // newFixture starts a real plugins.Manager (in-memory store, the envoy
 // mapping policy, the decision-log mask, the stub pat policy, console
 // decision logs) and a real gate on a free loopback port.
-func newFixture(t *testing.T, config string) *fixture {
+func newFixture(t testing.TB, config string) *fixture {
+	return newFixtureLogs(t, config, true)
+}
+
+func newFixtureLogs(t testing.TB, config string, decisionLogs bool) *fixture {
 	t.Helper()
 	ctx := t.Context()
-	f := &fixture{registry: prometheus.NewRegistry(), console: test.New()}
+	f := &fixture{registry: prometheus.NewRegistry(), console: test.New(), logger: test.New()}
 	m, err := plugins.New([]byte(`{}`), "test", inmem.New(),
 		plugins.WithPrometheusRegister(f.registry),
 		plugins.ConsoleLogger(f.console),
-		plugins.Logger(test.New()),
+		plugins.Logger(f.logger),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -114,11 +123,13 @@ func newFixture(t *testing.T, config string) *fixture {
 	if err := m.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	logsConfig, err := logs.NewConfigBuilder().WithBytes([]byte(`{"console": true}`)).Parse()
-	if err != nil {
-		t.Fatal(err)
+	if decisionLogs {
+		logsConfig, err := logs.NewConfigBuilder().WithBytes([]byte(`{"console": true}`)).Parse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Register(logs.Name, logs.New(logsConfig, m))
 	}
-	m.Register(logs.Name, logs.New(logsConfig, m))
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +160,7 @@ func newFixture(t *testing.T, config string) *fixture {
 	return f
 }
 
-func (f *fixture) putPolicies(t *testing.T, modules map[string]string) {
+func (f *fixture) putPolicies(t testing.TB, modules map[string]string) {
 	t.Helper()
 	ctx := t.Context()
 	err := storage.Txn(ctx, f.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {
@@ -511,3 +522,102 @@ func TestStartBindError(t *testing.T) {
 }
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestDecisionCache(t *testing.T) {
+	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
+	var known atomic.Bool
+	known.Store(true)
+	topdown.RegisterBuiltinFunc("pat.token", func(_ topdown.BuiltinContext, _ []*ast.Term, iter func(*ast.Term) error) error {
+		return iter(ast.ObjectTerm(ast.Item(ast.StringTerm("found"), ast.BooleanTerm(known.Load()))))
+	})
+	t.Cleanup(func() {
+		topdown.RegisterBuiltinFunc("pat.token", func(topdown.BuiltinContext, []*ast.Term, func(*ast.Term) error) error {
+			return errors.New("pat: token store not ready")
+		})
+	})
+	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
+
+decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if {
+	pat.token(input.credential.token).found == true
+	not input.resource.repository in closed
+}
+
+closed := {r | some r in data.closed}
+
+decision := {"allow": false, "status": 401, "message": "Bad credentials"} if pat.token(input.credential.token).found == false
+
+decision := {"allow": false, "status": 403, "message": "closed"} if input.resource.repository in closed
+`})
+	req := httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken})
+	status := func() int32 {
+		t.Helper()
+		resp, err := f.client.Check(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dr := resp.GetDeniedResponse(); dr != nil {
+			return int32(dr.GetStatus().GetCode())
+		}
+		return 200
+	}
+
+	if got := status(); got != 200 {
+		t.Fatalf("first: got %d; log: %v", got, f.logger.Entries())
+	}
+	known.Store(false) // the index changes, unseen by the cache...
+	if got := status(); got != 200 {
+		t.Fatalf("cached: got %d", got)
+	}
+	f.server.InvalidateCache() // ...until the plugin says so
+	if got := status(); got != 401 {
+		t.Fatalf("after InvalidateCache: got %d", got)
+	}
+
+	known.Store(true)
+	f.server.InvalidateCache()
+	if got := status(); got != 200 {
+		t.Fatalf("again: got %d", got)
+	}
+	// Data written to the store drops the cache by itself.
+	if err := storage.WriteOne(t.Context(), f.manager.Store, storage.AddOp, storage.MustParsePath("/closed"), []any{"app"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != 403 {
+		t.Fatalf("after a data change: got %d", got)
+	}
+}
+
+func TestDecisionCacheExpiry(t *testing.T) {
+	c := newDecisionCache(time.Minute, 64)
+	now := time.Unix(1000, 0)
+	k := cacheKey("GET", "/", "Bearer x")
+	exp := ast.MustParseTerm(`{"allowed": true, "decision": {"expires_at_ns": 1000500000000}}`).Value
+	c.put(k, exp, c.generation(), now)
+	if _, ok := c.get(k, now.Add(499*time.Millisecond)); !ok {
+		t.Fatal("before the token expires: want a hit")
+	}
+	if _, ok := c.get(k, now.Add(500*time.Millisecond)); ok {
+		t.Fatal("once the token expired: want a miss")
+	}
+	plain := ast.MustParseTerm(`{"allowed": false}`).Value
+	c.put(k, plain, c.generation(), now)
+	if _, ok := c.get(k, now.Add(time.Minute)); ok {
+		t.Fatal("after the ttl: want a miss")
+	}
+	gen := c.generation()
+	c.Invalidate()
+	c.put(k, plain, gen, now) // decided before the invalidation
+	if _, ok := c.get(k, now); ok {
+		t.Fatal("a decision made before an invalidation must not be kept")
+	}
+	for i := range 1000 {
+		c.put(cacheKey("GET", fmt.Sprint(i), ""), plain, c.generation(), now)
+	}
+	n := 0
+	for i := range c.shards {
+		n += len(c.shards[i].entries)
+	}
+	if n > 64+cacheShards {
+		t.Fatalf("size: got %d entries, want at most %d", n, 64+cacheShards)
+	}
+}

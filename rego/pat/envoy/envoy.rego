@@ -309,7 +309,7 @@ response := {
 }
 
 # What the decision log keeps of the decision (the response carries it; Envoy ignores it).
-_summary := object.filter(decision, ["allow", "status", "reasons", "token_id", "kind", "user"])
+_summary := object.filter(decision, ["allow", "status", "reasons", "token_id", "kind", "user", "expires_at_ns"])
 
 _status := _field("status") if is_number(_field("status"))
 

@@ -1,0 +1,139 @@
+package extauthz
+
+import (
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// decisionCache keeps recent decisions of the default policy for a short
+// time, keyed by what data.pat.envoy reads from a request: the method, the
+// path (with its query) and the Authorization header. Keys are SHA-256
+// digests, so the cache holds no raw credential.
+//
+// An entry lives at most ttl, and never past the token's expiry (the
+// decision's expires_at_ns). Every entry is dropped at once (Invalidate)
+// when a policy or bundle activates, when data in OPA's store changes, and
+// when the plugin's token index applies a change, so that a revocation or
+// an approval is seen by the next request.
+type decisionCache struct {
+	ttl        time.Duration
+	maxEntries int
+	gen        atomic.Uint64
+	shards     [cacheShards]cacheShard
+}
+
+const cacheShards = 32
+
+type cacheShard struct {
+	mu      sync.RWMutex
+	entries map[[32]byte]cacheEntry
+}
+
+type cacheEntry struct {
+	decision ast.Value
+	expires  int64 // unix ns
+	gen      uint64
+}
+
+func newDecisionCache(ttl time.Duration, maxEntries int) *decisionCache {
+	c := &decisionCache{ttl: ttl, maxEntries: maxEntries}
+	for i := range c.shards {
+		c.shards[i].entries = map[[32]byte]cacheEntry{}
+	}
+	return c
+}
+
+func cacheKey(method, path, authorization string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(method))
+	h.Write([]byte{0})
+	h.Write([]byte(path))
+	h.Write([]byte{0})
+	h.Write([]byte(authorization))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// generation is read before an evaluation and handed to put, so that a
+// decision made before an invalidation is not stored after it.
+func (c *decisionCache) generation() uint64 { return c.gen.Load() }
+
+// Invalidate drops every entry.
+func (c *decisionCache) Invalidate() { c.gen.Add(1) }
+
+func (c *decisionCache) get(k [32]byte, now time.Time) (ast.Value, bool) {
+	s := &c.shards[k[0]%cacheShards]
+	s.mu.RLock()
+	e, ok := s.entries[k]
+	s.mu.RUnlock()
+	if !ok || e.gen != c.gen.Load() || now.UnixNano() >= e.expires {
+		return nil, false
+	}
+	return e.decision, true
+}
+
+func (c *decisionCache) put(k [32]byte, decision ast.Value, gen uint64, now time.Time) {
+	if gen != c.gen.Load() {
+		return
+	}
+	expires := now.Add(c.ttl).UnixNano()
+	if exp, ok := tokenExpiry(decision); ok && exp < expires {
+		expires = exp
+	}
+	if expires <= now.UnixNano() {
+		return
+	}
+	s := &c.shards[k[0]%cacheShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.entries) >= c.maxEntries/cacheShards+1 {
+		// Full: drop stale entries, or any one when none is stale.
+		for key, e := range s.entries {
+			if e.gen != gen || e.expires <= now.UnixNano() {
+				delete(s.entries, key)
+			}
+		}
+		for key := range s.entries {
+			if len(s.entries) < c.maxEntries/cacheShards+1 {
+				break
+			}
+			delete(s.entries, key)
+		}
+	}
+	s.entries[k] = cacheEntry{decision: decision, expires: expires, gen: gen}
+}
+
+var (
+	keyDecisionSummary = ast.InternedTerm("decision")
+	keyExpiresAtNs     = ast.InternedTerm("expires_at_ns")
+)
+
+// tokenExpiry reads decision.decision.expires_at_ns (the summary the
+// pat.envoy policy adds to its answer).
+func tokenExpiry(decision ast.Value) (int64, bool) {
+	obj, ok := decision.(ast.Object)
+	if !ok {
+		return 0, false
+	}
+	t := obj.Get(keyDecisionSummary)
+	if t == nil {
+		return 0, false
+	}
+	summary, ok := t.Value.(ast.Object)
+	if !ok {
+		return 0, false
+	}
+	if t = summary.Get(keyExpiresAtNs); t == nil {
+		return 0, false
+	}
+	n, ok := t.Value.(ast.Number)
+	if !ok {
+		return 0, false
+	}
+	return n.Int64()
+}

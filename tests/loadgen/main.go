@@ -1,0 +1,423 @@
+// Command loadgen sends Envoy ext_authz Check requests to a gate on the
+// loopback interface and reports throughput and latency. It builds requests
+// with Envoy's own protos, as Envoy would send them (Git smart HTTP and REST
+// calls with Basic or Bearer credentials).
+//
+// Closed loop (each worker sends its next request when the previous answer
+// arrives):
+//
+//	go run ./tests/loadgen -addr 127.0.0.1:9191 -c 64 -duration 10s -tokens tokens.txt
+//
+// Fixed rate (requests are scheduled at -rate per second whatever the
+// answers; latency counts from the scheduled time, so a stall is not hidden):
+//
+//	go run ./tests/loadgen -addr 127.0.0.1:9191 -c 64 -rate 2000 -duration 30s -tokens tokens.txt
+//
+// Runs are bounded: -duration (at most 10m) and -n (requests). Only loopback
+// addresses are accepted.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+const maxDuration = 10 * time.Minute
+
+type options struct {
+	addr     string
+	workers  int
+	conns    int
+	rate     float64
+	duration time.Duration
+	warmup   time.Duration
+	n        int64
+	tokens   string
+	owner    string
+	repos    string
+	mix      string
+	output   string
+	timeout  time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:9191", "the gate's address (loopback only)")
+	flag.IntVar(&o.workers, "c", 8, "concurrent workers")
+	flag.IntVar(&o.conns, "conns", 0, "gRPC connections shared by the workers (default: min(c, 4))")
+	flag.Float64Var(&o.rate, "rate", 0, "fixed request rate per second over all workers; 0 runs a closed loop")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to measure (at most 10m)")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "closed-loop load before measuring, not counted")
+	flag.Int64Var(&o.n, "n", 0, "stop after this many measured requests (0: no limit)")
+	flag.StringVar(&o.tokens, "tokens", "", "file of raw tokens, one a line (default: one made-up token)")
+	flag.StringVar(&o.owner, "owner", "octo-org", "the organization the requests address")
+	flag.StringVar(&o.repos, "repos", "app", "comma-separated repositories the requests address")
+	flag.StringVar(&o.mix, "mix", "git", "request mix: git (clone/fetch/push), rest (REST reads and writes), or all")
+	flag.StringVar(&o.output, "output", "text", "text or json")
+	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "deadline of each Check")
+	flag.Parse()
+	if err := run(o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options, out io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	tokens, err := readTokens(o.tokens)
+	if err != nil {
+		return err
+	}
+	reqs := buildRequests(o, tokens)
+
+	conns := make([]*grpc.ClientConn, o.conns)
+	clients := make([]authv3.AuthorizationClient, o.conns)
+	for i := range conns {
+		c, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		conns[i], clients[i] = c, authv3.NewAuthorizationClient(c)
+	}
+
+	if o.warmup > 0 {
+		closedLoop(o.workers, clients, reqs, time.Now().Add(o.warmup), 0, o.timeout, nil)
+	}
+	res := newResults(o.workers)
+	start := time.Now()
+	deadline := start.Add(o.duration)
+	if o.rate > 0 {
+		fixedRate(o, clients, reqs, deadline, res)
+	} else {
+		closedLoop(o.workers, clients, reqs, deadline, o.n, o.timeout, res)
+	}
+	return res.report(out, o, time.Since(start))
+}
+
+func (o *options) validate() error {
+	if o.workers < 1 {
+		return errors.New("-c must be at least 1")
+	}
+	if o.conns == 0 {
+		o.conns = min(o.workers, 4)
+	}
+	if o.conns < 1 {
+		return errors.New("-conns must be at least 1")
+	}
+	if o.duration <= 0 || o.duration > maxDuration {
+		return fmt.Errorf("-duration must be in (0, %s]", maxDuration)
+	}
+	if o.rate < 0 || o.n < 0 {
+		return errors.New("-rate and -n must not be negative")
+	}
+	if o.output != "text" && o.output != "json" {
+		return errors.New("-output is text or json")
+	}
+	host, _, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("-addr: %s is not a loopback address; loadgen only loads this machine", host)
+		}
+	}
+	return nil
+}
+
+func readTokens(path string) ([]string, error) {
+	if path == "" {
+		return []string{"ghp_loadgenLOADGENloadgenLOADGENlo000000"}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var tokens []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if t := strings.TrimSpace(sc.Text()); t != "" && !strings.HasPrefix(t, "#") {
+			tokens = append(tokens, t)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s: no tokens", path)
+	}
+	return tokens, nil
+}
+
+// buildRequests prepares up to 4096 distinct requests (tokens spread over
+// them) so that building them costs nothing during the run.
+func buildRequests(o options, tokens []string) []*authv3.CheckRequest {
+	repos := strings.Split(o.repos, ",")
+	type shape struct{ method, path, auth string }
+	var shapes []shape
+	if o.mix == "git" || o.mix == "all" {
+		shapes = append(shapes,
+			shape{"GET", "/%s/%s.git/info/refs?service=git-upload-pack", "basic"},
+			shape{"POST", "/%s/%s.git/git-upload-pack", "basic"},
+			shape{"GET", "/%s/%s.git/info/refs?service=git-receive-pack", "basic"},
+			shape{"POST", "/%s/%s.git/git-receive-pack", "basic"},
+		)
+	}
+	if o.mix == "rest" || o.mix == "all" {
+		shapes = append(shapes,
+			shape{"GET", "/api/v3/repos/%s/%s/contents/README.md", "bearer"},
+			shape{"GET", "/repos/%s/%s/issues", "token"},
+			shape{"POST", "/repos/%s/%s/issues", "bearer"},
+			shape{"GET", "/repos/%s/%s/pulls/1", "bearer"},
+		)
+	}
+	if len(shapes) == 0 {
+		shapes = append(shapes, shape{"GET", "/%s/%s.git/info/refs?service=git-upload-pack", "basic"})
+	}
+	n := min(4096, max(len(tokens), len(shapes)*len(repos)))
+	reqs := make([]*authv3.CheckRequest, n)
+	for i := range reqs {
+		s := shapes[i%len(shapes)]
+		token := tokens[i%len(tokens)]
+		path := fmt.Sprintf(s.path, o.owner, repos[(i/len(shapes))%len(repos)])
+		var auth string
+		switch s.auth {
+		case "basic":
+			auth = "Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+token))
+		case "token":
+			auth = "token " + token
+		default:
+			auth = "Bearer " + token
+		}
+		reqs[i] = checkRequest(s.method, path, auth, i)
+	}
+	return reqs
+}
+
+func checkRequest(method, path, auth string, i int) *authv3.CheckRequest {
+	addr := func(ip string, port uint32) *corev3.Address {
+		return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+		}}}
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Address: addr("127.0.0.1", uint32(40000+i%20000))},
+		Destination: &authv3.AttributeContext_Peer{Address: addr("127.0.0.1", 8080)},
+		Request: &authv3.AttributeContext_Request{
+			Time: timestamppb.Now(),
+			Http: &authv3.AttributeContext_HttpRequest{
+				Id:     fmt.Sprintf("loadgen-%d", i),
+				Method: method,
+				Headers: map[string]string{
+					":authority":    "git.example.com",
+					":method":       method,
+					":path":         path,
+					":scheme":       "https",
+					"authorization": auth,
+					"user-agent":    "git/2.45.0",
+					"accept":        "*/*",
+					"x-request-id":  fmt.Sprintf("loadgen-%d", i),
+				},
+				Path:     path,
+				Host:     "git.example.com",
+				Scheme:   "https",
+				Protocol: "HTTP/1.1",
+				Size:     -1,
+			},
+		},
+	}}
+}
+
+// results collects per-worker latencies (no locking on the hot path).
+type results struct {
+	lat    [][]time.Duration
+	codes  []map[string]int
+	errs   atomic.Int64
+	errMsg atomic.Value
+}
+
+func newResults(workers int) *results {
+	r := &results{lat: make([][]time.Duration, workers), codes: make([]map[string]int, workers)}
+	for i := range r.codes {
+		r.codes[i] = map[string]int{}
+	}
+	return r
+}
+
+func (r *results) record(w int, d time.Duration, resp *authv3.CheckResponse, err error) {
+	if err != nil {
+		r.errs.Add(1)
+		r.errMsg.Store(err.Error())
+		return
+	}
+	r.lat[w] = append(r.lat[w], d)
+	status := "200"
+	if dr := resp.GetDeniedResponse(); dr != nil {
+		status = fmt.Sprint(int32(dr.GetStatus().GetCode()))
+	}
+	r.codes[w][status]++
+}
+
+func closedLoop(workers int, clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, deadline time.Time, n int64, timeout time.Duration, res *results) {
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			client := clients[w%len(clients)]
+			i := rand.IntN(len(reqs))
+			for time.Now().Before(deadline) {
+				if n > 0 && sent.Add(1) > n {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				t0 := time.Now()
+				resp, err := client.Check(ctx, reqs[i%len(reqs)])
+				d := time.Since(t0)
+				cancel()
+				if res != nil {
+					res.record(w, d, resp, err)
+				}
+				i++
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// fixedRate schedules requests at o.rate per second; workers take the next
+// scheduled slot. A request that waits for a free worker counts its wait.
+func fixedRate(o options, clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, deadline time.Time, res *results) {
+	slots := make(chan time.Time, o.workers*16)
+	var wg sync.WaitGroup
+	for w := range o.workers {
+		wg.Go(func() {
+			client := clients[w%len(clients)]
+			i := rand.IntN(len(reqs))
+			for due := range slots {
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+				resp, err := client.Check(ctx, reqs[i%len(reqs)])
+				d := time.Since(due)
+				cancel()
+				res.record(w, d, resp, err)
+				i++
+			}
+		})
+	}
+	interval := time.Duration(float64(time.Second) / o.rate)
+	start := time.Now()
+	var k int64
+	for {
+		due := start.Add(time.Duration(k) * interval)
+		if !due.Before(deadline) || (o.n > 0 && k >= o.n) {
+			break
+		}
+		if d := time.Until(due); d > 2*time.Millisecond {
+			time.Sleep(d - time.Millisecond)
+		}
+		slots <- due
+		k++
+	}
+	close(slots)
+	wg.Wait()
+}
+
+type summary struct {
+	Mode        string             `json:"mode"`
+	Workers     int                `json:"workers"`
+	Conns       int                `json:"conns"`
+	TargetRate  float64            `json:"target_rate,omitempty"`
+	Requests    int                `json:"requests"`
+	Errors      int64              `json:"errors"`
+	LastError   string             `json:"last_error,omitempty"`
+	Seconds     float64            `json:"seconds"`
+	RPS         float64            `json:"rps"`
+	Statuses    map[string]int     `json:"statuses"`
+	LatencyJSON map[string]float64 `json:"latency_ms"`
+}
+
+func (r *results) report(out io.Writer, o options, elapsed time.Duration) error {
+	var all []time.Duration
+	statuses := map[string]int{}
+	for w := range r.lat {
+		all = append(all, r.lat[w]...)
+		for k, v := range r.codes[w] {
+			statuses[k] += v
+		}
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		i := min(len(all)-1, int(p*float64(len(all))))
+		return float64(all[i].Microseconds()) / 1000
+	}
+	s := summary{
+		Mode: "closed-loop", Workers: o.workers, Conns: o.conns, Requests: len(all), Errors: r.errs.Load(),
+		Seconds: elapsed.Seconds(), RPS: float64(len(all)) / elapsed.Seconds(), Statuses: statuses,
+		LatencyJSON: map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "p99.9": pct(0.999), "max": pct(1)},
+	}
+	if o.rate > 0 {
+		s.Mode, s.TargetRate = "fixed-rate", o.rate
+	}
+	if v, ok := r.errMsg.Load().(string); ok {
+		s.LastError = v
+	}
+	if o.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	l := s.LatencyJSON
+	fmt.Fprintf(out, "%s, %d workers over %d connections", s.Mode, s.Workers, s.Conns)
+	if s.TargetRate > 0 {
+		fmt.Fprintf(out, ", target %.0f req/s", s.TargetRate)
+	}
+	fmt.Fprintf(out, "\nrequests %d in %.1fs: %.0f req/s, errors %d\n", s.Requests, s.Seconds, s.RPS, s.Errors)
+	fmt.Fprintf(out, "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
+	keys := make([]string, 0, len(statuses))
+	for k := range statuses {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	fmt.Fprint(out, "statuses:")
+	for _, k := range keys {
+		fmt.Fprintf(out, " %s=%d", k, statuses[k])
+	}
+	fmt.Fprintln(out)
+	if s.LastError != "" {
+		fmt.Fprintln(out, "last error:", s.LastError)
+	}
+	return nil
+}
