@@ -1,0 +1,138 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/keys"
+)
+
+// ErrRefused is wrapped by every error of Verify.
+var ErrRefused = errors.New("bundle refused")
+
+// VerifyError lists every check that failed, each prefixed with the check's
+// name: "cosign signature: ...", "opa signature: ...", "manifest: ...".
+type VerifyError struct {
+	Problems []string
+}
+
+func (e *VerifyError) Error() string { return strings.Join(e.Problems, "; ") }
+
+// Unwrap lets callers test errors.Is(err, ErrRefused).
+func (e *VerifyError) Unwrap() error { return ErrRefused }
+
+// Verified describes a bundle that passed every check.
+type Verified struct {
+	Manifest opabundle.Manifest
+	Modules  []string
+	// SettingsDigest is the digest of data.pat.settings, equal to the one in
+	// the manifest.
+	SettingsDigest string
+}
+
+// Verify checks a bundle tarball with the public key: the cosign signature
+// in the sigstore bundle over the tarball's bytes (sigstore nil means the
+// sigstore bundle is missing), OPA's .signatures.json with OPA's own bundle
+// reader, and the manifest (revision, roots, the settings digest, the
+// settings schema). Every check runs, so that the error says which of them
+// failed: a changed byte fails the cosign check and usually the archive, a
+// changed file inside fails both signatures, a missing .signatures.json
+// fails OPA's, another key fails both.
+func Verify(tarball, sigstore []byte, pub *ecdsa.PublicKey) (*Verified, error) {
+	var problems []string
+	if sigstore == nil {
+		problems = append(problems, "cosign signature: the sigstore bundle is missing")
+	} else if err := VerifyBlob(pub, sigstore, tarball); err != nil {
+		problems = append(problems, "cosign signature: "+err.Error())
+	}
+
+	b, err := readVerified(tarball, pub)
+	if err != nil {
+		problems = append(problems, "opa signature: "+oneLine(err))
+		return nil, &VerifyError{Problems: problems}
+	}
+	v, err := checkManifest(b)
+	if err != nil {
+		problems = append(problems, "manifest: "+oneLine(err))
+	}
+	if len(problems) > 0 {
+		return nil, &VerifyError{Problems: problems}
+	}
+	return v, nil
+}
+
+// VerificationConfig is what OPA's --verification-key P.pub --signing-alg
+// ES256 builds: the key under the id "default", used whatever the
+// signature's kid.
+func VerificationConfig(pub *ecdsa.PublicKey) (*opabundle.VerificationConfig, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the public key: %w", err)
+	}
+	kc := &keys.Config{Key: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), Algorithm: SigningAlg}
+	return opabundle.NewVerificationConfig(map[string]*keys.Config{DefaultKeyID: kc}, DefaultKeyID, "", nil), nil
+}
+
+// readVerified reads the tarball with OPA's bundle reader, which verifies
+// .signatures.json against every file.
+func readVerified(tarball []byte, pub *ecdsa.PublicKey) (opabundle.Bundle, error) {
+	vc, err := VerificationConfig(pub)
+	if err != nil {
+		return opabundle.Bundle{}, err
+	}
+	return opabundle.NewReader(bytes.NewReader(tarball)).
+		WithBundleVerificationConfig(vc).
+		WithRegoVersion(ast.RegoV1).
+		Read()
+}
+
+// checkManifest checks what the signatures cannot: that the bundle is one
+// opa-pat built (a revision, roots owning the settings) and that the settings
+// are the ones the manifest names and still pass the schema.
+func checkManifest(b opabundle.Bundle) (*Verified, error) {
+	m := b.Manifest
+	if m.Revision == "" {
+		return nil, errors.New("no revision")
+	}
+	settingsRef := strings.Join(SettingsPath, "/")
+	if m.Roots == nil || !slices.ContainsFunc(*m.Roots, func(r string) bool { return covers(r, settingsRef) }) {
+		return nil, fmt.Errorf("roots do not cover %s", settingsRef)
+	}
+	want, _ := m.Metadata[MetaSettingsDigest].(string)
+	if want == "" {
+		return nil, fmt.Errorf("metadata.%s is missing", MetaSettingsDigest)
+	}
+	pat, _ := b.Data[SettingsPath[0]].(map[string]any)
+	settings, ok := pat[SettingsPath[1]]
+	if !ok {
+		return nil, errors.New("the bundle has no data.pat.settings")
+	}
+	got, err := SettingsDigest(settings)
+	if err != nil {
+		return nil, err
+	}
+	if got != want {
+		return nil, fmt.Errorf("data.pat.settings has sha256 %s, the manifest says %s", got, want)
+	}
+	raw, err := json.Marshal(settings)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the settings: %w", err)
+	}
+	if _, err := ParseSettings(raw); err != nil {
+		return nil, err
+	}
+	v := &Verified{Manifest: m, SettingsDigest: got}
+	for _, mod := range b.Modules {
+		v.Modules = append(v.Modules, strings.TrimPrefix(mod.Path, "/"))
+	}
+	return v, nil
+}
