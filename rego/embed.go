@@ -9,10 +9,11 @@ import (
 	"strings"
 )
 
-//go:embed pat
+//go:embed pat system
 var files embed.FS
 
-// Modules returns the policy's Rego modules by path (e.g. "pat/pat.rego"),
+// Modules returns the policy's Rego modules by path (e.g. "pat/pat.rego",
+// "system/log/log.rego", the decision-log mask),
 // tests excluded.
 func Modules() (map[string]string, error) {
 	mods := map[string]string{}
