@@ -1,0 +1,298 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// cliResult is what one run of the binary produced.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs opa-pat with args.
+func cli(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), binary(t), args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	res := cliResult{stdout: out.String(), stderr: errOut.String()}
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running opa-pat %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// cliOK runs opa-pat and fails the test unless it exits 0.
+func cliOK(t *testing.T, args ...string) string {
+	t.Helper()
+	res := cli(t, args...)
+	if res.code != 0 {
+		t.Fatalf("opa-pat %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+	}
+	return res.stdout
+}
+
+// cliFail runs opa-pat and expects exit status 1 with exactly stderr.
+func cliFail(t *testing.T, stderr string, args ...string) {
+	t.Helper()
+	res := cli(t, args...)
+	if res.code != 1 || res.stderr != stderr+"\n" {
+		t.Fatalf("opa-pat %s: exit %d, stderr %q; want exit 1, stderr %q", strings.Join(args, " "), res.code, res.stderr, stderr+"\n")
+	}
+}
+
+func decode[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("decoding %q: %v", s, err)
+	}
+	return v
+}
+
+const (
+	cliClassic = "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"
+	cliFG      = "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"
+)
+
+const cliWorld = `{
+  "users":        [{"login": "bob", "managed_by": null}, {"login": "olga", "managed_by": null}, {"login": "eve", "managed_by": "acme"}],
+  "memberships":  [{"user": "bob", "org": "octo-org", "role": "member"}, {"user": "olga", "org": "octo-org", "role": "owner"}],
+  "repositories": [{"owner": "octo-org", "name": "app", "visibility": "private"}],
+  "tokens": [{"token": "` + cliFG + `", "name": "ci", "kind": "fine_grained", "user": "bob",
+              "resource_owner": "octo-org", "repository_selection": "selected", "repositories": ["app"],
+              "permissions": {"contents": "write"}, "scopes": [],
+              "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-03-01T00:00:00Z", "revoked": false},
+             {"token": "` + cliClassic + `", "name": "old", "kind": "classic", "user": "bob", "scopes": ["repo"],
+              "created_at": "2026-01-01T00:00:00Z", "expires_at": null}],
+  "grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"}]
+}`
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type cliRequest struct {
+	ID      int64  `json:"id"`
+	TokenID int64  `json:"token_id"`
+	User    string `json:"user"`
+	Org     string `json:"org"`
+	State   string `json:"state"`
+	Reason  string `json:"reason"`
+}
+
+func TestCLITokenLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	world := writeFile(t, dir, "world.json", cliWorld)
+
+	if got, want := cliOK(t, "store", "import", "--store", db, world),
+		"imported 3 users, 2 memberships, 1 repository, 2 tokens and 1 grant into "+db+"\n"; got != want {
+		t.Fatalf("import: %q; want %q", got, want)
+	}
+
+	// A member's fine-grained token for the organization starts pending.
+	created := decode[struct {
+		ID      int64  `json:"id"`
+		Token   string `json:"token"`
+		Kind    string `json:"kind"`
+		Request struct {
+			ID    int64  `json:"id"`
+			State string `json:"state"`
+		} `json:"request"`
+	}](t, cliOK(t, "token", "create", "--store", db, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "octo-org",
+		"--repositories", "app", "--permission", "contents=write", "--expires-in", "30d", "--name", "deploy", "--reason", "deploys"))
+	if !regexp.MustCompile(`^github_pat_[0-9A-Za-z]{22}_[0-9A-Za-z]{59}$`).MatchString(created.Token) ||
+		created.ID != 3 || created.Kind != "fine_grained" || created.Request.ID != 2 || created.Request.State != "pending" {
+		t.Fatalf("token create: %+v", created)
+	}
+
+	pending := decode[[]cliRequest](t, cliOK(t, "requests", "list", "--store", db, "--org", "octo-org", "--state", "pending", "--output", "json"))
+	if want := []cliRequest{{ID: 2, TokenID: 3, User: "bob", Org: "octo-org", State: "pending", Reason: "deploys"}}; !reflect.DeepEqual(pending, want) {
+		t.Fatalf("pending requests = %+v; want %+v", pending, want)
+	}
+	if got := cliOK(t, "requests", "approve", "--store", db, "--org", "octo-org", "2", "--reason", "ok", "--actor", "olga"); got != "approved 1 request of octo-org: 2\n" {
+		t.Fatalf("approve: %q", got)
+	}
+	all := decode[[]cliRequest](t, cliOK(t, "requests", "list", "--store", db, "--org", "octo-org", "--output", "json"))
+	want := []cliRequest{
+		{ID: 1, TokenID: 1, User: "bob", Org: "octo-org", State: "approved", Reason: "release"},
+		{ID: 2, TokenID: 3, User: "bob", Org: "octo-org", State: "approved", Reason: "ok"},
+	}
+	if !reflect.DeepEqual(all, want) {
+		t.Fatalf("requests = %+v; want %+v", all, want)
+	}
+
+	// Reviewing again, or in another organization, fails and changes nothing.
+	cliFail(t, "error: request 9 not found in octo-org; only pending requests can be reviewed: request 2 is approved",
+		"requests", "deny", "--store", db, "--org", "octo-org", "2", "9")
+	cliFail(t, "error: request 2 not found in other-org", "requests", "deny", "--store", db, "--org", "other-org", "2")
+	cliFail(t, "error: reason: longer than 1024 characters",
+		"requests", "deny", "--store", db, "--org", "octo-org", "2", "--reason", strings.Repeat("x", 1025))
+
+	// An owner revokes the grant; the token's user revokes the token.
+	cliOK(t, "requests", "revoke", "--store", db, "--org", "octo-org", "3", "--reason", "left the team")
+	cliOK(t, "token", "revoke", "--store", db, "3")
+	cliFail(t, "error: token 3: already revoked", "token", "revoke", "--store", db, "3")
+
+	tokens := decode[[]map[string]any](t, cliOK(t, "token", "list", "--store", db, "--all", "--output", "json"))
+	if len(tokens) != 3 || tokens[2]["revoked"] != true || tokens[2]["name"] != "deploy" {
+		t.Fatalf("tokens = %v", tokens)
+	}
+
+	events := decode[[]struct {
+		Actor  string `json:"actor"`
+		Action string `json:"action"`
+		Reason string `json:"reason"`
+	}](t, cliOK(t, "audit", "list", "--store", db, "--token", "3", "--output", "json"))
+	var actions []string
+	for _, e := range events {
+		actions = append(actions, e.Action)
+	}
+	if want := []string{"token.create", "request.create", "request.approve", "grant.revoke", "token.revoke"}; !reflect.DeepEqual(actions, want) {
+		t.Fatalf("audit actions = %v; want %v", actions, want)
+	}
+	if events[2].Actor != "olga" || events[2].Reason != "ok" || events[3].Reason != "left the team" {
+		t.Fatalf("audit events = %+v", events)
+	}
+
+	// No raw token anywhere in the store's files.
+	files, _ := filepath.Glob(db + "*")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range []string{cliClassic, cliFG, created.Token} {
+			if bytes.Contains(b, []byte(raw)) {
+				t.Fatalf("%s holds a raw token", f)
+			}
+		}
+	}
+}
+
+func TestCLITokenCreate(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	settings := writeFile(t, dir, "settings.json", `{"organizations": {"octo-org": {"fine_grained_approval": "disable", "fine_grained_max_lifetime_days": 7}}}`)
+	create := []string{"token", "create", "--store", db, "--kind", "fine_grained", "--resource-owner", "octo-org", "--all-repositories"}
+	for _, tc := range []struct {
+		note   string
+		args   []string
+		state  string // the request's state; "" for none
+		stderr string
+	}{
+		{note: "owner: approved at once", args: append(create, "--user", "olga"), state: "approved"},
+		{note: "member: pending", args: append(create, "--user", "bob"), state: "pending"},
+		{note: "approval disabled: approved", args: append(create, "--user", "bob", "--settings", settings, "--expires-in", "7d"), state: "approved"},
+		{note: "public repositories need no grant", args: []string{"token", "create", "--store", db, "--kind", "fine_grained", "--resource-owner", "octo-org", "--user", "bob"}},
+		{note: "classic", args: []string{"token", "create", "--store", db, "--kind", "classic", "--user", "bob", "--scope", "repo", "--no-expiry"}},
+		{note: "not a member", args: append(create, "--user", "eve"),
+			stderr: "error: token creation refused: eve is not a member of octo-org: only members of octo-org can create fine-grained personal access tokens for it; ask an owner of octo-org for membership"},
+		{note: "lifetime above the organization's limit", args: append(create, "--user", "bob", "--settings", settings, "--expires-in", "8d"),
+			stderr: "error: token creation refused: octo-org forbids access via a fine-grained personal access token if the token's lifetime is greater than 7 days: the policy is set by the octo-org organization; the token's lifetime is 8 days; choose an expiration of 7 days or less"},
+		{note: "no kind", args: []string{"token", "create", "--store", db, "--user", "bob"}, stderr: "error: --kind: give classic or fine_grained"},
+		{note: "bad lifetime", args: append(create, "--user", "bob", "--expires-in", "soon"), stderr: `error: --expires-in: "soon" is not a duration such as 30d, 12h or 1d12h`},
+		{note: "bad permission", args: append(create, "--user", "bob", "--permission", "contents=all"), stderr: `error: --permission: "contents=all": level "all" must be read, write or admin`},
+		{note: "scope on a fine-grained token", args: append(create, "--user", "bob", "--scope", "repo"), stderr: "error: --scope is for classic tokens; fine-grained tokens take --permission"},
+		{note: "two selections", args: append(create, "--user", "bob", "--public-repositories"), stderr: "error: --repositories, --all-repositories and --public-repositories exclude each other"},
+		{note: "no store", args: []string{"token", "create", "--user", "bob", "--kind", "classic"}, stderr: "error: --store: give the path of the token store"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			if tc.stderr != "" {
+				cliFail(t, tc.stderr, tc.args...)
+				return
+			}
+			out := decode[map[string]any](t, cliOK(t, tc.args...))
+			req, _ := out["request"].(map[string]any)
+			state, _ := req["state"].(string)
+			if state != tc.state {
+				t.Fatalf("request = %v; want state %q", out["request"], tc.state)
+			}
+			if _, ok := out["token"].(string); !ok {
+				t.Fatalf("no token in %v", out)
+			}
+		})
+	}
+	// The text output shows the raw token once, with the request.
+	res := cliOK(t, append(create, "--user", "bob", "--output", "text")...)
+	if !regexp.MustCompile(`(?s)^created fine-grained token \d+ "" for bob \(expires [^)]+\)\nrequest \d+ for octo-org: pending\ncopy the token now, it will not be shown again:\ngithub_pat_\S{82}\n$`).MatchString(res) {
+		t.Fatalf("text output: %q", res)
+	}
+}
+
+func TestCLIImport(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		note   string
+		world  string
+		stderr string
+	}{
+		{note: "unknown kind", world: `{"tokens": [{"token_sha256": "` + strings.Repeat("ab", 32) + `", "kind": "foo", "user": "bob"}]}`,
+			stderr: `tokens[0].kind: unknown kind "foo"`},
+		{note: "bad checksum", world: `{"tokens": [{}, {"token": "ghp_DEpGVKt1V8xcky8Y4twk4ylS5Cwrp42bW5D1", "kind": "classic", "user": "bob"}]}`,
+			stderr: `tokens[0].token: give token or token_sha256`},
+		{note: "bad checksum second", world: `{"tokens": [{"token": "` + cliClassic + `", "kind": "classic", "user": "bob"}, {"token": "ghp_DEpGVKt1V8xcky8Y4twk4ylS5Cwrp42bW5D1", "kind": "classic", "user": "bob"}]}`,
+			stderr: `tokens[1].token: not a valid token (prefix, length or checksum)`},
+		{note: "wrong type", world: `{"memberships": [{"user": "bob", "org": "o", "role": 3}]}`, stderr: `memberships[0].role: expected a string, got number`},
+		{note: "unknown field", world: `{"users": [{"login": "bob", "admin": true}]}`, stderr: `users[0]: unknown field "admin"`},
+		{note: "bad role", world: `{"memberships": [{"user": "bob", "org": "o", "role": "boss"}]}`,
+			stderr: `memberships[0].role: unknown value "boss", want one of owner, member, outside_collaborator`},
+		{note: "bad time", world: `{"tokens": [{"token": "` + cliClassic + `", "kind": "classic", "user": "bob", "expires_at": "tomorrow"}]}`,
+			stderr: `tokens[0].expires_at: "tomorrow" is not an RFC 3339 time`},
+		{note: "grant for an unknown token", world: `{"grants": [{"token_name": "ci", "user": "bob", "org": "o", "state": "approved"}]}`,
+			stderr: `grants[0].token_name: bob has no token named "ci"`},
+		{note: "bad grant state", world: `{"grants": [{"token_name": "ci", "user": "bob", "org": "o", "state": "maybe"}]}`,
+			stderr: `grants[0].state: unknown value "maybe", want one of pending, approved, denied, revoked`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "pat.db")
+			file := writeFile(t, dir, "world.json", tc.world)
+			cliFail(t, "error: "+file+": "+tc.stderr, "store", "import", "--store", db, file)
+		})
+	}
+
+	// All or nothing: a bad last record leaves the store as it was.
+	db := filepath.Join(dir, "pat.db")
+	bad := strings.Replace(cliWorld, `"state": "approved"`, `"state": "approved"}, {"token_name": "nope", "user": "bob", "org": "o", "state": "approved"`, 1)
+	file := writeFile(t, dir, "bad.json", bad)
+	cliFail(t, "error: "+file+`: grants[1].token_name: bob has no token named "nope"`, "store", "import", "--store", db, file)
+	empty := `{"users": [], "memberships": [], "repositories": [], "tokens": [], "grants": []}`
+	if got := decode[map[string]any](t, cliOK(t, "store", "export", "--store", db)); !reflect.DeepEqual(got, decode[map[string]any](t, empty)) {
+		t.Fatalf("store after a failed import: %v", got)
+	}
+}
+
+func TestCLIExportRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	cliOK(t, "store", "import", "--store", a, writeFile(t, dir, "world.json", cliWorld))
+	cliOK(t, "token", "create", "--store", a, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "octo-org", "--all-repositories", "--reason", "r")
+	exported := cliOK(t, "store", "export", "--store", a)
+	if strings.Contains(exported, cliFG) || strings.Contains(exported, cliClassic) || strings.Contains(exported, `"token":`) {
+		t.Fatalf("export holds raw tokens: %s", exported)
+	}
+	cliOK(t, "store", "import", "--store", b, writeFile(t, dir, "export.json", exported))
+	if again := cliOK(t, "store", "export", "--store", b); again != exported {
+		t.Fatalf("export after import differs:\n%s\nwant:\n%s", again, exported)
+	}
+}
