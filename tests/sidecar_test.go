@@ -1,0 +1,214 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Demo tokens of examples/fixtures.json.
+const (
+	bobLaptop = "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"                                                      // classic, repo scope
+	bobDeploy = "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" // FG, grant pending
+)
+
+// scFreePort returns a local address nothing listens on yet.
+func scFreePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// sidecar is a running `opa-pat up`.
+type sidecar struct {
+	addr  string
+	store string
+}
+
+// startUp starts `opa-pat up` on free ports with a new store in a temporary
+// directory and waits until OPA reports every plugin ready.
+func startUp(t *testing.T) *sidecar {
+	t.Helper()
+	bin := binary(t)
+	s := &sidecar{addr: scFreePort(t), store: filepath.Join(t.TempDir(), "pat.db")}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "up", "--store", s.store, "--addr", s.addr,
+		"--ext-authz-addr", scFreePort(t), "--admin-addr", "", "--log-level", "error")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("opa-pat up output:\n%s", logs.String())
+		}
+	})
+	scWaitFor(t, 30*time.Second, "the sidecar to be ready", func() bool {
+		resp, err := http.Get("http://" + s.addr + "/health?plugins")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return s
+}
+
+// decide POSTs an input to /v1/data/pat/decision and returns the decision.
+func (s *sidecar) decide(t *testing.T, raw, owner, repo, action string) map[string]any {
+	t.Helper()
+	input := map[string]any{"input": map[string]any{
+		"credential": map[string]any{"type": "pat", "token": raw},
+		"resource":   map[string]any{"owner": owner, "repository": repo},
+		"action":     action,
+		"permission": "contents",
+	}}
+	body, _ := json.Marshal(input)
+	resp, err := http.Post("http://"+s.addr+"/v1/data/pat/decision", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/data/pat/decision: %s: %s", resp.Status, b)
+	}
+	var out struct {
+		Result map[string]any `json:"result"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Result
+}
+
+func TestSidecarDecisions(t *testing.T) {
+	s := startUp(t)
+	for _, tc := range []struct {
+		note  string
+		token string
+		repo  string
+		want  string
+	}{
+		{note: "classic token with repo scope reads a private repository", token: bobLaptop, repo: "app",
+			want: `{"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
+				"token_id": 1, "kind": "classic", "user": "bob", "expires_at_ns": 1893456000000000000}`},
+		{note: "fine-grained token awaiting approval", token: bobDeploy, repo: "app",
+			want: `{"allow": false, "status": 403, "token_id": 7, "kind": "fine_grained", "user": "bob",
+				"expires_at_ns": 1825027200000000000,
+				"message": "octo-org requires approval of fine-grained personal access tokens and this token's request is awaiting approval: the policy is set by the octo-org organization; ask an owner of octo-org to review the request",
+				"reasons": ["octo-org requires approval of fine-grained personal access tokens and this token's request is awaiting approval: the policy is set by the octo-org organization; ask an owner of octo-org to review the request"],
+				"documentation_url": "https://docs.github.com/organizations/managing-programmatic-access-to-your-organization/managing-requests-for-personal-access-tokens-in-your-organization"}`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			var want map[string]any
+			if err := json.Unmarshal([]byte(tc.want), &want); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.decide(t, tc.token, "octo-org", tc.repo, "read"); !reflect.DeepEqual(got, want) {
+				t.Fatalf("decision:\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+func TestSidecarSeesCLIChanges(t *testing.T) {
+	s := startUp(t)
+	bin := binary(t)
+
+	// A fine-grained token created with the CLI while the sidecar runs:
+	// bob is a member of octo-org, which requires approval, so its request
+	// is pending.
+	out := scCLI(t, bin, "token", "create", "--store", s.store, "--user", "bob", "--kind", "fine_grained",
+		"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
+		"--expires-in", "30d", "--name", "release", "--reason", "release automation", "--output", "json")
+	var created struct {
+		ID      int64  `json:"id"`
+		Token   string `json:"token"`
+		Request *struct {
+			ID    int64  `json:"id"`
+			State string `json:"state"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(out, &created); err != nil {
+		t.Fatalf("token create printed %s: %v", out, err)
+	}
+	if created.Token == "" || created.Request == nil || created.Request.State != "pending" {
+		t.Fatalf("token create printed %s; want a token with a pending request", out)
+	}
+
+	status := func() string {
+		d := s.decide(t, created.Token, "octo-org", "app", "write")
+		return fmt.Sprintf("%v %v", d["allow"], d["status"])
+	}
+	scWaitFor(t, 3*time.Second, "the new token's request to be pending (403)", func() bool { return status() == "false 403" })
+
+	start := time.Now()
+	scCLI(t, bin, "requests", "approve", "--store", s.store, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10),
+		"--reason", "ok", "--actor", "alice")
+	scWaitFor(t, 3*time.Second, "the approved token to be allowed", func() bool { return status() == "true 200" })
+	t.Logf("approval reached the decision in %v", time.Since(start).Round(time.Millisecond))
+
+	// The store keeps hashes only: no raw token in any of its files.
+	files, _ := filepath.Glob(s.store + "*")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range []string{created.Token, bobLaptop, bobDeploy} {
+			if bytes.Contains(b, []byte(raw)) {
+				t.Errorf("%s holds the raw token %.8s…", filepath.Base(f), raw)
+			}
+		}
+	}
+}
+
+// scCLI runs the opa-pat binary and returns its standard output.
+func scCLI(t *testing.T, bin string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("opa-pat %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+// scWaitFor polls ok until it holds, failing the test after d.
+func scWaitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
