@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/util"
 
@@ -31,15 +32,23 @@ type Config struct {
 	ExtAuthz      json.RawMessage `json:"ext_authz,omitempty"` // parsed by the ext_authz service
 	Admin         json.RawMessage `json:"admin,omitempty"`     // parsed by the admin API service
 
-	prefixes token.Prefixes
-	location string
+	prefixes     token.Prefixes
+	location     string
+	maxStaleness time.Duration
 }
 
 // StoreConfig chooses the store: an SQLite file or a PostgreSQL database.
 type StoreConfig struct {
 	Path     string          `json:"path,omitempty"`
 	Postgres *PostgresConfig `json:"postgres,omitempty"`
+	// MaxStaleness is how long the index may go without catching up with
+	// the store (e.g. PostgreSQL unreachable) before token decisions deny;
+	// a Go duration, DefaultMaxStaleness when absent.
+	MaxStaleness string `json:"max_staleness,omitempty"`
 }
+
+// DefaultMaxStaleness is store.max_staleness when absent.
+const DefaultMaxStaleness = 60 * time.Second
 
 // PostgresConfig is store.postgres.
 type PostgresConfig struct {
@@ -85,6 +94,15 @@ func (c *Config) validateAndInjectDefaults() error {
 		return errors.New(`store.path: missing value (a file such as "/var/lib/opa-pat/pat.db", or store.postgres.dsn)`)
 	default:
 		c.location = c.Store.Path
+	}
+
+	c.maxStaleness = DefaultMaxStaleness
+	if v := c.Store.MaxStaleness; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("store.max_staleness: %q is not a positive duration (e.g. \"60s\")", v)
+		}
+		c.maxStaleness = d
 	}
 
 	c.prefixes = token.DefaultPrefixes
@@ -135,6 +153,10 @@ func canonical(raw json.RawMessage) (json.RawMessage, error) {
 // Prefixes are the token prefixes in effect.
 func (c *Config) Prefixes() token.Prefixes { return c.prefixes }
 
+// MaxStaleness is store.max_staleness: past it, token decisions deny until
+// the index has caught up with the store.
+func (c *Config) MaxStaleness() time.Duration { return c.maxStaleness }
+
 // Location is what the store is opened with: the SQLite path or the
 // PostgreSQL DSN.
 func (c *Config) Location() string { return c.location }
@@ -144,7 +166,7 @@ func (c *Config) Equal(o *Config) bool {
 	if c == nil || o == nil {
 		return c == o
 	}
-	return c.location == o.location && c.prefixes == o.prefixes &&
+	return c.location == o.location && c.prefixes == o.prefixes && c.maxStaleness == o.maxStaleness &&
 		bytes.Equal(c.ExtAuthz, o.ExtAuthz) && bytes.Equal(c.Admin, o.Admin)
 }
 

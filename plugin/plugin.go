@@ -74,6 +74,8 @@ type Plugin struct {
 
 	settingsMu   sync.Mutex
 	lastSettings []byte
+
+	health storeHealth // health.go
 }
 
 // Manager is the OPA plugin manager the plugin runs in.
@@ -140,6 +142,7 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 	}
 
 	idx := index.New()
+	idx.SetMaxStaleness(cfg.MaxStaleness())
 	if err := idx.Load(ctx, db); err != nil {
 		return fmt.Errorf("loading the token store %s: %w", where, err)
 	}
@@ -149,8 +152,13 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 
 	followCtx, cancel := context.WithCancel(context.Background())
 	p.stopIndex, p.indexDone = cancel, make(chan struct{})
+	p.health.set(db, idx)
+	p.registerMetrics()
 	go func(done chan struct{}) {
 		defer close(done)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { p.watchHealth(followCtx, db, idx, cfg.MaxStaleness(), where) })
 		idx.Follow(followCtx, db, index.DefaultPollInterval, func(err error) {
 			p.logger().Warn("Token store %s: the index is behind: %v.", where, err)
 		})
@@ -231,6 +239,7 @@ func (p *Plugin) stop(ctx context.Context) {
 		p.stopIndex, p.indexDone = nil, nil
 	}
 	p.index = nil
+	p.health.set(nil, nil)
 	if p.db != nil {
 		if err := p.db.Close(); err != nil {
 			p.logger().Warn("Closing the token store %s: %v.", p.describeStore(), err)

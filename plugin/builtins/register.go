@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -97,6 +98,9 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 	kind, ok := token.Parse(s, src.Prefixes)
 	if !ok {
 		return malformed, nil
+	}
+	if err := src.Index.Current(time.Now()); err != nil {
+		return nil, err // fail closed: undefined, and the policy denies
 	}
 	t, ok := src.Index.Token(token.Hash(s))
 	if !ok {

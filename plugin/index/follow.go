@@ -38,7 +38,10 @@ func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, 
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
 	for {
-		if err := x.CatchUp(ctx, r); err != nil && ctx.Err() == nil && onErr != nil {
+		start := time.Now()
+		if err := x.CatchUp(ctx, r); err == nil {
+			x.fresh.markCurrent(start)
+		} else if ctx.Err() == nil && onErr != nil {
 			onErr(err)
 		}
 		select {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -28,7 +29,8 @@ type Index struct {
 	perms   map[string]*permsEntry
 	shapes  map[shapeKey]*Shape
 
-	seq seqCounter
+	seq   seqCounter
+	fresh freshness // staleness.go
 }
 
 type permsEntry struct {
@@ -102,6 +104,7 @@ func (x *Index) Seq() int64 { return x.seq.load() }
 // Load fills the index from one snapshot of r and remembers the snapshot's
 // sequence number. Call it once, before Follow.
 func (x *Index) Load(ctx context.Context, r store.Reader) error {
+	start := time.Now()
 	seq, err := r.Load(ctx, store.Visitor{
 		User:       func(u store.User) error { x.PutUser(u); return nil },
 		Membership: func(m store.Membership) error { x.PutMembership(m); return nil },
@@ -113,6 +116,7 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 		return err
 	}
 	x.seq.store(seq)
+	x.fresh.markCurrent(start)
 	return nil
 }
 

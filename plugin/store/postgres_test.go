@@ -240,8 +240,8 @@ func TestPostgresConcurrentReview(t *testing.T) {
 				ok++
 			case errors.Is(err, ErrInvalidState):
 				refused++
-				if want1, want2 := fmt.Sprintf("invalid state: only pending requests can be reviewed: request %d is (approved)", id),
-					fmt.Sprintf("invalid state: only pending requests can be reviewed: request %d is (denied)", id); err.Error() != want1 && err.Error() != want2 {
+				if want1, want2 := fmt.Sprintf("only pending requests can be reviewed: request %d is approved", id),
+					fmt.Sprintf("only pending requests can be reviewed: request %d is denied", id); err.Error() != want1 && err.Error() != want2 {
 					t.Fatalf("request %d: err = %q", id, err)
 				}
 			default:

@@ -1,0 +1,159 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+// healthInterval is how often the plugin re-evaluates its status from the
+// store's connection and the index's staleness.
+const healthInterval = time.Second
+
+// storeHealth is what the plugin reports about its store beyond start-up:
+// the store's connection (PostgreSQL's listener) and how far the index is
+// behind. Metrics read it without the plugin's lock, so a scrape never
+// waits for a start-up that loads a million tokens.
+type storeHealth struct {
+	db       atomic.Pointer[store.DB]
+	idx      atomic.Pointer[index.Index]
+	register sync.Once
+}
+
+// set points the metrics at the running store and index (nil when stopped).
+func (h *storeHealth) set(db *store.DB, idx *index.Index) {
+	h.db.Store(db)
+	h.idx.Store(idx)
+}
+
+// registerMetrics adds the store's gauges to OPA's Prometheus registry
+// (served on /metrics), once per plugin.
+func (p *Plugin) registerMetrics() {
+	reg := p.manager.PrometheusRegister()
+	if reg == nil {
+		return
+	}
+	h := &p.health
+	h.register.Do(func() {
+		health := func(f func(store.Health) float64) func() float64 {
+			return func() float64 {
+				if db := h.db.Load(); db != nil {
+					return f(db.Health())
+				}
+				return 0
+			}
+		}
+		collectors := []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_store_connected",
+				Help: "1 while the token store is reachable (PostgreSQL: the change listener is connected), 0 otherwise."},
+				health(func(s store.Health) float64 { return boolFloat(s.Connected) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "opa_pat_store_reconnects_total",
+				Help: "Reconnections of the PostgreSQL change listener after a lost connection."},
+				health(func(s store.Health) float64 { return float64(s.Reconnects) })),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_index_staleness_seconds",
+				Help: "Seconds since the in-memory token index last caught up with the store."},
+				func() float64 {
+					if idx := h.idx.Load(); idx != nil && !idx.CurrentAt().IsZero() {
+						return time.Since(idx.CurrentAt()).Seconds()
+					}
+					return 0
+				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_index_stale",
+				Help: "1 while the index is past store.max_staleness and token decisions deny, 0 otherwise."},
+				func() float64 {
+					if idx := h.idx.Load(); idx != nil {
+						return boolFloat(idx.Current(time.Now()) != nil)
+					}
+					return 0
+				}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_index_change_seq",
+				Help: "The store change-log sequence number the index reflects."},
+				func() float64 {
+					if idx := h.idx.Load(); idx != nil {
+						return float64(idx.Seq())
+					}
+					return 0
+				}),
+		}
+		for _, c := range collectors {
+			if err := reg.Register(c); err != nil {
+				p.logger().Warn("Registering the token store metrics: %v.", err)
+			}
+		}
+	})
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// watchHealth re-evaluates the plugin status every healthInterval until ctx
+// ends, and updates it when it changes:
+//   - OK, no message: the index is current;
+//   - OK with a message: the store is unreachable, decisions still come from
+//     the in-memory index, within store.max_staleness;
+//   - Err: past store.max_staleness; token decisions deny until the index
+//     catches up, and the status returns to OK when it has.
+func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index, bound time.Duration, where string) {
+	tick := time.NewTicker(healthInterval)
+	defer tick.Stop()
+	var last plugins.Status
+	last.State = plugins.StateOK
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st := healthStatus(db.Health(), idx, bound, where, time.Now())
+		if st == last || ctx.Err() != nil {
+			continue
+		}
+		switch st.State {
+		case plugins.StateErr:
+			p.logger().Error("%s", st.Message)
+		case plugins.StateOK:
+			if st.Message != "" {
+				p.logger().Warn("%s", st.Message)
+			} else {
+				p.logger().Info("Token store %s: the index has caught up.", where)
+			}
+		}
+		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: st.State, Message: st.Message})
+		last = st
+	}
+}
+
+// healthStatus is the plugin status that a store's health and an index's
+// staleness call for. Its message changes only when the situation does.
+func healthStatus(h store.Health, idx *index.Index, bound time.Duration, where string, now time.Time) plugins.Status {
+	if idx.Current(now) != nil {
+		return plugins.Status{State: plugins.StateErr, Message: fmt.Sprintf(
+			"token store %s unreachable (%s): the index last caught up at %s, more than store.max_staleness (%s) ago; token decisions deny until it catches up",
+			where, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
+	}
+	if !h.Connected {
+		return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
+			"token store %s unreachable since %s (%s); answering from the in-memory index, current as of %s",
+			where, h.Since.UTC().Format(time.RFC3339), orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339))}
+	}
+	return plugins.Status{State: plugins.StateOK}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no error reported"
+	}
+	return s
+}
