@@ -22,6 +22,7 @@ import (
 type decisionCache struct {
 	ttl        time.Duration
 	maxEntries int
+	version    func() int64 // the token index's version; nil: none
 	gen        atomic.Uint64
 	shards     [cacheShards]cacheShard
 }
@@ -36,11 +37,18 @@ type cacheShard struct {
 type cacheEntry struct {
 	decision ast.Value
 	expires  int64 // unix ns
-	gen      uint64
+	gen      cacheGen
 }
 
-func newDecisionCache(ttl time.Duration, maxEntries int) *decisionCache {
-	c := &decisionCache{ttl: ttl, maxEntries: maxEntries}
+// cacheGen is what an entry is valid for: the cache's own generation
+// (policy, data, Invalidate) and the token index's version.
+type cacheGen struct {
+	gen     uint64
+	version int64
+}
+
+func newDecisionCache(ttl time.Duration, maxEntries int, version func() int64) *decisionCache {
+	c := &decisionCache{ttl: ttl, maxEntries: maxEntries, version: version}
 	for i := range c.shards {
 		c.shards[i].entries = map[[32]byte]cacheEntry{}
 	}
@@ -61,7 +69,13 @@ func cacheKey(method, path, authorization string) [32]byte {
 
 // generation is read before an evaluation and handed to put, so that a
 // decision made before an invalidation is not stored after it.
-func (c *decisionCache) generation() uint64 { return c.gen.Load() }
+func (c *decisionCache) generation() cacheGen {
+	g := cacheGen{gen: c.gen.Load()}
+	if c.version != nil {
+		g.version = c.version()
+	}
+	return g
+}
 
 // Invalidate drops every entry.
 func (c *decisionCache) Invalidate() { c.gen.Add(1) }
@@ -71,14 +85,14 @@ func (c *decisionCache) get(k [32]byte, now time.Time) (ast.Value, bool) {
 	s.mu.RLock()
 	e, ok := s.entries[k]
 	s.mu.RUnlock()
-	if !ok || e.gen != c.gen.Load() || now.UnixNano() >= e.expires {
+	if !ok || e.gen != c.generation() || now.UnixNano() >= e.expires {
 		return nil, false
 	}
 	return e.decision, true
 }
 
-func (c *decisionCache) put(k [32]byte, decision ast.Value, gen uint64, now time.Time) {
-	if gen != c.gen.Load() {
+func (c *decisionCache) put(k [32]byte, decision ast.Value, gen cacheGen, now time.Time) {
+	if gen != c.generation() {
 		return
 	}
 	expires := now.Add(c.ttl).UnixNano()

@@ -44,6 +44,7 @@ type Server struct {
 	logger  logging.Logger
 	metrics *metrics
 	cache   *decisionCache // nil: no cache
+	version func() int64   // nil: no version to follow
 	trigger storage.TriggerHandle
 
 	// The prepared decision query; nil after a compiler change until the
@@ -61,18 +62,32 @@ type Server struct {
 	done    chan struct{}
 }
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WithVersion gives the version of what the pat.* built-ins answer from
+// (the token index's change-log sequence number): a cached decision is used
+// only while the version is the one it was decided at, so a token revoked
+// or a request approved reaches the next Check.
+func WithVersion(version func() int64) Option {
+	return func(s *Server) { s.version = version }
+}
+
 // New returns a gate for manager with a configuration from ParseConfig. It
 // registers its metrics on the manager's Prometheus registry and a trigger
 // that re-prepares the decision query when a bundle or policy activates.
-func New(manager *plugins.Manager, cfg *Config) *Server {
+func New(manager *plugins.Manager, cfg *Config, opts ...Option) *Server {
 	s := &Server{
 		manager: manager,
 		cfg:     cfg,
 		logger:  manager.Logger().WithFields(logField),
 		metrics: newMetrics(manager.PrometheusRegister()),
 	}
+	for _, o := range opts {
+		o(s)
+	}
 	if cfg.cacheTTL > 0 {
-		s.cache = newDecisionCache(cfg.cacheTTL, cfg.DecisionCache.MaxEntries)
+		s.cache = newDecisionCache(cfg.cacheTTL, cfg.DecisionCache.MaxEntries, s.version)
 	}
 	manager.RegisterCompilerTrigger(func(storage.Transaction) {
 		s.gen.Add(1)
@@ -232,7 +247,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 
 	var (
 		key     [32]byte
-		gen     uint64
+		gen     cacheGen
 		decided ast.Value
 	)
 	if s.cache != nil {

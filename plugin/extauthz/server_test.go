@@ -588,7 +588,8 @@ decision := {"allow": false, "status": 403, "message": "closed"} if input.resour
 }
 
 func TestDecisionCacheExpiry(t *testing.T) {
-	c := newDecisionCache(time.Minute, 64)
+	var version atomic.Int64
+	c := newDecisionCache(time.Minute, 64, version.Load)
 	now := time.Unix(1000, 0)
 	k := cacheKey("GET", "/", "Bearer x")
 	exp := ast.MustParseTerm(`{"allowed": true, "decision": {"expires_at_ns": 1000500000000}}`).Value
@@ -609,6 +610,11 @@ func TestDecisionCacheExpiry(t *testing.T) {
 	c.put(k, plain, gen, now) // decided before the invalidation
 	if _, ok := c.get(k, now); ok {
 		t.Fatal("a decision made before an invalidation must not be kept")
+	}
+	c.put(k, plain, c.generation(), now)
+	version.Add(1) // the token index applied a change
+	if _, ok := c.get(k, now); ok {
+		t.Fatal("a decision made at an older index version must not be used")
 	}
 	for i := range 1000 {
 		c.put(cacheKey("GET", fmt.Sprint(i), ""), plain, c.generation(), now)
