@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/opa-pat/opa-pat/plugin/builtins"
+	"github.com/opa-pat/opa-pat/plugin/extauthz"
 	"github.com/opa-pat/opa-pat/plugin/index"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
@@ -32,7 +33,16 @@ type Factory struct{}
 
 // Validate parses and checks plugins.pat.
 func (Factory) Validate(_ *plugins.Manager, config []byte) (any, error) {
-	return ParseConfig(config)
+	c, err := ParseConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	if c.ExtAuthz != nil {
+		if _, err := extauthz.ParseConfig(c.ExtAuthz); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // New returns the plugin, not yet started.
@@ -203,7 +213,14 @@ func (p *Plugin) prefixes(ctx context.Context, db *store.DB) (token.Prefixes, er
 // order. They are stopped in reverse order.
 func (p *Plugin) newServices(cfg *Config) ([]service, error) {
 	var out []service
-	// ext_authz: when cfg.ExtAuthz != nil, parse it and append the gRPC server.
+	if cfg.ExtAuthz != nil {
+		c, err := extauthz.ParseConfig(cfg.ExtAuthz)
+		if err != nil {
+			return nil, err
+		}
+		// Cached decisions are used only at the index version they were made at.
+		out = append(out, extauthz.New(p.manager, c, extauthz.WithVersion(p.index.Seq)))
+	}
 	// admin: when cfg.Admin != nil, parse it and append the admin API.
 	_ = cfg
 	return out, nil
