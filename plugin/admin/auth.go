@@ -1,0 +1,141 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/opa-pat/opa-pat/plugin/lastused"
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+// authenticate checks the caller's token: `Authorization: Bearer <PAT>` or
+// `token <PAT>`, its format and checksum first, then the store by SHA-256.
+// Unknown, malformed, expired and revoked tokens get a 401.
+func (s *Server) authenticate(r *http.Request) (store.Token, *apiError) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return store.Token{}, newError(http.StatusUnauthorized, "Requires authentication", docAuthentication)
+	}
+	bad := newError(http.StatusUnauthorized, "Bad credentials", docAuthentication)
+	scheme, raw, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || (!strings.EqualFold(scheme, "bearer") && !strings.EqualFold(scheme, "token")) {
+		return store.Token{}, bad
+	}
+	raw = strings.TrimSpace(raw)
+	if _, ok := token.Parse(raw, s.deps.Prefixes); !ok {
+		return store.Token{}, bad
+	}
+	t, ok, err := s.db.TokenByHash(r.Context(), token.Hash(raw))
+	if err != nil {
+		s.logger.Error("Admin API: looking up a token: %v.", err)
+		return store.Token{}, internal(docAuthentication)
+	}
+	if !ok {
+		return store.Token{}, bad
+	}
+	if t.Revoked {
+		return store.Token{}, newError(http.StatusUnauthorized, "Bad credentials: this personal access token was revoked; create a new one", docAuthentication)
+	}
+	if !t.ExpiresAt.IsZero() && !s.now().Before(t.ExpiresAt) {
+		return store.Token{}, newError(http.StatusUnauthorized, "Bad credentials: this personal access token has expired; create a new one", docAuthentication)
+	}
+	lastused.Mark(t.ID)
+	return t, nil
+}
+
+// callerInput is the caller as the policy sees it: never the raw token.
+func callerInput(t store.Token) map[string]any {
+	scopes := make([]any, len(t.Scopes))
+	for i, sc := range t.Scopes {
+		scopes[i] = sc
+	}
+	perms := make(map[string]any, len(t.Permissions))
+	for k, v := range t.Permissions {
+		perms[k] = v
+	}
+	return map[string]any{
+		"token_id": t.ID, "kind": t.Kind, "user": t.User, "scopes": scopes,
+		"resource_owner": t.ResourceOwner, "permissions": perms,
+	}
+}
+
+// authorize asks data.pat.admin whether the caller may run op; a denial
+// comes back as the error to answer with.
+func (s *Server) authorize(ctx context.Context, caller store.Token, op, org, targetUser, doc string) *apiError {
+	input := map[string]any{"operation": op, "caller": callerInput(caller)}
+	if org != "" {
+		input["org"] = org
+	}
+	if targetUser != "" {
+		input["target_user"] = targetUser
+	}
+	d, err := s.policy.decide(ctx, input)
+	if errors.Is(err, errNoPolicy) {
+		s.logger.Warn("Admin API: %v.", err)
+		return newError(http.StatusServiceUnavailable, "the admin policy "+DecisionQuery+" is not loaded: deploy a bundle that contains it", doc)
+	}
+	if err != nil {
+		s.logger.Error("Admin API: %v.", err)
+		return internal(doc)
+	}
+	if d.Allow {
+		return nil
+	}
+	return newError(d.Status, d.Message, doc)
+}
+
+// org wraps a handler of an organization endpoint: authentication, the
+// organization's existence (404), then the policy.
+func (s *Server) org(op, doc string, h func(w http.ResponseWriter, r *http.Request, caller store.Token, org string) *apiError) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		caller, e := s.authenticate(r)
+		if e != nil {
+			e.DocumentationURL = doc
+			writeError(w, e)
+			return
+		}
+		org := r.PathValue("org")
+		known, err := s.db.OrgKnown(r.Context(), org)
+		if err != nil {
+			s.logger.Error("Admin API: %v.", err)
+			writeError(w, internal(doc))
+			return
+		}
+		if !known {
+			writeError(w, newError(http.StatusNotFound, "Not Found", doc))
+			return
+		}
+		if e := s.authorize(r.Context(), caller, op, org, "", doc); e != nil {
+			writeError(w, e)
+			return
+		}
+		if e := h(w, r, caller, org); e != nil {
+			if e.DocumentationURL == "" {
+				e.DocumentationURL = doc
+			}
+			writeError(w, e)
+		}
+	}
+}
+
+// authenticated wraps a handler of the caller's own tokens: the handler
+// authorizes once it knows whose token is acted on.
+func (s *Server) authenticated(doc string, h func(w http.ResponseWriter, r *http.Request, caller store.Token) *apiError) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		caller, e := s.authenticate(r)
+		if e != nil {
+			e.DocumentationURL = doc
+			writeError(w, e)
+			return
+		}
+		if e := h(w, r, caller); e != nil {
+			if e.DocumentationURL == "" {
+				e.DocumentationURL = doc
+			}
+			writeError(w, e)
+		}
+	}
+}

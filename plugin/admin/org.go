@@ -1,0 +1,329 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// storeError maps an error of a store write: unknown ids and ids in the
+// wrong state are the client's (422 naming field, or 404 when notFound404),
+// anything else is the server's.
+func (s *Server) storeError(err error, field string, notFound404 bool, doc string) *apiError {
+	switch {
+	case notFound404 && errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalidState):
+		return newError(http.StatusNotFound, "Not Found", doc)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalidState), errors.Is(err, store.ErrInvalid):
+		return invalid(doc, "", fieldError{Field: field, Message: err.Error()})
+	}
+	s.logger.Error("Admin API: %v.", err)
+	return internal(doc)
+}
+
+// GET /orgs/{org}/personal-access-token-requests: pending requests, or
+// those in ?state= (opa-pat's addition: pending, approved, denied, revoked
+// or all).
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
+	q := r.URL.Query()
+	f, p, errs := parseGrantFilter(q, org)
+	switch st := q.Get("state"); st {
+	case "":
+		f.State = store.GrantPending
+	case "all":
+	case store.GrantPending, store.GrantApproved, store.GrantDenied, store.GrantRevoked:
+		f.State = st
+	default:
+		errs = append(errs, fieldError{Field: "state", Message: fmt.Sprintf(`state: unknown value %q, want "pending", "approved", "denied", "revoked" or "all"`, st)})
+	}
+	if len(errs) > 0 {
+		return invalid(docListRequests, "PersonalAccessTokenRequest", errs...)
+	}
+	rows, total, err := s.db.ListOrgGrants(r.Context(), f)
+	if err != nil {
+		return s.storeError(err, "", false, docListRequests)
+	}
+	items := make([]requestJSON, len(rows))
+	for i, g := range rows {
+		items[i] = s.requestItem(r, g)
+	}
+	s.setLink(w, r, p, total)
+	writeJSON(w, http.StatusOK, items)
+	return nil
+}
+
+// reviewBody is the body of the review endpoints.
+type reviewBody struct {
+	Action *string `json:"action"`
+	Reason *string `json:"reason"`
+}
+
+func checkAction(action *string, allowed ...string) []fieldError {
+	if action == nil {
+		return []fieldError{{Field: "action", Code: "missing_field", Message: fmt.Sprintf("action: missing, want %s", quoteOr(allowed))}}
+	}
+	for _, a := range allowed {
+		if *action == a {
+			return nil
+		}
+	}
+	return []fieldError{{Field: "action", Message: fmt.Sprintf("action: unknown value %q, want %s", *action, quoteOr(allowed))}}
+}
+
+func quoteOr(l []string) string {
+	out := ""
+	for i, s := range l {
+		if i > 0 {
+			out += " or "
+		}
+		out += strconv.Quote(s)
+	}
+	return out
+}
+
+// POST /orgs/{org}/personal-access-token-requests: review 1 to 100
+// requests at once, all or none; 202.
+func (s *Server) reviewRequests(w http.ResponseWriter, r *http.Request, caller store.Token, org string) *apiError {
+	var body struct {
+		IDs    *[]int64 `json:"pat_request_ids"`
+		Action *string  `json:"action"`
+		Reason *string  `json:"reason"`
+	}
+	if e := decodeBody(r, &body, docReviewRequests); e != nil {
+		return e
+	}
+	var ids []int64
+	if body.IDs != nil {
+		ids = *body.IDs
+	}
+	errs := checkIDs("pat_request_ids", ids, body.IDs != nil)
+	errs = append(errs, checkAction(body.Action, "approve", "deny")...)
+	errs = append(errs, checkReason(body.Reason)...)
+	if len(errs) > 0 {
+		return invalid(docReviewRequests, "PersonalAccessTokenRequest", errs...)
+	}
+	_, err := s.db.Review(r.Context(), store.ReviewParams{Org: org, IDs: ids, Approve: *body.Action == "approve", Reason: str(body.Reason), Actor: caller.User})
+	if err != nil {
+		return s.storeError(err, "pat_request_ids", false, docReviewRequests)
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{})
+	return nil
+}
+
+// POST /orgs/{org}/personal-access-token-requests/{id}: review one
+// request; 204.
+func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, caller store.Token, org string) *apiError {
+	id, ok := pathID(r, "id")
+	if !ok {
+		return newError(http.StatusNotFound, "Not Found", docReviewRequest)
+	}
+	var body reviewBody
+	if e := decodeBody(r, &body, docReviewRequest); e != nil {
+		return e
+	}
+	errs := append(checkAction(body.Action, "approve", "deny"), checkReason(body.Reason)...)
+	if len(errs) > 0 {
+		return invalid(docReviewRequest, "PersonalAccessTokenRequest", errs...)
+	}
+	_, err := s.db.Review(r.Context(), store.ReviewParams{Org: org, IDs: []int64{id}, Approve: *body.Action == "approve", Reason: str(body.Reason), Actor: caller.User})
+	if err != nil {
+		return s.storeError(err, "pat_request_id", true, docReviewRequest)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// GET /orgs/{org}/personal-access-token-requests/{id}/repositories
+func (s *Server) requestRepositories(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
+	id, ok := pathID(r, "id")
+	if !ok {
+		return newError(http.StatusNotFound, "Not Found", docRequestRepos)
+	}
+	g, ok, err := s.db.OrgRequest(r.Context(), org, id)
+	if err != nil {
+		return s.storeError(err, "", false, docRequestRepos)
+	}
+	if !ok {
+		return newError(http.StatusNotFound, "Not Found", docRequestRepos)
+	}
+	return s.writeRepositories(w, r, org, g.Token, docRequestRepos)
+}
+
+// GET /orgs/{org}/personal-access-tokens/{id}/repositories: id is the
+// token's id.
+func (s *Server) grantRepositories(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
+	id, ok := pathID(r, "id")
+	if !ok {
+		return newError(http.StatusNotFound, "Not Found", docGrantRepos)
+	}
+	rows, _, err := s.db.ListOrgGrants(r.Context(), store.OrgGrantFilter{Org: org, TokenIDs: []int64{id}})
+	if err != nil {
+		return s.storeError(err, "", false, docGrantRepos)
+	}
+	if len(rows) == 0 {
+		return newError(http.StatusNotFound, "Not Found", docGrantRepos)
+	}
+	return s.writeRepositories(w, r, org, rows[0].Token, docGrantRepos)
+}
+
+// writeRepositories answers with one page of the repositories of org that
+// a token can reach: all of them, its selection (an unknown repository
+// counts as private) or the public ones.
+func (s *Server) writeRepositories(w http.ResponseWriter, r *http.Request, org string, t store.Token, doc string) *apiError {
+	p, errs := parsePage(r.URL.Query())
+	if len(errs) > 0 {
+		return invalid(doc, "Repository", errs...)
+	}
+	var repos []store.Repository
+	var err error
+	switch t.RepositorySelection {
+	case "all":
+		repos, err = s.db.OwnerRepositories(r.Context(), org, "")
+	case "public":
+		repos, err = s.db.OwnerRepositories(r.Context(), org, "public")
+	default:
+		for _, name := range sorted(t.Repositories) {
+			rp, ok, rerr := s.db.Repository(r.Context(), org, name)
+			if rerr != nil {
+				err = rerr
+				break
+			}
+			if !ok {
+				rp = store.Repository{Owner: org, Name: name, Visibility: "private"}
+			}
+			repos = append(repos, rp)
+		}
+	}
+	if err != nil {
+		return s.storeError(err, "", false, doc)
+	}
+	items := []repositoryJSON{}
+	for i := (p.Page - 1) * p.PerPage; i < len(repos) && i < p.Page*p.PerPage; i++ {
+		items = append(items, repositoryItem(repos[i]))
+	}
+	s.setLink(w, r, p, len(repos))
+	writeJSON(w, http.StatusOK, items)
+	return nil
+}
+
+// GET /orgs/{org}/personal-access-tokens: tokens with an approved grant,
+// or those in ?state= (opa-pat's addition).
+func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
+	q := r.URL.Query()
+	f, p, errs := parseGrantFilter(q, org)
+	switch st := q.Get("state"); st {
+	case "":
+		f.State = store.GrantApproved
+	case "all":
+	case store.GrantPending, store.GrantApproved, store.GrantDenied, store.GrantRevoked:
+		f.State = st
+	default:
+		errs = append(errs, fieldError{Field: "state", Message: fmt.Sprintf(`state: unknown value %q, want "pending", "approved", "denied", "revoked" or "all"`, st)})
+	}
+	if len(errs) > 0 {
+		return invalid(docListGrants, "PersonalAccessToken", errs...)
+	}
+	rows, total, err := s.db.ListOrgGrants(r.Context(), f)
+	if err != nil {
+		return s.storeError(err, "", false, docListGrants)
+	}
+	items := make([]grantJSON, len(rows))
+	for i, g := range rows {
+		items[i] = s.grantItem(r, g)
+	}
+	s.setLink(w, r, p, total)
+	writeJSON(w, http.StatusOK, items)
+	return nil
+}
+
+// POST /orgs/{org}/personal-access-tokens: revoke the grants of 1 to 100
+// tokens at once, all or none; 202.
+func (s *Server) revokeGrants(w http.ResponseWriter, r *http.Request, caller store.Token, org string) *apiError {
+	var body struct {
+		IDs    *[]int64 `json:"pat_ids"`
+		Action *string  `json:"action"`
+		Reason *string  `json:"reason"`
+	}
+	if e := decodeBody(r, &body, docRevokeGrants); e != nil {
+		return e
+	}
+	var ids []int64
+	if body.IDs != nil {
+		ids = *body.IDs
+	}
+	errs := checkIDs("pat_ids", ids, body.IDs != nil)
+	errs = append(errs, checkAction(body.Action, "revoke")...)
+	errs = append(errs, checkReason(body.Reason)...)
+	if len(errs) > 0 {
+		return invalid(docRevokeGrants, "PersonalAccessToken", errs...)
+	}
+	if _, err := s.db.RevokeGrants(r.Context(), org, ids, caller.User, str(body.Reason)); err != nil {
+		return s.storeError(err, "pat_ids", false, docRevokeGrants)
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{})
+	return nil
+}
+
+// POST /orgs/{org}/personal-access-tokens/{id}: revoke one token's grant;
+// 204.
+func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, caller store.Token, org string) *apiError {
+	id, ok := pathID(r, "id")
+	if !ok {
+		return newError(http.StatusNotFound, "Not Found", docRevokeGrant)
+	}
+	var body struct {
+		Action *string `json:"action"`
+		Reason *string `json:"reason"`
+	}
+	if e := decodeBody(r, &body, docRevokeGrant); e != nil {
+		return e
+	}
+	errs := append(checkAction(body.Action, "revoke"), checkReason(body.Reason)...)
+	if len(errs) > 0 {
+		return invalid(docRevokeGrant, "PersonalAccessToken", errs...)
+	}
+	if _, err := s.db.RevokeGrants(r.Context(), org, []int64{id}, caller.User, str(body.Reason)); err != nil {
+		return s.storeError(err, "pat_id", true, docRevokeGrant)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// GET /orgs/{org}/audit-log?action=&actor=&token_id=&request_id=: the
+// organization's audit events, newest first.
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
+	q := r.URL.Query()
+	p, errs := parsePage(q)
+	f := store.AuditPageFilter{Org: org, Actor: q.Get("actor"), Action: q.Get("action"), Page: p.Page, PerPage: p.PerPage}
+	for _, b := range []struct {
+		name string
+		dst  *int64
+	}{{"token_id", &f.TokenID}, {"request_id", &f.RequestID}} {
+		if v := q.Get(b.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				errs = append(errs, fieldError{Field: b.name, Message: fmt.Sprintf("%s: %q is not an id", b.name, v)})
+				continue
+			}
+			*b.dst = n
+		}
+	}
+	if len(errs) > 0 {
+		return invalid(docAuditLog, "AuditEvent", errs...)
+	}
+	events, total, err := s.db.ListAuditPage(r.Context(), f)
+	if err != nil {
+		return s.storeError(err, "", false, docAuditLog)
+	}
+	items := make([]auditJSON, len(events))
+	for i, e := range events {
+		items[i] = auditItem(e)
+	}
+	s.setLink(w, r, p, total)
+	writeJSON(w, http.StatusOK, items)
+	return nil
+}

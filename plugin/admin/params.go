@@ -1,0 +1,222 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// page is the page a list asks for.
+type page struct {
+	Page, PerPage int
+}
+
+// parsePage reads per_page (default 30, at most 100: larger values are
+// capped, as GitHub does) and page (from 1).
+func parsePage(q url.Values) (page, []fieldError) {
+	p := page{Page: 1, PerPage: defaultPerPage}
+	var errs []fieldError
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fieldError{Field: "per_page", Message: fmt.Sprintf("per_page: %q is not a positive integer", v)})
+		} else {
+			p.PerPage = min(n, maxPerPage)
+		}
+	}
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fieldError{Field: "page", Message: fmt.Sprintf("page: %q is not a positive integer", v)})
+		} else {
+			p.Page = n
+		}
+	}
+	return p, errs
+}
+
+// setLink sets GitHub's Link header for a page of total items: prev, next,
+// last and first, each the request's URL with its page replaced.
+func (s *Server) setLink(w http.ResponseWriter, r *http.Request, p page, total int) {
+	last := max(1, (total+p.PerPage-1)/p.PerPage)
+	base := s.cfg.baseURL
+	if base == "" {
+		base = "http://" + r.Host
+	}
+	link := func(n int, rel string) string {
+		q := r.URL.Query()
+		q.Set("page", strconv.Itoa(n))
+		q.Set("per_page", strconv.Itoa(p.PerPage))
+		return fmt.Sprintf(`<%s%s?%s>; rel="%s"`, base, r.URL.Path, q.Encode(), rel)
+	}
+	var links []string
+	if p.Page > 1 {
+		links = append(links, link(min(p.Page-1, last), "prev"))
+	}
+	if p.Page < last {
+		links = append(links, link(p.Page+1, "next"), link(last, "last"))
+	}
+	if p.Page > 1 {
+		links = append(links, link(1, "first"))
+	}
+	if len(links) > 0 {
+		w.Header().Set("Link", strings.Join(links, ", "))
+	}
+}
+
+// values returns a repeated parameter given as name[] or name.
+func values(q url.Values, name string) []string {
+	var out []string
+	for _, key := range []string{name + "[]", name} {
+		for _, v := range q[key] {
+			for part := range strings.SplitSeq(v, ",") {
+				if part = strings.TrimSpace(part); part != "" {
+					out = append(out, part)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// parseGrantFilter reads GitHub's filters of the two organization lists.
+func parseGrantFilter(q url.Values, org string) (store.OrgGrantFilter, page, []fieldError) {
+	f := store.OrgGrantFilter{Org: org, Repository: q.Get("repository"), Permission: q.Get("permission")}
+	p, errs := parsePage(q)
+	f.Page, f.PerPage = p.Page, p.PerPage
+	f.Owners = values(q, "owner")
+	if len(f.Owners) > maxOwners {
+		errs = append(errs, fieldError{Field: "owner", Message: fmt.Sprintf("owner: at most %d owners, got %d", maxOwners, len(f.Owners))})
+	}
+	for _, v := range values(q, "token_id") {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id < 1 {
+			errs = append(errs, fieldError{Field: "token_id", Message: fmt.Sprintf("token_id: %q is not a token id", v)})
+			continue
+		}
+		f.TokenIDs = append(f.TokenIDs, id)
+	}
+	if v := q.Get("sort"); v != "" && v != "created_at" {
+		errs = append(errs, fieldError{Field: "sort", Message: fmt.Sprintf(`sort: unknown value %q, want "created_at"`, v)})
+	}
+	switch v := q.Get("direction"); v {
+	case "", "desc":
+	case "asc":
+		f.Ascending = true
+	default:
+		errs = append(errs, fieldError{Field: "direction", Message: fmt.Sprintf(`direction: unknown value %q, want "asc" or "desc"`, v)})
+	}
+	for _, b := range []struct {
+		name string
+		dst  *time.Time
+	}{{"last_used_before", &f.LastUsedBefore}, {"last_used_after", &f.LastUsedAfter}} {
+		v := q.Get(b.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			errs = append(errs, fieldError{Field: b.name, Message: fmt.Sprintf("%s: %q is not an ISO 8601 time (YYYY-MM-DDTHH:MM:SSZ)", b.name, v)})
+			continue
+		}
+		*b.dst = t
+	}
+	return f, p, errs
+}
+
+// pathID reads a positive integer path parameter.
+func pathID(r *http.Request, name string) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	return id, err == nil && id > 0
+}
+
+// decodeBody decodes a JSON body into dst; a body that is not JSON is a
+// 400, as on GitHub.
+func decodeBody(r *http.Request, dst any, doc string) *apiError {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return newError(http.StatusBadRequest, "Problems parsing JSON: "+err.Error(), doc)
+	}
+	if len(b) > maxBody {
+		return newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxBody), doc)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		b = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(dst); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return invalid(doc, "", fieldError{Field: te.Field, Message: fmt.Sprintf("%s: want %s, got a JSON %s", te.Field, jsonTypeName(te.Type.String()), te.Value)})
+		}
+		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
+	}
+	return nil
+}
+
+func jsonTypeName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "an array of " + strings.TrimSuffix(jsonTypeName(goType[2:]), "s") + "s"
+	case strings.Contains(goType, "int"):
+		return "integers"
+	case goType == "string", goType == "*string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean"
+	}
+	return goType
+}
+
+// checkIDs checks a bulk list of ids: 1 to 100, each positive and given
+// once.
+func checkIDs(field string, ids []int64, given bool) []fieldError {
+	switch {
+	case !given || len(ids) == 0:
+		return []fieldError{{Field: field, Code: "missing_field", Message: fmt.Sprintf("%s: give 1 to %d ids", field, store.MaxReviewIDs)}}
+	case len(ids) > store.MaxReviewIDs:
+		return []fieldError{{Field: field, Message: fmt.Sprintf("%s: give 1 to %d ids, got %d", field, store.MaxReviewIDs, len(ids))}}
+	}
+	seen := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		if id < 1 {
+			return []fieldError{{Field: field, Message: fmt.Sprintf("%s: %d is not an id", field, id)}}
+		}
+		if seen[id] {
+			return []fieldError{{Field: field, Message: fmt.Sprintf("%s: %d is given twice", field, id)}}
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+// checkReason checks a review's reason: at most 1024 characters.
+func checkReason(reason *string) []fieldError {
+	if reason == nil {
+		return nil
+	}
+	if n := utf8.RuneCountInString(*reason); n > store.MaxReasonChars {
+		return []fieldError{{Field: "reason", Message: fmt.Sprintf("reason: at most %d characters, got %d", store.MaxReasonChars, n)}}
+	}
+	return nil
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

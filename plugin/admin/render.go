@@ -1,0 +1,230 @@
+package admin
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+// simpleUser is GitHub's simple-user, with what opa-pat knows of a user.
+type simpleUser struct {
+	Login     string `json:"login"`
+	Type      string `json:"type"`
+	SiteAdmin bool   `json:"site_admin"`
+}
+
+// permissionsJSON is GitHub's grouping of a fine-grained token's
+// permissions.
+type permissionsJSON struct {
+	Organization map[string]string `json:"organization"`
+	Repository   map[string]string `json:"repository"`
+	Other        map[string]string `json:"other"`
+}
+
+// orgPermissions are the organization permissions; every other permission
+// is a repository permission.
+var orgPermissions = map[string]bool{
+	"members": true, "team_discussions": true, "personal_access_tokens": true, "personal_access_token_requests": true,
+	"custom_properties": true, "events": true, "plan": true, "projects": true, "secrets": true, "self_hosted_runners": true,
+	"variables": true, "webhooks": true, "blocking": true, "announcement_banners": true, "custom_roles": true,
+}
+
+func groupPermissions(perms map[string]string) permissionsJSON {
+	out := permissionsJSON{Organization: map[string]string{}, Repository: map[string]string{}, Other: map[string]string{}}
+	for k, v := range perms {
+		if orgPermissions[k] || strings.HasPrefix(k, "organization_") {
+			out.Organization[k] = v
+		} else {
+			out.Repository[k] = v
+		}
+	}
+	return out
+}
+
+func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func nullTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := timeString(t)
+	return &s
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// tokenFields are the token_* fields GitHub's items share.
+type tokenFields struct {
+	TokenID         int64   `json:"token_id"`
+	TokenName       string  `json:"token_name"`
+	TokenExpired    bool    `json:"token_expired"`
+	TokenExpiresAt  *string `json:"token_expires_at"`
+	TokenLastUsedAt *string `json:"token_last_used_at"`
+}
+
+func (s *Server) tokenFields(t store.Token) tokenFields {
+	return tokenFields{
+		TokenID: t.ID, TokenName: t.Name, TokenExpired: !t.ExpiresAt.IsZero() && !s.now().Before(t.ExpiresAt),
+		TokenExpiresAt: nullTime(t.ExpiresAt), TokenLastUsedAt: nullTime(t.LastUsedAt),
+	}
+}
+
+// requestJSON is an item of GET /orgs/{org}/personal-access-token-requests.
+// state, reviewer and review_reason are opa-pat's additions.
+type requestJSON struct {
+	ID                  int64           `json:"id"`
+	Reason              *string         `json:"reason"`
+	Owner               simpleUser      `json:"owner"`
+	RepositorySelection string          `json:"repository_selection"`
+	RepositoriesURL     string          `json:"repositories_url"`
+	Permissions         permissionsJSON `json:"permissions"`
+	CreatedAt           string          `json:"created_at"`
+	tokenFields
+	State        string  `json:"state"`
+	Reviewer     *string `json:"reviewer"`
+	ReviewReason *string `json:"review_reason"`
+}
+
+// grantJSON is an item of GET /orgs/{org}/personal-access-tokens. Its id is
+// the token's id (the pat_id the revoke endpoints take). state, reviewer and
+// reason are opa-pat's additions.
+type grantJSON struct {
+	ID                  int64           `json:"id"`
+	Owner               simpleUser      `json:"owner"`
+	RepositorySelection string          `json:"repository_selection"`
+	RepositoriesURL     string          `json:"repositories_url"`
+	Permissions         permissionsJSON `json:"permissions"`
+	AccessGrantedAt     string          `json:"access_granted_at"`
+	tokenFields
+	State    string  `json:"state"`
+	Reviewer *string `json:"reviewer"`
+	Reason   *string `json:"reason"`
+}
+
+func (s *Server) base(r *http.Request) string {
+	if s.cfg.baseURL != "" {
+		return s.cfg.baseURL
+	}
+	return "http://" + r.Host
+}
+
+func (s *Server) requestItem(r *http.Request, g store.OrgGrant) requestJSON {
+	return requestJSON{
+		ID: g.Grant.ID, Reason: nullString(g.Justification), Owner: simpleUser{Login: g.Token.User, Type: "User"},
+		RepositorySelection: g.Token.RepositorySelection,
+		RepositoriesURL:     s.base(r) + "/orgs/" + g.Grant.Org + "/personal-access-token-requests/" + itoa(g.Grant.ID) + "/repositories",
+		Permissions:         groupPermissions(g.Token.Permissions), CreatedAt: timeString(g.Grant.CreatedAt),
+		tokenFields: s.tokenFields(g.Token), State: g.Grant.State, Reviewer: nullString(g.Grant.Reviewer), ReviewReason: nullString(g.ReviewReason),
+	}
+}
+
+func (s *Server) grantItem(r *http.Request, g store.OrgGrant) grantJSON {
+	return grantJSON{
+		ID: g.Token.ID, Owner: simpleUser{Login: g.Token.User, Type: "User"}, RepositorySelection: g.Token.RepositorySelection,
+		RepositoriesURL: s.base(r) + "/orgs/" + g.Grant.Org + "/personal-access-tokens/" + itoa(g.Token.ID) + "/repositories",
+		Permissions:     groupPermissions(g.Token.Permissions), AccessGrantedAt: timeString(g.Grant.UpdatedAt),
+		tokenFields: s.tokenFields(g.Token), State: g.Grant.State, Reviewer: nullString(g.Grant.Reviewer), Reason: nullString(g.Grant.Reason),
+	}
+}
+
+// repositoryJSON is GitHub's minimal-repository, with what opa-pat knows.
+type repositoryJSON struct {
+	Name       string     `json:"name"`
+	FullName   string     `json:"full_name"`
+	Owner      simpleUser `json:"owner"`
+	Private    bool       `json:"private"`
+	Visibility string     `json:"visibility"`
+}
+
+func repositoryItem(r store.Repository) repositoryJSON {
+	return repositoryJSON{Name: r.Name, FullName: r.Owner + "/" + r.Name, Owner: simpleUser{Login: r.Owner, Type: "Organization"},
+		Private: r.Visibility != "public", Visibility: r.Visibility}
+}
+
+// tokenJSON is a token as its user sees it: never the raw token, except
+// once in the answer to its creation.
+type tokenJSON struct {
+	ID                  int64             `json:"id"`
+	Token               string            `json:"token,omitempty"`
+	Name                string            `json:"name"`
+	Kind                string            `json:"kind"`
+	User                string            `json:"user"`
+	Scopes              []string          `json:"scopes"`
+	ResourceOwner       *string           `json:"resource_owner"`
+	RepositorySelection *string           `json:"repository_selection"`
+	Repositories        []string          `json:"repositories"`
+	Permissions         map[string]string `json:"permissions"`
+	CreatedAt           string            `json:"created_at"`
+	ExpiresAt           *string           `json:"expires_at"`
+	Expired             bool              `json:"expired"`
+	Revoked             bool              `json:"revoked"`
+	LastUsedAt          *string           `json:"last_used_at"`
+	Request             *grantSummary     `json:"request,omitempty"`
+}
+
+// grantSummary is a token's current grant for its organization.
+type grantSummary struct {
+	ID       int64   `json:"id"`
+	Org      string  `json:"org"`
+	State    string  `json:"state"`
+	Reason   *string `json:"reason"`
+	Reviewer *string `json:"reviewer"`
+}
+
+func (s *Server) tokenItem(t store.Token, g *store.Grant) tokenJSON {
+	out := tokenJSON{
+		ID: t.ID, Name: t.Name, Kind: t.Kind, User: t.User, Scopes: sorted(t.Scopes), ResourceOwner: nullString(t.ResourceOwner),
+		RepositorySelection: nullString(t.RepositorySelection), Repositories: sorted(t.Repositories), Permissions: t.Permissions,
+		CreatedAt: timeString(t.CreatedAt), ExpiresAt: nullTime(t.ExpiresAt), Expired: !t.ExpiresAt.IsZero() && !s.now().Before(t.ExpiresAt),
+		Revoked: t.Revoked, LastUsedAt: nullTime(t.LastUsedAt),
+	}
+	if out.Permissions == nil {
+		out.Permissions = map[string]string{}
+	}
+	if g != nil {
+		out.Request = &grantSummary{ID: g.ID, Org: g.Org, State: g.State, Reason: nullString(g.Reason), Reviewer: nullString(g.Reviewer)}
+	}
+	return out
+}
+
+func sorted(l []string) []string {
+	out := append([]string{}, l...)
+	sort.Strings(out)
+	return out
+}
+
+// auditJSON is an audit event.
+type auditJSON struct {
+	ID        int64          `json:"id"`
+	CreatedAt string         `json:"created_at"`
+	Actor     string         `json:"actor"`
+	Action    string         `json:"action"`
+	Org       string         `json:"org"`
+	TokenID   *int64         `json:"token_id"`
+	RequestID *int64         `json:"request_id"`
+	Reason    *string        `json:"reason"`
+	Details   map[string]any `json:"details"`
+}
+
+func auditItem(e store.AuditEvent) auditJSON {
+	out := auditJSON{ID: e.ID, CreatedAt: e.At.UTC().Format(time.RFC3339Nano), Actor: e.Actor, Action: e.Action, Org: e.Org,
+		Reason: nullString(e.Reason), Details: e.Details}
+	if e.TokenID != 0 {
+		out.TokenID = &e.TokenID
+	}
+	if e.RequestID != 0 {
+		out.RequestID = &e.RequestID
+	}
+	if out.Details == nil {
+		out.Details = map[string]any{}
+	}
+	return out
+}

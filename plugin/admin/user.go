@@ -1,0 +1,234 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/storage"
+
+	"github.com/opa-pat/opa-pat/plugin/issue"
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+var settingsPath = storage.MustParsePath("/pat/settings")
+
+// GET /user/personal-access-tokens: the caller's tokens, newest first.
+func (s *Server) listOwnTokens(w http.ResponseWriter, r *http.Request, caller store.Token) *apiError {
+	if e := s.authorize(r.Context(), caller, "user.tokens.list", "", caller.User, docUserTokens); e != nil {
+		return e
+	}
+	p, errs := parsePage(r.URL.Query())
+	if len(errs) > 0 {
+		return invalid(docUserTokens, "PersonalAccessToken", errs...)
+	}
+	tokens, total, err := s.db.UserTokens(r.Context(), caller.User, p.Page, p.PerPage)
+	if err != nil {
+		return s.storeError(err, "", false, docUserTokens)
+	}
+	items := make([]tokenJSON, len(tokens))
+	for i, t := range tokens {
+		var g *store.Grant
+		if t.Kind == store.KindFineGrained && t.ResourceOwner != "" && t.ResourceOwner != t.User {
+			cur, ok, err := s.db.Grant(r.Context(), t.ID, t.ResourceOwner)
+			if err != nil {
+				return s.storeError(err, "", false, docUserTokens)
+			}
+			if ok {
+				g = &cur
+			}
+		}
+		items[i] = s.tokenItem(t, g)
+	}
+	s.setLink(w, r, p, total)
+	writeJSON(w, http.StatusOK, items)
+	return nil
+}
+
+// createBody is the body of POST /user/personal-access-tokens.
+type createBody struct {
+	Name                string            `json:"name"`
+	Kind                string            `json:"kind"`
+	Scopes              []string          `json:"scopes"`
+	ResourceOwner       string            `json:"resource_owner"`
+	RepositorySelection string            `json:"repository_selection"`
+	Repositories        []string          `json:"repositories"`
+	Permissions         map[string]string `json:"permissions"`
+	ExpiresInDays       *int              `json:"expires_in_days"`
+	ExpiresAt           *string           `json:"expires_at"`
+	NoExpiry            bool              `json:"no_expiry"`
+	Reason              *string           `json:"reason"`
+}
+
+// POST /user/personal-access-tokens: create a token for the caller; the
+// raw token is in this answer only. The creation check (data.pat.creation,
+// with the active bundle's settings) decides, as for the CLI.
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller store.Token) *apiError {
+	if e := s.authorize(r.Context(), caller, "user.tokens.create", "", caller.User, docUserTokens); e != nil {
+		return e
+	}
+	var body createBody
+	if e := decodeBody(r, &body, docUserTokens); e != nil {
+		return e
+	}
+	now := s.now()
+	req := issue.Request{
+		Kind: body.Kind, User: caller.User, Name: body.Name, Scopes: body.Scopes, ResourceOwner: body.ResourceOwner,
+		RepositorySelection: body.RepositorySelection, Repositories: body.Repositories, Permissions: body.Permissions,
+		NoExpiry: body.NoExpiry, Reason: str(body.Reason), Actor: caller.User,
+	}
+	var errs []fieldError
+	if body.Kind != store.KindClassic && body.Kind != store.KindFineGrained {
+		errs = append(errs, fieldError{Field: "kind", Message: fmt.Sprintf(`kind: unknown value %q, want "classic" or "fine_grained"`, body.Kind)})
+	}
+	given := 0
+	if body.ExpiresInDays != nil {
+		given++
+		if *body.ExpiresInDays < 1 {
+			errs = append(errs, fieldError{Field: "expires_in_days", Message: fmt.Sprintf("expires_in_days: %d is not a positive number of days", *body.ExpiresInDays)})
+		}
+		req.ExpiresIn = time.Duration(*body.ExpiresInDays) * 24 * time.Hour
+	}
+	if body.ExpiresAt != nil {
+		given++
+		t, err := time.Parse(time.RFC3339, *body.ExpiresAt)
+		if err != nil || !t.After(now) {
+			errs = append(errs, fieldError{Field: "expires_at", Message: fmt.Sprintf("expires_at: %q is not a future ISO 8601 time", *body.ExpiresAt)})
+		}
+		req.ExpiresIn = t.Sub(now)
+	}
+	if body.NoExpiry {
+		given++
+	}
+	if given > 1 {
+		errs = append(errs, fieldError{Field: "expires_at", Message: "expires_at: give one of expires_in_days, expires_at and no_expiry"})
+	}
+	errs = append(errs, checkReason(body.Reason)...)
+	if len(errs) > 0 {
+		return invalid(docUserTokens, "PersonalAccessToken", errs...)
+	}
+	checker, err := s.creationChecker(r.Context())
+	if err != nil {
+		s.logger.Error("Admin API: %v.", err)
+		return internal(docUserTokens)
+	}
+	res, err := issue.Issue(r.Context(), s.db, checker, req, now)
+	if refused, ok := errors.AsType[*issue.Refused](err); ok {
+		errs := make([]fieldError, len(refused.Errors))
+		for i, msg := range refused.Errors {
+			errs[i] = fieldError{Field: "token", Code: "custom", Message: msg}
+		}
+		return invalid(docUserTokens, "PersonalAccessToken", errs...)
+	}
+	if err != nil {
+		// Validation errors of the issuer and the store start with the field.
+		msg := strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": ")
+		if field, _, ok := strings.Cut(msg, ": "); ok && field != "" && !strings.ContainsAny(field, " ") {
+			return invalid(docUserTokens, "PersonalAccessToken", fieldError{Field: field, Message: msg})
+		}
+		return s.storeError(err, "", false, docUserTokens)
+	}
+	out := s.tokenItem(res.Token, res.Grant)
+	out.Token = res.Raw
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// creationChecker returns the creation check for the active settings
+// (data.pat.settings in OPA's store), compiled again only when they change.
+func (s *Server) creationChecker(ctx context.Context) (*issue.Checker, error) {
+	var settings map[string]any
+	v, err := storage.ReadOne(ctx, s.deps.Manager.Store, settingsPath)
+	switch {
+	case storage.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("reading data.pat.settings: %w", err)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("encoding data.pat.settings: %w", err)
+		}
+		if settings, err = issue.ParseSettings(b); err != nil {
+			return nil, err
+		}
+	}
+	key, _ := json.Marshal(settings)
+	s.checkerMu.Lock()
+	defer s.checkerMu.Unlock()
+	if s.checker != nil && s.checkerSettings == string(key) {
+		return s.checker, nil
+	}
+	c, err := issue.NewChecker(ctx, settings)
+	if err != nil {
+		return nil, err
+	}
+	s.checker, s.checkerSettings = c, string(key)
+	return c, nil
+}
+
+// ownToken reads a token of the path and asks the policy whether the caller
+// may run op on it; someone else's token is not found.
+func (s *Server) ownToken(r *http.Request, caller store.Token, op string) (store.Token, *apiError) {
+	id, ok := pathID(r, "id")
+	if !ok {
+		return store.Token{}, newError(http.StatusNotFound, "Not Found", docUserTokens)
+	}
+	t, ok, err := s.db.Token(r.Context(), id)
+	if err != nil {
+		return store.Token{}, s.storeError(err, "", false, docUserTokens)
+	}
+	if !ok {
+		return store.Token{}, newError(http.StatusNotFound, "Not Found", docUserTokens)
+	}
+	if e := s.authorize(r.Context(), caller, op, "", t.User, docUserTokens); e != nil {
+		return store.Token{}, e
+	}
+	return t, nil
+}
+
+// DELETE /user/personal-access-tokens/{id}: revoke one of the caller's
+// tokens; 204.
+func (s *Server) revokeOwnToken(w http.ResponseWriter, r *http.Request, caller store.Token) *apiError {
+	t, e := s.ownToken(r, caller, "user.tokens.revoke")
+	if e != nil {
+		return e
+	}
+	if err := s.db.RevokeToken(r.Context(), t.ID, caller.User, ""); err != nil {
+		return s.storeError(err, "id", true, docUserTokens)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// POST /user/personal-access-tokens/{id}/requests: after a denial or a
+// revocation, ask the token's organization again; 201 with the request.
+func (s *Server) requestAgain(w http.ResponseWriter, r *http.Request, caller store.Token) *apiError {
+	t, e := s.ownToken(r, caller, "user.requests.create")
+	if e != nil {
+		return e
+	}
+	var body struct {
+		Reason *string `json:"reason"`
+	}
+	if e := decodeBody(r, &body, docUserTokens); e != nil {
+		return e
+	}
+	if errs := checkReason(body.Reason); len(errs) > 0 {
+		return invalid(docUserTokens, "PersonalAccessTokenRequest", errs...)
+	}
+	if t.Kind != store.KindFineGrained || t.ResourceOwner == "" || t.ResourceOwner == t.User {
+		return invalid(docUserTokens, "PersonalAccessTokenRequest", fieldError{Field: "id",
+			Message: fmt.Sprintf("id: token %d is not a fine-grained token aimed at an organization", t.ID)})
+	}
+	g, err := s.db.RequestAgain(r.Context(), t.ID, t.ResourceOwner, caller.User, str(body.Reason))
+	if err != nil {
+		return s.storeError(err, "id", false, docUserTokens)
+	}
+	writeJSON(w, http.StatusCreated, grantSummary{ID: g.ID, Org: g.Org, State: g.State, Reason: nullString(g.Reason), Reviewer: nullString(g.Reviewer)})
+	return nil
+}

@@ -1,0 +1,133 @@
+// Package lastused records which tokens were used, off the decision path:
+// Mark is a lock-free map lookup and an atomic store; a Recorder's goroutine
+// writes the marked tokens to the store every few seconds in one batched
+// statement (store.TouchLastUsed). A token's last use is therefore accurate
+// to the flush interval, and a sidecar that dies loses at most one interval
+// of marks.
+package lastused
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultInterval is how often a Recorder writes.
+const DefaultInterval = 5 * time.Second
+
+// Toucher is the store's side: record that tokens were used at a time.
+type Toucher interface {
+	TouchLastUsed(ctx context.Context, ids []int64, at time.Time) error
+}
+
+// Recorder collects marks and flushes them to a Toucher.
+type Recorder struct {
+	// marks holds one *atomic.Bool per token ever marked; true means used
+	// since the last flush. Entries are never removed, so after a token's
+	// first use Mark only loads from the map (sync.Map's lock-free read
+	// path) and stores to the flag.
+	marks    sync.Map
+	toucher  Toucher
+	interval time.Duration
+	now      func() time.Time
+	onErr    func(error)
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New returns a Recorder that flushes to t every interval (DefaultInterval
+// when zero or negative). onErr, which may be nil, hears about failed
+// flushes; their marks are kept for the next one.
+func New(t Toucher, interval time.Duration, onErr func(error)) *Recorder {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	return &Recorder{toucher: t, interval: interval, now: time.Now, onErr: onErr}
+}
+
+// Mark records that a token was used. It never blocks on I/O.
+func (r *Recorder) Mark(id int64) {
+	if v, ok := r.marks.Load(id); ok {
+		f := v.(*atomic.Bool)
+		if !f.Load() { // skip the store (a cache-line write) when already marked
+			f.Store(true)
+		}
+		return
+	}
+	f := new(atomic.Bool)
+	f.Store(true)
+	if v, loaded := r.marks.LoadOrStore(id, f); loaded {
+		v.(*atomic.Bool).Store(true)
+	}
+}
+
+// Flush writes the tokens marked since the last flush, as used now.
+func (r *Recorder) Flush(ctx context.Context) error {
+	var ids []int64
+	r.marks.Range(func(k, v any) bool {
+		if v.(*atomic.Bool).CompareAndSwap(true, false) {
+			ids = append(ids, k.(int64))
+		}
+		return true
+	})
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := r.toucher.TouchLastUsed(ctx, ids, r.now()); err != nil {
+		for _, id := range ids { // keep them for the next flush
+			r.Mark(id)
+		}
+		return err
+	}
+	return nil
+}
+
+// Start runs the flushing goroutine until Stop.
+func (r *Recorder) Start() {
+	r.stop, r.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(r.done)
+		tick := time.NewTicker(r.interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-tick.C:
+				if err := r.Flush(context.Background()); err != nil && r.onErr != nil {
+					r.onErr(err)
+				}
+			}
+		}
+	}()
+}
+
+// Stop ends the goroutine and flushes what is left.
+func (r *Recorder) Stop(ctx context.Context) error {
+	if r.stop != nil {
+		close(r.stop)
+		<-r.done
+		r.stop = nil
+	}
+	return r.Flush(ctx)
+}
+
+// installed is the process's recorder, marked by the pat.token built-in.
+var installed atomic.Pointer[Recorder]
+
+// Install makes Mark record into r and returns a function that uninstalls
+// it again (unless another one was installed since).
+func Install(r *Recorder) (uninstall func()) {
+	installed.Store(r)
+	return func() { installed.CompareAndSwap(r, nil) }
+}
+
+// Mark records a use of a token in the installed recorder; without one it
+// does nothing.
+func Mark(id int64) {
+	if r := installed.Load(); r != nil {
+		r.Mark(id)
+	}
+}
