@@ -15,9 +15,11 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/storage"
 
+	"github.com/opa-pat/opa-pat/plugin/admin"
 	"github.com/opa-pat/opa-pat/plugin/builtins"
 	"github.com/opa-pat/opa-pat/plugin/extauthz"
 	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/lastused"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
@@ -39,6 +41,11 @@ func (Factory) Validate(_ *plugins.Manager, config []byte) (any, error) {
 	}
 	if c.ExtAuthz != nil {
 		if _, err := extauthz.ParseConfig(c.ExtAuthz); err != nil {
+			return nil, err
+		}
+	}
+	if c.Admin != nil { // admin API (plugin/admin)
+		if _, err := admin.ParseConfig(c.Admin); err != nil {
 			return nil, err
 		}
 	}
@@ -221,8 +228,17 @@ func (p *Plugin) newServices(cfg *Config) ([]service, error) {
 		// Cached decisions are used only at the index version they were made at.
 		out = append(out, extauthz.New(p.manager, c, extauthz.WithVersion(p.index.Seq)))
 	}
-	// admin: when cfg.Admin != nil, parse it and append the admin API.
-	_ = cfg
+	// token_last_used_at: uses marked by pat.token, written in batches (plugin/lastused).
+	out = append(out, lastused.NewService(p.db, lastused.DefaultInterval, func(err error) {
+		p.logger().Warn("Recording token_last_used_at: %v.", err)
+	}))
+	if cfg.Admin != nil { // admin API (plugin/admin)
+		c, err := admin.ParseConfig(cfg.Admin)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, admin.New(c, admin.Deps{Manager: p.manager, Store: p.db, Prefixes: builtins.Installed().Prefixes}))
+	}
 	return out, nil
 }
 

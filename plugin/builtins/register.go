@@ -12,6 +12,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/lastused"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
@@ -106,6 +107,7 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 	if !ok {
 		return unknown[kind], nil
 	}
+	lastused.Mark(t.ID) // token_last_used_at, batched off the decision path (plugin/lastused; admin API)
 	return TokenTerm(t), nil
 }
 

@@ -131,3 +131,37 @@ func Mark(id int64) {
 		r.Mark(id)
 	}
 }
+
+// Service runs a Recorder as one of the pat plugin's services: Start
+// installs it for Mark and starts flushing; Stop flushes what is left and
+// uninstalls it.
+type Service struct {
+	r         *Recorder
+	uninstall func()
+}
+
+// NewService returns a service around a new Recorder.
+func NewService(t Toucher, interval time.Duration, onErr func(error)) *Service {
+	return &Service{r: New(t, interval, onErr)}
+}
+
+// Recorder is the service's recorder.
+func (s *Service) Recorder() *Recorder { return s.r }
+
+// Start installs the recorder and starts flushing.
+func (s *Service) Start(context.Context) error {
+	s.uninstall = Install(s.r)
+	s.r.Start()
+	return nil
+}
+
+// Stop stops flushing, writes the last marks and uninstalls the recorder.
+func (s *Service) Stop(ctx context.Context) {
+	if s.uninstall != nil {
+		s.uninstall()
+		s.uninstall = nil
+	}
+	if err := s.r.Stop(ctx); err != nil && s.r.onErr != nil {
+		s.r.onErr(err)
+	}
+}
