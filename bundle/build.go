@@ -223,6 +223,7 @@ func covers(root, p string) bool {
 // hidden directories excluded, and parses them as Rego v1.
 func readModules(dir string) ([]opabundle.ModuleFile, error) {
 	var modules []opabundle.ModuleFile
+	var parseErr error
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -247,13 +248,17 @@ func readModules(dir string) ([]opabundle.ModuleFile, error) {
 		}
 		parsed, err := ast.ParseModuleWithOpts(rel, string(raw), ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
 		if err != nil {
-			return fmt.Errorf("policy: %s", oneLine(err))
+			parseErr = fmt.Errorf("policy: %s", oneLine(err))
+			return filepath.SkipAll
 		}
 		modules = append(modules, opabundle.ModuleFile{URL: rel, Path: rel, Raw: raw, Parsed: parsed})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading policy directory %s: %w", dir, err)
+	}
+	if parseErr != nil {
+		return nil, parseErr
 	}
 	if len(modules) == 0 {
 		return nil, fmt.Errorf("policy directory %s has no .rego files", dir)

@@ -1,0 +1,482 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const fixtureManifest = `{"roots": ["pat"], "rego_version": 1, "metadata": {"name": "fixture"}}`
+
+const fixturePolicy = `package pat
+
+default allow := false
+
+allow if {
+	info := pat.token(input.credential.token)
+	info.found
+	data.pat.settings.organizations[input.resource.owner].classic_access == "allow"
+}
+`
+
+// fixture writes a policy tree: ROOT/.opa-manifest and ROOT/rego with a
+// policy, a test, a capabilities file and a Go file. It returns ROOT/rego.
+func fixture(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	files := map[string]string{
+		".opa-manifest":              fixtureManifest,
+		"rego/pat/pat.rego":          fixturePolicy,
+		"rego/pat/pat_test.rego":     "package pat_test\n\ntest_x if true\n",
+		"rego/pat/sub/sub.rego":      "package pat.sub\n\nx := 1\n",
+		"rego/capabilities.json":     `{"builtins": []}`,
+		"rego/embed.go":              "package rego\n",
+		"rego/.hidden/hidden.rego":   "package pat.hidden\n\nx := 1\n",
+		"rego/pat/notes.md":          "# notes\n",
+		"rego/pat/data.json":         `{"not": "included"}`,
+		"rego/pat/sub/sub_test.rego": "package pat.sub_test\n\ntest_y if true\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(root, "rego")
+}
+
+var (
+	keyOnce sync.Once
+	keyA    *SigningKey
+	keyB    *SigningKey
+	keyErr  error
+)
+
+// testKeys are two cosign key pairs, made once per run (scrypt is slow).
+func testKeys(t *testing.T) (a, b *SigningKey) {
+	t.Helper()
+	keyOnce.Do(func() {
+		load := func() *SigningKey {
+			priv, _, err := GenerateKeys([]byte("pw"))
+			if err != nil {
+				keyErr = err
+				return nil
+			}
+			k, err := LoadSigningKey(priv, []byte("pw"))
+			if err != nil {
+				keyErr = err
+			}
+			return k
+		}
+		keyA, keyB = load(), load()
+	})
+	if keyErr != nil {
+		t.Fatal(keyErr)
+	}
+	return keyA, keyB
+}
+
+func build(t *testing.T, opts BuildOptions) *Built {
+	t.Helper()
+	if opts.Key == nil {
+		opts.Key, _ = testKeys(t)
+	}
+	if opts.Settings == nil {
+		opts.Settings = []byte(fullSettings)
+	}
+	if opts.RegoDir == "" {
+		opts.RegoDir = fixture(t)
+	}
+	b, err := Build(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// untar lists a tarball's files and their content.
+func untar(t *testing.T, tarball []byte) map[string][]byte {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(tarball))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = b
+	}
+}
+
+// repack rewrites a tarball with edit applied to each file; edit returns
+// the new content, or nil to drop the file.
+func repack(t *testing.T, tarball []byte, edit func(name string, b []byte) []byte) []byte {
+	t.Helper()
+	files := untar(t, tarball)
+	var out bytes.Buffer
+	gz := gzip.NewWriter(&out)
+	tw := tar.NewWriter(gz)
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range files {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		b := edit(name, files[name])
+		if b == nil {
+			continue
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestBuildContents(t *testing.T) {
+	b := build(t, BuildOptions{})
+	files := untar(t, b.Tarball)
+	var names []string
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	want := []string{"/.manifest", "/.signatures.json", "/data.json", "/pat/pat.rego", "/pat/sub/sub.rego"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("files %v, want %v", names, want)
+	}
+
+	var data map[string]any
+	if err := json.Unmarshal(files["/data.json"], &data); err != nil {
+		t.Fatal(err)
+	}
+	var settings any
+	_ = json.Unmarshal([]byte(fullSettings), &settings)
+	if got, want := mustJSON(t, data), mustJSON(t, map[string]any{"pat": map[string]any{"settings": settings}}); got != want {
+		t.Fatalf("data.json %s, want %s", got, want)
+	}
+
+	var m struct {
+		Revision    string         `json:"revision"`
+		Roots       []string       `json:"roots"`
+		RegoVersion int            `json:"rego_version"`
+		Metadata    map[string]any `json:"metadata"`
+	}
+	if err := json.Unmarshal(files["/.manifest"], &m); err != nil {
+		t.Fatal(err)
+	}
+	settingsDigest, _ := SettingsDigest(settings)
+	if !strings.HasPrefix(m.Revision, "sha256:") || len(m.Revision) != len("sha256:")+64 {
+		t.Errorf("revision %q, want a content digest (no git here)", m.Revision)
+	}
+	if m.Metadata[MetaSettingsDigest] != settingsDigest || m.Metadata["name"] != "fixture" ||
+		m.Metadata[MetaContentDigest] != strings.TrimPrefix(m.Revision, "sha256:") {
+		t.Errorf("metadata %v", m.Metadata)
+	}
+	if !slices.Equal(m.Roots, []string{"pat"}) || m.RegoVersion != 1 {
+		t.Errorf("manifest %+v", m)
+	}
+	if !bytes.Equal(files["/pat/pat.rego"], []byte(fixturePolicy)) {
+		t.Error("pat/pat.rego changed on the way in")
+	}
+
+	// The same content gives the same revision; other settings another.
+	again := build(t, BuildOptions{})
+	other := build(t, BuildOptions{Settings: []byte(`{}`)})
+	if again.Manifest.Revision != b.Manifest.Revision {
+		t.Errorf("revision %s then %s for the same content", b.Manifest.Revision, again.Manifest.Revision)
+	}
+	if other.Manifest.Revision == b.Manifest.Revision {
+		t.Error("other settings, same revision")
+	}
+	if r := build(t, BuildOptions{Revision: "v1.2.3"}).Manifest.Revision; r != "v1.2.3" {
+		t.Errorf("revision %q, want the one given", r)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestBuildRefuses(t *testing.T) {
+	keyA, _ := testKeys(t)
+	for _, tc := range []struct {
+		note  string
+		files map[string]string // written into the fixture (relative to its root); "" deletes
+		opts  BuildOptions
+		err   string
+	}{
+		{
+			note: "settings that break the schema",
+			opts: BuildOptions{Settings: []byte(`{"organizations": {"octo-org": {"classic_access": "maybe"}}}`)},
+			err:  `settings: organizations.octo-org.classic_access: "maybe" is not one of allow, restrict`,
+		},
+		{
+			note:  "a syntax error",
+			files: map[string]string{"rego/pat/broken.rego": "package pat\n\nx := \n"},
+			err:   `policy: 2 errors occurred:; pat/broken.rego:4: rego_parse_error: unexpected eof token; x :=; ^; pat/broken.rego:4: rego_parse_error: unexpected eof token: expected rule value term (e.g., x := <VALUE> { ... }); x :=; ^`,
+		},
+		{
+			note:  "an unknown function",
+			files: map[string]string{"rego/pat/broken.rego": "package pat\n\nx := pat.nope(1)\n"},
+			err:   `policy: 1 error occurred: pat/broken.rego:3: rego_type_error: undefined function pat.nope`,
+		},
+		{
+			note:  "a package outside the roots",
+			files: map[string]string{"rego/other/other.rego": "package other\n\nx := 1\n"},
+			err:   `policy: other/other.rego: package data.other is outside the manifest's roots [pat]`,
+		},
+		{
+			note:  "roots that do not own the settings",
+			files: map[string]string{".opa-manifest": `{"roots": ["pat/envoy"]}`},
+			err:   `manifest MANIFEST: roots [pat/envoy] do not cover pat/settings, where the settings go`,
+		},
+		{
+			note:  "an unknown manifest field",
+			files: map[string]string{".opa-manifest": `{"roots": ["pat"], "revison": "x"}`},
+			err:   `manifest MANIFEST: json: unknown field "revison"`,
+		},
+		{
+			note:  "no policy",
+			files: map[string]string{"rego/pat/pat.rego": "", "rego/pat/sub/sub.rego": ""},
+			err:   `policy directory REGO has no .rego files`,
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			dir := fixture(t)
+			root := filepath.Dir(dir)
+			for name, content := range tc.files {
+				p := filepath.Join(root, name)
+				if content == "" {
+					if err := os.Remove(p); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			opts := tc.opts
+			opts.RegoDir, opts.Key = dir, keyA
+			if opts.Settings == nil {
+				opts.Settings = []byte(fullSettings)
+			}
+			_, err := Build(opts)
+			want := strings.NewReplacer("MANIFEST", filepath.Join(root, ManifestSource), "REGO", dir).Replace(tc.err)
+			if err == nil || err.Error() != want {
+				t.Fatalf("error:\n got %v\nwant %s", err, want)
+			}
+		})
+	}
+}
+
+func TestFindManifest(t *testing.T) {
+	dir := fixture(t)
+	got, err := FindManifest(dir)
+	if err != nil || got != filepath.Join(filepath.Dir(dir), ManifestSource) {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	// Without one beside the policy, the working directory's.
+	bare := filepath.Join(t.TempDir(), "rego")
+	wd := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wd, ManifestSource), []byte(fixtureManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	if got, err := FindManifest(bare); err != nil || got != filepath.Join(wd, ManifestSource) {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if err := os.Remove(filepath.Join(wd, ManifestSource)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = FindManifest(bare)
+	if want := fmt.Sprintf("no .opa-manifest in %s or the working directory (pass --manifest)", filepath.Dir(bare)); err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	keyA, keyB := testKeys(t)
+	dir := fixture(t)
+	good := build(t, BuildOptions{RegoDir: dir, Key: keyA})
+	byB := build(t, BuildOptions{RegoDir: dir, Key: keyB})
+	hintA, _ := KeyHint(keyA.Public)
+	hintB, _ := KeyHint(keyB.Public)
+
+	flipped := bytes.Clone(good.Tarball)
+	flipped[len(flipped)-5] ^= 0x01 // inside gzip's CRC-32 of the content
+	flippedMiddle := bytes.Clone(good.Tarball)
+	flippedMiddle[len(flippedMiddle)/2] ^= 0x01
+
+	evil := []byte(strings.Replace(fixturePolicy, "default allow := false", "default allow := true", 1))
+	changed := repack(t, good.Tarball, func(name string, b []byte) []byte {
+		if name == "/pat/pat.rego" {
+			return evil
+		}
+		return b
+	})
+	unsigned := repack(t, good.Tarball, func(name string, b []byte) []byte {
+		if name == "/.signatures.json" {
+			return nil
+		}
+		return b
+	})
+	extra := repack(t, good.Tarball, func(name string, b []byte) []byte {
+		if name == "/pat/sub/sub.rego" {
+			return []byte("package pat.sub\n\nx := 2\n")
+		}
+		return b
+	})
+	for _, tc := range []struct {
+		note     string
+		tarball  []byte
+		sigstore []byte
+		err      string
+		prefix   bool // err is a prefix of the message
+	}{
+		{note: "as built", tarball: good.Tarball, sigstore: good.Sigstore},
+		{
+			note: "a changed byte in the tarball", tarball: flipped, sigstore: good.Sigstore,
+			// gzip's trailer: OPA reads the same files, cosign refuses.
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s",
+				sha(flipped), sha(good.Tarball)),
+		},
+		{
+			note: "a changed byte in the compressed data", tarball: flippedMiddle, sigstore: good.Sigstore,
+			// What OPA then says depends on the byte: a corrupt stream, a
+			// broken tar header or a file whose digest does not match.
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; opa signature: ",
+				sha(flippedMiddle), sha(good.Tarball)),
+			prefix: true,
+		},
+		{
+			note: "a changed file inside", tarball: changed, sigstore: good.Sigstore,
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; opa signature: pat/pat.rego: digest mismatch (want: %s, got: %s)",
+				sha(changed), sha(good.Tarball), sha([]byte(fixturePolicy)), sha(evil)),
+		},
+		{
+			note: "another changed file inside", tarball: extra, sigstore: good.Sigstore,
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; opa signature: pat/sub/sub.rego: digest mismatch (want: %s, got: %s)",
+				sha(extra), sha(good.Tarball), sha([]byte("package pat.sub\n\nx := 1\n")), sha([]byte("package pat.sub\n\nx := 2\n"))),
+		},
+		{
+			note: "no .signatures.json", tarball: unsigned, sigstore: good.Sigstore,
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; opa signature: bundle missing .signatures.json file",
+				sha(unsigned), sha(good.Tarball)),
+		},
+		{
+			note: "signed by another key", tarball: byB.Tarball, sigstore: byB.Sigstore,
+			err: fmt.Sprintf("cosign signature: signed by another key (key hint %s, want %s); opa signature: failed to verify JWT signature: invalid ECDSA signature", hintB, hintA),
+		},
+		{
+			note: "no sigstore bundle", tarball: good.Tarball, sigstore: nil,
+			err: "cosign signature: the sigstore bundle is missing",
+		},
+		{
+			note: "the sigstore bundle of another tarball", tarball: good.Tarball, sigstore: byB.Sigstore,
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s", sha(good.Tarball), sha(byB.Tarball)),
+		},
+		{
+			note: "a sigstore bundle that is not one", tarball: good.Tarball, sigstore: []byte(`{"mediaType": "nope"}`),
+			err: "cosign signature: invalid sigstore bundle: error getting bundle version: validation error: unsupported media type: nope",
+		},
+		{
+			note: "a changed signature in the sigstore bundle", tarball: good.Tarball, sigstore: corruptSignature(t, good.Sigstore),
+			err: "cosign signature: the signature does not verify with the key: failed to verify signature: could not verify message: invalid signature when validating ASN.1 encoded signature",
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			v, err := Verify(tc.tarball, tc.sigstore, keyA.Public)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if v.Manifest.Revision != good.Manifest.Revision || !slices.Equal(v.Modules, []string{"pat/pat.rego", "pat/sub/sub.rego"}) {
+					t.Fatalf("verified %+v", v)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrRefused) {
+				t.Errorf("%v does not wrap ErrRefused", err)
+			}
+			if err.Error() != tc.err && !(tc.prefix && strings.HasPrefix(err.Error(), tc.err)) {
+				t.Fatalf("error:\n got %s\nwant %s", err, tc.err)
+			}
+		})
+	}
+}
+
+// corruptSignature changes the signature's last byte in a sigstore bundle.
+func corruptSignature(t *testing.T, sigstore []byte) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(sigstore, &doc); err != nil {
+		t.Fatal(err)
+	}
+	ms := doc["messageSignature"].(map[string]any)
+	sig := ms["signature"].(string)
+	last := "A"
+	if strings.HasSuffix(strings.TrimRight(sig, "="), "A") {
+		last = "B"
+	}
+	trimmed := strings.TrimRight(sig, "=")
+	ms["signature"] = trimmed[:len(trimmed)-2] + last + trimmed[len(trimmed)-1:] + sig[len(trimmed):]
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,90 @@
+package bundle
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestRequireSigning(t *testing.T) {
+	for _, tc := range []struct {
+		note     string
+		config   string
+		unsigned []string
+		err      string
+	}{
+		{note: "no keys", config: "bundles:\n  authz:\n    resource: file:///b.tar.gz\n"},
+		{note: "keys, signed source", config: "keys:\n  k: {key: PEM, algorithm: ES256}\nbundles:\n  authz:\n    signing: {keyid: k}\n"},
+		{note: "keys, no bundles", config: `{"keys": {"k": {"key": "PEM"}}}`},
+		{
+			note:     "keys, a source without signing",
+			config:   "keys:\n  k: {key: PEM}\nbundles:\n  b: {signing: {}}\n  authz:\n    resource: file:///b.tar.gz\n",
+			unsigned: []string{"bundles.authz"},
+			err:      "a bundle source would load unsigned bundles: keys are configured but bundles.authz has no signing block; add bundles.authz.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
+		},
+		{
+			note:     "keys, signing null, discovery",
+			config:   `{"keys": {"k": {}}, "bundles": {"a": {"signing": null}}, "discovery": {"resource": "d"}}`,
+			unsigned: []string{"bundles.a", "discovery"},
+			err:      "a bundle source would load unsigned bundles: keys are configured but bundles.a, discovery has no signing block; add bundles.a.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
+		},
+		{
+			note:   "not a configuration",
+			config: "[1",
+			err:    "parsing the configuration: yaml: line 1: did not find expected ',' or ']'",
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			err := RequireSigning([]byte(tc.config))
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.err {
+				t.Fatalf("error:\n got %v\nwant %s", err, tc.err)
+			}
+			if tc.unsigned != nil && !errors.Is(err, ErrUnsignedSource) {
+				t.Fatalf("%v does not wrap ErrUnsignedSource", err)
+			}
+		})
+	}
+}
+
+func TestLoadRunConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	t.Setenv("PAT_TEST_BUNDLE", "authz")
+	if err := os.WriteFile(file, []byte("keys:\n  k: {key: PEM}\nbundles:\n  ${PAT_TEST_BUNDLE}:\n    resource: x\n  signed:\n    signing: {keyid: k}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		note      string
+		file      string
+		sets      []string
+		setFiles  []string
+		unsigned  []string
+		keysFound bool
+	}{
+		{note: "file", file: file, unsigned: []string{"bundles.authz"}, keysFound: true},
+		{note: "a --set signing block", file: file, sets: []string{"bundles.authz.signing.keyid=k"}, keysFound: true},
+		{note: "a --set bundle", file: file, sets: []string{"bundles.more.resource=y,labels.x=1"}, unsigned: []string{"bundles.authz", "bundles.more"}, keysFound: true},
+		{note: "keys from --set-file only", setFiles: []string{"keys.k.key=/k.pub"}, sets: []string{"bundles.b.resource=r"}, unsigned: []string{"bundles.b"}, keysFound: true},
+		{note: "no file, no keys", sets: []string{"bundles.b.resource=r"}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			c, err := LoadRunConfig(tc.file, tc.sets, tc.setFiles)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := UnsignedSources(c); !slices.Equal(got, tc.unsigned) {
+				t.Fatalf("unsigned %v, want %v", got, tc.unsigned)
+			}
+			if _, ok := c["keys"]; ok != tc.keysFound {
+				t.Fatalf("keys found %v", ok)
+			}
+		})
+	}
+}
