@@ -1,0 +1,450 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/store/storetest"
+)
+
+// pgDatabase creates a database of its own on the test server
+// (OPA_PAT_TEST_POSTGRES_DSN, or the local default), drops it when the test
+// ends and returns its DSN; it skips the test when no server answers.
+func pgDatabase(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("OPA_PAT_TEST_POSTGRES_DSN")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
+	}
+	defer admin.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	name := "pat_e2e_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var c *pgx.Conn
+		var err error
+		for range 60 { // the server may be restarting (TestPostgresRestart)
+			if c, err = pgx.Connect(ctx, base); err == nil {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		if err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// pgSidecar is a running `opa-pat run --server` on a PostgreSQL store.
+type pgSidecar struct {
+	sidecar
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startPGSidecar starts OPA's own `run --server` with the pat plugin on a
+// PostgreSQL store, the policy from rego/pat and the example settings, and
+// waits until every plugin is ready; ready is how long that took.
+func startPGSidecar(t *testing.T, dsn, maxStaleness string) (s *pgSidecar, ready time.Duration) {
+	t.Helper()
+	bin := binary(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("plugins:\n  pat:\n    store:\n      postgres: {dsn: %q}\n      max_staleness: %q\n", dsn, maxStaleness)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = &pgSidecar{sidecar: sidecar{addr: scFreePort(t), store: dsn}, logs: &syncBuffer{}}
+	root := repoRoot()
+	cmd := exec.Command(bin, "run", "--server", "--addr", s.addr, "--config-file", cfgPath, "--log-level", "info",
+		"--ignore", "*_test.rego", filepath.Join(root, "rego", "pat"), "pat.settings:"+filepath.Join(root, "examples", "settings.json"))
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("sidecar %s output (last 4 KiB):\n%s", s.addr, tail(s.logs.String(), 4096))
+		}
+	})
+	scWaitFor(t, 5*time.Minute, "the sidecar to be ready", func() bool { return s.healthy() })
+	return s, time.Since(start)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+// healthy asks /health?plugins: 200 once every plugin reports OK.
+func (s *pgSidecar) healthy() bool {
+	resp, err := http.Get("http://" + s.addr + "/health?plugins")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// loggedSince reports whether the sidecar logged substr after the first
+// mark bytes of its output (the pat plugin logs every status change).
+func (s *pgSidecar) loggedSince(mark int, substr string) bool {
+	logs := s.logs.String()
+	return mark <= len(logs) && strings.Contains(logs[mark:], substr)
+}
+
+// verdict is "allow status" of a decision, without failing the test on a
+// transport error (for use under load and while the database is down).
+func (s *pgSidecar) verdict(raw, owner, repo, action string) string {
+	input := map[string]any{"input": map[string]any{
+		"credential": map[string]any{"type": "pat", "token": raw},
+		"resource":   map[string]any{"owner": owner, "repository": repo},
+		"action":     action,
+		"permission": "contents",
+	}}
+	body, _ := json.Marshal(input)
+	resp, err := http.Post("http://"+s.addr+"/v1/data/pat/decision", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return "error " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out struct {
+		Result struct {
+			Allow  bool `json:"allow"`
+			Status int  `json:"status"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return "error " + string(b)
+	}
+	return fmt.Sprintf("%v %d", out.Result.Allow, out.Result.Status)
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+// TestPostgresTwoSidecars runs two sidecars on one PostgreSQL database:
+// changes made with the CLI and through the store reach both sidecars'
+// decisions within a second.
+func TestPostgresTwoSidecars(t *testing.T) {
+	dsn := pgDatabase(t)
+	bin := binary(t)
+	scCLI(t, bin, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	a, _ := startPGSidecar(t, dsn, "60s")
+	b, _ := startPGSidecar(t, dsn, "60s")
+	sidecars := []*pgSidecar{a, b}
+
+	waitBoth := func(what, raw, action, want string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		var wg sync.WaitGroup
+		took := make([]time.Duration, len(sidecars))
+		for i, s := range sidecars {
+			wg.Go(func() {
+				deadline := start.Add(time.Second)
+				for {
+					if s.verdict(raw, "octo-org", "app", action) == want {
+						took[i] = time.Since(start)
+						return
+					}
+					if time.Now().After(deadline) {
+						took[i] = -1
+						return
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+			})
+		}
+		wg.Wait()
+		for i, d := range took {
+			if d < 0 {
+				t.Fatalf("%s: sidecar %d did not answer %q within 1s (now %q)", what, i, want, sidecars[i].verdict(raw, "octo-org", "app", action))
+			}
+		}
+		return max(took[0], took[1])
+	}
+
+	// The CLI: a token created and approved reaches both sidecars.
+	out := scCLI(t, bin, "token", "create", "--store", dsn, "--user", "bob", "--kind", "fine_grained",
+		"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
+		"--expires-in", "30d", "--name", "release", "--reason", "release automation", "--output", "json")
+	var created struct {
+		ID      int64  `json:"id"`
+		Token   string `json:"token"`
+		Request struct {
+			ID    int64  `json:"id"`
+			State string `json:"state"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(out, &created); err != nil || created.Request.State != "pending" {
+		t.Fatalf("token create printed %s (%v); want a pending request", out, err)
+	}
+	waitBoth("created (pending)", created.Token, "write", "false 403")
+	scCLI(t, bin, "requests", "approve", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
+	d := waitBoth("approved with the CLI", created.Token, "write", "true 200")
+	t.Logf("CLI approval reached both sidecars %s after the CLI exited", d.Round(time.Millisecond))
+	scCLI(t, bin, "requests", "revoke", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.ID, 10), "--actor", "alice")
+	waitBoth("grant revoked with the CLI", created.Token, "write", "false 403")
+	scCLI(t, bin, "token", "revoke", "--store", dsn, strconv.FormatInt(created.ID, 10))
+	waitBoth("token revoked with the CLI", created.Token, "write", "false 401")
+
+	// Propagation latency: a store handle (another sidecar's, the admin
+	// API's) approves, then revokes; time from commit to both sidecars'
+	// decisions.
+	db, err := store.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const rounds = 20
+	var lat []time.Duration
+	for i := range rounds {
+		raw := fmt.Sprintf("round %d", i)
+		out := scCLI(t, bin, "token", "create", "--store", dsn, "--user", "bob", "--kind", "fine_grained",
+			"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
+			"--expires-in", "30d", "--name", raw, "--output", "json")
+		if err := json.Unmarshal(out, &created); err != nil {
+			t.Fatal(err)
+		}
+		waitBoth("created", created.Token, "write", "false 403")
+		if _, err := db.Review(t.Context(), store.ReviewParams{Org: "octo-org", IDs: []int64{created.Request.ID}, Approve: true, Actor: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, waitBoth("approved", created.Token, "write", "true 200"))
+		if _, err := db.RevokeGrants(t.Context(), "octo-org", []int64{created.ID}, "alice", ""); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, waitBoth("revoked", created.Token, "write", "false 403"))
+	}
+	t.Logf("propagation to both sidecars over %d changes: p50 %s, p99 %s, max %s", len(lat),
+		percentile(lat, 0.5).Round(100*time.Microsecond), percentile(lat, 0.99).Round(100*time.Microsecond), slices.Max(lat).Round(100*time.Microsecond))
+}
+
+// TestPostgresRestart stops PostgreSQL under load and starts it again:
+// decisions keep coming from the index until store.max_staleness, then
+// token decisions deny (no allow after the bound), and everything recovers
+// once the server is back. It stops the machine's PostgreSQL cluster, which
+// disturbs every other test using it, so it runs only with
+// OPA_PAT_TEST_PG_RESTART=1 (and needs pg_ctlcluster).
+func TestPostgresRestart(t *testing.T) {
+	if os.Getenv("OPA_PAT_TEST_PG_RESTART") != "1" {
+		t.Skip("stops the local PostgreSQL cluster; set OPA_PAT_TEST_PG_RESTART=1 to run it")
+	}
+	versions, err := os.ReadDir("/etc/postgresql")
+	if err != nil || len(versions) == 0 {
+		t.Skipf("no local PostgreSQL cluster to restart: %v", err)
+	}
+	cluster := func(action string) {
+		t.Helper()
+		out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", versions[0].Name(), "main", action).CombinedOutput()
+		if err != nil {
+			t.Fatalf("pg_ctlcluster %s: %v\n%s", action, err, out)
+		}
+	}
+	dsn := pgDatabase(t)
+	bin := binary(t)
+	scCLI(t, bin, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	const bound = 5 * time.Second
+	a, _ := startPGSidecar(t, dsn, bound.String())
+	b, _ := startPGSidecar(t, dsn, bound.String())
+
+	// Load: both sidecars asked continuously for bob's classic token.
+	type sample struct {
+		at      time.Time
+		verdict string
+	}
+	var mu sync.Mutex
+	var samples []sample
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for _, s := range []*pgSidecar{a, b} {
+		for range 2 {
+			wg.Go(func() {
+				for !stop.Load() {
+					v := s.verdict(bobLaptop, "octo-org", "app", "read")
+					mu.Lock()
+					samples = append(samples, sample{time.Now(), v})
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	time.Sleep(time.Second)
+	markA, markB := len(a.logs.String()), len(b.logs.String())
+	stopAt := time.Now()
+	cluster("stop")
+	stopped := time.Since(stopAt)
+	restarted := false
+	defer func() {
+		if !restarted {
+			cluster("start")
+		}
+	}()
+	// Within the bound the sidecars answer from their index; past it
+	// they deny and report the outage.
+	scWaitFor(t, bound+5*time.Second, "both sidecars to report the outage", func() bool { return !a.healthy() && !b.healthy() })
+	unhealthyAfter := time.Since(stopAt)
+	time.Sleep(2 * time.Second)
+	cluster("start")
+	restarted = true
+	startAt := time.Now()
+	scWaitFor(t, 30*time.Second, "both sidecars to recover", func() bool {
+		return a.healthy() && b.healthy() && a.verdict(bobLaptop, "octo-org", "app", "read") == "true 200" &&
+			b.verdict(bobLaptop, "octo-org", "app", "read") == "true 200"
+	})
+	recovered := time.Since(startAt)
+	time.Sleep(500 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+
+	// No allow after the bound, while the database was down.
+	var lastAllow, firstDeny time.Time
+	counts := map[string]int{}
+	for _, s := range samples {
+		if s.at.Before(stopAt) || !s.at.Before(startAt) {
+			continue
+		}
+		counts[s.verdict]++
+		switch {
+		case s.verdict == "true 200":
+			lastAllow = s.at
+		case firstDeny.IsZero():
+			firstDeny = s.at
+		}
+	}
+	// The index last caught up at most one poll (1s) before the stop, so
+	// allows may run until stop + bound, and never past it.
+	if !lastAllow.IsZero() && lastAllow.Sub(stopAt) > bound {
+		t.Fatalf("an allow %s after the stop, past the %s bound", lastAllow.Sub(stopAt), bound)
+	}
+	if firstDeny.IsZero() || counts["false 503"] == 0 {
+		t.Fatalf("no denial while the database was down: %v", counts)
+	}
+	for _, s := range []*pgSidecar{a, b} {
+		for _, want := range []string{"token decisions deny until it catches up", "the index has caught up"} {
+			if !s.loggedSince(map[*pgSidecar]int{a: markA, b: markB}[s], want) {
+				t.Errorf("sidecar %s did not log %q", s.addr, want)
+			}
+		}
+	}
+	t.Logf("stop took %s; last allow %s after the stop, first denial %s after it; unhealthy %s after it; recovered %s after the start; verdicts while down: %v",
+		stopped.Round(time.Millisecond), lastAllow.Sub(stopAt).Round(time.Millisecond), firstDeny.Sub(stopAt).Round(time.Millisecond),
+		unhealthyAfter.Round(time.Millisecond), recovered.Round(time.Millisecond), counts)
+
+	// A change made after the restart reaches both sidecars.
+	scCLI(t, bin, "token", "revoke", "--store", dsn, "1")
+	scWaitFor(t, time.Second, "the revocation to reach both sidecars", func() bool {
+		return a.verdict(bobLaptop, "octo-org", "app", "read") == "false 401" && b.verdict(bobLaptop, "octo-org", "app", "read") == "false 401"
+	})
+}
+
+// TestPostgresStartup1M measures a sidecar's start-up to ready on a
+// PostgreSQL store with 1M tokens (docs/PERFORMANCE.md). It takes minutes,
+// so it runs only with OPA_PAT_BENCH_1M=1.
+func TestPostgresStartup1M(t *testing.T) {
+	if os.Getenv("OPA_PAT_BENCH_1M") != "1" {
+		t.Skip("takes minutes; set OPA_PAT_BENCH_1M=1 to run it")
+	}
+	n := 1_000_000
+	if v := os.Getenv("OPA_PAT_BENCH_TOKENS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	dsn := pgDatabase(t)
+	bin := binary(t)
+	lite := filepath.Join(t.TempDir(), "pat.db")
+	db, err := store.Open(t.Context(), lite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	w, err := storetest.Populate(t.Context(), db, n, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	t.Logf("populated SQLite with %d tokens in %s", n, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	out := scCLI(t, bin, "store", "migrate", "--from", lite, "--to", dsn)
+	t.Logf("store migrate to PostgreSQL: %s (%s)", time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
+
+	s, ready := startPGSidecar(t, dsn, "60s")
+	t.Logf("sidecar start-up to ready with %d tokens from PostgreSQL: %s", n, ready.Round(time.Millisecond))
+	if v := s.verdict(w.Classic[0].Raw, w.Classic[0].Org, w.Classic[0].Repo, "read"); v != "true 200" {
+		t.Fatalf("a generated classic token: %s", v)
+	}
+}
