@@ -77,11 +77,14 @@ _creation_errors contains msg if {
 	msg := sprintf("%s is not a member of %s: only members of %s can create fine-grained personal access tokens for it; ask an owner of %s for membership", [_new_user, org, org, org])
 }
 
+# The effective settings of the organization (settings.rego).
+_new_policy := _effective(_new_org)
+
 # Rule 29: the lifetime must respect the organization's effective limit.
 _creation_limit := limit if {
-	org := _new_org
-	not _exempt_from_lifetime(org, _new_user, _new_role)
-	limit := _lifetime_limit(org, _new_kind)
+	_new_org
+	not _exempt(_new_policy, _new_user, _new_role)
+	limit := _new_policy.lifetime[_new_kind]
 	limit.days != null
 }
 
@@ -94,7 +97,8 @@ _creation_errors contains msg if {
 	not _within_lifetime(_new_token.created_at_ns, object.get(_new_token, "expires_at_ns", null), limit.days)
 	expires := object.get(_new_token, "expires_at_ns", null)
 	next := sprintf("choose an expiration of %d days or less", [limit.days])
-	msg := _lifetime_message(_new_org, _new_kind, limit, [expires, _new_token.created_at_ns], next)
+	setter := _setter(_new_policy, _new_org, limit.by)
+	msg := _lifetime_message(_new_org, _new_kind, limit.days, setter, [expires, _new_token.created_at_ns], next)
 }
 
 # Rule 21: the grant a new fine-grained token for an organization starts with.
@@ -115,6 +119,6 @@ _needs_grant if {
 
 _approved_at_once if _new_role == "owner"
 
-_approved_at_once if _enterprise_owner(_enterprise_of(_new_org), _new_user)
+_approved_at_once if _new_user in _new_policy.owners
 
-_approved_at_once if _approval_disabled(_new_org)
+_approved_at_once if _new_policy.approval.value == "disable"

@@ -15,6 +15,12 @@ package pat
 #   for none). Never the raw token.
 # entrypoint: true
 decision := {
+	"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
+	"token_id": _token.id, "kind": _token.kind, "user": _token.user, "expires_at_ns": _token.expires_at_ns,
+} if {
+	_live
+	count(_denials) == 0
+} else := {
 	"allow": allow,
 	"status": _status,
 	"reasons": _reasons,
@@ -65,6 +71,16 @@ default _documentation_url := null
 _documentation_url := _ssh_doc if _ssh_key
 
 _documentation_url := _primary.documentation_url if not _ssh_key
+
+# Every denial that applies. Only the groups that can apply are evaluated: request and token
+# problems for a request that is not live, else the rules for the token's kind.
+_denials := _common_denials | _fg_denials if {
+	_fine_grained
+} else := _common_denials | _classic_denials if {
+	_classic
+} else := _common_denials if {
+	_live
+} else := _request_denials | _token_denials
 
 # The denial of the first failing rule in evaluation order (lowest rank; ties by message).
 _primary := {"status": first[2], "message": first[1], "documentation_url": first[3]} if {
@@ -162,46 +178,46 @@ _auth_doc := "https://docs.github.com/rest/authentication/authenticating-to-the-
 _input_doc := "https://github.com/opa-pat/opa-pat/blob/main/docs/policy.md#input"
 
 # Rule 4 and the input problems: a request the policy cannot judge is denied with a reason.
-_denials contains _denial(10, 401, msg, _auth_doc) if {
+_request_denials contains _denial(10, 401, msg, _auth_doc) if {
 	not input.credential.type
 	msg := "Requires authentication: missing input.credential.type; send a personal access token"
 }
 
-_denials contains _denial(10, 401, msg, _auth_doc) if {
+_request_denials contains _denial(10, 401, msg, _auth_doc) if {
 	type := input.credential.type
 	not type in {"pat", "ssh_key"}
 	msg := sprintf("Requires authentication: unsupported credential type %s; use a personal access token or an SSH key", [_quoted_name(type)])
 }
 
-_denials contains _denial(10, 401, msg, _auth_doc) if {
+_request_denials contains _denial(10, 401, msg, _auth_doc) if {
 	_pat
 	not _raw_token
 	msg := "Requires authentication: missing input.credential.token; send a personal access token"
 }
 
-_denials contains _denial(25, 403, "missing input.resource.owner: the calling service must name the resource's owner", _input_doc) if {
+_request_denials contains _denial(25, 403, "missing input.resource.owner: the calling service must name the resource's owner", _input_doc) if {
 	not _ssh_key
 	not _owner
 }
 
-_denials contains _denial(25, 403, msg, _input_doc) if {
+_request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _action
 	msg := sprintf(`unknown action %s: input.action must be "read" or "write"`, [_quoted_name(_raw_action)])
 }
 
-_denials contains _denial(25, 403, msg, _input_doc) if {
+_request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _valid_permission
 	msg := sprintf("unknown permission %s: input.permission must be a permission name such as \"contents\"", [_quoted_name(_permission)])
 }
 
-_denials contains _denial(25, 403, "invalid input.resource.repository: it must be a string, or absent for an organization-level resource", _input_doc) if {
+_request_denials contains _denial(25, 403, "invalid input.resource.repository: it must be a string, or absent for an organization-level resource", _input_doc) if {
 	not _ssh_key
 	not _valid_repository
 }
 
-_denials contains _denial(25, 403, msg, _input_doc) if {
+_request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _valid_visibility
 	msg := sprintf(`unknown visibility %s: input.resource.visibility must be "public", "internal" or "private"`, [_quoted_name(input.resource.visibility)])
@@ -245,31 +261,31 @@ _live if {
 	not _expired
 }
 
-_denials contains _denial(20, 503, "the token could not be checked because the token store is not ready; try again shortly", _auth_doc) if {
+_token_denials contains _denial(20, 503, "the token could not be checked because the token store is not ready; try again shortly", _auth_doc) if {
 	_pat
 	_raw_token
 	not _token
 }
 
-_denials contains _denial(20, 401, msg, _auth_doc) if {
+_token_denials contains _denial(20, 401, msg, _auth_doc) if {
 	_token
 	not _well_formed
 	msg := "Bad credentials: the token is not a well-formed personal access token; check that you sent the whole token, or create a new one"
 }
 
-_denials contains _denial(20, 401, msg, _auth_doc) if {
+_token_denials contains _denial(20, 401, msg, _auth_doc) if {
 	_well_formed
 	not _found
 	msg := sprintf("Bad credentials: %s is not known; it may have been deleted; create a new token", [_the_token])
 }
 
-_denials contains _denial(20, 401, msg, _auth_doc) if {
+_token_denials contains _denial(20, 401, msg, _auth_doc) if {
 	_found
 	_expired
 	msg := sprintf("Bad credentials: %s expired at %s; regenerate it or create a new token", [_the_token, time.format(_token.expires_at_ns)])
 }
 
-_denials contains _denial(20, 401, msg, _auth_doc) if {
+_token_denials contains _denial(20, 401, msg, _auth_doc) if {
 	_found
 	not _token.revoked == false
 	msg := sprintf("Bad credentials: %s was revoked; create a new token", [_the_token])
@@ -297,9 +313,12 @@ _resource_owner := _token.resource_owner if _fine_grained
 # organization defaults, which is the stricter reading).
 _owned_by_user if {
 	_live
-	not _settings.organizations[_owner]
+	not _policy.configured
 	pat.user(_owner)
 }
+
+# The effective settings for the resource's owner (settings.rego), computed once.
+_policy := _effective(_owner) if _live
 
 _owned_by_org if {
 	_live
@@ -342,36 +361,42 @@ _policy_doc("enterprise") := _enterprise_policy_doc
 
 _policy_doc("organization") := _org_policy_doc
 
-_lifetime_applies := object.union(limit, {"subject": _owner}) if {
+_lifetime_applies := object.union(limit, {"subject": _owner, "enterprise": _policy.enterprise}) if {
 	_owned_by_org
 	_member
-	not _exempt_from_lifetime(_owner, _user, _role)
-	limit := _lifetime_limit(_owner, _token.kind)
+	not _exempt(_policy, _user, _role)
+	limit := _policy.lifetime[_token.kind]
 }
 
-_lifetime_applies := object.union(limit, {"subject": ent}) if {
+_lifetime_applies := object.union(limit, {"subject": ent, "enterprise": ent}) if {
 	_owned_by_user
 	_owner == _user
 	ent := pat.user(_user).managed_by
 	is_string(ent)
-	not _emu_exempt(ent)
-	limit := _enterprise_lifetime_limit(ent, _token.kind)
+	conf := _enterprise_conf(ent)
+	not _managed_user_exempt(conf)
+	limit := _enterprise_limit(conf, _token.kind)
 }
 
-_emu_exempt(ent) if {
-	_enterprise_settings(ent).exempt_administrators == true
-	_enterprise_owner(ent, _user)
+_managed_user_exempt(conf) if {
+	conf.exempt_administrators == true
+	_user in object.get(conf, "owners", [])
 }
+
+_limit_setter(limit) := sprintf("the %s enterprise", [limit.enterprise]) if {
+	limit.by == "enterprise"
+} else := sprintf("the %s organization", [limit.subject])
 
 _within_limit if _lifetime_applies.days == null
 
 _within_limit if _within_lifetime(_token.created_at_ns, _token.expires_at_ns, _lifetime_applies.days)
 
-_denials contains _denial(30, 403, msg, _policy_doc(limit.by)) if {
+_common_denials contains _denial(30, 403, msg, _policy_doc(limit.by)) if {
 	limit := _lifetime_applies
 	not _within_limit
 	next := sprintf("regenerate the token with an expiration of %d days or less", [limit.days])
-	msg := _lifetime_message(limit.subject, _token.kind, limit, [_token.expires_at_ns, _token.created_at_ns], next)
+	times := [_token.expires_at_ns, _token.created_at_ns]
+	msg := _lifetime_message(limit.subject, _token.kind, limit.days, _limit_setter(limit), times, next)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +411,7 @@ _levels := {"read": 1, "write": 2, "admin": 3}
 _same_owner if _owner == _resource_owner
 
 # Rule 6: another owner's private or internal resource.
-_denials contains _denial(40, 404, msg, _fg_doc) if {
+_fg_denials contains _denial(40, 404, msg, _fg_doc) if {
 	_fine_grained
 	not _floor
 	not _same_owner
@@ -395,7 +420,7 @@ _denials contains _denial(40, 404, msg, _fg_doc) if {
 }
 
 # Rule 9: another owner's public repository, for a write.
-_denials contains _denial(40, 403, msg, _fg_doc) if {
+_fg_denials contains _denial(40, 403, msg, _fg_doc) if {
 	_fine_grained
 	not _floor
 	not _same_owner
@@ -404,7 +429,7 @@ _denials contains _denial(40, 403, msg, _fg_doc) if {
 }
 
 # Rule 10: the token's user must be a member or owner of its resource-owner organization.
-_denials contains _denial(41, 403, msg, _fg_doc) if {
+_fg_denials contains _denial(41, 403, msg, _fg_doc) if {
 	_fine_grained
 	not _floor
 	_same_owner
@@ -421,7 +446,7 @@ _selected if {
 	_repository in _token.repositories
 }
 
-_denials contains _denial(42, status, msg, _fg_doc) if {
+_fg_denials contains _denial(42, status, msg, _fg_doc) if {
 	_fine_grained
 	not _floor
 	_same_owner
@@ -452,7 +477,7 @@ _permitted if {
 	_action == "read"
 }
 
-_denials contains _denial(43, 403, msg, _fg_doc) if {
+_fg_denials contains _denial(43, 403, msg, _fg_doc) if {
 	_fine_grained
 	not _floor
 	_same_owner
@@ -483,7 +508,7 @@ _has_scope(wanted) if {
 
 _scope_list(wanted) := concat(" or ", [sprintf("%q", [s]) | some s in sort(wanted)])
 
-_denials contains _denial(40, 403, msg, _fg_doc) if {
+_classic_denials contains _denial(40, 403, msg, _fg_doc) if {
 	_classic
 	not _floor
 	_org_permission
@@ -492,7 +517,7 @@ _denials contains _denial(40, 403, msg, _fg_doc) if {
 	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with that scope", [_not_accessible, _scope_list(wanted), _action, _permission, _owner])
 }
 
-_denials contains _denial(40, 404, msg, _fg_doc) if {
+_classic_denials contains _denial(40, 404, msg, _fg_doc) if {
 	_classic
 	not _floor
 	not _org_permission
@@ -501,7 +526,7 @@ _denials contains _denial(40, 404, msg, _fg_doc) if {
 	msg := sprintf("Not Found: a personal access token (classic) needs the \"repo\" scope to reach private and internal resources of %s; regenerate the token with the repo scope", [_owner])
 }
 
-_denials contains _denial(41, 403, msg, _fg_doc) if {
+_classic_denials contains _denial(41, 403, msg, _fg_doc) if {
 	_classic
 	not _floor
 	not _org_permission
@@ -510,7 +535,7 @@ _denials contains _denial(41, 403, msg, _fg_doc) if {
 	msg := sprintf("%s: a personal access token (classic) needs the \"public_repo\" or \"repo\" scope to write to public repositories of %s; regenerate the token with one of them", [_not_accessible, _owner])
 }
 
-_denials contains _denial(42, 403, msg, _fg_doc) if {
+_classic_denials contains _denial(42, 403, msg, _fg_doc) if {
 	_classic
 	_permission == "workflows"
 	_action == "write"
@@ -518,7 +543,7 @@ _denials contains _denial(42, 403, msg, _fg_doc) if {
 	msg := sprintf("%s: a personal access token (classic) needs the \"workflow\" scope to change workflows; regenerate the token with the workflow scope", [_not_accessible])
 }
 
-_denials contains _denial(44, 403, "the token's kind is not supported by this policy", _fg_doc) if {
+_common_denials contains _denial(44, 403, "the token's kind is not supported by this policy", _fg_doc) if {
 	_live
 	not _token.kind in {"classic", "fine_grained"}
 }
@@ -526,34 +551,34 @@ _denials contains _denial(44, 403, "the token's kind is not supported by this po
 # ---------------------------------------------------------------------------------------------
 # Rules 30-31: fine-grained opt-in of the token's organization.
 
-_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
+_fg_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
 	_fine_grained
 	not _floor
 	_owned_by_org
 	_same_owner
-	not _opted_in(_owner)
-	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [_owner, _enterprise_of(_owner), _owner, _owner])
+	not _policy.opted_in
+	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [_owner, _policy.enterprise, _owner, _owner])
 }
 
 # ---------------------------------------------------------------------------------------------
 # Rules 13-16: the access policy covers resources owned by organizations.
 
-_denials contains _denial(60, 403, msg, _policy_doc(policy.by)) if {
+_common_denials contains _denial(60, 403, msg, _policy_doc(policy.by)) if {
 	_owned_by_org
 	not _floor
-	policy := _access(_owner, _token.kind)
+	policy := _policy.access[_token.kind]
 	policy.value != "allow"
-	msg := sprintf("%s forbids access via %s: the policy is set by %s; %s", [_owner, _kind_names[_token.kind], _setter(_owner, policy.by), _instead(_owner, _token.kind)])
+	msg := sprintf("%s forbids access via %s: the policy is set by %s; %s", [_owner, _kind_names[_token.kind], _setter(_policy, _owner, policy.by), _instead(_token.kind)])
 }
 
-_instead(org, kind) := sprintf("use %s instead", [_kind_names[_other_kind[kind]]]) if {
-	_access(org, _other_kind[kind]).value == "allow"
-	_kind_usable(org, _other_kind[kind])
+_instead(kind) := sprintf("use %s instead", [_kind_names[_other_kind[kind]]]) if {
+	_policy.access[_other_kind[kind]].value == "allow"
+	_kind_usable(_other_kind[kind])
 } else := "use an SSH key for Git operations, or ask an owner to change the policy"
 
-_kind_usable(_, "classic")
+_kind_usable("classic")
 
-_kind_usable(org, "fine_grained") if _opted_in(org)
+_kind_usable("fine_grained") if _policy.opted_in
 
 # ---------------------------------------------------------------------------------------------
 # Rules 17-22: approval of fine-grained tokens for the token's organization.
@@ -576,18 +601,18 @@ _approval_applies if {
 }
 
 # Rule 19: required approval needs an approved grant.
-_denials contains _denial(70, 403, msg, _approval_doc) if {
+_fg_denials contains _denial(70, 403, msg, _approval_doc) if {
 	_approval_applies
-	policy := _approval(_owner)
+	policy := _policy.approval
 	policy.value != "disable"
 	not _grant.state == "approved"
-	msg := sprintf("%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s", [_owner, _grant_phrase, _setter(_owner, policy.by), _grant_next])
+	msg := sprintf("%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s", [_owner, _grant_phrase, _setter(_policy, _owner, policy.by), _grant_next])
 }
 
 # Rule 20: with approval disabled, an owner's denial or revocation still stands.
-_denials contains _denial(70, 403, msg, _approval_doc) if {
+_fg_denials contains _denial(70, 403, msg, _approval_doc) if {
 	_approval_applies
-	_approval_disabled(_owner)
+	_policy.approval.value == "disable"
 	_grant.state in {"denied", "revoked"}
 	msg := sprintf("%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; %s", [_owner, _grant_phrase, _grant_next])
 }

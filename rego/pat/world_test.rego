@@ -29,46 +29,82 @@ in_days(n) := created + (n * day)
 
 write := {"contents": "write"}
 
-tokens := {
-	"ghp_bob_repo": classic(1, "bob", {"repo"}, in_days(180)),
-	"ghp_bob_none": classic(2, "bob", set(), in_days(180)),
-	"ghp_bob_public_repo": classic(3, "bob", {"public_repo"}, in_days(180)),
-	"ghp_bob_workflow": classic(4, "bob", {"repo", "workflow"}, in_days(180)),
-	"ghp_alice_admin": classic(5, "alice", {"admin:org"}, in_days(180)),
-	"ghp_bob_forever": classic(6, "bob", {"repo"}, null),
-	"ghp_bob_expired": classic(7, "bob", {"repo"}, in_days(30)),
-	"ghp_bob_revoked": object.union(classic(8, "bob", {"repo"}, in_days(180)), {"revoked": true}),
-	"ghp_alice_read_org": classic(9, "alice", {"read:org"}, in_days(180)),
-	"ghp_bob_expired_revoked": object.union(classic(10, "bob", {"repo"}, now), {"revoked": true}),
-	"ghp_mia_forever": classic(11, "mia", {"repo"}, null),
-	"github_pat_bob_app": fine_grained(20, "bob", "octo-org", "selected", {"app"}, {"contents": "write", "issues": "read"}, in_days(90)),
-	"github_pat_bob_all_read": fine_grained(21, "bob", "octo-org", "all", set(), {"contents": "read"}, in_days(90)),
-	"github_pat_bob_public": fine_grained(22, "bob", "octo-org", "public", set(), {}, in_days(90)),
-	"github_pat_bob_own": fine_grained(23, "bob", "bob", "all", set(), write, in_days(90)),
-	"github_pat_carol": fine_grained(24, "carol", "octo-org", "all", set(), write, in_days(90)),
-	"github_pat_dave_solo": fine_grained(25, "dave", "solo-org", "all", set(), write, in_days(90)),
-	"github_pat_bob_pending": fine_grained(26, "bob", "octo-org", "all", set(), write, in_days(90)),
-	"github_pat_bob_denied": fine_grained(27, "bob", "octo-org", "all", set(), write, in_days(90)),
-	"github_pat_bob_revoked_grant": fine_grained(28, "bob", "octo-org", "all", set(), write, in_days(90)),
-	"github_pat_bob_no_grant": fine_grained(29, "bob", "octo-org", "all", set(), write, in_days(90)),
-	"github_pat_bob_400": fine_grained(30, "bob", "octo-org", "all", set(), write, in_days(400)),
-	"github_pat_alice_400": fine_grained(31, "alice", "octo-org", "all", set(), write, in_days(400)),
-	"github_pat_mia_own_400": fine_grained(32, "mia", "mia", "all", set(), write, in_days(400)),
-	"github_pat_bob_forever": fine_grained(33, "bob", "octo-org", "all", set(), write, null),
-	"github_pat_erin_400": fine_grained(34, "erin", "octo-org", "all", set(), write, in_days(400)),
-	"github_pat_bob_admin": fine_grained(35, "bob", "octo-org", "all", set(), {"contents": "admin", "members": "read"}, in_days(90)),
-	"github_pat_bob_solo": fine_grained(36, "bob", "solo-org", "all", set(), write, in_days(90)),
-	"github_pat_frank_own_400": fine_grained(37, "frank", "frank", "all", set(), write, in_days(400)),
-	"github_pat_erin_own_400": fine_grained(38, "erin", "erin", "all", set(), write, in_days(400)),
-	"github_pat_frank_octo": fine_grained(40, "frank", "octo-org", "all", set(), write, in_days(90)),
-	"github_pat_dave_solo_400": fine_grained(41, "dave", "solo-org", "all", set(), write, in_days(400)),
-	"github_pat_bob_90_days": fine_grained(42, "bob", "octo-org", "all", set(), write, in_days(90)),
-	"github_pat_bob_90_days_1s": fine_grained(43, "bob", "octo-org", "all", set(), write, in_days(90) + 1000000000),
-	"ghp_frank_forever": classic(12, "frank", {"repo"}, null),
-	"github_pat_bob_no_metadata": object.union(fine_grained(44, "bob", "octo-org", "all", set(), write, in_days(90)), {"permissions": write}),
-	"github_pat_weird_revoked": object.union(classic(45, "bob", {"repo"}, in_days(90)), {"kind": "oauth", "revoked": true}),
-	"github_pat_bob_weird_kind": object.union(classic(39, "bob", {"repo"}, in_days(90)), {"kind": "oauth"}),
-}
+# One rule per token, so that a lookup evaluates only the token asked for.
+tokens["ghp_bob_repo"] := classic(1, "bob", {"repo"}, in_days(180))
+
+tokens["ghp_bob_none"] := classic(2, "bob", set(), in_days(180))
+
+tokens["ghp_bob_public_repo"] := classic(3, "bob", {"public_repo"}, in_days(180))
+
+tokens["ghp_bob_workflow"] := classic(4, "bob", {"repo", "workflow"}, in_days(180))
+
+tokens["ghp_alice_admin"] := classic(5, "alice", {"admin:org"}, in_days(180))
+
+tokens["ghp_bob_forever"] := classic(6, "bob", {"repo"}, null)
+
+tokens["ghp_bob_expired"] := classic(7, "bob", {"repo"}, in_days(30))
+
+tokens["ghp_bob_revoked"] := object.union(classic(8, "bob", {"repo"}, in_days(180)), {"revoked": true})
+
+tokens["ghp_alice_read_org"] := classic(9, "alice", {"read:org"}, in_days(180))
+
+tokens["ghp_bob_expired_revoked"] := object.union(classic(10, "bob", {"repo"}, now), {"revoked": true})
+
+tokens["ghp_mia_forever"] := classic(11, "mia", {"repo"}, null)
+
+tokens["github_pat_bob_app"] := fine_grained(20, "bob", "octo-org", "selected", {"app"}, {"contents": "write", "issues": "read"}, in_days(90))
+
+tokens["github_pat_bob_all_read"] := fine_grained(21, "bob", "octo-org", "all", set(), {"contents": "read"}, in_days(90))
+
+tokens["github_pat_bob_public"] := fine_grained(22, "bob", "octo-org", "public", set(), {}, in_days(90))
+
+tokens["github_pat_bob_own"] := fine_grained(23, "bob", "bob", "all", set(), write, in_days(90))
+
+tokens["github_pat_carol"] := fine_grained(24, "carol", "octo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_dave_solo"] := fine_grained(25, "dave", "solo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_bob_pending"] := fine_grained(26, "bob", "octo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_bob_denied"] := fine_grained(27, "bob", "octo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_bob_revoked_grant"] := fine_grained(28, "bob", "octo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_bob_no_grant"] := fine_grained(29, "bob", "octo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_bob_400"] := fine_grained(30, "bob", "octo-org", "all", set(), write, in_days(400))
+
+tokens["github_pat_alice_400"] := fine_grained(31, "alice", "octo-org", "all", set(), write, in_days(400))
+
+tokens["github_pat_mia_own_400"] := fine_grained(32, "mia", "mia", "all", set(), write, in_days(400))
+
+tokens["github_pat_bob_forever"] := fine_grained(33, "bob", "octo-org", "all", set(), write, null)
+
+tokens["github_pat_erin_400"] := fine_grained(34, "erin", "octo-org", "all", set(), write, in_days(400))
+
+tokens["github_pat_bob_admin"] := fine_grained(35, "bob", "octo-org", "all", set(), {"contents": "admin", "members": "read"}, in_days(90))
+
+tokens["github_pat_bob_solo"] := fine_grained(36, "bob", "solo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_frank_own_400"] := fine_grained(37, "frank", "frank", "all", set(), write, in_days(400))
+
+tokens["github_pat_erin_own_400"] := fine_grained(38, "erin", "erin", "all", set(), write, in_days(400))
+
+tokens["github_pat_frank_octo"] := fine_grained(40, "frank", "octo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_dave_solo_400"] := fine_grained(41, "dave", "solo-org", "all", set(), write, in_days(400))
+
+tokens["github_pat_bob_90_days"] := fine_grained(42, "bob", "octo-org", "all", set(), write, in_days(90))
+
+tokens["github_pat_bob_90_days_1s"] := fine_grained(43, "bob", "octo-org", "all", set(), write, in_days(90) + 1000000000)
+
+tokens["ghp_frank_forever"] := classic(12, "frank", {"repo"}, null)
+
+tokens["github_pat_bob_no_metadata"] := object.union(fine_grained(44, "bob", "octo-org", "all", set(), write, in_days(90)), {"permissions": write})
+
+tokens["github_pat_weird_revoked"] := object.union(classic(45, "bob", {"repo"}, in_days(90)), {"kind": "oauth", "revoked": true})
+
+tokens["github_pat_bob_weird_kind"] := object.union(classic(39, "bob", {"repo"}, in_days(90)), {"kind": "oauth"})
 
 grants := {
 	20: {"octo-org": grant(200, "approved", "")},
