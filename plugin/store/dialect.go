@@ -21,12 +21,16 @@ type dialect struct {
 	// snapshot is the isolation level of a read that must see one snapshot
 	// (PostgreSQL's default, read committed, takes one per statement).
 	snapshot sql.IsolationLevel
+	// packed makes Load select tokens and grants as one packed text column
+	// each (packed.go): the SQLite driver's cost is per column.
+	packed bool
 }
 
 var sqliteDialect = dialect{
 	name:   "sqlite",
 	autoID: "INTEGER PRIMARY KEY AUTOINCREMENT",
 	blob:   "BLOB",
+	packed: true,
 }
 
 // postgresDialect is ready for the PostgreSQL backend.

@@ -23,7 +23,9 @@ const currentGrants = `SELECT ` + grantColumns + ` FROM requests r
 WHERE r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)`
 
 // Load streams every record to v from one read transaction (one snapshot)
-// and returns the change-log sequence number of that snapshot.
+// and returns the change-log sequence number of that snapshot. Lists and
+// permission maps may be shared between the tokens it passes: treat them as
+// read-only.
 func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
 	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: db.d.snapshot})
 	if err != nil {
@@ -66,6 +68,12 @@ func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
 		}); err != nil {
 			return 0, fmt.Errorf("loading repositories: %w", err)
 		}
+	}
+	if db.d.packed {
+		if err := loadPacked(ctx, tx, v); err != nil {
+			return 0, err
+		}
+		return seq, nil
 	}
 	if v.Token != nil {
 		var sc tokenScanner

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -71,5 +72,39 @@ func BenchmarkPopulateAndLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 		db.Close()
+	}
+}
+
+// BenchmarkLoad measures a sidecar's start-up read: one snapshot of every
+// token and grant (1M tokens must load within 5 s).
+func BenchmarkLoad(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			db, err := store.Open(b.Context(), filepath.Join(b.TempDir(), "pat.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			start := time.Now()
+			if _, err := Populate(b.Context(), db, n, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("populated %d tokens in %s", n, time.Since(start))
+			b.ResetTimer()
+			for b.Loop() {
+				var tokens, grants int
+				if _, err := db.Load(b.Context(), store.Visitor{
+					User: func(store.User) error { return nil }, Membership: func(store.Membership) error { return nil },
+					Repository: func(store.Repository) error { return nil },
+					Token:      func(store.Token) error { tokens++; return nil },
+					Grant:      func(store.Grant) error { grants++; return nil },
+				}); err != nil {
+					b.Fatal(err)
+				}
+				if tokens != n || grants != n/2 {
+					b.Fatalf("loaded %d tokens and %d grants", tokens, grants)
+				}
+			}
+		})
 	}
 }

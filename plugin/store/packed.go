@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Loading a million tokens column by column costs more in the SQLite
+// driver (a mutex round trip per column) than in SQLite itself, so the
+// SQLite dialect selects each token and grant as one packed text column
+// that packedScanner splits. Fields are separated by the unit separator
+// (0x1f), which names cannot contain; the free-text field comes last.
+
+const sep = "\x1f"
+
+// packedTokens selects a token as: id, hex hash, kind, user, resource owner,
+// selection, created, expires ("" for none), revoked (0/1), last used (""),
+// scopes, repositories, permissions, name.
+const packedTokens = `SELECT id || char(31) || hex(hash) || char(31) || kind || char(31) || user_login || char(31) ||
+	resource_owner || char(31) || repository_selection || char(31) || created_at || char(31) ||
+	COALESCE(expires_at, '') || char(31) || CASE WHEN revoked THEN 1 ELSE 0 END || char(31) || COALESCE(last_used_at, '') || char(31) ||
+	scopes || char(31) || repositories || char(31) || permissions || char(31) || name FROM tokens`
+
+const packedTokenFields = 14
+
+// packedGrants selects the current grants as: id, token id, org, state,
+// reviewer, created, updated, justification, review reason.
+const packedGrants = `SELECT r.id || char(31) || r.token_id || char(31) || r.org || char(31) || r.state || char(31) ||
+	r.created_at || char(31) || r.updated_at || char(31) || length(CAST(r.justification AS BLOB)) || char(31) || r.justification || r.review_reason ||
+	char(31) || r.reviewer FROM requests r
+WHERE r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)`
+
+// maxShared bounds the caches of shared lists and maps.
+const maxShared = 1 << 16
+
+// packedScanner decodes packed rows. Strings that repeat across tokens
+// (users, owners, repository names, scopes) are interned, and identical
+// lists and permission maps are shared between tokens: a Visitor must treat
+// them as read-only.
+type packedScanner struct {
+	strs  map[string]string
+	lists map[string][]string
+	perms map[string]map[string]string
+}
+
+func newPackedScanner() *packedScanner {
+	return &packedScanner{strs: map[string]string{}, lists: map[string][]string{}, perms: map[string]map[string]string{}}
+}
+
+func (s *packedScanner) intern(b string) string {
+	if v, ok := s.strs[b]; ok {
+		return v
+	}
+	c := strings.Clone(b)
+	s.strs[c] = c
+	return c
+}
+
+func (s *packedScanner) list(enc string) []string {
+	if enc == "" {
+		return nil
+	}
+	if l, ok := s.lists[enc]; ok {
+		return l
+	}
+	parts := strings.Split(enc, ",")
+	for i, p := range parts {
+		parts[i] = s.intern(p)
+	}
+	if len(s.lists) < maxShared {
+		s.lists[s.intern(enc)] = parts
+	}
+	return parts
+}
+
+func (s *packedScanner) permissions(enc string) map[string]string {
+	if enc == "" {
+		return nil
+	}
+	if m, ok := s.perms[enc]; ok {
+		return m
+	}
+	m := make(map[string]string, strings.Count(enc, ",")+1)
+	for rest := enc; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, ",")
+		k, v, _ := strings.Cut(pair, "=")
+		m[s.intern(k)] = s.intern(v)
+	}
+	if len(s.perms) < maxShared {
+		s.perms[s.intern(enc)] = m
+	}
+	return m
+}
+
+var errPacked = errors.New("malformed packed row")
+
+func parseInt(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
+
+func (s *packedScanner) token(row string) (Token, error) {
+	var f [packedTokenFields]string
+	for i := 0; i < packedTokenFields-1; i++ {
+		var ok bool
+		f[i], row, ok = strings.Cut(row, sep)
+		if !ok {
+			return Token{}, errPacked
+		}
+	}
+	f[packedTokenFields-1] = row
+	id, err := parseInt(f[0])
+	if err != nil {
+		return Token{}, fmt.Errorf("token id: %w", err)
+	}
+	t := Token{ID: id, Kind: s.intern(f[2]), User: s.intern(f[3]), ResourceOwner: s.intern(f[4]), RepositorySelection: s.intern(f[5]),
+		Revoked: f[8] == "1", Scopes: s.list(f[10]), Repositories: s.list(f[11]), Permissions: s.permissions(f[12]), Name: strings.Clone(f[13])}
+	if len(f[1]) != 2*len(t.Hash) {
+		return Token{}, fmt.Errorf("token %d: hash is %d hex digits, want %d", id, len(f[1]), 2*len(t.Hash))
+	}
+	if _, err := hex.Decode(t.Hash[:], []byte(f[1])); err != nil {
+		return Token{}, fmt.Errorf("token %d: hash: %w", id, err)
+	}
+	created, err := parseInt(f[6])
+	if err != nil {
+		return Token{}, fmt.Errorf("token %d: created_at: %w", id, err)
+	}
+	t.CreatedAt = fromNanos(created)
+	if f[7] != "" {
+		n, err := parseInt(f[7])
+		if err != nil {
+			return Token{}, fmt.Errorf("token %d: expires_at: %w", id, err)
+		}
+		t.ExpiresAt = fromNanos(n)
+	}
+	if f[9] != "" {
+		n, err := parseInt(f[9])
+		if err != nil {
+			return Token{}, fmt.Errorf("token %d: last_used_at: %w", id, err)
+		}
+		t.LastUsedAt = fromNanos(n)
+	}
+	return t, nil
+}
+
+func (s *packedScanner) grant(row string) (Grant, error) {
+	var f [7]string
+	for i := range f {
+		var ok bool
+		f[i], row, ok = strings.Cut(row, sep)
+		if !ok {
+			return Grant{}, errPacked
+		}
+	}
+	var n [5]int64
+	for i, j := range []int{0, 1, 4, 5, 6} {
+		v, err := parseInt(f[j])
+		if err != nil {
+			return Grant{}, errPacked
+		}
+		n[i] = v
+	}
+	// row is justification + review reason (the first n[4] bytes are the
+	// justification), sep, reviewer. Reasons may hold anything, so the
+	// reviewer is found from the end.
+	k := strings.LastIndex(row, sep)
+	if k < 0 || int64(k) < n[4] {
+		return Grant{}, errPacked
+	}
+	reasons, reviewer := row[:k], row[k+1:]
+	g := Grant{ID: n[0], TokenID: n[1], Org: s.intern(f[2]), State: s.intern(f[3]), Reviewer: s.intern(reviewer),
+		CreatedAt: fromNanos(n[2]), UpdatedAt: fromNanos(n[3])}
+	g.Reason = strings.Clone(grantReason(reasons[:n[4]], reasons[n[4]:]))
+	return g, nil
+}
+
+// loadPacked streams tokens and grants through the packed selects.
+func loadPacked(ctx context.Context, tx *sql.Tx, v Visitor) error {
+	s := newPackedScanner()
+	var row string
+	if v.Token != nil {
+		if err := each(ctx, tx, packedTokens, func(rows *sql.Rows) error {
+			if err := rows.Scan(&row); err != nil {
+				return err
+			}
+			t, err := s.token(row)
+			if err != nil {
+				return err
+			}
+			return v.Token(t)
+		}); err != nil {
+			return fmt.Errorf("loading tokens: %w", err)
+		}
+	}
+	if v.Grant != nil {
+		if err := each(ctx, tx, packedGrants, func(rows *sql.Rows) error {
+			if err := rows.Scan(&row); err != nil {
+				return err
+			}
+			g, err := s.grant(row)
+			if err != nil {
+				return err
+			}
+			return v.Grant(g)
+		}); err != nil {
+			return fmt.Errorf("loading grants: %w", err)
+		}
+	}
+	return nil
+}
