@@ -1,0 +1,521 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/util"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// eaWorld is the store the gate tests run against: octo-org (in the acme
+// enterprise, fine-grained tokens need approval) with bob as a member and
+// alice as its owner.
+const eaWorld = `{
+  "users": [{"login": "bob"}, {"login": "alice"}, {"login": "carol"}],
+  "memberships": [
+    {"user": "bob", "org": "octo-org", "role": "member"},
+    {"user": "alice", "org": "octo-org", "role": "owner"},
+    {"user": "carol", "org": "other-org", "role": "member"}
+  ],
+  "repositories": [
+    {"owner": "octo-org", "name": "app", "visibility": "private"},
+    {"owner": "octo-org", "name": "docs", "visibility": "public"},
+    {"owner": "other-org", "name": "secret", "visibility": "private"}
+  ]
+}`
+
+const eaSettings = `{
+  "enterprises": {"acme": {"owners": ["erin"]}},
+  "organizations": {"octo-org": {"enterprise": "acme"}}
+}`
+
+// eaGate is a running `opa-pat run --server` with the pat plugin, the
+// ext_authz server and console decision logs.
+type eaGate struct {
+	bin, store, api string
+	client          authv3.AuthorizationClient
+	conn            *grpc.ClientConn
+	mu              sync.Mutex
+	output          bytes.Buffer
+}
+
+func (g *eaGate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.output.Write(p)
+}
+
+func (g *eaGate) logs() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.output.String()
+}
+
+func eaFreeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func eaRun(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("opa-pat %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// eaToken creates a token with the CLI and returns its id and raw value.
+func (g *eaGate) token(t *testing.T, args ...string) (id string, raw string) {
+	t.Helper()
+	out := eaRun(t, g.bin, append([]string{"token", "create", "--store", g.store, "--output", "json"}, args...)...)
+	var v struct {
+		ID    json.Number `json:"id"`
+		Token string      `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Token == "" {
+		t.Fatalf("token create: %v: %s", err, out)
+	}
+	return v.ID.String(), v.Token
+}
+
+func startGate(t *testing.T) *eaGate {
+	t.Helper()
+	g := &eaGate{bin: binary(t), api: eaFreeAddr(t)}
+	dir := t.TempDir()
+	g.store = filepath.Join(dir, "pat.db")
+	eaRun(t, g.bin, "store", "import", "--store", g.store, writeTemp(t, dir, "world.json", eaWorld))
+	grpcAddr := eaFreeAddr(t)
+	config := writeTemp(t, dir, "config.yaml", `
+plugins:
+  pat:
+    store: {path: "`+g.store+`"}
+    ext_authz: {addr: "`+grpcAddr+`"}
+decision_logs:
+  console: true
+`)
+	root := repoRoot()
+	cmd := exec.Command(g.bin, "run", "--server", "--addr", g.api, "--config-file", config,
+		"--ignore", "*_test.rego", "--log-format", "json",
+		filepath.Join(root, "rego", "pat"), filepath.Join(root, "rego", "system"),
+		"pat.settings:"+writeTemp(t, dir, "settings.json", eaSettings))
+	cmd.Stdout, cmd.Stderr = g, g
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("opa-pat run output:\n%s", g.logs())
+		}
+	})
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	g.conn, g.client = conn, authv3.NewAuthorizationClient(conn)
+	health := healthpb.NewHealthClient(conn)
+	eaPoll(t, 30*time.Second, "the ext_authz server to serve", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
+		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
+	return g
+}
+
+func writeTemp(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func eaPoll(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func eaRequest(method, target string, headers map[string]string) *authv3.CheckRequest {
+	hs := map[string]string{":method": method, ":path": target, ":authority": "git.example.com", "user-agent": "git/2.45.0"}
+	for k, v := range headers {
+		hs[k] = v
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: method, Path: target, Host: "git.example.com", Scheme: "https", Headers: hs},
+	}}}
+}
+
+func eaBasic(user, password string) map[string]string {
+	return map[string]string{"authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))}
+}
+
+// eaAnswer is what a test checks of a CheckResponse.
+type eaAnswer struct {
+	grpcCode int32
+	status   int               // HTTP status (200 when allowed)
+	headers  map[string]string // headers set (upstream ones when allowed, the reply's when denied)
+	remove   []string
+	respHdrs map[string]string // response headers to add (allowed)
+	message  string            // the body's message (denied)
+}
+
+func eaRead(t *testing.T, resp *authv3.CheckResponse) eaAnswer {
+	t.Helper()
+	a := eaAnswer{grpcCode: resp.GetStatus().GetCode(), headers: map[string]string{}, respHdrs: map[string]string{}}
+	check := func(h *corev3.HeaderValueOption) {
+		if h.GetAppend() == nil || h.GetAppend().GetValue() || h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+			t.Errorf("header %q: want append false and OVERWRITE_IF_EXISTS_OR_ADD, got %v", h.GetHeader().GetKey(), h)
+		}
+	}
+	switch r := resp.GetHttpResponse().(type) {
+	case *authv3.CheckResponse_OkResponse:
+		a.status = 200
+		for _, h := range r.OkResponse.GetHeaders() {
+			check(h)
+			a.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		}
+		for _, h := range r.OkResponse.GetResponseHeadersToAdd() {
+			check(h)
+			a.respHdrs[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		}
+		a.remove = r.OkResponse.GetHeadersToRemove()
+	case *authv3.CheckResponse_DeniedResponse:
+		a.status = int(r.DeniedResponse.GetStatus().GetCode())
+		for _, h := range r.DeniedResponse.GetHeaders() {
+			check(h)
+			a.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		}
+		var body struct {
+			Message          string `json:"message"`
+			DocumentationURL string `json:"documentation_url"`
+		}
+		if err := json.Unmarshal([]byte(r.DeniedResponse.GetBody()), &body); err != nil || body.DocumentationURL == "" {
+			t.Errorf("denial body: want JSON with message and documentation_url, got %q", r.DeniedResponse.GetBody())
+		}
+		a.message = body.Message
+	default:
+		t.Fatalf("answer without an HTTP response: %s", protojson.Format(resp))
+	}
+	return a
+}
+
+// waitAllowed waits (at most 2 s: the store reaches the sidecar within a
+// second) until a token created with the CLI clones octo-org/app.
+func (g *eaGate) waitAllowed(t *testing.T, raw string) {
+	t.Helper()
+	req := eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", raw))
+	eaPoll(t, 2*time.Second, "a new token to reach the gate", func() bool {
+		_, got := g.check(t, req)
+		return got.status == 200
+	})
+}
+
+func (g *eaGate) check(t *testing.T, req *authv3.CheckRequest) (*authv3.CheckResponse, eaAnswer) {
+	t.Helper()
+	resp, err := g.client.Check(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, eaRead(t, resp)
+}
+
+func TestExtAuthzGate(t *testing.T) {
+	g := startGate(t)
+	_, classic := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "30d")
+	_, forever := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--no-expiry")
+	_, publicOnly := g.token(t, "--user", "bob", "--kind", "classic", "--expires-in", "30d")
+	fgID, fg := g.token(t, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "octo-org",
+		"--repositories", "app", "--permission", "contents=read", "--expires-in", "30d", "--reason", "ci")
+	revokedID, revoked := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "30d")
+	eaRun(t, g.bin, "token", "revoke", "--store", g.store, revokedID)
+	// The sidecar follows the store: once a token made after all of these
+	// is known, they all are.
+	_, sentinel := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "1d")
+	g.waitAllowed(t, sentinel)
+	unknown := "ghp_" + strings.Repeat("A", 30) + "000000" // well formed in length, bad checksum
+
+	challenge := map[string]string{"content-type": "application/json; charset=utf-8", "www-authenticate": `Basic realm="opa-pat"`}
+	jsonOnly := map[string]string{"content-type": "application/json; charset=utf-8"}
+	expiry := time.Now().Add(30 * 24 * time.Hour).UTC()
+
+	tests := []struct {
+		note string
+		req  *authv3.CheckRequest
+		want eaAnswer
+	}{
+		{
+			note: "git clone without credentials: 401 with the Basic challenge",
+			req:  eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", nil),
+			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 401, headers: challenge, message: "Requires authentication"},
+		},
+		{
+			note: "git clone with a classic token as the password",
+			req:  eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", classic)),
+			want: eaAnswer{status: 200, headers: map[string]string{"x-pat-user": "bob"}},
+		},
+		{
+			note: "git push with a classic token, client-sent x-pat-* headers do not reach the upstream",
+			req: eaRequest("POST", "/octo-org/app.git/git-receive-pack", map[string]string{
+				"authorization": eaBasic("x-access-token", forever)["authorization"], "x-pat-user": "mallory", "x-pat-role": "admin",
+			}),
+			want: eaAnswer{status: 200, headers: map[string]string{"x-pat-user": "bob"}, remove: []string{"x-pat-role"}},
+		},
+		{
+			note: "REST read with Bearer",
+			req:  eaRequest("GET", "/api/v3/repos/octo-org/app/contents/README.md", map[string]string{"authorization": "Bearer " + classic}),
+			want: eaAnswer{status: 200, headers: map[string]string{"x-pat-user": "bob"}},
+		},
+		{
+			note: "a classic token without repo cannot see a private repository: 404",
+			req:  eaRequest("GET", "/repos/octo-org/app/issues", map[string]string{"authorization": "token " + publicOnly}),
+			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 404, headers: jsonOnly},
+		},
+		{
+			note: "a fine-grained token awaiting approval: 403",
+			req:  eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", fg)),
+			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 403, headers: jsonOnly},
+		},
+		{
+			note: "a revoked token: 401 with the challenge",
+			req:  eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", revoked)),
+			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 401, headers: challenge},
+		},
+		{
+			note: "an unknown token: 401 with the challenge",
+			req:  eaRequest("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + unknown}),
+			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 401, headers: challenge},
+		},
+		{
+			note: "an unknown path: 404",
+			req:  eaRequest("GET", "/user/repos", map[string]string{"authorization": "Bearer " + classic}),
+			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 404, headers: jsonOnly, message: "Not Found"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.note, func(t *testing.T) {
+			resp, got := g.check(t, tc.req)
+			if got.grpcCode != tc.want.grpcCode || got.status != tc.want.status {
+				t.Fatalf("got gRPC %d, HTTP %d; want %d, %d: %s", got.grpcCode, got.status, tc.want.grpcCode, tc.want.status, protojson.Format(resp))
+			}
+			for k, v := range tc.want.headers {
+				if got.headers[k] != v {
+					t.Errorf("header %s: got %q, want %q", k, got.headers[k], v)
+				}
+			}
+			if got.status == 200 {
+				if got.headers["x-pat-token-id"] == "" {
+					t.Errorf("allowed without x-pat-token-id: %s", protojson.Format(resp))
+				}
+				if strings.Join(got.remove, ",") != strings.Join(tc.want.remove, ",") {
+					t.Errorf("headers_to_remove: got %v, want %v", got.remove, tc.want.remove)
+				}
+			} else if len(got.headers) != len(tc.want.headers) {
+				t.Errorf("denial headers: got %v, want %v", got.headers, tc.want.headers)
+			}
+			if tc.want.message != "" && got.message != tc.want.message {
+				t.Errorf("message: got %q, want %q", got.message, tc.want.message)
+			}
+			for _, raw := range []string{classic, forever, publicOnly, fg, revoked} {
+				if strings.Contains(protojson.Format(resp), raw) {
+					t.Fatal("the answer carries a raw token")
+				}
+			}
+		})
+	}
+
+	t.Run("expiring tokens get GitHub's expiration header", func(t *testing.T) {
+		_, got := g.check(t, eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", classic)))
+		exp, err := time.Parse("2006-01-02 15:04:05 UTC", got.respHdrs["GitHub-Authentication-Token-Expiration"])
+		if err != nil || exp.Sub(expiry).Abs() > time.Minute {
+			t.Fatalf("GitHub-Authentication-Token-Expiration: got %q, want about %s", got.respHdrs["GitHub-Authentication-Token-Expiration"], expiry)
+		}
+		_, got = g.check(t, eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", forever)))
+		if v, ok := got.respHdrs["GitHub-Authentication-Token-Expiration"]; ok {
+			t.Fatalf("a token without expiry: got the header %q", v)
+		}
+	})
+
+	t.Run("an approval with the CLI reaches the gate within a second", func(t *testing.T) {
+		req := eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", fg))
+		if _, got := g.check(t, req); got.status != 403 { // and now cached
+			t.Fatalf("before: got %d", got.status)
+		}
+		out := eaRun(t, g.bin, "requests", "list", "--store", g.store, "--org", "octo-org", "--output", "json")
+		var reqs []struct {
+			ID      json.Number `json:"id"`
+			TokenID json.Number `json:"token_id"`
+		}
+		if err := json.Unmarshal([]byte(out), &reqs); err != nil {
+			t.Fatalf("requests list: %v: %s", err, out)
+		}
+		var id string
+		for _, r := range reqs {
+			if r.TokenID.String() == fgID {
+				id = r.ID.String()
+			}
+		}
+		if id == "" {
+			t.Fatalf("no request for token %s: %s", fgID, out)
+		}
+		eaRun(t, g.bin, "requests", "approve", "--store", g.store, "--org", "octo-org", id)
+		start := time.Now()
+		eaPoll(t, 2*time.Second, "the approval to reach the gate", func() bool {
+			_, got := g.check(t, req)
+			return got.status == 200
+		})
+		t.Logf("approval reached the gate after %s", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("a revocation with the CLI reaches the gate within a second", func(t *testing.T) {
+		id, raw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "7d")
+		req := eaRequest("POST", "/octo-org/app.git/git-upload-pack", eaBasic("bob", raw))
+		g.waitAllowed(t, raw)
+		_, _ = g.check(t, req) // cached
+		eaRun(t, g.bin, "token", "revoke", "--store", g.store, id)
+		eaPoll(t, 2*time.Second, "the revocation to reach the gate", func() bool {
+			_, got := g.check(t, req)
+			return got.status == 401
+		})
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		resp, err := http.Get("http://" + g.api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{
+			`opa_pat_extauthz_checks_total{result="allowed",status="200"}`,
+			`opa_pat_extauthz_checks_total{result="denied",status="401"}`,
+			`opa_pat_extauthz_check_duration_seconds_bucket`,
+			`opa_pat_extauthz_errors_total{reason="evaluation"} 0`,
+		} {
+			if !bytes.Contains(body, []byte(want)) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+
+	t.Run("decision logs carry no credential", func(t *testing.T) {
+		eaPoll(t, 5*time.Second, "decision logs", func() bool { return strings.Contains(g.logs(), `"decision_id"`) })
+		logs := g.logs()
+		for _, raw := range []string{classic, forever, publicOnly, fg, revoked, unknown} {
+			if strings.Contains(logs, raw) {
+				t.Fatal("the output carries a raw token")
+			}
+			for _, user := range []string{"bob", "x-access-token"} {
+				if strings.Contains(logs, base64.StdEncoding.EncodeToString([]byte(user+":"+raw))) {
+					t.Fatal("the output carries a Basic credential")
+				}
+			}
+		}
+		if !strings.Contains(logs, `"/input/attributes/request/http/headers/authorization"`) {
+			t.Error("decision logs do not say the Authorization header was erased")
+		}
+	})
+}
+
+// The gate refuses a push of any size alike: the probe and the chunked POST
+// of a push over 1 MiB are two Checks with the same answer.
+func TestExtAuthzLargePushProbe(t *testing.T) {
+	g := startGate(t)
+	_, raw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "30d")
+	g.waitAllowed(t, raw)
+	probe := eaRequest("POST", "/octo-org/app.git/git-receive-pack", map[string]string{
+		"authorization": eaBasic("bob", raw)["authorization"], "content-length": "4", "content-type": "application/x-git-receive-pack-request",
+	})
+	chunked := eaRequest("POST", "/octo-org/app.git/git-receive-pack", map[string]string{
+		"authorization": eaBasic("bob", raw)["authorization"], "transfer-encoding": "chunked", "content-type": "application/x-git-receive-pack-request",
+	})
+	for _, req := range []*authv3.CheckRequest{probe, chunked} {
+		if _, got := g.check(t, req); got.status != 200 {
+			t.Fatalf("got %d, want 200", got.status)
+		}
+	}
+}
+
+// examples/envoy.yaml is a valid Envoy bootstrap (Envoy's own protos and
+// their validation rules) whose ext_authz filter points at the gate.
+func TestExtAuthzEnvoyExample(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "examples", "envoy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := util.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bootstrap bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(js, &bootstrap); err != nil {
+		t.Fatalf("examples/envoy.yaml: %v", err)
+	}
+	if err := bootstrap.ValidateAll(); err != nil {
+		t.Fatalf("examples/envoy.yaml: %v", err)
+	}
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := bootstrap.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+		t.Fatal(err)
+	}
+	authz := &extauthzv3.ExtAuthz{}
+	if err := hcm.GetHttpFilters()[0].GetTypedConfig().UnmarshalTo(authz); err != nil {
+		t.Fatal(err)
+	}
+	if authz.GetFailureModeAllow() || authz.GetGrpcService().GetEnvoyGrpc().GetClusterName() != "opa_pat" || authz.GetTransportApiVersion() != corev3.ApiVersion_V3 {
+		t.Fatalf("ext_authz filter: %s", protojson.Format(authz))
+	}
+}
