@@ -29,10 +29,12 @@ const packedTokens = `SELECT id || char(31) || hex(hash) || char(31) || kind || 
 const packedTokenFields = 14
 
 // packedGrants selects the current grants as: id, token id, org, state,
-// reviewer, created, updated, justification, review reason.
+// created, updated, the byte lengths of the justification and of the review
+// reason, then justification, review reason and reviewer, unseparated (they
+// may hold anything).
 const packedGrants = `SELECT r.id || char(31) || r.token_id || char(31) || r.org || char(31) || r.state || char(31) ||
-	r.created_at || char(31) || r.updated_at || char(31) || length(CAST(r.justification AS BLOB)) || char(31) || r.justification || r.review_reason ||
-	char(31) || r.reviewer FROM requests r
+	r.created_at || char(31) || r.updated_at || char(31) || length(CAST(r.justification AS BLOB)) || char(31) ||
+	length(CAST(r.review_reason AS BLOB)) || char(31) || r.justification || r.review_reason || r.reviewer FROM requests r
 WHERE r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)`
 
 // maxShared bounds the caches of shared lists and maps.
@@ -147,7 +149,7 @@ func (s *packedScanner) token(row string) (Token, error) {
 }
 
 func (s *packedScanner) grant(row string) (Grant, error) {
-	var f [7]string
+	var f [8]string
 	for i := range f {
 		var ok bool
 		f[i], row, ok = strings.Cut(row, sep)
@@ -155,26 +157,20 @@ func (s *packedScanner) grant(row string) (Grant, error) {
 			return Grant{}, errPacked
 		}
 	}
-	var n [5]int64
-	for i, j := range []int{0, 1, 4, 5, 6} {
+	var n [6]int64
+	for i, j := range []int{0, 1, 4, 5, 6, 7} {
 		v, err := parseInt(f[j])
-		if err != nil {
+		if err != nil || v < 0 {
 			return Grant{}, errPacked
 		}
 		n[i] = v
 	}
-	// row is justification + review reason (the first n[4] bytes are the
-	// justification), sep, reviewer. Reasons may hold anything, so the
-	// reviewer is found from the end.
-	k := strings.LastIndex(row, sep)
-	if k < 0 || int64(k) < n[4] {
+	if n[4]+n[5] > int64(len(row)) {
 		return Grant{}, errPacked
 	}
-	reasons, reviewer := row[:k], row[k+1:]
-	g := Grant{ID: n[0], TokenID: n[1], Org: s.intern(f[2]), State: s.intern(f[3]), Reviewer: s.intern(reviewer),
-		CreatedAt: fromNanos(n[2]), UpdatedAt: fromNanos(n[3])}
-	g.Reason = strings.Clone(grantReason(reasons[:n[4]], reasons[n[4]:]))
-	return g, nil
+	justification, review, reviewer := row[:n[4]], row[n[4]:n[4]+n[5]], row[n[4]+n[5]:]
+	return Grant{ID: n[0], TokenID: n[1], Org: s.intern(f[2]), State: s.intern(f[3]), Reviewer: s.intern(reviewer),
+		CreatedAt: fromNanos(n[2]), UpdatedAt: fromNanos(n[3]), Reason: strings.Clone(grantReason(justification, review))}, nil
 }
 
 // loadPacked streams tokens and grants through the packed selects.

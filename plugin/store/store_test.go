@@ -280,3 +280,53 @@ func TestTouchLastUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadPacked checks the packed rows of the SQLite Load against the
+// point reads, with values that contain the separator and multibyte text.
+func TestLoadPacked(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	tricky := fgToken(1, "bob", "octo-org")
+	tricky.Name = "déploy\x1fname,=x"
+	tricky.LastUsedAt = t0.Add(time.Minute)
+	tricky.Revoked = true
+	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: tricky, GrantState: GrantPending, Justification: "é\x1fwhy"}); err != nil {
+		t.Fatal(err)
+	}
+	noExpiry := Token{Hash: hashOf(2), Kind: KindClassic, User: "bob", CreatedAt: t0}
+	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: noExpiry}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(3, "bob", "octo-org"), GrantState: GrantPending, Justification: "ü"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{2}, Reason: "nö\x1fpe", Actor: "al\x1fice"}); err != nil {
+		t.Fatal(err)
+	}
+	var tokens []Token
+	var grants []Grant
+	if _, err := db.Load(ctx, Visitor{
+		Token: func(t Token) error { tokens = append(tokens, t); return nil },
+		Grant: func(g Grant) error { grants = append(grants, g); return nil },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens) != 3 || len(grants) != 2 {
+		t.Fatalf("loaded %d tokens, %d grants", len(tokens), len(grants))
+	}
+	for _, got := range tokens {
+		want, _, err := db.Token(ctx, got.ID)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("token %d: Load %+v; Token %+v (%v)", got.ID, got, want, err)
+		}
+	}
+	for _, got := range grants {
+		want, _, err := db.Grant(ctx, got.TokenID, got.Org)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("grant %d: Load %+v; Grant %+v (%v)", got.ID, got, want, err)
+		}
+	}
+	if grants[0].Reason != "é\x1fwhy" || grants[1].Reason != "nö\x1fpe" || grants[1].Reviewer != "al\x1fice" || tokens[0].Name != tricky.Name {
+		t.Fatalf("tokens %+v, grants %+v", tokens, grants)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -109,8 +110,8 @@ func checkName(field, v string) error {
 	if v == "" {
 		return fmt.Errorf("%s: must not be empty", field)
 	}
-	if strings.ContainsAny(v, ",=/\x00") {
-		return fmt.Errorf("%s: %q must not contain ',', '=', '/' or NUL", field, v)
+	if strings.ContainsAny(v, ",=/") || strings.ContainsFunc(v, unicode.IsControl) {
+		return fmt.Errorf("%s: %q must not contain ',', '=', '/' or control characters", field, v)
 	}
 	return nil
 }
