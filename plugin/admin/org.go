@@ -14,12 +14,12 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // storeError maps an error of a store write: unknown ids and ids in the
 // wrong state are the client's (422 naming field, or 404 when notFound404),
 // anything else is the server's.
-func (s *Server) storeError(err error, field string, notFound404 bool, doc string) *apiError {
+func (s *Server) storeError(err error, resource, field string, notFound404 bool, doc string) *apiError {
 	switch {
 	case notFound404 && errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalidState):
 		return newError(http.StatusNotFound, "Not Found", doc)
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalidState), errors.Is(err, store.ErrInvalid):
-		return invalid(doc, "", fieldError{Field: field, Message: err.Error()})
+		return invalid(doc, resource, fieldError{Field: field, Message: err.Error()})
 	}
 	s.logger.Error("Admin API: %v.", err)
 	return internal(doc)
@@ -45,7 +45,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, _ store.To
 	}
 	rows, total, err := s.db.ListOrgGrants(r.Context(), f)
 	if err != nil {
-		return s.storeError(err, "", false, docListRequests)
+		return s.storeError(err, "PersonalAccessTokenRequest", "", false, docListRequests)
 	}
 	items := make([]requestJSON, len(rows))
 	for i, g := range rows {
@@ -108,7 +108,7 @@ func (s *Server) reviewRequests(w http.ResponseWriter, r *http.Request, caller s
 	}
 	_, err := s.db.Review(r.Context(), store.ReviewParams{Org: org, IDs: ids, Approve: *body.Action == "approve", Reason: str(body.Reason), Actor: caller.User})
 	if err != nil {
-		return s.storeError(err, "pat_request_ids", false, docReviewRequests)
+		return s.storeError(err, "PersonalAccessTokenRequest", "pat_request_ids", false, docReviewRequests)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{})
 	return nil
@@ -131,7 +131,7 @@ func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, caller st
 	}
 	_, err := s.db.Review(r.Context(), store.ReviewParams{Org: org, IDs: []int64{id}, Approve: *body.Action == "approve", Reason: str(body.Reason), Actor: caller.User})
 	if err != nil {
-		return s.storeError(err, "pat_request_id", true, docReviewRequest)
+		return s.storeError(err, "PersonalAccessTokenRequest", "pat_request_id", true, docReviewRequest)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -145,7 +145,7 @@ func (s *Server) requestRepositories(w http.ResponseWriter, r *http.Request, _ s
 	}
 	g, ok, err := s.db.OrgRequest(r.Context(), org, id)
 	if err != nil {
-		return s.storeError(err, "", false, docRequestRepos)
+		return s.storeError(err, "Repository", "", false, docRequestRepos)
 	}
 	if !ok {
 		return newError(http.StatusNotFound, "Not Found", docRequestRepos)
@@ -162,7 +162,7 @@ func (s *Server) grantRepositories(w http.ResponseWriter, r *http.Request, _ sto
 	}
 	rows, _, err := s.db.ListOrgGrants(r.Context(), store.OrgGrantFilter{Org: org, TokenIDs: []int64{id}})
 	if err != nil {
-		return s.storeError(err, "", false, docGrantRepos)
+		return s.storeError(err, "Repository", "", false, docGrantRepos)
 	}
 	if len(rows) == 0 {
 		return newError(http.StatusNotFound, "Not Found", docGrantRepos)
@@ -199,7 +199,7 @@ func (s *Server) writeRepositories(w http.ResponseWriter, r *http.Request, org s
 		}
 	}
 	if err != nil {
-		return s.storeError(err, "", false, doc)
+		return s.storeError(err, "Repository", "", false, doc)
 	}
 	items := []repositoryJSON{}
 	for i := (p.Page - 1) * p.PerPage; i < len(repos) && i < p.Page*p.PerPage; i++ {
@@ -229,7 +229,7 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, _ store.Toke
 	}
 	rows, total, err := s.db.ListOrgGrants(r.Context(), f)
 	if err != nil {
-		return s.storeError(err, "", false, docListGrants)
+		return s.storeError(err, "PersonalAccessToken", "", false, docListGrants)
 	}
 	items := make([]grantJSON, len(rows))
 	for i, g := range rows {
@@ -262,7 +262,7 @@ func (s *Server) revokeGrants(w http.ResponseWriter, r *http.Request, caller sto
 		return invalid(docRevokeGrants, "PersonalAccessToken", errs...)
 	}
 	if _, err := s.db.RevokeGrants(r.Context(), org, ids, caller.User, str(body.Reason)); err != nil {
-		return s.storeError(err, "pat_ids", false, docRevokeGrants)
+		return s.storeError(err, "PersonalAccessToken", "pat_ids", false, docRevokeGrants)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{})
 	return nil
@@ -287,7 +287,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, caller stor
 		return invalid(docRevokeGrant, "PersonalAccessToken", errs...)
 	}
 	if _, err := s.db.RevokeGrants(r.Context(), org, []int64{id}, caller.User, str(body.Reason)); err != nil {
-		return s.storeError(err, "pat_id", true, docRevokeGrant)
+		return s.storeError(err, "PersonalAccessToken", "pat_id", true, docRevokeGrant)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -317,7 +317,7 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 	}
 	events, total, err := s.db.ListAuditPage(r.Context(), f)
 	if err != nil {
-		return s.storeError(err, "", false, docAuditLog)
+		return s.storeError(err, "AuditEvent", "", false, docAuditLog)
 	}
 	items := make([]auditJSON, len(events))
 	for i, e := range events {

@@ -28,7 +28,7 @@ func (s *Server) listOwnTokens(w http.ResponseWriter, r *http.Request, caller st
 	}
 	tokens, total, err := s.db.UserTokens(r.Context(), caller.User, p.Page, p.PerPage)
 	if err != nil {
-		return s.storeError(err, "", false, docUserTokens)
+		return s.storeError(err, "PersonalAccessToken", "", false, docUserTokens)
 	}
 	items := make([]tokenJSON, len(tokens))
 	for i, t := range tokens {
@@ -36,7 +36,7 @@ func (s *Server) listOwnTokens(w http.ResponseWriter, r *http.Request, caller st
 		if t.Kind == store.KindFineGrained && t.ResourceOwner != "" && t.ResourceOwner != t.User {
 			cur, ok, err := s.db.Grant(r.Context(), t.ID, t.ResourceOwner)
 			if err != nil {
-				return s.storeError(err, "", false, docUserTokens)
+				return s.storeError(err, "PersonalAccessToken", "", false, docUserTokens)
 			}
 			if ok {
 				g = &cur
@@ -130,7 +130,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 		if field, _, ok := strings.Cut(msg, ": "); ok && field != "" && !strings.ContainsAny(field, " ") {
 			return invalid(docUserTokens, "PersonalAccessToken", fieldError{Field: field, Message: msg})
 		}
-		return s.storeError(err, "", false, docUserTokens)
+		return s.storeError(err, "PersonalAccessToken", "", false, docUserTokens)
 	}
 	out := s.tokenItem(res.Token, res.Grant)
 	out.Token = res.Raw
@@ -180,7 +180,7 @@ func (s *Server) ownToken(r *http.Request, caller store.Token, op string) (store
 	}
 	t, ok, err := s.db.Token(r.Context(), id)
 	if err != nil {
-		return store.Token{}, s.storeError(err, "", false, docUserTokens)
+		return store.Token{}, s.storeError(err, "PersonalAccessToken", "", false, docUserTokens)
 	}
 	if !ok {
 		return store.Token{}, newError(http.StatusNotFound, "Not Found", docUserTokens)
@@ -199,7 +199,7 @@ func (s *Server) revokeOwnToken(w http.ResponseWriter, r *http.Request, caller s
 		return e
 	}
 	if err := s.db.RevokeToken(r.Context(), t.ID, caller.User, ""); err != nil {
-		return s.storeError(err, "id", true, docUserTokens)
+		return s.storeError(err, "PersonalAccessToken", "id", true, docUserTokens)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -227,7 +227,7 @@ func (s *Server) requestAgain(w http.ResponseWriter, r *http.Request, caller sto
 	}
 	g, err := s.db.RequestAgain(r.Context(), t.ID, t.ResourceOwner, caller.User, str(body.Reason))
 	if err != nil {
-		return s.storeError(err, "id", false, docUserTokens)
+		return s.storeError(err, "PersonalAccessTokenRequest", "id", false, docUserTokens)
 	}
 	writeJSON(w, http.StatusCreated, grantSummary{ID: g.ID, Org: g.Org, State: g.State, Reason: nullString(g.Reason), Reviewer: nullString(g.Reviewer)})
 	return nil

@@ -1,0 +1,527 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+// admWorld is the admin API's world: octo-org (acme enterprise, approval
+// required) owned by alice, with bob and carol as members; mallory owns
+// evil-org; erin owns the acme enterprise (settings).
+type admWorld struct {
+	bin, store, api, admin string
+	raw                    map[string]string // token name -> raw token
+	mu                     sync.Mutex
+	output                 bytes.Buffer
+}
+
+func (w *admWorld) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.output.Write(p)
+}
+
+const admSettings = `{
+  "enterprises": {"acme": {"owners": ["erin"]}},
+  "organizations": {"octo-org": {"enterprise": "acme", "fine_grained_opt_in": true}}
+}`
+
+func admFreeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func admGenerate(t *testing.T, kind string) string {
+	t.Helper()
+	raw, err := token.Generate(kind, token.DefaultPrefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// startAdmin imports the world and starts `opa-pat run --server` with the
+// admin API and the policy from rego/ with the settings above.
+func startAdmin(t *testing.T) *admWorld {
+	t.Helper()
+	w := &admWorld{bin: binary(t), api: admFreeAddr(t), admin: admFreeAddr(t), raw: map[string]string{}}
+	dir := t.TempDir()
+	w.store = filepath.Join(dir, "pat.db")
+	created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	expires := time.Now().UTC().Add(30 * 24 * time.Hour).Format(time.RFC3339)
+	type tok struct{ name, kind, user, scopes, owner, perms string }
+	tokens := []tok{
+		{"alice-admin", "classic", "alice", `["admin:org"]`, "", ""},
+		{"alice-fg", "fine_grained", "alice", "", "octo-org", `{"personal_access_token_requests": "write", "personal_access_tokens": "write"}`},
+		{"erin-admin", "classic", "erin", `["admin:org"]`, "", ""},
+		{"bob-admin", "classic", "bob", `["admin:org"]`, "", ""},
+		{"bob-user", "classic", "bob", `["user"]`, "", ""},
+		{"mallory-admin", "classic", "mallory", `["admin:org"]`, "", ""},
+		{"ci1", "fine_grained", "bob", "", "octo-org", `{"contents": "write"}`},
+		{"ci2", "fine_grained", "bob", "", "octo-org", `{"contents": "write", "issues": "read"}`},
+		{"ci3", "fine_grained", "bob", "", "octo-org", `{"contents": "read"}`},
+		{"carol-ci", "fine_grained", "carol", "", "octo-org", `{"contents": "write"}`},
+	}
+	var recs, grants []string
+	for _, tk := range tokens {
+		raw := admGenerate(t, tk.kind)
+		w.raw[tk.name] = raw
+		rec := fmt.Sprintf(`{"token": %q, "name": %q, "kind": %q, "user": %q, "created_at": %q, "expires_at": %q`, raw, tk.name, tk.kind, tk.user, created, expires)
+		if tk.kind == "classic" {
+			rec += `, "scopes": ` + tk.scopes + `}`
+		} else {
+			rec += fmt.Sprintf(`, "resource_owner": %q, "repository_selection": "selected", "repositories": ["app"], "permissions": %s}`, tk.owner, tk.perms)
+			if tk.user != "alice" {
+				grants = append(grants, fmt.Sprintf(`{"token_name": %q, "user": %q, "org": "octo-org", "state": "pending", "reason": "need it for %s"}`, tk.name, tk.user, tk.name))
+			} else {
+				grants = append(grants, fmt.Sprintf(`{"token_name": %q, "user": %q, "org": "octo-org", "state": "approved"}`, tk.name, tk.user))
+			}
+		}
+		recs = append(recs, rec)
+	}
+	world := `{
+  "users": [{"login": "alice"}, {"login": "bob"}, {"login": "carol"}, {"login": "erin"}, {"login": "mallory"}],
+  "memberships": [
+    {"user": "alice", "org": "octo-org", "role": "owner"},
+    {"user": "bob", "org": "octo-org", "role": "member"},
+    {"user": "carol", "org": "octo-org", "role": "member"},
+    {"user": "mallory", "org": "evil-org", "role": "owner"}
+  ],
+  "repositories": [
+    {"owner": "octo-org", "name": "app", "visibility": "private"},
+    {"owner": "octo-org", "name": "docs", "visibility": "public"}
+  ],
+  "tokens": [` + strings.Join(recs, ",\n") + `],
+  "grants": [` + strings.Join(grants, ",\n") + `]
+}`
+	admRun(t, w.bin, "store", "import", "--store", w.store, admWrite(t, dir, "world.json", world))
+	config := admWrite(t, dir, "config.yaml", `
+plugins:
+  pat:
+    store: {path: "`+w.store+`"}
+    admin: {addr: "`+w.admin+`"}
+`)
+	root := repoRoot()
+	cmd := exec.Command(w.bin, "run", "--server", "--addr", w.api, "--config-file", config, "--ignore", "*_test.rego",
+		filepath.Join(root, "rego", "pat"), "pat.settings:"+admWrite(t, dir, "settings.json", admSettings))
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			w.mu.Lock()
+			t.Logf("opa-pat run output:\n%s", w.output.String())
+			w.mu.Unlock()
+		}
+	})
+	admPoll(t, 30*time.Second, "the admin API to serve", func() bool {
+		resp, err := http.Get("http://" + w.admin + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNotFound
+	})
+	return w
+}
+
+func admWrite(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func admRun(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("opa-pat %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+func admPoll(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+type admResponse struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// call sends a request to the admin API as the holder of token (by name;
+// "" sends no credential).
+func (w *admWorld) call(t *testing.T, method, path, as string, body any) admResponse {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+w.admin+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as != "" {
+		raw, ok := w.raw[as]
+		if !ok {
+			raw = as
+		}
+		req.Header.Set("Authorization", "Bearer "+raw)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return admResponse{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// allowed asks OPA's REST API for data.pat.decision: a write to octo-org/app
+// with the named token.
+func (w *admWorld) allowed(t *testing.T, name string) bool {
+	t.Helper()
+	in := map[string]any{"input": map[string]any{
+		"credential": map[string]any{"type": "pat", "token": w.raw[name]},
+		"resource":   map[string]any{"owner": "octo-org", "repository": "app", "visibility": "private"},
+		"action":     "write", "permission": "contents",
+	}}
+	b, _ := json.Marshal(in)
+	resp, err := http.Post("http://"+w.api+"/v1/data/pat/decision", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Result struct {
+			Allow bool `json:"allow"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Result.Allow
+}
+
+// flips waits at most a second for the decision on a token to become want.
+func (w *admWorld) flips(t *testing.T, name string, want bool) {
+	t.Helper()
+	took := admPoll(t, time.Second, fmt.Sprintf("the decision for %s to become allow=%v", name, want), func() bool { return w.allowed(t, name) == want })
+	t.Logf("decision for %s became allow=%v after %s", name, want, took.Round(time.Millisecond))
+}
+
+type admItem struct {
+	ID        int64  `json:"id"`
+	TokenID   int64  `json:"token_id"`
+	TokenName string `json:"token_name"`
+	State     string `json:"state"`
+	Reason    string `json:"reason"`
+	Owner     struct {
+		Login string `json:"login"`
+	} `json:"owner"`
+}
+
+func admItems(t *testing.T, r admResponse) []admItem {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	var out []admItem
+	if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	return out
+}
+
+func admNames(items []admItem) string {
+	var names []string
+	for _, it := range items {
+		names = append(names, it.TokenName)
+	}
+	return strings.Join(names, ",")
+}
+
+func admExpect(t *testing.T, r admResponse, status int, body string) {
+	t.Helper()
+	if r.status != status || (body != "" && strings.TrimSpace(r.body) != body) {
+		t.Fatalf("got %d %s\nwant %d %s", r.status, r.body, status, body)
+	}
+}
+
+const (
+	admDocs    = "https://docs.github.com/rest/orgs/personal-access-tokens"
+	admList    = admDocs + "#list-requests-to-access-organization-resources-with-fine-grained-personal-access-tokens"
+	admBulk    = admDocs + "#review-requests-to-access-organization-resources-with-fine-grained-personal-access-tokens"
+	admMustOwn = "Must be an owner of the octo-org organization or of its enterprise to manage its fine-grained personal access tokens"
+)
+
+func TestAdminAPI(t *testing.T) {
+	w := startAdmin(t)
+	const reqs = "/orgs/octo-org/personal-access-token-requests"
+
+	t.Run("authentication and authorization", func(t *testing.T) {
+		for _, tc := range []struct {
+			note, method, path, as string
+			status                 int
+			body                   string
+		}{
+			{note: "no token", method: "GET", path: reqs, status: 401,
+				body: `{"message":"Requires authentication","documentation_url":"` + admList + `"}`},
+			{note: "garbage token", method: "GET", path: reqs, as: "ghp_nope", status: 401,
+				body: `{"message":"Bad credentials","documentation_url":"` + admList + `"}`},
+			{note: "well-formed unknown token", method: "GET", path: reqs, as: admGenerate(t, "classic"), status: 401,
+				body: `{"message":"Bad credentials","documentation_url":"` + admList + `"}`},
+			{note: "member", method: "GET", path: reqs, as: "bob-admin", status: 403,
+				body: `{"message":"` + admMustOwn + `","documentation_url":"` + admList + `"}`},
+			{note: "outsider", method: "GET", path: reqs, as: "mallory-admin", status: 403,
+				body: `{"message":"` + admMustOwn + `","documentation_url":"` + admList + `"}`},
+			{note: "member reviews", method: "POST", path: reqs, as: "bob-admin", status: 403,
+				body: `{"message":"` + admMustOwn + `","documentation_url":"` + admBulk + `"}`},
+			{note: "owner without admin:org", method: "GET", path: reqs, as: "bob-user", status: 403},
+			{note: "unknown org", method: "GET", path: "/orgs/no-such-org/personal-access-token-requests", as: "alice-admin", status: 404,
+				body: `{"message":"Not Found","documentation_url":"` + admList + `"}`},
+			{note: "owner", method: "GET", path: reqs, as: "alice-admin", status: 200},
+			{note: "owner, fine-grained", method: "GET", path: reqs, as: "alice-fg", status: 200},
+			{note: "enterprise owner", method: "GET", path: reqs, as: "erin-admin", status: 200},
+		} {
+			t.Run(tc.note, func(t *testing.T) {
+				admExpect(t, w.call(t, tc.method, tc.path, tc.as, nil), tc.status, tc.body)
+			})
+		}
+	})
+
+	t.Run("listing, filtering and paging", func(t *testing.T) {
+		if got := admNames(admItems(t, w.call(t, "GET", reqs, "alice-admin", nil))); got != "carol-ci,ci3,ci2,ci1" {
+			t.Fatalf("pending requests: %s", got)
+		}
+		if got := admNames(admItems(t, w.call(t, "GET", reqs+"?direction=asc", "alice-admin", nil))); got != "ci1,ci2,ci3,carol-ci" {
+			t.Fatalf("ascending: %s", got)
+		}
+		if got := admNames(admItems(t, w.call(t, "GET", reqs+"?owner[]=carol", "alice-admin", nil))); got != "carol-ci" {
+			t.Fatalf("owner[]=carol: %s", got)
+		}
+		if got := admNames(admItems(t, w.call(t, "GET", reqs+"?permission=issues", "alice-admin", nil))); got != "ci2" {
+			t.Fatalf("permission=issues: %s", got)
+		}
+		if got := admNames(admItems(t, w.call(t, "GET", reqs+"?repository=docs", "alice-admin", nil))); got != "" {
+			t.Fatalf("repository=docs: %s", got)
+		}
+		if got := admNames(admItems(t, w.call(t, "GET", reqs+"?last_used_before=2030-01-01T00:00:00Z", "alice-admin", nil))); got != "" {
+			t.Fatalf("last_used_before (never used): %s", got)
+		}
+		first := w.call(t, "GET", reqs+"?per_page=3", "alice-admin", nil)
+		if got := admNames(admItems(t, first)); got != "carol-ci,ci3,ci2" {
+			t.Fatalf("page 1: %s", got)
+		}
+		base := "http://" + w.admin + reqs
+		if got, want := first.header.Get("Link"), `<`+base+`?page=2&per_page=3>; rel="next", <`+base+`?page=2&per_page=3>; rel="last"`; got != want {
+			t.Fatalf("Link page 1:\n got %s\nwant %s", got, want)
+		}
+		second := w.call(t, "GET", reqs+"?per_page=3&page=2", "alice-admin", nil)
+		if got := admNames(admItems(t, second)); got != "ci1" {
+			t.Fatalf("page 2: %s", got)
+		}
+		if got, want := second.header.Get("Link"), `<`+base+`?page=1&per_page=3>; rel="prev", <`+base+`?page=1&per_page=3>; rel="first"`; got != want {
+			t.Fatalf("Link page 2:\n got %s\nwant %s", got, want)
+		}
+		admExpect(t, w.call(t, "GET", reqs+"?direction=up", "alice-admin", nil), 422,
+			`{"message":"Validation Failed: direction: unknown value \"up\", want \"asc\" or \"desc\"","errors":[{"resource":"PersonalAccessTokenRequest","field":"direction","code":"invalid","message":"direction: unknown value \"up\", want \"asc\" or \"desc\""}],"documentation_url":"`+admList+`"}`)
+	})
+
+	ids := map[string]int64{}
+	for _, it := range admItems(t, w.call(t, "GET", reqs, "alice-admin", nil)) {
+		ids[it.TokenName] = it.ID
+	}
+
+	t.Run("validation", func(t *testing.T) {
+		many := make([]int64, 101)
+		for i := range many {
+			many[i] = int64(i + 1)
+		}
+		long := strings.Repeat("x", 1025)
+		for _, tc := range []struct {
+			note string
+			body any
+			want string
+		}{
+			{note: "101 ids", body: map[string]any{"pat_request_ids": many, "action": "approve"},
+				want: `{"message":"Validation Failed: pat_request_ids: give 1 to 100 ids, got 101","errors":[{"resource":"PersonalAccessTokenRequest","field":"pat_request_ids","code":"invalid","message":"pat_request_ids: give 1 to 100 ids, got 101"}],"documentation_url":"` + admBulk + `"}`},
+			{note: "1025-character reason", body: map[string]any{"pat_request_ids": []int64{ids["ci1"]}, "action": "deny", "reason": long},
+				want: `{"message":"Validation Failed: reason: at most 1024 characters, got 1025","errors":[{"resource":"PersonalAccessTokenRequest","field":"reason","code":"invalid","message":"reason: at most 1024 characters, got 1025"}],"documentation_url":"` + admBulk + `"}`},
+			{note: "unknown action", body: map[string]any{"pat_request_ids": []int64{ids["ci1"]}, "action": "maybe"},
+				want: `{"message":"Validation Failed: action: unknown value \"maybe\", want \"approve\" or \"deny\"","errors":[{"resource":"PersonalAccessTokenRequest","field":"action","code":"invalid","message":"action: unknown value \"maybe\", want \"approve\" or \"deny\""}],"documentation_url":"` + admBulk + `"}`},
+		} {
+			t.Run(tc.note, func(t *testing.T) {
+				admExpect(t, w.call(t, "POST", reqs, "alice-admin", tc.body), 422, tc.want)
+			})
+		}
+		t.Run("1024-character reason is fine", func(t *testing.T) {
+			// A reason at the limit passes validation; an unknown id then fails as a whole.
+			r := w.call(t, "POST", reqs, "alice-admin", map[string]any{"pat_request_ids": []int64{999}, "action": "deny", "reason": strings.Repeat("x", 1024)})
+			var e struct {
+				Errors []struct{ Resource, Field string }
+			}
+			if r.status != 422 || json.Unmarshal([]byte(r.body), &e) != nil || len(e.Errors) != 1 ||
+				e.Errors[0].Field != "pat_request_ids" || !strings.Contains(r.body, "999") {
+				t.Fatalf("unknown id: %d %s", r.status, r.body)
+			}
+		})
+	})
+
+	t.Run("single review flips the decision", func(t *testing.T) {
+		if w.allowed(t, "ci1") {
+			t.Fatal("ci1 allowed while pending")
+		}
+		admExpect(t, w.call(t, "POST", fmt.Sprintf("%s/%d", reqs, ids["ci1"]), "alice-admin", map[string]any{"action": "approve", "reason": "ok"}), 204, "")
+		w.flips(t, "ci1", true)
+		admExpect(t, w.call(t, "POST", fmt.Sprintf("%s/%d", reqs, ids["ci1"]), "alice-admin", map[string]any{"action": "deny"}), 422, "")
+		admExpect(t, w.call(t, "POST", reqs+"/424242", "alice-admin", map[string]any{"action": "deny"}), 404, "")
+	})
+
+	t.Run("bulk review", func(t *testing.T) {
+		admExpect(t, w.call(t, "POST", reqs, "alice-fg", map[string]any{"pat_request_ids": []int64{ids["ci2"], ids["carol-ci"]}, "action": "approve"}), 202, "{}")
+		w.flips(t, "ci2", true)
+		w.flips(t, "carol-ci", true)
+		admExpect(t, w.call(t, "POST", reqs, "erin-admin", map[string]any{"pat_request_ids": []int64{ids["ci3"]}, "action": "deny", "reason": "too broad"}), 202, "{}")
+		if got := admNames(admItems(t, w.call(t, "GET", reqs, "alice-admin", nil))); got != "" {
+			t.Fatalf("pending after the reviews: %s", got)
+		}
+		denied := admItems(t, w.call(t, "GET", reqs+"?state=denied", "alice-admin", nil))
+		if got := admNames(denied); got != "ci3" {
+			t.Fatalf("denied: %s", got)
+		}
+		if w.allowed(t, "ci3") {
+			t.Fatal("ci3 allowed after a denial")
+		}
+	})
+
+	const grants = "/orgs/octo-org/personal-access-tokens"
+	t.Run("grants: list, repositories and revocation", func(t *testing.T) {
+		if got := admNames(admItems(t, w.call(t, "GET", grants, "alice-admin", nil))); got != "alice-fg,carol-ci,ci2,ci1" && got != "carol-ci,ci2,ci1,alice-fg" {
+			t.Fatalf("approved grants: %s", got)
+		}
+		admExpect(t, w.call(t, "GET", grants, "bob-admin", nil), 403, "")
+		repos := w.call(t, "GET", fmt.Sprintf("%s/%d/repositories", grants, w.tokenID(t, "ci1")), "alice-admin", nil)
+		admExpect(t, repos, 200, `[{"name":"app","full_name":"octo-org/app","owner":{"login":"octo-org","type":"Organization","site_admin":false},"private":true,"visibility":"private"}]`)
+		admExpect(t, w.call(t, "POST", fmt.Sprintf("%s/%d", grants, w.tokenID(t, "ci1")), "alice-admin", map[string]any{"action": "revoke"}), 204, "")
+		w.flips(t, "ci1", false)
+		admExpect(t, w.call(t, "POST", grants, "alice-admin", map[string]any{"pat_ids": []int64{w.tokenID(t, "ci2"), w.tokenID(t, "carol-ci")}, "action": "revoke", "reason": "rotation"}), 202, "{}")
+		w.flips(t, "ci2", false)
+		w.flips(t, "carol-ci", false)
+		admExpect(t, w.call(t, "POST", grants, "alice-admin", map[string]any{"pat_ids": []int64{w.tokenID(t, "ci2")}, "action": "delete"}), 422, "")
+	})
+
+	t.Run("audit log", func(t *testing.T) {
+		r := w.call(t, "GET", "/orgs/octo-org/audit-log?action=grant.revoke", "alice-admin", nil)
+		var events []struct {
+			Actor, Action, Reason string
+			TokenID               int64 `json:"token_id"`
+		}
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &events) != nil || len(events) != 3 {
+			t.Fatalf("audit log: %d %s", r.status, r.body)
+		}
+		if events[0].Actor != "alice" || events[0].Action != "grant.revoke" || events[0].Reason != "rotation" {
+			t.Fatalf("newest event: %+v", events[0])
+		}
+		r = w.call(t, "GET", "/orgs/octo-org/audit-log?actor=erin", "alice-admin", nil)
+		if r.status != 200 || !strings.Contains(r.body, `"action":"request.deny"`) || !strings.Contains(r.body, `"reason":"too broad"`) {
+			t.Fatalf("erin's events: %d %s", r.status, r.body)
+		}
+		admExpect(t, w.call(t, "GET", "/orgs/octo-org/audit-log", "bob-admin", nil), 403, "")
+		out := admRun(t, w.bin, "audit", "list", "--store", w.store, "--org", "octo-org", "--action", "grant.revoke", "--output", "json")
+		if !strings.Contains(out, `"rotation"`) {
+			t.Fatalf("opa-pat audit list: %s", out)
+		}
+	})
+
+	t.Run("users' own tokens", func(t *testing.T) {
+		r := w.call(t, "POST", "/user/personal-access-tokens", "bob-user", map[string]any{
+			"name": "deploy", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "selected",
+			"repositories": []string{"app"}, "permissions": map[string]string{"contents": "write"}, "expires_in_days": 7, "reason": "deploys",
+		})
+		var created struct {
+			ID      int64  `json:"id"`
+			Token   string `json:"token"`
+			Request struct {
+				ID    int64  `json:"id"`
+				State string `json:"state"`
+			} `json:"request"`
+		}
+		if r.status != 201 || json.Unmarshal([]byte(r.body), &created) != nil || created.Token == "" || created.Request.State != "pending" {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		w.raw["deploy"] = created.Token
+		if w.allowed(t, "deploy") {
+			t.Fatal("new token allowed while pending")
+		}
+		list := w.call(t, "GET", "/user/personal-access-tokens", "bob-user", nil)
+		if list.status != 200 || strings.Contains(list.body, created.Token) || !strings.Contains(list.body, `"name":"deploy"`) {
+			t.Fatalf("own tokens: %d %s", list.status, list.body)
+		}
+		admExpect(t, w.call(t, "POST", fmt.Sprintf("%s/%d", reqs, created.Request.ID), "alice-admin", map[string]any{"action": "approve"}), 204, "")
+		w.flips(t, "deploy", true)
+		admExpect(t, w.call(t, "DELETE", fmt.Sprintf("/user/personal-access-tokens/%d", w.tokenID(t, "alice-fg")), "bob-user", nil), 404, "")
+		admExpect(t, w.call(t, "POST", "/user/personal-access-tokens", "bob-admin", map[string]any{"name": "x", "kind": "classic"}), 403, "")
+		admExpect(t, w.call(t, "DELETE", fmt.Sprintf("/user/personal-access-tokens/%d", created.ID), "bob-user", nil), 204, "")
+		w.flips(t, "deploy", false)
+		admExpect(t, w.call(t, "GET", reqs, "deploy", nil), 401, "")
+	})
+}
+
+// tokenID looks a token's id up by name in the owner's listings.
+func (w *admWorld) tokenID(t *testing.T, name string) int64 {
+	t.Helper()
+	for _, it := range admItems(t, w.call(t, "GET", "/orgs/octo-org/personal-access-token-requests?state=all&per_page=100", "alice-admin", nil)) {
+		if it.TokenName == name {
+			return it.TokenID
+		}
+	}
+	t.Fatalf("no token %s", name)
+	return 0
+}
