@@ -16,7 +16,7 @@ import (
 // BenchmarkCheckStub measures one Check in process (no gRPC): input,
 // evaluation of the envoy policy over the stub pat policy, answer, metrics.
 func BenchmarkCheckStub(b *testing.B) {
-	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0"}`, false)
+	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
 	benchCheck(b, f, basicAuth("x-access-token", goodToken))
 }
 
@@ -24,7 +24,7 @@ func BenchmarkCheckStub(b *testing.B) {
 // (rego/pat), with the pat.* built-ins answered from Go maps the way the
 // plugin's index answers them.
 func BenchmarkCheckPolicy(b *testing.B) {
-	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0"}`, false)
+	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
 	setupPolicy(b, f)
 	benchCheck(b, f, basicAuth("x-access-token", "github_pat_bob_app"))
 }
@@ -87,4 +87,10 @@ func fakeBuiltins(b testing.TB) {
 	} {
 		topdown.RegisterBuiltinFunc(name, fn)
 	}
+}
+
+// BenchmarkCheckCached measures a Check answered from the decision cache.
+func BenchmarkCheckCached(b *testing.B) {
+	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1h"}}`, false)
+	benchCheck(b, f, basicAuth("x-access-token", goodToken))
 }

@@ -293,6 +293,16 @@ func (s *Server) InvalidateCache() {
 func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, headers map[string]string,
 	decision ast.Value, dl *logs.Plugin, req *authv3.CheckRequest,
 ) (*authv3.CheckResponse, outcome, string, error) {
+	if decision != nil && dl == nil {
+		// A cached decision, nothing to log: no transaction needed.
+		resp, out, err := buildResponse(decision, headers)
+		if err != nil {
+			return nil, outcome{}, reasonDecision, err
+		}
+		out.decision = decision
+		return resp, out, "", nil
+	}
+
 	store := s.manager.Store
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {

@@ -48,7 +48,7 @@ const (
 var stubPolicy = `package pat
 
 decision := {"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
-	"token_id": 42, "kind": "fine_grained", "user": "bob", "expires_at_ns": 1772323200000000000} if {
+	"token_id": 42, "kind": "fine_grained", "user": "bob", "expires_at_ns": 1893456000000000000} if {
 	input.credential.token == "` + goodToken + `"
 	input.resource.owner == "octo-org"
 	input.action == "read"
@@ -232,7 +232,7 @@ func TestCheck(t *testing.T) {
 				Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
 				HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 					Headers:              []*corev3.HeaderValueOption{hdr("x-pat-token-id", "42"), hdr("x-pat-user", "bob")},
-					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2026-03-01 00:00:00 UTC")},
+					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2030-01-01 00:00:00 UTC")},
 				}},
 			},
 		},
@@ -246,7 +246,7 @@ func TestCheck(t *testing.T) {
 				HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 					Headers:              []*corev3.HeaderValueOption{hdr("x-pat-token-id", "42"), hdr("x-pat-user", "bob")},
 					HeadersToRemove:      []string{"x-pat-admin"},
-					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2026-03-01 00:00:00 UTC")},
+					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2030-01-01 00:00:00 UTC")},
 				}},
 			},
 		},

@@ -15,6 +15,12 @@
 //
 // Runs are bounded: -duration (at most 10m) and -n (requests). Only loopback
 // addresses are accepted.
+//
+// A world to measure with: a store of 100,000 generated tokens
+// (plugin/store/storetest), its settings, and a file of sample tokens with
+// the organization and repository each may reach:
+//
+//	go run ./tests/loadgen -populate /tmp/pat.db -n 100000 -tokens /tmp/tokens.txt -settings /tmp/settings.json
 package main
 
 import (
@@ -69,13 +75,26 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to measure (at most 10m)")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "closed-loop load before measuring, not counted")
 	flag.Int64Var(&o.n, "n", 0, "stop after this many measured requests (0: no limit)")
-	flag.StringVar(&o.tokens, "tokens", "", "file of raw tokens, one a line (default: one made-up token)")
+	flag.StringVar(&o.tokens, "tokens", "", `file of raw tokens, one a line, each optionally followed by the owner and repository it addresses ("TOKEN [OWNER REPO]"; default: one made-up token)`)
 	flag.StringVar(&o.owner, "owner", "octo-org", "the organization the requests address")
 	flag.StringVar(&o.repos, "repos", "app", "comma-separated repositories the requests address")
 	flag.StringVar(&o.mix, "mix", "git", "request mix: git (clone/fetch/push), rest (REST reads and writes), or all")
 	flag.StringVar(&o.output, "output", "text", "text or json")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "deadline of each Check")
+	populatePath := flag.String("populate", "", "create this store with -n generated tokens, write sample tokens to -tokens and settings to -settings, and exit")
+	settingsOut := flag.String("settings", "settings.json", "with -populate: where to write the settings")
 	flag.Parse()
+	if *populatePath != "" {
+		if o.n <= 0 || o.tokens == "" {
+			fmt.Fprintln(os.Stderr, "loadgen: -populate needs -n and -tokens")
+			os.Exit(2)
+		}
+		if err := populate(*populatePath, int(o.n), o.tokens, *settingsOut); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -152,21 +171,30 @@ func (o *options) validate() error {
 	return nil
 }
 
-func readTokens(path string) ([]string, error) {
+// target is a token and, when the tokens file says, what it addresses.
+type target struct{ token, owner, repo string }
+
+func readTokens(path string) ([]target, error) {
 	if path == "" {
-		return []string{"ghp_loadgenLOADGENloadgenLOADGENlo000000"}, nil
+		return []target{{token: "ghp_loadgenLOADGENloadgenLOADGENlo000000"}}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var tokens []string
+	var tokens []target
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if t := strings.TrimSpace(sc.Text()); t != "" && !strings.HasPrefix(t, "#") {
-			tokens = append(tokens, t)
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
 		}
+		t := target{token: fields[0]}
+		if len(fields) >= 3 {
+			t.owner, t.repo = fields[1], fields[2]
+		}
+		tokens = append(tokens, t)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -177,9 +205,9 @@ func readTokens(path string) ([]string, error) {
 	return tokens, nil
 }
 
-// buildRequests prepares up to 4096 distinct requests (tokens spread over
+// buildRequests prepares up to 16384 distinct requests (tokens spread over
 // them) so that building them costs nothing during the run.
-func buildRequests(o options, tokens []string) []*authv3.CheckRequest {
+func buildRequests(o options, tokens []target) []*authv3.CheckRequest {
 	repos := strings.Split(o.repos, ",")
 	type shape struct{ method, path, auth string }
 	var shapes []shape
@@ -202,12 +230,16 @@ func buildRequests(o options, tokens []string) []*authv3.CheckRequest {
 	if len(shapes) == 0 {
 		shapes = append(shapes, shape{"GET", "/%s/%s.git/info/refs?service=git-upload-pack", "basic"})
 	}
-	n := min(4096, max(len(tokens), len(shapes)*len(repos)))
+	n := min(16384, max(len(tokens)*len(shapes), len(shapes)*len(repos)))
 	reqs := make([]*authv3.CheckRequest, n)
 	for i := range reqs {
 		s := shapes[i%len(shapes)]
-		token := tokens[i%len(tokens)]
-		path := fmt.Sprintf(s.path, o.owner, repos[(i/len(shapes))%len(repos)])
+		tg := tokens[(i/len(shapes))%len(tokens)]
+		token, owner, repo := tg.token, tg.owner, tg.repo
+		if owner == "" {
+			owner, repo = o.owner, repos[(i/len(shapes))%len(repos)]
+		}
+		path := fmt.Sprintf(s.path, owner, repo)
 		var auth string
 		switch s.auth {
 		case "basic":
