@@ -170,3 +170,24 @@ func benchBuiltins() []func(*rego.Rego) {
 			func(rego.BuiltinContext, *ast.Term, *ast.Term) (*ast.Term, error) { return repo, nil }),
 	}
 }
+
+// BenchmarkBaseline is the cost of a one-expression query on this machine, to
+// read BenchmarkDecision against.
+func BenchmarkBaseline(b *testing.B) {
+	pq, err := rego.New(rego.Query(`input.action == "write"`)).PrepareForEval(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	input := map[string]any{
+		"credential": map[string]any{"type": "pat", "token": "github_pat_bench"},
+		"resource":   map[string]any{"owner": "octo-org", "repository": "app"},
+		"action":     "write",
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := pq.Eval(ctx, rego.EvalInput(input)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

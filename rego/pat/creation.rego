@@ -97,7 +97,7 @@ _creation_errors contains msg if {
 	not _within_lifetime(_new_token.created_at_ns, object.get(_new_token, "expires_at_ns", null), limit.days)
 	expires := object.get(_new_token, "expires_at_ns", null)
 	next := sprintf("choose an expiration of %d days or less", [limit.days])
-	setter := _setter(_new_policy, _new_org, limit.by)
+	setter := _setter(_new_policy.enterprise, _new_org, limit.by)
 	msg := _lifetime_message(_new_org, _new_kind, limit.days, setter, [expires, _new_token.created_at_ns], next)
 }
 

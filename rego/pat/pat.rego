@@ -313,12 +313,37 @@ _resource_owner := _token.resource_owner if _fine_grained
 # organization defaults, which is the stricter reading).
 _owned_by_user if {
 	_live
-	not _policy.configured
+	not _org_configured(_owner)
 	pat.user(_owner)
 }
 
-# The effective settings for the resource's owner (settings.rego), computed once.
-_policy := _effective(_owner) if _live
+# The settings of the resource's owner and of its enterprise (settings.rego), read once; the
+# effective values below are computed only when a rule needs them.
+_org_conf := _org_settings(_owner) if _live
+
+_ent := _enterprise_name(_org_conf)
+
+_ent_conf := _enterprise_conf(_ent)
+
+_access_policy(kind) := _binding(_ent, _ent_conf, _org_conf, _access_fields[kind], "allow")
+
+_approval_policy := _binding(_ent, _ent_conf, _org_conf, "fine_grained_approval", "require")
+
+_org_opted_in if _opted_in(_ent, _ent_conf, _org_conf) == true
+
+_org_limit := _lifetime_limit(_ent, _ent_conf, _org_conf, _token.kind)
+
+_exempt_user if {
+	_exempt_admins
+	_role == "owner"
+}
+
+_exempt_user if {
+	_exempt_admins
+	_user in object.get(_ent_conf, "owners", [])
+}
+
+_exempt_admins if _exempt_administrators(_ent, _ent_conf, _org_conf) == true
 
 _owned_by_org if {
 	_live
@@ -361,11 +386,10 @@ _policy_doc("enterprise") := _enterprise_policy_doc
 
 _policy_doc("organization") := _org_policy_doc
 
-_lifetime_applies := object.union(limit, {"subject": _owner, "enterprise": _policy.enterprise}) if {
+_lifetime_applies := object.union(_org_limit, {"subject": _owner, "enterprise": _ent}) if {
 	_owned_by_org
 	_member
-	not _exempt(_policy, _user, _role)
-	limit := _policy.lifetime[_token.kind]
+	not _exempt_user
 }
 
 _lifetime_applies := object.union(limit, {"subject": ent, "enterprise": ent}) if {
@@ -556,8 +580,8 @@ _fg_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
 	not _floor
 	_owned_by_org
 	_same_owner
-	not _policy.opted_in
-	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [_owner, _policy.enterprise, _owner, _owner])
+	not _org_opted_in
+	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [_owner, _ent, _owner, _owner])
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -566,19 +590,19 @@ _fg_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
 _common_denials contains _denial(60, 403, msg, _policy_doc(policy.by)) if {
 	_owned_by_org
 	not _floor
-	policy := _policy.access[_token.kind]
+	policy := _access_policy(_token.kind)
 	policy.value != "allow"
-	msg := sprintf("%s forbids access via %s: the policy is set by %s; %s", [_owner, _kind_names[_token.kind], _setter(_policy, _owner, policy.by), _instead(_token.kind)])
+	msg := sprintf("%s forbids access via %s: the policy is set by %s; %s", [_owner, _kind_names[_token.kind], _setter(_ent, _owner, policy.by), _instead(_token.kind)])
 }
 
 _instead(kind) := sprintf("use %s instead", [_kind_names[_other_kind[kind]]]) if {
-	_policy.access[_other_kind[kind]].value == "allow"
+	_access_policy(_other_kind[kind]).value == "allow"
 	_kind_usable(_other_kind[kind])
 } else := "use an SSH key for Git operations, or ask an owner to change the policy"
 
 _kind_usable("classic")
 
-_kind_usable("fine_grained") if _policy.opted_in
+_kind_usable("fine_grained") if _org_opted_in
 
 # ---------------------------------------------------------------------------------------------
 # Rules 17-22: approval of fine-grained tokens for the token's organization.
@@ -603,16 +627,16 @@ _approval_applies if {
 # Rule 19: required approval needs an approved grant.
 _fg_denials contains _denial(70, 403, msg, _approval_doc) if {
 	_approval_applies
-	policy := _policy.approval
+	policy := _approval_policy
 	policy.value != "disable"
 	not _grant.state == "approved"
-	msg := sprintf("%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s", [_owner, _grant_phrase, _setter(_policy, _owner, policy.by), _grant_next])
+	msg := sprintf("%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s", [_owner, _grant_phrase, _setter(_ent, _owner, policy.by), _grant_next])
 }
 
 # Rule 20: with approval disabled, an owner's denial or revocation still stands.
 _fg_denials contains _denial(70, 403, msg, _approval_doc) if {
 	_approval_applies
-	_policy.approval.value == "disable"
+	_approval_policy.value == "disable"
 	_grant.state in {"denied", "revoked"}
 	msg := sprintf("%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; %s", [_owner, _grant_phrase, _grant_next])
 }

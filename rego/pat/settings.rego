@@ -3,10 +3,21 @@
 # field is optional; an absent settings document means all defaults.
 package pat
 
-# The settings document; absent means all defaults (rule 16).
-default _settings := {}
+# Settings are read by path, one organization and one enterprise at a time, never as a whole
+# document; anything absent means the defaults (rule 16).
+_org_settings(org) := conf if {
+	conf := data.pat.settings.organizations[org]
+	is_object(conf)
+} else := {}
 
-_settings := data.pat.settings
+_org_configured(org) if is_object(data.pat.settings.organizations[org])
+
+_enterprise_conf(ent) := conf if {
+	conf := data.pat.settings.enterprises[ent]
+	is_object(conf)
+} else := {}
+
+_access_fields := {"classic": "classic_access", "fine_grained": "fine_grained_access"}
 
 _lifetime_fields := {"classic": "classic_max_lifetime_days", "fine_grained": "fine_grained_max_lifetime_days"}
 
@@ -17,16 +28,14 @@ _kind_names := {"classic": "a personal access token (classic)", "fine_grained": 
 
 _other_kind := {"classic": "fine_grained", "fine_grained": "classic"}
 
-# The effective policy of one organization, computed once per request (the decision and the
-# creation check each bind it to a rule):
-#   {"enterprise": name or null, "configured": whether the settings name the organization,
-#    "owners": the enterprise's owners, "exempt_administrators": bool, "opted_in": bool,
+# The effective policy of one organization, as one object, for the creation check. The
+# decision asks the same helpers for only what a request needs (pat.rego).
+#   {"enterprise": name or null, "owners": the enterprise's owners, "exempt_administrators": bool, "opted_in": bool,
 #    "access": {kind: {"value", "by"}}, "approval": {"value", "by"},
 #    "lifetime": {kind: {"days" (null: no limit), "by"}}}
 # "by" is "enterprise" or "organization": who set the value.
 _effective(org) := {
 	"enterprise": ent,
-	"configured": object.get(_settings, ["organizations", org], null) != null,
 	"owners": object.get(ent_conf, "owners", []),
 	"exempt_administrators": _exempt_administrators(ent, ent_conf, org_conf),
 	"opted_in": _opted_in(ent, ent_conf, org_conf),
@@ -40,7 +49,7 @@ _effective(org) := {
 		"fine_grained": _lifetime_limit(ent, ent_conf, org_conf, "fine_grained"),
 	},
 } if {
-	org_conf := object.get(_settings, ["organizations", org], {})
+	org_conf := _org_settings(org)
 	ent := _enterprise_name(org_conf)
 	ent_conf := _enterprise_conf(ent)
 }
@@ -51,10 +60,6 @@ _enterprise_name(org_conf) := org_conf.enterprise if {
 	is_string(org_conf.enterprise)
 	org_conf.enterprise != ""
 } else := null
-
-_enterprise_conf(null) := {}
-
-_enterprise_conf(ent) := object.get(_settings, ["enterprises", ent], {}) if ent != null
 
 # Rules 13 and 18: the enterprise's binding choice, else (org_decides, the default, or no
 # enterprise) the organization's own, with its default.
@@ -113,7 +118,7 @@ _looser(a, b) if {
 }
 
 # Who set a policy, for messages: "the acme enterprise" or "the octo-org organization".
-_setter(policy, _, "enterprise") := sprintf("the %s enterprise", [policy.enterprise])
+_setter(ent, _, "enterprise") := sprintf("the %s enterprise", [ent])
 
 _setter(_, org, "organization") := sprintf("the %s organization", [org])
 
