@@ -152,8 +152,10 @@ func escapeOverride(v string) string {
 // policyStore is OPA's in-memory store holding the embedded policy and the
 // settings at data.pat.settings.
 func policyStore(ctx context.Context, modules map[string]string, settings any) (storage.Store, error) {
+	// ast values on read, as `opa run --optimize-store-for-read-speed`: a
+	// query then reads the settings without converting them.
 	s := inmem.NewFromObjectWithOpts(map[string]any{"pat": map[string]any{"settings": settings}},
-		inmem.OptRoundTripOnWrite(false))
+		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	err := storage.Txn(ctx, s, storage.WriteParams, func(txn storage.Transaction) error {
 		for path, src := range modules {
 			if err := s.UpsertPolicy(ctx, txn, "embedded/"+path, []byte(src)); err != nil {
