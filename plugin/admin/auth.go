@@ -65,9 +65,21 @@ func callerInput(t store.Token) map[string]any {
 // authorize asks data.pat.admin whether the caller may run op; a denial
 // comes back as the error to answer with.
 func (s *Server) authorize(ctx context.Context, caller store.Token, op, org, targetUser, doc string) *apiError {
-	input := map[string]any{"operation": op, "caller": callerInput(caller)}
+	ci := callerInput(caller)
+	input := map[string]any{"operation": op, "caller": ci}
 	if org != "" {
 		input["org"] = org
+		if caller.Kind == store.KindFineGrained {
+			g, ok, err := s.db.Grant(ctx, caller.ID, org)
+			if err != nil {
+				s.logger.Error("Admin API: %v.", err)
+				return internal(doc)
+			}
+			ci["grant_state"] = nil
+			if ok {
+				ci["grant_state"] = g.State
+			}
+		}
 	}
 	if targetUser != "" {
 		input["target_user"] = targetUser

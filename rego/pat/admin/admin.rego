@@ -10,7 +10,8 @@
 #
 #   Input: {"operation": one of the keys of data.pat.admin.operations, "org": the organization
 #   (organization operations), "target_user": whose token is acted on (user operations),
-#   "caller": {"token_id", "kind", "user", "scopes", "resource_owner", "permissions"}}. The API
+#   "caller": {"token_id", "kind", "user", "scopes", "resource_owner", "permissions", and for a
+#   fine-grained token on an organization operation "grant_state": its grant's state or null}}. The API
 #   authenticates the caller first; the raw token is never part of the input.
 package pat.admin
 
@@ -164,6 +165,19 @@ _denials contains _denial(4, 403, msg) if {
 	msg := sprintf(
 		"Resource not accessible by personal access token: it needs the organization permission %s at %s or above",
 		[_operation.permission, _operation.level],
+	)
+}
+
+# A fine-grained token whose own grant for the organization is pending, denied or revoked
+# cannot manage it either (the API gives the grant's state as caller.grant_state).
+_denials contains _denial(4, 403, msg) if {
+	_operation.target == "org"
+	_caller.kind == "fine_grained"
+	state := object.get(_caller, "grant_state", null)
+	state in {"pending", "denied", "revoked"}
+	msg := sprintf(
+		"Resource not accessible by personal access token: its access to %s is %s; an owner must approve it first",
+		[input.org, state],
 	)
 }
 

@@ -94,6 +94,20 @@ test_org_operations[note] if {
 			"input": {"operation": "requests.list", "org": "octo-org", "caller": fine_grained("alice", "alice", {"personal_access_token_requests": "read"})},
 			"want": denied(403, "Resource not accessible by personal access token: the token's resource owner is alice, not octo-org; create a fine-grained token owned by octo-org"),
 		},
+		"owner fine-grained whose grant was revoked": {
+			"input": {"operation": "tokens.list", "org": "octo-org", "caller": object.union(
+				fine_grained("alice", "octo-org", {"personal_access_tokens": "read"}),
+				{"grant_state": "revoked"},
+			)},
+			"want": denied(403, "Resource not accessible by personal access token: its access to octo-org is revoked; an owner must approve it first"),
+		},
+		"owner fine-grained with an approved grant": {
+			"input": {"operation": "tokens.list", "org": "octo-org", "caller": object.union(
+				fine_grained("alice", "octo-org", {"personal_access_tokens": "read"}),
+				{"grant_state": "approved"},
+			)},
+			"want": allowed,
+		},
 		"member fine-grained": {
 			"input": {"operation": "requests.list", "org": "octo-org", "caller": fine_grained("bob", "octo-org", {"personal_access_token_requests": "write"})},
 			"want": denied(403, must_own),

@@ -1,0 +1,438 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/opa-pat/opa-pat/plugin/builtins"
+	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+// fixture is an admin API over httptest, a real SQLite store, the real
+// data.pat.admin policy in a real plugins.Manager, and an index the
+// built-ins answer from.
+type fixture struct {
+	ts  *httptest.Server
+	srv *Server
+	db  *store.DB
+	raw map[string]string
+}
+
+var testSettings = map[string]any{
+	"enterprises":   map[string]any{"acme": map[string]any{"owners": []any{"erin"}}},
+	"organizations": map[string]any{"octo-org": map[string]any{"enterprise": "acme"}},
+}
+
+func gen(t *testing.T, kind string) string {
+	t.Helper()
+	raw, err := token.Generate(kind, token.DefaultPrefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func newFixture(t *testing.T, withPolicy bool) *fixture {
+	t.Helper()
+	ctx := t.Context()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "pat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &fixture{db: db, raw: map[string]string{}}
+	now := time.Now().UTC()
+	created, expires, past := now.Add(-time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339), now.Add(-time.Minute).Format(time.RFC3339)
+	d := &store.Dump{
+		Users: []store.DumpUser{{Login: "alice"}, {Login: "bob"}},
+		Memberships: []store.DumpMembership{
+			{User: "alice", Org: "octo-org", Role: "owner"}, {User: "bob", Org: "octo-org", Role: "member"},
+		},
+		Repositories: []store.DumpRepository{
+			{Owner: "octo-org", Name: "app", Visibility: "private"}, {Owner: "octo-org", Name: "docs", Visibility: "public"},
+			{Owner: "octo-org", Name: "lib", Visibility: "internal"},
+		},
+	}
+	add := func(name string, tk store.DumpToken) {
+		tk.Token, tk.Name = gen(t, tk.Kind), name
+		if tk.CreatedAt == nil {
+			tk.CreatedAt = &created
+		}
+		if tk.ExpiresAt == nil {
+			tk.ExpiresAt = &expires
+		}
+		f.raw[name] = tk.Token
+		d.Tokens = append(d.Tokens, tk)
+	}
+	add("alice-admin", store.DumpToken{Kind: "classic", User: "alice", Scopes: []string{"admin:org"}})
+	add("bob-user", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"user"}})
+	add("bob-expired", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"user"}, ExpiresAt: &past})
+	add("bob-revoked", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"user"}, Revoked: true})
+	add("bob-all", store.DumpToken{Kind: "fine_grained", User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all",
+		Permissions: map[string]string{"contents": "read"}})
+	add("alice-fg", store.DumpToken{Kind: "fine_grained", User: "alice", ResourceOwner: "octo-org", RepositorySelection: "public",
+		Permissions: map[string]string{"personal_access_tokens": "read"}})
+	d.Grants = []store.DumpGrant{
+		{TokenName: "bob-all", User: "bob", Org: "octo-org", State: "pending", Reason: "read everything"},
+		{TokenName: "alice-fg", User: "alice", Org: "octo-org", State: "denied"},
+	}
+	if _, err := db.Import(ctx, d, "test"); err != nil {
+		t.Fatal(err)
+	}
+
+	idx := index.New()
+	if err := idx.Load(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(builtins.Install(&builtins.Source{Index: idx, Prefixes: token.DefaultPrefixes}))
+
+	data := inmem.NewFromObject(map[string]any{"pat": map[string]any{"settings": testSettings}})
+	if withPolicy {
+		src, err := os.ReadFile(filepath.Join("..", "..", "rego", "pat", "admin", "admin.rego"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := storage.Txn(ctx, data, storage.WriteParams, func(txn storage.Transaction) error {
+			return data.UpsertPolicy(ctx, txn, "pat/admin/admin.rego", src)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := plugins.New([]byte(`{}`), "test", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.srv = New(&Config{Addr: "127.0.0.1:0"}, Deps{Manager: m, Store: db, Prefixes: token.DefaultPrefixes})
+	f.ts = httptest.NewServer(f.srv.Handler())
+	t.Cleanup(f.ts.Close)
+	return f
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (f *fixture) do(t *testing.T, method, path, auth string, body any) response {
+	t.Helper()
+	var rd io.Reader
+	if s, ok := body.(string); ok {
+		rd = strings.NewReader(s)
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), method, f.ts.URL+path, rd)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: strings.TrimSpace(string(b))}
+}
+
+func (f *fixture) as(name string) string { return "Bearer " + f.raw[name] }
+
+func errBody(message, doc string) string {
+	b, _ := json.Marshal(apiError{Message: message, DocumentationURL: doc})
+	return string(b)
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/user/personal-access-tokens"
+	for _, tc := range []struct {
+		note, auth string
+		status     int
+		body       string
+	}{
+		{note: "none", status: 401, body: errBody("Requires authentication", docUserTokens)},
+		{note: "bearer", auth: f.as("bob-user"), status: 200},
+		{note: "token scheme", auth: "token " + f.raw["bob-user"], status: 200},
+		{note: "lower-case scheme", auth: "bearer " + f.raw["bob-user"], status: 200},
+		{note: "basic scheme", auth: "Basic " + f.raw["bob-user"], status: 401, body: errBody("Bad credentials", docUserTokens)},
+		{note: "bad checksum", auth: "Bearer " + f.raw["bob-user"][:39] + "x", status: 401, body: errBody("Bad credentials", docUserTokens)},
+		{note: "unknown", auth: "Bearer " + gen(t, "classic"), status: 401, body: errBody("Bad credentials", docUserTokens)},
+		{note: "expired", auth: f.as("bob-expired"), status: 401,
+			body: errBody("Bad credentials: this personal access token has expired; create a new one", docUserTokens)},
+		{note: "revoked", auth: f.as("bob-revoked"), status: 401,
+			body: errBody("Bad credentials: this personal access token was revoked; create a new one", docUserTokens)},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "GET", path, tc.auth, nil)
+			if r.status != tc.status || (tc.body != "" && r.body != tc.body) {
+				t.Fatalf("got %d %s\nwant %d %s", r.status, r.body, tc.status, tc.body)
+			}
+		})
+	}
+}
+
+func TestNoPolicy(t *testing.T) {
+	f := newFixture(t, false)
+	r := f.do(t, "GET", "/orgs/octo-org/personal-access-tokens", f.as("alice-admin"), nil)
+	want := errBody("the admin policy data.pat.admin.decision is not loaded: deploy a bundle that contains it", docListGrants)
+	if r.status != 503 || r.body != want {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+}
+
+func TestFineGrainedCaller(t *testing.T) {
+	f := newFixture(t, true)
+	r := f.do(t, "GET", "/orgs/octo-org/personal-access-tokens", f.as("alice-fg"), nil)
+	want := errBody("Resource not accessible by personal access token: its access to octo-org is denied; an owner must approve it first", docListGrants)
+	if r.status != 403 || r.body != want {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+}
+
+func TestRequests(t *testing.T) {
+	f := newFixture(t, true)
+	const reqs = "/orgs/octo-org/personal-access-token-requests"
+	r := f.do(t, "GET", reqs, f.as("alice-admin"), nil)
+	var items []map[string]any
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &items) != nil || len(items) != 1 {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	it := items[0]
+	id := int64(it["id"].(float64))
+	for k, want := range map[string]any{
+		"reason": "read everything", "repository_selection": "all", "token_name": "bob-all", "token_expired": false,
+		"token_last_used_at": nil, "state": "pending", "reviewer": nil,
+		"repositories_url": f.ts.URL[len("http://"):] + "",
+	} {
+		if k == "repositories_url" {
+			if got := it[k].(string); got != "http://"+want.(string)+reqs+"/"+itoa(id)+"/repositories" {
+				t.Errorf("repositories_url = %s", got)
+			}
+			continue
+		}
+		if it[k] != want {
+			t.Errorf("%s = %v, want %v", k, it[k], want)
+		}
+	}
+	if got, _ := json.Marshal(it["permissions"]); string(got) != `{"organization":{},"other":{},"repository":{"contents":"read"}}` {
+		t.Errorf("permissions = %s", got)
+	}
+	if got, _ := json.Marshal(it["owner"]); string(got) != `{"login":"bob","site_admin":false,"type":"User"}` {
+		t.Errorf("owner = %s", got)
+	}
+
+	t.Run("repositories of an all-repositories token, paged", func(t *testing.T) {
+		r := f.do(t, "GET", reqs+"/"+itoa(id)+"/repositories?per_page=2", f.as("alice-admin"), nil)
+		var repos []struct{ Name, Visibility string }
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &repos) != nil || len(repos) != 2 || repos[0].Name != "app" || repos[1].Name != "docs" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		if want := `<` + f.ts.URL + reqs + "/" + itoa(id) + `/repositories?page=2&per_page=2>; rel="next", <` + f.ts.URL + reqs + "/" + itoa(id) + `/repositories?page=2&per_page=2>; rel="last"`; r.header.Get("Link") != want {
+			t.Fatalf("Link = %s", r.header.Get("Link"))
+		}
+		r = f.do(t, "GET", reqs+"/999/repositories", f.as("alice-admin"), nil)
+		if r.status != 404 || r.body != errBody("Not Found", docRequestRepos) {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+
+	for _, tc := range []struct {
+		note   string
+		path   string
+		body   any
+		status int
+		field  string
+	}{
+		{note: "not JSON", path: reqs, body: "{", status: 400},
+		{note: "ids of the wrong type", path: reqs, body: `{"pat_request_ids": ["a"], "action": "deny"}`, status: 422, field: "pat_request_ids"},
+		{note: "no ids", path: reqs, body: map[string]any{"action": "deny"}, status: 422, field: "pat_request_ids"},
+		{note: "empty ids", path: reqs, body: map[string]any{"pat_request_ids": []int{}, "action": "deny"}, status: 422, field: "pat_request_ids"},
+		{note: "an id twice", path: reqs, body: map[string]any{"pat_request_ids": []int64{id, id}, "action": "deny"}, status: 422, field: "pat_request_ids"},
+		{note: "no action", path: reqs, body: map[string]any{"pat_request_ids": []int64{id}}, status: 422, field: "action"},
+		{note: "single: unknown action", path: reqs + "/" + itoa(id), body: map[string]any{"action": "revoke"}, status: 422, field: "action"},
+		{note: "single: long reason", path: reqs + "/" + itoa(id), body: map[string]any{"action": "deny", "reason": strings.Repeat("é", 1025)}, status: 422, field: "reason"},
+		{note: "single: not a number", path: reqs + "/abc", body: map[string]any{"action": "deny"}, status: 404},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "POST", tc.path, f.as("alice-admin"), tc.body)
+			var e apiError
+			if err := json.Unmarshal([]byte(r.body), &e); err != nil || r.status != tc.status {
+				t.Fatalf("got %d %s", r.status, r.body)
+			}
+			if tc.field != "" && (len(e.Errors) != 1 || e.Errors[0].Field != tc.field || !strings.HasPrefix(e.Message, "Validation Failed: "+tc.field)) {
+				t.Fatalf("want field %s: %s", tc.field, r.body)
+			}
+		})
+	}
+
+	t.Run("deny, then the user asks again", func(t *testing.T) {
+		if r := f.do(t, "POST", reqs+"/"+itoa(id), f.as("alice-admin"), map[string]any{"action": "deny", "reason": "too broad"}); r.status != 204 || r.body != "" {
+			t.Fatalf("deny: %d %s", r.status, r.body)
+		}
+		tokenID := int64(it["token_id"].(float64))
+		r := f.do(t, "POST", "/user/personal-access-tokens/"+itoa(tokenID)+"/requests", f.as("bob-user"), map[string]any{"reason": "only reads"})
+		var g grantSummary
+		if r.status != 201 || json.Unmarshal([]byte(r.body), &g) != nil || g.State != "pending" || g.Org != "octo-org" || g.ID == id {
+			t.Fatalf("request again: %d %s", r.status, r.body)
+		}
+		r = f.do(t, "POST", "/user/personal-access-tokens/"+itoa(tokenID)+"/requests", f.as("bob-user"), nil)
+		if r.status != 422 {
+			t.Fatalf("request again while pending: %d %s", r.status, r.body)
+		}
+		r = f.do(t, "POST", "/user/personal-access-tokens/"+itoa(tokenID)+"/requests", f.as("alice-admin"), nil)
+		if r.status != 404 {
+			t.Fatalf("someone else's token: %d %s", r.status, r.body)
+		}
+	})
+}
+
+func TestCreateToken(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/user/personal-access-tokens"
+	for _, tc := range []struct {
+		note   string
+		as     string
+		body   any
+		status int
+		state  string // the request's state, "" for none
+		field  string
+	}{
+		{note: "classic", as: "bob-user", body: map[string]any{"name": "laptop", "kind": "classic", "scopes": []string{"repo"}}, status: 201},
+		{note: "fine-grained for the user", as: "bob-user", body: map[string]any{"name": "own", "kind": "fine_grained", "repository_selection": "all", "permissions": map[string]string{"contents": "write"}}, status: 201},
+		{note: "fine-grained for the org: pending", as: "bob-user", body: map[string]any{"name": "ci", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "selected", "repositories": []string{"app"}, "permissions": map[string]string{"contents": "write"}, "reason": "ci"}, status: 201, state: "pending"},
+		{note: "fine-grained for a public-only token: no request", as: "bob-user", body: map[string]any{"name": "pub", "kind": "fine_grained", "resource_owner": "octo-org"}, status: 201},
+		{note: "over the lifetime limit", as: "bob-user", body: map[string]any{"name": "long", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "all", "expires_in_days": 400}, status: 422, field: "token"},
+		{note: "unknown kind", as: "bob-user", body: map[string]any{"name": "x", "kind": "oauth"}, status: 422, field: "kind"},
+		{note: "two expiries", as: "bob-user", body: map[string]any{"name": "x", "kind": "classic", "expires_in_days": 3, "no_expiry": true}, status: 422, field: "expires_at"},
+		{note: "past expiry", as: "bob-user", body: map[string]any{"name": "x", "kind": "classic", "expires_at": "2001-01-01T00:00:00Z"}, status: 422, field: "expires_at"},
+		{note: "bad selection", as: "bob-user", body: map[string]any{"name": "x", "kind": "fine_grained", "repository_selection": "some"}, status: 422, field: "repository_selection"},
+		{note: "without the user scope", as: "alice-admin", body: map[string]any{"name": "x", "kind": "classic"}, status: 403},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "POST", path, f.as(tc.as), tc.body)
+			if r.status != tc.status {
+				t.Fatalf("got %d %s", r.status, r.body)
+			}
+			if tc.status == 201 {
+				var out tokenJSON
+				if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := token.Parse(out.Token, token.DefaultPrefixes); !ok || r.header.Get("Cache-Control") != "no-store" {
+					t.Fatalf("raw token: %s", r.body)
+				}
+				if got := ""; out.Request != nil {
+					got = out.Request.State
+					if got != tc.state {
+						t.Fatalf("request state %q, want %q", got, tc.state)
+					}
+				} else if tc.state != "" {
+					t.Fatalf("no request: %s", r.body)
+				}
+				list := f.do(t, "GET", path+"?per_page=100", f.as(tc.as), nil)
+				if list.status != 200 || strings.Contains(list.body, out.Token) || !strings.Contains(list.body, `"id":`+itoa(out.ID)+`,`) {
+					t.Fatalf("listing: %d %s", list.status, list.body)
+				}
+			}
+			if tc.field != "" {
+				var e apiError
+				if json.Unmarshal([]byte(r.body), &e) != nil || len(e.Errors) == 0 || e.Errors[0].Field != tc.field {
+					t.Fatalf("want field %s: %s", tc.field, r.body)
+				}
+			}
+		})
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct {
+		note, raw, err string
+	}{
+		{note: "addr", raw: `{"addr": "127.0.0.1:8282"}`},
+		{note: "yaml with url", raw: "addr: 127.0.0.1:8282\nurl: https://pat.example.com/api/\n"},
+		{note: "no addr", raw: `{}`, err: `invalid configuration for plugins.pat.admin: admin.addr: missing value (e.g. "127.0.0.1:8282")`},
+		{note: "bad addr", raw: `{"addr": "8282"}`, err: `invalid configuration for plugins.pat.admin: admin.addr: "8282" is not host:port: address 8282: missing port in address`},
+		{note: "bad url", raw: `{"addr": ":1", "url": "ftp://x"}`, err: `invalid configuration for plugins.pat.admin: admin.url: "ftp://x" is not an http(s) URL`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.raw))
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.note == "yaml with url" && c.baseURL != "https://pat.example.com/api" {
+					t.Fatalf("baseURL = %q", c.baseURL)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.err {
+				t.Fatalf("err = %v\nwant %s", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestSetLink(t *testing.T) {
+	s := &Server{cfg: &Config{baseURL: "https://pat.example.com"}}
+	for _, tc := range []struct {
+		note  string
+		p     page
+		total int
+		want  string
+	}{
+		{note: "one page", p: page{1, 30}, total: 3, want: ""},
+		{note: "empty", p: page{1, 30}, total: 0, want: ""},
+		{note: "middle", p: page{2, 2}, total: 5, want: `<https://pat.example.com/x?owner=a&page=1&per_page=2>; rel="prev", <https://pat.example.com/x?owner=a&page=3&per_page=2>; rel="next", <https://pat.example.com/x?owner=a&page=3&per_page=2>; rel="last", <https://pat.example.com/x?owner=a&page=1&per_page=2>; rel="first"`},
+		{note: "beyond the last", p: page{9, 2}, total: 5, want: `<https://pat.example.com/x?owner=a&page=3&per_page=2>; rel="prev", <https://pat.example.com/x?owner=a&page=1&per_page=2>; rel="first"`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", "/x?owner=a&page=7", nil)
+			s.setLink(w, r, tc.p, tc.total)
+			if got := w.Header().Get("Link"); got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStartStop(t *testing.T) {
+	f := newFixture(t, true)
+	s := New(&Config{Addr: "127.0.0.1:0"}, f.srv.deps)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + s.Addr() + "/nowhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	s.Stop(context.Background())
+	if _, err := http.Get("http://" + s.Addr() + "/"); err == nil && s.Addr() != "" {
+		t.Fatal("still serving after Stop")
+	}
+}
