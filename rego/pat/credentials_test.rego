@@ -153,3 +153,22 @@ test_rule_5_deny_when_the_token_side_lacks_it if {
 		token_doc,
 	)
 }
+
+# data.pat.allow is the boolean entrypoint; it agrees with the decision.
+test_allow_entrypoint[note] if {
+	some note, tc in {
+		"allowed": {"input": request("ghp_bob_repo", "octo-org", "app", "write"), "want": true},
+		"ssh key": {"input": {"credential": {"type": "ssh_key"}}, "want": true},
+		"denied": {"input": request("ghp_bob_none", "octo-org", "app", "read"), "want": false},
+		"no input": {"input": {}, "want": false},
+	}
+	got := data.pat.allow with input as tc.input
+		with data.pat.settings as acme
+		with pat.token as mock_token
+		with pat.grant as mock_grant
+		with pat.org_role as mock_org_role
+		with pat.user as mock_user
+		with pat.repository as mock_repository
+		with time.now_ns as now
+	got == tc.want
+}
