@@ -1,0 +1,136 @@
+package lastused
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeToucher struct {
+	mu    sync.Mutex
+	calls [][]int64
+	err   error
+}
+
+func (f *fakeToucher) TouchLastUsed(_ context.Context, ids []int64, _ time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.calls = append(f.calls, slices.Sorted(slices.Values(ids)))
+	return nil
+}
+
+func (f *fakeToucher) all() [][]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]int64{}, f.calls...)
+}
+
+func TestFlush(t *testing.T) {
+	for _, tc := range []struct {
+		note  string
+		marks [][]int64 // marks before each flush
+		want  [][]int64 // the batches written
+	}{
+		{note: "nothing marked writes nothing", marks: [][]int64{nil}, want: [][]int64{}},
+		{note: "one batch, duplicates once", marks: [][]int64{{3, 1, 3, 2, 1}}, want: [][]int64{{1, 2, 3}}},
+		{note: "only what was marked since", marks: [][]int64{{1, 2}, {2}, nil, {5, 1}}, want: [][]int64{{1, 2}, {2}, {1, 5}}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			f := &fakeToucher{}
+			r := New(f, time.Hour, nil)
+			for _, ids := range tc.marks {
+				for _, id := range ids {
+					r.Mark(id)
+				}
+				if err := r.Flush(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := f.all(); !reflect.DeepEqual(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFailedFlushKeepsMarks(t *testing.T) {
+	f := &fakeToucher{err: errors.New("database is locked")}
+	r := New(f, time.Hour, nil)
+	r.Mark(7)
+	if err := r.Flush(t.Context()); err == nil {
+		t.Fatal("want the store's error")
+	}
+	f.err = nil
+	if err := r.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.all(); !reflect.DeepEqual(got, [][]int64{{7}}) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestServiceFlushesPeriodicallyAndOnStop(t *testing.T) {
+	f := &fakeToucher{}
+	s := NewService(f, 10*time.Millisecond, nil)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	Mark(1) // through the installed recorder, as pat.token does
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.all()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no flush within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	Mark(2)
+	s.Stop(t.Context())
+	Mark(3) // uninstalled: ignored
+	var got []int64
+	for _, c := range f.all() {
+		got = append(got, c...)
+	}
+	if !reflect.DeepEqual(got, []int64{1, 2}) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestMarkConcurrently(t *testing.T) {
+	f := &fakeToucher{}
+	r := New(f, time.Hour, nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				r.Mark(int64(i%50 + g%2))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := r.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.all(); len(got) != 1 || len(got[0]) != 51 {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func BenchmarkMark(b *testing.B) {
+	r := New(&fakeToucher{}, time.Hour, nil)
+	r.Mark(42)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.Mark(42)
+		}
+	})
+}
