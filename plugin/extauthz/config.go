@@ -23,7 +23,7 @@ const (
 	DefaultPath            = "pat/envoy/response"
 	defaultShutdownTimeout = 5 * time.Second
 	defaultMaxRecvMsgSize  = 4 << 20
-	defaultCacheTTL        = time.Second
+	defaultCacheTTL        = 5 * time.Second
 	defaultCacheEntries    = 100_000
 )
 
@@ -38,7 +38,7 @@ var ErrInvalidConfig = errors.New("invalid configuration for ext_authz")
 //	  shutdown_timeout: 5s        # how long Stop waits for checks in flight
 //	  grpc_max_recv_msg_size: 4194304
 //	  decision_cache:             # on by default for the default path; ttl 0s turns it off
-//	    ttl: 1s
+//	    ttl: 5s
 //	    max_entries: 100000
 type Config struct {
 	Addr               string       `json:"addr"`

@@ -17,7 +17,7 @@ func TestParseConfig(t *testing.T) {
 			raw:  `{"addr": "127.0.0.1:9191"}`,
 			want: Config{
 				Addr: "127.0.0.1:9191", Path: DefaultPath, GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout,
-				DecisionCache: &CacheConfig{MaxEntries: defaultCacheEntries}, cacheTTL: time.Second,
+				DecisionCache: &CacheConfig{MaxEntries: defaultCacheEntries}, cacheTTL: defaultCacheTTL,
 			},
 		},
 		{
