@@ -392,3 +392,7 @@ func TestPostgresWakeClosesWithContext(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresDSN gives the external test package (postgres_bench_test.go)
+// a database of its own.
+var TestPostgresDSN = testPostgresDSN
