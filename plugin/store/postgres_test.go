@@ -213,6 +213,28 @@ func TestPostgresTwoHandlesSeeEachOther(t *testing.T) {
 	}
 }
 
+// TestPostgresPropagationLatency measures the time from a commit on one
+// handle to the change being read on another through Wake and Changes, over
+// many changes, and logs p50 and p99 (docs/PERFORMANCE.md).
+func TestPostgresPropagationLatency(t *testing.T) {
+	ctx := t.Context()
+	dsn := testPostgresDSN(t)
+	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	fb := follow(ctx, t, b)
+	const changes = 200
+	lat := make([]time.Duration, 0, changes)
+	for i := range changes {
+		login := fmt.Sprintf("user-%d", i)
+		if _, err := a.Import(ctx, &Dump{Users: []DumpUser{{Login: login}}}, "bench"); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, fb.await(ctx, t, EntityUser, login, time.Second))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("commit on one handle to change read on another, %d changes: p50 %s, p99 %s, max %s", changes,
+		lat[changes/2].Round(10*time.Microsecond), lat[changes*99/100].Round(10*time.Microsecond), lat[changes-1].Round(10*time.Microsecond))
+}
+
 func TestPostgresConcurrentReview(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
