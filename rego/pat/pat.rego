@@ -317,6 +317,13 @@ _owned_by_user if {
 	pat.user(_owner)
 }
 
+# The token's user's own account is never an organization, even when the store has no record of
+# the user.
+_owned_by_user if {
+	_live
+	_owner == _user
+}
+
 # The settings of the resource's owner and of its enterprise (settings.rego), read once; the
 # effective values below are computed only when a rule needs them.
 _org_conf := _org_settings(_owner) if _live

@@ -5,6 +5,7 @@ test_rule_6_allow_own_resource_owner[note] if {
 	some note, tc in {
 		"organization's private repository": {"raw": "github_pat_bob_app", "owner": "octo-org", "repository": "app"},
 		"the user's own private repository": {"raw": "github_pat_bob_own", "owner": "bob", "repository": "dotfiles"},
+		"the user's own repository, the user unknown to the store": {"raw": "github_pat_ghost_own", "owner": "ghost", "repository": "x"},
 	}
 	decide(request(tc.raw, tc.owner, tc.repository, "write")) == allowed(tc.raw)
 }

@@ -104,6 +104,8 @@ tokens["github_pat_bob_no_metadata"] := object.union(fine_grained(44, "bob", "oc
 
 tokens["github_pat_weird_revoked"] := object.union(classic(45, "bob", {"repo"}, in_days(90)), {"kind": "oauth", "revoked": true})
 
+tokens["github_pat_ghost_own"] := fine_grained(46, "ghost", "ghost", "all", set(), write, in_days(90))
+
 tokens["github_pat_bob_weird_kind"] := object.union(classic(39, "bob", {"repo"}, in_days(90)), {"kind": "oauth"})
 
 grants := {
