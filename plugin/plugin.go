@@ -15,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/storage"
 
+	"github.com/opa-pat/opa-pat/bundle/enforce"
 	"github.com/opa-pat/opa-pat/plugin/admin"
 	"github.com/opa-pat/opa-pat/plugin/builtins"
 	"github.com/opa-pat/opa-pat/plugin/extauthz"
@@ -34,7 +35,14 @@ var settingsPath = storage.MustParsePath("/pat/settings")
 type Factory struct{}
 
 // Validate parses and checks plugins.pat.
-func (Factory) Validate(_ *plugins.Manager, config []byte) (any, error) {
+func (Factory) Validate(m *plugins.Manager, config []byte) (any, error) {
+	// Signed bundles (bundle/enforce, issue 5): with keys configured, refuse a
+	// bundle source without a signing block, which would load unsigned bundles.
+	if m != nil {
+		if err := enforce.RequireSigningConfig(m.GetConfig()); err != nil {
+			return nil, err
+		}
+	}
 	c, err := ParseConfig(config)
 	if err != nil {
 		return nil, err

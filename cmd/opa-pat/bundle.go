@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opa-pat/opa-pat/bundle"
+	"github.com/opa-pat/opa-pat/bundle/enforce"
 )
 
 func init() {
@@ -222,7 +223,7 @@ func enforceSigning(c *cobra.Command, args []string) error {
 	file, _ := flags.GetString("config-file")
 	sets, _ := flags.GetStringArray("set")
 	setFiles, _ := flags.GetStringArray("set-file")
-	config, err := bundle.LoadRunConfig(file, sets, setFiles)
+	config, err := enforce.LoadRunConfig(file, sets, setFiles)
 	if err != nil {
 		return err
 	}
@@ -236,7 +237,7 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		return fmt.Errorf("keys are configured, but OPA verifies the local paths %s only with --verification-key: pass it (e.g. --verification-key KEY.pub --signing-alg %s --bundle), or --skip-verify to load them unverified",
 			strings.Join(args, ", "), bundle.SigningAlg)
 	}
-	for _, src := range bundle.UnsignedSources(config) {
+	for _, src := range enforce.UnsignedSources(config) {
 		if src == "bundle" {
 			return errors.New("keys are configured with the deprecated bundle: section, which opa-pat cannot make require a signature: use bundles: with a signing block")
 		}

@@ -1,6 +1,10 @@
-package bundle
+// Package enforce makes a sidecar refuse unsigned bundles when verification
+// keys are configured, which stock OPA does not do for a bundle source without
+// a signing block. It is light (OPA only) so the pat plugin can call it.
+package enforce
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/config"
 	"github.com/open-policy-agent/opa/v1/util"
 )
 
@@ -20,13 +25,18 @@ var ErrUnsignedSource = errors.New("a bundle source would load unsigned bundles"
 // signing block. Stock OPA verifies a signature such a source finds but loads
 // a bundle without .signatures.json; opa-pat does not. Sorted; empty when no
 // keys are configured.
-func UnsignedSources(config map[string]any) []string {
-	if keys, _ := config["keys"].(map[string]any); len(keys) == 0 {
+func UnsignedSources(cfg map[string]any) []string {
+	if keys, _ := cfg["keys"].(map[string]any); len(keys) == 0 {
 		return nil
 	}
 	var unsigned []string
-	if bundles, ok := config["bundles"].(map[string]any); ok {
-		for _, name := range sortedKeys(bundles) {
+	if bundles, ok := cfg["bundles"].(map[string]any); ok {
+		names := make([]string, 0, len(bundles))
+		for name := range bundles {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
 			src, _ := bundles[name].(map[string]any)
 			if src["signing"] == nil {
 				unsigned = append(unsigned, "bundles."+name)
@@ -34,7 +44,7 @@ func UnsignedSources(config map[string]any) []string {
 		}
 	}
 	for _, single := range []string{"bundle", "discovery"} {
-		if src, ok := config[single].(map[string]any); ok && src["signing"] == nil {
+		if src, ok := cfg[single].(map[string]any); ok && src["signing"] == nil {
 			unsigned = append(unsigned, single)
 		}
 	}
@@ -46,16 +56,43 @@ func UnsignedSources(config map[string]any) []string {
 // that configures keys but leaves a bundle source without a signing block,
 // which stock OPA would let load an unsigned bundle. A plugin's Validate can
 // call it with the manager's configuration.
-func RequireSigning(config []byte) error {
+func RequireSigning(raw []byte) error {
 	var doc map[string]any
-	if err := util.Unmarshal(config, &doc); err != nil {
+	if err := util.Unmarshal(raw, &doc); err != nil {
 		return fmt.Errorf("parsing the configuration: %w", err)
 	}
 	if unsigned := UnsignedSources(doc); len(unsigned) > 0 {
-		return fmt.Errorf("%w: keys are configured but %s has no signing block; add %s.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
-			ErrUnsignedSource, strings.Join(unsigned, ", "), unsigned[0])
+		return unsignedError(unsigned)
 	}
 	return nil
+}
+
+// RequireSigningConfig is RequireSigning for the configuration a plugin
+// manager holds (m.GetConfig()); nil passes.
+func RequireSigningConfig(c *config.Config) error {
+	if c == nil {
+		return nil
+	}
+	doc := map[string]any{}
+	for key, raw := range map[string]json.RawMessage{"keys": c.Keys, "bundles": c.Bundles, "bundle": c.Bundle, "discovery": c.Discovery} {
+		if len(raw) == 0 {
+			continue
+		}
+		var v any
+		if err := util.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("parsing the configuration's %s: %w", key, err)
+		}
+		doc[key] = v
+	}
+	if unsigned := UnsignedSources(doc); len(unsigned) > 0 {
+		return unsignedError(unsigned)
+	}
+	return nil
+}
+
+func unsignedError(unsigned []string) error {
+	return fmt.Errorf("%w: keys are configured but %s has no signing block; add %s.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
+		ErrUnsignedSource, strings.Join(unsigned, ", "), unsigned[0])
 }
 
 // envVar is OPA's ${VAR} syntax in configuration files.
@@ -66,7 +103,7 @@ var envVar = regexp.MustCompile(`\$\{([^}]*)\}`)
 // OPA does) and, from --set and --set-file overrides, the paths they set.
 // Values set by overrides are not parsed; a path they set counts as present.
 func LoadRunConfig(file string, overrides, overrideFiles []string) (map[string]any, error) {
-	config := map[string]any{}
+	cfg := map[string]any{}
 	if file != "" {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -75,11 +112,11 @@ func LoadRunConfig(file string, overrides, overrideFiles []string) (map[string]a
 		expanded := envVar.ReplaceAllStringFunc(string(raw), func(m string) string {
 			return os.Getenv(envVar.FindStringSubmatch(m)[1])
 		})
-		if err := util.Unmarshal([]byte(expanded), &config); err != nil {
+		if err := util.Unmarshal([]byte(expanded), &cfg); err != nil {
 			return nil, fmt.Errorf("parsing %s: %w", file, err)
 		}
-		if config == nil {
-			config = map[string]any{}
+		if cfg == nil {
+			cfg = map[string]any{}
 		}
 	}
 	for _, o := range slices.Concat(overrides, overrideFiles) {
@@ -88,10 +125,10 @@ func LoadRunConfig(file string, overrides, overrideFiles []string) (map[string]a
 			if !ok || p == "" {
 				continue
 			}
-			setPath(config, strings.Split(p, "."))
+			setPath(cfg, strings.Split(p, "."))
 		}
 	}
-	return config, nil
+	return cfg, nil
 }
 
 // setPath marks a path as present, creating objects on the way, without

@@ -1,4 +1,4 @@
-package bundle
+package enforce
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/config"
 )
 
 func TestRequireSigning(t *testing.T) {
@@ -86,5 +88,35 @@ func TestLoadRunConfig(t *testing.T) {
 				t.Fatalf("keys found %v", ok)
 			}
 		})
+	}
+}
+
+func TestRequireSigningConfig(t *testing.T) {
+	for _, tc := range []struct {
+		note   string
+		config string
+		err    string
+	}{
+		{note: "no keys", config: `{"bundles": {"authz": {"resource": "x"}}}`},
+		{note: "signed", config: `{"keys": {"k": {"key": "PEM"}}, "bundles": {"authz": {"resource": "x", "signing": {"keyid": "k"}}}}`},
+		{
+			note:   "unsigned",
+			config: `{"keys": {"k": {"key": "PEM"}}, "bundles": {"authz": {"resource": "x"}}}`,
+			err:    "a bundle source would load unsigned bundles: keys are configured but bundles.authz has no signing block; add bundles.authz.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			c, err := config.ParseConfig([]byte(tc.config), "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = RequireSigningConfig(c)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || err.Error() != tc.err) {
+				t.Fatalf("error:\n got %v\nwant %q", err, tc.err)
+			}
+		})
+	}
+	if err := RequireSigningConfig(nil); err != nil {
+		t.Fatal(err)
 	}
 }
