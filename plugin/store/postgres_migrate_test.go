@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +199,42 @@ func TestMigrateStoreSchemaVersions(t *testing.T) {
 	_, err := MigrateStore(ctx, a, b, MigrateOptions{})
 	if want := fmt.Sprintf("the source's schema version is %d and the target's 999; open both with the same opa-pat first", SchemaVersion()); err == nil || err.Error() != want {
 		t.Fatalf("err = %v; want %q", err, want)
+	}
+}
+
+// TestPostgresLoadMatchesSQLite loads one world from both backends (SQLite
+// with its packed reads, PostgreSQL with its own grant query) and expects
+// the same records.
+func TestPostgresLoadMatchesSQLite(t *testing.T) {
+	ctx := t.Context()
+	lite := openTest(t)
+	populate(t, lite)
+	pg := openPostgresTest(t, testPostgresDSN(t))
+	if _, err := MigrateStore(ctx, lite, pg, MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	load := func(db *DB) map[string][]string {
+		out := map[string][]string{}
+		add := func(kind string, v any) error { out[kind] = append(out[kind], fmt.Sprintf("%+v", v)); return nil }
+		if _, err := db.Load(ctx, Visitor{
+			User:       func(u User) error { return add("users", u) },
+			Membership: func(m Membership) error { return add("memberships", m) },
+			Repository: func(r Repository) error { return add("repositories", r) },
+			Token:      func(tk Token) error { return add("tokens", tk) },
+			Grant:      func(g Grant) error { return add("grants", g) },
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range out {
+			slices.Sort(v)
+		}
+		return out
+	}
+	want, got := load(lite), load(pg)
+	if len(want["grants"]) != 3 || len(want["tokens"]) != 4 {
+		t.Fatalf("SQLite loaded %d grants and %d tokens; want 3 and 4", len(want["grants"]), len(want["tokens"]))
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("PostgreSQL loaded\n%v\nSQLite loaded\n%v", got, want)
 	}
 }
