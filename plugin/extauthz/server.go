@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/logging"
+	opametrics "github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/plugins/logs"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -134,7 +136,11 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(s.cfg.GRPCMaxRecvMsgSize))
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(s.cfg.GRPCMaxRecvMsgSize),
+		// Reuse a goroutine per CPU for Checks rather than one per call.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+	)
 	authv3.RegisterAuthorizationServer(gs, s)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -233,6 +239,10 @@ func (s *Server) preparedQuery(ctx context.Context) (*rego.PreparedEvalQuery, er
 	return &pq, nil
 }
 
+// noMetrics spares each evaluation a fresh metrics registry (the gate has
+// its own Prometheus metrics).
+var noMetrics = opametrics.NoOp()
+
 // resultTerm keeps the decision as an AST term: the response is built from
 // it directly, without a conversion to Go values.
 func resultTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
@@ -319,6 +329,7 @@ func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, 
 			rego.EvalParsedInput(input),
 			rego.EvalTransaction(txn),
 			rego.EvalGenerateJSON(resultTerm),
+			rego.EvalMetrics(noMetrics),
 		)
 		if err != nil {
 			return s.finish(ctx, nil, outcome{}, reasonEvaluation, err, dl, txn, start, input, nil, req)
