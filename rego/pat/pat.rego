@@ -74,10 +74,18 @@ _documentation_url := _primary.documentation_url if not _ssh_key
 
 # Every denial that applies. Only the groups that can apply are evaluated: request and token
 # problems for a request that is not live, else the rules for the token's kind.
-_denials := _common_denials | _fg_denials if {
+# The reach, opt-in and approval groups hold only rules that apply beyond the public floor, and
+# the fine-grained ones are split by whether the resource belongs to the token's resource owner.
+_denials := _common_denials | _fg_own_denials if {
 	_fine_grained
+	not _floor
+	_same_owner
+} else := _common_denials | _fg_other_denials if {
+	_fine_grained
+	not _floor
 } else := _common_denials | _classic_denials if {
 	_classic
+	not _floor
 } else := _common_denials if {
 	_live
 } else := _request_denials | _token_denials
@@ -442,28 +450,19 @@ _levels := {"read": 1, "write": 2, "admin": 3}
 _same_owner if _owner == _resource_owner
 
 # Rule 6: another owner's private or internal resource.
-_fg_denials contains _denial(40, 404, msg, _fg_doc) if {
-	_fine_grained
-	not _floor
-	not _same_owner
+_fg_other_denials contains _denial(40, 404, msg, _fg_doc) if {
 	not _public
 	msg := sprintf("Not Found: a fine-grained personal access token reaches private and internal resources of its resource owner only, and this one belongs to %s; create a token for %s", [_resource_owner, _owner])
 }
 
 # Rule 9: another owner's public repository, for a write.
-_fg_denials contains _denial(40, 403, msg, _fg_doc) if {
-	_fine_grained
-	not _floor
-	not _same_owner
+_fg_other_denials contains _denial(40, 403, msg, _fg_doc) if {
 	_public
 	msg := sprintf("%s: a fine-grained personal access token cannot write to public resources of %s, because its resource owner is %s; create a token for %s", [_not_accessible, _owner, _resource_owner, _owner])
 }
 
 # Rule 10: the token's user must be a member or owner of its resource-owner organization.
-_fg_denials contains _denial(41, 403, msg, _fg_doc) if {
-	_fine_grained
-	not _floor
-	_same_owner
+_fg_own_denials contains _denial(41, 403, msg, _fg_doc) if {
 	_owned_by_org
 	not _member
 	msg := sprintf("%s is not a member of %s: outside collaborators and former members cannot use fine-grained personal access tokens on %s's resources; ask an owner of %s for membership, or use a personal access token (classic)", [_user, _owner, _owner, _owner])
@@ -477,10 +476,7 @@ _selected if {
 	_repository in _token.repositories
 }
 
-_fg_denials contains _denial(42, status, msg, _fg_doc) if {
-	_fine_grained
-	not _floor
-	_same_owner
+_fg_own_denials contains _denial(42, status, msg, _fg_doc) if {
 	_repository
 	not _selected
 	status := _selection_status
@@ -508,10 +504,7 @@ _permitted if {
 	_action == "read"
 }
 
-_fg_denials contains _denial(43, 403, msg, _fg_doc) if {
-	_fine_grained
-	not _floor
-	_same_owner
+_fg_own_denials contains _denial(43, 403, msg, _fg_doc) if {
 	not _permitted
 	msg := sprintf("%s: the request needs the %q permission at %q or above and %s; edit the token's permissions", [_not_accessible, _permission, _action, _held_permission])
 }
@@ -540,8 +533,6 @@ _has_scope(wanted) if {
 _scope_list(wanted) := concat(" or ", [sprintf("%q", [s]) | some s in sort(wanted)])
 
 _classic_denials contains _denial(40, 403, msg, _fg_doc) if {
-	_classic
-	not _floor
 	_org_permission
 	wanted := _classic_org_scopes[_permission][_action]
 	not _has_scope(wanted)
@@ -549,8 +540,6 @@ _classic_denials contains _denial(40, 403, msg, _fg_doc) if {
 }
 
 _classic_denials contains _denial(40, 404, msg, _fg_doc) if {
-	_classic
-	not _floor
 	not _org_permission
 	not _public
 	not "repo" in _token.scopes
@@ -558,8 +547,6 @@ _classic_denials contains _denial(40, 404, msg, _fg_doc) if {
 }
 
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
-	_classic
-	not _floor
 	not _org_permission
 	_public
 	not _has_scope({"repo", "public_repo"})
@@ -567,7 +554,6 @@ _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
 }
 
 _classic_denials contains _denial(42, 403, msg, _fg_doc) if {
-	_classic
 	_permission == "workflows"
 	_action == "write"
 	not "workflow" in _token.scopes
@@ -582,11 +568,8 @@ _common_denials contains _denial(44, 403, "the token's kind is not supported by 
 # ---------------------------------------------------------------------------------------------
 # Rules 30-31: fine-grained opt-in of the token's organization.
 
-_fg_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
-	_fine_grained
-	not _floor
+_fg_own_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
 	_owned_by_org
-	_same_owner
 	not _org_opted_in
 	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [_owner, _ent, _owner, _owner])
 }
@@ -624,15 +607,12 @@ _grant := pat.grant(_token.id, _owner) if {
 
 # Rule 21: a token that reaches only public repositories needs no grant.
 _approval_applies if {
-	_fine_grained
-	not _floor
 	_owned_by_org
-	_same_owner
 	_token.repository_selection != "public"
 }
 
 # Rule 19: required approval needs an approved grant.
-_fg_denials contains _denial(70, 403, msg, _approval_doc) if {
+_fg_own_denials contains _denial(70, 403, msg, _approval_doc) if {
 	_approval_applies
 	policy := _approval_policy
 	policy.value != "disable"
@@ -641,7 +621,7 @@ _fg_denials contains _denial(70, 403, msg, _approval_doc) if {
 }
 
 # Rule 20: with approval disabled, an owner's denial or revocation still stands.
-_fg_denials contains _denial(70, 403, msg, _approval_doc) if {
+_fg_own_denials contains _denial(70, 403, msg, _approval_doc) if {
 	_approval_applies
 	_approval_policy.value == "disable"
 	_grant.state in {"denied", "revoked"}
