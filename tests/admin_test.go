@@ -512,6 +512,30 @@ func TestAdminAPI(t *testing.T) {
 		w.flips(t, "deploy", false)
 		admExpect(t, w.call(t, "GET", reqs, "deploy", nil), 401, "")
 	})
+
+	t.Run("token_last_used_at follows decisions, in batches", func(t *testing.T) {
+		// ci1 and carol-ci were used by the decisions above; ci3 only while it was denied, which
+		// counts as use too (GitHub records the attempt). bob-admin was only used on this API.
+		var got string
+		admPoll(t, 15*time.Second, "token_last_used_at to be written", func() bool {
+			r := w.call(t, "GET", reqs+"?state=all&last_used_after=2020-01-01T00:00:00Z&owner[]=carol", "alice-admin", nil)
+			got = admNames(admItems(t, r))
+			return got == "carol-ci"
+		})
+		r := w.call(t, "GET", reqs+"?state=all&per_page=100", "alice-admin", nil)
+		var items []struct {
+			TokenName  string  `json:"token_name"`
+			LastUsedAt *string `json:"token_last_used_at"`
+		}
+		if err := json.Unmarshal([]byte(r.body), &items); err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			if it.LastUsedAt == nil && it.TokenName != "alice-fg" {
+				t.Errorf("%s: token_last_used_at is null", it.TokenName)
+			}
+		}
+	})
 }
 
 // tokenID looks a token's id up by name in the owner's listings.
