@@ -666,3 +666,52 @@ func (l *lockedLog) String() string {
 	defer l.mu.Unlock()
 	return l.buf.String()
 }
+
+// Key rotation as docs/bundles.md describes it: a sidecar trusting two keys,
+// with a signing block naming none, takes bundles signed by either, each
+// under its own key id, and refuses a signature whose key id names the other
+// key or no configured key.
+func TestSidecarKeyRotation(t *testing.T) {
+	w := newSigningWorld(t)
+	pubA, _ := os.ReadFile(w.keyA + ".pub")
+	pubB, _ := os.ReadFile(w.keyB + ".pub")
+	signed := func(name, prefix, keyID string) string {
+		out := filepath.Join(w.dir, name)
+		w.run(t, 0, "bundle", "build", "--settings", w.settings, "--key", prefix+".key", "--key-id", keyID, "--output", out, w.rego)
+		return out
+	}
+	config := func(t *testing.T, bundlePath string) string {
+		t.Helper()
+		cfg, _ := json.Marshal(map[string]any{
+			"keys": map[string]any{
+				"pat-old": map[string]any{"key": string(pubA), "algorithm": "ES256"},
+				"pat-new": map[string]any{"key": string(pubB), "algorithm": "ES256"},
+			},
+			"bundles": map[string]any{"authz": map[string]any{"resource": "file://" + bundlePath, "signing": map[string]any{}}},
+		})
+		p := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(p, cfg, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		note, prefix, keyID string
+		refused             string // "": served
+	}{
+		{note: "old key", prefix: w.keyA, keyID: "pat-old"},
+		{note: "new key", prefix: w.keyB, keyID: "pat-new"},
+		{note: "new key under the old key's id", prefix: w.keyB, keyID: "pat-old", refused: "failed to verify JWT signature"},
+		{note: "a key id no key has", prefix: w.keyB, keyID: "pat-next", refused: "verification key corresponding to ID pat-next not found"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			b := signed(strings.ReplaceAll(tc.note, " ", "-")+".tar.gz", tc.prefix, tc.keyID)
+			s := startSignedSidecar(t, w.dir, "--config-file", config(t, b))
+			if tc.refused == "" {
+				s.waitHealthy(t)
+				return
+			}
+			s.waitLog(t, "Bundle load failed: "+tc.refused)
+		})
+	}
+}
