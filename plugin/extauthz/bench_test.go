@@ -94,3 +94,31 @@ func BenchmarkCheckCached(b *testing.B) {
 	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1h"}}`, false)
 	benchCheck(b, f, basicAuth("x-access-token", goodToken))
 }
+
+// BenchmarkBuildInput measures the CheckRequest -> input conversion alone.
+func BenchmarkBuildInput(b *testing.B) {
+	req := httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", map[string]string{
+		":authority": "git.example.com", ":method": "GET", ":path": "/octo-org/app.git/info/refs?service=git-upload-pack",
+		"authorization": "Basic eC1hY2Nlc3MtdG9rZW46Z2hwX3Rlc3Q=", "user-agent": "git/2.45.0", "accept": "*/*",
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := BuildInput(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildResponse measures the decision -> CheckResponse conversion alone.
+func BenchmarkBuildResponse(b *testing.B) {
+	decision := ast.MustParseTerm(`{"allowed": true, "headers": {"x-pat-token-id": "42", "x-pat-user": "bob"},
+		"response_headers_to_add": {"GitHub-Authentication-Token-Expiration": "2026-03-01 00:00:00 UTC"},
+		"decision": {"allow": true, "status": 200, "reasons": [], "token_id": 42, "kind": "classic", "user": "bob"}}`).Value
+	headers := map[string]string{"authorization": "Basic x", "x-pat-user": "mallory"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := BuildResponse(decision, headers); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
