@@ -176,12 +176,8 @@ func (s *packedScanner) grant(row string) (Grant, error) {
 // loadPacked streams tokens and grants through the packed selects.
 func loadPacked(ctx context.Context, tx *sql.Tx, v Visitor) error {
 	s := newPackedScanner()
-	var row string
 	if v.Token != nil {
-		if err := each(ctx, tx, packedTokens, func(rows *sql.Rows) error {
-			if err := rows.Scan(&row); err != nil {
-				return err
-			}
+		if err := pipelined(ctx, tx, packedTokens, func(row string) error {
 			t, err := s.token(row)
 			if err != nil {
 				return err
@@ -192,10 +188,7 @@ func loadPacked(ctx context.Context, tx *sql.Tx, v Visitor) error {
 		}
 	}
 	if v.Grant != nil {
-		if err := each(ctx, tx, packedGrants, func(rows *sql.Rows) error {
-			if err := rows.Scan(&row); err != nil {
-				return err
-			}
+		if err := pipelined(ctx, tx, packedGrants, func(row string) error {
 			g, err := s.grant(row)
 			if err != nil {
 				return err
@@ -206,4 +199,76 @@ func loadPacked(ctx context.Context, tx *sql.Tx, v Visitor) error {
 		}
 	}
 	return nil
+}
+
+// pipelineBatch is how many rows the reader hands over at once.
+const pipelineBatch = 512
+
+// pipelined reads the one-column rows of query in a goroutine of its own
+// and calls fn for each row in the caller's goroutine, so that SQLite's work
+// overlaps with decoding and with the visitor's (which is called from one
+// goroutine, in order).
+func pipelined(ctx context.Context, tx *sql.Tx, query string, fn func(string) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	batches := make(chan []string, 4)
+	free := make(chan []string, 6)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		defer rows.Close()
+		for {
+			var batch []string
+			select {
+			case batch = <-free:
+				batch = batch[:0]
+			default:
+				batch = make([]string, 0, pipelineBatch)
+			}
+			for len(batch) < pipelineBatch && rows.Next() {
+				var row string
+				if err := rows.Scan(&row); err != nil {
+					readErr <- err
+					return
+				}
+				batch = append(batch, row)
+			}
+			if len(batch) > 0 {
+				select {
+				case batches <- batch:
+				case <-ctx.Done():
+					readErr <- ctx.Err()
+					return
+				}
+			}
+			if len(batch) < pipelineBatch {
+				readErr <- rows.Err()
+				return
+			}
+		}
+	}()
+	var fnErr error
+	for batch := range batches {
+		if fnErr == nil {
+			for _, row := range batch {
+				if fnErr = fn(row); fnErr != nil {
+					cancel() // stops the reader; keep draining until it closes batches
+					break
+				}
+			}
+		}
+		clear(batch)
+		select {
+		case free <- batch:
+		default:
+		}
+	}
+	if fnErr != nil {
+		return fnErr
+	}
+	return <-readErr
 }

@@ -330,3 +330,44 @@ func TestLoadPacked(t *testing.T) {
 		t.Fatalf("tokens %+v, grants %+v", tokens, grants)
 	}
 }
+
+// TestLoadManyAndVisitorError loads more rows than one pipeline batch and
+// checks that a visitor's error stops the load and is returned.
+func TestLoadManyAndVisitorError(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	const n = 3*pipelineBatch + 7
+	if err := db.BulkInsert(ctx, func(w *BulkWriter) error {
+		for i := range n {
+			var h [32]byte
+			h[0], h[1], h[2] = byte(i), byte(i>>8), 1
+			if _, err := w.Token(Token{Hash: h, Kind: KindClassic, User: "bob", CreatedAt: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	seq, err := db.Load(ctx, Visitor{Token: func(t Token) error { ids = append(ids, t.ID); return nil }})
+	if err != nil || seq != n || len(ids) != n || ids[0] != 1 || ids[n-1] != n {
+		t.Fatalf("Load: seq %d, %d ids, %v", seq, len(ids), err)
+	}
+	stop := errors.New("stop")
+	count := 0
+	_, err = db.Load(ctx, Visitor{Token: func(t Token) error {
+		count++
+		if count == pipelineBatch+2 {
+			return stop
+		}
+		return nil
+	}})
+	if !errors.Is(err, stop) || err.Error() != "loading tokens: stop" || count != pipelineBatch+2 {
+		t.Fatalf("Load = %v after %d tokens", err, count)
+	}
+	// The store is still usable.
+	if _, ok, err := db.Token(ctx, 1); err != nil || !ok {
+		t.Fatalf("Token(1) = %v, %v", ok, err)
+	}
+}
