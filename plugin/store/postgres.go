@@ -86,9 +86,10 @@ func IsPostgres(location string) bool {
 // pools: the connection settings for listeners and the health they report.
 type pgState struct {
 	config *pgx.ConnConfig
+	// heartbeat is ListenHeartbeat; tests shorten it.
+	heartbeat time.Duration
 
 	mu          sync.Mutex
-	listening   int // listeners running
 	connected   int // listeners connected
 	since       time.Time
 	lastContact time.Time
@@ -136,7 +137,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the URL: %w", err)
 	}
-	location := u.Redacted()
+	location := redactURL(u)
 	q := u.Query()
 	if !q.Has("connect_timeout") {
 		q.Set("connect_timeout", fmt.Sprint(int(PostgresConnectTimeout.Seconds())))
@@ -162,12 +163,23 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	wdb.SetMaxIdleConns(1)
 	wdb.SetConnMaxIdleTime(PostgresConnMaxIdle)
 	wdb.SetConnMaxLifetime(PostgresConnMaxLifetime)
-	db := &DB{location: location, d: postgresDialect, rdb: rdb, wdb: wdb, now: time.Now, pg: &pgState{config: config}}
+	db := &DB{location: location, d: postgresDialect, rdb: rdb, wdb: wdb, now: time.Now, pg: &pgState{config: config, heartbeat: ListenHeartbeat}}
 	if err := db.migratePostgres(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// redactURL is u without its password, in the user information or in a
+// password parameter.
+func redactURL(u *url.URL) string {
+	r := *u
+	if q := r.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		r.RawQuery = q.Encode()
+	}
+	return r.Redacted()
 }
 
 // migratePostgres applies the shared migrations, then the PostgreSQL ones.
@@ -215,16 +227,8 @@ func (db *DB) migratePostgres(ctx context.Context) error {
 func (db *DB) wakePostgres(ctx context.Context) <-chan struct{} {
 	ch := make(chan struct{}, 1)
 	p := db.pg
-	p.mu.Lock()
-	p.listening++
-	p.mu.Unlock()
 	go func() {
 		defer close(ch)
-		defer func() {
-			p.mu.Lock()
-			p.listening--
-			p.mu.Unlock()
-		}()
 		backoff := ListenMinBackoff
 		for connectedBefore := false; ctx.Err() == nil; {
 			conn, err := p.listen(ctx)
@@ -278,7 +282,7 @@ func (p *pgState) listen(ctx context.Context) (*pgx.Conn, error) {
 // quiet connection is pinged every ListenHeartbeat.
 func (p *pgState) serve(ctx context.Context, conn *pgx.Conn, ch chan struct{}) error {
 	for {
-		wctx, cancel := context.WithTimeout(ctx, ListenHeartbeat)
+		wctx, cancel := context.WithTimeout(ctx, p.heartbeat)
 		_, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err == nil {
@@ -292,7 +296,7 @@ func (p *pgState) serve(ctx context.Context, conn *pgx.Conn, ch chan struct{}) e
 		if !pgconn.Timeout(err) && !errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("waiting for notifications: %w", err)
 		}
-		pctx, cancel := context.WithTimeout(ctx, ListenHeartbeat)
+		pctx, cancel := context.WithTimeout(ctx, max(p.heartbeat, time.Second))
 		err = conn.Ping(pctx)
 		cancel()
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -418,3 +419,50 @@ func TestPostgresWakeClosesWithContext(t *testing.T) {
 // TestPostgresDSN gives the external test package (postgres_bench_test.go)
 // a database of its own.
 var TestPostgresDSN = testPostgresDSN
+
+// TestPostgresHeartbeat: a quiet listener pings on every heartbeat and
+// keeps its connection (no reconnection churn), and still delivers.
+func TestPostgresHeartbeat(t *testing.T) {
+	ctx := t.Context()
+	dsn := testPostgresDSN(t)
+	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	b.pg.heartbeat = 20 * time.Millisecond
+	fb := follow(ctx, t, b)
+	first := b.Health().LastContact
+	time.Sleep(300 * time.Millisecond)
+	h := b.Health()
+	if !h.Connected || h.Reconnects != 0 || h.LastError != "" || !h.LastContact.After(first) {
+		t.Fatalf("Health() after 15 heartbeats = %+v (first contact %s)", h, first)
+	}
+	tok, _, err := a.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb.await(ctx, t, EntityToken, fmt.Sprint(tok.ID), time.Second)
+}
+
+func TestPostgresLocationRedacted(t *testing.T) {
+	dsn := testPostgresDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPassword := *u
+	withPassword.User = url.UserPassword(u.User.Username(), "s3cret")
+	withParam := *u
+	withParam.RawQuery += "&password=s3cret"
+	for _, tc := range []struct {
+		note, dsn, want string
+	}{
+		{note: "user information", dsn: withPassword.String(), want: strings.Replace(withPassword.String(), "s3cret", "xxxxx", 1)},
+		// The parameters come back in name order.
+		{note: "parameter", dsn: withParam.String(), want: strings.Replace(u.String(), "?sslmode=disable", "?password=xxxxx&sslmode=disable", 1)},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			db := openPostgresTest(t, tc.dsn)
+			if got := db.Location(); got != tc.want {
+				t.Fatalf("Location() = %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
