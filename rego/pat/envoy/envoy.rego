@@ -76,8 +76,11 @@ _name(s) if {
 	not s in {".", ".."}
 }
 
+# Owner and repository names are compared in lower case, as GitHub compares them: a request for
+# /repos/Octo-Org/App is a request for octo-org/app, whatever case the client chose.
+
 # /repos/{owner}/{repo}/...
-_route := {"resource": {"owner": owner, "repository": repo}, "action": _action, "permission": permission} if {
+_route := {"resource": {"owner": lower(owner), "repository": lower(repo)}, "action": _action, "permission": permission} if {
 	_rest_path[0] == "repos"
 	owner := _rest_path[1]
 	repo := _rest_path[2]
@@ -87,7 +90,7 @@ _route := {"resource": {"owner": owner, "repository": repo}, "action": _action, 
 }
 
 # /orgs/{org}/...
-_route := {"resource": {"owner": org}, "action": _action, "permission": permission} if {
+_route := {"resource": {"owner": lower(org)}, "action": _action, "permission": permission} if {
 	_rest_path[0] == "orgs"
 	org := _rest_path[1]
 	_name(org)
@@ -95,7 +98,7 @@ _route := {"resource": {"owner": org}, "action": _action, "permission": permissi
 }
 
 # Git smart HTTP: /{owner}/{repo}(.git)/info/refs?service=..., POST /{owner}/{repo}(.git)/git-*-pack
-_route := {"resource": {"owner": owner, "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
+_route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
 	count(_path) == 4
 	_path[2] == "info"
 	_path[3] == "refs"
@@ -108,7 +111,7 @@ _route := {"resource": {"owner": owner, "repository": _repo_name(repo)}, "action
 	action := _git_services[service]
 }
 
-_route := {"resource": {"owner": owner, "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
+_route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
 	count(_path) == 3
 	[owner, repo, service] := _path
 	_git_owner(owner)
@@ -125,7 +128,7 @@ _git_owner(owner) if {
 	not owner in {"repos", "orgs", "api"}
 }
 
-_repo_name(repo) := trim_suffix(repo, ".git")
+_repo_name(repo) := trim_suffix(lower(repo), ".git")
 
 # Fine-grained permissions of repository endpoints -----------------------------------------------
 
