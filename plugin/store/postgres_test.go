@@ -456,7 +456,7 @@ func TestPostgresLocationRedacted(t *testing.T) {
 	}{
 		{note: "user information", dsn: withPassword.String(), want: strings.Replace(withPassword.String(), "s3cret", "xxxxx", 1)},
 		// The parameters come back in name order.
-		{note: "parameter", dsn: withParam.String(), want: strings.Replace(u.String(), "?sslmode=disable", "?password=xxxxx&sslmode=disable", 1)},
+		{note: "parameter", dsn: withParam.String(), want: redactedParam(withParam)},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			db := openPostgresTest(t, tc.dsn)
@@ -465,4 +465,11 @@ func TestPostgresLocationRedacted(t *testing.T) {
 			}
 		})
 	}
+}
+
+func redactedParam(u url.URL) string {
+	q := u.Query()
+	q.Set("password", "xxxxx")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
