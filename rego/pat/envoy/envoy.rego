@@ -34,7 +34,8 @@ _credentials := trim_space(substring(_authorization, indexof(_authorization, " "
 # description: >-
 #   The credential the request presents: `Authorization: Bearer <token>`, `token <token>`, or
 #   Basic with the token as the password (any user name; a token given as the user name with an
-#   empty password also counts). Undefined when there is none or it cannot be read.
+#   empty password or the password x-oauth-basic also counts). Undefined when there is none or it
+#   cannot be read.
 credential := {"type": "pat", "token": _credentials} if {
 	_scheme in {"bearer", "token"}
 	_credentials != ""
@@ -54,9 +55,13 @@ _basic_token(encoded) := token if {
 	token := _password_or_user(substring(decoded, 0, i), password)
 }
 
-_password_or_user(_, password) := password if password != ""
+_password_or_user(_, password) := password if not password in {"", "x-oauth-basic"}
 
-_password_or_user(user, "") := user if user != ""
+# A token as the user name: with an empty password, or GitHub's legacy "x-oauth-basic".
+_password_or_user(user, password) := user if {
+	password in {"", "x-oauth-basic"}
+	user != ""
+}
 
 # Routes ----------------------------------------------------------------------------------------
 

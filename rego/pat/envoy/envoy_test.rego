@@ -32,6 +32,7 @@ test_credential[note] if {
 		"basic, any user name": {"header": basic("alice", classic).authorization, "want": classic},
 		"basic, token as user name, empty password": {"header": basic(classic, "").authorization, "want": classic},
 		"basic, colon in password": {"header": basic("alice", "a:b").authorization, "want": "a:b"},
+		"basic, token as user name, x-oauth-basic": {"header": basic(classic, "x-oauth-basic").authorization, "want": classic},
 	}
 	envoy.credential == {"type": "pat", "token": tc.want} with input as req("GET", "/repos/octo-org/app", {"authorization": tc.header})
 }
