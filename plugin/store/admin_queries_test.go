@@ -7,10 +7,17 @@ import (
 	"time"
 )
 
-func adminTestStore(t *testing.T) (*DB, map[string]int64) {
+// adminBackends runs a test against SQLite and, when a server answers,
+// PostgreSQL.
+func adminBackends(t *testing.T, fn func(t *testing.T, location string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "pat.db")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, testPostgresDSN(t)) })
+}
+
+func adminTestStore(t *testing.T, location string) (*DB, map[string]int64) {
 	t.Helper()
 	ctx := t.Context()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "pat.db"))
+	db, err := Open(ctx, location)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +56,10 @@ func adminTestStore(t *testing.T) (*DB, map[string]int64) {
 	return db, ids
 }
 
-func TestListOrgGrants(t *testing.T) {
-	db, ids := adminTestStore(t)
+func TestListOrgGrants(t *testing.T) { adminBackends(t, testListOrgGrants) }
+
+func testListOrgGrants(t *testing.T, location string) {
+	db, ids := adminTestStore(t, location)
 	for _, tc := range []struct {
 		note  string
 		f     OrgGrantFilter
@@ -93,8 +102,10 @@ func TestListOrgGrants(t *testing.T) {
 	}
 }
 
-func TestAdminPointReads(t *testing.T) {
-	db, ids := adminTestStore(t)
+func TestAdminPointReads(t *testing.T) { adminBackends(t, testAdminPointReads) }
+
+func testAdminPointReads(t *testing.T, location string) {
+	db, ids := adminTestStore(t, location)
 	ctx := t.Context()
 	rows, _, err := db.ListOrgGrants(ctx, OrgGrantFilter{Org: "octo-org", TokenIDs: []int64{ids["a"]}})
 	if err != nil || len(rows) != 1 {
@@ -122,8 +133,10 @@ func TestAdminPointReads(t *testing.T) {
 	}
 }
 
-func TestListAuditPage(t *testing.T) {
-	db, ids := adminTestStore(t)
+func TestListAuditPage(t *testing.T) { adminBackends(t, testListAuditPage) }
+
+func testListAuditPage(t *testing.T, location string) {
+	db, ids := adminTestStore(t, location)
 	ctx := t.Context()
 	rows, _, _ := db.ListOrgGrants(ctx, OrgGrantFilter{Org: "octo-org", TokenIDs: []int64{ids["a"]}})
 	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{rows[0].Grant.ID}, Approve: true, Reason: "fine", Actor: "alice"}); err != nil {
