@@ -436,3 +436,72 @@ func TestStartStop(t *testing.T) {
 		t.Fatal("still serving after Stop")
 	}
 }
+
+// TestPolicyFollowsActivation: a new policy (a new compiler, as a bundle
+// activation makes) and new settings apply to the next call.
+func TestPolicyFollowsActivation(t *testing.T) {
+	f := newFixture(t, true)
+	m := f.srv.deps.Manager
+	const path = "/orgs/octo-org/personal-access-tokens"
+	mustOwn := errBody("Must be an owner of the octo-org organization or of its enterprise to manage its fine-grained personal access tokens", docListGrants)
+	if r := f.do(t, "GET", path, f.as("bob-user"), nil); r.status != 403 || r.body != mustOwn {
+		t.Fatalf("before: %d %s", r.status, r.body)
+	}
+
+	// Settings: bob becomes an owner of the acme enterprise; what he lacks now is the scope.
+	ctx := t.Context()
+	if err := storage.Txn(ctx, m.Store, storage.WriteParams, func(txn storage.Transaction) error {
+		return m.Store.Write(ctx, txn, storage.AddOp, storage.MustParsePath("/pat/settings/enterprises/acme/owners"), []any{"erin", "bob"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	needsScope := errBody("Resource not accessible by personal access token: this personal access token (classic) needs the admin:org scope; create one with it or use a fine-grained token", docListGrants)
+	if r := f.do(t, "GET", path, f.as("bob-user"), nil); r.status != 403 || r.body != needsScope {
+		t.Fatalf("after the settings change: %d %s", r.status, r.body)
+	}
+
+	// Policy: a new module replaces the compiler.
+	before := m.GetCompiler()
+	if err := storage.Txn(ctx, m.Store, storage.WriteParams, func(txn storage.Transaction) error {
+		return m.Store.UpsertPolicy(ctx, txn, "pat/admin/admin.rego", []byte(`package pat.admin
+
+decision := {"allow": false, "status": 403, "message": "closed for maintenance"}
+`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if m.GetCompiler() == before {
+		t.Fatal("the manager kept its compiler")
+	}
+	if r := f.do(t, "GET", path, f.as("alice-admin"), nil); r.status != 403 || r.body != errBody("closed for maintenance", docListGrants) {
+		t.Fatalf("after the policy change: %d %s", r.status, r.body)
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	for _, tc := range []struct {
+		note string
+		v    any
+		want int
+		err  string
+	}{
+		{note: "json number", v: json.Number("404"), want: 404},
+		{note: "float", v: float64(403), want: 403},
+		{note: "not an error status", v: json.Number("200"), err: "200 is not an HTTP error status"},
+		{note: "fraction", v: json.Number("403.5"), err: "403.5 is not an integer"},
+		{note: "string", v: "403", err: "want a number, got string"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			got, err := statusOf(tc.v)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %d %v", got, err)
+			}
+		})
+	}
+}
