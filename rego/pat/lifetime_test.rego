@@ -127,3 +127,27 @@ test_rule_28_standalone_organization_exempts_its_owners[note] if {
 	}
 	decide_with(request("github_pat_dave_solo_400", "solo-org", "lib", "write"), tc.settings) == lifetime_want("github_pat_dave_solo_400", tc.reason)
 }
+
+test_rule_25_deny_records_without_times[note] if {
+	some note, tc in {
+		"no expires_at_ns": {"remove": "expires_at_ns", "lifetime": no_expiry, "expires": null},
+		"no created_at_ns": {"remove": "created_at_ns", "lifetime": lasts(20544), "expires": in_days(90)},
+	}
+	record := object.remove(tokens.github_pat_bob_90_days, [tc.remove])
+	d := data.pat.decision with input as request("github_pat_bob_90_days", "octo-org", "app", "write")
+		with data.pat.settings as acme
+		with pat.token as replaced_token
+		with replaced_tokens as {"github_pat_bob_90_days": record}
+		with pat.grant as mock_grant
+		with pat.org_role as mock_org_role
+		with pat.user as mock_user
+		with pat.repository as mock_repository
+		with time.now_ns as now
+	reason := too_long("octo-org", fine_grained_name, 366, "the acme enterprise", tc.lifetime)
+	d == object.union(denied("github_pat_bob_90_days", 403, reason, enterprise_doc), {"expires_at_ns": tc.expires})
+}
+
+# A token record a test replaces: `with replaced_tokens as {raw: record}`.
+replaced_tokens := {}
+
+replaced_token(raw) := replaced_tokens[raw]

@@ -16,7 +16,7 @@ package pat
 # entrypoint: true
 decision := {
 	"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
-	"token_id": _token.id, "kind": _token.kind, "user": _token.user, "expires_at_ns": _token.expires_at_ns,
+	"token_id": _token_id, "kind": _kind, "user": _token_user, "expires_at_ns": _expires_at_ns,
 } if {
 	_live
 	count(_denials) == 0
@@ -428,13 +428,14 @@ _limit_setter(limit) := sprintf("the %s enterprise", [limit.enterprise]) if {
 
 _within_limit if _lifetime_applies.days == null
 
-_within_limit if _within_lifetime(_token.created_at_ns, _token.expires_at_ns, _lifetime_applies.days)
+# A record without created_at_ns counts from 0, so it breaks any limit.
+_within_limit if _within_lifetime(object.get(_token, "created_at_ns", 0), _expires_at_ns, _lifetime_applies.days)
 
 _common_denials contains _denial(30, 403, msg, _policy_doc(limit.by)) if {
 	limit := _lifetime_applies
 	not _within_limit
 	next := sprintf("regenerate the token with an expiration of %d days or less", [limit.days])
-	times := [_token.expires_at_ns, _token.created_at_ns]
+	times := [_expires_at_ns, object.get(_token, "created_at_ns", 0)]
 	msg := _lifetime_message(limit.subject, _token.kind, limit.days, _limit_setter(limit), times, next)
 }
 
