@@ -150,6 +150,10 @@ _repo_permission(rest, action) := permission if {
 _repo_sub_permission(rest, action) := "administration" if {
 	rest[0] == "branches"
 	rest[2] == "protection"
+} else := "workflows" if {
+	# Changing a workflow file needs the workflows permission (classic: the workflow scope).
+	action == "write"
+	array.slice(rest, 0, 3) == ["contents", ".github", "workflows"]
 } else := permission if {
 	rest[0] == "commits"
 	permission := _commit_sub_permissions[rest[2]]

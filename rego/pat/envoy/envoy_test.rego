@@ -64,6 +64,8 @@ test_route[note] if {
 		"api/v3 prefix": {"m": "GET", "p": "/api/v3/repos/octo-org/app/contents/README.md", "want": ["octo-org", "app", "read", "contents"]},
 		"contents read": {"m": "GET", "p": "/repos/octo-org/app/contents/src/main.go?ref=main", "want": ["octo-org", "app", "read", "contents"]},
 		"contents write": {"m": "PUT", "p": "/repos/octo-org/app/contents/README.md", "want": ["octo-org", "app", "write", "contents"]},
+		"workflow file write": {"m": "PUT", "p": "/repos/octo-org/app/contents/.github/workflows/ci.yml", "want": ["octo-org", "app", "write", "workflows"]},
+		"workflow file read": {"m": "GET", "p": "/repos/octo-org/app/contents/.github/workflows/ci.yml", "want": ["octo-org", "app", "read", "contents"]},
 		"git refs": {"m": "POST", "p": "/repos/octo-org/app/git/refs", "want": ["octo-org", "app", "write", "contents"]},
 		"issues read": {"m": "GET", "p": "/repos/octo-org/app/issues", "want": ["octo-org", "app", "read", "issues"]},
 		"issue comment": {"m": "POST", "p": "/repos/octo-org/app/issues/7/comments", "want": ["octo-org", "app", "write", "issues"]},
