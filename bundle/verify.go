@@ -1,13 +1,18 @@
 package bundle
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"path"
 	"slices"
 	"strings"
 
@@ -135,4 +140,46 @@ func checkManifest(b opabundle.Bundle) (*Verified, error) {
 		v.Modules = append(v.Modules, strings.TrimPrefix(mod.Path, "/"))
 	}
 	return v, nil
+}
+
+// SignatureKeyID returns the key id ("kid") of the OPA signature in a bundle
+// tarball, or "" when the bundle has no .signatures.json (or a signature
+// without a kid). Nothing is verified: it tells which key to verify with.
+func SignatureKeyID(tarball []byte) (string, error) {
+	gz, err := gzip.NewReader(bytes.NewReader(tarball))
+	if err != nil {
+		return "", fmt.Errorf("reading the bundle: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading the bundle: %w", err)
+		}
+		if path.Clean("/"+hdr.Name) != "/.signatures.json" {
+			continue
+		}
+		var sc opabundle.SignaturesConfig
+		if err := json.NewDecoder(tr).Decode(&sc); err != nil {
+			return "", fmt.Errorf(".signatures.json: %w", err)
+		}
+		if len(sc.Signatures) == 0 {
+			return "", nil
+		}
+		header, _, _ := strings.Cut(sc.Signatures[0], ".")
+		raw, err := base64.RawURLEncoding.DecodeString(header)
+		if err != nil {
+			return "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
+		}
+		var h struct {
+			KeyID string `json:"kid"`
+		}
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
+		}
+		return h.KeyID, nil
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -491,15 +492,84 @@ func TestSidecarVerificationKeyFlag(t *testing.T) {
 			}
 		})
 	}
+}
 
-	t.Run("keys configured, local bundle without --verification-key", func(t *testing.T) {
-		cfg := filepath.Join(t.TempDir(), "config.yaml")
-		pub, _ := os.ReadFile(w.keyA + ".pub")
-		if err := os.WriteFile(cfg, []byte("keys:\n  default:\n    algorithm: ES256\n    key: |\n      "+strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      ")+"\n"), 0o644); err != nil {
+// The design's invocation: the key under keys: in the configuration and a
+// local bundle with --bundle. Stock OPA would load the local bundle without
+// verifying it; opa-pat verifies it with the configured key (the only one, or
+// the one the signature's key id names).
+func TestSidecarKeysWithLocalBundle(t *testing.T) {
+	w := newSigningWorld(t)
+	good := w.build(t, "good.tar.gz", w.keyA)
+	keyConfig := func(t *testing.T, names map[string]string) string {
+		t.Helper()
+		var b strings.Builder
+		b.WriteString("keys:\n")
+		for _, name := range slices.Sorted(maps.Keys(names)) {
+			pub, err := os.ReadFile(names[name] + ".pub")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "  %s:\n    algorithm: ES256\n    key: |\n      %s\n", name, strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      "))
+		}
+		p := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, stderr := w.run(t, 1, "run", "--server", "--addr", "127.0.0.1:0", "--config-file", cfg, "--bundle", good)
-		want := fmt.Sprintf("error: keys are configured, but OPA verifies the local paths %s only with --verification-key: pass it (e.g. --verification-key KEY.pub --signing-alg ES256 --bundle), or --skip-verify to load them unverified\n", good)
+		return p
+	}
+	oneKey := keyConfig(t, map[string]string{"pat": w.keyA})
+	twoKeys := keyConfig(t, map[string]string{"pat-old": w.keyA, "pat-new": w.keyB})
+
+	t.Run("signed: served", func(t *testing.T) {
+		s := startSignedSidecar(t, w.dir, "--config-file", oneKey, "--bundle", good)
+		s.waitHealthy(t)
+		if got := s.get(t, "/v1/data/pat/restricted"); got != `{"result":["octo-org"]}` {
+			t.Fatalf("data.pat.restricted: %s", got)
+		}
+	})
+	t.Run("two keys, the signature's key id names one: served", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "new.tar.gz")
+		w.run(t, 0, "bundle", "build", "--settings", w.settings, "--key", w.keyB+".key", "--key-id", "pat-new", "--output", out, w.rego)
+		s := startSignedSidecar(t, w.dir, "--config-file", twoKeys, "--bundle", out)
+		s.waitHealthy(t)
+	})
+	for _, tc := range tamperCases(t, w, good) {
+		if tc.withFlag == "" {
+			continue
+		}
+		t.Run(tc.note+": refused", func(t *testing.T) {
+			_, stderr := w.run(t, 1, "run", "--server", "--addr", "127.0.0.1:0", "--config-file", oneKey, "--bundle", tc.bundle)
+			want := fmt.Sprintf("error: bundle %s refused: %s", tc.bundle, tc.withFlag)
+			if !strings.HasPrefix(stderr, want) {
+				t.Fatalf("stderr %q, want it to start %q", stderr, want)
+			}
+		})
+	}
+	for _, tc := range []struct{ note, config, bundle, want string }{
+		{note: "changed file, no sigstore bundle: OPA refuses", config: oneKey, bundle: "changed-file.tar.gz", want: "pat/pat.rego: digest mismatch"},
+		{note: "unsigned: OPA refuses", config: oneKey, bundle: "no-signatures.tar.gz", want: "bundle missing .signatures.json file"},
+		{note: "a key id keys: does not name", config: twoKeys, bundle: "good.tar.gz",
+			want: `refused: it is signed with key id "default", which keys: does not name (keys: pat-new, pat-old)`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(w.dir, tc.bundle))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), tc.bundle)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			stdout, stderr := w.run(t, 1, "run", "--server", "--addr", "127.0.0.1:0", "--config-file", tc.config, "--bundle", p)
+			if !strings.Contains(stdout+stderr, tc.want) {
+				t.Fatalf("output %q %q does not say %q", stdout, stderr, tc.want)
+			}
+		})
+	}
+	t.Run("a directory: refused", func(t *testing.T) {
+		_, stderr := w.run(t, 1, "run", "--server", "--addr", "127.0.0.1:0", "--config-file", oneKey, "--bundle", w.rego)
+		want := fmt.Sprintf("error: keys are configured, so local paths must be signed bundle files: %s: read %s: is a directory (or pass --skip-verify to load it unverified)\n", w.rego, w.rego)
 		if stderr != want {
 			t.Fatalf("stderr:\n got %q\nwant %q", stderr, want)
 		}

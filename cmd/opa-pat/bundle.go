@@ -1,13 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/cmd"
+	"github.com/open-policy-agent/opa/v1/keys"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/opa-pat/opa-pat/bundle"
 	"github.com/opa-pat/opa-pat/bundle/enforce"
@@ -181,14 +186,18 @@ digest and schema). Every check runs; the error names each one that failed.`,
 	return c
 }
 
-// requireSignedBundles closes, in OPA's run command, the gap stock OPA leaves
-// open: with keys configured, a bundle source without a signing block loads
-// unsigned bundles. Before the runtime starts, every such source gets an empty
-// signing block (through a --set override), so its bundles must carry a
-// signature made by one of the configured keys (chosen by the signature's key
-// id). Local bundle paths are verified only with --verification-key; with keys
-// configured and neither --verification-key nor --skip-verify, they are
-// refused.
+// requireSignedBundles closes, in OPA's run command, the gaps stock OPA
+// leaves open when keys are configured:
+//   - a bundle source without a signing block loads unsigned bundles: every
+//     such source gets an empty signing block (a --set override) before the
+//     runtime reads its configuration, so its bundles must carry a signature
+//     by one of the keys, chosen by the signature's key id;
+//   - local bundle paths are verified only with --verification-key: without
+//     it, opa-pat passes OPA the configured key that signed them
+//     (useConfiguredKey), and refuses paths it cannot verify.
+//
+// And for a local bundle with a sigstore bundle beside it, the cosign
+// signature over the tarball is checked with the verification key.
 func requireSignedBundles(root *cobra.Command) {
 	var run *cobra.Command
 	for _, c := range root.Commands() {
@@ -217,9 +226,6 @@ func requireSignedBundles(root *cobra.Command) {
 
 func enforceSigning(c *cobra.Command, args []string) error {
 	flags := c.Flags()
-	if err := verifyLocalSigstore(flags.Lookup("verification-key").Value.String(), args); err != nil {
-		return err
-	}
 	file, _ := flags.GetString("config-file")
 	sets, _ := flags.GetStringArray("set")
 	setFiles, _ := flags.GetStringArray("set-file")
@@ -227,25 +233,90 @@ func enforceSigning(c *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	keys, _ := config["keys"].(map[string]any)
-	if len(keys) == 0 {
-		return nil
-	}
-	verificationKey, _ := flags.GetString("verification-key")
-	skipVerify, _ := flags.GetBool("skip-verify")
-	if len(args) > 0 && verificationKey == "" && !skipVerify {
-		return fmt.Errorf("keys are configured, but OPA verifies the local paths %s only with --verification-key: pass it (e.g. --verification-key KEY.pub --signing-alg %s --bundle), or --skip-verify to load them unverified",
-			strings.Join(args, ", "), bundle.SigningAlg)
-	}
-	for _, src := range enforce.UnsignedSources(config) {
-		if src == "bundle" {
-			return errors.New("keys are configured with the deprecated bundle: section, which opa-pat cannot make require a signature: use bundles: with a signing block")
+	if keys, _ := config["keys"].(map[string]any); len(keys) > 0 {
+		verificationKey, _ := flags.GetString("verification-key")
+		skipVerify, _ := flags.GetBool("skip-verify")
+		if len(args) > 0 && verificationKey == "" && !skipVerify {
+			if err := useConfiguredKey(flags, config, args); err != nil {
+				return err
+			}
 		}
-		if err := flags.Set("set", src+".signing.scope="); err != nil {
-			return fmt.Errorf("requiring a signature for %s: %w", src, err)
+		for _, src := range enforce.UnsignedSources(config) {
+			if src == "bundle" {
+				return errors.New("keys are configured with the deprecated bundle: section, which opa-pat cannot make require a signature: use bundles: with a signing block")
+			}
+			if err := flags.Set("set", src+".signing.scope="); err != nil {
+				return fmt.Errorf("requiring a signature for %s: %w", src, err)
+			}
+		}
+	}
+	return verifyLocalSigstore(flags.Lookup("verification-key").Value.String(), args)
+}
+
+// useConfiguredKey verifies local bundle files with a key from keys:, which
+// OPA uses only for bundles it downloads: it gives OPA the key as if by
+// --verification-key (with --bundle). The key is the only one configured, or
+// the one the bundles' signatures name by key id (as a signing block without
+// keyid does). Directories and files of other kinds are refused: they would
+// load unverified.
+func useConfiguredKey(flags *pflag.FlagSet, config map[string]any, args []string) error {
+	raw, err := json.Marshal(config["keys"])
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	configured, err := keys.ParseKeysConfig(raw)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	names := slices.Sorted(maps.Keys(configured))
+	chosen := ""
+	for _, arg := range args {
+		p := localPath(arg)
+		tarball, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("keys are configured, so local paths must be signed bundle files: %s: %w (or pass --skip-verify to load it unverified)", arg, err)
+		}
+		kid, err := bundle.SignatureKeyID(tarball)
+		if err != nil {
+			return fmt.Errorf("bundle %s refused: %w", p, err)
+		}
+		name := kid
+		switch {
+		case len(names) == 1:
+			name = names[0]
+		case kid == "":
+			name = names[0] // no signature: OPA refuses it with its own message
+		case configured[kid] == nil:
+			return fmt.Errorf("bundle %s refused: it is signed with key id %q, which keys: does not name (keys: %s)", p, kid, strings.Join(names, ", "))
+		}
+		if chosen != "" && name != chosen {
+			return fmt.Errorf("bundle %s refused: it is signed with key id %q, another local bundle with %q; OPA verifies local bundles with one key", p, name, chosen)
+		}
+		chosen = name
+	}
+	kc := configured[chosen]
+	for flag, value := range map[string]string{"verification-key": kc.Key, "verification-key-id": chosen, "signing-alg": kc.Algorithm, "bundle": "true"} {
+		if err := flags.Set(flag, value); err != nil {
+			return fmt.Errorf("verifying local bundles with key %s: --%s: %w", chosen, flag, err)
+		}
+	}
+	if kc.Scope != "" {
+		if err := flags.Set("scope", kc.Scope); err != nil {
+			return fmt.Errorf("verifying local bundles with key %s: --scope: %w", chosen, err)
 		}
 	}
 	return nil
+}
+
+// localPath strips OPA's file:// and prefix: forms from a path argument.
+func localPath(arg string) string {
+	p := strings.TrimPrefix(arg, "file://")
+	if _, err := os.Stat(p); err != nil {
+		if _, after, ok := strings.Cut(p, ":"); ok {
+			return after
+		}
+	}
+	return p
 }
 
 // verifyLocalSigstore checks, for each local bundle path that has a sigstore
@@ -267,12 +338,7 @@ func verifyLocalSigstore(verificationKey string, paths []string) error {
 		return nil // not a cosign key: OPA's check alone
 	}
 	for _, p := range paths {
-		p = strings.TrimPrefix(p, "file://")
-		if _, err := os.Stat(p); err != nil {
-			if _, after, ok := strings.Cut(p, ":"); ok {
-				p = after // OPA's prefix:path form
-			}
-		}
+		p = localPath(p)
 		sigstore, err := os.ReadFile(p + bundle.SigstoreSuffix)
 		if err != nil {
 			continue
