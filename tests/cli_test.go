@@ -254,7 +254,6 @@ func TestCLIImport(t *testing.T) {
 		{note: "bad checksum second", world: `{"tokens": [{"token": "` + cliClassic + `", "kind": "classic", "user": "bob"}, {"token": "ghp_DEpGVKt1V8xcky8Y4twk4ylS5Cwrp42bW5D1", "kind": "classic", "user": "bob"}]}`,
 			stderr: `tokens[1].token: not a valid token (prefix, length or checksum)`},
 		{note: "wrong type", world: `{"memberships": [{"user": "bob", "org": "o", "role": 3}]}`, stderr: `memberships[0].role: expected a string, got number`},
-		{note: "unknown field", world: `{"users": [{"login": "bob", "admin": true}]}`, stderr: `users[0]: unknown field "admin"`},
 		{note: "bad role", world: `{"memberships": [{"user": "bob", "org": "o", "role": "boss"}]}`,
 			stderr: `memberships[0].role: unknown value "boss", want one of owner, member, outside_collaborator`},
 		{note: "bad time", world: `{"tokens": [{"token": "` + cliClassic + `", "kind": "classic", "user": "bob", "expires_at": "tomorrow"}]}`,
@@ -271,10 +270,18 @@ func TestCLIImport(t *testing.T) {
 		})
 	}
 
+	// Unknown fields are ignored, with a warning naming them.
+	file := writeFile(t, dir, "extra.json", `{"comment": "x", "users": [{"login": "bob", "admin": true, "team": "a"}]}`)
+	res := cli(t, "store", "import", "--store", filepath.Join(dir, "extra.db"), file)
+	if want := "warning: " + file + `: top level: ignored unknown field "comment"` + "\n" +
+		"warning: " + file + `: users[0]: ignored unknown fields "admin", "team"` + "\n"; res.code != 0 || res.stderr != want {
+		t.Fatalf("import with unknown fields: exit %d, stderr %q; want %q", res.code, res.stderr, want)
+	}
+
 	// All or nothing: a bad last record leaves the store as it was.
 	db := filepath.Join(dir, "pat.db")
 	bad := strings.Replace(cliWorld, `"state": "approved"`, `"state": "approved"}, {"token_name": "nope", "user": "bob", "org": "o", "state": "approved"`, 1)
-	file := writeFile(t, dir, "bad.json", bad)
+	file = writeFile(t, dir, "bad.json", bad)
 	cliFail(t, "error: "+file+`: grants[1].token_name: bob has no token named "nope"`, "store", "import", "--store", db, file)
 	empty := `{"users": [], "memberships": [], "repositories": [], "tokens": [], "grants": []}`
 	if got := decode[map[string]any](t, cliOK(t, "store", "export", "--store", db)); !reflect.DeepEqual(got, decode[map[string]any](t, empty)) {

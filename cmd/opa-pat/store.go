@@ -150,6 +150,9 @@ Tokens are given raw ("token", checked and hashed) or as "token_sha256".`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			for _, w := range d.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", args[0], w)
+			}
 			db, err := f.open(cmd.Context())
 			if err != nil {
 				return err

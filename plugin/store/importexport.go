@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +25,9 @@ type Dump struct {
 	Repositories []DumpRepository `json:"repositories"`
 	Tokens       []DumpToken      `json:"tokens"`
 	Grants       []DumpGrant      `json:"grants"`
+
+	// Warnings name the unknown fields ParseDump ignored.
+	Warnings []string `json:"-"`
 }
 
 // DumpUser is a user record of a dump.
@@ -89,45 +95,89 @@ type rawDump struct {
 	Grants       []json.RawMessage `json:"grants"`
 }
 
-// ParseDump decodes a dump strictly: unknown fields and wrong types are
-// errors naming the record's index and field.
+// ParseDump decodes a dump. Wrong types are errors naming the record's
+// index and field; unknown fields are ignored, each named in Warnings.
 func ParseDump(r io.Reader) (*Dump, error) {
-	var raw rawDump
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("decoding: %w", jsonError("", err))
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading: %w", err)
 	}
 	var d Dump
-	var err error
-	if d.Users, err = decodeRecords[DumpUser]("users", raw.Users); err != nil {
+	var raw rawDump
+	if err := decodeRecord("", b, &raw, &d.Warnings); err != nil {
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	if d.Users, err = decodeRecords[DumpUser]("users", raw.Users, &d.Warnings); err != nil {
 		return nil, err
 	}
-	if d.Memberships, err = decodeRecords[DumpMembership]("memberships", raw.Memberships); err != nil {
+	if d.Memberships, err = decodeRecords[DumpMembership]("memberships", raw.Memberships, &d.Warnings); err != nil {
 		return nil, err
 	}
-	if d.Repositories, err = decodeRecords[DumpRepository]("repositories", raw.Repositories); err != nil {
+	if d.Repositories, err = decodeRecords[DumpRepository]("repositories", raw.Repositories, &d.Warnings); err != nil {
 		return nil, err
 	}
-	if d.Tokens, err = decodeRecords[DumpToken]("tokens", raw.Tokens); err != nil {
+	if d.Tokens, err = decodeRecords[DumpToken]("tokens", raw.Tokens, &d.Warnings); err != nil {
 		return nil, err
 	}
-	if d.Grants, err = decodeRecords[DumpGrant]("grants", raw.Grants); err != nil {
+	if d.Grants, err = decodeRecords[DumpGrant]("grants", raw.Grants, &d.Warnings); err != nil {
 		return nil, err
 	}
 	return &d, nil
 }
 
-func decodeRecords[T any](name string, raws []json.RawMessage) ([]T, error) {
+func decodeRecords[T any](name string, raws []json.RawMessage, warnings *[]string) ([]T, error) {
 	out := make([]T, len(raws))
 	for i, raw := range raws {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&out[i]); err != nil {
-			return nil, jsonError(fmt.Sprintf("%s[%d]", name, i), err)
+		if err := decodeRecord(fmt.Sprintf("%s[%d]", name, i), raw, &out[i], warnings); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// decodeRecord decodes one JSON value strictly; when the only trouble is
+// unknown fields, it names them in warnings and decodes again leniently.
+func decodeRecord(record string, raw []byte, v any, warnings *[]string) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	if !strings.HasPrefix(err.Error(), "json: unknown field ") {
+		return jsonError(record, err)
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) == nil {
+		known := knownFields(v)
+		var unknown []string
+		for k := range fields {
+			if !known[k] {
+				unknown = append(unknown, strconv.Quote(k))
+			}
+		}
+		slices.Sort(unknown)
+		where := record
+		if where == "" {
+			where = "top level"
+		}
+		*warnings = append(*warnings, fmt.Sprintf("%s: ignored unknown %s %s", where, plural("field", len(unknown)), strings.Join(unknown, ", ")))
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return jsonError(record, err)
+	}
+	return nil
+}
+
+// knownFields lists the JSON names of the fields of the struct v points to.
+func knownFields(v any) map[string]bool {
+	t := reflect.TypeOf(v).Elem()
+	known := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	return known
 }
 
 // jsonError rewrites encoding/json's errors to name the record and field.
