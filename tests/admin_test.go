@@ -59,7 +59,7 @@ func admGenerate(t *testing.T, kind string) string {
 }
 
 // startAdmin imports the world and starts `opa-pat run --server` with the
-// admin API and the policy from rego/ with the settings above.
+// admin API and a signed bundle of rego/ with the settings above.
 func startAdmin(t *testing.T) *admWorld {
 	t.Helper()
 	w := &admWorld{bin: binary(t), api: admFreeAddr(t), admin: admFreeAddr(t), raw: map[string]string{}}
@@ -119,9 +119,15 @@ plugins:
     store: {path: "`+w.store+`"}
     admin: {addr: "`+w.admin+`"}
 `)
-	root := repoRoot()
-	cmd := exec.Command(w.bin, "run", "--server", "--addr", w.api, "--config-file", config, "--ignore", "*_test.rego",
-		filepath.Join(root, "rego", "pat"), "pat.settings:"+admWrite(t, dir, "settings.json", admSettings))
+	// The policy and settings come as a deployment gets them: a bundle of rego/ signed with
+	// opa-pat's keys, verified by the sidecar.
+	keys := filepath.Join(dir, "k")
+	admRunEnv(t, w.bin, []string{"COSIGN_PASSWORD=pw"}, "keys", "generate", "--output-prefix", keys)
+	bundle := filepath.Join(dir, "bundle.tar.gz")
+	admRunEnv(t, w.bin, []string{"COSIGN_PASSWORD=pw"}, "bundle", "build", "--settings", admWrite(t, dir, "settings.json", admSettings),
+		"--key", keys+".key", "--output", bundle, filepath.Join(repoRoot(), "rego"))
+	cmd := exec.Command(w.bin, "run", "--server", "--addr", w.api, "--config-file", config,
+		"--verification-key", keys+".pub", "--signing-alg", "ES256", "--bundle", bundle)
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -164,8 +170,14 @@ func admWrite(t *testing.T, dir, name, content string) string {
 
 func admRun(t *testing.T, bin string, args ...string) string {
 	t.Helper()
+	return admRunEnv(t, bin, nil, args...)
+}
+
+func admRunEnv(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("opa-pat %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
