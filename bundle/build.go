@@ -22,8 +22,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
-
-	_ "github.com/opa-pat/opa-pat/plugin/builtins" // the pat.* built-ins the policy is compiled against
 )
 
 // Names and defaults.
@@ -64,6 +62,9 @@ type BuildOptions struct {
 	KeyID string
 	// Revision overrides the manifest's revision (git commit or digest).
 	Revision string
+	// Capabilities the policy is compiled against; nil means the built-ins
+	// registered in this process (in opa-pat: OPA's and the pat.* ones).
+	Capabilities *ast.Capabilities
 }
 
 // Built is a signed bundle.
@@ -106,7 +107,10 @@ func Build(opts BuildOptions) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPolicy(modules, manifest); err != nil {
+	if opts.Capabilities == nil {
+		opts.Capabilities = ast.CapabilitiesForThisVersion()
+	}
+	if err := checkPolicy(modules, manifest, opts.Capabilities); err != nil {
 		return nil, err
 	}
 
@@ -266,9 +270,10 @@ func readModules(dir string) ([]opabundle.ModuleFile, error) {
 	return modules, nil
 }
 
-// checkPolicy compiles the modules with the built-ins of this binary
-// (OPA's and opa-pat's pat.*) and checks each package lies under a root.
-func checkPolicy(modules []opabundle.ModuleFile, m opabundle.Manifest) error {
+// checkPolicy compiles the modules against the capabilities (in opa-pat,
+// OPA's built-ins and the pat.* ones) and checks each package lies under a
+// root.
+func checkPolicy(modules []opabundle.ModuleFile, m opabundle.Manifest, caps *ast.Capabilities) error {
 	parsed := map[string]*ast.Module{}
 	for _, mod := range modules {
 		parsed[mod.Path] = mod.Parsed
@@ -277,7 +282,7 @@ func checkPolicy(modules []opabundle.ModuleFile, m opabundle.Manifest) error {
 			return fmt.Errorf("policy: %s: package %s is outside the manifest's roots %v", mod.Path, mod.Parsed.Package.Path, *m.Roots)
 		}
 	}
-	c := ast.NewCompiler().WithCapabilities(ast.CapabilitiesForThisVersion())
+	c := ast.NewCompiler().WithCapabilities(caps)
 	if c.Compile(parsed); c.Failed() {
 		return fmt.Errorf("policy: %s", oneLine(c.Errors))
 	}

@@ -12,10 +12,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 const fixtureManifest = `{"roots": ["pat"], "rego_version": 1, "metadata": {"name": "fixture"}}`
@@ -91,8 +94,23 @@ func testKeys(t *testing.T) (a, b *SigningKey) {
 	return keyA, keyB
 }
 
+// patCapabilities are the repository's capabilities, with the pat.* built-ins
+// (the opa-pat binary has them registered; this package does not).
+func patCapabilities(t *testing.T) *ast.Capabilities {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	caps, err := ast.LoadCapabilitiesFile(filepath.Join(filepath.Dir(file), "..", "rego", "capabilities.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caps
+}
+
 func build(t *testing.T, opts BuildOptions) *Built {
 	t.Helper()
+	if opts.Capabilities == nil {
+		opts.Capabilities = patCapabilities(t)
+	}
 	if opts.Key == nil {
 		opts.Key, _ = testKeys(t)
 	}
@@ -307,7 +325,7 @@ func TestBuildRefuses(t *testing.T) {
 				}
 			}
 			opts := tc.opts
-			opts.RegoDir, opts.Key = dir, keyA
+			opts.RegoDir, opts.Key, opts.Capabilities = dir, keyA, patCapabilities(t)
 			if opts.Settings == nil {
 				opts.Settings = []byte(fullSettings)
 			}
