@@ -91,7 +91,17 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /user/personal-access-tokens", s.authenticated(docUserTokens, s.createToken))
 	s.mux.HandleFunc("DELETE /user/personal-access-tokens/{id}", s.authenticated(docUserTokens, s.revokeOwnToken))
 	s.mux.HandleFunc("POST /user/personal-access-tokens/{id}/requests", s.authenticated(docUserTokens, s.requestAgain))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, notFound()) })
+	// Other methods on these paths, and other paths, are GitHub's JSON 404
+	// rather than ServeMux's plain-text 405.
+	for _, p := range []string{
+		"/orgs/{org}/personal-access-token-requests", "/orgs/{org}/personal-access-token-requests/{id}",
+		"/orgs/{org}/personal-access-token-requests/{id}/repositories", "/orgs/{org}/personal-access-tokens",
+		"/orgs/{org}/personal-access-tokens/{id}", "/orgs/{org}/personal-access-tokens/{id}/repositories",
+		"/orgs/{org}/audit-log", "/user/personal-access-tokens", "/user/personal-access-tokens/{id}",
+		"/user/personal-access-tokens/{id}/requests", "/",
+	} {
+		s.mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) { writeError(w, notFound()) })
+	}
 }
 
 // Handler is the API's HTTP handler.

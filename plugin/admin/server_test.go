@@ -423,6 +423,22 @@ func TestStartStop(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	for _, tc := range []struct{ note, method, path string }{
+		{note: "unknown path", method: "GET", path: "/nowhere"},
+		{note: "unknown method", method: "PUT", path: "/orgs/octo-org/personal-access-tokens"},
+		{note: "DELETE on a GET path", method: "DELETE", path: "/orgs/octo-org/audit-log"},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+s.Addr()+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || strings.TrimSpace(string(b)) != errBody("Not Found", docNotFound) {
+			t.Errorf("%s: %d %s", tc.note, resp.StatusCode, b)
+		}
+	}
 	resp, err := http.Get("http://" + s.Addr() + "/nowhere")
 	if err != nil {
 		t.Fatal(err)
