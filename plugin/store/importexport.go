@@ -380,9 +380,8 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 			if err != nil {
 				return fmt.Errorf("grants[%d].%w", i, err)
 			}
-			if t.Kind != KindFineGrained {
-				return fmt.Errorf("grants[%d]: token %d is classic; only fine-grained tokens have grants", i, t.ID)
-			}
+			// A grant of a classic token is recorded as given; the policy
+			// never asks for one (SEMANTICS.md rule 17).
 			cur, ok, err := scanCurrent(ctx, tx, t.ID, dg.Org)
 			if err != nil {
 				return err

@@ -190,12 +190,9 @@ func ValidateToken(t Token) error {
 	if err := checkEnum("repository_selection", t.RepositorySelection, selections); err != nil {
 		return err
 	}
-	if t.RepositorySelection == "selected" && len(t.Repositories) == 0 {
-		return errors.New(`repositories: must not be empty when repository_selection is "selected"`)
-	}
-	if t.RepositorySelection != "selected" && len(t.Repositories) > 0 {
-		return fmt.Errorf("repositories: must be empty when repository_selection is %q", t.RepositorySelection)
-	}
+	// Repositories only count with "selected"; a list kept with "all" or
+	// "public", or an empty selection, is recorded as given (import records
+	// what exists).
 	for i, r := range t.Repositories {
 		if err := checkName(fmt.Sprintf("repositories[%d]", i), r); err != nil {
 			return err

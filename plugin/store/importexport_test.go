@@ -1,0 +1,97 @@
+package store
+
+import (
+	"encoding/hex"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
+
+const (
+	rawClassic = "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"
+	rawFG      = "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"
+)
+
+func importJSON(t *testing.T, db *DB, world string) (ImportResult, error) {
+	t.Helper()
+	d, err := ParseDump(strings.NewReader(world))
+	if err != nil {
+		return ImportResult{}, err
+	}
+	return db.Import(t.Context(), d, "test")
+}
+
+func TestImportGrants(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	h := token.Hash(rawFG)
+	fgHex := hex.EncodeToString(h[:])
+	world := `{"tokens": [
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"},
+		{"token": "` + rawClassic + `", "name": "ci", "user": "bob", "scopes": ["repo"]}],
+	"grants": [{"token_sha256": "` + fgHex + `", "org": "octo-org", "state": "pending", "reason": "please"},
+		{"token_sha256": "` + hex.EncodeToString(func() []byte { h := token.Hash(rawClassic); return h[:] }()) + `", "org": "octo-org", "state": "denied"}]}`
+	res, err := importJSON(t, db, world)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ImportResult{Users: 0, Tokens: 2, Grants: 2}); res != want {
+		t.Fatalf("import = %+v; want %+v", res, want)
+	}
+	// The same world again adds no request; a changed state adds one.
+	if res, err := importJSON(t, db, world); err != nil || res.Grants != 0 {
+		t.Fatalf("re-import = %+v, %v", res, err)
+	}
+	if res, err := importJSON(t, db, strings.Replace(world, `"state": "pending", "reason": "please"`, `"state": "approved", "reason": "ok"`, 1)); err != nil || res.Grants != 1 {
+		t.Fatalf("changed import = %+v, %v", res, err)
+	}
+	reqs, err := db.ListRequests(ctx, RequestFilter{TokenID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for _, r := range reqs {
+		states = append(states, r.State+"/"+r.Reason)
+	}
+	if want := []string{"pending/please", "approved/ok"}; !reflect.DeepEqual(states, want) {
+		t.Fatalf("history = %v; want %v", states, want)
+	}
+	if tok, ok, _ := db.TokenByHash(ctx, h); !ok || tok.Kind != KindFineGrained || tok.ID != 1 {
+		t.Fatalf("token = %+v", tok)
+	}
+
+	for _, tc := range []struct {
+		note  string
+		world string
+		err   string
+	}{
+		{note: "ambiguous name", world: `{"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved"}]}`,
+			err: `grants[0].token_name: bob has several tokens named "ci"; name the token by token_sha256`},
+		{note: "unknown hash", world: `{"grants": [{"token_sha256": "` + strings.Repeat("0", 64) + `", "org": "o", "state": "approved"}]}`,
+			err: `grants[0].token_sha256: no such token`},
+		{note: "bad hash", world: `{"tokens": [{"token_sha256": "abc", "kind": "classic", "user": "bob"}]}`,
+			err: `tokens[0].token_sha256: "abc" is not 64 hexadecimal digits`},
+		{note: "both forms", world: `{"tokens": [{"token": "` + rawClassic + `", "token_sha256": "` + fgHex + `", "kind": "classic", "user": "bob"}]}`,
+			err: `tokens[0].token: give token or token_sha256, not both`},
+		{note: "kind differs from the format", world: `{"tokens": [{"token": "` + rawClassic + `", "kind": "fine_grained", "user": "bob"}]}`,
+			err: `tokens[0].kind: "fine_grained", but the token is classic`},
+		{note: "same token twice", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob"}, {"token": "` + rawClassic + `", "user": "eve"}]}`,
+			err: `tokens[1].token: the same token as tokens[0]`},
+		{note: "expiry before creation", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}]}`,
+			err: `tokens[0].expires_at: must be after created_at`},
+		{note: "bad permission level", world: `{"tokens": [{"token": "` + rawFG + `", "user": "bob", "resource_owner": "o", "repository_selection": "all", "permissions": {"contents": "all"}}]}`,
+			err: `tokens[0].permissions.contents: unknown value "all", want one of read, write, admin`},
+		{note: "comma in a name", world: `{"repositories": [{"owner": "o", "name": "a,b", "visibility": "public"}]}`,
+			err: `repositories[0].name: "a,b" must not contain ',', '=', '/' or control characters`},
+		{note: "empty login", world: `{"users": [{"login": ""}]}`, err: `users[0].login: must not be empty`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			_, err := importJSON(t, db, tc.world)
+			if err == nil || err.Error() != tc.err {
+				t.Fatalf("err = %v; want %q", err, tc.err)
+			}
+		})
+	}
+}
