@@ -36,9 +36,11 @@ _new_org := org if {
 }
 
 _creation_errors contains msg if {
-	not _new_kind in {"classic", "fine_grained"}
+	not _known_new_kind
 	msg := `token.kind must be "classic" or "fine_grained"`
 }
+
+_known_new_kind if _new_kind in {"classic", "fine_grained"}
 
 _creation_errors contains "token.user must be a non-empty string" if not _valid_new_user
 
@@ -57,7 +59,9 @@ _valid_new_owner if {
 	_new_token.resource_owner != ""
 }
 
-_creation_errors contains "token.created_at_ns must be a number" if not is_number(_new_token.created_at_ns)
+_new_created := object.get(_new_token, "created_at_ns", null)
+
+_creation_errors contains "token.created_at_ns must be a number" if not is_number(_new_created)
 
 _creation_errors contains "token.expires_at_ns must be a number or null" if {
 	not is_number(object.get(_new_token, "expires_at_ns", null))
@@ -94,11 +98,12 @@ _creation_limit_days := _creation_limit.days
 
 _creation_errors contains msg if {
 	limit := _creation_limit
-	not _within_lifetime(_new_token.created_at_ns, object.get(_new_token, "expires_at_ns", null), limit.days)
+	is_number(_new_created)
+	not _within_lifetime(_new_created, object.get(_new_token, "expires_at_ns", null), limit.days)
 	expires := object.get(_new_token, "expires_at_ns", null)
 	next := sprintf("choose an expiration of %d days or less", [limit.days])
 	setter := _setter(_new_policy.enterprise, _new_org, limit.by)
-	msg := _lifetime_message(_new_org, _new_kind, limit.days, setter, [expires, _new_token.created_at_ns], next)
+	msg := _lifetime_message(_new_org, _new_kind, limit.days, setter, [expires, _new_created], next)
 }
 
 # Rule 21: the grant a new fine-grained token for an organization starts with.

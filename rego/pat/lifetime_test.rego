@@ -151,3 +151,32 @@ test_rule_25_deny_records_without_times[note] if {
 replaced_tokens := {}
 
 replaced_token(raw) := replaced_tokens[raw]
+
+test_rule_1_deny_a_record_without_user if {
+	record := object.remove(tokens.ghp_bob_repo, ["user"])
+	d := data.pat.decision with input as request("ghp_bob_repo", "octo-org", "app", "read")
+		with data.pat.settings as acme
+		with pat.token as replaced_token
+		with replaced_tokens as {"ghp_bob_repo": record}
+		with time.now_ns as now
+	reason := "Bad credentials: the token's record has no user; create a new token"
+	d == object.union(denied("ghp_bob_repo", 401, reason, auth_doc), {"user": null})
+}
+
+test_deny_incomplete_records[note] if {
+	some note, tc in {
+		"classic without scopes": {"remove": "scopes", "status": 404, "reason": no_repo_scope("octo-org"), "doc": token_doc, "kind": "classic"},
+		"without kind": {"remove": "kind", "status": 403, "reason": "the token's kind is not supported by this policy", "doc": token_doc, "kind": null},
+	}
+	record := object.remove(tokens.ghp_bob_repo, [tc.remove])
+	d := data.pat.decision with input as request("ghp_bob_repo", "octo-org", "app", "read")
+		with data.pat.settings as acme
+		with pat.token as replaced_token
+		with replaced_tokens as {"ghp_bob_repo": record}
+		with pat.grant as mock_grant
+		with pat.org_role as mock_org_role
+		with pat.user as mock_user
+		with pat.repository as mock_repository
+		with time.now_ns as now
+	d == object.union(denied("ghp_bob_repo", tc.status, tc.reason, tc.doc), {"kind": tc.kind})
+}

@@ -267,6 +267,16 @@ _live if {
 	_found
 	_token.revoked == false
 	not _expired
+	_has_user
+}
+
+_has_user if is_string(_token.user)
+
+# Negated checks on record fields go through helper rules: `not is_string(x.f)` is not true when
+# x.f is undefined.
+_token_denials contains _denial(20, 401, "Bad credentials: the token's record has no user; create a new token", _auth_doc) if {
+	_found
+	not _has_user
 }
 
 _token_denials contains _denial(20, 503, "the token could not be checked because the token store is not ready; try again shortly", _auth_doc) if {
@@ -543,7 +553,7 @@ _classic_denials contains _denial(40, 403, msg, _fg_doc) if {
 _classic_denials contains _denial(40, 404, msg, _fg_doc) if {
 	not _org_permission
 	not _public
-	not "repo" in _token.scopes
+	not _has_scope({"repo"})
 	msg := sprintf("Not Found: a personal access token (classic) needs the \"repo\" scope to reach private and internal resources of %s; regenerate the token with the repo scope", [_owner])
 }
 
@@ -557,13 +567,15 @@ _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
 _classic_denials contains _denial(42, 403, msg, _fg_doc) if {
 	_permission == "workflows"
 	_action == "write"
-	not "workflow" in _token.scopes
+	not _has_scope({"workflow"})
 	msg := sprintf("%s: a personal access token (classic) needs the \"workflow\" scope to change workflows; regenerate the token with the workflow scope", [_not_accessible])
 }
 
+_known_kind if _token.kind in {"classic", "fine_grained"}
+
 _common_denials contains _denial(44, 403, "the token's kind is not supported by this policy", _fg_doc) if {
 	_live
-	not _token.kind in {"classic", "fine_grained"}
+	not _known_kind
 }
 
 # ---------------------------------------------------------------------------------------------
