@@ -248,7 +248,7 @@ func (db *DB) wakePostgres(ctx context.Context) <-chan struct{} {
 			connectedBefore = true
 			signal(ch)
 			err = p.serve(ctx, conn, ch)
-			conn.Close(context.Background())
+			closeQuietly(conn)
 			if ctx.Err() != nil {
 				p.down()
 				return
@@ -272,10 +272,18 @@ func (p *pgState) listen(ctx context.Context) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("connecting the listener: %w", err)
 	}
 	if _, err := conn.Exec(ctx, `LISTEN `+NotifyChannel); err != nil {
-		conn.Close(context.Background())
+		closeQuietly(conn)
 		return nil, fmt.Errorf("listening on %s: %w", NotifyChannel, err)
 	}
 	return conn, nil
+}
+
+// closeQuietly closes a listener's connection, giving up on a polite
+// goodbye after a second (the connection may be dead).
+func closeQuietly(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn.Close(ctx)
 }
 
 // serve waits for notifications until the connection fails or ctx ends. A
