@@ -180,3 +180,18 @@ test_deny_incomplete_records[note] if {
 		with time.now_ns as now
 	d == object.union(denied("ghp_bob_repo", tc.status, tc.reason, tc.doc), {"kind": tc.kind})
 }
+
+test_deny_fine_grained_record_without_resource_owner if {
+	record := object.remove(tokens.github_pat_bob_app, ["resource_owner"])
+	d := data.pat.decision with input as request("github_pat_bob_app", "octo-org", "app", "read")
+		with data.pat.settings as acme
+		with pat.token as replaced_token
+		with replaced_tokens as {"github_pat_bob_app": record}
+		with pat.grant as mock_grant
+		with pat.org_role as mock_org_role
+		with pat.user as mock_user
+		with pat.repository as mock_repository
+		with time.now_ns as now
+	reason := "Not Found: a fine-grained personal access token reaches private and internal resources of its resource owner only, and this one belongs to ; create a token for octo-org"
+	d == denied("github_pat_bob_app", 404, reason, token_doc)
+}

@@ -324,7 +324,8 @@ _classic if {
 	_token.kind == "classic"
 }
 
-_resource_owner := _token.resource_owner if _fine_grained
+# A record without resource owner reaches nothing beyond the floor.
+_resource_owner := object.get(_token, "resource_owner", "") if _fine_grained
 
 # The resource belongs to a user account when the owner is a known user and not an
 # organization named in the settings; anything else is an organization (unknown owners get the
