@@ -181,8 +181,11 @@ _denials contains _denial(4, 403, msg) if {
 	)
 }
 
+# GitHub's API spells organization permissions with an organization_ prefix
+# (organization_personal_access_tokens); either spelling counts.
 _has_permission(name, level) if {
-	have := object.get(_caller, ["permissions", name], "none")
+	some key in {name, concat("", ["organization_", name])}
+	have := object.get(_caller, ["permissions", key], "none")
 	_levels[have] >= _levels[level]
 }
 

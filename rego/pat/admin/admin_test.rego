@@ -82,6 +82,10 @@ test_org_operations[note] if {
 			"input": {"operation": "tokens.revoke", "org": "octo-org", "caller": fine_grained("alice", "octo-org", {"personal_access_tokens": "admin"})},
 			"want": allowed,
 		},
+		"owner fine-grained with GitHub's organization_ spelling": {
+			"input": {"operation": "tokens.revoke", "org": "octo-org", "caller": fine_grained("alice", "octo-org", {"organization_personal_access_tokens": "write"})},
+			"want": allowed,
+		},
 		"owner fine-grained read cannot review": {
 			"input": {"operation": "requests.review", "org": "octo-org", "caller": fine_grained("alice", "octo-org", {"personal_access_token_requests": "read"})},
 			"want": denied(403, "Resource not accessible by personal access token: it needs the organization permission personal_access_token_requests at write or above"),
