@@ -55,8 +55,10 @@ func Open(ctx context.Context, location string) (*DB, error) {
 }
 
 func openSQLite(ctx context.Context, path string) (*DB, error) {
-	if strings.ContainsAny(path, "?#") {
-		return nil, errors.New("the path must not contain '?' or '#'")
+	// A plain path (not a file: URI): the driver strips its parameters after
+	// '?' and SQLite takes the rest literally, '%' and '#' included.
+	if strings.Contains(path, "?") || strings.HasPrefix(path, "file:") {
+		return nil, errors.New("the path must not contain '?' or start with \"file:\"")
 	}
 	dir := filepath.Dir(path)
 	if st, err := os.Stat(dir); err != nil {
@@ -69,11 +71,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	params := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)",
 		busyTimeout.Milliseconds())
-	rdb, err := sql.Open("sqlite", "file:"+path+"?"+params)
+	rdb, err := sql.Open("sqlite", path+"?"+params)
 	if err != nil {
 		return nil, err
 	}
-	wdb, err := sql.Open("sqlite", "file:"+path+"?"+params+"&_txlock=immediate")
+	wdb, err := sql.Open("sqlite", path+"?"+params+"&_txlock=immediate")
 	if err != nil {
 		rdb.Close()
 		return nil, err

@@ -66,7 +66,7 @@ func TestOpen(t *testing.T) {
 		}
 	})
 	t.Run("reopen keeps data and schema", func(t *testing.T) {
-		p := filepath.Join(dir, "pat.db")
+		p := filepath.Join(dir, "a #b %20c.db")
 		db, err := Open(t.Context(), p)
 		if err != nil {
 			t.Fatal(err)
@@ -91,6 +91,9 @@ func TestOpen(t *testing.T) {
 		var mode string
 		if err := db.rdb.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 			t.Fatalf("journal_mode = %q, %v", mode, err)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("the store is not at its literal path: %v", err)
 		}
 	})
 }
