@@ -193,14 +193,14 @@ func (db *DB) OrgRequest(ctx context.Context, org string, id int64) (OrgGrant, b
 	return g, true, nil
 }
 
-// OrgKnown reports whether the store knows an organization: it has members,
-// repositories, tokens aimed at it or requests.
+// OrgKnown reports whether the store knows an organization: it has
+// repositories, requests or members. The indexed lookups come first, so a
+// known organization costs one index probe.
 func (db *DB) OrgKnown(ctx context.Context, org string) (bool, error) {
 	var known bool
-	err := db.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM memberships WHERE org = $1)
-	OR EXISTS (SELECT 1 FROM repositories WHERE owner = $1)
+	err := db.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM repositories WHERE owner = $1)
 	OR EXISTS (SELECT 1 FROM requests WHERE org = $1)
-	OR EXISTS (SELECT 1 FROM tokens WHERE resource_owner = $1)`, org).Scan(&known)
+	OR EXISTS (SELECT 1 FROM memberships WHERE org = $1)`, org).Scan(&known)
 	if err != nil {
 		return false, fmt.Errorf("looking up organization %q: %w", org, err)
 	}
