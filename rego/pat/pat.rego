@@ -155,11 +155,11 @@ _valid_permission if {
 }
 
 # A null repository or visibility counts as absent.
+_valid_repository if is_string(input.resource.repository)
+
 _valid_repository if not _given_repository
 
 _given_repository if input.resource.repository != null
-
-_valid_repository if is_string(input.resource.repository)
 
 _valid_visibility if not _given_visibility
 
@@ -412,21 +412,33 @@ _policy_doc("enterprise") := _enterprise_policy_doc
 
 _policy_doc("organization") := _org_policy_doc
 
-_lifetime_applies := object.union(_org_limit, {"subject": _owner, "enterprise": _ent}) if {
+# The limit the token breaks, if any: checked for members of the resource's organization
+# (rule 26) and for a managed user's own repositories (rule 27). The exemption (rule 28) is
+# looked at only for a token that breaks its limit.
+_lifetime_breach := object.union(_org_limit, {"subject": _owner, "enterprise": _ent}) if {
 	_owned_by_org
 	_member
+	not _within(_org_limit.days)
 	not _exempt_user
 }
 
-_lifetime_applies := object.union(limit, {"subject": ent, "enterprise": ent}) if {
+_lifetime_breach := object.union(limit, {"subject": ent, "enterprise": ent}) if {
 	_owned_by_user
 	_owner == _user
 	ent := pat.user(_user).managed_by
 	is_string(ent)
 	conf := _enterprise_conf(ent)
-	not _managed_user_exempt(conf)
 	limit := _enterprise_limit(conf, _token.kind)
+	not _within(limit.days)
+	not _managed_user_exempt(conf)
 }
+
+# A record without created_at_ns counts from 0, so it breaks any limit.
+_created_at_ns := object.get(_token, "created_at_ns", 0)
+
+_within(null)
+
+_within(days) if _within_lifetime(_created_at_ns, _expires_at_ns, days)
 
 _managed_user_exempt(conf) if {
 	conf.exempt_administrators == true
@@ -437,16 +449,10 @@ _limit_setter(limit) := sprintf("the %s enterprise", [limit.enterprise]) if {
 	limit.by == "enterprise"
 } else := sprintf("the %s organization", [limit.subject])
 
-_within_limit if _lifetime_applies.days == null
-
-# A record without created_at_ns counts from 0, so it breaks any limit.
-_within_limit if _within_lifetime(object.get(_token, "created_at_ns", 0), _expires_at_ns, _lifetime_applies.days)
-
 _common_denials contains _denial(30, 403, msg, _policy_doc(limit.by)) if {
-	limit := _lifetime_applies
-	not _within_limit
+	limit := _lifetime_breach
 	next := sprintf("regenerate the token with an expiration of %d days or less", [limit.days])
-	times := [_expires_at_ns, object.get(_token, "created_at_ns", 0)]
+	times := [_expires_at_ns, _created_at_ns]
 	msg := _lifetime_message(limit.subject, _token.kind, limit.days, _limit_setter(limit), times, next)
 }
 
