@@ -459,6 +459,9 @@ func TestSidecarVerificationKeyFlag(t *testing.T) {
 
 	s := startSignedSidecar(t, w.dir, "--verification-key", w.keyA+".pub", "--signing-alg", "ES256", "--bundle", good)
 	s.waitHealthy(t)
+	// --signing-alg may be left out: a cosign key means ES256.
+	s = startSignedSidecar(t, w.dir, "--verification-key", w.keyA+".pub", "--bundle", good)
+	s.waitHealthy(t)
 
 	for _, tc := range tamperCases(t, w, good) {
 		if tc.withFlag == "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -250,7 +251,26 @@ func enforceSigning(c *cobra.Command, args []string) error {
 			}
 		}
 	}
-	return verifyLocalSigstore(flags.Lookup("verification-key").Value.String(), args)
+	verificationKey := flags.Lookup("verification-key").Value.String()
+	if verificationKey != "" && !flags.Changed("signing-alg") {
+		// OPA's default is RS256; a cosign key signs ES256.
+		if _, err := loadPublicKeyArg(verificationKey); err == nil {
+			if err := flags.Set("signing-alg", bundle.SigningAlg); err != nil {
+				return fmt.Errorf("--signing-alg: %w", err)
+			}
+		}
+	}
+	return verifyLocalSigstore(verificationKey, args)
+}
+
+// loadPublicKeyArg reads --verification-key (a file, or the PEM itself) as
+// an ECDSA P-256 public key.
+func loadPublicKeyArg(arg string) (*ecdsa.PublicKey, error) {
+	keyPEM, err := os.ReadFile(arg)
+	if err != nil {
+		keyPEM = []byte(arg)
+	}
+	return bundle.LoadPublicKey(keyPEM)
 }
 
 // useConfiguredKey verifies local bundle files with a key from keys:, which
@@ -329,11 +349,7 @@ func verifyLocalSigstore(verificationKey string, paths []string) error {
 	if verificationKey == "" {
 		return nil
 	}
-	keyPEM, err := os.ReadFile(verificationKey)
-	if err != nil {
-		keyPEM = []byte(verificationKey)
-	}
-	pub, err := bundle.LoadPublicKey(keyPEM)
+	pub, err := loadPublicKeyArg(verificationKey)
 	if err != nil {
 		return nil // not a cosign key: OPA's check alone
 	}
