@@ -206,7 +206,7 @@ func User(_ rego.BuiltinContext, login *ast.Term) (*ast.Term, error) {
 	if !ok {
 		return nil, nil
 	}
-	return u.Term, nil
+	return u.Term(), nil
 }
 
 // Repository implements pat.repository(owner, name).

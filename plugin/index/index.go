@@ -20,6 +20,7 @@ package index
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -72,11 +73,32 @@ type Grant struct {
 	UpdatedAtNs int64
 }
 
-// User is a user record with its ast term built once.
+// User is a user record. Its ast term is built on first use and kept:
+// users are many (one per four tokens in a typical store) and most are
+// never asked for.
 type User struct {
 	Login     string
 	ManagedBy string // "" for users that no enterprise manages
-	Term      *ast.Term
+
+	login, managedBy *Sym
+	term             atomic.Pointer[ast.Term]
+}
+
+// Term is the user's ast object: {"login": ..., "managed_by": ... | null}.
+func (u *User) Term() *ast.Term {
+	if t := u.term.Load(); t != nil {
+		return t
+	}
+	managedBy := ast.InternedNullTerm
+	if u.managedBy != nil {
+		managedBy = u.managedBy.Term
+	}
+	t := ast.ObjectTerm(
+		[2]*ast.Term{ast.InternedTerm("login"), u.login.Term},
+		[2]*ast.Term{ast.InternedTerm("managed_by"), managedBy},
+	)
+	u.term.Store(t) // a race stores an equal term: harmless
+	return t
 }
 
 // Repository is a repository record with its ast term built once.

@@ -3,10 +3,12 @@ package index
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -23,11 +25,21 @@ type Index struct {
 	repositories *shardedMap[pairKey, *Repository]
 
 	// Interning tables, touched by the writer only.
-	writeMu sync.Mutex
-	syms    map[string]*Sym
-	sets    map[string]*StrSet
-	perms   map[string]*permsEntry
-	shapes  map[shapeKey]*Shape
+	writeMu    sync.Mutex
+	syms       map[string]*Sym
+	sets       map[string]*StrSet
+	perms      map[string]*permsEntry
+	shapes     map[shapeKey]*Shape
+	emptySet   *StrSet
+	emptyPerms *permsEntry
+
+	// While Load runs: the store hands out one shared slice or map for
+	// records with equal lists (plugin/store's packed scanner), so the
+	// interning tables are first looked up by identity. Cleared after Load,
+	// so that they do not grow with later changes.
+	loading   bool
+	fastSets  map[sliceID]*StrSet
+	fastPerms map[unsafe.Pointer]*permsEntry
 
 	seq   seqCounter
 	fresh freshness // staleness.go
@@ -103,15 +115,46 @@ func (x *Index) Seq() int64 { return x.seq.load() }
 
 // Load fills the index from one snapshot of r and remembers the snapshot's
 // sequence number. Call it once, before Follow.
+//
+// The store's reader and the index builder run in two goroutines joined by
+// a channel of record batches, so that decoding rows and building the index
+// overlap on a machine with more than one core.
 func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	start := time.Now()
+	x.loading = true
+	defer func() { x.loading, x.fastSets, x.fastPerms = false, nil, nil }()
+
+	batches := make(chan *loadBatch, 4)
+	built := make(chan struct{})
+	go func() {
+		defer close(built)
+		for b := range batches {
+			x.applyBatch(b)
+		}
+	}()
+	cur := &loadBatch{}
+	flush := func() {
+		if cur.n > 0 {
+			batches <- cur
+			cur = &loadBatch{}
+		}
+	}
+	add := func() error {
+		if cur.n++; cur.n >= loadBatchSize {
+			flush()
+		}
+		return nil
+	}
 	seq, err := r.Load(ctx, store.Visitor{
-		User:       func(u store.User) error { x.PutUser(u); return nil },
-		Membership: func(m store.Membership) error { x.PutMembership(m); return nil },
-		Repository: func(rp store.Repository) error { x.PutRepository(rp); return nil },
-		Token:      func(t store.Token) error { x.PutToken(t); return nil },
-		Grant:      func(g store.Grant) error { x.PutGrant(g); return nil },
+		User:       func(u store.User) error { cur.users = append(cur.users, u); return add() },
+		Membership: func(m store.Membership) error { cur.memberships = append(cur.memberships, m); return add() },
+		Repository: func(rp store.Repository) error { cur.repositories = append(cur.repositories, rp); return add() },
+		Token:      func(t store.Token) error { cur.tokens = append(cur.tokens, t); return add() },
+		Grant:      func(g store.Grant) error { cur.grants = append(cur.grants, g); return add() },
 	})
+	flush()
+	close(batches)
+	<-built
 	if err != nil {
 		return err
 	}
@@ -120,23 +163,47 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	return nil
 }
 
+const loadBatchSize = 2048
+
+// loadBatch is a run of records on their way from the store to the index.
+type loadBatch struct {
+	n            int
+	users        []store.User
+	memberships  []store.Membership
+	repositories []store.Repository
+	tokens       []store.Token
+	grants       []store.Grant
+}
+
+func (x *Index) applyBatch(b *loadBatch) {
+	for _, u := range b.users {
+		x.PutUser(u)
+	}
+	for _, m := range b.memberships {
+		x.PutMembership(m)
+	}
+	for _, r := range b.repositories {
+		x.PutRepository(r)
+	}
+	for _, t := range b.tokens {
+		x.PutToken(t)
+	}
+	for _, g := range b.grants {
+		x.PutGrant(g)
+	}
+}
+
 // PutUser adds or replaces a user.
 func (x *Index) PutUser(u store.User) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	login := x.sym(u.Login)
-	managedBy := ast.InternedNullTerm
+	rec := &User{Login: login.S, login: login}
 	if u.ManagedBy != "" {
-		managedBy = x.sym(u.ManagedBy).Term
+		rec.managedBy = x.sym(u.ManagedBy)
+		rec.ManagedBy = rec.managedBy.S
 	}
-	x.users.put(login.S, &User{
-		Login:     login.S,
-		ManagedBy: u.ManagedBy,
-		Term: ast.ObjectTerm(
-			[2]*ast.Term{ast.InternedTerm("login"), login.Term},
-			[2]*ast.Term{ast.InternedTerm("managed_by"), managedBy},
-		),
-	})
+	x.users.put(login.S, rec)
 }
 
 // DeleteUser removes a user.
@@ -236,8 +303,35 @@ func (x *Index) sym(s string) *Sym {
 	return y
 }
 
+type sliceID struct {
+	data unsafe.Pointer
+	n    int
+}
+
 // set interns a set of strings. The caller holds writeMu.
 func (x *Index) set(items []string) *StrSet {
+	if len(items) == 0 {
+		if x.emptySet == nil {
+			x.emptySet = &StrSet{Term: ast.SetTerm()}
+		}
+		return x.emptySet
+	}
+	if !x.loading {
+		return x.setSlow(items)
+	}
+	id := sliceID{unsafe.Pointer(unsafe.SliceData(items)), len(items)}
+	if s, ok := x.fastSets[id]; ok {
+		return s
+	}
+	s := x.setSlow(items)
+	if x.fastSets == nil {
+		x.fastSets = map[sliceID]*StrSet{}
+	}
+	x.fastSets[id] = s // the key keeps the slice alive: no address is reused
+	return s
+}
+
+func (x *Index) setSlow(items []string) *StrSet {
 	sorted := slices.Clone(items)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
@@ -258,6 +352,31 @@ func (x *Index) set(items []string) *StrSet {
 
 // permissions interns a permission map. The caller holds writeMu.
 func (x *Index) permissions(kind string, perms map[string]string) *permsEntry {
+	if kind != store.KindFineGrained {
+		if len(perms) == 0 {
+			if x.emptyPerms == nil {
+				x.emptyPerms = x.permissionsSlow(kind, nil)
+			}
+			return x.emptyPerms
+		}
+		return x.permissionsSlow(kind, perms)
+	}
+	if !x.loading || perms == nil {
+		return x.permissionsSlow(kind, perms)
+	}
+	id := reflect.ValueOf(perms).UnsafePointer()
+	if p, ok := x.fastPerms[id]; ok {
+		return p
+	}
+	p := x.permissionsSlow(kind, perms)
+	if x.fastPerms == nil {
+		x.fastPerms = map[unsafe.Pointer]*permsEntry{}
+	}
+	x.fastPerms[id] = p
+	return p
+}
+
+func (x *Index) permissionsSlow(kind string, perms map[string]string) *permsEntry {
 	m := make(map[string]string, len(perms)+1)
 	for k, v := range perms {
 		m[k] = v
