@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -160,13 +161,7 @@ func repack(t *testing.T, tarball []byte, edit func(name string, b []byte) []byt
 	var out bytes.Buffer
 	gz := gzip.NewWriter(&out)
 	tw := tar.NewWriter(gz)
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range files {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		b := edit(name, files[name])
 		if b == nil {
 			continue
@@ -497,4 +492,62 @@ func corruptSignature(t *testing.T, sigstore []byte) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Every file of the bundle is covered: one flipped byte in any of them, or
+// a file added, and OPA's signature check refuses the bundle.
+func TestVerifyEveryFileIsSigned(t *testing.T) {
+	keyA, _ := testKeys(t)
+	good := build(t, BuildOptions{Key: keyA})
+	files := untar(t, good.Tarball)
+	for name, content := range files {
+		for _, at := range []int{0, len(content) / 2, len(content) - 2} {
+			t.Run(fmt.Sprintf("%s byte %d", name, at), func(t *testing.T) {
+				tampered := repack(t, good.Tarball, func(n string, b []byte) []byte {
+					if n == name {
+						b = bytes.Clone(b)
+						b[at] ^= 0x20
+					}
+					return b
+				})
+				_, err := Verify(tampered, good.Sigstore, keyA.Public)
+				if err == nil || !strings.Contains(err.Error(), "; opa signature: ") {
+					t.Fatalf("got %v, want both signatures refused", err)
+				}
+			})
+		}
+	}
+	t.Run("an added file", func(t *testing.T) {
+		tampered := repack(t, good.Tarball, func(n string, b []byte) []byte { return b })
+		tampered = appendFile(t, tampered, "/pat/extra.rego", []byte("package pat\n\nextra := true\n"))
+		_, err := Verify(tampered, good.Sigstore, keyA.Public)
+		if err == nil || !strings.HasSuffix(err.Error(), "; opa signature: file pat/extra.rego not included in bundle signature") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+// appendFile repacks a tarball with one more file.
+func appendFile(t *testing.T, tarball []byte, name string, content []byte) []byte {
+	t.Helper()
+	files := untar(t, tarball)
+	files[name] = content
+	var out bytes.Buffer
+	gz := gzip.NewWriter(&out)
+	tw := tar.NewWriter(gz)
+	for _, n := range slices.Sorted(maps.Keys(files)) {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(files[n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
