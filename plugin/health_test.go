@@ -62,10 +62,10 @@ func TestHealthStatus(t *testing.T) {
 			want: plugins.Status{State: plugins.StateOK}},
 		{note: "postgres down, within the bound", health: store.Health{Backend: "postgres", Since: since, LastError: "connection refused"},
 			currentAt: since,
-			want: plugins.Status{State: plugins.StateOK, Message: `token store postgres "db" unreachable since 2026-11-25T11:59:50Z (connection refused); answering from the in-memory index, current as of 2026-11-25T11:59:50Z`}},
+			want:      plugins.Status{State: plugins.StateOK, Message: `token store postgres "db" unreachable since 2026-11-25T11:59:50Z (connection refused); answering from the in-memory index, current as of 2026-11-25T11:59:50Z`}},
 		{note: "postgres down, past the bound", health: store.Health{Backend: "postgres", Since: since, LastError: "connection refused"},
 			currentAt: now.Add(-61 * time.Second),
-			want: plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" unreachable (connection refused): the index last caught up at 2026-11-25T11:58:59Z, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}},
+			want:      plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" unreachable (connection refused): the index last caught up at 2026-11-25T11:58:59Z, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			idx := index.New()
