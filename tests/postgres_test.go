@@ -25,6 +25,7 @@ import (
 
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/store/storetest"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // pgDatabase creates a database of its own on the test server
@@ -263,33 +264,38 @@ func TestPostgresTwoSidecars(t *testing.T) {
 	scCLI(t, bin, "token", "revoke", "--store", dsn, strconv.FormatInt(created.ID, 10))
 	waitBoth("token revoked with the CLI", created.Token, "write", "false 401")
 
-	// Propagation latency: a store handle (another sidecar's, the admin
-	// API's) approves, then revokes; time from commit to both sidecars'
-	// decisions.
+	// Propagation latency: a store handle (as another sidecar's admin API
+	// holds one) creates a token, approves it, revokes the grant; time from
+	// each commit to both sidecars' decisions.
 	db, err := store.Open(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	const rounds = 20
+	const rounds = 25
 	var lat []time.Duration
 	for i := range rounds {
-		raw := fmt.Sprintf("round %d", i)
-		out := scCLI(t, bin, "token", "create", "--store", dsn, "--user", "bob", "--kind", "fine_grained",
-			"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
-			"--expires-in", "30d", "--name", raw, "--output", "json")
-		if err := json.Unmarshal(out, &created); err != nil {
+		raw, err := token.Generate(store.KindFineGrained, token.DefaultPrefixes)
+		if err != nil {
 			t.Fatal(err)
 		}
-		waitBoth("created", created.Token, "write", "false 403")
-		if _, err := db.Review(t.Context(), store.ReviewParams{Org: "octo-org", IDs: []int64{created.Request.ID}, Approve: true, Actor: "alice"}); err != nil {
+		now := time.Now()
+		tok, g, err := db.CreateToken(t.Context(), store.CreateTokenParams{GrantState: store.GrantPending, Token: store.Token{
+			Hash: token.Hash(raw), Name: fmt.Sprintf("round %d", i), Kind: store.KindFineGrained, User: "bob",
+			ResourceOwner: "octo-org", RepositorySelection: "selected", Repositories: []string{"app"},
+			Permissions: map[string]string{"contents": "write", "metadata": "read"}, CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}})
+		if err != nil {
 			t.Fatal(err)
 		}
-		lat = append(lat, waitBoth("approved", created.Token, "write", "true 200"))
-		if _, err := db.RevokeGrants(t.Context(), "octo-org", []int64{created.ID}, "alice", ""); err != nil {
+		lat = append(lat, waitBoth("created", raw, "write", "false 403"))
+		if _, err := db.Review(t.Context(), store.ReviewParams{Org: "octo-org", IDs: []int64{g.ID}, Approve: true, Actor: "alice"}); err != nil {
 			t.Fatal(err)
 		}
-		lat = append(lat, waitBoth("revoked", created.Token, "write", "false 403"))
+		lat = append(lat, waitBoth("approved", raw, "write", "true 200"))
+		if _, err := db.RevokeGrants(t.Context(), "octo-org", []int64{tok.ID}, "alice", ""); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, waitBoth("revoked", raw, "write", "false 403"))
 	}
 	t.Logf("propagation to both sidecars over %d changes: p50 %s, p99 %s, max %s", len(lat),
 		percentile(lat, 0.5).Round(100*time.Microsecond), percentile(lat, 0.99).Round(100*time.Microsecond), slices.Max(lat).Round(100*time.Microsecond))
