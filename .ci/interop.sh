@@ -41,16 +41,17 @@ bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 cosign_dir=${COSIGN_BIN_DIR:-/tmp/cosignbin}
 opa_dir=${STOCK_OPA_DIR:-/tmp/stockopa}
 step "stock cosign v2.6.5 and OPA v1.22.2"
-if ! "$cosign_dir/cosign" version 2>/dev/null | grep -q 'GitVersion: *v2.6.5'; then
+# (no grep -q or head in pipes: with pipefail, the writer's SIGPIPE fails them)
+if ! "$cosign_dir/cosign" version 2>/dev/null | grep 'GitVersion: *v2.6.5' >/dev/null; then
   (cd "$work" && GOFLAGS=-mod=mod GOBIN="$cosign_dir" go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)
 fi
-if ! "$opa_dir/opa" version 2>/dev/null | grep -q '^Version: 1.22.2$'; then
+if ! "$opa_dir/opa" version 2>/dev/null | grep '^Version: 1.22.2$' >/dev/null; then
   (cd "$work" && GOFLAGS=-mod=mod GOBIN="$opa_dir" go install github.com/open-policy-agent/opa@v1.22.2)
 fi
 cosign=$cosign_dir/cosign
 opa=$opa_dir/opa
 "$cosign" version 2>/dev/null | grep GitVersion
-"$opa" version | head -n 1
+"$opa" version | grep '^Version:'
 
 export COSIGN_PASSWORD=interop
 settings=$repo/examples/settings.json
@@ -115,7 +116,10 @@ printf 'package demo\n\nallow := true\n' >"$work/plain/demo/demo.rego"
   echo "  authz:"
   echo "    resource: file://$work/unsigned.tar.gz"
 } >"$work/config.yaml"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+    echo $((20000 + RANDOM % 30000))
+}
 # health NAME BINARY: start a server with the config, print /health?bundles's status.
 health() {
   local port code=000
@@ -125,7 +129,7 @@ health() {
   for _ in $(seq 1 100); do
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health?bundles" || true)
     [ "$code" = 200 ] && break
-    grep -q 'Bundle load failed' "$work/$1.log" && break
+    grep 'Bundle load failed' "$work/$1.log" >/dev/null && break
     sleep 0.1
   done
   kill "${pids[-1]}" 2>/dev/null || true
@@ -136,7 +140,7 @@ ours=$(health opa-pat "$bin")
 echo "stock OPA: /health?bundles $stock (loads the unsigned bundle); opa-pat: $ours"
 [ "$stock" = 200 ] || fail "stock OPA did not load the unsigned bundle (the gap this step shows is gone?)"
 [ "$ours" != 200 ] || fail "opa-pat loaded an unsigned bundle with keys configured"
-grep -o 'Bundle load failed: bundle missing .signatures.json file' "$work/opa-pat.log" | head -n 1
+grep -m 1 -o 'Bundle load failed: bundle missing .signatures.json file' "$work/opa-pat.log"
 
 echo
 echo "interop: OK in $(( $(date +%s) - start ))s"
