@@ -81,7 +81,8 @@ func pgDatabase(t *testing.T) string {
 // pgSidecar is a running `opa-pat run --server` on a PostgreSQL store.
 type pgSidecar struct {
 	sidecar
-	logs *syncBuffer
+	admin string // the admin API's address, "" without one
+	logs  *syncBuffer
 }
 
 type syncBuffer struct {
@@ -104,16 +105,21 @@ func (s *syncBuffer) String() string {
 // startPGSidecar starts OPA's own `run --server` with the pat plugin on a
 // PostgreSQL store, the policy from rego/pat and the example settings, and
 // waits until every plugin is ready; ready is how long that took.
-func startPGSidecar(t *testing.T, dsn, maxStaleness string) (s *pgSidecar, ready time.Duration) {
+func startPGSidecar(t *testing.T, dsn, maxStaleness string, withAdmin bool) (s *pgSidecar, ready time.Duration) {
 	t.Helper()
 	bin := binary(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("plugins:\n  pat:\n    store:\n      postgres: {dsn: %q}\n      max_staleness: %q\n", dsn, maxStaleness)
+	admin := ""
+	if withAdmin {
+		admin = scFreePort(t)
+		cfg += fmt.Sprintf("    admin: {addr: %q}\n", admin)
+	}
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s = &pgSidecar{sidecar: sidecar{addr: scFreePort(t), store: dsn}, logs: &syncBuffer{}}
+	s = &pgSidecar{sidecar: sidecar{addr: scFreePort(t), store: dsn}, admin: admin, logs: &syncBuffer{}}
 	root := repoRoot()
 	cmd := exec.Command(bin, "run", "--server", "--addr", s.addr, "--config-file", cfgPath, "--log-level", "info",
 		"--ignore", "*_test.rego", filepath.Join(root, "rego", "pat"), "pat.settings:"+filepath.Join(root, "examples", "settings.json"))
@@ -206,8 +212,8 @@ func TestPostgresTwoSidecars(t *testing.T) {
 	dsn := pgDatabase(t)
 	bin := binary(t)
 	scCLI(t, bin, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
-	a, _ := startPGSidecar(t, dsn, "60s")
-	b, _ := startPGSidecar(t, dsn, "60s")
+	a, _ := startPGSidecar(t, dsn, "60s", false)
+	b, _ := startPGSidecar(t, dsn, "60s", false)
 	sidecars := []*pgSidecar{a, b}
 
 	waitBoth := func(what, raw, action, want string) time.Duration {
@@ -326,8 +332,8 @@ func TestPostgresRestart(t *testing.T) {
 	bin := binary(t)
 	scCLI(t, bin, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
 	const bound = 5 * time.Second
-	a, _ := startPGSidecar(t, dsn, bound.String())
-	b, _ := startPGSidecar(t, dsn, bound.String())
+	a, _ := startPGSidecar(t, dsn, bound.String(), false)
+	b, _ := startPGSidecar(t, dsn, bound.String(), false)
 
 	// Load: both sidecars asked continuously for bob's classic token.
 	type sample struct {
@@ -451,9 +457,140 @@ func TestPostgresStartup1M(t *testing.T) {
 	out := scCLI(t, bin, "store", "migrate", "--from", lite, "--to", dsn)
 	t.Logf("store migrate to PostgreSQL: %s (%s)", time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
 
-	s, ready := startPGSidecar(t, dsn, "60s")
+	s, ready := startPGSidecar(t, dsn, "60s", false)
 	t.Logf("sidecar start-up to ready with %d tokens from PostgreSQL: %s", n, ready.Round(time.Millisecond))
 	if v := s.verdict(w.Classic[0].Raw, w.Classic[0].Org, w.Classic[0].Repo, "read"); v != "true 200" {
 		t.Fatalf("a generated classic token: %s", v)
+	}
+}
+
+// adminCall sends a request to a sidecar's admin API as the holder of raw
+// and returns the status and body.
+func (s *pgSidecar) adminCall(t *testing.T, method, path, raw string, body any) (int, string) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+s.admin+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+raw)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// TestPostgresFleetAdminAPI runs three sidecars with their admin APIs on one
+// database: an owner reviews and revokes through each in turn, and every
+// change reaches all three sidecars' decisions within a second; two owners
+// approving the same request through two sidecars at once leave one review.
+func TestPostgresFleetAdminAPI(t *testing.T) {
+	dsn := pgDatabase(t)
+	bin := binary(t)
+	scCLI(t, bin, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	db, err := store.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now()
+	newToken := func(user, kind string, scopes []string) (string, store.Token, *store.Grant) {
+		t.Helper()
+		raw, err := token.Generate(kind, token.DefaultPrefixes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk := store.Token{Hash: token.Hash(raw), Name: "t", Kind: kind, User: user, Scopes: scopes, CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}
+		p := store.CreateTokenParams{Token: tk}
+		if kind == store.KindFineGrained {
+			p.Token.ResourceOwner, p.Token.RepositorySelection, p.Token.Repositories = "octo-org", "selected", []string{"app"}
+			p.Token.Permissions = map[string]string{"contents": "write", "metadata": "read"}
+			p.GrantState = store.GrantPending
+		}
+		created, g, err := db.CreateToken(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw, created, g
+	}
+	owner, _, _ := newToken("alice", store.KindClassic, []string{"admin:org"})
+
+	var sidecars []*pgSidecar
+	for range 3 {
+		s, _ := startPGSidecar(t, dsn, "60s", true)
+		sidecars = append(sidecars, s)
+	}
+	everywhere := func(what, raw, want string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			n := 0
+			for _, s := range sidecars {
+				if s.verdict(raw, "octo-org", "app", "write") == want {
+					n++
+				}
+			}
+			if n == len(sidecars) {
+				return time.Since(start)
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s: not %q on every sidecar within 1s", what, want)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	const reqs = "/orgs/octo-org/personal-access-token-requests"
+	var lat []time.Duration
+	for i := range 3 * len(sidecars) {
+		raw, tk, g := newToken("bob", store.KindFineGrained, nil)
+		everywhere("created", raw, "false 403")
+		via := sidecars[i%len(sidecars)]
+		if status, body := via.adminCall(t, "POST", reqs, owner, map[string]any{"pat_request_ids": []int64{g.ID}, "action": "approve"}); status != http.StatusAccepted {
+			t.Fatalf("approve through sidecar %d: %d %s", i%len(sidecars), status, body)
+		}
+		lat = append(lat, everywhere("approved", raw, "true 200"))
+		via = sidecars[(i+1)%len(sidecars)]
+		if status, body := via.adminCall(t, "POST", fmt.Sprintf("/orgs/octo-org/personal-access-tokens/%d", tk.ID), owner, map[string]any{"action": "revoke"}); status != http.StatusNoContent {
+			t.Fatalf("revoke through sidecar %d: %d %s", (i+1)%len(sidecars), status, body)
+		}
+		lat = append(lat, everywhere("revoked", raw, "false 403"))
+	}
+	t.Logf("admin API change through one sidecar to the decisions of all %d, over %d changes: p50 %s, p99 %s", len(sidecars), len(lat),
+		percentile(lat, 0.5).Round(100*time.Microsecond), percentile(lat, 0.99).Round(100*time.Microsecond))
+
+	// The same request approved through two sidecars at the same moment.
+	for round := range 5 {
+		_, _, g := newToken("bob", store.KindFineGrained, nil)
+		statuses := make([]int, 2)
+		var wg sync.WaitGroup
+		for i := range statuses {
+			wg.Go(func() {
+				statuses[i], _ = sidecars[i].adminCall(t, "POST", reqs, owner, map[string]any{"pat_request_ids": []int64{g.ID}, "action": "approve"})
+			})
+		}
+		wg.Wait()
+		slices.Sort(statuses)
+		if statuses[0] != http.StatusAccepted || statuses[1] == http.StatusAccepted || statuses[1] < 400 {
+			t.Fatalf("round %d: two concurrent approvals answered %v; want one 202 and one refusal", round, statuses)
+		}
+		events, err := db.ListAudit(t.Context(), store.AuditFilter{RequestID: g.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reviews int
+		for _, e := range events {
+			if e.Action == store.ActionRequestApprove {
+				reviews++
+			}
+		}
+		if reviews != 1 {
+			t.Fatalf("round %d: %d approvals in the audit log; want 1", round, reviews)
+		}
 	}
 }
