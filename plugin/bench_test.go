@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,7 +30,8 @@ import (
 //
 //	go test ./plugin -run '^$' -bench . -benchtime 20000x -timeout 30m
 //
-// OPA_PAT_BENCH_SIZES overrides the store sizes, e.g. "1000,100000".
+// OPA_PAT_BENCH_SIZES overrides the store sizes, e.g. "1000,100000";
+// OPA_PAT_BENCH_DIR keeps the generated stores for later runs.
 
 func benchSizes(b *testing.B) []int {
 	sizes := []int{1_000, 100_000, 1_000_000}
@@ -68,17 +70,36 @@ type populated struct {
 
 var populatedCache = map[int]populated{}
 
-// populate generates a store of n tokens once per test binary run.
+// populate generates a store of n tokens once per test binary run. With
+// OPA_PAT_BENCH_DIR set, the store and its known tokens are kept there and
+// reused by later runs (a 1M-token store takes a minute or more to
+// generate).
 func populate(b *testing.B, n int) populated {
 	b.Helper()
 	if p, ok := populatedCache[n]; ok {
 		return p
 	}
-	dir, err := os.MkdirTemp("", "opa-pat-bench-")
-	if err != nil {
-		b.Fatal(err)
+	dir := os.Getenv("OPA_PAT_BENCH_DIR")
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "opa-pat-bench-"); err != nil {
+			b.Fatal(err)
+		}
 	}
-	path := filepath.Join(dir, "pat.db")
+	path := filepath.Join(dir, fmt.Sprintf("pat-%d.db", n))
+	worldPath := path + ".world.json"
+	if raw, err := os.ReadFile(worldPath); err == nil {
+		var w storetest.World
+		if err := json.Unmarshal(raw, &w); err != nil {
+			b.Fatalf("%s: %v", worldPath, err)
+		}
+		p := populated{path: path, world: &w}
+		populatedCache[n] = p
+		return p
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(path + suffix)
+	}
 	db, err := store.Open(context.Background(), path)
 	if err != nil {
 		b.Fatal(err)
@@ -90,6 +111,13 @@ func populate(b *testing.B, n int) populated {
 		b.Fatal(err)
 	}
 	b.Logf("populated %d tokens in %v", n, time.Since(start).Round(time.Millisecond))
+	raw, err := json.Marshal(w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(worldPath, raw, 0o600); err != nil {
+		b.Fatal(err)
+	}
 	p := populated{path: path, world: w}
 	populatedCache[n] = p
 	return p
