@@ -23,7 +23,8 @@ const currentGrants = `SELECT ` + grantColumns + ` FROM requests r
 WHERE r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)`
 
 // Load streams every record to v from one read transaction (one snapshot)
-// and returns the change-log sequence number of that snapshot. Lists and
+// and returns the change-log sequence number of that snapshot. Records come
+// in no guaranteed order. Lists and
 // permission maps may be shared between the tokens it passes: treat them as
 // read-only.
 func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,11 @@ func openTest(t *testing.T) *DB {
 	t.Cleanup(func() { db.Close() })
 	db.now = func() time.Time { return t0.Add(time.Hour) }
 	return db
+}
+
+// sortTokens orders tokens by id: Load passes them in no particular order.
+func sortTokens(tokens []Token) {
+	slices.SortFunc(tokens, func(a, b Token) int { return cmp.Compare(a.ID, b.ID) })
 }
 
 func hashOf(b byte) [32]byte {
@@ -127,6 +134,7 @@ func TestCreateLoadChanges(t *testing.T) {
 	want := fgToken(1, "bob", "octo-org")
 	want.ID = 1
 	classic.ID = 2
+	sortTokens(tokens)
 	if !reflect.DeepEqual(tokens, []Token{want, classic}) {
 		t.Fatalf("tokens = %+v", tokens)
 	}
@@ -317,6 +325,7 @@ func TestLoadPacked(t *testing.T) {
 	if len(tokens) != 3 || len(grants) != 2 {
 		t.Fatalf("loaded %d tokens, %d grants", len(tokens), len(grants))
 	}
+	sortTokens(tokens)
 	for _, got := range tokens {
 		want, _, err := db.Token(ctx, got.ID)
 		if err != nil || !reflect.DeepEqual(got, want) {
@@ -354,6 +363,7 @@ func TestLoadManyAndVisitorError(t *testing.T) {
 	}
 	var ids []int64
 	seq, err := db.Load(ctx, Visitor{Token: func(t Token) error { ids = append(ids, t.ID); return nil }})
+	slices.Sort(ids)
 	if err != nil || seq != n || len(ids) != n || ids[0] != 1 || ids[n-1] != n {
 		t.Fatalf("Load: seq %d, %d ids, %v", seq, len(ids), err)
 	}
