@@ -437,7 +437,7 @@ func TestSidecarRefusesUnsignedAndTamperedBundles(t *testing.T) {
 		t.Run(tc.note+": refused", func(t *testing.T) {
 			s := startSignedSidecar(t, w.dir, "--config-file", config(t, tc.bundle))
 			s.waitLog(t, "Bundle load failed: "+tc.inSidecar)
-			if code := s.status(t, "/health?bundles"); code != http.StatusInternalServerError {
+			if code := s.waitListening(t, "/health?bundles"); code != http.StatusInternalServerError {
 				t.Fatalf("health %d with a refused bundle", code)
 			}
 		})
@@ -629,6 +629,21 @@ func (s *signedSidecar) get(t *testing.T, path string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return strings.TrimSpace(string(b))
+}
+
+// waitListening polls path until the server answers (it loads bundles
+// before it listens) and returns the status.
+func (s *signedSidecar) waitListening(t *testing.T, path string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if code := s.status(t, path); code != 0 {
+			return code
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the sidecar never listened")
+	return 0
 }
 
 func (s *signedSidecar) waitHealthy(t *testing.T) {
