@@ -16,6 +16,11 @@ package pat
 # entrypoint: true
 decision := {
 	"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
+	"token_id": object.get(t, "id", null), "kind": t.kind, "user": t.user, "expires_at_ns": object.get(t, "expires_at_ns", null),
+} if {
+	t := _allowed_token
+} else := {
+	"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
 	"token_id": _token_id, "kind": _kind, "user": _token_user, "expires_at_ns": _expires_at_ns,
 } if {
 	_live
@@ -36,6 +41,8 @@ decision := {
 # title: Allow
 # description: Whether the request is allowed. Default deny.
 default allow := false
+
+allow if _allowed_token
 
 allow if _ssh_key
 
@@ -126,17 +133,16 @@ _raw_token := t if {
 	t != ""
 }
 
-_owner := o if {
-	o := input.resource.owner
-	is_string(o)
-	o != ""
-}
+# Names are case-insensitive on GitHub: the owner and the repository are compared, and looked
+# up in the settings and the store, in lower case (docs/policy.md "Names").
+_owner := _name(input.resource.owner)
 
 # An absent repository means an organization-level resource.
-_repository := r if {
-	r := input.resource.repository
-	is_string(r)
-	r != ""
+_repository := _name(input.resource.repository)
+
+_name(x) := lower(x) if {
+	is_string(x)
+	x != ""
 }
 
 _actions := {"read", "write"}
@@ -340,7 +346,7 @@ _owned_by_user if {
 # the user.
 _owned_by_user if {
 	_live
-	_owner == _user
+	_owner == lower(_user)
 }
 
 # The settings of the resource's owner and of its enterprise (settings.rego), read once; the
@@ -424,7 +430,7 @@ _lifetime_breach := object.union(_org_limit, {"subject": _owner, "enterprise": _
 
 _lifetime_breach := object.union(limit, {"subject": ent, "enterprise": ent}) if {
 	_owned_by_user
-	_owner == _user
+	_owner == lower(_user)
 	ent := pat.user(_user).managed_by
 	is_string(ent)
 	conf := _enterprise_conf(ent)
@@ -465,7 +471,7 @@ _not_accessible := "Resource not accessible by personal access token"
 
 _levels := {"read": 1, "write": 2, "admin": 3}
 
-_same_owner if _owner == _resource_owner
+_same_owner if _owner == lower(_resource_owner)
 
 # Rule 6: another owner's private or internal resource.
 _fg_other_denials contains _denial(40, 404, msg, _fg_doc) if {
@@ -492,6 +498,12 @@ _selected if _token.repository_selection == "all"
 _selected if {
 	_token.repository_selection == "selected"
 	_repository in _token.repositories
+}
+
+_selected if {
+	_token.repository_selection == "selected"
+	some r in _token.repositories
+	lower(r) == _repository
 }
 
 _fg_own_denials contains _denial(42, status, msg, _fg_doc) if {
@@ -666,3 +678,121 @@ _grant_next := sprintf("ask an owner of %s to review the request", [_owner]) if 
 } else := sprintf("request access to %s again with a justification", [_owner]) if {
 	_grant.state in {"denied", "revoked"}
 } else := sprintf("request access to %s with a justification", [_owner])
+
+# ---------------------------------------------------------------------------------------------
+# The allowed path. Most requests are allowed, and proving that through the denial rules means
+# evaluating every one of them (some 240 expressions and 50 rules). _allowed_token checks the
+# passing form of each rule, in evaluation order, for the common requests on a repository of an
+# organization: reading on the public floor; beyond it, a classic token with "repo", or a
+# fine-grained token on its own organization with an approved grant. It reads the record, the
+# input and the settings into local variables, so a request costs a few rule evaluations. It is
+# a shortcut, not a definition: whatever it does not recognise (a user-owned or
+# organization-level resource, a token without expiry, an exempt administrator, approval
+# disabled, a workflow write, ...) goes through the denial rules, which decide and give every
+# reason. The tests hold both paths to the same decisions.
+_allowed_token := t if {
+	# Rules 1-4: a live token of a kind the policy knows, on a valid request.
+	t := _token
+	t.found == true
+	t.well_formed == true
+	t.revoked == false
+	_unexpired(t.expires_at_ns)
+	is_string(t.user)
+	input.action in _actions
+	_permission_name(_permission)
+	repository := _repository
+	owner := _owner
+	owner != lower(t.user)
+
+	# The owner is an organization (rule 15): named in the settings, or not a known user.
+	org_conf := _organization_conf(owner)
+	ent := _enterprise_name(org_conf)
+	ent_conf := _enterprise_conf(ent)
+	role := _role_or_none(t.user, owner)
+
+	# Rules 24-28: a member's token keeps the organization's limit.
+	_lifetime_kept(t, role, [ent, ent_conf, org_conf])
+
+	# Rule 12, else rules 6-11 and 13-22 for the token's kind.
+	visibility := _allowed_visibility(owner, repository)
+	_allowed_beyond_floor(t, [owner, repository, role], [ent, ent_conf, org_conf], visibility)
+}
+
+# A name given by the caller: a non-empty string, in lower case.
+_permission_name("contents")
+
+_permission_name(p) if regex.match(`^[a-z][a-z0-9_]*$`, p)
+
+# Rule 2, as _expired in its passing form; absent expiries go through the denial rules.
+_unexpired(null)
+
+_unexpired(expires_ns) if expires_ns > time.now_ns()
+
+# The settings of an organization; undefined when the owner is a user (rule 15).
+_organization_conf(owner) := conf if {
+	conf := data.pat.settings.organizations[owner]
+	is_object(conf)
+} else := {} if {
+	not pat.user(owner)
+}
+
+_role_or_none(user, org) := role if {
+	role := pat.org_role(user, org)
+} else := "none"
+
+_lifetime_kept(_, role, _) if not role in {"member", "owner"}
+
+# Within the effective limit (_lifetime_limit) is within both the enterprise's limit and the
+# organization's own: the effective one is the tighter of the two.
+_lifetime_kept(t, _, [null, _, org_conf]) if {
+	_within_days(t, object.get(org_conf, _lifetime_fields[t.kind], _default_lifetime[t.kind]))
+}
+
+_lifetime_kept(t, _, [ent, ent_conf, org_conf]) if {
+	ent != null
+	_within_days(t, object.get(ent_conf, _lifetime_fields[t.kind], _default_lifetime[t.kind]))
+	_within_days(t, object.get(org_conf, _lifetime_fields[t.kind], null))
+}
+
+_within_days(_, null)
+
+_within_days(t, days) if _within_lifetime(object.get(t, "created_at_ns", 0), t.expires_at_ns, days)
+
+# _visibility for a valid request, without asking whether the token is live.
+_allowed_visibility(owner, repository) := v if {
+	v := input.resource.visibility
+	v in _visibilities
+} else := v if {
+	not _given_visibility
+	v := pat.repository(owner, repository).visibility
+	v in _visibilities
+} else := "private" if {
+	not _given_visibility
+}
+
+# Rule 12: the public floor.
+_allowed_beyond_floor(_, _, _, "public") if input.action == "read"
+
+# Rule 11 and the access policy for a classic token with "repo".
+_allowed_beyond_floor(t, _, settings, _) if {
+	t.kind == "classic"
+	"repo" in t.scopes
+	_permission != "workflows"
+	[ent, ent_conf, org_conf] := settings
+	_binding(ent, ent_conf, org_conf, "classic_access", "allow").value == "allow"
+}
+
+# Rules 6-10 (own organization, member), 7 (selection), 8 (permission), 30 (opt-in), 13
+# (access) and 19 (an approved grant) for a fine-grained token.
+_allowed_beyond_floor(t, request, settings, _) if {
+	t.kind == "fine_grained"
+	[owner, _, role] := request
+	owner == lower(t.resource_owner)
+	role in {"member", "owner"}
+	_selected
+	_levels[t.permissions[_permission]] >= _levels[input.action]
+	[ent, ent_conf, org_conf] := settings
+	_opted_in(ent, ent_conf, org_conf) == true
+	_binding(ent, ent_conf, org_conf, "fine_grained_access", "allow").value == "allow"
+	pat.grant(t.id, owner).state == "approved"
+}
