@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -343,6 +344,12 @@ func (p *Plugin) recordSettings(ctx context.Context, txn storage.Transaction, db
 			p.logger().Warn("Reading data.pat.settings: %v.", err)
 		}
 		return
+	}
+	if av, ok := v.(ast.Value); ok { // the store may return AST values
+		if v, err = ast.JSON(av); err != nil {
+			p.logger().Warn("Encoding data.pat.settings: %v.", err)
+			return
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
