@@ -303,3 +303,26 @@ func TestCLIExportRoundTrip(t *testing.T) {
 		t.Fatalf("export after import differs:\n%s\nwant:\n%s", again, exported)
 	}
 }
+
+// TestCLIRecordedSettings: without --settings, token create checks against
+// the settings recorded in the store (as a running sidecar records them).
+func TestCLIRecordedSettings(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	create := []string{"token", "create", "--store", db, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "octo-org", "--all-repositories"}
+	if got := decode[map[string]any](t, cliOK(t, create...))["request"].(map[string]any)["state"]; got != "pending" {
+		t.Fatalf("with default settings: request %v; want pending", got)
+	}
+	settings := writeFile(t, dir, "settings.json", `{"organizations": {"octo-org": {"fine_grained_approval": "disable"}}}`)
+	if got := cliOK(t, "store", "settings", "--store", db, settings, "--output", "text"); got != "recorded the settings of "+settings+" in "+db+"\n" {
+		t.Fatalf("store settings: %q", got)
+	}
+	if got := decode[map[string]any](t, cliOK(t, create...))["request"].(map[string]any)["state"]; got != "approved" {
+		t.Fatalf("with recorded settings: request %v; want approved", got)
+	}
+	shown := decode[map[string]any](t, cliOK(t, "store", "settings", "--store", db))
+	if !reflect.DeepEqual(shown, decode[map[string]any](t, `{"organizations": {"octo-org": {"fine_grained_approval": "disable"}}}`)) {
+		t.Fatalf("store settings shows %v", shown)
+	}
+}
