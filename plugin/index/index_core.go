@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -122,6 +123,14 @@ func (x *Index) Seq() int64 { return x.seq.load() }
 func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	start := time.Now()
 	x.loading = true
+	// Loading allocates the whole index at once, and most of a start's CPU
+	// went to collections that find nothing to free. Collect less often
+	// until the index is built (unless GOGC asks for even less).
+	if prev := debug.SetGCPercent(loadGCPercent); prev < 0 || prev > loadGCPercent {
+		debug.SetGCPercent(prev)
+	} else {
+		defer debug.SetGCPercent(prev)
+	}
 	defer func() { x.loading, x.fastSets, x.fastPerms = false, nil, nil }()
 
 	batches := make(chan *loadBatch, 4)
@@ -163,7 +172,10 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	return nil
 }
 
-const loadBatchSize = 2048
+const (
+	loadBatchSize = 2048
+	loadGCPercent = 400
+)
 
 // loadBatch is a run of records on their way from the store to the index.
 type loadBatch struct {
