@@ -142,6 +142,31 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+func TestReconfigureSwitchesStores(t *testing.T) {
+	first, raw := seed(t)
+	second, _ := seed(t) // another store that does not know raw
+	_, p := newManager(t, `{"store": {"path": "`+first+`"}}`)
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	found := func() *ast.Term { return evalTerm(t, `pat.token("`+raw+`").found`) }
+	if got := found(); got == nil || !got.Equal(ast.BooleanTerm(true)) {
+		t.Fatalf("found in the first store = %v; want true", got)
+	}
+	cfg, err := ParseConfig([]byte(`{"store": {"path": "` + second + `"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Reconfigure(t.Context(), cfg)
+	if got := p.Store().Location(); got != second {
+		t.Fatalf("store after Reconfigure = %q; want %q", got, second)
+	}
+	if got := found(); got == nil || !got.Equal(ast.BooleanTerm(false)) {
+		t.Fatalf("found after switching stores = %v; want false", got)
+	}
+}
+
 func TestStartFailureNamesTheStore(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "missing", "pat.db")
