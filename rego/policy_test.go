@@ -295,8 +295,8 @@ func TestDecisionProfile(t *testing.T) {
 				evals += s.NumEval
 			}
 			t.Logf("%d expression evaluations", evals)
-			for _, s := range prof.ReportTopNResults(40, []string{"num_eval"}) {
-				t.Logf("%4d  %s", s.NumEval, s.Location)
+			for _, s := range prof.ReportTopNResults(40, []string{"total_time_ns"}) {
+				t.Logf("%4d %8d ns  %s", s.NumEval, s.ExprTimeNs, s.Location)
 			}
 		})
 	}

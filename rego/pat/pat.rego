@@ -683,47 +683,76 @@ _grant_next := sprintf("ask an owner of %s to review the request", [_owner]) if 
 # The allowed path. Most requests are allowed, and proving that through the denial rules means
 # evaluating every one of them (some 240 expressions and 50 rules). _allowed_token checks the
 # passing form of each rule, in evaluation order, for the common requests on a repository of an
-# organization: reading on the public floor; beyond it, a classic token with "repo", or a
-# fine-grained token on its own organization with an approved grant. It reads the record, the
-# input and the settings into local variables, so a request costs a few rule evaluations. It is
-# a shortcut, not a definition: whatever it does not recognise (a user-owned or
-# organization-level resource, a token without expiry, an exempt administrator, approval
-# disabled, a workflow write, ...) goes through the denial rules, which decide and give every
-# reason. The tests hold both paths to the same decisions.
+# organization: a classic token with "repo"; a fine-grained token on its own organization with
+# an approved grant; a read on the public floor. It reads the record, the input and the
+# settings into local variables, so that a request costs a dozen rule evaluations instead of
+# fifty. It is a shortcut, not a definition: whatever it does not recognise (a user-owned or
+# organization-level resource, an exempt administrator, approval disabled, a workflow write,
+# no settings at all, ...) goes through the denial rules, which decide and give every reason.
+# The tests hold both paths to the same decisions.
 _allowed_token := t if {
-	# Rules 1-4: a live token of a kind the policy knows, on a valid request.
+	[t, _, _, _, settings] := _allowed_base
+	t.kind == "classic"
+
+	# Rule 11: "repo" reaches every repository; workflow writes go through the denial rules.
+	"repo" in t.scopes
+	_permission != "workflows"
+	_valid_visibility
+
+	# Rules 13-16.
+	_allowed_access(settings, "classic_access")
+} else := t if {
+	[t, owner, _, role, settings] := _allowed_base
+	t.kind == "fine_grained"
+
+	# Rules 6 and 10: the token's own organization, of which the user is a member.
+	owner == lower(t.resource_owner)
+	role in {"member", "owner"}
+
+	# Rules 7 and 8: the repository is selected, the permission held at the action's level.
+	_selected
+	_levels[t.permissions[_permission]] >= _levels[input.action]
+	_valid_visibility
+
+	# Rules 30, 13-16 and 19.
+	[ent, ent_conf, org_conf] := settings
+	_opted_in(ent, ent_conf, org_conf) == true
+	_allowed_access(settings, "fine_grained_access")
+	pat.grant(t.id, owner).state == "approved"
+} else := t if {
+	# Rule 12: the public floor.
+	[t, owner, repository, _, _] := _allowed_base
+	input.action == "read"
+	_allowed_visibility(owner, repository) == "public"
+}
+
+# Rules 1-4, 15 and 24-28 in their passing form: [token, owner, repository, the user's role in
+# the owner, [enterprise, its settings, the organization's settings]].
+_allowed_base := [t, owner, repository, role, [ent, ent_conf, org_conf]] if {
 	t := _token
 	t.found == true
 	t.well_formed == true
 	t.revoked == false
 	_unexpired(t.expires_at_ns)
 	is_string(t.user)
-	input.action in _actions
-	_permission_name(_permission)
+	input.action in {"read", "write"}
+	regex.match(`^[a-z][a-z0-9_]*$`, _permission)
 	repository := _repository
 	owner := _owner
-	owner != lower(t.user)
 
-	# The owner is an organization (rule 15): named in the settings, or not a known user.
+	# Rule 15: the owner is an organization: not the user, and named in the settings or not a
+	# known user.
+	owner != lower(t.user)
 	org_conf := _organization_conf(owner)
 	ent := _enterprise_name(org_conf)
 	ent_conf := _enterprise_conf(ent)
-	role := _role_or_none(t.user, owner)
 
 	# Rules 24-28: a member's token keeps the organization's limit.
-	_lifetime_kept(t, role, [ent, ent_conf, org_conf])
-
-	# Rule 12, else rules 6-11 and 13-22 for the token's kind.
-	visibility := _allowed_visibility(owner, repository)
-	_allowed_beyond_floor(t, [owner, repository, role], [ent, ent_conf, org_conf], visibility)
+	role := _role_or_none(t.user, owner)
+	_lifetime_kept(role, t.kind, ent_conf, org_conf)
 }
 
-# A name given by the caller: a non-empty string, in lower case.
-_permission_name("contents")
-
-_permission_name(p) if regex.match(`^[a-z][a-z0-9_]*$`, p)
-
-# Rule 2, as _expired in its passing form; absent expiries go through the denial rules.
+# Rule 2, as _expired in its passing form.
 _unexpired(null)
 
 _unexpired(expires_ns) if expires_ns > time.now_ns()
@@ -740,23 +769,33 @@ _role_or_none(user, org) := role if {
 	role := pat.org_role(user, org)
 } else := "none"
 
-_lifetime_kept(_, role, _) if not role in {"member", "owner"}
+# Rule 26 in its passing form. Within the effective limit (_lifetime_limit) is within both the
+# enterprise's limit and the organization's own, since the effective one is the tighter. An
+# organization outside any enterprise (no enterprise settings) is held to the default as well:
+# stricter than the denial rules when it removed its limit, which only sends that request
+# through them.
+_lifetime_kept(role, _, _, _) if not role in {"member", "owner"}
 
-# Within the effective limit (_lifetime_limit) is within both the enterprise's limit and the
-# organization's own: the effective one is the tighter of the two.
-_lifetime_kept(t, _, [null, _, org_conf]) if {
-	_within_days(t, object.get(org_conf, _lifetime_fields[t.kind], _default_lifetime[t.kind]))
+_lifetime_kept(_, kind, ent_conf, org_conf) if {
+	field := _lifetime_fields[kind]
+	_fits(object.get(ent_conf, field, _default_lifetime[kind]), _lifetime_ns)
+	_fits(object.get(org_conf, field, null), _lifetime_ns)
 }
 
-_lifetime_kept(t, _, [ent, ent_conf, org_conf]) if {
-	ent != null
-	_within_days(t, object.get(ent_conf, _lifetime_fields[t.kind], _default_lifetime[t.kind]))
-	_within_days(t, object.get(org_conf, _lifetime_fields[t.kind], null))
+# Rule 25 (_within_lifetime) for a lifetime in nanoseconds; null days is no limit.
+_fits(null, _)
+
+_fits(days, lifetime_ns) if lifetime_ns < ((days * 86400) + 1) * 1000000000
+
+_lifetime_ns := expires_ns - object.get(_token, "created_at_ns", 0) if {
+	expires_ns := _token.expires_at_ns
+	is_number(expires_ns)
 }
 
-_within_days(_, null)
-
-_within_days(t, days) if _within_lifetime(object.get(t, "created_at_ns", 0), t.expires_at_ns, days)
+# Rules 13-16 in their passing form: the effective access policy (_binding) is "allow".
+_allowed_access([ent, ent_conf, org_conf], field) if {
+	_binding(ent, ent_conf, org_conf, field, "allow").value == "allow"
+}
 
 # _visibility for a valid request, without asking whether the token is live.
 _allowed_visibility(owner, repository) := v if {
@@ -768,31 +807,4 @@ _allowed_visibility(owner, repository) := v if {
 	v in _visibilities
 } else := "private" if {
 	not _given_visibility
-}
-
-# Rule 12: the public floor.
-_allowed_beyond_floor(_, _, _, "public") if input.action == "read"
-
-# Rule 11 and the access policy for a classic token with "repo".
-_allowed_beyond_floor(t, _, settings, _) if {
-	t.kind == "classic"
-	"repo" in t.scopes
-	_permission != "workflows"
-	[ent, ent_conf, org_conf] := settings
-	_binding(ent, ent_conf, org_conf, "classic_access", "allow").value == "allow"
-}
-
-# Rules 6-10 (own organization, member), 7 (selection), 8 (permission), 30 (opt-in), 13
-# (access) and 19 (an approved grant) for a fine-grained token.
-_allowed_beyond_floor(t, request, settings, _) if {
-	t.kind == "fine_grained"
-	[owner, _, role] := request
-	owner == lower(t.resource_owner)
-	role in {"member", "owner"}
-	_selected
-	_levels[t.permissions[_permission]] >= _levels[input.action]
-	[ent, ent_conf, org_conf] := settings
-	_opted_in(ent, ent_conf, org_conf) == true
-	_binding(ent, ent_conf, org_conf, "fine_grained_access", "allow").value == "allow"
-	pat.grant(t.id, owner).state == "approved"
 }

@@ -134,10 +134,11 @@ _exempt(policy, user, _) if {
 }
 
 # Rule 25: compliant when expires_at - created_at, in whole seconds, is at most the limit; a
-# token without an expiry is never compliant where a limit applies.
+# token without an expiry is never compliant where a limit applies. In whole seconds, at most
+# N seconds is less than N + 1 seconds in nanoseconds: integer arithmetic, no division.
 _within_lifetime(created_ns, expires_ns, days) if {
 	is_number(expires_ns)
-	floor((expires_ns - created_ns) / 1000000000) <= days * 86400
+	expires_ns - created_ns < ((days * 86400) + 1) * 1000000000
 }
 
 # The lifetime message of rule 26 and rule 29, shared by the decision and the creation check.
