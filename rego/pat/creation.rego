@@ -7,7 +7,9 @@ package pat
 # description: |
 #   Whether a token may be created, and the grant it starts with. Input:
 #   {"token": {"kind", "user", "resource_owner", "repository_selection", "created_at_ns",
-#   "expires_at_ns" (or null)}, "role": the creator's role in resource_owner, absent when none}.
+#   "expires_at_ns" (or null)}, "role": the creator's role in resource_owner, absent when none,
+#   "managed_by": the creator's enterprise when the creator is an enterprise managed user,
+#   absent or null otherwise}. Names are compared in lower case.
 #   Output: {"allowed", "errors" (sorted), "grant_state" ("approved", "pending" or null when no
 #   grant is needed), "limit_days" (the lifetime limit enforced on this token, or null)}.
 # entrypoint: true
@@ -26,14 +28,21 @@ _new_user := _new_token.user
 
 _new_role := object.get(input, "role", null)
 
-# The organization the new token is aimed at; undefined for a classic token and for a token
-# owned by its user.
+# The organization the new token is aimed at, in lower case; undefined for a classic token and
+# for a token owned by its user.
 _new_org := org if {
-	org := _new_token.resource_owner
-	is_string(org)
-	org != ""
-	org != _new_user
+	org := _name(_new_token.resource_owner)
+	org != lower(_new_user)
 }
+
+# A fine-grained token for the user's own account.
+_new_own_token if {
+	_new_kind == "fine_grained"
+	_name(_new_token.resource_owner) == lower(_new_user)
+}
+
+# The creator's enterprise when the creator is an enterprise managed user.
+_new_managed_by := _name(input.managed_by)
 
 _creation_errors contains msg if {
 	not _known_new_kind
@@ -85,11 +94,28 @@ _creation_errors contains msg if {
 _new_policy := _effective(_new_org)
 
 # Rule 29: the lifetime must respect the organization's effective limit.
-_creation_limit := limit if {
+_creation_limit := object.union(limit, {"subject": _new_org, "setter": setter}) if {
 	_new_org
 	not _exempt(_new_policy, _new_user, _new_role)
 	limit := _new_policy.lifetime[_new_kind]
 	limit.days != null
+	setter := _setter(_new_policy.enterprise, _new_org, limit.by)
+}
+
+# Rule 27: a managed user's token for the user's own account keeps the enterprise's limit, as
+# the decision does; the enterprise's owners are exempt when it exempts administrators (28).
+_creation_limit := {"days": limit.days, "subject": ent, "setter": sprintf("the %s enterprise", [ent])} if {
+	_new_own_token
+	ent := _new_managed_by
+	conf := _enterprise_conf(ent)
+	not _new_exempt_managed(conf)
+	limit := _enterprise_limit(conf, _new_kind)
+	limit.days != null
+}
+
+_new_exempt_managed(conf) if {
+	conf.exempt_administrators == true
+	_new_user in object.get(conf, "owners", [])
 }
 
 default _creation_limit_days := null
@@ -102,8 +128,7 @@ _creation_errors contains msg if {
 	not _within_lifetime(_new_created, object.get(_new_token, "expires_at_ns", null), limit.days)
 	expires := object.get(_new_token, "expires_at_ns", null)
 	next := sprintf("choose an expiration of %d days or less", [limit.days])
-	setter := _setter(_new_policy.enterprise, _new_org, limit.by)
-	msg := _lifetime_message(_new_org, _new_kind, limit.days, setter, [expires, _new_created], next)
+	msg := _lifetime_message(limit.subject, _new_kind, limit.days, limit.setter, [expires, _new_created], next)
 }
 
 # Rule 21: the grant a new fine-grained token for an organization starts with.

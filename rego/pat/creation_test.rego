@@ -112,3 +112,44 @@ test_deny_creation_without_fields[note] if {
 	}
 	create(object.remove(new_token({}), [tc.remove]), "member", acme) == refused(tc.errors, tc.grant, tc.limit)
 }
+
+create_managed(token, managed_by, settings) := result if {
+	result := data.pat.creation with input as {"token": token, "managed_by": managed_by} with data.pat.settings as settings
+}
+
+own_token(fields) := new_token(object.union({"user": "mia", "resource_owner": "mia", "repository_selection": "all"}, fields))
+
+test_rule_27_deny_creation_beyond_the_managed_users_enterprise_limit[note] if {
+	some note, tc in {
+		"enterprise default": {"token": {"expires_at_ns": in_days(400)}, "settings": acme, "limit": 366, "error": creation_too_long("acme", 366, "the acme enterprise", lasts(400))},
+		"enterprise limit": {"token": {}, "settings": with_settings({"fine_grained_max_lifetime_days": 30}, {}), "limit": 30, "error": creation_too_long("acme", 30, "the acme enterprise", lasts(90))},
+		"no expiry": {"token": {"expires_at_ns": null}, "settings": acme, "limit": 366, "error": creation_too_long("acme", 366, "the acme enterprise", no_expiry)},
+		"names in another case": {"token": {"resource_owner": "Mia", "expires_at_ns": in_days(400)}, "managed_by": "ACME", "settings": acme, "limit": 366, "error": creation_too_long("acme", 366, "the acme enterprise", lasts(400))},
+		"the enterprise's owner, exemption off": {"token": {"user": "erin", "resource_owner": "erin", "expires_at_ns": in_days(400)}, "settings": acme, "limit": 366, "error": creation_too_long("acme", 366, "the acme enterprise", lasts(400))},
+	}
+	managed_by := object.get(tc, "managed_by", "acme")
+	create_managed(own_token(tc.token), managed_by, tc.settings) == refused([tc.error], null, tc.limit)
+}
+
+test_rule_27_allow_creation_within_or_outside_the_enterprise_limit[note] if {
+	some note, tc in {
+		"within the enterprise's limit": {"token": {}, "managed_by": "acme", "settings": acme, "want": created_ok(null, 366)},
+		"not a managed user": {"token": {"expires_at_ns": in_days(400)}, "managed_by": null, "settings": acme, "want": created_ok(null, null)},
+		"no enterprise limit": {"token": {"expires_at_ns": null}, "managed_by": "acme", "settings": with_settings({"fine_grained_max_lifetime_days": null}, {}), "want": created_ok(null, null)},
+		"the enterprise's owner, exempt": {"token": {"user": "erin", "resource_owner": "erin", "expires_at_ns": in_days(400)}, "managed_by": "acme", "settings": with_settings({"exempt_administrators": true}, {}), "want": created_ok(null, null)},
+		"a classic token": {"token": {"kind": "classic", "resource_owner": "", "repository_selection": "", "expires_at_ns": null}, "managed_by": "acme", "settings": acme, "want": created_ok(null, null)},
+	}
+	create_managed(own_token(tc.token), tc.managed_by, tc.settings) == tc.want
+}
+
+test_rule_27_organization_tokens_keep_the_organizations_limit if {
+	token := new_token({"user": "mia", "expires_at_ns": in_days(400)})
+	want := refused([creation_too_long("octo-org", 366, "the acme enterprise", lasts(400))], "pending", 366)
+	data.pat.creation with input as {"token": token, "role": "member", "managed_by": "acme"} with data.pat.settings as acme == want
+}
+
+test_creation_names_in_another_case if {
+	token := new_token({"resource_owner": "OCTO-ORG", "expires_at_ns": in_days(100)})
+	want := refused([creation_too_long("octo-org", 90, "the octo-org organization", lasts(100))], "pending", 90)
+	create(token, "member", with_settings({}, {"fine_grained_max_lifetime_days": 90})) == want
+}

@@ -106,6 +106,9 @@ tokens["github_pat_weird_revoked"] := object.union(classic(45, "bob", {"repo"}, 
 
 tokens["github_pat_ghost_own"] := fine_grained(46, "ghost", "ghost", "all", set(), write, in_days(90))
 
+# A record that spells its resource owner and repositories in another case.
+tokens["github_pat_bob_mixed_case"] := fine_grained(47, "bob", "Octo-Org", "selected", {"App"}, write, in_days(90))
+
 tokens["github_pat_bob_weird_kind"] := object.union(classic(39, "bob", {"repo"}, in_days(90)), {"kind": "oauth"})
 
 grants := {
@@ -127,6 +130,7 @@ grants := {
 	42: {"octo-org": grant(215, "approved", "")},
 	43: {"octo-org": grant(216, "approved", "")},
 	44: {"octo-org": grant(217, "approved", "")},
+	47: {"octo-org": grant(218, "approved", "")},
 }
 
 grant(id, state, reason) := {"id": id, "state": state, "reason": reason, "reviewer": "alice", "updated_at_ns": created}
