@@ -248,7 +248,13 @@ _quoted_name(x) := sprintf("%q", [x]) if {
 # Rules 1 and 2: the token is well formed, known, not expired and not revoked. The store is
 # asked once per request.
 
-_token := pat.token(_raw_token) if _pat
+# _pat and _raw_token, inline: this rule is on every request's path.
+_token := pat.token(raw) if {
+	input.credential.type == "pat"
+	raw := input.credential.token
+	is_string(raw)
+	raw != ""
+}
 
 _well_formed if _token.well_formed == true
 
@@ -493,17 +499,19 @@ _fg_own_denials contains _denial(41, 403, msg, _fg_doc) if {
 }
 
 # Rule 7: the repository selection.
-_selected if _token.repository_selection == "all"
+_selected if _selects(_token, _repository)
 
-_selected if {
-	_token.repository_selection == "selected"
-	_repository in _token.repositories
+_selects(token, _) if token.repository_selection == "all"
+
+_selects(token, repository) if {
+	token.repository_selection == "selected"
+	repository in token.repositories
 }
 
-_selected if {
-	_token.repository_selection == "selected"
-	some r in _token.repositories
-	lower(r) == _repository
+_selects(token, repository) if {
+	token.repository_selection == "selected"
+	some r in token.repositories
+	lower(r) == repository
 }
 
 _fg_own_denials contains _denial(42, status, msg, _fg_doc) if {
@@ -700,9 +708,10 @@ _allowed_token := t if {
 	_valid_visibility
 
 	# Rules 13-16.
-	_allowed_access(settings, "classic_access")
+	[ent, ent_conf, org_conf] := settings
+	_binding(ent, ent_conf, org_conf, "classic_access", "allow").value == "allow"
 } else := t if {
-	[t, owner, _, role, settings] := _allowed_base
+	[t, owner, repository, role, settings] := _allowed_base
 	t.kind == "fine_grained"
 
 	# Rules 6 and 10: the token's own organization, of which the user is a member.
@@ -710,14 +719,14 @@ _allowed_token := t if {
 	role in {"member", "owner"}
 
 	# Rules 7 and 8: the repository is selected, the permission held at the action's level.
-	_selected
+	_selects(t, repository)
 	_levels[t.permissions[_permission]] >= _levels[input.action]
 	_valid_visibility
 
 	# Rules 30, 13-16 and 19.
 	[ent, ent_conf, org_conf] := settings
 	_opted_in(ent, ent_conf, org_conf) == true
-	_allowed_access(settings, "fine_grained_access")
+	_binding(ent, ent_conf, org_conf, "fine_grained_access", "allow").value == "allow"
 	pat.grant(t.id, owner).state == "approved"
 } else := t if {
 	# Rule 12: the public floor.
@@ -737,8 +746,12 @@ _allowed_base := [t, owner, repository, role, [ent, ent_conf, org_conf]] if {
 	is_string(t.user)
 	input.action in {"read", "write"}
 	regex.match(`^[a-z][a-z0-9_]*$`, _permission)
-	repository := _repository
-	owner := _owner
+
+	# _owner and _repository, inline (lower is undefined for a non-string).
+	owner := lower(input.resource.owner)
+	owner != ""
+	repository := lower(input.resource.repository)
+	repository != ""
 
 	# Rule 15: the owner is an organization: not the user, and named in the settings or not a
 	# known user.
@@ -790,11 +803,6 @@ _fits(days, lifetime_ns) if lifetime_ns < ((days * 86400) + 1) * 1000000000
 _lifetime_ns := expires_ns - object.get(_token, "created_at_ns", 0) if {
 	expires_ns := _token.expires_at_ns
 	is_number(expires_ns)
-}
-
-# Rules 13-16 in their passing form: the effective access policy (_binding) is "allow".
-_allowed_access([ent, ent_conf, org_conf], field) if {
-	_binding(ent, ent_conf, org_conf, field, "allow").value == "allow"
 }
 
 # _visibility for a valid request, without asking whether the token is live.
