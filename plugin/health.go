@@ -18,6 +18,10 @@ import (
 // store's connection and the index's staleness.
 const healthInterval = time.Second
 
+// followSlack is how far behind an index that follows its store may be: a
+// poll interval and a catch-up, with room to spare.
+const followSlack = 3 * index.DefaultPollInterval
+
 // storeHealth is what the plugin reports about its store beyond start-up:
 // the store's connection (PostgreSQL's listener) and how far the index is
 // behind. Metrics read it without the plugin's lock, so a scrape never
@@ -101,8 +105,9 @@ func boolFloat(b bool) float64 {
 // watchHealth re-evaluates the plugin status every healthInterval until ctx
 // ends, and updates it when it changes:
 //   - OK, no message: the index is current;
-//   - OK with a message: the store is unreachable, decisions still come from
-//     the in-memory index, within store.max_staleness;
+//   - OK with a message: change notifications are down but the change log
+//     is read; or the store is unreachable and decisions still come from the
+//     in-memory index, within store.max_staleness;
 //   - Err: past store.max_staleness; token decisions deny until the index
 //     catches up, and the status returns to OK when it has.
 func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index, bound time.Duration, where string) {
@@ -143,12 +148,19 @@ func healthStatus(h store.Health, idx *index.Index, bound time.Duration, where s
 			"token store %s unreachable (%s): the index last caught up at %s, more than store.max_staleness (%s) ago; token decisions deny until it catches up",
 			where, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
 	}
-	if !h.Connected {
-		return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
-			"token store %s unreachable since %s (%s); answering from the in-memory index, current as of %s",
-			where, h.Since.UTC().Format(time.RFC3339), orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339))}
+	if h.Connected {
+		return plugins.Status{State: plugins.StateOK}
 	}
-	return plugins.Status{State: plugins.StateOK}
+	if now.Sub(idx.CurrentAt()) <= followSlack {
+		// The change log is read (every second) but the listener is
+		// down, or backing off after an outage.
+		return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
+			"token store %s: change notifications unavailable since %s (%s); the index follows the change log every %s",
+			where, h.Since.UTC().Format(time.RFC3339), orNone(h.LastError), index.DefaultPollInterval)}
+	}
+	return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
+		"token store %s unreachable since %s (%s); answering from the in-memory index until store.max_staleness (%s)",
+		where, h.Since.UTC().Format(time.RFC3339), orNone(h.LastError), bound)}
 }
 
 func orNone(s string) string {
