@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -45,9 +46,12 @@ const (
 	// before it pings the server, to notice a connection that died quietly.
 	ListenHeartbeat = 5 * time.Second
 	// ListenMinBackoff and ListenMaxBackoff bound the wait between two
-	// attempts to reconnect the listener; it doubles after each failure.
+	// attempts to reconnect the listener; it doubles after each failure,
+	// with up to 20% jitter so that a fleet does not reconnect in step. The
+	// index reads the change log every second meanwhile, so a short maximum
+	// only makes notifications return sooner after an outage.
 	ListenMinBackoff = 100 * time.Millisecond
-	ListenMaxBackoff = 5 * time.Second
+	ListenMaxBackoff = 2 * time.Second
 )
 
 // pgWriteLock is the advisory lock every write transaction takes first
@@ -237,7 +241,7 @@ func (db *DB) wakePostgres(ctx context.Context) <-chan struct{} {
 					return
 				}
 				p.failed(err, false)
-				if !sleep(ctx, backoff) {
+				if !sleep(ctx, backoff+rand.N(backoff/5)) {
 					return
 				}
 				backoff = min(backoff*2, ListenMaxBackoff)
