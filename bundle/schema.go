@@ -123,12 +123,42 @@ func ParseSettings(b []byte) (map[string]any, error) {
 	v := validator{root: settingsSchema, problems: &problems}
 	doc = v.validate(settingsSchema, doc, "")
 	if len(problems) == 0 {
-		problems = checkEnterprises(doc)
+		problems = append(checkNames(doc), checkEnterprises(doc)...)
 	}
 	if len(problems) > 0 {
 		return nil, &SettingsError{Problems: problems}
 	}
 	return doc.(map[string]any), nil
+}
+
+// checkNames reports enterprise, organization and owner names that are not in
+// lower case. GitHub compares these names without regard to case and the
+// policy looks settings up by the lower-case name it is asked about, so a
+// mixed-case key would silently never apply.
+func checkNames(doc any) []string {
+	top := doc.(map[string]any)
+	ents, _ := top["enterprises"].(map[string]any)
+	orgs, _ := top["organizations"].(map[string]any)
+	var problems []string
+	lowerCase := func(path, name string) {
+		if lower := strings.ToLower(name); lower != name {
+			problems = append(problems, fmt.Sprintf("%s: %q: names are compared in lower case; write %q", path, name, lower))
+		}
+	}
+	for _, name := range sortedKeys(ents) {
+		path := joinPath("enterprises", name)
+		lowerCase(path, name)
+		owners, _ := ents[name].(map[string]any)["owners"].([]any)
+		for i, o := range owners {
+			if login, ok := o.(string); ok {
+				lowerCase(fmt.Sprintf("%s.owners[%d]", path, i), login)
+			}
+		}
+	}
+	for _, name := range sortedKeys(orgs) {
+		lowerCase(joinPath("organizations", name), name)
+	}
+	return problems
 }
 
 // checkEnterprises reports organizations that name an undefined enterprise.

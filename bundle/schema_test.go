@@ -138,6 +138,12 @@ func TestParseSettings(t *testing.T) {
 			schemaOK: true,
 		},
 		{
+			note:     "mixed-case names",
+			settings: `{"enterprises": {"Acme": {"owners": ["alice", "Bob"]}}, "organizations": {"Octo-Org": {"enterprise": "Acme"}}}`,
+			err:      `settings: enterprises.Acme: "Acme": names are compared in lower case; write "acme"; enterprises.Acme.owners[1]: "Bob": names are compared in lower case; write "bob"; organizations.Octo-Org: "Octo-Org": names are compared in lower case; write "octo-org"`,
+			schemaOK: true,
+		},
+		{
 			note:     "enterprise named without any enterprise",
 			settings: `{"organizations": {"octo-org": {"enterprise": "acme"}}}`,
 			err:      `settings: organizations.octo-org.enterprise: "acme" is not an enterprise defined under enterprises (defined: none)`,
