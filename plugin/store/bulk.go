@@ -29,8 +29,8 @@ func (db *DB) BulkInsert(ctx context.Context, fn func(w *BulkWriter) error) erro
 			{&w.user, `INSERT INTO users (login, managed_by) VALUES ($1, $2)`},
 			{&w.membership, `INSERT INTO memberships (user_login, org, role) VALUES ($1, $2, $3)`},
 			{&w.repository, `INSERT INTO repositories (owner, name, visibility) VALUES ($1, $2, $3)`},
-			{&w.token, `INSERT INTO tokens (hash, name, kind, user_login, scopes, resource_owner, repository_selection, repositories, permissions, created_at, expires_at, revoked, last_used_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`},
+			{&w.token, `INSERT INTO tokens (hash, name, kind, user_login, scopes, resource_owner, repository_selection, repositories, permissions, created_at, expires_at, revoked, last_used_at, packed)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`},
 			{&w.grant, `INSERT INTO requests (token_id, org, state, justification, review_reason, reviewer, created_at, updated_at)
 VALUES ($1, $2, $3, $4, '', $5, $6, $7) RETURNING id`},
 			{&w.log, `INSERT INTO changes (entity, key) VALUES ($1, $2)`},
@@ -79,7 +79,8 @@ func (w *BulkWriter) Repository(r Repository) error {
 func (w *BulkWriter) Token(t Token) (int64, error) {
 	var id int64
 	err := w.token.QueryRowContext(w.ctx, t.Hash[:], t.Name, t.Kind, t.User, joinList(t.Scopes), t.ResourceOwner, t.RepositorySelection,
-		joinList(t.Repositories), encodePermissions(t.Permissions), nanos(t.CreatedAt), nullNanos(t.ExpiresAt), t.Revoked, nullNanos(t.LastUsedAt)).Scan(&id)
+		joinList(t.Repositories), encodePermissions(t.Permissions), nanos(t.CreatedAt), nullNanos(t.ExpiresAt), t.Revoked, nullNanos(t.LastUsedAt),
+		packToken(t)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("token %q of %s: %w", t.Name, t.User, err)
 	}

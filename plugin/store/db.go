@@ -117,6 +117,12 @@ func (db *DB) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, db.d.ddl(migrations[v-1])); err != nil {
 				return fmt.Errorf("applying migration %d: %w", v, err)
 			}
+			if v == packedMigration && db.d.packed {
+				// Pack the tokens written before the column existed.
+				if _, err := tx.ExecContext(ctx, `UPDATE tokens SET packed = `+immutablePacked+` WHERE packed = ''`); err != nil {
+					return fmt.Errorf("applying migration %d: packing tokens: %w", v, err)
+				}
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, db.now().UnixNano()); err != nil {
 				return fmt.Errorf("recording migration %d: %w", v, err)
 			}

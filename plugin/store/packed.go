@@ -18,13 +18,42 @@ import (
 
 const sep = "\x1f"
 
-// packedTokens selects a token as: id, hex hash, kind, user, resource owner,
-// selection, created, expires ("" for none), revoked (0/1), last used (""),
-// scopes, repositories, permissions, name.
-const packedTokens = `SELECT id || char(31) || hex(hash) || char(31) || kind || char(31) || user_login || char(31) ||
-	resource_owner || char(31) || repository_selection || char(31) || created_at || char(31) ||
-	COALESCE(expires_at, '') || char(31) || CASE WHEN revoked THEN 1 ELSE 0 END || char(31) || COALESCE(last_used_at, '') || char(31) ||
-	scopes || char(31) || repositories || char(31) || permissions || char(31) || name FROM tokens`
+// immutablePacked computes, in SQL, what packToken stores in tokens.packed:
+// the fields of a token that never change after it is written (hex hash,
+// kind, user, resource owner, selection, created, expires or "", scopes,
+// repositories, permissions, name). Rows written by another tool (a copy by
+// store migrate) leave packed empty and are packed at load time instead.
+const immutablePacked = `hex(hash) || char(31) || kind || char(31) || user_login || char(31) || resource_owner || char(31) ||
+	repository_selection || char(31) || created_at || char(31) || COALESCE(expires_at, '') || char(31) ||
+	scopes || char(31) || repositories || char(31) || permissions || char(31) || name`
+
+// packedTokens selects a token as: id, revoked (0/1), last used ("" for
+// never), then the immutable fields. Reading the stored packed column costs
+// SQLite about half of concatenating every column on each load.
+const packedTokens = `SELECT id || char(31) || CASE WHEN revoked THEN 1 ELSE 0 END || char(31) || COALESCE(last_used_at, '') || char(31) ||
+	CASE WHEN packed <> '' THEN packed ELSE ` + immutablePacked + ` END FROM tokens`
+
+// packToken is the Go side of immutablePacked, written with every token.
+func packToken(t Token) string {
+	var b strings.Builder
+	b.Grow(160 + len(t.Name))
+	var h [64]byte
+	hex.Encode(h[:], t.Hash[:])
+	b.WriteString(strings.ToUpper(string(h[:])))
+	for _, f := range []string{t.Kind, t.User, t.ResourceOwner, t.RepositorySelection, strconv.FormatInt(nanos(t.CreatedAt), 10)} {
+		b.WriteString(sep)
+		b.WriteString(f)
+	}
+	b.WriteString(sep)
+	if !t.ExpiresAt.IsZero() {
+		b.WriteString(strconv.FormatInt(nanos(t.ExpiresAt), 10))
+	}
+	for _, f := range []string{joinList(t.Scopes), joinList(t.Repositories), encodePermissions(t.Permissions), t.Name} {
+		b.WriteString(sep)
+		b.WriteString(f)
+	}
+	return b.String()
+}
 
 const packedTokenFields = 14
 
@@ -118,28 +147,29 @@ func (s *packedScanner) token(row string) (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("token id: %w", err)
 	}
-	t := Token{ID: id, Kind: s.intern(f[2]), User: s.intern(f[3]), ResourceOwner: s.intern(f[4]), RepositorySelection: s.intern(f[5]),
-		Revoked: f[8] == "1", Scopes: s.list(f[10]), Repositories: s.list(f[11]), Permissions: s.permissions(f[12]), Name: strings.Clone(f[13])}
-	if len(f[1]) != 2*len(t.Hash) {
-		return Token{}, fmt.Errorf("token %d: hash is %d hex digits, want %d", id, len(f[1]), 2*len(t.Hash))
+	t := Token{ID: id, Revoked: f[1] == "1", Kind: s.intern(f[4]), User: s.intern(f[5]), ResourceOwner: s.intern(f[6]),
+		RepositorySelection: s.intern(f[7]), Scopes: s.list(f[10]), Repositories: s.list(f[11]), Permissions: s.permissions(f[12]),
+		Name: strings.Clone(f[13])}
+	if len(f[3]) != 2*len(t.Hash) {
+		return Token{}, fmt.Errorf("token %d: hash is %d hex digits, want %d", id, len(f[3]), 2*len(t.Hash))
 	}
-	if _, err := hex.Decode(t.Hash[:], []byte(f[1])); err != nil {
+	if _, err := hex.Decode(t.Hash[:], []byte(f[3])); err != nil {
 		return Token{}, fmt.Errorf("token %d: hash: %w", id, err)
 	}
-	created, err := parseInt(f[6])
+	created, err := parseInt(f[8])
 	if err != nil {
 		return Token{}, fmt.Errorf("token %d: created_at: %w", id, err)
 	}
 	t.CreatedAt = fromNanos(created)
-	if f[7] != "" {
-		n, err := parseInt(f[7])
+	if f[9] != "" {
+		n, err := parseInt(f[9])
 		if err != nil {
 			return Token{}, fmt.Errorf("token %d: expires_at: %w", id, err)
 		}
 		t.ExpiresAt = fromNanos(n)
 	}
-	if f[9] != "" {
-		n, err := parseInt(f[9])
+	if f[2] != "" {
+		n, err := parseInt(f[2])
 		if err != nil {
 			return Token{}, fmt.Errorf("token %d: last_used_at: %w", id, err)
 		}

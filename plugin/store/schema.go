@@ -1,5 +1,8 @@
 package store
 
+// packedMigration adds tokens.packed.
+const packedMigration = 2
+
 // migrations are applied in order, each once, recorded in
 // schema_migrations. Never edit a released migration: add a new one.
 //
@@ -78,4 +81,8 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_org ON audit_events (org, id);
 `,
+	// 2: the immutable fields of each token packed in one column, so that a
+	// sidecar loads a million tokens without SQLite concatenating them
+	// (packed.go). Empty means "not packed": Load packs it itself.
+	`ALTER TABLE tokens ADD COLUMN packed TEXT NOT NULL DEFAULT '';`,
 }

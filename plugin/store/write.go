@@ -223,15 +223,15 @@ func ensureUser(ctx context.Context, tx *sql.Tx, login string) error {
 
 func insertToken(ctx context.Context, tx *sql.Tx, t Token) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO tokens (hash, name, kind, user_login, scopes, resource_owner, repository_selection, repositories, permissions, created_at, expires_at, revoked, last_used_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+	err := tx.QueryRowContext(ctx, `INSERT INTO tokens (hash, name, kind, user_login, scopes, resource_owner, repository_selection, repositories, permissions, created_at, expires_at, revoked, last_used_at, packed)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (hash) DO UPDATE SET name = excluded.name, kind = excluded.kind, user_login = excluded.user_login, scopes = excluded.scopes,
 	resource_owner = excluded.resource_owner, repository_selection = excluded.repository_selection, repositories = excluded.repositories,
 	permissions = excluded.permissions, created_at = excluded.created_at, expires_at = excluded.expires_at, revoked = excluded.revoked,
-	last_used_at = excluded.last_used_at
+	last_used_at = excluded.last_used_at, packed = excluded.packed
 RETURNING id`,
 		t.Hash[:], t.Name, t.Kind, t.User, joinList(t.Scopes), t.ResourceOwner, t.RepositorySelection, joinList(t.Repositories),
-		encodePermissions(t.Permissions), nanos(t.CreatedAt), nullNanos(t.ExpiresAt), t.Revoked, nullNanos(t.LastUsedAt)).Scan(&id)
+		encodePermissions(t.Permissions), nanos(t.CreatedAt), nullNanos(t.ExpiresAt), t.Revoked, nullNanos(t.LastUsedAt), packToken(t)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("writing token: %w", err)
 	}
