@@ -274,6 +274,11 @@ else := "the personal access token"
 
 _the_token_names := {"classic": "the personal access token (classic)", "fine_grained": "the fine-grained personal access token"}
 
+# A request the allowed path got through its base checks (_allowed_base) is live, on an
+# organization's resource, and keeps its lifetime limit: the denial rules reuse that work
+# instead of repeating it when the allowed path stopped at a later check.
+_live if _allowed_base
+
 _live if {
 	_request_ok
 	_found
@@ -383,13 +388,19 @@ _exempt_user if {
 
 _exempt_admins if _exempt_administrators(_ent, _ent_conf, _org_conf) == true
 
+_owned_by_org if _allowed_base
+
 _owned_by_org if {
 	_live
 	not _owned_by_user
 }
 
 # The token's user's role in the resource's organization.
-_role := pat.org_role(_user, _owner) if _owned_by_org
+_role := role if {
+	_owned_by_org
+	role := _role_or_none(_user, _owner)
+	role != "none"
+}
 
 _member if _role in {"member", "owner"}
 
@@ -428,6 +439,7 @@ _policy_doc("organization") := _org_policy_doc
 # (rule 26) and for a managed user's own repositories (rule 27). The exemption (rule 28) is
 # looked at only for a token that breaks its limit.
 _lifetime_breach := object.union(_org_limit, {"subject": _owner, "enterprise": _ent}) if {
+	not _allowed_base
 	_owned_by_org
 	_member
 	not _within(_org_limit.days)
