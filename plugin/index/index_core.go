@@ -126,11 +126,8 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	// Loading allocates the whole index at once, and most of a start's CPU
 	// went to collections that find nothing to free. Collect less often
 	// until the index is built (unless GOGC asks for even less).
-	if prev := debug.SetGCPercent(loadGCPercent); prev < 0 || prev > loadGCPercent {
-		debug.SetGCPercent(prev)
-	} else {
-		defer debug.SetGCPercent(prev)
-	}
+	relaxGC()
+	defer restoreGC()
 	defer func() { x.loading, x.fastSets, x.fastPerms = false, nil, nil }()
 
 	batches := make(chan *loadBatch, 4)
@@ -176,6 +173,33 @@ const (
 	loadBatchSize = 2048
 	loadGCPercent = 400
 )
+
+// loadGC counts the loads in progress: the first raises the GC percent,
+// the last one puts back what was set before.
+var loadGC struct {
+	sync.Mutex
+	loads int
+	prev  int
+}
+
+func relaxGC() {
+	loadGC.Lock()
+	defer loadGC.Unlock()
+	if loadGC.loads++; loadGC.loads == 1 {
+		loadGC.prev = debug.SetGCPercent(loadGCPercent)
+		if loadGC.prev < 0 || loadGC.prev > loadGCPercent {
+			debug.SetGCPercent(loadGC.prev) // GOGC already asks for less
+		}
+	}
+}
+
+func restoreGC() {
+	loadGC.Lock()
+	defer loadGC.Unlock()
+	if loadGC.loads--; loadGC.loads == 0 {
+		debug.SetGCPercent(loadGC.prev)
+	}
+}
 
 // loadBatch is a run of records on their way from the store to the index.
 type loadBatch struct {
