@@ -203,7 +203,10 @@ func prepareBench(b testing.TB, query string, extra ...func(*rego.Rego)) rego.Pr
 	}
 	opts := []func(*rego.Rego){
 		rego.Query(query),
-		rego.Store(inmem.NewFromObject(map[string]any{"pat": map[string]any{"settings": settings}})),
+		// The settings as ast values, as the sidecar keeps them
+		// (--optimize-store-for-read-speed): a read is not a conversion.
+		rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"pat": map[string]any{"settings": settings}},
+			inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))),
 	}
 	for path, src := range mods {
 		opts = append(opts, rego.Module(path, src))

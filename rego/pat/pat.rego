@@ -768,9 +768,7 @@ _allowed_base := [t, owner, repository, role, [ent, ent_conf, org_conf]] if {
 	# Rule 15: the owner is an organization: not the user, and named in the settings or not a
 	# known user.
 	owner != lower(t.user)
-	org_conf := _organization_conf(owner)
-	ent := _enterprise_name(org_conf)
-	ent_conf := _enterprise_conf(ent)
+	[ent, ent_conf, org_conf] := _organization_settings(owner)
 
 	# Rules 24-28: a member's token keeps the organization's limit.
 	role := _role_or_none(t.user, owner)
@@ -782,11 +780,13 @@ _unexpired(null)
 
 _unexpired(expires_ns) if expires_ns > time.now_ns()
 
-# The settings of an organization; undefined when the owner is a user (rule 15).
-_organization_conf(owner) := conf if {
+# [enterprise, its settings, the organization's settings] (settings.rego) for an owner that is an
+# organization: named in the settings, or not a known user (rule 15); undefined for a user.
+_organization_settings(owner) := [ent, _enterprise_conf(ent), conf] if {
 	conf := data.pat.settings.organizations[owner]
 	is_object(conf)
-} else := {} if {
+	ent := _enterprise_name(conf)
+} else := [null, {}, {}] if {
 	not pat.user(owner)
 }
 
