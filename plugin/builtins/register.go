@@ -103,12 +103,37 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 	if err := src.Index.Current(time.Now()); err != nil {
 		return nil, err // fail closed: undefined, and the policy denies
 	}
-	t, ok := src.Index.Token(token.Hash(s))
+	h := token.Hash(s)
+	t, ok := src.Index.Token(h)
 	if !ok {
 		return unknown[kind], nil
 	}
 	lastused.Mark(t.ID) // token_last_used_at, batched off the decision path (plugin/lastused; admin API)
-	return TokenTerm(t), nil
+	return cachedTokenTerm(h, t), nil
+}
+
+// tokenCache keeps the answers for recently used tokens, so that a token
+// in use is not turned into an ast object on every request. It is
+// direct-mapped by hash bits and bounded (tokenCacheSize answers of about
+// 1.5 KB). An entry is valid only for the very record it was built from:
+// the index replaces a record when the token changes, never edits it.
+var tokenCache [tokenCacheSize]atomic.Pointer[tokenCacheEntry]
+
+const tokenCacheSize = 4096 // a power of two
+
+type tokenCacheEntry struct {
+	token *index.Token
+	term  *ast.Term
+}
+
+func cachedTokenTerm(h [32]byte, t *index.Token) *ast.Term {
+	slot := &tokenCache[(uint32(h[2])|uint32(h[3])<<8)&(tokenCacheSize-1)]
+	if e := slot.Load(); e != nil && e.token == t {
+		return e.term
+	}
+	term := TokenTerm(t)
+	slot.Store(&tokenCacheEntry{token: t, term: term})
+	return term
 }
 
 // TokenTerm is the found shape of pat.token for an indexed token.

@@ -152,3 +152,25 @@ func TestRegistered(t *testing.T) {
 		t.Fatalf("got %v; want x = member", rs)
 	}
 }
+
+func TestTokenCacheFollowsChanges(t *testing.T) {
+	raw, err := token.Generate(token.KindClassic, token.DefaultPrefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := index.New()
+	rec := store.Token{ID: 1, Hash: token.Hash(raw), Name: "laptop", Kind: store.KindClassic, User: "bob", CreatedAt: t0}
+	x.PutToken(rec)
+	t.Cleanup(Install(&Source{Index: x, Prefixes: token.DefaultPrefixes}))
+
+	first := eval(t, `pat.token("`+raw+`")`)
+	if again := eval(t, `pat.token("`+raw+`")`); again != first {
+		t.Fatal("an unchanged token's answer is built again instead of reused")
+	}
+	rec.Revoked = true
+	x.PutToken(rec)
+	got := eval(t, `pat.token("`+raw+`")`)
+	if revoked := got.Get(ast.StringTerm("revoked")); revoked == nil || !revoked.Equal(ast.BooleanTerm(true)) {
+		t.Fatalf("after revocation pat.token = %v; want revoked true", got)
+	}
+}
