@@ -113,13 +113,15 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 }
 
 // tokenCache keeps the answers for recently used tokens, so that a token
-// in use is not turned into an ast object on every request. It is
-// direct-mapped by hash bits and bounded (tokenCacheSize answers of about
-// 1.5 KB). An entry is valid only for the very record it was built from:
-// the index replaces a record when the token changes, never edits it.
+// in use is not turned into an ast object on every request. It is bounded
+// (tokenCacheSize answers of about 1.5 KB) and two-way: a token may sit in
+// one of two slots chosen by bits of its hash, so that two busy tokens
+// rarely evict each other. An entry is valid only for the very record it
+// was built from: the index replaces a record when the token changes,
+// never edits it, so a revocation is never answered from the cache.
 var tokenCache [tokenCacheSize]atomic.Pointer[tokenCacheEntry]
 
-const tokenCacheSize = 4096 // a power of two
+const tokenCacheSize = 8192 // a power of two
 
 type tokenCacheEntry struct {
 	token *index.Token
@@ -127,13 +129,27 @@ type tokenCacheEntry struct {
 }
 
 func cachedTokenTerm(h [32]byte, t *index.Token) *ast.Term {
-	slot := &tokenCache[(uint32(h[2])|uint32(h[3])<<8)&(tokenCacheSize-1)]
-	if e := slot.Load(); e != nil && e.token == t {
-		return e.term
+	a := &tokenCache[(uint32(h[2])|uint32(h[3])<<8)&(tokenCacheSize-1)]
+	b := &tokenCache[(uint32(h[4])|uint32(h[5])<<8)&(tokenCacheSize-1)]
+	ea, eb := a.Load(), b.Load()
+	switch {
+	case ea != nil && ea.token == t:
+		return ea.term
+	case eb != nil && eb.token == t:
+		return eb.term
 	}
-	term := TokenTerm(t)
-	slot.Store(&tokenCacheEntry{token: t, term: term})
-	return term
+	e := &tokenCacheEntry{token: t, term: TokenTerm(t)}
+	switch {
+	case ea == nil || ea.token.ID == t.ID: // empty, or this token's old record
+		a.Store(e)
+	case eb == nil || eb.token.ID == t.ID:
+		b.Store(e)
+	case h[6]&1 == 0:
+		a.Store(e)
+	default:
+		b.Store(e)
+	}
+	return e.term
 }
 
 // TokenTerm is the found shape of pat.token for an indexed token.
