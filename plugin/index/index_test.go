@@ -118,3 +118,47 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// BenchmarkLookup measures Token lookups from parallel readers, alone and
+// while one writer replaces records as fast as it can (far above any real
+// change rate): readers wait at most for one map assignment on one of 64
+// shards.
+func BenchmarkLookup(b *testing.B) {
+	const n = 100_000
+	x := New()
+	for i := range n {
+		x.PutToken(fg(i, "bob"))
+	}
+	for _, writing := range []bool{false, true} {
+		b.Run(map[bool]string{false: "readers only", true: "with a writer"}[writing], func(b *testing.B) {
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			if writing {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						tok := fg(i%n, "eve")
+						tok.Revoked = i%2 == 0
+						x.PutToken(tok)
+					}
+				})
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if _, ok := x.Token(hashOf(i % n)); !ok {
+						b.Error("token not found")
+						return
+					}
+					i += 7
+				}
+			})
+			close(stop)
+			wg.Wait()
+		})
+	}
+}
