@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -47,7 +48,7 @@ var copyTables = []copyTable{
 	{name: "tokens", identity: "id", columns: []copyColumn{{"id", colInt}, {"hash", colBlob}, {"name", colText}, {"kind", colText},
 		{"user_login", colText}, {"scopes", colText}, {"resource_owner", colText}, {"repository_selection", colText},
 		{"repositories", colText}, {"permissions", colText}, {"created_at", colInt}, {"expires_at", colNullInt},
-		{"revoked", colBool}, {"last_used_at", colNullInt}}},
+		{"revoked", colBool}, {"last_used_at", colNullInt}, {"packed", colText}}},
 	{name: "requests", identity: "id", columns: []copyColumn{{"id", colInt}, {"token_id", colInt}, {"org", colText}, {"state", colText},
 		{"justification", colText}, {"review_reason", colText}, {"reviewer", colText}, {"created_at", colInt}, {"updated_at", colInt}}},
 	{name: "audit_events", identity: "id", columns: []copyColumn{{"id", colInt}, {"at", colInt}, {"actor", colText}, {"action", colText},
@@ -100,6 +101,9 @@ func MigrateStore(ctx context.Context, from, to *DB, opts MigrateOptions) (Migra
 	}
 	defer src.Rollback()
 	if err := sameSchema(ctx, src, to); err != nil {
+		return res, err
+	}
+	if err := knownColumns(ctx, src); err != nil {
 		return res, err
 	}
 	err = to.write(ctx, func(dst *sql.Tx) error {
@@ -166,6 +170,28 @@ func sameSchema(ctx context.Context, src *sql.Tx, to *DB) error {
 	}
 	if from != target {
 		return fmt.Errorf("the source's schema version is %d and the target's %d; open both with the same opa-pat first", from, target)
+	}
+	return nil
+}
+
+// knownColumns refuses to copy a table that has a column copyTables does
+// not list: it would be lost on the way.
+func knownColumns(ctx context.Context, q queryer) error {
+	for _, t := range copyTables {
+		rows, err := q.QueryContext(ctx, `SELECT * FROM `+t.name+` LIMIT 0`)
+		if err != nil {
+			return fmt.Errorf("reading the columns of %s: %w", t.name, err)
+		}
+		cols, err := rows.Columns()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("reading the columns of %s: %w", t.name, err)
+		}
+		for _, c := range cols {
+			if !slices.ContainsFunc(t.columns, func(k copyColumn) bool { return k.name == c }) {
+				return fmt.Errorf("table %s has a column %q that this opa-pat does not copy", t.name, c)
+			}
+		}
 	}
 	return nil
 }

@@ -190,6 +190,18 @@ func TestMigrateStoreTarget(t *testing.T) {
 	}
 }
 
+func TestMigrateStoreUnknownColumn(t *testing.T) {
+	ctx := t.Context()
+	a, b := openTest(t), openTest(t)
+	if _, err := a.wdb.ExecContext(ctx, `ALTER TABLE requests ADD COLUMN note TEXT NOT NULL DEFAULT ''`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := MigrateStore(ctx, a, b, MigrateOptions{})
+	if want := `table requests has a column "note" that this opa-pat does not copy`; err == nil || err.Error() != want {
+		t.Fatalf("err = %v; want %q", err, want)
+	}
+}
+
 func TestMigrateStoreSchemaVersions(t *testing.T) {
 	ctx := context.Background()
 	a, b := openTest(t), openTest(t)
