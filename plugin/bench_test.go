@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -143,7 +144,7 @@ func startPlugin(b *testing.B, path string, settings map[string]any) (*plugins.M
 	// store keeps ast values, so that a query does not convert the settings.
 	data := inmem.NewFromObjectWithOpts(map[string]any{"pat": map[string]any{"settings": settings}},
 		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	m, err := plugins.New([]byte(`{}`), "bench", data)
+	m, err := plugins.New([]byte(`{}`), "bench", data, plugins.Logger(logging.NewNoOpLogger()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func BenchmarkStartup(b *testing.B) {
 			p := populate(b, n)
 			var total, cpu time.Duration
 			for b.Loop() {
-				m, err := plugins.New([]byte(`{}`), "bench", inmem.New())
+				m, err := plugins.New([]byte(`{}`), "bench", inmem.New(), plugins.Logger(logging.NewNoOpLogger()))
 				if err != nil {
 					b.Fatal(err)
 				}

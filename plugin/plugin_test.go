@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -49,7 +50,7 @@ func seed(t *testing.T) (path, classic string) {
 // the pat plugin configured from config.
 func newManager(t *testing.T, config string) (*plugins.Manager, *Plugin) {
 	t.Helper()
-	m, err := plugins.New([]byte(`{}`), "test", inmem.New())
+	m, err := plugins.New([]byte(`{}`), "test", inmem.New(), plugins.Logger(logging.NewNoOpLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
