@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -81,18 +82,20 @@ func (x *Index) Token(h [32]byte) (*Token, bool) { return x.tokens.get(h) }
 
 // Grant returns the current grant of a token for an organization.
 func (x *Index) Grant(tokenID int64, org string) (*Grant, bool) {
-	return x.grants.get(grantKey{tokenID, org})
+	return x.grants.get(grantKey{tokenID, fold(org)})
 }
 
 // Role returns a user's role in an organization.
-func (x *Index) Role(user, org string) (*Sym, bool) { return x.memberships.get(pairKey{user, org}) }
+func (x *Index) Role(user, org string) (*Sym, bool) {
+	return x.memberships.get(pairKey{fold(user), fold(org)})
+}
 
 // User returns a user's record.
-func (x *Index) User(login string) (*User, bool) { return x.users.get(login) }
+func (x *Index) User(login string) (*User, bool) { return x.users.get(fold(login)) }
 
 // Repository returns a repository's record.
 func (x *Index) Repository(owner, name string) (*Repository, bool) {
-	return x.repositories.get(pairKey{owner, name})
+	return x.repositories.get(pairKey{fold(owner), fold(name)})
 }
 
 // Counts reports how many records of each kind the index holds.
@@ -239,28 +242,30 @@ func (x *Index) PutUser(u store.User) {
 		rec.managedBy = x.sym(u.ManagedBy)
 		rec.ManagedBy = rec.managedBy.S
 	}
-	x.users.put(login.S, rec)
+	x.users.put(fold(login.S), rec)
 }
 
 // DeleteUser removes a user.
-func (x *Index) DeleteUser(login string) { x.users.delete(login) }
+func (x *Index) DeleteUser(login string) { x.users.delete(fold(login)) }
 
 // PutMembership adds or replaces a user's role in an organization.
 func (x *Index) PutMembership(m store.Membership) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
-	x.memberships.put(pairKey{x.sym(m.User).S, x.sym(m.Org).S}, x.sym(m.Role))
+	x.memberships.put(pairKey{x.sym(fold(m.User)).S, x.sym(fold(m.Org)).S}, x.sym(m.Role))
 }
 
 // DeleteMembership removes a user's role in an organization.
-func (x *Index) DeleteMembership(user, org string) { x.memberships.delete(pairKey{user, org}) }
+func (x *Index) DeleteMembership(user, org string) {
+	x.memberships.delete(pairKey{fold(user), fold(org)})
+}
 
 // PutRepository adds or replaces a repository.
 func (x *Index) PutRepository(r store.Repository) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	owner, name, vis := x.sym(r.Owner), x.sym(r.Name), x.sym(r.Visibility)
-	x.repositories.put(pairKey{owner.S, name.S}, &Repository{
+	x.repositories.put(pairKey{fold(owner.S), fold(name.S)}, &Repository{
 		Owner: owner.S, Name: name.S, Visibility: vis.S,
 		Term: ast.ObjectTerm(
 			[2]*ast.Term{ast.InternedTerm("owner"), owner.Term},
@@ -271,7 +276,9 @@ func (x *Index) PutRepository(r store.Repository) {
 }
 
 // DeleteRepository removes a repository.
-func (x *Index) DeleteRepository(owner, name string) { x.repositories.delete(pairKey{owner, name}) }
+func (x *Index) DeleteRepository(owner, name string) {
+	x.repositories.delete(pairKey{fold(owner), fold(name)})
+}
 
 // PutToken adds or replaces a token.
 func (x *Index) PutToken(t store.Token) {
@@ -316,7 +323,7 @@ func (x *Index) PutGrant(g store.Grant) {
 	if g.Reviewer != "" {
 		reviewer = x.sym(g.Reviewer)
 	}
-	x.grants.put(grantKey{g.TokenID, x.sym(g.Org).S}, &Grant{
+	x.grants.put(grantKey{g.TokenID, x.sym(fold(g.Org)).S}, &Grant{
 		ID:          g.ID,
 		State:       x.sym(g.State),
 		Reason:      g.Reason,
@@ -326,7 +333,7 @@ func (x *Index) PutGrant(g store.Grant) {
 }
 
 // DeleteGrant removes the grant of a token for an organization.
-func (x *Index) DeleteGrant(tokenID int64, org string) { x.grants.delete(grantKey{tokenID, org}) }
+func (x *Index) DeleteGrant(tokenID int64, org string) { x.grants.delete(grantKey{tokenID, fold(org)}) }
 
 // sym interns s. The caller holds writeMu.
 func (x *Index) sym(s string) *Sym {
@@ -455,10 +462,10 @@ func (x *Index) shape(t store.Token) *Shape {
 	k := shapeKey{
 		kind:          t.Kind,
 		revoked:       t.Revoked,
-		resourceOwner: x.sym(t.ResourceOwner),
+		resourceOwner: x.sym(fold(t.ResourceOwner)),
 		selection:     x.sym(t.RepositorySelection),
 		scopes:        x.set(t.Scopes),
-		repositories:  x.set(t.Repositories),
+		repositories:  x.set(foldAll(t.Repositories)),
 		perms:         x.permissions(t.Kind, t.Permissions),
 	}
 	if s, ok := x.shapes[k]; ok {
@@ -484,4 +491,33 @@ func (x *Index) String() string {
 	c := x.Counts()
 	return fmt.Sprintf("%d tokens, %d grants, %d memberships, %d users, %d repositories at change %d",
 		c.Tokens, c.Grants, c.Memberships, c.Users, c.Repositories, x.Seq())
+}
+
+// fold is the key form of a user, organization or repository name: GitHub
+// compares names without regard to case, and so does every lookup here. A
+// name that is already lower case, as the policy passes them, is returned as
+// it is, without allocating.
+func fold(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= utf8.RuneSelf {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// foldAll folds every name of a list; a list that is already lower case is
+// returned as it is, so the loader's interning by slice identity still hits.
+func foldAll(names []string) []string {
+	for i, n := range names {
+		if f := fold(n); f != n {
+			out := slices.Clone(names)
+			out[i] = f
+			for j := i + 1; j < len(out); j++ {
+				out[j] = fold(out[j])
+			}
+			return out
+		}
+	}
+	return names
 }

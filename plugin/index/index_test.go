@@ -1,6 +1,7 @@
 package index
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -160,5 +161,70 @@ func BenchmarkLookup(b *testing.B) {
 			close(stop)
 			wg.Wait()
 		})
+	}
+}
+
+// Names are compared without regard to case, as GitHub compares them: a
+// record stored as Octo-Org answers for octo-org and OCTO-ORG, and a delete
+// under another spelling removes it.
+func TestNamesIgnoreCase(t *testing.T) {
+	x := New()
+	x.PutUser(store.User{Login: "Bob", ManagedBy: "acme"})
+	x.PutMembership(store.Membership{User: "Bob", Org: "Octo-Org", Role: "owner"})
+	x.PutRepository(store.Repository{Owner: "Octo-Org", Name: "App", Visibility: "internal"})
+	x.PutGrant(store.Grant{ID: 9, TokenID: 3, Org: "Octo-Org", State: store.GrantApproved})
+
+	for _, tc := range []struct{ note, user, org, repo string }{
+		{note: "lower case", user: "bob", org: "octo-org", repo: "app"},
+		{note: "as stored", user: "Bob", org: "Octo-Org", repo: "App"},
+		{note: "upper case", user: "BOB", org: "OCTO-ORG", repo: "APP"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			if u, ok := x.User(tc.user); !ok || u.ManagedBy != "acme" {
+				t.Fatalf("User(%q) = %v, %v; want managed by acme", tc.user, u, ok)
+			}
+			if r, ok := x.Role(tc.user, tc.org); !ok || r.S != "owner" {
+				t.Fatalf("Role(%q, %q) = %v, %v; want owner", tc.user, tc.org, r, ok)
+			}
+			if r, ok := x.Repository(tc.org, tc.repo); !ok || r.Visibility != "internal" {
+				t.Fatalf("Repository(%q, %q) = %v, %v; want internal", tc.org, tc.repo, r, ok)
+			}
+			if g, ok := x.Grant(3, tc.org); !ok || g.ID != 9 {
+				t.Fatalf("Grant(3, %q) = %v, %v; want request 9", tc.org, g, ok)
+			}
+		})
+	}
+
+	x.DeleteMembership("BOB", "octo-org")
+	if _, ok := x.Role("Bob", "Octo-Org"); ok {
+		t.Fatal("membership still present after deleting it under another spelling")
+	}
+}
+
+func TestFoldDoesNotAllocateForLowerCase(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { _ = fold("octo-org") }); n != 0 {
+		t.Fatalf("fold allocated %v times for a lower-case name", n)
+	}
+	if got := fold("Octo-Org"); got != "octo-org" {
+		t.Fatalf("fold(Octo-Org) = %q", got)
+	}
+}
+
+// A token's resource owner and repositories are matched against lower-case
+// names, so the index keeps them folded.
+func TestTokenReachIsFolded(t *testing.T) {
+	x := New()
+	h := [32]byte{1}
+	x.PutToken(store.Token{ID: 1, Hash: h, Kind: store.KindFineGrained, User: "Bob", ResourceOwner: "Octo-Org",
+		RepositorySelection: "selected", Repositories: []string{"App", "docs"}})
+	tok, ok := x.Token(h)
+	if !ok {
+		t.Fatal("token not found")
+	}
+	if got := tok.Shape.ResourceOwner.S; got != "octo-org" {
+		t.Fatalf("resource owner = %q, want octo-org", got)
+	}
+	if got := tok.Shape.Repositories.Items; !slices.Equal(got, []string{"app", "docs"}) {
+		t.Fatalf("repositories = %q, want [app docs]", got)
 	}
 }
