@@ -28,6 +28,9 @@ WHERE r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id 
 // permission maps may be shared between the tokens it passes: treat them as
 // read-only.
 func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
+	if db.pg != nil {
+		return db.loadPostgres(ctx, v) // postgres_load.go
+	}
 	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: db.d.snapshot})
 	if err != nil {
 		return 0, fmt.Errorf("beginning snapshot: %w", err)
