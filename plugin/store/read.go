@@ -80,9 +80,7 @@ func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
 		return seq, nil
 	}
 	if v.Token != nil {
-		// Identical lists and maps are shared, as in the packed path: the
-		// index interns them by identity while it loads.
-		sc := tokenScanner{shared: newPackedScanner()}
+		var sc tokenScanner
 		if err := each(ctx, tx, `SELECT `+tokenColumns+` FROM tokens`, func(rows *sql.Rows) error {
 			t, err := sc.scan(rows)
 			if err != nil {
@@ -140,9 +138,6 @@ type tokenScanner struct {
 	id                                 int64
 	name, kind, user, owner, selection string
 	revoked                            bool
-	// shared, when set, shares identical lists and permission maps between
-	// the tokens scanned (Load); they must then be treated as read-only.
-	shared *packedScanner
 }
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -164,11 +159,7 @@ func (s *tokenScanner) scan(rows rowScanner) (Token, error) {
 		Revoked:             s.revoked,
 		LastUsedAt:          fromNullNanos(s.lastUsedAt),
 	}
-	if s.shared != nil {
-		t.Scopes, t.Repositories, t.Permissions = s.shared.list(s.scopes), s.shared.list(s.repos), s.shared.permissions(s.perms)
-	} else {
-		t.Scopes, t.Repositories, t.Permissions = splitList(s.scopes), splitList(s.repos), decodePermissions(s.perms)
-	}
+	t.Scopes, t.Repositories, t.Permissions = splitList(s.scopes), splitList(s.repos), decodePermissions(s.perms)
 	if len(s.hash) != len(t.Hash) {
 		return Token{}, fmt.Errorf("token %d: hash is %d bytes, want %d", s.id, len(s.hash), len(t.Hash))
 	}
