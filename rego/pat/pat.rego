@@ -717,7 +717,6 @@ _allowed_token := t if {
 	# Rule 11: "repo" reaches every repository; workflow writes go through the denial rules.
 	"repo" in t.scopes
 	_permission != "workflows"
-	_valid_visibility
 
 	# Rules 13-16.
 	[ent, ent_conf, org_conf] := settings
@@ -733,7 +732,6 @@ _allowed_token := t if {
 	# Rules 7 and 8: the repository is selected, the permission held at the action's level.
 	_selects(t, repository)
 	_levels[t.permissions[_permission]] >= _levels[input.action]
-	_valid_visibility
 
 	# Rules 30, 13-16 and 19.
 	[ent, ent_conf, org_conf] := settings
@@ -748,7 +746,9 @@ _allowed_token := t if {
 }
 
 # Rules 1-4, 15 and 24-28 in their passing form: [token, owner, repository, the user's role in
-# the owner, [enterprise, its settings, the organization's settings]].
+# the owner, [enterprise, its settings, the organization's settings]]. It must imply _live (every
+# check of _request_ok included), _owned_by_org and no _lifetime_breach: the denial rules take
+# it for them.
 _allowed_base := [t, owner, repository, role, [ent, ent_conf, org_conf]] if {
 	t := _token
 	t.found == true
@@ -756,8 +756,10 @@ _allowed_base := [t, owner, repository, role, [ent, ent_conf, org_conf]] if {
 	t.revoked == false
 	_unexpired(t.expires_at_ns)
 	is_string(t.user)
+	t.kind in {"classic", "fine_grained"}
 	input.action in {"read", "write"}
 	regex.match(`^[a-z][a-z0-9_]*$`, _permission)
+	_valid_visibility
 
 	# _owner and _repository, inline (lower is undefined for a non-string).
 	owner := lower(input.resource.owner)
