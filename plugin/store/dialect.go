@@ -26,7 +26,7 @@ type dialect struct {
 	packed bool
 	// currentGrants, when set, replaces the shared query of every current
 	// grant in Load (PostgreSQL runs the shared correlated subquery once per
-	// row).
+	// row; postgres_load.go).
 	currentGrants string
 }
 

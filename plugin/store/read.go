@@ -92,11 +92,7 @@ func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
 		}
 	}
 	if v.Grant != nil {
-		grants := currentGrants
-		if db.d.currentGrants != "" {
-			grants = db.d.currentGrants
-		}
-		if err := each(ctx, tx, grants, func(rows *sql.Rows) error {
+		if err := each(ctx, tx, currentGrants, func(rows *sql.Rows) error {
 			g, err := scanGrant(rows)
 			if err != nil {
 				return err
