@@ -91,8 +91,9 @@ func StoreSettings(ctx context.Context, db *store.DB) (map[string]any, error) {
 
 // Input is the creation check's input.
 type Input struct {
-	Token InputToken `json:"token"`
-	Role  string     `json:"role,omitempty"`
+	Token     InputToken `json:"token"`
+	Role      string     `json:"role,omitempty"`
+	ManagedBy string     `json:"managed_by,omitempty"` // the creator's enterprise, for a managed user (rule 27)
 }
 
 // InputToken describes the token to create.
@@ -254,6 +255,13 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 		if ok {
 			in.Role = m.Role
 		}
+	}
+	u, ok, err := db.User(ctx, t.User)
+	if err != nil {
+		return Result{}, err
+	}
+	if ok {
+		in.ManagedBy = u.ManagedBy
 	}
 	d, err := c.Check(ctx, in)
 	if err != nil {

@@ -18,7 +18,7 @@ func openStore(t *testing.T) *store.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	d, err := store.ParseDump(strings.NewReader(`{"memberships": [
+	d, err := store.ParseDump(strings.NewReader(`{"users": [{"login": "mia", "managed_by": "acme"}], "memberships": [
 		{"user": "bob", "org": "octo-org", "role": "member"},
 		{"user": "olga", "org": "octo-org", "role": "owner"},
 		{"user": "carl", "org": "octo-org", "role": "outside_collaborator"}]}`))
@@ -33,6 +33,7 @@ func openStore(t *testing.T) *store.DB {
 
 func TestIssue(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	emuLimit := map[string]any{"enterprises": map[string]any{"acme": map[string]any{"fine_grained_max_lifetime_days": 30}}}
 	disabled := map[string]any{"organizations": map[string]any{"octo-org": map[string]any{"fine_grained_approval": "disable"}}}
 	fg := func(user string, mod func(*Request)) Request {
 		r := Request{Kind: store.KindFineGrained, User: user, Name: "ci", ResourceOwner: "octo-org", RepositorySelection: "selected",
@@ -65,6 +66,11 @@ func TestIssue(t *testing.T) {
 		{note: "no expiry under the default limit", req: fg("bob", func(r *Request) { r.NoExpiry = true }),
 			err: "token creation refused: octo-org forbids access via a fine-grained personal access token if the token's lifetime is greater than 366 days: the policy is set by the octo-org organization; the token has no expiration date; choose an expiration of 366 days or less"},
 		{note: "366 days is within the limit", req: fg("bob", func(r *Request) { r.ExpiresIn = 366 * 24 * time.Hour }), grant: store.GrantPending},
+		{note: "managed user's own token within the enterprise's limit", settings: emuLimit,
+			req: fg("mia", func(r *Request) { r.ResourceOwner, r.ExpiresIn = "mia", 30*24*time.Hour })},
+		{note: "managed user's own token above the enterprise's limit (rule 27)", settings: emuLimit,
+			req: fg("mia", func(r *Request) { r.ResourceOwner, r.ExpiresIn = "mia", 31*24*time.Hour }),
+			err: "token creation refused: acme forbids access via a fine-grained personal access token if the token's lifetime is greater than 30 days: the policy is set by the acme enterprise; the token's lifetime is 31 days; choose an expiration of 30 days or less"},
 		{note: "bad selection", req: fg("bob", func(r *Request) { r.RepositorySelection = "some" }),
 			err: `repository_selection: unknown value "some", want one of all, selected, public`},
 		{note: "both expiries", req: fg("bob", func(r *Request) { r.NoExpiry, r.ExpiresIn = true, time.Hour }),
