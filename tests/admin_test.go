@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -39,16 +37,6 @@ const admSettings = `{
   "organizations": {"octo-org": {"enterprise": "acme", "fine_grained_opt_in": true}}
 }`
 
-func admFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func admGenerate(t *testing.T, kind string) string {
 	t.Helper()
 	raw, err := token.Generate(kind, token.DefaultPrefixes)
@@ -62,7 +50,7 @@ func admGenerate(t *testing.T, kind string) string {
 // admin API and a signed bundle of rego/ with the settings above.
 func startAdmin(t *testing.T) *admWorld {
 	t.Helper()
-	w := &admWorld{bin: binary(t), api: admFreeAddr(t), admin: admFreeAddr(t), raw: map[string]string{}}
+	w := &admWorld{bin: binary(t), api: freeAddr(t), admin: freeAddr(t), raw: map[string]string{}}
 	dir := t.TempDir()
 	w.store = filepath.Join(dir, "pat.db")
 	created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
@@ -112,8 +100,8 @@ func startAdmin(t *testing.T) *admWorld {
   "tokens": [` + strings.Join(recs, ",\n") + `],
   "grants": [` + strings.Join(grants, ",\n") + `]
 }`
-	admRun(t, w.bin, "store", "import", "--store", w.store, admWrite(t, dir, "world.json", world))
-	config := admWrite(t, dir, "config.yaml", `
+	runCLI(t, w.bin, nil, "store", "import", "--store", w.store, writeFile(t, dir, "world.json", world))
+	config := writeFile(t, dir, "config.yaml", `
 plugins:
   pat:
     store: {path: "`+w.store+`"}
@@ -122,33 +110,15 @@ plugins:
 	// The policy and settings come as a deployment gets them: a bundle of rego/ signed with
 	// opa-pat's keys, verified by the sidecar.
 	keys := filepath.Join(dir, "k")
-	admRunEnv(t, w.bin, []string{"COSIGN_PASSWORD=pw"}, "keys", "generate", "--output-prefix", keys)
+	runCLI(t, w.bin, []string{"COSIGN_PASSWORD=pw"}, "keys", "generate", "--output-prefix", keys)
 	bundle := filepath.Join(dir, "bundle.tar.gz")
-	admRunEnv(t, w.bin, []string{"COSIGN_PASSWORD=pw"}, "bundle", "build", "--settings", admWrite(t, dir, "settings.json", admSettings),
+	runCLI(t, w.bin, []string{"COSIGN_PASSWORD=pw"}, "bundle", "build", "--settings", writeFile(t, dir, "settings.json", admSettings),
 		"--key", keys+".key", "--output", bundle, filepath.Join(repoRoot(), "rego"))
 	cmd := exec.Command(w.bin, "run", "--server", "--addr", w.api, "--config-file", config,
 		"--verification-key", keys+".pub", "--signing-alg", "ES256", "--bundle", bundle)
 	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			w.mu.Lock()
-			t.Logf("opa-pat run output:\n%s", w.output.String())
-			w.mu.Unlock()
-		}
-	})
-	admPoll(t, 30*time.Second, "the admin API to serve", func() bool {
+	startProcess(t, cmd, 10*time.Second, func() string { w.mu.Lock(); defer w.mu.Unlock(); return w.output.String() })
+	poll(t, 30*time.Second, "the admin API to serve", func() bool {
 		resp, err := http.Get("http://" + w.admin + "/")
 		if err != nil {
 			return false
@@ -157,44 +127,6 @@ plugins:
 		return resp.StatusCode == http.StatusNotFound
 	})
 	return w
-}
-
-func admWrite(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func admRun(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	return admRunEnv(t, bin, nil, args...)
-}
-
-func admRunEnv(t *testing.T, bin string, env []string, args ...string) string {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("opa-pat %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String()
-}
-
-func admPoll(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !ok() {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 type admResponse struct {
@@ -264,7 +196,7 @@ func (w *admWorld) allowed(t *testing.T, name string) bool {
 // flips waits at most a second for the decision on a token to become want.
 func (w *admWorld) flips(t *testing.T, name string, want bool) {
 	t.Helper()
-	took := admPoll(t, time.Second, fmt.Sprintf("the decision for %s to become allow=%v", name, want), func() bool { return w.allowed(t, name) == want })
+	took := poll(t, time.Second, fmt.Sprintf("the decision for %s to become allow=%v", name, want), func() bool { return w.allowed(t, name) == want })
 	t.Logf("decision for %s became allow=%v after %s", name, want, took.Round(time.Millisecond))
 }
 
@@ -486,7 +418,7 @@ func TestAdminAPI(t *testing.T) {
 			t.Fatalf("erin's events: %d %s", r.status, r.body)
 		}
 		admExpect(t, w.call(t, "GET", "/orgs/octo-org/audit-log", "bob-admin", nil), 403, "")
-		out := admRun(t, w.bin, "audit", "list", "--store", w.store, "--org", "octo-org", "--action", "grant.revoke", "--output", "json")
+		out := runCLI(t, w.bin, nil, "audit", "list", "--store", w.store, "--org", "octo-org", "--action", "grant.revoke", "--output", "json")
 		if !strings.Contains(out, `"rotation"`) {
 			t.Fatalf("opa-pat audit list: %s", out)
 		}
@@ -529,7 +461,7 @@ func TestAdminAPI(t *testing.T) {
 		// ci1 and carol-ci were used by the decisions above; ci3 only while it was denied, which
 		// counts as use too (GitHub records the attempt). bob-admin was only used on this API.
 		var got string
-		admPoll(t, 15*time.Second, "token_last_used_at to be written", func() bool {
+		poll(t, 15*time.Second, "token_last_used_at to be written", func() bool {
 			r := w.call(t, "GET", reqs+"?state=all&last_used_after=2020-01-01T00:00:00Z&owner[]=carol", "alice-admin", nil)
 			got = admNames(admItems(t, r))
 			return got == "carol-ci"

@@ -10,14 +10,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -581,19 +579,14 @@ func TestSidecarKeysWithLocalBundle(t *testing.T) {
 
 type signedSidecar struct {
 	addr string
-	log  *lockedLog
+	log  *syncBuffer
 }
 
 // startSignedSidecar runs `opa-pat run --server` on a free port until the test ends.
 func startSignedSidecar(t *testing.T, dir string, args ...string) *signedSidecar {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &signedSidecar{addr: addr, log: &lockedLog{}}
+	addr := freeAddr(t)
+	s := &signedSidecar{addr: addr, log: &syncBuffer{}}
 	cmd := exec.Command(binary(t), append([]string{"run", "--server", "--addr", addr, "--log-level", "debug"}, args...)...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = s.log, s.log
@@ -735,24 +728,6 @@ func bundleRepack(t *testing.T, files map[string][]byte, edit func(string, []byt
 		t.Fatal(err)
 	}
 	return out.Bytes()
-}
-
-// lockedLog collects a process's output while the test reads it.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // Key rotation as docs/bundles.md describes it: a sidecar trusting two keys,

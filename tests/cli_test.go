@@ -81,15 +81,6 @@ const cliWorld = `{
   "grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"}]
 }`
 
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 type cliRequest struct {
 	ID      int64  `json:"id"`
 	TokenID int64  `json:"token_id"`

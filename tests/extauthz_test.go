@@ -6,13 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,47 +57,13 @@ type eaGate struct {
 	bin, store, api string
 	client          authv3.AuthorizationClient
 	conn            *grpc.ClientConn
-	mu              sync.Mutex
-	output          bytes.Buffer
-}
-
-func (g *eaGate) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.output.Write(p)
-}
-
-func (g *eaGate) logs() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.output.String()
-}
-
-func eaFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func eaRun(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("opa-pat %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String()
+	output          syncBuffer // the sidecar's stdout and stderr
 }
 
 // eaToken creates a token with the CLI and returns its id and raw value.
 func (g *eaGate) token(t *testing.T, args ...string) (id string, raw string) {
 	t.Helper()
-	out := eaRun(t, g.bin, append([]string{"token", "create", "--store", g.store, "--output", "json"}, args...)...)
+	out := runCLI(t, g.bin, nil, append([]string{"token", "create", "--store", g.store, "--output", "json"}, args...)...)
 	var v struct {
 		ID    json.Number `json:"id"`
 		Token string      `json:"token"`
@@ -112,12 +76,12 @@ func (g *eaGate) token(t *testing.T, args ...string) (id string, raw string) {
 
 func startGate(t *testing.T) *eaGate {
 	t.Helper()
-	g := &eaGate{bin: binary(t), api: eaFreeAddr(t)}
+	g := &eaGate{bin: binary(t), api: freeAddr(t)}
 	dir := t.TempDir()
 	g.store = filepath.Join(dir, "pat.db")
-	eaRun(t, g.bin, "store", "import", "--store", g.store, writeTemp(t, dir, "world.json", eaWorld))
-	grpcAddr := eaFreeAddr(t)
-	config := writeTemp(t, dir, "config.yaml", `
+	runCLI(t, g.bin, nil, "store", "import", "--store", g.store, writeFile(t, dir, "world.json", eaWorld))
+	grpcAddr := freeAddr(t)
+	config := writeFile(t, dir, "config.yaml", `
 plugins:
   pat:
     store: {path: "`+g.store+`"}
@@ -129,25 +93,9 @@ decision_logs:
 	cmd := exec.Command(g.bin, "run", "--server", "--addr", g.api, "--config-file", config,
 		"--ignore", "*_test.rego", "--log-format", "json",
 		filepath.Join(root, "rego", "pat"), filepath.Join(root, "rego", "system"),
-		"pat.settings:"+writeTemp(t, dir, "settings.json", eaSettings))
-	cmd.Stdout, cmd.Stderr = g, g
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("opa-pat run output:\n%s", g.logs())
-		}
-	})
+		"pat.settings:"+writeFile(t, dir, "settings.json", eaSettings))
+	cmd.Stdout, cmd.Stderr = &g.output, &g.output
+	startProcess(t, cmd, 10*time.Second, g.output.String)
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -156,33 +104,13 @@ decision_logs:
 	t.Cleanup(func() { conn.Close() })
 	g.conn, g.client = conn, authv3.NewAuthorizationClient(conn)
 	health := healthpb.NewHealthClient(conn)
-	eaPoll(t, 30*time.Second, "the ext_authz server to serve", func() bool {
+	poll(t, 30*time.Second, "the ext_authz server to serve", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
 	return g
-}
-
-func writeTemp(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func eaPoll(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 func eaRequest(method, target string, headers map[string]string) *authv3.CheckRequest {
@@ -254,7 +182,7 @@ func eaRead(t *testing.T, resp *authv3.CheckResponse) eaAnswer {
 func (g *eaGate) waitAllowed(t *testing.T, raw string) {
 	t.Helper()
 	req := eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", raw))
-	eaPoll(t, 3*time.Second, "a new token to reach the gate", func() bool {
+	poll(t, 3*time.Second, "a new token to reach the gate", func() bool {
 		_, got := g.check(t, req)
 		return got.status == 200
 	})
@@ -277,7 +205,7 @@ func TestExtAuthzGate(t *testing.T) {
 	fgID, fg := g.token(t, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "octo-org",
 		"--repositories", "app", "--permission", "contents=read", "--expires-in", "30d", "--reason", "ci")
 	revokedID, revoked := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "30d")
-	eaRun(t, g.bin, "token", "revoke", "--store", g.store, revokedID)
+	runCLI(t, g.bin, nil, "token", "revoke", "--store", g.store, revokedID)
 	// The sidecar follows the store: once a token made after all of these
 	// is known, they all are.
 	_, sentinel := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "1d")
@@ -390,7 +318,7 @@ func TestExtAuthzGate(t *testing.T) {
 		if _, got := g.check(t, req); got.status != 403 { // and now cached
 			t.Fatalf("before: got %d", got.status)
 		}
-		out := eaRun(t, g.bin, "requests", "list", "--store", g.store, "--org", "octo-org", "--output", "json")
+		out := runCLI(t, g.bin, nil, "requests", "list", "--store", g.store, "--org", "octo-org", "--output", "json")
 		var reqs []struct {
 			ID      json.Number `json:"id"`
 			TokenID json.Number `json:"token_id"`
@@ -407,9 +335,9 @@ func TestExtAuthzGate(t *testing.T) {
 		if id == "" {
 			t.Fatalf("no request for token %s: %s", fgID, out)
 		}
-		eaRun(t, g.bin, "requests", "approve", "--store", g.store, "--org", "octo-org", id)
+		runCLI(t, g.bin, nil, "requests", "approve", "--store", g.store, "--org", "octo-org", id)
 		start := time.Now()
-		eaPoll(t, 3*time.Second, "the approval to reach the gate", func() bool {
+		poll(t, 3*time.Second, "the approval to reach the gate", func() bool {
 			_, got := g.check(t, req)
 			return got.status == 200
 		})
@@ -421,8 +349,8 @@ func TestExtAuthzGate(t *testing.T) {
 		req := eaRequest("POST", "/octo-org/app.git/git-upload-pack", eaBasic("bob", raw))
 		g.waitAllowed(t, raw)
 		_, _ = g.check(t, req) // cached
-		eaRun(t, g.bin, "token", "revoke", "--store", g.store, id)
-		eaPoll(t, 3*time.Second, "the revocation to reach the gate", func() bool {
+		runCLI(t, g.bin, nil, "token", "revoke", "--store", g.store, id)
+		poll(t, 3*time.Second, "the revocation to reach the gate", func() bool {
 			_, got := g.check(t, req)
 			return got.status == 401
 		})
@@ -448,8 +376,8 @@ func TestExtAuthzGate(t *testing.T) {
 	})
 
 	t.Run("decision logs carry no credential", func(t *testing.T) {
-		eaPoll(t, 5*time.Second, "decision logs", func() bool { return strings.Contains(g.logs(), `"decision_id"`) })
-		logs := g.logs()
+		poll(t, 5*time.Second, "decision logs", func() bool { return strings.Contains(g.output.String(), `"decision_id"`) })
+		logs := g.output.String()
 		for _, raw := range []string{classic, forever, publicOnly, fg, revoked, unknown} {
 			if strings.Contains(logs, raw) {
 				t.Fatal("the output carries a raw token")

@@ -85,23 +85,6 @@ type pgSidecar struct {
 	logs  *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startPGSidecar starts OPA's own `run --server` with the pat plugin on a
 // PostgreSQL store, the policy from rego/pat and the example settings, and
 // waits until every plugin is ready; ready is how long that took.
@@ -112,14 +95,14 @@ func startPGSidecar(t *testing.T, dsn, maxStaleness string, withAdmin bool) (s *
 	cfg := fmt.Sprintf("plugins:\n  pat:\n    store:\n      postgres: {dsn: %q}\n      max_staleness: %q\n", dsn, maxStaleness)
 	admin := ""
 	if withAdmin {
-		admin = scFreePort(t)
+		admin = freeAddr(t)
 		cfg += fmt.Sprintf("    admin: {addr: %q}\n", admin)
 	}
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s = &pgSidecar{sidecar: sidecar{addr: scFreePort(t), store: dsn}, admin: admin, logs: &syncBuffer{}}
+	s = &pgSidecar{sidecar: sidecar{addr: freeAddr(t), store: dsn}, admin: admin, logs: &syncBuffer{}}
 	root := repoRoot()
 	cmd := exec.Command(bin, "run", "--server", "--addr", s.addr, "--config-file", cfgPath, "--log-level", "info",
 		"--ignore", "*_test.rego", filepath.Join(root, "rego", "pat"), "pat.settings:"+filepath.Join(root, "examples", "settings.json"))
@@ -148,7 +131,7 @@ func startPGSidecar(t *testing.T, dsn, maxStaleness string, withAdmin bool) (s *
 			t.Logf("sidecar %s output (last 4 KiB, without request lines):\n%s", s.addr, tail(strings.Join(lines, "\n"), 4096))
 		}
 	})
-	scWaitFor(t, 5*time.Minute, "the sidecar to be ready", func() bool { return s.healthy() })
+	poll(t, 5*time.Minute, "the sidecar to be ready", func() bool { return s.healthy() })
 	return s, time.Since(start)
 }
 
@@ -217,7 +200,7 @@ func percentile(d []time.Duration, p float64) time.Duration {
 func TestPostgresTwoSidecars(t *testing.T) {
 	dsn := pgDatabase(t)
 	bin := binary(t)
-	scCLI(t, bin, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	runCLI(t, bin, nil, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
 	a, _ := startPGSidecar(t, dsn, "60s", false)
 	b, _ := startPGSidecar(t, dsn, "60s", false)
 	sidecars := []*pgSidecar{a, b}
@@ -253,7 +236,7 @@ func TestPostgresTwoSidecars(t *testing.T) {
 	}
 
 	// The CLI: a token created and approved reaches both sidecars.
-	out := scCLI(t, bin, "token", "create", "--store", dsn, "--user", "bob", "--kind", "fine_grained",
+	out := runCLI(t, bin, nil, "token", "create", "--store", dsn, "--user", "bob", "--kind", "fine_grained",
 		"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
 		"--expires-in", "30d", "--name", "release", "--reason", "release automation", "--output", "json")
 	var created struct {
@@ -264,16 +247,16 @@ func TestPostgresTwoSidecars(t *testing.T) {
 			State string `json:"state"`
 		} `json:"request"`
 	}
-	if err := json.Unmarshal(out, &created); err != nil || created.Request.State != "pending" {
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Request.State != "pending" {
 		t.Fatalf("token create printed %s (%v); want a pending request", out, err)
 	}
 	waitBoth("created (pending)", created.Token, "write", "false 403")
-	scCLI(t, bin, "requests", "approve", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
+	runCLI(t, bin, nil, "requests", "approve", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
 	d := waitBoth("approved with the CLI", created.Token, "write", "true 200")
 	t.Logf("CLI approval reached both sidecars %s after the CLI exited", d.Round(time.Millisecond))
-	scCLI(t, bin, "requests", "revoke", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.ID, 10), "--actor", "alice")
+	runCLI(t, bin, nil, "requests", "revoke", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.ID, 10), "--actor", "alice")
 	waitBoth("grant revoked with the CLI", created.Token, "write", "false 403")
-	scCLI(t, bin, "token", "revoke", "--store", dsn, strconv.FormatInt(created.ID, 10))
+	runCLI(t, bin, nil, "token", "revoke", "--store", dsn, strconv.FormatInt(created.ID, 10))
 	waitBoth("token revoked with the CLI", created.Token, "write", "false 401")
 
 	// Propagation latency: a store handle (as another sidecar's admin API
@@ -336,7 +319,7 @@ func TestPostgresRestart(t *testing.T) {
 	}
 	dsn := pgDatabase(t)
 	bin := binary(t)
-	scCLI(t, bin, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	runCLI(t, bin, nil, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
 	const bound = 5 * time.Second
 	a, _ := startPGSidecar(t, dsn, bound.String(), false)
 	b, _ := startPGSidecar(t, dsn, bound.String(), false)
@@ -376,7 +359,7 @@ func TestPostgresRestart(t *testing.T) {
 	}()
 	// Within the bound the sidecars answer from their index; past it
 	// they deny and report the outage.
-	scWaitFor(t, bound+5*time.Second, "both sidecars to report the outage", func() bool { return !a.healthy() && !b.healthy() })
+	poll(t, bound+5*time.Second, "both sidecars to report the outage", func() bool { return !a.healthy() && !b.healthy() })
 	unhealthyAfter := time.Since(stopAt)
 	time.Sleep(2 * time.Second)
 	// The server answers before pg_ctlcluster returns: recovery counts from
@@ -384,7 +367,7 @@ func TestPostgresRestart(t *testing.T) {
 	startAt := time.Now()
 	cluster("start")
 	restarted = true
-	scWaitFor(t, 30*time.Second, "both sidecars to recover", func() bool {
+	poll(t, 30*time.Second, "both sidecars to recover", func() bool {
 		return a.healthy() && b.healthy() && a.verdict(bobLaptop, "octo-org", "app", "read") == "true 200" &&
 			b.verdict(bobLaptop, "octo-org", "app", "read") == "true 200"
 	})
@@ -423,17 +406,17 @@ func TestPostgresRestart(t *testing.T) {
 		if !s.loggedSince(mark, "token decisions deny until it catches up") {
 			t.Errorf("sidecar %s did not log the outage", s.addr)
 		}
-		scWaitFor(t, 10*time.Second, "the sidecar to log its recovery", func() bool { return s.loggedSince(mark, "the index has caught up") })
+		poll(t, 10*time.Second, "the sidecar to log its recovery", func() bool { return s.loggedSince(mark, "the index has caught up") })
 	}
 	t.Logf("stop took %s; last allow %s after the stop, first denial %s after it; unhealthy %s after it; recovered %s after the start; verdicts while down: %v",
 		stopped.Round(time.Millisecond), lastAllow.Sub(stopAt).Round(time.Millisecond), firstDeny.Sub(stopAt).Round(time.Millisecond),
 		unhealthyAfter.Round(time.Millisecond), recovered.Round(time.Millisecond), counts)
 
 	// A change made after the restart reaches both sidecars.
-	scCLI(t, bin, "token", "revoke", "--store", dsn, "1")
+	runCLI(t, bin, nil, "token", "revoke", "--store", dsn, "1")
 	// (The listeners may still be backing off: the index's 1 s poll is the
 	// safety net.)
-	scWaitFor(t, 2*time.Second, "the revocation to reach both sidecars", func() bool {
+	poll(t, 2*time.Second, "the revocation to reach both sidecars", func() bool {
 		return a.verdict(bobLaptop, "octo-org", "app", "read") == "false 401" && b.verdict(bobLaptop, "octo-org", "app", "read") == "false 401"
 	})
 }
@@ -464,8 +447,8 @@ func TestPostgresStartup1M(t *testing.T) {
 	db.Close()
 	t.Logf("populated SQLite with %d tokens in %s", n, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	out := scCLI(t, bin, "store", "migrate", "--from", lite, "--to", dsn)
-	t.Logf("store migrate to PostgreSQL: %s (%s)", time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
+	out := runCLI(t, bin, nil, "store", "migrate", "--from", lite, "--to", dsn)
+	t.Logf("store migrate to PostgreSQL: %s (%s)", time.Since(start).Round(time.Millisecond), strings.TrimSpace(out))
 
 	s, ready := startPGSidecar(t, dsn, "60s", false)
 	t.Logf("sidecar start-up to ready with %d tokens from PostgreSQL: %s", n, ready.Round(time.Millisecond))
@@ -503,7 +486,7 @@ func (s *pgSidecar) adminCall(t *testing.T, method, path, raw string, body any) 
 func TestPostgresFleetAdminAPI(t *testing.T) {
 	dsn := pgDatabase(t)
 	bin := binary(t)
-	scCLI(t, bin, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	runCLI(t, bin, nil, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
 	db, err := store.Open(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -22,17 +20,6 @@ const (
 	bobLaptop = "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"                                                      // classic, repo scope
 	bobDeploy = "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" // FG, grant pending
 )
-
-// scFreePort returns a local address nothing listens on yet.
-func scFreePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // sidecar is a running `opa-pat up`.
 type sidecar struct {
@@ -45,29 +32,13 @@ type sidecar struct {
 func startUp(t *testing.T) *sidecar {
 	t.Helper()
 	bin := binary(t)
-	s := &sidecar{addr: scFreePort(t), store: filepath.Join(t.TempDir(), "pat.db")}
-	var logs bytes.Buffer
+	s := &sidecar{addr: freeAddr(t), store: filepath.Join(t.TempDir(), "pat.db")}
+	var logs syncBuffer
 	cmd := exec.Command(bin, "up", "--store", s.store, "--addr", s.addr,
-		"--ext-authz-addr", scFreePort(t), "--admin-addr", "", "--log-level", "error")
+		"--ext-authz-addr", freeAddr(t), "--admin-addr", "", "--log-level", "error")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("opa-pat up output:\n%s", logs.String())
-		}
-	})
-	scWaitFor(t, 30*time.Second, "the sidecar to be ready", func() bool {
+	startProcess(t, cmd, 10*time.Second, logs.String)
+	poll(t, 30*time.Second, "the sidecar to be ready", func() bool {
 		resp, err := http.Get("http://" + s.addr + "/health?plugins")
 		if err != nil {
 			return false
@@ -143,9 +114,9 @@ func TestSidecarSeesCLIChanges(t *testing.T) {
 	// A fine-grained token created with the CLI while the sidecar runs:
 	// bob is a member of octo-org, which requires approval, so its request
 	// is pending.
-	out := scCLI(t, bin, "token", "create", "--store", s.store, "--user", "bob", "--kind", "fine_grained",
+	out := []byte(runCLI(t, bin, nil, "token", "create", "--store", s.store, "--user", "bob", "--kind", "fine_grained",
 		"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
-		"--expires-in", "30d", "--name", "release", "--reason", "release automation", "--output", "json")
+		"--expires-in", "30d", "--name", "release", "--reason", "release automation", "--output", "json"))
 	var created struct {
 		ID      int64  `json:"id"`
 		Token   string `json:"token"`
@@ -165,12 +136,12 @@ func TestSidecarSeesCLIChanges(t *testing.T) {
 		d := s.decide(t, created.Token, "octo-org", "app", "write")
 		return fmt.Sprintf("%v %v", d["allow"], d["status"])
 	}
-	scWaitFor(t, 3*time.Second, "the new token's request to be pending (403)", func() bool { return status() == "false 403" })
+	poll(t, 3*time.Second, "the new token's request to be pending (403)", func() bool { return status() == "false 403" })
 
 	start := time.Now()
-	scCLI(t, bin, "requests", "approve", "--store", s.store, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10),
+	runCLI(t, bin, nil, "requests", "approve", "--store", s.store, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10),
 		"--reason", "ok", "--actor", "alice")
-	scWaitFor(t, 3*time.Second, "the approved token to be allowed", func() bool { return status() == "true 200" })
+	poll(t, 3*time.Second, "the approved token to be allowed", func() bool { return status() == "true 200" })
 	t.Logf("approval reached the decision in %v", time.Since(start).Round(time.Millisecond))
 
 	// The store keeps hashes only: no raw token in any of its files.
@@ -185,30 +156,5 @@ func TestSidecarSeesCLIChanges(t *testing.T) {
 				t.Errorf("%s holds the raw token %.8s…", filepath.Base(f), raw)
 			}
 		}
-	}
-}
-
-// scCLI runs the opa-pat binary and returns its standard output.
-func scCLI(t *testing.T, bin string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("opa-pat %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
-
-// scWaitFor polls ok until it holds, failing the test after d.
-func scWaitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
