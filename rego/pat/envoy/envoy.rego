@@ -18,17 +18,10 @@ _headers := object.get(_http, "headers", {})
 
 _method := upper(object.get(_http, "method", ""))
 
-_action := "read" if _method in {"GET", "HEAD"}
-
-_action := "write" if not _method in {"GET", "HEAD"}
+# GET and HEAD read, any other method writes: one lookup rather than two rules and a negation.
+_action := object.get({"GET": "read", "HEAD": "read"}, _method, "write")
 
 # Credentials -----------------------------------------------------------------------------------
-
-_authorization := trim_space(_headers.authorization)
-
-_scheme := lower(substring(_authorization, 0, indexof(_authorization, " "))) if indexof(_authorization, " ") > 0
-
-_credentials := trim_space(substring(_authorization, indexof(_authorization, " ") + 1, -1))
 
 # METADATA
 # description: >-
@@ -36,15 +29,19 @@ _credentials := trim_space(substring(_authorization, indexof(_authorization, " "
 #   Basic with the token as the password (any user name; a token given as the user name with an
 #   empty password or the password x-oauth-basic also counts). Undefined when there is none or it
 #   cannot be read.
-credential := {"type": "pat", "token": _credentials} if {
-	_scheme in {"bearer", "token"}
-	_credentials != ""
+credential := {"type": "pat", "token": token} if {
+	authorization := trim_space(_headers.authorization)
+	space := indexof(authorization, " ")
+	space > 0
+	token := _token(lower(substring(authorization, 0, space)), trim_space(substring(authorization, space + 1, -1)))
 }
 
-credential := {"type": "pat", "token": token} if {
-	_scheme == "basic"
-	token := _basic_token(_credentials)
-}
+# The token carried by the scheme's credentials. The header is read in one rule and one call,
+# rather than in rules for the header, the scheme and the credentials.
+_token(scheme, credentials) := credentials if {
+	scheme in {"bearer", "token"}
+	credentials != ""
+} else := _basic_token(credentials) if scheme == "basic"
 
 _basic_token(encoded) := token if {
 	base64.is_valid(encoded)
@@ -55,12 +52,11 @@ _basic_token(encoded) := token if {
 	token := _password_or_user(substring(decoded, 0, i), password)
 }
 
-_password_or_user(_, password) := password if not password in {"", "x-oauth-basic"}
-
-# A token as the user name: with an empty password, or GitHub's legacy "x-oauth-basic".
-_password_or_user(user, password) := user if {
-	password in {"", "x-oauth-basic"}
-	user != ""
+# The password; or the user name (a token as the user name) when the password is empty or GitHub's
+# legacy "x-oauth-basic". Undefined when that leaves nothing.
+_password_or_user(user, password) := token if {
+	token := object.get({"": user, "x-oauth-basic": user}, password, password)
+	token != ""
 }
 
 # Routes ----------------------------------------------------------------------------------------
@@ -76,10 +72,10 @@ _rest_path := array.slice(_path, 2, count(_path)) if {
 	_path[1] == "v3"
 } else := _path
 
-_name(s) if {
-	regex.match(`^[A-Za-z0-9_.-]+$`, s)
-	not s in {".", ".."}
-}
+# A name: one or more of A-Z a-z 0-9 _ . -, but not "." or "..". One regex says both (a single
+# character that is not a dot, two that are not both dots, or three and more), which spares
+# evaluating a negation per name: ^[A-Za-z0-9_.-]+$ without "." and "..".
+_name(s) if regex.match(`^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]?|\.[A-Za-z0-9_-]|[A-Za-z0-9_.-]{3,})$`, s)
 
 # Owner and repository names are compared in lower case, as GitHub compares them: a request for
 # /repos/Octo-Org/App is a request for octo-org/app, whatever case the client chose.
@@ -111,9 +107,9 @@ _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, 
 	repo := _path[1]
 	_git_owner(owner)
 	_name(repo)
-	_method in {"GET", "HEAD"}
+	_action == "read"
 	[service] := input.parsed_query.service
-	action := _git_services[service]
+	action := {"git-upload-pack": "read", "git-receive-pack": "write"}[service]
 }
 
 _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
@@ -122,14 +118,12 @@ _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, 
 	_git_owner(owner)
 	_name(repo)
 	_method == "POST"
-	action := _git_services[service]
+	action := {"git-upload-pack": "read", "git-receive-pack": "write"}[service]
 }
-
-_git_services := {"git-upload-pack": "read", "git-receive-pack": "write"}
 
 # The first segments of REST paths are not owners of Git repositories.
 _git_owner(owner) if {
-	_name(owner)
+	regex.match(`^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]?|\.[A-Za-z0-9_-]|[A-Za-z0-9_.-]{3,})$`, owner) # _name(owner)
 	not owner in {"repos", "orgs", "api"}
 }
 
@@ -137,17 +131,12 @@ _repo_name(repo) := trim_suffix(lower(repo), ".git")
 
 # Fine-grained permissions of repository endpoints -----------------------------------------------
 
-# The repository itself: reading it needs metadata, changing or deleting it administration.
-_repo_permission([], "read") := "metadata"
-
-_repo_permission([], "write") := "administration"
-
-_repo_permission(rest, action) := permission if {
-	count(rest) > 0
-	permission := _repo_sub_permission(rest, action)
-}
-
-_repo_sub_permission(rest, action) := "administration" if {
+# One function, tried in order (an else chain costs one call; separate definitions are each
+# evaluated). The repository itself: reading it needs metadata, changing or deleting it
+# administration.
+_repo_permission(rest, action) := {"read": "metadata", "write": "administration"}[action] if {
+	count(rest) == 0
+} else := "administration" if {
 	rest[0] == "branches"
 	rest[2] == "protection"
 } else := "workflows" if {
@@ -226,17 +215,16 @@ _commit_sub_permissions := {
 	"statuses": "statuses",
 }
 
-_by_action(permission, _) := permission if is_string(permission)
+# A table entry: one permission for both actions, or an object with one for each.
+_by_action(permission, action) := permission if is_string(permission)
 
-_by_action(permissions, action) := permissions[action] if is_object(permissions)
+else := permission[action]
 
 # Fine-grained permissions of organization endpoints --------------------------------------------
 
-_org_permission([], "read") := "metadata"
-
-_org_permission([], "write") := "administration"
-
-_org_permission(rest, action) := _by_action(org_permissions[rest[0]], action) if count(rest) > 0
+_org_permission(rest, action) := {"read": "metadata", "write": "administration"}[action] if {
+	count(rest) == 0
+} else := _by_action(org_permissions[rest[0]], action)
 
 # METADATA
 # description: >-
@@ -273,14 +261,16 @@ mapped := {
 # description: >-
 #   data.pat.decision for the mapped request. A request without a credential, with one that
 #   cannot be read, or on a path the gate does not cover is denied here (401, 401, 404).
-decision := _deny(401, "Requires authentication", "the request carries no credential") if {
+#   The mapped request is tried first: when it is defined, none of the denials below applies (it
+#   needs the header, the credential and the route), so the usual request evaluates no negation.
+decision := d if {
+	d := data.pat.decision with input as mapped
+} else := _deny(401, "Requires authentication", "the request carries no credential") if {
 	not _headers.authorization
 } else := _deny(401, "Bad credentials", "the Authorization header carries no readable personal access token") if {
 	not credential
 } else := _deny(404, "Not Found", sprintf("%s %s is not a path the PAT gate covers", [_method, object.get(_http, "path", "")])) if {
 	not _route
-} else := d if {
-	d := data.pat.decision with input as mapped
 }
 
 _deny(status, message, reason) := {
