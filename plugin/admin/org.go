@@ -29,31 +29,7 @@ func (s *Server) storeError(err error, resource, field string, notFound404 bool,
 // those in ?state= (opa-pat's addition: pending, approved, denied, revoked
 // or all).
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
-	q := r.URL.Query()
-	f, p, errs := parseGrantFilter(q, org)
-	switch st := q.Get("state"); st {
-	case "":
-		f.State = store.GrantPending
-	case "all":
-	case store.GrantPending, store.GrantApproved, store.GrantDenied, store.GrantRevoked:
-		f.State = st
-	default:
-		errs = append(errs, fieldError{Field: "state", Message: fmt.Sprintf(`state: unknown value %q, want "pending", "approved", "denied", "revoked" or "all"`, st)})
-	}
-	if len(errs) > 0 {
-		return invalid(docListRequests, "PersonalAccessTokenRequest", errs...)
-	}
-	rows, total, err := s.db.ListOrgGrants(r.Context(), f)
-	if err != nil {
-		return s.storeError(err, "PersonalAccessTokenRequest", "", false, docListRequests)
-	}
-	items := make([]requestJSON, len(rows))
-	for i, g := range rows {
-		items[i] = s.requestItem(r, g)
-	}
-	s.setLink(w, r, p, total)
-	writeJSON(w, http.StatusOK, items)
-	return nil
+	return listOrgGrants(s, w, r, org, store.GrantPending, "PersonalAccessTokenRequest", docListRequests, s.requestItem)
 }
 
 // reviewBody is the body of the review endpoints.
@@ -213,11 +189,19 @@ func (s *Server) writeRepositories(w http.ResponseWriter, r *http.Request, org s
 // GET /orgs/{org}/personal-access-tokens: tokens with an approved grant,
 // or those in ?state= (opa-pat's addition).
 func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
+	return listOrgGrants(s, w, r, org, store.GrantApproved, "PersonalAccessToken", docListGrants, s.grantItem)
+}
+
+// listOrgGrants serves both list endpoints: they list the same grants of an
+// organization and differ in the state listed when ?state= is absent, the
+// resource named in errors, and how a row is rendered.
+func listOrgGrants[T any](s *Server, w http.ResponseWriter, r *http.Request, org, defaultState, resource, doc string,
+	item func(*http.Request, store.OrgGrant) T) *apiError {
 	q := r.URL.Query()
 	f, p, errs := parseGrantFilter(q, org)
 	switch st := q.Get("state"); st {
 	case "":
-		f.State = store.GrantApproved
+		f.State = defaultState
 	case "all":
 	case store.GrantPending, store.GrantApproved, store.GrantDenied, store.GrantRevoked:
 		f.State = st
@@ -225,15 +209,15 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, _ store.Toke
 		errs = append(errs, fieldError{Field: "state", Message: fmt.Sprintf(`state: unknown value %q, want "pending", "approved", "denied", "revoked" or "all"`, st)})
 	}
 	if len(errs) > 0 {
-		return invalid(docListGrants, "PersonalAccessToken", errs...)
+		return invalid(doc, resource, errs...)
 	}
 	rows, total, err := s.db.ListOrgGrants(r.Context(), f)
 	if err != nil {
-		return s.storeError(err, "PersonalAccessToken", "", false, docListGrants)
+		return s.storeError(err, resource, "", false, doc)
 	}
-	items := make([]grantJSON, len(rows))
+	items := make([]T, len(rows))
 	for i, g := range rows {
-		items[i] = s.grantItem(r, g)
+		items[i] = item(r, g)
 	}
 	s.setLink(w, r, p, total)
 	writeJSON(w, http.StatusOK, items)
