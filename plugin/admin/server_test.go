@@ -176,7 +176,7 @@ func TestAuthentication(t *testing.T) {
 		{note: "token scheme", auth: "token " + f.raw["bob-user"], status: 200},
 		{note: "lower-case scheme", auth: "bearer " + f.raw["bob-user"], status: 200},
 		{note: "basic scheme", auth: "Basic " + f.raw["bob-user"], status: 401, body: errBody("Bad credentials", docUserTokens)},
-		{note: "bad checksum", auth: "Bearer " + f.raw["bob-user"][:39] + "x", status: 401, body: errBody("Bad credentials", docUserTokens)},
+		{note: "bad checksum", auth: "Bearer " + otherLast(f.raw["bob-user"]), status: 401, body: errBody("Bad credentials", docUserTokens)},
 		{note: "unknown", auth: "Bearer " + gen(t, "classic"), status: 401, body: errBody("Bad credentials", docUserTokens)},
 		{note: "expired", auth: f.as("bob-expired"), status: 401,
 			body: errBody("Bad credentials: this personal access token has expired; create a new one", docUserTokens)},
@@ -520,4 +520,16 @@ func TestStatusOf(t *testing.T) {
 			}
 		})
 	}
+}
+
+// otherLast returns raw with its last character replaced by a different one,
+// so the checksum no longer matches (a fixed replacement would leave the
+// token intact whenever it already ended in that character).
+func otherLast(raw string) string {
+	last := raw[len(raw)-1]
+	repl := byte('x')
+	if last == repl {
+		repl = 'y'
+	}
+	return raw[:len(raw)-1] + string(repl)
 }

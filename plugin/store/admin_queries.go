@@ -7,7 +7,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,36 +47,6 @@ type OrgGrant struct {
 	Token         Token
 }
 
-// adminConds builds a conjunction with numbered placeholders.
-type adminConds struct {
-	conds []string
-	args  []any
-}
-
-func (c *adminConds) add(cond string, args ...any) {
-	for _, a := range args {
-		c.args = append(c.args, a)
-		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(c.args)), 1)
-	}
-	c.conds = append(c.conds, cond)
-}
-
-func (c *adminConds) in(column string, n int, arg func(i int) any) {
-	marks := make([]string, n)
-	for i := range n {
-		c.args = append(c.args, arg(i))
-		marks[i] = "$" + strconv.Itoa(len(c.args))
-	}
-	c.conds = append(c.conds, column+" IN ("+strings.Join(marks, ", ")+")")
-}
-
-func (c *adminConds) String() string {
-	if len(c.conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(c.conds, " AND ")
-}
-
 // likeEscape escapes LIKE's wildcards; patterns use ESCAPE '\'.
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
@@ -103,7 +72,7 @@ func (w withExtra) Scan(dest ...any) error { return w.rows.Scan(append(w.extra, 
 // ListOrgGrants returns one page of an organization's current grants that
 // match f, and how many match in all.
 func (db *DB) ListOrgGrants(ctx context.Context, f OrgGrantFilter) ([]OrgGrant, int, error) {
-	var c adminConds
+	var c where
 	c.add("r.org = ?", f.Org)
 	c.conds = append(c.conds, "r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)")
 	if f.State != "" {
@@ -210,7 +179,7 @@ func (db *DB) OrgKnown(ctx context.Context, org string) (bool, error) {
 // OwnerRepositories returns an owner's repositories by name; visibility,
 // when not empty, keeps only those of that visibility.
 func (db *DB) OwnerRepositories(ctx context.Context, owner, visibility string) ([]Repository, error) {
-	var c adminConds
+	var c where
 	c.add("owner = ?", owner)
 	if visibility != "" {
 		c.add("visibility = ?", visibility)
@@ -244,48 +213,14 @@ type AuditPageFilter struct {
 // ListAuditPage returns one page of the audit events that match f, newest
 // first, and how many match in all.
 func (db *DB) ListAuditPage(ctx context.Context, f AuditPageFilter) ([]AuditEvent, int, error) {
-	var c adminConds
-	if f.Org != "" {
-		c.add("org = ?", f.Org)
-	}
-	if f.Actor != "" {
-		c.add("actor = ?", f.Actor)
-	}
-	if f.Action != "" {
-		c.add("action = ?", f.Action)
-	}
-	if f.TokenID != 0 {
-		c.add("token_id = ?", f.TokenID)
-	}
-	if f.RequestID != 0 {
-		c.add("request_id = ?", f.RequestID)
-	}
+	c := auditWhere(f.Org, f.Actor, f.Action, f.TokenID, f.RequestID)
 	var total int
 	if err := db.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_events`+c.String(), c.args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("counting audit events: %w", err)
 	}
-	q := `SELECT id, at, actor, action, org, token_id, request_id, reason, details FROM audit_events` + c.String() +
-		` ORDER BY id DESC` + pageClause(f.Page, f.PerPage)
-	out := []AuditEvent{}
-	err := each(ctx, db.rdb, q, func(rows *sql.Rows) error {
-		var e AuditEvent
-		var at int64
-		var tokenID, requestID sql.NullInt64
-		var details string
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Org, &tokenID, &requestID, &e.Reason, &details); err != nil {
-			return err
-		}
-		e.At, e.TokenID, e.RequestID = fromNanos(at), tokenID.Int64, requestID.Int64
-		if details != "" && details != "{}" {
-			if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
-				return fmt.Errorf("audit event %d: details: %w", e.ID, err)
-			}
-		}
-		out = append(out, e)
-		return nil
-	}, c.args...)
+	out, err := db.auditEvents(ctx, auditSelect+c.String()+` ORDER BY id DESC`+pageClause(f.Page, f.PerPage), c.args)
 	if err != nil {
-		return nil, 0, fmt.Errorf("listing audit events: %w", err)
+		return nil, 0, err
 	}
 	return out, total, nil
 }

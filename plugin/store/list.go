@@ -16,9 +16,24 @@ type where struct {
 	args  []any
 }
 
-func (w *where) add(cond string, arg any) {
-	w.args = append(w.args, arg)
-	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(w.args))))
+// add appends a condition whose ? marks take args, in order, as numbered
+// placeholders ($1, $2, ...), which both backends bind by position.
+func (w *where) add(cond string, args ...any) {
+	for _, a := range args {
+		w.args = append(w.args, a)
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(w.args)), 1)
+	}
+	w.conds = append(w.conds, cond)
+}
+
+// in appends "column IN (...)" with n placeholders whose values arg gives.
+func (w *where) in(column string, n int, arg func(i int) any) {
+	marks := make([]string, n)
+	for i := range n {
+		w.args = append(w.args, arg(i))
+		marks[i] = "$" + strconv.Itoa(len(w.args))
+	}
+	w.conds = append(w.conds, column+" IN ("+strings.Join(marks, ", ")+")")
 }
 
 func (w *where) String() string {
@@ -149,26 +164,48 @@ type AuditFilter struct {
 
 // ListAudit returns the audit events that match f, oldest first.
 func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
-	var w where
-	if f.Org != "" {
-		w.add("org = ?", f.Org)
-	}
-	if f.Actor != "" {
-		w.add("actor = ?", f.Actor)
-	}
-	if f.Action != "" {
-		w.add("action = ?", f.Action)
-	}
-	if f.TokenID != 0 {
-		w.add("token_id = ?", f.TokenID)
-	}
-	if f.RequestID != 0 {
-		w.add("request_id = ?", f.RequestID)
-	}
-	q := `SELECT id, at, actor, action, org, token_id, request_id, reason, details FROM audit_events` + w.String() + ` ORDER BY id DESC`
+	w := auditWhere(f.Org, f.Actor, f.Action, f.TokenID, f.RequestID)
+	q := auditSelect + w.String() + ` ORDER BY id DESC`
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
+	out, err := db.auditEvents(ctx, q, w.args)
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// auditSelect reads audit events in the column order scanAuditEvent expects.
+const auditSelect = `SELECT id, at, actor, action, org, token_id, request_id, reason, details FROM audit_events`
+
+// auditWhere selects audit events by the fields both audit listings filter
+// on; zero values match everything.
+func auditWhere(org, actor, action string, tokenID, requestID int64) where {
+	var w where
+	if org != "" {
+		w.add("org = ?", org)
+	}
+	if actor != "" {
+		w.add("actor = ?", actor)
+	}
+	if action != "" {
+		w.add("action = ?", action)
+	}
+	if tokenID != 0 {
+		w.add("token_id = ?", tokenID)
+	}
+	if requestID != 0 {
+		w.add("request_id = ?", requestID)
+	}
+	return w
+}
+
+// auditEvents runs an auditSelect query and decodes its rows.
+func (db *DB) auditEvents(ctx context.Context, q string, args []any) ([]AuditEvent, error) {
 	out := []AuditEvent{}
 	err := each(ctx, db.rdb, q, func(rows *sql.Rows) error {
 		var e AuditEvent
@@ -186,12 +223,9 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error
 		}
 		out = append(out, e)
 		return nil
-	}, w.args...)
+	}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing audit events: %w", err)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
 }
