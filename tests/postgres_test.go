@@ -2,14 +2,10 @@ package tests
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/store/storetest"
@@ -33,49 +29,7 @@ import (
 // ends and returns its DSN; it skips the test when no server answers.
 func pgDatabase(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("OPA_PAT_TEST_POSTGRES_DSN")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
-	}
-	defer admin.Close(context.Background())
-	var b [6]byte
-	rand.Read(b[:])
-	name := "pat_e2e_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, `CREATE DATABASE `+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		var c *pgx.Conn
-		var err error
-		for range 60 { // the server may be restarting (TestPostgresRestart)
-			if c, err = pgx.Connect(ctx, base); err == nil {
-				break
-			}
-			time.Sleep(time.Second)
-		}
-		if err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return pgtest.Database(t, "pat_e2e_")
 }
 
 // pgSidecar is a running `opa-pat run --server` on a PostgreSQL store.

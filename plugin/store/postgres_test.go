@@ -2,67 +2,24 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 )
-
-// DefaultTestPostgresDSN is the server the PostgreSQL tests use unless
-// OPA_PAT_TEST_POSTGRES_DSN names another. Each test creates a database of
-// its own on it and drops it at the end.
-const DefaultTestPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // testPostgresDSN returns the DSN of a new, empty database, dropped when the
 // test ends, or skips the test when no server answers.
 func testPostgresDSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("OPA_PAT_TEST_POSTGRES_DSN")
-	if base == "" {
-		base = DefaultTestPostgresDSN
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
-	}
-	defer admin.Close(context.Background())
-	var b [6]byte
-	rand.Read(b[:])
-	name := "pat_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, `CREATE DATABASE `+name); err != nil {
-		t.Fatalf("creating database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return pgtest.Database(t, "pat_test_")
 }
 
 func openPostgresTest(t testing.TB, dsn string) *DB {
