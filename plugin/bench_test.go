@@ -21,6 +21,7 @@ import (
 
 	"github.com/opa-pat/opa-pat/plugin/builtins"
 	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/irvm"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/store/storetest"
 	patrego "github.com/opa-pat/opa-pat/rego"
@@ -166,7 +167,7 @@ func startPlugin(b *testing.B, path string, settings map[string]any) (*plugins.M
 
 // prepareDecision prepares data.pat.decision on the embedded policy, as a
 // sidecar's REST handler does once per policy.
-func prepareDecision(b *testing.B, m *plugins.Manager) rego.PreparedEvalQuery {
+func prepareDecision(b *testing.B, m *plugins.Manager, evaluator string) rego.PreparedEvalQuery {
 	b.Helper()
 	mods, err := patrego.Modules()
 	if err != nil {
@@ -175,6 +176,9 @@ func prepareDecision(b *testing.B, m *plugins.Manager) rego.PreparedEvalQuery {
 	opts := []func(*rego.Rego){rego.Query("data.pat.decision"), rego.Store(m.Store)}
 	for path, src := range mods {
 		opts = append(opts, rego.Module(path, src))
+	}
+	if evaluator == "irvm" {
+		opts = append(opts, rego.Target(irvm.Target(m.Store)))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(context.Background())
 	if err != nil {
@@ -223,53 +227,55 @@ func benchInputs(b *testing.B, w *storetest.World) []benchInput {
 // mean.
 func BenchmarkDecision(b *testing.B) {
 	for _, n := range benchSizes(b) {
-		b.Run(fmt.Sprintf("tokens=%d", n), func(b *testing.B) {
-			p := populate(b, n)
-			m, _ := startPlugin(b, p.path, benchSettings(p.world.Orgs))
-			pq := prepareDecision(b, m)
-			inputs := benchInputs(b, p.world)
-			ctx := context.Background()
+		for _, evaluator := range []string{"topdown", "irvm"} {
+			b.Run(fmt.Sprintf("tokens=%d/eval=%s", n, evaluator), func(b *testing.B) {
+				p := populate(b, n)
+				m, _ := startPlugin(b, p.path, benchSettings(p.world.Orgs))
+				pq := prepareDecision(b, m, evaluator)
+				inputs := benchInputs(b, p.world)
+				ctx := context.Background()
 
-			// Every decision is checked once before timing.
-			for _, in := range inputs {
-				rs, err := pq.Eval(ctx, rego.EvalParsedInput(in.input))
-				if err != nil || len(rs) != 1 {
-					b.Fatalf("eval: %v (%d results)", err, len(rs))
+				// Every decision is checked once before timing.
+				for _, in := range inputs {
+					rs, err := pq.Eval(ctx, rego.EvalParsedInput(in.input))
+					if err != nil || len(rs) != 1 {
+						b.Fatalf("eval: %v (%d results)", err, len(rs))
+					}
+					d := rs[0].Expressions[0].Value.(map[string]any)
+					if d["allow"] != in.allow {
+						b.Fatalf("decision %v; want allow %v", d, in.allow)
+					}
 				}
-				d := rs[0].Expressions[0].Value.(map[string]any)
-				if d["allow"] != in.allow {
-					b.Fatalf("decision %v; want allow %v", d, in.allow)
-				}
-			}
 
-			durations := make([]time.Duration, 0, 1<<16)
-			i := 0
-			b.ReportAllocs()
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			for b.Loop() {
-				in := inputs[i%len(inputs)]
-				i++
-				start := time.Now()
-				rs, err := pq.Eval(ctx, rego.EvalParsedInput(in.input))
-				d := time.Since(start)
-				if err != nil || len(rs) != 1 {
-					b.Fatal(err)
+				durations := make([]time.Duration, 0, 1<<16)
+				i := 0
+				b.ReportAllocs()
+				cpu0 := cpuTime()
+				b.ResetTimer()
+				for b.Loop() {
+					in := inputs[i%len(inputs)]
+					i++
+					start := time.Now()
+					rs, err := pq.Eval(ctx, rego.EvalParsedInput(in.input))
+					d := time.Since(start)
+					if err != nil || len(rs) != 1 {
+						b.Fatal(err)
+					}
+					if len(durations) < cap(durations) {
+						durations = append(durations, d)
+					}
 				}
-				if len(durations) < cap(durations) {
-					durations = append(durations, d)
+				b.StopTimer()
+				// CPU time of the process per decision (GC included): other
+				// processes on the machine inflate wall-clock figures, not this.
+				b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+				slices.Sort(durations)
+				if len(durations) > 0 {
+					b.ReportMetric(float64(durations[len(durations)/2].Nanoseconds()), "p50-ns")
+					b.ReportMetric(float64(durations[len(durations)*99/100].Nanoseconds()), "p99-ns")
 				}
-			}
-			b.StopTimer()
-			// CPU time of the process per decision (GC included): other
-			// processes on the machine inflate wall-clock figures, not this.
-			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
-			slices.Sort(durations)
-			if len(durations) > 0 {
-				b.ReportMetric(float64(durations[len(durations)/2].Nanoseconds()), "p50-ns")
-				b.ReportMetric(float64(durations[len(durations)*99/100].Nanoseconds()), "p99-ns")
-			}
-		})
+			})
+		}
 	}
 }
 

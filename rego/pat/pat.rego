@@ -812,7 +812,10 @@ _lifetime_kept(_, kind, ent_conf, org_conf) if {
 # Rule 25 (_within_lifetime) for a lifetime in nanoseconds; null days is no limit.
 _fits(null, _)
 
-_fits(days, lifetime_ns) if lifetime_ns < ((days * 86400) + 1) * 1000000000
+_fits(days, lifetime_ns) if {
+	is_number(days)
+	lifetime_ns < ((days * 86400) + 1) * 1000000000
+}
 
 _lifetime_ns := expires_ns - object.get(_token, "created_at_ns", 0) if {
 	expires_ns := _token.expires_at_ns

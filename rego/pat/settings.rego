@@ -137,6 +137,7 @@ _exempt(policy, user, _) if {
 # token without an expiry is never compliant where a limit applies. In whole seconds, at most
 # N seconds is less than N + 1 seconds in nanoseconds: integer arithmetic, no division.
 _within_lifetime(created_ns, expires_ns, days) if {
+	is_number(days)
 	is_number(expires_ns)
 	expires_ns - created_ns < ((days * 86400) + 1) * 1000000000
 }
