@@ -177,10 +177,12 @@ func prepareDecision(b *testing.B, m *plugins.Manager, evaluator string) rego.Pr
 	for path, src := range mods {
 		opts = append(opts, rego.Module(path, src))
 	}
+	target := "rego" // topdown, also while the plugin makes irvm the default
 	if evaluator == "irvm" {
-		opts = append(opts, rego.Target(irvm.Target(m.Store)))
+		target = irvm.Name
 	}
-	pq, err := rego.New(opts...).PrepareForEval(context.Background())
+	opts = append(opts, rego.Target(target))
+	pq, err := rego.New(opts...).PrepareForEval(irvm.WithStore(context.Background(), m.Store))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,6 +24,7 @@ var ErrInvalidConfig = fmt.Errorf("invalid configuration for plugin %q", Name)
 //	    token_prefixes: {classic: ghp_, fine_grained: github_pat_}
 //	    ext_authz: {addr: "127.0.0.1:9191"}          # absent: no gRPC server
 //	    admin: {addr: "127.0.0.1:8282"}              # absent: no admin API
+//	    evaluator: irvm                              # or topdown
 //
 // docs/config.md documents every key.
 type Config struct {
@@ -31,6 +32,9 @@ type Config struct {
 	TokenPrefixes *PrefixConfig   `json:"token_prefixes,omitempty"`
 	ExtAuthz      json.RawMessage `json:"ext_authz,omitempty"` // parsed by the ext_authz service
 	Admin         json.RawMessage `json:"admin,omitempty"`     // parsed by the admin API service
+	// Evaluator evaluates the sidecar's queries: EvaluatorIRVM (the
+	// default) or EvaluatorTopdown, OPA's own (plugin/irvm explains).
+	Evaluator string `json:"evaluator,omitempty"`
 
 	prefixes     token.Prefixes
 	location     string
@@ -46,6 +50,12 @@ type StoreConfig struct {
 	// a Go duration, DefaultMaxStaleness when absent.
 	MaxStaleness string `json:"max_staleness,omitempty"`
 }
+
+// The evaluators.
+const (
+	EvaluatorIRVM    = "irvm"
+	EvaluatorTopdown = "topdown"
+)
 
 // DefaultMaxStaleness is store.max_staleness when absent.
 const DefaultMaxStaleness = 60 * time.Second
@@ -123,6 +133,14 @@ func (c *Config) validateAndInjectDefaults() error {
 		}
 	}
 
+	switch c.Evaluator {
+	case "":
+		c.Evaluator = EvaluatorIRVM
+	case EvaluatorIRVM, EvaluatorTopdown:
+	default:
+		return fmt.Errorf("evaluator: %q is not %q or %q", c.Evaluator, EvaluatorIRVM, EvaluatorTopdown)
+	}
+
 	var err error
 	if c.ExtAuthz, err = canonical(c.ExtAuthz); err != nil {
 		return fmt.Errorf("ext_authz: %w", err)
@@ -167,7 +185,7 @@ func (c *Config) Equal(o *Config) bool {
 		return c == o
 	}
 	return c.location == o.location && c.prefixes == o.prefixes && c.maxStaleness == o.maxStaleness &&
-		bytes.Equal(c.ExtAuthz, o.ExtAuthz) && bytes.Equal(c.Admin, o.Admin)
+		c.Evaluator == o.Evaluator && bytes.Equal(c.ExtAuthz, o.ExtAuthz) && bytes.Equal(c.Admin, o.Admin)
 }
 
 // redactDSN hides a password in a DSN that is quoted in an error.

@@ -3,6 +3,9 @@ package plugin
 import (
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
@@ -41,6 +44,8 @@ func TestParseConfig(t *testing.T) {
 			err: `invalid configuration for plugin "pat": token_prefixes: classic and fine_grained prefixes must differ, both are "x_"`},
 		{note: "prefix with space", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "a b"}}`,
 			err: `invalid configuration for plugin "pat": token_prefixes.classic: "a b" contains white space`},
+		{note: "unknown evaluator", config: `{"store": {"path": "pat.db"}, "evaluator": "wasm"}`,
+			err: `invalid configuration for plugin "pat": evaluator: "wasm" is not "irvm" or "topdown"`},
 		{note: "wrong type", config: `{"store": {"path": 7}}`,
 			err: `invalid configuration for plugin "pat": json: cannot unmarshal number into Go struct field StoreConfig.store.path of type string`},
 	} {
@@ -54,6 +59,9 @@ func TestParseConfig(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.Evaluator != EvaluatorIRVM {
+				t.Fatalf("evaluator %q; want the default %q", c.Evaluator, EvaluatorIRVM)
 			}
 			if c.Location() != tc.location || c.Prefixes() != tc.prefixes || string(c.ExtAuthz) != tc.extAuthz || string(c.Admin) != tc.admin {
 				t.Fatalf("got location %q, prefixes %+v, ext_authz %q, admin %q", c.Location(), c.Prefixes(), c.ExtAuthz, c.Admin)
@@ -88,5 +96,34 @@ func TestConfigEqual(t *testing.T) {
 				t.Fatalf("Equal = %v; want %v", got, tc.equal)
 			}
 		})
+	}
+}
+
+// TestEvaluatorChoices: topdown is kept when asked for, changes count as a
+// reconfiguration, and irvm refuses discovery (whose configuration is
+// evaluated against a store of its own).
+func TestEvaluatorChoices(t *testing.T) {
+	td, err := ParseConfig([]byte(`{"store": {"path": "pat.db"}, "evaluator": "topdown"}`))
+	if err != nil || td.Evaluator != EvaluatorTopdown {
+		t.Fatalf("topdown: %v, %v", td, err)
+	}
+	vm, err := ParseConfig([]byte(`{"store": {"path": "pat.db"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td.Equal(vm) {
+		t.Fatal("configurations with different evaluators compare equal")
+	}
+	m, err := plugins.New([]byte(`{"discovery": {"resource": "/bundles/discovery.tar.gz"}, "services": {"s": {"url": "http://127.0.0.1:1"}}}`), "test", inmem.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Factory{}.Validate(m, []byte(`{"store": {"path": "pat.db"}}`))
+	want := `invalid configuration for plugin "pat": evaluator: "irvm" cannot be combined with discovery; set evaluator: "topdown"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v; want %q", err, want)
+	}
+	if _, err := (Factory{}).Validate(m, []byte(`{"store": {"path": "pat.db"}, "evaluator": "topdown"}`)); err != nil {
+		t.Fatalf("topdown with discovery: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/opa-pat/opa-pat/plugin/builtins"
 	"github.com/opa-pat/opa-pat/plugin/extauthz"
 	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/irvm"
 	"github.com/opa-pat/opa-pat/plugin/lastused"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
@@ -47,6 +48,13 @@ func (Factory) Validate(m *plugins.Manager, config []byte) (any, error) {
 	c, err := ParseConfig(config)
 	if err != nil {
 		return nil, err
+	}
+	// irvm becomes the evaluator of every query that names no target, all
+	// against the sidecar's store; discovery evaluates its configuration
+	// against a store of its own.
+	if m != nil && c.Evaluator == EvaluatorIRVM && len(m.Config.Discovery) > 0 {
+		return nil, fmt.Errorf(`%w: evaluator: %q cannot be combined with discovery; set evaluator: %q`,
+			ErrInvalidConfig, EvaluatorIRVM, EvaluatorTopdown)
 	}
 	if c.ExtAuthz != nil {
 		if _, err := extauthz.ParseConfig(c.ExtAuthz); err != nil {
@@ -96,6 +104,8 @@ type Plugin struct {
 	stopIndex context.CancelFunc
 	indexDone chan struct{}
 	uninstall func()
+	// undefault hands the process's queries back to topdown (irvm.SetDefault).
+	undefault func()
 	trigger   storage.TriggerHandle
 
 	settingsMu   sync.Mutex
@@ -174,6 +184,12 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 	}
 	p.index = idx
 	p.uninstall = builtins.Install(&builtins.Source{Index: idx, Prefixes: prefixes})
+	if cfg.Evaluator == EvaluatorIRVM {
+		// Queries prepared from now on (OPA's REST API, ext_authz, the
+		// admin API) run on irvm; the ones OPA's server prepared before
+		// are prepared again on the next policy activation.
+		p.undefault = irvm.SetDefault(p.manager.Store)
+	}
 	p.logger().Info("Token store %s loaded: %s.", where, idx)
 
 	followCtx, cancel := context.WithCancel(context.Background())
@@ -274,6 +290,10 @@ func (p *Plugin) stop(ctx context.Context) {
 	if p.uninstall != nil {
 		p.uninstall()
 		p.uninstall = nil
+	}
+	if p.undefault != nil {
+		p.undefault()
+		p.undefault = nil
 	}
 	if p.stopIndex != nil {
 		p.stopIndex()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -156,5 +157,40 @@ func TestSidecarSeesCLIChanges(t *testing.T) {
 				t.Errorf("%s holds the raw token %.8s…", filepath.Base(f), raw)
 			}
 		}
+	}
+}
+
+// TestSidecarEvaluatesWithIRVM shows that OPA's REST API runs the decision
+// on irvm, the sidecar's default evaluator: a plan cannot be traced, so an
+// explain request gets irvm's error, where topdown would explain.
+func TestSidecarEvaluatesWithIRVM(t *testing.T) {
+	s := startUp(t)
+	body := `{"input": {"credential": {"type": "pat", "token": "` + bobLaptop + `"}, "resource": {"owner": "octo-org", "repository": "app"}, "action": "read"}}`
+	resp, err := http.Post("http://"+s.addr+"/v1/data/pat/allow?explain=full", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	want := "irvm: tracing and explanations need OPA's topdown evaluator (plugins.pat.evaluator: topdown)"
+	if resp.StatusCode != http.StatusInternalServerError || out.Message != want {
+		t.Fatalf("explain: %s %s; want 500 with %q", resp.Status, b, want)
+	}
+	// Without explain, the same query answers.
+	resp2, err := http.Post("http://"+s.addr+"/v1/data/pat/allow", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	b, _ = io.ReadAll(resp2.Body)
+	if resp2.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != `{"result":true}` {
+		t.Fatalf("allow: %s %s; want 200 {\"result\":true}", resp2.Status, b)
 	}
 }

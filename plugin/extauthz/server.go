@@ -186,9 +186,12 @@ func (s *Server) Stop(ctx context.Context) {
 	}
 	s.health.Shutdown()
 	s.serving.Store(false)
+	// The goroutine gets its own reference: s.grpc is cleared below, maybe
+	// before GracefulStop runs when the timeout forced the stop.
+	g := s.grpc
 	stopped := make(chan struct{})
 	go func() {
-		s.grpc.GracefulStop()
+		g.GracefulStop()
 		close(stopped)
 	}()
 	timer := time.NewTimer(s.cfg.shutdownTimeout)
@@ -196,9 +199,9 @@ func (s *Server) Stop(ctx context.Context) {
 	select {
 	case <-stopped:
 	case <-timer.C:
-		s.grpc.Stop()
+		g.Stop()
 	case <-ctx.Done():
-		s.grpc.Stop()
+		g.Stop()
 	}
 	<-s.done
 	if s.trigger != nil {

@@ -57,9 +57,9 @@ func eval(t testing.TB, c *ast.Compiler, store storage.Store, query string, inpu
 	t.Helper()
 	opts := []func(*rego.Rego){rego.Query(query), rego.Compiler(c), rego.Store(store)}
 	if vm {
-		opts = append(opts, rego.Target(irvm.Target(store)), rego.EvalMode(ast.EvalModeTopdown))
+		opts = append(opts, rego.Target(irvm.Name), rego.EvalMode(ast.EvalModeTopdown))
 	}
-	pq, err := rego.New(opts...).PrepareForEval(context.Background())
+	pq, err := rego.New(opts...).PrepareForEval(irvm.WithStore(context.Background(), store))
 	if err != nil {
 		t.Fatalf("prepare %s (vm %v): %v", query, vm, err)
 	}

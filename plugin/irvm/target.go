@@ -17,39 +17,61 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 )
 
-// targetPrefix names this package's targets; one is registered per store,
-// since OPA hands a target plugin the plan but not the store it reads.
-const targetPrefix = "pat-irvm-"
+// Name is the rego target of this package: rego.Target(irvm.Name). The
+// store a plan reads comes with the context of PrepareForEval (WithStore),
+// else from SetDefault.
+const Name = "pat-irvm"
 
-var (
-	targetsMu sync.Mutex
-	targets   = map[storage.Store]string{}
-	nextID    atomic.Int64
-)
+// One target plugin is registered, at init: rego looks its plugins up on
+// every evaluation without a lock, so none may be added later. It serves
+// Name and, while SetDefault holds a store, the default target "" (every
+// query that names no target).
+func init() {
+	rego.RegisterPlugin(Name, target{})
+}
 
-// Target returns the rego target name that evaluates queries with this
-// package against store: rego.New(..., rego.Store(store),
-// rego.Target(irvm.Target(store))). It registers the target on first use.
-func Target(store storage.Store) string {
-	targetsMu.Lock()
-	defer targetsMu.Unlock()
-	if name, ok := targets[store]; ok {
-		return name
+var dflt atomic.Pointer[defaultStore]
+
+type defaultStore struct{ store storage.Store }
+
+type storeKey struct{}
+
+// WithStore returns a context for rego's PrepareForEval that has the plan
+// read store.
+func WithStore(ctx context.Context, store storage.Store) context.Context {
+	return context.WithValue(ctx, storeKey{}, store)
+}
+
+// SetDefault makes this package the evaluator, against store, of every
+// query in the process that names no target (OPA's REST API, decision-log
+// masking, ...); rego.Target("rego") still asks for OPA's topdown. The last
+// call wins, as with the pat built-ins' index: one sidecar per process.
+// release undoes it unless another store was set since.
+func SetDefault(store storage.Store) (release func()) {
+	d := &defaultStore{store: store}
+	dflt.Store(d)
+	return func() { dflt.CompareAndSwap(d, nil) }
+}
+
+type target struct{}
+
+func (target) IsTarget(name string) bool {
+	return name == Name || (name == "" && dflt.Load() != nil)
+}
+
+// ErrNoStore is returned by a prepare that has no store to read.
+var ErrNoStore = errors.New("irvm: no store: prepare with irvm.WithStore or set a default")
+
+func (target) PrepareForEval(ctx context.Context, p *ir.Policy, opts ...rego.PrepareOption) (rego.TargetPluginEval, error) {
+	store, _ := ctx.Value(storeKey{}).(storage.Store)
+	if store == nil {
+		if d := dflt.Load(); d != nil {
+			store = d.store
+		}
 	}
-	name := targetPrefix + strconv.FormatInt(nextID.Add(1), 10)
-	rego.RegisterPlugin(name, &target{name: name, store: store})
-	targets[store] = name
-	return name
-}
-
-type target struct {
-	name  string
-	store storage.Store
-}
-
-func (t *target) IsTarget(name string) bool { return name == t.name }
-
-func (t *target) PrepareForEval(ctx context.Context, p *ir.Policy, opts ...rego.PrepareOption) (rego.TargetPluginEval, error) {
+	if store == nil {
+		return nil, ErrNoStore
+	}
 	cfg := &rego.PrepareConfig{}
 	for _, o := range opts {
 		o(cfg)
@@ -58,7 +80,7 @@ func (t *target) PrepareForEval(ctx context.Context, p *ir.Policy, opts ...rego.
 	if err != nil {
 		return nil, err
 	}
-	e := &evaluator{prog: prog, store: t.store, astRoot: readsAST(ctx, t.store)}
+	e := &evaluator{prog: prog, store: store, astRoot: readsAST(ctx, store)}
 	e.pool.New = func() any { return newMachine(prog) }
 	return e, nil
 }
@@ -88,6 +110,10 @@ func readsAST(ctx context.Context, store storage.Store) bool {
 	return ok
 }
 
+// ErrTracing is returned for an evaluation that asks for a trace (OPA's
+// explain=full, opa eval --explain): a plan has no Rego expressions to trace.
+var ErrTracing = errors.New("irvm: tracing and explanations need OPA's topdown evaluator (plugins.pat.evaluator: topdown)")
+
 // ErrCanceled is returned when the evaluation's context ended first.
 var ErrCanceled = errors.New("irvm: evaluation canceled")
 
@@ -96,6 +122,11 @@ var ErrCanceled = errors.New("irvm: evaluation canceled")
 func (e *evaluator) Eval(ctx context.Context, ectx *rego.EvalContext, runtime ast.Value) (ast.Value, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCanceled, err)
+	}
+	for _, t := range ectx.QueryTracers() {
+		if t != nil && t.Enabled() {
+			return nil, ErrTracing
+		}
 	}
 	m := e.pool.Get().(*machine)
 	defer e.release(m)
@@ -140,6 +171,13 @@ func (e *evaluator) Eval(ctx context.Context, ectx *rego.EvalContext, runtime as
 	frame := m.stack[:m.prog.plan.frame]
 	clear(frame)
 	if in := ectx.ParsedInput(); in != nil {
+		frame[ir.Input] = ast.NewTerm(in)
+	} else if raw := ectx.RawInput(); raw != nil && *raw != nil {
+		// rego parses a raw input only for its own evaluator.
+		in, err := ast.InterfaceToValue(*raw)
+		if err != nil {
+			return nil, fmt.Errorf("irvm: input: %w", err)
+		}
 		frame[ir.Input] = ast.NewTerm(in)
 	}
 	frame[ir.Data] = ast.NewTerm(&dataRef{path: storage.Path{}})

@@ -19,6 +19,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	_ "github.com/opa-pat/opa-pat/plugin/builtins" // declares the pat.* built-ins the policy compiles against
+	"github.com/opa-pat/opa-pat/plugin/irvm"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 	patrego "github.com/opa-pat/opa-pat/rego"
@@ -47,14 +48,18 @@ func NewChecker(ctx context.Context, settings map[string]any) (*Checker, error) 
 	if settings == nil {
 		settings = map[string]any{}
 	}
+	store := inmem.NewFromObject(map[string]any{"pat": map[string]any{"settings": settings}})
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
-		rego.Store(inmem.NewFromObject(map[string]any{"pat": map[string]any{"settings": settings}})),
+		rego.Store(store),
+		// A store of its own: the target says so explicitly, also in a
+		// sidecar whose default evaluator reads the sidecar's store.
+		rego.Target(irvm.Name),
 	}
 	for path, src := range mods {
 		opts = append(opts, rego.Module(path, src))
 	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	pq, err := rego.New(opts...).PrepareForEval(irvm.WithStore(ctx, store))
 	if err != nil {
 		return nil, fmt.Errorf("compiling the creation check: %w", err)
 	}
