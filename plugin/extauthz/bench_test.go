@@ -11,6 +11,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/genproto/googleapis/rpc/code"
+
+	"github.com/opa-pat/opa-pat/plugin/irvm"
 )
 
 // BenchmarkCheckStub measures one Check in process (no gRPC): input,
@@ -24,9 +26,17 @@ func BenchmarkCheckStub(b *testing.B) {
 // (rego/pat), with the pat.* built-ins answered from Go maps the way the
 // plugin's index answers them.
 func BenchmarkCheckPolicy(b *testing.B) {
-	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
-	setupPolicy(b, f)
-	benchCheck(b, f, basicAuth("x-access-token", "github_pat_bob_app"))
+	for _, evaluator := range []string{"topdown", "irvm"} {
+		b.Run("eval="+evaluator, func(b *testing.B) {
+			f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
+			if evaluator == "irvm" {
+				// As the pat plugin does with evaluator: irvm.
+				b.Cleanup(irvm.SetDefault(f.manager.Store))
+			}
+			setupPolicy(b, f)
+			benchCheck(b, f, basicAuth("x-access-token", "github_pat_bob_app"))
+		})
+	}
 }
 
 func setupPolicy(b testing.TB, f *fixture) {

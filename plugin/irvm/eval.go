@@ -39,6 +39,19 @@ type machine struct {
 	args   [8]*ast.Term // scratch for built-in operands
 	out    *ast.Term    // a built-in's output
 	iter   func(*ast.Term) error
+	spare  [][]*ast.Term // memos that with statements used, for the next ones
+}
+
+// freshMemo returns an empty memo for the body of a with statement, whose
+// replaced input or data may change any rule's value.
+func (m *machine) freshMemo() []*ast.Term {
+	if n := len(m.spare); n > 0 {
+		memo := m.spare[n-1]
+		m.spare = m.spare[:n-1]
+		clear(memo)
+		return memo
+	}
+	return make([]*ast.Term, len(m.prog.funcs))
 }
 
 // newMachine returns a machine for prog; its built-in output callback is
@@ -621,8 +634,9 @@ func (m *machine) with(frame []*ast.Term, in *instr) int {
 		frame[in.target] = ast.NewTerm(upsert(base, in.pathStr, val))
 	}
 	savedMemo := m.memo
-	m.memo = make([]*ast.Term, len(m.prog.funcs))
+	m.memo = m.freshMemo()
 	r := m.run(frame, in.blocks[0])
+	m.spare = append(m.spare, m.memo)
 	m.memo = savedMemo
 	frame[in.target] = saved
 	if r == done {

@@ -203,6 +203,9 @@ func (e *evaluator) Eval(ctx context.Context, ectx *rego.EvalContext, runtime as
 func (e *evaluator) release(m *machine) {
 	clear(m.stack)
 	clear(m.memo)
+	for _, memo := range m.spare {
+		clear(memo)
+	}
 	m.sp = 0
 	m.err = nil
 	m.data = nil
