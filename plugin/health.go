@@ -122,6 +122,9 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 		case <-tick.C:
 		}
 		st := healthStatus(db.Health(), idx, bound, where, time.Now())
+		if msg := p.failure.Load(); msg != nil {
+			st = plugins.Status{State: plugins.StateErr, Message: *msg}
+		}
 		if st == last || ctx.Err() != nil {
 			continue
 		}

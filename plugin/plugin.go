@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/logging"
@@ -106,7 +107,9 @@ type Plugin struct {
 	uninstall func()
 	// undefault hands the process's queries back to topdown (irvm.SetDefault).
 	undefault func()
-	trigger   storage.TriggerHandle
+	// failure is set when a service stopped by itself (serviceFailed).
+	failure atomic.Pointer[string]
+	trigger storage.TriggerHandle
 
 	settingsMu   sync.Mutex
 	lastSettings []byte
@@ -159,6 +162,7 @@ func (p *Plugin) Start(ctx context.Context) error {
 
 func (p *Plugin) start(ctx context.Context) (err error) {
 	cfg := p.config
+	p.failure.Store(nil)
 	where := p.describeStore()
 	defer func() {
 		if err != nil {
@@ -241,6 +245,14 @@ func (p *Plugin) prefixes(ctx context.Context, db *store.DB) (token.Prefixes, er
 	return want, db.SetMeta(ctx, store.MetaFineGrainedPrefix, want.FineGrained)
 }
 
+// serviceFailed records that a service stopped by itself: the plugin's
+// status is ERROR with err until the plugin is started again.
+func (p *Plugin) serviceFailed(err error) {
+	msg := fmt.Sprintf("ext_authz gRPC server stopped serving: %v; restart the sidecar", err)
+	p.failure.Store(&msg)
+	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: msg})
+}
+
 // newServices builds the services the configuration asks for, in start
 // order. They are stopped in reverse order.
 func (p *Plugin) newServices(cfg *Config) ([]service, error) {
@@ -251,7 +263,7 @@ func (p *Plugin) newServices(cfg *Config) ([]service, error) {
 			return nil, err
 		}
 		// Cached decisions are used only at the index version they were made at.
-		out = append(out, extauthz.New(p.manager, c, extauthz.WithVersion(p.index.Seq)))
+		out = append(out, extauthz.New(p.manager, c, extauthz.WithVersion(p.index.Seq), extauthz.WithFailureHook(p.serviceFailed)))
 	}
 	// token_last_used_at: uses marked by pat.token, written in batches (plugin/lastused).
 	out = append(out, lastused.NewService(p.db, lastused.DefaultInterval, func(err error) {

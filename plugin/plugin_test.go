@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -252,5 +253,40 @@ func poll(t *testing.T, d time.Duration, ok func() bool) {
 			t.Fatalf("condition not met within %v", d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServiceFailureIsAnError: when the ext_authz server stops serving by
+// itself, the plugin's status turns ERROR with the cause, and stays so (the
+// health watcher does not turn it back to OK); a restart clears it.
+func TestServiceFailureIsAnError(t *testing.T) {
+	path, _ := seed(t)
+	m, p := newManager(t, `{"store": {"path": "`+path+`"}, "ext_authz": {"addr": "127.0.0.1:0"}}`)
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(context.Background()) })
+	if st := status(m); st != plugins.StateOK {
+		t.Fatalf("status %s after start", st)
+	}
+	p.serviceFailed(errors.New("accept tcp 127.0.0.1:9191: use of closed network connection"))
+	want := "ext_authz gRPC server stopped serving: accept tcp 127.0.0.1:9191: use of closed network connection; restart the sidecar"
+	check := func() {
+		t.Helper()
+		s := m.PluginStatus()[Name]
+		if s == nil || s.State != plugins.StateErr || s.Message != want {
+			t.Fatalf("status %+v; want ERROR %q", s, want)
+		}
+	}
+	check()
+	time.Sleep(healthInterval + 200*time.Millisecond) // one health check later
+	check()
+
+	p.Stop(t.Context())
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(m); st != plugins.StateOK {
+		t.Fatalf("status %s after a restart", st)
 	}
 }

@@ -47,6 +47,7 @@ type Server struct {
 	metrics *metrics
 	cache   *decisionCache // nil: no cache
 	version func() int64   // nil: no version to follow
+	failed  func(error)    // nil: nobody to tell when serving stops by itself
 	trigger storage.TriggerHandle
 
 	// The prepared decision query; nil after a compiler change until the
@@ -73,6 +74,13 @@ type Option func(*Server)
 // or a request approved reaches the next Check.
 func WithVersion(version func() int64) Option {
 	return func(s *Server) { s.version = version }
+}
+
+// WithFailureHook gives a function to call when the server stops serving by
+// itself (its listener failed), not through Stop: the pat plugin turns it
+// into an ERROR status.
+func WithFailureHook(failed func(error)) Option {
+	return func(s *Server) { s.failed = failed }
 }
 
 // New returns a gate for manager with a configuration from ParseConfig. It
@@ -153,10 +161,14 @@ func (s *Server) Start(ctx context.Context) error {
 	s.serving.Store(true)
 	go func(done chan struct{}) {
 		defer close(done)
-		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.logger.Error("ext_authz gRPC server stopped: %v.", err)
-		}
+		err := gs.Serve(lis)
 		s.serving.Store(false)
+		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.logger.Error("ext_authz gRPC server stopped: %v.", err)
+			if s.failed != nil {
+				s.failed(err)
+			}
+		}
 	}(s.done)
 	s.logger.Info("ext_authz gRPC server listening on %s, deciding with %s.", lis.Addr(), s.cfg.Path)
 	return nil

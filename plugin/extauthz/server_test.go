@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -625,5 +626,52 @@ func TestDecisionCacheExpiry(t *testing.T) {
 	}
 	if n > 64+cacheShards {
 		t.Fatalf("size: got %d entries, want at most %d", n, 64+cacheShards)
+	}
+}
+
+// TestFailureHook: a server whose listener fails stops serving and says so
+// through the hook (the pat plugin makes that an ERROR status); Stop after
+// that is clean.
+func TestFailureHook(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
+	cfg, err := ParseConfig([]byte(`{"addr": "127.0.0.1:0"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	s := New(f.manager, cfg, WithFailureHook(func(err error) { failed <- err }))
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Serving() {
+		t.Fatal("not serving after Start")
+	}
+	s.mu.Lock()
+	lis := s.lis
+	s.mu.Unlock()
+	lis.Close()
+	select {
+	case err := <-failed:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("hook got %v; want the listener's %v", err, net.ErrClosed)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failure hook was not called")
+	}
+	if s.Serving() {
+		t.Fatal("still serving after the listener failed")
+	}
+	s.Stop(t.Context())
+
+	// A stop through Stop is not a failure.
+	s2 := New(f.manager, cfg, WithFailureHook(func(err error) { failed <- err }))
+	if err := s2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s2.Stop(t.Context())
+	select {
+	case err := <-failed:
+		t.Fatalf("hook called on Stop: %v", err)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
