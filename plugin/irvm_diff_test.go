@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,6 +149,52 @@ func TestIRVMAgreesWithTopdown(t *testing.T) {
 		}
 	}
 	t.Logf("%d decisions agree", n)
+
+	// Concurrently: the machines are pooled and the folded constants
+	// shared, so goroutines deciding at once must still agree (go test
+	// -race checks the sharing).
+	type job struct {
+		query string
+		in    ast.Value
+		want  ast.Value
+	}
+	var jobs []job
+	for range 400 {
+		for _, q := range []string{"data.pat.decision", "data.pat.envoy.decision"} {
+			var raw any = g.request()
+			if q == "data.pat.envoy.decision" {
+				raw = g.envoyRequest()
+			}
+			in, err := ast.InterfaceToValue(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs = append(jobs, job{q, in, evalAt(t, queries[q].topdown, in)})
+		}
+	}
+	errs := make(chan string, 4)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < len(jobs); i += 4 {
+				j := jobs[i]
+				rs, err := queries[j.query].irvm.Eval(ctx, rego.EvalParsedInput(j.in), rego.EvalTime(time.Unix(1_780_000_000, 0)))
+				var got ast.Value
+				if err == nil && len(rs) > 0 {
+					got, err = ast.InterfaceToValue(rs[0].Expressions[0].Value)
+				}
+				if err != nil || (got == nil) != (j.want == nil) || (got != nil && ast.Compare(got, j.want) != 0) {
+					errs <- fmt.Sprintf("%s on %v: irvm %v (%v), topdown %v", j.query, j.in, got, err, j.want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
 
 func evalAt(t *testing.T, pq rego.PreparedEvalQuery, input ast.Value) ast.Value {
