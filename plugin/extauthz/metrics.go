@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "opa_pat_extauthz_check_duration_seconds",
 			Help:    "Time to answer an Envoy ext_authz Check call, from receipt to answer.",
-			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "opa_pat_extauthz_errors_total",
