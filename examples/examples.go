@@ -18,7 +18,13 @@
 // docs/config.md lists them with the decision each one gets.
 package examples
 
-import _ "embed"
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"time"
+)
 
 // Config is config.yaml.
 //
@@ -34,3 +40,48 @@ var Settings []byte
 //
 //go:embed fixtures.json
 var Fixtures []byte
+
+// FixturesDay is the day the dates in fixtures.json are written for: the
+// tokens' ages, lifetimes and expiries, and so the decisions that
+// docs/config.md lists, are those of a store seeded that day.
+var FixturesDay = time.Date(2026, time.November, 25, 0, 0, 0, 0, time.UTC)
+
+// Shift is how far FixturesAt moves the fixtures' dates for a store seeded
+// at now: the whole days from FixturesDay to now's day (UTC).
+func Shift(now time.Time) time.Duration {
+	day := 24 * time.Hour
+	return now.UTC().Truncate(day).Sub(FixturesDay).Truncate(day)
+}
+
+// FixturesAt returns fixtures.json with every created_at and expires_at
+// moved by Shift(now), so that a demo world seeded on any day is the one
+// the documentation describes: a token that expires in a year still does,
+// and none of the demo decisions changes as the calendar moves on.
+func FixturesAt(now time.Time) ([]byte, error) {
+	var world map[string]any
+	dec := json.NewDecoder(bytes.NewReader(Fixtures))
+	dec.UseNumber()
+	if err := dec.Decode(&world); err != nil {
+		return nil, fmt.Errorf("fixtures.json: %w", err)
+	}
+	shift := Shift(now)
+	tokens, _ := world["tokens"].([]any)
+	for i, t := range tokens {
+		tok, ok := t.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("fixtures.json: tokens[%d] is not an object", i)
+		}
+		for _, key := range []string{"created_at", "expires_at"} {
+			s, ok := tok[key].(string)
+			if !ok {
+				continue // absent or null: no date to move
+			}
+			at, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return nil, fmt.Errorf("fixtures.json: tokens[%d].%s: %w", i, key, err)
+			}
+			tok[key] = at.Add(shift).UTC().Format(time.RFC3339)
+		}
+	}
+	return json.Marshal(world)
+}

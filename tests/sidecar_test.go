@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opa-pat/opa-pat/examples"
 )
 
 // Demo tokens of examples/fixtures.json.
@@ -24,8 +26,9 @@ const (
 
 // sidecar is a running `opa-pat up`.
 type sidecar struct {
-	addr  string
-	store string
+	addr   string
+	store  string
+	seeded time.Time // about when up seeded the store
 }
 
 // startUp starts `opa-pat up` on free ports with a new store in a temporary
@@ -33,7 +36,7 @@ type sidecar struct {
 func startUp(t *testing.T) *sidecar {
 	t.Helper()
 	bin := binary(t)
-	s := &sidecar{addr: freeAddr(t), store: filepath.Join(t.TempDir(), "pat.db")}
+	s := &sidecar{addr: freeAddr(t), store: filepath.Join(t.TempDir(), "pat.db"), seeded: time.Now()}
 	var logs syncBuffer
 	cmd := exec.Command(bin, "up", "--store", s.store, "--addr", s.addr,
 		"--ext-authz-addr", freeAddr(t), "--admin-addr", "", "--log-level", "error")
@@ -88,22 +91,36 @@ func TestSidecarDecisions(t *testing.T) {
 	}{
 		{note: "classic token with repo scope reads a private repository", token: bobLaptop, repo: "app",
 			want: `{"allow": true, "status": 200, "reasons": [], "message": null, "documentation_url": null,
-				"token_id": 1, "kind": "classic", "user": "bob", "expires_at_ns": 1893456000000000000}`},
+				"token_id": 1, "kind": "classic", "user": "bob", "expires_at_ns": EXPIRES_2030}`},
 		{note: "fine-grained token awaiting approval", token: bobDeploy, repo: "app",
 			want: `{"allow": false, "status": 403, "token_id": 7, "kind": "fine_grained", "user": "bob",
-				"expires_at_ns": 1825027200000000000,
+				"expires_at_ns": EXPIRES_2027,
 				"message": "octo-org requires approval of fine-grained personal access tokens and this token's request is awaiting approval: the policy is set by the octo-org organization; ask an owner of octo-org to review the request",
 				"reasons": ["octo-org requires approval of fine-grained personal access tokens and this token's request is awaiting approval: the policy is set by the octo-org organization; ask an owner of octo-org to review the request"],
 				"documentation_url": "https://docs.github.com/organizations/managing-programmatic-access-to-your-organization/managing-requests-for-personal-access-tokens-in-your-organization"}`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
+			// The demo dates move with the day the store was seeded
+			// (examples.FixturesAt): the expiries are fixtures.json's,
+			// shifted; a start just before midnight (UTC) may shift one
+			// day less than now.
+			got := s.decide(t, tc.token, "octo-org", tc.repo, "read")
 			var want map[string]any
-			if err := json.Unmarshal([]byte(tc.want), &want); err != nil {
-				t.Fatal(err)
+			for _, at := range []time.Time{s.seeded, time.Now()} {
+				shift := examples.Shift(at)
+				w := strings.NewReplacer(
+					"EXPIRES_2030", strconv.FormatInt(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(shift).UnixNano(), 10),
+					"EXPIRES_2027", strconv.FormatInt(time.Date(2027, 11, 1, 0, 0, 0, 0, time.UTC).Add(shift).UnixNano(), 10),
+				).Replace(tc.want)
+				want = nil
+				if err := json.Unmarshal([]byte(w), &want); err != nil {
+					t.Fatal(err)
+				}
+				if reflect.DeepEqual(got, want) {
+					return
+				}
 			}
-			if got := s.decide(t, tc.token, "octo-org", tc.repo, "read"); !reflect.DeepEqual(got, want) {
-				t.Fatalf("decision:\n got %v\nwant %v", got, want)
-			}
+			t.Fatalf("decision:\n got %v\nwant %v", got, want)
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/runtime"
@@ -178,7 +179,13 @@ func seedStore(ctx context.Context, path string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("--store: %w", err)
 	}
-	dump, err := store.ParseDump(bytes.NewReader(examples.Fixtures))
+	// The demo dates move with the calendar (examples.FixturesAt), so
+	// that the demo decisions stay those the documentation shows.
+	fixtures, err := examples.FixturesAt(time.Now())
+	if err != nil {
+		return fmt.Errorf("reading the example world: %w", err)
+	}
+	dump, err := store.ParseDump(bytes.NewReader(fixtures))
 	if err != nil {
 		return fmt.Errorf("reading the example world: %w", err)
 	}
