@@ -139,7 +139,7 @@ func benchSettings(orgs int) map[string]any {
 }
 
 // startPlugin starts the pat plugin on a store with a real manager.
-func startPlugin(b *testing.B, path string, settings map[string]any) (*plugins.Manager, *Plugin) {
+func startPlugin(b testing.TB, path string, settings map[string]any) (*plugins.Manager, *Plugin) {
 	b.Helper()
 	// As `opa-pat up` and `opa run --optimize-store-for-read-speed` do, the
 	// store keeps ast values, so that a query does not convert the settings.

@@ -15,11 +15,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/logging"
-	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/opa-pat/opa-pat/examples"
 	"github.com/opa-pat/opa-pat/plugin/irvm"
@@ -51,24 +48,7 @@ func TestIRVMAgreesWithTopdown(t *testing.T) {
 	}
 	db.Close()
 
-	data := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	m, err := plugins.New([]byte(`{}`), "diff", data, plugins.Logger(logging.NewNoOpLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig([]byte(`{"store": {"path": "` + path + `"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := Factory{}.New(m, cfg).(*Plugin)
-	m.Register(Name, p)
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Stop(ctx) })
+	m, _ := startPlugin(t, path, map[string]any{}) // settings: written per round below
 
 	mods, err := patrego.Modules()
 	if err != nil {

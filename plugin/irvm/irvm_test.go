@@ -3,8 +3,6 @@ package irvm_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,34 +13,27 @@ import (
 
 	_ "github.com/opa-pat/opa-pat/plugin/builtins" // the pat.* declarations
 	"github.com/opa-pat/opa-pat/plugin/irvm"
+	patrego "github.com/opa-pat/opa-pat/rego"
 )
 
-// loadPolicy compiles every .rego file under rego/ (the policy and its
-// tests), as `opa test rego/` would.
+// loadPolicy compiles the policy and its tests (the embedded rego/ tree),
+// as `opa test rego/` would, with extra modules.
 func loadPolicy(t testing.TB, extra ...*ast.Module) *ast.Compiler {
 	t.Helper()
+	sources, err := patrego.ModulesWithTests()
+	if err != nil {
+		t.Fatal(err)
+	}
 	modules := map[string]*ast.Module{}
 	for i, m := range extra {
 		modules[fmt.Sprintf("extra%d.rego", i)] = m
 	}
-	root := filepath.Join("..", "..", "rego")
-	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".rego") {
-			return err
-		}
-		src, err := os.ReadFile(path)
+	for path, src := range sources {
+		m, err := ast.ParseModuleWithOpts(path, src, ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
 		if err != nil {
-			return err
-		}
-		m, err := ast.ParseModuleWithOpts(path, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
-		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		modules[path] = m
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithEnablePrintStatements(false)
 	if c.Compile(modules); c.Failed() {
