@@ -19,6 +19,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/types"
+
+	"github.com/opa-pat/opa-pat/plugin/irvm"
 )
 
 // TestRego runs every Rego test under rego/ in-process, the way the stock
@@ -126,7 +128,17 @@ var benchCases = []struct {
 // figure is the policy's own cost per request. It reports the median of the
 // timed evaluations (p50-ns) besides the mean.
 func BenchmarkDecision(b *testing.B) {
-	pq := prepareBench(b, "data.pat.decision")
+	for _, evaluator := range []string{"topdown", "irvm"} {
+		b.Run("eval="+evaluator, func(b *testing.B) { benchDecision(b, evaluator) })
+	}
+}
+
+func benchDecision(b *testing.B, evaluator string) {
+	target := "rego"
+	if evaluator == "irvm" {
+		target = irvm.Name
+	}
+	pq := prepareBench(b, "data.pat.decision", rego.Target(target))
 	ctx := context.Background()
 	for _, tc := range benchCases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -201,19 +213,17 @@ func prepareBench(b testing.TB, query string, extra ...func(*rego.Rego)) rego.Pr
 		"enterprises":   map[string]any{"acme": map[string]any{"owners": []any{"erin"}}},
 		"organizations": map[string]any{"octo-org": map[string]any{"enterprise": "acme", "fine_grained_max_lifetime_days": 90}},
 	}
-	opts := []func(*rego.Rego){
-		rego.Query(query),
-		// The settings as ast values, as the sidecar keeps them
-		// (--optimize-store-for-read-speed): a read is not a conversion.
-		rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"pat": map[string]any{"settings": settings}},
-			inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))),
-	}
+	// The settings as ast values, as the sidecar keeps them
+	// (--optimize-store-for-read-speed): a read is not a conversion.
+	store := inmem.NewFromObjectWithOpts(map[string]any{"pat": map[string]any{"settings": settings}},
+		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	opts := []func(*rego.Rego){rego.Query(query), rego.Store(store)}
 	for path, src := range mods {
 		opts = append(opts, rego.Module(path, src))
 	}
 	opts = append(opts, benchBuiltins()...)
 	opts = append(opts, extra...)
-	pq, err := rego.New(opts...).PrepareForEval(context.Background())
+	pq, err := rego.New(opts...).PrepareForEval(irvm.WithStore(context.Background(), store))
 	if err != nil {
 		b.Fatal(err)
 	}
