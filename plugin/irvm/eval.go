@@ -40,6 +40,8 @@ type machine struct {
 	out    *ast.Term    // a built-in's output
 	iter   func(*ast.Term) error
 	spare  [][]*ast.Term // memos that with statements used, for the next ones
+	ctx    context.Context
+	steps  int // loop iterations, for cancellation checks
 }
 
 // freshMemo returns an empty memo for the body of a with statement, whose
@@ -567,6 +569,28 @@ func intArith(op byte, args []*ast.Term) (*ast.Term, bool) {
 	return ast.NumberTerm(json.Number(strconv.FormatInt(c, 10))), true
 }
 
+// cancelEvery is how many loop iterations pass between two looks at the
+// evaluation's context: a plan loops only in scans, so a policy that walks
+// a large document is stopped there when its caller gives up (OPA's server
+// cancels when the client goes away).
+const cancelEvery = 256
+
+// canceled tells whether the evaluation should stop, and sets the error.
+func (m *machine) canceled() bool {
+	var err error
+	if m.ctx != nil {
+		err = m.ctx.Err()
+	}
+	if err == nil && m.bctx.Cancel != nil && m.bctx.Cancel.Cancelled() {
+		err = context.Canceled
+	}
+	if err == nil {
+		return false
+	}
+	m.err = &topdown.Error{Code: topdown.CancelErr, Message: "caller cancelled query execution: " + err.Error()}
+	return true
+}
+
 // scan runs the block once per element. Its result follows the block
 // levels of OPA's Wasm compiler: 0 continues with the next element, 1
 // leaves the scan, n >= 2 leaves n-2 blocks around it.
@@ -577,6 +601,9 @@ func (m *machine) scan(frame []*ast.Term, in *instr) int {
 	}
 	body := in.blocks[0]
 	each := func(k, v *ast.Term) int {
+		if m.steps++; m.steps%cancelEvery == 0 && m.canceled() {
+			return returned
+		}
 		frame[in.b.local], frame[in.c.local] = k, v
 		r := m.run(frame, body)
 		if r == done || r == 0 {

@@ -42,17 +42,36 @@ func loadPolicy(t testing.TB, extra ...*ast.Module) *ast.Compiler {
 	return c
 }
 
+// prepareErr prepares query for irvm against store, with ctx as the
+// prepare context.
+func prepareErr(c *ast.Compiler, store storage.Store, query string, ctx context.Context) (rego.PreparedEvalQuery, error) {
+	return rego.New(rego.Query(query), rego.Compiler(c), rego.Store(store), rego.Target(irvm.Name),
+		rego.EvalMode(ast.EvalModeTopdown)).PrepareForEval(ctx)
+}
+
+// prepare prepares query for irvm against store.
+func prepare(t testing.TB, c *ast.Compiler, store storage.Store, query string) rego.PreparedEvalQuery {
+	t.Helper()
+	pq, err := prepareErr(c, store, query, irvm.WithStore(context.Background(), store))
+	if err != nil {
+		t.Fatalf("prepare %s: %v", query, err)
+	}
+	return pq
+}
+
 // eval runs one query with topdown or with irvm and returns its first
 // result, nil when undefined.
 func eval(t testing.TB, c *ast.Compiler, store storage.Store, query string, input ast.Value, vm bool) (ast.Value, error) {
 	t.Helper()
-	opts := []func(*rego.Rego){rego.Query(query), rego.Compiler(c), rego.Store(store)}
+	var pq rego.PreparedEvalQuery
 	if vm {
-		opts = append(opts, rego.Target(irvm.Name), rego.EvalMode(ast.EvalModeTopdown))
-	}
-	pq, err := rego.New(opts...).PrepareForEval(irvm.WithStore(context.Background(), store))
-	if err != nil {
-		t.Fatalf("prepare %s (vm %v): %v", query, vm, err)
+		pq = prepare(t, c, store, query)
+	} else {
+		var err error
+		pq, err = rego.New(rego.Query(query), rego.Compiler(c), rego.Store(store), rego.Target("rego")).PrepareForEval(context.Background())
+		if err != nil {
+			t.Fatalf("prepare %s: %v", query, err)
+		}
 	}
 	var eo []rego.EvalOption
 	if input != nil {

@@ -166,6 +166,7 @@ func (e *evaluator) Eval(ctx context.Context, ectx *rego.EvalContext, runtime as
 		Capabilities:                ectx.Capabilities(),
 	}
 	m.strict = ectx.StrictBuiltinErrors()
+	m.ctx, m.steps = ctx, 0
 	m.result = ast.NewSet()
 
 	frame := m.stack[:m.prog.plan.frame]
@@ -211,6 +212,7 @@ func (e *evaluator) release(m *machine) {
 	m.data = nil
 	m.result = nil
 	m.bctx = topdown.BuiltinContext{}
+	m.ctx = nil
 	clear(m.args[:])
 	e.pool.Put(m)
 }
