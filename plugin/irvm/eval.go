@@ -88,6 +88,39 @@ type dataDoc struct {
 type dataRef struct {
 	ast.Null // never compared or printed: every consumer reads it first
 	path     storage.Path
+	// root is the whole data tree, when the store hands it out as an AST
+	// value: the root's children are then looked up in it directly.
+	root ast.Object
+}
+
+// systemKey is data.system: like topdown, a plan that reads the whole data
+// document does not see it (OPA keeps its own configuration policies
+// there, e.g. the server's authorization); data.system.… by path still
+// works.
+var systemKey = ast.InternedTerm("system")
+
+// isRoot tells whether t is the data document itself.
+func isRoot(t *ast.Term) bool {
+	if t == nil {
+		return false
+	}
+	r, ok := t.Value.(*dataRef)
+	return ok && len(r.path) == 0
+}
+
+// withoutSystem returns v without its "system" key.
+func withoutSystem(v ast.Value) ast.Value {
+	obj, ok := v.(ast.Object)
+	if !ok || obj.Get(systemKey) == nil {
+		return v
+	}
+	out := ast.NewObjectWithCapacity(obj.Len() - 1)
+	obj.Foreach(func(k, v *ast.Term) {
+		if !k.Equal(systemKey) {
+			out.Insert(k, v)
+		}
+	})
+	return out
 }
 
 func (m *machine) conflict(_ *instr, msg string) int {
@@ -106,6 +139,18 @@ func (m *machine) read(frame []*ast.Term, o operand) *ast.Term {
 		return nil
 	}
 	if r, ok := t.Value.(*dataRef); ok {
+		if len(r.path) == 0 {
+			// The whole document, without data.system; the local keeps the
+			// reference, through which data.system stays reachable.
+			if r.root != nil {
+				return ast.NewTerm(withoutSystem(r.root))
+			}
+			v, err := m.readData(r.path)
+			if err != nil {
+				return nil
+			}
+			return ast.NewTerm(withoutSystem(v))
+		}
 		v, err := m.readData(r.path)
 		if err != nil {
 			return nil
@@ -290,6 +335,14 @@ func (m *machine) run(frame []*ast.Term, block []instr) int {
 				return 0
 			}
 			if r, ok := src.Value.(*dataRef); ok {
+				if r.root != nil {
+					t := r.root.Get(key) // the root's child, system included
+					if t == nil {
+						return 0
+					}
+					frame[in.target] = t
+					continue
+				}
 				if k, ok := key.Value.(ast.String); ok {
 					frame[in.target] = ast.NewTerm(&dataRef{path: appendPath(r.path, string(k))})
 					continue
@@ -435,6 +488,9 @@ func (m *machine) run(frame []*ast.Term, block []instr) int {
 			}
 			obj.Insert(k, v)
 		case cObjectMerge:
+			// The plan of a query for all of data merges the base documents
+			// with the rules' tree: both without data.system.
+			root := isRoot(frame[in.a.local]) || isRoot(frame[in.b.local])
 			a, b := m.read(frame, in.a), m.read(frame, in.b)
 			if a == nil || b == nil {
 				return 0
@@ -447,6 +503,10 @@ func (m *machine) run(frame []*ast.Term, block []instr) int {
 			merged, ok := ao.Merge(bo)
 			if !ok {
 				return m.conflict(in, "object keys must be unique")
+			}
+			if root {
+				frame[in.target] = ast.NewTerm(withoutSystem(merged))
+				continue
 			}
 			frame[in.target] = ast.NewTerm(merged)
 		case cSetAdd:
@@ -651,14 +711,35 @@ func (m *machine) with(frame []*ast.Term, in *instr) int {
 			return 0
 		}
 		base := saved
+		root := isRoot(base)
 		if base != nil {
-			if _, ok := base.Value.(*dataRef); ok {
-				if base = m.read(frame, operand{local: in.target}); base == nil && m.err != nil {
-					return returned
+			if r, ok := base.Value.(*dataRef); ok {
+				switch {
+				case r.root != nil:
+					base = ast.NewTerm(r.root)
+				case root:
+					v, err := m.readData(r.path) // data.system included
+					if err != nil && m.err != nil {
+						return returned
+					}
+					base = nil
+					if v != nil {
+						base = ast.NewTerm(v)
+					}
+				default:
+					if base = m.read(frame, operand{local: in.target}); base == nil && m.err != nil {
+						return returned
+					}
 				}
 			}
 		}
-		frame[in.target] = ast.NewTerm(upsert(base, in.pathStr, val))
+		replaced := upsert(base, in.pathStr, val)
+		if obj, ok := replaced.(ast.Object); ok && root {
+			// Still the data document: read whole, it hides data.system.
+			frame[in.target] = ast.NewTerm(&dataRef{path: storage.Path{}, root: obj})
+		} else {
+			frame[in.target] = ast.NewTerm(replaced)
+		}
 	}
 	savedMemo := m.memo
 	m.memo = m.freshMemo()

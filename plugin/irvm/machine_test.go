@@ -143,3 +143,30 @@ func TestNoStore(t *testing.T) {
 		t.Fatalf("err %v; want %v", err, irvm.ErrNoStore)
 	}
 }
+
+// TestSystemHidden: like topdown, reading all of data leaves data.system
+// out (base documents and rules alike), while data.system.… by path, and
+// under `with`, stays readable.
+func TestSystemHidden(t *testing.T) {
+	c := compileModule(t, `package system.authz
+allow := true
+`)
+	data := map[string]any{"a": 1, "system": map[string]any{"conf": "secret"}}
+	for _, store := range []storage.Store{inmem.NewFromObject(data), inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))} {
+		for _, q := range []string{"data", "count(data)", "{k | some k, _ in data}", "data.system.authz.allow",
+			"data.system.conf", "data with data.a as 9", "data.system.conf with data.a as 9"} {
+			want, werr := eval(t, c, store, q, nil, false)
+			got, gerr := eval(t, c, store, q, nil, true)
+			if werr != nil || gerr != nil {
+				t.Fatalf("%s: errors %v / %v", q, werr, gerr)
+			}
+			if (want == nil) != (got == nil) || (want != nil && ast.Compare(want, got) != 0) {
+				t.Errorf("%s: topdown %v, irvm %v", q, want, got)
+			}
+		}
+	}
+	// And the hiding is real: topdown leaves it out too.
+	if v, _ := eval(t, c, inmem.NewFromObject(data), "data", nil, true); v.(ast.Object).Get(ast.StringTerm("system")) != nil {
+		t.Fatalf("data has system: %v", v)
+	}
+}

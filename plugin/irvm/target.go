@@ -181,14 +181,13 @@ func (e *evaluator) Eval(ctx context.Context, ectx *rego.EvalContext, runtime as
 		}
 		frame[ir.Input] = ast.NewTerm(in)
 	}
-	frame[ir.Data] = ast.NewTerm(&dataRef{path: storage.Path{}})
+	root := &dataRef{path: storage.Path{}}
 	if e.astRoot {
 		if v, err := e.store.Read(ctx, txn, storage.Path{}); err == nil {
-			if av, ok := v.(ast.Value); ok {
-				frame[ir.Data] = ast.NewTerm(av)
-			}
+			root.root, _ = v.(ast.Object)
 		}
 	}
+	frame[ir.Data] = ast.NewTerm(root)
 	m.sp = m.prog.plan.frame
 	for _, b := range m.prog.plan.blocks {
 		if r := m.run(frame, b); r == returned || m.err != nil {
