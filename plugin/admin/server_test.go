@@ -19,6 +19,7 @@ import (
 
 	"github.com/opa-pat/opa-pat/plugin/builtins"
 	"github.com/opa-pat/opa-pat/plugin/index"
+	"github.com/opa-pat/opa-pat/plugin/irvm"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
@@ -121,6 +122,10 @@ func newFixture(t *testing.T, withPolicy bool) *fixture {
 	}
 	if err := m.Init(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv("OPA_PAT_TEST_EVALUATOR") != "topdown" {
+		// As the pat plugin does by default (evaluator: irvm).
+		t.Cleanup(irvm.SetDefault(m.Store))
 	}
 	f.srv = New(&Config{Addr: "127.0.0.1:0"}, Deps{Manager: m, Store: db, Prefixes: token.DefaultPrefixes})
 	f.ts = httptest.NewServer(f.srv.Handler())

@@ -11,8 +11,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/genproto/googleapis/rpc/code"
-
-	"github.com/opa-pat/opa-pat/plugin/irvm"
 )
 
 // BenchmarkCheckStub measures one Check in process (no gRPC): input,
@@ -28,11 +26,8 @@ func BenchmarkCheckStub(b *testing.B) {
 func BenchmarkCheckPolicy(b *testing.B) {
 	for _, evaluator := range []string{"topdown", "irvm"} {
 		b.Run("eval="+evaluator, func(b *testing.B) {
+			b.Setenv("OPA_PAT_TEST_EVALUATOR", evaluator) // the fixture makes irvm the default unless told topdown
 			f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
-			if evaluator == "irvm" {
-				// As the pat plugin does with evaluator: irvm.
-				b.Cleanup(irvm.SetDefault(f.manager.Store))
-			}
 			setupPolicy(b, f)
 			benchCheck(b, f, basicAuth("x-access-token", "github_pat_bob_app"))
 		})

@@ -18,6 +18,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	_ "github.com/opa-pat/opa-pat/plugin/builtins" // pat.token, used by the envoy policy
+	"github.com/opa-pat/opa-pat/plugin/irvm"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/logging/test"
 	"github.com/open-policy-agent/opa/v1/plugins"
@@ -136,6 +137,10 @@ func newFixtureLogs(t testing.TB, config string, decisionLogs bool) *fixture {
 	}
 	t.Cleanup(func() { m.Stop(context.Background()) })
 	f.manager = m
+	if os.Getenv("OPA_PAT_TEST_EVALUATOR") != "topdown" {
+		// As the pat plugin does by default (evaluator: irvm).
+		t.Cleanup(irvm.SetDefault(m.Store))
+	}
 	f.putPolicies(t, map[string]string{
 		"pat/envoy/envoy.rego": repoFile(t, "rego/pat/envoy/envoy.rego"),
 		"system/log/log.rego":  repoFile(t, "rego/system/log/log.rego"),
