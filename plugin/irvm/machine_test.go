@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -168,5 +169,50 @@ allow := true
 	// And the hiding is real: topdown leaves it out too.
 	if v, _ := eval(t, c, inmem.NewFromObject(data), "data", nil, true); v.(ast.Object).Get(ast.StringTerm("system")) != nil {
 		t.Fatalf("data has system: %v", v)
+	}
+}
+
+// TestNoNestedTransaction: an evaluation under a caller's read transaction
+// opens no second one. OPA's in-memory store takes a read lock per read
+// transaction and a writer's commit waits for all of them; a second read
+// lock asked for while that writer waits would never be granted (Go's
+// RWMutex), deadlocking the caller against a bundle activation.
+func TestNoNestedTransaction(t *testing.T) {
+	ctx := context.Background()
+	c := compileModule(t, "package x\np := data.a\n")
+	for _, store := range []storage.Store{
+		inmem.NewFromObject(map[string]any{"a": 1}),
+		inmem.NewFromObjectWithOpts(map[string]any{"a": 1}, inmem.OptReturnASTValuesOnRead(true)),
+	} {
+		txn, err := store.NewTransaction(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := make(chan error, 1)
+		go func() { written <- storage.WriteOne(ctx, store, storage.AddOp, storage.MustParsePath("/b"), 2) }()
+		time.Sleep(50 * time.Millisecond) // the writer now waits for txn to end
+
+		decided := make(chan error, 1)
+		go func() {
+			// As OPA's server does: prepare and evaluate in its transaction.
+			pq, err := rego.New(rego.Query("data.x.p"), rego.Compiler(c), rego.Store(store), rego.Transaction(txn),
+				rego.Target(irvm.Name)).PrepareForEval(irvm.WithStore(ctx, store))
+			if err == nil {
+				_, err = pq.Eval(ctx, rego.EvalTransaction(txn))
+			}
+			decided <- err
+		}()
+		select {
+		case err := <-decided:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the evaluation waited on the store: a second transaction under the caller's")
+		}
+		store.Abort(ctx, txn)
+		if err := <-written; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -80,34 +80,51 @@ func (target) PrepareForEval(ctx context.Context, p *ir.Policy, opts ...rego.Pre
 	if err != nil {
 		return nil, err
 	}
-	e := &evaluator{prog: prog, store: store, astRoot: readsAST(ctx, store)}
+	e := &evaluator{prog: prog, store: store}
 	e.pool.New = func() any { return newMachine(prog) }
 	return e, nil
 }
 
 type evaluator struct {
-	prog    *program
-	store   storage.Store
-	astRoot bool // the store hands out its data as AST values (OPA's in-memory store, optimized for reads)
-	pool    sync.Pool
+	prog  *program
+	store storage.Store
+	// rootKind says whether the store hands out its data as AST values
+	// (OPA's in-memory store, optimized for reads, as opa-pat up runs it):
+	// a plan then walks the data tree directly; otherwise it reads each path
+	// it needs. Found out by the first evaluation, in its own transaction:
+	// a second transaction opened here, while the caller holds one, could
+	// deadlock against a writer waiting in between.
+	rootKind atomic.Int32
+	pool     sync.Pool
 }
 
-// readsAST tells whether reading the store's root gives an AST value, which
-// the in-memory store does without copying when OPA runs with
-// --optimize-store-for-read-speed (opa-pat up does). Then a plan walks
-// data directly; otherwise it reads each path it needs from the store.
-func readsAST(ctx context.Context, store storage.Store) bool {
-	txn, err := store.NewTransaction(ctx)
-	if err != nil {
-		return false
+const (
+	rootUnknown int32 = iota
+	rootAST
+	rootPaths
+)
+
+// root returns the data document's reference for one evaluation.
+func (e *evaluator) root(ctx context.Context, txn storage.Transaction) *dataRef {
+	r := &dataRef{path: storage.Path{}}
+	kind := e.rootKind.Load()
+	if kind == rootPaths {
+		return r
 	}
-	defer store.Abort(ctx, txn)
-	v, err := store.Read(ctx, txn, storage.Path{})
+	v, err := e.store.Read(ctx, txn, storage.Path{})
 	if err != nil {
-		return false
+		return r
 	}
-	_, ok := v.(ast.Value)
-	return ok
+	obj, ok := v.(ast.Object)
+	if kind == rootUnknown {
+		if ok {
+			e.rootKind.Store(rootAST)
+		} else {
+			e.rootKind.Store(rootPaths)
+		}
+	}
+	r.root = obj
+	return r
 }
 
 // ErrTracing is returned for an evaluation that asks for a trace (OPA's
@@ -181,13 +198,7 @@ func (e *evaluator) Eval(ctx context.Context, ectx *rego.EvalContext, runtime as
 		}
 		frame[ir.Input] = ast.NewTerm(in)
 	}
-	root := &dataRef{path: storage.Path{}}
-	if e.astRoot {
-		if v, err := e.store.Read(ctx, txn, storage.Path{}); err == nil {
-			root.root, _ = v.(ast.Object)
-		}
-	}
-	frame[ir.Data] = ast.NewTerm(root)
+	frame[ir.Data] = ast.NewTerm(e.root(ctx, txn))
 	m.sp = m.prog.plan.frame
 	for _, b := range m.prog.plan.blocks {
 		if r := m.run(frame, b); r == returned || m.err != nil {
