@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 )
 
 // Results of running a list of statements.
@@ -34,14 +35,15 @@ type machine struct {
 	result ast.Set
 	bctx   topdown.BuiltinContext
 	strict bool
-	data   *dataDoc
+	data   dataDoc
 	err    error
 	args   [8]*ast.Term // scratch for built-in operands
 	out    *ast.Term    // a built-in's output
 	iter   func(*ast.Term) error
 	spare  [][]*ast.Term // memos that with statements used, for the next ones
 	ctx    context.Context
-	steps  int // loop iterations, for cancellation checks
+	steps  int            // loop iterations, for cancellation checks
+	cache  builtins.Cache // the built-ins' per-evaluation cache, emptied after each
 }
 
 // freshMemo returns an empty memo for the body of a with statement, whose
@@ -63,6 +65,7 @@ func newMachine(prog *program) *machine {
 		prog:  prog,
 		stack: make([]*ast.Term, max(256, 4*prog.maxSlot)),
 		memo:  make([]*ast.Term, len(prog.funcs)),
+		cache: builtins.Cache{},
 	}
 	m.iter = func(t *ast.Term) error {
 		m.out = t
@@ -163,7 +166,7 @@ func (m *machine) read(frame []*ast.Term, o operand) *ast.Term {
 
 // readData reads the value at a data path; nil when there is none.
 func (m *machine) readData(path storage.Path) (ast.Value, error) {
-	d := m.data
+	d := &m.data
 	v, err := d.store.Read(d.ctx, d.txn, path)
 	if err != nil {
 		if storage.IsNotFound(err) {

@@ -14,7 +14,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
-	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 )
 
 // Name is the rego target of this package: rego.Target(irvm.Name). The
@@ -156,8 +155,7 @@ func (e *evaluator) Eval(ctx context.Context, ectx *rego.EvalContext, runtime as
 		}
 		defer e.store.Abort(ctx, txn)
 	}
-	dd := dataDoc{ctx: ctx, store: e.store, txn: txn}
-	m.data = &dd
+	m.data = dataDoc{ctx: ctx, store: e.store, txn: txn}
 
 	now := ectx.Time()
 	if now.IsZero() {
@@ -174,7 +172,7 @@ func (e *evaluator) Eval(ctx context.Context, ectx *rego.EvalContext, runtime as
 		Time:                        ast.NewTerm(int64Number(now.UnixNano())),
 		Cancel:                      ectx.ExternalCancel(),
 		Runtime:                     rt,
-		Cache:                       builtins.Cache{},
+		Cache:                       m.cache,
 		InterQueryBuiltinCache:      ectx.InterQueryBuiltinCache(),
 		InterQueryBuiltinValueCache: ectx.InterQueryBuiltinValueCache(),
 		NDBuiltinCache:              ectx.NDBCache(),
@@ -219,10 +217,11 @@ func (e *evaluator) release(m *machine) {
 	}
 	m.sp = 0
 	m.err = nil
-	m.data = nil
+	m.data = dataDoc{}
 	m.result = nil
 	m.bctx = topdown.BuiltinContext{}
 	m.ctx = nil
+	clear(m.cache)
 	clear(m.args[:])
 	e.pool.Put(m)
 }
