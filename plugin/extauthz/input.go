@@ -101,46 +101,62 @@ func buildInputWith(req *authv3.CheckRequest, headers map[string]string) (ast.Ob
 
 // attributesValue is the protojson form of the attributes, with the HTTP
 // request built by hand (the hot part) and everything else walked generically.
+// Objects are built from their pairs in one go (OPA's constructor sizes
+// them once) and the request's strings come from one slab of terms.
 func attributesValue(attrs *authv3.AttributeContext, headers map[string]string) ast.Value {
 	m := attrs.ProtoReflect()
-	obj := ast.NewObjectWithCapacity(m.Descriptor().Fields().Len())
+	pairs := make([][2]*ast.Term, 0, m.Descriptor().Fields().Len())
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		if fd.Name() == "request" {
-			obj.Insert(keyRequest, ast.NewTerm(requestValue(attrs.GetRequest(), headers)))
+			pairs = append(pairs, [2]*ast.Term{keyRequest, ast.NewTerm(requestValue(attrs.GetRequest(), headers))})
 			return true
 		}
-		obj.Insert(ast.InternedTerm(fd.JSONName()), ast.NewTerm(fieldValue(fd, v)))
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(fieldValue(fd, v))})
 		return true
 	})
-	return obj
+	return ast.NewObject(pairs...)
 }
 
 func requestValue(r *authv3.AttributeContext_Request, headers map[string]string) ast.Value {
-	obj := ast.NewObjectWithCapacity(2)
+	pairs := make([][2]*ast.Term, 0, 2)
 	if t := r.GetTime(); t != nil {
-		obj.Insert(keyTime, ast.NewTerm(timestampValue(t.ProtoReflect())))
+		pairs = append(pairs, [2]*ast.Term{keyTime, ast.NewTerm(timestampValue(t.ProtoReflect()))})
 	}
 	if h := r.GetHttp(); h != nil {
-		obj.Insert(keyHTTP, ast.NewTerm(httpValue(h, headers)))
+		pairs = append(pairs, [2]*ast.Term{keyHTTP, ast.NewTerm(httpValue(h, headers))})
 	}
-	return obj
+	return ast.NewObject(pairs...)
+}
+
+// termSlab hands out terms from one allocation.
+type termSlab []ast.Term
+
+func (s *termSlab) of(v ast.Value) *ast.Term {
+	if len(*s) == 0 {
+		*s = make([]ast.Term, 16)
+	}
+	t := &(*s)[0]
+	*s = (*s)[1:]
+	t.Value = v
+	return t
 }
 
 func httpValue(h *authv3.AttributeContext_HttpRequest, headers map[string]string) ast.Value {
-	obj := ast.NewObjectWithCapacity(12)
+	slab := make(termSlab, 12+len(headers))
+	pairs := make([][2]*ast.Term, 0, 12)
 	str := func(k *ast.Term, s string) {
 		if s != "" {
-			obj.Insert(k, ast.StringTerm(s))
+			pairs = append(pairs, [2]*ast.Term{k, slab.of(ast.String(s))})
 		}
 	}
 	str(keyID, h.GetId())
 	str(keyMethod, h.GetMethod())
 	if headers != nil {
-		hs := ast.NewObjectWithCapacity(len(headers))
+		hs := make([][2]*ast.Term, 0, len(headers))
 		for k, v := range headers {
-			hs.Insert(ast.InternedTerm(k), ast.StringTerm(v))
+			hs = append(hs, [2]*ast.Term{ast.InternedTerm(k), slab.of(ast.String(v))})
 		}
-		obj.Insert(keyHeaders, ast.NewTerm(hs))
+		pairs = append(pairs, [2]*ast.Term{keyHeaders, ast.NewTerm(ast.NewObject(hs...))})
 	}
 	str(keyPath, h.GetPath())
 	str(keyHost, h.GetHost())
@@ -148,14 +164,14 @@ func httpValue(h *authv3.AttributeContext_HttpRequest, headers map[string]string
 	str(keyQuery, h.GetQuery())
 	str(keyFragment, h.GetFragment())
 	if s := h.GetSize(); s != 0 {
-		obj.Insert(keySize, ast.StringTerm(strconv.FormatInt(s, 10)))
+		pairs = append(pairs, [2]*ast.Term{keySize, slab.of(ast.String(strconv.FormatInt(s, 10)))})
 	}
 	str(keyProtocol, h.GetProtocol())
 	str(keyBody, h.GetBody())
 	if raw := h.GetRawBody(); len(raw) > 0 {
-		obj.Insert(keyRawBody, ast.NewTerm(scalarValue(rawBodyField, protoreflect.ValueOfBytes(raw))))
+		pairs = append(pairs, [2]*ast.Term{keyRawBody, ast.NewTerm(scalarValue(rawBodyField, protoreflect.ValueOfBytes(raw)))})
 	}
-	return obj
+	return ast.NewObject(pairs...)
 }
 
 var rawBodyField = (&authv3.AttributeContext_HttpRequest{}).ProtoReflect().Descriptor().Fields().ByName("raw_body")

@@ -28,25 +28,25 @@ func messageValue(m protoreflect.Message) ast.Value {
 		"google.protobuf.UInt64Value", "google.protobuf.FloatValue", "google.protobuf.DoubleValue":
 		return wellKnownValue(m)
 	}
-	obj := ast.NewObjectWithCapacity(m.Descriptor().Fields().Len())
+	var pairs [][2]*ast.Term
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		obj.Insert(ast.InternedTerm(fd.JSONName()), ast.NewTerm(fieldValue(fd, v)))
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(fieldValue(fd, v))})
 		return true
 	})
-	return obj
+	return ast.NewObject(pairs...)
 }
 
 func fieldValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) ast.Value {
 	switch {
 	case fd.IsMap():
 		mv := v.Map()
-		obj := ast.NewObjectWithCapacity(mv.Len())
+		pairs := make([][2]*ast.Term, 0, mv.Len())
 		vd := fd.MapValue()
 		mv.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-			obj.Insert(ast.StringTerm(k.String()), ast.NewTerm(scalarValue(vd, v)))
+			pairs = append(pairs, [2]*ast.Term{ast.StringTerm(k.String()), ast.NewTerm(scalarValue(vd, v))})
 			return true
 		})
-		return obj
+		return ast.NewObject(pairs...)
 	case fd.IsList():
 		lv := v.List()
 		terms := make([]*ast.Term, lv.Len())
