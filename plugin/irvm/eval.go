@@ -228,13 +228,10 @@ func (m *machine) call(fi int, args []*ast.Term) *ast.Term {
 		}
 	}
 	if out != nil {
-		if r, ok := out.Value.(*dataRef); ok {
-			v, err := m.readData(r.path)
-			if err != nil {
-				out = nil
-			} else {
-				out = ast.NewTerm(v)
-			}
+		if _, ok := out.Value.(*dataRef); ok {
+			// A function's result is a value of its own, read like any.
+			local := [1]*ast.Term{out}
+			out = m.read(local[:], operand{local: 0})
 		}
 	}
 	// The frame is cleared on the next use; the result is a term of its own.
