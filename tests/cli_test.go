@@ -317,3 +317,26 @@ func TestCLIRecordedSettings(t *testing.T) {
 		t.Fatalf("store settings shows %v", shown)
 	}
 }
+
+// TestCLIUnexpectedArguments: commands that take no positional arguments
+// refuse them with one line, before touching the store.
+func TestCLIUnexpectedArguments(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "pat.db")
+	for _, args := range [][]string{
+		{"token", "list", "--store", store, "extra"},
+		{"token", "create", "--store", store, "--user", "bob", "--kind", "classic", "extra"},
+		{"requests", "list", "--store", store, "--org", "octo-org", "extra"},
+		{"requests", "create", "--store", store, "--org", "octo-org", "--token", "1", "extra"},
+		{"store", "export", "--store", store, "extra"},
+		{"audit", "list", "--store", store, "extra"},
+	} {
+		res := cli(t, args...)
+		if res.code == 0 || res.stderr != "error: unexpected arguments: extra\n" {
+			t.Errorf("opa-pat %s: exit %d, stderr %q; want a failure with \"error: unexpected arguments: extra\"",
+				strings.Join(args, " "), res.code, res.stderr)
+		}
+	}
+	if _, err := os.Stat(store); err == nil {
+		t.Fatal("a refused command created the store")
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,39 +38,36 @@ func newAuditListCmd() *cobra.Command {
 		Use:   "list --store PATH [--org O] [--actor A] [--action X] [--token ID] [--request ID] [--limit N]",
 		Short: "List audit events, oldest first",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			if filter.Limit < 0 {
 				return fmt.Errorf("--limit: %d is negative", filter.Limit)
 			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			events, err := db.ListAudit(cmd.Context(), filter)
-			if err != nil {
-				return err
-			}
-			if f.json() {
-				return writeJSON(cmd.OutOrStdout(), events)
-			}
-			rows := make([][]string, len(events))
-			for i, e := range events {
-				details := "-"
-				if len(e.Details) > 0 {
-					b, _ := json.Marshal(e.Details)
-					details = string(b)
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				events, err := db.ListAudit(cmd.Context(), filter)
+				if err != nil {
+					return err
 				}
-				rows[i] = []string{strconv.FormatInt(e.ID, 10), e.At.Format(time.RFC3339), e.Actor, e.Action, orDash(e.Org),
-					idOrDash(e.TokenID), idOrDash(e.RequestID), orDash(oneLine(e.Reason)), details}
-			}
-			if err := table(cmd.OutOrStdout(), []string{"ID", "AT", "ACTOR", "ACTION", "ORG", "TOKEN", "REQUEST", "REASON", "DETAILS"}, rows); err != nil {
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), events)
+				}
+				rows := make([][]string, len(events))
+				for i, e := range events {
+					details := "-"
+					if len(e.Details) > 0 {
+						b, _ := json.Marshal(e.Details)
+						details = string(b)
+					}
+					rows[i] = []string{strconv.FormatInt(e.ID, 10), e.At.Format(time.RFC3339), e.Actor, e.Action, orDash(e.Org),
+						idOrDash(e.TokenID), idOrDash(e.RequestID), orDash(oneLine(e.Reason)), details}
+				}
+				if err := table(cmd.OutOrStdout(), []string{"ID", "AT", "ACTOR", "ACTION", "ORG", "TOKEN", "REQUEST", "REASON", "DETAILS"}, rows); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%d %s\n", len(events), plural("event", len(events)))
 				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%d %s\n", len(events), plural("event", len(events)))
-			return err
+			})
 		}),
 	}
 	f.registerRead(cmd, outputText)

@@ -51,20 +51,17 @@ func newRequestsListCmd() *cobra.Command {
 		Use:   "list --store PATH --org O [--state pending] [--user U] [--token ID] [--history]",
 		Short: "List requests and their state (the current grant of each token, or the whole history)",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
-			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
+			if err := noArgs(args); err != nil {
 				return err
 			}
-			defer db.Close()
-			filter.Current = !history
-			reqs, err := db.ListRequests(cmd.Context(), filter)
-			if err != nil {
-				return err
-			}
-			return printRequests(cmd, &f, reqs)
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				filter.Current = !history
+				reqs, err := db.ListRequests(cmd.Context(), filter)
+				if err != nil {
+					return err
+				}
+				return printRequests(cmd, &f, reqs)
+			})
 		}),
 	}
 	f.registerRead(cmd, outputText)
@@ -95,34 +92,31 @@ func newReviewCmd(approve bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			grants, err := db.Review(cmd.Context(), store.ReviewParams{Org: org, IDs: ids, Approve: approve, Reason: reason, Actor: f.actor})
-			if err != nil {
-				return err
-			}
-			if f.json() {
-				reqs, err := db.ListRequests(cmd.Context(), store.RequestFilter{Org: org})
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				grants, err := db.Review(cmd.Context(), store.ReviewParams{Org: org, IDs: ids, Approve: approve, Reason: reason, Actor: f.actor})
 				if err != nil {
 					return err
 				}
-				reviewed := map[int64]bool{}
-				for _, g := range grants {
-					reviewed[g.ID] = true
-				}
-				out := []store.Request{}
-				for _, r := range reqs {
-					if reviewed[r.ID] {
-						out = append(out, r)
+				if f.json() {
+					reqs, err := db.ListRequests(cmd.Context(), store.RequestFilter{Org: org})
+					if err != nil {
+						return err
 					}
+					reviewed := map[int64]bool{}
+					for _, g := range grants {
+						reviewed[g.ID] = true
+					}
+					out := []store.Request{}
+					for _, r := range reqs {
+						if reviewed[r.ID] {
+							out = append(out, r)
+						}
+					}
+					return writeJSON(cmd.OutOrStdout(), out)
 				}
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %d %s of %s: %s\n", done, len(ids), plural("request", len(ids)), org, strings.Join(args, ", "))
-			return err
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %d %s of %s: %s\n", done, len(ids), plural("request", len(ids)), org, strings.Join(args, ", "))
+				return err
+			})
 		}),
 	}
 	f.register(cmd, outputText)
@@ -145,20 +139,17 @@ func newRequestsRevokeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				grants, err := db.RevokeGrants(cmd.Context(), org, ids, f.actor, reason)
+				if err != nil {
+					return err
+				}
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), grantsJSON(grants))
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked the grants of %s %s for %s\n", plural("token", len(ids)), strings.Join(args, ", "), org)
 				return err
-			}
-			defer db.Close()
-			grants, err := db.RevokeGrants(cmd.Context(), org, ids, f.actor, reason)
-			if err != nil {
-				return err
-			}
-			if f.json() {
-				return writeJSON(cmd.OutOrStdout(), grantsJSON(grants))
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked the grants of %s %s for %s\n", plural("token", len(ids)), strings.Join(args, ", "), org)
-			return err
+			})
 		}),
 	}
 	f.register(cmd, outputText)
@@ -175,8 +166,8 @@ func newRequestsCreateCmd() *cobra.Command {
 		Use:   "create --store PATH --org O --token ID [--reason TEXT]",
 		Short: "Request access again for a token whose grant was denied or revoked",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			if org == "" {
 				return errors.New("--org: give the organization")
@@ -184,20 +175,17 @@ func newRequestsCreateCmd() *cobra.Command {
 			if tokenID <= 0 {
 				return errors.New("--token: give the token id")
 			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				g, err := db.RequestAgain(cmd.Context(), tokenID, org, f.actor, reason)
+				if err != nil {
+					return err
+				}
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), grantsJSON([]store.Grant{g})[0])
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "request %d for token %d in %s: %s\n", g.ID, g.TokenID, g.Org, g.State)
 				return err
-			}
-			defer db.Close()
-			g, err := db.RequestAgain(cmd.Context(), tokenID, org, f.actor, reason)
-			if err != nil {
-				return err
-			}
-			if f.json() {
-				return writeJSON(cmd.OutOrStdout(), grantsJSON([]store.Grant{g})[0])
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "request %d for token %d in %s: %s\n", g.ID, g.TokenID, g.Org, g.State)
-			return err
+			})
 		}),
 	}
 	f.register(cmd, outputText)

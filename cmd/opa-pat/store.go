@@ -70,6 +70,24 @@ func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 	return store.Open(ctx, f.path)
 }
 
+// withStore opens the store, runs fn on it and closes it again.
+func (f *storeFlags) withStore(ctx context.Context, fn func(db *store.DB) error) error {
+	db, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db)
+}
+
+// noArgs refuses the positional arguments of a command that takes none.
+func noArgs(args []string) error {
+	if len(args) != 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+	}
+	return nil
+}
+
 func (f *storeFlags) json() bool { return f.output == outputJSON }
 
 // runE adapts a command body: the error goes to stderr on one line, without
@@ -153,22 +171,19 @@ Tokens are given raw ("token", checked and hashed) or as "token_sha256".`,
 			for _, w := range d.Warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", args[0], w)
 			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				res, err := db.Import(cmd.Context(), d, f.actor)
+				if err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
+				}
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), map[string]int{"users": res.Users, "memberships": res.Memberships,
+						"repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants})
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "imported %s, %s, %s, %s and %s into %s\n", count(res.Users, "user"),
+					count(res.Memberships, "membership"), count(res.Repositories, "repository"), count(res.Tokens, "token"), count(res.Grants, "grant"), f.path)
 				return err
-			}
-			defer db.Close()
-			res, err := db.Import(cmd.Context(), d, f.actor)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			if f.json() {
-				return writeJSON(cmd.OutOrStdout(), map[string]int{"users": res.Users, "memberships": res.Memberships,
-					"repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants})
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "imported %s, %s, %s, %s and %s into %s\n", count(res.Users, "user"),
-				count(res.Memberships, "membership"), count(res.Repositories, "repository"), count(res.Tokens, "token"), count(res.Grants, "grant"), f.path)
-			return err
+			})
 		}),
 	}
 	f.register(cmd, outputText)
@@ -204,34 +219,31 @@ func newStoreExportCmd() *cobra.Command {
 		Use:   "export --store PATH [--file OUT.json]",
 		Short: "Write the store as import JSON (tokens as token_sha256, never raw)",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
-			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
+			if err := noArgs(args); err != nil {
 				return err
 			}
-			defer db.Close()
-			d, err := db.Export(cmd.Context())
-			if err != nil {
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				d, err := db.Export(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if file == "" || file == "-" {
+					return writeJSON(cmd.OutOrStdout(), d)
+				}
+				out, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+				if err != nil {
+					return err
+				}
+				if err := errors.Join(writeJSON(out, d), out.Close()); err != nil {
+					return fmt.Errorf("writing %s: %w", file, err)
+				}
+				if f.json() {
+					return nil
+				}
+				_, err = fmt.Fprintf(cmd.ErrOrStderr(), "exported %s, %s, %s, %s and %s to %s\n", count(len(d.Users), "user"),
+					count(len(d.Memberships), "membership"), count(len(d.Repositories), "repository"), count(len(d.Tokens), "token"), count(len(d.Grants), "grant"), file)
 				return err
-			}
-			if file == "" || file == "-" {
-				return writeJSON(cmd.OutOrStdout(), d)
-			}
-			out, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			if err := errors.Join(writeJSON(out, d), out.Close()); err != nil {
-				return fmt.Errorf("writing %s: %w", file, err)
-			}
-			if f.json() {
-				return nil
-			}
-			_, err = fmt.Fprintf(cmd.ErrOrStderr(), "exported %s, %s, %s, %s and %s to %s\n", count(len(d.Users), "user"),
-				count(len(d.Memberships), "membership"), count(len(d.Repositories), "repository"), count(len(d.Tokens), "token"), count(len(d.Grants), "grant"), file)
-			return err
+			})
 		}),
 	}
 	f.registerRead(cmd, outputJSON)
@@ -252,42 +264,39 @@ bundle activates).`,
 			if len(args) > 1 {
 				return fmt.Errorf("give at most one settings file, got %d arguments", len(args))
 			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if len(args) == 0 {
-				b, err := db.Settings(cmd.Context())
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				if len(args) == 0 {
+					b, err := db.Settings(cmd.Context())
+					if err != nil {
+						return err
+					}
+					if b == nil {
+						b = []byte("{}")
+					}
+					var v any
+					if err := json.Unmarshal(b, &v); err != nil {
+						return fmt.Errorf("the store's recorded settings: %w", err)
+					}
+					return writeJSON(cmd.OutOrStdout(), v)
+				}
+				b, err := os.ReadFile(args[0])
 				if err != nil {
 					return err
 				}
-				if b == nil {
-					b = []byte("{}")
+				var v map[string]any
+				if err := json.Unmarshal(b, &v); err != nil || v == nil {
+					return fmt.Errorf("%s: settings must be a JSON object", args[0])
 				}
-				var v any
-				if err := json.Unmarshal(b, &v); err != nil {
-					return fmt.Errorf("the store's recorded settings: %w", err)
+				compact, _ := json.Marshal(v)
+				if err := db.SetSettings(cmd.Context(), compact); err != nil {
+					return err
 				}
-				return writeJSON(cmd.OutOrStdout(), v)
-			}
-			b, err := os.ReadFile(args[0])
-			if err != nil {
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), v)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "recorded the settings of %s in %s\n", args[0], f.path)
 				return err
-			}
-			var v map[string]any
-			if err := json.Unmarshal(b, &v); err != nil || v == nil {
-				return fmt.Errorf("%s: settings must be a JSON object", args[0])
-			}
-			compact, _ := json.Marshal(v)
-			if err := db.SetSettings(cmd.Context(), compact); err != nil {
-				return err
-			}
-			if f.json() {
-				return writeJSON(cmd.OutOrStdout(), v)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "recorded the settings of %s in %s\n", args[0], f.path)
-			return err
+			})
 		}),
 	}
 	f.register(cmd, outputJSON)

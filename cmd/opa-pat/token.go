@@ -160,8 +160,8 @@ access to public repositories (read only), as on GitHub.
 The default output is one JSON object with "id", "token" and, for a fine-grained token aimed at
 an organization, "request" {"id", "state"}; --output text prints a summary instead.`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			if err := f.check(); err != nil {
 				return err
@@ -216,47 +216,44 @@ an organization, "request" {"id", "state"}; --output text prints a summary inste
 			}
 			req.Actor = f.actor
 
-			db, err := f.open(cmd.Context())
-			if err != nil {
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				settings, err := creationSettings(cmd.Context(), settingsFile, db)
+				if err != nil {
+					return err
+				}
+				checker, err := issue.NewChecker(cmd.Context(), settings)
+				if err != nil {
+					return err
+				}
+				res, err := issue.Issue(cmd.Context(), db, checker, req, time.Now())
+				if err != nil {
+					return err
+				}
+				out := toTokenJSON(res.Token)
+				out.Token = res.Raw
+				if g := res.Grant; g != nil {
+					out.Request = &requestRef{ID: g.ID, Org: g.Org, State: g.State, Reason: g.Reason}
+				}
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), out)
+				}
+				w := cmd.OutOrStdout()
+				kind := "classic"
+				if out.Kind == store.KindFineGrained {
+					kind = "fine-grained"
+				}
+				expires := "never expires"
+				if out.ExpiresAt != nil {
+					expires = "expires " + out.ExpiresAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "created %s token %d %q for %s (%s)\n", kind, out.ID, out.Name, out.User, expires)
+				if g := res.Grant; g != nil {
+					fmt.Fprintf(w, "request %d for %s: %s\n", g.ID, g.Org, g.State)
+				}
+				fmt.Fprintln(w, "copy the token now, it will not be shown again:")
+				_, err = fmt.Fprintln(w, res.Raw)
 				return err
-			}
-			defer db.Close()
-			settings, err := creationSettings(cmd.Context(), settingsFile, db)
-			if err != nil {
-				return err
-			}
-			checker, err := issue.NewChecker(cmd.Context(), settings)
-			if err != nil {
-				return err
-			}
-			res, err := issue.Issue(cmd.Context(), db, checker, req, time.Now())
-			if err != nil {
-				return err
-			}
-			out := toTokenJSON(res.Token)
-			out.Token = res.Raw
-			if g := res.Grant; g != nil {
-				out.Request = &requestRef{ID: g.ID, Org: g.Org, State: g.State, Reason: g.Reason}
-			}
-			if f.json() {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			w := cmd.OutOrStdout()
-			kind := "classic"
-			if out.Kind == store.KindFineGrained {
-				kind = "fine-grained"
-			}
-			expires := "never expires"
-			if out.ExpiresAt != nil {
-				expires = "expires " + out.ExpiresAt.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(w, "created %s token %d %q for %s (%s)\n", kind, out.ID, out.Name, out.User, expires)
-			if g := res.Grant; g != nil {
-				fmt.Fprintf(w, "request %d for %s: %s\n", g.ID, g.Org, g.State)
-			}
-			fmt.Fprintln(w, "copy the token now, it will not be shown again:")
-			_, err = fmt.Fprintln(w, res.Raw)
-			return err
+			})
 		}),
 	}
 	f.register(cmd, outputJSON)
@@ -285,51 +282,48 @@ func newTokenListCmd() *cobra.Command {
 		Use:   "list --store PATH [--user U] [--resource-owner O] [--kind K] [--all]",
 		Short: "List tokens (never the raw tokens)",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 {
-				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
-			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
+			if err := noArgs(args); err != nil {
 				return err
 			}
-			defer db.Close()
-			filter.Live = !all
-			tokens, err := db.ListTokens(cmd.Context(), filter)
-			if err != nil {
-				return err
-			}
-			if f.json() {
-				out := make([]tokenJSON, len(tokens))
-				for i, t := range tokens {
-					out[i] = toTokenJSON(t)
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				filter.Live = !all
+				tokens, err := db.ListTokens(cmd.Context(), filter)
+				if err != nil {
+					return err
 				}
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			rows := make([][]string, len(tokens))
-			now := time.Now()
-			for i, t := range tokens {
-				status := "active"
-				switch {
-				case t.Revoked:
-					status = "revoked"
-				case !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now):
-					status = "expired"
-				}
-				reach := strings.Join(t.Scopes, ",")
-				if t.Kind == store.KindFineGrained {
-					reach = t.ResourceOwner + ":" + t.RepositorySelection
-					if t.RepositorySelection == "selected" {
-						reach += "(" + strings.Join(t.Repositories, ",") + ")"
+				if f.json() {
+					out := make([]tokenJSON, len(tokens))
+					for i, t := range tokens {
+						out[i] = toTokenJSON(t)
 					}
+					return writeJSON(cmd.OutOrStdout(), out)
 				}
-				rows[i] = []string{strconv.FormatInt(t.ID, 10), t.Kind, t.User, orDash(t.Name), orDash(reach),
-					timeOrDash(t.ExpiresAt), timeOrDash(t.LastUsedAt), status}
-			}
-			if err := table(cmd.OutOrStdout(), []string{"ID", "KIND", "USER", "NAME", "REACH", "EXPIRES", "LAST USED", "STATUS"}, rows); err != nil {
+				rows := make([][]string, len(tokens))
+				now := time.Now()
+				for i, t := range tokens {
+					status := "active"
+					switch {
+					case t.Revoked:
+						status = "revoked"
+					case !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now):
+						status = "expired"
+					}
+					reach := strings.Join(t.Scopes, ",")
+					if t.Kind == store.KindFineGrained {
+						reach = t.ResourceOwner + ":" + t.RepositorySelection
+						if t.RepositorySelection == "selected" {
+							reach += "(" + strings.Join(t.Repositories, ",") + ")"
+						}
+					}
+					rows[i] = []string{strconv.FormatInt(t.ID, 10), t.Kind, t.User, orDash(t.Name), orDash(reach),
+						timeOrDash(t.ExpiresAt), timeOrDash(t.LastUsedAt), status}
+				}
+				if err := table(cmd.OutOrStdout(), []string{"ID", "KIND", "USER", "NAME", "REACH", "EXPIRES", "LAST USED", "STATUS"}, rows); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%d %s\n", len(tokens), plural("token", len(tokens)))
 				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%d %s\n", len(tokens), plural("token", len(tokens)))
-			return err
+			})
 		}),
 	}
 	f.registerRead(cmd, outputText)
@@ -374,19 +368,16 @@ func newTokenRevokeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := f.open(cmd.Context())
-			if err != nil {
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				if err := db.RevokeTokens(cmd.Context(), ids, f.actor, reason); err != nil {
+					return err
+				}
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), map[string]any{"revoked": ids})
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked %s %s\n", plural("token", len(ids)), strings.Join(args, ", "))
 				return err
-			}
-			defer db.Close()
-			if err := db.RevokeTokens(cmd.Context(), ids, f.actor, reason); err != nil {
-				return err
-			}
-			if f.json() {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"revoked": ids})
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked %s %s\n", plural("token", len(ids)), strings.Join(args, ", "))
-			return err
+			})
 		}),
 	}
 	f.register(cmd, outputText)
