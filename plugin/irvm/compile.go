@@ -6,14 +6,15 @@
 // keeps bindings and a virtual-document cache, and allocates for each
 // expression. A plan has resolved all of that at compile time into a small
 // imperative program over locals, so running it costs a fraction of that:
-// for opa-pat's decision, about a fifth (docs/PERFORMANCE.md). The policy,
+// for opa-pat's decision, a fifth to a tenth (docs/PERFORMANCE.md). The policy,
 // the compiler, the built-in functions and the store stay OPA's; only the
 // evaluation loop is this package's.
 //
-// Use it through rego.Target(irvm.Target(store)). Everything a plan cannot
-// express (tracing, partial evaluation, explanations) stays with topdown,
-// which remains the evaluator of every query that does not ask for this
-// target.
+// Use it through rego.Target(irvm.Name), preparing with
+// irvm.WithStore(ctx, store), or make it the evaluator of every query that
+// names no target with SetDefault (the pat plugin does, with evaluator:
+// irvm). Traces and explanations need topdown (ErrTracing); partial
+// evaluation is topdown's either way. docs/evaluator.md has the details.
 package irvm
 
 import (
