@@ -112,6 +112,13 @@ func loadPostgresTx(ctx context.Context, tx pgx.Tx, v Visitor) (seq int64, err e
 	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("reading change log: %w", err)
 	}
+	if v.Sizes != nil {
+		var tokens, grants int64
+		if err := tx.QueryRow(ctx, sizesQuery).Scan(&tokens, &grants); err != nil {
+			return 0, fmt.Errorf("estimating sizes: %w", err)
+		}
+		v.Sizes(int(tokens), int(grants))
+	}
 	sh := newPackedScanner()
 	if v.User != nil {
 		if err := pgEach(ctx, tx, `SELECT login, managed_by FROM users`, 2, func(r pgRow) error {

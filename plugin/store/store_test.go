@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -443,5 +444,48 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tok.Hash[:], tok.Name, tok.Ki
 	}
 	if !reflect.DeepEqual(got, []Token{tok}) {
 		t.Fatalf("Load = %+v; want %+v", got, []Token{tok})
+	}
+}
+
+// TestLoadEveryRequest: a token denied in an organization and requested
+// again has two requests there. Load passes only the current one, unless
+// the visitor asks for every request: then both come, in id order, the
+// current one last.
+func TestLoadEveryRequest(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending, Justification: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{1}, Actor: "alice", Reason: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := db.RequestAgain(ctx, 1, "octo-org", "bob", "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		note  string
+		every bool
+		want  []string // id:state:reason
+	}{
+		{note: "current grants", want: []string{"2:pending:second"}},
+		{note: "every request", every: true, want: []string{"1:denied:no", "2:pending:second"}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			var got []string
+			if _, err := db.Load(ctx, Visitor{EveryRequest: tc.every, Grant: func(g Grant) error {
+				got = append(got, fmt.Sprintf("%d:%s:%s", g.ID, g.State, g.Reason))
+				return nil
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("grants %q; want %q", got, tc.want)
+			}
+		})
+	}
+	if again.ID != 2 {
+		t.Fatalf("the new request is %d; want 2", again.ID)
 	}
 }
