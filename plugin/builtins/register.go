@@ -117,18 +117,19 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 // (tokenCacheSize answers of about 1.5 KB) and two-way: a token may sit in
 // one of two slots chosen by bits of its hash, so that two busy tokens
 // rarely evict each other. An entry is valid only for the very record it
-// was built from: the index replaces a record when the token changes,
-// never edits it, so a revocation is never answered from the cache.
+// was built from: the entry keeps the index's Token, which holds every
+// value the answer is made of, and must equal the token looked up now, so a
+// revocation (another shape) is never answered from the cache.
 var tokenCache [tokenCacheSize]atomic.Pointer[tokenCacheEntry]
 
 const tokenCacheSize = 8192 // a power of two
 
 type tokenCacheEntry struct {
-	token *index.Token
+	token index.Token
 	term  *ast.Term
 }
 
-func cachedTokenTerm(h [32]byte, t *index.Token) *ast.Term {
+func cachedTokenTerm(h [32]byte, t index.Token) *ast.Term {
 	a := &tokenCache[(uint32(h[2])|uint32(h[3])<<8)&(tokenCacheSize-1)]
 	b := &tokenCache[(uint32(h[4])|uint32(h[5])<<8)&(tokenCacheSize-1)]
 	ea, eb := a.Load(), b.Load()
@@ -153,7 +154,7 @@ func cachedTokenTerm(h [32]byte, t *index.Token) *ast.Term {
 }
 
 // TokenTerm is the found shape of pat.token for an indexed token.
-func TokenTerm(t *index.Token) *ast.Term {
+func TokenTerm(t index.Token) *ast.Term {
 	sh := t.Shape
 	expires := ast.InternedNullTerm
 	if t.ExpiresNs != 0 {

@@ -13,8 +13,9 @@
 // Memory: strings that repeat across tokens (users, resource owners,
 // repository names) are interned, and the parts that tokens share (kind,
 // scopes, selection, repositories, permissions, revoked) are one shared
-// Shape with its ast terms built once. A token costs its map slot, one small
-// record and its name.
+// Shape with its ast terms built once. A token costs its map slot, a record
+// without pointers that numbers its user and shape, and its name's bytes
+// (tokens.go): the collector has nothing to scan in the token table.
 package index
 
 import (
@@ -31,6 +32,7 @@ const shardCount = 64 // a power of two
 type Sym struct {
 	S    string
 	Term *ast.Term
+	ref  uint32 // its number in Index.syms
 }
 
 // StrSet is an interned, sorted set of strings with its ast set term.
@@ -51,9 +53,11 @@ type Shape struct {
 	Permissions         map[string]string // shared, read-only
 	PermissionsTerm     *ast.Term         // object term of Permissions
 	KindTerm            *ast.Term
+	ref                 uint32 // its number in Index.shapeRefs
 }
 
-// Token is one token as the index keeps it. It is immutable once published.
+// Token is one token as the index answers it. Two Tokens are == exactly
+// when they come from the same record, or from records with equal values.
 type Token struct {
 	ID        int64
 	CreatedNs int64
@@ -133,6 +137,28 @@ func newShardedMap[K comparable, V any](hash func(K) uint64) *shardedMap[K, V] {
 		s.shards[i].m = map[K]V{}
 	}
 	return s
+}
+
+// reserve sizes an empty map's shards for n entries in all.
+func (s *shardedMap[K, V]) reserve(n int) {
+	if s.len() > 0 || n <= 0 {
+		return
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.m = make(map[K]V, perShard(n))
+		sh.mu.Unlock()
+	}
+}
+
+// perShard is the size hint of one shard's map for n entries in all, with
+// room for the shards' uneven shares.
+func perShard(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	return n/shardCount + n/shardCount/8 + 8
 }
 
 func (s *shardedMap[K, V]) shard(k K) *shard[K, V] {

@@ -20,7 +20,7 @@ import (
 // Index is the in-memory view of a store. Lookups are safe from any number
 // of goroutines; the writer is the one that calls Load and Follow.
 type Index struct {
-	tokens       *shardedMap[[32]byte, *Token]
+	tokens       tokenTable // tokens.go
 	grants       *shardedMap[grantKey, *Grant]
 	memberships  *shardedMap[pairKey, *Sym]
 	users        *shardedMap[string, *User]
@@ -34,14 +34,18 @@ type Index struct {
 	shapes     map[shapeKey]*Shape
 	emptySet   *StrSet
 	emptyPerms *permsEntry
+	// What token records refer to by number.
+	symRefs   refTable[*Sym]
+	shapeRefs refTable[*Shape]
 
 	// While Load runs: the store hands out one shared slice or map for
 	// records with equal lists (plugin/store's packed scanner), so the
 	// interning tables are first looked up by identity. Cleared after Load,
 	// so that they do not grow with later changes.
-	loading   bool
-	fastSets  map[sliceID]*StrSet
-	fastPerms map[unsafe.Pointer]*permsEntry
+	loading    bool
+	fastSets   map[sliceID]*StrSet
+	fastPerms  map[unsafe.Pointer]*permsEntry
+	fastShapes map[fastShapeKey]*Shape
 
 	seq   seqCounter
 	fresh freshness // staleness.go
@@ -64,8 +68,7 @@ type shapeKey struct {
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{
-		tokens:       newShardedMap[[32]byte, *Token](hashTokenKey),
+	x := &Index{
 		grants:       newShardedMap[grantKey, *Grant](hashGrantKey),
 		memberships:  newShardedMap[pairKey, *Sym](hashPair),
 		users:        newShardedMap[string, *User](hashString),
@@ -75,10 +78,25 @@ func New() *Index {
 		perms:        map[string]*permsEntry{},
 		shapes:       map[shapeKey]*Shape{},
 	}
+	x.tokens.init(0)
+	return x
 }
 
 // Token returns the token whose raw form hashes to h.
-func (x *Index) Token(h [32]byte) (*Token, bool) { return x.tokens.get(h) }
+func (x *Index) Token(h [32]byte) (Token, bool) {
+	r, name, ok := x.tokens.get(h)
+	if !ok {
+		return Token{}, false
+	}
+	return Token{
+		ID:        r.id,
+		CreatedNs: r.createdNs,
+		ExpiresNs: r.expiresNs,
+		User:      x.symRefs.at(r.user),
+		Name:      name,
+		Shape:     x.shapeRefs.at(r.shape),
+	}, true
+}
 
 // Grant returns the current grant of a token for an organization.
 func (x *Index) Grant(tokenID int64, org string) (*Grant, bool) {
@@ -131,7 +149,7 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	// until the index is built (unless GOGC asks for even less).
 	relaxGC()
 	defer restoreGC()
-	defer func() { x.loading, x.fastSets, x.fastPerms = false, nil, nil }()
+	defer func() { x.loading, x.fastSets, x.fastPerms, x.fastShapes = false, nil, nil, nil }()
 
 	batches := make(chan *loadBatch, 4)
 	built := make(chan struct{})
@@ -155,11 +173,15 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 		return nil
 	}
 	seq, err := r.Load(ctx, store.Visitor{
+		Sizes:      x.reserve,
 		User:       func(u store.User) error { cur.users = append(cur.users, u); return add() },
 		Membership: func(m store.Membership) error { cur.memberships = append(cur.memberships, m); return add() },
 		Repository: func(rp store.Repository) error { cur.repositories = append(cur.repositories, rp); return add() },
 		Token:      func(t store.Token) error { cur.tokens = append(cur.tokens, t); return add() },
 		Grant:      func(g store.Grant) error { cur.grants = append(cur.grants, g); return add() },
+		// Batches are applied in order, so the last request of a (token,
+		// org) is the grant the index keeps.
+		EveryRequest: true,
 	})
 	flush()
 	close(batches)
@@ -170,6 +192,16 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	x.seq.store(seq)
 	x.fresh.markCurrent(start)
 	return nil
+}
+
+// reserve sizes the token and grant tables of an empty index for the
+// records a load announces, so that they do not grow (rehashing every
+// record) while it runs.
+func (x *Index) reserve(tokens, grants int) {
+	if x.tokens.len() == 0 {
+		x.tokens.init(tokens)
+	}
+	x.grants.reserve(grants)
 }
 
 const (
@@ -288,31 +320,17 @@ func (x *Index) PutToken(t store.Token) {
 	if !t.ExpiresAt.IsZero() {
 		expires = t.ExpiresAt.UnixNano()
 	}
-	x.tokens.put(t.Hash, &Token{
-		ID:        t.ID,
-		CreatedNs: t.CreatedAt.UnixNano(),
-		ExpiresNs: expires,
-		User:      x.sym(t.User),
-		Name:      t.Name,
-		Shape:     x.shape(t),
-	})
+	x.tokens.put(t.Hash, tokenRec{
+		id:        t.ID,
+		createdNs: t.CreatedAt.UnixNano(),
+		expiresNs: expires,
+		user:      x.sym(t.User).ref,
+		shape:     x.shape(t).ref,
+	}, t.Name)
 }
 
-// DeleteToken removes the token with the given id. Tokens are keyed by
-// hash, so this scans the index: the store revokes tokens rather than
-// deleting them, and deletion is rare.
-func (x *Index) DeleteToken(id int64) {
-	for i := range x.tokens.shards {
-		sh := &x.tokens.shards[i]
-		sh.mu.Lock()
-		for h, t := range sh.m {
-			if t.ID == id {
-				delete(sh.m, h)
-			}
-		}
-		sh.mu.Unlock()
-	}
-}
+// DeleteToken removes the token with the given id (a scan: deletion is rare).
+func (x *Index) DeleteToken(id int64) { x.tokens.deleteID(id) }
 
 // PutGrant adds or replaces the current grant of a token for an
 // organization.
@@ -342,6 +360,7 @@ func (x *Index) sym(s string) *Sym {
 	}
 	s = strings.Clone(s) // do not pin a larger buffer the string came from
 	y := &Sym{S: s, Term: ast.StringTerm(s)}
+	y.ref = x.symRefs.add(y)
 	x.syms[s] = y
 	return y
 }
@@ -362,7 +381,7 @@ func (x *Index) set(items []string) *StrSet {
 	if !x.loading {
 		return x.setSlow(items)
 	}
-	id := sliceID{unsafe.Pointer(unsafe.SliceData(items)), len(items)}
+	id := sliceIdentity(items)
 	if s, ok := x.fastSets[id]; ok {
 		return s
 	}
@@ -457,8 +476,50 @@ func (x *Index) permissionsSlow(kind string, perms map[string]string) *permsEntr
 	return p
 }
 
+// fastShapeKey names a token's shape by the identity of the values the
+// store shares between the tokens it loads (interned strings, shared lists
+// and maps): equal keys are equal shapes. Most tokens share a few shapes, so
+// this small map spares a load the interning of every field of every token
+// in the large ones. Unequal keys may still be equal shapes; shape finds
+// those the slow way.
+type fastShapeKey struct {
+	kind, owner, selection strID
+	revoked                bool
+	scopes, repositories   sliceID
+	perms                  unsafe.Pointer
+}
+
+type strID struct {
+	data unsafe.Pointer
+	n    int
+}
+
+func strIdentity(s string) strID { return strID{unsafe.Pointer(unsafe.StringData(s)), len(s)} }
+
+func sliceIdentity(l []string) sliceID { return sliceID{unsafe.Pointer(unsafe.SliceData(l)), len(l)} }
+
 // shape interns the shared part of a token. The caller holds writeMu.
 func (x *Index) shape(t store.Token) *Shape {
+	if !x.loading {
+		return x.shapeSlow(t)
+	}
+	fk := fastShapeKey{
+		kind: strIdentity(t.Kind), owner: strIdentity(t.ResourceOwner), selection: strIdentity(t.RepositorySelection),
+		revoked: t.Revoked, scopes: sliceIdentity(t.Scopes), repositories: sliceIdentity(t.Repositories),
+		perms: reflect.ValueOf(t.Permissions).UnsafePointer(),
+	}
+	if s, ok := x.fastShapes[fk]; ok {
+		return s
+	}
+	s := x.shapeSlow(t)
+	if x.fastShapes == nil {
+		x.fastShapes = map[fastShapeKey]*Shape{}
+	}
+	x.fastShapes[fk] = s // the key keeps the values alive: no address is reused
+	return s
+}
+
+func (x *Index) shapeSlow(t store.Token) *Shape {
 	k := shapeKey{
 		kind:          t.Kind,
 		revoked:       t.Revoked,
@@ -482,6 +543,7 @@ func (x *Index) shape(t store.Token) *Shape {
 		PermissionsTerm:     k.perms.term,
 		KindTerm:            x.sym(t.Kind).Term,
 	}
+	s.ref = x.shapeRefs.add(s)
 	x.shapes[k] = s
 	return s
 }

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -226,5 +227,97 @@ func TestTokenReachIsFolded(t *testing.T) {
 	}
 	if got := tok.Shape.Repositories.Items; !slices.Equal(got, []string{"app", "docs"}) {
 		t.Fatalf("repositories = %q, want [app docs]", got)
+	}
+}
+
+// TestLoadKeepsTheCurrentGrant loads a real store in which a token was
+// denied in an organization and then requested again: the index must hold
+// the new, pending request, whichever way the store passes the history.
+func TestLoadKeepsTheCurrentGrant(t *testing.T) {
+	ctx := t.Context()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "pat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, _, err := db.CreateToken(ctx, store.CreateTokenParams{Token: fg(1, "bob"), GrantState: store.GrantPending, Justification: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Review(ctx, store.ReviewParams{Org: "octo-org", IDs: []int64{1}, Actor: "alice", Reason: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RequestAgain(ctx, 1, "octo-org", "bob", "second"); err != nil {
+		t.Fatal(err)
+	}
+	x := New()
+	if err := x.Load(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	g, ok := x.Grant(1, "octo-org")
+	if !ok || g.ID != 2 || g.State.S != store.GrantPending || g.Reason != "second" {
+		t.Fatalf("Grant(1, octo-org) = %+v, %v; want request 2, pending, \"second\"", g, ok)
+	}
+	tok, ok := x.Token(hashOf(1))
+	if !ok || tok.ID != 1 || tok.Name != "ci" || tok.User.S != "bob" || tok.Shape.Kind != store.KindFineGrained {
+		t.Fatalf("Token = %+v, %v", tok, ok)
+	}
+}
+
+// TestLoadShapes loads tokens that differ in one shared field each from a
+// real store: a load finds shapes by the identity of the store's shared
+// values, and must still tell every difference apart and share what is equal.
+func TestLoadShapes(t *testing.T) {
+	ctx := t.Context()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "pat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tokens := map[string]store.Token{"base": fg(1, "bob"), "same": fg(2, "eve")}
+	revoked := fg(3, "bob")
+	revoked.Revoked = true
+	perms := fg(4, "bob")
+	perms.Permissions = map[string]string{"contents": "read"}
+	repos := fg(5, "bob")
+	repos.Repositories = []string{"app"}
+	owner := fg(6, "bob")
+	owner.ResourceOwner = "other-org"
+	classic := store.Token{ID: 7, Hash: hashOf(7), Name: "ci", Kind: store.KindClassic, User: "bob", Scopes: []string{"repo"}, CreatedAt: t0}
+	for k, tok := range map[string]store.Token{"revoked": revoked, "perms": perms, "repos": repos, "owner": owner, "classic": classic} {
+		tokens[k] = tok
+	}
+	for _, tok := range tokens {
+		p := store.CreateTokenParams{Token: tok}
+		if tok.Kind == store.KindFineGrained {
+			p.GrantState = store.GrantApproved
+		}
+		if _, _, err := db.CreateToken(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := New()
+	if err := x.Load(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	shapes := map[string]*Shape{}
+	for k, tok := range tokens {
+		got, ok := x.Token(tok.Hash)
+		if !ok {
+			t.Fatalf("%s: not found", k)
+		}
+		shapes[k] = got.Shape
+	}
+	if shapes["base"] != shapes["same"] {
+		t.Error("two tokens with equal shared fields do not share a shape")
+	}
+	for _, k := range []string{"revoked", "perms", "repos", "owner", "classic"} {
+		if shapes[k] == shapes["base"] {
+			t.Errorf("%s: shares the shape of a token that differs from it", k)
+		}
+	}
+	if !shapes["revoked"].Revoked || shapes["perms"].Permissions["contents"] != "read" ||
+		!slices.Equal(shapes["repos"].Repositories.Items, []string{"app"}) || shapes["owner"].ResourceOwner.S != "other-org" ||
+		!slices.Equal(shapes["classic"].Scopes.Items, []string{"repo"}) {
+		t.Errorf("shapes: %+v", shapes)
 	}
 }

@@ -1,0 +1,114 @@
+package index
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestTokenTableModel runs random puts, renames and deletions against the
+// table and a Go map side by side, with few shards' worth of keys so that
+// probe chains collide, wrap around and shift back on deletion, and enough
+// renames that the name arenas are compacted; after every step batch each
+// key must read back exactly as the model says.
+func TestTokenTableModel(t *testing.T) {
+	var tt tokenTable
+	tt.init(0)
+	type want struct {
+		rec  tokenRec
+		name string
+	}
+	model := map[[32]byte]want{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	key := func(i int) [32]byte {
+		var h [32]byte
+		h[0] = byte(i % 3) // three shards only
+		// Few distinct probe homes: the last slots of any table size, so
+		// that chains wrap around, and the first ones, where they land.
+		if i%2 == 0 {
+			h[8] = byte(255 - i%7)
+			for j := 9; j < 16; j++ {
+				h[j] = 0xff
+			}
+		} else {
+			h[8] = byte(i % 5)
+		}
+		h[20], h[21], h[22] = byte(i), byte(i>>8), byte(i>>16)
+		return h
+	}
+	keys := make([][32]byte, 3000)
+	for i := range keys {
+		keys[i] = key(i)
+	}
+	check := func(step int) {
+		t.Helper()
+		if got := tt.len(); got != len(model) {
+			t.Fatalf("step %d: len %d; want %d", step, got, len(model))
+		}
+		for _, h := range keys {
+			r, name, ok := tt.get(h)
+			w, wok := model[h]
+			if ok != wok || (ok && (r.id != w.rec.id || r.createdNs != w.rec.createdNs || name != w.name)) {
+				t.Fatalf("step %d: get(%x) = %+v %q %v; want %+v %q %v", step, h[20:23], r, name, ok, w.rec, w.name, wok)
+			}
+		}
+	}
+	for step := range 60000 {
+		h := keys[rng.IntN(len(keys))]
+		switch op := rng.IntN(10); {
+		case op < 6:
+			w := want{rec: tokenRec{id: int64(h[20]) | int64(h[21])<<8 | int64(h[22])<<16, createdNs: int64(step)},
+				name: fmt.Sprintf("name-%d-%s", rng.IntN(4), string(make([]byte, rng.IntN(40))))}
+			tt.put(h, w.rec, w.name)
+			model[h] = w
+		case op < 9:
+			if w, ok := model[h]; ok {
+				tt.deleteID(w.rec.id)
+				delete(model, h)
+			}
+		default: // same name, other values: the name stays in place
+			if w, ok := model[h]; ok {
+				w.rec.createdNs = -int64(step)
+				tt.put(h, w.rec, w.name)
+				model[h] = w
+			}
+		}
+		if step%2000 == 0 {
+			check(step)
+		}
+	}
+	check(-1)
+	for i := range tt.shards {
+		sh := &tt.shards[i]
+		if sh.dead*2 >= len(sh.names) && len(sh.names) >= minCompact {
+			t.Errorf("shard %d: %d of %d name bytes dead and not compacted", i, sh.dead, len(sh.names))
+		}
+		live := 0
+		for _, r := range sh.recs {
+			live += int(r.nameLen)
+		}
+		if live+sh.dead != len(sh.names) {
+			t.Errorf("shard %d: %d live + %d dead name bytes; arena holds %d", i, live, sh.dead, len(sh.names))
+		}
+	}
+}
+
+// TestTokenTableNamesStay checks that a name handed out stays the same
+// after its record is renamed, deleted and its arena compacted.
+func TestTokenTableNamesStay(t *testing.T) {
+	var tt tokenTable
+	tt.init(0)
+	var h [32]byte
+	tt.put(h, tokenRec{id: 1}, "first")
+	_, name, _ := tt.get(h)
+	for i := range 20000 {
+		tt.put(h, tokenRec{id: 1}, fmt.Sprintf("renamed-%d", i))
+	}
+	tt.deleteID(1)
+	if name != "first" {
+		t.Fatalf("a name handed out changed to %q", name)
+	}
+	if n := len(tt.shards[0].names); n >= minCompact {
+		t.Fatalf("arena holds %d bytes after every record was deleted", n)
+	}
+}
