@@ -25,7 +25,17 @@ type metrics struct {
 	errors   *prometheus.CounterVec
 
 	mu     sync.RWMutex
-	counts map[outcome]prometheus.Counter
+	counts map[seriesKey]prometheus.Counter
+}
+
+// seriesKey names one series of opa_pat_extauthz_checks_total. It holds the
+// labels' values only: an outcome also carries its decision, and a map
+// keyed by outcomes kept every decision ever made (a new key per
+// evaluation, about 2 KB a Check, until the collector spent most of its
+// time marking them).
+type seriesKey struct {
+	failed, allowed bool
+	status          int
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "opa_pat_extauthz_errors_total",
 			Help: "Envoy ext_authz Check calls that could not be decided (answered with a denial), by reason.",
 		}, []string{"reason"}),
-		counts: map[outcome]prometheus.Counter{},
+		counts: map[seriesKey]prometheus.Counter{},
 	}
 	if reg != nil {
 		m.checks = register(reg, m.checks)
@@ -70,11 +80,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 func (m *metrics) observe(o outcome, failed bool, seconds float64) {
-	key := o
-	if failed {
-		key.allowed = false
-		key.status = -o.status // errors get their own series
-	}
+	key := seriesKey{failed: failed, allowed: o.allowed && !failed, status: o.status}
 	m.mu.RLock()
 	c, ok := m.counts[key]
 	m.mu.RUnlock()
