@@ -9,7 +9,9 @@
 //	go run ./tests/loadgen -addr 127.0.0.1:9191 -c 64 -duration 10s -tokens tokens.txt
 //
 // Fixed rate (requests are scheduled at -rate per second whatever the
-// answers; latency counts from the scheduled time, so a stall is not hidden):
+// answers; latency counts from the scheduled time, so a stall is not hidden,
+// and service time from the moment the request was sent, as tools that do
+// not correct for coordinated omission report it):
 //
 //	go run ./tests/loadgen -addr 127.0.0.1:9191 -c 64 -rate 2000 -duration 30s -tokens tokens.txt
 //
@@ -81,9 +83,17 @@ func main() {
 	flag.StringVar(&o.mix, "mix", "git", "request mix: git (clone/fetch/push), rest (REST reads and writes), or all")
 	flag.StringVar(&o.output, "output", "text", "text or json")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "deadline of each Check")
+	stubAddr := flag.String("stub", "", "serve a stub gate that answers every Check with OK on this loopback address, until interrupted (the load generator's own floor)")
 	populatePath := flag.String("populate", "", "create this store with -n generated tokens, write sample tokens to -tokens and settings to -settings, and exit")
 	settingsOut := flag.String("settings", "settings.json", "with -populate: where to write the settings")
 	flag.Parse()
+	if *stubAddr != "" {
+		if err := serveStub(*stubAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *populatePath != "" {
 		if o.n <= 0 || o.tokens == "" {
 			fmt.Fprintln(os.Stderr, "loadgen: -populate needs -n and -tokens")
@@ -155,17 +165,25 @@ func (o *options) validate() error {
 	if o.output != "text" && o.output != "json" {
 		return errors.New("-output is text or json")
 	}
-	host, _, err := net.SplitHostPort(o.addr)
-	if err != nil {
+	if err := checkLoopback(o.addr); err != nil {
 		return fmt.Errorf("-addr: %w", err)
+	}
+	return nil
+}
+
+// checkLoopback refuses an address that is not on this machine.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
 	}
 	ips, err := net.LookupIP(host)
 	if err != nil {
-		return fmt.Errorf("-addr: %w", err)
+		return err
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("-addr: %s is not a loopback address; loadgen only loads this machine", host)
+			return fmt.Errorf("%s is not a loopback address; loadgen only loads this machine", host)
 		}
 	}
 	return nil
@@ -290,14 +308,15 @@ func checkRequest(method, path, auth string, i int) *authv3.CheckRequest {
 
 // results collects per-worker latencies (no locking on the hot path).
 type results struct {
-	lat    [][]time.Duration
+	lat    [][]time.Duration // from the scheduled time (closed loop: from sending)
+	svc    [][]time.Duration // from sending; fixed rate only
 	codes  []map[string]int
 	errs   atomic.Int64
 	errMsg atomic.Value
 }
 
 func newResults(workers int) *results {
-	r := &results{lat: make([][]time.Duration, workers), codes: make([]map[string]int, workers)}
+	r := &results{lat: make([][]time.Duration, workers), svc: make([][]time.Duration, workers), codes: make([]map[string]int, workers)}
 	for i := range r.codes {
 		r.codes[i] = map[string]int{}
 	}
@@ -358,10 +377,14 @@ func fixedRate(o options, clients []authv3.AuthorizationClient, reqs []*authv3.C
 					time.Sleep(d)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+				sent := time.Now()
 				resp, err := client.Check(ctx, reqs[i%len(reqs)])
-				d := time.Since(due)
+				end := time.Now()
 				cancel()
-				res.record(w, d, resp, err)
+				res.record(w, end.Sub(due), resp, err)
+				if err == nil {
+					res.svc[w] = append(res.svc[w], end.Sub(sent))
+				}
 				i++
 			}
 		})
@@ -396,32 +419,25 @@ type summary struct {
 	RPS         float64            `json:"rps"`
 	Statuses    map[string]int     `json:"statuses"`
 	LatencyJSON map[string]float64 `json:"latency_ms"`
+	ServiceJSON map[string]float64 `json:"service_ms,omitempty"`
 }
 
 func (r *results) report(out io.Writer, o options, elapsed time.Duration) error {
-	var all []time.Duration
 	statuses := map[string]int{}
-	for w := range r.lat {
-		all = append(all, r.lat[w]...)
+	for w := range r.codes {
 		for k, v := range r.codes[w] {
 			statuses[k] += v
 		}
 	}
-	slices.Sort(all)
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		i := min(len(all)-1, int(p*float64(len(all))))
-		return float64(all[i].Microseconds()) / 1000
-	}
+	all := slices.Concat(r.lat...)
 	s := summary{
 		Mode: "closed-loop", Workers: o.workers, Conns: o.conns, Requests: len(all), Errors: r.errs.Load(),
 		Seconds: elapsed.Seconds(), RPS: float64(len(all)) / elapsed.Seconds(), Statuses: statuses,
-		LatencyJSON: map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "p99.9": pct(0.999), "max": pct(1)},
+		LatencyJSON: percentiles(all),
 	}
 	if o.rate > 0 {
 		s.Mode, s.TargetRate = "fixed-rate", o.rate
+		s.ServiceJSON = percentiles(slices.Concat(r.svc...))
 	}
 	if v, ok := r.errMsg.Load().(string); ok {
 		s.LastError = v
@@ -438,6 +454,10 @@ func (r *results) report(out io.Writer, o options, elapsed time.Duration) error 
 	}
 	fmt.Fprintf(out, "\nrequests %d in %.1fs: %.0f req/s, errors %d\n", s.Requests, s.Seconds, s.RPS, s.Errors)
 	fmt.Fprintf(out, "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
+	if l := s.ServiceJSON; l != nil {
+		fmt.Fprintf(out, "service ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (from sending, not from the schedule)\n",
+			l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
+	}
 	keys := make([]string, 0, len(statuses))
 	for k := range statuses {
 		keys = append(keys, k)
@@ -452,4 +472,17 @@ func (r *results) report(out io.Writer, o options, elapsed time.Duration) error 
 		fmt.Fprintln(out, "last error:", s.LastError)
 	}
 	return nil
+}
+
+// percentiles sorts d and returns its percentiles in milliseconds.
+func percentiles(d []time.Duration) map[string]float64 {
+	slices.Sort(d)
+	pct := func(p float64) float64 {
+		if len(d) == 0 {
+			return 0
+		}
+		i := min(len(d)-1, int(p*float64(len(d))))
+		return float64(d[i].Microseconds()) / 1000
+	}
+	return map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "p99.9": pct(0.999), "max": pct(1)}
 }
