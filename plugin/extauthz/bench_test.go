@@ -1,6 +1,8 @@
 package extauthz
 
 import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +108,11 @@ func BenchmarkBuildInput(b *testing.B) {
 		":authority": "git.example.com", ":method": "GET", ":path": "/octo-org/app.git/info/refs?service=git-upload-pack",
 		"authorization": "Basic eC1hY2Nlc3MtdG9rZW46Z2hwX3Rlc3Q=", "user-agent": "git/2.45.0", "accept": "*/*",
 	})
+	// Envoy sends both peers with every Check.
+	req.Attributes.Source = &authv3.AttributeContext_Peer{Address: socket(&corev3.SocketAddress{
+		Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 53122}})}
+	req.Attributes.Destination = &authv3.AttributeContext_Peer{Address: socket(&corev3.SocketAddress{
+		Address: "10.0.0.2", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8443}}), Principal: "spiffe://git"}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := BuildInput(req); err != nil {

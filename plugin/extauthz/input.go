@@ -100,15 +100,23 @@ func buildInputWith(req *authv3.CheckRequest, headers map[string]string) (ast.Ob
 }
 
 // attributesValue is the protojson form of the attributes, with the HTTP
-// request built by hand (the hot part) and everything else walked generically.
+// request and the two peers built by hand (the hot part, peer.go) and
+// everything else walked generically.
 // Objects are built from their pairs in one go (OPA's constructor sizes
 // them once) and the request's strings come from one slab of terms.
 func attributesValue(attrs *authv3.AttributeContext, headers map[string]string) ast.Value {
 	m := attrs.ProtoReflect()
 	pairs := make([][2]*ast.Term, 0, m.Descriptor().Fields().Len())
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Name() == "request" {
+		switch fd.Name() {
+		case "request":
 			pairs = append(pairs, [2]*ast.Term{keyRequest, ast.NewTerm(requestValue(attrs.GetRequest(), headers))})
+			return true
+		case "source":
+			pairs = append(pairs, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(peerValue(attrs.GetSource()))})
+			return true
+		case "destination":
+			pairs = append(pairs, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(peerValue(attrs.GetDestination()))})
 			return true
 		}
 		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(fieldValue(fd, v))})
