@@ -1,8 +1,10 @@
 package index
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +121,60 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestConcurrentGrowth reads while the writer adds tokens of new users
+// (the tables rehash and their record slices move, the user table grows by
+// chunks), renames tokens (the name arenas grow and are compacted) and
+// deletes them: a reader finds a token whole, with its own user and name,
+// or not at all. Run with -race.
+func TestConcurrentGrowth(t *testing.T) {
+	x := New()
+	const n = 6000
+	name := func(id, gen int) string { return fmt.Sprintf("token-%d-%d-%s", id, gen, strings.Repeat("x", id%40)) }
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for r := range 3 {
+		wg.Go(func() {
+			for i := r; ; i += 7 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := i % n
+				tok, ok := x.Token(hashOf(id))
+				if !ok {
+					continue
+				}
+				if tok.ID != int64(id) || tok.User == nil || tok.User.S != fmt.Sprintf("user-%d", id) ||
+					!strings.HasPrefix(tok.Name, fmt.Sprintf("token-%d-", id)) || tok.Shape == nil {
+					t.Errorf("token %d read as %+v", id, tok)
+					return
+				}
+			}
+		})
+	}
+	for gen := range 4 {
+		for id := range n {
+			tok := fg(id, fmt.Sprintf("user-%d", id))
+			tok.Name = name(id, gen)
+			x.PutToken(tok)
+			if gen == 2 && id%3 == 0 {
+				x.DeleteToken(int64(id))
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if got := x.Counts().Tokens; got != n {
+		t.Fatalf("%d tokens; want %d", got, n)
+	}
+	for id := range n {
+		if tok, ok := x.Token(hashOf(id)); !ok || tok.Name != name(id, 3) {
+			t.Fatalf("token %d: %+v, %v; want the last name %q", id, tok, ok, name(id, 3))
+		}
+	}
 }
 
 // BenchmarkLookup measures Token lookups from parallel readers, alone and
