@@ -389,7 +389,9 @@ func (x *Index) set(items []string) *StrSet {
 	if x.fastSets == nil {
 		x.fastSets = map[sliceID]*StrSet{}
 	}
-	x.fastSets[id] = s // the key keeps the slice alive: no address is reused
+	if len(x.fastSets) < maxFast {
+		x.fastSets[id] = s // the key keeps the slice alive: no address is reused
+	}
 	return s
 }
 
@@ -434,7 +436,9 @@ func (x *Index) permissions(kind string, perms map[string]string) *permsEntry {
 	if x.fastPerms == nil {
 		x.fastPerms = map[unsafe.Pointer]*permsEntry{}
 	}
-	x.fastPerms[id] = p
+	if len(x.fastPerms) < maxFast {
+		x.fastPerms[id] = p
+	}
 	return p
 }
 
@@ -476,6 +480,10 @@ func (x *Index) permissionsSlow(kind string, perms map[string]string) *permsEntr
 	return p
 }
 
+// maxFast bounds each identity map of a load: a store that shares fewer
+// values than tokens (or none) must not make them grow with every token.
+const maxFast = 1 << 16
+
 // fastShapeKey names a token's shape by the identity of the values the
 // store shares between the tokens it loads (interned strings, shared lists
 // and maps): equal keys are equal shapes. Most tokens share a few shapes, so
@@ -515,7 +523,9 @@ func (x *Index) shape(t store.Token) *Shape {
 	if x.fastShapes == nil {
 		x.fastShapes = map[fastShapeKey]*Shape{}
 	}
-	x.fastShapes[fk] = s // the key keeps the values alive: no address is reused
+	if len(x.fastShapes) < maxFast {
+		x.fastShapes[fk] = s // the key keeps the values alive: no address is reused
+	}
 	return s
 }
 
