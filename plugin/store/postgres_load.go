@@ -153,7 +153,13 @@ func loadPostgresTx(ctx context.Context, tx pgx.Tx, v Visitor) (seq int64, err e
 		}
 	}
 	if v.Grant != nil {
-		if err := pgEach(ctx, tx, postgresDialect.currentGrants, 9, func(r pgRow) error {
+		query := postgresDialect.currentGrants
+		if v.EveryRequest {
+			// A scan of the primary key: 49-73 ms for 500,000 requests,
+			// where DISTINCT ON sorted them on disk in 240-270 ms.
+			query = `SELECT ` + grantColumns + ` FROM requests r ORDER BY r.id`
+		}
+		if err := pgEach(ctx, tx, query, 9, func(r pgRow) error {
 			g, err := pgGrant(r, sh)
 			if err != nil {
 				return err

@@ -450,10 +450,22 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tok.Hash[:], tok.Name, tok.Ki
 // TestLoadEveryRequest: a token denied in an organization and requested
 // again has two requests there. Load passes only the current one, unless
 // the visitor asks for every request: then both come, in id order, the
-// current one last.
+// current one last. On SQLite and on PostgreSQL (skipped without a server).
 func TestLoadEveryRequest(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			db := openTest(t)
+			if backend == "postgres" {
+				db = openPostgresTest(t, testPostgresDSN(t))
+				db.now = func() time.Time { return t0.Add(time.Hour) }
+			}
+			testLoadEveryRequest(t, db)
+		})
+	}
+}
+
+func testLoadEveryRequest(t *testing.T, db *DB) {
 	ctx := t.Context()
-	db := openTest(t)
 	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending, Justification: "first"}); err != nil {
 		t.Fatal(err)
 	}
@@ -463,6 +475,9 @@ func TestLoadEveryRequest(t *testing.T) {
 	again, err := db.RequestAgain(ctx, 1, "octo-org", "bob", "second")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if again.ID != 2 {
+		t.Fatalf("the new request is %d; want 2", again.ID)
 	}
 	for _, tc := range []struct {
 		note  string
@@ -484,8 +499,5 @@ func TestLoadEveryRequest(t *testing.T) {
 				t.Fatalf("grants %q; want %q", got, tc.want)
 			}
 		})
-	}
-	if again.ID != 2 {
-		t.Fatalf("the new request is %d; want 2", again.ID)
 	}
 }

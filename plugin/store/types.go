@@ -114,9 +114,9 @@ type Visitor struct {
 	Grant      func(Grant) error // the current grant of each (token, org)
 	// EveryRequest lets a store pass Grant every request of a (token, org),
 	// in id order, so that the current grant comes last: the receiver must
-	// keep the last one of each. A store does so where that reads faster
+	// keep the last one of each. Both stores do, where that reads faster
 	// than the current grants alone (SQLite: a plain scan instead of a
-	// look-up per row); others pass the current grants only.
+	// look-up per row; PostgreSQL: a primary-key scan instead of a sort).
 	EveryRequest bool
 }
 
