@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -112,45 +113,15 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 	return cachedTokenTerm(h, t), nil
 }
 
-// tokenCache keeps the answers for recently used tokens, so that a token
-// in use is not turned into an ast object on every request. It is bounded
-// (tokenCacheSize answers of about 1.5 KB) and two-way: a token may sit in
-// one of two slots chosen by bits of its hash, so that two busy tokens
-// rarely evict each other. An entry is valid only for the very record it
-// was built from: the entry keeps the index's Token, which holds every
-// value the answer is made of, and must equal the token looked up now, so a
-// revocation (another shape) is never answered from the cache.
-var tokenCache [tokenCacheSize]atomic.Pointer[tokenCacheEntry]
+var (
+	tokenAnswers answerCache[index.Token]  // by the index's Token: every value of the answer
+	grantAnswers answerCache[*index.Grant] // by the index's record, replaced on every change
+)
 
-const tokenCacheSize = 8192 // a power of two
-
-type tokenCacheEntry struct {
-	token index.Token
-	term  *ast.Term
-}
-
+// cachedTokenTerm is TokenTerm through tokenAnswers; bits of the token's
+// hash choose its two slots.
 func cachedTokenTerm(h [32]byte, t index.Token) *ast.Term {
-	a := &tokenCache[(uint32(h[2])|uint32(h[3])<<8)&(tokenCacheSize-1)]
-	b := &tokenCache[(uint32(h[4])|uint32(h[5])<<8)&(tokenCacheSize-1)]
-	ea, eb := a.Load(), b.Load()
-	switch {
-	case ea != nil && ea.token == t:
-		return ea.term
-	case eb != nil && eb.token == t:
-		return eb.term
-	}
-	e := &tokenCacheEntry{token: t, term: TokenTerm(t)}
-	switch {
-	case ea == nil || ea.token.ID == t.ID: // empty, or this token's old record
-		a.Store(e)
-	case eb == nil || eb.token.ID == t.ID:
-		b.Store(e)
-	case h[6]&1 == 0:
-		a.Store(e)
-	default:
-		b.Store(e)
-	}
-	return e.term
+	return tokenAnswers.get(uint32(h[2])|uint32(h[3])<<8, uint32(h[4])|uint32(h[5])<<8, t, uint64(t.ID), TokenTerm)
 }
 
 // TokenTerm is the found shape of pat.token for an indexed token.
@@ -200,6 +171,14 @@ func Grant(_ rego.BuiltinContext, id, org *ast.Term) (*ast.Term, error) {
 	if !ok {
 		return nil, nil // undefined: no grant
 	}
+	owner := uint64(tokenID)*0x9e3779b97f4a7c15 ^ maphash.String(orgSeed, o)
+	return grantAnswers.get(uint32(owner), uint32(owner>>32), g, owner, grantTerm), nil
+}
+
+var orgSeed = maphash.MakeSeed()
+
+// grantTerm is the answer of pat.grant for an indexed grant.
+func grantTerm(g *index.Grant) *ast.Term {
 	reviewer := ast.InternedNullTerm
 	if g.Reviewer != nil {
 		reviewer = g.Reviewer.Term
@@ -210,7 +189,7 @@ func Grant(_ rego.BuiltinContext, id, org *ast.Term) (*ast.Term, error) {
 		[2]*ast.Term{keyReason, ast.StringTerm(g.Reason)},
 		[2]*ast.Term{keyReviewer, reviewer},
 		[2]*ast.Term{keyUpdated, int64Term(g.UpdatedAtNs)},
-	), nil
+	)
 }
 
 // OrgRole implements pat.org_role(user, org).

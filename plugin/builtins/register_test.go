@@ -174,3 +174,26 @@ func TestTokenCacheFollowsChanges(t *testing.T) {
 		t.Fatalf("after revocation pat.token = %v; want revoked true", got)
 	}
 }
+
+func TestGrantCacheFollowsChanges(t *testing.T) {
+	x := index.New()
+	x.PutGrant(store.Grant{ID: 1, TokenID: 7, Org: "octo-org", State: store.GrantPending, Reason: "ci", UpdatedAt: t0})
+	x.PutGrant(store.Grant{ID: 2, TokenID: 7, Org: "acme-labs", State: store.GrantDenied, Reviewer: "alice", UpdatedAt: t0})
+	t.Cleanup(Install(&Source{Index: x, Prefixes: token.DefaultPrefixes}))
+
+	first := eval(t, `pat.grant(7, "octo-org")`)
+	if again := eval(t, `pat.grant(7, "octo-org")`); again != first {
+		t.Fatal("an unchanged grant's answer is built again instead of reused")
+	}
+	if other := eval(t, `pat.grant(7, "acme-labs")`); other.Get(ast.StringTerm("state")).Value.Compare(ast.String(store.GrantDenied)) != 0 {
+		t.Fatalf("pat.grant(7, acme-labs) = %v; want denied", other)
+	}
+	x.PutGrant(store.Grant{ID: 1, TokenID: 7, Org: "octo-org", State: store.GrantApproved, Reviewer: "alice", Reason: "ok", UpdatedAt: t0.Add(time.Minute)})
+	got := eval(t, `pat.grant(7, "octo-org")`)
+	if state := got.Get(ast.StringTerm("state")); state == nil || state.Value.Compare(ast.String(store.GrantApproved)) != 0 {
+		t.Fatalf("after approval pat.grant = %v; want approved", got)
+	}
+	if reviewer := got.Get(ast.StringTerm("reviewer")); reviewer == nil || reviewer.Value.Compare(ast.String("alice")) != 0 {
+		t.Fatalf("after approval pat.grant = %v; want reviewer alice", got)
+	}
+}
