@@ -385,14 +385,7 @@ func (x *Index) set(items []string) *StrSet {
 	if s, ok := x.fastSets[id]; ok {
 		return s
 	}
-	s := x.setSlow(items)
-	if x.fastSets == nil {
-		x.fastSets = map[sliceID]*StrSet{}
-	}
-	if len(x.fastSets) < maxFast {
-		x.fastSets[id] = s // the key keeps the slice alive: no address is reused
-	}
-	return s
+	return remember(&x.fastSets, id, x.setSlow(items))
 }
 
 func (x *Index) setSlow(items []string) *StrSet {
@@ -432,14 +425,7 @@ func (x *Index) permissions(kind string, perms map[string]string) *permsEntry {
 	if p, ok := x.fastPerms[id]; ok {
 		return p
 	}
-	p := x.permissionsSlow(kind, perms)
-	if x.fastPerms == nil {
-		x.fastPerms = map[unsafe.Pointer]*permsEntry{}
-	}
-	if len(x.fastPerms) < maxFast {
-		x.fastPerms[id] = p
-	}
-	return p
+	return remember(&x.fastPerms, id, x.permissionsSlow(kind, perms))
 }
 
 func (x *Index) permissionsSlow(kind string, perms map[string]string) *permsEntry {
@@ -484,6 +470,19 @@ func (x *Index) permissionsSlow(kind string, perms map[string]string) *permsEntr
 // values than tokens (or none) must not make them grow with every token.
 const maxFast = 1 << 16
 
+// remember keeps v under k in one of the load's identity maps, up to
+// maxFast keys, and returns it. A key holds the memory it names, so no
+// address is reused for another value while the load runs.
+func remember[K comparable, V any](m *map[K]V, k K, v V) V {
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	if len(*m) < maxFast {
+		(*m)[k] = v
+	}
+	return v
+}
+
 // fastShapeKey names a token's shape by the identity of the values the
 // store shares between the tokens it loads (interned strings, shared lists
 // and maps): equal keys are equal shapes. Most tokens share a few shapes, so
@@ -519,14 +518,7 @@ func (x *Index) shape(t store.Token) *Shape {
 	if s, ok := x.fastShapes[fk]; ok {
 		return s
 	}
-	s := x.shapeSlow(t)
-	if x.fastShapes == nil {
-		x.fastShapes = map[fastShapeKey]*Shape{}
-	}
-	if len(x.fastShapes) < maxFast {
-		x.fastShapes[fk] = s // the key keeps the values alive: no address is reused
-	}
-	return s
+	return remember(&x.fastShapes, fk, x.shapeSlow(t))
 }
 
 func (x *Index) shapeSlow(t store.Token) *Shape {

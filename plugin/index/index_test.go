@@ -286,16 +286,23 @@ func TestTokenReachIsFolded(t *testing.T) {
 	}
 }
 
+// openStore opens a real store in a file of the test's own.
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "pat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestLoadKeepsTheCurrentGrant loads a real store in which a token was
 // denied in an organization and then requested again: the index must hold
 // the new, pending request, whichever way the store passes the history.
 func TestLoadKeepsTheCurrentGrant(t *testing.T) {
 	ctx := t.Context()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "pat.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t)
 	if _, _, err := db.CreateToken(ctx, store.CreateTokenParams{Token: fg(1, "bob"), GrantState: store.GrantPending, Justification: "first"}); err != nil {
 		t.Fatal(err)
 	}
@@ -324,11 +331,7 @@ func TestLoadKeepsTheCurrentGrant(t *testing.T) {
 // values, and must still tell every difference apart and share what is equal.
 func TestLoadShapes(t *testing.T) {
 	ctx := t.Context()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "pat.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t)
 	tokens := map[string]store.Token{"base": fg(1, "bob"), "same": fg(2, "eve")}
 	revoked := fg(3, "bob")
 	revoked.Revoked = true
