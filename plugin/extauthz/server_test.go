@@ -680,3 +680,27 @@ func TestFailureHook(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// Every uncached Check makes a decision of its own; the server must not
+// keep them. (The checks counter once kept one series per decision: the
+// heap grew by about 2 KB a Check, without end.)
+func TestCheckKeepsNoDecisions(t *testing.T) {
+	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
+	allowed := httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", basicAuth("x-access-token", goodToken))
+	anonymous := httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", map[string]string{"user-agent": "git/2.45.0"})
+	for i := range 200 {
+		req := allowed
+		if i%2 == 1 {
+			req = anonymous
+		}
+		if _, err := f.client.Check(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.server.metrics.mu.RLock()
+	n := len(f.server.metrics.counts)
+	f.server.metrics.mu.RUnlock()
+	if n != 2 {
+		t.Fatalf("the server keeps %d series after 200 Checks of two outcomes; want 2", n)
+	}
+}
