@@ -194,14 +194,21 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	return nil
 }
 
-// reserve sizes the token and grant tables of an empty index for the
-// records a load announces, so that they do not grow (rehashing every
-// record) while it runs.
-func (x *Index) reserve(tokens, grants int) {
+// reserve sizes the tables of an empty index for the records a load
+// announces, so that they do not grow (rehashing every record) while it
+// runs.
+func (x *Index) reserve(n store.Sizes) {
 	if x.tokens.len() == 0 {
-		x.tokens.init(tokens)
+		x.tokens.init(n.Tokens)
 	}
-	x.grants.reserve(grants)
+	x.grants.reserve(n.Grants)
+	x.users.reserve(n.Users)
+	x.memberships.reserve(n.Memberships)
+	if len(x.syms) == 0 && n.Users > 0 {
+		x.writeMu.Lock()
+		x.syms = make(map[string]*Sym, n.Users+n.Users/8) // users, and the far fewer other names
+		x.writeMu.Unlock()
+	}
 }
 
 const (

@@ -99,8 +99,10 @@ type packedScanner struct {
 	perms map[string]map[string]string
 }
 
-func newPackedScanner() *packedScanner {
-	return &packedScanner{strs: map[string]string{}, lists: map[string][]string{}, perms: map[string]map[string]string{}}
+// newPackedScanner returns a scanner whose string table has room for names
+// distinct strings (users are most of them) without growing.
+func newPackedScanner(names int) *packedScanner {
+	return &packedScanner{strs: make(map[string]string, names), lists: map[string][]string{}, perms: map[string]map[string]string{}}
 }
 
 func (s *packedScanner) intern(b string) string {
@@ -215,8 +217,8 @@ func (s *packedScanner) grant(row string) (Grant, error) {
 }
 
 // loadPacked streams tokens and grants through the packed selects.
-func loadPacked(ctx context.Context, tx *sql.Tx, v Visitor) error {
-	s := newPackedScanner()
+func loadPacked(ctx context.Context, tx *sql.Tx, v Visitor, names int) error {
+	s := newPackedScanner(names)
 	if v.Token != nil {
 		if err := pipelined(ctx, tx, packedTokens, scanTokenRow, func(row tokenRow) error {
 			t, err := s.token(row)

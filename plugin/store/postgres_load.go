@@ -108,18 +108,25 @@ func pgEach(ctx context.Context, tx pgx.Tx, query string, columns int, fn func(p
 	return rows.Err()
 }
 
+// pgSizesQuery is sizesQuery for PostgreSQL, whose tables have no row ids:
+// users and memberships come from the planner's statistics (reltuples is
+// -1 before a table was first analyzed: no estimate).
+const pgSizesQuery = `SELECT (SELECT COALESCE(MAX(id), 0) FROM tokens), (SELECT COALESCE(MAX(id), 0) FROM requests),
+	(SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'users'::regclass),
+	(SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'memberships'::regclass)`
+
 func loadPostgresTx(ctx context.Context, tx pgx.Tx, v Visitor) (seq int64, err error) {
 	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("reading change log: %w", err)
 	}
+	var n [4]int64 // tokens, grants, users, memberships
 	if v.Sizes != nil {
-		var tokens, grants int64
-		if err := tx.QueryRow(ctx, sizesQuery).Scan(&tokens, &grants); err != nil {
+		if err := tx.QueryRow(ctx, pgSizesQuery).Scan(&n[0], &n[1], &n[2], &n[3]); err != nil {
 			return 0, fmt.Errorf("estimating sizes: %w", err)
 		}
-		v.Sizes(int(tokens), int(grants))
+		v.Sizes(Sizes{Tokens: int(n[0]), Grants: int(n[1]), Users: int(n[2]), Memberships: int(n[3])})
 	}
-	sh := newPackedScanner()
+	sh := newPackedScanner(int(n[2]))
 	if v.User != nil {
 		if err := pgEach(ctx, tx, `SELECT login, managed_by FROM users`, 2, func(r pgRow) error {
 			return v.User(User{Login: r.text(0), ManagedBy: r.shared(1, sh)})

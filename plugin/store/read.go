@@ -22,9 +22,10 @@ const grantColumns = `r.id, r.token_id, r.org, r.state, r.justification, r.revie
 const currentGrants = `SELECT ` + grantColumns + ` FROM requests r
 WHERE r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)`
 
-// sizesQuery estimates the number of tokens and current grants from the
-// largest ids (two index look-ups, where counting would read every row).
-const sizesQuery = `SELECT (SELECT COALESCE(MAX(id), 0) FROM tokens), (SELECT COALESCE(MAX(id), 0) FROM requests)`
+// sizesQuery estimates the records of a snapshot from the largest ids
+// (index look-ups, where counting would read every row).
+const sizesQuery = `SELECT (SELECT COALESCE(MAX(id), 0) FROM tokens), (SELECT COALESCE(MAX(id), 0) FROM requests),
+	(SELECT COALESCE(MAX(rowid), 0) FROM users), (SELECT COALESCE(MAX(rowid), 0) FROM memberships)`
 
 // Load streams every record to v from one read transaction (one snapshot)
 // and returns the change-log sequence number of that snapshot. Records come
@@ -44,12 +45,12 @@ func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("reading change log: %w", err)
 	}
+	var n Sizes
 	if v.Sizes != nil {
-		var tokens, grants int
-		if err := tx.QueryRowContext(ctx, sizesQuery).Scan(&tokens, &grants); err != nil {
+		if err := tx.QueryRowContext(ctx, sizesQuery).Scan(&n.Tokens, &n.Grants, &n.Users, &n.Memberships); err != nil {
 			return 0, fmt.Errorf("estimating sizes: %w", err)
 		}
-		v.Sizes(tokens, grants)
+		v.Sizes(n)
 	}
 	if v.User != nil {
 		if err := each(ctx, tx, `SELECT login, managed_by FROM users`, func(rows *sql.Rows) error {
@@ -85,7 +86,7 @@ func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
 		}
 	}
 	if db.d.packed {
-		if err := loadPacked(ctx, tx, v); err != nil {
+		if err := loadPacked(ctx, tx, v, n.Users); err != nil {
 			return 0, err
 		}
 		return seq, nil

@@ -501,3 +501,55 @@ func testLoadEveryRequest(t *testing.T, db *DB) {
 		})
 	}
 }
+
+// TestLoadSizes: Load announces how many records follow before the first
+// one. SQLite counts by the largest ids; PostgreSQL has no row ids for
+// users and memberships and gives its statistics, which a table gets when
+// it is first analyzed.
+func TestLoadSizes(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := t.Context()
+			db := openTest(t)
+			if backend == "postgres" {
+				db = openPostgresTest(t, testPostgresDSN(t))
+			}
+			dump := &Dump{
+				Users:       []DumpUser{{Login: "bob"}, {Login: "eve"}, {Login: "al"}},
+				Memberships: []DumpMembership{{User: "bob", Org: "octo-org", Role: "member"}, {User: "eve", Org: "octo-org", Role: "owner"}},
+			}
+			if _, err := db.Import(ctx, dump, "test"); err != nil {
+				t.Fatal(err)
+			}
+			for i := byte(1); i <= 2; i++ {
+				if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(i, "bob", "octo-org"), GrantState: GrantPending}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := Sizes{Tokens: 2, Grants: 2, Users: 3, Memberships: 2}
+			if backend == "postgres" {
+				if _, err := db.wdb.ExecContext(ctx, `ANALYZE users; ANALYZE memberships`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got Sizes
+			calls, records := 0, 0
+			if _, err := db.Load(ctx, Visitor{
+				Sizes: func(n Sizes) {
+					if records > 0 {
+						t.Error("Sizes called after a record")
+					}
+					got = n
+					calls++
+				},
+				User:  func(User) error { records++; return nil },
+				Token: func(Token) error { records++; return nil },
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if calls != 1 || got != want {
+				t.Fatalf("Sizes called %d times with %+v; want once with %+v", calls, got, want)
+			}
+		})
+	}
+}

@@ -101,12 +101,18 @@ type Change struct {
 	Key    string
 }
 
+// Sizes estimates a snapshot's records: from the largest ids (or SQLite's
+// row ids), upper bounds unless records were deleted; PostgreSQL's users
+// and memberships from its statistics, 0 where it has none yet.
+type Sizes struct {
+	Tokens, Grants, Users, Memberships int
+}
+
 // Visitor receives every record of a snapshot. A nil field skips that kind.
 type Visitor struct {
 	// Sizes, when set, is called once before any record with estimates of
-	// how many tokens and current grants follow (upper bounds unless
-	// records were deleted), so that the receiver can size its tables.
-	Sizes      func(tokens, grants int)
+	// how many records follow, so that the receiver can size its tables.
+	Sizes      func(Sizes)
 	User       func(User) error
 	Membership func(Membership) error
 	Repository func(Repository) error
