@@ -248,7 +248,7 @@ func Repository(_ rego.BuiltinContext, owner, name *ast.Term) (*ast.Term, error)
 	if !ok {
 		return nil, nil
 	}
-	return r.Term, nil
+	return r.Term(), nil
 }
 
 func stringArg(t *ast.Term, name string) (string, error) {

@@ -306,11 +306,7 @@ func (x *Index) PutRepository(r store.Repository) {
 	owner, name, vis := x.sym(r.Owner), x.sym(r.Name), x.sym(r.Visibility)
 	x.repositories.put(pairKey{fold(owner.S), fold(name.S)}, &Repository{
 		Owner: owner.S, Name: name.S, Visibility: vis.S,
-		Term: ast.ObjectTerm(
-			[2]*ast.Term{ast.InternedTerm("owner"), owner.Term},
-			[2]*ast.Term{ast.InternedTerm("name"), name.Term},
-			[2]*ast.Term{ast.InternedTerm("visibility"), vis.Term},
-		),
+		owner: owner, name: name, visibility: vis,
 	})
 }
 
