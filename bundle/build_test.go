@@ -481,12 +481,21 @@ func corruptSignature(t *testing.T, sigstore []byte) []byte {
 	}
 	ms := doc["messageSignature"].(map[string]any)
 	sig := ms["signature"].(string)
-	last := "A"
-	if strings.HasSuffix(strings.TrimRight(sig, "="), "A") {
-		last = "B"
-	}
+	// Change the last but one base64 character (all six of its bits are
+	// signature bits; the last one's may be padding) to another character:
+	// the check used to look at the last character instead, and left the
+	// signature as it was whenever the one replaced already held the
+	// replacement (1 run in 64).
 	trimmed := strings.TrimRight(sig, "=")
-	ms["signature"] = trimmed[:len(trimmed)-2] + last + trimmed[len(trimmed)-1:] + sig[len(trimmed):]
+	i := len(trimmed) - 2
+	c := "A"
+	if trimmed[i] == 'A' {
+		c = "B"
+	}
+	ms["signature"] = trimmed[:i] + c + trimmed[i+1:] + sig[len(trimmed):]
+	if ms["signature"] == sig {
+		t.Fatal("the signature was not changed")
+	}
 	b, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
