@@ -32,7 +32,7 @@ const shardCount = 64 // a power of two
 type Sym struct {
 	S    string
 	Term *ast.Term
-	ref  uint32 // its number in Index.syms
+	ref  uint32 // its number in Index.symRefs
 }
 
 // StrSet is an interned, sorted set of strings with its ast set term.
@@ -172,13 +172,20 @@ func (s *shardedMap[K, V]) reserve(n int) {
 }
 
 // perShard is the size hint of one shard's map for n entries in all, with
-// room for the shards' uneven shares.
+// room for the shards' uneven shares. Hints come from the store's largest
+// ids, which a store with sparse ids (set by hand, or a sequence that
+// started high) can make arbitrarily large: past maxReserve entries the
+// tables are not sized up front but grow as records come.
 func perShard(n int) int {
+	n = min(n, maxReserve)
 	if n <= 0 {
 		return 0
 	}
 	return n/shardCount + n/shardCount/8 + 8
 }
+
+// maxReserve is the most entries a table is sized for before a load.
+const maxReserve = 1 << 22
 
 func (s *shardedMap[K, V]) shard(k K) *shard[K, V] {
 	return &s.shards[s.hash(k)&(shardCount-1)]

@@ -206,7 +206,7 @@ func (x *Index) reserve(n store.Sizes) {
 	x.memberships.reserve(n.Memberships)
 	if len(x.syms) == 0 && n.Users > 0 {
 		x.writeMu.Lock()
-		x.syms = make(map[string]*Sym, n.Users+n.Users/8) // users, and the far fewer other names
+		x.syms = make(map[string]*Sym, perShard(n.Users)*shardCount) // users, and the far fewer other names
 		x.writeMu.Unlock()
 	}
 }

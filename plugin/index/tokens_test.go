@@ -112,3 +112,27 @@ func TestTokenTableNamesStay(t *testing.T) {
 		t.Fatalf("arena holds %d bytes after every record was deleted", n)
 	}
 }
+
+// A store's sizes are estimates from its largest ids: an absurd one must
+// neither panic nor allocate for it.
+func TestReserveBoundsHints(t *testing.T) {
+	for _, tc := range []struct {
+		note string
+		n    int
+		want int
+	}{
+		{note: "none", n: 0, want: 0},
+		{note: "negative", n: -5, want: 0},
+		{note: "a million", n: 1_000_000, want: 1_000_000/shardCount + 1_000_000/shardCount/8 + 8},
+		{note: "sparse ids", n: 1 << 40, want: maxReserve/shardCount + maxReserve/shardCount/8 + 8},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			if got := perShard(tc.n); got != tc.want {
+				t.Fatalf("perShard(%d) = %d; want %d", tc.n, got, tc.want)
+			}
+		})
+	}
+	if s := slotsFor(perShard(1 << 62)); s <= 0 || s > 1<<20 {
+		t.Fatalf("slotsFor an absurd hint = %d", s)
+	}
+}

@@ -100,10 +100,14 @@ type packedScanner struct {
 }
 
 // newPackedScanner returns a scanner whose string table has room for names
-// distinct strings (users are most of them) without growing.
+// distinct strings (users are most of them) without growing. names is an
+// estimate (Sizes): past maxPresize the table grows as strings come.
 func newPackedScanner(names int) *packedScanner {
-	return &packedScanner{strs: make(map[string]string, names), lists: map[string][]string{}, perms: map[string]map[string]string{}}
+	return &packedScanner{strs: make(map[string]string, min(max(names, 0), maxPresize)),
+		lists: map[string][]string{}, perms: map[string]map[string]string{}}
 }
+
+const maxPresize = 1 << 22
 
 func (s *packedScanner) intern(b string) string {
 	if v, ok := s.strs[b]; ok {
