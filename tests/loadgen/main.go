@@ -18,6 +18,12 @@
 // Runs are bounded: -duration (at most 10m) and -n (requests). Only loopback
 // addresses are accepted.
 //
+// The generator shares the machine with the gate, so it keeps its own cost
+// out of the figures: requests are encoded before the run and answers
+// decoded after their time is taken (wire.go), the schedule is kept by a
+// timerfd rather than the runtime's millisecond-grained sleeps (pace_linux.go),
+// and its collector waits for a 1 GiB heap.
+//
 // A world to measure with: a store of 100,000 generated tokens
 // (plugin/store/storetest), its settings, and a file of sample tokens with
 // the organization and repository each may reach:
@@ -37,6 +43,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +54,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -105,6 +113,14 @@ func main() {
 		}
 		return
 	}
+	// The generator's own collections would stall requests and count as
+	// the gate's latency. A run is bounded (10 minutes at most), so the
+	// collector waits for a 1 GiB heap unless GOGC or GOMEMLIMIT says
+	// otherwise.
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetGCPercent(-1)
+		debug.SetMemoryLimit(1 << 30)
+	}
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -119,18 +135,21 @@ func run(o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reqs := buildRequests(o, tokens)
+	reqs, err := buildRequests(o, tokens)
+	if err != nil {
+		return err
+	}
 
 	conns := make([]*grpc.ClientConn, o.conns)
-	clients := make([]authv3.AuthorizationClient, o.conns)
 	for i := range conns {
 		c, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		conns[i], clients[i] = c, authv3.NewAuthorizationClient(c)
+		conns[i] = c
 	}
+	clients := conns
 
 	if o.warmup > 0 {
 		closedLoop(o.workers, clients, reqs, time.Now().Add(o.warmup), 0, o.timeout, nil)
@@ -139,7 +158,9 @@ func run(o options, out io.Writer) error {
 	start := time.Now()
 	deadline := start.Add(o.duration)
 	if o.rate > 0 {
-		fixedRate(o, clients, reqs, deadline, res)
+		if err := fixedRate(o, clients, reqs, deadline, res); err != nil {
+			return err
+		}
 	} else {
 		closedLoop(o.workers, clients, reqs, deadline, o.n, o.timeout, res)
 	}
@@ -224,8 +245,9 @@ func readTokens(path string) ([]target, error) {
 }
 
 // buildRequests prepares up to 16384 distinct requests (tokens spread over
-// them) so that building them costs nothing during the run.
-func buildRequests(o options, tokens []target) []*authv3.CheckRequest {
+// them), already in their wire form, so that building and encoding them
+// costs nothing during the run.
+func buildRequests(o options, tokens []target) ([]frame, error) {
 	repos := strings.Split(o.repos, ",")
 	type shape struct{ method, path, auth string }
 	var shapes []shape
@@ -249,7 +271,7 @@ func buildRequests(o options, tokens []target) []*authv3.CheckRequest {
 		shapes = append(shapes, shape{"GET", "/%s/%s.git/info/refs?service=git-upload-pack", "basic"})
 	}
 	n := min(16384, max(len(tokens)*len(shapes), len(shapes)*len(repos)))
-	reqs := make([]*authv3.CheckRequest, n)
+	reqs := make([]frame, n)
 	for i := range reqs {
 		s := shapes[i%len(shapes)]
 		tg := tokens[(i/len(shapes))%len(tokens)]
@@ -267,9 +289,13 @@ func buildRequests(o options, tokens []target) []*authv3.CheckRequest {
 		default:
 			auth = "Bearer " + token
 		}
-		reqs[i] = checkRequest(s.method, path, auth, i)
+		b, err := proto.Marshal(checkRequest(s.method, path, auth, i))
+		if err != nil {
+			return nil, err
+		}
+		reqs[i] = b
 	}
-	return reqs
+	return reqs, nil
 }
 
 func checkRequest(method, path, auth string, i int) *authv3.CheckRequest {
@@ -323,26 +349,39 @@ func newResults(workers int) *results {
 	return r
 }
 
-func (r *results) record(w int, d time.Duration, resp *authv3.CheckResponse, err error) {
+// record counts one answer, decoded here, after its time was taken.
+func (r *results) record(w int, d time.Duration, answer frame, err error) {
+	if err == nil {
+		err = r.count(w, answer)
+	}
 	if err != nil {
 		r.errs.Add(1)
 		r.errMsg.Store(err.Error())
 		return
 	}
 	r.lat[w] = append(r.lat[w], d)
+}
+
+func (r *results) count(w int, answer frame) error {
+	var resp authv3.CheckResponse
+	if err := proto.Unmarshal(answer, &resp); err != nil {
+		return fmt.Errorf("decoding the answer: %w", err)
+	}
 	status := "200"
 	if dr := resp.GetDeniedResponse(); dr != nil {
 		status = fmt.Sprint(int32(dr.GetStatus().GetCode()))
 	}
 	r.codes[w][status]++
+	return nil
 }
 
-func closedLoop(workers int, clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, deadline time.Time, n int64, timeout time.Duration, res *results) {
+func closedLoop(workers int, conns []*grpc.ClientConn, reqs []frame, deadline time.Time, n int64, timeout time.Duration, res *results) {
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			client := clients[w%len(clients)]
+			conn := conns[w%len(conns)]
+			var answer frame
 			i := rand.IntN(len(reqs))
 			for time.Now().Before(deadline) {
 				if n > 0 && sent.Add(1) > n {
@@ -350,11 +389,11 @@ func closedLoop(workers int, clients []authv3.AuthorizationClient, reqs []*authv
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), timeout)
 				t0 := time.Now()
-				resp, err := client.Check(ctx, reqs[i%len(reqs)])
+				err := check(ctx, conn, reqs[i%len(reqs)], &answer)
 				d := time.Since(t0)
 				cancel()
 				if res != nil {
-					res.record(w, d, resp, err)
+					res.record(w, d, answer, err)
 				}
 				i++
 			}
@@ -365,23 +404,28 @@ func closedLoop(workers int, clients []authv3.AuthorizationClient, reqs []*authv
 
 // fixedRate schedules requests at o.rate per second; workers take the next
 // scheduled slot. A request that waits for a free worker counts its wait.
-func fixedRate(o options, clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, deadline time.Time, res *results) {
-	slots := make(chan time.Time, o.workers*16)
+func fixedRate(o options, conns []*grpc.ClientConn, reqs []frame, deadline time.Time, res *results) error {
+	interval := time.Duration(float64(time.Second) / o.rate)
+	total := int64(time.Until(deadline) / interval)
+	if o.n > 0 {
+		total = min(total, o.n)
+	}
+	// The pacer never waits for a worker (up to 65,536 slots behind): a
+	// slow answer delays the requests queued behind it, not the schedule.
+	slots := make(chan time.Time, min(max(0, total), 1<<16)+1)
 	var wg sync.WaitGroup
 	for w := range o.workers {
 		wg.Go(func() {
-			client := clients[w%len(clients)]
+			conn := conns[w%len(conns)]
+			var answer frame
 			i := rand.IntN(len(reqs))
 			for due := range slots {
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
-				}
 				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 				sent := time.Now()
-				resp, err := client.Check(ctx, reqs[i%len(reqs)])
+				err := check(ctx, conn, reqs[i%len(reqs)], &answer)
 				end := time.Now()
 				cancel()
-				res.record(w, end.Sub(due), resp, err)
+				res.record(w, end.Sub(due), answer, err)
 				if err == nil {
 					res.svc[w] = append(res.svc[w], end.Sub(sent))
 				}
@@ -389,22 +433,9 @@ func fixedRate(o options, clients []authv3.AuthorizationClient, reqs []*authv3.C
 			}
 		})
 	}
-	interval := time.Duration(float64(time.Second) / o.rate)
-	start := time.Now()
-	var k int64
-	for {
-		due := start.Add(time.Duration(k) * interval)
-		if !due.Before(deadline) || (o.n > 0 && k >= o.n) {
-			break
-		}
-		if d := time.Until(due); d > 2*time.Millisecond {
-			time.Sleep(d - time.Millisecond)
-		}
-		slots <- due
-		k++
-	}
-	close(slots)
+	err := pace(interval, total, slots)
 	wg.Wait()
+	return err
 }
 
 type summary struct {
