@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"strconv"
+	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -29,7 +30,62 @@ var (
 	keyCertificate   = ast.InternedTerm("certificate")
 )
 
+// peerKey is a peer the cache answers for: a TCP socket address with a
+// port number, a service and a principal, and nothing else.
+type peerKey struct {
+	address, service, principal string
+	port                        uint32
+}
+
+// peerCache keeps the values of recent peers. The destination is the
+// listener Envoy received the request on, the same for every Check, and a
+// source repeats for the requests of one downstream connection; each value
+// is 4 objects (about 1 KB) to build. Values are immutable and shared by
+// evaluations, as the terms of a compiled policy are. Bounded: when full it
+// starts over.
+type peerCache struct {
+	mu sync.RWMutex
+	m  map[peerKey]ast.Value
+}
+
+const peerCacheEntries = 1024
+
+var peers = peerCache{m: make(map[peerKey]ast.Value, peerCacheEntries)}
+
+// cacheablePeer returns p's key, or false when p holds more than the key
+// says (labels, a certificate, an address other than a TCP port).
+func cacheablePeer(p *authv3.AttributeContext_Peer) (peerKey, bool) {
+	sa := p.GetAddress().GetSocketAddress()
+	port, ok := sa.GetPortSpecifier().(*corev3.SocketAddress_PortValue)
+	if !ok || sa.GetProtocol() != corev3.SocketAddress_TCP || sa.GetResolverName() != "" || sa.GetIpv4Compat() ||
+		sa.GetNetworkNamespaceFilepath() != "" || len(p.GetLabels()) > 0 || p.GetCertificate() != "" {
+		return peerKey{}, false
+	}
+	return peerKey{address: sa.GetAddress(), service: p.GetService(), principal: p.GetPrincipal(), port: port.PortValue}, true
+}
+
 func peerValue(p *authv3.AttributeContext_Peer) ast.Value {
+	k, ok := cacheablePeer(p)
+	if !ok {
+		return buildPeer(p)
+	}
+	peers.mu.RLock()
+	v, hit := peers.m[k]
+	peers.mu.RUnlock()
+	if hit {
+		return v
+	}
+	v = buildPeer(p)
+	peers.mu.Lock()
+	if len(peers.m) >= peerCacheEntries {
+		clear(peers.m)
+	}
+	peers.m[k] = v
+	peers.mu.Unlock()
+	return v
+}
+
+func buildPeer(p *authv3.AttributeContext_Peer) ast.Value {
 	pairs := make([][2]*ast.Term, 0, 5)
 	if a := p.GetAddress(); a != nil {
 		pairs = append(pairs, [2]*ast.Term{keyAddress, ast.NewTerm(addressValue(a))})

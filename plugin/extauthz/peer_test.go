@@ -84,3 +84,75 @@ func TestPeerMatchesProtojson(t *testing.T) {
 func socket(sa *corev3.SocketAddress) *corev3.Address {
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: sa}}
 }
+
+// A cached peer is the value protojson gives for that very peer: peers that
+// differ in any field of the key get their own value, and peers the key
+// cannot describe are built every time.
+func TestPeerCache(t *testing.T) {
+	base := func() *authv3.AttributeContext_Peer {
+		return &authv3.AttributeContext_Peer{Address: socket(&corev3.SocketAddress{
+			Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8443}}),
+			Service: "git", Principal: "spiffe://a"}
+	}
+	variants := map[string]func(*authv3.AttributeContext_Peer){
+		"as is":         func(*authv3.AttributeContext_Peer) {},
+		"other address": func(p *authv3.AttributeContext_Peer) { p.Address.GetSocketAddress().Address = "10.0.0.8" },
+		"other port": func(p *authv3.AttributeContext_Peer) {
+			p.Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_PortValue{PortValue: 8444}
+		},
+		"port zero": func(p *authv3.AttributeContext_Peer) {
+			p.Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_PortValue{}
+		},
+		"other service": func(p *authv3.AttributeContext_Peer) { p.Service = "rest" },
+		"no principal":  func(p *authv3.AttributeContext_Peer) { p.Principal = "" },
+		"labels":        func(p *authv3.AttributeContext_Peer) { p.Labels = map[string]string{"zone": "b"} },
+		"certificate":   func(p *authv3.AttributeContext_Peer) { p.Certificate = "-----BEGIN" },
+		"udp": func(p *authv3.AttributeContext_Peer) {
+			p.Address.GetSocketAddress().Protocol = corev3.SocketAddress_UDP
+		},
+		"named port": func(p *authv3.AttributeContext_Peer) {
+			p.Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_NamedPort{NamedPort: "https"}
+		},
+		"resolver":    func(p *authv3.AttributeContext_Peer) { p.Address.GetSocketAddress().ResolverName = "dns" },
+		"ipv4 compat": func(p *authv3.AttributeContext_Peer) { p.Address.GetSocketAddress().Ipv4Compat = true },
+		"namespace": func(p *authv3.AttributeContext_Peer) {
+			p.Address.GetSocketAddress().NetworkNamespaceFilepath = "/run/netns/a"
+		},
+		"no address": func(p *authv3.AttributeContext_Peer) { p.Address = nil },
+		"pipe": func(p *authv3.AttributeContext_Peer) {
+			p.Address = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/run/e.sock"}}}
+		},
+	}
+	// Twice over: the second round is answered from the cache where it can be.
+	for round := range 2 {
+		for note, change := range variants {
+			p := base()
+			change(p)
+			bs, err := protojson.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ast.ValueFromReader(bytes.NewReader(bs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := peerValue(p); got.Compare(want) != 0 {
+				t.Fatalf("round %d, %s: got  %v\nwant %v", round, note, got, want)
+			}
+		}
+	}
+	if _, ok := cacheablePeer(base()); !ok {
+		t.Fatal("a TCP peer with a port, a service and a principal is not cached")
+	}
+	for i := range peerCacheEntries + 10 {
+		p := base()
+		p.Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_PortValue{PortValue: uint32(i)}
+		peerValue(p)
+	}
+	peers.mu.RLock()
+	n := len(peers.m)
+	peers.mu.RUnlock()
+	if n > peerCacheEntries {
+		t.Fatalf("the peer cache holds %d entries, more than %d", n, peerCacheEntries)
+	}
+}

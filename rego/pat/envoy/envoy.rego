@@ -287,13 +287,15 @@ _allowed if object.get(decision, "allow", null) == true
 # description: >-
 #   Envoy's answer, in opa-envoy-plugin's form. Allowed: the token's id and user for the
 #   upstream, and GitHub's token expiration header for the client. Denied: the decision's status,
-#   a JSON body {"message", "documentation_url"}, and a Basic challenge on 401.
+#   a JSON body {"message", "documentation_url"}, and a Basic challenge on 401. It carries the
+#   decision itself for the decision log (Envoy ignores it): referring to it costs nothing, where
+#   a filtered copy cost a tenth of a Check's allocations.
 # entrypoint: true
 response := {
 	"allowed": true,
 	"headers": _upstream_headers,
 	"response_headers_to_add": _client_headers,
-	"decision": _summary,
+	"decision": decision,
 } if {
 	_allowed
 } else := {
@@ -301,11 +303,8 @@ response := {
 	"http_status": _status,
 	"headers": _denial_headers,
 	"body": json.marshal({"message": _message, "documentation_url": _documentation_url}),
-	"decision": _summary,
+	"decision": decision,
 }
-
-# What the decision log keeps of the decision (the response carries it; Envoy ignores it).
-_summary := object.filter(decision, ["allow", "status", "reasons", "token_id", "kind", "user", "expires_at_ns"])
 
 _status := status if {
 	status := object.get(decision, "status", null)
