@@ -114,8 +114,8 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 }
 
 var (
-	tokenAnswers answerCache[index.Token]  // by the index's Token: every value of the answer
-	grantAnswers answerCache[*index.Grant] // by the index's record, replaced on every change
+	tokenAnswers answerCache[index.Token] // by the index's Token: every value of the answer
+	grantAnswers answerCache[index.Grant] // by the index's Grant: every value of the answer
 )
 
 // cachedTokenTerm is TokenTerm through tokenAnswers; bits of the token's
@@ -178,7 +178,7 @@ func Grant(_ rego.BuiltinContext, id, org *ast.Term) (*ast.Term, error) {
 var orgSeed = maphash.MakeSeed()
 
 // grantTerm is the answer of pat.grant for an indexed grant.
-func grantTerm(g *index.Grant) *ast.Term {
+func grantTerm(g index.Grant) *ast.Term {
 	reviewer := ast.InternedNullTerm
 	if g.Reviewer != nil {
 		reviewer = g.Reviewer.Term

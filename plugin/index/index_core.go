@@ -20,8 +20,8 @@ import (
 // Index is the in-memory view of a store. Lookups are safe from any number
 // of goroutines; the writer is the one that calls Load and Follow.
 type Index struct {
-	tokens       tokenTable // tokens.go
-	grants       *shardedMap[grantKey, *Grant]
+	tokens       tokenTable                   // tokens.go
+	grants       *shardedMap[grantKey, Grant] // by value: no object per grant for the collector to trace
 	memberships  *shardedMap[pairKey, *Sym]
 	users        *shardedMap[string, *User]
 	repositories *shardedMap[pairKey, *Repository]
@@ -69,7 +69,7 @@ type shapeKey struct {
 // New returns an empty index.
 func New() *Index {
 	x := &Index{
-		grants:       newShardedMap[grantKey, *Grant](hashGrantKey),
+		grants:       newShardedMap[grantKey, Grant](hashGrantKey),
 		memberships:  newShardedMap[pairKey, *Sym](hashPair),
 		users:        newShardedMap[string, *User](hashString),
 		repositories: newShardedMap[pairKey, *Repository](hashPair),
@@ -99,7 +99,7 @@ func (x *Index) Token(h [32]byte) (Token, bool) {
 }
 
 // Grant returns the current grant of a token for an organization.
-func (x *Index) Grant(tokenID int64, org string) (*Grant, bool) {
+func (x *Index) Grant(tokenID int64, org string) (Grant, bool) {
 	return x.grants.get(grantKey{tokenID, fold(org)})
 }
 
@@ -348,7 +348,7 @@ func (x *Index) PutGrant(g store.Grant) {
 	if g.Reviewer != "" {
 		reviewer = x.sym(g.Reviewer)
 	}
-	x.grants.put(grantKey{g.TokenID, x.sym(fold(g.Org)).S}, &Grant{
+	x.grants.put(grantKey{g.TokenID, x.sym(fold(g.Org)).S}, Grant{
 		ID:          g.ID,
 		State:       x.sym(g.State),
 		Reason:      g.Reason,
