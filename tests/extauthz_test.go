@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -344,6 +346,40 @@ func TestExtAuthzGate(t *testing.T) {
 		t.Logf("approval reached the gate after %s", time.Since(start).Round(time.Millisecond))
 	})
 
+	t.Run("git lfs: the batch body says read or write", func(t *testing.T) {
+		// fg, approved above, may read contents of octo-org/app and nothing else.
+		lfs := func(method, path, body, auth string) *authv3.CheckRequest {
+			req := eaRequest(method, path, eaBasic("bob", auth))
+			if body != "" {
+				h := req.GetAttributes().GetRequest().GetHttp()
+				h.Body = body
+				h.Headers["content-type"] = "application/vnd.git-lfs+json; charset=utf-8"
+				h.Headers["content-length"] = fmt.Sprint(len(body))
+			}
+			return req
+		}
+		const batch = "/octo-org/app.git/info/lfs/objects/batch"
+		download := `{"operation":"download","transfers":["basic"],"objects":[{"oid":"12ab","size":3}]}`
+		upload := `{"operation":"upload","transfers":["basic"],"objects":[{"oid":"12ab","size":3}]}`
+		for _, tc := range []struct {
+			note string
+			req  *authv3.CheckRequest
+			want int
+		}{
+			{"download with a read-only token", lfs("POST", batch, download, fg), 200},
+			{"upload with a read-only token", lfs("POST", batch, upload, fg), 403},
+			{"a batch without its body asks for write", lfs("POST", batch, "", fg), 403},
+			{"upload with a classic repo token", lfs("POST", batch, upload, classic), 200},
+			{"list locks with a read-only token", lfs("GET", "/octo-org/app.git/info/lfs/locks?path=a.bin", "", fg), 200},
+			{"verify locks before a push with a read-only token", lfs("POST", "/octo-org/app.git/info/lfs/locks/verify", `{}`, fg), 403},
+			{"a batch by GET is not a path the gate covers", lfs("GET", batch, "", classic), 404},
+		} {
+			if _, got := g.check(t, tc.req); got.status != tc.want {
+				t.Errorf("%s: got %d, want %d", tc.note, got.status, tc.want)
+			}
+		}
+	})
+
 	t.Run("a revocation with the CLI reaches the gate", func(t *testing.T) {
 		id, raw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "7d")
 		req := eaRequest("POST", "/octo-org/app.git/git-upload-pack", eaBasic("bob", raw))
@@ -445,5 +481,29 @@ func TestExtAuthzEnvoyExample(t *testing.T) {
 	}
 	if authz.GetFailureModeAllow() || authz.GetGrpcService().GetEnvoyGrpc().GetClusterName() != "opa_pat" || authz.GetTransportApiVersion() != corev3.ApiVersion_V3 {
 		t.Fatalf("ext_authz filter: %s", protojson.Format(authz))
+	}
+	if authz.GetWithRequestBody() != nil {
+		t.Fatal("the filter buffers every body; only Git LFS batch requests need theirs")
+	}
+	// The first route hands Git LFS batch bodies to the gate, and only those.
+	routes := hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()
+	perRoute := &extauthzv3.ExtAuthzPerRoute{}
+	if err := routes[0].GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"].UnmarshalTo(perRoute); err != nil {
+		t.Fatalf("the LFS route's ext_authz settings: %v", err)
+	}
+	body := perRoute.GetCheckSettings().GetWithRequestBody()
+	if body.GetMaxRequestBytes() == 0 || !body.GetAllowPartialMessage() {
+		t.Fatalf("the LFS route's with_request_body: %s", protojson.Format(perRoute))
+	}
+	re := regexp.MustCompile(routes[0].GetMatch().GetSafeRegex().GetRegex())
+	for path, want := range map[string]bool{
+		"/octo-org/app.git/info/lfs/objects/batch": true,
+		"/octo-org/app/info/lfs/objects/batch":     true,
+		"/octo-org/app.git/git-receive-pack":       false,
+		"/octo-org/app.git/info/lfs/locks":         false,
+	} {
+		if re.MatchString(path) != want {
+			t.Errorf("the LFS route matches %s: %v, want %v", path, !want, want)
+		}
 	}
 }

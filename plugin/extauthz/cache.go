@@ -10,9 +10,10 @@ import (
 )
 
 // decisionCache keeps recent decisions of the default policy for a short
-// time, keyed by what data.pat.envoy reads from a request: the method, the
-// path (with its query) and the Authorization header. Keys are SHA-256
-// digests, so the cache holds no raw credential.
+// time, keyed by what data.pat.envoy reads from a request (cacheKey): the
+// method, the path (with its query), the Authorization header and the body
+// when there is one. Keys are SHA-256 digests, so the cache holds no raw
+// credential.
 //
 // An entry lives at most ttl, and never past the token's expiry (the
 // decision's expires_at_ns). Every entry is dropped at once (Invalidate)
@@ -55,16 +56,37 @@ func newDecisionCache(ttl time.Duration, maxEntries int, version func() int64) *
 	return c
 }
 
-func cacheKey(method, path, authorization string) [32]byte {
+// cacheKey digests what data.pat.envoy reads of a request: the method, the
+// path with its query, the Authorization header and, when Envoy forwarded a
+// body (with_request_body), the body and the two headers that decide whether
+// it is parsed (Content-Type) or reported as cut short (Content-Length): a
+// Git LFS batch request reads or writes by what its body says.
+func cacheKey(method, path, authorization string, body httpBody) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(method))
 	h.Write([]byte{0})
 	h.Write([]byte(path))
 	h.Write([]byte{0})
 	h.Write([]byte(authorization))
+	if body.body != "" {
+		for _, s := range []string{body.body, body.contentType, body.contentLength} {
+			h.Write([]byte{0})
+			h.Write([]byte(s))
+		}
+	}
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
+}
+
+// httpBody is a request's body with the headers that say how it is read.
+type httpBody struct{ body, contentType, contentLength string }
+
+func requestBody(body string, headers map[string]string) httpBody {
+	if body == "" {
+		return httpBody{}
+	}
+	return httpBody{body: body, contentType: headers["content-type"], contentLength: headers["content-length"]}
 }
 
 // generation is read before an evaluation and handed to put, so that a

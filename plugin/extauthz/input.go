@@ -244,12 +244,21 @@ func parsePath(target string) (*ast.Array, ast.Object, error) {
 	return ast.NewArray(segs...), query, nil
 }
 
+// jsonMediaType reports whether a Content-Type is JSON: application/json, or
+// a type with the +json suffix (RFC 6839), such as Git LFS's
+// application/vnd.git-lfs+json.
+func jsonMediaType(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
 // parsedBody parses a JSON request body when Envoy forwarded one (with_request_body).
 // A body cut short by Envoy (content-length larger than what arrived) is
 // reported as truncated and not parsed; a body that is not JSON is null.
 func parsedBody(h *authv3.AttributeContext_HttpRequest, headers map[string]string) (ast.Value, bool) {
 	body := h.GetBody()
-	if body == "" || !strings.Contains(headers["content-type"], "application/json") {
+	if body == "" || !jsonMediaType(headers["content-type"]) {
 		return ast.Null{}, false
 	}
 	if cl, err := strconv.ParseInt(headers["content-length"], 10, 64); err == nil && cl > int64(len(body)) {

@@ -278,7 +278,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		decided ast.Value
 	)
 	if s.cache != nil {
-		key = cacheKey(httpReq.GetMethod(), httpReq.GetPath(), headers["authorization"])
+		key = cacheKey(httpReq.GetMethod(), httpReq.GetPath(), headers["authorization"], requestBody(httpReq.GetBody(), headers))
 		gen = s.cache.generation()
 		decided, _ = s.cache.get(key, start)
 	}

@@ -597,7 +597,7 @@ func TestDecisionCacheExpiry(t *testing.T) {
 	var version atomic.Int64
 	c := newDecisionCache(time.Minute, 64, version.Load)
 	now := time.Unix(1000, 0)
-	k := cacheKey("GET", "/", "Bearer x")
+	k := cacheKey("GET", "/", "Bearer x", httpBody{})
 	exp := ast.MustParseTerm(`{"allowed": true, "decision": {"expires_at_ns": 1000500000000}}`).Value
 	c.put(k, exp, c.generation(), now)
 	if _, ok := c.get(k, now.Add(499*time.Millisecond)); !ok {
@@ -623,7 +623,7 @@ func TestDecisionCacheExpiry(t *testing.T) {
 		t.Fatal("a decision made at an older index version must not be used")
 	}
 	for i := range 1000 {
-		c.put(cacheKey("GET", fmt.Sprint(i), ""), plain, c.generation(), now)
+		c.put(cacheKey("GET", fmt.Sprint(i), "", httpBody{}), plain, c.generation(), now)
 	}
 	n := 0
 	for i := range c.shards {
@@ -702,5 +702,34 @@ func TestCheckKeepsNoDecisions(t *testing.T) {
 	f.server.metrics.mu.RUnlock()
 	if n != 2 {
 		t.Fatalf("the server keeps %d series after 200 Checks of two outcomes; want 2", n)
+	}
+}
+
+// The cache key covers what the policy reads of a body: a Git LFS batch
+// request downloads or uploads by its body, with the same method, path and
+// credentials.
+func TestCacheKeyCoversTheBody(t *testing.T) {
+	const batch = "/octo-org/app.git/info/lfs/objects/batch"
+	lfs := "application/vnd.git-lfs+json"
+	key := func(body, contentType, contentLength string) [32]byte {
+		return cacheKey("POST", batch, "Basic eDp5", requestBody(body, map[string]string{"content-type": contentType, "content-length": contentLength}))
+	}
+	download := key(`{"operation":"download"}`, lfs, "24")
+	for note, other := range map[string][32]byte{
+		"another body":           key(`{"operation":"upload"}`, lfs, "22"),
+		"no body":                key("", lfs, "24"),
+		"another content type":   key(`{"operation":"download"}`, "text/plain", "24"),
+		"another content length": key(`{"operation":"download"}`, lfs, "4096"),
+	} {
+		if other == download {
+			t.Errorf("%s: same key as the download", note)
+		}
+	}
+	if key(`{"operation":"download"}`, lfs, "24") != download {
+		t.Error("the same request got another key")
+	}
+	// Without a body, the headers that say how to read one do not matter.
+	if key("", lfs, "24") != key("", "text/plain", "") || key("", "", "") != cacheKey("POST", batch, "Basic eDp5", httpBody{}) {
+		t.Error("requests without a body are keyed by their body's headers")
 	}
 }

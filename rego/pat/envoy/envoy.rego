@@ -119,6 +119,32 @@ _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, 
 	action := {"git-upload-pack": "read", "git-receive-pack": "write"}[service]
 }
 
+# Git LFS (/{owner}/{repo}(.git)/info/lfs/...), as git-lfs calls it with the same credentials as git.
+_route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
+	count(_path) > 4
+	_path[2] == "info"
+	_path[3] == "lfs"
+	owner := _path[0]
+	repo := _path[1]
+	_git_owner(owner)
+	_name(repo)
+	action := _lfs_action(array.slice(_path, 4, count(_path)), _method)
+}
+
+# The batch API says in its JSON body whether objects are downloaded or uploaded. When Envoy does not
+# forward the body (with_request_body), or cuts it short, the gate cannot tell, and asks for write: a
+# read-only token is then refused rather than handed upload URLs. Locks are listed (read), created,
+# verified before a push and released (write).
+_lfs_action(["objects", "batch"], "POST") := action if {
+	action := {"download": "read", "upload": "write"}[input.parsed_body.operation]
+} else := "write"
+
+_lfs_action(["locks"], method) := {"GET": "read", "POST": "write"}[method]
+
+_lfs_action(["locks", "verify"], "POST") := "write"
+
+_lfs_action(["locks", _, "unlock"], "POST") := "write"
+
 # The first segments of REST paths are not owners of Git repositories.
 _git_owner(owner) if {
 	regex.match(`^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]?|\.[A-Za-z0-9_-]|[A-Za-z0-9_.-]{3,})$`, owner) # _name(owner)

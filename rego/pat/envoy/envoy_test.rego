@@ -121,6 +121,42 @@ test_org_route[note] if {
 	} with input as req(tc.m, tc.p, bearer)
 }
 
+test_lfs_route[note] if {
+	some note, tc in {
+		"batch download": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": {"operation": "download", "objects": []}, "want": "read"},
+		"batch upload": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": {"operation": "upload", "objects": []}, "want": "write"},
+		"batch without .git": {"m": "POST", "p": "/octo-org/app/info/lfs/objects/batch", "body": {"operation": "download"}, "want": "read"},
+		"batch, no body": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": null, "want": "write"},
+		"batch, unknown operation": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": {"operation": "delete"}, "want": "write"},
+		"batch, body not an object": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": ["download"], "want": "write"},
+		"list locks": {"m": "GET", "p": "/octo-org/app.git/info/lfs/locks?path=a.bin", "body": null, "want": "read"},
+		"create lock": {"m": "POST", "p": "/octo-org/app.git/info/lfs/locks", "body": {"path": "a.bin"}, "want": "write"},
+		"verify locks": {"m": "POST", "p": "/octo-org/app.git/info/lfs/locks/verify", "body": {}, "want": "write"},
+		"unlock": {"m": "POST", "p": "/octo-org/app.git/info/lfs/locks/17/unlock", "body": {"force": false}, "want": "write"},
+		"names in another case": {"m": "GET", "p": "/Octo-Org/App.GIT/info/lfs/locks", "body": null, "want": "read"},
+	}
+	envoy.mapped == {
+		"credential": {"type": "pat", "token": classic},
+		"resource": {"owner": "octo-org", "repository": "app"},
+		"action": tc.want,
+		"permission": "contents",
+	} with input as object.union(req(tc.m, tc.p, bearer), {"parsed_body": tc.body})
+}
+
+test_lfs_unknown[note] if {
+	some note, tc in {
+		"batch by GET": {"m": "GET", "p": "/octo-org/app.git/info/lfs/objects/batch"},
+		"objects without batch": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects"},
+		"lfs root": {"m": "GET", "p": "/octo-org/app.git/info/lfs"},
+		"delete locks": {"m": "DELETE", "p": "/octo-org/app.git/info/lfs/locks"},
+		"verify by GET": {"m": "GET", "p": "/octo-org/app.git/info/lfs/locks/verify"},
+		"unlock by GET": {"m": "GET", "p": "/octo-org/app.git/info/lfs/locks/17/unlock"},
+		"lfs under a REST root": {"m": "POST", "p": "/repos/app.git/info/lfs/objects/batch"},
+		"lfs of a bad name": {"m": "POST", "p": "/octo-org/../info/lfs/objects/batch"},
+	}
+	not envoy.mapped with input as object.union(req(tc.m, tc.p, bearer), {"parsed_body": {"operation": "download"}})
+}
+
 test_unknown_path[note] if {
 	some note, tc in {
 		"root": {"m": "GET", "p": "/"},
