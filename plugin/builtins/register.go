@@ -116,6 +116,7 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 var (
 	tokenAnswers answerCache[index.Token] // by the index's Token: every value of the answer
 	grantAnswers answerCache[index.Grant] // by the index's Grant: every value of the answer
+	userAnswers  answerCache[index.User]  // by the index's User: every value of the answer
 )
 
 // cachedTokenTerm is TokenTerm through tokenAnswers; bits of the token's
@@ -171,11 +172,12 @@ func Grant(_ rego.BuiltinContext, id, org *ast.Term) (*ast.Term, error) {
 	if !ok {
 		return nil, nil // undefined: no grant
 	}
-	owner := uint64(tokenID)*0x9e3779b97f4a7c15 ^ maphash.String(orgSeed, o)
+	owner := uint64(tokenID)*0x9e3779b97f4a7c15 ^ maphash.String(nameSeed, o)
 	return grantAnswers.get(uint32(owner), uint32(owner>>32), g, owner, grantTerm), nil
 }
 
-var orgSeed = maphash.MakeSeed()
+// nameSeed hashes organization names and logins for the answer caches.
+var nameSeed = maphash.MakeSeed()
 
 // grantTerm is the answer of pat.grant for an indexed grant.
 func grantTerm(g index.Grant) *ast.Term {
@@ -227,7 +229,8 @@ func User(_ rego.BuiltinContext, login *ast.Term) (*ast.Term, error) {
 	if !ok {
 		return nil, nil
 	}
-	return u.Term(), nil
+	owner := maphash.String(nameSeed, u.Login)
+	return userAnswers.get(uint32(owner), uint32(owner>>32), u, owner, index.User.Term), nil
 }
 
 // Repository implements pat.repository(owner, name).

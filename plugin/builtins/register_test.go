@@ -197,3 +197,25 @@ func TestGrantCacheFollowsChanges(t *testing.T) {
 		t.Fatalf("after approval pat.grant = %v; want reviewer alice", got)
 	}
 }
+
+func TestUserCacheFollowsChanges(t *testing.T) {
+	x := index.New()
+	x.PutUser(store.User{Login: "Alice", ManagedBy: "acme"})
+	x.PutUser(store.User{Login: "bob"})
+	t.Cleanup(Install(&Source{Index: x, Prefixes: token.DefaultPrefixes}))
+
+	first := eval(t, `pat.user("alice")`)
+	if want := ast.MustParseTerm(`{"login": "Alice", "managed_by": "acme"}`).Value; first.Value.Compare(want) != 0 {
+		t.Fatalf("pat.user(alice) = %v; want %v", first, want)
+	}
+	if again := eval(t, `pat.user("ALICE")`); again != first {
+		t.Fatal("an unchanged user's answer is built again instead of reused")
+	}
+	if want := ast.MustParseTerm(`{"login": "bob", "managed_by": null}`).Value; eval(t, `pat.user("bob")`).Value.Compare(want) != 0 {
+		t.Fatalf("pat.user(bob) = %v; want %v", eval(t, `pat.user("bob")`), want)
+	}
+	x.PutUser(store.User{Login: "Alice"}) // no longer managed
+	if want := ast.MustParseTerm(`{"login": "Alice", "managed_by": null}`).Value; eval(t, `pat.user("alice")`).Value.Compare(want) != 0 {
+		t.Fatalf("after the change pat.user(alice) = %v; want %v", eval(t, `pat.user("alice")`), want)
+	}
+}

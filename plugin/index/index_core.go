@@ -23,7 +23,7 @@ type Index struct {
 	tokens       tokenTable                   // tokens.go
 	grants       *shardedMap[grantKey, Grant] // by value: no object per grant for the collector to trace
 	memberships  *shardedMap[pairKey, *Sym]
-	users        *shardedMap[string, *User]
+	users        *shardedMap[string, User] // by value, as grants
 	repositories *shardedMap[pairKey, *Repository]
 
 	// Interning tables, touched by the writer only.
@@ -71,7 +71,7 @@ func New() *Index {
 	x := &Index{
 		grants:       newShardedMap[grantKey, Grant](hashGrantKey),
 		memberships:  newShardedMap[pairKey, *Sym](hashPair),
-		users:        newShardedMap[string, *User](hashString),
+		users:        newShardedMap[string, User](hashString),
 		repositories: newShardedMap[pairKey, *Repository](hashPair),
 		syms:         map[string]*Sym{},
 		sets:         map[string]*StrSet{},
@@ -109,7 +109,7 @@ func (x *Index) Role(user, org string) (*Sym, bool) {
 }
 
 // User returns a user's record.
-func (x *Index) User(login string) (*User, bool) { return x.users.get(fold(login)) }
+func (x *Index) User(login string) (User, bool) { return x.users.get(fold(login)) }
 
 // Repository returns a repository's record.
 func (x *Index) Repository(owner, name string) (*Repository, bool) {
@@ -280,7 +280,7 @@ func (x *Index) PutUser(u store.User) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	login := x.sym(u.Login)
-	rec := &User{Login: login.S, login: login}
+	rec := User{Login: login.S, login: login}
 	if u.ManagedBy != "" {
 		rec.managedBy = x.sym(u.ManagedBy)
 		rec.ManagedBy = rec.managedBy.S
