@@ -24,11 +24,13 @@ func pace(interval time.Duration, total int64, slots chan<- time.Time) error {
 	}
 	tf := os.NewFile(uintptr(fd), "timerfd")
 	defer tf.Close()
+	// start is read first: every slot's due time is then at or before the
+	// moment the timer fires for it, never after.
+	start := time.Now()
 	var mono unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono); err != nil {
 		return fmt.Errorf("clock_gettime: %w", err)
 	}
-	start := time.Now()
 	// The first slot is due now; the timer fires for the second one an
 	// interval later, and every interval after that.
 	spec := unix.ItimerSpec{
