@@ -149,20 +149,19 @@ func run(o options, out io.Writer) error {
 		defer c.Close()
 		conns[i] = c
 	}
-	clients := conns
 
 	if o.warmup > 0 {
-		closedLoop(o.workers, clients, reqs, time.Now().Add(o.warmup), 0, o.timeout, nil)
+		closedLoop(o.workers, conns, reqs, time.Now().Add(o.warmup), 0, o.timeout, nil)
 	}
 	res := newResults(o.workers)
 	start := time.Now()
 	deadline := start.Add(o.duration)
 	if o.rate > 0 {
-		if err := fixedRate(o, clients, reqs, deadline, res); err != nil {
+		if err := fixedRate(o, conns, reqs, deadline, res); err != nil {
 			return err
 		}
 	} else {
-		closedLoop(o.workers, clients, reqs, deadline, o.n, o.timeout, res)
+		closedLoop(o.workers, conns, reqs, deadline, o.n, o.timeout, res)
 	}
 	return res.report(out, o, time.Since(start))
 }
@@ -349,17 +348,19 @@ func newResults(workers int) *results {
 	return r
 }
 
-// record counts one answer, decoded here, after its time was taken.
-func (r *results) record(w int, d time.Duration, answer frame, err error) {
+// record counts one answer, decoded here, after its time was taken, and
+// reports whether it was one.
+func (r *results) record(w int, d time.Duration, answer frame, err error) bool {
 	if err == nil {
 		err = r.count(w, answer)
 	}
 	if err != nil {
 		r.errs.Add(1)
 		r.errMsg.Store(err.Error())
-		return
+		return false
 	}
 	r.lat[w] = append(r.lat[w], d)
+	return true
 }
 
 func (r *results) count(w int, answer frame) error {
@@ -425,8 +426,7 @@ func fixedRate(o options, conns []*grpc.ClientConn, reqs []frame, deadline time.
 				err := check(ctx, conn, reqs[i%len(reqs)], &answer)
 				end := time.Now()
 				cancel()
-				res.record(w, end.Sub(due), answer, err)
-				if err == nil {
+				if res.record(w, end.Sub(due), answer, err) {
 					res.svc[w] = append(res.svc[w], end.Sub(sent))
 				}
 				i++
