@@ -366,7 +366,14 @@ func (x *Index) sym(s string) *Sym {
 		return y
 	}
 	s = strings.Clone(s) // do not pin a larger buffer the string came from
-	y := &Sym{S: s, Term: ast.StringTerm(s)}
+	// The symbol and its term in one allocation: one object less per name
+	// (a user's login, an organization, a state) for the collector.
+	c := &struct {
+		sym  Sym
+		term ast.Term
+	}{term: ast.Term{Value: ast.String(s)}}
+	c.sym = Sym{S: s, Term: &c.term}
+	y := &c.sym
 	y.ref = x.symRefs.add(y)
 	x.syms[s] = y
 	return y
