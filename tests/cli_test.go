@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -329,6 +330,7 @@ func TestCLIUnexpectedArguments(t *testing.T) {
 		{"requests", "create", "--store", store, "--org", "octo-org", "--token", "1", "extra"},
 		{"store", "export", "--store", store, "extra"},
 		{"audit", "list", "--store", store, "extra"},
+		{"store", "prune-changes", "--store", store, "extra"},
 	} {
 		res := cli(t, args...)
 		if res.code == 0 || res.stderr != "error: unexpected arguments: extra\n" {
@@ -339,4 +341,19 @@ func TestCLIUnexpectedArguments(t *testing.T) {
 	if _, err := os.Stat(store); err == nil {
 		t.Fatal("a refused command created the store")
 	}
+}
+
+func TestCLIPruneChanges(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "pat.db")
+	for i := range 3 {
+		cliOK(t, "token", "create", "--store", store, "--user", "bob", "--kind", "classic", "--name", fmt.Sprint("t", i), "--expires-in", "7d")
+	}
+	// A user and three tokens: four entries, of which the newest stays.
+	if out := cliOK(t, "store", "prune-changes", "--store", store, "--keep", "1"); out != "removed 3 change-log entries; the log now starts after change 3\n" {
+		t.Fatalf("prune-changes: %q", out)
+	}
+	if out := cliOK(t, "store", "prune-changes", "--store", store, "--keep", "1"); out != "removed 0 change-log entries; the log now starts after change 3\n" {
+		t.Fatalf("prune-changes again: %q", out)
+	}
+	cliFail(t, "error: --keep: want at least 1 entry, got 0", "store", "prune-changes", "--store", store, "--keep", "0")
 }

@@ -392,6 +392,25 @@ func TestExtAuthzGate(t *testing.T) {
 		})
 	})
 
+	t.Run("pruning the change log leaves a current sidecar following it", func(t *testing.T) {
+		out := runCLI(t, g.bin, nil, "store", "prune-changes", "--store", g.store, "--keep", "1", "--output", "json")
+		var pruned struct {
+			Removed       int64 `json:"removed"`
+			PrunedThrough int64 `json:"pruned_through"`
+		}
+		if err := json.Unmarshal([]byte(out), &pruned); err != nil || pruned.Removed == 0 || pruned.PrunedThrough == 0 {
+			t.Fatalf("prune-changes: %v: %s", err, out)
+		}
+		id, raw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "7d")
+		g.waitAllowed(t, raw)
+		runCLI(t, g.bin, nil, "token", "revoke", "--store", g.store, id)
+		req := eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", raw))
+		poll(t, 3*time.Second, "the revocation to reach the gate after the prune", func() bool {
+			_, got := g.check(t, req)
+			return got.status == 401
+		})
+	})
+
 	t.Run("metrics", func(t *testing.T) {
 		resp, err := http.Get("http://" + g.api + "/metrics")
 		if err != nil {

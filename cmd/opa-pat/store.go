@@ -139,7 +139,7 @@ func newStoreCmd() *cobra.Command {
 		Use:   "store",
 		Short: "Import and export the token store",
 	}
-	root.AddCommand(newStoreImportCmd(), newStoreExportCmd(), newStoreSettingsCmd(), newStoreMigrateCmd())
+	root.AddCommand(newStoreImportCmd(), newStoreExportCmd(), newStoreSettingsCmd(), newStoreMigrateCmd(), newStorePruneChangesCmd())
 	return root
 }
 
@@ -300,5 +300,50 @@ bundle activates).`,
 		}),
 	}
 	f.register(cmd, outputJSON)
+	return cmd
+}
+
+// defaultKeepChanges is prune-changes' --keep: hours of changes at any rate a
+// store sees, and far more than a running sidecar lags behind.
+const defaultKeepChanges = 100_000
+
+func newStorePruneChangesCmd() *cobra.Command {
+	var (
+		f    storeFlags
+		keep int64
+	)
+	cmd := &cobra.Command{
+		Use:   "prune-changes --store PATH [--keep N]",
+		Short: "Remove all but the newest N entries of the change log sidecars follow",
+		Long: `Every change to the store (a token created or revoked, a request reviewed, an import)
+appends an entry to the change log, which sidecars read to keep their index current; nothing
+else removes entries. prune-changes keeps the newest --keep entries and removes the rest.
+
+A sidecar that has not applied a removed entry does not skip it: it stops following, logs
+that the change log was pruned past it, fails closed after store.max_staleness, and loads
+the store afresh when restarted. Running sidecars apply every change within a second or so;
+keep far more entries than that.`,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			if keep < 1 {
+				return fmt.Errorf("--keep: want at least 1 entry, got %d", keep)
+			}
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				removed, through, err := db.PruneChanges(cmd.Context(), keep)
+				if err != nil {
+					return err
+				}
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), map[string]int64{"removed": removed, "pruned_through": through})
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed %d change-log entries; the log now starts after change %d\n", removed, through)
+				return err
+			})
+		}),
+	}
+	f.registerRead(cmd, outputText)
+	cmd.Flags().Int64Var(&keep, "keep", defaultKeepChanges, "how many of the newest change-log entries to keep (at least 1)")
 	return cmd
 }

@@ -3,6 +3,8 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,4 +111,79 @@ func TestFollowStaleness(t *testing.T) {
 	waitFor("current after recovery", time.Second, func() bool { return x.Current(time.Now()) == nil })
 	cancel()
 	<-done
+}
+
+// TestFollowPrunedLog: an index behind a change log pruned past it does not
+// skip the removed changes. It stops advancing, says why, and fails closed
+// past the bound; a fresh load follows the pruned log again.
+func TestFollowPrunedLog(t *testing.T) {
+	const bound = 300 * time.Millisecond
+	ctx := t.Context()
+	db := openStore(t)
+	classic := func(b byte) store.Token {
+		return store.Token{Hash: [32]byte{b}, Name: fmt.Sprint(b), Kind: store.KindClassic, User: "bob", Scopes: []string{"repo"}, CreatedAt: time.Now()}
+	}
+	if _, _, err := db.CreateToken(ctx, store.CreateTokenParams{Token: classic(1)}); err != nil {
+		t.Fatal(err)
+	}
+	x := New()
+	x.SetMaxStaleness(bound)
+	if err := x.Load(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	at := x.Seq()
+	// Two tokens the index has not seen, then a prune that removes the first.
+	for b := byte(2); b <= 3; b++ {
+		if _, _, err := db.CreateToken(ctx, store.CreateTokenParams{Token: classic(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, through, err := db.PruneChanges(ctx, 1); err != nil || through <= at {
+		t.Fatalf("PruneChanges(1) = through %d, %v; want past the index at %d", through, err, at)
+	}
+	err := x.CatchUp(ctx, db)
+	if !errors.Is(err, store.ErrChangesPruned) || !strings.Contains(err.Error(), "restart the sidecar") {
+		t.Fatalf("CatchUp = %v; want ErrChangesPruned, which says what to do", err)
+	}
+	if x.Seq() != at {
+		t.Fatalf("the index moved to %d past a gap; want it at %d", x.Seq(), at)
+	}
+	if _, ok := x.Token([32]byte{3}); ok {
+		t.Fatal("the index applied a change that follows the removed one")
+	}
+	// Following it, the index never catches up again: past the bound its
+	// decisions fail closed, and every round reports why.
+	followCtx, cancel := context.WithCancel(ctx)
+	var reported atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		x.Follow(followCtx, db, 20*time.Millisecond, func(err error) {
+			if errors.Is(err, store.ErrChangesPruned) {
+				reported.Add(1)
+			}
+		})
+	}()
+	time.Sleep(bound + 100*time.Millisecond)
+	cancel()
+	<-done
+	if err := x.Current(time.Now()); !errors.Is(err, ErrStale) {
+		t.Fatalf("Current = %v; want ErrStale: decisions fail closed", err)
+	}
+	if reported.Load() == 0 || x.Seq() != at {
+		t.Fatalf("Follow reported ErrChangesPruned %d times and moved to %d; want reports, and %d", reported.Load(), x.Seq(), at)
+	}
+
+	fresh := New()
+	if err := fresh.Load(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.CatchUp(ctx, db); err != nil {
+		t.Fatalf("a fresh load's CatchUp = %v", err)
+	}
+	for b := byte(1); b <= 3; b++ {
+		if _, ok := fresh.Token([32]byte{b}); !ok {
+			t.Fatalf("a fresh load lacks token %d", b)
+		}
+	}
 }

@@ -36,12 +36,25 @@ type copyTable struct {
 	name     string
 	identity string
 	columns  []copyColumn
+	// rows, when set, is the SQL condition that chooses the rows a store
+	// copies, counts and clears (the rest belong to the store itself).
+	rows string
+}
+
+// from is the table with its rows condition, for a FROM or DELETE clause.
+func (t copyTable) from() string {
+	if t.rows == "" {
+		return t.name
+	}
+	return t.name + ` WHERE ` + t.rows
 }
 
 // copyTables are every table of the schema except the change log and the
 // migration records, parents before children. A new table needs a line here.
 var copyTables = []copyTable{
-	{name: "meta", columns: []copyColumn{{"key", colText}, {"value", colText}}},
+	// How far a store's change log is pruned describes that log, not the
+	// records: it is neither copied nor cleared.
+	{name: "meta", columns: []copyColumn{{"key", colText}, {"value", colText}}, rows: `key <> '` + MetaChangesPrunedThrough + `'`},
 	{name: "users", columns: []copyColumn{{"login", colText}, {"managed_by", colText}}},
 	{name: "memberships", columns: []copyColumn{{"user_login", colText}, {"org", colText}, {"role", colText}}},
 	{name: "repositories", columns: []copyColumn{{"owner", colText}, {"name", colText}, {"visibility", colText}}},
@@ -200,7 +213,7 @@ func tableCounts(ctx context.Context, q queryer) (map[string]int64, error) {
 	counts := make(map[string]int64, len(copyTables))
 	for _, t := range copyTables {
 		var n int64
-		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+t.name).Scan(&n); err != nil {
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+t.from()).Scan(&n); err != nil {
 			return nil, fmt.Errorf("counting %s: %w", t.name, err)
 		}
 		counts[t.name] = n
@@ -228,7 +241,7 @@ func clearTarget(ctx context.Context, dst *sql.Tx) error {
 		}
 	}
 	for i := len(copyTables) - 1; i >= 0; i-- {
-		if _, err := dst.ExecContext(ctx, `DELETE FROM `+copyTables[i].name); err != nil {
+		if _, err := dst.ExecContext(ctx, `DELETE FROM `+copyTables[i].from()); err != nil {
 			return fmt.Errorf("clearing %s: %w", copyTables[i].name, err)
 		}
 	}
@@ -242,7 +255,7 @@ func copyRows(ctx context.Context, src, dst *sql.Tx, t copyTable) (int64, error)
 		names[i] = c.name
 	}
 	cols := strings.Join(names, ", ")
-	rows, err := src.QueryContext(ctx, `SELECT `+cols+` FROM `+t.name+` ORDER BY `+cols)
+	rows, err := src.QueryContext(ctx, `SELECT `+cols+` FROM `+t.from()+` ORDER BY `+cols)
 	if err != nil {
 		return 0, err
 	}

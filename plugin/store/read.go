@@ -197,7 +197,8 @@ func grantReason(justification, review string) string {
 	return justification
 }
 
-// Changes returns at most limit change-log entries with Seq > after.
+// Changes returns at most limit change-log entries with Seq > after, or
+// ErrChangesPruned when some of them were pruned (PruneChanges).
 func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]Change, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -213,6 +214,17 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]Change, er
 	}, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading change log: %w", err)
+	}
+	if len(out) > 0 && out[0].Seq == after+1 {
+		return out, nil // the next change is there: none was pruned
+	}
+	// Read after the changes: a prune that committed before them shows here.
+	through, err := prunedThrough(ctx, db.rdb)
+	if err != nil {
+		return nil, err
+	}
+	if through > after {
+		return nil, fmt.Errorf("%w (changes through %d removed, read after %d)", ErrChangesPruned, through, after)
 	}
 	return out, nil
 }

@@ -132,7 +132,8 @@ type Reader interface {
 	// Load streams every record to v from one consistent snapshot and
 	// returns the change-log sequence number that snapshot reflects.
 	Load(ctx context.Context, v Visitor) (seq int64, err error)
-	// Changes returns at most limit changes with Seq > after, in order.
+	// Changes returns at most limit changes with Seq > after, in order, or
+	// ErrChangesPruned when the log no longer holds all of them.
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
 	// Wake returns a channel that receives a value when the store may have
 	// changed (another process wrote to it). It is closed when ctx ends.

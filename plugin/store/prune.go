@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// MetaChangesPrunedThrough holds the highest sequence number PruneChanges
+// removed from the change log.
+const MetaChangesPrunedThrough = "changes.pruned_through"
+
+// ErrChangesPruned is returned by Changes when the change log no longer
+// holds every change after the sequence number asked for: PruneChanges
+// removed some that the reader has not applied, so following the log would
+// skip them. The reader must load the store afresh.
+var ErrChangesPruned = errors.New("the change log was pruned past the changes this reader has applied; " +
+	"restart the sidecar to load the store afresh")
+
+// PruneChanges removes all but the newest keep entries of the change log,
+// which every change appends to and nothing else shrinks. It returns how
+// many entries it removed and the sequence number through which the log is
+// now pruned. keep must be at least 1: the newest entry stays, so the log's
+// head, where a load starts following, is never lost.
+//
+// A sidecar whose index has not applied a removed change gets
+// ErrChangesPruned instead of skipping it: it stops following, its decisions
+// fail closed after store.max_staleness, and a restart loads it afresh. Keep
+// far more entries than a running sidecar can lag behind (it applies every
+// change within a second or so).
+func (db *DB) PruneChanges(ctx context.Context, keep int64) (removed, through int64, err error) {
+	if keep < 1 {
+		return 0, 0, fmt.Errorf("keep: want at least 1 change, got %d", keep)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		var last int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&last); err != nil {
+			return fmt.Errorf("reading the change log's head: %w", err)
+		}
+		var err error
+		if through, err = prunedThrough(ctx, tx); err != nil {
+			return err
+		}
+		cutoff := last - keep
+		if cutoff <= through {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE seq <= $1`, cutoff)
+		if err != nil {
+			return fmt.Errorf("pruning the change log: %w", err)
+		}
+		if removed, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+			MetaChangesPrunedThrough, strconv.FormatInt(cutoff, 10)); err != nil {
+			return fmt.Errorf("recording how far the change log is pruned: %w", err)
+		}
+		through = cutoff
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return removed, through, nil
+}
+
+// queryRower is a *sql.DB or a *sql.Tx.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// prunedThrough reads the sequence number through which the change log is
+// pruned (0: never pruned).
+func prunedThrough(ctx context.Context, q queryRower) (int64, error) {
+	var v string
+	err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = $1`, MetaChangesPrunedThrough).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading how far the change log is pruned: %w", err)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("meta %s: %q is not a sequence number", MetaChangesPrunedThrough, v)
+	}
+	return n, nil
+}
