@@ -137,7 +137,7 @@ func orDash(s string) string {
 func newStoreCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "store",
-		Short: "Import and export the token store",
+		Short: "Import, export, migrate and prune the token store",
 	}
 	root.AddCommand(newStoreImportCmd(), newStoreExportCmd(), newStoreSettingsCmd(), newStoreMigrateCmd(), newStorePruneChangesCmd())
 	return root
