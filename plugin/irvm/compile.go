@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
@@ -169,6 +170,13 @@ func compile(p *ir.Policy, extra map[string]*topdown.Builtin) (*program, error) 
 		plan.frame = 2
 	}
 	c.prog.plan = plan
+	all := append(slices.Clone(c.prog.funcs), plan)
+	foldAll(all)
+	for _, f := range all {
+		for i, b := range f.blocks {
+			f.blocks[i] = fuse(b)
+		}
+	}
 	for _, f := range c.prog.funcs {
 		c.prog.maxSlot = max(c.prog.maxSlot, f.frame)
 	}
@@ -216,10 +224,6 @@ func (c *compiler) function(f *function, params []ir.Local, ret ir.Local, blocks
 		f.blocks = append(f.blocks, ins)
 	}
 	f.frame = c.frame
-	fold(f)
-	for i, b := range f.blocks {
-		f.blocks[i] = fuse(b)
-	}
 	return nil
 }
 

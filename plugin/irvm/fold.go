@@ -13,25 +13,44 @@ import (
 // here and assigned as a constant instead; literals nested in literals fold
 // from the inside out.
 //
-// Sharing a constant is safe when nothing mutates it: the only mutating
-// statements (ArrayAppend, ObjectInsert(Once), SetAdd) must target locals
-// that are written by Make* statements alone, so no folded value can be
-// aliased into a local that is later filled. fold checks that invariant per
-// function and leaves a function that breaks it as it is.
+// Sharing a constant is safe when nothing mutates it. fold folds a
+// function's literals and then checks the result: every mutating statement
+// (ArrayAppend, ObjectInsert(Once), SetAdd) must fill a value that a Make*
+// statement made, with no other write of that local in between on any path.
+// A folded literal is assigned, not made, so no constant can be filled. When
+// the check fails, the function keeps its unfolded statements. The check
+// follows the flow of each block rather than the whole function, because
+// the planner numbers the locals of each rule body afresh: a local that one
+// body fills may hold a call's result in the next.
+
+// foldAll folds the literals of every function of a program, unless some
+// function fills a value it did not make itself: that could be a constant
+// its caller passed in.
+func foldAll(funcs []*function) {
+	for _, f := range funcs {
+		if !fillsMade(f.blocks) {
+			return
+		}
+	}
+	for _, f := range funcs {
+		fold(f)
+	}
+}
 
 // fold rewrites f's blocks in place.
 func fold(f *function) {
-	if !fillsOnlyMadeLocals(f.blocks, f.params) {
-		return
-	}
 	mutations := map[int]int{}
 	walk(f.blocks, func(in *instr) {
 		if isMutation(in.op) {
 			mutations[in.target]++
 		}
 	})
-	for i := range f.blocks {
-		f.blocks[i] = foldBlock(f.blocks[i], mutations)
+	folded := make([][]instr, len(f.blocks))
+	for i, b := range f.blocks {
+		folded[i] = foldBlock(b, mutations)
+	}
+	if fillsMade(folded) {
+		f.blocks = folded
 	}
 }
 
@@ -64,31 +83,101 @@ func writes(in *instr) (int, bool) {
 	return 0, false
 }
 
-// fillsOnlyMadeLocals checks the invariant above: every local that some
-// statement mutates is assigned only by Make* and ResetLocal statements.
-func fillsOnlyMadeLocals(blocks [][]instr, params []int) bool {
-	mutated := map[int]bool{}
+// overwritten returns the locals that statements in blocks assign other
+// than by a Make* statement (a scan assigns its key and value locals).
+func overwritten(blocks [][]instr) map[int]bool {
+	out := map[int]bool{}
 	walk(blocks, func(in *instr) {
-		if isMutation(in.op) {
-			mutated[in.target] = true
+		if l, w := writes(in); w && !isMake(in.op) {
+			out[l] = true
+		}
+		if in.op == cScan {
+			out[in.b.local], out[in.c.local] = true, true
 		}
 	})
-	ok := true
-	// A parameter (input and data included) holds the caller's value.
-	for _, p := range append([]int{0, 1}, params...) {
-		if mutated[p] {
-			ok = false
+	return out
+}
+
+// fillsMade reports whether every mutating statement of a function's
+// blocks fills a value a Make* statement made (fillsMadeValues). The blocks
+// run one after the other, each from the start, however the one before it
+// ended: a local made in the statements that open a block, none of which
+// can be undefined, is made for the blocks after it (the planner makes a
+// partial set's or object's value in a block of its own, and each rule body
+// adds to it in the blocks that follow).
+func fillsMade(blocks [][]instr) bool {
+	carried := map[int]bool{}
+	for _, b := range blocks {
+		if !fillsMadeValues(b, carried) {
+			return false
+		}
+		gone := overwritten([][]instr{b})
+		next := maps.Clone(carried)
+		for l := range gone {
+			delete(next, l)
+		}
+	prefix:
+		for i := range b {
+			switch in := &b[i]; {
+			case isMake(in.op):
+				if !gone[in.target] {
+					next[in.target] = true
+				}
+			case in.op == cResetLocal, in.op == cMakeNull, in.op == cMakeNumber, in.op == cAssignInt:
+			default:
+				break prefix
+			}
+		}
+		carried = next
+	}
+	return true
+}
+
+// fillsMadeValues reports whether every mutating statement of block fills a
+// local that holds a value made by a Make* statement. made holds the locals
+// known to on entry (parameters, input and data are not). A Make* in a
+// nested block counts only inside it, since what follows the nested block
+// also runs when the block stopped early; a scan's body may run again after
+// it assigned a local, so what the body overwrites is not known to be made
+// anywhere in it.
+func fillsMadeValues(block []instr, made map[int]bool) bool {
+	made = maps.Clone(made)
+	for i := range block {
+		in := &block[i]
+		if isMutation(in.op) {
+			if !made[in.target] {
+				return false
+			}
+			continue
+		}
+		if len(in.blocks) > 0 {
+			inner := made
+			if in.op == cScan {
+				inner = maps.Clone(made)
+				for l := range overwritten(in.blocks) {
+					delete(inner, l)
+				}
+				delete(inner, in.b.local)
+				delete(inner, in.c.local)
+			}
+			for _, b := range in.blocks {
+				if !fillsMadeValues(b, inner) {
+					return false
+				}
+			}
+			for l := range overwritten(in.blocks) {
+				delete(made, l)
+			}
+		}
+		if l, w := writes(in); w {
+			made[l] = isMake(in.op)
+		}
+		if in.op == cScan {
+			delete(made, in.b.local)
+			delete(made, in.c.local)
 		}
 	}
-	walk(blocks, func(in *instr) {
-		if in.op == cScan && (mutated[in.b.local] || mutated[in.c.local]) {
-			ok = false
-		}
-		if l, w := writes(in); w && mutated[l] && !isMake(in.op) && in.op != cResetLocal {
-			ok = false
-		}
-	})
-	return ok
+	return true
 }
 
 // foldBlock folds the literals of one block (and, recursively, of the
@@ -232,8 +321,8 @@ loop:
 	}
 }
 
-// fuse turns a Make* statement and the statements right after it that fill
-// the same local into one instruction that builds the value in one go (OPA's
+// fuse turns a Make* statement and the statements after it that fill the
+// same local into one instruction that builds the value in one go (OPA's
 // constructors size it once), instead of growing it an element at a time.
 // Objects are fused only when their keys are distinct constants: a literal's
 // keys, which no later insert can replace. The value stays an ordinary
@@ -246,7 +335,8 @@ func fuse(block []instr) []instr {
 			in.blocks[j] = fuse(b)
 		}
 		if isMake(in.op) {
-			if built, n := fusion(block[i:]); n > 0 {
+			if pre, built, n := fusion(block[i:]); n > 0 {
+				out = append(out, fuse(pre)...)
 				out = append(out, built)
 				i += n
 				continue
@@ -257,37 +347,71 @@ func fuse(block []instr) []instr {
 	return out
 }
 
-func fusion(block []instr) (instr, int) {
+// fusion collects the fills of the local block[0] makes. Between two fills
+// it steps over the statements that make and fill another literal (the
+// planner makes a nested literal right before it inserts it), which then
+// run first, in pre: they neither read nor write the local, and they write
+// no local that a fill before them reads. n is the number of statements
+// after the Make that the built instruction and pre replace.
+func fusion(block []instr) (pre []instr, built instr, n int) {
 	mk := block[0]
-	var args []operand
+	var fills, pending []instr
+	var ops []operand
 	keys := map[string]bool{}
-	n := 0
-	for _, in := range block[1:] {
-		if in.target != mk.target {
-			break
-		}
+	read := map[int]bool{}
+loop:
+	for k, in := range block[1:] {
 		switch {
-		case mk.op == cMakeArray && in.op == cArrayAppend, mk.op == cMakeSet && in.op == cSetAdd:
-			args = append(args, in.a)
-		case mk.op == cMakeObject && in.op == cObjectInsert && in.a.kind == opConst:
-			k := in.a.term.String()
-			if keys[k] {
-				return instr{}, 0
+		case in.target == mk.target && (mk.op == cMakeArray && in.op == cArrayAppend || mk.op == cMakeSet && in.op == cSetAdd):
+			ops = append(ops, in.a)
+		case in.target == mk.target && mk.op == cMakeObject && in.op == cObjectInsert && in.a.kind == opConst:
+			key := in.a.term.String()
+			if keys[key] {
+				break loop
 			}
-			keys[k] = true
-			args = append(args, in.a, in.b)
+			keys[key] = true
+			ops = append(ops, in.a, in.b)
+		case steps(&in, mk.target, read):
+			pending = append(pending, in)
+			continue
 		default:
-			return mk, finishFusion(&mk, args, n)
+			break loop
 		}
-		n++
+		for _, o := range []operand{in.a, in.b} {
+			if o.kind == opLocal {
+				read[o.local] = true
+			}
+		}
+		fills = append(fills, in)
+		pre = append(pre, pending...)
+		pending = pending[:0]
+		n = k + 1
 	}
-	return mk, finishFusion(&mk, args, n)
+	if len(fills) == 0 {
+		return nil, instr{}, 0
+	}
+	finishFusion(&mk, ops)
+	return pre, mk, n
 }
 
-func finishFusion(mk *instr, args []operand, n int) int {
-	if n == 0 {
-		return 0
+// steps reports whether fusion may move in ahead of the fills of local l
+// that follow it: in makes or fills a literal (or a scalar) in another
+// local, reads neither l nor a local it would then see changed, and writes
+// no local in read.
+func steps(in *instr, l int, read map[int]bool) bool {
+	if len(in.blocks) > 0 || in.target == l || read[in.target] {
+		return false
 	}
+	switch {
+	case isMake(in.op), in.op == cMakeNull, in.op == cMakeNumber, in.op == cAssignInt:
+		return true
+	case isMutation(in.op) && in.op != cObjectInsertOnce:
+		return !(in.a.kind == opLocal && in.a.local == l) && !(in.b.kind == opLocal && in.b.local == l)
+	}
+	return false
+}
+
+func finishFusion(mk *instr, args []operand) {
 	switch mk.op {
 	case cMakeArray:
 		mk.op = cBuildArray
@@ -297,5 +421,4 @@ func finishFusion(mk *instr, args []operand, n int) int {
 		mk.op = cBuildObject
 	}
 	mk.args = args
-	return n
 }
