@@ -51,11 +51,17 @@ _basic_token(encoded) := token if {
 	user := substring(decoded, 0, i)
 	password := substring(decoded, i + 1, -1)
 
-	# The password; or the user name (a token as the user name) when the password is empty or
-	# GitHub's legacy "x-oauth-basic". Undefined when that leaves nothing.
-	token := object.get({"": user, "x-oauth-basic": user}, password, password)
+	# Undefined when that leaves nothing.
+	token := _basic_secret(user, password)
 	token != ""
 }
+
+# The password; or the user name (a token as the user name) when the password is empty or GitHub's
+# legacy "x-oauth-basic". A function rather than an object looked up, which would be built anew on
+# every request.
+_basic_secret(user, password) := user if password in {"", "x-oauth-basic"}
+
+else := password
 
 # Routes ----------------------------------------------------------------------------------------
 
