@@ -78,6 +78,14 @@ func (p *Plugin) registerMetrics() {
 					}
 					return 0
 				}),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "opa_pat_index_reloads_total",
+				Help: "Loads of the whole store after the change log was pruned past the index."},
+				func() float64 {
+					if idx := h.idx.Load(); idx != nil {
+						return float64(idx.Reloads())
+					}
+					return 0
+				}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_index_change_seq",
 				Help: "The store change-log sequence number the index reflects."},
 				func() float64 {

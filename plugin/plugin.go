@@ -205,8 +205,14 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Go(func() { p.watchHealth(followCtx, db, idx, cfg.MaxStaleness(), where) })
+		reloads := idx.Reloads()
 		idx.Follow(followCtx, db, index.DefaultPollInterval, func(err error) {
 			p.logger().Warn("Token store %s: the index is behind: %v.", where, err)
+		}, func() {
+			if n := idx.Reloads(); n != reloads {
+				reloads = n
+				p.logger().Warn("Token store %s: the change log was pruned past the index, which loaded the store afresh: %s.", where, idx)
+			}
 		})
 	}(p.indexDone)
 

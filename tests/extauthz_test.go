@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +58,7 @@ const eaSettings = `{
 // ext_authz server and console decision logs.
 type eaGate struct {
 	bin, store, api string
+	cmd             *exec.Cmd
 	client          authv3.AuthorizationClient
 	conn            *grpc.ClientConn
 	output          syncBuffer // the sidecar's stdout and stderr
@@ -98,6 +100,7 @@ decision_logs:
 		"pat.settings:"+writeFile(t, dir, "settings.json", eaSettings))
 	cmd.Stdout, cmd.Stderr = &g.output, &g.output
 	startProcess(t, cmd, 10*time.Second, g.output.String)
+	g.cmd = cmd
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -411,6 +414,49 @@ func TestExtAuthzGate(t *testing.T) {
 		})
 	})
 
+	t.Run("a sidecar the prune left behind loads the store afresh", func(t *testing.T) {
+		oldID, oldRaw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "7d")
+		oldReq := eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", oldRaw))
+		g.waitAllowed(t, oldRaw)
+		_, _ = g.check(t, oldReq) // cached
+		// Stopped, the sidecar cannot follow: a token created, one revoked,
+		// and the log pruned past both.
+		if err := g.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped := true
+		defer func() {
+			if stopped {
+				_ = g.cmd.Process.Signal(syscall.SIGCONT)
+			}
+		}()
+		_, newRaw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "7d")
+		runCLI(t, g.bin, nil, "token", "revoke", "--store", g.store, oldID)
+		runCLI(t, g.bin, nil, "store", "prune-changes", "--store", g.store, "--keep", "1")
+		if err := g.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		stopped = false
+		newReq := eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", eaBasic("bob", newRaw))
+		poll(t, 5*time.Second, "the new token allowed and the revoked one refused", func() bool {
+			_, fresh := g.check(t, newReq)
+			_, revoked := g.check(t, oldReq)
+			return fresh.status == 200 && revoked.status == 401
+		})
+		if !strings.Contains(g.output.String(), "the change log was pruned past the index, which loaded the store afresh") {
+			t.Error("the sidecar did not log the load")
+		}
+		resp, err := http.Get("http://" + g.api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if !bytes.Contains(body, []byte("\nopa_pat_index_reloads_total 1\n")) {
+			t.Errorf("/metrics: want opa_pat_index_reloads_total 1, got %s", grepLines(body, "opa_pat_index_reloads_total"))
+		}
+	})
+
 	t.Run("metrics", func(t *testing.T) {
 		resp, err := http.Get("http://" + g.api + "/metrics")
 		if err != nil {
@@ -525,4 +571,15 @@ func TestExtAuthzEnvoyExample(t *testing.T) {
 			t.Errorf("the LFS route matches %s: %v, want %v", path, !want, want)
 		}
 	}
+}
+
+// grepLines returns the lines of b that contain s.
+func grepLines(b []byte, s string) string {
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

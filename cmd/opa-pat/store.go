@@ -319,10 +319,10 @@ func newStorePruneChangesCmd() *cobra.Command {
 appends an entry to the change log, which sidecars read to keep their index current; nothing
 else removes entries. prune-changes keeps the newest --keep entries and removes the rest.
 
-A sidecar that has not applied a removed entry does not skip it: it stops following, logs
-that the change log was pruned past it, fails closed after store.max_staleness, and loads
-the store afresh when restarted. Running sidecars apply every change within a second or so;
-keep far more entries than that.`,
+A sidecar that has not applied a removed entry does not skip it: it loads the whole store
+afresh, as a restart would, and answers from the records it had until then. Running sidecars
+apply every change within a second or so, and a load costs what a start costs; keep far more
+entries than a few minutes of writes.`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err

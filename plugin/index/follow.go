@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -27,10 +28,11 @@ func (c *seqCounter) store(s int64) { c.v.Store(s) }
 
 // Follow keeps the index current until ctx ends: it waits for r.Wake (or
 // at most poll), reads the changes after the last one applied and re-reads
-// each changed record by its key. An error is passed to onErr (which may be
+// each changed record by its key (or loads the store afresh: CatchUp). An error is passed to onErr (which may be
 // nil) and the same changes are read again on the next round, so nothing is
-// skipped. Follow returns when ctx ends.
-func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, onErr func(error)) {
+// skipped. After each round that succeeded Follow calls each of after.
+// Follow returns when ctx ends.
+func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, onErr func(error), after ...func()) {
 	if poll <= 0 {
 		poll = DefaultPollInterval
 	}
@@ -41,6 +43,9 @@ func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, 
 		start := time.Now()
 		if err := x.CatchUp(ctx, r); err == nil {
 			x.fresh.markCurrent(start)
+			for _, fn := range after {
+				fn()
+			}
 		} else if ctx.Err() == nil && onErr != nil {
 			onErr(err)
 		}
@@ -56,11 +61,23 @@ func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, 
 	}
 }
 
-// CatchUp applies every change after the last one applied.
+// CatchUp applies every change after the last one applied. When the change
+// log was pruned past that change (store.ErrChangesPruned), so that
+// following it would skip changes, CatchUp loads the store afresh, as a
+// restart would: the records it has keep answering until the new ones are
+// all in place, at once (Reloads counts these loads).
 func (x *Index) CatchUp(ctx context.Context, r store.Reader) error {
 	for {
 		after := x.Seq()
 		changes, err := r.Changes(ctx, after, changeBatch)
+		if errors.Is(err, store.ErrChangesPruned) {
+			if err := x.Load(ctx, r); err != nil {
+				return fmt.Errorf("the change log was pruned past change %d, the last one the index applied, "+
+					"and loading the store afresh failed: %w", after, err)
+			}
+			x.reloads.Add(1)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("reading the store's change log after change %d: %w", after, err)
 		}
@@ -173,3 +190,7 @@ func splitKey(key string) (string, string, error) {
 	}
 	return a, b, nil
 }
+
+// Reloads is how many times CatchUp loaded the store afresh because the
+// change log had been pruned past the index.
+func (x *Index) Reloads() int64 { return x.reloads.Load() }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -19,7 +20,20 @@ import (
 
 // Index is the in-memory view of a store. Lookups are safe from any number
 // of goroutines; the writer is the one that calls Load and Follow.
+//
+// Its records live in one set of tables behind an atomic pointer, so that a
+// load can build a whole new set while the old one still answers, and put
+// it in place at once: Follow does that when the change log was pruned
+// past the last change it applied (store.ErrChangesPruned).
 type Index struct {
+	t       atomic.Pointer[tables]
+	seq     seqCounter
+	fresh   freshness // staleness.go
+	reloads atomic.Int64
+}
+
+// tables hold the records of one load and the changes applied since.
+type tables struct {
 	tokens       tokenTable                   // tokens.go
 	grants       *shardedMap[grantKey, Grant] // by value: no object per grant for the collector to trace
 	memberships  *shardedMap[pairKey, *Sym]
@@ -46,9 +60,6 @@ type Index struct {
 	fastSets   map[sliceID]*StrSet
 	fastPerms  map[unsafe.Pointer]*permsEntry
 	fastShapes map[fastShapeKey]*Shape
-
-	seq   seqCounter
-	fresh freshness // staleness.go
 }
 
 type permsEntry struct {
@@ -68,7 +79,13 @@ type shapeKey struct {
 
 // New returns an empty index.
 func New() *Index {
-	x := &Index{
+	x := &Index{}
+	x.t.Store(newTables())
+	return x
+}
+
+func newTables() *tables {
+	x := &tables{
 		grants:       newShardedMap[grantKey, Grant](hashGrantKey),
 		memberships:  newShardedMap[pairKey, *Sym](hashPair),
 		users:        newShardedMap[string, User](hashString),
@@ -83,7 +100,7 @@ func New() *Index {
 }
 
 // Token returns the token whose raw form hashes to h.
-func (x *Index) Token(h [32]byte) (Token, bool) {
+func (x *tables) Token(h [32]byte) (Token, bool) {
 	r, name, ok := x.tokens.get(h)
 	if !ok {
 		return Token{}, false
@@ -99,20 +116,20 @@ func (x *Index) Token(h [32]byte) (Token, bool) {
 }
 
 // Grant returns the current grant of a token for an organization.
-func (x *Index) Grant(tokenID int64, org string) (Grant, bool) {
+func (x *tables) Grant(tokenID int64, org string) (Grant, bool) {
 	return x.grants.get(grantKey{tokenID, fold(org)})
 }
 
 // Role returns a user's role in an organization.
-func (x *Index) Role(user, org string) (*Sym, bool) {
+func (x *tables) Role(user, org string) (*Sym, bool) {
 	return x.memberships.get(pairKey{fold(user), fold(org)})
 }
 
 // User returns a user's record.
-func (x *Index) User(login string) (User, bool) { return x.users.get(fold(login)) }
+func (x *tables) User(login string) (User, bool) { return x.users.get(fold(login)) }
 
 // Repository returns a repository's record.
-func (x *Index) Repository(owner, name string) (*Repository, bool) {
+func (x *tables) Repository(owner, name string) (*Repository, bool) {
 	return x.repositories.get(pairKey{fold(owner), fold(name)})
 }
 
@@ -122,7 +139,7 @@ type Counts struct {
 }
 
 // Counts counts the records of each kind.
-func (x *Index) Counts() Counts {
+func (x *tables) Counts() Counts {
 	return Counts{
 		Tokens:       x.tokens.len(),
 		Grants:       x.grants.len(),
@@ -132,17 +149,85 @@ func (x *Index) Counts() Counts {
 	}
 }
 
+// Token returns the token whose raw form hashes to h.
+func (x *Index) Token(h [32]byte) (Token, bool) { return x.t.Load().Token(h) }
+
+// Grant returns the current grant of a token for an organization.
+func (x *Index) Grant(tokenID int64, org string) (Grant, bool) { return x.t.Load().Grant(tokenID, org) }
+
+// Role returns a user's role in an organization.
+func (x *Index) Role(user, org string) (*Sym, bool) { return x.t.Load().Role(user, org) }
+
+// User returns a user's record.
+func (x *Index) User(login string) (User, bool) { return x.t.Load().User(login) }
+
+// Repository returns a repository's record.
+func (x *Index) Repository(owner, name string) (*Repository, bool) {
+	return x.t.Load().Repository(owner, name)
+}
+
+// Counts counts the records of each kind.
+func (x *Index) Counts() Counts { return x.t.Load().Counts() }
+
+// PutUser adds or replaces a user.
+func (x *Index) PutUser(u store.User) { x.t.Load().PutUser(u) }
+
+// DeleteUser removes a user.
+func (x *Index) DeleteUser(login string) { x.t.Load().DeleteUser(login) }
+
+// PutMembership adds or replaces a user's role in an organization.
+func (x *Index) PutMembership(m store.Membership) { x.t.Load().PutMembership(m) }
+
+// DeleteMembership removes a user's role in an organization.
+func (x *Index) DeleteMembership(user, org string) { x.t.Load().DeleteMembership(user, org) }
+
+// PutRepository adds or replaces a repository.
+func (x *Index) PutRepository(r store.Repository) { x.t.Load().PutRepository(r) }
+
+// DeleteRepository removes a repository.
+func (x *Index) DeleteRepository(owner, name string) { x.t.Load().DeleteRepository(owner, name) }
+
+// PutToken adds or replaces a token.
+func (x *Index) PutToken(t store.Token) { x.t.Load().PutToken(t) }
+
+// DeleteToken removes the token with the given id.
+func (x *Index) DeleteToken(id int64) { x.t.Load().DeleteToken(id) }
+
+// PutGrant adds or replaces the current grant of a token for an
+// organization.
+func (x *Index) PutGrant(g store.Grant) { x.t.Load().PutGrant(g) }
+
+// DeleteGrant removes the grant of a token for an organization.
+func (x *Index) DeleteGrant(tokenID int64, org string) { x.t.Load().DeleteGrant(tokenID, org) }
+
 // Seq is the change-log sequence number the index reflects.
 func (x *Index) Seq() int64 { return x.seq.load() }
 
 // Load fills the index from one snapshot of r and remembers the snapshot's
-// sequence number. Call it once, before Follow.
+// sequence number; call it before Follow. It builds new tables and puts them
+// in place when they are complete, so lookups meanwhile answer from the
+// records the index had (none before the first load). Only the writer (the
+// caller of Follow) may call it.
 //
 // The store's reader and the index builder run in two goroutines joined by
 // a channel of record batches, so that decoding rows and building the index
 // overlap on a machine with more than one core.
 func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	start := time.Now()
+	t := newTables()
+	seq, err := t.load(ctx, r)
+	if err != nil {
+		return err
+	}
+	x.t.Store(t)
+	x.seq.store(seq)
+	x.fresh.markCurrent(start)
+	return nil
+}
+
+// load fills empty tables from one snapshot of r and returns the
+// snapshot's sequence number.
+func (x *tables) load(ctx context.Context, r store.Reader) (int64, error) {
 	x.loading = true
 	// Loading allocates the whole index at once, and most of a start's CPU
 	// went to collections that find nothing to free. Collect less often
@@ -186,18 +271,13 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	flush()
 	close(batches)
 	<-built
-	if err != nil {
-		return err
-	}
-	x.seq.store(seq)
-	x.fresh.markCurrent(start)
-	return nil
+	return seq, err
 }
 
 // reserve sizes the tables of an empty index for the records a load
 // announces, so that they do not grow (rehashing every record) while it
 // runs.
-func (x *Index) reserve(n store.Sizes) {
+func (x *tables) reserve(n store.Sizes) {
 	if x.tokens.len() == 0 {
 		x.tokens.init(n.Tokens)
 	}
@@ -257,7 +337,7 @@ type loadBatch struct {
 	grants       []store.Grant
 }
 
-func (x *Index) applyBatch(b *loadBatch) {
+func (x *tables) applyBatch(b *loadBatch) {
 	for _, u := range b.users {
 		x.PutUser(u)
 	}
@@ -276,7 +356,7 @@ func (x *Index) applyBatch(b *loadBatch) {
 }
 
 // PutUser adds or replaces a user.
-func (x *Index) PutUser(u store.User) {
+func (x *tables) PutUser(u store.User) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	login := x.sym(u.Login)
@@ -289,22 +369,22 @@ func (x *Index) PutUser(u store.User) {
 }
 
 // DeleteUser removes a user.
-func (x *Index) DeleteUser(login string) { x.users.delete(fold(login)) }
+func (x *tables) DeleteUser(login string) { x.users.delete(fold(login)) }
 
 // PutMembership adds or replaces a user's role in an organization.
-func (x *Index) PutMembership(m store.Membership) {
+func (x *tables) PutMembership(m store.Membership) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	x.memberships.put(pairKey{x.sym(fold(m.User)).S, x.sym(fold(m.Org)).S}, x.sym(m.Role))
 }
 
 // DeleteMembership removes a user's role in an organization.
-func (x *Index) DeleteMembership(user, org string) {
+func (x *tables) DeleteMembership(user, org string) {
 	x.memberships.delete(pairKey{fold(user), fold(org)})
 }
 
 // PutRepository adds or replaces a repository.
-func (x *Index) PutRepository(r store.Repository) {
+func (x *tables) PutRepository(r store.Repository) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	owner, name, vis := x.sym(r.Owner), x.sym(r.Name), x.sym(r.Visibility)
@@ -315,12 +395,12 @@ func (x *Index) PutRepository(r store.Repository) {
 }
 
 // DeleteRepository removes a repository.
-func (x *Index) DeleteRepository(owner, name string) {
+func (x *tables) DeleteRepository(owner, name string) {
 	x.repositories.delete(pairKey{fold(owner), fold(name)})
 }
 
 // PutToken adds or replaces a token.
-func (x *Index) PutToken(t store.Token) {
+func (x *tables) PutToken(t store.Token) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	var expires int64
@@ -337,11 +417,11 @@ func (x *Index) PutToken(t store.Token) {
 }
 
 // DeleteToken removes the token with the given id (a scan: deletion is rare).
-func (x *Index) DeleteToken(id int64) { x.tokens.deleteID(id) }
+func (x *tables) DeleteToken(id int64) { x.tokens.deleteID(id) }
 
 // PutGrant adds or replaces the current grant of a token for an
 // organization.
-func (x *Index) PutGrant(g store.Grant) {
+func (x *tables) PutGrant(g store.Grant) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	var reviewer *Sym
@@ -358,10 +438,12 @@ func (x *Index) PutGrant(g store.Grant) {
 }
 
 // DeleteGrant removes the grant of a token for an organization.
-func (x *Index) DeleteGrant(tokenID int64, org string) { x.grants.delete(grantKey{tokenID, fold(org)}) }
+func (x *tables) DeleteGrant(tokenID int64, org string) {
+	x.grants.delete(grantKey{tokenID, fold(org)})
+}
 
 // sym interns s. The caller holds writeMu.
-func (x *Index) sym(s string) *Sym {
+func (x *tables) sym(s string) *Sym {
 	if y, ok := x.syms[s]; ok {
 		return y
 	}
@@ -385,7 +467,7 @@ type sliceID struct {
 }
 
 // set interns a set of strings. The caller holds writeMu.
-func (x *Index) set(items []string) *StrSet {
+func (x *tables) set(items []string) *StrSet {
 	if len(items) == 0 {
 		if x.emptySet == nil {
 			x.emptySet = &StrSet{Term: ast.SetTerm()}
@@ -402,7 +484,7 @@ func (x *Index) set(items []string) *StrSet {
 	return remember(&x.fastSets, id, x.setSlow(items))
 }
 
-func (x *Index) setSlow(items []string) *StrSet {
+func (x *tables) setSlow(items []string) *StrSet {
 	sorted := slices.Clone(items)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
@@ -422,7 +504,7 @@ func (x *Index) setSlow(items []string) *StrSet {
 }
 
 // permissions interns a permission map. The caller holds writeMu.
-func (x *Index) permissions(kind string, perms map[string]string) *permsEntry {
+func (x *tables) permissions(kind string, perms map[string]string) *permsEntry {
 	if kind != store.KindFineGrained {
 		if len(perms) == 0 {
 			if x.emptyPerms == nil {
@@ -442,7 +524,7 @@ func (x *Index) permissions(kind string, perms map[string]string) *permsEntry {
 	return remember(&x.fastPerms, id, x.permissionsSlow(kind, perms))
 }
 
-func (x *Index) permissionsSlow(kind string, perms map[string]string) *permsEntry {
+func (x *tables) permissionsSlow(kind string, perms map[string]string) *permsEntry {
 	m := make(map[string]string, len(perms)+1)
 	for k, v := range perms {
 		m[k] = v
@@ -520,7 +602,7 @@ func strIdentity(s string) strID { return strID{unsafe.Pointer(unsafe.StringData
 func sliceIdentity(l []string) sliceID { return sliceID{unsafe.Pointer(unsafe.SliceData(l)), len(l)} }
 
 // shape interns the shared part of a token. The caller holds writeMu.
-func (x *Index) shape(t store.Token) *Shape {
+func (x *tables) shape(t store.Token) *Shape {
 	if !x.loading {
 		return x.shapeSlow(t)
 	}
@@ -535,7 +617,7 @@ func (x *Index) shape(t store.Token) *Shape {
 	return remember(&x.fastShapes, fk, x.shapeSlow(t))
 }
 
-func (x *Index) shapeSlow(t store.Token) *Shape {
+func (x *tables) shapeSlow(t store.Token) *Shape {
 	k := shapeKey{
 		kind:          t.Kind,
 		revoked:       t.Revoked,

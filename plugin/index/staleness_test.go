@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,9 +112,18 @@ func TestFollowStaleness(t *testing.T) {
 	<-done
 }
 
-// TestFollowPrunedLog: an index behind a change log pruned past it does not
-// skip the removed changes. It stops advancing, says why, and fails closed
-// past the bound; a fresh load follows the pruned log again.
+// failingLoad is a store whose loads fail (its other reads pass through).
+type failingLoad struct{ store.Reader }
+
+func (failingLoad) Load(context.Context, store.Visitor) (int64, error) {
+	return 0, errors.New("disk I/O error")
+}
+
+// TestFollowPrunedLog: an index behind a change log that was pruned past
+// the last change it applied never skips the removed changes. It loads the
+// store afresh, answering from the records it had until the new ones are in
+// place, and goes on following from there; a load that fails leaves it as it
+// was, behind, so that its decisions fail closed past the bound.
 func TestFollowPrunedLog(t *testing.T) {
 	const bound = 300 * time.Millisecond
 	ctx := t.Context()
@@ -123,67 +131,90 @@ func TestFollowPrunedLog(t *testing.T) {
 	classic := func(b byte) store.Token {
 		return store.Token{Hash: [32]byte{b}, Name: fmt.Sprint(b), Kind: store.KindClassic, User: "bob", Scopes: []string{"repo"}, CreatedAt: time.Now()}
 	}
-	if _, _, err := db.CreateToken(ctx, store.CreateTokenParams{Token: classic(1)}); err != nil {
-		t.Fatal(err)
+	create := func(b byte) int64 {
+		tok, _, err := db.CreateToken(ctx, store.CreateTokenParams{Token: classic(b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.ID
 	}
+	first := create(1)
 	x := New()
 	x.SetMaxStaleness(bound)
 	if err := x.Load(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	at := x.Seq()
-	// Two tokens the index has not seen, then a prune that removes the first.
-	for b := byte(2); b <= 3; b++ {
-		if _, _, err := db.CreateToken(ctx, store.CreateTokenParams{Token: classic(b)}); err != nil {
-			t.Fatal(err)
-		}
+	// Two tokens the index has not seen, the first one revoked, then a prune
+	// that removes the first creation.
+	create(2)
+	create(3)
+	if err := db.RevokeToken(ctx, first, "erin", "leaked"); err != nil {
+		t.Fatal(err)
 	}
 	if _, through, err := db.PruneChanges(ctx, 1); err != nil || through <= at {
 		t.Fatalf("PruneChanges(1) = through %d, %v; want past the index at %d", through, err, at)
 	}
-	err := x.CatchUp(ctx, db)
-	if !errors.Is(err, store.ErrChangesPruned) || !strings.Contains(err.Error(), "restart the sidecar") {
-		t.Fatalf("CatchUp = %v; want ErrChangesPruned, which says what to do", err)
+
+	// A load that fails: the index stays where it was, says why, and goes
+	// stale.
+	err := x.CatchUp(ctx, failingLoad{db})
+	if err == nil {
+		t.Fatal("CatchUp with a failing load = nil")
 	}
-	if x.Seq() != at {
-		t.Fatalf("the index moved to %d past a gap; want it at %d", x.Seq(), at)
+	want := fmt.Sprintf("the change log was pruned past change %d, the last one the index applied, "+
+		"and loading the store afresh failed: disk I/O error", at)
+	if err.Error() != want {
+		t.Fatalf("CatchUp with a failing load = %q, want %q", err, want)
+	}
+	if x.Seq() != at || x.Reloads() != 0 {
+		t.Fatalf("after a failed load the index is at %d with %d reloads; want %d and 0", x.Seq(), x.Reloads(), at)
 	}
 	if _, ok := x.Token([32]byte{3}); ok {
 		t.Fatal("the index applied a change that follows the removed one")
 	}
-	// Following it, the index never catches up again: past the bound its
-	// decisions fail closed, and every round reports why.
-	followCtx, cancel := context.WithCancel(ctx)
-	var reported atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		x.Follow(followCtx, db, 20*time.Millisecond, func(err error) {
-			if errors.Is(err, store.ErrChangesPruned) {
-				reported.Add(1)
-			}
-		})
-	}()
-	time.Sleep(bound + 100*time.Millisecond)
-	cancel()
-	<-done
+	if tok, ok := x.Token([32]byte{1}); !ok || tok.Shape.Revoked {
+		t.Fatalf("after a failed load token 1 = %+v, %v; want the record the index had", tok, ok)
+	}
+	time.Sleep(bound + 50*time.Millisecond)
 	if err := x.Current(time.Now()); !errors.Is(err, ErrStale) {
 		t.Fatalf("Current = %v; want ErrStale: decisions fail closed", err)
 	}
-	if reported.Load() == 0 || x.Seq() != at {
-		t.Fatalf("Follow reported ErrChangesPruned %d times and moved to %d; want reports, and %d", reported.Load(), x.Seq(), at)
-	}
 
-	fresh := New()
-	if err := fresh.Load(ctx, db); err != nil {
-		t.Fatal(err)
+	// Following the store itself, the index loads it afresh and is current.
+	followCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		x.Follow(followCtx, db, 20*time.Millisecond, func(err error) { t.Errorf("Follow: %v", err) })
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for x.Reloads() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
-	if err := fresh.CatchUp(ctx, db); err != nil {
-		t.Fatalf("a fresh load's CatchUp = %v", err)
+	if x.Reloads() != 1 {
+		t.Fatalf("Reloads = %d, want 1", x.Reloads())
+	}
+	if err := x.Current(time.Now()); err != nil {
+		t.Fatalf("after the load Current = %v", err)
 	}
 	for b := byte(1); b <= 3; b++ {
-		if _, ok := fresh.Token([32]byte{b}); !ok {
-			t.Fatalf("a fresh load lacks token %d", b)
+		if _, ok := x.Token([32]byte{b}); !ok {
+			t.Fatalf("after the load the index lacks token %d", b)
 		}
+	}
+	if tok, _ := x.Token([32]byte{1}); !tok.Shape.Revoked {
+		t.Fatal("after the load token 1 is not revoked: the removed change's successor was lost")
+	}
+	// And it follows the log on from the load.
+	reloaded := x.Seq()
+	create(4)
+	for _, ok := x.Token([32]byte{4}); !ok && time.Now().Before(deadline); _, ok = x.Token([32]byte{4}) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if _, ok := x.Token([32]byte{4}); !ok || x.Seq() <= reloaded || x.Reloads() != 1 {
+		t.Fatalf("after the load: token 4 found %v, at %d (load at %d), %d reloads; want found, past, 1", ok, x.Seq(), reloaded, x.Reloads())
 	}
 }

@@ -15,9 +15,9 @@ const MetaChangesPrunedThrough = "changes.pruned_through"
 // ErrChangesPruned is returned by Changes when the change log no longer
 // holds every change after the sequence number asked for: PruneChanges
 // removed some that the reader has not applied, so following the log would
-// skip them. The reader must load the store afresh.
+// skip them. The reader must load the store afresh (the index does).
 var ErrChangesPruned = errors.New("the change log was pruned past the changes this reader has applied; " +
-	"restart the sidecar to load the store afresh")
+	"it must load the store afresh")
 
 // PruneChanges removes all but the newest keep entries of the change log,
 // which every change appends to and nothing else shrinks. It returns how
@@ -26,10 +26,11 @@ var ErrChangesPruned = errors.New("the change log was pruned past the changes th
 // head, where a load starts following, is never lost.
 //
 // A sidecar whose index has not applied a removed change gets
-// ErrChangesPruned instead of skipping it: it stops following, its decisions
-// fail closed after store.max_staleness, and a restart loads it afresh. Keep
-// far more entries than a running sidecar can lag behind (it applies every
-// change within a second or so).
+// ErrChangesPruned instead of skipping it, and loads the whole store afresh
+// (answering from the records it had meanwhile). Keep far more entries than
+// a running sidecar can lag behind (it applies every change within a second
+// or so): a load costs seconds of CPU and, while it runs, twice the index's
+// memory.
 func (db *DB) PruneChanges(ctx context.Context, keep int64) (removed, through int64, err error) {
 	if keep < 1 {
 		return 0, 0, fmt.Errorf("keep: want at least 1 change, got %d", keep)
