@@ -34,8 +34,9 @@ type Index struct {
 
 // tables hold the records of one load and the changes applied since.
 type tables struct {
-	tokens       tokenTable                   // tokens.go
-	grants       *shardedMap[grantKey, Grant] // by value: no object per grant for the collector to trace
+	tokens       tokenTable                      // tokens.go
+	grants       *shardedMap[grantKey, grantRec] // no pointers: nothing for the collector to scan
+	reasons      *shardedMap[grantKey, string]   // the grants with a reason
 	memberships  *shardedMap[pairKey, *Sym]
 	users        *shardedMap[string, User] // by value, as grants
 	repositories *shardedMap[pairKey, *Repository]
@@ -86,7 +87,8 @@ func New() *Index {
 
 func newTables() *tables {
 	x := &tables{
-		grants:       newShardedMap[grantKey, Grant](hashGrantKey),
+		grants:       newShardedMap[grantKey, grantRec](hashGrantKey),
+		reasons:      newShardedMap[grantKey, string](hashGrantKey),
 		memberships:  newShardedMap[pairKey, *Sym](hashPair),
 		users:        newShardedMap[string, User](hashString),
 		repositories: newShardedMap[pairKey, *Repository](hashPair),
@@ -117,7 +119,20 @@ func (x *tables) Token(h [32]byte) (Token, bool) {
 
 // Grant returns the current grant of a token for an organization.
 func (x *tables) Grant(tokenID int64, org string) (Grant, bool) {
-	return x.grants.get(grantKey{tokenID, fold(org)})
+	org = fold(org)
+	key := grantKey{tokenID, orgHash(org)}
+	r, ok := x.grants.get(key)
+	if !ok || x.symRefs.at(r.org).S != org {
+		return Grant{}, false
+	}
+	g := Grant{ID: r.id, State: x.symRefs.at(r.state), UpdatedAtNs: r.updatedNs}
+	if r.hasReviewer {
+		g.Reviewer = x.symRefs.at(r.reviewer)
+	}
+	if r.hasReason {
+		g.Reason, _ = x.reasons.get(key)
+	}
+	return g, true
 }
 
 // Role returns a user's role in an organization.
@@ -424,22 +439,37 @@ func (x *tables) DeleteToken(id int64) { x.tokens.deleteID(id) }
 func (x *tables) PutGrant(g store.Grant) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
-	var reviewer *Sym
-	if g.Reviewer != "" {
-		reviewer = x.sym(g.Reviewer)
+	org := x.sym(fold(g.Org))
+	key := grantKey{g.TokenID, orgHash(org.S)}
+	rec := grantRec{
+		id:        g.ID,
+		updatedNs: g.UpdatedAt.UnixNano(),
+		org:       org.ref,
+		state:     x.sym(g.State).ref,
+		hasReason: g.Reason != "",
 	}
-	x.grants.put(grantKey{g.TokenID, x.sym(fold(g.Org)).S}, Grant{
-		ID:          g.ID,
-		State:       x.sym(g.State),
-		Reason:      g.Reason,
-		Reviewer:    reviewer,
-		UpdatedAtNs: g.UpdatedAt.UnixNano(),
-	})
+	if g.Reviewer != "" {
+		rec.reviewer, rec.hasReviewer = x.sym(g.Reviewer).ref, true
+	}
+	// The reason before the record, so that a reader that finds a new
+	// record with a reason finds that reason. While a grant changes, a
+	// reader may pair the old record with the new reason (or none): the
+	// reason only words a message, and the decision cache drops what was
+	// decided before the change once the change is applied.
+	if rec.hasReason {
+		x.reasons.put(key, strings.Clone(g.Reason))
+	}
+	x.grants.put(key, rec)
+	if !rec.hasReason {
+		x.reasons.delete(key)
+	}
 }
 
 // DeleteGrant removes the grant of a token for an organization.
 func (x *tables) DeleteGrant(tokenID int64, org string) {
-	x.grants.delete(grantKey{tokenID, fold(org)})
+	key := grantKey{tokenID, orgHash(fold(org))}
+	x.grants.delete(key)
+	x.reasons.delete(key)
 }
 
 // sym interns s. The caller holds writeMu.

@@ -3,6 +3,7 @@ package index
 import (
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -379,4 +380,71 @@ func TestLoadShapes(t *testing.T) {
 		!slices.Equal(shapes["classic"].Scopes.Items, []string{"repo"}) {
 		t.Errorf("shapes: %+v", shapes)
 	}
+}
+
+// TestGrantRecords: a grant keeps its reason, reviewer and times through
+// the pointer-free record; a change drops a reason it no longer has; a
+// record whose organization is not the one asked for (two names whose
+// hashes meet) does not answer; and neither the grants' keys nor their
+// records hold a pointer, which is what keeps them out of the collector's
+// scan.
+func TestGrantRecords(t *testing.T) {
+	x := New()
+	t0 := time.Unix(1767225600, 0)
+	x.PutGrant(store.Grant{ID: 7, TokenID: 1, Org: "Octo-Org", State: store.GrantDenied, Reason: "no CI tokens", Reviewer: "erin", UpdatedAt: t0})
+	g, ok := x.Grant(1, "octo-org")
+	if !ok || g.ID != 7 || g.State.S != "denied" || g.Reason != "no CI tokens" || g.Reviewer == nil || g.Reviewer.S != "erin" || g.UpdatedAtNs != t0.UnixNano() {
+		t.Fatalf("Grant = %+v, %v", g, ok)
+	}
+	x.PutGrant(store.Grant{ID: 8, TokenID: 1, Org: "octo-org", State: store.GrantPending, UpdatedAt: t0})
+	if g, ok := x.Grant(1, "OCTO-ORG"); !ok || g.ID != 8 || g.Reason != "" || g.Reviewer != nil {
+		t.Fatalf("after a new request without reason: %+v, %v", g, ok)
+	}
+	if n := x.t.Load().reasons.len(); n != 0 {
+		t.Fatalf("%d reasons kept for grants without one", n)
+	}
+	if _, ok := x.Grant(1, "other-org"); ok {
+		t.Fatal("a grant answered for another organization")
+	}
+	if _, ok := x.Grant(2, "octo-org"); ok {
+		t.Fatal("a grant answered for another token")
+	}
+
+	// A record filed under the hash of one name but made for another.
+	tb := x.t.Load()
+	tb.writeMu.Lock()
+	other := tb.sym("other-org")
+	tb.writeMu.Unlock()
+	tb.grants.put(grantKey{5, orgHash("octo-org")}, grantRec{id: 1, org: other.ref, state: other.ref})
+	if g, ok := x.Grant(5, "octo-org"); ok {
+		t.Fatalf("a record for other-org answered for octo-org: %+v", g)
+	}
+
+	x.PutGrant(store.Grant{ID: 9, TokenID: 3, Org: "octo-org", State: store.GrantDenied, Reason: "again", UpdatedAt: t0})
+	x.DeleteGrant(3, "Octo-Org")
+	if _, ok := x.Grant(3, "octo-org"); ok || tb.reasons.len() != 0 {
+		t.Fatalf("after DeleteGrant: found %v, %d reasons kept", ok, tb.reasons.len())
+	}
+
+	for _, typ := range []reflect.Type{reflect.TypeFor[grantKey](), reflect.TypeFor[grantRec]()} {
+		if hasPointers(typ) {
+			t.Errorf("%s holds pointers: the collector would scan every grant", typ)
+		}
+	}
+}
+
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	}
+	return false
 }
