@@ -28,9 +28,10 @@ func (c *seqCounter) store(s int64) { c.v.Store(s) }
 
 // Follow keeps the index current until ctx ends: it waits for r.Wake (or
 // at most poll), reads the changes after the last one applied and re-reads
-// each changed record by its key (or loads the store afresh: CatchUp). An error is passed to onErr (which may be
-// nil) and the same changes are read again on the next round, so nothing is
-// skipped. After each round that succeeded Follow calls each of after.
+// each changed record by its key (or loads the store afresh: CatchUp). An
+// error is passed to onErr (which may be nil) and the same changes are read
+// again on the next round, so nothing is skipped. After each round that
+// succeeded, Follow calls each of after (the plugin compares Reloads there).
 // Follow returns when ctx ends.
 func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, onErr func(error), after ...func()) {
 	if poll <= 0 {

@@ -135,7 +135,7 @@ func fillsMade(blocks [][]instr) bool {
 
 // fillsMadeValues reports whether every mutating statement of block fills a
 // local that holds a value made by a Make* statement. made holds the locals
-// known to on entry (parameters, input and data are not). A Make* in a
+// known to be made on entry (parameters, input and data are not). A Make* in a
 // nested block counts only inside it, since what follows the nested block
 // also runs when the block stopped early; a scan's body may run again after
 // it assigned a local, so what the body overwrites is not known to be made
@@ -355,7 +355,7 @@ func fuse(block []instr) []instr {
 // after the Make that the built instruction and pre replace.
 func fusion(block []instr) (pre []instr, built instr, n int) {
 	mk := block[0]
-	var fills, pending []instr
+	var pending []instr
 	var ops []operand
 	keys := map[string]bool{}
 	read := map[int]bool{}
@@ -382,12 +382,11 @@ loop:
 				read[o.local] = true
 			}
 		}
-		fills = append(fills, in)
 		pre = append(pre, pending...)
 		pending = pending[:0]
 		n = k + 1
 	}
-	if len(fills) == 0 {
+	if n == 0 {
 		return nil, instr{}, 0
 	}
 	finishFusion(&mk, ops)
