@@ -356,4 +356,19 @@ func TestCLIPruneChanges(t *testing.T) {
 		t.Fatalf("prune-changes again: %q", out)
 	}
 	cliFail(t, "error: --keep: want at least 1 entry, got 0", "store", "prune-changes", "--store", store, "--keep", "0")
+
+	// --vacuum gives the space back and says how much the file was and is.
+	out := cliOK(t, "store", "prune-changes", "--store", store, "--keep", "1", "--vacuum")
+	if !regexp.MustCompile(`^removed 0 change-log entries; the log now starts after change 3\nvacuumed the store: [0-9]+ bytes before, [0-9]+ after\n$`).MatchString(out) {
+		t.Fatalf("prune-changes --vacuum: %q", out)
+	}
+	var v struct {
+		PrunedThrough int64 `json:"pruned_through"`
+		BytesBefore   int64 `json:"bytes_before"`
+		BytesAfter    int64 `json:"bytes_after"`
+	}
+	out = cliOK(t, "store", "prune-changes", "--store", store, "--keep", "1", "--vacuum", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.PrunedThrough != 3 || v.BytesBefore == 0 || v.BytesAfter == 0 || v.BytesAfter > v.BytesBefore {
+		t.Fatalf("prune-changes --vacuum -o json: %v: %s", err, out)
+	}
 }

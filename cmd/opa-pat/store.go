@@ -309,11 +309,12 @@ const defaultKeepChanges = 100_000
 
 func newStorePruneChangesCmd() *cobra.Command {
 	var (
-		f    storeFlags
-		keep int64
+		f      storeFlags
+		keep   int64
+		vacuum bool
 	)
 	cmd := &cobra.Command{
-		Use:   "prune-changes --store PATH [--keep N]",
+		Use:   "prune-changes --store PATH [--keep N] [--vacuum]",
 		Short: "Remove all but the newest N entries of the change log sidecars follow",
 		Long: `Every change to the store (a token created or revoked, a request reviewed, an import)
 appends an entry to the change log, which sidecars read to keep their index current; nothing
@@ -322,7 +323,11 @@ else removes entries. prune-changes keeps the newest --keep entries and removes 
 A sidecar that has not applied a removed entry does not skip it: it loads the whole store
 afresh, as a restart would, and answers from the records it had until then. Running sidecars
 apply every change within a second or so, and a load costs what a start costs; keep far more
-entries than a few minutes of writes.`,
+entries than a few minutes of writes.
+
+SQLite keeps the pages a prune frees for later writes. With --vacuum the store is rewritten
+afterwards so that the file shrinks: this needs free disk of about the file's size and makes
+other writers wait until it is done. On PostgreSQL --vacuum runs VACUUM on the change log.`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
@@ -335,15 +340,31 @@ entries than a few minutes of writes.`,
 				if err != nil {
 					return err
 				}
-				if f.json() {
-					return writeJSON(cmd.OutOrStdout(), map[string]int64{"removed": removed, "pruned_through": through})
+				out := map[string]int64{"removed": removed, "pruned_through": through}
+				msg := fmt.Sprintf("removed %d change-log entries; the log now starts after change %d\n", removed, through)
+				if vacuum {
+					before, after, err := db.Vacuum(cmd.Context())
+					if err != nil {
+						// The prune itself is done and recorded: say so.
+						return fmt.Errorf("removed %d change-log entries (the log now starts after change %d), but %w", removed, through, err)
+					}
+					if store.IsPostgres(f.path) {
+						msg += "vacuumed the change log\n"
+					} else {
+						out["bytes_before"], out["bytes_after"] = before, after
+						msg += fmt.Sprintf("vacuumed the store: %d bytes before, %d after\n", before, after)
+					}
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed %d change-log entries; the log now starts after change %d\n", removed, through)
+				if f.json() {
+					return writeJSON(cmd.OutOrStdout(), out)
+				}
+				_, err = fmt.Fprint(cmd.OutOrStdout(), msg)
 				return err
 			})
 		}),
 	}
 	f.registerRead(cmd, outputText)
 	cmd.Flags().Int64Var(&keep, "keep", defaultKeepChanges, "how many of the newest change-log entries to keep (at least 1)")
+	cmd.Flags().BoolVar(&vacuum, "vacuum", false, "afterwards, give the freed space back (SQLite: rewrite the file; PostgreSQL: VACUUM the change log)")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 )
 
@@ -89,4 +90,45 @@ func prunedThrough(ctx context.Context, q queryRower) (int64, error) {
 		return 0, fmt.Errorf("meta %s: %q is not a sequence number", MetaChangesPrunedThrough, v)
 	}
 	return n, nil
+}
+
+// Vacuum gives back the space that deleted rows left, after a prune. On
+// SQLite it rewrites the database (VACUUM: the file shrinks to its live
+// pages; it needs free disk of about the file's size while it runs and
+// holds the write lock meanwhile, so other writers wait) and then folds
+// the write-ahead log into the file and truncates it. On PostgreSQL it
+// runs VACUUM on the change log, which lets its pages be reused (autovacuum
+// would do the same later); the files do not shrink. It returns the size of
+// the SQLite file before and after (0, 0 on PostgreSQL).
+func (db *DB) Vacuum(ctx context.Context) (before, after int64, err error) {
+	if db.pg != nil {
+		if _, err := db.wdb.ExecContext(ctx, `VACUUM changes`); err != nil {
+			return 0, 0, fmt.Errorf("vacuuming the change log: %w", err)
+		}
+		return 0, 0, nil
+	}
+	size := func() (int64, error) {
+		fi, err := os.Stat(db.location)
+		if err != nil {
+			return 0, err
+		}
+		return fi.Size(), nil
+	}
+	// The file as it would be with its log folded in: checkpoint first.
+	if _, err := db.wdb.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return 0, 0, fmt.Errorf("checkpointing the store: %w", err)
+	}
+	if before, err = size(); err != nil {
+		return 0, 0, err
+	}
+	if _, err := db.wdb.ExecContext(ctx, `VACUUM`); err != nil {
+		return 0, 0, fmt.Errorf("vacuuming the store: %w", err)
+	}
+	if _, err := db.wdb.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return 0, 0, fmt.Errorf("checkpointing the store: %w", err)
+	}
+	if after, err = size(); err != nil {
+		return 0, 0, err
+	}
+	return before, after, nil
 }
