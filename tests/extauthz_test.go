@@ -395,8 +395,8 @@ func TestExtAuthzGate(t *testing.T) {
 		})
 	})
 
-	t.Run("pruning the change log leaves a current sidecar following it", func(t *testing.T) {
-		out := runCLI(t, g.bin, nil, "store", "prune-changes", "--store", g.store, "--keep", "1", "--output", "json")
+	t.Run("pruning and vacuuming the store leaves a current sidecar following it", func(t *testing.T) {
+		out := runCLI(t, g.bin, nil, "store", "prune-changes", "--store", g.store, "--keep", "1", "--vacuum", "--output", "json")
 		var pruned struct {
 			Removed       int64 `json:"removed"`
 			PrunedThrough int64 `json:"pruned_through"`
