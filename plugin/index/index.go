@@ -67,9 +67,9 @@ type Token struct {
 	Shape     *Shape
 }
 
-// Grant is the current grant of a token for an organization. The index
-// keeps grants by value, and two Grants are == exactly when every value of
-// theirs is.
+// Grant is the current grant of a token for an organization, as the index
+// answers it (it keeps each as a grantRec of numbers). Two Grants are ==
+// exactly when every value of theirs is.
 type Grant struct {
 	ID          int64
 	State       *Sym
