@@ -78,10 +78,10 @@ type Grant struct {
 	UpdatedAtNs int64
 }
 
-// User is a user record. The index keeps users by value: a user is no
-// object of its own for the collector to trace (250,000 of them in the
-// 1M-token world). Two Users are == exactly when every value of theirs is,
-// so pat.user's answer cache compares them whole.
+// User is a user record as the index answers it (it keeps each as a
+// userRec of symbol numbers, nothing for the collector to scan: 250,000 of
+// them in the 1M-token world). Two Users are == exactly when every value
+// of theirs is, so pat.user's answer cache compares them whole.
 type User struct {
 	Login     string
 	ManagedBy string // "" for users that no enterprise manages
@@ -132,7 +132,7 @@ func (r *Repository) Term() *ast.Term {
 // grant held its names as strings and symbols).
 type grantKey struct {
 	tokenID int64
-	org     uint64 // orgHash of the folded name
+	org     uint64 // nameHash of the folded name
 }
 
 // grantRec is a grant as the index keeps it: names by their number in
@@ -145,7 +145,27 @@ type grantRec struct {
 	hasReviewer, hasReason bool
 }
 
-func orgHash(org string) uint64 { return maphash.String(seed, org) }
+// nameHash hashes a folded name for the tables whose keys hold no strings
+// (grants, users, memberships); every lookup checks the name it finds.
+func nameHash(name string) uint64 { return maphash.String(seed, name) }
+
+// userRec is a user as the index keeps it, by symbol numbers: folded is
+// the folded login, checked on every lookup.
+type userRec struct {
+	login, folded, managedBy uint32
+	hasManagedBy             bool
+}
+
+// memberKey finds a membership by the hashes of the folded user and
+// organization; memberRec holds their symbols, checked on every lookup,
+// and the role's.
+type memberKey struct{ user, org uint64 }
+
+type memberRec struct{ user, org, role uint32 }
+
+func hashMemberKey(k memberKey) uint64 { return k.user ^ k.org*31 }
+
+func hashUint64(k uint64) uint64 { return k }
 
 type pairKey struct{ a, b string }
 
@@ -237,8 +257,6 @@ func (s *shardedMap[K, V]) len() int {
 }
 
 var seed = maphash.MakeSeed()
-
-func hashString(s string) uint64 { return maphash.String(seed, s) }
 
 func hashPair(k pairKey) uint64 { return maphash.String(seed, k.a) ^ maphash.String(seed, k.b)*31 }
 

@@ -34,11 +34,11 @@ type Index struct {
 
 // tables hold the records of one load and the changes applied since.
 type tables struct {
-	tokens       tokenTable                      // tokens.go
-	grants       *shardedMap[grantKey, grantRec] // no pointers: nothing for the collector to scan
-	reasons      *shardedMap[grantKey, string]   // the grants with a reason
-	memberships  *shardedMap[pairKey, *Sym]
-	users        *shardedMap[string, User] // by value, as grants
+	tokens       tokenTable                        // tokens.go
+	grants       *shardedMap[grantKey, grantRec]   // no pointers: nothing for the collector to scan
+	reasons      *shardedMap[grantKey, string]     // the grants with a reason
+	memberships  *shardedMap[memberKey, memberRec] // no pointers, as grants
+	users        *shardedMap[uint64, userRec]      // by nameHash of the folded login; no pointers
 	repositories *shardedMap[pairKey, *Repository]
 
 	// Interning tables, touched by the writer only.
@@ -89,8 +89,8 @@ func newTables() *tables {
 	x := &tables{
 		grants:       newShardedMap[grantKey, grantRec](hashGrantKey),
 		reasons:      newShardedMap[grantKey, string](hashGrantKey),
-		memberships:  newShardedMap[pairKey, *Sym](hashPair),
-		users:        newShardedMap[string, User](hashString),
+		memberships:  newShardedMap[memberKey, memberRec](hashMemberKey),
+		users:        newShardedMap[uint64, userRec](hashUint64),
 		repositories: newShardedMap[pairKey, *Repository](hashPair),
 		syms:         map[string]*Sym{},
 		sets:         map[string]*StrSet{},
@@ -120,7 +120,7 @@ func (x *tables) Token(h [32]byte) (Token, bool) {
 // Grant returns the current grant of a token for an organization.
 func (x *tables) Grant(tokenID int64, org string) (Grant, bool) {
 	org = fold(org)
-	key := grantKey{tokenID, orgHash(org)}
+	key := grantKey{tokenID, nameHash(org)}
 	r, ok := x.grants.get(key)
 	if !ok || x.symRefs.at(r.org).S != org {
 		return Grant{}, false
@@ -137,11 +137,29 @@ func (x *tables) Grant(tokenID int64, org string) (Grant, bool) {
 
 // Role returns a user's role in an organization.
 func (x *tables) Role(user, org string) (*Sym, bool) {
-	return x.memberships.get(pairKey{fold(user), fold(org)})
+	user, org = fold(user), fold(org)
+	r, ok := x.memberships.get(memberKey{nameHash(user), nameHash(org)})
+	if !ok || x.symRefs.at(r.user).S != user || x.symRefs.at(r.org).S != org {
+		return nil, false
+	}
+	return x.symRefs.at(r.role), true
 }
 
 // User returns a user's record.
-func (x *tables) User(login string) (User, bool) { return x.users.get(fold(login)) }
+func (x *tables) User(login string) (User, bool) {
+	login = fold(login)
+	r, ok := x.users.get(nameHash(login))
+	if !ok || x.symRefs.at(r.folded).S != login {
+		return User{}, false
+	}
+	sym := x.symRefs.at(r.login)
+	u := User{Login: sym.S, login: sym}
+	if r.hasManagedBy {
+		u.managedBy = x.symRefs.at(r.managedBy)
+		u.ManagedBy = u.managedBy.S
+	}
+	return u, true
+}
 
 // Repository returns a repository's record.
 func (x *tables) Repository(owner, name string) (*Repository, bool) {
@@ -375,27 +393,28 @@ func (x *tables) PutUser(u store.User) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	login := x.sym(u.Login)
-	rec := User{Login: login.S, login: login}
+	folded := x.sym(fold(login.S)) // the same symbol unless the login has capitals
+	rec := userRec{login: login.ref, folded: folded.ref}
 	if u.ManagedBy != "" {
-		rec.managedBy = x.sym(u.ManagedBy)
-		rec.ManagedBy = rec.managedBy.S
+		rec.managedBy, rec.hasManagedBy = x.sym(u.ManagedBy).ref, true
 	}
-	x.users.put(fold(login.S), rec)
+	x.users.put(nameHash(folded.S), rec)
 }
 
 // DeleteUser removes a user.
-func (x *tables) DeleteUser(login string) { x.users.delete(fold(login)) }
+func (x *tables) DeleteUser(login string) { x.users.delete(nameHash(fold(login))) }
 
 // PutMembership adds or replaces a user's role in an organization.
 func (x *tables) PutMembership(m store.Membership) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
-	x.memberships.put(pairKey{x.sym(fold(m.User)).S, x.sym(fold(m.Org)).S}, x.sym(m.Role))
+	user, org := x.sym(fold(m.User)), x.sym(fold(m.Org))
+	x.memberships.put(memberKey{nameHash(user.S), nameHash(org.S)}, memberRec{user: user.ref, org: org.ref, role: x.sym(m.Role).ref})
 }
 
 // DeleteMembership removes a user's role in an organization.
 func (x *tables) DeleteMembership(user, org string) {
-	x.memberships.delete(pairKey{fold(user), fold(org)})
+	x.memberships.delete(memberKey{nameHash(fold(user)), nameHash(fold(org))})
 }
 
 // PutRepository adds or replaces a repository.
@@ -440,7 +459,7 @@ func (x *tables) PutGrant(g store.Grant) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
 	org := x.sym(fold(g.Org))
-	key := grantKey{g.TokenID, orgHash(org.S)}
+	key := grantKey{g.TokenID, nameHash(org.S)}
 	rec := grantRec{
 		id:        g.ID,
 		updatedNs: g.UpdatedAt.UnixNano(),
@@ -467,7 +486,7 @@ func (x *tables) PutGrant(g store.Grant) {
 
 // DeleteGrant removes the grant of a token for an organization.
 func (x *tables) DeleteGrant(tokenID int64, org string) {
-	key := grantKey{tokenID, orgHash(fold(org))}
+	key := grantKey{tokenID, nameHash(fold(org))}
 	x.grants.delete(key)
 	x.reasons.delete(key)
 }

@@ -415,7 +415,7 @@ func TestGrantRecords(t *testing.T) {
 	tb.writeMu.Lock()
 	other := tb.sym("other-org")
 	tb.writeMu.Unlock()
-	tb.grants.put(grantKey{5, orgHash("octo-org")}, grantRec{id: 1, org: other.ref, state: other.ref})
+	tb.grants.put(grantKey{5, nameHash("octo-org")}, grantRec{id: 1, org: other.ref, state: other.ref})
 	if g, ok := x.Grant(5, "octo-org"); ok {
 		t.Fatalf("a record for other-org answered for octo-org: %+v", g)
 	}
@@ -431,6 +431,75 @@ func TestGrantRecords(t *testing.T) {
 			t.Errorf("%s holds pointers: the collector would scan every grant", typ)
 		}
 	}
+}
+
+// TestUserAndMembershipRecords: users and memberships round-trip through
+// their pointer-free records, whatever the case they are asked in; a record
+// whose names are not the ones asked for does not answer; deletes remove;
+// and neither keys nor records hold a pointer.
+func TestUserAndMembershipRecords(t *testing.T) {
+	x := New()
+	x.PutUser(store.User{Login: "Mona", ManagedBy: "acme"})
+	x.PutUser(store.User{Login: "bob"})
+	x.PutMembership(store.Membership{User: "Mona", Org: "Octo-Org", Role: "admin"})
+	for _, login := range []string{"Mona", "mona", "MONA"} {
+		u, ok := x.User(login)
+		if !ok || u.Login != "Mona" || u.ManagedBy != "acme" || u.login == nil || u.login.S != "Mona" || u.managedBy == nil || u.managedBy.S != "acme" {
+			t.Fatalf("User(%q) = %+v, %v", login, u, ok)
+		}
+	}
+	if u, ok := x.User("bob"); !ok || u.ManagedBy != "" || u.managedBy != nil {
+		t.Fatalf("User(bob) = %+v, %v; want no managing enterprise", u, ok)
+	}
+	if a, b := mustUser(t, x, "mona"), mustUser(t, x, "Mona"); a != b {
+		t.Fatalf("two lookups of one user differ: %+v, %+v", a, b)
+	}
+	if r, ok := x.Role("mona", "octo-org"); !ok || r.S != "admin" {
+		t.Fatalf("Role(mona, octo-org) = %v, %v", r, ok)
+	}
+	for _, q := range [][2]string{{"bob", "octo-org"}, {"mona", "other-org"}, {"octo-org", "mona"}} {
+		if r, ok := x.Role(q[0], q[1]); ok {
+			t.Fatalf("Role(%q, %q) = %v; want none", q[0], q[1], r.S)
+		}
+	}
+
+	// Records filed under the hashes of names they were not made for.
+	tb := x.t.Load()
+	tb.writeMu.Lock()
+	eve, org, role := tb.sym("eve"), tb.sym("octo-org"), tb.sym("admin")
+	tb.writeMu.Unlock()
+	tb.users.put(nameHash("zed"), userRec{login: eve.ref, folded: eve.ref})
+	tb.memberships.put(memberKey{nameHash("zed"), nameHash("octo-org")}, memberRec{user: eve.ref, org: org.ref, role: role.ref})
+	if u, ok := x.User("zed"); ok {
+		t.Fatalf("a record for eve answered for zed: %+v", u)
+	}
+	if r, ok := x.Role("zed", "octo-org"); ok {
+		t.Fatalf("a membership of eve answered for zed: %v", r.S)
+	}
+
+	x.DeleteMembership("MONA", "octo-org")
+	x.DeleteUser("mona")
+	if _, ok := x.Role("mona", "octo-org"); ok {
+		t.Fatal("the membership outlived DeleteMembership")
+	}
+	if _, ok := x.User("Mona"); ok {
+		t.Fatal("the user outlived DeleteUser")
+	}
+
+	for _, typ := range []reflect.Type{reflect.TypeFor[userRec](), reflect.TypeFor[memberKey](), reflect.TypeFor[memberRec]()} {
+		if hasPointers(typ) {
+			t.Errorf("%s holds pointers: the collector would scan every record", typ)
+		}
+	}
+}
+
+func mustUser(t *testing.T, x *Index, login string) User {
+	t.Helper()
+	u, ok := x.User(login)
+	if !ok {
+		t.Fatalf("no user %q", login)
+	}
+	return u
 }
 
 func hasPointers(t reflect.Type) bool {
