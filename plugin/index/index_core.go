@@ -44,6 +44,7 @@ type tables struct {
 	// Interning tables, touched by the writer only.
 	writeMu    sync.Mutex
 	syms       map[string]*Sym
+	slab       []byte // keep: the text of the symbols
 	sets       map[string]*StrSet
 	perms      map[string]*permsEntry
 	shapes     map[shapeKey]*Shape
@@ -496,7 +497,7 @@ func (x *tables) sym(s string) *Sym {
 	if y, ok := x.syms[s]; ok {
 		return y
 	}
-	s = strings.Clone(s) // do not pin a larger buffer the string came from
+	s = x.keep(s) // a copy: do not pin a larger buffer the string came from
 	// The symbol and its term in one allocation: one object less per name
 	// (a user's login, an organization, a state) for the collector.
 	c := &struct {
@@ -509,6 +510,26 @@ func (x *tables) sym(s string) *Sym {
 	x.syms[s] = y
 	return y
 }
+
+// keep copies s into the current slab of symbol text, so that a name's
+// bytes are no object of their own for the collector (250,000 fewer at 1M
+// tokens). A slab is only ever appended to within its capacity, so the
+// strings already handed out stay as they are; a full slab is left to the
+// strings in it and a new one begun. Long strings get their own copy. The
+// caller holds writeMu.
+func (x *tables) keep(s string) string {
+	if len(s) == 0 || len(s) > symSlab/16 {
+		return strings.Clone(s)
+	}
+	if cap(x.slab)-len(x.slab) < len(s) {
+		x.slab = make([]byte, 0, symSlab)
+	}
+	off := len(x.slab)
+	x.slab = append(x.slab, s...)
+	return unsafe.String(&x.slab[off], len(s))
+}
+
+const symSlab = 64 << 10
 
 type sliceID struct {
 	data unsafe.Pointer

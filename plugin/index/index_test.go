@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
 )
@@ -516,4 +519,37 @@ func hasPointers(t reflect.Type) bool {
 		return t.Len() > 0 && hasPointers(t.Elem())
 	}
 	return false
+}
+
+// TestSymbolText: interned names are copies (a buffer the caller reuses
+// does not change them), they stay intact as later names fill one slab and
+// begin the next, and a long name is kept whole.
+func TestSymbolText(t *testing.T) {
+	x := newTables()
+	buf := make([]byte, 0, 64)
+	var syms []*Sym
+	var want []string
+	long := strings.Repeat("l", symSlab)
+	x.writeMu.Lock()
+	for i := range 20_000 { // about 3.5 slabs of text
+		buf = fmt.Appendf(buf[:0], "user-%06d", i)
+		name := unsafe.String(&buf[0], len(buf)) // aliases buf, which the next round overwrites
+		if i == 7_000 {
+			name = long
+		}
+		syms = append(syms, x.sym(name))
+		want = append(want, strings.Clone(name))
+	}
+	x.writeMu.Unlock()
+	for i, y := range syms {
+		if y.S != want[i] || string(y.Term.Value.(ast.String)) != want[i] {
+			t.Fatalf("symbol %d: %q (term %v), want %q", i, y.S, y.Term, want[i])
+		}
+		if y != x.symRefs.at(y.ref) {
+			t.Fatalf("symbol %d: its number names another symbol", i)
+		}
+	}
+	if n := len(x.syms); n != 20_000 {
+		t.Fatalf("%d symbols interned, want 20000", n)
+	}
 }
