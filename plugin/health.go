@@ -55,6 +55,14 @@ func (p *Plugin) registerMetrics() {
 				return 0
 			}
 		}
+		fromIndex := func(f func(*index.Index) float64) func() float64 {
+			return func() float64 {
+				if idx := h.idx.Load(); idx != nil {
+					return f(idx)
+				}
+				return 0
+			}
+		}
 		collectors := []prometheus.Collector{
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_store_connected",
 				Help: "1 while the token store is reachable (PostgreSQL: the change listener is connected), 0 otherwise."},
@@ -64,36 +72,21 @@ func (p *Plugin) registerMetrics() {
 				health(func(s store.Health) float64 { return float64(s.Reconnects) })),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_index_staleness_seconds",
 				Help: "Seconds since the in-memory token index last caught up with the store."},
-				func() float64 {
-					if idx := h.idx.Load(); idx != nil && !idx.CurrentAt().IsZero() {
-						return time.Since(idx.CurrentAt()).Seconds()
+				fromIndex(func(idx *index.Index) float64 {
+					if idx.CurrentAt().IsZero() {
+						return 0
 					}
-					return 0
-				}),
+					return time.Since(idx.CurrentAt()).Seconds()
+				})),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_index_stale",
 				Help: "1 while the index is past store.max_staleness and token decisions deny, 0 otherwise."},
-				func() float64 {
-					if idx := h.idx.Load(); idx != nil {
-						return boolFloat(idx.Current(time.Now()) != nil)
-					}
-					return 0
-				}),
+				fromIndex(func(idx *index.Index) float64 { return boolFloat(idx.Current(time.Now()) != nil) })),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "opa_pat_index_reloads_total",
 				Help: "Loads of the whole store after the change log was pruned past the index."},
-				func() float64 {
-					if idx := h.idx.Load(); idx != nil {
-						return float64(idx.Reloads())
-					}
-					return 0
-				}),
+				fromIndex(func(idx *index.Index) float64 { return float64(idx.Reloads()) })),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_index_change_seq",
 				Help: "The store change-log sequence number the index reflects."},
-				func() float64 {
-					if idx := h.idx.Load(); idx != nil {
-						return float64(idx.Seq())
-					}
-					return 0
-				}),
+				fromIndex(func(idx *index.Index) float64 { return float64(idx.Seq()) })),
 		}
 		for _, c := range collectors {
 			if err := reg.Register(c); err != nil {

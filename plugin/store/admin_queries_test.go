@@ -17,11 +17,7 @@ func adminBackends(t *testing.T, fn func(t *testing.T, location string)) {
 func adminTestStore(t *testing.T, location string) (*DB, map[string]int64) {
 	t.Helper()
 	ctx := t.Context()
-	db, err := Open(ctx, location)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openAt(t, location)
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := db.Import(ctx, &Dump{Repositories: []DumpRepository{
 		{Owner: "octo-org", Name: "app", Visibility: "private"}, {Owner: "octo-org", Name: "docs", Visibility: "public"},

@@ -107,7 +107,7 @@ func TestMigrateStoreRoundTrip(t *testing.T) {
 	lite := openTest(t)
 	populate(t, lite)
 	want := tableRows(t, lite)
-	pg := openPostgresTest(t, dsn)
+	pg := openAt(t, dsn)
 
 	// A follower attached to the empty target sees the migrated records.
 	f := follow(ctx, t, pg)
@@ -152,7 +152,7 @@ func TestMigrateStoreTarget(t *testing.T) {
 	dsn := testPostgresDSN(t)
 	lite := openTest(t)
 	populate(t, lite)
-	pg := openPostgresTest(t, dsn)
+	pg := openAt(t, dsn)
 	if _, _, err := pg.CreateToken(ctx, CreateTokenParams{Token: fgToken(42, "carol", "other-org")}); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestPostgresLoadMatchesSQLite(t *testing.T) {
 	ctx := t.Context()
 	lite := openTest(t)
 	populate(t, lite)
-	pg := openPostgresTest(t, testPostgresDSN(t))
+	pg := openAt(t, testPostgresDSN(t))
 	if _, err := MigrateStore(ctx, lite, pg, MigrateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,11 @@ func testPostgresDSN(t testing.TB) string {
 	return pgtest.Database(t, "pat_test_")
 }
 
-func openPostgresTest(t testing.TB, dsn string) *DB {
+// openAt opens the store at location (a PostgreSQL URL or a SQLite path)
+// for one test, closing it when the test ends.
+func openAt(t testing.TB, location string) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), dsn)
+	db, err := Open(context.Background(), location)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,7 @@ func TestPostgresOpen(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	db := openPostgresTest(t, dsn)
+	db := openAt(t, dsn)
 	for _, tc := range []struct {
 		note, query string
 		want        int
@@ -149,7 +151,7 @@ func (f *follower) await(ctx context.Context, t testing.TB, entity, key string, 
 func TestPostgresTwoHandlesSeeEachOther(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
-	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	a, b := openAt(t, dsn), openAt(t, dsn)
 	fa, fb := follow(ctx, t, a), follow(ctx, t, b)
 	tok, g, err := a.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending})
 	if err != nil {
@@ -177,7 +179,7 @@ func TestPostgresTwoHandlesSeeEachOther(t *testing.T) {
 func TestPostgresPropagationLatency(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
-	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	a, b := openAt(t, dsn), openAt(t, dsn)
 	fb := follow(ctx, t, b)
 	const changes = 200
 	lat := make([]time.Duration, 0, changes)
@@ -196,7 +198,7 @@ func TestPostgresPropagationLatency(t *testing.T) {
 func TestPostgresConcurrentReview(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
-	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	a, b := openAt(t, dsn), openAt(t, dsn)
 	const requests = 20
 	for i := byte(1); i <= requests; i++ {
 		if _, _, err := a.CreateToken(ctx, CreateTokenParams{Token: fgToken(i, "bob", "octo-org"), GrantState: GrantPending}); err != nil {
@@ -264,8 +266,8 @@ GROUP BY r.id, r.state ORDER BY r.id`)
 func TestPostgresChangeOrder(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
-	writers := []*DB{openPostgresTest(t, dsn), openPostgresTest(t, dsn), openPostgresTest(t, dsn)}
-	reader := openPostgresTest(t, dsn)
+	writers := []*DB{openAt(t, dsn), openAt(t, dsn), openAt(t, dsn)}
+	reader := openAt(t, dsn)
 	const perWriter = 50
 	var wg sync.WaitGroup
 	for w, db := range writers {
@@ -322,7 +324,7 @@ func TestPostgresChangeOrder(t *testing.T) {
 func TestPostgresListenerReconnect(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
-	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	a, b := openAt(t, dsn), openAt(t, dsn)
 	fb := follow(ctx, t, b)
 	for round := 1; round <= 3; round++ {
 		var killed int
@@ -352,7 +354,7 @@ WHERE datname = current_database() AND query = 'LISTEN `+NotifyChannel+`'`).Scan
 }
 
 func TestPostgresWakeClosesWithContext(t *testing.T) {
-	db := openPostgresTest(t, testPostgresDSN(t))
+	db := openAt(t, testPostgresDSN(t))
 	ctx, cancel := context.WithCancel(t.Context())
 	ch := db.Wake(ctx)
 	<-ch
@@ -382,7 +384,7 @@ var TestPostgresDSN = testPostgresDSN
 func TestPostgresHeartbeat(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
-	a, b := openPostgresTest(t, dsn), openPostgresTest(t, dsn)
+	a, b := openAt(t, dsn), openAt(t, dsn)
 	b.pg.heartbeat = 20 * time.Millisecond
 	fb := follow(ctx, t, b)
 	first := b.Health().LastContact
@@ -416,7 +418,7 @@ func TestPostgresLocationRedacted(t *testing.T) {
 		{note: "parameter", dsn: withParam.String(), want: redactedParam(withParam)},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
-			db := openPostgresTest(t, tc.dsn)
+			db := openAt(t, tc.dsn)
 			if got := db.Location(); got != tc.want {
 				t.Fatalf("Location() = %q; want %q", got, tc.want)
 			}

@@ -12,11 +12,7 @@ func TestPruneChanges(t *testing.T) { adminBackends(t, testPruneChanges) }
 
 func testPruneChanges(t *testing.T, location string) {
 	ctx := t.Context()
-	db, err := Open(ctx, location)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openAt(t, location)
 	classic := func(b byte) Token {
 		return Token{Hash: hashOf(b), Name: string('a' + rune(b)), Kind: KindClassic, User: "bob", Scopes: []string{"repo"}, CreatedAt: t0}
 	}
@@ -136,13 +132,9 @@ func TestVacuum(t *testing.T) { adminBackends(t, testVacuum) }
 
 func testVacuum(t *testing.T, location string) {
 	ctx := t.Context()
-	db, err := Open(ctx, location)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openAt(t, location)
 	const users = 20_000
-	err = db.BulkInsert(ctx, func(w *BulkWriter) error {
+	err := db.BulkInsert(ctx, func(w *BulkWriter) error {
 		for i := range users {
 			if err := w.User(User{Login: fmt.Sprintf("user-%05d-with-a-longer-login", i)}); err != nil {
 				return err

@@ -456,7 +456,7 @@ func TestLoadEveryRequest(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			db := openTest(t)
 			if backend == "postgres" {
-				db = openPostgresTest(t, testPostgresDSN(t))
+				db = openAt(t, testPostgresDSN(t))
 				db.now = func() time.Time { return t0.Add(time.Hour) }
 			}
 			testLoadEveryRequest(t, db)
@@ -512,7 +512,7 @@ func TestLoadSizes(t *testing.T) {
 			ctx := t.Context()
 			db := openTest(t)
 			if backend == "postgres" {
-				db = openPostgresTest(t, testPostgresDSN(t))
+				db = openAt(t, testPostgresDSN(t))
 			}
 			dump := &Dump{
 				Users:       []DumpUser{{Login: "bob"}, {Login: "eve"}, {Login: "al"}},
