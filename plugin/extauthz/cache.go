@@ -82,11 +82,11 @@ func cacheKey(method, path, authorization string, body httpBody) [32]byte {
 // httpBody is a request's body with the headers that say how it is read.
 type httpBody struct{ body, contentType, contentLength string }
 
-func requestBody(body string, headers map[string]string) httpBody {
+func requestBody(body string, headers headerList) httpBody {
 	if body == "" {
 		return httpBody{}
 	}
-	return httpBody{body: body, contentType: headers["content-type"], contentLength: headers["content-length"]}
+	return httpBody{body: body, contentType: headers.get("content-type"), contentLength: headers.get("content-length")}
 }
 
 // generation is read before an evaluation and handed to put, so that a

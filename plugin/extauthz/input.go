@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"net/url"
 	"strconv"
@@ -18,27 +19,30 @@ var errBadPath = errors.New("request path is not valid percent-encoding")
 
 // Keys of the input document, interned once.
 var (
-	keyAttributes    = ast.InternedTerm("attributes")
-	keyParsedPath    = ast.InternedTerm("parsed_path")
-	keyParsedQuery   = ast.InternedTerm("parsed_query")
-	keyParsedBody    = ast.InternedTerm("parsed_body")
-	keyTruncatedBody = ast.InternedTerm("truncated_body")
-	keyVersion       = ast.InternedTerm("version")
-	keyRequest       = ast.InternedTerm("request")
-	keyHTTP          = ast.InternedTerm("http")
-	keyTime          = ast.InternedTerm("time")
-	keyID            = ast.InternedTerm("id")
-	keyMethod        = ast.InternedTerm("method")
-	keyHeaders       = ast.InternedTerm("headers")
-	keyPath          = ast.InternedTerm("path")
-	keyHost          = ast.InternedTerm("host")
-	keyScheme        = ast.InternedTerm("scheme")
-	keyQuery         = ast.InternedTerm("query")
-	keyFragment      = ast.InternedTerm("fragment")
-	keySize          = ast.InternedTerm("size")
-	keyProtocol      = ast.InternedTerm("protocol")
-	keyBody          = ast.InternedTerm("body")
-	keyRawBody       = ast.InternedTerm("rawBody")
+	keyAttributes        = ast.InternedTerm("attributes")
+	keyParsedPath        = ast.InternedTerm("parsed_path")
+	keyParsedQuery       = ast.InternedTerm("parsed_query")
+	keyParsedBody        = ast.InternedTerm("parsed_body")
+	keyTruncatedBody     = ast.InternedTerm("truncated_body")
+	keyVersion           = ast.InternedTerm("version")
+	keyRequest           = ast.InternedTerm("request")
+	keyHTTP              = ast.InternedTerm("http")
+	keyTime              = ast.InternedTerm("time")
+	keyID                = ast.InternedTerm("id")
+	keyMethod            = ast.InternedTerm("method")
+	keyHeaders           = ast.InternedTerm("headers")
+	keyPath              = ast.InternedTerm("path")
+	keyHost              = ast.InternedTerm("host")
+	keyScheme            = ast.InternedTerm("scheme")
+	keyQuery             = ast.InternedTerm("query")
+	keyFragment          = ast.InternedTerm("fragment")
+	keySize              = ast.InternedTerm("size")
+	keyProtocol          = ast.InternedTerm("protocol")
+	keyBody              = ast.InternedTerm("body")
+	keyRawBody           = ast.InternedTerm("rawBody")
+	keySource            = ast.InternedTerm("source")
+	keyDestination       = ast.InternedTerm("destination")
+	keyContextExtensions = ast.InternedTerm("contextExtensions")
 
 	// versionTerm tells policies which API and encoding produced the input,
 	// as opa-envoy-plugin does.
@@ -48,9 +52,107 @@ var (
 	)
 )
 
-// request is what the gate itself reads from a CheckRequest besides the input.
-type request struct {
-	headers map[string]string // lower-case names; nil when Envoy sent none
+// httpFields is what the gate reads of an AttributeContext.HttpRequest,
+// taken from the message (fromMessage) or straight from the wire (wire.go).
+type httpFields struct {
+	id, method, path, host, scheme, query, fragment, protocol, body string
+	rawBody                                                         string // bytes
+	size                                                            int64
+	headers                                                         headerList
+}
+
+// headerList is a request's headers, each name once. It is nil when Envoy
+// sent no headers at all, and then the input has no "headers" key.
+type headerList [][2]string
+
+// get returns the value of the header called name ("" when absent).
+func (h headerList) get(name string) string {
+	for _, kv := range h {
+		if kv[0] == name {
+			return kv[1]
+		}
+	}
+	return ""
+}
+
+// set sets name to v, replacing an earlier value (a protobuf map's last
+// entry for a key wins).
+func (h *headerList) set(name, v string) {
+	for i := range *h {
+		if (*h)[i][0] == name {
+			(*h)[i][1] = v
+			return
+		}
+	}
+	*h = append(*h, [2]string{name, v})
+}
+
+// checkInput is a CheckRequest reduced to what the gate builds the input
+// from. Presence follows protobuf: a message field that was sent is in the
+// input even when it is empty ({}), a map is there when it has entries.
+type checkInput struct {
+	hasAttributes       bool
+	source, destination ast.Value // nil: not sent
+	hasRequest          bool
+	hasTime             bool
+	seconds             int64
+	nanos               int32
+	hasHTTP             bool
+	http                httpFields
+	contextExtensions   headerList
+	// The attributes' other fields (metadata, TLS session), walked by
+	// reflection; only requests decoded as messages have them.
+	extra [][2]*ast.Term
+}
+
+// fromMessage reduces a CheckRequest message to a checkInput.
+func fromMessage(req *authv3.CheckRequest) *checkInput {
+	in := &checkInput{}
+	attrs := req.GetAttributes()
+	if attrs == nil {
+		return in
+	}
+	in.hasAttributes = true
+	attrs.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch fd.Name() {
+		case "source":
+			in.source = peerValue(attrs.GetSource())
+		case "destination":
+			in.destination = peerValue(attrs.GetDestination())
+		case "request":
+			in.hasRequest = true
+		case "context_extensions":
+			in.contextExtensions = mapList(attrs.GetContextExtensions())
+		default:
+			in.extra = append(in.extra, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(fieldValue(fd, v))})
+		}
+		return true
+	})
+	r := attrs.GetRequest()
+	if t := r.GetTime(); t != nil {
+		in.hasTime, in.seconds, in.nanos = true, t.GetSeconds(), t.GetNanos()
+	}
+	if h := r.GetHttp(); h != nil {
+		in.hasHTTP = true
+		in.http = httpFields{
+			id: h.GetId(), method: h.GetMethod(), path: h.GetPath(), host: h.GetHost(), scheme: h.GetScheme(),
+			query: h.GetQuery(), fragment: h.GetFragment(), protocol: h.GetProtocol(), body: h.GetBody(),
+			rawBody: string(h.GetRawBody()), size: h.GetSize(), headers: httpHeaders(h),
+		}
+	}
+	return in
+}
+
+// mapList turns a protobuf string map into a headerList (nil when empty).
+func mapList(m map[string]string) headerList {
+	if m == nil {
+		return nil
+	}
+	l := make(headerList, 0, len(m))
+	for k, v := range m {
+		l = append(l, [2]string{k, v})
+	}
+	return l
 }
 
 // BuildInput converts a CheckRequest into the policy input, in the shape
@@ -66,30 +168,20 @@ type request struct {
 // joined with ",") and header_map itself is left out, so that policies and
 // the decision-log mask see one place for headers.
 func BuildInput(req *authv3.CheckRequest) (ast.Value, error) {
-	in, _, err := buildInput(req)
-	return in, err
+	return fromMessage(req).build()
 }
 
-func buildInput(req *authv3.CheckRequest) (ast.Object, request, error) {
-	headers := httpHeaders(req.GetAttributes().GetRequest().GetHttp())
-	in, err := buildInputWith(req, headers)
-	return in, request{headers: headers}, err
-}
-
-// buildInputWith builds the input with the request's headers already read.
-func buildInputWith(req *authv3.CheckRequest, headers map[string]string) (ast.Object, error) {
-	meta := request{headers: headers}
-	httpReq := req.GetAttributes().GetRequest().GetHttp()
-
-	parsedPath, parsedQuery, err := parsePath(httpReq.GetPath())
+// build makes the input.
+func (in *checkInput) build() (ast.Object, error) {
+	parsedPath, parsedQuery, err := parsePath(in.http.path)
 	if err != nil {
 		return nil, err
 	}
-	body, truncated := parsedBody(httpReq, meta.headers)
+	body, truncated := parsedBody(in.http.body, in.http.headers)
 
 	input := ast.NewObjectWithCapacity(6)
-	if attrs := req.GetAttributes(); attrs != nil {
-		input.Insert(keyAttributes, ast.NewTerm(attributesValue(attrs, meta.headers)))
+	if in.hasAttributes {
+		input.Insert(keyAttributes, ast.NewTerm(in.attributesValue()))
 	}
 	input.Insert(keyParsedPath, ast.NewTerm(parsedPath))
 	input.Insert(keyParsedQuery, ast.NewTerm(parsedQuery))
@@ -99,39 +191,44 @@ func buildInputWith(req *authv3.CheckRequest, headers map[string]string) (ast.Ob
 	return input, nil
 }
 
-// attributesValue is the protojson form of the attributes, with the HTTP
-// request and the two peers built by hand (the hot part, peer.go) and
-// everything else walked generically.
-// Objects are built from their pairs in one go (OPA's constructor sizes
-// them once) and the request's strings come from one slab of terms.
-func attributesValue(attrs *authv3.AttributeContext, headers map[string]string) ast.Value {
-	m := attrs.ProtoReflect()
-	pairs := make([][2]*ast.Term, 0, m.Descriptor().Fields().Len())
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch fd.Name() {
-		case "request":
-			pairs = append(pairs, [2]*ast.Term{keyRequest, ast.NewTerm(requestValue(attrs.GetRequest(), headers))})
-			return true
-		case "source":
-			pairs = append(pairs, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(peerValue(attrs.GetSource()))})
-			return true
-		case "destination":
-			pairs = append(pairs, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(peerValue(attrs.GetDestination()))})
-			return true
-		}
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm(fd.JSONName()), ast.NewTerm(fieldValue(fd, v))})
-		return true
-	})
+// attributesValue is the protojson form of the attributes, built by hand
+// from its parts. Objects are built from their pairs in one go (OPA's
+// constructor sizes them once) and the request's strings come from one slab
+// of terms.
+func (in *checkInput) attributesValue() ast.Value {
+	pairs := make([][2]*ast.Term, 0, 4+len(in.extra))
+	if in.source != nil {
+		pairs = append(pairs, [2]*ast.Term{keySource, ast.NewTerm(in.source)})
+	}
+	if in.destination != nil {
+		pairs = append(pairs, [2]*ast.Term{keyDestination, ast.NewTerm(in.destination)})
+	}
+	if in.hasRequest {
+		pairs = append(pairs, [2]*ast.Term{keyRequest, ast.NewTerm(in.requestValue())})
+	}
+	if len(in.contextExtensions) > 0 {
+		pairs = append(pairs, [2]*ast.Term{keyContextExtensions, ast.NewTerm(stringMapValue(in.contextExtensions))})
+	}
+	pairs = append(pairs, in.extra...)
 	return ast.NewObject(pairs...)
 }
 
-func requestValue(r *authv3.AttributeContext_Request, headers map[string]string) ast.Value {
+func (in *checkInput) requestValue() ast.Value {
 	pairs := make([][2]*ast.Term, 0, 2)
-	if t := r.GetTime(); t != nil {
-		pairs = append(pairs, [2]*ast.Term{keyTime, ast.NewTerm(timestampValue(t.ProtoReflect()))})
+	if in.hasTime {
+		pairs = append(pairs, [2]*ast.Term{keyTime, ast.StringTerm(timestampString(in.seconds, in.nanos))})
 	}
-	if h := r.GetHttp(); h != nil {
-		pairs = append(pairs, [2]*ast.Term{keyHTTP, ast.NewTerm(httpValue(h, headers))})
+	if in.hasHTTP {
+		pairs = append(pairs, [2]*ast.Term{keyHTTP, ast.NewTerm(httpValue(&in.http))})
+	}
+	return ast.NewObject(pairs...)
+}
+
+// stringMapValue is a string map's object.
+func stringMapValue(l headerList) ast.Value {
+	pairs := make([][2]*ast.Term, len(l))
+	for i, kv := range l {
+		pairs[i] = [2]*ast.Term{ast.StringTerm(kv[0]), ast.StringTerm(kv[1])}
 	}
 	return ast.NewObject(pairs...)
 }
@@ -149,60 +246,65 @@ func (s *termSlab) of(v ast.Value) *ast.Term {
 	return t
 }
 
-func httpValue(h *authv3.AttributeContext_HttpRequest, headers map[string]string) ast.Value {
-	slab := make(termSlab, 12+len(headers))
+func httpValue(h *httpFields) ast.Value {
+	slab := make(termSlab, 12+len(h.headers))
 	pairs := make([][2]*ast.Term, 0, 12)
 	str := func(k *ast.Term, s string) {
 		if s != "" {
 			pairs = append(pairs, [2]*ast.Term{k, slab.of(ast.String(s))})
 		}
 	}
-	str(keyID, h.GetId())
-	str(keyMethod, h.GetMethod())
-	if headers != nil {
-		hs := make([][2]*ast.Term, 0, len(headers))
-		for k, v := range headers {
-			hs = append(hs, [2]*ast.Term{ast.InternedTerm(k), slab.of(ast.String(v))})
+	str(keyID, h.id)
+	str(keyMethod, h.method)
+	if h.headers != nil {
+		hs := make([][2]*ast.Term, len(h.headers))
+		for i, kv := range h.headers {
+			hs[i] = [2]*ast.Term{ast.InternedTerm(kv[0]), slab.of(ast.String(kv[1]))}
 		}
 		pairs = append(pairs, [2]*ast.Term{keyHeaders, ast.NewTerm(ast.NewObject(hs...))})
 	}
-	str(keyPath, h.GetPath())
-	str(keyHost, h.GetHost())
-	str(keyScheme, h.GetScheme())
-	str(keyQuery, h.GetQuery())
-	str(keyFragment, h.GetFragment())
-	if s := h.GetSize(); s != 0 {
-		pairs = append(pairs, [2]*ast.Term{keySize, slab.of(ast.String(strconv.FormatInt(s, 10)))})
+	str(keyPath, h.path)
+	str(keyHost, h.host)
+	str(keyScheme, h.scheme)
+	str(keyQuery, h.query)
+	str(keyFragment, h.fragment)
+	if h.size != 0 {
+		pairs = append(pairs, [2]*ast.Term{keySize, slab.of(ast.String(strconv.FormatInt(h.size, 10)))})
 	}
-	str(keyProtocol, h.GetProtocol())
-	str(keyBody, h.GetBody())
-	if raw := h.GetRawBody(); len(raw) > 0 {
-		pairs = append(pairs, [2]*ast.Term{keyRawBody, ast.NewTerm(scalarValue(rawBodyField, protoreflect.ValueOfBytes(raw)))})
+	str(keyProtocol, h.protocol)
+	str(keyBody, h.body)
+	if h.rawBody != "" {
+		pairs = append(pairs, [2]*ast.Term{keyRawBody, slab.of(ast.String(base64.StdEncoding.EncodeToString([]byte(h.rawBody))))})
 	}
 	return ast.NewObject(pairs...)
 }
 
-var rawBodyField = (&authv3.AttributeContext_HttpRequest{}).ProtoReflect().Descriptor().Fields().ByName("raw_body")
-
 // httpHeaders returns the request headers with lower-case names. With
 // encode_raw_headers Envoy sends them as a list; repeated names are joined
 // with ",", as Envoy itself does for the map.
-func httpHeaders(h *authv3.AttributeContext_HttpRequest) map[string]string {
+func httpHeaders(h *authv3.AttributeContext_HttpRequest) headerList {
 	if hs := h.GetHeaders(); len(hs) > 0 || h.GetHeaderMap() == nil {
-		return hs
+		return mapList(hs)
 	}
 	list := h.GetHeaderMap().GetHeaders()
-	out := make(map[string]string, len(list))
+	out := make(headerList, 0, len(list))
 	for _, hv := range list {
 		k := strings.ToLower(hv.GetKey())
 		v := hv.GetValue()
 		if raw := hv.GetRawValue(); len(raw) > 0 {
 			v = string(raw)
 		}
-		if prev, ok := out[k]; ok {
-			v = prev + "," + v
+		joined := false
+		for i := range out {
+			if out[i][0] == k {
+				out[i][1] += "," + v
+				joined = true
+				break
+			}
 		}
-		out[k] = v
+		if !joined {
+			out = append(out, [2]string{k, v})
+		}
 	}
 	return out
 }
@@ -256,12 +358,11 @@ func jsonMediaType(contentType string) bool {
 // parsedBody parses a JSON request body when Envoy forwarded one (with_request_body).
 // A body cut short by Envoy (content-length larger than what arrived) is
 // reported as truncated and not parsed; a body that is not JSON is null.
-func parsedBody(h *authv3.AttributeContext_HttpRequest, headers map[string]string) (ast.Value, bool) {
-	body := h.GetBody()
-	if body == "" || !jsonMediaType(headers["content-type"]) {
+func parsedBody(body string, headers headerList) (ast.Value, bool) {
+	if body == "" || !jsonMediaType(headers.get("content-type")) {
 		return ast.Null{}, false
 	}
-	if cl, err := strconv.ParseInt(headers["content-length"], 10, 64); err == nil && cl > int64(len(body)) {
+	if cl, err := strconv.ParseInt(headers.get("content-length"), 10, 64); err == nil && cl > int64(len(body)) {
 		return ast.Null{}, true
 	}
 	v, err := ast.ValueFromReader(bytes.NewReader([]byte(body)))

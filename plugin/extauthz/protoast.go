@@ -97,13 +97,16 @@ func scalarValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) ast.Valu
 	return ast.Null{}
 }
 
-// timestampValue writes a Timestamp as protojson does: RFC 3339 in UTC with
-// 0, 3, 6 or 9 fractional digits.
+// timestampValue writes a Timestamp as protojson does.
 func timestampValue(m protoreflect.Message) ast.Value {
 	fields := m.Descriptor().Fields()
-	secs := m.Get(fields.ByName("seconds")).Int()
-	nanos := m.Get(fields.ByName("nanos")).Int()
-	t := time.Unix(secs, nanos).UTC()
+	return ast.String(timestampString(m.Get(fields.ByName("seconds")).Int(), int32(m.Get(fields.ByName("nanos")).Int())))
+}
+
+// timestampString is RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits,
+// as protojson writes a Timestamp.
+func timestampString(secs int64, nanos int32) string {
+	t := time.Unix(secs, int64(nanos)).UTC()
 	var layout string
 	switch {
 	case nanos == 0:
@@ -115,7 +118,7 @@ func timestampValue(m protoreflect.Message) ast.Value {
 	default:
 		layout = "2006-01-02T15:04:05.000000000Z"
 	}
-	return ast.String(t.Format(layout))
+	return t.Format(layout)
 }
 
 // wellKnownValue handles the rarer well-known types through protojson; they

@@ -77,11 +77,11 @@ var (
 // without http_status is 403. reqHeaders are the request's headers
 // (lower-case names).
 func BuildResponse(decision ast.Value, reqHeaders map[string]string) (*authv3.CheckResponse, error) {
-	resp, _, err := buildResponse(decision, reqHeaders)
+	resp, _, err := buildResponse(decision, mapList(reqHeaders))
 	return resp, err
 }
 
-func buildResponse(decision ast.Value, reqHeaders map[string]string) (*authv3.CheckResponse, outcome, error) {
+func buildResponse(decision ast.Value, reqHeaders headerList) (*authv3.CheckResponse, outcome, error) {
 	var obj ast.Object
 	switch d := decision.(type) {
 	case ast.Boolean:
@@ -155,10 +155,11 @@ func buildResponse(decision ast.Value, reqHeaders map[string]string) (*authv3.Ch
 	return resp, outcome{allowed: true, status: 200}, nil
 }
 
-func okResponse(headers, respHeaders []*corev3.HeaderValueOption, remove []string, reqHeaders map[string]string) *authv3.CheckResponse {
+func okResponse(headers, respHeaders []*corev3.HeaderValueOption, remove []string, reqHeaders headerList) *authv3.CheckResponse {
 	// Client-sent x-pat-* headers go, except those the decision sets (those
 	// are overwritten, and a removal would undo the set).
-	for name := range reqHeaders {
+	for _, kv := range reqHeaders {
+		name := kv[0]
 		if !strings.HasPrefix(name, patHeaderPrefix) || slices.Contains(remove, name) {
 			continue
 		}

@@ -267,10 +267,15 @@ func resultTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 // Check answers one Envoy ext_authz request. It never returns an error: a
 // request that cannot be decided is denied (400 for an undecodable path,
 // 500 otherwise, with a body that tells nothing of the cause) and counted.
+// The gRPC server does not call it: its codec decodes requests straight
+// from the wire (wire.go) and calls check.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return s.check(ctx, fromMessage(req)), nil
+}
+
+func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckResponse {
 	start := time.Now()
-	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	headers := httpHeaders(httpReq)
+	headers := in.http.headers
 
 	var (
 		key     [32]byte
@@ -278,7 +283,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		decided ast.Value
 	)
 	if s.cache != nil {
-		key = cacheKey(httpReq.GetMethod(), httpReq.GetPath(), headers["authorization"], requestBody(httpReq.GetBody(), headers))
+		key = cacheKey(in.http.method, in.http.path, headers.get("authorization"), requestBody(in.http.body, headers))
 		gen = s.cache.generation()
 		decided, _ = s.cache.get(key, start)
 	}
@@ -287,14 +292,14 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	dl := logs.Lookup(s.manager)
 	if decided == nil || dl != nil {
 		var err error
-		if input, err = buildInputWith(req, headers); err != nil {
+		if input, err = in.build(); err != nil {
 			s.metrics.failure(reasonBadRequest)
 			s.metrics.observe(outcome{status: 400}, true, time.Since(start).Seconds())
-			return errorResponse(400, code.Code_INVALID_ARGUMENT, "Bad Request"), nil
+			return errorResponse(400, code.Code_INVALID_ARGUMENT, "Bad Request")
 		}
 	}
 
-	resp, out, reason, err := s.decide(ctx, start, input, headers, decided, dl, req)
+	resp, out, reason, err := s.decide(ctx, start, input, headers, decided, dl, in.http.id)
 	if reason != "" {
 		s.metrics.failure(reason)
 		s.logger.Error("ext_authz check failed (%s): %v.", reason, err)
@@ -303,7 +308,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		s.cache.put(key, out.decision, gen, start)
 	}
 	s.metrics.observe(out, reason != "", time.Since(start).Seconds())
-	return resp, nil
+	return resp
 }
 
 // InvalidateCache drops every cached decision. The pat plugin calls it when
@@ -317,8 +322,8 @@ func (s *Server) InvalidateCache() {
 
 // decide evaluates the decision (unless the cache gave one) and builds the
 // answer; reason is set when that failed.
-func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, headers map[string]string,
-	decision ast.Value, dl *logs.Plugin, req *authv3.CheckRequest,
+func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, headers headerList,
+	decision ast.Value, dl *logs.Plugin, requestID string,
 ) (*authv3.CheckResponse, outcome, string, error) {
 	if decision != nil && dl == nil {
 		// A cached decision, nothing to log: no transaction needed.
@@ -349,7 +354,7 @@ func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, 
 			rego.EvalMetrics(noMetrics),
 		)
 		if err != nil {
-			return s.finish(ctx, nil, outcome{}, reasonEvaluation, err, dl, txn, start, input, nil, req)
+			return s.finish(ctx, nil, outcome{}, reasonEvaluation, err, dl, txn, start, input, nil, requestID)
 		}
 		if len(rs) > 0 && len(rs[0].Expressions) > 0 {
 			if t, ok := rs[0].Expressions[0].Value.(*ast.Term); ok {
@@ -357,20 +362,20 @@ func (s *Server) decide(ctx context.Context, start time.Time, input ast.Object, 
 			}
 		}
 		if decision == nil {
-			return s.finish(ctx, nil, outcome{}, reasonUndefined, ErrUndefinedDecision, dl, txn, start, input, nil, req)
+			return s.finish(ctx, nil, outcome{}, reasonUndefined, ErrUndefinedDecision, dl, txn, start, input, nil, requestID)
 		}
 	}
 	resp, out, err := buildResponse(decision, headers)
 	if err != nil {
-		return s.finish(ctx, nil, outcome{}, reasonDecision, err, dl, txn, start, input, decision, req)
+		return s.finish(ctx, nil, outcome{}, reasonDecision, err, dl, txn, start, input, decision, requestID)
 	}
 	out.decision = decision
-	return s.finish(ctx, resp, out, "", nil, dl, txn, start, input, decision, req)
+	return s.finish(ctx, resp, out, "", nil, dl, txn, start, input, decision, requestID)
 }
 
 // finish sends the decision to the decision log (when one is configured).
 func (s *Server) finish(ctx context.Context, resp *authv3.CheckResponse, out outcome, reason string, evalErr error,
-	dl *logs.Plugin, txn storage.Transaction, start time.Time, input ast.Object, decision ast.Value, req *authv3.CheckRequest,
+	dl *logs.Plugin, txn storage.Transaction, start time.Time, input ast.Object, decision ast.Value, requestID string,
 ) (*authv3.CheckResponse, outcome, string, error) {
 	if dl == nil {
 		return resp, out, reason, evalErr
@@ -379,7 +384,7 @@ func (s *Server) finish(ctx context.Context, resp *authv3.CheckResponse, out out
 	if resp != nil {
 		resp.DynamicMetadata = withDecisionID(resp.DynamicMetadata, id)
 	}
-	if err := s.logDecision(ctx, dl, txn, id, start, input, decision, evalErr, req); err != nil {
+	if err := s.logDecision(ctx, dl, txn, id, start, input, decision, evalErr, requestID); err != nil {
 		s.metrics.failure(reasonDecisionLog)
 		s.logger.Error("Decision log failed: %v.", err)
 	}
@@ -402,7 +407,7 @@ func withDecisionID(md *structpb.Struct, id string) *structpb.Struct {
 // logDecision hands the decision to OPA's decision logger, which applies
 // the mask policy (data.system.log.mask) before anything leaves the process.
 func (s *Server) logDecision(ctx context.Context, dl *logs.Plugin, txn storage.Transaction, id string, start time.Time,
-	input ast.Object, decision ast.Value, evalErr error, req *authv3.CheckRequest,
+	input ast.Object, decision ast.Value, evalErr error, requestID string,
 ) error {
 	goInput, err := ast.JSON(input)
 	if err != nil {
@@ -420,8 +425,8 @@ func (s *Server) logDecision(ctx context.Context, dl *logs.Plugin, txn storage.T
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		info.RemoteAddr = p.Addr.String()
 	}
-	if rid := req.GetAttributes().GetRequest().GetHttp().GetId(); rid != "" {
-		info.Custom = map[string]any{"request_id": rid}
+	if requestID != "" {
+		info.Custom = map[string]any{"request_id": requestID}
 	}
 	if decision != nil {
 		result, err := ast.JSON(decision)

@@ -712,7 +712,7 @@ func TestCacheKeyCoversTheBody(t *testing.T) {
 	const batch = "/octo-org/app.git/info/lfs/objects/batch"
 	lfs := "application/vnd.git-lfs+json"
 	key := func(body, contentType, contentLength string) [32]byte {
-		return cacheKey("POST", batch, "Basic eDp5", requestBody(body, map[string]string{"content-type": contentType, "content-length": contentLength}))
+		return cacheKey("POST", batch, "Basic eDp5", requestBody(body, headerList{{"content-type", contentType}, {"content-length", contentLength}}))
 	}
 	download := key(`{"operation":"download"}`, lfs, "24")
 	for note, other := range map[string][32]byte{
