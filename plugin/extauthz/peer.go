@@ -37,20 +37,41 @@ type peerKey struct {
 	port                        uint32
 }
 
-// peerCache keeps the values of recent peers. The destination is the
+// valueCache keeps the values of recent peers. The destination is the
 // listener Envoy received the request on, the same for every Check, and a
 // source repeats for the requests of one downstream connection; each value
 // is 4 objects (about 1 KB) to build. Values are immutable and shared by
 // evaluations, as the terms of a compiled policy are. Bounded: when full it
 // starts over.
-type peerCache struct {
+type valueCache[K comparable] struct {
 	mu sync.RWMutex
-	m  map[peerKey]ast.Value
+	m  map[K]ast.Value
 }
 
 const peerCacheEntries = 1024
 
-var peers = peerCache{m: make(map[peerKey]ast.Value, peerCacheEntries)}
+func newValueCache[K comparable]() *valueCache[K] {
+	return &valueCache[K]{m: make(map[K]ast.Value, peerCacheEntries)}
+}
+
+func (c *valueCache[K]) get(k K) (ast.Value, bool) {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *valueCache[K]) put(k K, v ast.Value) {
+	c.mu.Lock()
+	if len(c.m) >= peerCacheEntries {
+		clear(c.m)
+	}
+	c.m[k] = v
+	c.mu.Unlock()
+}
+
+// peers is keyed by what a peer holds; wirePeers (wire.go) by its encoding.
+var peers = newValueCache[peerKey]()
 
 // cacheablePeer returns p's key, or false when p holds more than the key
 // says (labels, a certificate, an address other than a TCP port).
@@ -69,19 +90,11 @@ func peerValue(p *authv3.AttributeContext_Peer) ast.Value {
 	if !ok {
 		return buildPeer(p)
 	}
-	peers.mu.RLock()
-	v, hit := peers.m[k]
-	peers.mu.RUnlock()
-	if hit {
+	if v, hit := peers.get(k); hit {
 		return v
 	}
-	v = buildPeer(p)
-	peers.mu.Lock()
-	if len(peers.m) >= peerCacheEntries {
-		clear(peers.m)
-	}
-	peers.m[k] = v
-	peers.mu.Unlock()
+	v := buildPeer(p)
+	peers.put(k, v)
 	return v
 }
 
