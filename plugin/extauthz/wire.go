@@ -394,7 +394,7 @@ func wirePeer(s string, dst *ast.Value) bool {
 	if err := proto.Unmarshal([]byte(s), &p); err != nil {
 		return false
 	}
-	*dst = peerValue(&p)
+	*dst = buildPeer(&p) // not peerValue: one cache is enough
 	if len(s) <= maxWirePeer {
 		wirePeers.put(strings.Clone(s), *dst) // not a piece of the request: the cache outlives it
 	}
