@@ -276,6 +276,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 }
 
 func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckResponse {
+	growStack(0) // stack.go
 	start := time.Now()
 	headers := in.http.headers
 
