@@ -132,6 +132,27 @@ func BenchmarkBuildInput(b *testing.B) {
 			}
 		}
 	})
+	// Every request from another source port, as from many clients: the
+	// peer cache misses.
+	sources := make([][]byte, 1024)
+	for i := range sources {
+		req.Attributes.Source.Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_PortValue{PortValue: uint32(40000 + i)}
+		sources[i] = marshal(b, req)
+	}
+	b.Run("from=wire,new_sources", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			in, err := decodeCheck(sources[i%len(sources)])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := in.build(); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 	b.Run("from=wire", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

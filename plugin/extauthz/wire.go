@@ -384,19 +384,104 @@ var wirePeers = newValueCache[string]()
 const maxWirePeer = 256
 
 // wirePeer reads an encoded AttributeContext.Peer into *dst. A peer not in
-// the cache is decoded by protobuf: it is built once per connection.
+// the cache (a new connection's source) is read by socketPeer, or, when it
+// has more than a socket address, a service and a principal, by protobuf.
 func wirePeer(s string, dst *ast.Value) bool {
 	if v, ok := wirePeers.get(s); ok {
 		*dst = v
 		return true
 	}
-	var p authv3.AttributeContext_Peer
-	if err := proto.Unmarshal([]byte(s), &p); err != nil {
-		return false
+	v, ok := socketPeer(s)
+	if !ok {
+		var p authv3.AttributeContext_Peer
+		if err := proto.Unmarshal([]byte(s), &p); err != nil {
+			return false
+		}
+		v = buildPeer(&p) // not peerValue: one cache is enough
 	}
-	*dst = buildPeer(&p) // not peerValue: one cache is enough
+	*dst = v
 	if len(s) <= maxWirePeer {
-		wirePeers.put(strings.Clone(s), *dst) // not a piece of the request: the cache outlives it
+		wirePeers.put(strings.Clone(s), v) // not a piece of the request: the cache outlives it
 	}
 	return true
+}
+
+// socketPeer reads the peer Envoy sends for a TCP connection: Peer{address 1,
+// service 2, principal 4} with Address{socket_address 1} and
+// SocketAddress{address 2, port_value 3}; a TCP protocol (0) may be written.
+// Anything else, labels and certificates included, it leaves to protobuf.
+// The value is built as buildPeer builds it.
+func socketPeer(s string) (ast.Value, bool) {
+	var (
+		service, principal, addr string
+		port                     uint32
+		hasAddress, hasPort      bool
+	)
+	for s != "" {
+		f, rest, ok := nextField(s)
+		if !ok {
+			return nil, false
+		}
+		switch f.num {
+		case 1: // address, once, holding a socket address only
+			if hasAddress || f.typ != wireBytes {
+				return nil, false
+			}
+			hasAddress = true
+			a, after, ok := nextField(f.b)
+			if !ok || a.num != 1 || a.typ != wireBytes || after != "" {
+				return nil, false
+			}
+			if addr, port, hasPort, ok = socketAddress(a.b); !ok {
+				return nil, false
+			}
+		case 2:
+			if service, ok = f.text(); !ok {
+				return nil, false
+			}
+		case 4:
+			if principal, ok = f.text(); !ok {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+		s = rest
+	}
+	pairs := make([][2]*ast.Term, 0, 3)
+	if hasAddress {
+		sa := make([][2]*ast.Term, 0, 2)
+		sa = appendString(sa, keyAddress, addr)
+		if hasPort { // a oneof: written when set, even to zero
+			sa = append(sa, [2]*ast.Term{keyPortValue, ast.UIntNumberTerm(uint64(port))})
+		}
+		pairs = append(pairs, [2]*ast.Term{keyAddress, ast.NewTerm(ast.NewObject(
+			[2]*ast.Term{keySocketAddress, ast.NewTerm(ast.NewObject(sa...))}))})
+	}
+	pairs = appendString(pairs, keyService, service)
+	pairs = appendString(pairs, keyPrincipal, principal)
+	return ast.NewObject(pairs...), true
+}
+
+// socketAddress reads a SocketAddress with a TCP protocol, an address and
+// a port number, each optional.
+func socketAddress(s string) (addr string, port uint32, hasPort, ok bool) {
+	for s != "" {
+		var f wireField
+		if f, s, ok = nextField(s); !ok {
+			return "", 0, false, false
+		}
+		switch {
+		case f.num == 1 && f.typ == wireVarint && f.v == 0: // TCP
+		case f.num == 2:
+			if addr, ok = f.text(); !ok {
+				return "", 0, false, false
+			}
+		case f.num == 3 && f.typ == wireVarint:
+			port, hasPort = uint32(f.v), true
+		default:
+			return "", 0, false, false
+		}
+	}
+	return addr, port, hasPort, true
 }

@@ -249,3 +249,52 @@ func FuzzWireDecode(f *testing.F) {
 		sameInput(t, in, fromMessage(&req))
 	})
 }
+
+// socketPeer reads the peers of TCP connections as buildPeer builds them,
+// and leaves every other peer to protobuf.
+func TestSocketPeer(t *testing.T) {
+	tcp := func(addr string, port uint32) *corev3.Address {
+		return socket(&corev3.SocketAddress{Address: addr, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}})
+	}
+	for _, tc := range []struct {
+		note string
+		peer *authv3.AttributeContext_Peer
+		fast bool
+	}{
+		{note: "empty", peer: &authv3.AttributeContext_Peer{}, fast: true},
+		{note: "ip and port", peer: &authv3.AttributeContext_Peer{Address: tcp("10.0.0.7", 53122)}, fast: true},
+		{note: "port zero, set", peer: &authv3.AttributeContext_Peer{Address: tcp("10.0.0.7", 0)}, fast: true},
+		{note: "no port", peer: &authv3.AttributeContext_Peer{Address: socket(&corev3.SocketAddress{Address: "::1"})}, fast: true},
+		{note: "empty socket address", peer: &authv3.AttributeContext_Peer{Address: socket(&corev3.SocketAddress{})}, fast: true},
+		{note: "service and principal", peer: &authv3.AttributeContext_Peer{Address: tcp("10.0.0.2", 8443), Service: "git", Principal: "spiffe://git"}, fast: true},
+		{note: "UDP", peer: &authv3.AttributeContext_Peer{Address: socket(&corev3.SocketAddress{Protocol: corev3.SocketAddress_UDP, Address: "::1"})}},
+		{note: "named port", peer: &authv3.AttributeContext_Peer{Address: socket(&corev3.SocketAddress{
+			Address: "::1", PortSpecifier: &corev3.SocketAddress_NamedPort{NamedPort: "https"}})}},
+		{note: "resolver", peer: &authv3.AttributeContext_Peer{Address: socket(&corev3.SocketAddress{Address: "git", ResolverName: "dns"})}},
+		{note: "labels", peer: &authv3.AttributeContext_Peer{Address: tcp("10.0.0.7", 1), Labels: map[string]string{"app": "git"}}},
+		{note: "certificate", peer: &authv3.AttributeContext_Peer{Certificate: "-----BEGIN"}},
+		{note: "empty address", peer: &authv3.AttributeContext_Peer{Address: &corev3.Address{}}},
+		{note: "pipe", peer: &authv3.AttributeContext_Peer{Address: &corev3.Address{
+			Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/run/envoy.sock"}}}}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			got, ok := socketPeer(string(marshal(t, tc.peer)))
+			if ok != tc.fast {
+				t.Fatalf("read it: %v, want %v", ok, tc.fast)
+			}
+			if want := buildPeer(tc.peer); ok && got.Compare(want) != 0 {
+				t.Fatalf("got  %v\nwant %v", got, want)
+			}
+		})
+	}
+	// A TCP protocol written out (Envoy's encoder may write zero values).
+	sa := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 0)
+	sa = protowire.AppendString(protowire.AppendTag(sa, 2, protowire.BytesType), "10.0.0.7")
+	addr := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), sa)
+	peer := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), addr)
+	got, ok := socketPeer(string(peer))
+	var p authv3.AttributeContext_Peer
+	if err := proto.Unmarshal(peer, &p); err != nil || !ok || got.Compare(buildPeer(&p)) != 0 {
+		t.Fatalf("TCP written out: %v %v %v", got, ok, err)
+	}
+}
