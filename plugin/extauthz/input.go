@@ -92,7 +92,7 @@ func (h *headerList) set(name, v string) {
 // input even when it is empty ({}), a map is there when it has entries.
 type checkInput struct {
 	hasAttributes       bool
-	source, destination ast.Value // nil: not sent
+	source, destination peerField
 	hasRequest          bool
 	hasTime             bool
 	seconds             int64
@@ -116,9 +116,9 @@ func fromMessage(req *authv3.CheckRequest) *checkInput {
 	attrs.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		switch fd.Name() {
 		case "source":
-			in.source = peerValue(attrs.GetSource())
+			in.source = peerField{set: true, v: peerValue(attrs.GetSource())}
 		case "destination":
-			in.destination = peerValue(attrs.GetDestination())
+			in.destination = peerField{set: true, v: peerValue(attrs.GetDestination())}
 		case "request":
 			in.hasRequest = true
 		case "context_extensions":
@@ -197,11 +197,11 @@ func (in *checkInput) build() (ast.Object, error) {
 // of terms.
 func (in *checkInput) attributesValue() ast.Value {
 	pairs := make([][2]*ast.Term, 0, 4+len(in.extra))
-	if in.source != nil {
-		pairs = append(pairs, [2]*ast.Term{keySource, ast.NewTerm(in.source)})
+	if in.source.set {
+		pairs = append(pairs, [2]*ast.Term{keySource, ast.NewTerm(in.source.value())})
 	}
-	if in.destination != nil {
-		pairs = append(pairs, [2]*ast.Term{keyDestination, ast.NewTerm(in.destination)})
+	if in.destination.set {
+		pairs = append(pairs, [2]*ast.Term{keyDestination, ast.NewTerm(in.destination.value())})
 	}
 	if in.hasRequest {
 		pairs = append(pairs, [2]*ast.Term{keyRequest, ast.NewTerm(in.requestValue())})

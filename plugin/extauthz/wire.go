@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -46,20 +47,33 @@ var checkService = grpc.ServiceDesc{
 }
 
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	var w wireCheck
-	if err := dec(&w); err != nil {
+	c := srv.(checker)
+	if interceptor != nil {
+		var w wireCheck
+		if err := dec(&w); err != nil {
+			return nil, err
+		}
+		info := &grpc.UnaryServerInfo{Server: srv, FullMethod: checkMethod}
+		return interceptor(ctx, &w, info, func(ctx context.Context, _ any) (any, error) { return c.check(ctx, &w.in), nil })
+	}
+	// Without an interceptor nothing but check sees the request, and nothing
+	// keeps it after: the input it builds holds the request's strings, not
+	// the checkInput.
+	w := wireChecks.Get().(*wireCheck)
+	defer func() {
+		w.in = checkInput{}
+		wireChecks.Put(w)
+	}()
+	if err := dec(w); err != nil {
 		return nil, err
 	}
-	c := srv.(checker)
-	if interceptor == nil {
-		return c.check(ctx, w.in), nil
-	}
-	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: checkMethod}
-	return interceptor(ctx, &w, info, func(ctx context.Context, _ any) (any, error) { return c.check(ctx, w.in), nil })
+	return c.check(ctx, &w.in), nil
 }
 
 // wireCheck is what checkCodec decodes a Check's request into.
-type wireCheck struct{ in *checkInput }
+type wireCheck struct{ in checkInput }
+
+var wireChecks = sync.Pool{New: func() any { return new(wireCheck) }}
 
 // checkCodec is the gate server's codec: protobuf's, except for a Check's
 // request.
@@ -78,25 +92,29 @@ func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
-	in, err := decodeCheck(buf.ReadOnlyData())
-	if err != nil {
-		return err
-	}
-	w.in = in
-	return nil
+	return w.in.decode(buf.ReadOnlyData())
 }
 
-// decodeCheck reads an encoded CheckRequest: straight from the wire when the
-// fast decoder covers it, through the generated message otherwise.
+// decodeCheck reads an encoded CheckRequest.
 func decodeCheck(b []byte) (*checkInput, error) {
-	if in, ok := decodeWire(string(b)); ok {
-		return in, nil
+	in := new(checkInput)
+	return in, in.decode(b)
+}
+
+// decode reads an encoded CheckRequest into in, which is empty: straight
+// from the wire when the fast decoder covers it, through the generated
+// message otherwise.
+func (in *checkInput) decode(b []byte) error {
+	if in.readWire(string(b)) {
+		return nil
 	}
+	*in = checkInput{}
 	var msg authv3.CheckRequest
 	if err := proto.Unmarshal(b, &msg); err != nil {
-		return nil, err
+		return err
 	}
-	return fromMessage(&msg), nil
+	*in = *fromMessage(&msg)
+	return nil
 }
 
 // Wire types.
@@ -177,22 +195,22 @@ func (f wireField) text() (string, bool) {
 	return f.b, f.typ == wireBytes && utf8.ValidString(f.b)
 }
 
-// decodeWire is the fast decoder; ok is false when it declines.
-func decodeWire(raw string) (*checkInput, bool) {
-	in := &checkInput{}
+// readWire is the fast decoder; it returns false when it declines, and in
+// is then partly filled.
+func (in *checkInput) readWire(raw string) bool {
 	for s := raw; s != ""; {
 		f, rest, ok := nextField(s)
 		// CheckRequest.attributes, once.
 		if !ok || f.num != 1 || f.typ != wireBytes || in.hasAttributes {
-			return nil, false
+			return false
 		}
 		in.hasAttributes = true
 		if !in.attributes(f.b) {
-			return nil, false
+			return false
 		}
 		s = rest
 	}
-	return in, true
+	return true
 }
 
 // AttributeContext: source 1, destination 2, request 4, context_extensions 10.
@@ -204,11 +222,11 @@ func (in *checkInput) attributes(s string) bool {
 		}
 		switch f.num {
 		case 1:
-			if in.source != nil || !wirePeer(f.b, &in.source) {
+			if in.source.set || !wirePeer(f.b, &in.source) {
 				return false
 			}
 		case 2:
-			if in.destination != nil || !wirePeer(f.b, &in.destination) {
+			if in.destination.set || !wirePeer(f.b, &in.destination) {
 				return false
 			}
 		case 4:
@@ -383,105 +401,132 @@ var wirePeers = newValueCache[string]()
 
 const maxWirePeer = 256
 
-// wirePeer reads an encoded AttributeContext.Peer into *dst. A peer not in
-// the cache (a new connection's source) is read by socketPeer, or, when it
-// has more than a socket address, a service and a principal, by protobuf.
-func wirePeer(s string, dst *ast.Value) bool {
+// peerField is a peer of the request: its value, or, for a TCP peer read
+// from the wire and not in the cache, its encoding, built into a value only
+// when the input is (a Check answered from the decision cache never is).
+type peerField struct {
+	set  bool
+	v    ast.Value
+	wire string
+}
+
+func (p *peerField) value() ast.Value {
+	if p.v == nil {
+		tcp, _ := readTCPPeer(p.wire) // read once already, in wirePeer
+		p.v = tcp.value()
+		if len(p.wire) <= maxWirePeer {
+			wirePeers.put(strings.Clone(p.wire), p.v) // not a piece of the request: the cache outlives it
+		}
+	}
+	return p.v
+}
+
+// wirePeer reads an encoded AttributeContext.Peer into *dst: from the
+// cache, as a TCP peer to build later, or, when it has more than a socket
+// address, a service and a principal, through protobuf.
+func wirePeer(s string, dst *peerField) bool {
+	*dst = peerField{set: true}
 	if v, ok := wirePeers.get(s); ok {
-		*dst = v
+		dst.v = v
 		return true
 	}
-	v, ok := socketPeer(s)
-	if !ok {
-		var p authv3.AttributeContext_Peer
-		if err := proto.Unmarshal([]byte(s), &p); err != nil {
-			return false
-		}
-		v = buildPeer(&p) // not peerValue: one cache is enough
+	if _, ok := readTCPPeer(s); ok {
+		dst.wire = s
+		return true
 	}
-	*dst = v
+	var p authv3.AttributeContext_Peer
+	if err := proto.Unmarshal([]byte(s), &p); err != nil {
+		return false
+	}
+	dst.v = buildPeer(&p) // not peerValue: one cache is enough
 	if len(s) <= maxWirePeer {
-		wirePeers.put(strings.Clone(s), v) // not a piece of the request: the cache outlives it
+		wirePeers.put(strings.Clone(s), dst.v)
 	}
 	return true
 }
 
-// socketPeer reads the peer Envoy sends for a TCP connection: Peer{address 1,
+// tcpPeer is the peer Envoy sends for a TCP connection: Peer{address 1,
 // service 2, principal 4} with Address{socket_address 1} and
 // SocketAddress{address 2, port_value 3}; a TCP protocol (0) may be written.
-// Anything else, labels and certificates included, it leaves to protobuf.
-// The value is built as buildPeer builds it.
-func socketPeer(s string) (ast.Value, bool) {
-	var (
-		service, principal, addr string
-		port                     uint32
-		hasAddress, hasPort      bool
-	)
+type tcpPeer struct {
+	service, principal, addr string
+	port                     uint32
+	hasAddress, hasPort      bool
+}
+
+// readTCPPeer reads a tcpPeer; anything else, labels and certificates
+// included, it leaves to protobuf.
+func readTCPPeer(s string) (p tcpPeer, ok bool) {
 	for s != "" {
-		f, rest, ok := nextField(s)
-		if !ok {
-			return nil, false
+		var f wireField
+		if f, s, ok = nextField(s); !ok {
+			return p, false
 		}
 		switch f.num {
 		case 1: // address, once, holding a socket address only
-			if hasAddress || f.typ != wireBytes {
-				return nil, false
+			if p.hasAddress || f.typ != wireBytes {
+				return p, false
 			}
-			hasAddress = true
+			p.hasAddress = true
 			a, after, ok := nextField(f.b)
 			if !ok || a.num != 1 || a.typ != wireBytes || after != "" {
-				return nil, false
+				return p, false
 			}
-			if addr, port, hasPort, ok = socketAddress(a.b); !ok {
-				return nil, false
+			if !p.socketAddress(a.b) {
+				return p, false
 			}
 		case 2:
-			if service, ok = f.text(); !ok {
-				return nil, false
+			if p.service, ok = f.text(); !ok {
+				return p, false
 			}
 		case 4:
-			if principal, ok = f.text(); !ok {
-				return nil, false
+			if p.principal, ok = f.text(); !ok {
+				return p, false
 			}
 		default:
-			return nil, false
+			return p, false
 		}
-		s = rest
 	}
-	pairs := make([][2]*ast.Term, 0, 3)
-	if hasAddress {
-		sa := make([][2]*ast.Term, 0, 2)
-		sa = appendString(sa, keyAddress, addr)
-		if hasPort { // a oneof: written when set, even to zero
-			sa = append(sa, [2]*ast.Term{keyPortValue, ast.UIntNumberTerm(uint64(port))})
-		}
-		pairs = append(pairs, [2]*ast.Term{keyAddress, ast.NewTerm(ast.NewObject(
-			[2]*ast.Term{keySocketAddress, ast.NewTerm(ast.NewObject(sa...))}))})
-	}
-	pairs = appendString(pairs, keyService, service)
-	pairs = appendString(pairs, keyPrincipal, principal)
-	return ast.NewObject(pairs...), true
+	return p, true
 }
 
 // socketAddress reads a SocketAddress with a TCP protocol, an address and
 // a port number, each optional.
-func socketAddress(s string) (addr string, port uint32, hasPort, ok bool) {
+func (p *tcpPeer) socketAddress(s string) bool {
 	for s != "" {
-		var f wireField
-		if f, s, ok = nextField(s); !ok {
-			return "", 0, false, false
+		f, rest, ok := nextField(s)
+		if !ok {
+			return false
 		}
 		switch {
 		case f.num == 1 && f.typ == wireVarint && f.v == 0: // TCP
 		case f.num == 2:
-			if addr, ok = f.text(); !ok {
-				return "", 0, false, false
+			if p.addr, ok = f.text(); !ok {
+				return false
 			}
 		case f.num == 3 && f.typ == wireVarint:
-			port, hasPort = uint32(f.v), true
+			p.port, p.hasPort = uint32(f.v), true
 		default:
-			return "", 0, false, false
+			return false
 		}
+		s = rest
 	}
-	return addr, port, hasPort, true
+	return true
+}
+
+// value builds the peer as buildPeer builds it.
+func (p tcpPeer) value() ast.Value {
+	pairs := make([][2]*ast.Term, 0, 3)
+	if p.hasAddress {
+		sa := make([][2]*ast.Term, 0, 2)
+		sa = appendString(sa, keyAddress, p.addr)
+		if p.hasPort { // a oneof: written when set, even to zero
+			sa = append(sa, [2]*ast.Term{keyPortValue, ast.UIntNumberTerm(uint64(p.port))})
+		}
+		pairs = append(pairs, [2]*ast.Term{keyAddress, ast.NewTerm(ast.NewObject(
+			[2]*ast.Term{keySocketAddress, ast.NewTerm(ast.NewObject(sa...))}))})
+	}
+	pairs = appendString(pairs, keyService, p.service)
+	pairs = appendString(pairs, keyPrincipal, p.principal)
+	return ast.NewObject(pairs...)
 }
