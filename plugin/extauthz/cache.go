@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"crypto/sha256"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,8 +38,12 @@ type cacheShard struct {
 
 type cacheEntry struct {
 	decision ast.Value
-	expires  int64 // unix ns
-	gen      cacheGen
+	// The answer built from it, and its outcome, when the answer depends on
+	// the decision alone (shared by the Checks it answers; never changed).
+	resp    *authv3.CheckResponse
+	out     outcome
+	expires int64 // unix ns
+	gen     cacheGen
 }
 
 // cacheGen is what an entry is valid for: the cache's own generation
@@ -102,18 +107,20 @@ func (c *decisionCache) generation() cacheGen {
 // Invalidate drops every entry.
 func (c *decisionCache) Invalidate() { c.gen.Add(1) }
 
-func (c *decisionCache) get(k [32]byte, now time.Time) (ast.Value, bool) {
+func (c *decisionCache) get(k [32]byte, now time.Time) (cacheEntry, bool) {
 	s := &c.shards[k[0]%cacheShards]
 	s.mu.RLock()
 	e, ok := s.entries[k]
 	s.mu.RUnlock()
 	if !ok || e.gen != c.generation() || now.UnixNano() >= e.expires {
-		return nil, false
+		return cacheEntry{}, false
 	}
-	return e.decision, true
+	return e, true
 }
 
-func (c *decisionCache) put(k [32]byte, decision ast.Value, gen cacheGen, now time.Time) {
+// put keeps a decision; resp is the answer built from it when that answer
+// can be shared (nil otherwise), with its outcome.
+func (c *decisionCache) put(k [32]byte, decision ast.Value, resp *authv3.CheckResponse, out outcome, gen cacheGen, now time.Time) {
 	if gen != c.generation() {
 		return
 	}
@@ -141,7 +148,7 @@ func (c *decisionCache) put(k [32]byte, decision ast.Value, gen cacheGen, now ti
 			delete(s.entries, key)
 		}
 	}
-	s.entries[k] = cacheEntry{decision: decision, expires: expires, gen: gen}
+	s.entries[k] = cacheEntry{decision: decision, resp: resp, out: out, expires: expires, gen: gen}
 }
 
 var (

@@ -155,6 +155,17 @@ func buildResponse(decision ast.Value, reqHeaders headerList) (*authv3.CheckResp
 	return resp, outcome{allowed: true, status: 200}, nil
 }
 
+// hasPatHeaders reports whether the client sent headers in the gate's
+// namespace (which okResponse lists for removal).
+func hasPatHeaders(h headerList) bool {
+	for _, kv := range h {
+		if strings.HasPrefix(kv[0], patHeaderPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
 func okResponse(headers, respHeaders []*corev3.HeaderValueOption, remove []string, reqHeaders headerList) *authv3.CheckResponse {
 	// Client-sent x-pat-* headers go, except those the decision sets (those
 	// are overwritten, and a removal would undo the set).

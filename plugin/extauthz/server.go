@@ -285,14 +285,24 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 		gen     cacheGen
 		decided ast.Value
 	)
+	dl := logs.Lookup(s.manager)
+	// The answer to an allowed request lists the client's x-pat-* headers
+	// for removal, and a logged decision carries its id: only other answers
+	// are shared through the cache.
+	shared := dl == nil && !hasPatHeaders(headers)
 	if s.cache != nil {
 		key = cacheKey(in.http.method, in.http.path, headers.get("authorization"), requestBody(in.http.body, headers))
 		gen = s.cache.generation()
-		decided, _ = s.cache.get(key, start)
+		if e, ok := s.cache.get(key, start); ok {
+			if shared && e.resp != nil {
+				s.metrics.observe(e.out, false, time.Since(start).Seconds())
+				return e.resp
+			}
+			decided = e.decision
+		}
 	}
 
 	var input ast.Object
-	dl := logs.Lookup(s.manager)
 	if decided == nil || dl != nil {
 		var err error
 		if input, err = in.build(); err != nil {
@@ -308,7 +318,11 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 		s.logger.Error("ext_authz check failed (%s): %v.", reason, err)
 		resp, out = errorResponse(500, code.Code_INTERNAL, "Internal Server Error"), outcome{status: 500}
 	} else if s.cache != nil && decided == nil {
-		s.cache.put(key, out.decision, gen, start)
+		var keep *authv3.CheckResponse
+		if shared {
+			keep = resp
+		}
+		s.cache.put(key, out.decision, keep, out, gen, start)
 	}
 	s.metrics.observe(out, reason != "", time.Since(start).Seconds())
 	return resp

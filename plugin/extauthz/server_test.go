@@ -593,13 +593,66 @@ decision := {"allow": false, "status": 403, "message": "closed"} if input.resour
 	}
 }
 
+// A cache hit answers with the answer built for the first Check, shared,
+// unless the request carries x-pat-* headers of its own: those are listed
+// for removal in an answer built for it, and the shared one stays as it was.
+func TestDecisionCacheSharedAnswer(t *testing.T) {
+	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
+	var known atomic.Bool
+	known.Store(true)
+	topdown.RegisterBuiltinFunc("pat.token", func(_ topdown.BuiltinContext, _ []*ast.Term, iter func(*ast.Term) error) error {
+		return iter(ast.ObjectTerm(ast.Item(ast.StringTerm("found"), ast.BooleanTerm(known.Load()))))
+	})
+	t.Cleanup(func() {
+		topdown.RegisterBuiltinFunc("pat.token", func(topdown.BuiltinContext, []*ast.Term, func(*ast.Term) error) error {
+			return errors.New("pat: token store not ready")
+		})
+	})
+	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
+
+decision := {"allow": true, "token_id": 7, "expires_at_ns": null} if pat.token(input.credential.token).found == true
+
+decision := {"allow": false, "status": 401, "message": "Bad credentials"} if pat.token(input.credential.token).found == false
+`})
+	check := func(headers map[string]string) *authv3.CheckResponse {
+		t.Helper()
+		headers["authorization"] = "Bearer " + goodToken
+		resp, err := f.client.Check(t.Context(), httpCheck("GET", "/repos/octo-org/app", headers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	want := &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers: []*corev3.HeaderValueOption{hdr("x-pat-token-id", "7")},
+		}},
+	}
+	if got := check(map[string]string{}); !proto.Equal(got, want) {
+		t.Fatalf("first:\ngot  %v\nwant %v", got, want)
+	}
+	known.Store(false) // answered from the cache from here on
+	if got := check(map[string]string{"accept": "*/*"}); !proto.Equal(got, want) {
+		t.Fatalf("from the cache:\ngot  %v\nwant %v", got, want)
+	}
+	spoofed := proto.Clone(want).(*authv3.CheckResponse)
+	spoofed.GetOkResponse().HeadersToRemove = []string{"x-pat-user"}
+	if got := check(map[string]string{"x-pat-user": "mallory", "x-pat-token-id": "1"}); !proto.Equal(got, spoofed) {
+		t.Fatalf("with the client's x-pat-* headers:\ngot  %v\nwant %v", got, spoofed)
+	}
+	if got := check(map[string]string{}); !proto.Equal(got, want) {
+		t.Fatalf("the shared answer changed:\ngot  %v\nwant %v", got, want)
+	}
+}
+
 func TestDecisionCacheExpiry(t *testing.T) {
 	var version atomic.Int64
 	c := newDecisionCache(time.Minute, 64, version.Load)
 	now := time.Unix(1000, 0)
 	k := cacheKey("GET", "/", "Bearer x", httpBody{})
 	exp := ast.MustParseTerm(`{"allowed": true, "decision": {"expires_at_ns": 1000500000000}}`).Value
-	c.put(k, exp, c.generation(), now)
+	c.put(k, exp, nil, outcome{}, c.generation(), now)
 	if _, ok := c.get(k, now.Add(499*time.Millisecond)); !ok {
 		t.Fatal("before the token expires: want a hit")
 	}
@@ -607,23 +660,23 @@ func TestDecisionCacheExpiry(t *testing.T) {
 		t.Fatal("once the token expired: want a miss")
 	}
 	plain := ast.MustParseTerm(`{"allowed": false}`).Value
-	c.put(k, plain, c.generation(), now)
+	c.put(k, plain, nil, outcome{}, c.generation(), now)
 	if _, ok := c.get(k, now.Add(time.Minute)); ok {
 		t.Fatal("after the ttl: want a miss")
 	}
 	gen := c.generation()
 	c.Invalidate()
-	c.put(k, plain, gen, now) // decided before the invalidation
+	c.put(k, plain, nil, outcome{}, gen, now) // decided before the invalidation
 	if _, ok := c.get(k, now); ok {
 		t.Fatal("a decision made before an invalidation must not be kept")
 	}
-	c.put(k, plain, c.generation(), now)
+	c.put(k, plain, nil, outcome{}, c.generation(), now)
 	version.Add(1) // the token index applied a change
 	if _, ok := c.get(k, now); ok {
 		t.Fatal("a decision made at an older index version must not be used")
 	}
 	for i := range 1000 {
-		c.put(cacheKey("GET", fmt.Sprint(i), "", httpBody{}), plain, c.generation(), now)
+		c.put(cacheKey("GET", fmt.Sprint(i), "", httpBody{}), plain, nil, outcome{}, c.generation(), now)
 	}
 	n := 0
 	for i := range c.shards {
