@@ -43,15 +43,16 @@ type tables struct {
 
 	// Interning tables, touched by the writer only.
 	writeMu    sync.Mutex
-	syms       map[string]*Sym
-	slab       []byte // keep: the text of the symbols
+	syms       map[uint64]uint32 // nameHash of a symbol's text -> its number
+	symClashes map[string]uint32 // the symbols whose hash another symbol had first
+	slab       []byte            // keep: the text of the symbols
 	sets       map[string]*StrSet
 	perms      map[string]*permsEntry
 	shapes     map[shapeKey]*Shape
 	emptySet   *StrSet
 	emptyPerms *permsEntry
 	// What token records refer to by number.
-	symRefs   refTable[*Sym]
+	symRefs   symTable
 	shapeRefs refTable[*Shape]
 
 	// While Load runs: the store hands out one shared slice or map for
@@ -93,7 +94,8 @@ func newTables() *tables {
 		memberships:  newShardedMap[memberKey, memberRec](hashMemberKey),
 		users:        newShardedMap[uint64, userRec](hashUint64),
 		repositories: newShardedMap[pairKey, *Repository](hashPair),
-		syms:         map[string]*Sym{},
+		syms:         map[uint64]uint32{},
+		symClashes:   map[string]uint32{},
 		sets:         map[string]*StrSet{},
 		perms:        map[string]*permsEntry{},
 		shapes:       map[shapeKey]*Shape{},
@@ -320,7 +322,7 @@ func (x *tables) reserve(n store.Sizes) {
 	x.memberships.reserve(n.Memberships)
 	if len(x.syms) == 0 && n.Users > 0 {
 		x.writeMu.Lock()
-		x.syms = make(map[string]*Sym, perShard(n.Users)*shardCount) // users, and the far fewer other names
+		x.syms = make(map[uint64]uint32, perShard(n.Users)*shardCount) // users, and the far fewer other names
 		x.writeMu.Unlock()
 	}
 }
@@ -492,22 +494,25 @@ func (x *tables) DeleteGrant(tokenID int64, org string) {
 	x.reasons.delete(key)
 }
 
-// sym interns s. The caller holds writeMu.
+// sym interns s. The caller holds writeMu. The interning table maps hashes
+// to symbol numbers, so that the collector has no pointers to follow in it,
+// and checks the text it finds.
 func (x *tables) sym(s string) *Sym {
-	if y, ok := x.syms[s]; ok {
-		return y
+	h := nameHash(s)
+	if ref, ok := x.syms[h]; ok {
+		if y := x.symRefs.at(ref); y.S == s {
+			return y
+		}
+		if ref, ok := x.symClashes[s]; ok {
+			return x.symRefs.at(ref)
+		}
 	}
-	s = x.keep(s) // a copy: do not pin a larger buffer the string came from
-	// The symbol and its term in one allocation: one object less per name
-	// (a user's login, an organization, a state) for the collector.
-	c := &struct {
-		sym  Sym
-		term ast.Term
-	}{term: ast.Term{Value: ast.String(s)}}
-	c.sym = Sym{S: s, Term: &c.term}
-	y := &c.sym
-	y.ref = x.symRefs.add(y)
-	x.syms[s] = y
+	y := x.symRefs.add(x.keep(s)) // a copy: do not pin a larger buffer the string came from
+	if _, taken := x.syms[h]; taken {
+		x.symClashes[y.S] = y.ref
+	} else {
+		x.syms[h] = y.ref
+	}
 	return y
 }
 

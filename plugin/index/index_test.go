@@ -553,3 +553,31 @@ func TestSymbolText(t *testing.T) {
 		t.Fatalf("%d symbols interned, want 20000", n)
 	}
 }
+
+// Two names whose hashes meet: the second is interned apart and found
+// again, and neither answers for the other. The interning table itself
+// holds no pointers for the collector.
+func TestSymbolClash(t *testing.T) {
+	x := newTables()
+	x.writeMu.Lock()
+	defer x.writeMu.Unlock()
+	a := x.sym("octo-org")
+	x.syms[nameHash("acme")] = a.ref // as if "acme" hashed where "octo-org" is
+	b := x.sym("acme")
+	if b == a || b.S != "acme" || string(b.Term.Value.(ast.String)) != "acme" {
+		t.Fatalf("acme interned as %q (%p, octo-org %p)", b.S, b, a)
+	}
+	if again := x.sym("acme"); again != b {
+		t.Fatal("acme interned twice")
+	}
+	if again := x.sym("octo-org"); again != a {
+		t.Fatal("octo-org interned twice")
+	}
+	if len(x.symClashes) != 1 || x.symRefs.at(x.symClashes["acme"]) != b {
+		t.Fatalf("clashes: %v", x.symClashes)
+	}
+	typ := reflect.TypeOf(x.syms)
+	if hasPointers(typ.Key()) || hasPointers(typ.Elem()) {
+		t.Fatalf("%v holds pointers", typ)
+	}
+}

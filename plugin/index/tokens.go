@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // tokenTable holds the tokens by the SHA-256 of their raw form. A token is a
@@ -233,6 +235,41 @@ func (sh *tokenShard) compact() {
 // without a lock. Values sit in fixed chunks that never move; a reader only
 // looks up numbers it read from a record published after the value was
 // added (under a shard lock), so it always finds the value in place.
+// symTable holds the symbols, each with its term, in chunks of refChunk:
+// a symbol is no object of its own for the collector (one per user and
+// organization), and its number finds it. Like refTable, readers load the
+// chunks while the writer adds; a chunk never moves.
+type symTable struct {
+	chunks atomic.Pointer[[]*[refChunk]symCell]
+	n      uint32 // writer only
+}
+
+type symCell struct {
+	sym  Sym
+	term ast.Term
+}
+
+// add makes the symbol for s, whose text the caller keeps.
+func (t *symTable) add(s string) *Sym {
+	i := t.n
+	var chunks []*[refChunk]symCell
+	if p := t.chunks.Load(); p != nil {
+		chunks = *p
+	}
+	if int(i/refChunk) == len(chunks) {
+		grown := append(chunks[:len(chunks):len(chunks)], new([refChunk]symCell))
+		t.chunks.Store(&grown)
+		chunks = grown
+	}
+	c := &chunks[i/refChunk][i%refChunk]
+	c.term = ast.Term{Value: ast.String(s)}
+	c.sym = Sym{S: s, Term: &c.term, ref: i}
+	t.n++
+	return &c.sym
+}
+
+func (t *symTable) at(i uint32) *Sym { return &(*t.chunks.Load())[i/refChunk][i%refChunk].sym }
+
 type refTable[T any] struct {
 	chunks atomic.Pointer[[]*[refChunk]T]
 	n      uint32 // writer only
