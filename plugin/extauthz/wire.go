@@ -195,101 +195,88 @@ func (f wireField) text() (string, bool) {
 	return f.b, f.typ == wireBytes && utf8.ValidString(f.b)
 }
 
-// readWire is the fast decoder; it returns false when it declines, and in
-// is then partly filled.
-func (in *checkInput) readWire(raw string) bool {
-	for s := raw; s != ""; {
+// eachField calls fn with each field of the encoded message s, in order.
+// It returns false when s is malformed or fn refuses a field.
+func eachField(s string, fn func(f wireField) bool) bool {
+	for s != "" {
 		f, rest, ok := nextField(s)
-		// CheckRequest.attributes, once.
-		if !ok || f.num != 1 || f.typ != wireBytes || in.hasAttributes {
-			return false
-		}
-		in.hasAttributes = true
-		if !in.attributes(f.b) {
+		if !ok || !fn(f) {
 			return false
 		}
 		s = rest
 	}
 	return true
+}
+
+// readWire is the fast decoder; it returns false when it declines, and in
+// is then partly filled.
+func (in *checkInput) readWire(raw string) bool {
+	return eachField(raw, func(f wireField) bool {
+		// CheckRequest.attributes, once.
+		if f.num != 1 || f.typ != wireBytes || in.hasAttributes {
+			return false
+		}
+		in.hasAttributes = true
+		return in.attributes(f.b)
+	})
 }
 
 // AttributeContext: source 1, destination 2, request 4, context_extensions 10.
 func (in *checkInput) attributes(s string) bool {
-	for s != "" {
-		f, rest, ok := nextField(s)
-		if !ok || f.typ != wireBytes {
+	return eachField(s, func(f wireField) bool {
+		if f.typ != wireBytes {
 			return false
 		}
 		switch f.num {
 		case 1:
-			if in.source.set || !wirePeer(f.b, &in.source) {
-				return false
-			}
+			return !in.source.set && wirePeer(f.b, &in.source)
 		case 2:
-			if in.destination.set || !wirePeer(f.b, &in.destination) {
-				return false
-			}
+			return !in.destination.set && wirePeer(f.b, &in.destination)
 		case 4:
-			if in.hasRequest || !in.request(f.b) {
+			if in.hasRequest {
 				return false
 			}
 			in.hasRequest = true
+			return in.request(f.b)
 		case 10:
-			if !mapEntry(f.b, &in.contextExtensions) {
-				return false
-			}
-		default:
-			return false
+			return mapEntry(f.b, &in.contextExtensions)
 		}
-		s = rest
-	}
-	return true
+		return false
+	})
 }
 
 // AttributeContext.Request: time 1, http 2.
 func (in *checkInput) request(s string) bool {
-	for s != "" {
-		f, rest, ok := nextField(s)
-		if !ok || f.typ != wireBytes {
+	return eachField(s, func(f wireField) bool {
+		switch {
+		case f.typ != wireBytes:
 			return false
-		}
-		switch f.num {
-		case 1:
-			if in.hasTime || !in.timestamp(f.b) {
-				return false
-			}
+		case f.num == 1 && !in.hasTime:
 			in.hasTime = true
-		case 2:
-			if in.hasHTTP || !in.http.decode(f.b) {
-				return false
-			}
+			return in.timestamp(f.b)
+		case f.num == 2 && !in.hasHTTP:
 			in.hasHTTP = true
-		default:
-			return false
+			return in.http.decode(f.b)
 		}
-		s = rest
-	}
-	return true
+		return false
+	})
 }
 
 // google.protobuf.Timestamp: seconds 1, nanos 2.
 func (in *checkInput) timestamp(s string) bool {
-	for s != "" {
-		f, rest, ok := nextField(s)
-		if !ok || f.typ != wireVarint {
+	return eachField(s, func(f wireField) bool {
+		switch {
+		case f.typ != wireVarint:
 			return false
-		}
-		switch f.num {
-		case 1:
+		case f.num == 1:
 			in.seconds = int64(f.v)
-		case 2:
+		case f.num == 2:
 			in.nanos = int32(f.v)
 		default:
 			return false
 		}
-		s = rest
-	}
-	return true
+		return true
+	})
 }
 
 // AttributeContext.HttpRequest: id 1, method 2, headers 3, path 4, host 5,
@@ -299,11 +286,7 @@ func (h *httpFields) decode(s string) bool {
 	if n := countField(s, 3); n > 0 {
 		h.headers = make(headerList, 0, n)
 	}
-	for s != "" {
-		f, rest, ok := nextField(s)
-		if !ok {
-			return false
-		}
+	return eachField(s, func(f wireField) bool {
 		var dst *string
 		switch f.num {
 		case 1:
@@ -311,9 +294,7 @@ func (h *httpFields) decode(s string) bool {
 		case 2:
 			dst = &h.method
 		case 3:
-			if f.typ != wireBytes || !mapEntry(f.b, &h.headers) {
-				return false
-			}
+			return f.typ == wireBytes && mapEntry(f.b, &h.headers)
 		case 4:
 			dst = &h.path
 		case 5:
@@ -325,46 +306,34 @@ func (h *httpFields) decode(s string) bool {
 		case 8:
 			dst = &h.fragment
 		case 9:
-			if f.typ != wireVarint {
-				return false
-			}
 			h.size = int64(f.v)
+			return f.typ == wireVarint
 		case 10:
 			dst = &h.protocol
 		case 11:
 			dst = &h.body
 		case 12:
-			if f.typ != wireBytes {
-				return false
-			}
 			h.rawBody = f.b
+			return f.typ == wireBytes
 		default:
 			return false
 		}
-		if dst != nil {
-			if *dst, ok = f.text(); !ok {
-				return false
-			}
-		}
-		s = rest
-	}
-	return true
+		var ok bool
+		*dst, ok = f.text()
+		return ok
+	})
 }
 
 // countField counts the occurrences of field num in s (the entries of a
 // map), so that the list for them is made once.
 func countField(s string, num uint64) int {
 	n := 0
-	for s != "" {
-		f, rest, ok := nextField(s)
-		if !ok {
-			break
-		}
+	eachField(s, func(f wireField) bool {
 		if f.num == num {
 			n++
 		}
-		s = rest
-	}
+		return true
+	})
 	return n
 }
 
@@ -372,27 +341,24 @@ func countField(s string, num uint64) int {
 // may be left out, and is then "").
 func mapEntry(s string, l *headerList) bool {
 	var k, v string
-	for s != "" {
-		f, rest, ok := nextField(s)
-		if !ok {
+	ok := eachField(s, func(f wireField) bool {
+		text, ok := f.text()
+		switch {
+		case !ok:
 			return false
-		}
-		var text string
-		if text, ok = f.text(); !ok {
-			return false
-		}
-		switch f.num {
-		case 1:
+		case f.num == 1:
 			k = text
-		case 2:
+		case f.num == 2:
 			v = text
 		default:
 			return false
 		}
-		s = rest
+		return true
+	})
+	if ok {
+		l.set(k, v)
 	}
-	l.set(k, v)
-	return true
+	return ok
 }
 
 // wirePeers caches peer values by their encoding; a peer whose encoding is
@@ -457,61 +423,41 @@ type tcpPeer struct {
 // readTCPPeer reads a tcpPeer; anything else, labels and certificates
 // included, it leaves to protobuf.
 func readTCPPeer(s string) (p tcpPeer, ok bool) {
-	for s != "" {
-		var f wireField
-		if f, s, ok = nextField(s); !ok {
-			return p, false
-		}
+	ok = eachField(s, func(f wireField) bool {
+		var ok bool
 		switch f.num {
 		case 1: // address, once, holding a socket address only
 			if p.hasAddress || f.typ != wireBytes {
-				return p, false
+				return false
 			}
 			p.hasAddress = true
 			a, after, ok := nextField(f.b)
-			if !ok || a.num != 1 || a.typ != wireBytes || after != "" {
-				return p, false
-			}
-			if !p.socketAddress(a.b) {
-				return p, false
-			}
+			return ok && a.num == 1 && a.typ == wireBytes && after == "" && p.socketAddress(a.b)
 		case 2:
-			if p.service, ok = f.text(); !ok {
-				return p, false
-			}
+			p.service, ok = f.text()
 		case 4:
-			if p.principal, ok = f.text(); !ok {
-				return p, false
-			}
-		default:
-			return p, false
+			p.principal, ok = f.text()
 		}
-	}
-	return p, true
+		return ok
+	})
+	return p, ok
 }
 
 // socketAddress reads a SocketAddress with a TCP protocol, an address and
 // a port number, each optional.
 func (p *tcpPeer) socketAddress(s string) bool {
-	for s != "" {
-		f, rest, ok := nextField(s)
-		if !ok {
-			return false
-		}
+	return eachField(s, func(f wireField) bool {
+		var ok bool
 		switch {
 		case f.num == 1 && f.typ == wireVarint && f.v == 0: // TCP
+			ok = true
 		case f.num == 2:
-			if p.addr, ok = f.text(); !ok {
-				return false
-			}
+			p.addr, ok = f.text()
 		case f.num == 3 && f.typ == wireVarint:
-			p.port, p.hasPort = uint32(f.v), true
-		default:
-			return false
+			p.port, p.hasPort, ok = uint32(f.v), true, true
 		}
-		s = rest
-	}
-	return true
+		return ok
+	})
 }
 
 // value builds the peer as buildPeer builds it.
