@@ -529,9 +529,10 @@ func TestStartBindError(t *testing.T) {
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-func TestDecisionCache(t *testing.T) {
-	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
-	var known atomic.Bool
+// tokenFound answers pat.token with {"found": known}, known true until the
+// test changes it, and restores an unready store after the test.
+func tokenFound(t *testing.T) *atomic.Bool {
+	known := new(atomic.Bool)
 	known.Store(true)
 	topdown.RegisterBuiltinFunc("pat.token", func(_ topdown.BuiltinContext, _ []*ast.Term, iter func(*ast.Term) error) error {
 		return iter(ast.ObjectTerm(ast.Item(ast.StringTerm("found"), ast.BooleanTerm(known.Load()))))
@@ -541,6 +542,12 @@ func TestDecisionCache(t *testing.T) {
 			return errors.New("pat: token store not ready")
 		})
 	})
+	return known
+}
+
+func TestDecisionCache(t *testing.T) {
+	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
+	known := tokenFound(t)
 	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
 
 decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if {
@@ -598,16 +605,7 @@ decision := {"allow": false, "status": 403, "message": "closed"} if input.resour
 // for removal in an answer built for it, and the shared one stays as it was.
 func TestDecisionCacheSharedAnswer(t *testing.T) {
 	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
-	var known atomic.Bool
-	known.Store(true)
-	topdown.RegisterBuiltinFunc("pat.token", func(_ topdown.BuiltinContext, _ []*ast.Term, iter func(*ast.Term) error) error {
-		return iter(ast.ObjectTerm(ast.Item(ast.StringTerm("found"), ast.BooleanTerm(known.Load()))))
-	})
-	t.Cleanup(func() {
-		topdown.RegisterBuiltinFunc("pat.token", func(topdown.BuiltinContext, []*ast.Term, func(*ast.Term) error) error {
-			return errors.New("pat: token store not ready")
-		})
-	})
+	known := tokenFound(t)
 	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
 
 decision := {"allow": true, "token_id": 7, "expires_at_ns": null} if pat.token(input.credential.token).found == true
