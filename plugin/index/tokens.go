@@ -235,41 +235,6 @@ func (sh *tokenShard) compact() {
 // without a lock. Values sit in fixed chunks that never move; a reader only
 // looks up numbers it read from a record published after the value was
 // added (under a shard lock), so it always finds the value in place.
-// symTable holds the symbols, each with its term, in chunks of refChunk:
-// a symbol is no object of its own for the collector (one per user and
-// organization), and its number finds it. Like refTable, readers load the
-// chunks while the writer adds; a chunk never moves.
-type symTable struct {
-	chunks atomic.Pointer[[]*[refChunk]symCell]
-	n      uint32 // writer only
-}
-
-type symCell struct {
-	sym  Sym
-	term ast.Term
-}
-
-// add makes the symbol for s, whose text the caller keeps.
-func (t *symTable) add(s string) *Sym {
-	i := t.n
-	var chunks []*[refChunk]symCell
-	if p := t.chunks.Load(); p != nil {
-		chunks = *p
-	}
-	if int(i/refChunk) == len(chunks) {
-		grown := append(chunks[:len(chunks):len(chunks)], new([refChunk]symCell))
-		t.chunks.Store(&grown)
-		chunks = grown
-	}
-	c := &chunks[i/refChunk][i%refChunk]
-	c.term = ast.Term{Value: ast.String(s)}
-	c.sym = Sym{S: s, Term: &c.term, ref: i}
-	t.n++
-	return &c.sym
-}
-
-func (t *symTable) at(i uint32) *Sym { return &(*t.chunks.Load())[i/refChunk][i%refChunk].sym }
-
 type refTable[T any] struct {
 	chunks atomic.Pointer[[]*[refChunk]T]
 	n      uint32 // writer only
@@ -278,6 +243,14 @@ type refTable[T any] struct {
 const refChunk = 1024
 
 func (t *refTable[T]) add(v T) uint32 {
+	i, slot := t.next()
+	*slot = v
+	return i
+}
+
+// next numbers a new value and returns its place, for the writer to fill
+// before it publishes the number.
+func (t *refTable[T]) next() (uint32, *T) {
 	i := t.n
 	var chunks []*[refChunk]T
 	if p := t.chunks.Load(); p != nil {
@@ -288,9 +261,30 @@ func (t *refTable[T]) add(v T) uint32 {
 		t.chunks.Store(&grown)
 		chunks = grown
 	}
-	chunks[i/refChunk][i%refChunk] = v
 	t.n++
-	return i
+	return i, &chunks[i/refChunk][i%refChunk]
 }
 
-func (t *refTable[T]) at(i uint32) T { return (*t.chunks.Load())[i/refChunk][i%refChunk] }
+func (t *refTable[T]) at(i uint32) T { return *t.ptr(i) }
+
+func (t *refTable[T]) ptr(i uint32) *T { return &(*t.chunks.Load())[i/refChunk][i%refChunk] }
+
+// symTable holds the symbols, each with its term, in a refTable's chunks: a
+// symbol is no object of its own for the collector (one per user and
+// organization), and its number finds it.
+type symTable struct{ cells refTable[symCell] }
+
+type symCell struct {
+	sym  Sym
+	term ast.Term
+}
+
+// add makes the symbol for s, whose text the caller keeps.
+func (t *symTable) add(s string) *Sym {
+	i, c := t.cells.next()
+	c.term = ast.Term{Value: ast.String(s)}
+	c.sym = Sym{S: s, Term: &c.term, ref: i}
+	return &c.sym
+}
+
+func (t *symTable) at(i uint32) *Sym { return &t.cells.ptr(i).sym }
