@@ -1,12 +1,15 @@
 package extauthz
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -312,5 +315,32 @@ func TestTCPPeer(t *testing.T) {
 	var p authv3.AttributeContext_Peer
 	if err := proto.Unmarshal(peer, &p); err != nil || !ok || read.value().Compare(buildPeer(&p)) != 0 {
 		t.Fatalf("TCP written out: %+v %v %v", read, ok, err)
+	}
+}
+
+// checkHandler honours a unary interceptor (the gate configures none, but
+// the handler must not skip one that is added): the interceptor sees the
+// decoded request, and what it returns is the answer.
+func TestCheckHandlerInterceptor(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
+	wire := marshal(t, httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", basicAuth("x-access-token", goodToken)))
+	dec := func(v any) error { return v.(*wireCheck).in.decode(wire) }
+	var seen string
+	intercept := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		seen = info.FullMethod + " " + req.(*wireCheck).in.http.path
+		return handler(ctx, req)
+	}
+	resp, err := checkHandler(f.server, t.Context(), dec, intercept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != "/envoy.service.auth.v3.Authorization/Check /octo-org/app.git/info/refs?service=git-upload-pack" {
+		t.Fatalf("the interceptor saw %q", seen)
+	}
+	if code := resp.(*authv3.CheckResponse).GetStatus().GetCode(); code != 0 {
+		t.Fatalf("status %d, want OK; %v", code, resp)
+	}
+	if _, err := checkHandler(f.server, t.Context(), func(any) error { return errors.New("bad frame") }, intercept); err == nil || err.Error() != "bad frame" {
+		t.Fatalf("a decoding error: got %v", err)
 	}
 }
