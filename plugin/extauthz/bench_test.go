@@ -150,28 +150,26 @@ func BenchmarkBuildInput(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			in, err := decodeCheck(sources[i%len(sources)])
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := in.build(); err != nil {
-				b.Fatal(err)
-			}
+			decodeAndBuild(b, sources[i%len(sources)])
 			i++
 		}
 	})
 	b.Run("from=wire", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			in, err := decodeCheck(wire)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := in.build(); err != nil {
-				b.Fatal(err)
-			}
+			decodeAndBuild(b, wire)
 		}
 	})
+}
+
+func decodeAndBuild(b *testing.B, wire []byte) {
+	in, err := decodeCheck(wire)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := in.build(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkBuildResponse measures the decision -> CheckResponse conversion alone.

@@ -2,10 +2,11 @@ package extauthz
 
 import (
 	"crypto/sha256"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -37,11 +38,10 @@ type cacheShard struct {
 }
 
 type cacheEntry struct {
-	decision ast.Value
-	// The answer built from it, and its outcome, when the answer depends on
-	// the decision alone (shared by the Checks it answers; never changed).
+	out outcome // the decision, and the answer's status
+	// The answer built from it when the answer depends on the decision
+	// alone (shared by the Checks it answers; never changed), or nil.
 	resp    *authv3.CheckResponse
-	out     outcome
 	expires int64 // unix ns
 	gen     cacheGen
 }
@@ -118,14 +118,14 @@ func (c *decisionCache) get(k [32]byte, now time.Time) (cacheEntry, bool) {
 	return e, true
 }
 
-// put keeps a decision; resp is the answer built from it when that answer
-// can be shared (nil otherwise), with its outcome.
-func (c *decisionCache) put(k [32]byte, decision ast.Value, resp *authv3.CheckResponse, out outcome, gen cacheGen, now time.Time) {
+// put keeps a decision (out.decision); resp is the answer built from it
+// when that answer can be shared, nil otherwise.
+func (c *decisionCache) put(k [32]byte, out outcome, resp *authv3.CheckResponse, gen cacheGen, now time.Time) {
 	if gen != c.generation() {
 		return
 	}
 	expires := now.Add(c.ttl).UnixNano()
-	if exp, ok := tokenExpiry(decision); ok && exp < expires {
+	if exp, ok := tokenExpiry(out.decision); ok && exp < expires {
 		expires = exp
 	}
 	if expires <= now.UnixNano() {
@@ -148,7 +148,7 @@ func (c *decisionCache) put(k [32]byte, decision ast.Value, resp *authv3.CheckRe
 			delete(s.entries, key)
 		}
 	}
-	s.entries[k] = cacheEntry{decision: decision, resp: resp, out: out, expires: expires, gen: gen}
+	s.entries[k] = cacheEntry{out: out, resp: resp, expires: expires, gen: gen}
 }
 
 var (

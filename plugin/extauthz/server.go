@@ -286,11 +286,12 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 		decided ast.Value
 	)
 	dl := logs.Lookup(s.manager)
-	// The answer to an allowed request lists the client's x-pat-* headers
-	// for removal, and a logged decision carries its id: only other answers
-	// are shared through the cache.
-	shared := dl == nil && !hasPatHeaders(headers)
+	var shared bool
 	if s.cache != nil {
+		// The answer to an allowed request lists the client's x-pat-*
+		// headers for removal, and a logged decision carries its id: only
+		// other answers are shared through the cache.
+		shared = dl == nil && !hasPatHeaders(headers)
 		key = cacheKey(in.http.method, in.http.path, headers.get("authorization"), requestBody(in.http.body, headers))
 		gen = s.cache.generation()
 		if e, ok := s.cache.get(key, start); ok {
@@ -298,7 +299,7 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 				s.metrics.observe(e.out, false, time.Since(start).Seconds())
 				return e.resp
 			}
-			decided = e.decision
+			decided = e.out.decision
 		}
 	}
 
@@ -322,7 +323,7 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 		if shared {
 			keep = resp
 		}
-		s.cache.put(key, out.decision, keep, out, gen, start)
+		s.cache.put(key, out, keep, gen, start)
 	}
 	s.metrics.observe(out, reason != "", time.Since(start).Seconds())
 	return resp

@@ -650,7 +650,7 @@ func TestDecisionCacheExpiry(t *testing.T) {
 	now := time.Unix(1000, 0)
 	k := cacheKey("GET", "/", "Bearer x", httpBody{})
 	exp := ast.MustParseTerm(`{"allowed": true, "decision": {"expires_at_ns": 1000500000000}}`).Value
-	c.put(k, exp, nil, outcome{}, c.generation(), now)
+	c.put(k, outcome{decision: exp}, nil, c.generation(), now)
 	if _, ok := c.get(k, now.Add(499*time.Millisecond)); !ok {
 		t.Fatal("before the token expires: want a hit")
 	}
@@ -658,23 +658,23 @@ func TestDecisionCacheExpiry(t *testing.T) {
 		t.Fatal("once the token expired: want a miss")
 	}
 	plain := ast.MustParseTerm(`{"allowed": false}`).Value
-	c.put(k, plain, nil, outcome{}, c.generation(), now)
+	c.put(k, outcome{decision: plain}, nil, c.generation(), now)
 	if _, ok := c.get(k, now.Add(time.Minute)); ok {
 		t.Fatal("after the ttl: want a miss")
 	}
 	gen := c.generation()
 	c.Invalidate()
-	c.put(k, plain, nil, outcome{}, gen, now) // decided before the invalidation
+	c.put(k, outcome{decision: plain}, nil, gen, now) // decided before the invalidation
 	if _, ok := c.get(k, now); ok {
 		t.Fatal("a decision made before an invalidation must not be kept")
 	}
-	c.put(k, plain, nil, outcome{}, c.generation(), now)
+	c.put(k, outcome{decision: plain}, nil, c.generation(), now)
 	version.Add(1) // the token index applied a change
 	if _, ok := c.get(k, now); ok {
 		t.Fatal("a decision made at an older index version must not be used")
 	}
 	for i := range 1000 {
-		c.put(cacheKey("GET", fmt.Sprint(i), "", httpBody{}), plain, nil, outcome{}, c.generation(), now)
+		c.put(cacheKey("GET", fmt.Sprint(i), "", httpBody{}), outcome{decision: plain}, nil, c.generation(), now)
 	}
 	n := 0
 	for i := range c.shards {
