@@ -33,6 +33,14 @@ import (
 // as the overall "" service).
 const serviceName = "envoy.service.auth.v3.Authorization"
 
+// The HTTP/2 flow-control windows the gate grants: 1 MiB for each Check,
+// 16 MiB for a connection (Envoy's defaults are larger still). With fixed
+// windows grpc-go sends no bandwidth probes.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 16 << 20
+)
+
 // logField tags the gate's log lines.
 var logField = map[string]any{"plugin": "pat", "component": "ext_authz"}
 
@@ -152,6 +160,13 @@ func (s *Server) Start(ctx context.Context) error {
 		grpc.NumStreamWorkers(uint32(max(32, 8*runtime.GOMAXPROCS(0)))),
 		// Check requests are read straight from the wire (wire.go).
 		grpc.ForceServerCodecV2(newCheckCodec()),
+		// Fixed flow-control windows, as Envoy's own: grpc-go otherwise
+		// probes the bandwidth with a PING after the data it receives,
+		// and each probe is a round trip that wakes both ends. A Check is
+		// a few hundred bytes over loopback or a LAN; there is nothing to
+		// probe for.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 	)
 	gs.RegisterService(&checkService, s)
 	hs := health.NewServer()
