@@ -1,9 +1,9 @@
 // Package lastused records which tokens were used, off the decision path:
 // Mark is a lock-free map lookup and an atomic store; a Recorder's goroutine
-// writes the marked tokens to the store every few seconds in one batched
-// statement (store.TouchLastUsed). A token's last use is therefore accurate
-// to the flush interval, and a sidecar that dies loses at most one interval
-// of marks.
+// writes the marked tokens to the store every few seconds, in chunks with
+// pauses between them (store.TouchLastUsed). A token's last use is
+// therefore accurate to the flush interval, and a sidecar that dies loses at
+// most one interval of marks.
 package lastused
 
 import (
@@ -15,6 +15,16 @@ import (
 
 // DefaultInterval is how often a Recorder writes.
 const DefaultInterval = 5 * time.Second
+
+// A flush writes chunkSize tokens at a time and pauses between chunks.
+// Writing to the embedded store is the sidecar's own CPU (about 5 µs a
+// token): thousands at once would hold a one-CPU sidecar's only P for
+// milliseconds, and every Check behind it would wait. A pause parks the
+// goroutine, so the scheduler polls the network and runs those Checks.
+const (
+	chunkSize  = 128
+	chunkPause = time.Millisecond
+)
 
 // Toucher is the store's side: record that tokens were used at a time.
 type Toucher interface {
@@ -32,6 +42,8 @@ type Recorder struct {
 	interval time.Duration
 	now      func() time.Time
 	onErr    func(error)
+	chunk    int
+	pause    time.Duration
 
 	stop chan struct{}
 	done chan struct{}
@@ -44,7 +56,7 @@ func New(t Toucher, interval time.Duration, onErr func(error)) *Recorder {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	return &Recorder{toucher: t, interval: interval, now: time.Now, onErr: onErr}
+	return &Recorder{toucher: t, interval: interval, now: time.Now, onErr: onErr, chunk: chunkSize, pause: chunkPause}
 }
 
 // Mark records that a token was used. It never blocks on I/O.
@@ -63,7 +75,9 @@ func (r *Recorder) Mark(id int64) {
 	}
 }
 
-// Flush writes the tokens marked since the last flush, as used now.
+// Flush writes the tokens marked since the last flush, as used now, a
+// chunk at a time with a pause between chunks. A chunk that fails is kept
+// for the next flush, with every chunk after it.
 func (r *Recorder) Flush(ctx context.Context) error {
 	var ids []int64
 	r.marks.Range(func(k, v any) bool {
@@ -72,16 +86,39 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		}
 		return true
 	})
-	if len(ids) == 0 {
-		return nil
-	}
-	if err := r.toucher.TouchLastUsed(ctx, ids, r.now()); err != nil {
-		for _, id := range ids { // keep them for the next flush
-			r.Mark(id)
+	at := r.now()
+	for start := 0; start < len(ids); start += r.chunk {
+		if start > 0 {
+			if err := sleep(ctx, r.pause); err != nil {
+				r.keep(ids[start:])
+				return err
+			}
 		}
-		return err
+		if err := r.toucher.TouchLastUsed(ctx, ids[start:min(start+r.chunk, len(ids))], at); err != nil {
+			r.keep(ids[start:])
+			return err
+		}
 	}
 	return nil
+}
+
+// keep marks ids again, for the next flush.
+func (r *Recorder) keep(ids []int64) {
+	for _, id := range ids {
+		r.Mark(id)
+	}
+}
+
+// sleep waits d, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Start runs the flushing goroutine until Stop.

@@ -76,6 +76,94 @@ func TestFailedFlushKeepsMarks(t *testing.T) {
 	}
 }
 
+// failAt fails the n-th call (from 1) and every call after it.
+type failAt struct {
+	fakeToucher
+	n, calls int
+}
+
+func (f *failAt) TouchLastUsed(ctx context.Context, ids []int64, at time.Time) error {
+	f.calls++
+	if f.calls >= f.n {
+		return errors.New("disk I/O error")
+	}
+	return f.fakeToucher.TouchLastUsed(ctx, ids, at)
+}
+
+func TestFlushInChunks(t *testing.T) {
+	f := &fakeToucher{}
+	r := New(f, time.Hour, nil)
+	r.chunk, r.pause = 2, 0
+	for id := range int64(5) {
+		r.Mark(id)
+	}
+	if err := r.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	var all []int64
+	for _, c := range f.all() {
+		sizes = append(sizes, len(c))
+		all = append(all, c...)
+	}
+	slices.Sort(all)
+	if !reflect.DeepEqual(sizes, []int{2, 2, 1}) || !reflect.DeepEqual(all, []int64{0, 1, 2, 3, 4}) {
+		t.Fatalf("chunks of %v holding %v, want 2, 2, 1 holding 0-4", sizes, all)
+	}
+}
+
+// A chunk that fails is kept for the next flush with every chunk after it;
+// the chunks written before it are not written again.
+func TestFailedChunkKeepsTheRest(t *testing.T) {
+	f := &failAt{n: 2}
+	r := New(f, time.Hour, nil)
+	r.chunk, r.pause = 2, 0
+	for id := range int64(5) {
+		r.Mark(id)
+	}
+	if err := r.Flush(t.Context()); err == nil || err.Error() != "disk I/O error" {
+		t.Fatalf("got %v, want the store's error", err)
+	}
+	written := f.all()
+	if len(written) != 1 || len(written[0]) != 2 {
+		t.Fatalf("written before the failure: %v, want one chunk of 2", written)
+	}
+	f.n = 1 << 30 // the store recovers
+	if err := r.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var all []int64
+	for _, c := range f.all() {
+		all = append(all, c...)
+	}
+	slices.Sort(all)
+	if !reflect.DeepEqual(all, []int64{0, 1, 2, 3, 4}) {
+		t.Fatalf("written over both flushes: %v, want each of 0-4 once", all)
+	}
+}
+
+// A flush whose context ends during a pause stops there and keeps the rest.
+func TestFlushPauseCanceled(t *testing.T) {
+	f := &fakeToucher{}
+	r := New(f, time.Hour, nil)
+	r.chunk, r.pause = 2, time.Hour
+	for id := range int64(3) {
+		r.Mark(id)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(10*time.Millisecond, cancel)
+	if err := r.Flush(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	r.pause = 0
+	if err := r.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.all(); len(got) != 2 || len(got[0]) != 2 || len(got[1]) != 1 {
+		t.Fatalf("got %v, want a chunk of 2, then the 1 kept", got)
+	}
+}
+
 func TestServiceFlushesPeriodicallyAndOnStop(t *testing.T) {
 	f := &fakeToucher{}
 	s := NewService(f, 10*time.Millisecond, nil)
