@@ -178,7 +178,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.serving.Store(true)
 	go func(done chan struct{}) {
 		defer close(done)
-		err := gs.Serve(lis)
+		err := gs.Serve(directIO(lis))
 		s.serving.Store(false)
 		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			s.logger.Error("ext_authz gRPC server stopped: %v.", err)
