@@ -27,6 +27,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/opa-pat/opa-pat/plugin/extauthz/rawio"
 )
 
 // serviceName is the gRPC service the health service reports on (as well
@@ -178,7 +180,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.serving.Store(true)
 	go func(done chan struct{}) {
 		defer close(done)
-		err := gs.Serve(directIO(lis))
+		err := gs.Serve(rawio.Listener(lis))
 		s.serving.Store(false)
 		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			s.logger.Error("ext_authz gRPC server stopped: %v.", err)

@@ -1,4 +1,31 @@
-package extauthz
+// Package rawio gives TCP connections reads and writes made with raw
+// system calls: ones the Go scheduler is not told about. The ext_authz gate
+// serves its connections through it, and the load generator dials through
+// it, so that neither side's figures carry the scheduler's churn.
+//
+// Why. Entering a system call the usual way wakes the runtime's monitor
+// thread (sysmon) when it sleeps, so that it can take the P from a thread
+// that blocks; and a call that lasts over a sysmon tick (20 µs under load)
+// does lose its P to another thread. A sidecar at a few thousand Checks a
+// second goes idle between Checks, sysmon sleeps each time, and each
+// Check's first read woke it again: a futex wake-up and context switches on
+// the sidecar's CPU, then sysmon polling every 20 µs. An answer's write,
+// which also wakes the client on its CPU, takes tens of microseconds in a
+// VM, and lost the P mid-write: two threads then took turns on one CPU. On
+// the 2-vCPU VM of docs/PERFORMANCE.md ("Seventh session"), sysmon's
+// sleeping and waking alone was 12% of the sidecar's CPU.
+//
+// A read or write on a non-blocking socket never blocks: it copies, or
+// fails with EAGAIN, and then the goroutine waits in the runtime's poller
+// as before. So it can run as a raw call and keep its P: nothing else could
+// have run on that CPU meanwhile anyway. Deadlines, Close and the rest are
+// the TCPConn's.
+//
+// The trade: sysmon also preempts goroutines that compute for over 10 ms
+// without a system call, and woken less often it may sleep through the
+// start of such a run until the process's next timer (docs/envoy.md, "The
+// gate's connections").
+package rawio
 
 import (
 	"io"
@@ -11,47 +38,35 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// directIO wraps the gate's listener so that its TCP connections read and
-// write with raw system calls: ones the Go scheduler is not told about.
-//
-// Why. Entering a system call the usual way wakes the runtime's monitor
-// thread (sysmon) when it sleeps, so that it can take the P from a thread
-// that blocks; and a call that lasts over a sysmon tick (20 µs under load)
-// does lose its P to another thread. A sidecar at a few thousand Checks a
-// second goes idle between Checks, sysmon sleeps each time, and each Check's
-// first read woke it again: a futex wake-up and context switches on the
-// sidecar's CPU, then sysmon polling every 20 µs. An answer's write, which
-// also wakes the client on its CPU, takes tens of microseconds in a VM, and
-// lost the P mid-write: two threads then took turns on one CPU. On the
-// 2-vCPU VM of docs/PERFORMANCE.md, sysmon's sleeping and waking alone was
-// 12% of the sidecar's CPU.
-//
-// A read or write on a non-blocking socket never blocks: it copies, or
-// fails with EAGAIN, and then the goroutine waits in the runtime's poller as
-// before. So it can run as a raw call and keep its P: nothing else could
-// have run on that CPU meanwhile anyway. Deadlines, Close and the rest are
-// the TCPConn's.
-func directIO(l net.Listener) net.Listener { return directListener{l} }
+// Listener wraps l so that the TCP connections it accepts read and write
+// with raw system calls.
+func Listener(l net.Listener) net.Listener { return listener{l} }
 
-type directListener struct{ net.Listener }
+type listener struct{ net.Listener }
 
-func (l directListener) Accept() (net.Conn, error) {
+func (l listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return c, err
 	}
+	return Conn(c), nil
+}
+
+// Conn returns c with raw reads and writes when it is a TCP connection, and
+// c itself otherwise.
+func Conn(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return c, nil
+		return c
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return c, nil
+		return c
 	}
 	dc := &directConn{TCPConn: tc, rc: rc}
 	// Bound once: a method value made per call would allocate.
 	dc.r.fn, dc.w.fn = dc.read, dc.write
-	return dc, nil
+	return dc
 }
 
 // directConn is a TCP connection that reads and writes with RawSyscall.

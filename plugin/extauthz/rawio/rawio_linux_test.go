@@ -1,4 +1,4 @@
-package extauthz
+package rawio
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ func directPair(t *testing.T) (*directConn, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	c, err := directIO(l).Accept()
+	c, err := Listener(l).Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
