@@ -78,7 +78,9 @@ func (r *Recorder) Mark(id int64) {
 // Flush writes the tokens marked since the last flush, as used now, a
 // chunk at a time with a pause between chunks. A chunk that fails is kept
 // for the next flush, with every chunk after it.
-func (r *Recorder) Flush(ctx context.Context) error {
+func (r *Recorder) Flush(ctx context.Context) error { return r.flush(ctx, r.pause) }
+
+func (r *Recorder) flush(ctx context.Context, pause time.Duration) error {
 	var ids []int64
 	r.marks.Range(func(k, v any) bool {
 		if v.(*atomic.Bool).CompareAndSwap(true, false) {
@@ -89,7 +91,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	at := r.now()
 	for start := 0; start < len(ids); start += r.chunk {
 		if start > 0 {
-			if err := sleep(ctx, r.pause); err != nil {
+			if err := sleep(ctx, pause); err != nil {
 				r.keep(ids[start:])
 				return err
 			}
@@ -141,14 +143,15 @@ func (r *Recorder) Start() {
 	}()
 }
 
-// Stop ends the goroutine and flushes what is left.
+// Stop ends the goroutine and flushes what is left, without pauses: a
+// sidecar that stops serves no more Checks, and its stop has a deadline.
 func (r *Recorder) Stop(ctx context.Context) error {
 	if r.stop != nil {
 		close(r.stop)
 		<-r.done
 		r.stop = nil
 	}
-	return r.Flush(ctx)
+	return r.flush(ctx, 0)
 }
 
 // installed is the process's recorder, marked by the pat.token built-in.

@@ -164,6 +164,24 @@ func TestFlushPauseCanceled(t *testing.T) {
 	}
 }
 
+// Stop's flush does not pause between chunks.
+func TestStopFlushesWithoutPauses(t *testing.T) {
+	f := &fakeToucher{}
+	r := New(f, time.Hour, nil)
+	r.chunk, r.pause = 1, time.Hour
+	for id := range int64(3) {
+		r.Mark(id)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.all(); len(got) != 3 {
+		t.Fatalf("got %v, want three chunks of one", got)
+	}
+}
+
 func TestServiceFlushesPeriodicallyAndOnStop(t *testing.T) {
 	f := &fakeToucher{}
 	s := NewService(f, 10*time.Millisecond, nil)
