@@ -90,13 +90,20 @@ func (f *failAt) TouchLastUsed(ctx context.Context, ids []int64, at time.Time) e
 	return f.fakeToucher.TouchLastUsed(ctx, ids, at)
 }
 
-func TestFlushInChunks(t *testing.T) {
-	f := &fakeToucher{}
-	r := New(f, time.Hour, nil)
-	r.chunk, r.pause = 2, 0
-	for id := range int64(5) {
+// chunked returns a Recorder writing chunk ids at a time with pause
+// between chunks, with ids 0 to n-1 marked.
+func chunked(t Toucher, chunk int, pause time.Duration, n int64) *Recorder {
+	r := New(t, time.Hour, nil)
+	r.chunk, r.pause = chunk, pause
+	for id := range n {
 		r.Mark(id)
 	}
+	return r
+}
+
+func TestFlushInChunks(t *testing.T) {
+	f := &fakeToucher{}
+	r := chunked(f, 2, 0, 5)
 	if err := r.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,11 +123,7 @@ func TestFlushInChunks(t *testing.T) {
 // the chunks written before it are not written again.
 func TestFailedChunkKeepsTheRest(t *testing.T) {
 	f := &failAt{n: 2}
-	r := New(f, time.Hour, nil)
-	r.chunk, r.pause = 2, 0
-	for id := range int64(5) {
-		r.Mark(id)
-	}
+	r := chunked(f, 2, 0, 5)
 	if err := r.Flush(t.Context()); err == nil || err.Error() != "disk I/O error" {
 		t.Fatalf("got %v, want the store's error", err)
 	}
@@ -145,11 +148,7 @@ func TestFailedChunkKeepsTheRest(t *testing.T) {
 // A flush whose context ends during a pause stops there and keeps the rest.
 func TestFlushPauseCanceled(t *testing.T) {
 	f := &fakeToucher{}
-	r := New(f, time.Hour, nil)
-	r.chunk, r.pause = 2, time.Hour
-	for id := range int64(3) {
-		r.Mark(id)
-	}
+	r := chunked(f, 2, time.Hour, 3)
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(10*time.Millisecond, cancel)
 	if err := r.Flush(ctx); !errors.Is(err, context.Canceled) {
@@ -167,11 +166,7 @@ func TestFlushPauseCanceled(t *testing.T) {
 // Stop's flush does not pause between chunks.
 func TestStopFlushesWithoutPauses(t *testing.T) {
 	f := &fakeToucher{}
-	r := New(f, time.Hour, nil)
-	r.chunk, r.pause = 1, time.Hour
-	for id := range int64(3) {
-		r.Mark(id)
-	}
+	r := chunked(f, 1, time.Hour, 3)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if err := r.Stop(ctx); err != nil {
