@@ -85,13 +85,12 @@ type ioState struct {
 	n   int
 	err syscall.Errno
 
-	// ReadOnReady: the buffer is taken from pool only when the socket has
-	// data, and given back when it has none, so an idle connection holds
-	// no buffer.
-	pool    mem.BufferPool
-	size    int
-	pooled  *[]byte
-	fromBuf bool
+	// ReadOnReady reads into a buffer from pool (nil for Read), taken only
+	// when the socket has data and given back when it has none, so an idle
+	// connection holds no buffer.
+	pool   mem.BufferPool
+	size   int
+	pooled *[]byte
 }
 
 func (c *directConn) Write(b []byte) (int, error) {
@@ -132,7 +131,7 @@ func (c *directConn) Read(b []byte) (int, error) {
 	s := &c.r
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.buf, s.n, s.err, s.fromBuf = b, 0, 0, true
+	s.buf, s.n, s.err = b, 0, 0
 	err := c.rc.Read(s.fn)
 	n := s.n
 	s.buf = nil
@@ -152,7 +151,7 @@ func (c *directConn) ReadOnReady(size int, pool mem.BufferPool) (*[]byte, int, e
 	s := &c.r
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pool, s.size, s.pooled, s.n, s.err, s.fromBuf = pool, size, nil, 0, 0, false
+	s.pool, s.size, s.pooled, s.n, s.err = pool, size, nil, 0, 0
 	err := c.rc.Read(s.fn)
 	buf, n := s.pooled, s.n
 	s.pool, s.pooled = nil, nil
@@ -175,7 +174,7 @@ func (c *directConn) ReadOnReady(size int, pool mem.BufferPool) (*[]byte, int, e
 func (c *directConn) read(fd uintptr) bool {
 	s := &c.r
 	p := s.buf
-	if !s.fromBuf {
+	if s.pool != nil {
 		s.pooled = s.pool.Get(s.size)
 		p = *s.pooled
 	}
@@ -188,7 +187,7 @@ func (c *directConn) read(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			if !s.fromBuf {
+			if s.pool != nil {
 				s.pool.Put(s.pooled)
 				s.pooled = nil
 			}
