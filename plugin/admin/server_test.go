@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -50,7 +51,17 @@ func gen(t *testing.T, kind string) string {
 
 func ptr[T any](v T) *T { return &v }
 
+// newFixture holds the settings in OPA's store as ast values, as the
+// sidecar's store does by default (opa-pat up; opa-pat run with
+// --optimize-store-for-read-speed on).
 func newFixture(t *testing.T, withPolicy bool) *fixture {
+	t.Helper()
+	return newFixtureStore(t, withPolicy, true)
+}
+
+// newFixtureStore is newFixture with the settings held as ast values or,
+// astValues false, as Go values (OPA's default store).
+func newFixtureStore(t *testing.T, withPolicy, astValues bool) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "pat.db"))
@@ -104,7 +115,8 @@ func newFixture(t *testing.T, withPolicy bool) *fixture {
 	}
 	t.Cleanup(builtins.Install(&builtins.Source{Index: idx, Prefixes: token.DefaultPrefixes}))
 
-	data := inmem.NewFromObject(map[string]any{"pat": map[string]any{"settings": testSettings}})
+	data := inmem.NewFromObjectWithOpts(map[string]any{"pat": map[string]any{"settings": testSettings}},
+		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(astValues))
 	if withPolicy {
 		src, err := os.ReadFile(filepath.Join("..", "..", "rego", "pat", "admin", "admin.rego"))
 		if err != nil {
@@ -312,8 +324,17 @@ func TestRequests(t *testing.T) {
 	})
 }
 
+// TestCreateToken runs against both forms of OPA's store: creation checks
+// read data.pat.settings (the lifetime limit below comes from them).
 func TestCreateToken(t *testing.T) {
-	f := newFixture(t, true)
+	for _, astValues := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ast_values=%t", astValues), func(t *testing.T) {
+			testCreateToken(t, newFixtureStore(t, true, astValues))
+		})
+	}
+}
+
+func testCreateToken(t *testing.T, f *fixture) {
 	const path = "/user/personal-access-tokens"
 	for _, tc := range []struct {
 		note   string

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/opa-pat/opa-pat/plugin/issue"
@@ -149,6 +150,11 @@ func (s *Server) creationChecker(ctx context.Context) (*issue.Checker, error) {
 	case err != nil:
 		return nil, fmt.Errorf("reading data.pat.settings: %w", err)
 	default:
+		if av, ok := v.(ast.Value); ok { // OPA's store gives ast values when optimized for reads
+			if v, err = ast.JSON(av); err != nil {
+				return nil, fmt.Errorf("encoding data.pat.settings: %w", err)
+			}
+		}
 		b, err := json.Marshal(v)
 		if err != nil {
 			return nil, fmt.Errorf("encoding data.pat.settings: %w", err)
