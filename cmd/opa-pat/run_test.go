@@ -1,0 +1,30 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/open-policy-agent/opa/cmd"
+)
+
+// The flag's value is OPA's runtime parameter itself (pflag binds the
+// variable), so "true" here is what the runtime gets unless the command
+// line says otherwise.
+func TestRunReadsSettingsAsASTByDefault(t *testing.T) {
+	run, _, err := cmd.RootCommand.Find([]string{"run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := run.Flags().Lookup(readSpeedFlag)
+	if f == nil {
+		t.Fatalf("OPA's run has no --%s", readSpeedFlag)
+	}
+	if f.Value.String() != "true" || f.DefValue != "true" {
+		t.Fatalf("--%s: value %q, default %q; want true, true", readSpeedFlag, f.Value.String(), f.DefValue)
+	}
+	if err := run.Flags().Parse([]string{"--" + readSpeedFlag + "=false"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.Value.String() != "false" {
+		t.Fatalf("--%s=false left the value %q", readSpeedFlag, f.Value.String())
+	}
+}
