@@ -211,3 +211,63 @@ func TestSidecarEvaluatesWithIRVM(t *testing.T) {
 		t.Fatalf("allow: %s %s; want 200 {\"result\":true}", resp2.Status, b)
 	}
 }
+
+// TestSidecarProcs starts `opa-pat up` without GOMAXPROCS and with it, and
+// reads the GOMAXPROCS the gate reports when it starts: where Go would run
+// on two CPUs the sidecar runs on one, and GOMAXPROCS in the environment
+// always wins (docs/config.md, "Processors").
+func TestSidecarProcs(t *testing.T) {
+	bin := binary(t)
+	up := func(t *testing.T) []string {
+		return []string{"up", "--store", filepath.Join(t.TempDir(), "pat.db"), "--addr", freeAddr(t),
+			"--ext-authz-addr", freeAddr(t), "--admin-addr", "", "--log-level", "info", "--log-format", "text"}
+	}
+	procs := func(t *testing.T, args []string, env ...string) int {
+		var logs syncBuffer
+		cmd := exec.Command(bin, args...)
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		startProcess(t, cmd, 10*time.Second, logs.String)
+		var n int
+		poll(t, 30*time.Second, "the gate's start line", func() bool {
+			_, after, ok := strings.Cut(logs.String(), "ext_authz gRPC server listening on ")
+			if !ok {
+				return false
+			}
+			_, after, ok = strings.Cut(after, "(GOMAXPROCS ")
+			if !ok {
+				return false
+			}
+			digits, _, ok := strings.Cut(after, ")")
+			var err error
+			n, err = strconv.Atoi(digits)
+			return ok && err == nil
+		})
+		return n
+	}
+	t.Run("up, environment unset", func(t *testing.T) {
+		if n := procs(t, up(t)); n == 2 || n < 1 {
+			t.Fatalf("GOMAXPROCS %d: Go's choice of two CPUs should have become one", n)
+		}
+	})
+	t.Run("up, GOMAXPROCS=2", func(t *testing.T) {
+		if n := procs(t, up(t), "GOMAXPROCS=2"); n != 2 {
+			t.Fatalf("GOMAXPROCS %d, want the environment's 2", n)
+		}
+	})
+	t.Run("run, environment unset", func(t *testing.T) {
+		dir := t.TempDir()
+		db := filepath.Join(dir, "pat.db")
+		runCLI(t, bin, nil, "store", "import", "--store", db, filepath.Join("..", "examples", "fixtures.json"))
+		config := writeFile(t, dir, "config.yaml", fmt.Sprintf("plugins:\n  pat:\n    store: {path: %q}\n    ext_authz: {addr: %q}\n", db, freeAddr(t)))
+		args := []string{"run", "--server", "--addr", freeAddr(t), "--config-file", config, "--log-level", "info", "--log-format", "text"}
+		if n := procs(t, args); n == 2 || n < 1 {
+			t.Fatalf("GOMAXPROCS %d: Go's choice of two CPUs should have become one", n)
+		}
+	})
+}

@@ -200,12 +200,7 @@ digest and schema). Every check runs; the error names each one that failed.`,
 // And for a local bundle with a sigstore bundle beside it, the cosign
 // signature over the tarball is checked with the verification key.
 func requireSignedBundles(root *cobra.Command) {
-	var run *cobra.Command
-	for _, c := range root.Commands() {
-		if c.Name() == "run" {
-			run = c
-		}
-	}
+	run := subcommand(root, "run")
 	if run == nil {
 		return
 	}

@@ -28,3 +28,22 @@ func TestRunReadsSettingsAsASTByDefault(t *testing.T) {
 		t.Fatalf("--%s=false left the value %q", readSpeedFlag, f.Value.String())
 	}
 }
+
+func TestSidecarProcs(t *testing.T) {
+	for _, tc := range []struct {
+		env      string
+		goChoice int
+		want     int
+	}{
+		{"", 1, 1},
+		{"", 2, 1}, // two CPUs: one P
+		{"", 3, 3},
+		{"", 16, 16},
+		{"2", 2, 2}, // the environment chose
+		{"4", 4, 4},
+	} {
+		if got := sidecarProcs(tc.env, tc.goChoice); got != tc.want {
+			t.Errorf("sidecarProcs(%q, %d) = %d, want %d", tc.env, tc.goChoice, got, tc.want)
+		}
+	}
+}

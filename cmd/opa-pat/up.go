@@ -65,6 +65,7 @@ one off.
   curl -s localhost:8181/v1/data/pat/decision -d '{"input": {...}}'`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			applySidecarProcs()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return up(ctx, f)

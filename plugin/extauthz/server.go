@@ -189,7 +189,7 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 	}(s.done)
-	s.logger.Info("ext_authz gRPC server listening on %s, deciding with %s.", lis.Addr(), s.cfg.Path)
+	s.logger.Info("ext_authz gRPC server listening on %s, deciding with %s (GOMAXPROCS %d).", lis.Addr(), s.cfg.Path, runtime.GOMAXPROCS(0))
 	return nil
 }
 
