@@ -166,6 +166,22 @@ func hasPatHeaders(h headerList) bool {
 	return false
 }
 
+// withClientPatHeaders is a shared answer (built for a request without
+// x-pat-* headers) for a request that has some: an allowed answer gets a
+// copy that also lists them for removal, as okResponse does; a denial is the
+// same for every request.
+func withClientPatHeaders(shared *authv3.CheckResponse, reqHeaders headerList) *authv3.CheckResponse {
+	ok := shared.GetOkResponse()
+	if ok == nil {
+		return shared
+	}
+	resp := okResponse(ok.Headers, ok.ResponseHeadersToAdd, slices.Clone(ok.HeadersToRemove), reqHeaders)
+	ok2 := resp.GetOkResponse()
+	ok2.QueryParametersToSet, ok2.QueryParametersToRemove = ok.QueryParametersToSet, ok.QueryParametersToRemove
+	resp.DynamicMetadata = shared.DynamicMetadata
+	return resp
+}
+
 func okResponse(headers, respHeaders []*corev3.HeaderValueOption, remove []string, reqHeaders headerList) *authv3.CheckResponse {
 	// Client-sent x-pat-* headers go, except those the decision sets (those
 	// are overwritten, and a removal would undo the set).

@@ -312,11 +312,15 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 		key = cacheKey(in.http.method, in.http.path, headers.get("authorization"), requestBody(in.http.body, headers))
 		gen = s.cache.generation()
 		if e, ok := s.cache.get(key, start); ok {
-			if shared && e.resp != nil {
+			if e.resp != nil && dl == nil {
+				resp := e.resp
+				if !shared {
+					resp = withClientPatHeaders(resp, headers)
+				}
 				s.metrics.observe(e.out, false, time.Since(start).Seconds())
-				return e.resp
+				return resp
 			}
-			decided = e.out.decision
+			decided = e.out.decision // nil when the entry kept only an answer: decided anew
 		}
 	}
 

@@ -685,6 +685,55 @@ func TestDecisionCacheExpiry(t *testing.T) {
 	}
 }
 
+// Each shard drops its expired and invalidated entries once a ttl, full or
+// not; and an entry with a shared answer does not also keep the decision.
+func TestDecisionCacheSweeps(t *testing.T) {
+	var version atomic.Int64
+	c := newDecisionCache(time.Minute, 100000, version.Load)
+	now := time.Unix(1000, 0)
+	decision := ast.MustParseTerm(`{"allowed": false}`).Value
+	answer := deniedResponse(403, nil, "")
+	count := func() (n int) {
+		for i := range c.shards {
+			n += len(c.shards[i].entries)
+		}
+		return n
+	}
+	put := func(prefix string, n int, at time.Time) {
+		for i := range n {
+			c.put(cacheKey("GET", prefix+fmt.Sprint(i), "", httpBody{}), outcome{status: 403, decision: decision}, answer, c.generation(), at)
+		}
+	}
+	put("/old/", 1000, now) // every shard sweeps (nothing yet) and next sweeps at now+1m
+	if n := count(); n != 1000 {
+		t.Fatalf("got %d entries, want 1000", n)
+	}
+	for i := range c.shards {
+		for _, e := range c.shards[i].entries {
+			if e.out.decision != nil || e.resp != answer || e.out.status != 403 {
+				t.Fatalf("entry with an answer: got decision %v, answer %v, status %d", e.out.decision, e.resp, e.out.status)
+			}
+		}
+	}
+	put("/young/", 1000, now.Add(time.Second)) // no sweep is due
+	if n := count(); n != 2000 {
+		t.Fatalf("before a sweep is due: got %d entries, want 2000", n)
+	}
+	// A ttl on, the old entries have expired and go; the young stay.
+	put("/new/", 1000, now.Add(time.Minute))
+	if n := count(); n != 2000 {
+		t.Fatalf("a ttl on: got %d entries, want the 1000 young and the 1000 new", n)
+	}
+	// Entries decided before the index changed go at the next sweep,
+	// although they have not expired.
+	put("/mid/", 1000, now.Add(time.Minute+30*time.Second))
+	version.Add(1)
+	put("/last/", 1000, now.Add(2*time.Minute))
+	if n := count(); n != 1000 {
+		t.Fatalf("after the index changed: got %d entries, want the 1000 last", n)
+	}
+}
+
 // TestFailureHook: a server whose listener fails stops serving and says so
 // through the hook (the pat plugin makes that an ERROR status); Stop after
 // that is clean.
