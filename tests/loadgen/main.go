@@ -56,6 +56,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/opa-pat/opa-pat/plugin/store/storetest"
 )
 
 const maxDuration = 10 * time.Minute
@@ -94,6 +96,7 @@ func main() {
 	stubAddr := flag.String("stub", "", "serve a stub gate that answers every Check with OK on this loopback address, until interrupted (the load generator's own floor)")
 	populatePath := flag.String("populate", "", "create this store with -n generated tokens, write sample tokens to -tokens and settings to -settings, and exit")
 	settingsOut := flag.String("settings", "settings.json", "with -populate: where to write the settings")
+	samples := flag.Int("samples", storetest.SampleSize, "with -populate: how many tokens of each kind (classic, fine-grained) to write to -tokens")
 	flag.Parse()
 	if *stubAddr != "" {
 		if err := serveStub(*stubAddr); err != nil {
@@ -107,7 +110,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen: -populate needs -n and -tokens")
 			os.Exit(2)
 		}
-		if err := populate(*populatePath, int(o.n), o.tokens, *settingsOut); err != nil {
+		if *samples < 1 {
+			fmt.Fprintln(os.Stderr, "loadgen: -samples must be at least 1")
+			os.Exit(2)
+		}
+		if err := populate(*populatePath, int(o.n), *samples, o.tokens, *settingsOut); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
 		}

@@ -14,9 +14,10 @@ import (
 
 // populate creates a store of n generated tokens (storetest.Populate), the
 // settings that put every generated organization in the generated
-// enterprise, and a tokens file for -tokens: one sample token a line, with
-// the organization and a private repository it may reach.
-func populate(path string, n int, tokensOut, settingsOut string) error {
+// enterprise, and a tokens file for -tokens: up to samples tokens of each
+// kind, one a line, with the organization and a private repository it may
+// reach.
+func populate(path string, n, samples int, tokensOut, settingsOut string) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("%s exists; populate makes a new store", path)
 	}
@@ -27,7 +28,7 @@ func populate(path string, n int, tokensOut, settingsOut string) error {
 	}
 	defer db.Close()
 	start := time.Now()
-	w, err := storetest.Populate(ctx, db, n, time.Now())
+	w, err := storetest.PopulateSamples(ctx, db, n, time.Now(), samples)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,12 @@ func RepoName(i int) string { return fmt.Sprintf("repo-%d", i) }
 // now and expiring 29 days after now. It returns up to SampleSize raw
 // tokens of each kind.
 func Populate(ctx context.Context, db *store.DB, n int, now time.Time) (*World, error) {
+	return PopulateSamples(ctx, db, n, now, SampleSize)
+}
+
+// PopulateSamples is Populate returning up to samples raw tokens of each
+// kind (every generated token when samples >= n/2).
+func PopulateSamples(ctx context.Context, db *store.DB, n int, now time.Time, samples int) (*World, error) {
 	users := max(1, (n+TokensPerUser-1)/TokensPerUser)
 	orgs := max(1, (users+UsersPerOrg-1)/UsersPerOrg)
 	w := &World{Tokens: n, Users: users, Orgs: orgs}
@@ -122,10 +128,10 @@ func Populate(ctx context.Context, db *store.DB, n int, now time.Time) (*World, 
 					return err
 				}
 				s.Grant = g.State
-				if len(w.FineGrained) < SampleSize {
+				if len(w.FineGrained) < samples {
 					w.FineGrained = append(w.FineGrained, s)
 				}
-			} else if len(w.Classic) < SampleSize {
+			} else if len(w.Classic) < samples {
 				w.Classic = append(w.Classic, s)
 			}
 		}

@@ -10,6 +10,21 @@ import (
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
+func TestPopulateSamples(t *testing.T) {
+	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "pat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w, err := PopulateSamples(t.Context(), db, 10, time.Now(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Classic) != 3 || len(w.FineGrained) != 3 {
+		t.Fatalf("samples: %d classic, %d fine-grained; want 3 and 3", len(w.Classic), len(w.FineGrained))
+	}
+}
+
 func TestPopulate(t *testing.T) {
 	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "pat.db"))
 	if err != nil {
