@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
@@ -20,10 +18,11 @@ import (
 // An entry lives at most ttl, and never past the token's expiry (the
 // decision's expires_at_ns); each shard drops its expired and invalidated
 // entries once a ttl, so the cache holds about what a ttl's traffic
-// decided. An entry keeps the answer when that can be shared and the
-// decision only when it cannot: a decision is an object graph the collector
-// scans at every cycle (with 12,000 entries, the decisions were 16 MB of a
-// 55 MB heap). Every entry is dropped at once (Invalidate)
+// decided. An entry keeps the answer, encoded, when that can be shared and
+// the decision only when it cannot: a decision, like a CheckResponse
+// message, is an object graph the collector scans at every cycle (with
+// 12,000 entries, the decisions were 16 MB of a 55 MB heap), where encoded
+// bytes are not scanned at all. Every entry is dropped at once (Invalidate)
 // when a policy or bundle activates, when data in OPA's store changes, and
 // when the plugin's token index applies a change, so that a revocation or
 // an approval is seen by the next request.
@@ -44,11 +43,12 @@ type cacheShard struct {
 }
 
 type cacheEntry struct {
-	// The answer's status; and the decision, when resp is nil.
+	// The answer's status; and the decision, when wire is nil.
 	out outcome
-	// The answer built from the decision when it depends on the decision
-	// alone (shared by the Checks it answers; never changed), or nil.
-	resp    *authv3.CheckResponse
+	// The answer built from the decision, encoded, when it depends on the
+	// decision alone (shared by the Checks it answers; never changed), or
+	// nil.
+	wire    *encodedAnswer
 	expires int64 // unix ns
 	gen     cacheGen
 }
@@ -125,10 +125,10 @@ func (c *decisionCache) get(k [32]byte, now time.Time) (cacheEntry, bool) {
 	return e, true
 }
 
-// put keeps a decision (out.decision); resp is the answer built from it
-// when that answer can be shared, nil otherwise. With an answer, the entry
-// keeps the answer and not the decision.
-func (c *decisionCache) put(k [32]byte, out outcome, resp *authv3.CheckResponse, gen cacheGen, now time.Time) {
+// put keeps a decision (out.decision); wire is the answer built from it,
+// encoded, when that answer can be shared, nil otherwise. With an answer,
+// the entry keeps the answer and not the decision.
+func (c *decisionCache) put(k [32]byte, out outcome, wire *encodedAnswer, gen cacheGen, now time.Time) {
 	if gen != c.generation() {
 		return
 	}
@@ -139,7 +139,7 @@ func (c *decisionCache) put(k [32]byte, out outcome, resp *authv3.CheckResponse,
 	if expires <= now.UnixNano() {
 		return
 	}
-	if resp != nil {
+	if wire != nil {
 		out.decision = nil
 	}
 	s := &c.shards[k[0]%cacheShards]
@@ -157,7 +157,7 @@ func (c *decisionCache) put(k [32]byte, out outcome, resp *authv3.CheckResponse,
 			break
 		}
 	}
-	s.entries[k] = cacheEntry{out: out, resp: resp, expires: expires, gen: gen}
+	s.entries[k] = cacheEntry{out: out, wire: wire, expires: expires, gen: gen}
 }
 
 // sweep drops the entries that expired or were invalidated (the caller

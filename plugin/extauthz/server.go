@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/opa-pat/opa-pat/plugin/extauthz/rawio"
@@ -292,7 +293,18 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	return s.check(ctx, fromMessage(req)), nil
 }
 
+// check answers a Check with the answer as a message.
 func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckResponse {
+	resp, wire := s.checkWire(ctx, in)
+	if resp == nil {
+		resp = decodeAnswer(wire)
+	}
+	return resp
+}
+
+// checkWire answers a Check: with the answer as a message, or encoded (an
+// answer shared through the decision cache, which gRPC then sends as it is).
+func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckResponse, *encodedAnswer) {
 	growStack(0) // stack.go
 	start := time.Now()
 	headers := in.http.headers
@@ -312,13 +324,12 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 		key = cacheKey(in.http.method, in.http.path, headers.get("authorization"), requestBody(in.http.body, headers))
 		gen = s.cache.generation()
 		if e, ok := s.cache.get(key, start); ok {
-			if e.resp != nil && dl == nil {
-				resp := e.resp
-				if !shared {
-					resp = withClientPatHeaders(resp, headers)
-				}
+			if e.wire != nil && dl == nil {
 				s.metrics.observe(e.out, false, time.Since(start).Seconds())
-				return resp
+				if !shared {
+					return withClientPatHeaders(decodeAnswer(e.wire), headers), nil
+				}
+				return nil, e.wire
 			}
 			decided = e.out.decision // nil when the entry kept only an answer: decided anew
 		}
@@ -330,7 +341,7 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 		if input, err = in.build(); err != nil {
 			s.metrics.failure(reasonBadRequest)
 			s.metrics.observe(outcome{status: 400}, true, time.Since(start).Seconds())
-			return errorResponse(400, code.Code_INVALID_ARGUMENT, "Bad Request")
+			return errorResponse(400, code.Code_INVALID_ARGUMENT, "Bad Request"), nil
 		}
 	}
 
@@ -340,14 +351,21 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 		s.logger.Error("ext_authz check failed (%s): %v.", reason, err)
 		resp, out = errorResponse(500, code.Code_INTERNAL, "Internal Server Error"), outcome{status: 500}
 	} else if s.cache != nil && decided == nil {
-		var keep *authv3.CheckResponse
+		var wire *encodedAnswer
 		if shared {
-			keep = resp
+			// Encoded once: for the cache and for this answer.
+			if b, err := proto.Marshal(resp); err == nil {
+				wire = &encodedAnswer{b}
+			}
 		}
-		s.cache.put(key, out, keep, gen, start)
+		s.cache.put(key, out, wire, gen, start)
+		if wire != nil {
+			s.metrics.observe(out, false, time.Since(start).Seconds())
+			return nil, wire
+		}
 	}
 	s.metrics.observe(out, reason != "", time.Since(start).Seconds())
-	return resp
+	return resp, nil
 }
 
 // InvalidateCache drops every cached decision. The pat plugin calls it when

@@ -692,7 +692,7 @@ func TestDecisionCacheSweeps(t *testing.T) {
 	c := newDecisionCache(time.Minute, 100000, version.Load)
 	now := time.Unix(1000, 0)
 	decision := ast.MustParseTerm(`{"allowed": false}`).Value
-	answer := deniedResponse(403, nil, "")
+	answer := &encodedAnswer{[]byte("an answer")}
 	count := func() (n int) {
 		for i := range c.shards {
 			n += len(c.shards[i].entries)
@@ -710,8 +710,8 @@ func TestDecisionCacheSweeps(t *testing.T) {
 	}
 	for i := range c.shards {
 		for _, e := range c.shards[i].entries {
-			if e.out.decision != nil || e.resp != answer || e.out.status != 403 {
-				t.Fatalf("entry with an answer: got decision %v, answer %v, status %d", e.out.decision, e.resp, e.out.status)
+			if e.out.decision != nil || e.wire != answer || e.out.status != 403 {
+				t.Fatalf("entry with an answer: got decision %v, answer %v, status %d", e.out.decision, e.wire, e.out.status)
 			}
 		}
 	}

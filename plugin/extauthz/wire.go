@@ -9,6 +9,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
@@ -35,6 +36,7 @@ const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
 // checker is what serves checkService: the Server.
 type checker interface {
 	check(ctx context.Context, in *checkInput) *authv3.CheckResponse
+	checkWire(ctx context.Context, in *checkInput) (*authv3.CheckResponse, *encodedAnswer)
 }
 
 // checkService is envoy.service.auth.v3.Authorization with a handler that
@@ -67,7 +69,25 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	if err := dec(w); err != nil {
 		return nil, err
 	}
-	return c.check(ctx, &w.in), nil
+	resp, wire := c.checkWire(ctx, &w.in)
+	if resp != nil {
+		return resp, nil
+	}
+	return wire, nil // a pointer: no allocation to box it
+}
+
+// encodedAnswer is a CheckResponse encoded (by proto.Marshal), which
+// checkCodec sends as it is.
+type encodedAnswer struct{ b []byte }
+
+// decodeAnswer decodes an answer the gate encoded itself.
+func decodeAnswer(wire *encodedAnswer) *authv3.CheckResponse {
+	var resp authv3.CheckResponse
+	if err := proto.Unmarshal(wire.b, &resp); err != nil {
+		// The gate encoded it from a message: this cannot happen. Fail closed.
+		return errorResponse(500, code.Code_INTERNAL, "Internal Server Error")
+	}
+	return &resp
 }
 
 // wireCheck is what checkCodec decodes a Check's request into.
@@ -83,7 +103,13 @@ func newCheckCodec() checkCodec { return checkCodec{proto: encoding.GetCodecV2(g
 
 func (c checkCodec) Name() string { return grpcproto.Name }
 
-func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
+func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if a, ok := v.(*encodedAnswer); ok {
+		// Shared and never changed: a buffer that gRPC's Free leaves alone.
+		return mem.BufferSlice{mem.SliceBuffer(a.b)}, nil
+	}
+	return c.proto.Marshal(v)
+}
 
 func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	w, ok := v.(*wireCheck)
