@@ -145,12 +145,12 @@ func (c *decisionCache) put(k [32]byte, out outcome, wire *encodedAnswer, gen ca
 	s := &c.shards[k[0]%cacheShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	full := len(s.entries) >= c.maxEntries/cacheShards+1
-	if full || now.UnixNano() >= s.sweepAt {
+	limit := c.maxEntries/cacheShards + 1
+	if len(s.entries) >= limit || now.UnixNano() >= s.sweepAt {
 		s.sweep(gen, now.UnixNano())
 		s.sweepAt = now.Add(c.ttl).UnixNano()
 	}
-	if len(s.entries) >= c.maxEntries/cacheShards+1 {
+	if len(s.entries) >= limit {
 		// Still full: drop any one.
 		for key := range s.entries {
 			delete(s.entries, key)
