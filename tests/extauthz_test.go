@@ -80,11 +80,16 @@ func (g *eaGate) token(t *testing.T, args ...string) (id string, raw string) {
 
 func startGate(t *testing.T) *eaGate {
 	t.Helper()
+	return startGateOn(t, freeAddr(t))
+}
+
+// startGateOn starts the gate on grpcAddr: host:port, or unix:///path.
+func startGateOn(t *testing.T, grpcAddr string) *eaGate {
+	t.Helper()
 	g := &eaGate{bin: binary(t), api: freeAddr(t)}
 	dir := t.TempDir()
 	g.store = filepath.Join(dir, "pat.db")
 	runCLI(t, g.bin, nil, "store", "import", "--store", g.store, writeFile(t, dir, "world.json", eaWorld))
-	grpcAddr := freeAddr(t)
 	config := writeFile(t, dir, "config.yaml", `
 plugins:
   pat:
@@ -497,6 +502,30 @@ func TestExtAuthzGate(t *testing.T) {
 
 // The gate refuses a push of any size alike: the probe and the chunked POST
 // of a push over 1 MiB are two Checks with the same answer.
+// The sidecar serves Envoy on a Unix socket (addr unix:///path) as on TCP,
+// and removes the socket when it stops.
+func TestExtAuthzUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "gate.sock")
+	g := startGateOn(t, "unix://"+sock)
+	_, raw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "30d")
+	g.waitAllowed(t, raw)
+	_, got := g.check(t, eaRequest("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", nil))
+	if got.status != 401 || got.headers["www-authenticate"] != `Basic realm="opa-pat"` {
+		t.Fatalf("without credentials: got %d %v, want 401 with the Basic challenge", got.status, got.headers)
+	}
+	if !strings.Contains(g.output.String(), `ext_authz gRPC server listening on unix://`+sock) {
+		t.Fatalf("the start-up log does not name the socket:\n%s", g.output.String())
+	}
+
+	if err := g.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, "the sidecar to remove its socket", func() bool {
+		_, err := os.Lstat(sock)
+		return os.IsNotExist(err)
+	})
+}
+
 func TestExtAuthzLargePushProbe(t *testing.T) {
 	g := startGate(t)
 	_, raw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "30d")

@@ -40,8 +40,33 @@ func TestParseConfig(t *testing.T) {
 			raw:  "addr: ':9191'\npath: data.pat.envoy.response\nshutdown_timeout: 250ms\ngrpc_max_recv_msg_size: 1024\n",
 			want: Config{Addr: ":9191", Path: "data.pat.envoy.response", ShutdownTimeout: "250ms", GRPCMaxRecvMsgSize: 1024, shutdownTimeout: 250 * time.Millisecond},
 		},
-		{note: "missing addr", raw: `{}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: missing value (host:port, e.g. "127.0.0.1:9191")`},
-		{note: "addr without port", raw: `{"addr": "localhost"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "localhost" is not host:port`},
+		{note: "missing addr", raw: `{}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: missing value (host:port such as "127.0.0.1:9191", or unix:///path/to/socket)`},
+		{note: "addr without port", raw: `{"addr": "localhost"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "localhost" is not host:port, or unix:///path/to/socket`},
+		{
+			note: "unix socket, absolute",
+			raw:  `{"addr": "unix:///run/opa-pat/gate.sock", "socket_mode": "0660"}`,
+			want: Config{
+				Addr: "unix:///run/opa-pat/gate.sock", SocketMode: "0660", Path: DefaultPath, GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout,
+				DecisionCache: &CacheConfig{MaxEntries: defaultCacheEntries}, cacheTTL: defaultCacheTTL,
+				network: "unix", address: "/run/opa-pat/gate.sock", socketMode: 0o660,
+			},
+		},
+		{
+			note: "unix socket, relative",
+			raw:  `{"addr": "unix:run/../gate.sock", "decision_cache": {"ttl": "0s"}}`,
+			want: Config{
+				Addr: "unix:run/../gate.sock", Path: DefaultPath, GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout,
+				DecisionCache: &CacheConfig{TTL: "0s", MaxEntries: defaultCacheEntries},
+				network:       "unix", address: "gate.sock",
+			},
+		},
+		{note: "unix with a host", raw: `{"addr": "unix://run/gate.sock"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "unix://run/gate.sock" names no absolute path; write unix:///absolute/path or unix:relative/path`},
+		{note: "unix without a path", raw: `{"addr": "unix:"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "unix:" names no socket file`},
+		{note: "unix directory", raw: `{"addr": "unix:///run/"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "unix:///run/" names no socket file`},
+		{note: "bad socket mode", raw: `{"addr": "unix:///run/gate.sock", "socket_mode": "rw-rw----"}`, wantErr: `invalid configuration for ext_authz: ext_authz.socket_mode: "rw-rw----" is not permissions in octal such as "0660"`},
+		{note: "socket mode beyond permissions", raw: `{"addr": "unix:///run/gate.sock", "socket_mode": "4777"}`, wantErr: `invalid configuration for ext_authz: ext_authz.socket_mode: "4777" is not permissions in octal such as "0660"`},
+		{note: "socket mode for nobody", raw: `{"addr": "unix:///run/gate.sock", "socket_mode": "0"}`, wantErr: `invalid configuration for ext_authz: ext_authz.socket_mode: "0" is not permissions in octal such as "0660"`},
+		{note: "socket mode on tcp", raw: `{"addr": "127.0.0.1:9191", "socket_mode": "0660"}`, wantErr: `invalid configuration for ext_authz: ext_authz.socket_mode: "0660" is for a Unix socket, and addr "127.0.0.1:9191" is not one`},
 		{note: "bad path", raw: `{"addr": ":1", "path": "pat//envoy"}`, wantErr: `invalid configuration for ext_authz: ext_authz.path: "pat//envoy": has an empty segment`},
 		{note: "data only", raw: `{"addr": ":1", "path": "data"}`, wantErr: `invalid configuration for ext_authz: ext_authz.path: "data": names no decision`},
 		{note: "bad dotted path", raw: `{"addr": ":1", "path": "pat.envoy[1"}`, wantErr: `invalid configuration for ext_authz: ext_authz.path: "pat.envoy[1": is not a path such as pat/envoy/response`},
@@ -62,7 +87,11 @@ func TestParseConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			got.query = nil
-			if !got.Equal(&tc.want) || got.ShutdownTimeout != tc.want.ShutdownTimeout {
+			if tc.want.network == "" {
+				tc.want.network, tc.want.address = "tcp", tc.want.Addr
+			}
+			if !got.Equal(&tc.want) || got.ShutdownTimeout != tc.want.ShutdownTimeout || got.SocketMode != tc.want.SocketMode ||
+				got.network != tc.want.network || got.address != tc.want.address {
 				t.Fatalf("got %+v, want %+v", *got, tc.want)
 			}
 		})

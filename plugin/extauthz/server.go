@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -130,7 +131,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.grpc != nil {
 		return nil
 	}
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.Addr)
+	lis, err := listen(ctx, s.cfg)
 	if err != nil {
 		return fmt.Errorf("ext_authz: listening on %q: %w", s.cfg.Addr, err)
 	}
@@ -177,11 +178,13 @@ func (s *Server) Start(ctx context.Context) error {
 	hs.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 
+	// Connections read and write with raw system calls (package rawio).
+	lis = rawio.Listener(lis)
 	s.grpc, s.health, s.lis, s.done = gs, hs, lis, make(chan struct{})
 	s.serving.Store(true)
 	go func(done chan struct{}) {
 		defer close(done)
-		err := gs.Serve(rawio.Listener(lis))
+		err := gs.Serve(lis)
 		s.serving.Store(false)
 		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			s.logger.Error("ext_authz gRPC server stopped: %v.", err)
@@ -190,11 +193,12 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 	}(s.done)
-	s.logger.Info("ext_authz gRPC server listening on %s, deciding with %s (GOMAXPROCS %d).", lis.Addr(), s.cfg.Path, runtime.GOMAXPROCS(0))
+	s.logger.Info("ext_authz gRPC server listening on %s, deciding with %s (GOMAXPROCS %d).", target(lis.Addr()), s.cfg.Path, runtime.GOMAXPROCS(0))
 	return nil
 }
 
-// Addr is the address the server listens on ("" when it does not serve);
+// Addr is the address the server listens on, as a gRPC client dials it
+// (host:port, or unix:///path for a socket; "" when it does not serve);
 // with port 0 in the configuration it tells the port chosen.
 func (s *Server) Addr() string {
 	s.mu.Lock()
@@ -202,7 +206,19 @@ func (s *Server) Addr() string {
 	if s.lis == nil {
 		return ""
 	}
-	return s.lis.Addr().String()
+	return target(s.lis.Addr())
+}
+
+// target writes a as a gRPC target: host:port, or unix:///absolute/path.
+func target(a net.Addr) string {
+	if a.Network() != "unix" {
+		return a.String()
+	}
+	path := a.String()
+	if filepath.IsAbs(path) {
+		return "unix://" + path
+	}
+	return "unix:" + path
 }
 
 // Serving reports whether the server accepts Check calls.

@@ -498,7 +498,7 @@ func TestHealthAndStop(t *testing.T) {
 	}
 
 	// Started again on the same address, it serves again.
-	f.server.cfg.Addr = addr
+	f.server.cfg.Addr, f.server.cfg.address = addr, addr
 	if err := f.server.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

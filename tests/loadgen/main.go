@@ -80,7 +80,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.addr, "addr", "127.0.0.1:9191", "the gate's address (loopback only)")
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:9191", "the gate's address: loopback host:port, or unix:///path/to/socket")
 	flag.IntVar(&o.workers, "c", 8, "concurrent workers")
 	flag.IntVar(&o.conns, "conns", 0, "gRPC connections shared by the workers (default: min(c, 4))")
 	flag.Float64Var(&o.rate, "rate", 0, "fixed request rate per second over all workers; 0 runs a closed loop")
@@ -198,8 +198,12 @@ func (o *options) validate() error {
 	return nil
 }
 
-// checkLoopback refuses an address that is not on this machine.
+// checkLoopback refuses an address that is not on this machine. A Unix
+// socket (unix:///path or unix:path, as the gate's addr) always is.
 func checkLoopback(addr string) error {
+	if _, ok := socketPath(addr); ok {
+		return nil
+	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -214,6 +218,18 @@ func checkLoopback(addr string) error {
 		}
 	}
 	return nil
+}
+
+// socketPath is the file of a unix:///path or unix:path address.
+func socketPath(addr string) (string, bool) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return "", false
+	}
+	if rest, abs := strings.CutPrefix(path, "//"); abs {
+		path = rest
+	}
+	return path, true
 }
 
 // target is a token and, when the tokens file says, what it addresses.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,8 +42,12 @@ func (r *recorder) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.C
 }
 
 func serveRecorder(t *testing.T) (*recorder, string) {
+	return serveRecorderOn(t, "tcp", "127.0.0.1:0")
+}
+
+func serveRecorderOn(t *testing.T, network, addr string) (*recorder, string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +56,9 @@ func serveRecorder(t *testing.T) (*recorder, string) {
 	authv3.RegisterAuthorizationServer(gs, r)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
+	if network == "unix" {
+		return r, "unix://" + lis.Addr().String()
+	}
 	return r, lis.Addr().String()
 }
 
@@ -175,6 +183,18 @@ func TestRawCodecRefusesOtherMessages(t *testing.T) {
 	}
 	if err := (rawCodec{}).Unmarshal([]byte{1}, &authv3.CheckResponse{}); err == nil {
 		t.Fatal("Unmarshal accepted a message that is not a frame")
+	}
+}
+
+// A gate on a Unix socket (the gate's addr unix:///path) is loaded as one on
+// TCP.
+func TestUnixSocket(t *testing.T) {
+	rec, addr := serveRecorderOn(t, "unix", filepath.Join(t.TempDir(), "gate.sock"))
+	o := baseOptions(addr)
+	o.n = 4
+	s := runJSON(t, o)
+	if s.Requests != 4 || s.Errors != 0 || len(rec.reqs) != 4 {
+		t.Fatalf("requests %d, errors %d (%s), received %d; want 4, 0 and 4", s.Requests, s.Errors, s.LastError, len(rec.reqs))
 	}
 }
 

@@ -30,7 +30,11 @@ func serveStub(addr string) error {
 	if err := checkLoopback(addr); err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", addr)
+	network := "tcp"
+	if path, ok := socketPath(addr); ok {
+		network, addr = "unix", path
+	}
+	lis, err := net.Listen(network, addr)
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,5 @@
-// Package rawio gives TCP connections reads and writes made with raw
-// system calls: ones the Go scheduler is not told about. The ext_authz gate
+// Package rawio gives TCP and Unix socket connections reads and writes made
+// with raw system calls: ones the Go scheduler is not told about. The ext_authz gate
 // serves its connections through it.
 //
 // Why. Entering a system call the usual way wakes the runtime's monitor
@@ -37,11 +37,18 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// Listener wraps l so that the TCP connections it accepts read and write
-// with raw system calls.
+// Listener wraps l so that the TCP and Unix connections it accepts read and
+// write with raw system calls.
 func Listener(l net.Listener) net.Listener { return listener{l} }
 
 type listener struct{ net.Listener }
+
+// Wrapped reports whether l is one of Listener's: whether the connections
+// it accepts read and write with raw system calls.
+func Wrapped(l net.Listener) bool {
+	_, ok := l.(listener)
+	return ok
+}
 
 func (l listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -51,30 +58,45 @@ func (l listener) Accept() (net.Conn, error) {
 	return Conn(c), nil
 }
 
-// Conn returns c with raw reads and writes when it is a TCP connection, and
-// c itself otherwise.
+// Conn returns c with raw reads and writes when it is a TCP or Unix socket
+// connection, and c itself otherwise.
 func Conn(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	var sc interface {
+		net.Conn
+		SyscallConn() (syscall.RawConn, error)
+	}
+	network := "tcp"
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc, network = c, "unix"
+	default:
 		return c
 	}
-	rc, err := tc.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return c
 	}
-	dc := &directConn{TCPConn: tc, rc: rc}
+	dc := &directConn{Conn: c, rc: rc, network: network}
 	// Bound once: a method value made per call would allocate.
 	dc.r.fn, dc.w.fn = dc.read, dc.write
 	return dc
 }
 
-// directConn is a TCP connection that reads and writes with RawSyscall.
+// directConn is a TCP or Unix connection that reads and writes with
+// RawSyscall.
 type directConn struct {
-	*net.TCPConn
-	rc syscall.RawConn
-	r  ioState // one Read or ReadOnReady at a time, as gRPC's reader does
-	w  ioState // one Write at a time
+	net.Conn
+	rc      syscall.RawConn
+	network string  // "tcp" or "unix", for errors
+	r       ioState // one Read or ReadOnReady at a time, as gRPC's reader does
+	w       ioState // one Write at a time
 }
+
+// SyscallConn is the connection's own, as for a *net.TCPConn or
+// *net.UnixConn.
+func (c *directConn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
 
 // ioState is one direction's call in progress, kept in the connection so
 // that the function the poller calls needs no closure.
@@ -208,5 +230,5 @@ func (c *directConn) opError(op string, waitErr error, callErr syscall.Errno) er
 	if err == nil {
 		return nil
 	}
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: c.network, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }

@@ -1,0 +1,146 @@
+package extauthz
+
+import (
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/opa-pat/opa-pat/plugin/extauthz/rawio"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// The gate on a Unix socket (unix:///path, as opa-envoy-plugin and gRPC
+// write it) answers Checks as on TCP, with the socket mode asked for, and
+// removes its socket when it stops.
+func TestUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "gate.sock")
+	f := newFixtureLogs(t, `{"addr": "unix://`+sock+`", "socket_mode": "0666"}`, false)
+	if got := f.server.Addr(); got != "unix://"+sock {
+		t.Fatalf("Addr = %q, want unix://%s", got, sock)
+	}
+	fi, err := os.Lstat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o666 {
+		t.Fatalf("socket file mode %v, want a socket with 0666", fi.Mode())
+	}
+	if runtime.GOOS == "linux" && !rawio.Wrapped(f.server.lis) {
+		t.Fatal("the gate does not serve through rawio")
+	}
+
+	tests := []struct {
+		req  *authv3.CheckRequest
+		want *authv3.CheckResponse
+	}{
+		{
+			req: httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", basicAuth("x-access-token", goodToken)),
+			want: &authv3.CheckResponse{
+				Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
+				HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+					Headers:              []*corev3.HeaderValueOption{hdr("x-pat-token-id", "42"), hdr("x-pat-user", "bob")},
+					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2030-01-01 00:00:00 UTC")},
+				}},
+			},
+		},
+		{
+			req:  httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", nil),
+			want: denied(typev3.StatusCode_Unauthorized, `{"documentation_url":"https://docs.github.com/rest","message":"Requires authentication"}`, jsonType, challenge),
+		},
+	}
+	for _, tc := range tests {
+		got, err := f.client.Check(t.Context(), tc.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got, tc.want) {
+			t.Fatalf("Check %s:\ngot  %v\nwant %v", tc.req.GetAttributes().GetRequest().GetHttp().GetPath(), got, tc.want)
+		}
+	}
+
+	f.server.Stop(t.Context())
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Fatalf("after Stop the socket file is still there (%v)", err)
+	}
+}
+
+// A socket file left by a sidecar that was killed does not stop the next
+// one from starting; a file that is not a socket, or a socket another
+// process serves, is left alone and reported.
+func TestUnixSocketLeftBehind(t *testing.T) {
+	dir := t.TempDir()
+	start := func(sock string) (*Server, error) {
+		f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
+		cfg, err := ParseConfig([]byte(`{"addr": "unix://` + sock + `"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := New(f.manager, cfg)
+		t.Cleanup(func() { s.Stop(t.Context()) })
+		return s, s.Start(t.Context())
+	}
+
+	t.Run("stale socket", func(t *testing.T) {
+		sock := filepath.Join(dir, "stale.sock")
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetUnlinkOnClose(false) // as a killed process leaves it
+		l.Close()
+		s, err := start(sock)
+		if err != nil {
+			t.Fatalf("Start over a stale socket: %v", err)
+		}
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("the gate does not accept on %s: %v", sock, err)
+		}
+		c.Close()
+		s.Stop(t.Context())
+	})
+
+	t.Run("not a socket", func(t *testing.T) {
+		path := filepath.Join(dir, "notes.txt")
+		if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := start(path)
+		want := `ext_authz: listening on "unix://` + path + `": ` + path + ` exists and is not a socket; move it away or choose another path`
+		if err == nil || err.Error() != want {
+			t.Fatalf("Start: got %v, want %s", err, want)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
+			t.Fatalf("the file was touched: %q, %v", b, err)
+		}
+	})
+
+	t.Run("served by another", func(t *testing.T) {
+		sock := filepath.Join(dir, "busy.sock")
+		first, err := start(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = start(sock)
+		want := `ext_authz: listening on "unix://` + sock + `": another process serves on ` + sock
+		if err == nil || err.Error() != want {
+			t.Fatalf("Start: got %v, want %s", err, want)
+		}
+		if first.Addr() != "unix://"+sock || !first.Serving() {
+			t.Fatal("the first gate stopped serving")
+		}
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("the first gate's socket was removed: %v", err)
+		}
+		c.Close()
+	})
+}
