@@ -274,6 +274,27 @@ func TestExtAuthzGate(t *testing.T) {
 			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 401, headers: challenge},
 		},
 		{
+			note: "a push to /octo-org/.git names no repository and is not a request on the organization: 404",
+			req:  eaRequest("POST", "/octo-org/.git/git-receive-pack", eaBasic("bob", classic)),
+			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 404, headers: jsonOnly, message: "Not Found"},
+		},
+		{
+			note: "a workflow file written with %2F still needs the workflow scope: 403",
+			req:  eaRequest("PUT", "/repos/octo-org/app/contents/.github%2Fworkflows%2Fci.yml", map[string]string{"authorization": "Bearer " + classic}),
+			want: eaAnswer{
+				grpcCode: int32(code.Code_PERMISSION_DENIED), status: 403, headers: jsonOnly,
+				message: `Resource not accessible by personal access token: a personal access token (classic) needs the "workflow" scope to change workflows; regenerate the token with the workflow scope`,
+			},
+		},
+		{
+			note: "deleting the organization needs admin:org, not repo: 403",
+			req:  eaRequest("DELETE", "/orgs/octo-org", map[string]string{"authorization": "Bearer " + classic}),
+			want: eaAnswer{
+				grpcCode: int32(code.Code_PERMISSION_DENIED), status: 403, headers: jsonOnly,
+				message: `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:org" scope to write the "organization_administration" of octo-org; regenerate the token with that scope`,
+			},
+		},
+		{
 			note: "an unknown path: 404",
 			req:  eaRequest("GET", "/user/repos", map[string]string{"authorization": "Bearer " + classic}),
 			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 404, headers: jsonOnly, message: "Not Found"},

@@ -568,6 +568,10 @@ _classic_org_scopes := {
 	"administration": {"read": {"read:org", "write:org", "admin:org"}, "write": {"admin:org"}},
 	"organization_administration": {"read": {"read:org", "write:org", "admin:org"}, "write": {"admin:org"}},
 	"members": {"read": {"read:org", "write:org", "admin:org"}, "write": {"write:org", "admin:org"}},
+	"organization_actions_variables": {"read": {"admin:org"}, "write": {"admin:org"}},
+	"organization_hooks": {"read": {"admin:org_hook"}, "write": {"admin:org_hook"}},
+	"organization_secrets": {"read": {"admin:org"}, "write": {"admin:org"}},
+	"organization_self_hosted_runners": {"read": {"admin:org"}, "write": {"admin:org"}},
 }
 
 _org_permission if {

@@ -170,6 +170,10 @@ test_rule_11_allow_organization_scopes[note] if {
 		"admin:org reads members": {"raw": "ghp_alice_admin", "action": "read", "permission": "members"},
 		"read:org reads members": {"raw": "ghp_alice_read_org", "action": "read", "permission": "members"},
 		"read:org reads administration": {"raw": "ghp_alice_read_org", "action": "read", "permission": "organization_administration"},
+		"admin:org administers the organization": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_administration"},
+		"admin:org writes secrets": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_secrets"},
+		"admin:org reads variables": {"raw": "ghp_alice_admin", "action": "read", "permission": "organization_actions_variables"},
+		"admin:org registers runners": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_self_hosted_runners"},
 	}
 	decide(org_request(tc.raw, "octo-org", tc.action, tc.permission)) == allowed(tc.raw)
 }
@@ -179,6 +183,10 @@ test_rule_11_deny_missing_organization_scopes[note] if {
 		"repo does not administer": {"raw": "ghp_bob_repo", "action": "write", "permission": "administration", "scopes": `"admin:org"`},
 		"read:org does not write members": {"raw": "ghp_alice_read_org", "action": "write", "permission": "members", "scopes": `"admin:org" or "write:org"`},
 		"repo does not read members": {"raw": "ghp_bob_repo", "action": "read", "permission": "members", "scopes": `"admin:org" or "read:org" or "write:org"`},
+		"read:org does not administer the organization": {"raw": "ghp_alice_read_org", "action": "write", "permission": "organization_administration", "scopes": `"admin:org"`},
+		"read:org does not read secrets": {"raw": "ghp_alice_read_org", "action": "read", "permission": "organization_secrets", "scopes": `"admin:org"`},
+		"repo does not register runners": {"raw": "ghp_bob_repo", "action": "write", "permission": "organization_self_hosted_runners", "scopes": `"admin:org"`},
+		"admin:org does not write hooks": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_hooks", "scopes": `"admin:org_hook"`},
 	}
 	want := needs_org_scope(tc.scopes, tc.action, tc.permission)
 	decide(org_request(tc.raw, "octo-org", tc.action, tc.permission)) == denied(tc.raw, 403, want, token_doc)

@@ -110,7 +110,6 @@ _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, 
 	owner := _path[0]
 	repo := _path[1]
 	_git_owner(owner)
-	_name(repo)
 	_action == "read"
 	[service] := input.parsed_query.service
 	action := {"git-upload-pack": "read", "git-receive-pack": "write"}[service]
@@ -120,7 +119,6 @@ _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, 
 	count(_path) == 3
 	[owner, repo, service] := _path
 	_git_owner(owner)
-	_name(repo)
 	_method == "POST"
 	action := {"git-upload-pack": "read", "git-receive-pack": "write"}[service]
 }
@@ -133,7 +131,6 @@ _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, 
 	owner := _path[0]
 	repo := _path[1]
 	_git_owner(owner)
-	_name(repo)
 	action := _lfs_action(array.slice(_path, 4, count(_path)), _method)
 }
 
@@ -157,7 +154,13 @@ _git_owner(owner) if {
 	not owner in {"repos", "orgs", "api"}
 }
 
-_repo_name(repo) := trim_suffix(lower(repo), ".git")
+# A Git path's repository: the name without its .git suffix, undefined (so the path is not
+# covered) unless what is left is a name: /octo-org/.git/... names no repository, and must not be
+# decided as a request on the organization.
+_repo_name(repo) := name if {
+	name := trim_suffix(lower(repo), ".git")
+	_name(name)
+}
 
 # Fine-grained permissions of repository endpoints -----------------------------------------------
 
@@ -167,19 +170,42 @@ _repo_name(repo) := trim_suffix(lower(repo), ".git")
 _repo_permission(rest, action) := {"read": "metadata", "write": "administration"}[action] if {
 	count(rest) == 0
 } else := "administration" if {
+	# A branch's protection. Branch names may hold slashes (feature/x), sent as they are or as
+	# %2F: any segment after the branch's first that is "protection" counts.
 	rest[0] == "branches"
-	rest[2] == "protection"
+	"protection" in array.slice(rest, 2, count(rest))
 } else := "workflows" if {
-	# Changing a workflow file needs the workflows permission (classic: the workflow scope).
+	# Changing a workflow file needs the workflows permission (classic: the workflow scope),
+	# however the file's path is written: with %2F for its slashes, as Octokit sends it, or with
+	# empty or "." segments.
 	action == "write"
-	array.slice(rest, 0, 3) == ["contents", ".github", "workflows"]
+	rest[0] == "contents"
+	array.slice(_file_path(rest), 0, 2) == [".github", "workflows"]
 } else := permission if {
+	# /commits/{ref}/status, /statuses, /check-runs, /check-suites; the ref may hold slashes.
 	rest[0] == "commits"
-	permission := _commit_sub_permissions[rest[2]]
+	count(rest) > 2
+	permission := _commit_sub_permissions[rest[count(rest) - 1]]
+} else := "contents" if {
+	# Merging a pull request writes to the repository's contents (GitHub asks for contents: write).
+	action == "write"
+	rest[0] == "pulls"
+	count(rest) == 3
+	rest[2] == "merge"
+} else := permission if {
+	# Environments: listing and reading them is the actions permission; creating, changing and
+	# deleting one, or its deployment policies, administration; its secrets and variables are
+	# the environments permission.
+	rest[0] == "environments"
+	permission := _environment_permission(rest, action)
 } else := permission if {
 	# Two-segment endpoints with a permission of their own. The table is written here, not as a
 	# rule: most requests get here, and a rule reference costs more than the literal.
 	permission := {
+		"actions/organization-secrets": "secrets",
+		"actions/organization-variables": "variables",
+		"actions/permissions": "administration",
+		"actions/runners": "administration",
 		"actions/secrets": "secrets",
 		"actions/variables": "variables",
 		"dependabot/alerts": "vulnerability_alerts",
@@ -248,6 +274,17 @@ repo_permissions := {
 	"zipball": "contents",
 }
 
+# The segments of a contents path's file, split again at decoded slashes, without empty and "."
+# segments: ["contents", ".github%2Fworkflows", "", "ci.yml"] -> [".github", "workflows", "ci.yml"].
+_file_path(rest) := [segment |
+	some segment in split(concat("/", array.slice(rest, 1, count(rest))), "/")
+	not segment in {"", "."}
+]
+
+_environment_permission(rest, action) := "environments" if {
+	rest[2] in {"secrets", "variables"}
+} else := {"read": "actions", "write": "administration"}[action]
+
 _commit_sub_permissions := {
 	"check-runs": "checks",
 	"check-suites": "checks",
@@ -262,8 +299,16 @@ else := permission[action]
 
 # Fine-grained permissions of organization endpoints --------------------------------------------
 
-_org_permission(rest, action) := {"read": "metadata", "write": "administration"}[action] if {
+_org_permission(rest, action) := {"read": "metadata", "write": "organization_administration"}[action] if {
 	count(rest) == 0
+} else := permission if {
+	# Two-segment endpoints with a permission of their own, as for repositories.
+	permission := {
+		"actions/runner-groups": "organization_self_hosted_runners",
+		"actions/runners": "organization_self_hosted_runners",
+		"actions/secrets": "organization_secrets",
+		"actions/variables": "organization_actions_variables",
+	}[concat("/", array.slice(rest, 0, 2))]
 } else := _by_action(org_permissions[rest[0]], action)
 
 # METADATA
@@ -271,8 +316,8 @@ _org_permission(rest, action) := {"read": "metadata", "write": "administration"}
 #   The fine-grained permission each organization endpoint needs, by the segment after
 #   /orgs/{org}/; an object gives one for reads and one for writes.
 org_permissions := {
-	"actions": "administration",
-	"audit-log": "administration",
+	"actions": "organization_administration",
+	"audit-log": "organization_administration",
 	"hooks": "organization_hooks",
 	"invitations": "members",
 	"members": "members",

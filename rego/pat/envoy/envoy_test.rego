@@ -71,11 +71,31 @@ test_route[note] if {
 		"issue comment": {"m": "POST", "p": "/repos/octo-org/app/issues/7/comments", "want": ["octo-org", "app", "write", "issues"]},
 		"labels": {"m": "POST", "p": "/repos/octo-org/app/labels", "want": ["octo-org", "app", "write", "issues"]},
 		"pulls read": {"m": "GET", "p": "/repos/octo-org/app/pulls/3", "want": ["octo-org", "app", "read", "pull_requests"]},
-		"pull merge": {"m": "PUT", "p": "/repos/octo-org/app/pulls/3/merge", "want": ["octo-org", "app", "write", "pull_requests"]},
+		"pull merge": {"m": "PUT", "p": "/repos/octo-org/app/pulls/3/merge", "want": ["octo-org", "app", "write", "contents"]},
+		"pull merged?": {"m": "GET", "p": "/repos/octo-org/app/pulls/3/merge", "want": ["octo-org", "app", "read", "pull_requests"]},
+		"pull review": {"m": "POST", "p": "/repos/octo-org/app/pulls/3/reviews", "want": ["octo-org", "app", "write", "pull_requests"]},
+		"runner registration": {"m": "POST", "p": "/repos/octo-org/app/actions/runners/registration-token", "want": ["octo-org", "app", "write", "administration"]},
+		"actions permissions": {"m": "PUT", "p": "/repos/octo-org/app/actions/permissions", "want": ["octo-org", "app", "write", "administration"]},
+		"organization secrets of a repository": {"m": "GET", "p": "/repos/octo-org/app/actions/organization-secrets", "want": ["octo-org", "app", "read", "secrets"]},
+		"organization variables of a repository": {"m": "GET", "p": "/repos/octo-org/app/actions/organization-variables", "want": ["octo-org", "app", "read", "variables"]},
+		"environments": {"m": "GET", "p": "/repos/octo-org/app/environments", "want": ["octo-org", "app", "read", "actions"]},
+		"environment": {"m": "GET", "p": "/repos/octo-org/app/environments/prod", "want": ["octo-org", "app", "read", "actions"]},
+		"environment create": {"m": "PUT", "p": "/repos/octo-org/app/environments/prod", "want": ["octo-org", "app", "write", "administration"]},
+		"environment branch policies": {"m": "POST", "p": "/repos/octo-org/app/environments/prod/deployment-branch-policies", "want": ["octo-org", "app", "write", "administration"]},
+		"environment secret": {"m": "PUT", "p": "/repos/octo-org/app/environments/prod/secrets/KEY", "want": ["octo-org", "app", "write", "environments"]},
+		"environment variables": {"m": "GET", "p": "/repos/octo-org/app/environments/prod/variables", "want": ["octo-org", "app", "read", "environments"]},
 		"actions runs": {"m": "GET", "p": "/repos/octo-org/app/actions/runs", "want": ["octo-org", "app", "read", "actions"]},
 		"actions secrets": {"m": "PUT", "p": "/repos/octo-org/app/actions/secrets/NPM_TOKEN", "want": ["octo-org", "app", "write", "secrets"]},
 		"actions variables": {"m": "GET", "p": "/repos/octo-org/app/actions/variables", "want": ["octo-org", "app", "read", "variables"]},
 		"branch protection": {"m": "PUT", "p": "/repos/octo-org/app/branches/main/protection", "want": ["octo-org", "app", "write", "administration"]},
+		"branch protection, branch with a slash": {"m": "PUT", "p": "/repos/octo-org/app/branches/feature/x/protection", "want": ["octo-org", "app", "write", "administration"]},
+		"status checks, branch with slashes": {"m": "PATCH", "p": "/repos/octo-org/app/branches/team/a/b/protection/required_status_checks", "want": ["octo-org", "app", "write", "administration"]},
+		"branch with a slash": {"m": "GET", "p": "/repos/octo-org/app/branches/feature/x", "want": ["octo-org", "app", "read", "contents"]},
+		"commit status, ref with a slash": {"m": "GET", "p": "/repos/octo-org/app/commits/feature/x/status", "want": ["octo-org", "app", "read", "statuses"]},
+		"check runs, ref with a slash": {"m": "GET", "p": "/repos/octo-org/app/commits/feature/x/check-runs", "want": ["octo-org", "app", "read", "checks"]},
+		"workflow file, empty segment": {"m": "PUT", "p": "/repos/octo-org/app/contents/.github//workflows/ci.yml", "want": ["octo-org", "app", "write", "workflows"]},
+		"workflow file, dot segment": {"m": "DELETE", "p": "/repos/octo-org/app/contents/./.github/workflows/ci.yml", "want": ["octo-org", "app", "write", "workflows"]},
+		"workflow directory elsewhere": {"m": "PUT", "p": "/repos/octo-org/app/contents/docs/.github/workflows/ci.yml", "want": ["octo-org", "app", "write", "contents"]},
 		"branch": {"m": "GET", "p": "/repos/octo-org/app/branches/main", "want": ["octo-org", "app", "read", "contents"]},
 		"commit statuses": {"m": "POST", "p": "/repos/octo-org/app/commits/abc123/statuses", "want": ["octo-org", "app", "write", "statuses"]},
 		"commit check runs": {"m": "GET", "p": "/repos/octo-org/app/commits/abc123/check-runs", "want": ["octo-org", "app", "read", "checks"]},
@@ -114,7 +134,14 @@ test_route[note] if {
 test_org_route[note] if {
 	some note, tc in {
 		"organization": {"m": "GET", "p": "/orgs/octo-org", "want": ["read", "metadata"]},
-		"organization update": {"m": "PATCH", "p": "/orgs/octo-org", "want": ["write", "administration"]},
+		"organization update": {"m": "PATCH", "p": "/orgs/octo-org", "want": ["write", "organization_administration"]},
+		"organization delete": {"m": "DELETE", "p": "/orgs/octo-org", "want": ["write", "organization_administration"]},
+		"audit log": {"m": "GET", "p": "/orgs/octo-org/audit-log", "want": ["read", "organization_administration"]},
+		"actions permissions": {"m": "PUT", "p": "/orgs/octo-org/actions/permissions", "want": ["write", "organization_administration"]},
+		"organization secret": {"m": "PUT", "p": "/orgs/octo-org/actions/secrets/NPM_TOKEN", "want": ["write", "organization_secrets"]},
+		"organization variables": {"m": "GET", "p": "/orgs/octo-org/actions/variables", "want": ["read", "organization_actions_variables"]},
+		"runner registration": {"m": "POST", "p": "/orgs/octo-org/actions/runners/registration-token", "want": ["write", "organization_self_hosted_runners"]},
+		"runner groups": {"m": "GET", "p": "/orgs/octo-org/actions/runner-groups", "want": ["read", "organization_self_hosted_runners"]},
 		"api/v3 prefix": {"m": "GET", "p": "/api/v3/orgs/octo-org/members", "want": ["read", "members"]},
 		"name in another case": {"m": "GET", "p": "/orgs/OCTO-org/members", "want": ["read", "members"]},
 		"repositories": {"m": "GET", "p": "/orgs/octo-org/repos", "want": ["read", "metadata"]},
@@ -183,6 +210,10 @@ test_unknown_path[note] if {
 		"git upload-pack by GET": {"m": "GET", "p": "/octo-org/app.git/git-upload-pack"},
 		"git under a REST root": {"m": "POST", "p": "/orgs/app.git/git-receive-pack"},
 		"git under the api root": {"m": "POST", "p": "/api/app.git/git-receive-pack"},
+		"git repository named .git": {"m": "POST", "p": "/octo-org/.git/git-receive-pack"},
+		"git advertisement of .GIT": {"m": "GET", "p": "/octo-org/.GIT/info/refs?service=git-receive-pack"},
+		"git repository ..git": {"m": "POST", "p": "/octo-org/..git/git-upload-pack"},
+		"lfs of .git": {"m": "POST", "p": "/octo-org/.git/info/lfs/locks"},
 	}
 	req_in := req(tc.m, tc.p, bearer)
 	not envoy.mapped with input as object.union(req_in, {"parsed_path": _decoded_path(tc.p)})
@@ -193,6 +224,24 @@ test_unknown_path[note] if {
 		"message": "Not Found",
 		"documentation_url": "https://docs.github.com/rest",
 	} with input as object.union(req_in, {"parsed_path": _decoded_path(tc.p)})
+}
+
+# A file path written with %2F, as Octokit sends it, is the same file: the gate decodes each segment
+# after splitting, and the workflows check splits the file's path again.
+test_route_encoded_file_path[note] if {
+	some note, tc in {
+		"workflow file, encoded slashes": {"m": "PUT", "p": "/repos/octo-org/app/contents/.github%2Fworkflows%2Fci.yml", "want": "workflows"},
+		"workflow file, one encoded slash": {"m": "DELETE", "p": "/repos/octo-org/app/contents/.github/workflows%2Fci.yml", "want": "workflows"},
+		"api/v3, encoded": {"m": "PUT", "p": "/api/v3/repos/octo-org/app/contents/.github%2Fworkflows%2Frelease.yml", "want": "workflows"},
+		"other file, encoded": {"m": "PUT", "p": "/repos/octo-org/app/contents/docs%2Fci.yml", "want": "contents"},
+		"branch protection, encoded branch": {"m": "PUT", "p": "/repos/octo-org/app/branches/feature%2Fx/protection", "want": "administration"},
+	}
+	envoy.mapped == {
+		"credential": {"type": "pat", "token": classic},
+		"resource": {"owner": "octo-org", "repository": "app"},
+		"action": "write",
+		"permission": tc.want,
+	} with input as object.union(req(tc.m, tc.p, bearer), {"parsed_path": _decoded_path(tc.p)})
 }
 
 # The gate splits the path before decoding: "%2F" stays inside its segment.
