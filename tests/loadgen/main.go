@@ -149,7 +149,12 @@ func run(o options, out io.Writer) error {
 
 	conns := make([]*grpc.ClientConn, o.conns)
 	for i := range conns {
-		c, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// Fixed flow-control windows, as Envoy's HTTP/2 client has: with
+			// grpc-go's dynamic ones the generator would follow the answers
+			// it receives with bandwidth-probe PINGs, which the gate must
+			// read and answer and Envoy never sends.
+			grpc.WithInitialWindowSize(envoyWindow), grpc.WithInitialConnWindowSize(envoyWindow))
 		if err != nil {
 			return err
 		}
@@ -219,6 +224,10 @@ func checkLoopback(addr string) error {
 	}
 	return nil
 }
+
+// envoyWindow is Envoy's default initial HTTP/2 window, for a stream and
+// for a connection (http2_protocol_options: 256 MiB).
+const envoyWindow = 256 << 20
 
 // socketPath is the file of a unix:///path or unix:path address.
 func socketPath(addr string) (string, bool) {
