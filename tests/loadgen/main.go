@@ -94,12 +94,16 @@ func main() {
 	flag.StringVar(&o.output, "output", "text", "text or json")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "deadline of each Check")
 	stubAddr := flag.String("stub", "", "serve a stub gate that answers every Check with OK on this loopback address, until interrupted (the load generator's own floor)")
+	var shape stubShape
+	flag.DurationVar(&shape.spin, "stub-spin", 0, "with -stub: CPU each Check spends before answering, as an evaluation would")
+	flag.IntVar(&shape.garbage, "stub-garbage", 0, "with -stub: bytes of garbage each Check allocates, as an evaluation would")
+	flag.IntVar(&shape.liveMB, "stub-live", 0, "with -stub: MB of long-lived objects, each holding a pointer, that every collection marks")
 	populatePath := flag.String("populate", "", "create this store with -n generated tokens, write sample tokens to -tokens and settings to -settings, and exit")
 	settingsOut := flag.String("settings", "settings.json", "with -populate: where to write the settings")
 	samples := flag.Int("samples", storetest.SampleSize, "with -populate: how many tokens of each kind (classic, fine-grained) to write to -tokens")
 	flag.Parse()
 	if *stubAddr != "" {
-		if err := serveStub(*stubAddr); err != nil {
+		if err := serveStub(*stubAddr, shape); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
 		}

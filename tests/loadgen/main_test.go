@@ -217,3 +217,21 @@ func equalCounts(a, b map[string]int) bool {
 	}
 	return true
 }
+
+// A shaped stub spends the CPU time asked for on each Check and keeps the
+// live heap asked for.
+func TestShapedStub(t *testing.T) {
+	n := 0
+	for p := liveHeap(1); p != nil; p = p.next {
+		n++
+	}
+	if n != 1<<20/64 {
+		t.Fatalf("a 1 MB live heap has %d nodes, want %d", n, 1<<20/64)
+	}
+	s := stub{shape: stubShape{spin: 20 * time.Millisecond, garbage: 4096}}
+	start := time.Now()
+	resp, err := s.Check(t.Context(), nil)
+	if took := time.Since(start); err != nil || resp != okResponse || took < 20*time.Millisecond {
+		t.Fatalf("Check = %v, %v after %s; want OK after at least 20ms", resp, err, took)
+	}
+}
