@@ -215,6 +215,18 @@ var (
 	challenge = hdr("www-authenticate", `Basic realm="opa-pat"`)
 )
 
+// allowedBob is the answer for the stub policy's good token: OK, with its
+// id and user for the upstream and its expiry for the client.
+func allowedBob() *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers:              []*corev3.HeaderValueOption{hdr("x-pat-token-id", "42"), hdr("x-pat-user", "bob")},
+			ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2030-01-01 00:00:00 UTC")},
+		}},
+	}
+}
+
 func basicAuth(user, password string) map[string]string {
 	return map[string]string{"authorization": "Basic " + b64(user+":"+password)}
 }
@@ -234,13 +246,7 @@ func TestCheck(t *testing.T) {
 		{
 			note: "git clone with the token as password",
 			req:  httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", basicAuth("x-access-token", goodToken)),
-			want: &authv3.CheckResponse{
-				Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
-				HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-					Headers:              []*corev3.HeaderValueOption{hdr("x-pat-token-id", "42"), hdr("x-pat-user", "bob")},
-					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2030-01-01 00:00:00 UTC")},
-				}},
-			},
+			want: allowedBob(),
 		},
 		{
 			note: "git fetch pack, client-sent x-pat-* headers removed or overwritten",
