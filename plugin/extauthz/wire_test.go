@@ -9,6 +9,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -342,5 +344,24 @@ func TestCheckHandlerInterceptor(t *testing.T) {
 	}
 	if _, err := checkHandler(f.server, t.Context(), func(any) error { return errors.New("bad frame") }, intercept); err == nil || err.Error() != "bad frame" {
 		t.Fatalf("a decoding error: got %v", err)
+	}
+}
+
+// An encoded answer decodes to the message it was encoded from; bytes that
+// are not a CheckResponse decode to a 500 denial, never to an OK.
+func TestDecodeAnswer(t *testing.T) {
+	want := allowedBob()
+	b, err := proto.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeAnswer(&encodedAnswer{b: b}); !proto.Equal(got, want) {
+		t.Fatalf("decoded %v, want %v", got, want)
+	}
+	got := decodeAnswer(&encodedAnswer{b: []byte{0x0a, 0xff}}) // field 1, a length past the end
+	wantErr := denied(typev3.StatusCode_InternalServerError, `{"message":"Internal Server Error","documentation_url":"https://docs.github.com/rest"}`, jsonType)
+	wantErr.Status.Code = int32(code.Code_INTERNAL)
+	if !proto.Equal(got, wantErr) {
+		t.Fatalf("decoding a broken answer: %v, want %v", got, wantErr)
 	}
 }
