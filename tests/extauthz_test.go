@@ -571,21 +571,7 @@ func TestExtAuthzEnvoyExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc any
-	if err := util.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	js, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bootstrap bootstrapv3.Bootstrap
-	if err := protojson.Unmarshal(js, &bootstrap); err != nil {
-		t.Fatalf("examples/envoy.yaml: %v", err)
-	}
-	if err := bootstrap.ValidateAll(); err != nil {
-		t.Fatalf("examples/envoy.yaml: %v", err)
-	}
+	bootstrap := envoyBootstrap(t, raw)
 	hcm := &hcmv3.HttpConnectionManager{}
 	if err := bootstrap.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
 		t.Fatal(err)
@@ -624,6 +610,53 @@ func TestExtAuthzEnvoyExample(t *testing.T) {
 }
 
 // grepLines returns the lines of b that contain s.
+// The commented-out pipe address of examples/envoy.yaml (the gate on a Unix
+// socket, docs/envoy.md) is a valid Envoy address for the gate's cluster.
+func TestExtAuthzEnvoyExamplePipe(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "examples", "envoy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := regexp.MustCompile(`# (pipe: \{path: [^}]+\})\n\s*socket_address: \{address: 127\.0\.0\.1, port_value: 9191\}`)
+	if !tcp.Match(raw) {
+		t.Fatal("examples/envoy.yaml: no commented-out pipe address above the gate's socket address")
+	}
+	bootstrap := envoyBootstrap(t, tcp.ReplaceAll(raw, []byte("$1")))
+	for _, c := range bootstrap.GetStaticResources().GetClusters() {
+		if c.GetName() != "opa_pat" {
+			continue
+		}
+		addr := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress()
+		if got := addr.GetPipe().GetPath(); got != "/run/opa-pat/gate.sock" {
+			t.Fatalf("the gate's address: %s", protojson.Format(addr))
+		}
+		return
+	}
+	t.Fatal("no opa_pat cluster")
+}
+
+// envoyBootstrap reads an Envoy bootstrap in YAML with Envoy's protos and
+// checks it with their validation rules.
+func envoyBootstrap(t *testing.T, raw []byte) *bootstrapv3.Bootstrap {
+	t.Helper()
+	var doc any
+	if err := util.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bootstrap bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(js, &bootstrap); err != nil {
+		t.Fatalf("examples/envoy.yaml: %v", err)
+	}
+	if err := bootstrap.ValidateAll(); err != nil {
+		t.Fatalf("examples/envoy.yaml: %v", err)
+	}
+	return &bootstrap
+}
+
 func grepLines(b []byte, s string) string {
 	var out []string
 	for _, line := range strings.Split(string(b), "\n") {
