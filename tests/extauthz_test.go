@@ -279,6 +279,11 @@ func TestExtAuthzGate(t *testing.T) {
 			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 404, headers: jsonOnly, message: "Not Found"},
 		},
 		{
+			note: "a path that climbs out of the repository it names is not covered: 404",
+			req:  eaRequest("PUT", "/repos/octo-org/app/contents/..%2F..%2Fother%2Fcontents%2Fx", map[string]string{"authorization": "Bearer " + classic}),
+			want: eaAnswer{grpcCode: int32(code.Code_PERMISSION_DENIED), status: 404, headers: jsonOnly, message: "Not Found"},
+		},
+		{
 			note: "a workflow file written with %2F still needs the workflow scope: 403",
 			req:  eaRequest("PUT", "/repos/octo-org/app/contents/.github%2Fworkflows%2Fci.yml", map[string]string{"authorization": "Bearer " + classic}),
 			want: eaAnswer{

@@ -65,8 +65,14 @@ else := password
 
 # Routes ----------------------------------------------------------------------------------------
 
-# The path's segments, without a trailing empty one ("/a/b/" -> ["a", "b"]).
-_path := array.slice(input.parsed_path, 0, count(input.parsed_path) - 1) if {
+# The path's segments, without a trailing empty one ("/a/b/" -> ["a", "b"]). Undefined, so that no
+# route covers the path, when a segment is "." or "..", also once decoded or inside a decoded
+# segment ("%2e%2e", "a%2F..%2Fb"): GitHub's paths have none, and an upstream that resolves them
+# (an Envoy without normalize_path, say) would serve another resource than the one decided on,
+# as /repos/octo-org/app/contents/../../other/contents/x would be.
+_path := _segments if not regex.match(`(?:^|/)\.\.?(?:/|$)`, concat("/", input.parsed_path))
+
+_segments := array.slice(input.parsed_path, 0, count(input.parsed_path) - 1) if {
 	input.parsed_path[count(input.parsed_path) - 1] == ""
 } else := input.parsed_path
 
@@ -177,7 +183,7 @@ _repo_permission(rest, action) := {"read": "metadata", "write": "administration"
 } else := "workflows" if {
 	# Changing a workflow file needs the workflows permission (classic: the workflow scope),
 	# however the file's path is written: with %2F for its slashes, as Octokit sends it, or with
-	# empty or "." segments.
+	# empty segments.
 	action == "write"
 	rest[0] == "contents"
 	array.slice(_file_path(rest), 0, 2) == [".github", "workflows"]
@@ -274,11 +280,12 @@ repo_permissions := {
 	"zipball": "contents",
 }
 
-# The segments of a contents path's file, split again at decoded slashes, without empty and "."
-# segments: ["contents", ".github%2Fworkflows", "", "ci.yml"] -> [".github", "workflows", "ci.yml"].
+# The segments of a contents path's file, split again at decoded slashes, without empty segments
+# (dot segments never get here, see _path): ["contents", ".github%2Fworkflows", "", "ci.yml"] ->
+# [".github", "workflows", "ci.yml"].
 _file_path(rest) := [segment |
 	some segment in split(concat("/", array.slice(rest, 1, count(rest))), "/")
-	not segment in {"", "."}
+	segment != ""
 ]
 
 _environment_permission(rest, action) := "environments" if {
