@@ -70,7 +70,22 @@ else := password
 # segment ("%2e%2e", "a%2F..%2Fb"): GitHub's paths have none, and an upstream that resolves them
 # (an Envoy without normalize_path, say) would serve another resource than the one decided on,
 # as /repos/octo-org/app/contents/../../other/contents/x would be.
-_path := _segments if not regex.match(`(?:^|/)\.\.?(?:/|$)`, concat("/", input.parsed_path))
+_path := _segments if not _dot_segment
+
+# Membership tests rather than a regular expression over the joined path, which cost an uncached
+# Check 4.6% more CPU and 5 allocations (BenchmarkCheckPolicy); these cost nothing measurable for
+# the usual path, which has no decoded slash.
+_dot_segment if {
+	some segment in input.parsed_path
+	segment in {".", ".."}
+}
+
+_dot_segment if {
+	some segment in input.parsed_path
+	contains(segment, "/")
+	some part in split(segment, "/")
+	part in {".", ".."}
+}
 
 _segments := array.slice(input.parsed_path, 0, count(input.parsed_path) - 1) if {
 	input.parsed_path[count(input.parsed_path) - 1] == ""
