@@ -118,9 +118,9 @@ func (c *Config) validateAndInjectDefaults() error {
 }
 
 // validateAddr reads addr: host:port, or a Unix socket as gRPC and
-// opa-envoy-plugin write it, unix:///absolute/path or unix:relative/path.
-// A sidecar beside Envoy in the same pod or host is reached through a
-// socket more cheaply than through loopback TCP (docs/envoy.md).
+// opa-envoy-plugin write it, unix:///absolute/path or unix:relative/path:
+// a sidecar beside Envoy in the same pod or host then listens on nothing
+// the network reaches (docs/envoy.md, "On a Unix socket").
 func (c *Config) validateAddr() error {
 	if c.Addr == "" {
 		return errors.New(`ext_authz.addr: missing value (host:port such as "127.0.0.1:9191", or unix:///path/to/socket)`)

@@ -1,6 +1,6 @@
 // Package rawio gives TCP and Unix socket connections reads and writes made
-// with raw system calls: ones the Go scheduler is not told about. The ext_authz gate
-// serves its connections through it.
+// with raw system calls: ones the Go scheduler is not told about. The
+// ext_authz gate serves its connections through it.
 //
 // Why. Entering a system call the usual way wakes the runtime's monitor
 // thread (sysmon) when it sleeps, so that it can take the P from a thread
