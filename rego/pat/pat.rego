@@ -572,6 +572,7 @@ _classic_org_scopes := {
 	"organization_hooks": {"read": {"admin:org_hook"}, "write": {"admin:org_hook"}},
 	"organization_secrets": {"read": {"admin:org"}, "write": {"admin:org"}},
 	"organization_self_hosted_runners": {"read": {"admin:org"}, "write": {"admin:org"}},
+	"organization_user_blocking": {"read": {"admin:org"}, "write": {"admin:org"}},
 }
 
 _org_permission if {

@@ -174,6 +174,7 @@ test_rule_11_allow_organization_scopes[note] if {
 		"admin:org writes secrets": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_secrets"},
 		"admin:org reads variables": {"raw": "ghp_alice_admin", "action": "read", "permission": "organization_actions_variables"},
 		"admin:org registers runners": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_self_hosted_runners"},
+		"admin:org blocks users": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_user_blocking"},
 	}
 	decide(org_request(tc.raw, "octo-org", tc.action, tc.permission)) == allowed(tc.raw)
 }

@@ -255,6 +255,7 @@ repo_permissions := {
 	"compare": "contents",
 	"contents": "contents",
 	"contributors": "metadata",
+	"dependency-graph": "contents",
 	"deployments": "deployments",
 	"dispatches": "contents",
 	"environments": "environments",
@@ -340,6 +341,7 @@ _org_permission(rest, action) := {"read": "metadata", "write": "organization_adm
 org_permissions := {
 	"actions": "organization_administration",
 	"audit-log": "organization_administration",
+	"blocks": "organization_user_blocking",
 	"hooks": "organization_hooks",
 	"invitations": "members",
 	"members": "members",
@@ -348,6 +350,8 @@ org_permissions := {
 	"projects": "organization_projects",
 	"public_members": "members",
 	"repos": {"read": "metadata", "write": "administration"},
+	"rulesets": "organization_administration",
+	"security-managers": "organization_administration",
 	"teams": "members",
 }
 
