@@ -147,6 +147,11 @@ func (c *Config) validateAddr() error {
 	if path == "" || strings.HasSuffix(path, "/") {
 		return fmt.Errorf("ext_authz.addr: %q names no socket file", c.Addr)
 	}
+	if strings.HasPrefix(path, "@") {
+		// Go would bind Linux's abstract namespace, which has no file to
+		// give a mode or to find left behind; a path is asked for.
+		return fmt.Errorf("ext_authz.addr: %q is an abstract socket; give a socket file's path", c.Addr)
+	}
 	c.network, c.address = "unix", filepath.Clean(path)
 	if c.SocketMode != "" {
 		mode, err := strconv.ParseUint(c.SocketMode, 8, 32)

@@ -62,6 +62,7 @@ func TestParseConfig(t *testing.T) {
 		},
 		{note: "unix with a host", raw: `{"addr": "unix://run/gate.sock"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "unix://run/gate.sock" names no absolute path; write unix:///absolute/path or unix:relative/path`},
 		{note: "unix without a path", raw: `{"addr": "unix:"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "unix:" names no socket file`},
+		{note: "abstract socket", raw: `{"addr": "unix:@gate"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "unix:@gate" is an abstract socket; give a socket file's path`},
 		{note: "unix directory", raw: `{"addr": "unix:///run/"}`, wantErr: `invalid configuration for ext_authz: ext_authz.addr: "unix:///run/" names no socket file`},
 		{note: "bad socket mode", raw: `{"addr": "unix:///run/gate.sock", "socket_mode": "rw-rw----"}`, wantErr: `invalid configuration for ext_authz: ext_authz.socket_mode: "rw-rw----" is not permissions in octal such as "0660"`},
 		{note: "socket mode beyond permissions", raw: `{"addr": "unix:///run/gate.sock", "socket_mode": "4777"}`, wantErr: `invalid configuration for ext_authz: ext_authz.socket_mode: "4777" is not permissions in octal such as "0660"`},

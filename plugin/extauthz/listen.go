@@ -58,7 +58,7 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("another process serves on %s", path)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("%s is in use: %w", path, err)
+		return fmt.Errorf("cannot tell whether a process serves on %s: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("removing the stale socket: %w", err)

@@ -34,18 +34,19 @@ type stubShape struct {
 
 var okResponse = &authv3.CheckResponse{Status: &status.Status{}}
 
-// garbageSink keeps the compiler from dropping the stub's allocations.
-var garbageSink []byte
-
 func (s stub) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	if s.shape.spin > 0 {
 		for end := time.Now().Add(s.shape.spin); time.Now().Before(end); {
 		}
 	}
-	// In pieces of 256 bytes, about an evaluation's object size.
+	// In pieces of 256 bytes, about an evaluation's object size, each kept
+	// until the next: the compiler may not drop them.
+	var piece []byte
 	for range s.shape.garbage / 256 {
-		garbageSink = make([]byte, 256)
+		runtime.KeepAlive(piece)
+		piece = make([]byte, 256)
 	}
+	runtime.KeepAlive(piece)
 	return okResponse, nil
 }
 

@@ -112,7 +112,7 @@ _route := {"resource": {"owner": lower(owner), "repository": lower(repo)}, "acti
 	repo := _rest_path[2]
 	_name(owner)
 	_name(repo)
-	permission := _repo_permission(array.slice(_rest_path, 3, count(_rest_path)), _action)
+	permission := _repo_permission(_endpoint(array.slice(_rest_path, 3, count(_rest_path))), _action)
 }
 
 # /orgs/{org}/...
@@ -120,7 +120,7 @@ _route := {"resource": {"owner": lower(org)}, "action": _action, "permission": p
 	_rest_path[0] == "orgs"
 	org := _rest_path[1]
 	_name(org)
-	permission := _org_permission(array.slice(_rest_path, 2, count(_rest_path)), _action)
+	permission := _org_permission(_endpoint(array.slice(_rest_path, 2, count(_rest_path))), _action)
 }
 
 # Git smart HTTP: /{owner}/{repo}(.git)/info/refs?service=..., POST /{owner}/{repo}(.git)/git-*-pack
@@ -185,6 +185,16 @@ _repo_name(repo) := name if {
 
 # Fine-grained permissions of repository endpoints -----------------------------------------------
 
+# The segments after the owner (and repository) that name the endpoint, split again at decoded
+# slashes and without empty segments, as an upstream that decodes %2F or merges slashes would read
+# them: ["pulls", "3%2Fmerge"] and ["pulls", "3", "", "merge"] are both ["pulls", "3", "merge"], a
+# merge, which needs contents. Names that hold slashes (a branch, a ref, a file's path) span
+# segments, which the rules below allow for.
+_endpoint(rest) := [segment |
+	some segment in split(concat("/", rest), "/")
+	segment != ""
+]
+
 # One function, tried in order (an else chain costs one call; separate definitions are each
 # evaluated). The repository itself: reading it needs metadata, changing or deleting it
 # administration.
@@ -198,10 +208,9 @@ _repo_permission(rest, action) := {"read": "metadata", "write": "administration"
 } else := "workflows" if {
 	# Changing a workflow file needs the workflows permission (classic: the workflow scope),
 	# however the file's path is written: with %2F for its slashes, as Octokit sends it, or with
-	# empty segments.
+	# empty segments (see _endpoint).
 	action == "write"
-	rest[0] == "contents"
-	array.slice(_file_path(rest), 0, 2) == [".github", "workflows"]
+	array.slice(rest, 0, 3) == ["contents", ".github", "workflows"]
 } else := permission if {
 	# /commits/{ref}/status, /statuses, /check-runs, /check-suites; the ref may hold slashes.
 	rest[0] == "commits"
@@ -295,14 +304,6 @@ repo_permissions := {
 	"vulnerability-alerts": "administration",
 	"zipball": "contents",
 }
-
-# The segments of a contents path's file, split again at decoded slashes, without empty segments
-# (dot segments never get here, see _path): ["contents", ".github%2Fworkflows", "", "ci.yml"] ->
-# [".github", "workflows", "ci.yml"].
-_file_path(rest) := [segment |
-	some segment in split(concat("/", array.slice(rest, 1, count(rest))), "/")
-	segment != ""
-]
 
 _environment_permission(rest, action) := "environments" if {
 	rest[2] in {"secrets", "variables"}

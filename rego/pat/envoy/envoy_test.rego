@@ -253,6 +253,26 @@ test_route_encoded_file_path[note] if {
 	} with input as object.union(req(tc.m, tc.p, bearer), {"parsed_path": _decoded_path(tc.p)})
 }
 
+# An endpoint is read as an upstream that decodes %2F or merges slashes would read it: neither
+# moves the segment a rule looks at.
+test_route_resplit[note] if {
+	some note, tc in {
+		"merge, empty segment": {"m": "PUT", "p": "/repos/octo-org/app/pulls/3//merge", "want": ["app", "write", "contents"]},
+		"merge, encoded slash": {"m": "PUT", "p": "/repos/octo-org/app/pulls/3%2Fmerge", "want": ["app", "write", "contents"]},
+		"environment secret, empty segment": {"m": "PUT", "p": "/repos/octo-org/app/environments/prod//secrets/KEY", "want": ["app", "write", "environments"]},
+		"actions secret, empty segment": {"m": "PUT", "p": "/repos/octo-org/app/actions//secrets/KEY", "want": ["app", "write", "secrets"]},
+		"actions secret, encoded slash": {"m": "PUT", "p": "/repos/octo-org/app/actions%2Fsecrets/KEY", "want": ["app", "write", "secrets"]},
+		"dependabot secret, empty segment": {"m": "PUT", "p": "/repos/octo-org/app/dependabot//secrets/KEY", "want": ["app", "write", "dependabot_secrets"]},
+		"commit status, encoded ref": {"m": "GET", "p": "/repos/octo-org/app/commits/feature%2Fx/status", "want": ["app", "read", "statuses"]},
+		"organization secret, empty segment": {"m": "PUT", "p": "/orgs/octo-org/actions//secrets/KEY", "want": [null, "write", "organization_secrets"]},
+		"organization secret, encoded slash": {"m": "PUT", "p": "/orgs/octo-org/actions%2Fsecrets/KEY", "want": [null, "write", "organization_secrets"]},
+	}
+	[repo, action, permission] := tc.want
+	got := envoy.mapped with input as object.union(req(tc.m, tc.p, bearer), {"parsed_path": _decoded_path(tc.p)})
+	object.get(got.resource, "repository", null) == repo
+	[got.action, got.permission] == [action, permission]
+}
+
 # The gate splits the path before decoding: "%2F" stays inside its segment.
 _decoded_path(target) := [urlquery.decode(seg) | some seg in split(trim_left(split(target, "?")[0], "/"), "/")]
 
