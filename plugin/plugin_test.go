@@ -210,10 +210,10 @@ func TestChangesReachTheBuiltins(t *testing.T) {
 	query := `pat.token("` + raw + `").found`
 	poll(t, time.Second, func() bool { got := evalTerm(t, query); return got != nil && got.Equal(ast.BooleanTerm(true)) })
 
+	// The grant, written in the token's transaction, may reach the built-ins
+	// a moment after the token (seen once under the race detector in CI).
 	state := func() *ast.Term { return evalTerm(t, `pat.grant(`+itoa(tok.ID)+`, "octo-org").state`) }
-	if got := state(); got == nil || !got.Equal(ast.StringTerm("pending")) {
-		t.Fatalf("grant state = %v; want pending", got)
-	}
+	poll(t, time.Second, func() bool { got := state(); return got != nil && got.Equal(ast.StringTerm("pending")) })
 	if _, err := cli.Review(t.Context(), store.ReviewParams{Org: "octo-org", IDs: []int64{grant.ID}, Approve: true, Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
