@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -57,20 +59,52 @@ func TestUnixSocket(t *testing.T) {
 		}
 	}
 
+	// The socket was bound in a private directory beside it, which is gone;
+	// the lock file stays, readable by the sidecar's user only.
+	entries, err := os.ReadDir(filepath.Dir(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"gate.sock", "gate.sock.lock"}; !slices.Equal(names, want) {
+		t.Fatalf("the socket's directory holds %q, want %q", names, want)
+	}
+	if fi, err := os.Lstat(sock + ".lock"); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode() != 0o600 {
+		t.Fatalf("lock file mode %v, want a regular file with 0600", fi.Mode())
+	}
+
 	f.server.Stop(t.Context())
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Fatalf("after Stop the socket file is still there (%v)", err)
 	}
+	// The next sidecar takes the path over.
+	if err := f.server.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.server.Addr(); got != "unix://"+sock {
+		t.Fatalf("after a restart Addr = %q, want unix://%s", got, sock)
+	}
+	f.server.Stop(t.Context())
 }
 
 // A socket file left by a sidecar that was killed does not stop the next
 // one from starting; a file that is not a socket, or a socket another
 // process serves, is left alone and reported.
 func TestUnixSocketLeftBehind(t *testing.T) {
+	t.Run("umask", func(t *testing.T) { testUnixSocketLeftBehind(t, "") })
+	t.Run("socket_mode", func(t *testing.T) { testUnixSocketLeftBehind(t, `, "socket_mode": "0660"`) })
+}
+
+func testUnixSocketLeftBehind(t *testing.T, mode string) {
 	dir := t.TempDir()
 	start := func(sock string) (*Server, error) {
 		f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
-		cfg, err := ParseConfig([]byte(`{"addr": "unix://` + sock + `"}`))
+		cfg, err := ParseConfig([]byte(`{"addr": "unix://` + sock + `"` + mode + `}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,14 +148,14 @@ func TestUnixSocketLeftBehind(t *testing.T) {
 		}
 	})
 
-	t.Run("served by another", func(t *testing.T) {
+	t.Run("served by another sidecar", func(t *testing.T) {
 		sock := filepath.Join(dir, "busy.sock")
 		first, err := start(sock)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = start(sock)
-		want := `ext_authz: listening on "unix://` + sock + `": another process serves on ` + sock
+		want := `ext_authz: listening on "unix://` + sock + `": another sidecar serves on ` + sock + ` or is starting to (it holds ` + sock + `.lock); give each sidecar its own socket path`
 		if err == nil || err.Error() != want {
 			t.Fatalf("Start: got %v, want %s", err, want)
 		}
@@ -134,4 +168,55 @@ func TestUnixSocketLeftBehind(t *testing.T) {
 		}
 		c.Close()
 	})
+
+	t.Run("served by another process", func(t *testing.T) {
+		sock := filepath.Join(dir, "foreign.sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, err = start(sock)
+		want := `ext_authz: listening on "unix://` + sock + `": another process serves on ` + sock
+		if err == nil || err.Error() != want {
+			t.Fatalf("Start: got %v, want %s", err, want)
+		}
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("the other process's socket was removed: %v", err)
+		}
+		c.Close()
+	})
+
+	t.Run("a link", func(t *testing.T) {
+		target := filepath.Join(dir, "target.txt")
+		if err := os.WriteFile(target, []byte("keep me"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sock := filepath.Join(dir, "link.sock")
+		if err := os.Symlink(target, sock); err != nil {
+			t.Fatal(err)
+		}
+		_, err := start(sock)
+		want := `ext_authz: listening on "unix://` + sock + `": ` + sock + ` exists and is not a socket; move it away or choose another path`
+		if err == nil || err.Error() != want {
+			t.Fatalf("Start: got %v, want %s", err, want)
+		}
+		if fi, err := os.Stat(target); err != nil {
+			t.Fatal(err)
+		} else if fi.Mode() != 0o600 {
+			t.Fatalf("the link's target was chmodded to %v", fi.Mode())
+		}
+	})
+
+	// Nothing but the lock files is left of the failed starts.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".s") {
+			t.Errorf("a private directory was left behind: %s", e.Name())
+		}
+	}
 }
