@@ -214,12 +214,23 @@ func TestExtAuthzGate(t *testing.T) {
 	_, publicOnly := g.token(t, "--user", "bob", "--kind", "classic", "--expires-in", "30d")
 	fgID, fg := g.token(t, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "octo-org",
 		"--repositories", "app", "--permission", "contents=read", "--expires-in", "30d", "--reason", "ci")
+	// Public repositories only, but organization members to manage: created
+	// with a pending request.
+	_, publicMembers := g.token(t, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "octo-org",
+		"--public-repositories", "--permission", "members=write", "--expires-in", "30d", "--reason", "onboarding")
 	revokedID, revoked := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "30d")
 	runCLI(t, g.bin, nil, "token", "revoke", "--store", g.store, revokedID)
 	// The sidecar follows the store: once a token made after all of these
 	// is known, they all are.
 	_, sentinel := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--expires-in", "1d")
 	g.waitAllowed(t, sentinel)
+	// Grants may reach the gate a moment after their tokens (a decision in
+	// between denies, with "not been approved").
+	members := eaRequest("PUT", "/orgs/octo-org/memberships/dave", map[string]string{"authorization": "Bearer " + publicMembers})
+	poll(t, 3*time.Second, "the pending request to reach the gate", func() bool {
+		_, got := g.check(t, members)
+		return strings.Contains(got.message, "awaiting approval")
+	})
 	unknown := "ghp_" + strings.Repeat("A", 30) + "000000" // well formed in length, bad checksum
 
 	challenge := map[string]string{"content-type": "application/json; charset=utf-8", "www-authenticate": `Basic realm="opa-pat"`}
@@ -298,6 +309,19 @@ func TestExtAuthzGate(t *testing.T) {
 				grpcCode: int32(code.Code_PERMISSION_DENIED), status: 403, headers: jsonOnly,
 				message: `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:org" scope to write the "organization_administration" of octo-org; regenerate the token with that scope`,
 			},
+		},
+		{
+			note: "a fine-grained token limited to public repositories still needs approval to manage members: 403",
+			req:  members,
+			want: eaAnswer{
+				grpcCode: int32(code.Code_PERMISSION_DENIED), status: 403, headers: jsonOnly,
+				message: "octo-org requires approval of fine-grained personal access tokens and this token's request is awaiting approval: the policy is set by the octo-org organization; ask an owner of octo-org to review the request",
+			},
+		},
+		{
+			note: "... and reads the organization's metadata without it",
+			req:  eaRequest("GET", "/orgs/octo-org", map[string]string{"authorization": "Bearer " + publicMembers}),
+			want: eaAnswer{status: 200, headers: map[string]string{"x-pat-user": "bob"}},
 		},
 		{
 			note: "an unknown path: 404",

@@ -107,8 +107,11 @@ type InputToken struct {
 	User                string `json:"user"`
 	ResourceOwner       string `json:"resource_owner"`
 	RepositorySelection string `json:"repository_selection"`
-	CreatedAtNS         int64  `json:"created_at_ns"`
-	ExpiresAtNS         *int64 `json:"expires_at_ns"`
+	// Permissions decide whether a token limited to public repositories
+	// needs a grant: one holding organization permissions does (rule 21).
+	Permissions map[string]string `json:"permissions,omitempty"`
+	CreatedAtNS int64             `json:"created_at_ns"`
+	ExpiresAtNS *int64            `json:"expires_at_ns"`
 }
 
 // Decision is the creation check's answer.
@@ -247,7 +250,7 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 	}
 
 	in := Input{Token: InputToken{Kind: t.Kind, User: t.User, ResourceOwner: t.ResourceOwner, RepositorySelection: t.RepositorySelection,
-		CreatedAtNS: t.CreatedAt.UnixNano()}}
+		Permissions: t.Permissions, CreatedAtNS: t.CreatedAt.UnixNano()}}
 	if !t.ExpiresAt.IsZero() {
 		ns := t.ExpiresAt.UnixNano()
 		in.Token.ExpiresAtNS = &ns

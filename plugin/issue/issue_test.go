@@ -56,6 +56,9 @@ func TestIssue(t *testing.T) {
 		{note: "owner: approved", req: fg("olga", nil), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
 		{note: "approval disabled: approved", settings: disabled, req: fg("bob", nil), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
 		{note: "public repositories: no grant", req: fg("bob", func(r *Request) { r.RepositorySelection, r.Repositories = "public", nil })},
+		{note: "public repositories with an organization permission: pending", grant: store.GrantPending, req: fg("bob", func(r *Request) {
+			r.RepositorySelection, r.Repositories, r.Permissions = "public", nil, map[string]string{"members": "write"}
+		})},
 		{note: "own resources: no grant", req: fg("bob", func(r *Request) { r.ResourceOwner = "bob" })},
 		{note: "outside collaborator refused", req: fg("carl", nil),
 			err: "token creation refused: carl is not a member of octo-org: only members of octo-org can create fine-grained personal access tokens for it; ask an owner of octo-org for membership"},

@@ -236,6 +236,27 @@ func TestReview(t *testing.T) {
 	if g, _, _ := db.Grant(ctx, 3, "octo-org"); g.State != GrantPending || g.ID != 4 {
 		t.Fatalf("grant 3 = %+v", g)
 	}
+
+	// A fine-grained token of the organization with no grant at all may ask
+	// for one; a token aimed elsewhere, a classic one or a missing one may not.
+	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(4, "bob", "octo-org")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(5, "bob", "bob")}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := db.RequestAgain(ctx, 4, "octo-org", "bob", "members"); err != nil || g.State != GrantPending || g.TokenID != 4 || g.Reason != "members" {
+		t.Fatalf("first request = %+v, %v", g, err)
+	}
+	for _, tc := range []struct {
+		id  int64
+		org string
+	}{{4, "other-org"}, {5, "bob"}, {99, "octo-org"}} {
+		want := fmt.Sprintf("token %d has no grant for %s", tc.id, tc.org)
+		if _, err := db.RequestAgain(ctx, tc.id, tc.org, "bob", ""); err == nil || err.Error() != want || !errors.Is(err, ErrNotFound) {
+			t.Fatalf("RequestAgain(%d, %s) = %v; want %q", tc.id, tc.org, err, want)
+		}
+	}
 }
 
 func TestWake(t *testing.T) {

@@ -555,7 +555,10 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 }
 
 // RequestAgain files a new pending request for a token whose grant for org
-// was denied or revoked (SEMANTICS.md rule 23).
+// was denied or revoked (SEMANTICS.md rule 23), or for a fine-grained token
+// of org that has no grant at all: one created while it needed none (a
+// token limited to public repositories, before its organization
+// permissions counted; rule 21), or imported without one.
 func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justification string) (Grant, error) {
 	if utf8.RuneCountInString(justification) > MaxReasonChars {
 		return Grant{}, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
@@ -564,11 +567,17 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		cur, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
 		if errors.Is(err, sql.ErrNoRows) {
-			return errorf(ErrNotFound, "token %d has no grant for %s", tokenID, org)
+			var kind, owner, user string
+			err := tx.QueryRowContext(ctx, `SELECT kind, resource_owner, user_login FROM tokens WHERE id = $1`, tokenID).Scan(&kind, &owner, &user)
+			aimed := kind == KindFineGrained && strings.EqualFold(owner, org) && !strings.EqualFold(owner, user)
+			if errors.Is(err, sql.ErrNoRows) || (err == nil && !aimed) {
+				return errorf(ErrNotFound, "token %d has no grant for %s", tokenID, org)
+			} else if err != nil {
+				return fmt.Errorf("reading token %d: %w", tokenID, err)
+			}
 		} else if err != nil {
 			return fmt.Errorf("reading grant of token %d: %w", tokenID, err)
-		}
-		if cur.State != GrantDenied && cur.State != GrantRevoked {
+		} else if cur.State != GrantDenied && cur.State != GrantRevoked {
 			return errorf(ErrInvalidState, "token %d: its grant for %s is %s; only a denied or revoked grant can be requested again", tokenID, org, cur.State)
 		}
 		now := db.now()

@@ -78,6 +78,24 @@ test_rule_21_deny_public_only_tokens_beyond_public_reads if {
 	decide(request_for("github_pat_bob_public", "octo-org", "app", "read", "metadata")) == denied("github_pat_bob_public", 404, public_only, token_doc)
 }
 
+# A "public" selection keeps the token off private repositories, not off the organization's own
+# resources: a request on the organization that needs more than metadata needs the grant.
+test_rule_21_deny_public_only_tokens_on_organization_resources_without_a_grant[note] if {
+	some note, tc in {
+		"write members": {"action": "write", "permission": "members"},
+		"read members": {"action": "read", "permission": "members"},
+	}
+	decide(org_request("github_pat_bob_public_members", "octo-org", tc.action, tc.permission)) == denied("github_pat_bob_public_members", 403, not_approved, approval_doc)
+}
+
+test_rule_21_allow_public_only_tokens_on_organization_resources[note] if {
+	some note, tc in {
+		"metadata needs no grant": {"raw": "github_pat_bob_public", "permission": "metadata", "action": "read", "settings": acme},
+		"approval disabled": {"raw": "github_pat_bob_public_members", "permission": "members", "action": "write", "settings": approval_disabled},
+	}
+	decide_with(org_request(tc.raw, "octo-org", tc.action, tc.permission), tc.settings) == allowed(tc.raw)
+}
+
 # Rule 22: the policy reads grants at request time. Turning approval off lets a pending token
 # through; turning it on again keeps approved grants working.
 test_rule_22_allow_policy_changes_take_effect_at_once[note] if {

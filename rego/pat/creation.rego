@@ -6,10 +6,10 @@ package pat
 # title: Creation
 # description: |
 #   Whether a token may be created, and the grant it starts with. Input:
-#   {"token": {"kind", "user", "resource_owner", "repository_selection", "created_at_ns",
-#   "expires_at_ns" (or null)}, "role": the creator's role in resource_owner, absent when none,
-#   "managed_by": the creator's enterprise when the creator is an enterprise managed user,
-#   absent or null otherwise}. Names are compared in lower case.
+#   {"token": {"kind", "user", "resource_owner", "repository_selection", "permissions" (name ->
+#   level, optional), "created_at_ns", "expires_at_ns" (or null)}, "role": the creator's role in
+#   resource_owner, absent when none, "managed_by": the creator's enterprise when the creator is
+#   an enterprise managed user, absent or null otherwise}. Names are compared in lower case.
 #   Output: {"allowed", "errors" (sorted), "grant_state" ("approved", "pending" or null when no
 #   grant is needed), "limit_days" (the lifetime limit enforced on this token, or null)}.
 # entrypoint: true
@@ -146,6 +146,22 @@ _needs_grant if {
 	_new_org
 	_new_token.repository_selection != "public"
 }
+
+# A token limited to public repositories that holds a permission the organization's own
+# endpoints need reaches beyond public repositories: it needs the grant (pat.rego,
+# _approval_applies).
+_needs_grant if {
+	_new_kind == "fine_grained"
+	_new_org
+	some name, _ in object.get(_new_token, "permissions", {})
+	_organization_permission(name)
+}
+
+# GitHub's organization permissions (members, team_discussions, organization_*), and
+# administration, which creating a repository in an organization needs (rule 11).
+_organization_permission(name) if name in {"members", "team_discussions", "administration"}
+
+_organization_permission(name) if startswith(name, "organization_")
 
 _approved_at_once if _new_role == "owner"
 

@@ -32,6 +32,10 @@ test_rule_21_grant_state[note] if {
 		"approval required by the enterprise": {"token": {}, "role": "member", "settings": with_settings({"fine_grained_approval": "require"}, {"fine_grained_approval": "disable"}), "want": created_ok("pending", 366)},
 		"standalone organization requires by default": {"token": {"resource_owner": "solo-org"}, "role": "member", "settings": {}, "want": created_ok("pending", 366)},
 		"public repositories only: no grant": {"token": {"repository_selection": "public"}, "role": "member", "settings": acme, "want": created_ok(null, 366)},
+		"public repositories and repository permissions: no grant": {"token": {"repository_selection": "public", "permissions": {"metadata": "read", "contents": "write"}}, "role": "member", "settings": acme, "want": created_ok(null, 366)},
+		"public repositories and organization_secrets: pending": {"token": {"repository_selection": "public", "permissions": {"organization_secrets": "read"}}, "role": "member", "settings": acme, "want": created_ok("pending", 366)},
+		"public repositories and an organization permission: pending": {"token": {"repository_selection": "public", "permissions": {"metadata": "read", "members": "write"}}, "role": "member", "settings": acme, "want": created_ok("pending", 366)},
+		"public repositories, organization permission, owner: approved": {"token": {"user": "alice", "repository_selection": "public", "permissions": {"members": "write"}}, "role": "owner", "settings": acme, "want": created_ok("approved", 366)},
 		"the user's own token: no grant": {"token": {"resource_owner": "bob", "repository_selection": "all"}, "role": null, "settings": acme, "want": created_ok(null, null)},
 		"classic: no grant": {"token": {"kind": "classic", "resource_owner": "", "repository_selection": "", "expires_at_ns": null}, "role": null, "settings": acme, "want": created_ok(null, null)},
 	}

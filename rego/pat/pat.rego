@@ -662,10 +662,19 @@ _grant := pat.grant(_token.id, _owner) if {
 	_same_owner
 }
 
-# Rule 21: a token that reaches only public repositories needs no grant.
+# Rule 21: a token that reaches only public repositories needs no grant. A "public" selection
+# keeps a token to public repositories, but not off the organization's own resources: a request
+# on the organization (no repository) that needs a permission other than metadata goes beyond
+# them, and needs the grant like any other token's (creation.rego records one for such a token).
 _approval_applies if {
 	_owned_by_org
 	_token.repository_selection != "public"
+}
+
+_approval_applies if {
+	_owned_by_org
+	not _repository
+	_permission != "metadata"
 }
 
 # Rule 19: required approval needs an approved grant.
