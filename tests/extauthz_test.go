@@ -260,6 +260,13 @@ func TestExtAuthzGate(t *testing.T) {
 			want: eaAnswer{status: 200, headers: map[string]string{"x-pat-user": "bob"}, remove: []string{"x-pat-role"}},
 		},
 		{
+			note: "header names in another case, as a hand-built request may send them, are read as Envoy's lower-case ones",
+			req: eaRequest("POST", "/octo-org/app.git/git-receive-pack", map[string]string{
+				"Authorization": "Bearer " + classic, "X-Pat-User": "mallory", "X-Pat-Role": "admin",
+			}),
+			want: eaAnswer{status: 200, headers: map[string]string{"x-pat-user": "bob"}, remove: []string{"x-pat-role"}},
+		},
+		{
 			note: "REST read with Bearer",
 			req:  eaRequest("GET", "/api/v3/repos/octo-org/app/contents/README.md", map[string]string{"authorization": "Bearer " + classic}),
 			want: eaAnswer{status: 200, headers: map[string]string{"x-pat-user": "bob"}},

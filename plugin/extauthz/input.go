@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -141,6 +142,43 @@ func fromMessage(req *authv3.CheckRequest) *checkInput {
 		}
 	}
 	return in
+}
+
+// lowerNames gives every header a lower-case name. Envoy sends them so; a
+// client that builds its own CheckRequest may not, and HTTP names are
+// case-insensitive: "Authorization" is read as the policy's authorization,
+// and a client's "X-Pat-User" is removed like "x-pat-user". Names that
+// differ only in case are joined with ",", as Envoy joins repeated
+// headers, in the order of their original names. Without an upper-case
+// name, l is returned as it is, at the cost of one pass over the names.
+func lowerNames(l headerList) headerList {
+	if !slices.ContainsFunc(l, func(kv [2]string) bool { return hasUpper(kv[0]) }) {
+		return l
+	}
+	sorted := slices.Clone(l)
+	slices.SortFunc(sorted, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	out := make(headerList, 0, len(sorted))
+next:
+	for _, kv := range sorted {
+		name := strings.ToLower(kv[0])
+		for i := range out {
+			if out[i][0] == name {
+				out[i][1] += "," + kv[1]
+				continue next
+			}
+		}
+		out = append(out, [2]string{name, kv[1]})
+	}
+	return out
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // mapList turns a protobuf string map into a headerList (nil when empty).
@@ -284,7 +322,7 @@ func httpValue(h *httpFields) ast.Value {
 // with ",", as Envoy itself does for the map.
 func httpHeaders(h *authv3.AttributeContext_HttpRequest) headerList {
 	if hs := h.GetHeaders(); len(hs) > 0 || h.GetHeaderMap() == nil {
-		return mapList(hs)
+		return lowerNames(mapList(hs))
 	}
 	list := h.GetHeaderMap().GetHeaders()
 	out := make(headerList, 0, len(list))

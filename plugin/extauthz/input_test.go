@@ -3,7 +3,9 @@ package extauthz
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
+	"slices"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -58,11 +60,15 @@ func TestBuildInput(t *testing.T) {
 }
 
 // The attributes must read exactly as protojson writes them (what
-// opa-envoy-plugin feeds its policies), header_map aside.
+// opa-envoy-plugin feeds its policies), header_map and header names not in
+// lower case (which Envoy never sends) aside.
 func TestBuildInputMatchesProtojson(t *testing.T) {
 	for _, tc := range readFixtures[inputFixture](t, "testdata/input.json") {
 		req := checkRequest(t, tc.Request)
 		if req.GetAttributes().GetRequest().GetHttp().GetHeaderMap() != nil || req.GetAttributes() == nil {
+			continue
+		}
+		if slices.ContainsFunc(slices.Collect(maps.Keys(req.GetAttributes().GetRequest().GetHttp().GetHeaders())), hasUpper) {
 			continue
 		}
 		t.Run(tc.Note, func(t *testing.T) {

@@ -77,7 +77,7 @@ var (
 // without http_status is 403. reqHeaders are the request's headers
 // (lower-case names).
 func BuildResponse(decision ast.Value, reqHeaders map[string]string) (*authv3.CheckResponse, error) {
-	resp, _, err := buildResponse(decision, mapList(reqHeaders))
+	resp, _, err := buildResponse(decision, lowerNames(mapList(reqHeaders)))
 	return resp, err
 }
 

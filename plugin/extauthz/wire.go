@@ -312,6 +312,7 @@ func (h *httpFields) decode(s string) bool {
 	if n := countField(s, 3); n > 0 {
 		h.headers = make(headerList, 0, n)
 	}
+	defer func() { h.headers = lowerNames(h.headers) }()
 	return eachField(s, func(f wireField) bool {
 		var dst *string
 		switch f.num {
