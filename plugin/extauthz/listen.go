@@ -115,7 +115,7 @@ func bindWithMode(ctx context.Context, lc *net.ListenConfig, path string, mode o
 // two sidecars each hold a lock on a different file of the same name).
 func lockSocketPath(path string) (*os.File, error) {
 	name := path + ".lock"
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(name, lockFlags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the socket's lock file: %w", err)
 	}

@@ -209,6 +209,25 @@ func testUnixSocketLeftBehind(t *testing.T, mode string) {
 		}
 	})
 
+	t.Run("a link in the lock's place", func(t *testing.T) {
+		target := filepath.Join(dir, "lock-target.txt")
+		if err := os.WriteFile(target, []byte("keep me"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sock := filepath.Join(dir, "locklink.sock")
+		if err := os.Symlink(target, sock+".lock"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := start(sock)
+		want := `ext_authz: listening on "unix://` + sock + `": opening the socket's lock file: open ` + sock + `.lock: too many levels of symbolic links`
+		if err == nil || err.Error() != want {
+			t.Fatalf("Start: got %v, want %s", err, want)
+		}
+		if b, err := os.ReadFile(target); err != nil || string(b) != "keep me" {
+			t.Fatalf("the link's target was touched: %q, %v", b, err)
+		}
+	})
+
 	// Nothing but the lock files is left of the failed starts.
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -7,6 +7,10 @@ import (
 	"syscall"
 )
 
+// lockFlags open the lock file without following a symbolic link put in
+// its place.
+const lockFlags = os.O_RDWR | os.O_CREATE | syscall.O_NOFOLLOW
+
 // lockFile takes an exclusive lock on f without waiting: EWOULDBLOCK when
 // another open file holds it. The kernel lets it go when the process dies.
 func lockFile(f *os.File) error {
