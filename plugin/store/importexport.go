@@ -234,12 +234,13 @@ func parseTime(field string, s *string, def time.Time) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// HashFromHex decodes a hex SHA-256.
+// HashFromHex decodes a hex SHA-256. Its error does not repeat s: a raw
+// token put in a hash's place would otherwise be printed.
 func HashFromHex(s string) ([32]byte, error) {
 	var h [32]byte
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(h) {
-		return h, fmt.Errorf("%q is not 64 hexadecimal digits", s)
+		return h, fmt.Errorf("not 64 hexadecimal digits but %d characters (not shown: they may be a raw token)", len(s))
 	}
 	copy(h[:], b)
 	return h, nil
