@@ -26,6 +26,7 @@ const (
 	maxOwners            = 10
 	defaultPerPage       = 30
 	maxPerPage           = 100
+	maxPage              = 10_000_000 // pages beyond it read as it: empty
 	validationFailedText = "Validation Failed"
 )
 

@@ -42,7 +42,9 @@ func parsePage(q url.Values) (page, []fieldError) {
 		if err != nil || n < 1 {
 			errs = append(errs, fieldError{Field: "page", Message: fmt.Sprintf("page: %q is not a positive integer", v)})
 		} else {
-			p.Page = n
+			// Far past any list (an empty page, as GitHub answers), and
+			// small enough that (page-1)*per_page cannot overflow.
+			p.Page = min(n, maxPage)
 		}
 	}
 	return p, errs
@@ -162,6 +164,11 @@ func decodeBody(r *http.Request, dst any, doc string) *apiError {
 		if errors.As(err, &te) && te.Field != "" {
 			return invalid(doc, "", fieldError{Field: te.Field, Message: fmt.Sprintf("%s: want %s, got a JSON %s", te.Field, jsonTypeName(te.Type.String()), te.Value)})
 		}
+		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
+	}
+	// Anything after the value (a second object, a cut-off one) makes the
+	// body unreadable, as for GitHub: nothing of it is applied.
+	if _, err := dec.Token(); err != io.EOF {
 		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
 	}
 	return nil

@@ -268,6 +268,14 @@ func TestRequests(t *testing.T) {
 		if want := `<` + f.ts.URL + reqs + "/" + itoa(id) + `/repositories?page=2&per_page=2>; rel="next", <` + f.ts.URL + reqs + "/" + itoa(id) + `/repositories?page=2&per_page=2>; rel="last"`; r.header.Get("Link") != want {
 			t.Fatalf("Link = %s", r.header.Get("Link"))
 		}
+		// A page far past the list, even one whose offset would overflow,
+		// is empty.
+		for _, page := range []string{"50", "92233720368547760"} {
+			r := f.do(t, "GET", reqs+"/"+itoa(id)+"/repositories?per_page=100&page="+page, f.as("alice-admin"), nil)
+			if r.status != 200 || r.body != "[]" {
+				t.Fatalf("page %s: %d %s", page, r.status, r.body)
+			}
+		}
 		r = f.do(t, "GET", reqs+"/999/repositories", f.as("alice-admin"), nil)
 		if r.status != 404 || r.body != errBody("Not Found", docRequestRepos) {
 			t.Fatalf("%d %s", r.status, r.body)
@@ -282,6 +290,7 @@ func TestRequests(t *testing.T) {
 		field  string
 	}{
 		{note: "not JSON", path: reqs, body: "{", status: 400},
+		{note: "a second value after the body: nothing is applied", path: reqs, body: `{"pat_request_ids": [` + itoa(id) + `], "action": "approve"} {"junk`, status: 400},
 		{note: "ids of the wrong type", path: reqs, body: `{"pat_request_ids": ["a"], "action": "deny"}`, status: 422, field: "pat_request_ids"},
 		{note: "no ids", path: reqs, body: map[string]any{"action": "deny"}, status: 422, field: "pat_request_ids"},
 		{note: "empty ids", path: reqs, body: map[string]any{"pat_request_ids": []int{}, "action": "deny"}, status: 422, field: "pat_request_ids"},
