@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -199,6 +200,9 @@ func readManifest(p string) (opabundle.Manifest, error) {
 	dec.UseNumber()
 	if err := dec.Decode(&m); err != nil {
 		return m, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return m, fmt.Errorf("manifest %s: more after the JSON value: give one document", p)
 	}
 	if m.Roots == nil || len(*m.Roots) == 0 {
 		return m, fmt.Errorf("manifest %s: no roots: name the roots the bundle owns, e.g. [\"pat\"]", p)

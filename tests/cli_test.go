@@ -317,6 +317,34 @@ func TestCLIRecordedSettings(t *testing.T) {
 	if !reflect.DeepEqual(shown, decode[map[string]any](t, `{"organizations": {"octo-org": {"fine_grained_approval": "disable"}}}`)) {
 		t.Fatalf("store settings shows %v", shown)
 	}
+
+	// Settings that do not follow the schema are refused with their paths,
+	// and the recorded ones stay.
+	bad := writeFile(t, dir, "bad.json", `{"organizations": {"octo-org": {"fine_grained_max_lifetime_days": "abc"}}, "enterprises": "oops"}`)
+	cliFail(t, `error: `+bad+`: settings: enterprises: "oops" is not an object; organizations.octo-org.fine_grained_max_lifetime_days: "abc" is not an integer or null`,
+		"store", "settings", "--store", db, bad)
+	if again := decode[map[string]any](t, cliOK(t, "store", "settings", "--store", db)); !reflect.DeepEqual(again, shown) {
+		t.Fatalf("after a refused file the store shows %v", again)
+	}
+	cliFail(t, `error: --settings: `+bad+`: settings: enterprises: "oops" is not an object; organizations.octo-org.fine_grained_max_lifetime_days: "abc" is not an integer or null`,
+		append(create, "--settings", bad)...)
+}
+
+// A command that fails on a store it would have created leaves no file.
+func TestCLIFailureLeavesNoStore(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "new.db")
+	world := writeFile(t, dir, "world.json", `{"users": [{"login": "bob"}], "tokens": [{"token_sha256": "`+strings.Repeat("0", 64)+`", "kind": "classic", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}]}`)
+	cliFail(t, "error: "+world+": tokens[0].expires_at: must be after created_at", "store", "import", "--store", db, world)
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("the failed import left %v", entries)
+	}
+	// A store that existed stays, with what it held.
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "bob.json", `{"users": [{"login": "bob"}]}`))
+	cliFail(t, "error: "+world+": tokens[0].expires_at: must be after created_at", "store", "import", "--store", db, world)
+	if got := cliOK(t, "store", "export", "--store", db); !strings.Contains(got, `"login": "bob"`) {
+		t.Fatalf("after a refused import the store exports %s", got)
+	}
 }
 
 // TestCLIUnexpectedArguments: commands that take no positional arguments

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/opa-pat/opa-pat/bundle"
 	"github.com/opa-pat/opa-pat/plugin/store"
 )
 
@@ -70,14 +72,28 @@ func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 	return store.Open(ctx, f.path)
 }
 
-// withStore opens the store, runs fn on it and closes it again.
+// withStore opens the store, runs fn on it and closes it again. A SQLite
+// file that opening created is removed again when fn fails (an import
+// refused halfway, settings refused): a command that fails leaves nothing
+// behind.
 func (f *storeFlags) withStore(ctx context.Context, fn func(db *store.DB) error) error {
+	created := false
+	if f.path != "" && !strings.HasPrefix(f.path, "postgres://") && !strings.HasPrefix(f.path, "postgresql://") {
+		_, err := os.Lstat(f.path)
+		created = errors.Is(err, fs.ErrNotExist)
+	}
 	db, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	return fn(db)
+	err = fn(db)
+	db.Close()
+	if err != nil && created {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			os.Remove(f.path + suffix)
+		}
+	}
+	return err
 }
 
 // noArgs refuses the positional arguments of a command that takes none.
@@ -264,6 +280,16 @@ bundle activates).`,
 			if len(args) > 1 {
 				return fmt.Errorf("give at most one settings file, got %d arguments", len(args))
 			}
+			var settings map[string]any
+			if len(args) == 1 {
+				b, err := os.ReadFile(args[0])
+				if err != nil {
+					return err
+				}
+				if settings, err = bundle.ParseSettings(b); err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
+				}
+			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
 				if len(args) == 0 {
 					b, err := db.Settings(cmd.Context())
@@ -279,22 +305,14 @@ bundle activates).`,
 					}
 					return writeJSON(cmd.OutOrStdout(), v)
 				}
-				b, err := os.ReadFile(args[0])
-				if err != nil {
-					return err
-				}
-				var v map[string]any
-				if err := json.Unmarshal(b, &v); err != nil || v == nil {
-					return fmt.Errorf("%s: settings must be a JSON object", args[0])
-				}
-				compact, _ := json.Marshal(v)
+				compact, _ := json.Marshal(settings)
 				if err := db.SetSettings(cmd.Context(), compact); err != nil {
 					return err
 				}
 				if f.json() {
-					return writeJSON(cmd.OutOrStdout(), v)
+					return writeJSON(cmd.OutOrStdout(), settings)
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "recorded the settings of %s in %s\n", args[0], f.path)
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "recorded the settings of %s in %s\n", args[0], f.path)
 				return err
 			})
 		}),

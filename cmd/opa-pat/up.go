@@ -21,6 +21,7 @@ import (
 	prometheus "github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/opa-pat/opa-pat/bundle"
 	"github.com/opa-pat/opa-pat/examples"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/rego"
@@ -101,6 +102,9 @@ func up(ctx context.Context, f upFlags) error {
 			return fmt.Errorf("--settings: %w", err)
 		}
 		settingsJSON = b
+	}
+	if _, err := bundle.ParseSettings(settingsJSON); err != nil {
+		return fmt.Errorf("--settings: %s: %w", f.settingsFile, err)
 	}
 	var settings any
 	if err := util.UnmarshalJSON(settingsJSON, &settings); err != nil {

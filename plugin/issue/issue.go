@@ -18,6 +18,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
+	"github.com/opa-pat/opa-pat/bundle"
 	_ "github.com/opa-pat/opa-pat/plugin/builtins" // declares the pat.* built-ins the policy compiles against
 	"github.com/opa-pat/opa-pat/plugin/irvm"
 	"github.com/opa-pat/opa-pat/plugin/store"
@@ -66,18 +67,12 @@ func NewChecker(ctx context.Context, settings map[string]any) (*Checker, error) 
 	return &Checker{pq: pq}, nil
 }
 
-// ParseSettings decodes a settings document (data.pat.settings).
+// ParseSettings decodes a settings document (data.pat.settings) and
+// validates it as a bundle's settings are (bundle.ParseSettings): a value
+// of the wrong type or out of range is refused here with its path, rather
+// than garbling the creation check's message later.
 func ParseSettings(b []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var s map[string]any
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
-	}
-	if s == nil {
-		return nil, errors.New("settings: must be a JSON object")
-	}
-	return s, nil
+	return bundle.ParseSettings(b)
 }
 
 // StoreSettings returns the settings a running sidecar recorded in the store,

@@ -142,6 +142,11 @@ func decodeRecord(record string, raw []byte, v any, warnings *[]string) error {
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
+		// A second document after the first would be ignored, with what
+		// it holds: refuse the file instead.
+		if _, err := dec.Token(); err != io.EOF {
+			return jsonError(record, errors.New("more after the JSON value: give one document"))
+		}
 		return nil
 	}
 	if !strings.HasPrefix(err.Error(), "json: unknown field ") {

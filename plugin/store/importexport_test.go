@@ -88,6 +88,8 @@ func TestImportGrants(t *testing.T) {
 		{note: "comma in a name", world: `{"repositories": [{"owner": "o", "name": "a,b", "visibility": "public"}]}`,
 			err: `repositories[0].name: "a,b" must not contain ',', '=', '/' or control characters`},
 		{note: "empty login", world: `{"users": [{"login": ""}]}`, err: `users[0].login: must not be empty`},
+		{note: "a second document, which would be ignored", world: `{"users": [{"login": "carl"}]} {"tokens": [{"token": "garbage"}]}`,
+			err: `decoding: more after the JSON value: give one document`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			_, err := importJSON(t, db, tc.world)
