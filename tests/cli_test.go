@@ -204,6 +204,8 @@ func TestCLITokenCreate(t *testing.T) {
 			stderr: "error: token creation refused: octo-org forbids access via a fine-grained personal access token if the token's lifetime is greater than 7 days: the policy is set by the octo-org organization; the token's lifetime is 8 days; choose an expiration of 7 days or less"},
 		{note: "no kind", args: []string{"token", "create", "--store", db, "--user", "bob"}, stderr: "error: --kind: give classic or fine_grained"},
 		{note: "bad lifetime", args: append(create, "--user", "bob", "--expires-in", "soon"), stderr: `error: --expires-in: "soon" is not a duration such as 30d, 12h or 1d12h`},
+		{note: "a lifetime whose nanoseconds would wrap (to 25 minutes)", args: []string{"token", "create", "--store", db, "--kind", "classic", "--user", "bob", "--expires-in", "213504d"},
+			stderr: `error: --expires-in: "213504d" is longer than 100000 days; for a token that does not expire, give --no-expiry`},
 		{note: "bad permission", args: append(create, "--user", "bob", "--permission", "contents=all"), stderr: `error: --permission: "contents=all": level "all" must be read, write or admin`},
 		{note: "scope on a fine-grained token", args: append(create, "--user", "bob", "--scope", "repo"), stderr: "error: --scope is for classic tokens; fine-grained tokens take --permission"},
 		{note: "two selections", args: append(create, "--user", "bob", "--public-repositories"), stderr: "error: --repositories, --all-repositories and --public-repositories exclude each other"},

@@ -74,6 +74,11 @@ func toTokenJSON(t store.Token) tokenJSON {
 }
 
 // parseLifetime reads 30d, 12h, 1d12h, 90m: whole days, then a Go duration.
+// maxLifetimeDays bounds a lifetime in days well before its nanoseconds
+// overflow (106,751 days); the store's own bound (2262) is checked when the
+// token is stored.
+const maxLifetimeDays = 100_000
+
 func parseLifetime(s string) (time.Duration, error) {
 	bad := fmt.Errorf("--expires-in: %q is not a duration such as 30d, 12h or 1d12h", s)
 	var d time.Duration
@@ -82,6 +87,9 @@ func parseLifetime(s string) (time.Duration, error) {
 		n, err := strconv.Atoi(days)
 		if err != nil || n < 0 {
 			return 0, bad
+		}
+		if n > maxLifetimeDays {
+			return 0, fmt.Errorf("--expires-in: %q is longer than %d days; for a token that does not expire, give --no-expiry", s, maxLifetimeDays)
 		}
 		d, rest = time.Duration(n)*24*time.Hour, after
 	}

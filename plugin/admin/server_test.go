@@ -361,6 +361,9 @@ func testCreateToken(t *testing.T, f *fixture) {
 		{note: "unknown kind", as: "bob-user", body: map[string]any{"name": "x", "kind": "oauth"}, status: 422, field: "kind"},
 		{note: "two expiries", as: "bob-user", body: map[string]any{"name": "x", "kind": "classic", "expires_in_days": 3, "no_expiry": true}, status: 422, field: "expires_at"},
 		{note: "past expiry", as: "bob-user", body: map[string]any{"name": "x", "kind": "classic", "expires_at": "2001-01-01T00:00:00Z"}, status: 422, field: "expires_at"},
+		{note: "expiry past the store's times", as: "bob-user", body: map[string]any{"name": "x", "kind": "classic", "expires_at": "2300-01-01T00:00:00Z"}, status: 422, field: "expires_at"},
+		{note: "days past the store's times (213,504 days wrapped to 25 minutes)", as: "bob-user", body: map[string]any{"name": "x", "kind": "classic", "expires_in_days": 213504}, status: 422, field: "expires_in_days"},
+		{note: "days past 2262", as: "bob-user", body: map[string]any{"name": "x", "kind": "classic", "expires_in_days": 90000}, status: 422, field: "expires_in_days"},
 		{note: "bad selection", as: "bob-user", body: map[string]any{"name": "x", "kind": "fine_grained", "repository_selection": "some"}, status: 422, field: "repository_selection"},
 		{note: "without the user scope", as: "alice-admin", body: map[string]any{"name": "x", "kind": "classic"}, status: 403},
 	} {

@@ -89,18 +89,26 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 	given := 0
 	if body.ExpiresInDays != nil {
 		given++
-		if *body.ExpiresInDays < 1 {
-			errs = append(errs, fieldError{Field: "expires_in_days", Message: fmt.Sprintf("expires_in_days: %d is not a positive number of days", *body.ExpiresInDays)})
+		switch days := *body.ExpiresInDays; {
+		case days < 1:
+			errs = append(errs, fieldError{Field: "expires_in_days", Message: fmt.Sprintf("expires_in_days: %d is not a positive number of days", days)})
+		case days > 100_000 || !now.AddDate(0, 0, int(days)).Before(store.MaxTime):
+			errs = append(errs, fieldError{Field: "expires_in_days", Message: fmt.Sprintf("expires_in_days: %d days from now is past %s, the latest expiry the store keeps; give no_expiry for a token that does not expire", days, store.MaxTime.Format(time.DateOnly))})
+		default:
+			req.ExpiresIn = time.Duration(days) * 24 * time.Hour
 		}
-		req.ExpiresIn = time.Duration(*body.ExpiresInDays) * 24 * time.Hour
 	}
 	if body.ExpiresAt != nil {
 		given++
 		t, err := time.Parse(time.RFC3339, *body.ExpiresAt)
-		if err != nil || !t.After(now) {
+		switch {
+		case err != nil || !t.After(now):
 			errs = append(errs, fieldError{Field: "expires_at", Message: fmt.Sprintf("expires_at: %q is not a future ISO 8601 time", *body.ExpiresAt)})
+		case !t.Before(store.MaxTime):
+			errs = append(errs, fieldError{Field: "expires_at", Message: fmt.Sprintf("expires_at: %q is past %s, the latest expiry the store keeps; give no_expiry for a token that does not expire", *body.ExpiresAt, store.MaxTime.Format(time.DateOnly))})
+		default:
+			req.ExpiresIn = t.Sub(now)
 		}
-		req.ExpiresIn = t.Sub(now)
 	}
 	if body.NoExpiry {
 		given++

@@ -236,7 +236,7 @@ func parseTime(field string, s *string, def time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %q is not an RFC 3339 time", field, *s)
 	}
-	return t.UTC(), nil
+	return t.UTC(), CheckTime(field, t)
 }
 
 // HashFromHex decodes a hex SHA-256. Its error does not repeat s: a raw

@@ -88,6 +88,10 @@ func TestImportGrants(t *testing.T) {
 		{note: "comma in a name", world: `{"repositories": [{"owner": "o", "name": "a,b", "visibility": "public"}]}`,
 			err: `repositories[0].name: "a,b" must not contain ',', '=', '/' or control characters`},
 		{note: "empty login", world: `{"users": [{"login": ""}]}`, err: `users[0].login: must not be empty`},
+		{note: "an expiry the store cannot keep (2300 would be written as 1715)", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "expires_at": "2300-01-01T00:00:00Z"}]}`,
+			err: `tokens[0].expires_at: 2300-01-01T00:00:00Z is outside the times the store keeps (from 1970-01-01 to before 2262-01-01)`},
+		{note: "a creation before 1970", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "created_at": "1969-12-31T23:59:59Z"}]}`,
+			err: `tokens[0].created_at: 1969-12-31T23:59:59Z is outside the times the store keeps (from 1970-01-01 to before 2262-01-01)`},
 		{note: "a second document, which would be ignored", world: `{"users": [{"login": "carl"}]} {"tokens": [{"token": "garbage"}]}`,
 			err: `decoding: more after the JSON value: give one document`},
 	} {

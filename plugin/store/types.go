@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -145,4 +146,20 @@ type Reader interface {
 	Repository(ctx context.Context, owner, name string) (r Repository, ok bool, err error)
 	Token(ctx context.Context, id int64) (t Token, ok bool, err error)
 	Grant(ctx context.Context, tokenID int64, org string) (g Grant, ok bool, err error)
+}
+
+// The times the store keeps: it writes them as nanoseconds since 1970 in a
+// 64-bit integer, which ends in April 2262. A time outside would be
+// written as another one (2300 as 1715), so it is refused instead.
+var (
+	MinTime = time.Unix(0, 0).UTC()
+	MaxTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// CheckTime refuses a time of field outside MinTime and MaxTime.
+func CheckTime(field string, t time.Time) error {
+	if t.Before(MinTime) || !t.Before(MaxTime) {
+		return fmt.Errorf("%s: %s is outside the times the store keeps (from 1970-01-01 to before 2262-01-01)", field, t.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

@@ -157,8 +157,16 @@ func ValidateToken(t Token) error {
 	if t.CreatedAt.IsZero() {
 		return errors.New("created_at: must be set")
 	}
-	if !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(t.CreatedAt) {
-		return errors.New("expires_at: must be after created_at")
+	if err := CheckTime("created_at", t.CreatedAt); err != nil {
+		return err
+	}
+	if !t.ExpiresAt.IsZero() {
+		if err := CheckTime("expires_at", t.ExpiresAt); err != nil {
+			return err
+		}
+		if !t.ExpiresAt.After(t.CreatedAt) {
+			return errors.New("expires_at: must be after created_at")
+		}
 	}
 	if t.Hash == ([32]byte{}) {
 		return errors.New("token: no hash")
