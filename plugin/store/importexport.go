@@ -400,8 +400,15 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 			if dg.State != GrantPending {
 				justification, review = "", dg.Reason
 			}
-			if _, err := insertRequest(ctx, tx, g, justification, review); err != nil {
+			id, err := insertRequest(ctx, tx, g, justification, review)
+			if err != nil {
 				return fmt.Errorf("grants[%d]: %w", i, err)
+			}
+			// Each grant the import changes is a transition of its own in the
+			// organization's audit log (rule 23), marked as the import's.
+			if err := db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: importActions[dg.State], Org: dg.Org, TokenID: t.ID, RequestID: id,
+				Reason: dg.Reason, Details: map[string]any{"via": ActionStoreImport}}); err != nil {
+				return err
 			}
 			res.Grants++
 		}
@@ -412,6 +419,11 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 		return ImportResult{}, err
 	}
 	return res, nil
+}
+
+// importActions are the audit actions of grants an import records, by state.
+var importActions = map[string]string{
+	GrantPending: ActionRequestCreate, GrantApproved: ActionRequestApprove, GrantDenied: ActionRequestDeny, GrantRevoked: ActionGrantRevoke,
 }
 
 func firstErr(err error) error {

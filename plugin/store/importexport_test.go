@@ -2,6 +2,8 @@ package store
 
 import (
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -101,5 +103,38 @@ func TestImportGrants(t *testing.T) {
 				t.Fatalf("err = %v; want %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// A grant an import records over a pending request becomes the token's
+// grant: the older request can no longer be reviewed (a review would change
+// nothing the policy reads), and the change is in the organization's audit
+// log, as the import's.
+func TestImportedGrantSupersedesARequest(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	tok, g, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hashOf(1)
+	if _, err := importJSON(t, db, `{"grants": [{"token_sha256": "`+hex.EncodeToString(h[:])+`", "org": "octo-org", "state": "approved", "reason": "migrated"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{g.ID}, Actor: "alice", Reason: "stale"})
+	want := fmt.Sprintf("only a token's latest request can be reviewed; superseded: request %d by request %d", g.ID, g.ID+1)
+	if err == nil || err.Error() != want || !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("reviewing the superseded request: %v; want %q", err, want)
+	}
+	if cur, ok, err := db.Grant(ctx, tok.ID, "octo-org"); err != nil || !ok || cur.State != GrantApproved || cur.ID != g.ID+1 {
+		t.Fatalf("grant = %+v, %v, %v; want the imported approval", cur, ok, err)
+	}
+	events, err := db.ListAudit(ctx, AuditFilter{Org: "octo-org", Action: ActionRequestApprove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Actor != "test" || events[0].TokenID != tok.ID || events[0].RequestID != g.ID+1 ||
+		events[0].Reason != "migrated" || events[0].Details["via"] != ActionStoreImport {
+		t.Fatalf("audit = %+v; want one request.approve by the import", events)
 	}
 }

@@ -248,6 +248,17 @@ func TestReview(t *testing.T) {
 	if g, err := db.RequestAgain(ctx, 4, "octo-org", "bob", "members"); err != nil || g.State != GrantPending || g.TokenID != 4 || g.Reason != "members" {
 		t.Fatalf("first request = %+v, %v", g, err)
 	}
+	// A revoked token does not ask again.
+	if err := db.RevokeToken(ctx, 3, "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{4}, Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RequestAgain(ctx, 3, "octo-org", "bob", ""); err == nil || !errors.Is(err, ErrInvalidState) ||
+		err.Error() != "token 3 is revoked; create a new token and ask for access with it" {
+		t.Fatalf("request again for a revoked token: %v", err)
+	}
 	for _, tc := range []struct {
 		id  int64
 		org string

@@ -434,6 +434,7 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 		out = out[:0]
 		var missing, notPending []int64
 		var notPendingStates []string // "request 2 is approved"
+		var superseded []string       // "request 2 by request 7"
 		for _, id := range p.IDs {
 			g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.id = $1 AND r.org = $2`, id, p.Org))
 			if errors.Is(err, sql.ErrNoRows) {
@@ -447,6 +448,17 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 				notPendingStates = append(notPendingStates, fmt.Sprintf("request %d is %s", id, g.State))
 				continue
 			}
+			// The token's grant is its latest request: reviewing an older
+			// one (an import recorded a newer one) would change nothing the
+			// policy reads, and the audit log would say it had.
+			var latest int64
+			if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM requests WHERE token_id = $1 AND org = $2`, g.TokenID, p.Org).Scan(&latest); err != nil {
+				return fmt.Errorf("reading the latest request of token %d: %w", g.TokenID, err)
+			}
+			if latest != g.ID {
+				superseded = append(superseded, fmt.Sprintf("request %d by request %d", id, latest))
+				continue
+			}
 			out = append(out, g)
 		}
 		var errs []error
@@ -455,6 +467,9 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 		}
 		if len(notPending) > 0 {
 			errs = append(errs, errorf(ErrInvalidState, "only pending requests can be reviewed: %s", strings.Join(notPendingStates, ", ")))
+		}
+		if len(superseded) > 0 {
+			errs = append(errs, errorf(ErrInvalidState, "only a token's latest request can be reviewed; superseded: %s", strings.Join(superseded, ", ")))
 		}
 		if len(errs) > 0 {
 			return errors.Join(errs...)
@@ -573,20 +588,27 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 	}
 	var g Grant
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		var kind, owner, user string
+		var revoked bool
+		terr := tx.QueryRowContext(ctx, `SELECT kind, resource_owner, user_login, revoked FROM tokens WHERE id = $1`, tokenID).Scan(&kind, &owner, &user, &revoked)
+		if terr != nil && !errors.Is(terr, sql.ErrNoRows) {
+			return fmt.Errorf("reading token %d: %w", tokenID, terr)
+		}
 		cur, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
 		if errors.Is(err, sql.ErrNoRows) {
-			var kind, owner, user string
-			err := tx.QueryRowContext(ctx, `SELECT kind, resource_owner, user_login FROM tokens WHERE id = $1`, tokenID).Scan(&kind, &owner, &user)
 			aimed := kind == KindFineGrained && strings.EqualFold(owner, org) && !strings.EqualFold(owner, user)
-			if errors.Is(err, sql.ErrNoRows) || (err == nil && !aimed) {
+			if terr != nil || !aimed {
 				return errorf(ErrNotFound, "token %d has no grant for %s", tokenID, org)
-			} else if err != nil {
-				return fmt.Errorf("reading token %d: %w", tokenID, err)
 			}
 		} else if err != nil {
 			return fmt.Errorf("reading grant of token %d: %w", tokenID, err)
 		} else if cur.State != GrantDenied && cur.State != GrantRevoked {
 			return errorf(ErrInvalidState, "token %d: its grant for %s is %s; only a denied or revoked grant can be requested again", tokenID, org, cur.State)
+		}
+		// A revoked token never works again: a request for it would only
+		// sit in the organization's queue.
+		if revoked {
+			return errorf(ErrInvalidState, "token %d is revoked; create a new token and ask for access with it", tokenID)
 		}
 		now := db.now()
 		g = Grant{TokenID: tokenID, Org: org, State: GrantPending, Reason: justification, CreatedAt: now, UpdatedAt: now}
