@@ -558,7 +558,7 @@ func TestPostgresCLIMigrate(t *testing.T) {
 	if out.Rows["tokens"] != 13 || out.Rows["requests"] != 6 {
 		t.Fatalf("migrate copied %v; want 13 tokens and 6 requests", out.Rows)
 	}
-	cliFail(t, "error: migrating "+lite+" to "+dsn+": the target store is not empty (5 users, 7 memberships, 6 repositories, 13 tokens, 6 requests, 1 audit_events); pass --replace to overwrite it",
+	cliFail(t, "error: migrating "+lite+" to "+dsn+": the target store is not empty (5 users, 7 memberships, 6 repositories, 13 tokens, 6 requests, 7 audit_events); pass --replace to overwrite it",
 		"store", "migrate", "--from", lite, "--to", dsn)
 	cliOK(t, "store", "migrate", "--from", lite, "--to", dsn, "--replace")
 	cliFail(t, "error: --from and --to name the same store", "store", "migrate", "--from", dsn, "--to", dsn)
