@@ -78,7 +78,7 @@ func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 // behind.
 func (f *storeFlags) withStore(ctx context.Context, fn func(db *store.DB) error) error {
 	created := false
-	if f.path != "" && !strings.HasPrefix(f.path, "postgres://") && !strings.HasPrefix(f.path, "postgresql://") {
+	if f.path != "" && !store.IsPostgres(f.path) {
 		_, err := os.Lstat(f.path)
 		created = errors.Is(err, fs.ErrNotExist)
 	}
