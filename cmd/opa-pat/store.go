@@ -72,10 +72,11 @@ func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 	return store.Open(ctx, f.path)
 }
 
-// withStore opens the store, runs fn on it and closes it again. A SQLite
-// file that opening created is removed again when fn fails (an import
-// refused halfway, settings refused): a command that fails leaves nothing
-// behind.
+// withStore opens the store, runs fn on it and closes it again. When fn
+// fails on a SQLite file that opening created (an import or a token the
+// store refused), and the store is still empty, the file is removed again:
+// a command that fails leaves nothing behind. A store that holds anything,
+// written by this command or by another process meanwhile, stays.
 func (f *storeFlags) withStore(ctx context.Context, fn func(db *store.DB) error) error {
 	created := false
 	if f.path != "" && !store.IsPostgres(f.path) {
@@ -87,12 +88,16 @@ func (f *storeFlags) withStore(ctx context.Context, fn func(db *store.DB) error)
 		return err
 	}
 	err = fn(db)
-	db.Close()
 	if err != nil && created {
-		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-			os.Remove(f.path + suffix)
+		if empty, eerr := db.Empty(ctx); eerr == nil && empty {
+			db.Close()
+			for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+				os.Remove(f.path + suffix)
+			}
+			return err
 		}
 	}
+	db.Close()
 	return err
 }
 

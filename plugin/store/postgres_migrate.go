@@ -221,6 +221,22 @@ func tableCounts(ctx context.Context, q queryer) (map[string]int64, error) {
 	return counts, nil
 }
 
+// Empty reports whether the store holds no record: no settings, users,
+// memberships, repositories, tokens, requests or audit events (what a
+// fresh store holds).
+func (db *DB) Empty(ctx context.Context) (bool, error) {
+	counts, err := tableCounts(ctx, db.rdb)
+	if err != nil {
+		return false, err
+	}
+	for _, n := range counts {
+		if n > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // describeCounts names the tables that hold rows: "2 users, 5 tokens".
 func describeCounts(counts map[string]int64) string {
 	var parts []string

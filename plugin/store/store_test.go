@@ -585,3 +585,17 @@ func TestLoadSizes(t *testing.T) {
 		})
 	}
 }
+
+// A fresh store is empty; one record makes it not.
+func TestEmpty(t *testing.T) {
+	db := openTest(t)
+	if empty, err := db.Empty(t.Context()); err != nil || !empty {
+		t.Fatalf("fresh store: Empty = %v, %v", empty, err)
+	}
+	if _, _, err := db.CreateToken(t.Context(), CreateTokenParams{Token: fgToken(1, "bob", "octo-org")}); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := db.Empty(t.Context()); err != nil || empty {
+		t.Fatalf("with a token: Empty = %v, %v", empty, err)
+	}
+}
