@@ -262,7 +262,7 @@ func TestReview(t *testing.T) {
 	for _, tc := range []struct {
 		id  int64
 		org string
-	}{{4, "other-org"}, {5, "bob"}, {99, "octo-org"}} {
+	}{{4, "other-org"}, {4, "Octo-Org"}, {5, "bob"}, {99, "octo-org"}} {
 		want := fmt.Sprintf("token %d has no grant for %s", tc.id, tc.org)
 		if _, err := db.RequestAgain(ctx, tc.id, tc.org, "bob", ""); err == nil || err.Error() != want || !errors.Is(err, ErrNotFound) {
 			t.Fatalf("RequestAgain(%d, %s) = %v; want %q", tc.id, tc.org, err, want)

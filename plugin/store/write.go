@@ -596,7 +596,10 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 		}
 		cur, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
 		if errors.Is(err, sql.ErrNoRows) {
-			aimed := kind == KindFineGrained && strings.EqualFold(owner, org) && !strings.EqualFold(owner, user)
+			// The organization as the token records it, exactly as the
+			// grant lookup above compares it: "Octo-Org" for a token of
+			// octo-org would file a request no list of octo-org shows.
+			aimed := kind == KindFineGrained && owner == org && !strings.EqualFold(owner, user)
 			if terr != nil || !aimed {
 				return errorf(ErrNotFound, "token %d has no grant for %s", tokenID, org)
 			}
