@@ -103,7 +103,7 @@ type InputToken struct {
 	ResourceOwner       string `json:"resource_owner"`
 	RepositorySelection string `json:"repository_selection"`
 	// Permissions decide whether a token limited to public repositories
-	// needs a grant: one holding organization permissions does (rule 21).
+	// needs a grant: one holding more than metadata: read does (rule 21).
 	Permissions map[string]string `json:"permissions,omitempty"`
 	CreatedAtNS int64             `json:"created_at_ns"`
 	ExpiresAtNS *int64            `json:"expires_at_ns"`

@@ -55,7 +55,11 @@ func TestIssue(t *testing.T) {
 		{note: "member: pending", req: fg("bob", nil), grant: store.GrantPending},
 		{note: "owner: approved", req: fg("olga", nil), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
 		{note: "approval disabled: approved", settings: disabled, req: fg("bob", nil), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
-		{note: "public repositories: no grant", req: fg("bob", func(r *Request) { r.RepositorySelection, r.Repositories = "public", nil })},
+		{note: "public repositories, metadata only: no grant", req: fg("bob", func(r *Request) {
+			r.RepositorySelection, r.Repositories, r.Permissions = "public", nil, nil
+		})},
+		{note: "public repositories with contents: pending (on the organization it would need the grant)", grant: store.GrantPending,
+			req: fg("bob", func(r *Request) { r.RepositorySelection, r.Repositories = "public", nil })},
 		{note: "public repositories with an organization permission: pending", grant: store.GrantPending, req: fg("bob", func(r *Request) {
 			r.RepositorySelection, r.Repositories, r.Permissions = "public", nil, map[string]string{"members": "write"}
 		})},

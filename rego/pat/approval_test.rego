@@ -82,10 +82,11 @@ test_rule_21_deny_public_only_tokens_beyond_public_reads if {
 # resources: a request on the organization that needs more than metadata needs the grant.
 test_rule_21_deny_public_only_tokens_on_organization_resources_without_a_grant[note] if {
 	some note, tc in {
-		"write members": {"action": "write", "permission": "members"},
-		"read members": {"action": "read", "permission": "members"},
+		"write members": {"raw": "github_pat_bob_public_members", "action": "write", "permission": "members"},
+		"read members": {"raw": "github_pat_bob_public_members", "action": "read", "permission": "members"},
+		"write metadata": {"raw": "github_pat_bob_public_metadata_write", "action": "write", "permission": "metadata"},
 	}
-	decide(org_request("github_pat_bob_public_members", "octo-org", tc.action, tc.permission)) == denied("github_pat_bob_public_members", 403, not_approved, approval_doc)
+	decide(org_request(tc.raw, "octo-org", tc.action, tc.permission)) == denied(tc.raw, 403, not_approved, approval_doc)
 }
 
 test_rule_21_allow_public_only_tokens_on_organization_resources[note] if {

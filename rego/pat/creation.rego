@@ -147,21 +147,17 @@ _needs_grant if {
 	_new_token.repository_selection != "public"
 }
 
-# A token limited to public repositories that holds a permission the organization's own
-# endpoints need reaches beyond public repositories: it needs the grant (pat.rego,
-# _approval_applies).
+# A token limited to public repositories that holds more than metadata: read can use it only on
+# the organization's own resources (on repositories its selection keeps it to public reads), and
+# there it needs the grant (pat.rego, _approval_applies): the two rules say the same.
 _needs_grant if {
 	_new_kind == "fine_grained"
 	_new_org
-	some name, _ in object.get(_new_token, "permissions", {})
-	_organization_permission(name)
+	some name, level in object.get(_new_token, "permissions", {})
+	not _metadata_read_permission(name, level)
 }
 
-# GitHub's organization permissions (members, team_discussions, organization_*), and
-# administration, which creating a repository in an organization needs (rule 11).
-_organization_permission(name) if name in {"members", "team_discussions", "administration"}
-
-_organization_permission(name) if startswith(name, "organization_")
+_metadata_read_permission("metadata", "read")
 
 _approved_at_once if _new_role == "owner"
 

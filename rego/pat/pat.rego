@@ -664,8 +664,9 @@ _grant := pat.grant(_token.id, _owner) if {
 
 # Rule 21: a token that reaches only public repositories needs no grant. A "public" selection
 # keeps a token to public repositories, but not off the organization's own resources: a request
-# on the organization (no repository) that needs a permission other than metadata goes beyond
-# them, and needs the grant like any other token's (creation.rego records one for such a token).
+# on the organization (no repository) other than a read of its metadata goes beyond them, and
+# needs the grant like any other token's (creation.rego records one for a token that holds more
+# than metadata: read).
 _approval_applies if {
 	_owned_by_org
 	_token.repository_selection != "public"
@@ -674,7 +675,12 @@ _approval_applies if {
 _approval_applies if {
 	_owned_by_org
 	not _repository
-	_permission != "metadata"
+	not _metadata_read
+}
+
+_metadata_read if {
+	_permission == "metadata"
+	_action == "read"
 }
 
 # Rule 19: required approval needs an approved grant.

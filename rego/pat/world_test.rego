@@ -61,6 +61,8 @@ tokens["github_pat_bob_public"] := fine_grained(22, "bob", "octo-org", "public",
 # Public repositories only, with an organization permission, and no grant.
 tokens["github_pat_bob_public_members"] := fine_grained(48, "bob", "octo-org", "public", set(), {"members": "write"}, in_days(90))
 
+tokens["github_pat_bob_public_metadata_write"] := fine_grained(49, "bob", "octo-org", "public", set(), {"metadata": "write"}, in_days(90))
+
 tokens["github_pat_bob_own"] := fine_grained(23, "bob", "bob", "all", set(), write, in_days(90))
 
 tokens["github_pat_carol"] := fine_grained(24, "carol", "octo-org", "all", set(), write, in_days(90))
