@@ -153,6 +153,9 @@ func (c *Config) validateAddr() error {
 		return fmt.Errorf("ext_authz.addr: %q is an abstract socket; give a socket file's path", c.Addr)
 	}
 	c.network, c.address = "unix", filepath.Clean(path)
+	if len(c.address) > maxSocketPath {
+		return fmt.Errorf("ext_authz.addr: %q is %d bytes; a Unix socket path holds at most %d", c.Addr, len(c.address), maxSocketPath)
+	}
 	if c.SocketMode != "" {
 		mode, err := strconv.ParseUint(c.SocketMode, 8, 32)
 		if err != nil || mode == 0 || mode > 0o777 {

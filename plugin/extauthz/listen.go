@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -73,15 +74,22 @@ func bindInPlace(ctx context.Context, lc *net.ListenConfig, path string) (*net.U
 	return ul, nil
 }
 
+// maxSocketPath is the longest path a Unix socket can be bound at (Linux's
+// sun_path holds 108 bytes with the terminating NUL; macOS's 104).
+const maxSocketPath = 107
+
 // bindWithMode binds the socket in a private directory beside path, sets
 // its mode there, and links it at path.
 func bindWithMode(ctx context.Context, lc *net.ListenConfig, path string, mode os.FileMode) (*net.UnixListener, error) {
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".s")
+	dir, err := privateDir(filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("making a private directory to bind the socket in: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, "s")
+	if len(tmp) > maxSocketPath {
+		return nil, fmt.Errorf("with socket_mode the socket is bound first at %s, %d bytes, and a Unix socket path holds at most %d; choose a shorter path", tmp, len(tmp), maxSocketPath)
+	}
 	l, err := lc.Listen(ctx, "unix", tmp)
 	if err != nil {
 		return nil, err
@@ -108,6 +116,25 @@ func bindWithMode(ctx context.Context, lc *net.ListenConfig, path string, mode o
 		return nil, err
 	}
 	return ul, nil
+}
+
+// privateDir makes a 0700 directory in parent with a short name ("." and
+// three letters or digits), so that the socket bound in it, parent/.xyz/s,
+// is no longer than the configured path whenever that path's file name has
+// five characters or more ("gate.sock"). Names are tried until one is free.
+func privateDir(parent string) (string, error) {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var err error
+	for range 1000 {
+		name := []byte{'.', letters[rand.IntN(len(letters))], letters[rand.IntN(len(letters))], letters[rand.IntN(len(letters))]}
+		dir := filepath.Join(parent, string(name))
+		if err = os.Mkdir(dir, 0o700); err == nil {
+			return dir, nil
+		} else if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", err
 }
 
 // lockSocketPath takes the lock that makes the sidecar the only one at

@@ -234,8 +234,42 @@ func testUnixSocketLeftBehind(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".s") {
+		if e.IsDir() {
 			t.Errorf("a private directory was left behind: %s", e.Name())
 		}
+	}
+}
+
+// A socket path of the longest length a socket can have binds with
+// socket_mode too: the private directory it is bound in first makes no
+// longer a path.
+func TestUnixSocketLongestPath(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, strings.Repeat("d", maxSocketPath-len(base)-len("/gate.sock")-1))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "gate.sock")
+	if len(sock) != maxSocketPath {
+		t.Fatalf("test path is %d bytes, want %d", len(sock), maxSocketPath)
+	}
+	for range 20 { // the private directory's name is random
+		cfg, err := ParseConfig([]byte(`{"addr": "unix://` + sock + `", "socket_mode": "0660"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := listen(t.Context(), cfg)
+		if err != nil {
+			t.Fatalf("listen on a %d-byte path: %v", len(sock), err)
+		}
+		if fi, err := os.Lstat(sock); err != nil || fi.Mode().Perm() != 0o660 {
+			t.Fatalf("socket: %v, %v", fi, err)
+		}
+		l.Close()
+	}
+	_, err := ParseConfig([]byte(`{"addr": "unix://` + sock + `x"}`))
+	want := `invalid configuration for ext_authz: ext_authz.addr: "unix://` + sock + `x" is 108 bytes; a Unix socket path holds at most 107`
+	if err == nil || err.Error() != want {
+		t.Fatalf("a 108-byte path: %v; want %s", err, want)
 	}
 }
