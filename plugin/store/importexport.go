@@ -245,7 +245,7 @@ func HashFromHex(s string) ([32]byte, error) {
 	var h [32]byte
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(h) {
-		return h, fmt.Errorf("not 64 hexadecimal digits but %d characters (not shown: they may be a raw token)", len(s))
+		return h, fmt.Errorf("not 64 hexadecimal digits but %d bytes (not shown: they may be a raw token)", len(s))
 	}
 	copy(h[:], b)
 	return h, nil
