@@ -34,7 +34,8 @@ func (w *admWorld) Write(p []byte) (int, error) {
 
 const admSettings = `{
   "enterprises": {"acme": {"owners": ["erin"]}},
-  "organizations": {"octo-org": {"enterprise": "acme", "fine_grained_opt_in": true}}
+  "organizations": {"octo-org": {"enterprise": "acme", "fine_grained_opt_in": true},
+                    "locked-org": {"enterprise": "acme", "classic_access": "restrict"}}
 }`
 
 func admGenerate(t *testing.T, kind string) string {
@@ -91,7 +92,8 @@ func startAdmin(t *testing.T) *admWorld {
     {"user": "alice", "org": "octo-org", "role": "owner"},
     {"user": "bob", "org": "octo-org", "role": "member"},
     {"user": "carol", "org": "octo-org", "role": "member"},
-    {"user": "mallory", "org": "evil-org", "role": "owner"}
+    {"user": "mallory", "org": "evil-org", "role": "owner"},
+    {"user": "alice", "org": "locked-org", "role": "owner"}
   ],
   "repositories": [
     {"owner": "octo-org", "name": "app", "visibility": "private"},
@@ -273,6 +275,9 @@ func TestAdminAPI(t *testing.T) {
 			{note: "owner", method: "GET", path: reqs, as: "alice-admin", status: 200},
 			{note: "owner, fine-grained", method: "GET", path: reqs, as: "alice-fg", status: 200},
 			{note: "enterprise owner", method: "GET", path: reqs, as: "erin-admin", status: 200},
+			// The organization's own PAT policies hold the caller's token too.
+			{note: "owner, classic forbidden by the organization", method: "GET", path: "/orgs/locked-org/personal-access-token-requests", as: "alice-admin", status: 403,
+				body: `{"message":"locked-org forbids access via a personal access token (classic): the policy is set by the locked-org organization; use a fine-grained personal access token instead","documentation_url":"` + admList + `"}`},
 		} {
 			t.Run(tc.note, func(t *testing.T) {
 				admExpect(t, w.call(t, tc.method, tc.path, tc.as, nil), tc.status, tc.body)

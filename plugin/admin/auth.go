@@ -56,9 +56,14 @@ func callerInput(t store.Token) map[string]any {
 	for k, v := range t.Permissions {
 		perms[k] = v
 	}
+	var expires any // null: no expiration
+	if !t.ExpiresAt.IsZero() {
+		expires = t.ExpiresAt.UnixNano()
+	}
 	return map[string]any{
 		"token_id": t.ID, "kind": t.Kind, "user": t.User, "scopes": scopes,
 		"resource_owner": t.ResourceOwner, "permissions": perms,
+		"created_at_ns": t.CreatedAt.UnixNano(), "expires_at_ns": expires,
 	}
 }
 

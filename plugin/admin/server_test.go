@@ -101,9 +101,14 @@ func newFixtureStore(t *testing.T, withPolicy, astValues bool) *fixture {
 		Permissions: map[string]string{"contents": "read"}})
 	add("alice-fg", store.DumpToken{Kind: "fine_grained", User: "alice", ResourceOwner: "octo-org", RepositorySelection: "public",
 		Permissions: map[string]string{"personal_access_tokens": "read"}})
+	// Approved, but living longer than the default limit of 366 days.
+	long := now.Add(400*24*time.Hour - time.Hour).Format(time.RFC3339)
+	add("alice-fg-long", store.DumpToken{Kind: "fine_grained", User: "alice", ResourceOwner: "octo-org", RepositorySelection: "all",
+		Permissions: map[string]string{"personal_access_tokens": "read"}, ExpiresAt: &long})
 	d.Grants = []store.DumpGrant{
 		{TokenName: "bob-all", User: "bob", Org: "octo-org", State: "pending", Reason: "read everything"},
 		{TokenName: "alice-fg", User: "alice", Org: "octo-org", State: "denied"},
+		{TokenName: "alice-fg-long", User: "alice", Org: "octo-org", State: "approved"},
 	}
 	if _, err := db.Import(ctx, d, "test"); err != nil {
 		t.Fatal(err)
@@ -118,12 +123,19 @@ func newFixtureStore(t *testing.T, withPolicy, astValues bool) *fixture {
 	data := inmem.NewFromObjectWithOpts(map[string]any{"pat": map[string]any{"settings": testSettings}},
 		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(astValues))
 	if withPolicy {
-		src, err := os.ReadFile(filepath.Join("..", "..", "rego", "pat", "admin", "admin.rego"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The admin policy and the package pat it asks for the
+		// organization's policies (caller.rego and its helpers).
 		if err := storage.Txn(ctx, data, storage.WriteParams, func(txn storage.Transaction) error {
-			return data.UpsertPolicy(ctx, txn, "pat/admin/admin.rego", src)
+			for _, name := range []string{"admin/admin.rego", "caller.rego", "settings.rego", "pat.rego"} {
+				src, err := os.ReadFile(filepath.Join("..", "..", "rego", "pat", filepath.FromSlash(name)))
+				if err != nil {
+					return err
+				}
+				if err := data.UpsertPolicy(ctx, txn, "pat/"+name, src); err != nil {
+					return err
+				}
+			}
+			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +233,14 @@ func TestNoPolicy(t *testing.T) {
 func TestFineGrainedCaller(t *testing.T) {
 	f := newFixture(t, true)
 	r := f.do(t, "GET", "/orgs/octo-org/personal-access-tokens", f.as("alice-fg"), nil)
-	want := errBody("Resource not accessible by personal access token: its access to octo-org is denied; an owner must approve it first", docListGrants)
+	want := errBody("octo-org requires approval of fine-grained personal access tokens and an owner denied this token's request: the policy is set by the octo-org organization; request access to octo-org again with a justification", docListGrants)
+	if r.status != 403 || r.body != want {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+	// The organization's lifetime limit holds the caller's own token: the
+	// policy sees its created_at_ns and expires_at_ns.
+	r = f.do(t, "GET", "/orgs/octo-org/personal-access-tokens", f.as("alice-fg-long"), nil)
+	want = errBody("octo-org forbids access via a fine-grained personal access token if the token's lifetime is greater than 366 days: the policy is set by the acme enterprise; the token's lifetime is 400 days; regenerate the token with an expiration of 366 days or less", docListGrants)
 	if r.status != 403 || r.body != want {
 		t.Fatalf("got %d %s", r.status, r.body)
 	}

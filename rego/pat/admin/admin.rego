@@ -10,10 +10,14 @@
 #
 #   Input: {"operation": one of the keys of data.pat.admin.operations, "org": the organization
 #   (organization operations), "target_user": whose token is acted on (user operations),
-#   "caller": {"token_id", "kind", "user", "scopes", "resource_owner", "permissions", and for a
-#   fine-grained token on an organization operation "grant_state": its grant's state or null}}. The API
-#   authenticates the caller first; the raw token is never part of the input.
+#   "caller": {"token_id", "kind", "user", "scopes", "resource_owner", "permissions",
+#   "created_at_ns", "expires_at_ns" (null: no expiration), and for a fine-grained token on an
+#   organization operation "grant_state": its grant's state or null}}. The API authenticates the
+#   caller first; the raw token is never part of the input. The organization's PAT policies
+#   (access, lifetime, opt-in, approval) apply to the caller's token on organization operations.
 package pat.admin
+
+import data.pat.org_policy_denials
 
 # METADATA
 # description: |
@@ -168,17 +172,16 @@ _denials contains _denial(4, 403, msg) if {
 	)
 }
 
-# A fine-grained token whose own grant for the organization is pending, denied or revoked
-# cannot manage it either (the API gives the grant's state as caller.grant_state).
-_denials contains _denial(4, 403, msg) if {
+# The organization's own PAT policies apply to the caller's token as to any request on the
+# organization (data.pat.org_policy_denials, caller.rego): a kind of token it forbids, a
+# lifetime it does not allow, a fine-grained token it has not opted in to or not approved. The
+# input gives the token's grant for the organization as caller.grant_state. Ranked after the
+# checks above, in the decision's order among themselves.
+_denials contains _denial(5 + (rank / 100), 403, msg) if {
 	_operation.target == "org"
-	_caller.kind == "fine_grained"
-	state := object.get(_caller, "grant_state", null)
-	state in {"pending", "denied", "revoked"}
-	msg := sprintf(
-		"Resource not accessible by personal access token: its access to %s is %s; an owner must approve it first",
-		[input.org, state],
-	)
+	_authenticated
+	_valid_org
+	some [rank, msg] in org_policy_denials(_caller, input.org)
 }
 
 # GitHub's API spells organization permissions with an organization_ prefix

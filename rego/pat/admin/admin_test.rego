@@ -13,17 +13,29 @@ settings := {
 	"organizations": {"octo-org": {"enterprise": "acme"}},
 }
 
-classic(user, scopes) := {"token_id": 1, "kind": "classic", "user": user, "scopes": scopes, "resource_owner": "", "permissions": {}}
+# Tokens created on 2026-01-01; the classic one never expires, the fine-grained one lives 30
+# days and has an approved grant for the organization.
+created := 1767225600000000000
+
+day := 86400000000000
+
+classic(user, scopes) := {
+	"token_id": 1, "kind": "classic", "user": user, "scopes": scopes, "resource_owner": "", "permissions": {},
+	"created_at_ns": created, "expires_at_ns": null,
+}
 
 fine_grained(user, owner, permissions) := {
 	"token_id": 2, "kind": "fine_grained", "user": user, "scopes": [],
 	"resource_owner": owner, "permissions": object.union({"metadata": "read"}, permissions),
+	"created_at_ns": created, "expires_at_ns": created + (30 * day), "grant_state": "approved",
 }
 
-decide(request) := d if {
+decide(request) := decide_in(request, settings)
+
+decide_in(request, world) := d if {
 	d := admin.decision with input as request
 		with pat.org_role as mock_role
-		with data.pat.settings as settings
+		with data.pat.settings as world
 }
 
 allowed := {"allow": true, "status": 200, "message": null}
@@ -103,7 +115,7 @@ test_org_operations[note] if {
 				fine_grained("alice", "octo-org", {"personal_access_tokens": "read"}),
 				{"grant_state": "revoked"},
 			)},
-			"want": denied(403, "Resource not accessible by personal access token: its access to octo-org is revoked; an owner must approve it first"),
+			"want": denied(403, "octo-org requires approval of fine-grained personal access tokens and an owner revoked this token's access: the policy is set by the octo-org organization; request access to octo-org again with a justification"),
 		},
 		"owner fine-grained with an approved grant": {
 			"input": {"operation": "tokens.list", "org": "octo-org", "caller": object.union(
@@ -130,6 +142,118 @@ test_org_operations[note] if {
 		},
 	}
 	decide(tc.input) == tc.want
+}
+
+# The organization's own PAT policies hold the caller's token too (data.pat.org_policy_denials).
+test_org_policies_apply_to_the_caller[note] if {
+	fg_read := fine_grained("alice", "octo-org", {"personal_access_tokens": "read"})
+	some note, tc in {
+		"classic restricted by the organization": {
+			"settings": with_org({"classic_access": "restrict"}),
+			"caller": classic("alice", ["admin:org"]),
+			"want": denied(403, "octo-org forbids access via a personal access token (classic): the policy is set by the octo-org organization; use a fine-grained personal access token instead"),
+		},
+		"classic restricted by the enterprise, fine-grained restricted too": {
+			"settings": with_enterprise({"classic_access": "restrict", "fine_grained_access": "restrict"}),
+			"caller": classic("erin", ["admin:org"]),
+			"want": denied(403, "octo-org forbids access via a personal access token (classic): the policy is set by the acme enterprise; ask an owner to change the policy"),
+		},
+		"classic allowed by the enterprise over the organization": {
+			"settings": {
+				"enterprises": {"acme": {"owners": ["erin"], "classic_access": "allow"}},
+				"organizations": {"octo-org": {"enterprise": "acme", "classic_access": "restrict"}},
+			},
+			"caller": classic("alice", ["admin:org"]),
+			"want": allowed,
+		},
+		"fine-grained restricted": {
+			"settings": with_org({"fine_grained_access": "restrict"}),
+			"caller": fg_read,
+			"want": denied(403, "octo-org forbids access via a fine-grained personal access token: the policy is set by the octo-org organization; use a personal access token (classic) instead"),
+		},
+		"classic without expiry under the enterprise's limit": {
+			"settings": with_enterprise({"classic_max_lifetime_days": 90}),
+			"caller": classic("alice", ["admin:org"]),
+			"want": denied(403, "octo-org forbids access via a personal access token (classic) if the token's lifetime is greater than 90 days: the policy is set by the acme enterprise; the token has no expiration date; regenerate the token with an expiration of 90 days or less"),
+		},
+		"the same, administrators exempt": {
+			"settings": with_enterprise({"classic_max_lifetime_days": 90, "exempt_administrators": true}),
+			"caller": classic("alice", ["admin:org"]),
+			"want": allowed,
+		},
+		"the enterprise's limit does not reach a non-member": {
+			"settings": with_enterprise({"classic_max_lifetime_days": 90}),
+			"caller": classic("erin", ["admin:org"]),
+			"want": allowed,
+		},
+		"fine-grained over the organization's tighter limit": {
+			"settings": with_org({"fine_grained_max_lifetime_days": 7}),
+			"caller": fg_read,
+			"want": denied(403, "octo-org forbids access via a fine-grained personal access token if the token's lifetime is greater than 7 days: the policy is set by the octo-org organization; the token's lifetime is 30 days; regenerate the token with an expiration of 7 days or less"),
+		},
+		"fine-grained without a grant under required approval": {
+			"settings": settings,
+			"caller": object.union(fg_read, {"grant_state": null}),
+			"want": denied(403, "octo-org requires approval of fine-grained personal access tokens and this token has not been approved for octo-org: the policy is set by the octo-org organization; request access to octo-org with a justification"),
+		},
+		"fine-grained pending, approval required by the enterprise": {
+			"settings": with_enterprise({"fine_grained_approval": "require"}),
+			"caller": object.union(fg_read, {"grant_state": "pending"}),
+			"want": denied(403, "octo-org requires approval of fine-grained personal access tokens and this token's request is awaiting approval: the policy is set by the acme enterprise; ask an owner of octo-org to review the request"),
+		},
+		"fine-grained without a grant, approval disabled": {
+			"settings": with_org({"fine_grained_approval": "disable"}),
+			"caller": object.union(fg_read, {"grant_state": null}),
+			"want": allowed,
+		},
+		"fine-grained pending, approval disabled": {
+			"settings": with_org({"fine_grained_approval": "disable"}),
+			"caller": object.union(fg_read, {"grant_state": "pending"}),
+			"want": allowed,
+		},
+		"fine-grained denied, approval disabled": {
+			"settings": with_org({"fine_grained_approval": "disable"}),
+			"caller": object.union(fg_read, {"grant_state": "denied"}),
+			"want": denied(403, "octo-org does not require approval of fine-grained personal access tokens, but an owner denied this token's request: an owner's decision stands; request access to octo-org again with a justification"),
+		},
+		"fine-grained, not opted in": {
+			"settings": with_enterprise({"fine_grained_opt_in": false}),
+			"caller": fg_read,
+			"want": denied(403, "octo-org has not opted in to fine-grained personal access tokens: the acme enterprise has not enabled them and octo-org has not opted in; ask an owner of octo-org to opt in, or use a personal access token (classic)"),
+		},
+		"fine-grained of an enterprise owner who is not a member": {
+			"settings": settings,
+			"caller": fine_grained("erin", "octo-org", {"personal_access_tokens": "read"}),
+			"want": denied(403, "erin is not a member of octo-org: outside collaborators and former members cannot use fine-grained personal access tokens on octo-org's resources; ask an owner of octo-org for membership, or use a personal access token (classic)"),
+		},
+		"the first failing rule decides: lifetime before access": {
+			"settings": with_org({"classic_access": "restrict", "classic_max_lifetime_days": 30}),
+			"caller": classic("alice", ["admin:org"]),
+			"want": denied(403, "octo-org forbids access via a personal access token (classic) if the token's lifetime is greater than 30 days: the policy is set by the octo-org organization; the token has no expiration date; regenerate the token with an expiration of 30 days or less"),
+		},
+		"a missing scope is reported before the policies": {
+			"settings": with_org({"classic_access": "restrict"}),
+			"caller": classic("alice", ["repo"]),
+			"want": denied(403, needs_admin_org),
+		},
+	}
+	decide_in({"operation": "tokens.list", "org": "octo-org", "caller": tc.caller}, tc.settings) == tc.want
+}
+
+# The organization's policies are not the caller's own account's: user operations ignore them.
+test_org_policies_leave_user_operations_alone if {
+	world := with_enterprise({"classic_access": "restrict", "classic_max_lifetime_days": 1})
+	decide_in({"operation": "user.tokens.list", "target_user": "alice", "caller": classic("alice", ["user"])}, world) == allowed
+}
+
+with_org(conf) := {
+	"enterprises": {"acme": {"owners": ["erin"]}},
+	"organizations": {"octo-org": object.union({"enterprise": "acme"}, conf)},
+}
+
+with_enterprise(conf) := {
+	"enterprises": {"acme": object.union({"owners": ["erin"]}, conf)},
+	"organizations": {"octo-org": {"enterprise": "acme"}},
 }
 
 test_user_operations[note] if {

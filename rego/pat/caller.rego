@@ -1,0 +1,102 @@
+# An organization's PAT policies for a token that acts on the organization itself, such as the
+# caller of the admin API (data.pat.admin) managing the organization's tokens. A request for a
+# resource goes through the decision (pat.rego); this is the part of it that does not need one:
+# lifetime (rules 24-28), membership for fine-grained tokens (rule 10), the fine-grained opt-in
+# (rule 30), the access policy (rules 13-16) and approval (rules 17-20). The public floor and the
+# token's reach are the caller's to check: they depend on what the request touches.
+package pat
+
+# METADATA
+# title: Organization policy for a token
+# description: |
+#   The reasons the organization's PAT policies refuse a token that acts on the organization,
+#   as a set of [rank, message], ranked in SEMANTICS.md's order of evaluation as the decision
+#   ranks them; empty when the policies let it through. token: {"kind", "user",
+#   "created_at_ns", "expires_at_ns" (null: no expiration), "grant_state" (fine-grained: the
+#   state of its grant for org, or null when it has none)}. org is compared in lower case.
+org_policy_denials(token, org) := (_org_lifetime(token, o, p, role) | _org_fine_grained(token, o, p, role)) | _org_access(token, o, p) if {
+	o := lower(org)
+	p := _effective(o)
+	role := _role_or_none(token.user, o)
+}
+
+# Rules 24-28: a member's token must keep the organization's effective lifetime limit, unless
+# the organization exempts administrators and the user is one.
+_org_lifetime(token, org, policy, role) := {[30, msg] |
+	role in {"member", "owner"}
+	not _exempt(policy, token.user, role)
+	limit := policy.lifetime[token.kind]
+	limit.days != null
+	created := object.get(token, "created_at_ns", 0)
+	expires := object.get(token, "expires_at_ns", null)
+	not _within_lifetime(created, expires, limit.days)
+	next := sprintf("regenerate the token with an expiration of %d days or less", [limit.days])
+	msg := _lifetime_message(org, token.kind, limit.days, _setter(policy.enterprise, org, limit.by), [expires, created], next)
+}
+
+_org_fine_grained(token, org, policy, role) := (_org_member(token, org, role) | _org_opt_in(org, policy)) | _org_approval(token, org, policy) if {
+	token.kind == "fine_grained"
+} else := set()
+
+# Rule 10: only members use fine-grained tokens on the organization.
+_org_member(token, org, role) := {[41, msg] |
+	not role in {"member", "owner"}
+	msg := sprintf("%s is not a member of %s: outside collaborators and former members cannot use fine-grained personal access tokens on %s's resources; ask an owner of %s for membership, or use a personal access token (classic)", [token.user, org, org, org])
+}
+
+# Rule 30: the organization, or its enterprise, must have opted in.
+_org_opt_in(org, policy) := {[50, msg] |
+	not policy.opted_in
+	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [org, policy.enterprise, org, org])
+}
+
+# Rules 13-16: the effective access policy for the token's kind.
+_org_access(token, org, policy) := {[60, msg] |
+	access := policy.access[token.kind]
+	access.value != "allow"
+	msg := sprintf("%s forbids access via %s: the policy is set by %s; %s", [org, _kind_names[token.kind], _setter(policy.enterprise, org, access.by), _org_instead(token.kind, policy)])
+}
+
+_org_instead(kind, policy) := sprintf("use %s instead", [_kind_names[other]]) if {
+	other := _other_kind[kind]
+	policy.access[other].value == "allow"
+	_org_kind_usable(other, policy)
+} else := "ask an owner to change the policy"
+
+_org_kind_usable("classic", _)
+
+_org_kind_usable("fine_grained", policy) if policy.opted_in
+
+# Rules 17-20: with approval required, only an approved grant; with approval disabled, an
+# owner's denial or revocation still stands.
+_org_approval(token, org, policy) := {[70, msg] |
+	state := object.get(token, "grant_state", null)
+	_org_unapproved(policy.approval.value, state)
+	msg := _org_approval_message(org, policy, state)
+}
+
+_org_unapproved(approval, state) if {
+	approval != "disable"
+	state != "approved"
+}
+
+_org_unapproved("disable", state) if state in {"denied", "revoked"}
+
+# The decision's messages (pat.rego), without a grant's reason: the caller's input has none.
+_org_approval_message(org, policy, state) := sprintf("%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; %s", [org, _org_grant_phrase(org, state), _org_grant_next(org, state)]) if {
+	policy.approval.value == "disable"
+} else := sprintf("%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s", [org, _org_grant_phrase(org, state), _setter(policy.enterprise, org, policy.approval.by), _org_grant_next(org, state)])
+
+_org_grant_phrase(org, state) := {
+	"pending": "this token's request is awaiting approval",
+	"denied": "an owner denied this token's request",
+	"revoked": "an owner revoked this token's access",
+}[state] if {
+	is_string(state)
+} else := sprintf("this token has not been approved for %s", [org])
+
+_org_grant_next(org, state) := sprintf("ask an owner of %s to review the request", [org]) if {
+	state == "pending"
+} else := sprintf("request access to %s again with a justification", [org]) if {
+	state in {"denied", "revoked"}
+} else := sprintf("request access to %s with a justification", [org])
