@@ -318,6 +318,22 @@ func TestExtAuthzGate(t *testing.T) {
 			},
 		},
 		{
+			note: "deleting a repository needs delete_repo, as on GitHub, not repo alone: 403",
+			req:  eaRequest("DELETE", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + classic}),
+			want: eaAnswer{
+				grpcCode: int32(code.Code_PERMISSION_DENIED), status: 403, headers: jsonOnly,
+				message: `Resource not accessible by personal access token: a personal access token (classic) needs the "delete_repo" scope to write this resource of octo-org; regenerate the token with that scope`,
+			},
+		},
+		{
+			note: "the audit log needs read:audit_log: 403",
+			req:  eaRequest("GET", "/orgs/octo-org/audit-log", map[string]string{"authorization": "Bearer " + classic}),
+			want: eaAnswer{
+				grpcCode: int32(code.Code_PERMISSION_DENIED), status: 403, headers: jsonOnly,
+				message: `Resource not accessible by personal access token: a personal access token (classic) needs the "read:audit_log" scope to read this resource of octo-org; regenerate the token with that scope`,
+			},
+		},
+		{
 			note: "a fine-grained token limited to public repositories still needs approval to manage members: 403",
 			req:  members,
 			want: eaAnswer{

@@ -173,6 +173,26 @@ _valid_visibility if input.resource.visibility in _visibilities
 
 _given_visibility if input.resource.visibility != null
 
+# input.classic_scopes, optional: the scopes of which a personal access token (classic) needs
+# one for this request, in place of the scope rule 11 derives from the permission for the
+# action (GitHub's delete_repo for deleting a repository, read:audit_log for an audit log).
+# Seeing a private or internal resource still needs "repo" (rule 11).
+_valid_classic_scopes if not _given_classic_scopes
+
+_valid_classic_scopes if {
+	scopes := input.classic_scopes
+	is_array(scopes)
+	count(scopes) > 0
+	every scope in scopes {
+		is_string(scope)
+		regex.match(`^[a-z][a-z0-9_:]*$`, scope)
+	}
+}
+
+_given_classic_scopes if input.classic_scopes != null
+
+_classic_scopes := input.classic_scopes if _given_classic_scopes
+
 default _raw_action := null
 
 _raw_action := input.action
@@ -184,6 +204,7 @@ _request_ok if {
 	_action
 	_valid_permission
 	_valid_repository
+	_valid_classic_scopes
 	_valid_visibility
 }
 
@@ -224,6 +245,12 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _valid_permission
 	msg := sprintf("unknown permission %s: input.permission must be a permission name such as \"contents\"", [_quoted_name(_permission)])
+}
+
+_request_denials contains _denial(25, 403, msg, _input_doc) if {
+	not _ssh_key
+	not _valid_classic_scopes
+	msg := `invalid input.classic_scopes: it must be a non-empty array of scope names such as "delete_repo", or absent`
 }
 
 _request_denials contains _denial(25, 403, "invalid input.resource.repository: it must be a string, or absent for an organization-level resource", _input_doc) if {
@@ -569,6 +596,7 @@ _classic_org_scopes := {
 	"organization_administration": {"read": {"read:org", "write:org", "admin:org"}, "write": {"admin:org"}},
 	"members": {"read": {"read:org", "write:org", "admin:org"}, "write": {"write:org", "admin:org"}},
 	"organization_actions_variables": {"read": {"admin:org"}, "write": {"admin:org"}},
+	"organization_dependabot_secrets": {"read": {"admin:org"}, "write": {"admin:org"}},
 	"organization_hooks": {"read": {"admin:org_hook"}, "write": {"admin:org_hook"}},
 	"organization_secrets": {"read": {"admin:org"}, "write": {"admin:org"}},
 	"organization_self_hosted_runners": {"read": {"admin:org"}, "write": {"admin:org"}},
@@ -589,6 +617,7 @@ _scope_list(wanted) := concat(" or ", [sprintf("%q", [s]) | some s in sort(wante
 
 _classic_denials contains _denial(40, 403, msg, _fg_doc) if {
 	_org_permission
+	not _classic_scopes
 	wanted := _classic_org_scopes[_permission][_action]
 	not _has_scope(wanted)
 	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with that scope", [_not_accessible, _scope_list(wanted), _action, _permission, _owner])
@@ -604,8 +633,16 @@ _classic_denials contains _denial(40, 404, msg, _fg_doc) if {
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
 	not _org_permission
 	_public
+	not _classic_scopes
 	not _has_scope({"repo", "public_repo"})
 	msg := sprintf("%s: a personal access token (classic) needs the \"public_repo\" or \"repo\" scope to write to public repositories of %s; regenerate the token with one of them", [_not_accessible, _owner])
+}
+
+# The scopes the request names (input.classic_scopes), in place of the two rules above.
+_classic_denials contains _denial(41, 403, msg, _fg_doc) if {
+	wanted := _classic_scopes
+	not _has_scope(wanted)
+	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with that scope", [_not_accessible, _scope_list(wanted), _action, _owner])
 }
 
 _classic_denials contains _denial(42, 403, msg, _fg_doc) if {
@@ -780,6 +817,7 @@ _allowed_base := [t, owner, repository, role, [ent, ent_conf, org_conf]] if {
 	input.action in {"read", "write"}
 	regex.match(`^[a-z][a-z0-9_]*$`, _permission)
 	_valid_visibility
+	object.get(input, "classic_scopes", null) == null # a request that names them goes through the rules
 
 	# _owner and _repository, inline (lower is undefined for a non-string).
 	owner := lower(input.resource.owner)

@@ -175,6 +175,7 @@ test_rule_11_allow_organization_scopes[note] if {
 		"admin:org reads variables": {"raw": "ghp_alice_admin", "action": "read", "permission": "organization_actions_variables"},
 		"admin:org registers runners": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_self_hosted_runners"},
 		"admin:org blocks users": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_user_blocking"},
+		"admin:org writes Dependabot secrets": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_dependabot_secrets"},
 	}
 	decide(org_request(tc.raw, "octo-org", tc.action, tc.permission)) == allowed(tc.raw)
 }
@@ -187,10 +188,62 @@ test_rule_11_deny_missing_organization_scopes[note] if {
 		"read:org does not administer the organization": {"raw": "ghp_alice_read_org", "action": "write", "permission": "organization_administration", "scopes": `"admin:org"`},
 		"read:org does not read secrets": {"raw": "ghp_alice_read_org", "action": "read", "permission": "organization_secrets", "scopes": `"admin:org"`},
 		"repo does not register runners": {"raw": "ghp_bob_repo", "action": "write", "permission": "organization_self_hosted_runners", "scopes": `"admin:org"`},
+		"repo does not read Dependabot secrets": {"raw": "ghp_bob_repo", "action": "read", "permission": "organization_dependabot_secrets", "scopes": `"admin:org"`},
 		"admin:org does not write hooks": {"raw": "ghp_alice_admin", "action": "write", "permission": "organization_hooks", "scopes": `"admin:org_hook"`},
 	}
 	want := needs_org_scope(tc.scopes, tc.action, tc.permission)
 	decide(org_request(tc.raw, "octo-org", tc.action, tc.permission)) == denied(tc.raw, 403, want, token_doc)
+}
+
+# input.classic_scopes: a request may name the scopes a classic token needs for its action, in
+# place of those rule 11 derives from the permission (GitHub's delete_repo, read:audit_log).
+with_classic_scopes(request, scopes) := object.union(request, {"classic_scopes": scopes})
+
+needs_named_scope(scopes, action, owner) := sprintf(`%s: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with that scope`, [not_accessible, scopes, action, owner])
+
+test_rule_11_classic_scopes_named_by_the_request[note] if {
+	delete_app := with_classic_scopes(request_for("ghp_bob_repo", "octo-org", "app", "write", "administration"), ["delete_repo"])
+	some note, tc in {
+		"repo without delete_repo": {"request": delete_app, "want": denied("ghp_bob_repo", 403, needs_named_scope(`"delete_repo"`, "write", "octo-org"), token_doc)},
+		"repo and delete_repo": {"request": object.union(delete_app, {"credential": {"type": "pat", "token": "ghp_bob_repo_delete"}}), "want": allowed("ghp_bob_repo_delete")},
+		"delete_repo alone, public": {
+			"request": with_classic_scopes(request_for("ghp_bob_delete_repo", "octo-org", "docs", "write", "administration"), ["delete_repo"]),
+			"want": allowed("ghp_bob_delete_repo"),
+		},
+		"delete_repo alone cannot see a private repository": {
+			"request": with_classic_scopes(request_for("ghp_bob_delete_repo", "octo-org", "app", "write", "administration"), ["delete_repo"]),
+			"want": denied("ghp_bob_delete_repo", 404, no_repo_scope("octo-org"), token_doc),
+		},
+		"read:audit_log reads the audit log": {
+			"request": with_classic_scopes(org_request("ghp_alice_audit_log", "octo-org", "read", "organization_administration"), ["read:audit_log"]),
+			"want": allowed("ghp_alice_audit_log"),
+		},
+		"read:org does not read the audit log": {
+			"request": with_classic_scopes(org_request("ghp_alice_read_org", "octo-org", "read", "organization_administration"), ["read:audit_log"]),
+			"want": denied("ghp_alice_read_org", 403, needs_named_scope(`"read:audit_log"`, "read", "octo-org"), token_doc),
+		},
+		"either of two": {
+			"request": with_classic_scopes(org_request("ghp_alice_admin", "octo-org", "read", "organization_administration"), ["read:audit_log", "admin:org"]),
+			"want": allowed("ghp_alice_admin"),
+		},
+		"fine-grained tokens ignore them": {
+			"request": with_classic_scopes(request_for("github_pat_bob_app", "octo-org", "app", "read", "contents"), ["delete_repo"]),
+			"want": allowed("github_pat_bob_app"),
+		},
+	}
+	decide(tc.request) == tc.want
+}
+
+test_rule_11_invalid_classic_scopes[note] if {
+	some note, scopes in {"empty": [], "not an array": "delete_repo", "not names": ["Delete Repo"], "false": false}
+	d := decide(with_classic_scopes(request_for("ghp_bob_repo", "octo-org", "app", "read", "contents"), scopes))
+	d.allow == false
+	d.status == 403
+	d.message == `invalid input.classic_scopes: it must be a non-empty array of scope names such as "delete_repo", or absent`
+}
+
+test_rule_11_null_classic_scopes_are_absent if {
+	decide(with_classic_scopes(request_for("ghp_bob_repo", "octo-org", "app", "read", "contents"), null)) == allowed("ghp_bob_repo")
 }
 
 test_rule_11_organization_level_resources_count_as_private[note] if {

@@ -105,6 +105,12 @@ tokens["github_pat_bob_90_days_1s"] := fine_grained(43, "bob", "octo-org", "all"
 
 tokens["ghp_frank_forever"] := classic(12, "frank", {"repo"}, null)
 
+tokens["ghp_bob_repo_delete"] := classic(13, "bob", {"repo", "delete_repo"}, in_days(180))
+
+tokens["ghp_bob_delete_repo"] := classic(14, "bob", {"delete_repo"}, in_days(180))
+
+tokens["ghp_alice_audit_log"] := classic(15, "alice", {"read:audit_log"}, in_days(180))
+
 tokens["github_pat_bob_no_metadata"] := object.union(fine_grained(44, "bob", "octo-org", "all", set(), write, in_days(90)), {"permissions": write})
 
 tokens["github_pat_weird_revoked"] := object.union(classic(45, "bob", {"repo"}, in_days(90)), {"kind": "oauth", "revoked": true})

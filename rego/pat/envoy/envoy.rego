@@ -106,22 +106,34 @@ _name(s) if regex.match(`^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]?|\.[A-Za-z0-9_-]|[A-Za-
 # /repos/Octo-Org/App is a request for octo-org/app, whatever case the client chose.
 
 # /repos/{owner}/{repo}/...
-_route := {"resource": {"owner": lower(owner), "repository": lower(repo)}, "action": _action, "permission": permission} if {
+_route := object.union({"resource": {"owner": lower(owner), "repository": lower(repo)}, "action": _action}, _need(need)) if {
 	_rest_path[0] == "repos"
 	owner := _rest_path[1]
 	repo := _rest_path[2]
 	_name(owner)
 	_name(repo)
-	permission := _repo_permission(_endpoint(array.slice(_rest_path, 3, count(_rest_path))), _action)
+	need := _repo_permission(_endpoint(array.slice(_rest_path, 3, count(_rest_path))), _action)
 }
 
 # /orgs/{org}/...
-_route := {"resource": {"owner": lower(org)}, "action": _action, "permission": permission} if {
+_route := object.union({"resource": {"owner": lower(org)}, "action": _action}, _need(need)) if {
 	_rest_path[0] == "orgs"
 	org := _rest_path[1]
 	_name(org)
-	permission := _org_permission(_endpoint(array.slice(_rest_path, 2, count(_rest_path))), _action)
+	need := _org_permission(lower(org), _endpoint(array.slice(_rest_path, 2, count(_rest_path))), _action)
 }
+
+# What an endpoint needs: a permission name, or an object with "permission" and any of
+#   "classic_scopes": the scopes a personal access token (classic) needs in place of those the
+#     permission maps to (data.pat.decision's input.classic_scopes: GitHub's delete_repo, ...);
+#   "also": more requirements, every one of which must be met (GitHub's "and");
+#   "either": other requirements, any one of which will do instead (GitHub's "at least one of");
+#   "resource": the resource of the first requirement, when not the path's owner (or repository).
+# A requirement in "also" or "either" is {"permission"}, with the route's resource and action
+# unless it gives its own "resource" or "action".
+_need(need) := {"permission": need} if is_string(need)
+
+else := need
 
 # Git smart HTTP: /{owner}/{repo}(.git)/info/refs?service=..., POST /{owner}/{repo}(.git)/git-*-pack
 _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, "action": action, "permission": "contents"} if {
@@ -198,17 +210,24 @@ _endpoint(rest) := [segment |
 # One function, tried in order (an else chain costs one call; separate definitions are each
 # evaluated). The repository itself: reading it needs metadata, changing or deleting it
 # administration.
-_repo_permission(rest, action) := {"read": "metadata", "write": "administration"}[action] if {
+_repo_permission(rest, action) := "metadata" if {
+	count(rest) == 0
+	action == "read"
+} else := {"permission": "administration", "classic_scopes": ["delete_repo"]} if {
+	# Deleting a repository: a personal access token (classic) needs delete_repo, as on GitHub.
+	count(rest) == 0
+	_method == "DELETE"
+} else := "administration" if {
 	count(rest) == 0
 } else := "administration" if {
 	# A branch's protection. Branch names may hold slashes (feature/x), sent as they are or as
 	# %2F: any segment after the branch's first that is "protection" counts.
 	rest[0] == "branches"
 	"protection" in array.slice(rest, 2, count(rest))
-} else := "workflows" if {
-	# Changing a workflow file needs the workflows permission (classic: the workflow scope),
-	# however the file's path is written: with %2F for its slashes, as Octokit sends it, or with
-	# empty segments (see _endpoint).
+} else := {"permission": "workflows", "also": [{"permission": "contents"}]} if {
+	# Changing a workflow file needs the workflows permission (classic: the workflow scope) and
+	# contents, as GitHub asks, however the file's path is written: with %2F for its slashes, as
+	# Octokit sends it, or with empty segments (see _endpoint).
 	action == "write"
 	array.slice(rest, 0, 3) == ["contents", ".github", "workflows"]
 } else := permission if {
@@ -222,6 +241,20 @@ _repo_permission(rest, action) := {"read": "metadata", "write": "administration"
 	rest[0] == "pulls"
 	count(rest) == 3
 	rest[2] == "merge"
+} else := {"permission": "pull_requests", "either": [{"permission": "contents"}]} if {
+	# Reading one pull request: pull_requests or contents, as on GitHub.
+	action == "read"
+	rest[0] == "pulls"
+	count(rest) == 2
+} else := {"permission": "issues", "either": [{"permission": "pull_requests"}]} if {
+	# A pull request is an issue: its comments, labels, assignees and milestones, and the
+	# repository's labels and milestones, take issues or pull_requests, as on GitHub. Listing and
+	# creating issues (/issues alone) takes issues.
+	_issue_like(rest)
+} else := {"permission": "pages", "also": [{"permission": "administration"}]} if {
+	# Creating, changing or deleting the Pages site: pages and administration, as on GitHub.
+	action == "write"
+	rest == ["pages"]
 } else := permission if {
 	# Environments: listing and reading them is the actions permission; creating, changing and
 	# deleting one, or its deployment policies, administration; its secrets and variables are
@@ -238,10 +271,19 @@ _repo_permission(rest, action) := {"read": "metadata", "write": "administration"
 		"actions/runners": "administration",
 		"actions/secrets": "secrets",
 		"actions/variables": "variables",
+		"code-scanning/default-setup": "administration",
 		"dependabot/alerts": "vulnerability_alerts",
 		"dependabot/secrets": "dependabot_secrets",
+		"tags/protection": "administration",
 	}[concat("/", array.slice(rest, 0, 2))]
 } else := _by_action(repo_permissions[rest[0]], action)
+
+_issue_like(rest) if {
+	rest[0] == "issues"
+	count(rest) > 1
+}
+
+_issue_like(rest) if rest[0] in {"labels", "milestones", "assignees"}
 
 # METADATA
 # description: >-
@@ -260,7 +302,8 @@ repo_permissions := {
 	"collaborators": {"read": "metadata", "write": "administration"},
 	"comments": "contents",
 	"commits": "contents",
-	"community": "metadata",
+	"activity": "contents",
+	"community": "contents",
 	"compare": "contents",
 	"contents": "contents",
 	"contributors": "metadata",
@@ -291,6 +334,7 @@ repo_permissions := {
 	"rules": "metadata",
 	"rulesets": {"read": "metadata", "write": "administration"},
 	"secret-scanning": "secret_scanning_alerts",
+	"security-advisories": "repository_advisories",
 	"stargazers": "metadata",
 	"stats": "metadata",
 	"statuses": "statuses",
@@ -312,6 +356,7 @@ _environment_permission(rest, action) := "environments" if {
 _commit_sub_permissions := {
 	"check-runs": "checks",
 	"check-suites": "checks",
+	"pulls": "pull_requests",
 	"status": "statuses",
 	"statuses": "statuses",
 }
@@ -323,8 +368,30 @@ else := permission[action]
 
 # Fine-grained permissions of organization endpoints --------------------------------------------
 
-_org_permission(rest, action) := {"read": "metadata", "write": "organization_administration"}[action] if {
+_org_permission(org, rest, action) := {"read": "metadata", "write": "organization_administration"}[action] if {
 	count(rest) == 0
+} else := {
+	"resource": {"owner": lower(owner), "repository": lower(repo)}, "action": "write", "permission": "administration",
+	"also": [{"resource": {"owner": org}, "action": "read", "permission": "members"}],
+} if {
+	# A team's access to a repository: administration on the repository and members of the
+	# organization, as on GitHub. Reading it needs members alone.
+	action == "write"
+	count(rest) == 5
+	rest[0] == "teams"
+	rest[2] == "repos"
+	owner := rest[3]
+	repo := rest[4]
+	_name(owner)
+	_name(repo)
+} else := {"permission": "organization_administration", "classic_scopes": ["read:audit_log"]} if {
+	# The audit log: a personal access token (classic) needs read:audit_log, as on GitHub.
+	rest[0] == "audit-log"
+} else := {"permission": "administration", "classic_scopes": ["repo", "public_repo"]} if {
+	# Creating a repository: a personal access token (classic) needs repo or public_repo, as on
+	# GitHub, not an organization scope.
+	action == "write"
+	rest == ["repos"]
 } else := permission if {
 	# Two-segment endpoints with a permission of their own, as for repositories.
 	permission := {
@@ -332,6 +399,7 @@ _org_permission(rest, action) := {"read": "metadata", "write": "organization_adm
 		"actions/runners": "organization_self_hosted_runners",
 		"actions/secrets": "organization_secrets",
 		"actions/variables": "organization_actions_variables",
+		"dependabot/secrets": "organization_dependabot_secrets",
 	}[concat("/", array.slice(rest, 0, 2))]
 } else := _by_action(org_permissions[rest[0]], action)
 
@@ -343,7 +411,10 @@ org_permissions := {
 	"actions": "organization_administration",
 	"audit-log": "organization_administration",
 	"blocks": "organization_user_blocking",
+	"failed_invitations": "members",
 	"hooks": "organization_hooks",
+	"installations": "organization_administration",
+	"interaction-limits": "organization_administration",
 	"invitations": "members",
 	"members": "members",
 	"memberships": "members",
@@ -353,6 +424,7 @@ org_permissions := {
 	"repos": {"read": "metadata", "write": "administration"},
 	"rulesets": "organization_administration",
 	"security-managers": "organization_administration",
+	"settings": "organization_administration",
 	"teams": "members",
 }
 
@@ -367,6 +439,14 @@ mapped := {
 	"resource": _route.resource,
 	"action": _route.action,
 	"permission": _route.permission,
+} if {
+	not _route.classic_scopes
+} else := {
+	"credential": credential,
+	"resource": _route.resource,
+	"action": _route.action,
+	"permission": _route.permission,
+	"classic_scopes": _route.classic_scopes,
 }
 
 # METADATA
@@ -376,6 +456,47 @@ mapped := {
 #   The mapped request is tried first: when it is defined, none of the denials below applies (it
 #   needs the header, the credential and the route), so the usual request evaluates no negation.
 decision := d if {
+	d := _first
+	not _route.also
+	not _route.either
+} else := _also_decision(_first) if {
+	_route.also
+} else := _either_decision(_first)
+
+# An endpoint with more than one requirement (_need): the first decides a denial; when it allows,
+# every requirement in "also" must allow too, and the first that does not decides.
+_also_decision(first) := first if {
+	first.allow != true
+} else := denied[0] if {
+	denied := [d |
+		some requirement in _route.also
+		d := data.pat.decision with input as _requirement_input(requirement)
+		d.allow != true
+	]
+	count(denied) > 0
+} else := first
+
+# When the first requirement denies, any requirement in "either" that allows decides; when none
+# does, the first's denial stands.
+_either_decision(first) := first if {
+	first.allow == true
+} else := allowed[0] if {
+	allowed := [d |
+		some requirement in _route.either
+		d := data.pat.decision with input as _requirement_input(requirement)
+		d.allow == true
+	]
+	count(allowed) > 0
+} else := first
+
+_requirement_input(requirement) := {
+	"credential": credential,
+	"resource": object.get(requirement, "resource", _route.resource),
+	"action": object.get(requirement, "action", _route.action),
+	"permission": requirement.permission,
+}
+
+_first := d if {
 	d := data.pat.decision with input as mapped
 } else := _deny(401, "Requires authentication", "the request carries no credential") if {
 	not _headers.authorization

@@ -1,0 +1,117 @@
+package pat.envoy_requirements_test
+
+# Endpoints with more than one requirement, decided by the real data.pat.decision over a small
+# world: bob is a member of octo-org, whose repository app is private; his fine-grained tokens
+# are approved for octo-org and hold the permissions their names say.
+
+import data.pat.envoy
+
+day := 86400000000000
+
+tokens := {
+	"fg_workflows_contents_read": fine_grained({"workflows": "write", "contents": "read"}),
+	"fg_workflows_contents_write": fine_grained({"workflows": "write", "contents": "write"}),
+	"fg_contents_write": fine_grained({"contents": "write"}),
+	"fg_pages": fine_grained({"pages": "write"}),
+	"fg_pages_administration": fine_grained({"pages": "write", "administration": "write"}),
+	"fg_pull_requests": fine_grained({"pull_requests": "write"}),
+	"fg_contents_read": fine_grained({"contents": "read"}),
+	"fg_actions": fine_grained({"actions": "write"}),
+	"fg_administration_members": fine_grained({"administration": "write", "members": "read"}),
+	"fg_administration": fine_grained({"administration": "write"}),
+	"fg_members": fine_grained({"members": "write"}),
+	"ghp_repo": classic({"repo"}),
+	"ghp_repo_delete": classic({"repo", "delete_repo"}),
+	"ghp_read_org": classic({"read:org"}),
+	"ghp_audit_log": classic({"read:audit_log"}),
+	"ghp_public_repo": classic({"public_repo"}),
+}
+
+fine_grained(permissions) := {
+	"well_formed": true, "found": true, "kind": "fine_grained", "id": 7, "user": "bob", "name": "t",
+	"created_at_ns": time.now_ns() - day, "expires_at_ns": time.now_ns() + (30 * day), "revoked": false,
+	"scopes": set(), "resource_owner": "octo-org", "repository_selection": "all", "repositories": set(),
+	"permissions": object.union({"metadata": "read"}, permissions),
+}
+
+classic(scopes) := {
+	"well_formed": true, "found": true, "kind": "classic", "id": 8, "user": "bob", "name": "t",
+	"created_at_ns": time.now_ns() - day, "expires_at_ns": time.now_ns() + (30 * day), "revoked": false,
+	"scopes": scopes,
+}
+
+mock_token(raw) := tokens[raw]
+
+mock_grant(_, _) := {"id": 1, "state": "approved", "reason": "", "reviewer": "alice", "updated_at_ns": 0}
+
+mock_org_role("bob", "octo-org") := "member"
+
+mock_user("bob") := {"login": "bob", "managed_by": null}
+
+mock_repository("octo-org", "app") := {"owner": "octo-org", "name": "app", "visibility": "private"}
+
+request(method, target, raw) := {
+	"attributes": {"request": {"http": {"method": method, "path": target, "headers": {"authorization": concat(" ", ["Bearer", raw])}}}},
+	"parsed_path": split(trim_left(split(target, "?")[0], "/"), "/"),
+	"parsed_query": {},
+}
+
+decide(method, target, raw) := [d.allow, d.status, d.message] if {
+	d := envoy.decision with input as request(method, target, raw)
+		with pat.token as mock_token
+		with pat.grant as mock_grant
+		with pat.org_role as mock_org_role
+		with pat.user as mock_user
+		with pat.repository as mock_repository
+}
+
+allowed := [true, 200, null]
+
+needs(permission, level, held) := [false, 403, sprintf("Resource not accessible by personal access token: the request needs the %q permission at %q or above and %s; edit the token's permissions", [permission, level, held])]
+
+lacks := "the token does not have it"
+
+test_also[note] if {
+	workflow := "/repos/octo-org/app/contents/.github/workflows/ci.yml"
+	pages := "/repos/octo-org/app/pages"
+	team := "/orgs/octo-org/teams/devs/repos/octo-org/app"
+	some note, tc in {
+		"workflow file with contents write": {"m": "PUT", "p": workflow, "raw": "fg_workflows_contents_write", "want": allowed},
+		"workflow file with contents read": {"m": "PUT", "p": workflow, "raw": "fg_workflows_contents_read", "want": needs("contents", "write", `the token has "read"`)},
+		"workflow file without workflows": {"m": "DELETE", "p": workflow, "raw": "fg_contents_write", "want": needs("workflows", "write", lacks)},
+		"pages with administration": {"m": "POST", "p": pages, "raw": "fg_pages_administration", "want": allowed},
+		"pages without administration": {"m": "PUT", "p": pages, "raw": "fg_pages", "want": needs("administration", "write", lacks)},
+		"team access with both": {"m": "PUT", "p": team, "raw": "fg_administration_members", "want": allowed},
+		"team access without members": {"m": "PUT", "p": team, "raw": "fg_administration", "want": needs("members", "read", lacks)},
+		"team access without administration": {"m": "DELETE", "p": team, "raw": "fg_members", "want": needs("administration", "write", lacks)},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
+}
+
+test_either[note] if {
+	some note, tc in {
+		"issue comment with pull_requests": {"m": "POST", "p": "/repos/octo-org/app/issues/3/comments", "raw": "fg_pull_requests", "want": allowed},
+		"labels with pull_requests": {"m": "POST", "p": "/repos/octo-org/app/issues/3/labels", "raw": "fg_pull_requests", "want": allowed},
+		"issue comment with neither": {"m": "POST", "p": "/repos/octo-org/app/issues/3/comments", "raw": "fg_actions", "want": needs("issues", "write", lacks)},
+		"creating an issue takes issues": {"m": "POST", "p": "/repos/octo-org/app/issues", "raw": "fg_pull_requests", "want": needs("issues", "write", lacks)},
+		"a pull request with contents read": {"m": "GET", "p": "/repos/octo-org/app/pulls/3", "raw": "fg_contents_read", "want": allowed},
+		"pull requests with contents read": {"m": "GET", "p": "/repos/octo-org/app/pulls", "raw": "fg_contents_read", "want": needs("pull_requests", "read", lacks)},
+		"a pull request with neither": {"m": "GET", "p": "/repos/octo-org/app/pulls/3", "raw": "fg_actions", "want": needs("pull_requests", "read", lacks)},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
+}
+
+classic_needs(scopes, action, owner) := [false, 403, sprintf("Resource not accessible by personal access token: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with that scope", [scopes, action, owner])]
+
+test_classic_scopes[note] if {
+	some note, tc in {
+		"delete with repo alone": {"m": "DELETE", "p": "/repos/octo-org/app", "raw": "ghp_repo", "want": classic_needs(`"delete_repo"`, "write", "octo-org")},
+		"delete with repo and delete_repo": {"m": "DELETE", "p": "/repos/octo-org/app", "raw": "ghp_repo_delete", "want": allowed},
+		"update with repo": {"m": "PATCH", "p": "/repos/octo-org/app", "raw": "ghp_repo", "want": allowed},
+		"audit log with read:org": {"m": "GET", "p": "/orgs/octo-org/audit-log", "raw": "ghp_read_org", "want": classic_needs(`"read:audit_log"`, "read", "octo-org")},
+		"audit log with read:audit_log": {"m": "GET", "p": "/orgs/octo-org/audit-log", "raw": "ghp_audit_log", "want": allowed},
+		"create repository with public_repo": {"m": "POST", "p": "/orgs/octo-org/repos", "raw": "ghp_public_repo", "want": allowed},
+		"create repository with read:org": {"m": "POST", "p": "/orgs/octo-org/repos", "raw": "ghp_read_org", "want": classic_needs(`"public_repo" or "repo"`, "write", "octo-org")},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
+}
