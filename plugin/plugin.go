@@ -206,9 +206,14 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		defer wg.Wait()
 		wg.Go(func() { p.watchHealth(followCtx, db, idx, cfg.MaxStaleness(), where) })
 		reloads := idx.Reloads()
+		var behind string // the error last logged, until the index catches up
 		idx.Follow(followCtx, db, index.DefaultPollInterval, func(err error) {
-			p.logger().Warn("Token store %s: the index is behind: %v.", where, err)
+			if msg := err.Error(); msg != behind {
+				behind = msg
+				p.logger().Warn("Token store %s: the index is behind: %v.", where, err)
+			}
 		}, func() {
+			behind = ""
 			if n := idx.Reloads(); n != reloads {
 				reloads = n
 				p.logger().Warn("Token store %s: the change log was pruned past the index, which loaded the store afresh: %s.", where, idx)

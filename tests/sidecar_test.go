@@ -271,3 +271,60 @@ func TestSidecarProcs(t *testing.T) {
 		}
 	})
 }
+
+// TestSidecarStoreFileReplaced replaces the SQLite file under a running
+// sidecar, as a restore or a second import at the same path would: the
+// sidecar cannot follow the new file through the connections it holds on the
+// old one, so past store.max_staleness token decisions deny (503) and the
+// health check fails, naming what happened, instead of answering from the old
+// file for ever.
+func TestSidecarStoreFileReplaced(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	storePath := filepath.Join(dir, "pat.db")
+	fixtures := filepath.Join(repoRoot(), "examples", "fixtures.json")
+	runCLI(t, bin, nil, "store", "import", "--store", storePath, fixtures)
+	cfg := writeFile(t, dir, "config.yaml", fmt.Sprintf("plugins:\n  pat:\n    store: {path: %q, max_staleness: 2s}\n", storePath))
+	s := &sidecar{addr: freeAddr(t), store: storePath}
+	var logs syncBuffer
+	cmd := exec.Command(bin, "run", "--server", "--addr", s.addr, "--config-file", cfg, "--log-level", "info",
+		"--ignore", "*_test.rego", filepath.Join(repoRoot(), "rego", "pat"), "pat.settings:"+filepath.Join(repoRoot(), "examples", "settings.json"))
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	startProcess(t, cmd, 10*time.Second, logs.String)
+	health := func() (int, string) {
+		resp, err := http.Get("http://" + s.addr + "/health?plugins")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { code, _ := health(); return code == http.StatusOK })
+	if d := s.decide(t, bobLaptop, "octo-org", "app", "read"); d["allow"] != true {
+		t.Fatalf("before: %v", d)
+	}
+
+	if err := os.Rename(storePath, storePath+".old"); err != nil {
+		t.Fatal(err)
+	}
+	runCLI(t, bin, nil, "store", "import", "--store", storePath, fixtures)
+	var last map[string]any
+	poll(t, 15*time.Second, "token decisions to deny", func() bool {
+		last = s.decide(t, bobLaptop, "octo-org", "app", "read")
+		return last["allow"] == false
+	})
+	if last["status"] != float64(503) || last["message"] != "the token could not be checked because the token store is not ready; try again shortly" {
+		t.Fatalf("after the bound: %v", last)
+	}
+	code, body := health()
+	if code != http.StatusInternalServerError {
+		t.Fatalf("/health?plugins: %d %s", code, body)
+	}
+	want := storePath + " was replaced by another file after the sidecar opened it; restart the sidecar to serve from the file now at that path"
+	poll(t, 10*time.Second, "the log to name the replaced file", func() bool { return strings.Contains(logs.String(), want) })
+	// The index's follower says so once, not on every poll.
+	if n := strings.Count(logs.String(), "the index is behind"); n > 1 {
+		t.Fatalf("%d warnings that the index is behind:\n%s", n, logs.String())
+	}
+}

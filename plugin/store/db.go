@@ -32,6 +32,8 @@ type DB struct {
 	now func() time.Time
 	// pg is set for a PostgreSQL store (postgres.go).
 	pg *pgState
+	// file is the SQLite file opened (file.go); nil for PostgreSQL.
+	file *fileWatch
 }
 
 // Open opens the store at location, creating it and its schema when absent
@@ -84,6 +86,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	wdb.SetConnMaxIdleTime(0)
 	db := &DB{location: path, d: sqliteDialect, rdb: rdb, wdb: wdb, now: time.Now}
 	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// The file exists now (migrate wrote its schema): remember which it is.
+	if db.file, err = newFileWatch(path); err != nil {
 		db.Close()
 		return nil, err
 	}

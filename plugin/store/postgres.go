@@ -107,10 +107,11 @@ type pgState struct {
 type Health struct {
 	// Backend is "sqlite" or "postgres".
 	Backend string `json:"backend"`
-	// Connected is true while the listener's connection is up (always true
-	// for SQLite).
+	// Connected is true while the listener's connection is up; for SQLite,
+	// while the file at the store's path is the one it opened (ErrFileChanged).
 	Connected bool `json:"connected"`
-	// Since is when Connected last changed (zero for SQLite).
+	// Since is when Connected last changed (SQLite: when the file was
+	// found changed; zero while it is not).
 	Since time.Time `json:"since"`
 	// LastContact is the last time the listener heard from the server: a
 	// notification or a heartbeat answer.
@@ -125,7 +126,13 @@ type Health struct {
 // Health reports the store's connection state; see Health.
 func (db *DB) Health() Health {
 	if db.pg == nil {
-		return Health{Backend: db.d.name, Connected: true}
+		h := Health{Backend: db.d.name, Connected: true}
+		if db.file != nil {
+			if since, err := db.file.state(); err != nil {
+				h.Connected, h.Since, h.LastError = false, since, err.Error()
+			}
+		}
+		return h
 	}
 	p := db.pg
 	p.mu.Lock()

@@ -203,6 +203,12 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]Change, er
 	if limit <= 0 {
 		return nil, nil
 	}
+	if db.file != nil {
+		// What the old file holds is no longer the store (ErrFileChanged).
+		if err := db.file.check(db.now()); err != nil {
+			return nil, err
+		}
+	}
 	var out []Change
 	err := each(ctx, db.rdb, `SELECT seq, entity, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, func(rows *sql.Rows) error {
 		var c Change

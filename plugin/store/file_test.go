@@ -1,0 +1,81 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A SQLite file removed, replaced or emptied under an open store: the
+// connections would go on reading the old file, which nothing updates, so
+// Changes fails (the index goes stale) and Health says so. Putting the same
+// file back heals it.
+func TestFileChangedUnderTheStore(t *testing.T) {
+	for _, tc := range []struct {
+		note   string
+		change func(t *testing.T, path string)
+		want   string
+	}{
+		{note: "removed", want: "removed", change: func(t *testing.T, path string) {
+			if err := os.Rename(path, path+".moved"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{note: "replaced", want: "replaced by another file", change: func(t *testing.T, path string) {
+			other := filepath.Join(filepath.Dir(path), "other.db")
+			o, err := Open(t.Context(), other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Close()
+			if err := os.Rename(path, path+".moved"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(other, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{note: "emptied", want: "emptied", change: func(t *testing.T, path string) {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			db := openTest(t)
+			path := db.Location()
+			if _, err := db.Changes(t.Context(), 0, 10); err != nil {
+				t.Fatal(err)
+			}
+			if h := db.Health(); !h.Connected || h.LastError != "" {
+				t.Fatalf("before: %+v", h)
+			}
+			tc.change(t, path)
+			_, err := db.Changes(t.Context(), 0, 10)
+			want := "the store file changed under the sidecar: " + path + " was " + tc.want +
+				" after the sidecar opened it; restart the sidecar to serve from the file now at that path"
+			if !errors.Is(err, ErrFileChanged) || err.Error() != want {
+				t.Fatalf("Changes: %v\nwant %s", err, want)
+			}
+			h := db.Health()
+			if h.Connected || h.LastError != want || !h.Since.Equal(t0.Add(time.Hour)) {
+				t.Fatalf("Health: %+v", h)
+			}
+			if tc.note == "emptied" {
+				return
+			}
+			// The same file back at its path: current again.
+			if err := os.Rename(path+".moved", path); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Changes(t.Context(), 0, 10); err != nil {
+				t.Fatalf("after restoring the file: %v", err)
+			}
+			if h := db.Health(); !h.Connected || h.LastError != "" || !h.Since.IsZero() {
+				t.Fatalf("Health after restoring: %+v", h)
+			}
+		})
+	}
+}
