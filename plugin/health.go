@@ -116,6 +116,7 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 	defer tick.Stop()
 	var last plugins.Status
 	last.State = plugins.StateOK
+	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -123,16 +124,25 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 		case <-tick.C:
 		}
 		st := healthStatus(db.Health(), idx, bound, where, time.Now())
-		if msg := p.failure.Load(); msg != nil {
-			st = plugins.Status{State: plugins.StateErr, Message: *msg}
+		said := false // settingsChecked logs its own
+		if msg := p.settingsFailure.Load(); msg != nil {
+			st, said = plugins.Status{State: plugins.StateErr, Message: *msg}, true
 		}
-		if st == last || ctx.Err() != nil {
+		if msg := p.failure.Load(); msg != nil {
+			st, said = plugins.Status{State: plugins.StateErr, Message: *msg}, false
+		}
+		if (st == last && !first) || ctx.Err() != nil {
 			continue
 		}
-		switch st.State {
-		case plugins.StateErr:
+		// The first look sets the status whatever Start set (it may have
+		// seen a failure that is over), and says nothing when all is well.
+		quiet := said || (first && st.State == plugins.StateOK && st.Message == "")
+		first = false
+		switch {
+		case quiet:
+		case st.State == plugins.StateErr:
 			p.logger().Error("%s", st.Message)
-		case plugins.StateOK:
+		case st.State == plugins.StateOK:
 			if st.Message != "" {
 				p.logger().Warn("%s", st.Message)
 			} else {

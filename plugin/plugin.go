@@ -8,6 +8,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	"github.com/opa-pat/opa-pat/plugin/extauthz"
 	"github.com/opa-pat/opa-pat/plugin/index"
 	"github.com/opa-pat/opa-pat/plugin/irvm"
+	"github.com/opa-pat/opa-pat/plugin/issue"
 	"github.com/opa-pat/opa-pat/plugin/lastused"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
@@ -30,6 +32,17 @@ import (
 
 // Name is the plugin's name under plugins: in OPA's configuration.
 const Name = "pat"
+
+// startFailure is the last error a plugin's Start returned.
+var startFailure atomic.Pointer[error]
+
+// IsStartFailure reports whether err is (or wraps) the error the plugin's
+// last Start failed with. OPA's `run --server` returns that error without
+// printing it, so the command says it (cmd/opa-pat).
+func IsStartFailure(err error) bool {
+	last := startFailure.Load()
+	return err != nil && last != nil && errors.Is(err, *last)
+}
 
 // settingsPath is where the settings live in OPA's data.
 var settingsPath = storage.MustParsePath("/pat/settings")
@@ -105,11 +118,16 @@ type Plugin struct {
 	stopIndex context.CancelFunc
 	indexDone chan struct{}
 	uninstall func()
+	// source is what the built-ins answer from while the plugin runs.
+	source *builtins.Source
 	// undefault hands the process's queries back to topdown (irvm.SetDefault).
 	undefault func()
 	// failure is set when a service stopped by itself (serviceFailed).
 	failure atomic.Pointer[string]
-	trigger storage.TriggerHandle
+	// settingsFailure is set while data.pat.settings are invalid
+	// (recordSettings): token decisions deny and the status says why.
+	settingsFailure atomic.Pointer[string]
+	trigger         storage.TriggerHandle
 
 	settingsMu   sync.Mutex
 	lastSettings []byte
@@ -153,8 +171,13 @@ func (p *Plugin) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.start(ctx); err != nil {
+		startFailure.Store(&err)
 		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: err.Error()})
 		return err
+	}
+	if msg := p.settingsFailure.Load(); msg != nil {
+		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: *msg})
+		return nil
 	}
 	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateOK})
 	return nil
@@ -163,6 +186,7 @@ func (p *Plugin) Start(ctx context.Context) error {
 func (p *Plugin) start(ctx context.Context) (err error) {
 	cfg := p.config
 	p.failure.Store(nil)
+	p.settingsFailure.Store(nil)
 	where := p.describeStore()
 	defer func() {
 		if err != nil {
@@ -187,7 +211,8 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		return fmt.Errorf("loading the token store %s: %w", where, err)
 	}
 	p.index = idx
-	p.uninstall = builtins.Install(&builtins.Source{Index: idx, Prefixes: prefixes})
+	p.source = &builtins.Source{Index: idx, Prefixes: prefixes}
+	p.uninstall = builtins.Install(p.source)
 	if cfg.Evaluator == EvaluatorIRVM {
 		// Queries prepared from now on (OPA's REST API, ext_authz, the
 		// admin API) run on irvm; the ones OPA's server prepared before
@@ -220,6 +245,10 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 			}
 		})
 	}(p.indexDone)
+
+	if err := p.ensureMask(ctx); err != nil {
+		return fmt.Errorf("adding the decision-log mask: %w", err)
+	}
 
 	if err := p.watchSettings(ctx, db); err != nil {
 		return fmt.Errorf("watching data.pat.settings: %w", err)
@@ -303,6 +332,7 @@ func (p *Plugin) stop(ctx context.Context) {
 		p.services[i].Stop(ctx)
 	}
 	p.services = nil
+	p.dropMask(ctx)
 	if p.trigger != nil {
 		_ = storage.Txn(ctx, p.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {
 			p.trigger.Unregister(ctx, txn)
@@ -385,6 +415,8 @@ func (p *Plugin) recordSettings(ctx context.Context, txn storage.Transaction, db
 	if err != nil {
 		if !storage.IsNotFound(err) {
 			p.logger().Warn("Reading data.pat.settings: %v.", err)
+		} else {
+			p.settingsChecked(nil) // absent: every default
 		}
 		return
 	}
@@ -404,9 +436,41 @@ func (p *Plugin) recordSettings(ctx context.Context, txn storage.Transaction, db
 	if string(b) == string(p.lastSettings) {
 		return
 	}
+	// Settings that break the schema (loaded as plain data, or written
+	// through OPA's API, without the bundle build's check) would read as the
+	// defaults where they are broken: deny instead until they are fixed.
+	if _, err := issue.ParseSettings(b); err != nil {
+		p.lastSettings = nil // so that the valid ones, back, count as new
+		p.settingsChecked(err)
+		return
+	}
+	p.settingsChecked(nil)
 	if err := db.SetSettings(ctx, b); err != nil {
 		p.logger().Warn("Recording data.pat.settings in the token store: %v.", err)
 		return
 	}
 	p.lastSettings = b
+}
+
+// settingsChecked records whether data.pat.settings are valid: while they
+// are not, pat.token fails (token decisions deny, 503) and the plugin's
+// status is ERROR with the problems.
+func (p *Plugin) settingsChecked(err error) {
+	if err == nil {
+		if p.settingsFailure.Swap(nil) != nil {
+			p.logger().Info("data.pat.settings are valid again: token decisions resume.")
+		}
+		if p.source != nil {
+			p.source.SetSettingsError(nil)
+		}
+		return
+	}
+	msg := fmt.Sprintf("data.pat.settings are invalid (%v); token decisions deny until they are fixed", err)
+	if old := p.settingsFailure.Swap(&msg); old == nil || *old != msg {
+		p.logger().Error("%s.", msg)
+	}
+	if p.source != nil {
+		p.source.SetSettingsError(errors.New(msg))
+	}
+	// The status follows within healthInterval (watchHealth).
 }

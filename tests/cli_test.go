@@ -402,3 +402,16 @@ func TestCLIPruneChanges(t *testing.T) {
 		t.Fatalf("prune-changes --vacuum -o json: %v: %s", err, out)
 	}
 }
+
+// TestRunServerSaysWhyThePluginCannotStart: OPA's run --server returns a
+// plugin's failure to start without printing it; opa-pat says it.
+func TestRunServerSaysWhyThePluginCannotStart(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing", "pat.db")
+	cfg := writeFile(t, dir, "config.yaml", fmt.Sprintf("plugins:\n  pat:\n    store: {path: %q}\n", missing))
+	res := cli(t, "run", "--server", "--addr", freeAddr(t), "--config-file", cfg)
+	want := fmt.Sprintf("error: opening store %q: directory %q: stat %s: no such file or directory\n", missing, filepath.Dir(missing), filepath.Dir(missing))
+	if res.code != 1 || !strings.HasSuffix(res.stderr, want) {
+		t.Fatalf("exit %d, stderr %q; want exit 1, stderr ending in %q", res.code, res.stderr, want)
+	}
+}

@@ -718,3 +718,71 @@ func grepLines(b []byte, s string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestDecisionLogMaskedWithoutPolicy runs a sidecar that has no policy yet
+// (a bundle server that does not answer at start, say): every decision is
+// undefined and denies, and the decision log still holds no raw token,
+// because the plugin keeps the mask in OPA's store until a bundle brings
+// its own.
+func TestDecisionLogMaskedWithoutPolicy(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "pat.db")
+	runCLI(t, bin, nil, "store", "import", "--store", store, writeFile(t, dir, "world.json", eaWorld))
+	grpcAddr, api := freeAddr(t), freeAddr(t)
+	config := writeFile(t, dir, "config.yaml", `
+plugins:
+  pat:
+    store: {path: "`+store+`"}
+    ext_authz: {addr: "`+grpcAddr+`"}
+decision_logs:
+  console: true
+`)
+	var output syncBuffer
+	cmd := exec.Command(bin, "run", "--server", "--addr", api, "--config-file", config, "--log-format", "json")
+	cmd.Stdout, cmd.Stderr = &output, &output
+	startProcess(t, cmd, 10*time.Second, output.String)
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+	poll(t, 30*time.Second, "the ext_authz server to serve", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
+		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
+
+	const raw = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
+	resp, err := client.Check(t.Context(), eaRequest("GET", "/repos/octo-org/app?access%5Ftoken="+raw, map[string]string{"authorization": "Bearer " + raw}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eaRead(t, resp); got.status != 500 {
+		t.Fatalf("Check without a policy: %+v", got)
+	}
+	body := `{"input": {"credential": {"type": "pat", "token": "` + raw + `"}, "resource": {"owner": "octo-org", "repository": "app"}, "action": "read"}}`
+	r, err := http.Post("http://"+api+"/v1/data/pat/allow", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK || strings.Contains(string(b), `"result"`) {
+		t.Fatalf("query without a policy: %s %s", r.Status, b)
+	}
+	poll(t, 5*time.Second, "both decisions in the log", func() bool {
+		return strings.Count(output.String(), `"msg":"Decision Log"`) >= 2
+	})
+	logs := output.String()
+	if strings.Contains(logs, raw) {
+		t.Fatalf("the raw token is in the log:\n%s", logs)
+	}
+	for _, erased := range []string{`"/input/credential/token"`, `"/input/attributes/request/http/headers/authorization"`} {
+		if !strings.Contains(logs, erased) {
+			t.Errorf("the log does not say %s was erased:\n%s", erased, logs)
+		}
+	}
+}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 
 	"github.com/open-policy-agent/opa/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/opa-pat/opa-pat/plugin"
 )
 
 func init() {
@@ -18,6 +21,17 @@ func init() {
 				return pre(c, args)
 			}
 			return nil
+		}
+		// OPA's run --server returns a plugin's failure to start without a
+		// word (it silences errors; without --server it prints it itself):
+		// say it, as `opa-pat up` does.
+		runE := run.RunE
+		run.RunE = func(c *cobra.Command, args []string) error {
+			err := runE(c, args)
+			if server := c.Flags().Lookup("server"); plugin.IsStartFailure(err) && server != nil && server.Value.String() == "true" {
+				fmt.Fprintln(os.Stderr, "error:", err)
+			}
+			return err
 		}
 	}
 }

@@ -26,6 +26,20 @@ var errNotReady = errors.New("pat: token store not ready")
 type Source struct {
 	Index    *index.Index
 	Prefixes token.Prefixes
+
+	// settingsErr is set while data.pat.settings are invalid: pat.token
+	// fails with it (undefined: the policy denies) rather than let
+	// decisions read broken settings as the defaults.
+	settingsErr atomic.Pointer[error]
+}
+
+// SetSettingsError makes pat.token fail with err (nil: answer again).
+func (s *Source) SetSettingsError(err error) {
+	if err == nil {
+		s.settingsErr.Store(nil)
+		return
+	}
+	s.settingsErr.Store(&err)
 }
 
 // current is the installed source. Built-ins are registered once per
@@ -100,6 +114,9 @@ func Token(_ rego.BuiltinContext, raw *ast.Term) (*ast.Term, error) {
 	kind, ok := token.Parse(s, src.Prefixes)
 	if !ok {
 		return malformed, nil
+	}
+	if err := src.settingsErr.Load(); err != nil {
+		return nil, *err // fail closed, as for a stale index
 	}
 	if err := src.Index.Current(time.Now()); err != nil {
 		return nil, err // fail closed: undefined, and the policy denies

@@ -92,6 +92,7 @@ test_rule_4_deny_unsupported_credentials[note] if {
 		"oauth app token": {"type": "oauth", "reason": `Requires authentication: unsupported credential type "oauth"; use a personal access token or an SSH key`},
 		"installation token": {"type": "app_installation", "reason": `Requires authentication: unsupported credential type "app_installation"; use a personal access token or an SSH key`},
 		"a secret in the type is not echoed": {"type": "ghs_16C7e42F292c6912E7710c838347Ae178B4a/with spaces", "reason": `Requires authentication: unsupported credential type (not shown); use a personal access token or an SSH key`},
+		"a classic token in the type is not echoed": {"type": "ghp_16C7e42F292c6912E7710c838347Ae178B4a", "reason": `Requires authentication: unsupported credential type (not shown); use a personal access token or an SSH key`},
 	}
 	req := {"credential": {"type": tc.type, "token": "x"}, "resource": {"owner": "octo-org", "repository": "app"}, "action": "read"}
 	decide(req) == no_token(null, 401, [tc.reason], auth_doc)

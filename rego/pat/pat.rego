@@ -265,10 +265,10 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 }
 
 # Echo a caller-given name only when it looks like a name, so a misplaced secret never reaches
-# a decision.
+# a decision: at most 32 characters, where every token, classic ones included (40), is longer.
 _quoted_name(x) := sprintf("%q", [x]) if {
 	is_string(x)
-	regex.match(`^[A-Za-z0-9_:.-]{1,40}$`, x)
+	regex.match(`^[A-Za-z0-9_:.-]{1,32}$`, x)
 } else := "(not shown)"
 
 # ---------------------------------------------------------------------------------------------

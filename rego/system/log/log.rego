@@ -43,15 +43,36 @@ mask contains sprintf("/input/parsed_query/%s", [name]) if {
 }
 
 mask contains {"op": "upsert", "path": "/input/attributes/request/http/path", "value": redacted} if {
-	i := indexof(_http.path, "?")
+	redacted := _redacted(_http.path)
+}
+
+# Envoy repeats the path, query included, in the :path pseudo-header.
+mask contains {"op": "upsert", "path": "/input/attributes/request/http/headers/:path", "value": redacted} if {
+	redacted := _redacted(_http.headers[":path"])
+}
+
+# A request target without its query, when the query carries a credential.
+_redacted(target) := concat("", [substring(target, 0, i), "?[redacted]"]) if {
+	i := indexof(target, "?")
 	i >= 0
-	_credential_query(substring(_http.path, i + 1, -1))
-	redacted := concat("", [substring(_http.path, 0, i), "?[redacted]"])
+	_credential_query(substring(target, i + 1, -1))
 }
 
 _credential_query(query) if {
 	some pair in split(query, "&")
 	lower(split(pair, "=")[0]) in _credential_params
+}
+
+# A name written with percent escapes (access%5Ftoken) may spell one: the input's parsed
+# query has it decoded, and any escaped name redacts the query, since an escape can hide one.
+_credential_query(_) if {
+	some name, _ in input.input.parsed_query
+	lower(name) in _credential_params
+}
+
+_credential_query(query) if {
+	some pair in split(query, "&")
+	contains(split(pair, "=")[0], "%")
 }
 
 # pat.token's argument is the raw token: never log that cache entry.

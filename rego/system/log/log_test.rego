@@ -32,9 +32,41 @@ test_mask_token_in_query if {
 	}}
 }
 
+test_mask_token_in_query_with_an_escaped_name[note] if {
+	some note, tc in {
+		"decoded in parsed_query": {
+			"path": "/repos/o/r?access%5Ftoken=ghp_x",
+			"parsed_query": {"access_token": ["ghp_x"]},
+			"want": {"/input/parsed_query/access_token", {"op": "upsert", "path": "/input/attributes/request/http/path", "value": "/repos/o/r?[redacted]"}},
+		},
+		"no parsed_query, escaped name": {
+			"path": "/repos/o/r?%61ccess_token=ghp_x",
+			"parsed_query": {},
+			"want": {{"op": "upsert", "path": "/input/attributes/request/http/path", "value": "/repos/o/r?[redacted]"}},
+		},
+		"harmless query": {"path": "/repos/o/r?page=2", "parsed_query": {"page": ["2"]}, "want": set()},
+	}
+	log.mask == tc.want with input as {"input": {
+		"attributes": {"request": {"http": {"path": tc.path, "headers": {}}}},
+		"parsed_query": tc.parsed_query,
+	}}
+}
+
 test_mask_raw_headers_and_builtin_cache if {
 	log.mask == {"/input/attributes/request/http/headerMap", "/nd_builtin_cache/pat.token"} with input as {
 		"input": {"attributes": {"request": {"http": {"path": "/", "headerMap": {"headers": [{"key": "authorization", "rawValue": "eA=="}]}}}}},
 		"nd_builtin_cache": {"pat.token": {"[\"ghp_x\"]": {}}},
 	}
+}
+
+# Envoy sends the path again as the :path pseudo-header.
+test_mask_token_in_the_path_header if {
+	log.mask == {
+		"/input/parsed_query/access_token",
+		{"op": "upsert", "path": "/input/attributes/request/http/path", "value": "/repos/o/r?[redacted]"},
+		{"op": "upsert", "path": "/input/attributes/request/http/headers/:path", "value": "/repos/o/r?[redacted]"},
+	} with input as {"input": {
+		"attributes": {"request": {"http": {"path": "/repos/o/r?access_token=ghp_x", "headers": {":path": "/repos/o/r?access_token=ghp_x", ":method": "GET"}}}},
+		"parsed_query": {"access_token": ["ghp_x"]},
+	}}
 }
