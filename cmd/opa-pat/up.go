@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -69,29 +70,37 @@ one off.
 			applySidecarProcs()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return up(ctx, f)
+			return up(ctx, f, cmd.Flags().Changed)
 		}),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.store, "store", defaultUpStore, "path of the token store (SQLite); seeded from the example world when absent")
+	fl.StringVar(&f.store, "store", defaultUpStore, "the token store: an SQLite path or a postgres:// URL; seeded with the example world while it holds nothing")
 	fl.StringVarP(&f.addr, "addr", "a", defaultUpAddr, "address of OPA's REST API")
 	fl.StringVar(&f.extAuthz, "ext-authz-addr", defaultUpExtAuthz, `address of the Envoy ext_authz gRPC server; "" turns it off`)
 	fl.StringVar(&f.admin, "admin-addr", defaultUpAdmin, `address of the admin API; "" turns it off`)
 	fl.StringVar(&f.settingsFile, "settings", "", "settings file (JSON) to use as data.pat.settings instead of the example settings")
-	fl.StringVarP(&f.configFile, "config-file", "c", "", "an OPA configuration file to start from; the flags above override its plugins.pat keys")
+	fl.StringVarP(&f.configFile, "config-file", "c", "", "an OPA configuration file to start from; the flags above, when given, override its plugins.pat keys, and their defaults fill in the keys it lacks")
 	fl.StringVarP(&f.logLevel, "log-level", "l", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: text, json or json-pretty")
 	return cmd
 }
 
-func up(ctx context.Context, f upFlags) error {
+func up(ctx context.Context, f upFlags, changed func(flag string) bool) error {
 	if f.store == "" {
 		return errors.New("--store: give the path of the token store")
 	}
 	if f.addr == "" {
 		return errors.New("--addr: give the address of OPA's REST API")
 	}
-	if err := seedStore(ctx, f.store); err != nil {
+	cfg, err := readUpConfig(f.configFile)
+	if err != nil {
+		return err
+	}
+	location, overrides, err := resolveUp(f, cfg, changed)
+	if err != nil {
+		return err
+	}
+	if err := seedStore(ctx, location); err != nil {
 		return err
 	}
 
@@ -122,7 +131,7 @@ func up(ctx context.Context, f upFlags) error {
 	params.Addrs = &[]string{f.addr}
 	params.AddrSetByUser = true
 	params.ConfigFile = f.configFile
-	params.ConfigOverrides = upOverrides(f)
+	params.ConfigOverrides = overrides
 	params.Logging = runtime.LoggingConfig{Level: f.logLevel, Format: f.logFormat}
 	params.EnableVersionCheck = false
 	params.GracefulShutdownPeriod = 5
@@ -137,16 +146,75 @@ func up(ctx context.Context, f upFlags) error {
 	return rt.Serve(ctx)
 }
 
-// upOverrides sets plugins.pat from the flags, on top of --config-file.
-func upOverrides(f upFlags) []string {
-	o := []string{"plugins.pat.store.path=" + escapeOverride(f.store)}
-	if f.extAuthz != "" {
-		o = append(o, "plugins.pat.ext_authz.addr="+escapeOverride(f.extAuthz))
+// upPlugin is what up needs of plugins.pat in --config-file.
+type upPlugin struct {
+	Store *struct {
+		Path     string `json:"path"`
+		Postgres *struct {
+			DSN string `json:"dsn"`
+		} `json:"postgres"`
+	} `json:"store"`
+	ExtAuthz *struct{} `json:"ext_authz"`
+	Admin    *struct{} `json:"admin"`
+}
+
+func readUpConfig(path string) (upPlugin, error) {
+	var doc struct {
+		Plugins struct {
+			Pat upPlugin `json:"pat"`
+		} `json:"plugins"`
 	}
-	if f.admin != "" {
-		o = append(o, "plugins.pat.admin.addr="+escapeOverride(f.admin))
+	if path == "" {
+		return doc.Plugins.Pat, nil
 	}
-	return o
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return doc.Plugins.Pat, fmt.Errorf("--config-file: %w", err)
+	}
+	if err := util.Unmarshal(b, &doc); err != nil {
+		return doc.Plugins.Pat, fmt.Errorf("--config-file %s: %w", path, err)
+	}
+	return doc.Plugins.Pat, nil
+}
+
+// resolveUp gives the store up seeds and plugins.pat's overrides of
+// --config-file: a flag given on the command line wins over the file; a key
+// the file lacks takes the flag's default; a key the file sets and no flag
+// names stays as the file says.
+func resolveUp(f upFlags, cfg upPlugin, changed func(flag string) bool) (location string, overrides []string, err error) {
+	switch {
+	case changed("store") && cfg.Store != nil && cfg.Store.Postgres != nil:
+		return "", nil, fmt.Errorf("--store %s: the configuration file %s sets plugins.pat.store.postgres; give one of the two", redactLocation(f.store), f.configFile)
+	case changed("store") || cfg.Store == nil:
+		location = f.store
+		overrides = append(overrides, "plugins.pat.store.path="+escapeOverride(f.store))
+	case cfg.Store.Postgres != nil:
+		location = cfg.Store.Postgres.DSN
+	default:
+		location = cfg.Store.Path
+	}
+	if location == "" {
+		return "", nil, fmt.Errorf("the configuration file %s sets plugins.pat.store without a path or a postgres dsn", f.configFile)
+	}
+	if f.extAuthz != "" && (changed("ext-authz-addr") || cfg.ExtAuthz == nil) {
+		overrides = append(overrides, "plugins.pat.ext_authz.addr="+escapeOverride(f.extAuthz))
+	}
+	if f.admin != "" && (changed("admin-addr") || cfg.Admin == nil) {
+		overrides = append(overrides, "plugins.pat.admin.addr="+escapeOverride(f.admin))
+	}
+	return location, overrides, nil
+}
+
+// redactLocation hides a postgres:// URL's password.
+func redactLocation(location string) string {
+	if !store.IsPostgres(location) {
+		return location
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return "postgres://..."
+	}
+	return u.Redacted()
 }
 
 // escapeOverride escapes the characters that --set style overrides treat
@@ -176,13 +244,30 @@ func policyStore(ctx context.Context, modules map[string]string, settings any) (
 	return s, nil
 }
 
-// seedStore imports the example world into a store file that does not
-// exist yet. An existing store is left as it is.
-func seedStore(ctx context.Context, path string) error {
-	if _, err := os.Stat(path); err == nil {
+// seedStore imports the example world into a store that holds nothing yet
+// (a new SQLite file, an empty PostgreSQL schema). A store that holds
+// anything is left as it is.
+func seedStore(ctx context.Context, location string) error {
+	sqlite := !store.IsPostgres(location)
+	existed := true
+	if sqlite {
+		if _, err := os.Stat(location); errors.Is(err, fs.ErrNotExist) {
+			existed = false
+		} else if err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+	}
+	db, err := store.Open(ctx, location)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	empty, err := db.Empty(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the store %s: %w", redactLocation(location), err)
+	}
+	if !empty {
 		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("--store: %w", err)
 	}
 	// The demo dates move with the calendar (examples.FixturesAt), so
 	// that the demo decisions stay those the documentation shows.
@@ -194,22 +279,18 @@ func seedStore(ctx context.Context, path string) error {
 	if err != nil {
 		return fmt.Errorf("reading the example world: %w", err)
 	}
-	db, err := store.Open(ctx, path)
-	if err != nil {
-		return err
-	}
 	res, err := db.Import(ctx, dump, upActor)
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
 	if err != nil {
-		// Leave no empty store behind, so that the next start seeds it.
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			_ = os.Remove(path + suffix)
+		if sqlite && !existed {
+			// Leave no empty store behind, so that the next start seeds it.
+			db.Close()
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				_ = os.Remove(location + suffix)
+			}
 		}
-		return fmt.Errorf("seeding %q with the example world: %w", path, err)
+		return fmt.Errorf("seeding %s with the example world: %w", redactLocation(location), err)
 	}
 	b, _ := json.Marshal(res)
-	fmt.Fprintf(os.Stderr, "opa-pat up: created %s with the example world %s\n", path, b)
+	fmt.Fprintf(os.Stderr, "opa-pat up: created %s with the example world %s\n", redactLocation(location), b)
 	return nil
 }

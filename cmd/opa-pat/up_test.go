@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
+)
+
+// --config-file's plugins.pat against up's flags: a flag given wins, a key
+// the file lacks takes the flag's default, a key the file sets stays.
+func TestResolveUp(t *testing.T) {
+	defaults := upFlags{store: defaultUpStore, extAuthz: defaultUpExtAuthz, admin: defaultUpAdmin}
+	for _, tc := range []struct {
+		note      string
+		config    string
+		flags     upFlags
+		changed   []string
+		location  string
+		overrides []string
+		err       string
+	}{
+		{note: "no file", flags: defaults, location: defaultUpStore, overrides: []string{
+			"plugins.pat.store.path=./opa-pat.db", "plugins.pat.ext_authz.addr=127.0.0.1:9191", "plugins.pat.admin.addr=127.0.0.1:8282"}},
+		{note: "the file sets them all", flags: defaults,
+			config:   "plugins:\n  pat:\n    store: {path: /var/lib/pat.db}\n    ext_authz: {addr: 127.0.0.1:9393}\n    admin: {addr: 127.0.0.1:8484}\n",
+			location: "/var/lib/pat.db"},
+		{note: "the file on PostgreSQL", flags: defaults,
+			config:   "plugins:\n  pat:\n    store:\n      postgres: {dsn: \"postgres://u:pw@db/pat\"}\n",
+			location: "postgres://u:pw@db/pat", overrides: []string{"plugins.pat.ext_authz.addr=127.0.0.1:9191", "plugins.pat.admin.addr=127.0.0.1:8282"}},
+		{note: "flags given win", flags: upFlags{store: "/tmp/x.db", extAuthz: "127.0.0.1:1", admin: defaultUpAdmin},
+			changed:  []string{"store", "ext-authz-addr"},
+			config:   "plugins:\n  pat:\n    store: {path: /var/lib/pat.db}\n    ext_authz: {addr: 127.0.0.1:9393}\n    admin: {addr: 127.0.0.1:8484}\n",
+			location: "/tmp/x.db", overrides: []string{"plugins.pat.store.path=/tmp/x.db", "plugins.pat.ext_authz.addr=127.0.0.1:1"}},
+		{note: "an address turned off", flags: upFlags{store: defaultUpStore, extAuthz: "", admin: defaultUpAdmin}, changed: []string{"ext-authz-addr"},
+			location: defaultUpStore, overrides: []string{"plugins.pat.store.path=./opa-pat.db", "plugins.pat.admin.addr=127.0.0.1:8282"}},
+		{note: "--store beside the file's postgres", flags: upFlags{store: "/tmp/x.db"}, changed: []string{"store"},
+			config: "plugins:\n  pat:\n    store:\n      postgres: {dsn: \"postgres://u:pw@db/pat\"}\n",
+			err:    "--store /tmp/x.db: the configuration file CONFIG sets plugins.pat.store.postgres; give one of the two"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			f := tc.flags
+			if tc.config != "" {
+				f.configFile = filepath.Join(t.TempDir(), "config.yaml")
+				if err := os.WriteFile(f.configFile, []byte(tc.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := readUpConfig(f.configFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed := func(name string) bool { return slices.Contains(tc.changed, name) }
+			location, overrides, err := resolveUp(f, cfg, changed)
+			if tc.err != "" {
+				if err == nil || err.Error() != strings.ReplaceAll(tc.err, "CONFIG", f.configFile) {
+					t.Fatalf("error %v; want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || location != tc.location || !reflect.DeepEqual(overrides, tc.overrides) {
+				t.Fatalf("got %q %q %v\nwant %q %q", location, overrides, err, tc.location, tc.overrides)
+			}
+		})
+	}
+}
+
+// up seeds a store only while it holds nothing: a second start, on SQLite
+// or on PostgreSQL, keeps what was changed since.
+func TestSeedStoreOnlyWhenEmpty(t *testing.T) {
+	locations := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "pat.db") },
+		"postgres": func(t *testing.T) string { return pgtest.Database(t, "pat_up_") },
+	}
+	for name, location := range locations {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			loc := location(t)
+			if err := seedStore(ctx, loc); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(ctx, loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens, err := db.ListTokens(ctx, store.TokenFilter{})
+			if err != nil || len(tokens) == 0 {
+				t.Fatalf("seeded store: %d tokens, %v", len(tokens), err)
+			}
+			if err := db.RevokeToken(ctx, tokens[0].ID, "test", ""); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+
+			if err := seedStore(ctx, loc); err != nil {
+				t.Fatal(err)
+			}
+			db, err = store.Open(ctx, loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			again, err := db.ListTokens(ctx, store.TokenFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(again) != len(tokens) {
+				t.Fatalf("%d tokens after the second start, %d before: seeded again", len(again), len(tokens))
+			}
+			for _, tk := range again {
+				if tk.ID == tokens[0].ID && !tk.Revoked {
+					t.Fatalf("token %d is active again after the second start", tk.ID)
+				}
+			}
+		})
+	}
+}
