@@ -103,6 +103,8 @@ decision_logs:
 		"--ignore", "*_test.rego", "--log-format", "json",
 		filepath.Join(root, "rego", "pat"), filepath.Join(root, "rego", "system"),
 		"pat.settings:"+writeFile(t, dir, "settings.json", eaSettings))
+	// The log greps below test the decision-log mask, not the stderr filter.
+	cmd.Env = append(os.Environ(), "OPA_PAT_STDERR_REDACTION=off")
 	cmd.Stdout, cmd.Stderr = &g.output, &g.output
 	startProcess(t, cmd, 10*time.Second, g.output.String)
 	g.cmd = cmd
@@ -740,6 +742,7 @@ decision_logs:
 `)
 	var output syncBuffer
 	cmd := exec.Command(bin, "run", "--server", "--addr", api, "--config-file", config, "--log-format", "json")
+	cmd.Env = append(os.Environ(), "OPA_PAT_STDERR_REDACTION=off") // the mask, not the stderr filter
 	cmd.Stdout, cmd.Stderr = &output, &output
 	startProcess(t, cmd, 10*time.Second, output.String)
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -399,3 +399,37 @@ func TestSidecarInvalidSettings(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 }
+
+// TestDebugLogsHoldNoToken: at --log-level debug OPA logs request bodies,
+// and a query's input carries the raw token; the sidecar's stderr filter
+// keeps it out of the log.
+func TestDebugLogsHoldNoToken(t *testing.T) {
+	bin := binary(t)
+	s := &sidecar{addr: freeAddr(t), store: filepath.Join(t.TempDir(), "pat.db")}
+	var logs syncBuffer
+	cmd := exec.Command(bin, "up", "--store", s.store, "--addr", s.addr,
+		"--ext-authz-addr", "", "--admin-addr", "", "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	startProcess(t, cmd, 10*time.Second, logs.String)
+	poll(t, 30*time.Second, "the sidecar to be ready", func() bool {
+		resp, err := http.Get("http://" + s.addr + "/health?plugins")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if d := s.decide(t, bobLaptop, "octo-org", "app", "read"); d["allow"] != true {
+		t.Fatalf("decision: %v", d)
+	}
+	if d := s.decide(t, bobDeploy, "octo-org", "app", "read"); d["allow"] != false {
+		t.Fatalf("decision: %v", d)
+	}
+	poll(t, 5*time.Second, "both request bodies in the log, redacted", func() bool {
+		out := logs.String()
+		return strings.Contains(out, `\"token\":\"ghp_[redacted]\"`) && strings.Contains(out, `\"token\":\"github_pat_[redacted]\"`)
+	})
+	if out := logs.String(); strings.Contains(out, bobLaptop) || strings.Contains(out, bobDeploy) {
+		t.Fatalf("the debug log holds a raw token:\n%s", out)
+	}
+}

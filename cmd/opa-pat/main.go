@@ -14,7 +14,15 @@ import (
 var subcommands []func() *cobra.Command
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	code := func() int {
+		// OPA_PAT_STDERR_REDACTION=off lets tests see the decision-log mask
+		// at work on its own.
+		if len(os.Args) > 1 && (os.Args[1] == "run" || os.Args[1] == "up") && os.Getenv("OPA_PAT_STDERR_REDACTION") != "off" {
+			defer redactStderr()() // a sidecar's logs hold no token (redact.go)
+		}
+		return run(os.Args[1:])
+	}()
+	os.Exit(code)
 }
 
 func run(args []string) int {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"regexp"
+
+	"github.com/open-policy-agent/opa/v1/logging"
+)
+
+// OPA's server logs request and response bodies at --log-level debug
+// ("req_body", "resp_body"), and a query's input carries the raw token. The
+// sidecar commands (run, up) therefore write stderr, where every log line
+// goes, through redactLine: whatever is shaped like a personal access
+// token's secret part, whatever its prefix, and Basic credentials become
+// "[redacted]". Stdout is left alone: `token create` prints its token there,
+// once, on purpose.
+
+var (
+	// A fine-grained token's secret: 22 and 59 base62 characters around "_".
+	fineGrainedSecret = regexp.MustCompile(`[0-9A-Za-z]{22}_[0-9A-Za-z]{59}`)
+	// Basic credentials (a token as the password or the user name).
+	basicCredentials = regexp.MustCompile(`(?i)(basic\s+)[A-Za-z0-9+/]{8,}={0,2}`)
+)
+
+const redacted = "[redacted]"
+
+// redactLine removes token secrets from one log line. A classic token's
+// secret is a run of exactly 36 base62 characters (30 random and a 6-digit
+// checksum after the prefix); a longer or shorter run is left alone.
+func redactLine(line []byte) []byte {
+	line = fineGrainedSecret.ReplaceAll(line, []byte(redacted))
+	line = basicCredentials.ReplaceAll(line, []byte("${1}"+redacted))
+	out := line[:0:0]
+	start := -1
+	flush := func(end int) {
+		if start >= 0 && end-start == 36 {
+			out = append(out, redacted...)
+		} else if start >= 0 {
+			out = append(out, line[start:end]...)
+		}
+		start = -1
+	}
+	for i, c := range line {
+		if isBase62(c) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		flush(i)
+		out = append(out, c)
+	}
+	flush(len(line))
+	return out
+}
+
+func isBase62(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+}
+
+// redactStderr sends what the process writes to os.Stderr through
+// redactLine, line by line, to the real stderr. The returned function
+// flushes what is pending; call it before the process exits.
+func redactStderr() (flush func()) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return func() {}
+	}
+	real := os.Stderr
+	os.Stderr = w
+	logging.Get().SetOutput(w) // OPA's global logger took os.Stderr at init
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		br := bufio.NewReaderSize(r, 64<<10)
+		for {
+			line, err := br.ReadBytes('\n')
+			if len(line) > 0 {
+				_, _ = real.Write(redactLine(line))
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		os.Stderr = real
+		logging.Get().SetOutput(real)
+		_ = w.Close()
+		<-done
+	}
+}

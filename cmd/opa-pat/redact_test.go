@@ -1,0 +1,22 @@
+package main
+
+import "testing"
+
+func TestRedactLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"req_body":"{\"input\": {\"credential\": {\"token\": \"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\"}}}"}`,
+			`{"req_body":"{\"input\": {\"credential\": {\"token\": \"ghp_[redacted]\"}}}"}`},
+		{`token 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 here`,
+			`token github_pat_[redacted] here`},
+		{`custom prefix acp_4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO.`, `custom prefix acp_[redacted].`},
+		{`"authorization": "Basic eC1hY2Nlc3MtdG9rZW46Z2hwX3Rlc3Q="`, `"authorization": "Basic [redacted]"`},
+		// Left alone: digests, ids, ordinary words.
+		{`digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 id 1f0e4c9a-2b7d-4e8f-9a3c-5d6e7f8a9b0c`,
+			`digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 id 1f0e4c9a-2b7d-4e8f-9a3c-5d6e7f8a9b0c`},
+		{"Initializing server.\n", "Initializing server.\n"},
+	} {
+		if got := string(redactLine([]byte(tc.in))); got != tc.want {
+			t.Errorf("redactLine(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+}
