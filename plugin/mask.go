@@ -55,6 +55,38 @@ func (p *Plugin) ensureMask(ctx context.Context) error {
 	})
 }
 
+// keepMask adds the mask back whenever a policy change removed it (a bundle
+// whose roots cover system/log but that brings no mask: `opa build` makes
+// bundles with the root "" by default), until ctx ends. OPA calls compiler
+// triggers inside the commit, where no other write can start, so the
+// trigger only wakes a goroutine that writes after it.
+func (p *Plugin) keepMask(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	p.maskWake.Store(&wake)
+	p.maskTrigger.Do(func() {
+		p.manager.RegisterCompilerTrigger(func(storage.Transaction) {
+			if w := p.maskWake.Load(); w != nil {
+				select {
+				case *w <- struct{}{}:
+				default:
+				}
+			}
+		})
+	})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			}
+			if err := p.ensureMask(ctx); err != nil && ctx.Err() == nil {
+				p.logger().Error("Adding the decision-log mask again: %v.", err)
+			}
+		}
+	}()
+}
+
 // dropMask removes the plugin's copy of the mask, if it is still there.
 func (p *Plugin) dropMask(ctx context.Context) {
 	store := p.manager.Store

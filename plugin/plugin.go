@@ -124,6 +124,11 @@ type Plugin struct {
 	undefault func()
 	// failure is set when a service stopped by itself (serviceFailed).
 	failure atomic.Pointer[string]
+	// maskWake wakes keepMask's goroutine after a policy change; nil while
+	// the plugin is stopped. maskTrigger registers the compiler trigger
+	// once (OPA cannot unregister one).
+	maskWake    atomic.Pointer[chan struct{}]
+	maskTrigger sync.Once
 	// settingsFailure is set while data.pat.settings are invalid
 	// (recordSettings): token decisions deny and the status says why.
 	settingsFailure atomic.Pointer[string]
@@ -211,6 +216,7 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		return fmt.Errorf("loading the token store %s: %w", where, err)
 	}
 	p.index = idx
+	token.NotePrefixes(prefixes) // for the sidecar's log filter
 	p.source = &builtins.Source{Index: idx, Prefixes: prefixes}
 	p.uninstall = builtins.Install(p.source)
 	if cfg.Evaluator == EvaluatorIRVM {
@@ -249,6 +255,7 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 	if err := p.ensureMask(ctx); err != nil {
 		return fmt.Errorf("adding the decision-log mask: %w", err)
 	}
+	p.keepMask(followCtx)
 
 	if err := p.watchSettings(ctx, db); err != nil {
 		return fmt.Errorf("watching data.pat.settings: %w", err)
@@ -332,6 +339,7 @@ func (p *Plugin) stop(ctx context.Context) {
 		p.services[i].Stop(ctx)
 	}
 	p.services = nil
+	p.maskWake.Store(nil)
 	p.dropMask(ctx)
 	if p.trigger != nil {
 		_ = storage.Txn(ctx, p.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {

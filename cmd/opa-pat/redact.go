@@ -4,8 +4,13 @@ import (
 	"bufio"
 	"os"
 	"regexp"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/logging"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // OPA's server logs request and response bodies at --log-level debug
@@ -25,12 +30,38 @@ var (
 
 const redacted = "[redacted]"
 
+// prefixed is a pattern for classic tokens after the prefixes the plugin
+// noted (token.NotePrefixes): a prefix that ends in a base62 character
+// makes one run with the secret, which the 36-character rule below misses.
+var prefixed struct {
+	sync.Mutex
+	prefixes []string
+	re       *regexp.Regexp
+}
+
+func prefixedPattern() *regexp.Regexp {
+	noted := token.NotedPrefixes()
+	prefixed.Lock()
+	defer prefixed.Unlock()
+	if prefixed.re == nil || !slices.Equal(prefixed.prefixes, noted) {
+		quoted := []string{regexp.QuoteMeta(token.DefaultPrefixes.Classic)}
+		for _, p := range noted {
+			quoted = append(quoted, regexp.QuoteMeta(p))
+		}
+		prefixed.prefixes = noted
+		prefixed.re = regexp.MustCompile(`(` + strings.Join(quoted, "|") + `)[0-9A-Za-z]{36}`)
+	}
+	return prefixed.re
+}
+
 // redactLine removes token secrets from one log line. A classic token's
 // secret is a run of exactly 36 base62 characters (30 random and a 6-digit
-// checksum after the prefix); a longer or shorter run is left alone.
+// checksum after the prefix), or 36 after a known prefix; other runs are
+// left alone. "%5F", an escaped "_", ends a run.
 func redactLine(line []byte) []byte {
 	line = fineGrainedSecret.ReplaceAll(line, []byte(redacted))
 	line = basicCredentials.ReplaceAll(line, []byte("${1}"+redacted))
+	line = prefixedPattern().ReplaceAll(line, []byte("${1}"+redacted))
 	out := line[:0:0]
 	start := -1
 	flush := func(end int) {
@@ -41,7 +72,14 @@ func redactLine(line []byte) []byte {
 		}
 		start = -1
 	}
-	for i, c := range line {
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if c == '%' && i+2 < len(line) && line[i+1] == '5' && (line[i+2] == 'F' || line[i+2] == 'f') {
+			flush(i)
+			out = append(out, line[i:i+3]...)
+			i += 2
+			continue
+		}
 		if isBase62(c) {
 			if start < 0 {
 				start = i

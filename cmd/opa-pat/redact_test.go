@@ -1,8 +1,13 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
+)
 
 func TestRedactLine(t *testing.T) {
+	token.NotePrefixes(token.Prefixes{Classic: "acmepat", FineGrained: "acmefg_"})
 	for _, tc := range []struct{ in, want string }{
 		{`{"req_body":"{\"input\": {\"credential\": {\"token\": \"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\"}}}"}`,
 			`{"req_body":"{\"input\": {\"credential\": {\"token\": \"ghp_[redacted]\"}}}"}`},
@@ -14,6 +19,9 @@ func TestRedactLine(t *testing.T) {
 		{`digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 id 1f0e4c9a-2b7d-4e8f-9a3c-5d6e7f8a9b0c`,
 			`digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 id 1f0e4c9a-2b7d-4e8f-9a3c-5d6e7f8a9b0c`},
 		{"Initializing server.\n", "Initializing server.\n"},
+		{`path /repos/o/r?access_token=ghp%5F4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO`, `path /repos/o/r?access_token=ghp%5F[redacted]`},
+		// A configured prefix without "_" (token.NotePrefixes, as the plugin does).
+		{`"token": "acmepat4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO"`, `"token": "acmepat[redacted]"`},
 	} {
 		if got := string(redactLine([]byte(tc.in))); got != tc.want {
 			t.Errorf("redactLine(%q)\n got %q\nwant %q", tc.in, got, tc.want)

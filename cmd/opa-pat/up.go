@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -171,10 +172,24 @@ func readUpConfig(path string) (upPlugin, error) {
 	if err != nil {
 		return doc.Plugins.Pat, fmt.Errorf("--config-file: %w", err)
 	}
-	if err := util.Unmarshal(b, &doc); err != nil {
+	if err := util.Unmarshal([]byte(substituteEnv(string(b))), &doc); err != nil {
 		return doc.Plugins.Pat, fmt.Errorf("--config-file %s: %w", path, err)
 	}
 	return doc.Plugins.Pat, nil
+}
+
+// envReference is ${NAME} in a configuration file.
+var envReference = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// substituteEnv replaces ${NAME} with the variable's value, as OPA does when
+// it reads the same file: an unset variable is left as written.
+func substituteEnv(s string) string {
+	return envReference.ReplaceAllStringFunc(s, func(ref string) string {
+		if v, ok := os.LookupEnv(ref[2 : len(ref)-1]); ok {
+			return v
+		}
+		return ref
+	})
 }
 
 // resolveUp gives the store up seeds and plugins.pat's overrides of

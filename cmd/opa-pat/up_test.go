@@ -17,6 +17,7 @@ import (
 // the file lacks takes the flag's default, a key the file sets stays.
 func TestResolveUp(t *testing.T) {
 	defaults := upFlags{store: defaultUpStore, extAuthz: defaultUpExtAuthz, admin: defaultUpAdmin}
+	t.Setenv("OPA_PAT_TEST_UP_STORE", "/srv/pat/pat.db")
 	for _, tc := range []struct {
 		note      string
 		config    string
@@ -40,6 +41,9 @@ func TestResolveUp(t *testing.T) {
 			location: "/tmp/x.db", overrides: []string{"plugins.pat.store.path=/tmp/x.db", "plugins.pat.ext_authz.addr=127.0.0.1:1"}},
 		{note: "an address turned off", flags: upFlags{store: defaultUpStore, extAuthz: "", admin: defaultUpAdmin}, changed: []string{"ext-authz-addr"},
 			location: defaultUpStore, overrides: []string{"plugins.pat.store.path=./opa-pat.db", "plugins.pat.admin.addr=127.0.0.1:8282"}},
+		{note: "environment variables, as OPA substitutes them", flags: defaults,
+			config:   "plugins:\n  pat:\n    store: {path: ${OPA_PAT_TEST_UP_STORE}}\n    ext_authz: {addr: \"${OPA_PAT_TEST_UNSET}\"}\n    admin: {addr: 127.0.0.1:8484}\n",
+			location: "/srv/pat/pat.db"},
 		{note: "--store beside the file's postgres", flags: upFlags{store: "/tmp/x.db"}, changed: []string{"store"},
 			config: "plugins:\n  pat:\n    store:\n      postgres: {dsn: \"postgres://u:pw@db/pat\"}\n",
 			err:    "--store /tmp/x.db: the configuration file CONFIG sets plugins.pat.store.postgres; give one of the two"},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/opa-pat/opa-pat/plugin/builtins"
 	"github.com/opa-pat/opa-pat/plugin/lastused"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
@@ -70,6 +71,14 @@ func callerInput(t store.Token) map[string]any {
 // authorize asks data.pat.admin whether the caller may run op; a denial
 // comes back as the error to answer with.
 func (s *Server) authorize(ctx context.Context, caller store.Token, op, org, targetUser, doc string) *apiError {
+	// Broken settings would read as the defaults in the policy: refuse, as
+	// token decisions do meanwhile (plugin: settingsChecked).
+	if src := builtins.Installed(); src != nil {
+		if err := src.SettingsError(); err != nil {
+			s.logger.Error("Admin API: %v.", err)
+			return newError(http.StatusServiceUnavailable, "the settings (data.pat.settings) are invalid: the admin API refuses to decide until they are fixed", doc)
+		}
+	}
 	ci := callerInput(caller)
 	input := map[string]any{"operation": op, "caller": ci}
 	if org != "" {

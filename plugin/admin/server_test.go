@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -589,4 +590,26 @@ func otherLast(raw string) string {
 		repl = 'y'
 	}
 	return raw[:len(raw)-1] + string(repl)
+}
+
+// While data.pat.settings are invalid (the plugin sets the built-ins'
+// settings error), the admin API does not decide: broken settings would
+// read as the defaults, which allow.
+func TestInvalidSettingsRefuse(t *testing.T) {
+	f := newFixture(t, true)
+	const list = "/orgs/octo-org/personal-access-tokens"
+	if r := f.do(t, "GET", list, f.as("alice-admin"), nil); r.status != 200 {
+		t.Fatalf("valid settings: %d %s", r.status, r.body)
+	}
+	src := builtins.Installed()
+	src.SetSettingsError(errors.New("data.pat.settings are invalid (settings: organizations.octo-org.enterprise: [\"acme\"] is not a string or null)"))
+	r := f.do(t, "GET", list, f.as("alice-admin"), nil)
+	want := errBody("the settings (data.pat.settings) are invalid: the admin API refuses to decide until they are fixed", docListGrants)
+	if r.status != 503 || r.body != want {
+		t.Fatalf("invalid settings: %d %s", r.status, r.body)
+	}
+	src.SetSettingsError(nil)
+	if r := f.do(t, "GET", list, f.as("alice-admin"), nil); r.status != 200 {
+		t.Fatalf("valid again: %d %s", r.status, r.body)
+	}
 }

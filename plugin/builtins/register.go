@@ -33,6 +33,16 @@ type Source struct {
 	settingsErr atomic.Pointer[error]
 }
 
+// SettingsError is the error pat.token fails with while data.pat.settings
+// are invalid, nil otherwise. Other deciders that read the settings (the
+// admin API) refuse to decide meanwhile, too.
+func (s *Source) SettingsError() error {
+	if err := s.settingsErr.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // SetSettingsError makes pat.token fail with err (nil: answer again).
 func (s *Source) SetSettingsError(err error) {
 	if err == nil {

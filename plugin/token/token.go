@@ -19,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -187,4 +189,36 @@ func randomBase62(b []byte) error {
 // Hash is the SHA-256 of a raw token: what the store keeps.
 func Hash(raw string) [32]byte {
 	return sha256.Sum256([]byte(raw))
+}
+
+// noted holds the prefixes in use in this process (NotePrefixes).
+var noted atomic.Pointer[[]string]
+
+// NotePrefixes records the prefixes a sidecar's plugin issues and accepts,
+// so that its log filter (cmd/opa-pat) can recognise tokens whose prefix
+// does not end in "_".
+func NotePrefixes(p Prefixes) {
+	for {
+		old := noted.Load()
+		var list []string
+		if old != nil {
+			list = append(list, *old...)
+		}
+		for _, v := range []string{p.Classic, p.FineGrained} {
+			if v != "" && !slices.Contains(list, v) {
+				list = append(list, v)
+			}
+		}
+		if noted.CompareAndSwap(old, &list) {
+			return
+		}
+	}
+}
+
+// NotedPrefixes returns the prefixes NotePrefixes recorded, nil when none.
+func NotedPrefixes() []string {
+	if p := noted.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -387,9 +387,9 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 } else := {"permission": "organization_administration", "classic_scopes": ["read:audit_log"]} if {
 	# The audit log: a personal access token (classic) needs read:audit_log, as on GitHub.
 	rest[0] == "audit-log"
-} else := {"permission": "administration", "classic_scopes": ["repo", "public_repo"]} if {
-	# Creating a repository: a personal access token (classic) needs repo or public_repo, as on
-	# GitHub, not an organization scope.
+} else := {"permission": "administration", "classic_scopes": _new_repository_scopes} if {
+	# Creating a repository: a personal access token (classic) needs repo, or public_repo for a
+	# public one, as on GitHub, not an organization scope.
 	action == "write"
 	rest == ["repos"]
 } else := permission if {
@@ -402,6 +402,16 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 		"dependabot/secrets": "organization_dependabot_secrets",
 	}[concat("/", array.slice(rest, 0, 2))]
 } else := _by_action(org_permissions[rest[0]], action)
+
+# The classic scopes that create an organization repository: public_repo is enough only for a
+# public one, which the gate knows only from a forwarded body that asks for no private or internal
+# repository (GitHub's default is public); without the body it asks for repo.
+_new_repository_scopes := ["repo", "public_repo"] if {
+	body := input.parsed_body
+	is_object(body)
+	not body.private == true
+	object.get(body, "visibility", "public") == "public"
+} else := ["repo"]
 
 # METADATA
 # description: >-

@@ -180,7 +180,11 @@ test_route_classic_scopes[note] if {
 	some note, tc in {
 		"repository delete": {"m": "DELETE", "p": "/repos/octo-org/app", "resource": {"owner": "octo-org", "repository": "app"}, "want": ["write", "administration", ["delete_repo"]]},
 		"audit log": {"m": "GET", "p": "/orgs/octo-org/audit-log", "resource": {"owner": "octo-org"}, "want": ["read", "organization_administration", ["read:audit_log"]]},
-		"create repository": {"m": "POST", "p": "/orgs/octo-org/repos", "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo", "public_repo"]]},
+		"create repository, no body": {"m": "POST", "p": "/orgs/octo-org/repos", "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
+		"create a public repository": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x"}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo", "public_repo"]]},
+		"create a public repository, said so": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "private": false, "visibility": "public"}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo", "public_repo"]]},
+		"create a private repository": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "private": true}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
+		"create an internal repository": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "visibility": "internal"}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
 	}
 	[action, permission, scopes] := tc.want
 	envoy.mapped == {
@@ -189,7 +193,7 @@ test_route_classic_scopes[note] if {
 		"action": action,
 		"permission": permission,
 		"classic_scopes": scopes,
-	} with input as req(tc.m, tc.p, bearer)
+	} with input as object.union(req(tc.m, tc.p, bearer), {"parsed_body": object.get(tc, "body", null)})
 }
 
 # Endpoints with more than one requirement: the first is mapped; "also" must allow as well,

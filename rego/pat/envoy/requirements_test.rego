@@ -110,8 +110,23 @@ test_classic_scopes[note] if {
 		"update with repo": {"m": "PATCH", "p": "/repos/octo-org/app", "raw": "ghp_repo", "want": allowed},
 		"audit log with read:org": {"m": "GET", "p": "/orgs/octo-org/audit-log", "raw": "ghp_read_org", "want": classic_needs(`"read:audit_log"`, "read", "octo-org")},
 		"audit log with read:audit_log": {"m": "GET", "p": "/orgs/octo-org/audit-log", "raw": "ghp_audit_log", "want": allowed},
-		"create repository with public_repo": {"m": "POST", "p": "/orgs/octo-org/repos", "raw": "ghp_public_repo", "want": allowed},
-		"create repository with read:org": {"m": "POST", "p": "/orgs/octo-org/repos", "raw": "ghp_read_org", "want": classic_needs(`"public_repo" or "repo"`, "write", "octo-org")},
+		"create repository with read:org": {"m": "POST", "p": "/orgs/octo-org/repos", "raw": "ghp_read_org", "want": classic_needs(`"repo"`, "write", "octo-org")},
 	}
 	decide(tc.m, tc.p, tc.raw) == tc.want
+}
+
+test_classic_scopes_to_create_a_repository[note] if {
+	some note, tc in {
+		"public with public_repo": {"body": {"name": "x"}, "raw": "ghp_public_repo", "want": allowed},
+		"private with public_repo": {"body": {"name": "x", "private": true}, "raw": "ghp_public_repo", "want": classic_needs(`"repo"`, "write", "octo-org")},
+		"no body with public_repo": {"body": null, "raw": "ghp_public_repo", "want": classic_needs(`"repo"`, "write", "octo-org")},
+		"private with repo": {"body": {"name": "x", "private": true}, "raw": "ghp_repo", "want": allowed},
+	}
+	d := envoy.decision with input as object.union(request("POST", "/orgs/octo-org/repos", tc.raw), {"parsed_body": tc.body})
+		with pat.token as mock_token
+		with pat.grant as mock_grant
+		with pat.org_role as mock_org_role
+		with pat.user as mock_user
+		with pat.repository as mock_repository
+	[d.allow, d.status, d.message] == tc.want
 }
