@@ -67,7 +67,7 @@ func TestIRVMAgreesWithTopdown(t *testing.T) {
 	}
 	type pair struct{ topdown, irvm rego.PreparedEvalQuery }
 	queries := map[string]pair{}
-	for _, q := range []string{"data.pat.decision", "data.pat.envoy.decision"} {
+	for _, q := range []string{"data.pat.decision", "data.pat.envoy.decision", "data.pat.admin.decision"} {
 		queries[q] = pair{prepare(q, "rego"), prepare(q, irvm.Name)}
 	}
 
@@ -125,7 +125,8 @@ func TestIRVMAgreesWithTopdown(t *testing.T) {
 		for range requestsPerRound {
 			compare("data.pat.decision", g.request())
 			compare("data.pat.envoy.decision", g.envoyRequest())
-			n += 2
+			compare("data.pat.admin.decision", g.adminRequest())
+			n += 3
 		}
 	}
 	t.Logf("%d decisions agree", n)
@@ -303,6 +304,10 @@ func (g *gen) envoyRequest() map[string]any {
 		"/orgs/octo-org/members", "/orgs/acme-labs", "/"+repo+".git/info/refs?service=git-upload-pack",
 		"/"+repo+"/info/refs?service=git-receive-pack", "/"+repo+".git/git-upload-pack",
 		"/"+repo+".git/git-receive-pack", "/unknown/path", "/repos/"+repo+"/contents/a%2Fb",
+		// Routes with more than one requirement, or classic scopes of their own.
+		"/repos/"+repo+"/contents/.github/workflows/ci.yml", "/repos/"+repo+"/pages",
+		"/repos/"+repo+"/issues/3/comments", "/repos/"+repo+"/labels", "/orgs/octo-org/teams/devs/repos/"+repo,
+		"/orgs/octo-org/audit-log", "/orgs/acme-labs/repos", "/repos/"+repo+"/tags/protection",
 	).(string)
 	headers := map[string]any{}
 	if tok, ok := g.token().(string); ok && g.r.IntN(8) != 0 {
@@ -338,6 +343,35 @@ func (g *gen) envoyRequest() map[string]any {
 		}}},
 		"parsed_path":  parsed,
 		"parsed_query": query,
+		"parsed_body":  g.pick(nil, map[string]any{"name": "x"}, map[string]any{"private": true}, map[string]any{"visibility": "internal"}, "text"),
 		"version":      map[string]any{"encoding": "protojson", "ext_authz": "v3"},
 	}
+}
+
+// adminRequest is a random call of the admin API's policy: an operation, an
+// organization and a caller with random scopes, permissions, lifetime and
+// grant state.
+func (g *gen) adminRequest() map[string]any {
+	day := int64(86_400_000_000_000)
+	created := int64(1_770_000_000_000_000_000)
+	caller := map[string]any{
+		"token_id": 1, "user": g.pick("alice", "bob", "erin", "mallory"),
+		"kind":           g.pick("classic", "fine_grained", "oauth"),
+		"scopes":         g.pick([]any{}, []any{"admin:org"}, []any{"read:audit_log", "user"}, []any{"repo"}),
+		"resource_owner": g.pick("", "octo-org", "acme-labs", "alice"),
+		"permissions": g.pick(map[string]any{}, map[string]any{"personal_access_tokens": "write"},
+			map[string]any{"organization_personal_access_token_requests": "read", "organization_administration": "read"}),
+		"created_at_ns": created, "expires_at_ns": g.pick(nil, created+30*day, created+400*day),
+	}
+	if g.r.IntN(3) != 0 {
+		caller["grant_state"] = g.pick(nil, "approved", "pending", "denied", "revoked")
+	}
+	in := map[string]any{"operation": g.pick("requests.list", "requests.review", "tokens.revoke", "audit.list", "user.tokens.list", "nope"), "caller": caller}
+	if g.r.IntN(6) != 0 {
+		in["org"] = g.pick("octo-org", "acme-labs", "indie-org", "unknown-org")
+	}
+	if g.r.IntN(2) == 0 {
+		in["target_user"] = g.pick("alice", "bob")
+	}
+	return in
 }
