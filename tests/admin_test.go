@@ -423,6 +423,10 @@ func TestAdminAPI(t *testing.T) {
 			t.Fatalf("erin's events: %d %s", r.status, r.body)
 		}
 		admExpect(t, w.call(t, "GET", "/orgs/octo-org/audit-log", "bob-admin", nil), 403, "")
+		// An action the log never records is a mistake, not an empty page.
+		const unknown = `action: unknown action \"grant.delete\", want one of token.create, request.create, request.approve, request.deny, grant.revoke, token.revoke, store.import`
+		admExpect(t, w.call(t, "GET", "/orgs/octo-org/audit-log?action=grant.delete", "alice-admin", nil), 422,
+			`{"message":"Validation Failed: `+unknown+`","errors":[{"resource":"AuditEvent","field":"action","code":"invalid","message":"`+unknown+`"}],"documentation_url":"https://github.com/opa-pat/opa-pat/blob/main/docs/admin-api.md#audit-log"}`)
 		out := runCLI(t, w.bin, nil, "audit", "list", "--store", w.store, "--org", "octo-org", "--action", "grant.revoke", "--output", "json")
 		if !strings.Contains(out, `"rotation"`) {
 			t.Fatalf("opa-pat audit list: %s", out)

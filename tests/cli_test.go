@@ -415,3 +415,10 @@ func TestRunServerSaysWhyThePluginCannotStart(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want exit 1, stderr ending in %q", res.code, res.stderr, want)
 	}
 }
+
+func TestCLIAuditListUnknownAction(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "pat.db")
+	cliOK(t, "store", "import", "--store", db, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	cliFail(t, `error: --action: unknown action "grant.delete", want one of token.create, request.create, request.approve, request.deny, grant.revoke, token.revoke, store.import`,
+		"audit", "list", "--store", db, "--action", "grant.delete")
+}

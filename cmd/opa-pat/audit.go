@@ -44,6 +44,9 @@ func newAuditListCmd() *cobra.Command {
 			if filter.Limit < 0 {
 				return fmt.Errorf("--limit: %d is negative", filter.Limit)
 			}
+			if err := store.CheckAuditAction(filter.Action); err != nil {
+				return fmt.Errorf("--action: %w", err)
+			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
 				events, err := db.ListAudit(cmd.Context(), filter)
 				if err != nil {

@@ -296,6 +296,9 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 			*b.dst = n
 		}
 	}
+	if err := store.CheckAuditAction(f.Action); err != nil {
+		errs = append(errs, fieldError{Field: "action", Message: "action: " + err.Error()})
+	}
 	if len(errs) > 0 {
 		return invalid(docAuditLog, "AuditEvent", errs...)
 	}

@@ -56,6 +56,20 @@ const (
 	ActionStoreImport    = "store.import"
 )
 
+// AuditActions are every action the audit log records, in the order of a
+// token's life.
+var AuditActions = []string{ActionTokenCreate, ActionRequestCreate, ActionRequestApprove, ActionRequestDeny,
+	ActionGrantRevoke, ActionTokenRevoke, ActionStoreImport}
+
+// CheckAuditAction refuses a filter on an action the log never records (a
+// typo would otherwise list nothing, silently).
+func CheckAuditAction(action string) error {
+	if action == "" || slices.Contains(AuditActions, action) {
+		return nil
+	}
+	return fmt.Errorf("unknown action %q, want one of %s", action, strings.Join(AuditActions, ", "))
+}
+
 // AutomaticReviewer is the reviewer of a grant approved automatically at
 // creation (SEMANTICS.md rule 21).
 const AutomaticReviewer = "opa-pat (automatic)"
