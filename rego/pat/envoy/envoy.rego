@@ -234,7 +234,7 @@ _repo_permission(rest, action) := "metadata" if {
 	# /commits/{ref}/status, /statuses, /check-runs, /check-suites; the ref may hold slashes.
 	rest[0] == "commits"
 	count(rest) > 2
-	permission := _commit_sub_permissions[rest[count(rest) - 1]]
+	permission := _by_action(_commit_sub_permissions[rest[count(rest) - 1]], action)
 } else := "contents" if {
 	# Merging a pull request writes to the repository's contents (GitHub asks for contents: write).
 	action == "write"
@@ -300,7 +300,7 @@ repo_permissions := {
 	"code-scanning": "security_events",
 	"codeowners": "contents",
 	"collaborators": {"read": "metadata", "write": "administration"},
-	"comments": "contents",
+	"comments": {"read": "metadata", "write": "contents"},
 	"commits": "contents",
 	"activity": "contents",
 	"community": "contents",
@@ -321,7 +321,7 @@ repo_permissions := {
 	"keys": "administration",
 	"labels": "issues",
 	"languages": "metadata",
-	"license": "contents",
+	"license": {"read": "metadata", "write": "contents"},
 	"merge-upstream": "contents",
 	"merges": "contents",
 	"milestones": "issues",
@@ -339,7 +339,7 @@ repo_permissions := {
 	"stats": "metadata",
 	"statuses": "statuses",
 	"subscribers": "metadata",
-	"tags": "contents",
+	"tags": {"read": "metadata", "write": "contents"},
 	"tarball": "contents",
 	"teams": "administration",
 	"topics": {"read": "metadata", "write": "administration"},
@@ -356,6 +356,7 @@ _environment_permission(rest, action) := "environments" if {
 _commit_sub_permissions := {
 	"check-runs": "checks",
 	"check-suites": "checks",
+	"comments": {"read": "metadata", "write": "contents"},
 	"pulls": "pull_requests",
 	"status": "statuses",
 	"statuses": "statuses",
