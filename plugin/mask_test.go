@@ -52,17 +52,6 @@ func writePolicies(t *testing.T, m *plugins.Manager, del []string, put map[strin
 	}
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // The decision-log mask is there from the plugin's start, comes back when a
 // policy change removes it (a bundle without one whose roots cover
 // system/log), steps aside for a policy that brings its own, and leaves with
@@ -79,7 +68,7 @@ func TestMaskPolicyFallback(t *testing.T) {
 
 	// As a bundle activation erases store policies under its roots.
 	writePolicies(t, m, []string{MaskPolicyID}, map[string]string{"bundle/pat.rego": "package pat\n\nx := 1\n"})
-	waitFor(t, "the mask to come back", func() bool { return hasPolicy(t, m, MaskPolicyID) && maskRules(m) > 0 })
+	poll(t, 5*time.Second, func() bool { return hasPolicy(t, m, MaskPolicyID) && maskRules(m) > 0 })
 
 	// A policy of its own in package system.log: the plugin's copy is not
 	// put back once it is gone.
@@ -92,7 +81,7 @@ func TestMaskPolicyFallback(t *testing.T) {
 	}
 
 	writePolicies(t, m, []string{"bundle/system/log/log.rego"}, nil)
-	waitFor(t, "the mask to come back", func() bool { return hasPolicy(t, m, MaskPolicyID) })
+	poll(t, 5*time.Second, func() bool { return hasPolicy(t, m, MaskPolicyID) })
 	p.Stop(context.Background())
 	if hasPolicy(t, m, MaskPolicyID) {
 		t.Fatal("the plugin's mask stayed after Stop")

@@ -31,6 +31,33 @@ type sidecar struct {
 	seeded time.Time // about when up seeded the store
 }
 
+// healthCode is the status of GET path (/health, /health?plugins) on the
+// OPA API at addr, 0 while nothing answers there.
+func healthCode(addr, path string) int {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// startRunSidecar starts OPA's own `run --server` on the SQLite store at
+// storePath with plugins.pat from pat (YAML under "pat:", the store added),
+// the policy from rego/pat and settings from a file, and waits until OPA's
+// API answers /health (not every plugin need be ready).
+func startRunSidecar(t *testing.T, bin, storePath, pat, settings, logLevel string, logs *syncBuffer) *sidecar {
+	t.Helper()
+	cfg := writeFile(t, t.TempDir(), "config.yaml", fmt.Sprintf("plugins:\n  pat:\n    store: {path: %q%s}\n", storePath, pat))
+	s := &sidecar{addr: freeAddr(t), store: storePath}
+	cmd := exec.Command(bin, "run", "--server", "--addr", s.addr, "--config-file", cfg, "--log-level", logLevel,
+		"--ignore", "*_test.rego", filepath.Join(repoRoot(), "rego", "pat"), "pat.settings:"+settings)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	startProcess(t, cmd, 10*time.Second, logs.String)
+	poll(t, 30*time.Second, "the sidecar to answer", func() bool { return healthCode(s.addr, "/health") == http.StatusOK })
+	return s
+}
+
 // startUp starts `opa-pat up` on free ports with a new store in a temporary
 // directory and waits until OPA reports every plugin ready.
 func startUp(t *testing.T) *sidecar {
@@ -42,14 +69,7 @@ func startUp(t *testing.T) *sidecar {
 		"--ext-authz-addr", freeAddr(t), "--admin-addr", "", "--log-level", "error")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	startProcess(t, cmd, 10*time.Second, logs.String)
-	poll(t, 30*time.Second, "the sidecar to be ready", func() bool {
-		resp, err := http.Get("http://" + s.addr + "/health?plugins")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
 	return s
 }
 
@@ -280,27 +300,12 @@ func TestSidecarProcs(t *testing.T) {
 // file for ever.
 func TestSidecarStoreFileReplaced(t *testing.T) {
 	bin := binary(t)
-	dir := t.TempDir()
-	storePath := filepath.Join(dir, "pat.db")
+	storePath := filepath.Join(t.TempDir(), "pat.db")
 	fixtures := filepath.Join(repoRoot(), "examples", "fixtures.json")
 	runCLI(t, bin, nil, "store", "import", "--store", storePath, fixtures)
-	cfg := writeFile(t, dir, "config.yaml", fmt.Sprintf("plugins:\n  pat:\n    store: {path: %q, max_staleness: 2s}\n", storePath))
-	s := &sidecar{addr: freeAddr(t), store: storePath}
 	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "--server", "--addr", s.addr, "--config-file", cfg, "--log-level", "info",
-		"--ignore", "*_test.rego", filepath.Join(repoRoot(), "rego", "pat"), "pat.settings:"+filepath.Join(repoRoot(), "examples", "settings.json"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	startProcess(t, cmd, 10*time.Second, logs.String)
-	health := func() (int, string) {
-		resp, err := http.Get("http://" + s.addr + "/health?plugins")
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { code, _ := health(); return code == http.StatusOK })
+	s := startRunSidecar(t, bin, storePath, ", max_staleness: 2s", filepath.Join(repoRoot(), "examples", "settings.json"), "info", &logs)
+	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
 	if d := s.decide(t, bobLaptop, "octo-org", "app", "read"); d["allow"] != true {
 		t.Fatalf("before: %v", d)
 	}
@@ -318,7 +323,7 @@ func TestSidecarStoreFileReplaced(t *testing.T) {
 		t.Fatalf("after the bound: %v", last)
 	}
 	// The status follows within a second (the plugin looks every second).
-	poll(t, 5*time.Second, "/health?plugins to fail", func() bool { code, _ := health(); return code == http.StatusInternalServerError })
+	poll(t, 5*time.Second, "/health?plugins to fail", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusInternalServerError })
 	want := storePath + " was replaced by another file after the sidecar opened it; restart the sidecar to serve from the file now at that path"
 	poll(t, 10*time.Second, "the log to name the replaced file", func() bool { return strings.Contains(logs.String(), want) })
 	// The follower says so once per situation (removed, then replaced by the
@@ -344,21 +349,8 @@ func TestSidecarInvalidSettings(t *testing.T) {
 	         "organizations": {"octo-org": {"enterprise": ["acme"]}}}`
 	good := `{"enterprises": {"acme": {"owners": ["alice"], "classic_access": "restrict"}},
 	          "organizations": {"octo-org": {"enterprise": "acme"}}}`
-	cfg := writeFile(t, dir, "config.yaml", fmt.Sprintf("plugins:\n  pat:\n    store: {path: %q}\n", storePath))
-	s := &sidecar{addr: freeAddr(t), store: storePath}
 	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "--server", "--addr", s.addr, "--config-file", cfg, "--log-level", "error",
-		"--ignore", "*_test.rego", filepath.Join(repoRoot(), "rego", "pat"), "pat.settings:"+writeFile(t, dir, "settings.json", bad))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	startProcess(t, cmd, 10*time.Second, logs.String)
-	poll(t, 30*time.Second, "the sidecar to answer", func() bool {
-		resp, err := http.Get("http://" + s.addr + "/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	s := startRunSidecar(t, bin, storePath, "", writeFile(t, dir, "settings.json", bad), "error", &logs)
 	d := s.decide(t, bobLaptop, "octo-org", "app", "read")
 	if d["allow"] != false || d["status"] != float64(503) {
 		t.Fatalf("with invalid settings: %v", d)
@@ -367,14 +359,7 @@ func TestSidecarInvalidSettings(t *testing.T) {
 	poll(t, 5*time.Second, "the log to say why", func() bool { // JSON log lines: quotes escaped
 		return strings.Contains(logs.String(), strings.ReplaceAll(want, `"`, `\"`))
 	})
-	poll(t, 5*time.Second, "/health?plugins to fail", func() bool {
-		resp, err := http.Get("http://" + s.addr + "/health?plugins")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusInternalServerError
-	})
+	poll(t, 5*time.Second, "/health?plugins to fail", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusInternalServerError })
 
 	// Fixed through OPA's API: the enterprise's policy applies again.
 	req, _ := http.NewRequest(http.MethodPut, "http://"+s.addr+"/v1/data/pat/settings", strings.NewReader(good))
@@ -390,14 +375,7 @@ func TestSidecarInvalidSettings(t *testing.T) {
 	if d["allow"] != false || d["status"] != float64(403) || !strings.HasPrefix(d["message"].(string), "octo-org forbids access via a personal access token (classic): the policy is set by the acme enterprise") {
 		t.Fatalf("with valid settings: %v", d)
 	}
-	poll(t, 5*time.Second, "/health?plugins to pass", func() bool {
-		resp, err := http.Get("http://" + s.addr + "/health?plugins")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	poll(t, 5*time.Second, "/health?plugins to pass", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
 }
 
 // TestDebugLogsHoldNoToken: at --log-level debug OPA logs request bodies,
@@ -411,14 +389,7 @@ func TestDebugLogsHoldNoToken(t *testing.T) {
 		"--ext-authz-addr", "", "--admin-addr", "", "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	startProcess(t, cmd, 10*time.Second, logs.String)
-	poll(t, 30*time.Second, "the sidecar to be ready", func() bool {
-		resp, err := http.Get("http://" + s.addr + "/health?plugins")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
 	if d := s.decide(t, bobLaptop, "octo-org", "app", "read"); d["allow"] != true {
 		t.Fatalf("decision: %v", d)
 	}
