@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -79,6 +80,10 @@ type DumpGrant struct {
 	State       string `json:"state"`
 	Reason      string `json:"reason,omitempty"`
 	Reviewer    string `json:"reviewer,omitempty"`
+	// Justification is the requester's, for a grant that was reviewed
+	// (approved, denied, revoked): Reason is then the reviewer's, empty when
+	// the review gave none. A pending grant's Reason is its justification.
+	Justification string `json:"justification,omitempty"`
 }
 
 // ImportResult counts the records an import wrote.
@@ -332,6 +337,9 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		if len([]rune(g.Reason)) > MaxReasonChars {
 			return ImportResult{}, fmt.Errorf("grants[%d].reason: longer than %d characters", i, MaxReasonChars)
 		}
+		if len([]rune(g.Justification)) > MaxReasonChars {
+			return ImportResult{}, fmt.Errorf("grants[%d].justification: longer than %d characters", i, MaxReasonChars)
+		}
 	}
 
 	var res ImportResult
@@ -388,18 +396,18 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 			}
 			// A grant of a classic token is recorded as given; the policy
 			// never asks for one (SEMANTICS.md rule 17).
-			cur, ok, err := scanCurrent(ctx, tx, t.ID, dg.Org)
+			justification, review := cmp.Or(dg.Reason, dg.Justification), ""
+			if dg.State != GrantPending {
+				justification, review = dg.Justification, dg.Reason
+			}
+			same, err := sameCurrentRequest(ctx, tx, t.ID, dg, justification, review)
 			if err != nil {
 				return err
 			}
-			if ok && cur.State == dg.State && cur.Reason == dg.Reason && cur.Reviewer == dg.Reviewer {
+			if same {
 				continue
 			}
 			g := Grant{TokenID: t.ID, Org: dg.Org, State: dg.State, Reviewer: dg.Reviewer, CreatedAt: now, UpdatedAt: now}
-			justification, review := dg.Reason, ""
-			if dg.State != GrantPending {
-				justification, review = "", dg.Reason
-			}
 			id, err := insertRequest(ctx, tx, g, justification, review)
 			if err != nil {
 				return fmt.Errorf("grants[%d]: %w", i, err)
@@ -433,9 +441,26 @@ func firstErr(err error) error {
 	return err
 }
 
-func scanCurrent(ctx context.Context, tx *sql.Tx, tokenID int64, org string) (Grant, bool, error) {
-	g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
-	return pointResult(g, err, "grant", grantKey(tokenID, org))
+// sameCurrentRequest reports whether the token's current request for the
+// grant's organization already says what the import would record: an
+// import of an export is then a no-op. A record that gives no
+// justification keeps whatever the store has.
+func sameCurrentRequest(ctx context.Context, tx *sql.Tx, tokenID int64, dg DumpGrant, justification, review string) (bool, error) {
+	var state, j, r, reviewer string
+	err := tx.QueryRowContext(ctx, `SELECT state, justification, review_reason, reviewer FROM requests WHERE token_id = $1 AND org = $2 ORDER BY id DESC LIMIT 1`,
+		tokenID, dg.Org).Scan(&state, &j, &r, &reviewer)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the grant of token %d for %s: %w", tokenID, dg.Org, err)
+	}
+	if dg.State != GrantPending && dg.Justification == "" && dg.Reason != "" && r == "" && j == dg.Reason {
+		// An older export, whose reason of a grant reviewed without one is
+		// the requester's justification.
+		return state == dg.State && reviewer == dg.Reviewer, nil
+	}
+	return state == dg.State && reviewer == dg.Reviewer && r == review && (justification == "" || j == justification), nil
 }
 
 // grantToken finds the token a grant names: in the dump first, then in the
@@ -569,10 +594,30 @@ func (db *DB) Export(ctx context.Context) (*Dump, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A reviewed grant's Reason is the reviewer's; the requester's
+	// justification goes beside it. A request's justification never changes
+	// once written, so reading it after the snapshot is consistent.
+	type texts struct{ justification, review string }
+	requests := map[int64]texts{}
+	err = each(ctx, db.rdb, `SELECT id, justification, review_reason FROM requests WHERE justification <> '' OR review_reason <> ''`, func(rows *sql.Rows) error {
+		var id int64
+		var t texts
+		if err := rows.Scan(&id, &t.justification, &t.review); err != nil {
+			return err
+		}
+		requests[id] = t
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the requests' reasons: %w", err)
+	}
 	for _, g := range grants {
-		reviewer := g.Reviewer
-		d.Grants = append(d.Grants, DumpGrant{TokenSHA256: hashes[g.TokenID], TokenName: names[g.TokenID].Name, User: names[g.TokenID].User,
-			Org: g.Org, State: g.State, Reason: g.Reason, Reviewer: reviewer})
+		dg := DumpGrant{TokenSHA256: hashes[g.TokenID], TokenName: names[g.TokenID].Name, User: names[g.TokenID].User,
+			Org: g.Org, State: g.State, Reason: g.Reason, Reviewer: g.Reviewer}
+		if t, ok := requests[g.ID]; ok && g.State != GrantPending {
+			dg.Reason, dg.Justification = t.review, t.justification
+		}
+		d.Grants = append(d.Grants, dg)
 	}
 	return d, nil
 }

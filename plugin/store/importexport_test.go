@@ -14,6 +14,7 @@ import (
 const (
 	rawClassic = "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"
 	rawFG      = "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"
+	rawFG2     = "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"
 )
 
 func importJSON(t *testing.T, db *DB, world string) (ImportResult, error) {
@@ -136,5 +137,56 @@ func TestImportedGrantSupersedesARequest(t *testing.T) {
 	if len(events) != 1 || events[0].Actor != "test" || events[0].TokenID != tok.ID || events[0].RequestID != g.ID+1 ||
 		events[0].Reason != "migrated" || events[0].Details["via"] != ActionStoreImport {
 		t.Fatalf("audit = %+v; want one request.approve by the import", events)
+	}
+}
+
+// An export keeps both texts of a reviewed grant, the requester's
+// justification and the reviewer's reason, and importing it into another
+// store records them as they were; importing it again changes nothing.
+func TestExportKeepsJustificationAndReview(t *testing.T) {
+	ctx := t.Context()
+	src := openTest(t)
+	world := `{"tokens": [
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"},
+		{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}],
+	"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "pending", "reason": "release automation"},
+		{"token_name": "docs", "user": "bob", "org": "octo-org", "state": "pending", "reason": "publish the handbook"}]}`
+	if _, err := importJSON(t, src, world); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{1}, Approve: true, Reason: "ok for a quarter", Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	// Approved without a reason of its own.
+	if _, err := src.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{2}, Approve: true, Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := src.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range d.Grants {
+		got = append(got, g.TokenName+": "+g.State+", reason "+g.Reason+", justification "+g.Justification+", by "+g.Reviewer)
+	}
+	want := []string{"ci: approved, reason ok for a quarter, justification release automation, by alice",
+		"docs: approved, reason , justification publish the handbook, by alice"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("exported grants:\n got %q\nwant %q", got, want)
+	}
+
+	dst := openTest(t)
+	if _, err := dst.Import(ctx, d, "test"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := dst.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again.Grants, d.Grants) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", again.Grants, d.Grants)
+	}
+	if res, err := dst.Import(ctx, d, "test"); err != nil || res.Grants != 0 {
+		t.Fatalf("importing the export again: %+v, %v", res, err)
 	}
 }
