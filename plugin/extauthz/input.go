@@ -215,7 +215,12 @@ func (in *checkInput) build() (ast.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, truncated := parsedBody(in.http.body, in.http.headers)
+	// Envoy sends the body as raw_body instead of body with pack_as_bytes.
+	raw := in.http.body
+	if raw == "" {
+		raw = in.http.rawBody
+	}
+	body, truncated := parsedBody(raw, in.http.headers)
 
 	input := ast.NewObjectWithCapacity(6)
 	if in.hasAttributes {

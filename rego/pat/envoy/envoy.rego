@@ -106,13 +106,33 @@ _name(s) if regex.match(`^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]?|\.[A-Za-z0-9_-]|[A-Za-
 # /repos/Octo-Org/App is a request for octo-org/app, whatever case the client chose.
 
 # /repos/{owner}/{repo}/...
-_route := object.union({"resource": {"owner": lower(owner), "repository": lower(repo)}, "action": _action}, _need(need)) if {
+_route := object.union({"resource": _repo_resource(lower(owner), lower(repo), rest, need), "action": _action}, _need(need)) if {
 	_rest_path[0] == "repos"
 	owner := _rest_path[1]
 	repo := _rest_path[2]
 	_name(owner)
 	_name(repo)
-	need := _repo_permission(_endpoint(array.slice(_rest_path, 3, count(_rest_path))), _action)
+	rest := _endpoint(array.slice(_rest_path, 3, count(_rest_path)))
+	need := _repo_permission(rest, _action)
+}
+
+# What a public repository does not show to everyone (its settings, hooks, keys, secrets and
+# variables, security alerts, collaborators, invitations, teams, traffic) is not the public
+# floor's to read (rule 12): the gate gives such a read's resource as private, as DESIGN.md lets
+# a calling service give a visibility, so the token's own permission, approval and the access
+# policy apply to it as on a private repository.
+_repo_resource(owner, repo, rest, need) := {"owner": owner, "repository": repo, "visibility": "private"} if {
+	_action == "read"
+	_private_read(rest, need)
+} else := {"owner": owner, "repository": repo}
+
+_private_read(_, need) if _need(need).permission in _private_permissions
+
+_private_read(rest, _) if rest[0] in {"collaborators", "invitations", "teams", "traffic", "keys", "hooks"}
+
+_private_permissions := {
+	"administration", "dependabot_secrets", "environments", "repository_hooks", "secret_scanning_alerts",
+	"secrets", "security_events", "variables", "vulnerability_alerts",
 }
 
 # /orgs/{org}/...
@@ -202,7 +222,7 @@ _repo_name(repo) := name if {
 # them: ["pulls", "3%2Fmerge"] and ["pulls", "3", "", "merge"] are both ["pulls", "3", "merge"], a
 # merge, which needs contents. Names that hold slashes (a branch, a ref, a file's path) span
 # segments, which the rules below allow for.
-_endpoint(rest) := [segment |
+_endpoint(rest) := [lower(segment) |
 	some segment in split(concat("/", rest), "/")
 	segment != ""
 ]

@@ -141,10 +141,54 @@ test_route[note] if {
 	[owner, repo, action, permission] := tc.want
 	envoy.mapped == {
 		"credential": {"type": "pat", "token": classic},
-		"resource": {"owner": owner, "repository": repo},
+		"resource": object.union({"owner": owner, "repository": repo}, _given_visibility(note)),
 		"action": action,
 		"permission": permission,
 	} with input as req(tc.m, tc.p, bearer)
+}
+
+# Reads of what a public repository does not show to everyone go to the decision as private
+# (no public floor).
+private_reads := {
+	"actions variables", "autolinks", "code scanning alerts", "collaborators read", "dependabot alerts",
+	"environment variables", "organization secrets of a repository", "organization variables of a repository", "traffic",
+}
+
+_given_visibility(note) := {"visibility": "private"} if note in private_reads
+
+else := {}
+
+test_private_reads_of_a_public_repository[note] if {
+	some note, tc in {
+		"hooks": {"p": "/repos/octo-org/docs/hooks", "private": true},
+		"an actions secret": {"p": "/repos/octo-org/docs/actions/secrets/FOO", "private": true},
+		"an environment secret": {"p": "/repos/octo-org/docs/environments/prod/secrets/FOO", "private": true},
+		"secret scanning alerts": {"p": "/repos/octo-org/docs/secret-scanning/alerts/1", "private": true},
+		"deploy keys": {"p": "/repos/octo-org/docs/keys", "private": true},
+		"invitations": {"p": "/repos/octo-org/docs/invitations", "private": true},
+		"teams": {"p": "/repos/octo-org/docs/teams", "private": true},
+		"branch protection": {"p": "/repos/octo-org/docs/branches/main/protection", "private": true},
+		"actions permissions": {"p": "/repos/octo-org/docs/actions/permissions", "private": true},
+		"contents": {"p": "/repos/octo-org/docs/contents/README.md", "private": false},
+		"issues": {"p": "/repos/octo-org/docs/issues/1", "private": false},
+		"workflow runs": {"p": "/repos/octo-org/docs/actions/runs", "private": false},
+		"the repository": {"p": "/repos/octo-org/docs", "private": false},
+	}
+	resource := envoy.mapped.resource with input as req("GET", tc.p, bearer)
+	object.get(resource, "visibility", null) == "private" == tc.private
+}
+
+# Endpoint names are matched in any case, as an upstream that routes them case-insensitively
+# would read them: /pulls/1/Merge is a merge.
+test_endpoint_names_in_any_case[note] if {
+	some note, tc in {
+		"merge": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/Merge", "want": "contents"},
+		"workflows": {"m": "PUT", "p": "/repos/octo-org/app/contents/.GitHub/Workflows/ci.yml", "want": "workflows"},
+		"hooks": {"m": "POST", "p": "/repos/octo-org/app/Hooks", "want": "repository_hooks"},
+		"org secrets": {"m": "PUT", "p": "/orgs/octo-org/Actions/Secrets/KEY", "want": "organization_secrets"},
+	}
+	mapped := envoy.mapped with input as req(tc.m, tc.p, bearer)
+	mapped.permission == tc.want
 }
 
 test_org_route[note] if {

@@ -50,6 +50,8 @@ mock_user("bob") := {"login": "bob", "managed_by": null}
 
 mock_repository("octo-org", "app") := {"owner": "octo-org", "name": "app", "visibility": "private"}
 
+mock_repository("octo-org", "docs") := {"owner": "octo-org", "name": "docs", "visibility": "public"}
+
 request(method, target, raw) := {
 	"attributes": {"request": {"http": {"method": method, "path": target, "headers": {"authorization": concat(" ", ["Bearer", raw])}}}},
 	"parsed_path": split(trim_left(split(target, "?")[0], "/"), "/"),
@@ -129,4 +131,14 @@ test_classic_scopes_to_create_a_repository[note] if {
 		with pat.user as mock_user
 		with pat.repository as mock_repository
 	[d.allow, d.status, d.message] == tc.want
+}
+
+# The public floor covers what a public repository shows to everyone, not its hooks or secrets.
+test_public_floor_stops_at_private_reads[note] if {
+	some note, tc in {
+		"contents of a public repository, without contents": {"p": "/repos/octo-org/docs/contents/README.md", "raw": "fg_actions", "want": allowed},
+		"hooks of a public repository, without repository_hooks": {"p": "/repos/octo-org/docs/hooks", "raw": "fg_contents_read", "want": needs("repository_hooks", "read", lacks)},
+		"an actions secret of a public repository": {"p": "/repos/octo-org/docs/actions/secrets/FOO", "raw": "fg_contents_read", "want": needs("secrets", "read", lacks)},
+	}
+	decide("GET", tc.p, tc.raw) == tc.want
 }
