@@ -57,10 +57,13 @@ func (p *Plugin) ensureMask(ctx context.Context) error {
 
 // keepMask adds the mask back whenever a policy change removed it (a bundle
 // whose roots cover system/log but that brings no mask: `opa build` makes
-// bundles with the root "" by default), until ctx ends. OPA calls compiler
-// triggers inside the commit, where no other write can start, so the
-// trigger only wakes a goroutine that writes after it.
-func (p *Plugin) keepMask(ctx context.Context) {
+// bundles with the root "" by default), until the returned function is
+// called; that function returns once the goroutine has stopped, so that
+// nothing adds the mask after dropMask. OPA calls compiler triggers inside
+// the commit, where no other write can start, so the trigger only wakes a
+// goroutine that writes after it.
+func (p *Plugin) keepMask() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	wake := make(chan struct{}, 1)
 	p.maskWake.Store(&wake)
 	p.maskTrigger.Do(func() {
@@ -73,7 +76,9 @@ func (p *Plugin) keepMask(ctx context.Context) {
 			}
 		})
 	})
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for {
 			select {
 			case <-ctx.Done():
@@ -85,6 +90,11 @@ func (p *Plugin) keepMask(ctx context.Context) {
 			}
 		}
 	}()
+	return func() {
+		p.maskWake.Store(nil)
+		cancel()
+		<-done
+	}
 }
 
 // dropMask removes the plugin's copy of the mask, if it is still there.

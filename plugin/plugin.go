@@ -129,6 +129,7 @@ type Plugin struct {
 	// once (OPA cannot unregister one).
 	maskWake    atomic.Pointer[chan struct{}]
 	maskTrigger sync.Once
+	stopMask    func()
 	// settingsFailure is set while data.pat.settings are invalid
 	// (recordSettings): token decisions deny and the status says why.
 	settingsFailure atomic.Pointer[string]
@@ -255,7 +256,7 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 	if err := p.ensureMask(ctx); err != nil {
 		return fmt.Errorf("adding the decision-log mask: %w", err)
 	}
-	p.keepMask(followCtx)
+	p.stopMask = p.keepMask()
 
 	if err := p.watchSettings(ctx, db); err != nil {
 		return fmt.Errorf("watching data.pat.settings: %w", err)
@@ -339,7 +340,10 @@ func (p *Plugin) stop(ctx context.Context) {
 		p.services[i].Stop(ctx)
 	}
 	p.services = nil
-	p.maskWake.Store(nil)
+	if p.stopMask != nil {
+		p.stopMask()
+		p.stopMask = nil
+	}
 	p.dropMask(ctx)
 	if p.trigger != nil {
 		_ = storage.Txn(ctx, p.manager.Store, storage.WriteParams, func(txn storage.Transaction) error {
