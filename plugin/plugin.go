@@ -219,6 +219,11 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 	p.index = idx
 	token.NotePrefixes(prefixes) // for the sidecar's log filter
 	p.source = &builtins.Source{Index: idx, Prefixes: prefixes}
+	// Settings are checked before the built-ins answer: a source installed
+	// first would answer for a moment as if they were valid.
+	if err := p.watchSettings(ctx, db); err != nil {
+		return fmt.Errorf("watching data.pat.settings: %w", err)
+	}
 	p.uninstall = builtins.Install(p.source)
 	if cfg.Evaluator == EvaluatorIRVM {
 		// Queries prepared from now on (OPA's REST API, ext_authz, the
@@ -257,10 +262,6 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		return fmt.Errorf("adding the decision-log mask: %w", err)
 	}
 	p.stopMask = p.keepMask()
-
-	if err := p.watchSettings(ctx, db); err != nil {
-		return fmt.Errorf("watching data.pat.settings: %w", err)
-	}
 
 	services, err := p.newServices(cfg)
 	if err != nil {
