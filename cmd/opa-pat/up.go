@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"os/signal"
 	"regexp"
@@ -199,7 +198,7 @@ func substituteEnv(s string) string {
 func resolveUp(f upFlags, cfg upPlugin, changed func(flag string) bool) (location string, overrides []string, err error) {
 	switch {
 	case changed("store") && cfg.Store != nil && cfg.Store.Postgres != nil:
-		return "", nil, fmt.Errorf("--store %s: the configuration file %s sets plugins.pat.store.postgres; give one of the two", redactLocation(f.store), f.configFile)
+		return "", nil, fmt.Errorf("--store %s: the configuration file %s sets plugins.pat.store.postgres; give one of the two", store.RedactLocation(f.store), f.configFile)
 	case changed("store") || cfg.Store == nil:
 		location = f.store
 		overrides = append(overrides, "plugins.pat.store.path="+escapeOverride(f.store))
@@ -218,18 +217,6 @@ func resolveUp(f upFlags, cfg upPlugin, changed func(flag string) bool) (locatio
 		overrides = append(overrides, "plugins.pat.admin.addr="+escapeOverride(f.admin))
 	}
 	return location, overrides, nil
-}
-
-// redactLocation hides a postgres:// URL's password.
-func redactLocation(location string) string {
-	if !store.IsPostgres(location) {
-		return location
-	}
-	u, err := url.Parse(location)
-	if err != nil {
-		return "postgres://..."
-	}
-	return u.Redacted()
 }
 
 // escapeOverride escapes the characters that --set style overrides treat
@@ -279,7 +266,7 @@ func seedStore(ctx context.Context, location string) error {
 	defer db.Close()
 	empty, err := db.Empty(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the store %s: %w", redactLocation(location), err)
+		return fmt.Errorf("reading the store %s: %w", store.RedactLocation(location), err)
 	}
 	if !empty {
 		return nil
@@ -303,9 +290,9 @@ func seedStore(ctx context.Context, location string) error {
 				_ = os.Remove(location + suffix)
 			}
 		}
-		return fmt.Errorf("seeding %s with the example world: %w", redactLocation(location), err)
+		return fmt.Errorf("seeding %s with the example world: %w", store.RedactLocation(location), err)
 	}
 	b, _ := json.Marshal(res)
-	fmt.Fprintf(os.Stderr, "opa-pat up: created %s with the example world %s\n", redactLocation(location), b)
+	fmt.Fprintf(os.Stderr, "opa-pat up: created %s with the example world %s\n", store.RedactLocation(location), b)
 	return nil
 }

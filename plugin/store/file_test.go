@@ -79,3 +79,16 @@ func TestFileChangedUnderTheStore(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactLocation(t *testing.T) {
+	for in, want := range map[string]string{
+		"/var/lib/pat.db":                           "/var/lib/pat.db",
+		"postgres://u:secret@db/pat":                "postgres://u:xxxxx@db/pat",
+		"postgres://u@db/pat?password=secret&x=1":   "postgres://u@db/pat?password=xxxxx&x=1",
+		"postgresql://u:secret@db/pat?sslmode=full": "postgresql://u:xxxxx@db/pat?sslmode=full",
+	} {
+		if got := RedactLocation(in); got != want {
+			t.Errorf("RedactLocation(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

@@ -182,6 +182,19 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
+// RedactLocation is a store location fit for messages: a postgres:// URL
+// without its password (redactURL), a path as it is.
+func RedactLocation(location string) string {
+	if !IsPostgres(location) {
+		return location
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	return redactURL(u)
+}
+
 // redactURL is u without its password, in the user information or in a
 // password parameter.
 func redactURL(u *url.URL) string {
