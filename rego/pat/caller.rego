@@ -41,20 +41,20 @@ _org_fine_grained(token, org, policy, role) := (_org_member(token, org, role) | 
 # Rule 10: only members use fine-grained tokens on the organization.
 _org_member(token, org, role) := {[41, msg] |
 	not role in {"member", "owner"}
-	msg := sprintf("%s is not a member of %s: outside collaborators and former members cannot use fine-grained personal access tokens on %s's resources; ask an owner of %s for membership, or use a personal access token (classic)", [token.user, org, org, org])
+	msg := _not_member_message(token.user, org)
 }
 
 # Rule 30: the organization, or its enterprise, must have opted in.
 _org_opt_in(org, policy) := {[50, msg] |
 	not policy.opted_in
-	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [org, policy.enterprise, org, org])
+	msg := _opt_in_message(org, policy.enterprise)
 }
 
 # Rules 13-16: the effective access policy for the token's kind.
 _org_access(token, org, policy) := {[60, msg] |
 	access := policy.access[token.kind]
 	access.value != "allow"
-	msg := sprintf("%s forbids access via %s: the policy is set by %s; %s", [org, _kind_names[token.kind], _setter(policy.enterprise, org, access.by), _org_instead(token.kind, policy)])
+	msg := _forbids_message(org, token.kind, _setter(policy.enterprise, org, access.by), _org_instead(token.kind, policy))
 }
 
 _org_instead(kind, policy) := sprintf("use %s instead", [_kind_names[other]]) if {
@@ -68,35 +68,9 @@ _org_kind_usable("classic", _)
 _org_kind_usable("fine_grained", policy) if policy.opted_in
 
 # Rules 17-20: with approval required, only an approved grant; with approval disabled, an
-# owner's denial or revocation still stands.
+# owner's denial or revocation still stands. The caller's input gives no grant reason.
 _org_approval(token, org, policy) := {[70, msg] |
 	state := object.get(token, "grant_state", null)
-	_org_unapproved(policy.approval.value, state)
-	msg := _org_approval_message(org, policy, state)
+	_unapproved(policy.approval.value, state)
+	msg := _approval_message(org, policy.enterprise, policy.approval, state, "")
 }
-
-_org_unapproved(approval, state) if {
-	approval != "disable"
-	state != "approved"
-}
-
-_org_unapproved("disable", state) if state in {"denied", "revoked"}
-
-# The decision's messages (pat.rego), without a grant's reason: the caller's input has none.
-_org_approval_message(org, policy, state) := sprintf("%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; %s", [org, _org_grant_phrase(org, state), _org_grant_next(org, state)]) if {
-	policy.approval.value == "disable"
-} else := sprintf("%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s", [org, _org_grant_phrase(org, state), _setter(policy.enterprise, org, policy.approval.by), _org_grant_next(org, state)])
-
-_org_grant_phrase(org, state) := {
-	"pending": "this token's request is awaiting approval",
-	"denied": "an owner denied this token's request",
-	"revoked": "an owner revoked this token's access",
-}[state] if {
-	is_string(state)
-} else := sprintf("this token has not been approved for %s", [org])
-
-_org_grant_next(org, state) := sprintf("ask an owner of %s to review the request", [org]) if {
-	state == "pending"
-} else := sprintf("request access to %s again with a justification", [org]) if {
-	state in {"denied", "revoked"}
-} else := sprintf("request access to %s with a justification", [org])

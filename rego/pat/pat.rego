@@ -534,7 +534,7 @@ _fg_other_denials contains _denial(40, 403, msg, _fg_doc) if {
 _fg_own_denials contains _denial(41, 403, msg, _fg_doc) if {
 	_owned_by_org
 	not _member
-	msg := sprintf("%s is not a member of %s: outside collaborators and former members cannot use fine-grained personal access tokens on %s's resources; ask an owner of %s for membership, or use a personal access token (classic)", [_user, _owner, _owner, _owner])
+	msg := _not_member_message(_user, _owner)
 }
 
 # Rule 7: the repository selection.
@@ -665,7 +665,7 @@ _common_denials contains _denial(44, 403, "the token's kind is not supported by 
 _fg_own_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
 	_owned_by_org
 	not _org_opted_in
-	msg := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [_owner, _ent, _owner, _owner])
+	msg := _opt_in_message(_owner, _ent)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -676,7 +676,7 @@ _common_denials contains _denial(60, 403, msg, _policy_doc(policy.by)) if {
 	not _floor
 	policy := _access_policy(_token.kind)
 	policy.value != "allow"
-	msg := sprintf("%s forbids access via %s: the policy is set by %s; %s", [_owner, _kind_names[_token.kind], _setter(_ent, _owner, policy.by), _instead(_token.kind)])
+	msg := _forbids_message(_owner, _token.kind, _setter(_ent, _owner, policy.by), _instead(_token.kind))
 }
 
 _instead(kind) := sprintf("use %s instead", [_kind_names[_other_kind[kind]]]) if {
@@ -720,41 +720,23 @@ _metadata_read if {
 	_action == "read"
 }
 
-# Rule 19: required approval needs an approved grant.
+# Rules 19 and 20: required approval needs an approved grant; with approval disabled, an owner's
+# denial or revocation still stands (settings.rego, shared with caller.rego).
 _fg_own_denials contains _denial(70, 403, msg, _approval_doc) if {
 	_approval_applies
 	policy := _approval_policy
-	policy.value != "disable"
-	not _grant.state == "approved"
-	msg := sprintf("%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s", [_owner, _grant_phrase, _setter(_ent, _owner, policy.by), _grant_next])
+	_unapproved(policy.value, _grant_state)
+	msg := _approval_message(_owner, _ent, policy, _grant_state, _grant_reason)
 }
 
-# Rule 20: with approval disabled, an owner's denial or revocation still stands.
-_fg_own_denials contains _denial(70, 403, msg, _approval_doc) if {
-	_approval_applies
-	_approval_policy.value == "disable"
-	_grant.state in {"denied", "revoked"}
-	msg := sprintf("%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; %s", [_owner, _grant_phrase, _grant_next])
-}
+default _grant_state := null
 
-_grant_phrase := "this token's request is awaiting approval" if {
-	_grant.state == "pending"
-} else := sprintf("an owner denied this token's request%s", [_grant_reason]) if {
-	_grant.state == "denied"
-} else := sprintf("an owner revoked this token's access%s", [_grant_reason]) if {
-	_grant.state == "revoked"
-} else := sprintf("this token has not been approved for %s", [_owner])
+_grant_state := _grant.state
 
 _grant_reason := sprintf(" (reason: %s)", [_grant.reason]) if {
 	is_string(_grant.reason)
 	_grant.reason != ""
 } else := ""
-
-_grant_next := sprintf("ask an owner of %s to review the request", [_owner]) if {
-	_grant.state == "pending"
-} else := sprintf("request access to %s again with a justification", [_owner]) if {
-	_grant.state in {"denied", "revoked"}
-} else := sprintf("request access to %s with a justification", [_owner])
 
 # ---------------------------------------------------------------------------------------------
 # The allowed path. Most requests are allowed, and proving that through the denial rules means

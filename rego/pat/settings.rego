@@ -156,3 +156,44 @@ _lifetime_phrase(expires_ns, created_ns) := sprintf(
 ) if {
 	is_number(expires_ns)
 } else := "the token has no expiration date"
+
+# Rules 19 and 20, for the decision (pat.rego) and for a token acting on its organization
+# (caller.rego): whether a grant in a state (null: none) fails an approval policy value, and the
+# denial's message. approval is {"value", "by"}; reason is the reviewer's, as " (reason: ...)" or "".
+_unapproved(approval, state) if {
+	approval != "disable"
+	state != "approved"
+}
+
+_unapproved("disable", state) if state in {"denied", "revoked"}
+
+_approval_message(org, ent, approval, state, reason) := sprintf(
+	"%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; %s",
+	[org, _grant_phrase(org, state, reason), _grant_next(org, state)],
+) if {
+	approval.value == "disable"
+} else := sprintf(
+	"%s requires approval of fine-grained personal access tokens and %s: the policy is set by %s; %s",
+	[org, _grant_phrase(org, state, reason), _setter(ent, org, approval.by), _grant_next(org, state)],
+)
+
+_grant_phrase(_, "pending", _) := "this token's request is awaiting approval"
+
+_grant_phrase(_, "denied", reason) := sprintf("an owner denied this token's request%s", [reason])
+
+_grant_phrase(_, "revoked", reason) := sprintf("an owner revoked this token's access%s", [reason])
+
+_grant_phrase(org, state, _) := sprintf("this token has not been approved for %s", [org]) if not state in {"pending", "denied", "revoked"}
+
+_grant_next(org, "pending") := sprintf("ask an owner of %s to review the request", [org])
+
+_grant_next(org, state) := sprintf("request access to %s again with a justification", [org]) if state in {"denied", "revoked"}
+
+_grant_next(org, state) := sprintf("request access to %s with a justification", [org]) if not state in {"pending", "denied", "revoked"}
+
+# The messages of rules 10, 30 and 14, for the decision and caller.rego.
+_not_member_message(user, org) := sprintf("%s is not a member of %s: outside collaborators and former members cannot use fine-grained personal access tokens on %s's resources; ask an owner of %s for membership, or use a personal access token (classic)", [user, org, org, org])
+
+_opt_in_message(org, ent) := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [org, ent, org, org])
+
+_forbids_message(org, kind, setter, instead) := sprintf("%s forbids access via %s: the policy is set by %s; %s", [org, _kind_names[kind], setter, instead])

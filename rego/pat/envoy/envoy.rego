@@ -106,14 +106,14 @@ _name(s) if regex.match(`^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]?|\.[A-Za-z0-9_-]|[A-Za-
 # /repos/Octo-Org/App is a request for octo-org/app, whatever case the client chose.
 
 # /repos/{owner}/{repo}/...
-_route := object.union({"resource": _repo_resource(lower(owner), lower(repo), rest, need), "action": _action}, _need(need)) if {
+_route := object.union({"resource": _repo_resource(lower(owner), lower(repo), rest, need.permission), "action": _action}, need) if {
 	_rest_path[0] == "repos"
 	owner := _rest_path[1]
 	repo := _rest_path[2]
 	_name(owner)
 	_name(repo)
 	rest := _endpoint(array.slice(_rest_path, 3, count(_rest_path)))
-	need := _repo_permission(rest, _action)
+	need := _need(_repo_permission(rest, _action))
 }
 
 # What a public repository does not show to everyone (its settings, hooks, keys, secrets and
@@ -121,12 +121,12 @@ _route := object.union({"resource": _repo_resource(lower(owner), lower(repo), re
 # floor's to read (rule 12): the gate gives such a read's resource as private, as DESIGN.md lets
 # a calling service give a visibility, so the token's own permission, approval and the access
 # policy apply to it as on a private repository.
-_repo_resource(owner, repo, rest, need) := {"owner": owner, "repository": repo, "visibility": "private"} if {
+_repo_resource(owner, repo, rest, permission) := {"owner": owner, "repository": repo, "visibility": "private"} if {
 	_action == "read"
-	_private_read(rest, need)
+	_private_read(rest, permission)
 } else := {"owner": owner, "repository": repo}
 
-_private_read(_, need) if _need(need).permission in _private_permissions
+_private_read(_, permission) if permission in _private_permissions
 
 _private_read(rest, _) if rest[0] in {"collaborators", "invitations", "teams", "traffic", "keys", "hooks"}
 
