@@ -173,6 +173,17 @@ _valid_visibility if input.resource.visibility in _visibilities
 
 _given_visibility if input.resource.visibility != null
 
+# input.resource.hidden, optional: true for what a repository keeps from the public even when it
+# is public (its hooks, keys, secrets, alerts, collaborators...). The public floor (rule 12) does
+# not cover it; everything else follows the repository's visibility.
+_valid_hidden if not _given_hidden
+
+_valid_hidden if is_boolean(input.resource.hidden)
+
+_given_hidden if input.resource.hidden != null
+
+_hidden if input.resource.hidden == true
+
 # input.classic_scopes, optional: the scopes of which a personal access token (classic) needs
 # one for this request, in place of the scope rule 11 derives from the permission for the
 # action (GitHub's delete_repo for deleting a repository, read:audit_log for an audit log).
@@ -206,6 +217,7 @@ _request_ok if {
 	_valid_repository
 	_valid_classic_scopes
 	_valid_visibility
+	_valid_hidden
 }
 
 _auth_doc := "https://docs.github.com/rest/authentication/authenticating-to-the-rest-api"
@@ -256,6 +268,11 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 _request_denials contains _denial(25, 403, "invalid input.resource.repository: it must be a string, or absent for an organization-level resource", _input_doc) if {
 	not _ssh_key
 	not _valid_repository
+}
+
+_request_denials contains _denial(25, 403, "invalid input.resource.hidden: it must be true, false or absent", _input_doc) if {
+	not _ssh_key
+	not _valid_hidden
 }
 
 _request_denials contains _denial(25, 403, msg, _input_doc) if {
@@ -444,10 +461,12 @@ _visibility := input.resource.visibility if {
 
 _public if _visibility == "public"
 
-# Rule 12: the public floor. A live token may read public resources of anyone.
+# Rule 12: the public floor. A live token may read public resources of anyone, but not what a
+# public repository keeps from the public (input.resource.hidden).
 _floor if {
 	_action == "read"
 	_public
+	not _hidden
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -524,11 +543,16 @@ _fg_other_denials contains _denial(40, 404, msg, _fg_doc) if {
 	msg := sprintf("Not Found: a fine-grained personal access token reaches private and internal resources of its resource owner only, and this one belongs to %s; create a token for %s", [_resource_owner, _owner])
 }
 
-# Rule 9: another owner's public repository, for a write.
+# Rule 9: another owner's public repository, for a write (or a read of what the repository keeps
+# from the public).
 _fg_other_denials contains _denial(40, 403, msg, _fg_doc) if {
 	_public
-	msg := sprintf("%s: a fine-grained personal access token cannot write to public resources of %s, because its resource owner is %s; create a token for %s", [_not_accessible, _owner, _resource_owner, _owner])
+	msg := sprintf("%s: a fine-grained personal access token cannot %s public resources of %s, because its resource owner is %s; create a token for %s", [_not_accessible, _fg_public_use, _owner, _resource_owner, _owner])
 }
+
+_fg_public_use := "write to" if _action == "write"
+
+else := sprintf("read the %q of", [_permission])
 
 # Rule 10: the token's user must be a member or owner of its resource-owner organization.
 _fg_own_denials contains _denial(41, 403, msg, _fg_doc) if {
@@ -565,6 +589,10 @@ _selection_status := 403 if _public
 else := 404
 
 _selection_message := sprintf("%s: this fine-grained personal access token has read-only access to public repositories; edit the token's repository access to write to %s/%s", [_not_accessible, _owner, _repository]) if {
+	_token.repository_selection == "public"
+	_public
+	_action == "write"
+} else := sprintf("%s: this fine-grained personal access token reaches only what public repositories show to everyone; edit the token's repository access to read the %q of %s/%s", [_not_accessible, _permission, _owner, _repository]) if {
 	_token.repository_selection == "public"
 	_public
 } else := sprintf("Not Found: this fine-grained personal access token reaches public repositories only; edit the token's repository access to include %s/%s", [_owner, _repository]) if {
@@ -623,20 +651,48 @@ _classic_denials contains _denial(40, 403, msg, _fg_doc) if {
 	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with that scope", [_not_accessible, _scope_list(wanted), _action, _permission, _owner])
 }
 
+# GitHub's narrower repository scopes: each reaches one permission's requests in public,
+# internal and private repositories alike, as "repo" reaches every permission's.
+_narrow_scopes := {
+	"deployments": {"read": {"repo_deployment"}, "write": {"repo_deployment"}},
+	"repository_hooks": {
+		"read": {"read:repo_hook", "write:repo_hook", "admin:repo_hook"},
+		"write": {"write:repo_hook", "admin:repo_hook"},
+	},
+	"secret_scanning_alerts": {"read": {"security_events"}, "write": {"security_events"}},
+	"security_events": {"read": {"security_events"}, "write": {"security_events"}},
+	"statuses": {"read": {"repo:status"}, "write": {"repo:status"}},
+	"vulnerability_alerts": {"read": {"security_events"}, "write": {"security_events"}},
+}
+
+_narrow := object.get(_narrow_scopes, [_permission, _action], set())
+
 _classic_denials contains _denial(40, 404, msg, _fg_doc) if {
 	not _org_permission
 	not _public
-	not _has_scope({"repo"})
-	msg := sprintf("Not Found: a personal access token (classic) needs the \"repo\" scope to reach private and internal resources of %s; regenerate the token with the repo scope", [_owner])
+	wanted := {"repo"} | _narrow
+	not _has_scope(wanted)
+	msg := sprintf("Not Found: a personal access token (classic) needs the %s scope to reach private and internal resources of %s; regenerate the token with %s", [_scope_list(wanted), _owner, _regenerate_with(wanted)])
 }
+
+_regenerate_with(wanted) := "the repo scope" if wanted == {"repo"}
+
+else := "one of them"
 
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
 	not _org_permission
 	_public
 	not _classic_scopes
-	not _has_scope({"repo", "public_repo"})
-	msg := sprintf("%s: a personal access token (classic) needs the \"public_repo\" or \"repo\" scope to write to public repositories of %s; regenerate the token with one of them", [_not_accessible, _owner])
+	wanted := {"repo", "public_repo"} | _narrow
+	not _has_scope(wanted)
+	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s of %s; regenerate the token with one of them", [_not_accessible, _scope_list(wanted), _public_use, _owner])
 }
+
+# What a token does with a public repository beyond the floor: writes, and reads of what the
+# repository keeps from the public (input.resource.hidden).
+_public_use := "write to public repositories" if _action == "write"
+
+else := sprintf("read the %q of public repositories", [_permission])
 
 # The scopes the request names (input.classic_scopes), in place of the two rules above.
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
@@ -781,6 +837,7 @@ _allowed_token := t if {
 	# Rule 12: the public floor.
 	[t, owner, repository, _, _] := _allowed_base
 	input.action == "read"
+	not _hidden
 	_allowed_visibility(owner, repository) == "public"
 }
 
@@ -799,6 +856,7 @@ _allowed_base := [t, owner, repository, role, [ent, ent_conf, org_conf]] if {
 	input.action in {"read", "write"}
 	regex.match(`^[a-z][a-z0-9_]*$`, _permission)
 	_valid_visibility
+	_valid_hidden
 	object.get(input, "classic_scopes", null) == null # a request that names them goes through the rules
 
 	# _owner and _repository, inline (lower is undefined for a non-string).

@@ -246,6 +246,87 @@ test_rule_11_null_classic_scopes_are_absent if {
 	decide(with_classic_scopes(request_for("ghp_bob_repo", "octo-org", "app", "read", "contents"), null)) == allowed("ghp_bob_repo")
 }
 
+# GitHub's narrower repository scopes reach their own permission's requests in public, internal
+# and private repositories, and nothing else.
+test_rule_11_narrow_scopes_allow[note] if {
+	some note, tc in {
+		"repo:status writes a private repository's statuses": {"raw": "ghp_bob_status", "repository": "app", "action": "write", "permission": "statuses"},
+		"repo:status reads an internal repository's statuses": {"raw": "ghp_bob_status", "repository": "tools", "action": "read", "permission": "statuses"},
+		"repo:status writes a public repository's statuses": {"raw": "ghp_bob_status", "repository": "docs", "action": "write", "permission": "statuses"},
+		"read:repo_hook reads a private repository's hooks": {"raw": "ghp_bob_read_hook", "repository": "app", "action": "read", "permission": "repository_hooks"},
+		"repo_deployment creates a deployment": {"raw": "ghp_bob_deployment", "repository": "app", "action": "write", "permission": "deployments"},
+		"security_events reads code scanning alerts": {"raw": "ghp_bob_security_events", "repository": "app", "action": "read", "permission": "security_events"},
+		"security_events reads Dependabot alerts": {"raw": "ghp_bob_security_events", "repository": "app", "action": "read", "permission": "vulnerability_alerts"},
+		"security_events dismisses a secret scanning alert": {"raw": "ghp_bob_security_events", "repository": "app", "action": "write", "permission": "secret_scanning_alerts"},
+	}
+	decide(request_for(tc.raw, "octo-org", tc.repository, tc.action, tc.permission)) == allowed(tc.raw)
+}
+
+test_rule_11_narrow_scopes_deny[note] if {
+	some note, tc in {
+		"repo:status does not read code": {
+			"raw": "ghp_bob_status", "repository": "app", "action": "read", "permission": "contents", "status": 404,
+			"message": no_repo_scope("octo-org"),
+		},
+		"repo:status does not write a public repository's code": {
+			"raw": "ghp_bob_status", "repository": "docs", "action": "write", "permission": "contents", "status": 403,
+			"message": no_public_repo_scope,
+		},
+		"read:repo_hook does not write hooks": {
+			"raw": "ghp_bob_read_hook", "repository": "app", "action": "write", "permission": "repository_hooks", "status": 404,
+			"message": `Not Found: a personal access token (classic) needs the "admin:repo_hook" or "repo" or "write:repo_hook" scope to reach private and internal resources of octo-org; regenerate the token with one of them`,
+		},
+		"no scope, a private repository's statuses": {
+			"raw": "ghp_bob_none", "repository": "app", "action": "read", "permission": "statuses", "status": 404,
+			"message": `Not Found: a personal access token (classic) needs the "repo" or "repo:status" scope to reach private and internal resources of octo-org; regenerate the token with one of them`,
+		},
+		"public_repo, a private repository's deployments": {
+			"raw": "ghp_bob_public_repo", "repository": "app", "action": "write", "permission": "deployments", "status": 404,
+			"message": `Not Found: a personal access token (classic) needs the "repo" or "repo_deployment" scope to reach private and internal resources of octo-org; regenerate the token with one of them`,
+		},
+		"no scope, a public repository's statuses": {
+			"raw": "ghp_bob_none", "repository": "docs", "action": "write", "permission": "statuses", "status": 403,
+			"message": sprintf(`%s: a personal access token (classic) needs the "public_repo" or "repo" or "repo:status" scope to write to public repositories of octo-org; regenerate the token with one of them`, [not_accessible]),
+		},
+	}
+	decide(request_for(tc.raw, "octo-org", tc.repository, tc.action, tc.permission)) == denied(tc.raw, tc.status, tc.message, token_doc)
+}
+
+# input.resource.hidden: what a public repository keeps from the public is not on the floor; a
+# classic token needs public_repo (or repo, or the permission's narrower scope) to read it.
+hidden(request) := object.union(request, {"resource": {"hidden": true}})
+
+test_hidden_reads_of_a_public_repository[note] if {
+	hooks := request_for("ghp_bob_none", "octo-org", "docs", "read", "repository_hooks")
+	some note, tc in {
+		"on the floor when not hidden": {"request": hooks, "want": allowed("ghp_bob_none")},
+		"hidden, false": {"request": object.union(hooks, {"resource": {"hidden": false}}), "want": allowed("ghp_bob_none")},
+		"hidden, null": {"request": object.union(hooks, {"resource": {"hidden": null}}), "want": allowed("ghp_bob_none")},
+		"hidden, no scope": {"request": hidden(hooks), "want": denied("ghp_bob_none", 403, sprintf(`%s: a personal access token (classic) needs the "admin:repo_hook" or "public_repo" or "read:repo_hook" or "repo" or "write:repo_hook" scope to read the "repository_hooks" of public repositories of octo-org; regenerate the token with one of them`, [not_accessible]), token_doc)},
+		"hidden, public_repo": {"request": hidden(object.union(hooks, {"credential": {"type": "pat", "token": "ghp_bob_public_repo"}})), "want": allowed("ghp_bob_public_repo")},
+		"hidden, read:repo_hook": {"request": hidden(object.union(hooks, {"credential": {"type": "pat", "token": "ghp_bob_read_hook"}})), "want": allowed("ghp_bob_read_hook")},
+		"hidden, a fine-grained token of another owner": {
+			"request": hidden(request_for("github_pat_dave_solo", "octo-org", "docs", "read", "repository_hooks")),
+			"want": denied("github_pat_dave_solo", 403, sprintf(`%s: a fine-grained personal access token cannot read the "repository_hooks" of public resources of octo-org, because its resource owner is solo-org; create a token for octo-org`, [not_accessible]), token_doc),
+		},
+		"hidden, a fine-grained token without the permission": {
+			"request": hidden(request_for("github_pat_bob_app", "octo-org", "docs", "read", "repository_hooks")),
+			"want": denied_all("github_pat_bob_app", 403, [sprintf(`%s: octo-org/docs is not among the repositories this fine-grained personal access token was granted; edit the token's repository access`, [not_accessible]), needs("repository_hooks", "read", "the token does not have it")], sprintf(`%s: octo-org/docs is not among the repositories this fine-grained personal access token was granted; edit the token's repository access`, [not_accessible]), token_doc),
+		},
+		"hidden, a fine-grained token for public repositories": {
+			"request": hidden(request_for("github_pat_bob_public", "octo-org", "docs", "read", "repository_hooks")),
+			"want": denied_all("github_pat_bob_public", 403, [needs("repository_hooks", "read", "the token does not have it"), sprintf(`%s: this fine-grained personal access token reaches only what public repositories show to everyone; edit the token's repository access to read the "repository_hooks" of octo-org/docs`, [not_accessible])], sprintf(`%s: this fine-grained personal access token reaches only what public repositories show to everyone; edit the token's repository access to read the "repository_hooks" of octo-org/docs`, [not_accessible]), token_doc),
+		},
+	}
+	decide(tc.request) == tc.want
+}
+
+test_invalid_hidden[note] if {
+	some note, value in {"a string": "yes", "a number": 1, "an array": [true]}
+	d := decide(object.union(request("ghp_bob_repo", "octo-org", "docs", "read"), {"resource": {"hidden": value}}))
+	[d.allow, d.status, d.message] == [false, 403, "invalid input.resource.hidden: it must be true, false or absent"]
+}
+
 test_rule_11_organization_level_resources_count_as_private[note] if {
 	some note, tc in {
 		"repo reads": {"raw": "ghp_bob_repo", "want": allowed("ghp_bob_repo")},

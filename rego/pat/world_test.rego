@@ -111,6 +111,14 @@ tokens["ghp_bob_delete_repo"] := classic(14, "bob", {"delete_repo"}, in_days(180
 
 tokens["ghp_alice_audit_log"] := classic(15, "alice", {"read:audit_log"}, in_days(180))
 
+tokens["ghp_bob_status"] := classic(16, "bob", {"repo:status"}, in_days(180))
+
+tokens["ghp_bob_read_hook"] := classic(17, "bob", {"read:repo_hook"}, in_days(180))
+
+tokens["ghp_bob_deployment"] := classic(18, "bob", {"repo_deployment"}, in_days(180))
+
+tokens["ghp_bob_security_events"] := classic(19, "bob", {"security_events"}, in_days(180))
+
 tokens["github_pat_bob_no_metadata"] := object.union(fine_grained(44, "bob", "octo-org", "all", set(), write, in_days(90)), {"permissions": write})
 
 tokens["github_pat_weird_revoked"] := object.union(classic(45, "bob", {"repo"}, in_days(90)), {"kind": "oauth", "revoked": true})

@@ -118,10 +118,10 @@ _route := object.union({"resource": _repo_resource(lower(owner), lower(repo), re
 
 # What a public repository does not show to everyone (its settings, hooks, keys, secrets and
 # variables, security alerts, collaborators, invitations, teams, traffic) is not the public
-# floor's to read (rule 12): the gate gives such a read's resource as private, as DESIGN.md lets
-# a calling service give a visibility, so the token's own permission, approval and the access
-# policy apply to it as on a private repository.
-_repo_resource(owner, repo, rest, permission) := {"owner": owner, "repository": repo, "visibility": "private"} if {
+# floor's to read (rule 12): the gate marks such a read's resource hidden, so the token's own
+# permission, approval and the access policy apply to it, and a personal access token (classic)
+# needs public_repo (or repo) for it on a public repository, as on GitHub.
+_repo_resource(owner, repo, rest, permission) := {"owner": owner, "repository": repo, "hidden": true} if {
 	_action == "read"
 	_private_read(rest, permission)
 } else := {"owner": owner, "repository": repo}
@@ -281,6 +281,12 @@ _repo_permission(rest, action) := "metadata" if {
 	# the environments permission.
 	rest[0] == "environments"
 	permission := _environment_permission(rest, action)
+} else := {"permission": "repository_hooks", "classic_scopes": ["admin:repo_hook", "public_repo", "repo"]} if {
+	# Deleting a hook: a personal access token (classic) needs admin:repo_hook where
+	# write:repo_hook creates and changes hooks (or repo; public_repo on a public repository).
+	_method == "DELETE"
+	rest[0] == "hooks"
+	count(rest) == 2
 } else := permission if {
 	# Two-segment endpoints with a permission of their own. The table is written here, not as a
 	# rule: most requests get here, and a rule reference costs more than the literal.

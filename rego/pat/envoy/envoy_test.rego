@@ -147,14 +147,14 @@ test_route[note] if {
 	} with input as req(tc.m, tc.p, bearer)
 }
 
-# Reads of what a public repository does not show to everyone go to the decision as private
-# (no public floor).
+# Reads of what a public repository does not show to everyone go to the decision hidden (no
+# public floor).
 private_reads := {
 	"actions variables", "autolinks", "code scanning alerts", "collaborators read", "dependabot alerts",
 	"environment variables", "organization secrets of a repository", "organization variables of a repository", "traffic",
 }
 
-_given_visibility(note) := {"visibility": "private"} if note in private_reads
+_given_visibility(note) := {"hidden": true} if note in private_reads
 
 else := {}
 
@@ -175,7 +175,8 @@ test_private_reads_of_a_public_repository[note] if {
 		"the repository": {"p": "/repos/octo-org/docs", "private": false},
 	}
 	resource := envoy.mapped.resource with input as req("GET", tc.p, bearer)
-	object.get(resource, "visibility", null) == "private" == tc.private
+	object.get(resource, "hidden", false) == tc.private
+	not resource.visibility
 }
 
 # Endpoint names are matched in any case, as an upstream that routes them case-insensitively

@@ -25,6 +25,11 @@ tokens := {
 	"ghp_read_org": classic({"read:org"}),
 	"ghp_audit_log": classic({"read:audit_log"}),
 	"ghp_public_repo": classic({"public_repo"}),
+	"ghp_none": classic(set()),
+	"ghp_read_hook": classic({"read:repo_hook"}),
+	"ghp_write_hook": classic({"write:repo_hook"}),
+	"ghp_admin_hook": classic({"admin:repo_hook"}),
+	"ghp_status": classic({"repo:status"}),
 }
 
 fine_grained(permissions) := {
@@ -141,4 +146,34 @@ test_public_floor_stops_at_private_reads[note] if {
 		"an actions secret of a public repository": {"p": "/repos/octo-org/docs/actions/secrets/FOO", "raw": "fg_contents_read", "want": needs("secrets", "read", lacks)},
 	}
 	decide("GET", tc.p, tc.raw) == tc.want
+}
+
+# Hooks, statuses and deployments take GitHub's narrower scopes; what a public repository keeps
+# from the public takes public_repo, as on GitHub.
+test_classic_narrow_scopes_through_the_gate[note] if {
+	some note, tc in {
+		"read:repo_hook lists a private repository's hooks": {"m": "GET", "p": "/repos/octo-org/app/hooks", "raw": "ghp_read_hook", "want": allowed},
+		"read:repo_hook does not create one": {"m": "POST", "p": "/repos/octo-org/app/hooks", "raw": "ghp_read_hook", "want": [false, 404, `Not Found: a personal access token (classic) needs the "admin:repo_hook" or "repo" or "write:repo_hook" scope to reach private and internal resources of octo-org; regenerate the token with one of them`]},
+		"write:repo_hook creates one": {"m": "POST", "p": "/repos/octo-org/app/hooks", "raw": "ghp_write_hook", "want": allowed},
+		"write:repo_hook pings one": {"m": "POST", "p": "/repos/octo-org/app/hooks/1/pings", "raw": "ghp_write_hook", "want": allowed},
+		"write:repo_hook does not delete one": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_write_hook", "want": [false, 403, `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:repo_hook" or "public_repo" or "repo" scope to write this resource of octo-org; regenerate the token with that scope`]},
+		"admin:repo_hook deletes one": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_admin_hook", "want": allowed},
+		"repo deletes one": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_repo", "want": allowed},
+		"public_repo does not delete one of a private repository": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_public_repo", "want": [false, 404, `Not Found: a personal access token (classic) needs the "admin:repo_hook" or "repo" or "write:repo_hook" scope to reach private and internal resources of octo-org; regenerate the token with one of them`]},
+		"public_repo deletes one of a public repository": {"m": "DELETE", "p": "/repos/octo-org/docs/hooks/1", "raw": "ghp_public_repo", "want": allowed},
+		"public_repo lists a public repository's hooks": {"m": "GET", "p": "/repos/octo-org/docs/hooks", "raw": "ghp_public_repo", "want": allowed},
+		"public_repo reads a public repository's collaborators": {"m": "GET", "p": "/repos/octo-org/docs/collaborators", "raw": "ghp_public_repo", "want": allowed},
+		"no scope does not list a public repository's hooks": {"m": "GET", "p": "/repos/octo-org/docs/hooks", "raw": "ghp_none", "want": [false, 403, `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:repo_hook" or "public_repo" or "read:repo_hook" or "repo" or "write:repo_hook" scope to read the "repository_hooks" of public repositories of octo-org; regenerate the token with one of them`]},
+		"no scope reads a public repository's contents": {"m": "GET", "p": "/repos/octo-org/docs/contents/README.md", "raw": "ghp_none", "want": allowed},
+		"repo:status sets a private commit's status": {"m": "POST", "p": "/repos/octo-org/app/statuses/abc123", "raw": "ghp_status", "want": allowed},
+		"repo:status reads a private ref's combined status": {"m": "GET", "p": "/repos/octo-org/app/commits/main/status", "raw": "ghp_status", "want": allowed},
+		"repo:status does not read the code": {"m": "GET", "p": "/repos/octo-org/app/contents/README.md", "raw": "ghp_status", "want": [false, 404, `Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of octo-org; regenerate the token with the repo scope`]},
+	}
+	d := envoy.decision with input as request(tc.m, tc.p, tc.raw)
+		with pat.token as mock_token
+		with pat.grant as mock_grant
+		with pat.org_role as mock_org_role
+		with pat.user as mock_user
+		with pat.repository as mock_repository
+	[d.allow, d.status, d.message] == tc.want
 }
