@@ -62,6 +62,16 @@ type httpFields struct {
 	headers                                                         headerList
 }
 
+// payload is the request's body as the gate reads it: body, or raw_body when
+// Envoy packs it as bytes (pack_as_bytes). The input and the decision cache's
+// key both take it from here.
+func (h *httpFields) payload() string {
+	if h.body != "" {
+		return h.body
+	}
+	return h.rawBody
+}
+
 // headerList is a request's headers, each name once. It is nil when Envoy
 // sent no headers at all, and then the input has no "headers" key.
 type headerList [][2]string
@@ -215,12 +225,7 @@ func (in *checkInput) build() (ast.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Envoy sends the body as raw_body instead of body with pack_as_bytes.
-	raw := in.http.body
-	if raw == "" {
-		raw = in.http.rawBody
-	}
-	body, truncated := parsedBody(raw, in.http.headers)
+	body, truncated := parsedBody(in.http.payload(), in.http.headers)
 
 	input := ast.NewObjectWithCapacity(6)
 	if in.hasAttributes {

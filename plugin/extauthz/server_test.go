@@ -811,6 +811,49 @@ func TestCheckKeepsNoDecisions(t *testing.T) {
 	}
 }
 
+// A body Envoy packs as bytes (raw_body, pack_as_bytes) is part of the cache
+// key as a body is: a cached Git LFS download does not answer the upload
+// that follows it with the same credentials, nor a public repository's
+// creation the private one's.
+func TestDecisionCacheRawBody(t *testing.T) {
+	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
+	tokenFound(t)
+	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
+
+decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if input.action == "read"
+
+decision := {"allow": false, "status": 403, "message": "read only"} if input.action == "write"
+`})
+	check := func(body string) int32 {
+		t.Helper()
+		req := httpCheck("POST", "/octo-org/app.git/info/lfs/objects/batch", map[string]string{
+			"authorization": "Bearer " + goodToken, "content-type": "application/vnd.git-lfs+json",
+		})
+		req.GetAttributes().GetRequest().GetHttp().RawBody = []byte(body)
+		resp, err := f.client.Check(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dr := resp.GetDeniedResponse(); dr != nil {
+			return int32(dr.GetStatus().GetCode())
+		}
+		return 200
+	}
+	for i, step := range []struct {
+		body string
+		want int32
+	}{
+		{`{"operation":"download"}`, 200},
+		{`{"operation":"upload"}`, 403},
+		{`{"operation":"download"}`, 200},
+		{`{"operation":"upload"}`, 403},
+	} {
+		if got := check(step.body); got != step.want {
+			t.Fatalf("Check %d, raw_body %s: got %d, want %d", i+1, step.body, got, step.want)
+		}
+	}
+}
+
 // The cache key covers what the policy reads of a body: a Git LFS batch
 // request downloads or uploads by its body, with the same method, path and
 // credentials.
