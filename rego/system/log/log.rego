@@ -20,8 +20,10 @@ _credential_headers := {
 	"x-github-token",
 }
 
-# Query parameters that carry credentials.
-_credential_params := {"access_token", "private_token", "token"}
+# Query parameters that carry credentials: access_token, private_token, token, and any other
+# name that holds "token" in any case and form (access_token[], ACCESS_TOKEN, id_token): a
+# mask that redacts one parameter too many costs nothing.
+_credential_param(name) if contains(lower(name), "token")
 
 # METADATA
 # description: >-
@@ -39,7 +41,7 @@ mask contains "/input/attributes/request/http/headerMap" if _http.headerMap
 
 mask contains sprintf("/input/parsed_query/%s", [name]) if {
 	some name, _ in input.input.parsed_query
-	lower(name) in _credential_params
+	_credential_param(name)
 }
 
 mask contains {"op": "upsert", "path": "/input/attributes/request/http/path", "value": redacted} if {
@@ -58,20 +60,22 @@ _redacted(target) := concat("", [substring(target, 0, i), "?[redacted]"]) if {
 	_credential_query(substring(target, i + 1, -1))
 }
 
+# Pairs are split at "&" and at ";", which some servers also take as a separator (and which
+# leaves the parsed query empty: Go's parser drops such pairs).
 _credential_query(query) if {
-	some pair in split(query, "&")
-	lower(split(pair, "=")[0]) in _credential_params
+	some pair in regex.split(`[&;]`, query)
+	_credential_param(split(pair, "=")[0])
 }
 
 # A name written with percent escapes (access%5Ftoken) may spell one: the input's parsed
 # query has it decoded, and any escaped name redacts the query, since an escape can hide one.
 _credential_query(_) if {
 	some name, _ in input.input.parsed_query
-	lower(name) in _credential_params
+	_credential_param(name)
 }
 
 _credential_query(query) if {
-	some pair in split(query, "&")
+	some pair in regex.split(`[&;]`, query)
 	contains(split(pair, "=")[0], "%")
 }
 

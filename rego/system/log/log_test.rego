@@ -45,6 +45,21 @@ test_mask_token_in_query_with_an_escaped_name[note] if {
 			"want": {{"op": "upsert", "path": "/input/attributes/request/http/path", "value": "/repos/o/r?[redacted]"}},
 		},
 		"harmless query": {"path": "/repos/o/r?page=2", "parsed_query": {"page": ["2"]}, "want": set()},
+		"semicolon separator, which leaves parsed_query empty": {
+			"path": "/repos/o/r?x=1;access_token=ghp_x",
+			"parsed_query": {},
+			"want": {{"op": "upsert", "path": "/input/attributes/request/http/path", "value": "/repos/o/r?[redacted]"}},
+		},
+		"array name": {
+			"path": "/repos/o/r?access_token[]=ghp_x",
+			"parsed_query": {"access_token[]": ["ghp_x"]},
+			"want": {"/input/parsed_query/access_token[]", {"op": "upsert", "path": "/input/attributes/request/http/path", "value": "/repos/o/r?[redacted]"}},
+		},
+		"upper case": {
+			"path": "/repos/o/r?ACCESS_TOKEN=ghp_x",
+			"parsed_query": {"ACCESS_TOKEN": ["ghp_x"]},
+			"want": {"/input/parsed_query/ACCESS_TOKEN", {"op": "upsert", "path": "/input/attributes/request/http/path", "value": "/repos/o/r?[redacted]"}},
+		},
 	}
 	log.mask == tc.want with input as {"input": {
 		"attributes": {"request": {"http": {"path": tc.path, "headers": {}}}},
