@@ -76,8 +76,8 @@ one off.
 	fl := cmd.Flags()
 	fl.StringVar(&f.store, "store", defaultUpStore, "the token store: an SQLite path or a postgres:// URL; seeded with the example world while it holds nothing")
 	fl.StringVarP(&f.addr, "addr", "a", defaultUpAddr, "address of OPA's REST API")
-	fl.StringVar(&f.extAuthz, "ext-authz-addr", defaultUpExtAuthz, `address of the Envoy ext_authz gRPC server; "" turns it off`)
-	fl.StringVar(&f.admin, "admin-addr", defaultUpAdmin, `address of the admin API; "" turns it off`)
+	fl.StringVar(&f.extAuthz, "ext-authz-addr", defaultUpExtAuthz, `address of the Envoy ext_authz gRPC server; "" turns it off (unless --config-file sets it)`)
+	fl.StringVar(&f.admin, "admin-addr", defaultUpAdmin, `address of the admin API; "" turns it off (unless --config-file sets it)`)
 	fl.StringVar(&f.settingsFile, "settings", "", "settings file (JSON) to use as data.pat.settings instead of the example settings")
 	fl.StringVarP(&f.configFile, "config-file", "c", "", "an OPA configuration file to start from; the flags above, when given, override its plugins.pat keys, and their defaults fill in the keys it lacks")
 	fl.StringVarP(&f.logLevel, "log-level", "l", "info", "log level: debug, info, warn or error")
@@ -209,6 +209,15 @@ func resolveUp(f upFlags, cfg upPlugin, changed func(flag string) bool) (locatio
 	}
 	if location == "" {
 		return "", nil, fmt.Errorf("the configuration file %s sets plugins.pat.store without a path or a postgres dsn", f.configFile)
+	}
+	// OPA's overrides cannot remove a section the file sets, and an empty
+	// address is not "off" to the plugin: say so rather than serve on the
+	// file's address against the flag.
+	if changed("ext-authz-addr") && f.extAuthz == "" && cfg.ExtAuthz != nil {
+		return "", nil, fmt.Errorf(`--ext-authz-addr "": the configuration file %s sets plugins.pat.ext_authz; remove it there to turn the ext_authz server off`, f.configFile)
+	}
+	if changed("admin-addr") && f.admin == "" && cfg.Admin != nil {
+		return "", nil, fmt.Errorf(`--admin-addr "": the configuration file %s sets plugins.pat.admin; remove it there to turn the admin API off`, f.configFile)
 	}
 	if f.extAuthz != "" && (changed("ext-authz-addr") || cfg.ExtAuthz == nil) {
 		overrides = append(overrides, "plugins.pat.ext_authz.addr="+escapeOverride(f.extAuthz))
