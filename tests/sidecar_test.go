@@ -319,7 +319,7 @@ func TestSidecarStoreFileReplaced(t *testing.T) {
 		last = s.decide(t, bobLaptop, "octo-org", "app", "read")
 		return last["allow"] == false
 	})
-	if last["status"] != float64(503) || last["message"] != "the token could not be checked because the token store is not ready; try again shortly" {
+	if last["status"] != float64(503) || last["message"] != "the token could not be checked because the token store or the policy settings are not ready; try again shortly" {
 		t.Fatalf("after the bound: %v", last)
 	}
 	// The status follows within a second (the plugin looks every second).

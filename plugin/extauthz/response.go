@@ -159,11 +159,31 @@ func buildResponse(decision ast.Value, reqHeaders headerList) (*authv3.CheckResp
 // namespace (which okResponse lists for removal).
 func hasPatHeaders(h headerList) bool {
 	for _, kv := range h {
-		if strings.HasPrefix(kv[0], patHeaderPrefix) {
+		if isPatHeader(kv[0]) {
 			return true
 		}
 	}
 	return false
+}
+
+// isPatHeader reports whether a request header's (lower-case) name is in the
+// gate's namespace: x-pat-*, also spelt with underscores (x_pat_user,
+// x-pat_user), which Envoy lets through by default and CGI-style upstreams
+// fold into the same variable as the gate's own header (HTTP_X_PAT_USER).
+func isPatHeader(name string) bool {
+	if len(name) < len(patHeaderPrefix) {
+		return false
+	}
+	for i := range len(patHeaderPrefix) {
+		c := name[i]
+		if c == '_' {
+			c = '-'
+		}
+		if c != patHeaderPrefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // withClientPatHeaders is a shared answer (built for a request without
@@ -187,7 +207,7 @@ func okResponse(headers, respHeaders []*corev3.HeaderValueOption, remove []strin
 	// are overwritten, and a removal would undo the set).
 	for _, kv := range reqHeaders {
 		name := kv[0]
-		if !strings.HasPrefix(name, patHeaderPrefix) || slices.Contains(remove, name) {
+		if !isPatHeader(name) || slices.Contains(remove, name) {
 			continue
 		}
 		if slices.ContainsFunc(headers, func(h *corev3.HeaderValueOption) bool { return strings.EqualFold(h.GetHeader().GetKey(), name) }) {

@@ -252,12 +252,13 @@ func TestCheck(t *testing.T) {
 			note: "git fetch pack, client-sent x-pat-* headers removed or overwritten",
 			req: httpCheck("POST", "/octo-org/app.git/git-upload-pack", map[string]string{
 				"authorization": "Basic " + b64("bob:"+goodToken), "x-pat-user": "mallory", "x-pat-admin": "1",
+				"x_pat_user": "mallory", "x-pat_token_id": "1", "x-patron": "kept",
 			}),
 			want: &authv3.CheckResponse{
 				Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
 				HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 					Headers:              []*corev3.HeaderValueOption{hdr("x-pat-token-id", "42"), hdr("x-pat-user", "bob")},
-					HeadersToRemove:      []string{"x-pat-admin"},
+					HeadersToRemove:      []string{"x-pat-admin", "x-pat_token_id", "x_pat_user"},
 					ResponseHeadersToAdd: []*corev3.HeaderValueOption{hdr("GitHub-Authentication-Token-Expiration", "2030-01-01 00:00:00 UTC")},
 				}},
 			},

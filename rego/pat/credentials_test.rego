@@ -30,7 +30,7 @@ test_rule_1_deny_store_not_ready if {
 	d := data.pat.decision with input as request("ghp_bob_repo", "octo-org", "docs", "read")
 		with pat.token as not_ready
 		with time.now_ns as now
-	d == no_token(null, 503, ["the token could not be checked because the token store is not ready; try again shortly"], auth_doc)
+	d == no_token(null, 503, ["the token could not be checked because the token store or the policy settings are not ready; try again shortly"], auth_doc)
 }
 
 test_rule_1_deny_raw_token_never_in_decision if {

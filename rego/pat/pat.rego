@@ -340,7 +340,7 @@ _token_denials contains _denial(20, 401, "Bad credentials: the token's record ha
 	not _has_user
 }
 
-_token_denials contains _denial(20, 503, "the token could not be checked because the token store is not ready; try again shortly", _auth_doc) if {
+_token_denials contains _denial(20, 503, "the token could not be checked because the token store or the policy settings are not ready; try again shortly", _auth_doc) if {
 	_pat
 	_raw_token
 	not _token
