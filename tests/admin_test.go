@@ -173,6 +173,13 @@ func (w *admWorld) call(t *testing.T, method, path, as string, body any) admResp
 // with the named token.
 func (w *admWorld) allowed(t *testing.T, name string) bool {
 	t.Helper()
+	allow, _ := w.decide(t, name)
+	return allow
+}
+
+// decide is allowed's decision: whether it allows, and the token's id.
+func (w *admWorld) decide(t *testing.T, name string) (bool, int64) {
+	t.Helper()
 	in := map[string]any{"input": map[string]any{
 		"credential": map[string]any{"type": "pat", "token": w.raw[name]},
 		"resource":   map[string]any{"owner": "octo-org", "repository": "app", "visibility": "private"},
@@ -186,13 +193,14 @@ func (w *admWorld) allowed(t *testing.T, name string) bool {
 	defer resp.Body.Close()
 	var out struct {
 		Result struct {
-			Allow bool `json:"allow"`
+			Allow   bool  `json:"allow"`
+			TokenID int64 `json:"token_id"`
 		} `json:"result"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
-	return out.Result.Allow
+	return out.Result.Allow, out.Result.TokenID
 }
 
 // flips waits at most a second for the decision on a token to become want.
@@ -410,13 +418,19 @@ func TestAdminAPI(t *testing.T) {
 		r := w.call(t, "GET", "/orgs/octo-org/audit-log?action=grant.revoke", "alice-admin", nil)
 		var events []struct {
 			Actor, Action, Reason string
-			TokenID               int64 `json:"token_id"`
+			TokenID               int64          `json:"token_id"`
+			Details               map[string]any `json:"details"`
 		}
 		if r.status != 200 || json.Unmarshal([]byte(r.body), &events) != nil || len(events) != 3 {
 			t.Fatalf("audit log: %d %s", r.status, r.body)
 		}
 		if events[0].Actor != "alice" || events[0].Action != "grant.revoke" || events[0].Reason != "rotation" {
 			t.Fatalf("newest event: %+v", events[0])
+		}
+		// An event says which of the actor's tokens acted.
+		_, aliceAdmin := w.decide(t, "alice-admin")
+		if got := events[0].Details["actor_token_id"]; aliceAdmin == 0 || got != float64(aliceAdmin) {
+			t.Fatalf("newest event's actor_token_id: %v, want alice-admin's id %d", got, aliceAdmin)
 		}
 		r = w.call(t, "GET", "/orgs/octo-org/audit-log?actor=erin", "alice-admin", nil)
 		if r.status != 200 || !strings.Contains(r.body, `"action":"request.deny"`) || !strings.Contains(r.body, `"reason":"too broad"`) {

@@ -138,6 +138,7 @@ func (s *Server) org(op, doc string, h func(w http.ResponseWriter, r *http.Reque
 			writeError(w, e)
 			return
 		}
+		r = r.WithContext(store.WithActorToken(r.Context(), caller.ID))
 		if e := h(w, r, caller, org); e != nil {
 			if e.DocumentationURL == "" {
 				e.DocumentationURL = doc
@@ -157,6 +158,7 @@ func (s *Server) authenticated(doc string, h func(w http.ResponseWriter, r *http
 			writeError(w, e)
 			return
 		}
+		r = r.WithContext(store.WithActorToken(r.Context(), caller.ID))
 		if e := h(w, r, caller); e != nil {
 			if e.DocumentationURL == "" {
 				e.DocumentationURL = doc

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,7 +88,25 @@ type AuditEvent struct {
 	Details   map[string]any `json:"details,omitempty"`
 }
 
+// actorTokenKey is the context key of the token an action is taken with.
+type actorTokenKey struct{}
+
+// WithActorToken returns a context whose audit events record the id of the
+// token the actor used (details.actor_token_id): the admin API sets it to
+// its caller's token, so an event says which credential acted, not only
+// whose.
+func WithActorToken(ctx context.Context, id int64) context.Context {
+	return context.WithValue(ctx, actorTokenKey{}, id)
+}
+
 func (db *DB) audit(ctx context.Context, tx *sql.Tx, e AuditEvent) error {
+	if id, ok := ctx.Value(actorTokenKey{}).(int64); ok && id != 0 {
+		e.Details = maps.Clone(e.Details)
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+		e.Details["actor_token_id"] = id
+	}
 	details := "{}"
 	if len(e.Details) > 0 {
 		b, err := json.Marshal(e.Details)
