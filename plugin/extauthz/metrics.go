@@ -16,6 +16,7 @@ const (
 	reasonUndefined   = "undefined"   // the decision is undefined
 	reasonDecision    = "decision"    // the decision has the wrong shape
 	reasonDecisionLog = "decision_log"
+	reasonDecode      = "decode" // the request is not a CheckRequest gRPC can decode
 )
 
 // metrics are the gate's Prometheus collectors, registered on OPA's /metrics.
@@ -60,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.duration = register(reg, m.duration)
 		m.errors = register(reg, m.errors)
 	}
-	for _, r := range []string{reasonBadRequest, reasonPrepare, reasonEvaluation, reasonUndefined, reasonDecision, reasonDecisionLog} {
+	for _, r := range []string{reasonBadRequest, reasonPrepare, reasonEvaluation, reasonUndefined, reasonDecision, reasonDecisionLog, reasonDecode} {
 		m.errors.WithLabelValues(r) // every reason shows, at zero
 	}
 	return m

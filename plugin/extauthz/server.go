@@ -318,6 +318,8 @@ func (s *Server) check(ctx context.Context, in *checkInput) *authv3.CheckRespons
 	return resp
 }
 
+func (s *Server) undecodable() { s.metrics.failure(reasonDecode) }
+
 // checkWire answers a Check: with the answer as a message, or encoded (an
 // answer shared through the decision cache, which gRPC then sends as it is).
 func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckResponse, *encodedAnswer) {

@@ -31,8 +31,10 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -881,5 +883,31 @@ func TestCacheKeyCoversTheBody(t *testing.T) {
 	// Without a body, the headers that say how to read one do not matter.
 	if key("", lfs, "24") != key("", "text/plain", "") || key("", "", "") != cacheKey("POST", batch, "Basic eDp5", httpBody{}) {
 		t.Error("requests without a body are keyed by their body's headers")
+	}
+}
+
+// rawBytes is a gRPC codec that sends a message's bytes as they are.
+type rawBytes struct{}
+
+func (rawBytes) Marshal(v any) ([]byte, error)   { return *(v.(*[]byte)), nil }
+func (rawBytes) Unmarshal(b []byte, v any) error { *(v.(*[]byte)) = b; return nil }
+func (rawBytes) Name() string                    { return "proto" }
+
+// A request that is not a CheckRequest gRPC can decode never reaches a
+// Check: gRPC answers INTERNAL, and the gate counts it.
+func TestUndecodableRequestIsCounted(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0"}`)
+	junk := []byte{0x0a, 0xff} // field 1, a length that runs past the end
+	var out []byte
+	err := f.conn.Invoke(t.Context(), "/envoy.service.auth.v3.Authorization/Check", &junk, &out, grpc.ForceCodec(rawBytes{}))
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("got %v, want INTERNAL", err)
+	}
+	got := gather(t, f.registry)
+	if got[`opa_pat_extauthz_errors_total{reason="decode"}`] != 1 {
+		t.Fatalf("errors_total{reason=\"decode\"}: got %v, want 1", got[`opa_pat_extauthz_errors_total{reason="decode"}`])
+	}
+	if got[`opa_pat_extauthz_check_duration_seconds_count`] != 0 {
+		t.Fatal("an undecodable request was counted as a Check")
 	}
 }

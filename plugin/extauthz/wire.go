@@ -37,6 +37,9 @@ const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
 type checker interface {
 	check(ctx context.Context, in *checkInput) *authv3.CheckResponse
 	checkWire(ctx context.Context, in *checkInput) (*authv3.CheckResponse, *encodedAnswer)
+	// undecodable counts a request that could not be decoded, which gRPC
+	// answers with INTERNAL before any Check.
+	undecodable()
 }
 
 // checkService is envoy.service.auth.v3.Authorization with a handler that
@@ -53,6 +56,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	if interceptor != nil {
 		var w wireCheck
 		if err := dec(&w); err != nil {
+			c.undecodable()
 			return nil, err
 		}
 		info := &grpc.UnaryServerInfo{Server: srv, FullMethod: checkMethod}
@@ -67,6 +71,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 		wireChecks.Put(w)
 	}()
 	if err := dec(w); err != nil {
+		c.undecodable()
 		return nil, err
 	}
 	resp, wire := c.checkWire(ctx, &w.in)
