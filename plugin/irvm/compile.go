@@ -124,6 +124,9 @@ type builtin struct {
 	decl  *ast.Builtin
 	fn    topdown.BuiltinFunc
 	arith byte // '+', '-' or '*' for plus, minus and mul: integers have a fast path
+	// relation: a built-in with many outputs (walk). The plan expects the
+	// call to return all of them as one array, which it then scans.
+	relation bool
 }
 
 var errUnsupported = errors.New("irvm: unsupported plan")
@@ -410,13 +413,14 @@ func (c *compiler) stmt(s ir.Stmt) (instr, error) {
 
 func (c *compiler) builtin(name string) (*builtin, error) {
 	if b, ok := c.extra[name]; ok && b != nil && b.Func != nil {
-		return &builtin{name: name, decl: b.Decl, fn: b.Func}, nil
+		return &builtin{name: name, decl: b.Decl, fn: b.Func, relation: b.Decl != nil && b.Decl.Relation}, nil
 	}
 	fn := topdown.GetBuiltin(name)
 	if fn == nil {
 		return nil, fmt.Errorf("%w: no implementation of built-in %q", errUnsupported, name)
 	}
 	b := &builtin{name: name, decl: ast.BuiltinMap[name], fn: fn}
+	b.relation = b.decl != nil && b.decl.Relation
 	switch name {
 	case ast.Plus.Name:
 		b.arith = '+'

@@ -818,6 +818,26 @@ func length(v ast.Value) (int, bool) {
 	return 0, false
 }
 
+// relation calls a built-in with many outputs (walk) and returns them all
+// as one array, as the plan expects of a relation: it scans the array and
+// unifies each element with the call's output term. (Keeping the last
+// output only, as for a function, made walk(x, [path, value]) see one pair.)
+func (m *machine) relation(args []*ast.Term, in *instr) (*ast.Term, bool) {
+	var outs []*ast.Term
+	err := in.builtin.fn(m.bctx, args, func(t *ast.Term) error {
+		outs = append(outs, t)
+		return nil
+	})
+	if err != nil {
+		var h topdown.Halt
+		if errors.As(err, &h) || m.strict {
+			m.err = err
+		}
+		return nil, false
+	}
+	return ast.ArrayTerm(outs...), true
+}
+
 // builtin calls a built-in function. ok is false when it is undefined (no
 // output, or an error that strict mode does not raise).
 func (m *machine) builtin(frame []*ast.Term, in *instr) (*ast.Term, bool) {
@@ -836,6 +856,9 @@ func (m *machine) builtin(frame []*ast.Term, in *instr) (*ast.Term, bool) {
 		if t, ok := intArith(in.builtin.arith, args); ok {
 			return t, true
 		}
+	}
+	if in.builtin.relation {
+		return m.relation(args, in)
 	}
 	m.out = nil
 	err := in.builtin.fn(m.bctx, args, m.iter)

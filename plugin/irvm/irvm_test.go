@@ -153,3 +153,47 @@ func TestRegoTestsUnderVM(t *testing.T) {
 	}
 	t.Logf("%d Rego tests agree", n)
 }
+
+// A relation built-in (walk) has many outputs: the plan scans them all.
+// irvm once kept only the last, so walk(x, [path, value]) saw one pair and
+// the decision-log mask, which walks the event for tokens, found none.
+func TestRelationBuiltins(t *testing.T) {
+	m := ast.MustParseModuleWithOpts(`package relation
+
+pairs contains [path, value] if walk(input, [path, value])
+
+strings contains value if {
+	walk(input, [_, value])
+	is_string(value)
+}
+
+pointers contains p if {
+	some root in ["input", "result"]
+	walk(input[root], [path, value])
+	is_string(value)
+	p := concat("/", array.concat(["", root], [sprintf("%v", [k]) | some k in path]))
+}
+
+none if walk(input.none, _)
+`, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	c := loadPolicy(t, m)
+	store := inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))
+	in := ast.MustParseTerm(`{"input": {"credential": "ghp_x", "n": [1, "s"]}, "result": {"r": "v"}}`).Value
+	for q, want := range map[string]string{
+		// Sets, as eval returns them: arrays in sorted order.
+		"data.relation.pairs": `[[[], {"input": {"credential": "ghp_x", "n": [1, "s"]}, "result": {"r": "v"}}], [["input"], {"credential": "ghp_x", "n": [1, "s"]}],
+			[["input", "credential"], "ghp_x"], [["input", "n"], [1, "s"]], [["input", "n", 0], 1], [["input", "n", 1], "s"], [["result"], {"r": "v"}], [["result", "r"], "v"]]`,
+		"data.relation.strings":  `["ghp_x", "s", "v"]`,
+		"data.relation.pointers": `["/input/credential", "/input/n/1", "/result/r"]`,
+	} {
+		for _, vm := range []bool{false, true} {
+			got, err := eval(t, c, store, q, in, vm)
+			if err != nil || got == nil || got.Compare(ast.MustParseTerm(want).Value) != 0 {
+				t.Errorf("%s (irvm %v): got %v, %v; want %s", q, vm, got, err, want)
+			}
+		}
+	}
+	if got, err := eval(t, c, store, "data.relation.none", in, true); got != nil || err != nil {
+		t.Errorf("walk of an undefined value: got %v, %v", got, err)
+	}
+}
