@@ -404,3 +404,58 @@ func TestDebugLogsHoldNoToken(t *testing.T) {
 		t.Fatalf("the debug log holds a raw token:\n%s", out)
 	}
 }
+
+// TestDecisionLogHoldsNoTokenAnywhere: a token outside the fields the mask
+// names never reaches the decision log either: a credential given as a
+// string, a whole package's result (whose private rules hold the raw
+// token), the gate's mapping asked for directly, an ad-hoc query's text.
+func TestDecisionLogHoldsNoTokenAnywhere(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	s := &sidecar{addr: freeAddr(t), store: filepath.Join(dir, "pat.db")}
+	config := writeFile(t, dir, "config.yaml", "decision_logs:\n  console: true\n")
+	var logs syncBuffer
+	cmd := exec.Command(bin, "up", "-c", config, "--store", s.store, "--addr", s.addr,
+		"--ext-authz-addr", "", "--admin-addr", "", "--log-level", "info")
+	cmd.Env = append(os.Environ(), "OPA_PAT_STDERR_REDACTION=off") // the mask, not the stderr filter
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	startProcess(t, cmd, 10*time.Second, logs.String)
+	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
+
+	request := `"resource": {"owner": "octo-org", "repository": "app"}, "action": "read"`
+	envoy := `{"input": {"attributes": {"request": {"http": {"method": "GET", "path": "/repos/octo-org/app", "headers": {"authorization": "token ` + bobLaptop + `"}}}}, "parsed_path": ["repos", "octo-org", "app"], "parsed_query": {}}}`
+	for _, tc := range []struct{ path, body, want string }{
+		// The query first: it is dropped, so the four after it are the log's four events.
+		{"/v1/query", `{"query": "t := pat.token(\"` + bobLaptop + `\")"}`, `"found":true`},
+		{"/v1/data/pat", `{"input": {"credential": {"type": "pat", "token": "` + bobLaptop + `"}, ` + request + `}}`, `"allow":true`},
+		{"/v1/data", `{"input": {"credential": {"type": "pat", "token": "` + bobLaptop + `"}, ` + request + `}}`, `"allow":true`},
+		{"/v1/data/pat/decision", `{"input": {"credential": "` + bobLaptop + `", ` + request + `}}`, `"status":401`},
+		{"/v1/data/pat/envoy/mapped", envoy, `"token":"` + bobLaptop + `"`},
+	} {
+		resp, err := http.Post("http://"+s.addr+tc.path, "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), tc.want) {
+			t.Fatalf("POST %s: %s %.300s", tc.path, resp.Status, b)
+		}
+	}
+	poll(t, 5*time.Second, "four decisions in the log", func() bool {
+		return strings.Count(logs.String(), `"msg":"Decision Log"`) >= 4
+	})
+	time.Sleep(200 * time.Millisecond)
+	out := logs.String()
+	if n := strings.Count(out, `"msg":"Decision Log"`); n != 4 {
+		t.Fatalf("%d decisions in the log, want 4 (the ad-hoc query dropped):\n%s", n, out)
+	}
+	if strings.Contains(out, bobLaptop) {
+		t.Fatalf("the decision log holds the raw token:\n%s", out)
+	}
+	for _, want := range []string{`"/result/_raw_token"`, `"/result/pat/_raw_token"`, `"/input/credential"`, `"/result/credential/token"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log does not say %s was masked:\n%s", want, out)
+		}
+	}
+}

@@ -28,28 +28,33 @@ _credential_param(name) if contains(lower(name), "token")
 # METADATA
 # description: >-
 #   JSON pointers (or upsert operations) removing credentials from a decision-log event before
-#   it is printed or sent anywhere.
-mask contains "/input/credential/token" if input.input.credential.token
+#   it is printed or sent anywhere: those of the fields that carry them (_named), and any other
+#   token-shaped string of the input or the result (_shaped).
+mask contains m if some m in _named
 
-mask contains sprintf("/input/attributes/request/http/headers/%s", [name]) if {
+mask contains m if some m in _shaped
+
+_named contains "/input/credential/token" if input.input.credential.token
+
+_named contains sprintf("/input/attributes/request/http/headers/%s", [name]) if {
 	some name, _ in _http.headers
 	lower(name) in _credential_headers
 }
 
 # Raw headers (Envoy's encode_raw_headers) as another input builder may keep them.
-mask contains "/input/attributes/request/http/headerMap" if _http.headerMap
+_named contains "/input/attributes/request/http/headerMap" if _http.headerMap
 
-mask contains sprintf("/input/parsed_query/%s", [name]) if {
+_named contains sprintf("/input/parsed_query/%s", [name]) if {
 	some name, _ in input.input.parsed_query
 	_credential_param(name)
 }
 
-mask contains {"op": "upsert", "path": "/input/attributes/request/http/path", "value": redacted} if {
+_named contains {"op": "upsert", "path": "/input/attributes/request/http/path", "value": redacted} if {
 	redacted := _redacted(_http.path)
 }
 
 # Envoy repeats the path, query included, in the :path pseudo-header.
-mask contains {"op": "upsert", "path": "/input/attributes/request/http/headers/:path", "value": redacted} if {
+_named contains {"op": "upsert", "path": "/input/attributes/request/http/headers/:path", "value": redacted} if {
 	redacted := _redacted(_http.headers[":path"])
 }
 
@@ -80,4 +85,88 @@ _credential_query(query) if {
 }
 
 # pat.token's argument is the raw token: never log that cache entry.
-mask contains "/nd_builtin_cache/pat.token" if input.nd_builtin_cache["pat.token"]
+_named contains "/nd_builtin_cache/pat.token" if input.nd_builtin_cache["pat.token"]
+
+# ---------------------------------------------------------------------------------------------
+# A token anywhere else: a client that puts it in the wrong field ("credential": "ghp_..."), a
+# header or path of its own, or a query of a whole package (/v1/data/pat), whose result holds the
+# policy's private rules, the raw token among them. Each string of the input and the result that
+# holds a token, or the event's credential, is replaced; a key the mask cannot address (with "/"
+# or characters OPA escapes) erases its whole document.
+_shaped contains {"op": "upsert", "path": pointer, "value": "[REDACTED]"} if {
+	some root in ["input", "result"]
+	walk(input[root], [path, value])
+	_secret(value)
+	_addressable(path)
+	pointer := _pointer(root, path)
+	not _covered(pointer)
+}
+
+_shaped contains concat("", ["/", root]) if {
+	some root in ["input", "result"]
+	walk(input[root], [path, value])
+	_secret(value)
+	not _addressable(path)
+}
+
+_secret(value) if {
+	is_string(value)
+	_token_shaped(value)
+}
+
+_secret(value) if {
+	is_string(value)
+	raw := input.input.credential.token
+	is_string(raw)
+	count(raw) >= 8
+	contains(value, raw)
+}
+
+# A token's shape: a prefix, "_", and a random part of 30 or more letters, digits and "_" with an
+# upper-case letter or digit in it (GitHub's ghp_ and github_pat_ tokens; permission and rule
+# names are lower case).
+_token_shaped(s) if {
+	some run in regex.find_n(`[A-Za-z0-9]+_[A-Za-z0-9_]{30,}`, s, -1)
+	regex.match(`_[A-Za-z0-9_]*[A-Z0-9]`, run)
+}
+
+_pointer(root, path) := concat("/", array.concat(["", root], [sprintf("%v", [key]) | some key in path]))
+
+_addressable(path) if {
+	every key in path {
+		_plain_key(key)
+	}
+}
+
+_plain_key(key) if is_number(key)
+
+_plain_key(key) if regex.match(`^[A-Za-z0-9_.~$&+:=@-]+$`, key)
+
+# What a named rule already removes or replaces.
+_covered(pointer) if {
+	some m in _named
+	_covers(_named_path(m), pointer)
+}
+
+_named_path(m) := m if is_string(m)
+
+else := m.path
+
+_covers(path, pointer) if path == pointer
+
+_covers(path, pointer) if startswith(pointer, concat("", [path, "/"]))
+
+# METADATA
+# description: >-
+#   An ad-hoc query (/v1/query) is logged with its text, which no mask reaches: an event whose
+#   query holds a token is not logged at all.
+default drop := false
+
+drop if _token_shaped(input.query)
+
+drop if {
+	raw := input.input.credential.token
+	is_string(raw)
+	count(raw) >= 8
+	contains(input.query, raw)
+}

@@ -85,3 +85,62 @@ test_mask_token_in_the_path_header if {
 		"parsed_query": {"access_token": ["ghp_x"]},
 	}}
 }
+
+classic_token := "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"
+
+fine_grained_token := "github_pat_11ABCDEFG0123456789abc_0123456789abcdefghijABCDEFGHIJ0123456789abcdefghijABCDEFGHIJklmno"
+
+redacted(path) := {"op": "upsert", "path": path, "value": "[REDACTED]"}
+
+# A token outside the fields the mask names is replaced wherever it is.
+test_mask_tokens_anywhere[note] if {
+	some note, tc in {
+		"a credential given as a string": {
+			"event": {"input": {"credential": classic_token, "action": "read"}},
+			"want": {redacted("/input/credential")},
+		},
+		"a package's result with the raw token in a private rule": {
+			"event": {"input": {"credential": {"type": "pat", "token": classic_token}}, "result": {"_raw_token": classic_token, "allow": true}},
+			"want": {"/input/credential/token", redacted("/result/_raw_token")},
+		},
+		"the whole data tree": {
+			"event": {"input": {"credential": {"type": "pat", "token": fine_grained_token}}, "result": {"pat": {"_raw_token": fine_grained_token}}},
+			"want": {"/input/credential/token", redacted("/result/pat/_raw_token")},
+		},
+		"the gate's mapping": {
+			"event": {
+				"input": {"attributes": {"request": {"http": {"path": "/", "headers": {"authorization": concat(" ", ["token", classic_token])}}}}},
+				"result": {"credential": {"type": "pat", "token": classic_token}, "action": "read"},
+			},
+			"want": {"/input/attributes/request/http/headers/authorization", redacted("/result/credential/token")},
+		},
+		"inside a longer string, in an array": {
+			"event": {"input": {"notes": ["x", concat("", ["token=", classic_token, ";"])]}},
+			"want": {redacted("/input/notes/1")},
+		},
+		"the event's own credential, whatever its shape": {
+			"event": {"input": {"credential": {"type": "pat", "token": "not-a-github-token-but-secret"}}, "result": {"echo": "not-a-github-token-but-secret"}},
+			"want": {"/input/credential/token", redacted("/result/echo")},
+		},
+		"a key the mask cannot address erases its document": {
+			"event": {"input": {"odd key/with slash": classic_token}},
+			"want": {"/input"},
+		},
+		"names that only look long": {
+			"event": {"input": {"permission": "organization_personal_access_token_requests"}, "result": {"allow": true}},
+			"want": set(),
+		},
+	}
+	log.mask == tc.want with input as tc.event
+}
+
+test_drop_queries_that_hold_a_token[note] if {
+	some note, tc in {
+		"a built-in called with a token": {"query": concat("", [`t := pat.token("`, classic_token, `")`]), "drop": true},
+		"the event's credential in the query": {"query": `data.x[input.credential.token]`, "input": {"credential": {"token": "secret-of-eight"}}, "drop": false},
+		"the credential spelled in the query": {"query": `x := "secret-of-eight"`, "input": {"credential": {"token": "secret-of-eight"}}, "drop": true},
+		"a plain query": {"query": "data.pat.allow", "drop": false},
+	}
+	event := object.union({"query": tc.query}, {"input": object.get(tc, "input", {})})
+	log.drop == tc.drop with input as event
+}
