@@ -94,19 +94,60 @@ _named contains "/nd_builtin_cache/pat.token" if input.nd_builtin_cache["pat.tok
 # holds a token, or the event's credential, is replaced; a key the mask cannot address (with "/"
 # or characters OPA escapes) erases its whole document.
 _shaped contains {"op": "upsert", "path": pointer, "value": "[REDACTED]"} if {
-	some root in ["input", "result"]
-	walk(input[root], [path, value])
-	_secret(value)
+	some [root, path] in _hits
 	_addressable(path)
 	pointer := _pointer(root, path)
 	not _covered(pointer)
 }
 
 _shaped contains concat("", ["/", root]) if {
-	some root in ["input", "result"]
-	walk(input[root], [path, value])
-	_secret(value)
+	some [root, path] in _hits
 	not _addressable(path)
+}
+
+# Where the secrets are: [root, path] of each string that holds one. The input of a Check (an
+# Envoy input: its strings are its headers, path, query and body) is searched where strings are;
+# any other input, a direct decision's or a query's, is small and walked whole. A result is
+# walked unless it is one of the policy's answers, which hold no token.
+_hits contains ["input", path] if {
+	not input.input.attributes
+	walk(input.input, [path, value])
+	_secret(value)
+}
+
+_hits contains ["input", ["attributes", "request", "http", "headers", name]] if {
+	some name, value in _http.headers
+	_secret(value)
+}
+
+_hits contains ["input", ["attributes", "request", "http", field]] if {
+	some field in ["path", "body"]
+	_secret(_http[field])
+}
+
+_hits contains ["input", ["parsed_path", i]] if {
+	some i, segment in input.input.parsed_path
+	_secret(segment)
+}
+
+_hits contains ["input", ["parsed_query", name, i]] if {
+	some name, values in input.input.parsed_query
+	some i, value in values
+	_secret(value)
+}
+
+_hits contains ["result", path] if {
+	not _answer
+	walk(input.result, [path, value])
+	_secret(value)
+}
+
+_answer if input.path in _answers
+
+# The policy's answers: decisions, and the gate's response built from one.
+_answers := {
+	"pat/allow", "pat/decision", "pat/admin/allow", "pat/admin/decision",
+	"pat/envoy/allow", "pat/envoy/decision", "pat/envoy/response",
 }
 
 _secret(value) if {
@@ -126,6 +167,7 @@ _secret(value) if {
 # upper-case letter or digit in it (GitHub's ghp_ and github_pat_ tokens; permission and rule
 # names are lower case).
 _token_shaped(s) if {
+	contains(s, "_")
 	some run in regex.find_n(`[A-Za-z0-9]+_[A-Za-z0-9_]{30,}`, s, -1)
 	regex.match(`_[A-Za-z0-9_]*[A-Z0-9]`, run)
 }
@@ -159,9 +201,8 @@ _covers(path, pointer) if startswith(pointer, concat("", [path, "/"]))
 # METADATA
 # description: >-
 #   An ad-hoc query (/v1/query) is logged with its text, which no mask reaches: an event whose
-#   query holds a token is not logged at all.
-default drop := false
-
+#   query holds a token is not logged at all. (No default: the plugin's fallback copy of this
+#   module may sit beside it, and two defaults of one rule do not compile.)
 drop if _token_shaped(input.query)
 
 drop if {
