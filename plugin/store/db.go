@@ -102,7 +102,13 @@ func (db *DB) Location() string { return db.location }
 
 // Close closes the store.
 func (db *DB) Close() error {
-	return errors.Join(db.rdb.Close(), db.wdb.Close())
+	err := errors.Join(db.rdb.Close(), db.wdb.Close())
+	if db.file != nil {
+		// SQLite leaves its WAL beside a file that moved while open: drop it
+		// unless the file at the path is still this store's.
+		db.file.dropOrphans()
+	}
+	return err
 }
 
 // SchemaVersion is the number of migrations this build knows.
@@ -155,7 +161,22 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing: %w", err)
 	}
+	db.checkpoint(ctx)
 	return nil
+}
+
+// checkpoint folds a SQLite store's WAL into its file and empties it after
+// each write. SQLite finds a WAL by its name: one left with frames beside a
+// file that is then replaced (a restore, or a new store moved into place)
+// would be replayed onto the new file by the next process to open it,
+// bringing back rows the new file no longer holds, a revoked token among
+// them. Best effort: a reader in the way leaves the frames to the next
+// write's checkpoint.
+func (db *DB) checkpoint(ctx context.Context) {
+	if db.file == nil {
+		return // PostgreSQL
+	}
+	_, _ = db.wdb.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 }
 
 func ignoreDone(err error) error {

@@ -23,6 +23,11 @@ var ErrFileChanged = errors.New("the store file changed under the sidecar")
 type fileWatch struct {
 	path   string
 	opened os.FileInfo
+	// companions are the WAL and shared-memory files beside the opened
+	// file, as last seen while it was still the file at path. SQLite finds
+	// them by name: once the file is replaced they would be taken for the
+	// new file's, so Close removes them (dropOrphans).
+	companions map[string]os.FileInfo
 
 	mu    sync.Mutex
 	since time.Time // when the current problem was first seen; zero while none
@@ -34,7 +39,40 @@ func newFileWatch(path string) (*fileWatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileWatch{path: path, opened: fi}, nil
+	w := &fileWatch{path: path, opened: fi, companions: map[string]os.FileInfo{}}
+	w.noteCompanions()
+	return w, nil
+}
+
+// companionSuffixes name SQLite's files beside a database in WAL mode.
+var companionSuffixes = []string{"-wal", "-shm"}
+
+// noteCompanions records the companion files now at the path, while the
+// database file there is the one opened.
+func (w *fileWatch) noteCompanions() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, suffix := range companionSuffixes {
+		if fi, err := os.Stat(w.path + suffix); err == nil {
+			w.companions[suffix] = fi
+		}
+	}
+}
+
+// dropOrphans removes the opened file's companions from the path when
+// another file, or none, is there now: the next process to open the path
+// would otherwise replay the old file's WAL onto the new one.
+func (w *fileWatch) dropOrphans() {
+	if fi, err := os.Stat(w.path); err == nil && os.SameFile(fi, w.opened) {
+		return // still this store's file: SQLite's close took care of them
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for suffix, ours := range w.companions {
+		if fi, err := os.Stat(w.path + suffix); err == nil && os.SameFile(fi, ours) {
+			_ = os.Remove(w.path + suffix)
+		}
+	}
 }
 
 // check looks at the path again: nil while it is still the file opened.
@@ -49,6 +87,9 @@ func (w *fileWatch) check(now time.Time) error {
 		problem = "was replaced by another file"
 	case fi.Size() == 0:
 		problem = "was emptied"
+	}
+	if problem == "" {
+		w.noteCompanions()
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -92,3 +92,57 @@ func TestRedactLocation(t *testing.T) {
 		}
 	}
 }
+
+// A store's file replaced under it (a restore, a new store moved into
+// place): when it closes, nothing of the old file may reach the new one.
+// SQLite finds a WAL by name, and one left at the path is replayed onto the
+// next file there by the next process that opens it.
+func TestReplacedFileGetsNoOldWAL(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pat.db")
+	a, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.SetMeta(ctx, "state", "old"); err != nil {
+		t.Fatal(err)
+	}
+	// The replacement: a copy of the store, changed, moved into place.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "restore.db")
+	if err := os.WriteFile(other, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetMeta(ctx, "state", "new"); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	// The old store writes on (a last-use flush) and then closes.
+	werr := a.SetMeta(ctx, "state", "old, written after the replacement")
+	wal, _ := os.Stat(path + "-wal")
+	t.Logf("write after the replacement: %v; wal: %v", werr, wal)
+	if _, err := a.Changes(ctx, 0, 10); !errors.Is(err, ErrFileChanged) {
+		t.Fatalf("Changes: %v", err)
+	}
+	a.Close()
+	c, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, _, err := c.Meta(ctx, "state"); err != nil || got != "new" {
+		t.Fatalf("the file at the path says %q (%v); want the replacement's \"new\"", got, err)
+	}
+}
