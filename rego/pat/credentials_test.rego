@@ -126,13 +126,26 @@ test_deny_request_problems_with_a_live_token[note] if {
 		"bad permission": {"resource": {"owner": "octo-org"}, "action": "read", "permission": "Contents!", "reason": `unknown permission (not shown): input.permission must be a permission name such as "contents"`},
 		"permission not a string": {"resource": {"owner": "octo-org"}, "action": "read", "permission": 7, "reason": `unknown permission (not shown): input.permission must be a permission name such as "contents"`},
 		"bad visibility": {"resource": {"owner": "octo-org", "visibility": "secret"}, "action": "read", "reason": `unknown visibility "secret": input.resource.visibility must be "public", "internal" or "private"`},
-		"repository not a string": {"resource": {"owner": "octo-org", "repository": 42}, "action": "read", "reason": "invalid input.resource.repository: it must be a string, or absent for an organization-level resource"},
+		"repository not a string": {"resource": {"owner": "octo-org", "repository": 42}, "action": "read", "reason": bad_repository},
+		"empty repository": {"resource": {"owner": "octo-org", "repository": ""}, "action": "write", "reason": bad_repository},
+		"repository with a space": {"resource": {"owner": "octo-org", "repository": "app "}, "action": "write", "reason": bad_repository},
+		"repository ..": {"resource": {"owner": "octo-org", "repository": ".."}, "action": "read", "reason": bad_repository},
+		"owner with a space": {"resource": {"owner": "acme-labs ", "repository": "app"}, "action": "write", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only`},
+		"empty owner": {"resource": {"owner": ""}, "action": "read", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only`},
+		"owner not a string": {"resource": {"owner": 7}, "action": "read", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only`},
 	}
 	req := object.union(
 		{"credential": {"type": "pat", "token": "ghp_bob_repo"}},
 		object.remove(tc, ["reason"]),
 	)
 	decide(req) == denied("ghp_bob_repo", 403, tc.reason, input_doc)
+}
+
+bad_repository := `invalid input.resource.repository: it must be a repository name (letters, digits, "-", "_" and "."), or absent for an organization-level resource`
+
+test_null_permission_counts_as_absent if {
+	req := {"credential": {"type": "pat", "token": "ghp_bob_repo"}, "resource": {"owner": "octo-org", "repository": "app"}, "action": "read", "permission": null}
+	decide(req) == allowed("ghp_bob_repo")
 }
 
 test_allow_null_repository_and_visibility_count_as_absent if {

@@ -140,9 +140,13 @@ _owner := _name(input.resource.owner)
 # An absent repository means an organization-level resource.
 _repository := _name(input.resource.repository)
 
+# A name is GitHub's: letters, digits, "-", "_" and "." (not "." or ".." alone). Anything else
+# ("acme-labs " with a space, an empty string) is no name: it would miss the settings and the
+# store, and be decided by the defaults, so the request is refused instead.
 _name(x) := lower(x) if {
 	is_string(x)
-	x != ""
+	regex.match(`^[A-Za-z0-9_.-]+$`, x)
+	not x in {".", ".."}
 }
 
 _actions := {"read", "write"}
@@ -153,7 +157,7 @@ _action := input.action if input.action in _actions
 
 default _permission := "contents"
 
-_permission := input.permission
+_permission := input.permission if input.permission != null
 
 _valid_permission if {
 	is_string(_permission)
@@ -161,7 +165,7 @@ _valid_permission if {
 }
 
 # A null repository or visibility counts as absent.
-_valid_repository if is_string(input.resource.repository)
+_valid_repository if _repository
 
 _valid_repository if not _given_repository
 
@@ -244,8 +248,17 @@ _request_denials contains _denial(10, 401, msg, _auth_doc) if {
 
 _request_denials contains _denial(25, 403, "missing input.resource.owner: the calling service must name the resource's owner", _input_doc) if {
 	not _ssh_key
-	not _owner
+	not _given_owner
 }
+
+_request_denials contains _denial(25, 403, msg, _input_doc) if {
+	not _ssh_key
+	_given_owner
+	not _owner
+	msg := sprintf("invalid input.resource.owner %s: a name holds letters, digits, \"-\", \"_\" and \".\" only", [_quoted_name(input.resource.owner)])
+}
+
+_given_owner if input.resource.owner != null
 
 _request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
@@ -265,7 +278,7 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 	msg := `invalid input.classic_scopes: it must be a non-empty array of scope names such as "delete_repo", or absent`
 }
 
-_request_denials contains _denial(25, 403, "invalid input.resource.repository: it must be a string, or absent for an organization-level resource", _input_doc) if {
+_request_denials contains _denial(25, 403, "invalid input.resource.repository: it must be a repository name (letters, digits, \"-\", \"_\" and \".\"), or absent for an organization-level resource", _input_doc) if {
 	not _ssh_key
 	not _valid_repository
 }
@@ -859,11 +872,9 @@ _allowed_base := [t, owner, repository, role, [ent, ent_conf, org_conf]] if {
 	_valid_hidden
 	object.get(input, "classic_scopes", null) == null # a request that names them goes through the rules
 
-	# _owner and _repository, inline (lower is undefined for a non-string).
-	owner := lower(input.resource.owner)
-	owner != ""
-	repository := lower(input.resource.repository)
-	repository != ""
+	# _owner and _repository.
+	owner := _name(input.resource.owner)
+	repository := _name(input.resource.repository)
 
 	# Rule 15: the owner is an organization: not the user, and named in the settings or not a
 	# known user.
