@@ -123,7 +123,11 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 			return
 		case <-tick.C:
 		}
-		st := healthStatus(db.Health(), idx, bound, where, time.Now())
+		h := db.Health()
+		if msg := p.behind.Load(); h.LastError == "" && msg != nil {
+			h.LastError = *msg
+		}
+		st := healthStatus(h, idx, bound, where, time.Now())
 		said := false // settingsChecked logs its own
 		if msg := p.settingsFailure.Load(); msg != nil {
 			st, said = plugins.Status{State: plugins.StateErr, Message: *msg}, true

@@ -133,7 +133,11 @@ type Plugin struct {
 	// settingsFailure is set while data.pat.settings are invalid
 	// (recordSettings): token decisions deny and the status says why.
 	settingsFailure atomic.Pointer[string]
-	trigger         storage.TriggerHandle
+	// behind is the error the index's follower last met, until it catches
+	// up: the plugin status names it when the store itself reports none (a
+	// SQLite file corrupted in place fails the read, not the connection).
+	behind  atomic.Pointer[string]
+	trigger storage.TriggerHandle
 
 	settingsMu   sync.Mutex
 	lastSettings []byte
@@ -247,10 +251,12 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		idx.Follow(followCtx, db, index.DefaultPollInterval, func(err error) {
 			if msg := err.Error(); msg != behind {
 				behind = msg
+				p.behind.Store(&msg)
 				p.logger().Warn("Token store %s: the index is behind: %v.", where, err)
 			}
 		}, func() {
 			behind = ""
+			p.behind.Store(nil)
 			if n := idx.Reloads(); n != reloads {
 				reloads = n
 				p.logger().Warn("Token store %s: the change log was pruned past the index, which loaded the store afresh: %s.", where, idx)

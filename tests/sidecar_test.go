@@ -459,3 +459,34 @@ func TestDecisionLogHoldsNoTokenAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestSidecarStoreFileCorrupted: a store file corrupted in place fails the
+// index's reads, not the connection; past max_staleness token decisions
+// deny, and the status names SQLite's error rather than "no error reported".
+func TestSidecarStoreFileCorrupted(t *testing.T) {
+	bin := binary(t)
+	storePath := filepath.Join(t.TempDir(), "pat.db")
+	runCLI(t, bin, nil, "store", "import", "--store", storePath, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	var logs syncBuffer
+	s := startRunSidecar(t, bin, storePath, ", max_staleness: 2s", filepath.Join(repoRoot(), "examples", "settings.json"), "info", &logs)
+	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
+	f, err := os.OpenFile(storePath, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := bytes.Repeat([]byte{0xa5}, 4096*8)
+	if _, err := f.WriteAt(junk, 4096); err != nil { // every page after the header's
+		t.Fatal(err)
+	}
+	f.Close()
+	poll(t, 15*time.Second, "token decisions to deny", func() bool {
+		return s.decide(t, bobLaptop, "octo-org", "app", "read")["allow"] == false
+	})
+	poll(t, 10*time.Second, "the status to name SQLite's error", func() bool {
+		out := logs.String()
+		return strings.Contains(out, "unreachable (reading the store's change log") && strings.Contains(out, "malformed")
+	})
+	if out := logs.String(); strings.Contains(out, "no error reported") {
+		t.Fatalf("the status lost the cause:\n%s", out)
+	}
+}
