@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return nil, errors.New("it is a directory")
 	}
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+		if err := foreign(ctx, path); err != nil {
+			return nil, err
+		}
+	}
 	params := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)",
 		busyTimeout.Milliseconds())
 	rdb, err := sql.Open("sqlite", path+"?"+params)
@@ -95,6 +101,39 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// foreign refuses an SQLite file that holds another application's tables
+// (a mistyped store.path): opening it as the store would switch it to WAL
+// and add opa-pat's tables to it. It looks through a read-only connection,
+// which changes nothing. A file with opa-pat's schema_migrations, or no
+// tables at all, is the store's.
+func foreign(ctx context.Context, path string) error {
+	// A URI filename, so that mode=ro reaches SQLite; its escapes are decoded.
+	ro, err := sql.Open("sqlite", "file:"+strings.NewReplacer("%", "%25", "#", "%23").Replace(path)+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer ro.Close()
+	var tables []string
+	err = each(ctx, ro, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`, func(rows *sql.Rows) error {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		tables = append(tables, name)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading its tables: %w", err)
+	}
+	if len(tables) == 0 || slices.Contains(tables, "schema_migrations") {
+		return nil
+	}
+	if len(tables) > 5 {
+		tables = append(tables[:5], "...")
+	}
+	return fmt.Errorf("it is not an opa-pat store: it holds other tables (%s) and no schema_migrations; give the store a file of its own", strings.Join(tables, ", "))
 }
 
 // Location is where the store lives, as given to Open.

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -144,5 +147,49 @@ func TestReplacedFileGetsNoOldWAL(t *testing.T) {
 	defer c.Close()
 	if got, _, err := c.Meta(ctx, "state"); err != nil || got != "new" {
 		t.Fatalf("the file at the path says %q (%v); want the replacement's \"new\"", got, err)
+	}
+}
+
+// A store.path that names another application's SQLite file is refused
+// before anything is written to it: no opa-pat table, no WAL mode.
+func TestOpenRefusesAnotherApplicationsFile(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "app.db")
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ExecContext(ctx, `CREATE TABLE meta (k TEXT); CREATE TABLE orders (id INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(ctx, path)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open took another application's file for a store")
+	}
+	want := "it is not an opa-pat store: it holds other tables (meta, orders) and no schema_migrations; give the store a file of its own"
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open: %v\nwant it to say %s", err, want)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("the other application's file changed")
+	}
+	// A store, closed and opened again, is the store's.
+	store := filepath.Join(t.TempDir(), "we%ird#name.db")
+	for range 2 {
+		db, err := Open(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
 	}
 }
