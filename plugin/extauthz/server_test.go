@@ -554,6 +554,20 @@ func tokenFound(t *testing.T) *atomic.Bool {
 	return known
 }
 
+// httpStatus sends a Check and returns the HTTP status Envoy would answer
+// with: the denial's, or 200 for an OK.
+func (f *fixture) httpStatus(t *testing.T, req *authv3.CheckRequest) int32 {
+	t.Helper()
+	resp, err := f.client.Check(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr := resp.GetDeniedResponse(); dr != nil {
+		return int32(dr.GetStatus().GetCode())
+	}
+	return 200
+}
+
 func TestDecisionCache(t *testing.T) {
 	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
 	known := tokenFound(t)
@@ -573,14 +587,7 @@ decision := {"allow": false, "status": 403, "message": "closed"} if input.resour
 	req := httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken})
 	status := func() int32 {
 		t.Helper()
-		resp, err := f.client.Check(t.Context(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if dr := resp.GetDeniedResponse(); dr != nil {
-			return int32(dr.GetStatus().GetCode())
-		}
-		return 200
+		return f.httpStatus(t, req)
 	}
 
 	if got := status(); got != 200 {
@@ -833,14 +840,7 @@ decision := {"allow": false, "status": 403, "message": "read only"} if input.act
 			"authorization": "Bearer " + goodToken, "content-type": "application/vnd.git-lfs+json",
 		})
 		req.GetAttributes().GetRequest().GetHttp().RawBody = []byte(body)
-		resp, err := f.client.Check(t.Context(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if dr := resp.GetDeniedResponse(); dr != nil {
-			return int32(dr.GetStatus().GetCode())
-		}
-		return 200
+		return f.httpStatus(t, req)
 	}
 	for i, step := range []struct {
 		body string
