@@ -136,31 +136,11 @@ _private_permissions := {
 }
 
 # /orgs/{org}/...
-_route := object.union({"resource": _org_resource(lower(org), rest), "action": _action}, _need(need)) if {
+_route := object.union({"resource": {"owner": lower(org)}, "action": _action}, _need(need)) if {
 	_rest_path[0] == "orgs"
 	org := _rest_path[1]
 	_name(org)
-	rest := _endpoint(array.slice(_rest_path, 2, count(_rest_path)))
-	need := _org_permission(lower(org), rest, _action)
-}
-
-# What GitHub shows everyone of an organization (its profile, its repositories' list, its public
-# members) is the public floor's to read (rule 12): the gate gives such a read's resource as
-# public, as DESIGN.md lets a calling service give the visibility. The upstream still answers with
-# what the token's user may see (rule 5): the public repositories only, for a token without repo.
-# Other organization-level resources count as private.
-_org_resource(org, rest) := {"owner": org, "visibility": "public"} if {
-	_action == "read"
-	_public_org_read(rest)
-} else := {"owner": org}
-
-_public_org_read([])
-
-_public_org_read(["repos"])
-
-_public_org_read(rest) if {
-	rest[0] == "public_members"
-	count(rest) <= 2
+	need := _org_permission(lower(org), _endpoint(array.slice(_rest_path, 2, count(_rest_path))), _action)
 }
 
 # What an endpoint needs: a permission name, or an object with "permission" and any of

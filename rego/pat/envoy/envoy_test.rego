@@ -194,7 +194,7 @@ test_endpoint_names_in_any_case[note] if {
 
 test_org_route[note] if {
 	some note, tc in {
-		"organization": {"m": "GET", "p": "/orgs/octo-org", "want": ["read", "metadata"], "public": true},
+		"organization": {"m": "GET", "p": "/orgs/octo-org", "want": ["read", "metadata"]},
 		"organization update": {"m": "PATCH", "p": "/orgs/octo-org", "want": ["write", "organization_administration"]},
 		"organization delete": {"m": "DELETE", "p": "/orgs/octo-org", "want": ["write", "organization_administration"]},
 		"actions permissions": {"m": "PUT", "p": "/orgs/octo-org/actions/permissions", "want": ["write", "organization_administration"]},
@@ -207,10 +207,7 @@ test_org_route[note] if {
 		"security managers": {"m": "PUT", "p": "/orgs/octo-org/security-managers/teams/sec", "want": ["write", "organization_administration"]},
 		"api/v3 prefix": {"m": "GET", "p": "/api/v3/orgs/octo-org/members", "want": ["read", "members"]},
 		"name in another case": {"m": "GET", "p": "/orgs/OCTO-org/members", "want": ["read", "members"]},
-		"repositories": {"m": "GET", "p": "/orgs/octo-org/repos", "want": ["read", "metadata"], "public": true},
-		"public members": {"m": "GET", "p": "/orgs/octo-org/public_members", "want": ["read", "members"], "public": true},
-		"a public member": {"m": "GET", "p": "/orgs/octo-org/public_members/bob", "want": ["read", "members"], "public": true},
-		"publicizing one's membership": {"m": "PUT", "p": "/orgs/octo-org/public_members/bob", "want": ["write", "members"]},
+		"repositories": {"m": "GET", "p": "/orgs/octo-org/repos", "want": ["read", "metadata"]},
 		"organization dependabot secret": {"m": "PUT", "p": "/orgs/octo-org/dependabot/secrets/KEY", "want": ["write", "organization_dependabot_secrets"]},
 		"failed invitations": {"m": "GET", "p": "/orgs/octo-org/failed_invitations", "want": ["read", "members"]},
 		"interaction limits": {"m": "PUT", "p": "/orgs/octo-org/interaction-limits", "want": ["write", "organization_administration"]},
@@ -222,16 +219,11 @@ test_org_route[note] if {
 	[action, permission] := tc.want
 	envoy.mapped == {
 		"credential": {"type": "pat", "token": classic},
-		"resource": _public_org(tc),
+		"resource": {"owner": "octo-org"},
 		"action": action,
 		"permission": permission,
 	} with input as req(tc.m, tc.p, bearer)
 }
-
-# What GitHub shows everyone of an organization goes to the decision as public (the floor).
-_public_org(tc) := {"owner": "octo-org", "visibility": "public"} if tc.public
-
-else := {"owner": "octo-org"}
 
 # Endpoints whose classic scopes are GitHub's own, not those of their permission: the route
 # hands them to the decision as input.classic_scopes.

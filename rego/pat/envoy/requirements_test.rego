@@ -30,8 +30,6 @@ tokens := {
 	"ghp_write_hook": classic({"write:repo_hook"}),
 	"ghp_admin_hook": classic({"admin:repo_hook"}),
 	"ghp_status": classic({"repo:status"}),
-	"ghp_admin_org": classic({"admin:org"}),
-	"fg_other_org": object.union(fine_grained({}), {"resource_owner": "solo-org"}),
 }
 
 fine_grained(permissions) := {
@@ -170,28 +168,6 @@ test_classic_narrow_scopes_through_the_gate[note] if {
 		"repo:status sets a private commit's status": {"m": "POST", "p": "/repos/octo-org/app/statuses/abc123", "raw": "ghp_status", "want": allowed},
 		"repo:status reads a private ref's combined status": {"m": "GET", "p": "/repos/octo-org/app/commits/main/status", "raw": "ghp_status", "want": allowed},
 		"repo:status does not read the code": {"m": "GET", "p": "/repos/octo-org/app/contents/README.md", "raw": "ghp_status", "want": [false, 404, `Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of octo-org; regenerate the token with the repo scope`]},
-	}
-	d := envoy.decision with input as request(tc.m, tc.p, tc.raw)
-		with pat.token as mock_token
-		with pat.grant as mock_grant
-		with pat.org_role as mock_org_role
-		with pat.user as mock_user
-		with pat.repository as mock_repository
-	[d.allow, d.status, d.message] == tc.want
-}
-
-# An organization's profile, its list of repositories and its public members are GitHub's to show
-# everyone: any live token reads them (the floor), whatever its scopes or resource owner.
-test_public_organization_reads[note] if {
-	some note, tc in {
-		"admin:org reads the profile": {"m": "GET", "p": "/orgs/octo-org", "raw": "ghp_admin_org", "want": allowed},
-		"no scope reads the profile": {"m": "GET", "p": "/orgs/octo-org", "raw": "ghp_none", "want": allowed},
-		"no scope lists the repositories": {"m": "GET", "p": "/api/v3/orgs/octo-org/repos", "raw": "ghp_none", "want": allowed},
-		"another organization's fine-grained token reads the profile": {"m": "GET", "p": "/orgs/octo-org", "raw": "fg_other_org", "want": allowed},
-		"no scope lists the public members": {"m": "GET", "p": "/orgs/octo-org/public_members", "raw": "ghp_none", "want": allowed},
-		"no scope does not list the members": {"m": "GET", "p": "/orgs/octo-org/members", "raw": "ghp_none", "want": [false, 403, `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:org" or "read:org" or "write:org" scope to read the "members" of octo-org; regenerate the token with that scope`]},
-		"no scope does not change the profile": {"m": "PATCH", "p": "/orgs/octo-org", "raw": "ghp_none", "want": [false, 403, `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:org" scope to write the "organization_administration" of octo-org; regenerate the token with that scope`]},
-		"another organization's fine-grained token does not read the members": {"m": "GET", "p": "/orgs/octo-org/members", "raw": "fg_other_org", "want": [false, 404, "Not Found: a fine-grained personal access token reaches private and internal resources of its resource owner only, and this one belongs to solo-org; create a token for octo-org"]},
 	}
 	d := envoy.decision with input as request(tc.m, tc.p, tc.raw)
 		with pat.token as mock_token
