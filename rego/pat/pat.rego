@@ -208,6 +208,12 @@ _given_classic_scopes if input.classic_scopes != null
 
 _classic_scopes := input.classic_scopes if _given_classic_scopes
 
+_named_scopes := {scope | some scope in _classic_scopes; scope != "public_repo"} if {
+	_classic_scopes
+	_repository
+	not _public
+} else := {scope | some scope in _classic_scopes} if _classic_scopes
+
 default _raw_action := null
 
 _raw_action := input.action
@@ -680,12 +686,27 @@ _narrow_scopes := {
 
 _narrow := object.get(_narrow_scopes, [_permission, _action], set())
 
+# The narrow scopes that see the permission's resources at all: read:repo_hook sees a private
+# repository's hooks, even where it cannot change them.
+_narrow_sight := {scope | some scopes in object.get(_narrow_scopes, _permission, {}); some scope in scopes}
+
 _classic_denials contains _denial(40, 404, msg, _fg_doc) if {
 	not _org_permission
 	not _public
-	wanted := {"repo"} | _narrow
+	wanted := {"repo"} | _narrow_sight
 	not _has_scope(wanted)
 	msg := sprintf("Not Found: a personal access token (classic) needs the %s scope to reach private and internal resources of %s; regenerate the token with %s", [_scope_list(wanted), _owner, _regenerate_with(wanted)])
+}
+
+# A narrow scope that sees a private or internal resource but does not reach the action.
+_classic_denials contains _denial(41, 403, msg, _fg_doc) if {
+	not _org_permission
+	not _public
+	not _classic_scopes
+	_has_scope(_narrow_sight)
+	wanted := {"repo"} | _narrow
+	not _has_scope(wanted)
+	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with one of them", [_not_accessible, _scope_list(wanted), _action, _permission, _owner])
 }
 
 _regenerate_with(wanted) := "the repo scope" if wanted == {"repo"}
@@ -707,9 +728,11 @@ _public_use := "write to public repositories" if _action == "write"
 
 else := sprintf("read the %q of public repositories", [_permission])
 
-# The scopes the request names (input.classic_scopes), in place of the two rules above.
+# The scopes the request names (input.classic_scopes), in place of the rules above. public_repo
+# reaches public repositories only, whatever the request names: on a private repository that a
+# narrow scope lets the token see, it must not stand in for the scope the action needs.
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
-	wanted := _classic_scopes
+	wanted := _named_scopes
 	not _has_scope(wanted)
 	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with that scope", [_not_accessible, _scope_list(wanted), _action, _owner])
 }

@@ -272,9 +272,9 @@ test_rule_11_narrow_scopes_deny[note] if {
 			"raw": "ghp_bob_status", "repository": "docs", "action": "write", "permission": "contents", "status": 403,
 			"message": no_public_repo_scope,
 		},
-		"read:repo_hook does not write hooks": {
-			"raw": "ghp_bob_read_hook", "repository": "app", "action": "write", "permission": "repository_hooks", "status": 404,
-			"message": `Not Found: a personal access token (classic) needs the "admin:repo_hook" or "repo" or "write:repo_hook" scope to reach private and internal resources of octo-org; regenerate the token with one of them`,
+		"read:repo_hook sees hooks but does not write them": {
+			"raw": "ghp_bob_read_hook", "repository": "app", "action": "write", "permission": "repository_hooks", "status": 403,
+			"message": sprintf(`%s: a personal access token (classic) needs the "admin:repo_hook" or "repo" or "write:repo_hook" scope to write the "repository_hooks" of octo-org; regenerate the token with one of them`, [not_accessible]),
 		},
 		"no scope, a private repository's statuses": {
 			"raw": "ghp_bob_none", "repository": "app", "action": "read", "permission": "statuses", "status": 404,

@@ -29,6 +29,7 @@ tokens := {
 	"ghp_read_hook": classic({"read:repo_hook"}),
 	"ghp_write_hook": classic({"write:repo_hook"}),
 	"ghp_admin_hook": classic({"admin:repo_hook"}),
+	"ghp_public_write_hook": classic({"public_repo", "write:repo_hook"}),
 	"ghp_status": classic({"repo:status"}),
 }
 
@@ -148,18 +149,22 @@ test_public_floor_stops_at_private_reads[note] if {
 	decide("GET", tc.p, tc.raw) == tc.want
 }
 
+delete_hook_scopes := `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:repo_hook" or "repo" scope to write this resource of octo-org; regenerate the token with that scope`
+
 # Hooks, statuses and deployments take GitHub's narrower scopes; what a public repository keeps
 # from the public takes public_repo, as on GitHub.
 test_classic_narrow_scopes_through_the_gate[note] if {
 	some note, tc in {
 		"read:repo_hook lists a private repository's hooks": {"m": "GET", "p": "/repos/octo-org/app/hooks", "raw": "ghp_read_hook", "want": allowed},
-		"read:repo_hook does not create one": {"m": "POST", "p": "/repos/octo-org/app/hooks", "raw": "ghp_read_hook", "want": [false, 404, `Not Found: a personal access token (classic) needs the "admin:repo_hook" or "repo" or "write:repo_hook" scope to reach private and internal resources of octo-org; regenerate the token with one of them`]},
+		"read:repo_hook does not create one": {"m": "POST", "p": "/repos/octo-org/app/hooks", "raw": "ghp_read_hook", "want": [false, 403, `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:repo_hook" or "repo" or "write:repo_hook" scope to write the "repository_hooks" of octo-org; regenerate the token with one of them`]},
 		"write:repo_hook creates one": {"m": "POST", "p": "/repos/octo-org/app/hooks", "raw": "ghp_write_hook", "want": allowed},
 		"write:repo_hook pings one": {"m": "POST", "p": "/repos/octo-org/app/hooks/1/pings", "raw": "ghp_write_hook", "want": allowed},
-		"write:repo_hook does not delete one": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_write_hook", "want": [false, 403, `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:repo_hook" or "public_repo" or "repo" scope to write this resource of octo-org; regenerate the token with that scope`]},
+		"write:repo_hook does not delete one": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_write_hook", "want": [false, 403, delete_hook_scopes]},
+		"public_repo with write:repo_hook does not delete one of a private repository": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_public_write_hook", "want": [false, 403, delete_hook_scopes]},
+		"public_repo with write:repo_hook deletes one of a public repository": {"m": "DELETE", "p": "/repos/octo-org/docs/hooks/1", "raw": "ghp_public_write_hook", "want": allowed},
 		"admin:repo_hook deletes one": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_admin_hook", "want": allowed},
 		"repo deletes one": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_repo", "want": allowed},
-		"public_repo does not delete one of a private repository": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_public_repo", "want": [false, 404, `Not Found: a personal access token (classic) needs the "admin:repo_hook" or "repo" or "write:repo_hook" scope to reach private and internal resources of octo-org; regenerate the token with one of them`]},
+		"public_repo does not delete one of a private repository": {"m": "DELETE", "p": "/repos/octo-org/app/hooks/1", "raw": "ghp_public_repo", "want": [false, 404, `Not Found: a personal access token (classic) needs the "admin:repo_hook" or "read:repo_hook" or "repo" or "write:repo_hook" scope to reach private and internal resources of octo-org; regenerate the token with one of them`]},
 		"public_repo deletes one of a public repository": {"m": "DELETE", "p": "/repos/octo-org/docs/hooks/1", "raw": "ghp_public_repo", "want": allowed},
 		"public_repo lists a public repository's hooks": {"m": "GET", "p": "/repos/octo-org/docs/hooks", "raw": "ghp_public_repo", "want": allowed},
 		"public_repo reads a public repository's collaborators": {"m": "GET", "p": "/repos/octo-org/docs/collaborators", "raw": "ghp_public_repo", "want": allowed},
