@@ -185,6 +185,14 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // write runs fn in one write transaction: all of it commits or none.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.file != nil {
+		// A SQLite file replaced under the store: writing on would add the
+		// old file's frames to a WAL that SQLite finds by name, and that the
+		// new file's processes may share.
+		if err := db.file.check(db.now()); err != nil {
+			return err
+		}
+	}
 	tx, err := db.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
@@ -200,22 +208,7 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing: %w", err)
 	}
-	db.checkpoint(ctx)
 	return nil
-}
-
-// checkpoint folds a SQLite store's WAL into its file and empties it after
-// each write. SQLite finds a WAL by its name: one left with frames beside a
-// file that is then replaced (a restore, or a new store moved into place)
-// would be replayed onto the new file by the next process to open it,
-// bringing back rows the new file no longer holds, a revoked token among
-// them. Best effort: a reader in the way leaves the frames to the next
-// write's checkpoint.
-func (db *DB) checkpoint(ctx context.Context) {
-	if db.file == nil {
-		return // PostgreSQL
-	}
-	_, _ = db.wdb.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 }
 
 func ignoreDone(err error) error {

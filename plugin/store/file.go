@@ -60,19 +60,31 @@ func (w *fileWatch) noteCompanions() {
 }
 
 // dropOrphans removes the opened file's companions from the path when
-// another file, or none, is there now: the next process to open the path
-// would otherwise replay the old file's WAL onto the new one.
+// another file, or none, is there now, and no other process uses them: the
+// next process to open the path would otherwise replay the old file's WAL
+// onto the new one. A process that already opened the new file shares them
+// (it found them by name), and removing them would split its view of the
+// file from the next process's: they stay (shmInUse).
 func (w *fileWatch) dropOrphans() {
 	if fi, err := os.Stat(w.path); err == nil && os.SameFile(fi, w.opened) {
 		return // still this store's file: SQLite's close took care of them
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for suffix, ours := range w.companions {
-		if fi, err := os.Stat(w.path + suffix); err == nil && os.SameFile(fi, ours) {
-			_ = os.Remove(w.path + suffix)
-		}
+	shm, wal := w.companions["-shm"], w.companions["-wal"]
+	if shm == nil || !w.same("-shm", shm) || shmInUse(w.path+"-shm") {
+		return
 	}
+	if wal != nil && w.same("-wal", wal) {
+		_ = os.Remove(w.path + "-wal")
+	}
+	_ = os.Remove(w.path + "-shm")
+}
+
+// same reports whether the companion at the path is still the one recorded.
+func (w *fileWatch) same(suffix string, ours os.FileInfo) bool {
+	fi, err := os.Stat(w.path + suffix)
+	return err == nil && os.SameFile(fi, ours)
 }
 
 // check looks at the path again: nil while it is still the file opened.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"database/sql"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -191,5 +193,77 @@ func TestOpenRefusesAnotherApplicationsFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
+	}
+}
+
+// TestHelperHoldStore is not a test: TestReplacedFileInUseKeepsItsWAL runs
+// the test binary with it to hold a store open in another process.
+func TestHelperHoldStore(t *testing.T) {
+	path := os.Getenv("OPA_PAT_TEST_HOLD_STORE")
+	if path == "" {
+		t.Skip("a helper process of TestReplacedFileInUseKeepsItsWAL")
+	}
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, _, err := db.Meta(t.Context(), "state"); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("holding\n")
+	io.Copy(io.Discard, os.Stdin) // until the test closes stdin
+}
+
+// A process that opened the replacement while the old store still ran
+// shares the WAL and shared-memory files it found at the path: the old
+// store's Close must leave them, or the next process would get fresh ones
+// and a view of the file apart from the holder's.
+func TestReplacedFileInUseKeepsItsWAL(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pat.db")
+	a, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.SetMeta(ctx, "state", "old"); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "restore.db")
+	b, err := Open(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command(os.Args[0], "-test.run=^TestHelperHoldStore$")
+	holder.Env = append(os.Environ(), "OPA_PAT_TEST_HOLD_STORE="+path)
+	stdin, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	holder.Stdout, holder.Stderr = &out, &out
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); holder.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "holding") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the holder did not open the store: %s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := a.Changes(ctx, 0, 10); !errors.Is(err, ErrFileChanged) {
+		t.Fatalf("Changes: %v", err)
+	}
+	a.Close()
+	if _, err := os.Stat(path + "-shm"); err != nil {
+		t.Fatalf("the old store removed the shared memory the holder uses: %v", err)
 	}
 }
