@@ -539,7 +539,9 @@ _first := d if {
 	not _headers.authorization
 } else := _deny(401, "Bad credentials", "the Authorization header carries no readable personal access token") if {
 	not credential
-} else := _deny(404, "Not Found", sprintf("%s %s is not a path the PAT gate covers", [_method, object.get(_http, "path", "")])) if {
+} else := _deny(404, "Not Found", sprintf("%s %s is not a path the PAT gate covers", [_method, split(object.get(_http, "path", ""), "?")[0]])) if {
+	# The path without its query, which may carry a credential (?access_token=): a reason is
+	# logged as it is.
 	not _route
 }
 

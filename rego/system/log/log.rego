@@ -106,31 +106,53 @@ _shaped contains concat("", ["/", root]) if {
 }
 
 # Where the secrets are: [root, path] of each string that holds one. The input of a Check (an
-# Envoy input: its strings are its headers, path, query and body) is searched where strings are;
-# any other input, a direct decision's or a query's, is small and walked whole. A result is
-# walked unless it is one of the policy's answers, which hold no token.
+# event of the gate's decision path with an Envoy input: its strings are its headers, host,
+# path, query and body) is searched where strings are; any other input, a direct decision's or
+# a query's, is small and walked whole. A result is walked unless it is one of the policy's
+# answers, which echo no credential.
+_check if {
+	input.path in {"pat/envoy/response", "pat/envoy/allow", "pat/envoy/decision"}
+	_http
+}
+
 _hits contains ["input", path] if {
-	not input.input.attributes
+	not _check
 	walk(input.input, [path, value])
 	_secret(value)
 }
 
 _hits contains ["input", ["attributes", "request", "http", "headers", name]] if {
+	_check
 	some name, value in _http.headers
 	_secret(value)
 }
 
 _hits contains ["input", ["attributes", "request", "http", field]] if {
-	some field in ["path", "body"]
+	_check
+	some field in ["path", "host", "body"]
 	_secret(_http[field])
 }
 
+# A body Envoy packs as bytes (pack_as_bytes) is logged in base64.
+_hits contains ["input", ["attributes", "request", "http", "rawBody"]] if {
+	_check
+	_token_shaped(base64.decode(_http.rawBody))
+}
+
+_hits contains ["input", array.concat(["parsed_body"], path)] if {
+	_check
+	walk(input.input.parsed_body, [path, value])
+	_secret(value)
+}
+
 _hits contains ["input", ["parsed_path", i]] if {
+	_check
 	some i, segment in input.input.parsed_path
 	_secret(segment)
 }
 
 _hits contains ["input", ["parsed_query", name, i]] if {
+	_check
 	some name, values in input.input.parsed_query
 	some i, value in values
 	_secret(value)

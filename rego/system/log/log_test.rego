@@ -148,3 +148,32 @@ test_drop_queries_that_hold_a_token[note] if {
 _dropped(event) if log.drop with input as event
 
 else := false
+
+# A Check's event (the gate's decision path): its body, parsed or packed as bytes, and its host
+# are searched too; an input that only looks like a Check's is walked whole.
+check_event(http, extra) := object.union(
+	{"path": "pat/envoy/response", "input": {"attributes": {"request": {"http": object.union({"path": "/", "headers": {}}, http)}}}, "result": {"allowed": false}},
+	{"input": extra},
+)
+
+test_mask_tokens_in_a_check[note] if {
+	some note, tc in {
+		"a parsed body": {
+			"event": check_event({"body": "{}"}, {"parsed_body": {"client_payload": {"gh": classic_token}}}),
+			"want": {redacted("/input/parsed_body/client_payload/gh")},
+		},
+		"a body packed as bytes": {
+			"event": check_event({"rawBody": base64.encode(concat("", [`{"t": "`, classic_token, `"}`]))}, {}),
+			"want": {redacted("/input/attributes/request/http/rawBody")},
+		},
+		"the host": {
+			"event": check_event({"host": concat("", [classic_token, ".example.com"])}, {}),
+			"want": {redacted("/input/attributes/request/http/host")},
+		},
+		"a direct decision with an attributes key": {
+			"event": {"path": "pat/decision", "input": {"attributes": {"request": {"http": {"path": "/"}}}, "note": classic_token}},
+			"want": {redacted("/input/note")},
+		},
+	}
+	log.mask == tc.want with input as tc.event
+}
