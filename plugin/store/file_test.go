@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"database/sql"
 	"errors"
@@ -246,18 +247,29 @@ func TestReplacedFileInUseKeepsItsWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	holder.Stdout, holder.Stderr = &out, &out
+	stdout, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder.Stderr = os.Stderr
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { stdin.Close(); holder.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "holding") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the holder did not open the store: %s", out.String())
+	holding, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "holding" {
+				close(holding)
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
+	}()
+	defer func() { stdin.Close(); <-done; holder.Wait() }()
+	select {
+	case <-holding:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder did not open the store")
 	}
 	if _, err := a.Changes(ctx, 0, 10); !errors.Is(err, ErrFileChanged) {
 		t.Fatalf("Changes: %v", err)
