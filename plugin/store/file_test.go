@@ -99,6 +99,21 @@ func TestRedactLocation(t *testing.T) {
 	}
 }
 
+// openWithState opens a store at path whose meta "state" is state; the
+// test closes it.
+func openWithState(t *testing.T, path, state string) *DB {
+	t.Helper()
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.SetMeta(t.Context(), "state", state); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // A store's file replaced under it (a restore, a new store moved into
 // place): when it closes, nothing of the old file may reach the new one.
 // SQLite finds a WAL by name, and one left at the path is replayed onto the
@@ -107,14 +122,7 @@ func TestReplacedFileGetsNoOldWAL(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pat.db")
-	a, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := a.SetMeta(ctx, "state", "old"); err != nil {
-		t.Fatal(err)
-	}
+	a := openWithState(t, path, "old")
 	// The replacement: a copy of the store, changed, moved into place.
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -224,14 +232,7 @@ func TestReplacedFileInUseKeepsItsWAL(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pat.db")
-	a, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := a.SetMeta(ctx, "state", "old"); err != nil {
-		t.Fatal(err)
-	}
+	a := openWithState(t, path, "old")
 	other := filepath.Join(dir, "restore.db")
 	b, err := Open(ctx, other)
 	if err != nil {
