@@ -724,9 +724,7 @@ _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
 
 # What a token does with a public repository beyond the floor: writes, and reads of what the
 # repository keeps from the public (input.resource.hidden).
-_public_use := "write to public repositories" if _action == "write"
-
-else := sprintf("read the %q of public repositories", [_permission])
+_public_use := concat(" ", [_fg_public_use, "public repositories"])
 
 # The scopes the request names (input.classic_scopes), in place of the rules above. public_repo
 # reaches public repositories only, whatever the request names: on a private repository that a
