@@ -111,8 +111,15 @@ func Build(opts BuildOptions) (*Built, error) {
 	if opts.Capabilities == nil {
 		opts.Capabilities = ast.CapabilitiesForThisVersion()
 	}
-	if err := checkPolicy(modules, manifest, opts.Capabilities); err != nil {
+	compiler, err := checkPolicy(modules, manifest, opts.Capabilities)
+	if err != nil {
 		return nil, err
+	}
+	data := map[string]any{SettingsPath[0]: map[string]any{SettingsPath[1]: settings}}
+	if definesMask(compiler.Modules) {
+		if err := checkMask(compiler, data); err != nil {
+			return nil, err
+		}
 	}
 
 	settingsDigest, err := SettingsDigest(settings)
@@ -144,7 +151,7 @@ func Build(opts BuildOptions) (*Built, error) {
 
 	b := opabundle.Bundle{
 		Manifest: manifest,
-		Data:     map[string]any{SettingsPath[0]: map[string]any{SettingsPath[1]: settings}},
+		Data:     data,
 		Modules:  modules,
 	}
 	sc := opabundle.NewSigningConfig(opts.Key.OPAPEM, SigningAlg, "")
@@ -277,20 +284,20 @@ func readModules(dir string) ([]opabundle.ModuleFile, error) {
 // checkPolicy compiles the modules against the capabilities (in opa-pat,
 // OPA's built-ins and the pat.* ones) and checks each package lies under a
 // root.
-func checkPolicy(modules []opabundle.ModuleFile, m opabundle.Manifest, caps *ast.Capabilities) error {
+func checkPolicy(modules []opabundle.ModuleFile, m opabundle.Manifest, caps *ast.Capabilities) (*ast.Compiler, error) {
 	parsed := map[string]*ast.Module{}
 	for _, mod := range modules {
 		parsed[mod.Path] = mod.Parsed
 		pkg := packagePath(mod.Parsed)
 		if !slices.ContainsFunc(*m.Roots, func(r string) bool { return covers(r, pkg) }) {
-			return fmt.Errorf("policy: %s: package %s is outside the manifest's roots %v", mod.Path, mod.Parsed.Package.Path, *m.Roots)
+			return nil, fmt.Errorf("policy: %s: package %s is outside the manifest's roots %v", mod.Path, mod.Parsed.Package.Path, *m.Roots)
 		}
 	}
 	c := ast.NewCompiler().WithCapabilities(caps)
 	if c.Compile(parsed); c.Failed() {
-		return fmt.Errorf("policy: %s", oneLine(c.Errors))
+		return nil, fmt.Errorf("policy: %s", oneLine(c.Errors))
 	}
-	return nil
+	return c, nil
 }
 
 // packagePath is a module's package as a slash-separated data path.

@@ -560,3 +560,97 @@ func appendFile(t *testing.T, tarball []byte, name string, content []byte) []byt
 	}
 	return out.Bytes()
 }
+
+// The repository's own mask passes the check; masks that leave a credential
+// are refused, naming the event and where the token is.
+func TestBuildChecksTheMask(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..")
+	b := build(t, BuildOptions{RegoDir: filepath.Join(repo, "rego"), Manifest: filepath.Join(repo, ManifestSource)})
+	if !slices.Contains(b.Modules, "system/log/log.rego") {
+		t.Fatalf("the repository's bundle has no mask: %v", b.Modules)
+	}
+
+	keyA, _ := testKeys(t)
+	const drop = "\ndrop if contains(input.query, \"_\")\n"
+	const headers = "\nmask contains \"/input/attributes/request/http/headers/authorization\"\n"
+	const query = "\nmask contains \"/input/parsed_query/access_token\"\n" +
+		"mask contains {\"op\": \"upsert\", \"path\": \"/input/attributes/request/http/path\", \"value\": \"x\"}\n" +
+		"mask contains {\"op\": \"upsert\", \"path\": \"/input/attributes/request/http/headers/:path\", \"value\": \"x\"}\n"
+	for _, tc := range []struct {
+		note, mask, err string
+	}{
+		{
+			note: "a mask of another field",
+			mask: "mask contains \"/input/password\"\n",
+			err: "policy: the bundle's decision-log mask (package system.log) leaves the raw token of a direct decision (input.credential.token) " +
+				"at /input/credential/token; erase it there, or leave system/log out of the bundle to keep the sidecar's own mask",
+		},
+		{
+			note: "the credential but no header",
+			mask: "mask contains \"/input/credential/token\"\n",
+			err:  "the raw token of an ext_authz Check with a Bearer token at /input/attributes/request/http/headers/authorization",
+		},
+		{
+			note: "the credential replaced by an upsert, but no query",
+			mask: "mask contains {\"op\": \"upsert\", \"path\": \"/input/credential/token\", \"value\": \"x\"}\n" + headers,
+			err:  "the raw token of an ext_authz Check with the token in the query (access_token) at /input/attributes/request/http/headers/:path",
+		},
+		{
+			note: "everything but the text of a query",
+			mask: "mask contains \"/input/credential\"\n" + headers + query,
+			err:  "the raw token of an ad-hoc query (/v1/query) naming a token at /query",
+		},
+		{
+			note: "a mask that fails",
+			mask: "_path := \"/input/credential\" if input.path\n\n_path := \"/input\" if input.path\n\nmask contains _path\n",
+			err: "policy: the decision-log mask fails on a direct decision (input.credential.token): system/log/log.rego:5: eval_conflict_error: " +
+				`rule data.system.log._path produced conflicting values:; "/input/credential" at system/log/log.rego:3; "/input" at system/log/log.rego:5`,
+		},
+		{
+			note: "a path OPA refuses",
+			mask: "mask contains \"/inputs/credential/token\"\n",
+			err:  "policy: the decision-log mask fails on a direct decision (input.credential.token): mask rule \"/inputs/credential/token\": OPA masks only /input, /result and /nd_builtin_cache",
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			dir := fixture(t)
+			root := filepath.Dir(dir)
+			for name, content := range map[string]string{
+				".opa-manifest":            `{"roots": ["pat", "system/log"]}`,
+				"rego/system/log/log.rego": "package system.log\n\n" + tc.mask,
+			} {
+				p := filepath.Join(root, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Build(BuildOptions{RegoDir: dir, Key: keyA, Capabilities: patCapabilities(t), Settings: []byte(fullSettings)})
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("error:\n got %v\nwant one with %s", err, tc.err)
+
+			}
+		})
+	}
+
+	// The same masks with the drop rule of the last case and every field erased build.
+	dir := fixture(t)
+	root := filepath.Dir(dir)
+	for name, content := range map[string]string{
+		".opa-manifest":            `{"roots": ["pat", "system/log"]}`,
+		"rego/system/log/log.rego": "package system.log\n\nmask contains \"/input/credential\"\n" + headers + query + drop,
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Build(BuildOptions{RegoDir: dir, Key: keyA, Capabilities: patCapabilities(t), Settings: []byte(fullSettings)}); err != nil {
+		t.Fatalf("a mask that erases every probe's token: %v", err)
+	}
+}
