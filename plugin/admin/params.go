@@ -210,13 +210,17 @@ func checkIDs(field string, ids []int64, given bool) []fieldError {
 	return nil
 }
 
-// checkReason checks a review's reason: at most 1024 characters.
+// checkReason checks a review's reason: at most 1024 characters, without
+// NUL (which PostgreSQL cannot store).
 func checkReason(reason *string) []fieldError {
 	if reason == nil {
 		return nil
 	}
 	if n := utf8.RuneCountInString(*reason); n > store.MaxReasonChars {
 		return []fieldError{{Field: "reason", Message: fmt.Sprintf("reason: at most %d characters, got %d", store.MaxReasonChars, n)}}
+	}
+	if err := store.CheckText("reason", *reason); err != nil {
+		return []fieldError{{Field: "reason", Message: err.Error()}}
 	}
 	return nil
 }

@@ -318,6 +318,7 @@ func TestRequests(t *testing.T) {
 		{note: "no action", path: reqs, body: map[string]any{"pat_request_ids": []int64{id}}, status: 422, field: "action"},
 		{note: "single: unknown action", path: reqs + "/" + itoa(id), body: map[string]any{"action": "revoke"}, status: 422, field: "action"},
 		{note: "single: long reason", path: reqs + "/" + itoa(id), body: map[string]any{"action": "deny", "reason": strings.Repeat("é", 1025)}, status: 422, field: "reason"},
+		{note: "single: reason with NUL", path: reqs + "/" + itoa(id), body: map[string]any{"action": "deny", "reason": "x\x00y"}, status: 422, field: "reason"},
 		{note: "single: not a number", path: reqs + "/abc", body: map[string]any{"action": "deny"}, status: 404},
 	} {
 		t.Run(tc.note, func(t *testing.T) {

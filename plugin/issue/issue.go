@@ -197,9 +197,16 @@ type Result struct {
 // creation time.
 func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.Time) (Result, error) {
 	now = now.UTC()
+	// GitHub's names are compared without regard to case, and the store
+	// keeps them in lower case: "EMU" is the managed user emu, with emu's
+	// memberships and lifetime limits.
+	var repos []string
+	for _, r := range req.Repositories {
+		repos = append(repos, strings.ToLower(r))
+	}
 	t := store.Token{
-		Name: req.Name, Kind: req.Kind, User: req.User, Scopes: req.Scopes, ResourceOwner: req.ResourceOwner,
-		RepositorySelection: req.RepositorySelection, Repositories: req.Repositories, Permissions: req.Permissions, CreatedAt: now,
+		Name: req.Name, Kind: req.Kind, User: strings.ToLower(req.User), Scopes: req.Scopes, ResourceOwner: strings.ToLower(req.ResourceOwner),
+		RepositorySelection: req.RepositorySelection, Repositories: repos, Permissions: req.Permissions, CreatedAt: now,
 	}
 	switch {
 	case req.NoExpiry && req.ExpiresIn != 0:

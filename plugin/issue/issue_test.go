@@ -1,6 +1,7 @@
 package issue
 
 import (
+	"cmp"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -78,6 +79,12 @@ func TestIssue(t *testing.T) {
 		{note: "managed user's own token above the enterprise's limit (rule 27)", settings: emuLimit,
 			req: fg("mia", func(r *Request) { r.ResourceOwner, r.ExpiresIn = "mia", 31*24*time.Hour }),
 			err: "token creation refused: acme forbids access via a fine-grained personal access token if the token's lifetime is greater than 30 days: the policy is set by the acme enterprise; the token's lifetime is 31 days; choose an expiration of 30 days or less"},
+		{note: "a managed user named in upper case is that user (rule 27)", settings: emuLimit,
+			req: fg("MIA", func(r *Request) { r.ResourceOwner, r.ExpiresIn = "mia", 31*24*time.Hour }),
+			err: "token creation refused: acme forbids access via a fine-grained personal access token if the token's lifetime is greater than 30 days: the policy is set by the acme enterprise; the token's lifetime is 31 days; choose an expiration of 30 days or less"},
+		{note: "an owner and organization named in mixed case: approved", req: fg("Olga", func(r *Request) {
+			r.ResourceOwner, r.Repositories = "Octo-Org", []string{"App"}
+		}), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
 		{note: "bad selection", req: fg("bob", func(r *Request) { r.RepositorySelection = "some" }),
 			err: `repository_selection: unknown value "some", want one of all, selected, public`},
 		{note: "both expiries", req: fg("bob", func(r *Request) { r.NoExpiry, r.ExpiresIn = true, time.Hour }),
@@ -108,6 +115,14 @@ func TestIssue(t *testing.T) {
 			stored, ok, err := db.TokenByHash(t.Context(), token.Hash(res.Raw))
 			if err != nil || !ok || !reflect.DeepEqual(stored, res.Token) {
 				t.Fatalf("stored = %+v, %v, %v; want %+v", stored, ok, err, res.Token)
+			}
+			owner := strings.ToLower(tc.req.ResourceOwner)
+			if tc.req.Kind == store.KindFineGrained {
+				owner = cmp.Or(owner, res.Token.User)
+			}
+			if tk := res.Token; tk.User != strings.ToLower(tc.req.User) || tk.ResourceOwner != owner ||
+				strings.ToLower(strings.Join(tc.req.Repositories, ",")) != strings.Join(tk.Repositories, ",") {
+				t.Fatalf("stored names %q, %q, %q; want the request's in lower case", tk.User, tk.ResourceOwner, tk.Repositories)
 			}
 			if tc.grant == "" {
 				if res.Grant != nil {

@@ -173,6 +173,25 @@ func TestPostgresTwoHandlesSeeEachOther(t *testing.T) {
 	}
 }
 
+// Text PostgreSQL cannot store is refused as invalid input, with the same
+// message as on SQLite, before it reaches the server.
+func TestPostgresRefusesNUL(t *testing.T) {
+	ctx := t.Context()
+	db := openAt(t, testPostgresDSN(t))
+	_, g, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{g.ID}, Actor: "alice", Reason: "x\x00y"})
+	if !errors.Is(err, ErrInvalid) || err.Error() != "reason: must not contain NUL" {
+		t.Fatalf("Review = %v; want the invalid reason", err)
+	}
+	_, _, err = db.CreateToken(ctx, CreateTokenParams{Token: fgToken(2, "bob", "octo-org"), GrantState: GrantPending, Justification: "a\x00b"})
+	if !errors.Is(err, ErrInvalid) || err.Error() != "reason: must not contain NUL" {
+		t.Fatalf("CreateToken = %v; want the invalid reason", err)
+	}
+}
+
 // TestPostgresPropagationLatency measures the time from a commit on one
 // handle to the change being read on another through Wake and Changes, over
 // many changes, and logs p50 and p99 (docs/PERFORMANCE.md).

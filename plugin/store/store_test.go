@@ -199,6 +199,8 @@ func TestReview(t *testing.T) {
 		{note: "too many ids", p: ReviewParams{Org: "octo-org", IDs: make([]int64, 101)}, err: "request ids: give 1 to 100 ids, got 101"},
 		{note: "duplicate", p: ReviewParams{Org: "octo-org", IDs: []int64{2, 2}}, err: "request ids: 2 given twice"},
 		{note: "reason too long", p: ReviewParams{Org: "octo-org", IDs: []int64{2}, Reason: strings.Repeat("é", 1025)}, err: "reason: longer than 1024 characters"},
+		{note: "reason with NUL", p: ReviewParams{Org: "octo-org", IDs: []int64{2}, Reason: "a\x00b"}, err: "reason: must not contain NUL"},
+		{note: "reason not UTF-8", p: ReviewParams{Org: "octo-org", IDs: []int64{2}, Reason: "a\xffb"}, err: "reason: not valid UTF-8"},
 		{note: "other org", p: ReviewParams{Org: "other", IDs: []int64{2, 3}}, err: "requests 2, 3 not found in other"},
 		{note: "not pending and missing", p: ReviewParams{Org: "octo-org", IDs: []int64{1, 2, 9}},
 			err: "request 9 not found in octo-org\nonly pending requests can be reviewed: request 1 is approved"},

@@ -138,6 +138,35 @@ var (
 	grantStates = []string{GrantPending, GrantApproved, GrantDenied, GrantRevoked}
 )
 
+// CheckText checks a reason or justification: at most MaxReasonChars
+// characters of valid UTF-8 without NUL, which PostgreSQL cannot store (and
+// SQLite would keep, so that the store could not be migrated).
+func CheckText(field, v string) error {
+	switch {
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%s: not valid UTF-8", field)
+	case strings.ContainsRune(v, 0):
+		return fmt.Errorf("%s: must not contain NUL", field)
+	case utf8.RuneCountInString(v) > MaxReasonChars:
+		return fmt.Errorf("%s: longer than %d characters", field, MaxReasonChars)
+	}
+	return nil
+}
+
+// checkLogin checks a GitHub name (a user's or an organization's login, an
+// enterprise's slug, a repository's name): GitHub compares them without
+// regard to case and the policy asks for them in lower case, so the store
+// keeps them in lower case; a mixed-case one would never be found.
+func checkLogin(field, v string) error {
+	if err := checkName(field, v); err != nil {
+		return err
+	}
+	if lower := strings.ToLower(v); lower != v {
+		return fmt.Errorf("%s: %q: names are compared in lower case; write %q", field, v, lower)
+	}
+	return nil
+}
+
 // checkName refuses names that would break the list encoding.
 func checkName(field, v string) error {
 	if v == "" {
@@ -157,21 +186,21 @@ func checkEnum(field, v string, allowed []string) error {
 }
 
 func validateUser(u User) error {
-	if err := checkName("login", u.Login); err != nil {
+	if err := checkLogin("login", u.Login); err != nil {
 		return err
 	}
 	if u.ManagedBy != "" {
-		return checkName("managed_by", u.ManagedBy)
+		return checkLogin("managed_by", u.ManagedBy)
 	}
 	return nil
 }
 
 func validateMembership(m Membership) error {
-	return errors.Join(checkName("user", m.User), checkName("org", m.Org), checkEnum("role", m.Role, roles))
+	return errors.Join(checkLogin("user", m.User), checkLogin("org", m.Org), checkEnum("role", m.Role, roles))
 }
 
 func validateRepository(r Repository) error {
-	return errors.Join(checkName("owner", r.Owner), checkName("name", r.Name), checkEnum("visibility", r.Visibility, visibility))
+	return errors.Join(checkLogin("owner", r.Owner), checkLogin("name", r.Name), checkEnum("visibility", r.Visibility, visibility))
 }
 
 // ValidateToken checks a token record; errors name the field.
@@ -181,11 +210,11 @@ func ValidateToken(t Token) error {
 	default:
 		return fmt.Errorf("kind: unknown kind %q", t.Kind)
 	}
-	if err := checkName("user", t.User); err != nil {
+	if err := checkLogin("user", t.User); err != nil {
 		return err
 	}
-	if strings.ContainsRune(t.Name, 0) || utf8.RuneCountInString(t.Name) > 255 {
-		return errors.New("name: must be at most 255 characters without NUL")
+	if strings.ContainsRune(t.Name, 0) || !utf8.ValidString(t.Name) || utf8.RuneCountInString(t.Name) > 255 {
+		return errors.New("name: must be at most 255 characters of UTF-8 without NUL")
 	}
 	if t.CreatedAt.IsZero() {
 		return errors.New("created_at: must be set")
@@ -225,7 +254,7 @@ func ValidateToken(t Token) error {
 	if len(t.Scopes) > 0 {
 		return errors.New("scopes: only classic tokens have them")
 	}
-	if err := checkName("resource_owner", t.ResourceOwner); err != nil {
+	if err := checkLogin("resource_owner", t.ResourceOwner); err != nil {
 		return err
 	}
 	if err := checkEnum("repository_selection", t.RepositorySelection, selections); err != nil {
@@ -235,7 +264,7 @@ func ValidateToken(t Token) error {
 	// "public", or an empty selection, is recorded as given (import records
 	// what exists).
 	for i, r := range t.Repositories {
-		if err := checkName(fmt.Sprintf("repositories[%d]", i), r); err != nil {
+		if err := checkLogin(fmt.Sprintf("repositories[%d]", i), r); err != nil {
 			return err
 		}
 	}
@@ -323,8 +352,8 @@ func (db *DB) CreateToken(ctx context.Context, p CreateTokenParams) (Token, *Gra
 	if p.GrantState != "" && t.Kind != KindFineGrained {
 		return Token{}, nil, errorf(ErrInvalid, "grant state: only fine-grained tokens have grants")
 	}
-	if utf8.RuneCountInString(p.Justification) > MaxReasonChars {
-		return Token{}, nil, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
+	if err := CheckText("reason", p.Justification); err != nil {
+		return Token{}, nil, classify(ErrInvalid, err)
 	}
 	actor := p.Actor
 	if actor == "" {
@@ -387,8 +416,8 @@ func (db *DB) RevokeTokens(ctx context.Context, ids []int64, actor, reason strin
 	if err := checkIDs("token ids", ids); err != nil {
 		return err
 	}
-	if utf8.RuneCountInString(reason) > MaxReasonChars {
-		return errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
+	if err := CheckText("reason", reason); err != nil {
+		return classify(ErrInvalid, err)
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
@@ -455,8 +484,8 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 	if err := checkIDs("request ids", p.IDs); err != nil {
 		return nil, err
 	}
-	if utf8.RuneCountInString(p.Reason) > MaxReasonChars {
-		return nil, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
+	if err := CheckText("reason", p.Reason); err != nil {
+		return nil, classify(ErrInvalid, err)
 	}
 	state, action := GrantDenied, ActionRequestDeny
 	if p.Approve {
@@ -553,8 +582,8 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 	if err := checkIDs("token ids", tokenIDs); err != nil {
 		return nil, err
 	}
-	if utf8.RuneCountInString(reason) > MaxReasonChars {
-		return nil, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
+	if err := CheckText("reason", reason); err != nil {
+		return nil, classify(ErrInvalid, err)
 	}
 	var out []Grant
 	err := db.write(ctx, func(tx *sql.Tx) error {
@@ -616,8 +645,8 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 // token limited to public repositories, before its organization
 // permissions counted; rule 21), or imported without one.
 func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justification string) (Grant, error) {
-	if utf8.RuneCountInString(justification) > MaxReasonChars {
-		return Grant{}, errorf(ErrInvalid, "reason: longer than %d characters", MaxReasonChars)
+	if err := CheckText("reason", justification); err != nil {
+		return Grant{}, classify(ErrInvalid, err)
 	}
 	var g Grant
 	err := db.write(ctx, func(tx *sql.Tx) error {
