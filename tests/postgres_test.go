@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -562,6 +563,21 @@ func TestPostgresCLIMigrate(t *testing.T) {
 		"store", "migrate", "--from", lite, "--to", dsn)
 	cliOK(t, "store", "migrate", "--from", lite, "--to", dsn, "--replace")
 	cliFail(t, "error: --from and --to name the same store", "store", "migrate", "--from", dsn, "--to", dsn)
+
+	// A mistyped source empties nothing: a missing file is not created, and
+	// a store without records is refused, --replace or not.
+	before := cliOK(t, "store", "export", "--store", dsn)
+	typo := filepath.Join(dir, "pat-typo.db")
+	cliFail(t, "error: --from: no store at "+typo+": no such file or directory", "store", "migrate", "--from", typo, "--to", dsn, "--replace")
+	if _, err := os.Stat(typo); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the mistyped source was created: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	cliOK(t, "token", "list", "--store", empty)
+	cliFail(t, "error: migrating "+empty+" to "+dsn+": the source store holds no records; check --from", "store", "migrate", "--from", empty, "--to", dsn, "--replace")
+	if after := cliOK(t, "store", "export", "--store", dsn); after != before {
+		t.Fatalf("a refused migration changed the target")
+	}
 
 	// The CLI on the PostgreSQL store.
 	pending := decode[[]map[string]any](t, cliOK(t, "requests", "list", "--store", dsn, "--org", "octo-org", "--state", "pending", "--output", "json"))

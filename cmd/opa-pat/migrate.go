@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -42,6 +43,13 @@ A SQLite target is created when absent; a PostgreSQL target database must exist.
 				return fmt.Errorf("--output: unknown format %q, want text or json", output)
 			}
 			ctx := cmd.Context()
+			// Opening a SQLite path creates the store: a mistyped source
+			// must not be made into an empty one.
+			if !store.IsPostgres(from) {
+				if _, err := os.Stat(from); err != nil {
+					return fmt.Errorf("--from: no store at %s: %w", from, errors.Unwrap(err))
+				}
+			}
 			src, err := store.Open(ctx, from)
 			if err != nil {
 				return fmt.Errorf("--from: %w", err)

@@ -95,6 +95,9 @@ type MigrateResult struct {
 	Rows map[string]int64 `json:"rows"`
 }
 
+// ErrSourceEmpty is returned when the source holds no records.
+var ErrSourceEmpty = errors.New("the source store holds no records; check --from")
+
 // ErrTargetNotEmpty is returned when the target holds records and
 // MigrateOptions.Replace is false.
 var ErrTargetNotEmpty = errors.New("the target store is not empty")
@@ -118,6 +121,13 @@ func MigrateStore(ctx context.Context, from, to *DB, opts MigrateOptions) (Migra
 	}
 	if err := knownColumns(ctx, src); err != nil {
 		return res, err
+	}
+	// A source without records is a mistyped one (a new store made at the
+	// wrong path): copying it would only empty a target with --replace.
+	if counts, err := tableCounts(ctx, src); err != nil {
+		return res, fmt.Errorf("counting the source's records: %w", err)
+	} else if describeCounts(counts) == "" {
+		return res, ErrSourceEmpty
 	}
 	err = to.write(ctx, func(dst *sql.Tx) error {
 		counts, err := tableCounts(ctx, dst)
