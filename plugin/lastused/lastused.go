@@ -143,14 +143,21 @@ func (r *Recorder) Start() {
 	}()
 }
 
+// StopFlushTimeout bounds the last flush of Stop.
+const StopFlushTimeout = 5 * time.Second
+
 // Stop ends the goroutine and flushes what is left, without pauses: a
-// sidecar that stops serves no more Checks, and its stop has a deadline.
+// sidecar that stops serves no more Checks. The flush does not end with
+// ctx: OPA stops its plugins with a context that a signal has already
+// canceled, and the last marks would be lost; it has StopFlushTimeout.
 func (r *Recorder) Stop(ctx context.Context) error {
 	if r.stop != nil {
 		close(r.stop)
 		<-r.done
 		r.stop = nil
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopFlushTimeout)
+	defer cancel()
 	return r.flush(ctx, 0)
 }
 

@@ -16,11 +16,14 @@ type fakeToucher struct {
 	err   error
 }
 
-func (f *fakeToucher) TouchLastUsed(_ context.Context, ids []int64, _ time.Time) error {
+func (f *fakeToucher) TouchLastUsed(ctx context.Context, ids []int64, _ time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
 		return f.err
+	}
+	if err := ctx.Err(); err != nil { // as the store's transactions do
+		return err
 	}
 	f.calls = append(f.calls, slices.Sorted(slices.Values(ids)))
 	return nil
@@ -234,4 +237,22 @@ func BenchmarkMark(b *testing.B) {
 			r.Mark(42)
 		}
 	})
+}
+
+// OPA stops plugins with a context a signal has canceled: the last marks
+// are written all the same.
+func TestStopFlushesWithACanceledContext(t *testing.T) {
+	f := &fakeToucher{}
+	var errs []error
+	s := NewService(f, time.Hour, func(err error) { errs = append(errs, err) })
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	Mark(7)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	s.Stop(ctx)
+	if got := f.all(); !reflect.DeepEqual(got, [][]int64{{7}}) || len(errs) != 0 {
+		t.Fatalf("written %v, errors %v; want [[7]] and none", got, errs)
+	}
 }
