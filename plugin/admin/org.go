@@ -136,7 +136,7 @@ func (s *Server) grantRepositories(w http.ResponseWriter, r *http.Request, _ sto
 	if !ok {
 		return newError(http.StatusNotFound, "Not Found", docGrantRepos)
 	}
-	rows, _, err := s.db.ListOrgGrants(r.Context(), store.OrgGrantFilter{Org: org, TokenIDs: []int64{id}})
+	rows, _, err := s.db.ListOrgGrants(r.Context(), store.OrgGrantFilter{Org: org, TokenIDs: []int64{id}, LiveTokens: true})
 	if err != nil {
 		return s.storeError(err, "Repository", "", false, docGrantRepos)
 	}

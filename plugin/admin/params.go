@@ -96,7 +96,7 @@ func values(q url.Values, name string) []string {
 
 // parseGrantFilter reads GitHub's filters of the two organization lists.
 func parseGrantFilter(q url.Values, org string) (store.OrgGrantFilter, page, []fieldError) {
-	f := store.OrgGrantFilter{Org: org, Repository: q.Get("repository"), Permission: q.Get("permission")}
+	f := store.OrgGrantFilter{Org: org, Repository: q.Get("repository"), Permission: q.Get("permission"), LiveTokens: true}
 	p, errs := parsePage(q)
 	f.Page, f.PerPage = p.Page, p.PerPage
 	f.Owners = values(q, "owner")

@@ -102,7 +102,7 @@ type grantJSON struct {
 	RepositorySelection string          `json:"repository_selection"`
 	RepositoriesURL     string          `json:"repositories_url"`
 	Permissions         permissionsJSON `json:"permissions"`
-	AccessGrantedAt     string          `json:"access_granted_at"`
+	AccessGrantedAt     *string         `json:"access_granted_at"`
 	tokenFields
 	State    string  `json:"state"`
 	Reviewer *string `json:"reviewer"`
@@ -130,9 +130,19 @@ func (s *Server) grantItem(r *http.Request, g store.OrgGrant) grantJSON {
 	return grantJSON{
 		ID: g.Token.ID, Owner: simpleUser{Login: g.Token.User, Type: "User"}, RepositorySelection: g.Token.RepositorySelection,
 		RepositoriesURL: s.base(r) + "/orgs/" + g.Grant.Org + "/personal-access-tokens/" + itoa(g.Token.ID) + "/repositories",
-		Permissions:     groupPermissions(g.Token.Permissions), AccessGrantedAt: timeString(g.Grant.UpdatedAt),
+		Permissions:     groupPermissions(g.Token.Permissions), AccessGrantedAt: accessGrantedAt(g.Grant),
 		tokenFields: s.tokenFields(g.Token), State: g.Grant.State, Reviewer: nullString(g.Grant.Reviewer), Reason: nullString(g.Grant.Reason),
 	}
+}
+
+// accessGrantedAt is when an approved grant was approved (its request's
+// last update); a grant that is not approved grants no access.
+func accessGrantedAt(g store.Grant) *string {
+	if g.State != store.GrantApproved {
+		return nil
+	}
+	s := timeString(g.UpdatedAt)
+	return &s
 }
 
 // repositoryJSON is GitHub's minimal-repository, with what opa-pat knows.

@@ -351,6 +351,36 @@ func TestRequests(t *testing.T) {
 		if r.status != 404 {
 			t.Fatalf("someone else's token: %d %s", r.status, r.body)
 		}
+
+		// A grant that is not approved grants no access: no access_granted_at.
+		r = f.do(t, "GET", "/orgs/octo-org/personal-access-tokens?state=all&token_id="+itoa(tokenID), f.as("alice-admin"), nil)
+		var grants []map[string]any
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &grants) != nil || len(grants) != 1 || grants[0]["state"] != "pending" ||
+			grants[0]["access_granted_at"] != nil {
+			t.Fatalf("the pending grant: %d %s", r.status, r.body)
+		}
+
+		// Once its user revokes the token, its requests and grants leave
+		// the lists and its pending request cannot be reviewed, as on GitHub.
+		if err := f.db.RevokeToken(t.Context(), tokenID, "bob", "lost"); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{reqs + "?state=all", "/orgs/octo-org/personal-access-tokens?state=all"} {
+			r := f.do(t, "GET", path, f.as("alice-admin"), nil)
+			var items []map[string]any
+			if r.status != 200 || json.Unmarshal([]byte(r.body), &items) != nil {
+				t.Fatalf("%s: %d %s", path, r.status, r.body)
+			}
+			for _, it := range items {
+				if int64(it["token_id"].(float64)) == tokenID {
+					t.Fatalf("%s lists the revoked token %d: %s", path, tokenID, r.body)
+				}
+			}
+		}
+		r = f.do(t, "POST", reqs+"/"+itoa(g.ID), f.as("alice-admin"), map[string]any{"action": "approve"})
+		if r.status != 422 || !strings.Contains(r.body, "the token of a request was revoked by its user; nothing to review: request "+itoa(g.ID)+" (token "+itoa(tokenID)+")") {
+			t.Fatalf("approving the revoked token's request: %d %s", r.status, r.body)
+		}
 	})
 }
 

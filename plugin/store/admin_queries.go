@@ -27,6 +27,9 @@ type OrgGrantFilter struct {
 	// repositories, a selection that names it, or public repositories when
 	// it is public.
 	Repository string
+	// LiveTokens keeps tokens that are not revoked: a revoked token's
+	// requests and grants are gone from GitHub's lists.
+	LiveTokens bool
 	// Permission keeps fine-grained tokens that hold this permission.
 	Permission string
 	// LastUsedBefore and LastUsedAfter bound the token's last use; a token
@@ -77,6 +80,9 @@ func (db *DB) ListOrgGrants(ctx context.Context, f OrgGrantFilter) ([]OrgGrant, 
 	c.conds = append(c.conds, "r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)")
 	if f.State != "" {
 		c.add("r.state = ?", f.State)
+	}
+	if f.LiveTokens {
+		c.add("t.revoked = ?", false)
 	}
 	if len(f.Owners) > 0 {
 		c.in("t.user_login", len(f.Owners), func(i int) any { return f.Owners[i] })

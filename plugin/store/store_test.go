@@ -254,8 +254,13 @@ func TestReview(t *testing.T) {
 	if err := db.RevokeToken(ctx, 3, "bob", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{4}, Actor: "alice"}); err != nil {
-		t.Fatal(err)
+	// Nor is its pending request reviewed: GitHub drops a deleted token's requests.
+	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{4}, Actor: "alice", Approve: true}); !errors.Is(err, ErrInvalidState) ||
+		err.Error() != "the token of a request was revoked by its user; nothing to review: request 4 (token 3)" {
+		t.Fatalf("review of a revoked token's request: %v", err)
+	}
+	if g, _, _ := db.Grant(ctx, 3, "octo-org"); g.State != GrantPending {
+		t.Fatalf("grant 3 = %+v after a refused review", g)
 	}
 	if _, err := db.RequestAgain(ctx, 3, "octo-org", "bob", ""); err == nil || !errors.Is(err, ErrInvalidState) ||
 		err.Error() != "token 3 is revoked; create a new token and ask for access with it" {

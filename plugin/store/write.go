@@ -497,6 +497,7 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 		var missing, notPending []int64
 		var notPendingStates []string // "request 2 is approved"
 		var superseded []string       // "request 2 by request 7"
+		var dead []string             // "request 2 (token 5)"
 		for _, id := range p.IDs {
 			g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.id = $1 AND r.org = $2`, id, p.Org))
 			if errors.Is(err, sql.ErrNoRows) {
@@ -521,6 +522,14 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 				superseded = append(superseded, fmt.Sprintf("request %d by request %d", id, latest))
 				continue
 			}
+			var revoked bool
+			if err := tx.QueryRowContext(ctx, `SELECT revoked FROM tokens WHERE id = $1`, g.TokenID).Scan(&revoked); err != nil {
+				return fmt.Errorf("reading token %d: %w", g.TokenID, err)
+			}
+			if revoked {
+				dead = append(dead, fmt.Sprintf("request %d (token %d)", id, g.TokenID))
+				continue
+			}
 			out = append(out, g)
 		}
 		var errs []error
@@ -532,6 +541,9 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 		}
 		if len(superseded) > 0 {
 			errs = append(errs, errorf(ErrInvalidState, "only a token's latest request can be reviewed; superseded: %s", strings.Join(superseded, ", ")))
+		}
+		if len(dead) > 0 {
+			errs = append(errs, errorf(ErrInvalidState, "the token of a request was revoked by its user; nothing to review: %s", strings.Join(dead, ", ")))
 		}
 		if len(errs) > 0 {
 			return errors.Join(errs...)
@@ -656,6 +668,11 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 		if terr != nil && !errors.Is(terr, sql.ErrNoRows) {
 			return fmt.Errorf("reading token %d: %w", tokenID, terr)
 		}
+		// A revoked token never works again: a request for it would only
+		// sit in the organization's queue.
+		if terr == nil && revoked {
+			return errorf(ErrInvalidState, "token %d is revoked; create a new token and ask for access with it", tokenID)
+		}
 		cur, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
 		if errors.Is(err, sql.ErrNoRows) {
 			// The organization as the token records it, exactly as the
@@ -669,11 +686,6 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 			return fmt.Errorf("reading grant of token %d: %w", tokenID, err)
 		} else if cur.State != GrantDenied && cur.State != GrantRevoked {
 			return errorf(ErrInvalidState, "token %d: its grant for %s is %s; only a denied or revoked grant can be requested again", tokenID, org, cur.State)
-		}
-		// A revoked token never works again: a request for it would only
-		// sit in the organization's queue.
-		if revoked {
-			return errorf(ErrInvalidState, "token %d is revoked; create a new token and ask for access with it", tokenID)
 		}
 		now := db.now()
 		g = Grant{TokenID: tokenID, Org: org, State: GrantPending, Reason: justification, CreatedAt: now, UpdatedAt: now}
