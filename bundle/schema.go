@@ -161,7 +161,8 @@ func checkNames(doc any) []string {
 	return problems
 }
 
-// checkEnterprises reports organizations that name an undefined enterprise.
+// checkEnterprises reports organizations that name an undefined enterprise,
+// and settings an organization inside an enterprise cannot have.
 func checkEnterprises(doc any) []string {
 	top := doc.(map[string]any)
 	ents, _ := top["enterprises"].(map[string]any)
@@ -176,6 +177,12 @@ func checkEnterprises(doc any) []string {
 		if _, defined := ents[ent]; !defined {
 			problems = append(problems, fmt.Sprintf("%s: %q is not an enterprise defined under enterprises (defined: %s)",
 				joinPath(joinPath("organizations", name), "enterprise"), ent, listOrNone(sortedKeys(ents))))
+		}
+		// Rule 28: inside an enterprise the enterprise's setting applies;
+		// the organization's own would be silently ignored.
+		if _, set := org["exempt_administrators"]; set {
+			problems = append(problems, fmt.Sprintf("%s: only an organization outside any enterprise sets it; %s belongs to %s, whose exempt_administrators applies",
+				joinPath(joinPath("organizations", name), "exempt_administrators"), name, ent))
 		}
 	}
 	return problems

@@ -51,6 +51,13 @@ func TestParseSettings(t *testing.T) {
 		{note: "lifetime bounds", settings: `{"enterprises": {"e": {"classic_max_lifetime_days": 1, "fine_grained_max_lifetime_days": 366}}}`},
 		{note: "integral number with a fraction", settings: `{"enterprises": {"e": {"classic_max_lifetime_days": 30.0}}}`},
 		{note: "organization outside any enterprise", settings: `{"organizations": {"o": {"enterprise": null}}}`},
+		{note: "exempt administrators outside any enterprise (rule 28)", settings: `{"organizations": {"solo": {"fine_grained_max_lifetime_days": 45, "exempt_administrators": true}}}`},
+		{
+			note:     "exempt administrators of an organization inside an enterprise",
+			settings: `{"enterprises": {"acme": {}}, "organizations": {"octo-org": {"enterprise": "acme", "exempt_administrators": true}}}`,
+			err:      `settings: organizations.octo-org.exempt_administrators: only an organization outside any enterprise sets it; octo-org belongs to acme, whose exempt_administrators applies`,
+			schemaOK: true,
+		},
 		{
 			note:     "unknown value",
 			settings: `{"organizations": {"octo-org": {"classic_access": "maybe"}}}`,
@@ -69,7 +76,7 @@ func TestParseSettings(t *testing.T) {
 		{
 			note:     "unknown field",
 			settings: `{"organizations": {"octo-org": {"clasic_access": "allow"}}}`,
-			err:      `settings: organizations.octo-org.clasic_access: unknown field (known: classic_access, classic_max_lifetime_days, enterprise, fine_grained_access, fine_grained_approval, fine_grained_max_lifetime_days, fine_grained_opt_in)`,
+			err:      `settings: organizations.octo-org.clasic_access: unknown field (known: classic_access, classic_max_lifetime_days, enterprise, exempt_administrators, fine_grained_access, fine_grained_approval, fine_grained_max_lifetime_days, fine_grained_opt_in)`,
 		},
 		{
 			note:     "unknown top-level field",
@@ -78,8 +85,8 @@ func TestParseSettings(t *testing.T) {
 		},
 		{
 			note:     "an enterprise-only field on an organization",
-			settings: `{"organizations": {"o": {"exempt_administrators": true}}}`,
-			err:      `settings: organizations.o.exempt_administrators: unknown field (known: classic_access, classic_max_lifetime_days, enterprise, fine_grained_access, fine_grained_approval, fine_grained_max_lifetime_days, fine_grained_opt_in)`,
+			settings: `{"organizations": {"o": {"owners": ["alice"]}}}`,
+			err:      `settings: organizations.o.owners: unknown field (known: classic_access, classic_max_lifetime_days, enterprise, exempt_administrators, fine_grained_access, fine_grained_approval, fine_grained_max_lifetime_days, fine_grained_opt_in)`,
 		},
 		{
 			note:     "lifetime above 366",
