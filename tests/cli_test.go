@@ -373,6 +373,28 @@ func TestCLIUnexpectedArguments(t *testing.T) {
 	}
 }
 
+// A bad flag, a missing flag value, an unknown subcommand or filter value:
+// one line and exit 1, as every other failure of opa-pat's own commands.
+func TestCLIUsageErrorsAreOneLine(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "pat.db")
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"token", "create", "--store", store, "--bogus"}, "error: unknown flag: --bogus (see opa-pat token create --help)"},
+		{[]string{"requests", "list", "--state"}, "error: flag needs an argument: --state (see opa-pat requests list --help)"},
+		{[]string{"store", "bogus", "--store", store}, "error: unknown flag: --store (see opa-pat store --help)"},
+		{[]string{"store", "bogus"}, `error: unknown command "bogus" for "opa-pat store" (see opa-pat store --help)`},
+		{[]string{"token", "list", "--store", store, "--kind", "Classic"}, `error: --kind: unknown kind "Classic", want classic or fine_grained`},
+		{[]string{"token", "create", "--store", store, "--user", "bob", "--kind", "classic", "--actor", "  "}, `error: --actor: "  " is not a name`},
+	} {
+		cliFail(t, tc.stderr, tc.args...)
+	}
+	if _, err := os.Stat(store); err == nil {
+		t.Fatal("a refused command created the store")
+	}
+}
+
 func TestCLIPruneChanges(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "pat.db")
 	for i := range 3 {

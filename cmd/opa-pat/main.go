@@ -3,7 +3,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/open-policy-agent/opa/cmd"
 	"github.com/spf13/cobra"
@@ -30,9 +33,39 @@ func run(args []string) int {
 	root := cmd.RootCommand
 	root.Use = "opa-pat"
 	root.Short = "OPA with personal access token policies"
+	own := map[*cobra.Command]bool{}
 	for _, sub := range subcommands {
-		root.AddCommand(sub())
+		c := sub()
+		quiet(c, own)
+		root.AddCommand(c)
 	}
 	root.SetArgs(args)
-	return exitCode(root.Execute())
+	c, err := root.ExecuteC()
+	if err != nil && own[c] && !errors.As(err, new(reported)) {
+		// A bad flag or an unknown subcommand of opa-pat's own commands:
+		// one line, as their other failures (cobra would print the usage).
+		fmt.Fprintf(os.Stderr, "error: %s (see %s --help)\n", strings.ReplaceAll(err.Error(), "\n", "; "), c.CommandPath())
+	}
+	return exitCode(err)
+}
+
+// quiet makes a command tree of opa-pat's leave errors to run, and records
+// its commands in own.
+func quiet(c *cobra.Command, own map[*cobra.Command]bool) {
+	own[c] = true
+	c.SilenceErrors, c.SilenceUsage = true, true
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		// cobra shows a group's help, exiting 0, for any words after it:
+		// a mistyped subcommand is an error.
+		c.Args = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())
+			}
+			return nil
+		}
+		c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
+	for _, sub := range c.Commands() {
+		quiet(sub, own)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -61,6 +62,10 @@ func (f *storeFlags) check() error {
 	}
 	if f.output != outputText && f.output != outputJSON {
 		return fmt.Errorf("--output: unknown format %q, want text or json", f.output)
+	}
+	// The audit log says who acted (rule 23): a blank name says nobody.
+	if f.actor != "" && strings.TrimSpace(f.actor) == "" || strings.ContainsFunc(f.actor, unicode.IsControl) {
+		return fmt.Errorf("--actor: %q is not a name", f.actor)
 	}
 	return nil
 }
@@ -120,10 +125,16 @@ func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 		err := fn(cmd, args)
 		if err != nil {
 			fmt.Fprintln(cmd.ErrOrStderr(), "error: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+			return reported{err}
 		}
-		return err
+		return nil
 	}
 }
+
+// reported is an error its command has printed already.
+type reported struct{ error }
+
+func (r reported) Unwrap() error { return r.error }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

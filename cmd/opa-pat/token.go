@@ -293,6 +293,11 @@ func newTokenListCmd() *cobra.Command {
 			if err := noArgs(args); err != nil {
 				return err
 			}
+			switch filter.Kind {
+			case "", store.KindClassic, store.KindFineGrained:
+			default:
+				return fmt.Errorf("--kind: unknown kind %q, want classic or fine_grained", filter.Kind)
+			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
 				filter.Live = !all
 				tokens, err := db.ListTokens(cmd.Context(), filter)
@@ -337,7 +342,7 @@ func newTokenListCmd() *cobra.Command {
 	f.registerRead(cmd, outputText)
 	cmd.Flags().StringVar(&filter.User, "user", "", "only this user's tokens")
 	cmd.Flags().StringVar(&filter.ResourceOwner, "resource-owner", "", "only fine-grained tokens of this resource owner")
-	cmd.Flags().StringVar(&filter.Kind, "kind", "", "only tokens of this kind")
+	cmd.Flags().StringVar(&filter.Kind, "kind", "", "only tokens of this kind: classic or fine_grained")
 	cmd.Flags().BoolVar(&all, "all", false, "include revoked tokens")
 	return cmd
 }
