@@ -340,6 +340,24 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	var res ImportResult
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		res = ImportResult{}
+		// The records are checked against the store before anything is
+		// written: stored[i] is the store's token of tokens[i] (ID 0: new).
+		stored := make([]Token, len(tokens))
+		for i := range tokens {
+			cur, ok, err := storedToken(ctx, tx, tokens[i].Hash)
+			if err != nil {
+				return fmt.Errorf("tokens[%d]: %w", i, err)
+			}
+			if !ok {
+				continue
+			}
+			// A revoked token stays revoked (SEMANTICS.md rule 2): its user
+			// revoked it after the file was written, or a leak made them.
+			if cur.Revoked && !tokens[i].Revoked {
+				return fmt.Errorf("tokens[%d].revoked: token %d is revoked in the store; an import cannot bring a revoked token back", i, cur.ID)
+			}
+			stored[i] = cur
+		}
 		for _, u := range users {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO users (login, managed_by) VALUES ($1, $2)
 ON CONFLICT (login) DO UPDATE SET managed_by = excluded.managed_by`, u.Login, u.ManagedBy); err != nil {
@@ -382,6 +400,14 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 				return fmt.Errorf("tokens[%d]: %w", i, err)
 			}
 			tokens[i].ID = id
+			// A record that revokes a live token is a revocation of its own
+			// in the audit log, marked as the import's, as grants are.
+			if stored[i].ID != 0 && !stored[i].Revoked && tokens[i].Revoked {
+				if err := db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionTokenRevoke, Org: tokens[i].ResourceOwner, TokenID: id,
+					Details: map[string]any{"via": ActionStoreImport}}); err != nil {
+					return err
+				}
+			}
 			res.Tokens++
 		}
 		for i, dg := range d.Grants {
@@ -469,9 +495,8 @@ func (db *DB) grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []
 		if i, ok := byHash[h]; ok {
 			return tokens[i], nil
 		}
-		var sc tokenScanner
-		t, err := sc.scan(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, h[:]))
-		if errors.Is(err, sql.ErrNoRows) {
+		t, ok, err := storedToken(ctx, tx, h)
+		if err == nil && !ok {
 			return Token{}, fmt.Errorf("token_sha256: no such token")
 		}
 		return t, err
@@ -502,6 +527,19 @@ func (db *DB) grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []
 		return found[0], nil
 	}
 	return Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
+}
+
+// storedToken reads the store's token of a hash, if any.
+func storedToken(ctx context.Context, tx *sql.Tx, h [32]byte) (Token, bool, error) {
+	var sc tokenScanner
+	t, err := sc.scan(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, h[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, false, nil
+	}
+	if err != nil {
+		return Token{}, false, fmt.Errorf("reading the store's token: %w", err)
+	}
+	return t, true, nil
 }
 
 func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, error) {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
@@ -189,4 +190,86 @@ func TestExportKeepsJustificationAndReview(t *testing.T) {
 	if res, err := dst.Import(ctx, d, "test"); err != nil || res.Grants != 0 {
 		t.Fatalf("importing the export again: %+v, %v", res, err)
 	}
+}
+
+// importBackends runs an import test on SQLite and, when a server answers,
+// PostgreSQL, both with the clock of openTest.
+func importBackends(t *testing.T, fn func(t *testing.T, db *DB)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, openTest(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		db := openAt(t, testPostgresDSN(t))
+		db.now = func() time.Time { return t0.Add(time.Hour) }
+		fn(t, db)
+	})
+}
+
+// importWorld is a small world: bob's fine-grained token for octo-org
+// (token 1, approved) and his classic token (token 2).
+const importWorld = `{"users": [{"login": "bob"}], "memberships": [{"user": "bob", "org": "octo-org", "role": "member"}],
+	"tokens": [
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "created_at": "2026-01-01T00:00:00Z"},
+		{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}],
+	"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"}]}`
+
+// An import never brings a revoked token back: re-importing an export
+// taken before the token was revoked is refused, naming the record, and
+// writes nothing. A record may revoke a live token; the revocation is an
+// audit event of its own, marked as the import's, recorded once.
+func TestImportNeverRevivesARevokedToken(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if _, err := importJSON(t, db, importWorld); err != nil {
+			t.Fatal(err)
+		}
+		old, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RevokeToken(ctx, 2, "bob", "leaked"); err != nil {
+			t.Fatal(err)
+		}
+		old.Users = append(old.Users, DumpUser{Login: "zed"})
+		_, err = db.Import(ctx, old, "test")
+		if want := "tokens[1].revoked: token 2 is revoked in the store; an import cannot bring a revoked token back"; err == nil || err.Error() != want {
+			t.Fatalf("importing the older export: %v; want %q", err, want)
+		}
+		if tok, ok, err := db.Token(ctx, 2); err != nil || !ok || !tok.Revoked {
+			t.Fatalf("token 2 after the refused import = %+v, %v, %v; want revoked", tok, ok, err)
+		}
+		if _, ok, err := db.User(ctx, "zed"); err != nil || ok {
+			t.Fatalf("user zed after the refused import: %v, %v; want none", ok, err)
+		}
+
+		// The export as it is now imports as a no-op.
+		now, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := db.Import(ctx, now, "test"); err != nil || res.Grants != 0 {
+			t.Fatalf("importing the current export: %+v, %v", res, err)
+		}
+
+		// A record that revokes the live token 1.
+		now.Tokens[0].Revoked = true
+		for range 2 {
+			if _, err := db.Import(ctx, now, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tok, ok, err := db.Token(ctx, 1); err != nil || !ok || !tok.Revoked {
+			t.Fatalf("token 1 = %+v, %v, %v; want revoked", tok, ok, err)
+		}
+		events, err := db.ListAudit(ctx, AuditFilter{Action: ActionTokenRevoke})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events {
+			got = append(got, fmt.Sprintf("%s revoked token %d of %s (%q) via %v", e.Actor, e.TokenID, e.Org, e.Reason, e.Details["via"]))
+		}
+		want := []string{`bob revoked token 2 of  ("leaked") via <nil>`, `test revoked token 1 of octo-org ("") via store.import`}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("token.revoke events:\n got %q\nwant %q", got, want)
+		}
+	})
 }
