@@ -277,7 +277,8 @@ type tokenRef struct{ user, name string }
 
 // Import writes a dump in one transaction: everything or, at the first bad
 // record, nothing. Users, memberships and repositories are upserted by key,
-// tokens by hash; a grant whose state differs from the token's current grant
+// tokens by hash (but never to another user, kind or resource owner, nor
+// back from revoked); a grant whose state differs from the token's current grant
 // for the organization is added as its newest request. Users named by
 // tokens and memberships but not listed are created.
 func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, error) {
@@ -350,6 +351,21 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 			}
 			if !ok {
 				continue
+			}
+			// A token is its user's, of its kind, for its resource owner
+			// from its creation: a record that says otherwise would hand
+			// the token to someone else.
+			if field := identityChange(cur, tokens[i]); field != "" {
+				return fmt.Errorf("tokens[%d].%s: the store's token %d is %s; an import cannot change a token's user, kind or resource owner",
+					i, field, cur.ID, describeToken(cur))
+			}
+			// A record without created_at keeps the store's (a new token's
+			// defaults to now).
+			if d.Tokens[i].CreatedAt == nil {
+				tokens[i].CreatedAt = cur.CreatedAt
+				if err := ValidateToken(tokens[i]); err != nil {
+					return fmt.Errorf("tokens[%d].%w", i, err)
+				}
 			}
 			// A revoked token stays revoked (SEMANTICS.md rule 2): its user
 			// revoked it after the file was written, or a leak made them.
@@ -527,6 +543,29 @@ func (db *DB) grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []
 		return found[0], nil
 	}
 	return Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
+}
+
+// identityChange names the first of user, kind and resource_owner in which
+// t differs from the store's token cur, or returns "".
+func identityChange(cur, t Token) string {
+	switch {
+	case t.User != cur.User:
+		return "user"
+	case t.Kind != cur.Kind:
+		return "kind"
+	case t.ResourceOwner != cur.ResourceOwner:
+		return "resource_owner"
+	}
+	return ""
+}
+
+// describeToken says whose token t is, of which kind, and for whom: "bob's
+// fine-grained token for octo-org".
+func describeToken(t Token) string {
+	if t.Kind == KindFineGrained {
+		return fmt.Sprintf("%s's fine-grained token for %s", t.User, t.ResourceOwner)
+	}
+	return fmt.Sprintf("%s's %s token", t.User, t.Kind)
 }
 
 // storedToken reads the store's token of a hash, if any.

@@ -273,3 +273,61 @@ func TestImportNeverRevivesARevokedToken(t *testing.T) {
 		}
 	})
 }
+
+// An import cannot give a token in the store another user, kind or resource
+// owner: bob's classic token would otherwise become carol's fine-grained
+// token. The error says what the store has, never the raw token. A record
+// without created_at keeps the store's.
+func TestImportKeepsATokensIdentity(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if _, err := importJSON(t, db, importWorld); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		classicHex := hex.EncodeToString(func() []byte { h := token.Hash(rawClassic); return h[:] }())
+		for _, tc := range []struct {
+			note  string
+			world string
+			err   string
+		}{
+			{note: "another user", world: `{"tokens": [{"token": "` + rawClassic + `", "name": "old", "user": "carol", "scopes": ["repo"]}]}`,
+				err: `tokens[0].user: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
+			{note: "another kind", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}]}`,
+				err: `tokens[0].kind: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
+			{note: "bob's classic token as carol's fine-grained one", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "carol", "resource_owner": "octo-org", "repository_selection": "all"}]}`,
+				err: `tokens[0].user: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
+			{note: "another resource owner", world: `{"tokens": [{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "indie-org", "repository_selection": "all"}]}`,
+				err: `tokens[0].resource_owner: the store's token 1 is bob's fine-grained token for octo-org; an import cannot change a token's user, kind or resource owner`},
+		} {
+			t.Run(tc.note, func(t *testing.T) {
+				_, err := importJSON(t, db, tc.world)
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v; want %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), rawClassic) || strings.Contains(err.Error(), rawFG) {
+					t.Fatalf("the error shows a raw token: %v", err)
+				}
+				after, err := db.Export(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(after, before) {
+					t.Fatalf("the refused import changed the store:\n got %+v\nwant %+v", after, before)
+				}
+			})
+		}
+
+		// Everything else of a token an import may change; created_at
+		// only when the record gives it.
+		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}]}`); err != nil {
+			t.Fatal(err)
+		}
+		if tok, ok, err := db.Token(ctx, 1); err != nil || !ok || tok.Name != "deploy" || !tok.CreatedAt.Equal(t0) {
+			t.Fatalf("token 1 = %+v, %v, %v; want it renamed, created at %v", tok, ok, err, t0)
+		}
+	})
+}
