@@ -287,7 +287,9 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		return ImportResult{}, err
 	}
 	now := db.now()
+	// Two records of one thing are refused: the last would win, silently.
 	users := make([]User, len(d.Users))
+	userAt := make(map[string]int, len(d.Users))
 	for i, u := range d.Users {
 		users[i] = User{Login: u.Login}
 		if u.ManagedBy != nil {
@@ -296,20 +298,34 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		if err := validateUser(users[i]); err != nil {
 			return ImportResult{}, fmt.Errorf("users[%d].%w", i, err)
 		}
+		if j, dup := userAt[u.Login]; dup {
+			return ImportResult{}, fmt.Errorf("users[%d].login: %q again (users[%d])", i, u.Login, j)
+		}
+		userAt[u.Login] = i
 	}
 	members := make([]Membership, len(d.Memberships))
+	memberAt := make(map[[2]string]int, len(d.Memberships))
 	for i, m := range d.Memberships {
 		members[i] = Membership(m)
 		if err := validateMembership(members[i]); err != nil {
 			return ImportResult{}, fmt.Errorf("memberships[%d].%w", i, firstErr(err))
 		}
+		if j, dup := memberAt[[2]string{m.User, m.Org}]; dup {
+			return ImportResult{}, fmt.Errorf("memberships[%d]: %q in %q again (memberships[%d])", i, m.User, m.Org, j)
+		}
+		memberAt[[2]string{m.User, m.Org}] = i
 	}
 	repos := make([]Repository, len(d.Repositories))
+	repoAt := make(map[[2]string]int, len(d.Repositories))
 	for i, r := range d.Repositories {
 		repos[i] = Repository(r)
 		if err := validateRepository(repos[i]); err != nil {
 			return ImportResult{}, fmt.Errorf("repositories[%d].%w", i, firstErr(err))
 		}
+		if j, dup := repoAt[[2]string{r.Owner, r.Name}]; dup {
+			return ImportResult{}, fmt.Errorf("repositories[%d]: %q again (repositories[%d])", i, r.Owner+"/"+r.Name, j)
+		}
+		repoAt[[2]string{r.Owner, r.Name}] = i
 	}
 	tokens := make([]Token, len(d.Tokens))
 	byHash := make(map[[32]byte]int, len(d.Tokens))
@@ -368,11 +384,29 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 				}
 			}
 			// A revoked token stays revoked (SEMANTICS.md rule 2): its user
-			// revoked it after the file was written, or a leak made them.
+			// revoked it after the file was written, perhaps because it
+			// leaked.
 			if cur.Revoked && !tokens[i].Revoked {
 				return fmt.Errorf("tokens[%d].revoked: token %d is revoked in the store; an import cannot bring a revoked token back", i, cur.ID)
 			}
 			stored[i] = cur
+		}
+		// grantFile[i] is the index in tokens of the token grants[i] names,
+		// or -1 with grantStored[i] the store's token.
+		grantFile := make([]int, len(d.Grants))
+		grantStored := make([]Token, len(d.Grants))
+		grantAt := make(map[grantRef]int, len(d.Grants))
+		for i, dg := range d.Grants {
+			j, t, err := grantToken(ctx, tx, dg, tokens, byHash, byName)
+			if err != nil {
+				return fmt.Errorf("grants[%d].%w", i, err)
+			}
+			grantFile[i], grantStored[i] = j, t
+			ref := grantRef{t.Hash, dg.Org}
+			if k, dup := grantAt[ref]; dup {
+				return fmt.Errorf("grants[%d]: the same token's grant for %q again (grants[%d])", i, dg.Org, k)
+			}
+			grantAt[ref] = i
 		}
 		for _, u := range users {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO users (login, managed_by) VALUES ($1, $2)
@@ -427,9 +461,9 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 			res.Tokens++
 		}
 		for i, dg := range d.Grants {
-			t, err := db.grantToken(ctx, tx, dg, tokens, byHash, byName)
-			if err != nil {
-				return fmt.Errorf("grants[%d].%w", i, err)
+			t := grantStored[i]
+			if j := grantFile[i]; j >= 0 {
+				t = tokens[j]
 			}
 			// A grant of a classic token is recorded as given; the policy
 			// never asks for one (SEMANTICS.md rule 17).
@@ -500,31 +534,38 @@ func sameCurrentRequest(ctx context.Context, tx *sql.Tx, tokenID int64, dg DumpG
 	return state == dg.State && reviewer == dg.Reviewer && r == review && (justification == "" || j == justification), nil
 }
 
+// grantRef is a grant's key: the token's hash and the organization.
+type grantRef struct {
+	hash [32]byte
+	org  string
+}
+
 // grantToken finds the token a grant names: in the dump first, then in the
-// store.
-func (db *DB) grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []Token, byHash map[[32]byte]int, byName map[tokenRef]int) (Token, error) {
+// store as it was before the import. It returns the token's index in
+// tokens, or -1 and the store's token.
+func grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []Token, byHash map[[32]byte]int, byName map[tokenRef]int) (int, Token, error) {
 	if g.TokenSHA256 != "" {
 		h, err := HashFromHex(g.TokenSHA256)
 		if err != nil {
-			return Token{}, fmt.Errorf("token_sha256: %w", err)
+			return -1, Token{}, fmt.Errorf("token_sha256: %w", err)
 		}
 		if i, ok := byHash[h]; ok {
-			return tokens[i], nil
+			return i, tokens[i], nil
 		}
 		t, ok, err := storedToken(ctx, tx, h)
 		if err == nil && !ok {
-			return Token{}, fmt.Errorf("token_sha256: no such token")
+			return -1, Token{}, fmt.Errorf("token_sha256: no such token")
 		}
-		return t, err
+		return -1, t, err
 	}
 	if g.TokenName == "" || g.User == "" {
-		return Token{}, errors.New("token_name: give token_name and user, or token_sha256")
+		return -1, Token{}, errors.New("token_name: give token_name and user, or token_sha256")
 	}
 	if i, ok := byName[tokenRef{g.User, g.TokenName}]; ok {
 		if i < 0 {
-			return Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
+			return -1, Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
 		}
-		return tokens[i], nil
+		return i, tokens[i], nil
 	}
 	var found []Token
 	var sc tokenScanner
@@ -534,15 +575,20 @@ func (db *DB) grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []
 		return err
 	}, g.User, g.TokenName, false)
 	if err != nil {
-		return Token{}, fmt.Errorf("token_name: %w", err)
+		return -1, Token{}, fmt.Errorf("token_name: %w", err)
 	}
 	switch len(found) {
 	case 0:
-		return Token{}, fmt.Errorf("token_name: %s has no token named %q", g.User, g.TokenName)
+		return -1, Token{}, fmt.Errorf("token_name: %s has no token named %q", g.User, g.TokenName)
 	case 1:
-		return found[0], nil
+		// The file's record of the token, when it has one under another
+		// name: the import writes that.
+		if i, ok := byHash[found[0].Hash]; ok {
+			return i, tokens[i], nil
+		}
+		return -1, found[0], nil
 	}
-	return Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
+	return -1, Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
 }
 
 // identityChange names the first of user, kind and resource_owner in which

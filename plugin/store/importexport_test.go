@@ -331,3 +331,56 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 		}
 	})
 }
+
+// Two records of one thing in one file are refused, naming both, and
+// nothing is written: the last would otherwise win silently.
+func TestImportRefusesDuplicates(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if _, err := importJSON(t, db, importWorld); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := token.Hash(rawFG)
+		fgHex := hex.EncodeToString(h[:])
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}`
+		for _, tc := range []struct {
+			note  string
+			world string
+			err   string
+		}{
+			{note: "users", world: `{"users": [{"login": "u9"}, {"login": "carl"}, {"login": "u9", "managed_by": "acme"}]}`,
+				err: `users[2].login: "u9" again (users[0])`},
+			{note: "memberships", world: `{"memberships": [{"user": "bob", "org": "octo-org", "role": "member"}, {"user": "bob", "org": "octo-org", "role": "owner"}]}`,
+				err: `memberships[1]: "bob" in "octo-org" again (memberships[0])`},
+			{note: "repositories", world: `{"repositories": [{"owner": "octo-org", "name": "app", "visibility": "private"}, {"owner": "octo-org", "name": "app", "visibility": "public"}]}`,
+				err: `repositories[1]: "octo-org/app" again (repositories[0])`},
+			{note: "grants of a stored token, by name and by hash", world: `{"grants": [
+				{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "denied"},
+				{"token_sha256": "` + fgHex + `", "org": "octo-org", "state": "approved"}]}`,
+				err: `grants[1]: the same token's grant for "octo-org" again (grants[0])`},
+			{note: "grants of a new token", world: `{"tokens": [` + newFG + `], "grants": [
+				{"token_name": "docs", "user": "bob", "org": "octo-org", "state": "pending"},
+				{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"},
+				{"token_name": "docs", "user": "bob", "org": "octo-org", "state": "approved"}]}`,
+				err: `grants[2]: the same token's grant for "octo-org" again (grants[0])`},
+		} {
+			t.Run(tc.note, func(t *testing.T) {
+				_, err := importJSON(t, db, tc.world)
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v; want %q", err, tc.err)
+				}
+				after, err := db.Export(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(after, before) {
+					t.Fatalf("the refused import changed the store:\n got %+v\nwant %+v", after, before)
+				}
+			})
+		}
+	})
+}
