@@ -402,6 +402,21 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 				return fmt.Errorf("grants[%d].%w", i, err)
 			}
 			grantFile[i], grantStored[i] = j, t
+			// A token the store has is named by its id, a new one by its
+			// record.
+			name := fmt.Sprintf("token %d", t.ID)
+			if j >= 0 {
+				name = fmt.Sprintf("token %d", stored[j].ID)
+				if stored[j].ID == 0 {
+					name = fmt.Sprintf("tokens[%d]", j)
+				}
+			}
+			if t.Kind != KindFineGrained {
+				return fmt.Errorf("grants[%d]: %s is a %s token; only fine-grained tokens have grants (rule 17)", i, name, t.Kind)
+			}
+			if dg.Org != t.ResourceOwner {
+				return fmt.Errorf("grants[%d].org: %s's resource owner is %s, not %s (rule 6)", i, name, t.ResourceOwner, dg.Org)
+			}
 			ref := grantRef{t.Hash, dg.Org}
 			if k, dup := grantAt[ref]; dup {
 				return fmt.Errorf("grants[%d]: the same token's grant for %q again (grants[%d])", i, dg.Org, k)
@@ -465,8 +480,6 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 			if j := grantFile[i]; j >= 0 {
 				t = tokens[j]
 			}
-			// A grant of a classic token is recorded as given; the policy
-			// never asks for one (SEMANTICS.md rule 17).
 			justification, review := cmp.Or(dg.Reason, dg.Justification), ""
 			if dg.State != GrantPending {
 				justification, review = dg.Justification, dg.Reason

@@ -34,9 +34,9 @@ func TestImportGrants(t *testing.T) {
 	fgHex := hex.EncodeToString(h[:])
 	world := `{"tokens": [
 		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"},
-		{"token": "` + rawClassic + `", "name": "ci", "user": "bob", "scopes": ["repo"]}],
+		{"token": "` + rawFG2 + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}],
 	"grants": [{"token_sha256": "` + fgHex + `", "org": "octo-org", "state": "pending", "reason": "please"},
-		{"token_sha256": "` + hex.EncodeToString(func() []byte { h := token.Hash(rawClassic); return h[:] }()) + `", "org": "octo-org", "state": "denied"}]}`
+		{"token_sha256": "` + hex.EncodeToString(func() []byte { h := token.Hash(rawFG2); return h[:] }()) + `", "org": "octo-org", "state": "denied"}]}`
 	res, err := importJSON(t, db, world)
 	if err != nil {
 		t.Fatal(err)
@@ -367,6 +367,59 @@ func TestImportRefusesDuplicates(t *testing.T) {
 				{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"},
 				{"token_name": "docs", "user": "bob", "org": "octo-org", "state": "approved"}]}`,
 				err: `grants[2]: the same token's grant for "octo-org" again (grants[0])`},
+		} {
+			t.Run(tc.note, func(t *testing.T) {
+				_, err := importJSON(t, db, tc.world)
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v; want %q", err, tc.err)
+				}
+				after, err := db.Export(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(after, before) {
+					t.Fatalf("the refused import changed the store:\n got %+v\nwant %+v", after, before)
+				}
+			})
+		}
+	})
+}
+
+// A grant the store could never hold is refused: one of a classic token
+// (rule 17), one of a fine-grained token for an organization other than its
+// resource owner (rule 6). A token the store has is named by id; a token new
+// with the file, by its record.
+func TestImportRefusesImpossibleGrants(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if _, err := importJSON(t, db, importWorld); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		classicHex := hex.EncodeToString(func() []byte { h := token.Hash(rawClassic); return h[:] }())
+		h := hashOf(9)
+		newClassic := `{"token_sha256": "` + hex.EncodeToString(h[:]) + `", "name": "new", "kind": "classic", "user": "bob"}`
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}`
+		for _, tc := range []struct {
+			note  string
+			world string
+			err   string
+		}{
+			{note: "a stored classic token", world: `{"grants": [{"token_sha256": "` + classicHex + `", "org": "octo-org", "state": "approved"}]}`,
+				err: `grants[0]: token 2 is a classic token; only fine-grained tokens have grants (rule 17)`},
+			{note: "a stored classic token in the file", world: `{"tokens": [{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"]}],
+				"grants": [{"token_name": "old", "user": "bob", "org": "octo-org", "state": "denied"}]}`,
+				err: `grants[0]: token 2 is a classic token; only fine-grained tokens have grants (rule 17)`},
+			{note: "a new classic token", world: `{"tokens": [` + newClassic + `], "grants": [{"token_name": "new", "user": "bob", "org": "octo-org", "state": "pending"}]}`,
+				err: `grants[0]: tokens[0] is a classic token; only fine-grained tokens have grants (rule 17)`},
+			{note: "another organization", world: `{"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"},
+				{"token_name": "ci", "user": "bob", "org": "indie-org", "state": "approved"}]}`,
+				err: `grants[1].org: token 1's resource owner is octo-org, not indie-org (rule 6)`},
+			{note: "a new token for another organization", world: `{"tokens": [` + newFG + `], "grants": [{"token_name": "docs", "user": "bob", "org": "indie-org", "state": "pending"}]}`,
+				err: `grants[0].org: tokens[0]'s resource owner is octo-org, not indie-org (rule 6)`},
 		} {
 			t.Run(tc.note, func(t *testing.T) {
 				_, err := importJSON(t, db, tc.world)
