@@ -272,7 +272,7 @@ func TestRequests(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, it[k], want)
 		}
 	}
-	if got, _ := json.Marshal(it["permissions"]); string(got) != `{"organization":{},"other":{},"repository":{"contents":"read"}}` {
+	if got, _ := json.Marshal(it["permissions"]); string(got) != `{"organization":{},"other":{},"repository":{"contents":"read","metadata":"read"}}` {
 		t.Errorf("permissions = %s", got)
 	}
 	if got, _ := json.Marshal(it["owner"]); string(got) != `{"login":"bob","site_admin":false,"type":"User"}` {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -679,6 +680,18 @@ func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, err
 	}
 	if err := ValidateToken(t); err != nil {
 		return Token{}, err
+	}
+	// metadata: read is always present (SEMANTICS.md rule 8), as token
+	// creation records it; the admin API's permission filter reads it.
+	if t.Kind == KindFineGrained {
+		if _, ok := t.Permissions["metadata"]; !ok {
+			perms := maps.Clone(t.Permissions)
+			if perms == nil {
+				perms = map[string]string{}
+			}
+			perms["metadata"] = "read"
+			t.Permissions = perms
+		}
 	}
 	return t, nil
 }

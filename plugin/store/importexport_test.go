@@ -437,3 +437,55 @@ func TestImportRefusesImpossibleGrants(t *testing.T) {
 		}
 	})
 }
+
+// An imported fine-grained token holds metadata: read whatever its record
+// says (rule 8), as a created one does, so that an owner's filter on the
+// permission finds it; a higher level given stays. Its export says so, and
+// importing the export into another store, and again, changes nothing.
+func TestImportAddsMetadataRead(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		world := strings.Replace(importWorld, `"repository_selection": "all",`, `"repository_selection": "all", "permissions": {"contents": "write"},`, 1)
+		world = strings.Replace(world, `"scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}`, `"scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"},
+		{"token": "`+rawFG2+`", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {"metadata": "write"}}`, 1)
+		if _, err := importJSON(t, db, world); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for id := int64(1); id <= 3; id++ {
+			tok, _, err := db.Token(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s: %v", tok.Name, tok.Permissions))
+		}
+		if want := []string{"ci: map[contents:write metadata:read]", "old: map[]", "docs: map[metadata:write]"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("permissions:\n got %q\nwant %q", got, want)
+		}
+		grants, _, err := db.ListOrgGrants(ctx, OrgGrantFilter{Org: "octo-org", Permission: "metadata"})
+		if err != nil || len(grants) != 1 || grants[0].Token.ID != 1 {
+			t.Fatalf("grants of octo-org with metadata = %+v, %v; want token 1's", grants, err)
+		}
+
+		exported, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := exported.Tokens[0].Permissions; p["metadata"] != "read" {
+			t.Fatalf("exported permissions of token 1 = %v; want metadata: read among them", p)
+		}
+		dst := openTest(t)
+		for range 2 {
+			if res, err := dst.Import(ctx, exported, "test"); err != nil || res.Tokens != 3 {
+				t.Fatalf("importing the export: %+v, %v", res, err)
+			}
+			again, err := dst.Export(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(again, exported) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", again, exported)
+			}
+		}
+	})
+}
