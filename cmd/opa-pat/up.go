@@ -58,10 +58,10 @@ func newUpCmd() *cobra.Command {
 		Use:   "up",
 		Short: "Start a sidecar with the embedded policy, the example settings and a local store",
 		Long: `Start an OPA server with the pat plugin, like "opa-pat run --server", with everything built in:
-the embedded policy (data.pat.decision), the example settings as data.pat.settings, and an SQLite
-store (--store) that is seeded with the example world when it does not exist yet. The Envoy
-ext_authz gRPC server and the admin API listen on their own addresses; an empty address turns
-one off.
+the embedded policy (data.pat.decision), the example settings as data.pat.settings, and a store
+(--store: an SQLite file, or a PostgreSQL database) that is seeded with the example world while it
+holds no records. The Envoy ext_authz gRPC server and the admin API listen on their own addresses;
+an empty address turns one off (an error when --config-file sets that section: remove it there).
 
   opa-pat up
   curl -s localhost:8181/v1/data/pat/decision -d '{"input": {...}}'`,
@@ -76,8 +76,8 @@ one off.
 	fl := cmd.Flags()
 	fl.StringVar(&f.store, "store", defaultUpStore, "the token store: an SQLite path or a postgres:// URL; seeded with the example world while it holds nothing")
 	fl.StringVarP(&f.addr, "addr", "a", defaultUpAddr, "address of OPA's REST API")
-	fl.StringVar(&f.extAuthz, "ext-authz-addr", defaultUpExtAuthz, `address of the Envoy ext_authz gRPC server; "" turns it off (unless --config-file sets it)`)
-	fl.StringVar(&f.admin, "admin-addr", defaultUpAdmin, `address of the admin API; "" turns it off (unless --config-file sets it)`)
+	fl.StringVar(&f.extAuthz, "ext-authz-addr", defaultUpExtAuthz, `address of the Envoy ext_authz gRPC server; "" turns it off (an error if --config-file sets plugins.pat.ext_authz)`)
+	fl.StringVar(&f.admin, "admin-addr", defaultUpAdmin, `address of the admin API; "" turns it off (an error if --config-file sets plugins.pat.admin)`)
 	fl.StringVar(&f.settingsFile, "settings", "", "settings file (JSON) to use as data.pat.settings instead of the example settings")
 	fl.StringVarP(&f.configFile, "config-file", "c", "", "an OPA configuration file to start from; the flags above, when given, override its plugins.pat keys, and their defaults fill in the keys it lacks")
 	fl.StringVarP(&f.logLevel, "log-level", "l", "info", "log level: debug, info, warn or error")
