@@ -123,7 +123,9 @@ func (s *Server) org(op, doc string, h func(w http.ResponseWriter, r *http.Reque
 			writeError(w, e)
 			return
 		}
-		org := r.PathValue("org")
+		// GitHub compares logins without regard to case; the store keeps
+		// them in lower case.
+		org := strings.ToLower(r.PathValue("org"))
 		known, err := s.db.OrgKnown(r.Context(), org)
 		if err != nil {
 			s.logger.Error("Admin API: %v.", err)

@@ -255,6 +255,10 @@ func TestRequests(t *testing.T) {
 	if r.status != 200 || json.Unmarshal([]byte(r.body), &items) != nil || len(items) != 1 {
 		t.Fatalf("list: %d %s", r.status, r.body)
 	}
+	// The organization's login in another case is the same organization.
+	if upper := f.do(t, "GET", "/orgs/Octo-Org/personal-access-token-requests", f.as("alice-admin"), nil); upper.status != 200 || upper.body != r.body {
+		t.Fatalf("list as Octo-Org: %d %s; want %s", upper.status, upper.body, r.body)
+	}
 	it := items[0]
 	id := int64(it["id"].(float64))
 	for k, want := range map[string]any{

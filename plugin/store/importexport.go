@@ -384,6 +384,11 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 					return fmt.Errorf("tokens[%d].%w", i, err)
 				}
 			}
+			// A token's last use only moves forward: a record that has none,
+			// or an older one (an earlier export), keeps the store's.
+			if cur.LastUsedAt.After(tokens[i].LastUsedAt) {
+				tokens[i].LastUsedAt = cur.LastUsedAt
+			}
 			// A revoked token stays revoked (SEMANTICS.md rule 2): its user
 			// revoked it after the file was written, perhaps because it
 			// leaked.

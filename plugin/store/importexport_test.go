@@ -329,6 +329,28 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 		if tok, ok, err := db.Token(ctx, 1); err != nil || !ok || tok.Name != "deploy" || !tok.CreatedAt.Equal(t0) {
 			t.Fatalf("token 1 = %+v, %v, %v; want it renamed, created at %v", tok, ok, err, t0)
 		}
+
+		// Its last use only moves forward: a record without one, or with an
+		// older one (an earlier export), keeps the store's.
+		used := t0.Add(2 * time.Hour)
+		if err := db.TouchLastUsed(ctx, []int64{1}, used); err != nil {
+			t.Fatal(err)
+		}
+		for _, lastUsed := range []string{``, `, "last_used_at": "` + t0.Add(time.Hour).Format(time.RFC3339) + `"`} {
+			if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"`+lastUsed+`}]}`); err != nil {
+				t.Fatal(err)
+			}
+			if tok, _, _ := db.Token(ctx, 1); !tok.LastUsedAt.Equal(used) {
+				t.Fatalf("last use after importing a record with %q: %v; want %v", lastUsed, tok.LastUsedAt, used)
+			}
+		}
+		later := t0.Add(3 * time.Hour)
+		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "last_used_at": "`+later.Format(time.RFC3339)+`"}]}`); err != nil {
+			t.Fatal(err)
+		}
+		if tok, _, _ := db.Token(ctx, 1); !tok.LastUsedAt.Equal(later) {
+			t.Fatalf("last use after importing a later one: %v; want %v", tok.LastUsedAt, later)
+		}
 	})
 }
 
