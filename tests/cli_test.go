@@ -387,6 +387,7 @@ func TestCLIUsageErrorsAreOneLine(t *testing.T) {
 		{[]string{"store", "bogus"}, `error: unknown command "bogus" for "opa-pat store" (see opa-pat store --help)`},
 		{[]string{"token", "list", "--store", store, "--kind", "Classic"}, `error: --kind: unknown kind "Classic", want classic or fine_grained`},
 		{[]string{"token", "create", "--store", store, "--user", "bob", "--kind", "classic", "--actor", "  "}, `error: --actor: "  " is not a name`},
+		{[]string{"token", "create", "--store", store, "--user", "bob", "--kind", "fine_grained", "--repositories", ""}, `error: --repositories: name at least one repository`},
 	} {
 		cliFail(t, tc.stderr, tc.args...)
 	}

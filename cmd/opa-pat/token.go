@@ -184,6 +184,9 @@ an organization, "request" {"id", "state"}; --output text prints a summary inste
 			default:
 				return fmt.Errorf("--kind: unknown kind %q, want classic or fine_grained", req.Kind)
 			}
+			if cmd.Flags().Changed("repositories") && len(repos) == 0 {
+				return errors.New("--repositories: name at least one repository")
+			}
 			choices := 0
 			for _, set := range []bool{len(repos) > 0, allRepos, publicRepos} {
 				if set {

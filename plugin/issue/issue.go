@@ -220,6 +220,9 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 		t.ExpiresAt = now.Add(req.ExpiresIn)
 	}
 	if t.Kind == store.KindFineGrained {
+		if t.RepositorySelection == "selected" && len(t.Repositories) == 0 {
+			return Result{}, errors.New("repositories: a token for selected repositories names at least one, as on GitHub")
+		}
 		if t.ResourceOwner == "" {
 			t.ResourceOwner = t.User
 		}
