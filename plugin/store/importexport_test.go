@@ -304,20 +304,7 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 				err: `tokens[0].resource_owner: the store's token 1 is bob's fine-grained token for octo-org; an import cannot change a token's user, kind or resource owner`},
 		} {
 			t.Run(tc.note, func(t *testing.T) {
-				_, err := importJSON(t, db, tc.world)
-				if err == nil || err.Error() != tc.err {
-					t.Fatalf("err = %v; want %q", err, tc.err)
-				}
-				if strings.Contains(err.Error(), rawClassic) || strings.Contains(err.Error(), rawFG) {
-					t.Fatalf("the error shows a raw token: %v", err)
-				}
-				after, err := db.Export(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(after, before) {
-					t.Fatalf("the refused import changed the store:\n got %+v\nwant %+v", after, before)
-				}
+				refused(t, db, before, tc.world, tc.err)
 			})
 		}
 
@@ -391,17 +378,7 @@ func TestImportRefusesDuplicates(t *testing.T) {
 				err: `grants[2]: the same token's grant for "octo-org" again (grants[0])`},
 		} {
 			t.Run(tc.note, func(t *testing.T) {
-				_, err := importJSON(t, db, tc.world)
-				if err == nil || err.Error() != tc.err {
-					t.Fatalf("err = %v; want %q", err, tc.err)
-				}
-				after, err := db.Export(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(after, before) {
-					t.Fatalf("the refused import changed the store:\n got %+v\nwant %+v", after, before)
-				}
+				refused(t, db, before, tc.world, tc.err)
 			})
 		}
 	})
@@ -444,17 +421,7 @@ func TestImportRefusesImpossibleGrants(t *testing.T) {
 				err: `grants[0].org: tokens[0]'s resource owner is octo-org, not indie-org (rule 6)`},
 		} {
 			t.Run(tc.note, func(t *testing.T) {
-				_, err := importJSON(t, db, tc.world)
-				if err == nil || err.Error() != tc.err {
-					t.Fatalf("err = %v; want %q", err, tc.err)
-				}
-				after, err := db.Export(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(after, before) {
-					t.Fatalf("the refused import changed the store:\n got %+v\nwant %+v", after, before)
-				}
+				refused(t, db, before, tc.world, tc.err)
 			})
 		}
 	})
@@ -510,4 +477,24 @@ func TestImportAddsMetadataRead(t *testing.T) {
 			}
 		}
 	})
+}
+
+// refused imports world into db, wants the error want, which shows no raw
+// token, and wants the store as before.
+func refused(t *testing.T, db *DB, before *Dump, world, want string) {
+	t.Helper()
+	_, err := importJSON(t, db, world)
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v; want %q", err, want)
+	}
+	if strings.Contains(err.Error(), rawClassic) || strings.Contains(err.Error(), rawFG) || strings.Contains(err.Error(), rawFG2) {
+		t.Fatalf("the error shows a raw token: %v", err)
+	}
+	after, err := db.Export(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Fatalf("the refused import changed the store:\n got %+v\nwant %+v", after, before)
+	}
 }
