@@ -281,14 +281,8 @@ func TestImportNeverRevivesARevokedToken(t *testing.T) {
 func TestImportKeepsATokensIdentity(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
 		ctx := t.Context()
-		if _, err := importJSON(t, db, importWorld); err != nil {
-			t.Fatal(err)
-		}
-		before, err := db.Export(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		classicHex := hex.EncodeToString(func() []byte { h := token.Hash(rawClassic); return h[:] }())
+		before := importedWorld(t, db)
+		classicHex := hashHex(rawClassic)
 		for _, tc := range []struct {
 			note  string
 			world string
@@ -345,14 +339,7 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 // nothing is written: the last would otherwise win silently.
 func TestImportRefusesDuplicates(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
-		ctx := t.Context()
-		if _, err := importJSON(t, db, importWorld); err != nil {
-			t.Fatal(err)
-		}
-		before, err := db.Export(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		before := importedWorld(t, db)
 		h := token.Hash(rawFG)
 		fgHex := hex.EncodeToString(h[:])
 		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}`
@@ -390,15 +377,8 @@ func TestImportRefusesDuplicates(t *testing.T) {
 // with the file, by its record.
 func TestImportRefusesImpossibleGrants(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
-		ctx := t.Context()
-		if _, err := importJSON(t, db, importWorld); err != nil {
-			t.Fatal(err)
-		}
-		before, err := db.Export(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		classicHex := hex.EncodeToString(func() []byte { h := token.Hash(rawClassic); return h[:] }())
+		before := importedWorld(t, db)
+		classicHex := hashHex(rawClassic)
 		h := hashOf(9)
 		newClassic := `{"token_sha256": "` + hex.EncodeToString(h[:]) + `", "name": "new", "kind": "classic", "user": "bob"}`
 		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}`
@@ -497,4 +477,23 @@ func refused(t *testing.T, db *DB, before *Dump, world, want string) {
 	if !reflect.DeepEqual(after, before) {
 		t.Fatalf("the refused import changed the store:\n got %+v\nwant %+v", after, before)
 	}
+}
+
+// importedWorld imports importWorld into db and returns its export.
+func importedWorld(t *testing.T, db *DB) *Dump {
+	t.Helper()
+	if _, err := importJSON(t, db, importWorld); err != nil {
+		t.Fatal(err)
+	}
+	d, err := db.Export(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// hashHex is the hex SHA-256 of a raw token, as token_sha256 takes it.
+func hashHex(raw string) string {
+	h := token.Hash(raw)
+	return hex.EncodeToString(h[:])
 }
