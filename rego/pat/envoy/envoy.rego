@@ -262,10 +262,17 @@ _repo_permission(rest, action) := "metadata" if {
 	count(rest) == 3
 	rest[2] == "merge"
 } else := {"permission": "pull_requests", "either": [{"permission": "contents"}]} if {
-	# Reading one pull request: pull_requests or contents, as on GitHub.
+	# Reading one pull request: pull_requests or contents, as on GitHub (not the repository's
+	# review comments, /pulls/comments, which take pull_requests alone).
 	action == "read"
 	rest[0] == "pulls"
 	count(rest) == 2
+	rest[1] != "comments"
+} else := "issues" if {
+	# What only issues have: an issue read on its own, the repository's issue events, reactions,
+	# sub-issues, dependencies, field values and pinned comments take issues alone, as on GitHub.
+	rest[0] == "issues"
+	_issues_only(rest, action)
 } else := {"permission": "issues", "either": [{"permission": "pull_requests"}]} if {
 	# A pull request is an issue: its comments, labels, assignees and milestones, and the
 	# repository's labels and milestones, take issues or pull_requests, as on GitHub. Listing and
@@ -288,6 +295,11 @@ _repo_permission(rest, action) := "metadata" if {
 	rest[0] == "hooks"
 	count(rest) == 2
 } else := permission if {
+	# Endpoints whose permission GitHub gives apart from their neighbours' (one set lookup for
+	# every other request).
+	rest[0] in _exceptions
+	permission := _exception(rest, action)
+} else := permission if {
 	# Two-segment endpoints with a permission of their own. The table is written here, not as a
 	# rule: most requests get here, and a rule reference costs more than the literal.
 	permission := {
@@ -308,6 +320,75 @@ _issue_like(rest) if {
 	rest[0] == "issues"
 	count(rest) > 1
 }
+
+_issues_only(rest, "read") if {
+	count(rest) == 2
+	rest[1] != "comments"
+}
+
+_issues_only(rest, _) if "reactions" in rest
+
+_issues_only(rest, _) if {
+	count(rest) > 2
+	rest[2] in {"sub_issues", "sub_issue", "parent", "dependencies", "issue-field-values"}
+}
+
+_issues_only(["issues", "comments", _, "pin"], _)
+
+# Repository endpoints that GitHub's table ("Permissions required for fine-grained personal
+# access tokens") does not give their neighbours' permission. _exception is undefined for the
+# others under these first segments, which the tables below decide.
+_exceptions := {
+	"actions", "code-scanning", "forks", "interaction-limits", "pages", "private-vulnerability-reporting",
+	"rulesets", "secret-scanning", "security-advisories",
+}
+
+# Approving or rejecting a run's deployments into protected environments: deployments.
+_exception(["actions", "runs", _, "pending_deployments"], "write") := "deployments"
+
+# The cache's storage and retention limits are repository settings.
+_exception(["actions", "cache", limit], _) := "administration" if limit in {"storage-limit", "retention-limit"}
+
+# CodeQL databases and variant analyses hold the repository's code; an autofix commits to a
+# branch; bypassing push protection lets a push through: contents.
+_exception(["code-scanning", "codeql", _], _) := "contents"
+
+_exception(["code-scanning", "codeql", _, _], _) := "contents"
+
+_exception(["code-scanning", "codeql", _, _, _], _) := "contents"
+
+_exception(["code-scanning", "alerts", _, "autofix", "commits"], "write") := "contents"
+
+_exception(["secret-scanning", "push-protection-bypasses"], "write") := "contents"
+
+# Rule suites (the evaluations of rulesets) are administration; a ruleset's history takes
+# administration at write, also to read it.
+_exception(["rulesets", "rule-suites"], _) := "administration"
+
+_exception(["rulesets", "rule-suites", _], _) := "administration"
+
+_exception(["rulesets", id, "history"], _) := {"permission": "administration", "action": "write"} if id != "rule-suites"
+
+_exception(["rulesets", id, "history", _], _) := {"permission": "administration", "action": "write"} if id != "rule-suites"
+
+# The Pages site's health check: administration and pages, both at write.
+_exception(["pages", "health"], "read") := {"permission": "administration", "action": "write", "also": [{"permission": "pages", "action": "write"}]}
+
+# A fork copies the code: administration (on the new repository's side) and contents.
+_exception(["forks"], "write") := {"permission": "administration", "also": [{"permission": "contents", "action": "read"}]}
+
+# A temporary private fork of an advisory: administration and the advisory's read.
+_exception(["security-advisories", _, "forks"], "write") := {
+	"permission": "administration",
+	"also": [{"permission": "repository_advisories", "action": "read"}],
+}
+
+_exception(["interaction-limits", "pulls", list], _) := {"permission": "administration", "action": "write"} if {
+	list in {"bypass-list", "creation-cap"}
+}
+
+# Whether private vulnerability reporting is on is shown to everyone (metadata).
+_exception(["private-vulnerability-reporting"], "read") := "metadata"
 
 _issue_like(rest) if rest[0] in {"labels", "milestones", "assignees"}
 
@@ -411,6 +492,19 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 	repo := rest[4]
 	_name(owner)
 	_name(repo)
+} else := {"permission": "organization_administration", "action": "write"} if {
+	# The organization's rulesets and rule suites take organization administration at write, also
+	# to read them, as on GitHub.
+	rest[0] == "rulesets"
+} else := {"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"]} if {
+	# A member's Copilot seat, and codespaces, are not the members permission's.
+	count(rest) > 2
+	rest[0] == "members"
+	rest[2] == "copilot"
+} else := {"permission": "organization_codespaces", "classic_scopes": ["admin:org"]} if {
+	count(rest) > 2
+	rest[0] == "members"
+	rest[2] == "codespaces"
 } else := {"permission": "organization_administration", "classic_scopes": ["read:audit_log"]} if {
 	# The audit log: a personal access token (classic) needs read:audit_log, as on GitHub.
 	rest[0] == "audit-log"

@@ -31,6 +31,12 @@ tokens := {
 	"ghp_admin_hook": classic({"admin:repo_hook"}),
 	"ghp_public_write_hook": classic({"public_repo", "write:repo_hook"}),
 	"ghp_status": classic({"repo:status"}),
+	"fg_deployments": fine_grained({"deployments": "write"}),
+	"fg_security_events": fine_grained({"security_events": "write"}),
+	"fg_secret_scanning": fine_grained({"secret_scanning_alerts": "write"}),
+	"fg_administration_read": fine_grained({"administration": "read"}),
+	"fg_administration_contents": fine_grained({"administration": "write", "contents": "read"}),
+	"fg_advisories": fine_grained({"repository_advisories": "write"}),
 }
 
 fine_grained(permissions) := {
@@ -181,4 +187,55 @@ test_classic_narrow_scopes_through_the_gate[note] if {
 		with pat.user as mock_user
 		with pat.repository as mock_repository
 	[d.allow, d.status, d.message] == tc.want
+}
+
+# Endpoints whose permission GitHub's table gives apart from their neighbours': a token with the
+# neighbours' permission is refused, one with GitHub's is let through.
+test_github_permission_exceptions[note] if {
+	repo := "/repos/octo-org/app/"
+	some note, tc in {
+		"deployments of a run, with actions": {"m": "POST", "p": "actions/runs/1/pending_deployments", "raw": "fg_actions", "want": needs("deployments", "write", lacks)},
+		"deployments of a run, with deployments": {"m": "POST", "p": "actions/runs/1/pending_deployments", "raw": "fg_deployments", "want": allowed},
+		"a run's pending deployments, read with actions": {"m": "GET", "p": "actions/runs/1/pending_deployments", "raw": "fg_actions", "want": allowed},
+		"a CodeQL database, with security_events": {"m": "GET", "p": "code-scanning/codeql/databases/java", "raw": "fg_security_events", "want": needs("contents", "read", lacks)},
+		"a CodeQL database, with contents": {"m": "GET", "p": "code-scanning/codeql/databases/java", "raw": "fg_contents_read", "want": allowed},
+		"an autofix commit, with security_events": {"m": "POST", "p": "code-scanning/alerts/4/autofix/commits", "raw": "fg_security_events", "want": needs("contents", "write", lacks)},
+		"an autofix, with security_events": {"m": "POST", "p": "code-scanning/alerts/4/autofix", "raw": "fg_security_events", "want": allowed},
+		"a push protection bypass, with secret scanning alerts": {"m": "POST", "p": "secret-scanning/push-protection-bypasses", "raw": "fg_secret_scanning", "want": needs("contents", "write", lacks)},
+		"rule suites, with metadata": {"m": "GET", "p": "rulesets/rule-suites", "raw": "fg_contents_read", "want": needs("administration", "read", lacks)},
+		"a ruleset's history, with administration read": {"m": "GET", "p": "rulesets/5/history", "raw": "fg_administration_read", "want": needs("administration", "write", `the token has "read"`)},
+		"a ruleset's history, with administration write": {"m": "GET", "p": "rulesets/5/history", "raw": "fg_administration", "want": allowed},
+		"rulesets, with metadata": {"m": "GET", "p": "rulesets", "raw": "fg_contents_read", "want": allowed},
+		"Pages health, with pages": {"m": "GET", "p": "pages/health", "raw": "fg_pages", "want": needs("administration", "write", lacks)},
+		"Pages health, with pages and administration": {"m": "GET", "p": "pages/health", "raw": "fg_pages_administration", "want": allowed},
+		"review comments, with contents": {"m": "GET", "p": "pulls/comments", "raw": "fg_contents_read", "want": needs("pull_requests", "read", lacks)},
+		"an issue, with pull_requests": {"m": "GET", "p": "issues/3", "raw": "fg_pull_requests", "want": needs("issues", "read", lacks)},
+		"an issue's reactions, with pull_requests": {"m": "POST", "p": "issues/3/reactions", "raw": "fg_pull_requests", "want": needs("issues", "write", lacks)},
+		"sub-issues, with pull_requests": {"m": "GET", "p": "issues/3/sub_issues", "raw": "fg_pull_requests", "want": needs("issues", "read", lacks)},
+		"an issue's comments, with pull_requests": {"m": "GET", "p": "issues/3/comments", "raw": "fg_pull_requests", "want": allowed},
+		"an advisory's fork, with advisories": {"m": "POST", "p": "security-advisories/GHSA-1234-5678-9abc/forks", "raw": "fg_advisories", "want": needs("administration", "write", lacks)},
+		"a fork, with administration": {"m": "POST", "p": "forks", "raw": "fg_administration", "want": needs("contents", "read", lacks)},
+		"a fork, with administration and contents": {"m": "POST", "p": "forks", "raw": "fg_administration_contents", "want": allowed},
+		"private vulnerability reporting, read with metadata": {"m": "GET", "p": "private-vulnerability-reporting", "raw": "fg_contents_read", "want": allowed},
+		"the cache's retention limit, with actions": {"m": "PUT", "p": "actions/cache/retention-limit", "raw": "fg_actions", "want": needs("administration", "write", lacks)},
+	}
+	decide(tc.m, concat("", [repo, tc.p]), tc.raw) == tc.want
+}
+
+test_github_org_permission_exceptions[note] if {
+	some note, tc in {
+		"rulesets": {"m": "GET", "p": "/orgs/octo-org/rulesets", "want": {"permission": "organization_administration", "action": "write"}},
+		"a rule suite": {"m": "GET", "p": "/orgs/octo-org/rulesets/rule-suites/1", "want": {"permission": "organization_administration", "action": "write"}},
+		"a member's Copilot seat": {"m": "GET", "p": "/orgs/octo-org/members/bob/copilot", "want": {
+			"permission": "organization_copilot_seat_management", "action": "read",
+			"classic_scopes": ["manage_billing:copilot", "read:org"],
+		}},
+		"a member's codespace": {"m": "DELETE", "p": "/orgs/octo-org/members/bob/codespaces/x", "want": {
+			"permission": "organization_codespaces", "action": "write",
+			"classic_scopes": ["admin:org"],
+		}},
+		"members": {"m": "GET", "p": "/orgs/octo-org/members/bob", "want": {"permission": "members", "action": "read"}},
+	}
+	mapped := envoy.mapped with input as request(tc.m, tc.p, "fg_members")
+	object.filter(mapped, ["permission", "action", "classic_scopes"]) == tc.want
 }
