@@ -295,9 +295,13 @@ _repo_permission(rest, action) := "metadata" if {
 	rest[0] == "hooks"
 	count(rest) == 2
 } else := permission if {
-	# Endpoints whose permission GitHub gives apart from their neighbours' (one set lookup for
-	# every other request).
-	rest[0] in _exceptions
+	# Endpoints whose permission GitHub gives apart from their neighbours' (a set lookup for
+	# every other request, not a try of every _exception).
+	rest[0] in {
+		"actions", "code-scanning", "forks", "interaction-limits", "pages", "private-vulnerability-reporting",
+		"rulesets", "secret-scanning", "security-advisories",
+	}
+	_exceptional(rest)
 	permission := _exception(rest, action)
 } else := permission if {
 	# Two-segment endpoints with a permission of their own. The table is written here, not as a
@@ -336,11 +340,18 @@ _issues_only(rest, _) if {
 _issues_only(["issues", "comments", _, "pin"], _)
 
 # Repository endpoints that GitHub's table ("Permissions required for fine-grained personal
-# access tokens") does not give their neighbours' permission. _exception is undefined for the
-# others under these first segments, which the tables below decide.
-_exceptions := {
-	"actions", "code-scanning", "forks", "interaction-limits", "pages", "private-vulnerability-reporting",
-	"rulesets", "secret-scanning", "security-advisories",
+# access tokens") does not give their neighbours' permission, by their first two segments (or
+# their third: rulesets/{id}/history, security-advisories/{ghsa}/forks). _exception is undefined
+# for the others of these, which the tables below decide.
+_exceptional(rest) if {
+	concat("/", array.slice(rest, 0, 2)) in {
+		"actions/runs", "actions/cache", "code-scanning/codeql", "code-scanning/alerts",
+		"secret-scanning/push-protection-bypasses", "rulesets/rule-suites", "pages/health", "forks",
+		"interaction-limits/pulls", "private-vulnerability-reporting",
+	}
+} else if {
+	count(rest) > 2
+	rest[2] in {"history", "forks"}
 }
 
 # Approving or rejecting a run's deployments into protected environments: deployments.
