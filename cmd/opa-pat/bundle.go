@@ -52,7 +52,7 @@ The bundle carries OPA's .signatures.json (ES256, key id --key-id); the tarball
 is signed with cosign and the sigstore bundle written to OUTPUT.sigstore.json.
 The private key's password is read from COSIGN_PASSWORD.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: signingRunE(func(c *cobra.Command, args []string) error {
+		RunE: runE(func(c *cobra.Command, args []string) error {
 			switch {
 			case settings == "":
 				return errors.New("--settings: give the settings file")
@@ -133,7 +133,7 @@ bytes (BUNDLE.sigstore.json, or --sigstore-bundle), OPA's .signatures.json
 (every file's digest, ES256), and the manifest (revision, roots, the settings'
 digest and schema). Every check runs; the error names each one that failed.`,
 		Args: cobra.ExactArgs(1),
-		RunE: signingRunE(func(c *cobra.Command, args []string) error {
+		RunE: runE(func(c *cobra.Command, args []string) error {
 			if key == "" {
 				return errors.New("--key: give the public key (PREFIX.pub)")
 			}

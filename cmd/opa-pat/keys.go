@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -40,7 +39,7 @@ password). PREFIX.pub is the public key (PEM): give it to sidecars (OPA's keys:
 or --verification-key) and to cosign verify-blob --key. Existing files are not
 overwritten unless --force is given.`,
 		Args: cobra.NoArgs,
-		RunE: signingRunE(func(cmd *cobra.Command, _ []string) error {
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if prefix == "" {
 				return errors.New("--output-prefix: give the key files' path prefix")
 			}
@@ -80,20 +79,6 @@ overwritten unless --force is given.`,
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
-}
-
-// signingRunE adapts the keys and bundle commands' bodies: the error goes to
-// stderr on one line, without cobra's usage text, and the exit status is 1.
-func signingRunE(fn func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		cmd.SilenceErrors = true
-		cmd.SilenceUsage = true
-		err := fn(cmd, args)
-		if err != nil {
-			fmt.Fprintln(cmd.ErrOrStderr(), "error: "+strings.ReplaceAll(err.Error(), "\n", "; "))
-		}
-		return err
-	}
 }
 
 func checkSigningOutput(format string) error {

@@ -44,9 +44,34 @@ func run(args []string) int {
 	if err != nil && own[c] && !errors.As(err, new(reported)) {
 		// A bad flag or an unknown subcommand of opa-pat's own commands:
 		// one line, as their other failures (cobra would print the usage).
-		fmt.Fprintf(os.Stderr, "error: %s (see %s --help)\n", strings.ReplaceAll(err.Error(), "\n", "; "), c.CommandPath())
+		// A group (store, token...) reached with a flag was reached because
+		// the word after it is no subcommand: that is the mistake.
+		msg := err.Error()
+		if word := wordAfter(c, args); c.HasSubCommands() && word != "" {
+			msg = fmt.Sprintf("unknown command %q for %q", word, c.CommandPath())
+		}
+		fmt.Fprintf(os.Stderr, "error: %s (see %s --help)\n", strings.ReplaceAll(msg, "\n", "; "), c.CommandPath())
 	}
 	return exitCode(err)
+}
+
+// wordAfter is the first word of args after c's own path that is not a
+// flag, or "".
+func wordAfter(c *cobra.Command, args []string) string {
+	path := strings.Fields(c.CommandPath())[1:] // without the root's name
+	rest := args
+	for _, name := range path {
+		if len(rest) == 0 || rest[0] != name {
+			return ""
+		}
+		rest = rest[1:]
+	}
+	for _, a := range rest {
+		if !strings.HasPrefix(a, "-") {
+			return a
+		}
+	}
+	return ""
 }
 
 // quiet makes a command tree of opa-pat's leave errors to run, and records
