@@ -574,6 +574,7 @@ func TestBuildChecksTheMask(t *testing.T) {
 	keyA, _ := testKeys(t)
 	const drop = "\ndrop if contains(input.query, \"_\")\n"
 	const headers = "\nmask contains \"/input/attributes/request/http/headers/authorization\"\n"
+	const cache = "\nmask contains \"/nd_builtin_cache/pat.token\"\n"
 	const query = "\nmask contains \"/input/parsed_query/access_token\"\n" +
 		"mask contains {\"op\": \"upsert\", \"path\": \"/input/attributes/request/http/path\", \"value\": \"x\"}\n" +
 		"mask contains {\"op\": \"upsert\", \"path\": \"/input/attributes/request/http/headers/:path\", \"value\": \"x\"}\n"
@@ -599,7 +600,19 @@ func TestBuildChecksTheMask(t *testing.T) {
 		{
 			note: "everything but the text of a query",
 			mask: "mask contains \"/input/credential\"\n" + headers + query,
-			err:  "the raw token of an ad-hoc query (/v1/query) naming a token at /query",
+			err: "policy: the bundle's decision-log mask (package system.log) leaves the raw token of an ad-hoc query (/v1/query) naming a token " +
+				"in the query's text, which no mask reaches: add a drop rule (data.system.log.drop) for such events, " +
+				"or leave system/log out of the bundle to keep the sidecar's own mask",
+		},
+		{
+			note: "everything but the built-in cache",
+			mask: "mask contains \"/input/credential\"\n" + headers + query + drop,
+			err:  "the raw token of a direct decision with decision_logs.nd_builtin_cache on (pat.token's call) at /nd_builtin_cache/pat.token (in a key)",
+		},
+		{
+			note: "a rule without op, which OPA refuses (and then logs nothing)",
+			mask: "mask contains {\"path\": \"/input/credential/token\"}\n",
+			err:  `policy: the decision-log mask fails on a direct decision (input.credential.token): mask rule map[path:/input/credential/token]: op must be "remove" or "upsert"`,
 		},
 		{
 			note: "a mask that fails",
@@ -641,7 +654,7 @@ func TestBuildChecksTheMask(t *testing.T) {
 	root := filepath.Dir(dir)
 	for name, content := range map[string]string{
 		".opa-manifest":            `{"roots": ["pat", "system/log"]}`,
-		"rego/system/log/log.rego": "package system.log\n\nmask contains \"/input/credential\"\n" + headers + query + drop,
+		"rego/system/log/log.rego": "package system.log\n\nmask contains \"/input/credential\"\n" + headers + query + drop + cache,
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
 			t.Fatal(err)

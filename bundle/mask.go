@@ -52,14 +52,25 @@ func maskProbes() []maskProbe {
 			"result": map[string]any{"allow": false}, "timestamp": "2026-01-01T00:00:00Z",
 		}
 	}
-	return []maskProbe{
-		{what: "a direct decision (input.credential.token)", token: probeFineGrained, event: event("pat/decision", map[string]any{
+	direct := func() map[string]any {
+		return event("pat/decision", map[string]any{
 			"credential": map[string]any{"type": "pat", "token": probeFineGrained},
 			"resource":   map[string]any{"owner": "octo-org", "repository": "app"},
 			"action":     "read", "permission": "contents",
-		})},
+		})
+	}
+	// pat.token is non-deterministic: with decision_logs.nd_builtin_cache on,
+	// OPA logs its calls, keyed by their arguments, the raw token.
+	cached := direct()
+	cached["nd_builtin_cache"] = map[string]any{"pat.token": map[string]any{
+		`["` + probeFineGrained + `"]`: map[string]any{"found": true, "id": 7},
+	}}
+	return []maskProbe{
+		{what: "a direct decision (input.credential.token)", token: probeFineGrained, event: direct()},
 		{what: "an ext_authz Check with a Bearer token", token: probeFineGrained, event: event("pat/envoy/response", check(
 			map[string]any{"authorization": "Bearer " + probeFineGrained}, "/repos/octo-org/app/contents", map[string]any{}))},
+		{what: "an ext_authz Check with the token scheme", token: probeClassic, event: event("pat/envoy/response", check(
+			map[string]any{"authorization": "token " + probeClassic}, "/repos/octo-org/app/contents", map[string]any{}))},
 		{what: "an ext_authz Check with Basic credentials", token: probeClassic, hidden: []string{basic}, event: event("pat/envoy/response", check(
 			map[string]any{"authorization": "Basic " + basic}, "/repos/octo-org/app/contents", map[string]any{}))},
 		{what: "an ext_authz Check with the token in the query (access_token)", token: probeClassic, event: event("pat/envoy/response", check(
@@ -69,6 +80,7 @@ func maskProbes() []maskProbe {
 			"decision_id": "00000000-0000-0000-0000-000000000000", "path": "",
 			"query": `pat.token("` + probeClassic + `")`, "result": []any{}, "timestamp": "2026-01-01T00:00:00Z",
 		}},
+		{what: "a direct decision with decision_logs.nd_builtin_cache on (pat.token's call)", token: probeFineGrained, event: cached},
 	}
 }
 
@@ -112,7 +124,7 @@ func checkMask(c *ast.Compiler, data map[string]any) error {
 			return fmt.Errorf("policy: the decision-log mask fails on %s: %s", p.what, oneLine(err))
 		}
 		logged := map[string]any{}
-		for _, k := range []string{"input", "result", "query"} {
+		for _, k := range []string{"input", "result", "nd_builtin_cache", "query"} {
 			if v, ok := p.event[k]; ok {
 				logged[k] = v
 			}
@@ -123,7 +135,13 @@ func checkMask(c *ast.Compiler, data map[string]any) error {
 			}
 		}
 		for _, secret := range append([]string{p.token}, p.hidden...) {
-			if where := find(logged, "", secret); where != "" {
+			switch where := find(logged, "", secret); where {
+			case "":
+			case "/query":
+				return fmt.Errorf("policy: the bundle's decision-log mask (package system.log) leaves the raw token of %s in the query's text, "+
+					"which no mask reaches: add a drop rule (data.system.log.drop) for such events, "+
+					"or leave system/log out of the bundle to keep the sidecar's own mask", p.what)
+			default:
 				return fmt.Errorf("policy: the bundle's decision-log mask (package system.log) leaves the raw token of %s at %s; "+
 					"erase it there, or leave system/log out of the bundle to keep the sidecar's own mask", p.what, where)
 			}
@@ -151,13 +169,13 @@ func applyMask(logged map[string]any, rules any) error {
 		case string:
 			path = r
 		case map[string]any:
-			if o, ok := r["op"]; ok {
-				s, _ := o.(string)
-				if s != "remove" && s != "upsert" {
-					return fmt.Errorf("mask rule %v: op must be remove or upsert", r)
-				}
-				op = s
+			// OPA's decision logger refuses an object without op as it
+			// refuses an unknown one, and then logs nothing at all.
+			s, _ := r["op"].(string)
+			if s != "remove" && s != "upsert" {
+				return fmt.Errorf("mask rule %v: op must be \"remove\" or \"upsert\"", r)
 			}
+			op = s
 			path, _ = r["path"].(string)
 			value = r["value"]
 		default:
@@ -174,9 +192,7 @@ func applyMask(logged map[string]any, rules any) error {
 			parts[i] = url.PathEscape(part)
 		}
 		switch parts[0] {
-		case "input", "result":
-		case "nd_builtin_cache":
-			continue // no probe has one
+		case "input", "result", "nd_builtin_cache":
 		default:
 			return fmt.Errorf("mask rule %q: OPA masks only /input, /result and /nd_builtin_cache", path)
 		}
@@ -274,7 +290,7 @@ func find(node any, at, secret string) string {
 		keys := make([]string, 0, len(v))
 		for k := range v {
 			if strings.Contains(k, secret) {
-				return at + "/" + k
+				return at + " (in a key)"
 			}
 			keys = append(keys, k)
 		}
