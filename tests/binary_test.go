@@ -28,6 +28,7 @@ func binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "opa-pat")
+		statSources()
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/opa-pat")
 		cmd.Dir = repoRoot()
 		buildOut, buildErr = cmd.CombinedOutput()
@@ -42,4 +43,29 @@ func binary(t testing.TB) string {
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(filepath.Dir(file))
+}
+
+// statSources looks at every file the binary is built from. go test caches
+// a package's result by the files its test process opens or stats; the
+// binary is built by a child process, which go test does not see, so
+// without this an edit of cmd/ or plugin/ would leave a cached, stale pass
+// of these tests.
+func statSources() {
+	root := repoRoot()
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if name := d.Name(); p != root && (name[0] == '.' || name == "tests" || name == "docs") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(p) {
+		case ".go", ".rego", ".json", ".mod", ".sum", ".yaml":
+			_, _ = os.Stat(p)
+		}
+		return nil
+	})
 }

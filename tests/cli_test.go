@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -232,6 +233,40 @@ func TestCLITokenCreate(t *testing.T) {
 	if !regexp.MustCompile(`(?s)^created fine-grained token \d+ "" for bob \(expires [^)]+\)\nrequest \d+ for octo-org: pending\ncopy the token now, it will not be shown again:\ngithub_pat_\S{82}\n$`).MatchString(res) {
 		t.Fatalf("text output: %q", res)
 	}
+}
+
+// Logins in another case name the same user or organization, as on GitHub:
+// the token is the store's bob's, and the lists find it by any spelling.
+func TestCLINamesInAnyCase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	out := decode[map[string]any](t, cliOK(t, "token", "create", "--store", db, "--kind", "fine_grained", "--user", "BOB",
+		"--resource-owner", "Octo-Org", "--repositories", "App"))
+	if out["user"] != "bob" || out["resource_owner"] != "octo-org" {
+		t.Fatalf("created %v; want bob's token for octo-org", out)
+	}
+	req := out["request"].(map[string]any)
+	id := fmt.Sprint(req["id"])
+	for _, args := range [][]string{
+		{"token", "list", "--store", db, "-o", "json", "--user", "bob", "--resource-owner", "octo-org"},
+		{"requests", "list", "--store", db, "-o", "json", "--org", "octo-org", "--user", "bob"},
+	} {
+		want := cliOK(t, args...)
+		if n := len(decode[[]map[string]any](t, want)); n < 2 {
+			t.Fatalf("%v lists %d; want the world's and the new one", args, n)
+		}
+		mixed := slices.Clone(args)
+		for i, a := range mixed {
+			if a == "bob" || a == "octo-org" {
+				mixed[i] = strings.ToUpper(a[:1]) + a[1:]
+			}
+		}
+		if got := cliOK(t, mixed...); got != want {
+			t.Fatalf("%v:\n%s\nwant, as in lower case:\n%s", mixed, got, want)
+		}
+	}
+	cliOK(t, "requests", "approve", "--store", db, "--org", "Octo-Org", id)
 }
 
 func TestCLIImport(t *testing.T) {

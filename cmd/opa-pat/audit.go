@@ -48,6 +48,9 @@ func newAuditListCmd() *cobra.Command {
 				return fmt.Errorf("--action: %w", err)
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				if err := spell(cmd.Context(), db, &filter.Org); err != nil {
+					return err
+				}
 				events, err := db.ListAudit(cmd.Context(), filter)
 				if err != nil {
 					return err

@@ -48,13 +48,16 @@ func newRequestsListCmd() *cobra.Command {
 	var filter store.RequestFilter
 	var history bool
 	cmd := &cobra.Command{
-		Use:   "list --store PATH --org O [--state pending] [--user U] [--token ID] [--history]",
+		Use:   "list --store PATH [--org O] [--state pending] [--user U] [--token ID] [--history]",
 		Short: "List requests and their state (the current grant of each token, or the whole history)",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				if err := spell(cmd.Context(), db, &filter.Org, &filter.User); err != nil {
+					return err
+				}
 				filter.Current = !history
 				reqs, err := db.ListRequests(cmd.Context(), filter)
 				if err != nil {
@@ -93,6 +96,9 @@ func newReviewCmd(approve bool) *cobra.Command {
 				return err
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				if err := spell(cmd.Context(), db, &org); err != nil {
+					return err
+				}
 				grants, err := db.Review(cmd.Context(), store.ReviewParams{Org: org, IDs: ids, Approve: approve, Reason: reason, Actor: f.actor})
 				if err != nil {
 					return err
@@ -140,6 +146,9 @@ func newRequestsRevokeCmd() *cobra.Command {
 				return err
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				if err := spell(cmd.Context(), db, &org); err != nil {
+					return err
+				}
 				grants, err := db.RevokeGrants(cmd.Context(), org, ids, f.actor, reason)
 				if err != nil {
 					return err
@@ -176,6 +185,9 @@ func newRequestsCreateCmd() *cobra.Command {
 				return errors.New("--token: give the token id")
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				if err := spell(cmd.Context(), db, &org); err != nil {
+					return err
+				}
 				g, err := db.RequestAgain(cmd.Context(), tokenID, org, f.actor, reason)
 				if err != nil {
 					return err

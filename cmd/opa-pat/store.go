@@ -131,6 +131,23 @@ func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 	}
 }
 
+// spell replaces each name given with the store's spelling of it (logins
+// are compared without regard to case, as on GitHub): --org Octo-Org is the
+// store's octo-org.
+func spell(ctx context.Context, db *store.DB, names ...*string) error {
+	for _, n := range names {
+		if *n == "" {
+			continue
+		}
+		s, err := db.Spelling(ctx, *n)
+		if err != nil {
+			return err
+		}
+		*n = s
+	}
+	return nil
+}
+
 // reported is an error its command has printed already.
 type reported struct{ error }
 

@@ -302,6 +302,9 @@ func newTokenListCmd() *cobra.Command {
 				return fmt.Errorf("--kind: unknown kind %q, want classic or fine_grained", filter.Kind)
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
+				if err := spell(cmd.Context(), db, &filter.User, &filter.ResourceOwner); err != nil {
+					return err
+				}
 				filter.Live = !all
 				tokens, err := db.ListTokens(cmd.Context(), filter)
 				if err != nil {

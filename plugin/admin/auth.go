@@ -123,10 +123,13 @@ func (s *Server) org(op, doc string, h func(w http.ResponseWriter, r *http.Reque
 			writeError(w, e)
 			return
 		}
-		// GitHub compares logins without regard to case; the store keeps
-		// them in lower case.
-		org := strings.ToLower(r.PathValue("org"))
-		known, err := s.db.OrgKnown(r.Context(), org)
+		// GitHub compares logins without regard to case: /orgs/Octo-Org is
+		// octo-org, as the store spells it.
+		org, err := s.db.Spelling(r.Context(), r.PathValue("org"))
+		var known bool
+		if err == nil {
+			known, err = s.db.OrgKnown(r.Context(), org)
+		}
 		if err != nil {
 			s.logger.Error("Admin API: %v.", err)
 			writeError(w, internal(doc))

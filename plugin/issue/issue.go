@@ -197,15 +197,26 @@ type Result struct {
 // creation time.
 func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.Time) (Result, error) {
 	now = now.UTC()
-	// GitHub's names are compared without regard to case, and the store
-	// keeps them in lower case: "EMU" is the managed user emu, with emu's
-	// memberships and lifetime limits.
+	// GitHub compares logins without regard to case: "EMU" is the managed
+	// user emu, with emu's memberships and lifetime limits, not a new user.
+	// Names are written as the store spells them (lower case unless an
+	// import kept another), repositories in lower case.
+	user, err := db.Spelling(ctx, req.User)
+	if err != nil {
+		return Result{}, err
+	}
+	owner := req.ResourceOwner
+	if owner != "" {
+		if owner, err = db.Spelling(ctx, owner); err != nil {
+			return Result{}, err
+		}
+	}
 	var repos []string
 	for _, r := range req.Repositories {
 		repos = append(repos, strings.ToLower(r))
 	}
 	t := store.Token{
-		Name: req.Name, Kind: req.Kind, User: strings.ToLower(req.User), Scopes: req.Scopes, ResourceOwner: strings.ToLower(req.ResourceOwner),
+		Name: req.Name, Kind: req.Kind, User: user, Scopes: req.Scopes, ResourceOwner: owner,
 		RepositorySelection: req.RepositorySelection, Repositories: repos, Permissions: req.Permissions, CreatedAt: now,
 	}
 	switch {

@@ -153,3 +153,35 @@ func TestIssue(t *testing.T) {
 		})
 	}
 }
+
+// A store whose import kept a login's capitals ("Dave"): a token for "dave"
+// or "DAVE" is Dave's, held to his enterprise's limit (rule 27), not a new
+// unmanaged user's.
+func TestIssueFindsTheStoresSpelling(t *testing.T) {
+	db := openStore(t)
+	d, err := store.ParseDump(strings.NewReader(`{"users": [{"login": "Dave", "managed_by": "acme"}],
+		"memberships": [{"user": "Dave", "org": "Big-Org", "role": "owner"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Import(t.Context(), d, "test"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChecker(t.Context(), map[string]any{"enterprises": map[string]any{"acme": map[string]any{"fine_grained_max_lifetime_days": 30}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = Issue(t.Context(), db, c, Request{Kind: store.KindFineGrained, User: "DAVE", ExpiresIn: 31 * 24 * time.Hour}, now)
+	if want := "token creation refused: acme forbids access via a fine-grained personal access token if the token's lifetime is greater than 30 days: the policy is set by the acme enterprise; the token's lifetime is 31 days; choose an expiration of 30 days or less"; err == nil || err.Error() != want {
+		t.Fatalf("err = %v; want %q", err, want)
+	}
+	res, err := Issue(t.Context(), db, c, Request{Kind: store.KindFineGrained, User: "dave", ResourceOwner: "big-org", RepositorySelection: "all",
+		ExpiresIn: 7 * 24 * time.Hour}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Token.User != "Dave" || res.Token.ResourceOwner != "Big-Org" || res.Grant == nil || res.Grant.State != store.GrantApproved {
+		t.Fatalf("token %+v, grant %+v; want Dave's for Big-Org, approved (an owner's)", res.Token, res.Grant)
+	}
+}

@@ -349,7 +349,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		tokens[i] = t
 	}
 	for i, g := range d.Grants {
-		if err := errors.Join(checkLogin("org", g.Org), checkEnum("state", g.State, grantStates),
+		if err := errors.Join(checkName("org", g.Org), checkEnum("state", g.State, grantStates),
 			CheckText("reason", g.Reason), CheckText("justification", g.Justification)); err != nil {
 			return ImportResult{}, fmt.Errorf("grants[%d].%w", i, firstErr(err))
 		}

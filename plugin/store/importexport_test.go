@@ -497,3 +497,22 @@ func hashHex(raw string) string {
 	h := token.Hash(raw)
 	return hex.EncodeToString(h[:])
 }
+
+// Spelling finds a login as the store spells it, whatever the case asked.
+func TestSpelling(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		if _, err := importJSON(t, db, `{"users": [{"login": "Dave"}, {"login": "erin"}],
+			"memberships": [{"user": "erin", "org": "Big-Org", "role": "member"}],
+			"repositories": [{"owner": "Repo-Owner", "name": "x", "visibility": "public"}]}`); err != nil {
+			t.Fatal(err)
+		}
+		for asked, want := range map[string]string{
+			"dave": "Dave", "DAVE": "Dave", "Erin": "erin", "big-org": "Big-Org", "BIG-ORG": "Big-Org",
+			"repo-owner": "Repo-Owner", "Nobody": "nobody", "": "",
+		} {
+			if got, err := db.Spelling(t.Context(), asked); err != nil || got != want {
+				t.Errorf("Spelling(%q) = %q, %v; want %q", asked, got, err, want)
+			}
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -301,6 +302,34 @@ func (db *DB) User(ctx context.Context, login string) (User, bool, error) {
 	u := User{Login: login}
 	err := db.rdb.QueryRowContext(ctx, `SELECT managed_by FROM users WHERE login = $1`, login).Scan(&u.ManagedBy)
 	return pointResult(u, err, "user", login)
+}
+
+// Spelling returns how the store spells a user's or an organization's
+// login, compared without regard to case as GitHub compares logins (the
+// policy's index folds case too): the lower-case form when the store has it
+// or has no such name, else the store's own. Names typed in another case (a
+// CLI flag, an admin API path) then reach the records they name, also in a
+// store whose import kept mixed case.
+func (db *DB) Spelling(ctx context.Context, login string) (string, error) {
+	lower := strings.ToLower(login)
+	var found []string
+	err := each(ctx, db.rdb, `SELECT login FROM users WHERE lower(login) = $1
+UNION SELECT org FROM memberships WHERE lower(org) = $1
+UNION SELECT owner FROM repositories WHERE lower(owner) = $1
+UNION SELECT resource_owner FROM tokens WHERE lower(resource_owner) = $1`, func(rows *sql.Rows) error {
+		var s string
+		err := rows.Scan(&s)
+		found = append(found, s)
+		return err
+	}, lower)
+	if err != nil {
+		return "", fmt.Errorf("looking up %q: %w", login, err)
+	}
+	if len(found) == 0 || slices.Contains(found, lower) {
+		return lower, nil
+	}
+	slices.Sort(found)
+	return found[0], nil
 }
 
 // Membership reads one membership.

@@ -153,20 +153,6 @@ func CheckText(field, v string) error {
 	return nil
 }
 
-// checkLogin checks a GitHub name (a user's or an organization's login, an
-// enterprise's slug, a repository's name): GitHub compares them without
-// regard to case and the policy asks for them in lower case, so the store
-// keeps them in lower case; a mixed-case one would never be found.
-func checkLogin(field, v string) error {
-	if err := checkName(field, v); err != nil {
-		return err
-	}
-	if lower := strings.ToLower(v); lower != v {
-		return fmt.Errorf("%s: %q: names are compared in lower case; write %q", field, v, lower)
-	}
-	return nil
-}
-
 // checkName refuses names that would break the list encoding.
 func checkName(field, v string) error {
 	if v == "" {
@@ -186,21 +172,21 @@ func checkEnum(field, v string, allowed []string) error {
 }
 
 func validateUser(u User) error {
-	if err := checkLogin("login", u.Login); err != nil {
+	if err := checkName("login", u.Login); err != nil {
 		return err
 	}
 	if u.ManagedBy != "" {
-		return checkLogin("managed_by", u.ManagedBy)
+		return checkName("managed_by", u.ManagedBy)
 	}
 	return nil
 }
 
 func validateMembership(m Membership) error {
-	return errors.Join(checkLogin("user", m.User), checkLogin("org", m.Org), checkEnum("role", m.Role, roles))
+	return errors.Join(checkName("user", m.User), checkName("org", m.Org), checkEnum("role", m.Role, roles))
 }
 
 func validateRepository(r Repository) error {
-	return errors.Join(checkLogin("owner", r.Owner), checkLogin("name", r.Name), checkEnum("visibility", r.Visibility, visibility))
+	return errors.Join(checkName("owner", r.Owner), checkName("name", r.Name), checkEnum("visibility", r.Visibility, visibility))
 }
 
 // ValidateToken checks a token record; errors name the field.
@@ -210,7 +196,7 @@ func ValidateToken(t Token) error {
 	default:
 		return fmt.Errorf("kind: unknown kind %q", t.Kind)
 	}
-	if err := checkLogin("user", t.User); err != nil {
+	if err := checkName("user", t.User); err != nil {
 		return err
 	}
 	if strings.ContainsRune(t.Name, 0) || !utf8.ValidString(t.Name) || utf8.RuneCountInString(t.Name) > 255 {
@@ -254,7 +240,7 @@ func ValidateToken(t Token) error {
 	if len(t.Scopes) > 0 {
 		return errors.New("scopes: only classic tokens have them")
 	}
-	if err := checkLogin("resource_owner", t.ResourceOwner); err != nil {
+	if err := checkName("resource_owner", t.ResourceOwner); err != nil {
 		return err
 	}
 	if err := checkEnum("repository_selection", t.RepositorySelection, selections); err != nil {
@@ -264,7 +250,7 @@ func ValidateToken(t Token) error {
 	// "public", or an empty selection, is recorded as given (import records
 	// what exists).
 	for i, r := range t.Repositories {
-		if err := checkLogin(fmt.Sprintf("repositories[%d]", i), r); err != nil {
+		if err := checkName(fmt.Sprintf("repositories[%d]", i), r); err != nil {
 			return err
 		}
 	}
