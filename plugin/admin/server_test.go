@@ -381,8 +381,11 @@ func TestRequests(t *testing.T) {
 				}
 			}
 		}
+		if r := f.do(t, "GET", reqs+"/"+itoa(g.ID)+"/repositories", f.as("alice-admin"), nil); r.status != 404 {
+			t.Fatalf("the repositories of the revoked token's request: %d %s", r.status, r.body)
+		}
 		r = f.do(t, "POST", reqs+"/"+itoa(g.ID), f.as("alice-admin"), map[string]any{"action": "approve"})
-		if r.status != 422 || !strings.Contains(r.body, "the token of a request was revoked by its user; nothing to review: request "+itoa(g.ID)+" (token "+itoa(tokenID)+")") {
+		if r.status != 422 || !strings.Contains(r.body, "the token of a request is revoked; nothing to review: request "+itoa(g.ID)+" (token "+itoa(tokenID)+")") {
 			t.Fatalf("approving the revoked token's request: %d %s", r.status, r.body)
 		}
 	})

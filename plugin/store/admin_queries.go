@@ -151,13 +151,14 @@ func pageClause(page, perPage int) string {
 }
 
 // OrgRequest returns one request of an organization with its token,
-// whether or not it is the current grant.
+// whether or not it is the current grant; a request of a revoked token is
+// not found, as in the organization's lists.
 func (db *DB) OrgRequest(ctx context.Context, org string, id int64) (OrgGrant, bool, error) {
 	var g OrgGrant
 	var created, updated int64
 	var sc tokenScanner
 	t, err := sc.scan(withExtra{rows: db.rdb.QueryRowContext(ctx, `SELECT r.id, r.token_id, r.org, r.state, r.justification, r.review_reason, r.reviewer, r.created_at, r.updated_at, `+
-		prefixedTokenColumns+` FROM requests r JOIN tokens t ON t.id = r.token_id WHERE r.org = $1 AND r.id = $2`, org, id),
+		prefixedTokenColumns+` FROM requests r JOIN tokens t ON t.id = r.token_id WHERE r.org = $1 AND r.id = $2 AND t.revoked = $3`, org, id, false),
 		extra: []any{&g.Grant.ID, &g.Grant.TokenID, &g.Grant.Org, &g.Grant.State, &g.Justification, &g.ReviewReason, &g.Grant.Reviewer, &created, &updated}})
 	if err != nil {
 		return pointResult(OrgGrant{}, err, "request", org+"/"+strconv.FormatInt(id, 10))

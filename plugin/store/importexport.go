@@ -350,7 +350,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	}
 	for i, g := range d.Grants {
 		if err := errors.Join(checkName("org", g.Org), checkEnum("state", g.State, grantStates),
-			CheckText("reason", g.Reason), CheckText("justification", g.Justification)); err != nil {
+			CheckText("reason", g.Reason), CheckText("justification", g.Justification), CheckText("reviewer", g.Reviewer)); err != nil {
 			return ImportResult{}, fmt.Errorf("grants[%d].%w", i, firstErr(err))
 		}
 	}

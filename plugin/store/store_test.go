@@ -256,11 +256,25 @@ func TestReview(t *testing.T) {
 	}
 	// Nor is its pending request reviewed: GitHub drops a deleted token's requests.
 	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{4}, Actor: "alice", Approve: true}); !errors.Is(err, ErrInvalidState) ||
-		err.Error() != "the token of a request was revoked by its user; nothing to review: request 4 (token 3)" {
+		err.Error() != "the token of a request is revoked; nothing to review: request 4 (token 3)" {
 		t.Fatalf("review of a revoked token's request: %v", err)
 	}
 	if g, _, _ := db.Grant(ctx, 3, "octo-org"); g.State != GrantPending {
 		t.Fatalf("grant 3 = %+v after a refused review", g)
+	}
+	// An approved grant of a revoked token has nothing left to revoke.
+	dead, g6, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(6, "bob", "octo-org"), GrantState: GrantPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{g6.ID}, Actor: "alice", Approve: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RevokeToken(ctx, dead.ID, "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RevokeGrants(ctx, "octo-org", []int64{dead.ID}, "alice", ""); !errors.Is(err, ErrInvalidState) || err.Error() != fmt.Sprintf("token %d is revoked; nothing to revoke", dead.ID) {
+		t.Fatalf("revoking the grant of a revoked token: %v", err)
 	}
 	if _, err := db.RequestAgain(ctx, 3, "octo-org", "bob", ""); err == nil || !errors.Is(err, ErrInvalidState) ||
 		err.Error() != "token 3 is revoked; create a new token and ask for access with it" {

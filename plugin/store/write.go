@@ -529,7 +529,7 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 			errs = append(errs, errorf(ErrInvalidState, "only a token's latest request can be reviewed; superseded: %s", strings.Join(superseded, ", ")))
 		}
 		if len(dead) > 0 {
-			errs = append(errs, errorf(ErrInvalidState, "the token of a request was revoked by its user; nothing to review: %s", strings.Join(dead, ", ")))
+			errs = append(errs, errorf(ErrInvalidState, "the token of a request is revoked; nothing to review: %s", strings.Join(dead, ", ")))
 		}
 		if len(errs) > 0 {
 			return errors.Join(errs...)
@@ -586,7 +586,7 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 	var out []Grant
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		var missing, notApproved []int64
+		var missing, notApproved, dead []int64
 		for _, id := range tokenIDs {
 			g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, id, org))
 			if errors.Is(err, sql.ErrNoRows) {
@@ -599,6 +599,16 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 				notApproved = append(notApproved, id)
 				continue
 			}
+			// A revoked token reaches nothing: its grant is out of the
+			// organization's lists, and there is nothing left to revoke.
+			var revoked bool
+			if err := tx.QueryRowContext(ctx, `SELECT revoked FROM tokens WHERE id = $1`, id).Scan(&revoked); err != nil {
+				return fmt.Errorf("reading token %d: %w", id, err)
+			}
+			if revoked {
+				dead = append(dead, id)
+				continue
+			}
 			out = append(out, g)
 		}
 		var errs []error
@@ -607,6 +617,9 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 		}
 		if len(notApproved) > 0 {
 			errs = append(errs, errorf(ErrInvalidState, "only approved grants can be revoked: %s %s %s not approved in %s", plural("token", len(notApproved)), joinIDs(notApproved), pluralVerb(len(notApproved)), org))
+		}
+		if len(dead) > 0 {
+			errs = append(errs, errorf(ErrInvalidState, "%s %s %s revoked; nothing to revoke", plural("token", len(dead)), joinIDs(dead), pluralVerb(len(dead))))
 		}
 		if len(errs) > 0 {
 			return errors.Join(errs...)
