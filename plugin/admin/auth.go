@@ -124,11 +124,16 @@ func (s *Server) org(op, doc string, h func(w http.ResponseWriter, r *http.Reque
 			return
 		}
 		// GitHub compares logins without regard to case: /orgs/Octo-Org is
-		// octo-org, as the store spells it.
-		org, err := s.db.Spelling(r.Context(), r.PathValue("org"))
-		var known bool
-		if err == nil {
-			known, err = s.db.OrgKnown(r.Context(), org)
+		// octo-org, as the store spells it (looked up only when the name as
+		// given is not known).
+		org := r.PathValue("org")
+		known, err := s.db.OrgKnown(r.Context(), org)
+		if err == nil && !known {
+			var spelt string
+			if spelt, err = s.db.Spelling(r.Context(), org); err == nil && spelt != org {
+				org = spelt
+				known, err = s.db.OrgKnown(r.Context(), org)
+			}
 		}
 		if err != nil {
 			s.logger.Error("Admin API: %v.", err)

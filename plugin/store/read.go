@@ -312,6 +312,17 @@ func (db *DB) User(ctx context.Context, login string) (User, bool, error) {
 // store whose import kept mixed case.
 func (db *DB) Spelling(ctx context.Context, login string) (string, error) {
 	lower := strings.ToLower(login)
+	// The usual store spells every name in lower case: indexed lookups
+	// find it, and only a name it does not have costs the scans below.
+	var known bool
+	if err := db.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE login = $1)
+	OR EXISTS (SELECT 1 FROM repositories WHERE owner = $1)
+	OR EXISTS (SELECT 1 FROM requests WHERE org = $1)`, lower).Scan(&known); err != nil {
+		return "", fmt.Errorf("looking up %q: %w", login, err)
+	}
+	if known {
+		return lower, nil
+	}
 	var found []string
 	err := each(ctx, db.rdb, `SELECT login FROM users WHERE lower(login) = $1
 UNION SELECT org FROM memberships WHERE lower(org) = $1

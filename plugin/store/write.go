@@ -456,6 +456,15 @@ func checkIDs(field string, ids []int64) error {
 	return nil
 }
 
+// tokenRevoked reports whether a token was revoked.
+func tokenRevoked(ctx context.Context, tx *sql.Tx, id int64) (bool, error) {
+	var revoked bool
+	if err := tx.QueryRowContext(ctx, `SELECT revoked FROM tokens WHERE id = $1`, id).Scan(&revoked); err != nil {
+		return false, fmt.Errorf("reading token %d: %w", id, err)
+	}
+	return revoked, nil
+}
+
 func joinIDs(ids []int64) string {
 	s := make([]string, len(ids))
 	for i, id := range ids {
@@ -508,11 +517,9 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 				superseded = append(superseded, fmt.Sprintf("request %d by request %d", id, latest))
 				continue
 			}
-			var revoked bool
-			if err := tx.QueryRowContext(ctx, `SELECT revoked FROM tokens WHERE id = $1`, g.TokenID).Scan(&revoked); err != nil {
-				return fmt.Errorf("reading token %d: %w", g.TokenID, err)
-			}
-			if revoked {
+			if revoked, err := tokenRevoked(ctx, tx, g.TokenID); err != nil {
+				return err
+			} else if revoked {
 				dead = append(dead, fmt.Sprintf("request %d (token %d)", id, g.TokenID))
 				continue
 			}
@@ -601,11 +608,9 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 			}
 			// A revoked token reaches nothing: its grant is out of the
 			// organization's lists, and there is nothing left to revoke.
-			var revoked bool
-			if err := tx.QueryRowContext(ctx, `SELECT revoked FROM tokens WHERE id = $1`, id).Scan(&revoked); err != nil {
-				return fmt.Errorf("reading token %d: %w", id, err)
-			}
-			if revoked {
+			if revoked, err := tokenRevoked(ctx, tx, id); err != nil {
+				return err
+			} else if revoked {
 				dead = append(dead, id)
 				continue
 			}
