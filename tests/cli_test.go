@@ -420,6 +420,8 @@ func TestCLIUsageErrorsAreOneLine(t *testing.T) {
 		{[]string{"requests", "list", "--state"}, "error: flag needs an argument: --state (see opa-pat requests list --help)"},
 		{[]string{"store", "imprt", "--store", store, "x.json"}, `error: unknown command "imprt" for "opa-pat store" (see opa-pat store --help)`},
 		{[]string{"store", "--bogus"}, "error: unknown flag: --bogus (see opa-pat store --help)"},
+		{[]string{"token", "--bogus", "list"}, "error: unknown flag: --bogus (see opa-pat token --help)"},
+		{[]string{"token", "--store=" + store, "lst"}, `error: unknown command "lst" for "opa-pat token" (see opa-pat token --help)`},
 		{[]string{"bundle", "verify", "--key", "/nonexistent.pub", "x.tar.gz"}, "error: reading the public key: open /nonexistent.pub: no such file or directory"},
 		{[]string{"store", "bogus"}, `error: unknown command "bogus" for "opa-pat store" (see opa-pat store --help)`},
 		{[]string{"token", "list", "--store", store, "--kind", "Classic"}, `error: --kind: unknown kind "Classic", want classic or fine_grained`},

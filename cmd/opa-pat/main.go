@@ -10,6 +10,7 @@ import (
 
 	"github.com/open-policy-agent/opa/cmd"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // subcommands holds opa-pat's own commands; each file of this package adds
@@ -47,7 +48,7 @@ func run(args []string) int {
 		// A group (store, token...) reached with a flag was reached because
 		// the word after it is no subcommand: that is the mistake.
 		msg := err.Error()
-		if word := wordAfter(c, args); c.HasSubCommands() && word != "" {
+		if word := wordAfter(c, args); c.HasSubCommands() && word != "" && !isSubcommand(c, word) {
 			msg = fmt.Sprintf("unknown command %q for %q", word, c.CommandPath())
 		}
 		fmt.Fprintf(os.Stderr, "error: %s (see %s --help)\n", strings.ReplaceAll(msg, "\n", "; "), c.CommandPath())
@@ -55,8 +56,19 @@ func run(args []string) int {
 	return exitCode(err)
 }
 
-// wordAfter is the first word of args after c's own path that is not a
-// flag, or "".
+// isSubcommand reports whether word names one of c's subcommands.
+func isSubcommand(c *cobra.Command, word string) bool {
+	for _, sub := range c.Commands() {
+		if sub.Name() == word || sub.HasAlias(word) {
+			return true
+		}
+	}
+	return false
+}
+
+// wordAfter is the first word of args after c's own path that is neither
+// a flag nor a flag's value, or "" when there is none or a flag unknown to
+// c leaves it unclear which words are values.
 func wordAfter(c *cobra.Command, args []string) string {
 	path := strings.Fields(c.CommandPath())[1:] // without the root's name
 	rest := args
@@ -66,9 +78,25 @@ func wordAfter(c *cobra.Command, args []string) string {
 		}
 		rest = rest[1:]
 	}
-	for _, a := range rest {
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
 		if !strings.HasPrefix(a, "-") {
 			return a
+		}
+		if strings.Contains(a, "=") || a == "--" {
+			continue
+		}
+		var f *pflag.Flag
+		if strings.HasPrefix(a, "--") {
+			f = c.Flags().Lookup(a[2:])
+		} else if len(a) == 2 {
+			f = c.Flags().ShorthandLookup(a[1:])
+		}
+		if f == nil {
+			return ""
+		}
+		if f.NoOptDefVal == "" { // takes a value: the next word
+			i++
 		}
 	}
 	return ""
