@@ -358,6 +358,9 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	var res ImportResult
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		res = ImportResult{}
+		if err := checkSpellings(ctx, tx, d); err != nil {
+			return err
+		}
 		// The records are checked against the store before anything is
 		// written: stored[i] is the store's token of tokens[i] (ID 0: new).
 		stored := make([]Token, len(tokens))
@@ -769,4 +772,67 @@ func (db *DB) Export(ctx context.Context) (*Dump, error) {
 		d.Grants = append(d.Grants, dg)
 	}
 	return d, nil
+}
+
+// checkSpellings refuses a login that the store, or the file before it,
+// already spells in another case: GitHub compares logins without regard to
+// case, and so do the policy's index and the CLI and admin API (Spelling),
+// but the store's own lookups compare them exactly, so "dave" beside "Dave"
+// would be two users for some lookups and one for others. A spelling the
+// store already has stays importable, so a store that holds two (from
+// before this check) can still be exported and imported again.
+func checkSpellings(ctx context.Context, tx *sql.Tx, d *Dump) error {
+	exact := map[string]bool{}
+	folded := map[string]string{} // lower case -> the first spelling seen
+	see := func(name string) {
+		if name == "" || exact[name] {
+			return
+		}
+		exact[name] = true
+		if _, ok := folded[strings.ToLower(name)]; !ok {
+			folded[strings.ToLower(name)] = name
+		}
+	}
+	for _, q := range []string{
+		`SELECT login FROM users`, `SELECT DISTINCT org FROM memberships`, `SELECT DISTINCT owner FROM repositories`,
+		`SELECT DISTINCT resource_owner FROM tokens`, `SELECT DISTINCT org FROM requests`,
+	} {
+		err := each(ctx, tx, q, func(rows *sql.Rows) error {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				return err
+			}
+			see(name)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading the store's names: %w", err)
+		}
+	}
+	check := func(field, name string) error {
+		if name != "" && !exact[name] {
+			if other, ok := folded[strings.ToLower(name)]; ok {
+				return fmt.Errorf("%s: %q is spelt %q in the store or earlier in the file; logins are compared without regard to case: write %q", field, name, other, other)
+			}
+		}
+		see(name)
+		return nil
+	}
+	var err error
+	for i, u := range d.Users {
+		err = cmp.Or(err, check(fmt.Sprintf("users[%d].login", i), u.Login))
+	}
+	for i, m := range d.Memberships {
+		err = cmp.Or(err, check(fmt.Sprintf("memberships[%d].user", i), m.User), check(fmt.Sprintf("memberships[%d].org", i), m.Org))
+	}
+	for i, r := range d.Repositories {
+		err = cmp.Or(err, check(fmt.Sprintf("repositories[%d].owner", i), r.Owner))
+	}
+	for i, t := range d.Tokens {
+		err = cmp.Or(err, check(fmt.Sprintf("tokens[%d].user", i), t.User), check(fmt.Sprintf("tokens[%d].resource_owner", i), t.ResourceOwner))
+	}
+	for i, g := range d.Grants {
+		err = cmp.Or(err, check(fmt.Sprintf("grants[%d].org", i), g.Org))
+	}
+	return err
 }

@@ -516,3 +516,35 @@ func TestSpelling(t *testing.T) {
 		}
 	})
 }
+
+// A login the store (or the file, earlier) spells in another case is
+// refused: "dave" beside "Dave" would be one user to the policy and two to
+// the store. A spelling the store has stays importable.
+func TestImportRefusesAnotherSpelling(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		if _, err := importJSON(t, db, `{"users": [{"login": "Dave", "managed_by": "acme"}],
+			"memberships": [{"user": "Dave", "org": "Big-Org", "role": "owner"}]}`); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.Export(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ world, err string }{
+			{`{"users": [{"login": "dave"}]}`,
+				`users[0].login: "dave" is spelt "Dave" in the store or earlier in the file; logins are compared without regard to case: write "Dave"`},
+			{`{"users": [{"login": "erin"}, {"login": "Erin"}]}`,
+				`users[1].login: "Erin" is spelt "erin" in the store or earlier in the file; logins are compared without regard to case: write "erin"`},
+			{`{"repositories": [{"owner": "big-org", "name": "app", "visibility": "private"}]}`,
+				`repositories[0].owner: "big-org" is spelt "Big-Org" in the store or earlier in the file; logins are compared without regard to case: write "Big-Org"`},
+			{`{"memberships": [{"user": "DAVE", "org": "Big-Org", "role": "member"}]}`,
+				`memberships[0].user: "DAVE" is spelt "Dave" in the store or earlier in the file; logins are compared without regard to case: write "Dave"`},
+		} {
+			refused(t, db, before, tc.world, tc.err)
+		}
+		if _, err := importJSON(t, db, `{"users": [{"login": "Dave", "managed_by": "acme"}],
+			"repositories": [{"owner": "Big-Org", "name": "app", "visibility": "private"}]}`); err != nil {
+			t.Fatalf("the store's own spelling: %v", err)
+		}
+	})
+}
