@@ -131,6 +131,10 @@ test_route[note] if {
 		"request a pages build": {"m": "POST", "p": "/repos/octo-org/app/pages/builds", "want": ["octo-org", "app", "write", "pages"]},
 		"transfer": {"m": "POST", "p": "/repos/octo-org/app/transfer", "want": ["octo-org", "app", "write", "administration"]},
 		"interaction limits": {"m": "PUT", "p": "/repos/octo-org/app/interaction-limits", "want": ["octo-org", "app", "write", "administration"]},
+		"immutable releases": {"m": "PUT", "p": "/repos/octo-org/app/immutable-releases", "want": ["octo-org", "app", "write", "administration"]},
+		"the code security configuration": {"m": "GET", "p": "/repos/octo-org/app/code-security-configuration", "want": ["octo-org", "app", "read", "administration"]},
+		"issue types": {"m": "GET", "p": "/repos/octo-org/app/issue-types", "want": ["octo-org", "app", "read", "metadata"]},
+		"hash algorithm": {"m": "GET", "p": "/repos/octo-org/app/hash-algorithm", "want": ["octo-org", "app", "read", "metadata"]},
 		"git upload-pack advertisement": {"m": "GET", "p": "/octo-org/app.git/info/refs?service=git-upload-pack", "want": ["octo-org", "app", "read", "contents"]},
 		"git upload-pack advertisement, no .git": {"m": "GET", "p": "/octo-org/app/info/refs?service=git-upload-pack", "want": ["octo-org", "app", "read", "contents"]},
 		"git upload-pack": {"m": "POST", "p": "/octo-org/app.git/git-upload-pack", "want": ["octo-org", "app", "read", "contents"]},
@@ -150,7 +154,7 @@ test_route[note] if {
 # Reads of what a public repository does not show to everyone go to the decision hidden (no
 # public floor).
 private_reads := {
-	"actions variables", "autolinks", "code scanning alerts", "collaborators read", "dependabot alerts",
+	"actions variables", "autolinks", "code scanning alerts", "collaborators read", "dependabot alerts", "the code security configuration",
 	"environment variables", "organization secrets of a repository", "organization variables of a repository", "traffic",
 }
 
