@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Usage errors of opa-pat's own commands: one line, as their other failures.
+
+// isSubcommand reports whether word names one of c's subcommands.
+func isSubcommand(c *cobra.Command, word string) bool {
+	for _, sub := range c.Commands() {
+		if sub.Name() == word || sub.HasAlias(word) {
+			return true
+		}
+	}
+	return false
+}
+
+// wordAfter is the first word of args after c's own path that is neither
+// a flag nor a flag's value, or "" when there is none or a flag unknown to
+// c leaves it unclear which words are values.
+func wordAfter(c *cobra.Command, args []string) string {
+	path := strings.Fields(c.CommandPath())[1:] // without the root's name
+	rest := args
+	for _, name := range path {
+		if len(rest) == 0 || rest[0] != name {
+			return ""
+		}
+		rest = rest[1:]
+	}
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if !strings.HasPrefix(a, "-") {
+			return a
+		}
+		if strings.Contains(a, "=") || a == "--" {
+			continue
+		}
+		var f *pflag.Flag
+		if strings.HasPrefix(a, "--") {
+			f = c.Flags().Lookup(a[2:])
+		} else if len(a) == 2 {
+			f = c.Flags().ShorthandLookup(a[1:])
+		}
+		if f == nil {
+			return ""
+		}
+		if f.NoOptDefVal == "" { // takes a value: the next word
+			i++
+		}
+	}
+	return ""
+}
+
+// quiet makes a command tree of opa-pat's leave errors to run, and records
+// its commands in own.
+func quiet(c *cobra.Command, own map[*cobra.Command]bool) {
+	own[c] = true
+	c.SilenceErrors, c.SilenceUsage = true, true
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		// cobra shows a group's help, exiting 0, for any words after it:
+		// a mistyped subcommand is an error.
+		c.Args = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())
+			}
+			return nil
+		}
+		c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
+	for _, sub := range c.Commands() {
+		quiet(sub, own)
+	}
+}
