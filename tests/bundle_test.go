@@ -488,8 +488,9 @@ func TestSidecarVerificationKeyFlag(t *testing.T) {
 				t.Fatal(err)
 			}
 			stdout, stderr := w.run(t, 1, append(slices.Clone(flags), p)...)
-			if !strings.Contains(stdout+stderr, tc.want) {
-				t.Fatalf("output %q %q does not say %q", stdout, stderr, tc.want)
+			want := "error: load error: bundle " + p + ": " + tc.want
+			if stdout != "" || !strings.HasPrefix(stderr, want) {
+				t.Fatalf("stdout %q, stderr %q: want nothing on stdout and stderr starting %q", stdout, stderr, want)
 			}
 		})
 	}
@@ -563,8 +564,8 @@ func TestSidecarKeysWithLocalBundle(t *testing.T) {
 				t.Fatal(err)
 			}
 			stdout, stderr := w.run(t, 1, "run", "--server", "--addr", "127.0.0.1:0", "--config-file", tc.config, "--bundle", p)
-			if !strings.Contains(stdout+stderr, tc.want) {
-				t.Fatalf("output %q %q does not say %q", stdout, stderr, tc.want)
+			if stdout != "" || !strings.HasPrefix(stderr, "error: ") || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("stdout %q, stderr %q: want nothing on stdout and an error on stderr that says %q", stdout, stderr, tc.want)
 			}
 		})
 	}

@@ -25,10 +25,21 @@ func init() {
 		// OPA's run --server returns a plugin's failure to start without a
 		// word (it silences errors; without --server it prints it itself):
 		// say it, as `opa-pat up` does.
+		// OPA's run also prints a runtime it cannot build (a local bundle it
+		// refuses, a configuration it cannot parse) on stdout. A server writes
+		// nothing else there, so in server mode stdout is stderr: every error
+		// goes where the logs go, through the token filter (redact.go).
 		runE := run.RunE
 		run.RunE = func(c *cobra.Command, args []string) error {
+			server := c.Flags().Lookup("server")
+			serverMode := server != nil && server.Value.String() == "true"
+			if serverMode {
+				stdout := os.Stdout
+				os.Stdout = os.Stderr
+				defer func() { os.Stdout = stdout }()
+			}
 			err := runE(c, args)
-			if server := c.Flags().Lookup("server"); plugin.IsStartFailure(err) && server != nil && server.Value.String() == "true" {
+			if serverMode && plugin.IsStartFailure(err) {
 				fmt.Fprintln(os.Stderr, "error:", err)
 			}
 			return err
