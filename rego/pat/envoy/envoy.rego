@@ -255,12 +255,16 @@ _repo_permission(rest, action) := "metadata" if {
 	rest[0] == "commits"
 	count(rest) > 2
 	permission := _by_action(_commit_sub_permissions[rest[count(rest) - 1]], action)
-} else := "contents" if {
-	# Merging a pull request writes to the repository's contents (GitHub asks for contents: write).
+} else := permission if {
+	# Merging a pull request writes to the repository's contents (GitHub asks for contents: write);
+	# a codespace made from a pull request is the codespaces permission's (classic: codespace).
 	action == "write"
 	rest[0] == "pulls"
 	count(rest) == 3
-	rest[2] == "merge"
+	permission := {
+		"merge": "contents",
+		"codespaces": {"permission": "codespaces", "classic_scopes": ["codespace"]},
+	}[rest[2]]
 } else := {"permission": "pull_requests", "either": [{"permission": "contents"}]} if {
 	# Reading one pull request: pull_requests or contents, as on GitHub (not the repository's
 	# review comments, /pulls/comments, which take pull_requests alone).
@@ -284,8 +288,8 @@ _repo_permission(rest, action) := "metadata" if {
 	rest == ["pages"]
 } else := permission if {
 	# Environments: listing and reading them is the actions permission; creating, changing and
-	# deleting one, or its deployment policies, administration; its secrets and variables are
-	# the environments permission.
+	# deleting one, or its deployment policies, administration (and reading the apps that may
+	# provide its protection rules); its secrets and variables are the environments permission.
 	rest[0] == "environments"
 	permission := _environment_permission(rest, action)
 } else := {"permission": "repository_hooks", "classic_scopes": ["admin:repo_hook", "public_repo", "repo"]} if {
@@ -360,13 +364,13 @@ _exception(["actions", "runs", _, "pending_deployments"], "write") := "deploymen
 # The cache's storage and retention limits are repository settings.
 _exception(["actions", "cache", limit], _) := "administration" if limit in {"storage-limit", "retention-limit"}
 
-# CodeQL databases and variant analyses hold the repository's code; an autofix commits to a
-# branch; bypassing push protection lets a push through: contents.
-_exception(["code-scanning", "codeql", _], _) := "contents"
-
-_exception(["code-scanning", "codeql", _, _], _) := "contents"
-
-_exception(["code-scanning", "codeql", _, _, _], _) := "contents"
+# CodeQL databases and variant analyses hold the repository's code, down to a variant
+# analysis's repositories (code-scanning/codeql/variant-analyses/{id}/repos/{owner}/{repo}); an
+# autofix commits to a branch; bypassing push protection lets a push through: contents.
+_exception(rest, _) := "contents" if {
+	rest[0] == "code-scanning"
+	rest[1] == "codeql"
+}
 
 _exception(["code-scanning", "alerts", _, "autofix", "commits"], "write") := "contents"
 
@@ -473,6 +477,9 @@ repo_permissions := {
 
 _environment_permission(rest, action) := "environments" if {
 	rest[2] in {"secrets", "variables"}
+} else := "administration" if {
+	# The apps that could provide custom protection rules: administration, also to read them.
+	array.slice(rest, 2, 4) == ["deployment_protection_rules", "apps"]
 } else := {"read": "actions", "write": "administration"}[action]
 
 _commit_sub_permissions := {
@@ -529,15 +536,44 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 	action == "write"
 	rest == ["repos"]
 } else := permission if {
-	# Two-segment endpoints with a permission of their own, as for repositories.
-	permission := {
-		"actions/runner-groups": "organization_self_hosted_runners",
-		"actions/runners": "organization_self_hosted_runners",
-		"actions/secrets": "organization_secrets",
-		"actions/variables": "organization_actions_variables",
-		"dependabot/secrets": "organization_dependabot_secrets",
-	}[concat("/", array.slice(rest, 0, 2))]
+	# Two-segment endpoints with a permission of their own, as for repositories. Hosted compute
+	# network configurations: a personal access token (classic) needs read:network_configurations
+	# to read them, write:network_configurations to change them.
+	permission := _by_action(
+		{
+			"actions/runner-groups": "organization_self_hosted_runners",
+			"actions/runners": "organization_self_hosted_runners",
+			"actions/secrets": "organization_secrets",
+			"actions/variables": "organization_actions_variables",
+			"dependabot/secrets": "organization_dependabot_secrets",
+			"settings/network-configurations": {
+				"read": {"permission": "organization_network_configurations", "classic_scopes": ["read:network_configurations"]},
+				"write": {"permission": "organization_network_configurations", "classic_scopes": ["write:network_configurations"]},
+			},
+			"settings/network-settings": {"read": {"permission": "organization_network_configurations", "classic_scopes": ["read:network_configurations"]}},
+		}[concat("/", array.slice(rest, 0, 2))],
+		action,
+	)
+} else := permission if {
+	# Endpoints deeper in a segment whose permission GitHub gives apart from the segment's (a set
+	# lookup for every other request, not a try of every _org_exception).
+	rest[0] in {"actions", "teams"}
+	permission := _org_exception(rest, action)
 } else := _by_action(org_permissions[rest[0]], action)
+
+# The custom images of GitHub-hosted runners are not the organization's administration (classic:
+# manage_runners:org).
+_org_exception(rest, action) := {"permission": "organization_runner_custom_images", "classic_scopes": ["manage_runners:org"]} if {
+	array.slice(rest, 0, 4) == ["actions", "hosted-runners", "images", "custom"]
+} else := {"permission": "team_discussions", "classic_scopes": _discussion_scopes[action]} if {
+	# A team's discussions and their reactions: team_discussions, not members (classic:
+	# read:discussion or write:discussion).
+	rest[0] == "teams"
+	count(rest) > 2
+	rest[2] == "discussions"
+}
+
+_discussion_scopes := {"read": ["read:discussion", "write:discussion"], "write": ["write:discussion"]}
 
 # The classic scopes that create an organization repository: public_repo is enough only for a
 # public one, which the gate knows only from a forwarded body that asks for no private or internal

@@ -412,6 +412,78 @@ test_route_resplit[note] if {
 	[got.action, got.permission] == [action, permission]
 }
 
+# The route as the decision sees it (without the credential): resource, action, permission and,
+# when the route names them, classic scopes.
+mapped_requirement(method, target) := object.filter(m, {"resource", "action", "permission", "classic_scopes"}) if {
+	m := envoy.mapped with input as req(method, target, bearer)
+}
+
+app := {"owner": "octo-org", "repository": "app"}
+
+hidden_app := object.union(app, {"hidden": true})
+
+org := {"owner": "octo-org"}
+
+# Endpoints where the gate asked for another permission than GitHub's table: a token with the
+# permission the gate asked for could do what GitHub keeps for another.
+test_route_where_the_gate_asked_another_permission[note] if {
+	some note, tc in {
+		"the apps an environment's protection rules may use": {
+			"m": "GET", "p": "/repos/octo-org/app/environments/prod/deployment_protection_rules/apps",
+			"want": {"resource": hidden_app, "action": "read", "permission": "administration"},
+		},
+		"an environment's protection rules, still actions": {
+			"m": "GET", "p": "/repos/octo-org/app/environments/prod/deployment_protection_rules/7",
+			"want": {"resource": app, "action": "read", "permission": "actions"},
+		},
+		"a repository of a CodeQL variant analysis": {
+			"m": "GET", "p": "/repos/octo-org/app/code-scanning/codeql/variant-analyses/9/repos/other-org/lib",
+			"want": {"resource": app, "action": "read", "permission": "contents"},
+		},
+		"a codespace from a pull request": {
+			"m": "POST", "p": "/repos/octo-org/app/pulls/3/codespaces",
+			"want": {"resource": app, "action": "write", "permission": "codespaces", "classic_scopes": ["codespace"]},
+		},
+		"custom images of hosted runners": {
+			"m": "GET", "p": "/orgs/octo-org/actions/hosted-runners/images/custom",
+			"want": {"resource": org, "action": "read", "permission": "organization_runner_custom_images", "classic_scopes": ["manage_runners:org"]},
+		},
+		"a custom image's version": {
+			"m": "DELETE", "p": "/orgs/octo-org/actions/hosted-runners/images/custom/5/versions/1.0.0",
+			"want": {"resource": org, "action": "write", "permission": "organization_runner_custom_images", "classic_scopes": ["manage_runners:org"]},
+		},
+		"GitHub's images of hosted runners, still administration": {
+			"m": "GET", "p": "/orgs/octo-org/actions/hosted-runners/images/github-owned",
+			"want": {"resource": org, "action": "read", "permission": "organization_administration"},
+		},
+		"a network configuration": {
+			"m": "PATCH", "p": "/orgs/octo-org/settings/network-configurations/nc1",
+			"want": {"resource": org, "action": "write", "permission": "organization_network_configurations", "classic_scopes": ["write:network_configurations"]},
+		},
+		"network settings": {
+			"m": "GET", "p": "/orgs/octo-org/settings/network-settings/ns1",
+			"want": {"resource": org, "action": "read", "permission": "organization_network_configurations", "classic_scopes": ["read:network_configurations"]},
+		},
+		"billing settings, still administration": {
+			"m": "GET", "p": "/orgs/octo-org/settings/billing/actions",
+			"want": {"resource": org, "action": "read", "permission": "organization_administration"},
+		},
+		"a reaction to a team discussion": {
+			"m": "DELETE", "p": "/orgs/octo-org/teams/devs/discussions/4/reactions/8",
+			"want": {"resource": org, "action": "write", "permission": "team_discussions", "classic_scopes": ["write:discussion"]},
+		},
+		"a reaction to a team discussion's comment": {
+			"m": "DELETE", "p": "/orgs/octo-org/teams/devs/discussions/4/comments/2/reactions/8",
+			"want": {"resource": org, "action": "write", "permission": "team_discussions", "classic_scopes": ["write:discussion"]},
+		},
+		"a team, still members": {
+			"m": "PATCH", "p": "/orgs/octo-org/teams/devs",
+			"want": {"resource": org, "action": "write", "permission": "members"},
+		},
+	}
+	mapped_requirement(tc.m, tc.p) == tc.want
+}
+
 # The gate splits the path before decoding: "%2F" stays inside its segment.
 _decoded_path(target) := [urlquery.decode(seg) | some seg in split(trim_left(split(target, "?")[0], "/"), "/")]
 

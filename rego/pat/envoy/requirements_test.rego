@@ -31,12 +31,16 @@ tokens := {
 	"ghp_admin_hook": classic({"admin:repo_hook"}),
 	"ghp_public_write_hook": classic({"public_repo", "write:repo_hook"}),
 	"ghp_status": classic({"repo:status"}),
+	"ghp_admin_org": classic({"admin:org"}),
 	"fg_deployments": fine_grained({"deployments": "write"}),
 	"fg_security_events": fine_grained({"security_events": "write"}),
 	"fg_secret_scanning": fine_grained({"secret_scanning_alerts": "write"}),
 	"fg_administration_read": fine_grained({"administration": "read"}),
 	"fg_administration_contents": fine_grained({"administration": "write", "contents": "read"}),
 	"fg_advisories": fine_grained({"repository_advisories": "write"}),
+	"fg_org_administration": fine_grained({"organization_administration": "write"}),
+	"fg_custom_images": fine_grained({"organization_runner_custom_images": "write"}),
+	"fg_team_discussions": fine_grained({"team_discussions": "write"}),
 }
 
 fine_grained(permissions) := {
@@ -238,4 +242,20 @@ test_github_org_permission_exceptions[note] if {
 	}
 	mapped := envoy.mapped with input as request(tc.m, tc.p, "fg_members")
 	object.filter(mapped, ["permission", "action", "classic_scopes"]) == tc.want
+}
+
+# Endpoints where the gate asked for another permission than GitHub's: the permission the gate
+# used to ask for no longer lets a token through, GitHub's does.
+test_permission_github_gives_instead[note] if {
+	some note, tc in {
+		"an environment's protection rule apps, with actions": {"m": "GET", "p": "/repos/octo-org/app/environments/prod/deployment_protection_rules/apps", "raw": "fg_actions", "want": needs("administration", "read", lacks)},
+		"an environment's protection rule apps, with administration": {"m": "GET", "p": "/repos/octo-org/app/environments/prod/deployment_protection_rules/apps", "raw": "fg_administration_read", "want": allowed},
+		"a codespace from a pull request, with pull_requests": {"m": "POST", "p": "/repos/octo-org/app/pulls/3/codespaces", "raw": "fg_pull_requests", "want": needs("codespaces", "write", lacks)},
+		"a custom image, with organization administration": {"m": "DELETE", "p": "/orgs/octo-org/actions/hosted-runners/images/custom/5", "raw": "fg_org_administration", "want": needs("organization_runner_custom_images", "write", lacks)},
+		"a custom image, with custom images": {"m": "DELETE", "p": "/orgs/octo-org/actions/hosted-runners/images/custom/5", "raw": "fg_custom_images", "want": allowed},
+		"a team discussion's reaction, with members": {"m": "DELETE", "p": "/orgs/octo-org/teams/devs/discussions/4/reactions/8", "raw": "fg_members", "want": needs("team_discussions", "write", lacks)},
+		"a team discussion's reaction, with team discussions": {"m": "DELETE", "p": "/orgs/octo-org/teams/devs/discussions/4/reactions/8", "raw": "fg_team_discussions", "want": allowed},
+		"a custom image, classic admin:org alone": {"m": "GET", "p": "/orgs/octo-org/actions/hosted-runners/images/custom", "raw": "ghp_admin_org", "want": [false, 404, `Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of octo-org; regenerate the token with the repo scope`]},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
 }
