@@ -120,7 +120,8 @@ _route := object.union({"resource": _repo_resource(lower(owner), lower(repo), re
 # variables, security alerts, collaborators, invitations, teams, traffic) is not the public
 # floor's to read (rule 12): the gate marks such a read's resource hidden, so the token's own
 # permission, approval and the access policy apply to it, and a personal access token (classic)
-# needs public_repo (or repo) for it on a public repository, as on GitHub.
+# needs public_repo (or repo) for it on a public repository, as on GitHub. (The POSTs GitHub's
+# table counts as reads say so themselves: their need's "resource" is {"hidden": true}.)
 _repo_resource(owner, repo, rest, permission) := {"owner": owner, "repository": repo, "hidden": true} if {
 	_action == "read"
 	_private_read(rest, permission)
@@ -148,7 +149,11 @@ _route := object.union({"resource": {"owner": lower(org)}, "action": _action}, _
 #     permission maps to (data.pat.decision's input.classic_scopes: GitHub's delete_repo, ...);
 #   "also": more requirements, every one of which must be met (GitHub's "and");
 #   "either": other requirements, any one of which will do instead (GitHub's "at least one of");
-#   "resource": the resource of the first requirement, when not the path's owner (or repository).
+#   "resource": the resource of the first requirement, when not the path's owner (or repository),
+#     or what to add to it: {"hidden": true} for a POST that GitHub's table counts as a read, so
+#     that the public floor does not let everyone do it (object.union merges the two);
+#   "action": the action of the first requirement, when GitHub's table gives another than the
+#     method's (a read that takes write, a POST that takes read).
 # A requirement in "also" or "either" is {"permission"}, with the route's resource and action
 # unless it gives its own "resource" or "action".
 _need(need) := {"permission": need} if is_string(need)
@@ -274,13 +279,14 @@ _repo_permission(rest, action) := "metadata" if {
 	rest[1] != "comments"
 } else := "issues" if {
 	# What only issues have: an issue read on its own, the repository's issue events, reactions,
-	# sub-issues, dependencies, field values and pinned comments take issues alone, as on GitHub.
+	# sub-issues, dependencies, reading field values and pinned comments take issues alone, as on
+	# GitHub.
 	rest[0] == "issues"
 	_issues_only(rest, action)
 } else := {"permission": "issues", "either": [{"permission": "pull_requests"}]} if {
-	# A pull request is an issue: its comments, labels, assignees and milestones, and the
-	# repository's labels and milestones, take issues or pull_requests, as on GitHub. Listing and
-	# creating issues (/issues alone) takes issues.
+	# A pull request is an issue: its comments, labels, assignees, milestones and field values (to
+	# set them), and the repository's labels and milestones, take issues or pull_requests, as on
+	# GitHub. Listing and creating issues (/issues alone) takes issues.
 	_issue_like(rest)
 } else := {"permission": "pages", "also": [{"permission": "administration"}]} if {
 	# Creating, changing or deleting the Pages site: pages and administration, as on GitHub.
@@ -302,8 +308,8 @@ _repo_permission(rest, action) := "metadata" if {
 	# Endpoints whose permission GitHub gives apart from their neighbours' (a set lookup for
 	# every other request, not a try of every _exception).
 	rest[0] in {
-		"actions", "code-scanning", "forks", "interaction-limits", "pages", "private-vulnerability-reporting",
-		"rulesets", "secret-scanning", "security-advisories",
+		"actions", "code-scanning", "forks", "hooks", "interaction-limits", "pages",
+		"private-vulnerability-reporting", "rulesets", "secret-scanning", "security-advisories",
 	}
 	_exceptional(rest)
 	permission := _exception(rest, action)
@@ -334,19 +340,25 @@ _issues_only(rest, "read") if {
 	rest[1] != "comments"
 }
 
+# An issue's field values are read with issues alone; pull_requests may set them too.
+_issues_only(rest, "read") if {
+	count(rest) > 2
+	rest[2] == "issue-field-values"
+}
+
 _issues_only(rest, _) if "reactions" in rest
 
 _issues_only(rest, _) if {
 	count(rest) > 2
-	rest[2] in {"sub_issues", "sub_issue", "parent", "dependencies", "issue-field-values"}
+	rest[2] in {"sub_issues", "sub_issue", "parent", "dependencies"}
 }
 
 _issues_only(["issues", "comments", _, "pin"], _)
 
 # Repository endpoints that GitHub's table ("Permissions required for fine-grained personal
 # access tokens") does not give their neighbours' permission, by their first two segments (or
-# their third: rulesets/{id}/history, security-advisories/{ghsa}/forks). _exception is undefined
-# for the others of these, which the tables below decide.
+# their third: rulesets/{id}/history, security-advisories/{ghsa}/forks, hooks/{id}/pings).
+# _exception is undefined for the others of these, which the tables below decide.
 _exceptional(rest) if {
 	concat("/", array.slice(rest, 0, 2)) in {
 		"actions/runs", "actions/cache", "code-scanning/codeql", "code-scanning/alerts",
@@ -355,14 +367,17 @@ _exceptional(rest) if {
 	}
 } else if {
 	count(rest) > 2
-	rest[2] in {"history", "forks"}
+	rest[2] in {"history", "forks", "pings", "tests"}
 }
 
 # Approving or rejecting a run's deployments into protected environments: deployments.
 _exception(["actions", "runs", _, "pending_deployments"], "write") := "deployments"
 
-# The cache's storage and retention limits are repository settings.
-_exception(["actions", "cache", limit], _) := "administration" if limit in {"storage-limit", "retention-limit"}
+# The cache's retention limit is a repository setting; its storage limit too, though reading it
+# takes actions, as on GitHub.
+_exception(["actions", "cache", "retention-limit"], _) := "administration"
+
+_exception(["actions", "cache", "storage-limit"], "write") := "administration"
 
 # CodeQL databases and variant analyses hold the repository's code, down to a variant
 # analysis's repositories (code-scanning/codeql/variant-analyses/{id}/repos/{owner}/{repo}); an
@@ -400,6 +415,12 @@ _exception(["security-advisories", _, "forks"], "write") := {
 
 _exception(["interaction-limits", "pulls", list], _) := {"permission": "administration", "action": "write"} if {
 	list in {"bypass-list", "creation-cap"}
+}
+
+# Pinging a hook, or having it sent the latest push, takes repository_hooks at read (classic:
+# read:repo_hook pings), as on GitHub; what a public repository's hooks are is still hidden.
+_exception(["hooks", _, probe], "write") := {"permission": "repository_hooks", "action": "read", "resource": {"hidden": true}} if {
+	probe in {"pings", "tests"}
 }
 
 # Whether private vulnerability reporting is on is shown to everyone (metadata).
@@ -485,7 +506,8 @@ _environment_permission(rest, action) := "environments" if {
 _commit_sub_permissions := {
 	"check-runs": "checks",
 	"check-suites": "checks",
-	"comments": {"read": "metadata", "write": "contents"},
+	# Creating a commit comment takes contents at read, as on GitHub; not on the public floor.
+	"comments": {"read": "metadata", "write": {"permission": "contents", "action": "read", "resource": {"hidden": true}}},
 	"pulls": "pull_requests",
 	"status": "statuses",
 	"statuses": "statuses",
