@@ -117,7 +117,8 @@ _route := object.union({"resource": _repo_resource(lower(owner), lower(repo), re
 }
 
 # What a public repository does not show to everyone (its settings, hooks, keys, secrets and
-# variables, security alerts, collaborators, invitations, teams, traffic) is not the public
+# variables, security alerts, collaborators, invitations, teams, traffic, codespaces, a source
+# import) is not the public
 # floor's to read (rule 12): the gate marks such a read's resource hidden, so the token's own
 # permission, approval and the access policy apply to it, and a personal access token (classic)
 # needs public_repo (or repo) for it on a public repository, as on GitHub. (The POSTs GitHub's
@@ -129,11 +130,12 @@ _repo_resource(owner, repo, rest, permission) := {"owner": owner, "repository": 
 
 _private_read(_, permission) if permission in _private_permissions
 
-_private_read(rest, _) if rest[0] in {"collaborators", "invitations", "teams", "traffic", "keys", "hooks"}
+_private_read(rest, _) if rest[0] in {"collaborators", "invitations", "teams", "traffic", "keys", "hooks", "import"}
 
 _private_permissions := {
-	"administration", "dependabot_secrets", "environments", "repository_hooks", "secret_scanning_alerts",
-	"secrets", "security_events", "variables", "vulnerability_alerts",
+	"administration", "agent_secrets", "agent_variables", "code_quality", "codespaces", "codespaces_metadata",
+	"codespaces_secrets", "copilot_agent_settings", "dependabot_secrets", "environments", "repository_hooks",
+	"secret_scanning_alerts", "secrets", "security_events", "variables", "vulnerability_alerts",
 }
 
 # /orgs/{org}/...
@@ -315,7 +317,11 @@ _repo_permission(rest, action) := "metadata" if {
 	permission := _exception(rest, action)
 } else := permission if {
 	# Two-segment endpoints with a permission of their own. The table is written here, not as a
-	# rule: most requests get here, and a rule reference costs more than the literal.
+	# rule: most requests get here, and a rule reference costs more than the literal. Code
+	# quality's setup takes administration at write, also to read it; a repository's codespace
+	# secrets take codespaces_secrets at write, also to read them; codespaces and their
+	# configurations take, for a personal access token (classic), the codespace scope: as on
+	# GitHub.
 	permission := {
 		"actions/organization-secrets": "secrets",
 		"actions/organization-variables": "variables",
@@ -323,7 +329,19 @@ _repo_permission(rest, action) := "metadata" if {
 		"actions/runners": "administration",
 		"actions/secrets": "secrets",
 		"actions/variables": "variables",
+		"agents/organization-secrets": "agent_secrets",
+		"agents/organization-variables": "agent_variables",
+		"agents/secrets": "agent_secrets",
+		"agents/variables": "agent_variables",
+		"code-quality/findings": "code_quality",
+		"code-quality/setup": {"permission": "administration", "action": "write"},
 		"code-scanning/default-setup": "administration",
+		"codespaces/devcontainers": {"permission": "codespaces_metadata", "classic_scopes": ["codespace"]},
+		"codespaces/machines": {"permission": "codespaces_metadata", "classic_scopes": ["codespace"]},
+		"codespaces/new": {"permission": "codespaces", "action": "write", "classic_scopes": ["codespace"]},
+		"codespaces/permissions_check": {"permission": "codespaces", "action": "write", "classic_scopes": ["codespace"]},
+		"codespaces/secrets": {"permission": "codespaces_secrets", "action": "write"},
+		"copilot/cloud-agent": "copilot_agent_settings",
 		"dependabot/alerts": "vulnerability_alerts",
 		"dependabot/secrets": "dependabot_secrets",
 		"tags/protection": "administration",
@@ -435,6 +453,7 @@ _issue_like(rest) if rest[0] in {"labels", "milestones", "assignees"}
 repo_permissions := {
 	"actions": "actions",
 	"assignees": "issues",
+	"attestations": "attestations",
 	"autolinks": "administration",
 	"automated-security-fixes": "administration",
 	"branches": "contents",
@@ -443,6 +462,10 @@ repo_permissions := {
 	"code-scanning": "security_events",
 	"code-security-configuration": "administration",
 	"codeowners": "contents",
+	"codespaces": {
+		"read": {"permission": "codespaces", "classic_scopes": ["codespace"]},
+		"write": {"permission": "codespaces", "classic_scopes": ["codespace"]},
+	},
 	"collaborators": {"read": "metadata", "write": "administration"},
 	"comments": {"read": "metadata", "write": "contents"},
 	"commits": "contents",
@@ -461,6 +484,7 @@ repo_permissions := {
 	"hash-algorithm": "metadata",
 	"hooks": "repository_hooks",
 	"immutable-releases": "administration",
+	"import": "contents",
 	"interaction-limits": "administration",
 	"invitations": "administration",
 	"issue-types": "metadata",
@@ -475,6 +499,7 @@ repo_permissions := {
 	"pages": "pages",
 	"private-vulnerability-reporting": "administration",
 	"projects": "repository_projects",
+	"properties": {"read": "metadata", "write": "repository_custom_properties"},
 	"pulls": "pull_requests",
 	"readme": "contents",
 	"releases": "contents",

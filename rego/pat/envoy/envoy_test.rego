@@ -537,6 +537,36 @@ test_route_issue_field_values[note] if {
 	object.filter(route, {"permission", "action", "also", "either"}) == tc.want
 }
 
+# Repository endpoints GitHub's table lists that the gate did not cover (404).
+test_route_newly_covered_repository_endpoints[note] if {
+	some note, tc in {
+		"an agent secret": {"m": "PUT", "p": "/repos/octo-org/app/agents/secrets/KEY", "want": {"resource": app, "action": "write", "permission": "agent_secrets"}},
+		"the organization's agent secrets": {"m": "GET", "p": "/repos/octo-org/app/agents/organization-secrets", "want": {"resource": hidden_app, "action": "read", "permission": "agent_secrets"}},
+		"agent variables": {"m": "GET", "p": "/repos/octo-org/app/agents/variables", "want": {"resource": hidden_app, "action": "read", "permission": "agent_variables"}},
+		"the organization's agent variables": {"m": "GET", "p": "/repos/octo-org/app/agents/organization-variables", "want": {"resource": hidden_app, "action": "read", "permission": "agent_variables"}},
+		"an attestation": {"m": "POST", "p": "/repos/octo-org/app/attestations", "want": {"resource": app, "action": "write", "permission": "attestations"}},
+		"attestations of a digest": {"m": "GET", "p": "/repos/octo-org/app/attestations/sha256:abc", "want": {"resource": app, "action": "read", "permission": "attestations"}},
+		"code quality findings": {"m": "GET", "p": "/repos/octo-org/app/code-quality/findings/3", "want": {"resource": hidden_app, "action": "read", "permission": "code_quality"}},
+		"code quality setup, read": {"m": "GET", "p": "/repos/octo-org/app/code-quality/setup", "want": {"resource": hidden_app, "action": "write", "permission": "administration"}},
+		"code quality setup, write": {"m": "PATCH", "p": "/repos/octo-org/app/code-quality/setup", "want": {"resource": app, "action": "write", "permission": "administration"}},
+		"codespaces": {"m": "GET", "p": "/repos/octo-org/app/codespaces", "want": {"resource": hidden_app, "action": "read", "permission": "codespaces", "classic_scopes": ["codespace"]}},
+		"a new codespace": {"m": "POST", "p": "/repos/octo-org/app/codespaces", "want": {"resource": app, "action": "write", "permission": "codespaces", "classic_scopes": ["codespace"]}},
+		"a codespace's default attributes": {"m": "GET", "p": "/repos/octo-org/app/codespaces/new", "want": {"resource": hidden_app, "action": "write", "permission": "codespaces", "classic_scopes": ["codespace"]}},
+		"a devcontainer's permissions": {"m": "GET", "p": "/repos/octo-org/app/codespaces/permissions_check", "want": {"resource": hidden_app, "action": "write", "permission": "codespaces", "classic_scopes": ["codespace"]}},
+		"devcontainers": {"m": "GET", "p": "/repos/octo-org/app/codespaces/devcontainers", "want": {"resource": hidden_app, "action": "read", "permission": "codespaces_metadata", "classic_scopes": ["codespace"]}},
+		"machines": {"m": "GET", "p": "/repos/octo-org/app/codespaces/machines", "want": {"resource": hidden_app, "action": "read", "permission": "codespaces_metadata", "classic_scopes": ["codespace"]}},
+		"codespace secrets, read": {"m": "GET", "p": "/repos/octo-org/app/codespaces/secrets/public-key", "want": {"resource": hidden_app, "action": "write", "permission": "codespaces_secrets"}},
+		"a codespace secret": {"m": "PUT", "p": "/repos/octo-org/app/codespaces/secrets/KEY", "want": {"resource": app, "action": "write", "permission": "codespaces_secrets"}},
+		"Copilot cloud agent configuration": {"m": "GET", "p": "/repos/octo-org/app/copilot/cloud-agent/configuration", "want": {"resource": hidden_app, "action": "read", "permission": "copilot_agent_settings"}},
+		"a source import": {"m": "PUT", "p": "/repos/octo-org/app/import", "want": {"resource": app, "action": "write", "permission": "contents"}},
+		"a source import's status": {"m": "GET", "p": "/repos/octo-org/app/import", "want": {"resource": hidden_app, "action": "read", "permission": "contents"}},
+		"a source import's authors": {"m": "PATCH", "p": "/repos/octo-org/app/import/authors/4", "want": {"resource": app, "action": "write", "permission": "contents"}},
+		"custom property values": {"m": "GET", "p": "/repos/octo-org/app/properties/values", "want": {"resource": app, "action": "read", "permission": "metadata"}},
+		"setting custom property values": {"m": "PATCH", "p": "/repos/octo-org/app/properties/values", "want": {"resource": app, "action": "write", "permission": "repository_custom_properties"}},
+	}
+	mapped_requirement(tc.m, tc.p) == tc.want
+}
+
 # The gate splits the path before decoding: "%2F" stays inside its segment.
 _decoded_path(target) := [urlquery.decode(seg) | some seg in split(trim_left(split(target, "?")[0], "/"), "/")]
 

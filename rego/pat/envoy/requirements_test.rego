@@ -42,6 +42,9 @@ tokens := {
 	"fg_custom_images": fine_grained({"organization_runner_custom_images": "write"}),
 	"fg_team_discussions": fine_grained({"team_discussions": "write"}),
 	"fg_hooks_read": fine_grained({"repository_hooks": "read"}),
+	"fg_codespaces": fine_grained({"codespaces": "write"}),
+	"ghp_repo_codespace": classic({"repo", "codespace"}),
+	"ghp_codespace": classic({"codespace"}),
 }
 
 fine_grained(permissions) := {
@@ -280,3 +283,20 @@ test_github_read_level[note] if {
 }
 
 classic_public_read(permission, scopes) := [false, 403, sprintf("Resource not accessible by personal access token: a personal access token (classic) needs the %s scope to read the %q of public repositories of octo-org; regenerate the token with one of them", [scopes, permission])]
+
+# Newly covered repository endpoints, decided: GitHub's permission lets a token through, a
+# neighbour's does not; codespaces take the codespace scope of a classic token.
+test_newly_covered_repository_endpoints[note] if {
+	some note, tc in {
+		"codespaces with codespaces": {"m": "POST", "p": "/repos/octo-org/app/codespaces", "raw": "fg_codespaces", "want": allowed},
+		"codespaces with contents": {"m": "POST", "p": "/repos/octo-org/app/codespaces", "raw": "fg_contents_write", "want": needs("codespaces", "write", lacks)},
+		"codespaces with repo alone": {"m": "POST", "p": "/repos/octo-org/app/codespaces", "raw": "ghp_repo", "want": classic_needs(`"codespace"`, "write", "octo-org")},
+		"codespaces with repo and codespace": {"m": "POST", "p": "/repos/octo-org/app/codespaces", "raw": "ghp_repo_codespace", "want": allowed},
+		"a public repository's codespaces with codespace": {"m": "GET", "p": "/repos/octo-org/docs/codespaces", "raw": "ghp_codespace", "want": allowed},
+		"a public repository's codespaces without a scope": {"m": "GET", "p": "/repos/octo-org/docs/codespaces", "raw": "ghp_none", "want": classic_needs(`"codespace"`, "read", "octo-org")},
+		"a source import with contents": {"m": "PUT", "p": "/repos/octo-org/app/import", "raw": "fg_contents_write", "want": allowed},
+		"a public repository's source import without a scope": {"m": "GET", "p": "/repos/octo-org/docs/import", "raw": "ghp_none", "want": classic_public_read("contents", `"public_repo" or "repo"`)},
+		"a public repository's attestations without a scope": {"m": "GET", "p": "/repos/octo-org/docs/attestations/sha256:abc", "raw": "ghp_none", "want": allowed},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
+}
