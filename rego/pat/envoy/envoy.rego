@@ -449,7 +449,8 @@ _issue_like(rest) if rest[0] in {"labels", "milestones", "assignees"}
 # METADATA
 # description: >-
 #   The fine-grained permission each repository endpoint needs, by the segment after
-#   /repos/{owner}/{repo}/; an object gives one for reads and one for writes.
+#   /repos/{owner}/{repo}/; an object gives one for reads and one for writes, each a permission
+#   name or what the endpoint needs (a "permission" with classic scopes, say).
 repo_permissions := {
 	"actions": "actions",
 	"assignees": "issues",
@@ -543,6 +544,15 @@ _by_action(permission, action) := permission if is_string(permission)
 
 else := permission[action]
 
+# An organization table's entry: one permission, or what an endpoint needs (_need), for both
+# actions, or an object with one for each. (A function apart from _by_action, whose one more
+# branch would cost the repository routes an allocation.)
+_org_by_action(permission, action) := permission if is_string(permission)
+
+else := permission if permission.permission
+
+else := permission[action]
+
 # Fine-grained permissions of organization endpoints --------------------------------------------
 
 _org_permission(org, rest, action) := {"read": "metadata", "write": "organization_administration"}[action] if {
@@ -561,10 +571,6 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 	repo := rest[4]
 	_name(owner)
 	_name(repo)
-} else := {"permission": "organization_administration", "action": "write"} if {
-	# The organization's rulesets and rule suites take organization administration at write, also
-	# to read them, as on GitHub.
-	rest[0] == "rulesets"
 } else := {"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"]} if {
 	# A member's Copilot seat, and codespaces, are not the members permission's.
 	count(rest) > 2
@@ -574,25 +580,49 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 	count(rest) > 2
 	rest[0] == "members"
 	rest[2] == "codespaces"
-} else := {"permission": "organization_administration", "classic_scopes": ["read:audit_log"]} if {
-	# The audit log: a personal access token (classic) needs read:audit_log, as on GitHub.
-	rest[0] == "audit-log"
 } else := {"permission": "administration", "classic_scopes": _new_repository_scopes} if {
 	# Creating a repository: a personal access token (classic) needs repo, or public_repo for a
 	# public one, as on GitHub, not an organization scope.
 	action == "write"
 	rest == ["repos"]
 } else := permission if {
-	# Two-segment endpoints with a permission of their own, as for repositories. Hosted compute
-	# network configurations: a personal access token (classic) needs read:network_configurations
-	# to read them, write:network_configurations to change them.
-	permission := _by_action(
+	# Two-segment endpoints with a permission of their own, as for repositories, with the classic
+	# scopes GitHub names for them (hosted compute network configurations:
+	# read:network_configurations to read them, write:network_configurations to change them). A
+	# security feature turned on or off for every repository is POST
+	# /orgs/{org}/{security_product}/{enable_all|disable_all}.
+	permission := _org_by_action(
 		{
 			"actions/runner-groups": "organization_self_hosted_runners",
 			"actions/runners": "organization_self_hosted_runners",
 			"actions/secrets": "organization_secrets",
 			"actions/variables": "organization_actions_variables",
+			"advanced_security/disable_all": {"write": "organization_administration"},
+			"advanced_security/enable_all": {"write": "organization_administration"},
+			"agents/secrets": {"permission": "organization_agent_secrets", "classic_scopes": ["admin:org"]},
+			"agents/variables": {"permission": "organization_agent_variables", "classic_scopes": ["admin:org"]},
+			"code-scanning/alerts": "security_events",
+			"code_scanning_default_setup/disable_all": {"write": "organization_administration"},
+			"code_scanning_default_setup/enable_all": {"write": "organization_administration"},
+			"codespaces": {"permission": "organization_codespaces", "classic_scopes": ["admin:org"]},
+			"codespaces/access": {"permission": "organization_codespaces_settings", "classic_scopes": ["admin:org"]},
+			"codespaces/secrets": {"permission": "organization_codespaces_secrets", "classic_scopes": ["admin:org"]},
+			"dependabot/alerts": "vulnerability_alerts",
+			"dependabot/repository-access": "organization_administration",
 			"dependabot/secrets": "organization_dependabot_secrets",
+			"dependabot_alerts/disable_all": {"write": "organization_administration"},
+			"dependabot_alerts/enable_all": {"write": "organization_administration"},
+			"dependabot_security_updates/disable_all": {"write": "organization_administration"},
+			"dependabot_security_updates/enable_all": {"write": "organization_administration"},
+			"dependency_graph/disable_all": {"write": "organization_administration"},
+			"dependency_graph/enable_all": {"write": "organization_administration"},
+			"secret-scanning/alerts": "secret_scanning_alerts",
+			"secret-scanning/custom-patterns": "organization_administration",
+			"secret-scanning/pattern-configurations": "organization_administration",
+			"secret_scanning/disable_all": {"write": "organization_administration"},
+			"secret_scanning/enable_all": {"write": "organization_administration"},
+			"secret_scanning_push_protection/disable_all": {"write": "organization_administration"},
+			"secret_scanning_push_protection/enable_all": {"write": "organization_administration"},
 			"settings/network-configurations": {
 				"read": {"permission": "organization_network_configurations", "classic_scopes": ["read:network_configurations"]},
 				"write": {"permission": "organization_network_configurations", "classic_scopes": ["write:network_configurations"]},
@@ -604,9 +634,9 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 } else := permission if {
 	# Endpoints deeper in a segment whose permission GitHub gives apart from the segment's (a set
 	# lookup for every other request, not a try of every _org_exception).
-	rest[0] in {"actions", "teams"}
+	rest[0] in {"actions", "copilot", "copilot-spaces", "organization-roles", "properties", "teams"}
 	permission := _org_exception(rest, action)
-} else := _by_action(org_permissions[rest[0]], action)
+} else := _org_by_action(org_permissions[rest[0]], action)
 
 # The custom images of GitHub-hosted runners are not the organization's administration (classic:
 # manage_runners:org).
@@ -618,7 +648,58 @@ _org_exception(rest, action) := {"permission": "organization_runner_custom_image
 	rest[0] == "teams"
 	count(rest) > 2
 	rest[2] == "discussions"
+} else := permission if {
+	# Copilot: seats (classic: manage_billing:copilot, or read:org to read them, admin:org to
+	# change them), usage metrics, the cloud agent's settings and content exclusions, each a
+	# permission of its own.
+	rest[0] == "copilot"
+	permission := _org_by_action(
+		{
+			"billing": {
+				"read": {"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"]},
+				"write": {"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "admin:org"]},
+			},
+			"coding-agent": {"permission": "organization_copilot_agent_settings", "classic_scopes": ["admin:org"]},
+			"content_exclusion": {"permission": "org_copilot_content_exclusion", "classic_scopes": ["admin:org"]},
+			"metrics": {"read": {"permission": "organization_copilot_metrics", "classic_scopes": ["manage_billing:copilot", "read:org"]}},
+		}[rest[1]],
+		action,
+	)
+} else := {"permission": "organization_copilot_seat_management", "classic_scopes": ["admin:org"]} if {
+	# A Copilot space's collaborators are managed with the Copilot seats, the space itself with
+	# organization_copilot_spaces (org_permissions).
+	rest[0] == "copilot-spaces"
+	count(rest) > 2
+	rest[2] == "collaborators"
+} else := {"permission": "members", "classic_scopes": ["admin:org"]} if {
+	# Assigning organization roles to teams and users, and listing who holds a role, is the members
+	# permission's; the roles themselves are organization_custom_org_roles' (classic: admin:org).
+	rest[0] == "organization-roles"
+	_role_assignment(rest)
+} else := {"permission": "organization_custom_org_roles", "classic_scopes": ["admin:org"]} if {
+	rest[0] == "organization-roles"
+} else := {"permission": "organization_custom_properties", "classic_scopes": _org_scopes[action]} if {
+	# Custom properties: their values are read and set, their definitions (the schema) read, with
+	# organization_custom_properties. Changing the schema takes it at admin, a level beyond the
+	# decision's read and write: not covered, rather than allowed for write.
+	rest[0] == "properties"
+	_property_use(rest[1], action)
 }
+
+_role_assignment(rest) if rest[1] in {"teams", "users"}
+
+else if {
+	count(rest) == 3
+	rest[2] in {"teams", "users"}
+}
+
+_property_use("values", _)
+
+_property_use("schema", "read")
+
+# The organization scopes GitHub asks of a personal access token (classic) for what an
+# organization administers.
+_org_scopes := {"read": ["read:org", "write:org", "admin:org"], "write": ["admin:org"]}
 
 _discussion_scopes := {"read": ["read:discussion", "write:discussion"], "write": ["write:discussion"]}
 
@@ -635,23 +716,53 @@ _new_repository_scopes := ["repo", "public_repo"] if {
 # METADATA
 # description: >-
 #   The fine-grained permission each organization endpoint needs, by the segment after
-#   /orgs/{org}/; an object gives one for reads and one for writes.
+#   /orgs/{org}/: a permission name, what the endpoint needs (an object with "permission" and,
+#   say, classic scopes), or an object with one of these for reads and one for writes.
 org_permissions := {
 	"actions": "organization_administration",
-	"audit-log": "organization_administration",
+	"artifacts": {"permission": "artifact_metadata", "classic_scopes": ["admin:org"]},
+	"attestations": {"permission": "attestations", "classic_scopes": ["admin:org"]},
+	# The audit log: a personal access token (classic) needs read:audit_log, as on GitHub.
+	"audit-log": {"permission": "organization_administration", "classic_scopes": ["read:audit_log"]},
 	"blocks": "organization_user_blocking",
+	"campaigns": {"permission": "organization_campaigns", "classic_scopes": ["admin:org"]},
+	"code-security": "organization_administration",
+	"copilot-spaces": {"permission": "organization_copilot_spaces", "classic_scopes": ["admin:org"]},
 	"failed_invitations": "members",
 	"hooks": "organization_hooks",
+	"insights": {"permission": "organization_api_insights", "classic_scopes": ["admin:org"]},
 	"installations": "organization_administration",
 	"interaction-limits": "organization_administration",
 	"invitations": "members",
+	"issue-fields": {
+		"read": {"permission": "issue_fields", "classic_scopes": ["read:org", "write:org", "admin:org"]},
+		"write": {"permission": "issue_fields", "classic_scopes": ["admin:org"]},
+	},
+	"issue-types": {
+		"read": {"permission": "issue_types", "classic_scopes": ["read:org", "write:org", "admin:org"]},
+		"write": {"permission": "issue_types", "classic_scopes": ["admin:org"]},
+	},
 	"members": "members",
 	"memberships": "members",
+	"organization-fine-grained-permissions": {"permission": "organization_custom_org_roles", "classic_scopes": ["admin:org"]},
 	"outside_collaborators": "members",
+	"personal-access-token-requests": {"permission": "organization_personal_access_token_requests", "classic_scopes": ["admin:org"]},
+	"personal-access-tokens": {"permission": "organization_personal_access_tokens", "classic_scopes": ["admin:org"]},
+	"private-registries": {"permission": "organization_private_registries", "classic_scopes": ["admin:org"]},
 	"projects": "organization_projects",
+	# Projects (projectsV2, compared in lower case): classic tokens need read:project or project.
+	"projectsv2": {
+		"read": {"permission": "organization_projects", "classic_scopes": ["read:project", "project"]},
+		"write": {"permission": "organization_projects", "classic_scopes": ["project"]},
+	},
 	"public_members": "members",
 	"repos": {"read": "metadata", "write": "administration"},
-	"rulesets": "organization_administration",
+	# The organization's rulesets and rule suites take organization administration at write, also
+	# to read them, as on GitHub.
+	"rulesets": {"permission": "organization_administration", "action": "write"},
+	# The repository security advisories of the whole organization: repository_advisories at
+	# write, also to list them, as on GitHub.
+	"security-advisories": {"permission": "repository_advisories", "action": "write"},
 	"security-managers": "organization_administration",
 	"settings": "organization_administration",
 	"teams": "members",

@@ -45,6 +45,11 @@ tokens := {
 	"fg_codespaces": fine_grained({"codespaces": "write"}),
 	"ghp_repo_codespace": classic({"repo", "codespace"}),
 	"ghp_codespace": classic({"codespace"}),
+	"fg_custom_properties": fine_grained({"organization_custom_properties": "write"}),
+	"fg_security_events_read": fine_grained({"security_events": "read"}),
+	"fg_advisories_read": fine_grained({"repository_advisories": "read"}),
+	"ghp_repo_project": classic({"repo", "project"}),
+	"ghp_write_org": classic({"write:org"}),
 }
 
 fine_grained(permissions) := {
@@ -297,6 +302,23 @@ test_newly_covered_repository_endpoints[note] if {
 		"a source import with contents": {"m": "PUT", "p": "/repos/octo-org/app/import", "raw": "fg_contents_write", "want": allowed},
 		"a public repository's source import without a scope": {"m": "GET", "p": "/repos/octo-org/docs/import", "raw": "ghp_none", "want": classic_public_read("contents", `"public_repo" or "repo"`)},
 		"a public repository's attestations without a scope": {"m": "GET", "p": "/repos/octo-org/docs/attestations/sha256:abc", "raw": "ghp_none", "want": allowed},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
+}
+
+# Newly covered organization endpoints, decided.
+test_newly_covered_organization_endpoints[note] if {
+	some note, tc in {
+		"custom property values with custom properties": {"m": "PATCH", "p": "/orgs/octo-org/properties/values", "raw": "fg_custom_properties", "want": allowed},
+		"custom property values with organization administration": {"m": "PATCH", "p": "/orgs/octo-org/properties/values", "raw": "fg_org_administration", "want": needs("organization_custom_properties", "write", lacks)},
+		"custom property definitions changed, not covered": {"m": "PATCH", "p": "/orgs/octo-org/properties/schema", "raw": "fg_custom_properties", "want": [false, 404, "Not Found"]},
+		"projects with classic repo alone": {"m": "GET", "p": "/orgs/octo-org/projectsV2", "raw": "ghp_repo", "want": classic_needs(`"project" or "read:project"`, "read", "octo-org")},
+		"projects with classic repo and project": {"m": "GET", "p": "/orgs/octo-org/projectsV2", "raw": "ghp_repo_project", "want": allowed},
+		"a role for a team with members": {"m": "PUT", "p": "/orgs/octo-org/organization-roles/teams/devs/7", "raw": "fg_members", "want": allowed},
+		"a role for a team with classic write:org": {"m": "PUT", "p": "/orgs/octo-org/organization-roles/teams/devs/7", "raw": "ghp_write_org", "want": classic_needs(`"admin:org"`, "write", "octo-org")},
+		"code scanning alerts with security_events": {"m": "GET", "p": "/orgs/octo-org/code-scanning/alerts", "raw": "fg_security_events_read", "want": allowed},
+		"security advisories with repository_advisories read": {"m": "GET", "p": "/orgs/octo-org/security-advisories", "raw": "fg_advisories_read", "want": needs("repository_advisories", "write", `the token has "read"`)},
+		"security advisories with repository_advisories write": {"m": "GET", "p": "/orgs/octo-org/security-advisories", "raw": "fg_advisories", "want": allowed},
 	}
 	decide(tc.m, tc.p, tc.raw) == tc.want
 }
