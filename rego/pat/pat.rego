@@ -655,6 +655,13 @@ _org_permission if {
 	_classic_org_scopes[_permission]
 }
 
+# An organization's own request whose scopes the request names (input.classic_scopes: Copilot's
+# manage_billing:copilot, say) is one too: those scopes decide it, not repo.
+_org_permission if {
+	not _repository
+	_classic_scopes
+}
+
 _has_scope(wanted) if {
 	some scope in wanted
 	scope in _token.scopes

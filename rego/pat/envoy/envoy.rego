@@ -571,8 +571,12 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 	repo := rest[4]
 	_name(owner)
 	_name(repo)
-} else := {"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"]} if {
-	# A member's Copilot seat, and codespaces, are not the members permission's.
+} else := {
+	"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"],
+	"either": [{"permission": "organization_administration"}],
+} if {
+	# A member's Copilot seat, and codespaces, are not the members permission's. (Copilot seats
+	# take organization_copilot_seat_management or organization_administration, as on GitHub.)
 	count(rest) > 2
 	rest[0] == "members"
 	rest[2] == "copilot"
@@ -656,8 +660,14 @@ _org_exception(rest, action) := {"permission": "organization_runner_custom_image
 	permission := _org_by_action(
 		{
 			"billing": {
-				"read": {"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"]},
-				"write": {"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "admin:org"]},
+				"read": {
+					"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"],
+					"either": [{"permission": "organization_administration"}],
+				},
+				"write": {
+					"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "admin:org"],
+					"either": [{"permission": "organization_administration"}],
+				},
 			},
 			"coding-agent": {"permission": "organization_copilot_agent_settings", "classic_scopes": ["admin:org"]},
 			"content_exclusion": {"permission": "org_copilot_content_exclusion", "classic_scopes": ["admin:org"]},

@@ -50,6 +50,8 @@ tokens := {
 	"fg_advisories_read": fine_grained({"repository_advisories": "read"}),
 	"ghp_repo_project": classic({"repo", "project"}),
 	"ghp_write_org": classic({"write:org"}),
+	"ghp_copilot": classic({"manage_billing:copilot"}),
+	"ghp_runners": classic({"manage_runners:org"}),
 }
 
 fine_grained(permissions) := {
@@ -264,7 +266,8 @@ test_permission_github_gives_instead[note] if {
 		"a custom image, with custom images": {"m": "DELETE", "p": "/orgs/octo-org/actions/hosted-runners/images/custom/5", "raw": "fg_custom_images", "want": allowed},
 		"a team discussion's reaction, with members": {"m": "DELETE", "p": "/orgs/octo-org/teams/devs/discussions/4/reactions/8", "raw": "fg_members", "want": needs("team_discussions", "write", lacks)},
 		"a team discussion's reaction, with team discussions": {"m": "DELETE", "p": "/orgs/octo-org/teams/devs/discussions/4/reactions/8", "raw": "fg_team_discussions", "want": allowed},
-		"a custom image, classic admin:org alone": {"m": "GET", "p": "/orgs/octo-org/actions/hosted-runners/images/custom", "raw": "ghp_admin_org", "want": [false, 404, `Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of octo-org; regenerate the token with the repo scope`]},
+		"a custom image, classic admin:org alone": {"m": "GET", "p": "/orgs/octo-org/actions/hosted-runners/images/custom", "raw": "ghp_admin_org", "want": classic_needs(`"manage_runners:org"`, "read", "octo-org")},
+		"a custom image, classic manage_runners:org": {"m": "GET", "p": "/orgs/octo-org/actions/hosted-runners/images/custom", "raw": "ghp_runners", "want": allowed},
 	}
 	decide(tc.m, tc.p, tc.raw) == tc.want
 }
@@ -319,6 +322,24 @@ test_newly_covered_organization_endpoints[note] if {
 		"code scanning alerts with security_events": {"m": "GET", "p": "/orgs/octo-org/code-scanning/alerts", "raw": "fg_security_events_read", "want": allowed},
 		"security advisories with repository_advisories read": {"m": "GET", "p": "/orgs/octo-org/security-advisories", "raw": "fg_advisories_read", "want": needs("repository_advisories", "write", `the token has "read"`)},
 		"security advisories with repository_advisories write": {"m": "GET", "p": "/orgs/octo-org/security-advisories", "raw": "fg_advisories", "want": allowed},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
+}
+
+# Copilot seats take organization_copilot_seat_management or organization_administration (GitHub:
+# "at least one of"); a personal access token (classic) manage_billing:copilot (or read:org to read
+# them), without repo: the scopes the gate names decide an organization's own request.
+test_copilot_seats[note] if {
+	seats := "/orgs/octo-org/copilot/billing/seats"
+	some note, tc in {
+		"with organization administration": {"m": "GET", "p": seats, "raw": "fg_org_administration", "want": allowed},
+		"with members": {"m": "GET", "p": seats, "raw": "fg_members", "want": needs("organization_copilot_seat_management", "read", lacks)},
+		"a member's seat, with organization administration": {"m": "GET", "p": "/orgs/octo-org/members/bob/copilot", "raw": "fg_org_administration", "want": allowed},
+		"adding users, with organization administration": {"m": "POST", "p": "/orgs/octo-org/copilot/billing/selected_users", "raw": "fg_org_administration", "want": allowed},
+		"classic manage_billing:copilot": {"m": "GET", "p": seats, "raw": "ghp_copilot", "want": allowed},
+		"classic read:org": {"m": "GET", "p": seats, "raw": "ghp_read_org", "want": allowed},
+		"classic audit log scope": {"m": "GET", "p": seats, "raw": "ghp_audit_log", "want": classic_needs(`"manage_billing:copilot" or "read:org"`, "read", "octo-org")},
+		"classic read:org adding users": {"m": "POST", "p": "/orgs/octo-org/copilot/billing/selected_users", "raw": "ghp_read_org", "want": classic_needs(`"admin:org" or "manage_billing:copilot"`, "write", "octo-org")},
 	}
 	decide(tc.m, tc.p, tc.raw) == tc.want
 }
