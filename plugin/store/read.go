@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -307,41 +306,57 @@ func (db *DB) User(ctx context.Context, login string) (User, bool, error) {
 // Spelling returns how the store spells a user's or an organization's
 // login, compared without regard to case as GitHub compares logins (the
 // policy's index folds case too): the lower-case form when the store has it
-// or has no such name, else the store's own. Names typed in another case (a
-// CLI flag, an admin API path) then reach the records they name, also in a
-// store whose import kept mixed case.
+// or has no such name, else the store's own (the first in byte order, when
+// it has several). Names typed in another case (a CLI flag, an admin API
+// path) then reach the records they name, also in a store whose import kept
+// mixed case.
 func (db *DB) Spelling(ctx context.Context, login string) (string, error) {
 	lower := strings.ToLower(login)
-	// The usual store spells every name in lower case: indexed lookups
-	// find it, and only a name it does not have costs the scans below.
-	var known bool
-	if err := db.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE login = $1)
-	OR EXISTS (SELECT 1 FROM repositories WHERE owner = $1)
-	OR EXISTS (SELECT 1 FROM requests WHERE org = $1)`, lower).Scan(&known); err != nil {
+	// The usual store spells every name in lower case: the names' own
+	// indexes find it, and only a name it does not have goes on to the
+	// lower-case indexes.
+	var held bool
+	if err := db.rdb.QueryRowContext(ctx, spellingHeld, lower).Scan(&held); err != nil {
 		return "", fmt.Errorf("looking up %q: %w", login, err)
 	}
-	if known {
+	if held {
 		return lower, nil
 	}
-	var found []string
-	err := each(ctx, db.rdb, `SELECT login FROM users WHERE lower(login) = $1
-UNION SELECT org FROM memberships WHERE lower(org) = $1
-UNION SELECT owner FROM repositories WHERE lower(owner) = $1
-UNION SELECT resource_owner FROM tokens WHERE lower(resource_owner) = $1`, func(rows *sql.Rows) error {
-		var s string
-		err := rows.Scan(&s)
-		found = append(found, s)
-		return err
-	}, lower)
-	if err != nil {
+	var found [4]sql.NullString
+	if err := db.rdb.QueryRowContext(ctx, db.d.spellingFirst, lower).Scan(&held, &found[0], &found[1], &found[2], &found[3]); err != nil {
 		return "", fmt.Errorf("looking up %q: %w", login, err)
 	}
-	if len(found) == 0 || slices.Contains(found, lower) {
+	spelt := ""
+	for _, f := range found {
+		if f.Valid && (spelt == "" || f.String < spelt) {
+			spelt = f.String
+		}
+	}
+	if held || spelt == "" {
 		return lower, nil
 	}
-	slices.Sort(found)
-	return found[0], nil
+	return spelt, nil
 }
+
+// spellingHeld says whether the store holds a name as given (in lower
+// case) where the names' own indexes find it.
+const spellingHeld = `SELECT EXISTS (SELECT 1 FROM users WHERE login = $1)
+	OR EXISTS (SELECT 1 FROM repositories WHERE owner = $1)
+	OR EXISTS (SELECT 1 FROM requests WHERE org = $1)`
+
+// spellingFirst says whether the store holds a name given in lower case
+// where only the lower-case indexes of schema migration 3 find it
+// (memberships by organization, tokens by resource owner), and finds in
+// each table the first spelling of the name in byte order (NULL when it
+// has none): each from one entry of a lower-case index, however many rows
+// share the name.
+const spellingFirst = `SELECT
+	EXISTS (SELECT 1 FROM memberships WHERE lower(org) = $1 AND org{{BINARY}} = $1)
+		OR EXISTS (SELECT 1 FROM tokens WHERE lower(resource_owner) = $1 AND resource_owner{{BINARY}} = $1),
+	(SELECT login FROM users WHERE lower(login) = $1 ORDER BY login{{BINARY}} LIMIT 1),
+	(SELECT org FROM memberships WHERE lower(org) = $1 ORDER BY org{{BINARY}} LIMIT 1),
+	(SELECT owner FROM repositories WHERE lower(owner) = $1 ORDER BY owner{{BINARY}} LIMIT 1),
+	(SELECT resource_owner FROM tokens WHERE lower(resource_owner) = $1 ORDER BY resource_owner{{BINARY}} LIMIT 1)`
 
 // Membership reads one membership.
 func (db *DB) Membership(ctx context.Context, user, org string) (Membership, bool, error) {

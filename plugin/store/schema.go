@@ -85,4 +85,16 @@ CREATE INDEX audit_events_org ON audit_events (org, id);
 	// sidecar loads a million tokens without SQLite concatenating them
 	// (packed.go). Empty means "not packed": Load packs it itself.
 	`ALTER TABLE tokens ADD COLUMN packed TEXT NOT NULL DEFAULT '';`,
+	// 3: the names Spelling compares without regard to case, indexed by
+	// their lower-case form and then by the name itself, byte by byte
+	// ({{BINARY}}), so that a name the store does not hold in lower case
+	// costs a few index lookups instead of a scan of four tables: whether a
+	// spelling is held, and the first spelling in byte order, each come
+	// from the first matching index entry (read.go).
+	`
+CREATE INDEX users_login_lower ON users (lower(login), login{{BINARY}});
+CREATE INDEX memberships_org_lower ON memberships (lower(org), org{{BINARY}});
+CREATE INDEX repositories_owner_lower ON repositories (lower(owner), owner{{BINARY}});
+CREATE INDEX tokens_resource_owner_lower ON tokens (lower(resource_owner), resource_owner{{BINARY}});
+`,
 }
