@@ -101,6 +101,11 @@ func TestCLITokenLifecycle(t *testing.T) {
 		"imported 3 users, 2 memberships, 1 repository, 2 tokens and 1 grant into "+db+"\n"; got != want {
 		t.Fatalf("import: %q; want %q", got, want)
 	}
+	// The same file again: every record is as the store holds it.
+	if got, want := cliOK(t, "store", "import", "--store", db, world),
+		"imported 0 users, 0 memberships, 0 repositories, 0 tokens and 0 grants into "+db+"; 9 records already so, unchanged\n"; got != want {
+		t.Fatalf("import again: %q; want %q", got, want)
+	}
 
 	// A member's fine-grained token for the organization starts pending.
 	created := decode[struct {

@@ -227,10 +227,17 @@ Tokens are given raw ("token", checked and hashed) or as "token_sha256".`,
 				}
 				if f.json() {
 					return writeJSON(cmd.OutOrStdout(), map[string]int{"users": res.Users, "memberships": res.Memberships,
-						"repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants})
+						"repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants, "unchanged": res.Unchanged})
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "imported %s, %s, %s, %s and %s into %s\n", count(res.Users, "user"),
-					count(res.Memberships, "membership"), count(res.Repositories, "repository"), count(res.Tokens, "token"), count(res.Grants, "grant"), f.path)
+				// The counts are of records written; records that said what
+				// the store held were left as they were.
+				unchanged := ""
+				if res.Unchanged > 0 {
+					unchanged = fmt.Sprintf("; %s already so, unchanged", count(res.Unchanged, "record"))
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "imported %s, %s, %s, %s and %s into %s%s\n", count(res.Users, "user"),
+					count(res.Memberships, "membership"), count(res.Repositories, "repository"), count(res.Tokens, "token"), count(res.Grants, "grant"),
+					f.path, unchanged)
 				return err
 			})
 		}),

@@ -87,9 +87,13 @@ type DumpGrant struct {
 	Justification string `json:"justification,omitempty"`
 }
 
-// ImportResult counts the records an import wrote.
+// ImportResult counts the records an import changed: added, or found
+// different from the store's and written. Unchanged counts the records
+// that said what the store already held, and that the import therefore
+// left as they were (no write, no change-log entry).
 type ImportResult struct {
 	Users, Memberships, Repositories, Tokens, Grants int
+	Unchanged                                        int
 }
 
 // rawDump defers the decoding of each record, so that an error names it.
@@ -432,10 +436,19 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 			}
 			grantAt[ref] = i
 		}
+		// A record that says what the store holds writes nothing: every
+		// change-log entry makes each sidecar re-read the record, so an
+		// import of an export, run from cron, would wake the fleet for
+		// nothing. The upserts change a row only when a value differs.
 		for _, u := range users {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO users (login, managed_by) VALUES ($1, $2)
-ON CONFLICT (login) DO UPDATE SET managed_by = excluded.managed_by`, u.Login, u.ManagedBy); err != nil {
+			changed, err := upsert(ctx, tx, `INSERT INTO users (login, managed_by) VALUES ($1, $2)
+ON CONFLICT (login) DO UPDATE SET managed_by = excluded.managed_by WHERE users.managed_by <> excluded.managed_by`, u.Login, u.ManagedBy)
+			if err != nil {
 				return fmt.Errorf("writing user %q: %w", u.Login, err)
+			}
+			if !changed {
+				res.Unchanged++
+				continue
 			}
 			if err := logChange(ctx, tx, EntityUser, u.Login); err != nil {
 				return err
@@ -446,9 +459,14 @@ ON CONFLICT (login) DO UPDATE SET managed_by = excluded.managed_by`, u.Login, u.
 			if err := ensureUser(ctx, tx, m.User); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO memberships (user_login, org, role) VALUES ($1, $2, $3)
-ON CONFLICT (user_login, org) DO UPDATE SET role = excluded.role`, m.User, m.Org, m.Role); err != nil {
+			changed, err := upsert(ctx, tx, `INSERT INTO memberships (user_login, org, role) VALUES ($1, $2, $3)
+ON CONFLICT (user_login, org) DO UPDATE SET role = excluded.role WHERE memberships.role <> excluded.role`, m.User, m.Org, m.Role)
+			if err != nil {
 				return fmt.Errorf("writing membership %s/%s: %w", m.User, m.Org, err)
+			}
+			if !changed {
+				res.Unchanged++
+				continue
 			}
 			if err := logChange(ctx, tx, EntityMembership, m.User+"/"+m.Org); err != nil {
 				return err
@@ -456,9 +474,14 @@ ON CONFLICT (user_login, org) DO UPDATE SET role = excluded.role`, m.User, m.Org
 			res.Memberships++
 		}
 		for _, r := range repos {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO repositories (owner, name, visibility) VALUES ($1, $2, $3)
-ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Owner, r.Name, r.Visibility); err != nil {
+			changed, err := upsert(ctx, tx, `INSERT INTO repositories (owner, name, visibility) VALUES ($1, $2, $3)
+ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE repositories.visibility <> excluded.visibility`, r.Owner, r.Name, r.Visibility)
+			if err != nil {
 				return fmt.Errorf("writing repository %s/%s: %w", r.Owner, r.Name, err)
+			}
+			if !changed {
+				res.Unchanged++
+				continue
 			}
 			if err := logChange(ctx, tx, EntityRepository, r.Owner+"/"+r.Name); err != nil {
 				return err
@@ -466,6 +489,11 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 			res.Repositories++
 		}
 		for i := range tokens {
+			if stored[i].ID != 0 && sameToken(stored[i], tokens[i]) {
+				tokens[i].ID = stored[i].ID
+				res.Unchanged++
+				continue
+			}
 			if err := ensureUser(ctx, tx, tokens[i].User); err != nil {
 				return err
 			}
@@ -498,6 +526,7 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 				return err
 			}
 			if same {
+				res.Unchanged++
 				continue
 			}
 			g := Grant{TokenID: t.ID, Org: dg.Org, State: dg.State, Reviewer: dg.Reviewer, CreatedAt: now, UpdatedAt: now}
@@ -513,13 +542,34 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility`, r.Own
 			}
 			res.Grants++
 		}
+		// The import is on record even when it changed nothing: its counts
+		// say so.
 		return db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionStoreImport, Details: map[string]any{
-			"users": res.Users, "memberships": res.Memberships, "repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants}})
+			"users": res.Users, "memberships": res.Memberships, "repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants,
+			"unchanged": res.Unchanged}})
 	})
 	if err != nil {
 		return ImportResult{}, err
 	}
 	return res, nil
+}
+
+// upsert runs an INSERT ... ON CONFLICT DO UPDATE ... WHERE and reports
+// whether it inserted or updated a row.
+func upsert(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, error) {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// sameToken reports whether a token record says what the store's row of
+// the token holds, column for column (the packed form covers every column
+// but revoked and last_used_at).
+func sameToken(cur, t Token) bool {
+	return cur.Revoked == t.Revoked && cur.LastUsedAt.Equal(t.LastUsedAt) && packToken(cur) == packToken(t)
 }
 
 // importActions are the audit actions of grants an import records, by state.

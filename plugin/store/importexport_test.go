@@ -444,9 +444,9 @@ func TestImportAddsMetadataRead(t *testing.T) {
 			t.Fatalf("exported permissions of token 1 = %v; want metadata: read among them", p)
 		}
 		dst := openTest(t)
-		for range 2 {
-			if res, err := dst.Import(ctx, exported, "test"); err != nil || res.Tokens != 3 {
-				t.Fatalf("importing the export: %+v, %v", res, err)
+		for i, want := range []int{3, 0} { // the second import finds every token as it is
+			if res, err := dst.Import(ctx, exported, "test"); err != nil || res.Tokens != want {
+				t.Fatalf("importing the export (%d): %+v, %v; want %d tokens written", i+1, res, err, want)
 			}
 			again, err := dst.Export(ctx)
 			if err != nil {
