@@ -572,8 +572,14 @@ func TestPostgresCLIMigrate(t *testing.T) {
 	if _, err := os.Stat(typo); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the mistyped source was created: %v", err)
 	}
+	// A store with its schema and no records (a command that only reads
+	// does not create one).
 	empty := filepath.Join(dir, "empty.db")
-	cliOK(t, "token", "list", "--store", empty)
+	if db, err := store.Open(t.Context(), empty); err != nil {
+		t.Fatal(err)
+	} else {
+		db.Close()
+	}
 	cliFail(t, "error: migrating "+empty+" to "+dsn+": the source store holds no records; check --from", "store", "migrate", "--from", empty, "--to", dsn, "--replace")
 	if after := cliOK(t, "store", "export", "--store", dsn); after != before {
 		t.Fatalf("a refused migration changed the target")

@@ -47,7 +47,7 @@ func newAuditListCmd() *cobra.Command {
 			if err := store.CheckAuditAction(filter.Action); err != nil {
 				return fmt.Errorf("--action: %w", err)
 			}
-			return f.withStore(cmd.Context(), func(db *store.DB) error {
+			return f.withStoreRead(cmd, func(db *store.DB) error {
 				if err := spell(cmd.Context(), db, &filter.Org); err != nil {
 					return err
 				}

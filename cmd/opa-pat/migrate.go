@@ -50,7 +50,9 @@ A SQLite target is created when absent; a PostgreSQL target database must exist.
 					return fmt.Errorf("--from: no store at %s: %w", from, errors.Unwrap(err))
 				}
 			}
-			src, err := store.Open(ctx, from)
+			// The source is only read: it may be a file, or a database,
+			// that this process may not write.
+			src, err := store.OpenReadOnly(ctx, from)
 			if err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}

@@ -54,7 +54,7 @@ func newRequestsListCmd() *cobra.Command {
 			if err := noArgs(args); err != nil {
 				return err
 			}
-			return f.withStore(cmd.Context(), func(db *store.DB) error {
+			return f.withStoreRead(cmd, func(db *store.DB) error {
 				if err := spell(cmd.Context(), db, &filter.Org, &filter.User); err != nil {
 					return err
 				}

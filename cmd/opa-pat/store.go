@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,7 +75,43 @@ func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
+	// A store this process may not write fails here, saying why, before
+	// anything is read or created.
+	if err := store.CheckWritable(f.path); err != nil {
+		return nil, err
+	}
 	return store.Open(ctx, f.path)
+}
+
+// withStoreRead opens the store read-only, runs fn on it and closes it
+// again, for commands that only read: they create, upgrade and lock nothing,
+// and work on a file and directory this process may not write. A file read
+// without locks (store.OpenReadOnly) is checked after fn, before its output
+// is written: fn's standard output is held until then.
+func (f *storeFlags) withStoreRead(cmd *cobra.Command, fn func(db *store.DB) error) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	db, err := store.OpenReadOnly(cmd.Context(), f.path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if !db.ReadWithoutLocks() {
+		return fn(db)
+	}
+	out := cmd.OutOrStdout()
+	var held bytes.Buffer
+	cmd.SetOut(&held)
+	err = fn(db)
+	cmd.SetOut(out)
+	if cerr := db.ReadConsistent(); cerr != nil {
+		return cerr
+	}
+	if _, werr := out.Write(held.Bytes()); werr != nil {
+		return errors.Join(err, werr)
+	}
+	return err
 }
 
 // withStore opens the store, runs fn on it and closes it again. When fn
@@ -278,10 +315,13 @@ func newStoreExportCmd() *cobra.Command {
 			if err := noArgs(args); err != nil {
 				return err
 			}
-			return f.withStore(cmd.Context(), func(db *store.DB) error {
+			return f.withStoreRead(cmd, func(db *store.DB) error {
 				d, err := db.Export(cmd.Context())
 				if err != nil {
 					return err
+				}
+				if err := db.ReadConsistent(); err != nil {
+					return err // before --file is written
 				}
 				if file == "" || file == "-" {
 					return writeJSON(cmd.OutOrStdout(), d)
@@ -330,8 +370,8 @@ bundle activates).`,
 					return fmt.Errorf("%s: %w", args[0], err)
 				}
 			}
-			return f.withStore(cmd.Context(), func(db *store.DB) error {
-				if len(args) == 0 {
+			if len(args) == 0 {
+				return f.withStoreRead(cmd, func(db *store.DB) error {
 					b, err := db.Settings(cmd.Context())
 					if err != nil {
 						return err
@@ -344,7 +384,9 @@ bundle activates).`,
 						return fmt.Errorf("the store's recorded settings: %w", err)
 					}
 					return writeJSON(cmd.OutOrStdout(), v)
-				}
+				})
+			}
+			return f.withStore(cmd.Context(), func(db *store.DB) error {
 				compact, _ := json.Marshal(settings)
 				if err := db.SetSettings(cmd.Context(), compact); err != nil {
 					return err

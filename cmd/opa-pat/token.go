@@ -301,7 +301,7 @@ func newTokenListCmd() *cobra.Command {
 			default:
 				return fmt.Errorf("--kind: unknown kind %q, want classic or fine_grained", filter.Kind)
 			}
-			return f.withStore(cmd.Context(), func(db *store.DB) error {
+			return f.withStoreRead(cmd, func(db *store.DB) error {
 				if err := spell(cmd.Context(), db, &filter.User, &filter.ResourceOwner); err != nil {
 					return err
 				}

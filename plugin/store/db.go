@@ -35,6 +35,11 @@ type DB struct {
 	pg *pgState
 	// file is the SQLite file opened (file.go); nil for PostgreSQL.
 	file *fileWatch
+	// readOnly is set by OpenReadOnly: wdb is nil and write fails.
+	readOnly bool
+	// unlocked is set when OpenReadOnly read a SQLite file without locks
+	// (readonly.go): what it was like when opened.
+	unlocked *fileState
 }
 
 // Open opens the store at location, creating it and its schema when absent
@@ -51,6 +56,9 @@ func Open(ctx context.Context, location string) (*DB, error) {
 		return db, nil
 	}
 	db, err := openSQLite(ctx, location)
+	if errors.As(err, new(readOnlyError)) {
+		return nil, err // it names the store
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening store %q: %w", location, err)
 	}
@@ -73,17 +81,15 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, errors.New("it is a directory")
 	}
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-		if err := foreign(ctx, path); err != nil {
-			return nil, err
+		if err := foreign(ctx, readURI(path, false)); err != nil {
+			return nil, sqliteReadOnly(path, err)
 		}
 	}
-	params := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)",
-		busyTimeout.Milliseconds())
-	rdb, err := sql.Open("sqlite", path+"?"+params)
+	rdb, err := sql.Open("sqlite", path+"?"+sqliteParams)
 	if err != nil {
 		return nil, err
 	}
-	wdb, err := sql.Open("sqlite", path+"?"+params+"&_txlock=immediate")
+	wdb, err := sql.Open("sqlite", path+"?"+sqliteParams+"&_txlock=immediate")
 	if err != nil {
 		rdb.Close()
 		return nil, err
@@ -93,7 +99,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	db := &DB{location: path, d: sqliteDialect, rdb: rdb, wdb: wdb, now: time.Now}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
-		return nil, err
+		return nil, sqliteReadOnly(path, err)
 	}
 	// The file exists now (migrate wrote its schema): remember which it is.
 	if db.file, err = newFileWatch(path); err != nil {
@@ -103,14 +109,17 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
+// sqliteParams are the connection parameters of a store's SQLite file.
+var sqliteParams = fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)",
+	busyTimeout.Milliseconds())
+
 // foreign refuses an SQLite file that holds another application's tables
 // (a mistyped store.path): opening it as the store would switch it to WAL
-// and add opa-pat's tables to it. It looks through a read-only connection,
-// which changes nothing. A file with opa-pat's schema_migrations, or no
-// tables at all, is the store's.
-func foreign(ctx context.Context, path string) error {
-	// A URI filename, so that mode=ro reaches SQLite; its escapes are decoded.
-	ro, err := sql.Open("sqlite", "file:"+strings.NewReplacer("%", "%25", "#", "%23").Replace(path)+"?mode=ro")
+// and add opa-pat's tables to it. It looks through a read-only connection
+// to uri (readURI), which changes nothing. A file with opa-pat's
+// schema_migrations, or no tables at all, is the store's.
+func foreign(ctx context.Context, uri string) error {
+	ro, err := sql.Open("sqlite", uri)
 	if err != nil {
 		return err
 	}
@@ -141,7 +150,10 @@ func (db *DB) Location() string { return db.location }
 
 // Close closes the store.
 func (db *DB) Close() error {
-	err := errors.Join(db.rdb.Close(), db.wdb.Close())
+	err := db.rdb.Close()
+	if db.wdb != nil {
+		err = errors.Join(err, db.wdb.Close())
+	}
 	if db.file != nil {
 		// SQLite leaves its WAL beside a file that moved while open: drop it
 		// unless the file at the path is still this store's.
@@ -184,7 +196,13 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 // write runs fn in one write transaction: all of it commits or none.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if db.readOnly {
+		return fmt.Errorf("%w: %s was opened for reading only", ErrReadOnly, RedactLocation(db.location))
+	}
+	if db.pg == nil {
+		defer func() { err = sqliteReadOnly(db.location, err) }()
+	}
 	if db.file != nil {
 		// A SQLite file replaced under the store: writing on would add the
 		// old file's frames to a WAL that SQLite finds by name, and that the

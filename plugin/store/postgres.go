@@ -144,9 +144,59 @@ func (db *DB) Health() Health {
 // openPostgres connects to the database a postgres:// URL names and applies
 // pending migrations.
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	location, config, err := pgConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	rdb := pgPool(config, PostgresMaxReadConns)
+	wdb := pgPool(config, PostgresMaxWriteConns)
+	db := &DB{location: location, d: postgresDialect, rdb: rdb, wdb: wdb, now: time.Now, pg: &pgState{config: config, heartbeat: ListenHeartbeat}}
+	if err := db.migratePostgres(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openPostgresReadOnly connects for OpenReadOnly: every transaction is read
+// only (default_transaction_read_only), and nothing is migrated unless the
+// schema is older than this build's.
+func openPostgresReadOnly(ctx context.Context, dsn string) (*DB, error) {
+	location, config, err := pgConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	config.RuntimeParams["default_transaction_read_only"] = "on"
+	db := &DB{location: location, d: postgresDialect, rdb: pgPool(config, PostgresMaxReadConns), now: time.Now, readOnly: true,
+		pg: &pgState{config: config, heartbeat: ListenHeartbeat}}
+	version, err := db.schemaVersion(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	var pgVersion int
+	err = db.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM postgres_migrations`).Scan(&pgVersion)
+	if err != nil && !isMissingTable(err) {
+		db.Close()
+		return nil, fmt.Errorf("reading PostgreSQL schema version: %w", err)
+	}
+	if version == len(migrations) && pgVersion == len(postgresMigrations) {
+		return db, nil
+	}
+	db.Close()
+	if pgVersion > len(postgresMigrations) {
+		return nil, fmt.Errorf("PostgreSQL schema version %d is newer than this opa-pat supports (%d)", pgVersion, len(postgresMigrations))
+	}
+	return upgradeForReading(ctx, dsn, version)
+}
+
+// pgConfig parses a postgres:// URL, with opa-pat's defaults for
+// connect_timeout and application_name, and returns it redacted for
+// messages.
+func pgConfig(dsn string) (string, *pgx.ConnConfig, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the URL: %w", err)
+		return "", nil, fmt.Errorf("parsing the URL: %w", err)
 	}
 	location := redactURL(u)
 	q := u.Query()
@@ -156,7 +206,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	}
 	config, err := pgx.ParseConfig(u.String())
 	if err != nil {
-		return nil, fmt.Errorf("parsing the URL: %w", err)
+		return "", nil, fmt.Errorf("parsing the URL: %w", err)
 	}
 	if config.RuntimeParams == nil {
 		config.RuntimeParams = map[string]string{}
@@ -164,22 +214,17 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	if _, ok := config.RuntimeParams["application_name"]; !ok {
 		config.RuntimeParams["application_name"] = "opa-pat"
 	}
-	rdb := stdlib.OpenDB(*config)
-	rdb.SetMaxOpenConns(PostgresMaxReadConns)
-	rdb.SetMaxIdleConns(1)
-	rdb.SetConnMaxIdleTime(PostgresConnMaxIdle)
-	rdb.SetConnMaxLifetime(PostgresConnMaxLifetime)
-	wdb := stdlib.OpenDB(*config)
-	wdb.SetMaxOpenConns(PostgresMaxWriteConns)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxIdleTime(PostgresConnMaxIdle)
-	wdb.SetConnMaxLifetime(PostgresConnMaxLifetime)
-	db := &DB{location: location, d: postgresDialect, rdb: rdb, wdb: wdb, now: time.Now, pg: &pgState{config: config, heartbeat: ListenHeartbeat}}
-	if err := db.migratePostgres(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	return location, config, nil
+}
+
+// pgPool is a connection pool of at most conns connections.
+func pgPool(config *pgx.ConnConfig, conns int) *sql.DB {
+	db := stdlib.OpenDB(*config)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(PostgresConnMaxIdle)
+	db.SetConnMaxLifetime(PostgresConnMaxLifetime)
+	return db
 }
 
 // RedactLocation is a store location fit for messages: a postgres:// URL

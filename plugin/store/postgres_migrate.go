@@ -174,7 +174,9 @@ func MigrateStore(ctx context.Context, from, to *DB, opts MigrateOptions) (Migra
 				return fmt.Errorf("verifying %s: the source holds %d rows, %d were copied and the target holds %d", t.name, want[t.name], res.Rows[t.name], got[t.name])
 			}
 		}
-		return nil
+		// A source read without locks (OpenReadOnly) was one state only if
+		// nobody opened it meanwhile.
+		return from.ReadConsistent()
 	})
 	if err != nil {
 		return MigrateResult{}, err

@@ -1,0 +1,284 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ErrReadOnly reports a write to a store that cannot be written: a SQLite
+// file or directory this process may not write, or a store opened with
+// OpenReadOnly.
+var ErrReadOnly = errors.New("the store is read-only")
+
+// OpenReadOnly opens an existing store for reading only. Nothing is
+// created, upgraded or written, and no write lock is taken (a listing does
+// not wait for an import), so it serves commands that only read, also on a
+// SQLite file, or a directory, that this process may not write, and on a
+// PostgreSQL role or server that only reads (a hot standby). Writes through
+// the returned DB fail with ErrReadOnly.
+//
+// The store must be at this build's schema version. One that an older
+// opa-pat made is upgraded first, as Open does, which needs write access:
+// without it the error says so.
+//
+// A SQLite file that no process has open (no -wal file beside it) and that
+// this process may not write is read without locks (SQLite's immutable
+// mode), since reading it with locks would need files created beside it:
+// ReadConsistent then tells whether another process opened it meanwhile.
+func OpenReadOnly(ctx context.Context, location string) (*DB, error) {
+	if location == "" {
+		return nil, errors.New("store: no location given")
+	}
+	if IsPostgres(location) {
+		db, err := openPostgresReadOnly(ctx, location)
+		if err != nil {
+			return nil, fmt.Errorf("opening PostgreSQL store: %w", err)
+		}
+		return db, nil
+	}
+	db, err := openSQLiteReadOnly(ctx, location)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %q: %w", location, err)
+	}
+	return db, nil
+}
+
+func openSQLiteReadOnly(ctx context.Context, path string) (*DB, error) {
+	if strings.Contains(path, "?") || strings.HasPrefix(path, "file:") {
+		return nil, errors.New("the path must not contain '?' or start with \"file:\"")
+	}
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no store there: %w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, errors.New("it is a directory")
+	}
+	db := &DB{location: path, d: sqliteDialect, now: time.Now, readOnly: true}
+	var uri string
+	if writable(path) == nil {
+		// A connection that may write cleans up the -wal and -shm files it
+		// shares when it is the last to close; this one never writes.
+		uri = path + "?" + sqliteParams
+	} else {
+		if db.unlocked, err = statStore(path); err != nil {
+			return nil, err
+		}
+		uri = readURI(path, !db.unlocked.wal)
+		if db.unlocked.wal {
+			db.unlocked = nil // read with locks, through the -shm file
+		}
+	}
+	if err := foreign(ctx, uri); err != nil {
+		return nil, err
+	}
+	if db.rdb, err = sql.Open("sqlite", uri); err != nil {
+		return nil, err
+	}
+	version, err := db.schemaVersion(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if version != len(migrations) {
+		db.Close()
+		return upgradeForReading(ctx, path, version)
+	}
+	return db, nil
+}
+
+// upgradeForReading opens a store of an older schema version with Open,
+// which upgrades it, for a reader: the returned DB refuses writes.
+func upgradeForReading(ctx context.Context, location string, version int) (*DB, error) {
+	if version > len(migrations) {
+		return nil, fmt.Errorf("schema version %d is newer than this opa-pat supports (%d)", version, len(migrations))
+	}
+	open := openSQLite
+	if IsPostgres(location) {
+		open = openPostgres
+	}
+	err := CheckWritable(location)
+	var db *DB
+	if err == nil {
+		db, err = open(ctx, location)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("its schema version %d is older than this opa-pat's (%d) and upgrading it failed: %w", version, len(migrations), err)
+	}
+	db.readOnly = true
+	return db, nil
+}
+
+// schemaVersion is the store's schema version; 0 for a database without
+// opa-pat's tables (an empty file).
+func (db *DB) schemaVersion(ctx context.Context) (int, error) {
+	var version int
+	err := db.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version)
+	if err != nil && isMissingTable(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading schema version: %w", err)
+	}
+	return version, nil
+}
+
+// readURI is a URI filename that opens path read-only, and without locks
+// when immutable (SQLite then assumes that nobody writes the file). The
+// driver decodes its escapes.
+func readURI(path string, immutable bool) string {
+	uri := "file:" + strings.NewReplacer("%", "%25", "#", "%23").Replace(path) + "?mode=ro"
+	if immutable {
+		uri += "&immutable=1"
+	}
+	return uri
+}
+
+// fileState is what a SQLite file looked like when a reader opened it
+// without locks.
+type fileState struct {
+	path string
+	info os.FileInfo
+	// wal is true when a -wal file lay beside it: a process has the file
+	// open, or had it and did not close it cleanly.
+	wal bool
+}
+
+func statStore(path string) (*fileState, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	_, err = os.Stat(path + "-wal")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return &fileState{path: path, info: info, wal: err == nil}, nil
+}
+
+// ErrChangedWhileRead reports that a SQLite file read without locks was
+// opened by another process while it was read: what was read may be torn.
+var ErrChangedWhileRead = errors.New("another process opened the store while it was read without locks")
+
+// ReadConsistent reports whether what db has read so far is one consistent
+// state of the store. It always is, except for a SQLite file that
+// OpenReadOnly read without locks: then another process may have written
+// it meanwhile, and ReadConsistent fails with ErrChangedWhileRead when one
+// opened it (a -wal file appeared) or changed it (its size or modification
+// time moved) since it was opened. Call it after the reads and before
+// using what they returned.
+func (db *DB) ReadConsistent() error {
+	if db.unlocked == nil {
+		return nil
+	}
+	now, err := statStore(db.unlocked.path)
+	if err == nil && !now.wal && os.SameFile(now.info, db.unlocked.info) && now.info.Size() == db.unlocked.info.Size() &&
+		now.info.ModTime().Equal(db.unlocked.info.ModTime()) {
+		return nil
+	}
+	return fmt.Errorf("%w (it is read-only to this process, and no process had it open, so it was read as it lay on disk); run the command again", ErrChangedWhileRead)
+}
+
+// ReadWithoutLocks reports whether db reads a SQLite file without locks
+// (OpenReadOnly): its readers check ReadConsistent before they use what
+// they read.
+func (db *DB) ReadWithoutLocks() bool { return db.unlocked != nil }
+
+// CheckWritable returns nil when this process may write the store at
+// location, and otherwise an error wrapping ErrReadOnly that says why: a
+// command that writes checks it before it opens the store, so that it fails
+// before it reads or creates anything. It checks SQLite files only (a
+// PostgreSQL server says for itself), and only what the file system says:
+// a process running as root may write any file.
+func CheckWritable(location string) error {
+	if IsPostgres(location) {
+		return nil
+	}
+	if err := writable(location); err != nil {
+		return readOnlyError{location, err}
+	}
+	return nil
+}
+
+// readOnlyError names a store that cannot be written, and why. It is
+// ErrReadOnly.
+type readOnlyError struct {
+	location string
+	why      error
+}
+
+func (e readOnlyError) Error() string {
+	return fmt.Sprintf("store %q is read-only: %v; nothing was written", e.location, e.why)
+}
+
+func (e readOnlyError) Unwrap() []error { return []error{ErrReadOnly, e.why} }
+
+// writable says why this process may not write the SQLite store at path,
+// or nil when it may (also when the file does not exist yet and its
+// directory is writable). SQLite writes the file and, in WAL mode, a -wal
+// and a -shm file beside it, which it creates unless they exist.
+func writable(path string) error {
+	dir := filepath.Dir(path)
+	switch err := access(path); {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := access(dir); err != nil {
+			return fmt.Errorf("it does not exist, and its directory %q cannot be written (%s)", dir, why(err))
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("the file cannot be written (%s)", why(err))
+	}
+	if err := access(dir); err != nil {
+		for _, suffix := range companionSuffixes {
+			if access(path+suffix) != nil {
+				return fmt.Errorf("its directory %q cannot be written (%s), where SQLite keeps %s-wal and %s-shm beside the file",
+					dir, why(err), filepath.Base(path), filepath.Base(path))
+			}
+		}
+	}
+	return nil
+}
+
+// why words a failed access check.
+func why(err error) string {
+	switch {
+	case errors.Is(err, errReadOnlyFS):
+		return "a read-only file system"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied to this user"
+	}
+	return err.Error()
+}
+
+// sqliteReadOnly rewrites a SQLite error that a write to a read-only file
+// caused (SQLITE_READONLY and its extended codes) to name the file and say
+// why it cannot be written; other errors, and nil, pass as they are.
+func sqliteReadOnly(path string, err error) error {
+	var serr *sqlite.Error
+	if !errors.As(err, &serr) || serr.Code()&0xff != sqlite3.SQLITE_READONLY {
+		return err
+	}
+	reason := writable(path)
+	if reason == nil {
+		reason = serr
+	}
+	return readOnlyError{path, reason}
+}
+
+// isMissingTable reports whether err says that a table does not exist.
+func isMissingTable(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "no such table") || strings.Contains(err.Error(), "SQLSTATE 42P01"))
+}
