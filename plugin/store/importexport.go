@@ -402,6 +402,15 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 			if cur.Revoked && !tokens[i].Revoked {
 				return fmt.Errorf("tokens[%d].revoked: token %d is revoked in the store; an import cannot bring a revoked token back", i, cur.ID)
 			}
+			// A record replaces the row, and a record without expires_at
+			// means no expiry: one that leaves it out (or null, which the
+			// file's producer may not tell apart) would make an expiring
+			// token live for ever, silently. An expiry is changed only by
+			// a date written in the record.
+			if !cur.ExpiresAt.IsZero() && tokens[i].ExpiresAt.IsZero() {
+				return fmt.Errorf("tokens[%d].expires_at: token %d expires at %s in the store; give that time (or another) for it: an import cannot make an expiring token non-expiring",
+					i, cur.ID, cur.ExpiresAt.UTC().Format(time.RFC3339Nano))
+			}
 			stored[i] = cur
 		}
 		// grantFile[i] is the index in tokens of the token grants[i] names,

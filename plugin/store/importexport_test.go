@@ -548,3 +548,40 @@ func TestImportRefusesAnotherSpelling(t *testing.T) {
 		}
 	})
 }
+
+// A record of an expiring token that gives no expires_at is refused: a
+// record replaces the row, and no expires_at means no expiry, so it would
+// make the token live for ever. A date given is written; a token without
+// an expiry stays without one.
+func TestImportKeepsAnExpiry(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		world := `{"tokens": [
+			{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all",
+			 "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-03-01T00:00:00Z"},
+			{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}]}`
+		if _, err := importJSON(t, db, world); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.Export(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		const refusal = `tokens[0].expires_at: token 1 expires at 2026-03-01T00:00:00Z in the store; give that time (or another) for it: an import cannot make an expiring token non-expiring`
+		for _, record := range []string{`"expires_at": null,`, ``} {
+			refused(t, db, before, `{"tokens": [{"token": "`+rawFG+`", "name": "ci", "user": "bob", "resource_owner": "octo-org",
+				"repository_selection": "all", `+record+` "created_at": "2026-01-01T00:00:00Z"}]}`, refusal)
+		}
+		// The classic token has no expiry: a record without one is the same.
+		if res, err := importJSON(t, db, `{"tokens": [{"token": "`+rawClassic+`", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}]}`); err != nil || res.Unchanged != 1 {
+			t.Fatalf("the non-expiring token again: %+v, %v", res, err)
+		}
+		// A date in the record is the token's new expiry.
+		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "ci", "user": "bob", "resource_owner": "octo-org",
+			"repository_selection": "all", "expires_at": "2026-04-01T00:00:00Z"}]}`); err != nil {
+			t.Fatal(err)
+		}
+		if tok, _, err := db.Token(t.Context(), 1); err != nil || !tok.ExpiresAt.Equal(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)) {
+			t.Fatalf("token 1 expires at %v (%v)", tok.ExpiresAt, err)
+		}
+	})
+}
