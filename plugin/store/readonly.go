@@ -71,8 +71,9 @@ func openSQLiteReadOnly(ctx context.Context, path string) (*DB, error) {
 	var uri string
 	if writable(path) == nil {
 		// A connection that may write cleans up the -wal and -shm files it
-		// shares when it is the last to close; this one never writes.
-		uri = path + "?" + sqliteParams
+		// shares when it is the last to close; this one never writes (and
+		// sets no journal mode: the store's file keeps its own).
+		uri = path + "?" + readParams
 	} else {
 		if db.unlocked, err = statStore(path); err != nil {
 			return nil, err
@@ -136,11 +137,15 @@ func (db *DB) schemaVersion(ctx context.Context) (int, error) {
 	return version, nil
 }
 
+// readParams are the connection parameters of a reader of a store's
+// SQLite file.
+var readParams = fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds())
+
 // readURI is a URI filename that opens path read-only, and without locks
 // when immutable (SQLite then assumes that nobody writes the file). The
 // driver decodes its escapes.
 func readURI(path string, immutable bool) string {
-	uri := "file:" + strings.NewReplacer("%", "%25", "#", "%23").Replace(path) + "?mode=ro"
+	uri := "file:" + strings.NewReplacer("%", "%25", "#", "%23").Replace(path) + "?mode=ro&" + readParams
 	if immutable {
 		uri += "&immutable=1"
 	}
