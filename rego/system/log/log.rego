@@ -106,10 +106,12 @@ _shaped contains concat("", ["/", root]) if {
 }
 
 # Where the secrets are: [root, path] of each string that holds one. The input of a Check (an
-# event of the gate's decision path with an Envoy input: its strings are its headers, host,
-# path, query and body) is searched where strings are; any other input, a direct decision's or
-# a query's, is small and walked whole. A result is walked unless it is one of the policy's
-# answers, which echo no credential.
+# event of the gate's decision path with an Envoy input) is searched without walking its headers,
+# the most of its strings: each header and each field of the HTTP request is looked at once, and
+# everything else (the parsed path, query and body, the peers, the TLS session, the context
+# extensions and the metadata, which an Envoy filter may fill from a header) is walked. Any
+# other input, a direct decision's or a query's, is small and walked whole. A result is walked
+# unless it is one of the policy's answers, which echo no credential.
 _check if {
 	input.path in {"pat/envoy/response", "pat/envoy/allow", "pat/envoy/decision"}
 	_http
@@ -127,10 +129,27 @@ _hits contains ["input", ["attributes", "request", "http", "headers", name]] if 
 	_secret(value)
 }
 
+# The HTTP request's fields but its headers and body bytes: path, host, body, id (x-request-id,
+# which Envoy keeps from the client with preserve_external_request_id), method, scheme,
+# protocol, query, fragment.
 _hits contains ["input", ["attributes", "request", "http", field]] if {
 	_check
-	some field in ["path", "host", "body"]
-	_secret(_http[field])
+	some field, value in _http
+	field != "headers"
+	field != "headerMap"
+	field != "rawBody"
+	_secret(value)
+}
+
+# (What the gate builds holds strings there; a caller of the gate's path may send anything.)
+_hits contains ["input", array.concat(["attributes", "request", "http", field], path)] if {
+	_check
+	some field, doc in _http
+	not is_string(doc)
+	field != "headers"
+	field != "headerMap"
+	walk(doc, [path, value])
+	_secret(value)
 }
 
 # A body Envoy packs as bytes (pack_as_bytes) is logged in base64.
@@ -139,6 +158,9 @@ _hits contains ["input", ["attributes", "request", "http", "rawBody"]] if {
 	_token_shaped(base64.decode(_http.rawBody))
 }
 
+# Everything else, walked: the input's other keys (parsed_path, parsed_query, parsed_body, and
+# whatever a caller of the gate's path sent), the attributes' other keys (source, destination,
+# tlsSession, contextExtensions, metadataContext, ...) and the request's (time).
 _hits contains ["input", array.concat(["parsed_body"], path)] if {
 	_check
 	walk(input.input.parsed_body, [path, value])
@@ -156,6 +178,46 @@ _hits contains ["input", ["parsed_query", name, i]] if {
 	some name, values in input.input.parsed_query
 	some i, value in values
 	_secret(value)
+}
+
+_hits contains ["input", array.concat([key], path)] if {
+	_check
+	some key, doc in input.input
+	not _searched_key[key]
+	walk(doc, [path, value])
+	_secret(value)
+}
+
+# Keys of a Check's input searched by the rules above.
+_searched_key := {"attributes", "parsed_body", "parsed_path", "parsed_query"}
+
+_hits contains ["input", array.concat(["attributes", key], path)] if {
+	_check
+	some key, doc in input.input.attributes
+	key != "request"
+	_may_hold_secret(doc)
+	walk(doc, [path, value])
+	_secret(value)
+}
+
+_hits contains ["input", array.concat(["attributes", "request", key], path)] if {
+	_check
+	some key, doc in input.input.attributes.request
+	key != "http"
+	_may_hold_secret(doc)
+	walk(doc, [path, value])
+	_secret(value)
+}
+
+# A cheap look before a walk (which makes a path for every node): the JSON text of a document
+# holds every token-shaped string of the document, and the event's credential unless that holds
+# a character JSON escapes.
+_may_hold_secret(doc) if _token_shaped(json.marshal(doc))
+
+_may_hold_secret(_) if {
+	raw := input.input.credential.token
+	is_string(raw)
+	count(raw) >= 8
 }
 
 _hits contains ["result", path] if {

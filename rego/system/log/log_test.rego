@@ -177,3 +177,48 @@ test_mask_tokens_in_a_check[note] if {
 	}
 	log.mask == tc.want with input as tc.event
 }
+
+# Everything else a Check carries: the request's other fields, the peers, the TLS session, the
+# context extensions and the metadata (which an Envoy filter may fill from a header), and any
+# other key of an input sent to the gate's path.
+test_mask_tokens_in_a_check_elsewhere[note] if {
+	some note, tc in {
+		"the request id (x-request-id, kept by preserve_external_request_id)": {
+			"event": check_event({"id": classic_token}, {}),
+			"want": {redacted("/input/attributes/request/http/id")},
+		},
+		"the method": {"event": check_event({"method": classic_token}, {}), "want": {redacted("/input/attributes/request/http/method")}},
+		"the scheme": {"event": check_event({"scheme": classic_token}, {}), "want": {redacted("/input/attributes/request/http/scheme")}},
+		"the protocol": {"event": check_event({"protocol": classic_token}, {}), "want": {redacted("/input/attributes/request/http/protocol")}},
+		"the query field": {
+			"event": check_event({"query": concat("", ["access_token=", classic_token])}, {}),
+			"want": {redacted("/input/attributes/request/http/query")},
+		},
+		"the fragment": {"event": check_event({"fragment": classic_token}, {}), "want": {redacted("/input/attributes/request/http/fragment")}},
+		"a context extension": {
+			"event": check_event({}, {"attributes": {"contextExtensions": {"k": fine_grained_token}}}),
+			"want": {redacted("/input/attributes/contextExtensions/k")},
+		},
+		"metadata a filter copied from a header": {
+			"event": check_event({}, {"attributes": {"metadataContext": {"filterMetadata": {"envoy.filters.http.header_to_metadata": {"api_key": classic_token}}}}}),
+			"want": {redacted("/input/attributes/metadataContext/filterMetadata/envoy.filters.http.header_to_metadata/api_key")},
+		},
+		"the TLS session's SNI": {
+			"event": check_event({}, {"attributes": {"tlsSession": {"sni": classic_token}}}),
+			"want": {redacted("/input/attributes/tlsSession/sni")},
+		},
+		"a peer": {
+			"event": check_event({}, {"attributes": {"source": {"principal": classic_token, "address": {"socketAddress": {"address": fine_grained_token}}}}}),
+			"want": {redacted("/input/attributes/source/principal"), redacted("/input/attributes/source/address/socketAddress/address")},
+		},
+		"another key of an input sent to the gate's path": {
+			"event": check_event({}, {"note": [classic_token]}),
+			"want": {redacted("/input/note/0")},
+		},
+		"nothing to find": {
+			"event": check_event({"id": "5b1f2a9c-1c1d-4b8e-9f0a-3f5e8c1d2b7a", "method": "GET", "scheme": "https", "protocol": "HTTP/1.1"}, {"attributes": {"source": {"address": {"socketAddress": {"address": "10.0.0.7", "portValue": 53122}}}}, "parsed_path": [], "parsed_query": {}, "version": {"encoding": "protojson", "ext_authz": "v3"}}),
+			"want": set(),
+		},
+	}
+	log.mask == tc.want with input as tc.event
+}
