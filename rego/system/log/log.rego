@@ -47,6 +47,7 @@ _named contains "/input/attributes/request/http/headerMap" if _http.headerMap
 _named contains sprintf("/input/parsed_query/%s", [name]) if {
 	some name, _ in input.input.parsed_query
 	_credential_param(name)
+	not _secret(name) # a pointer would log it: the parsed query is erased whole (below)
 }
 
 _named contains {"op": "upsert", "path": "/input/attributes/request/http/path", "value": redacted} if {
@@ -93,37 +94,70 @@ _named contains "/nd_builtin_cache/pat.token" if input.nd_builtin_cache["pat.tok
 # policy's private rules, the raw token among them. Each string of the input and the result that
 # holds a token, or the event's credential, is replaced; a key the mask cannot address (with "/"
 # or characters OPA escapes) erases its whole document.
+#
+# A key that holds one (a header or query parameter named with a token, a JSON body's key) is
+# never pointed at: OPA lists the pointers it applied in the event ("erased", "masked"), which
+# would log the key. The object or array that holds it is erased instead, and nothing inside.
 _shaped contains {"op": "upsert", "path": pointer, "value": "[REDACTED]"} if {
-	some [root, path] in _hits
+	some ["value", root, path] in _hits
 	_addressable(path)
+	not _in_holder(root, path)
 	pointer := _pointer(root, path)
 	not _covered(pointer)
 }
 
 _shaped contains concat("", ["/", root]) if {
-	some [root, path] in _hits
+	some ["value", root, path] in _hits
 	not _addressable(path)
 }
 
-# Where the secrets are: [root, path] of each string that holds one. The input of a Check (an
-# event of the gate's decision path with an Envoy input) is searched without walking its headers,
-# the most of its strings: each header and each field of the HTTP request is looked at once, and
-# everything else (the parsed path, query and body, the peers, the TLS session, the context
-# extensions and the metadata, which an Envoy filter may fill from a header) is walked. Any
-# other input, a direct decision's or a query's, is small and walked whole. A result is walked
-# unless it is one of the policy's answers, which echo no credential.
+_shaped contains _pointer(root, holder) if {
+	some [root, holder] in _holders
+	_addressable(holder)
+	not _in_holder(root, holder)
+}
+
+_shaped contains concat("", ["/", root]) if {
+	some [root, holder] in _holders
+	not _addressable(holder)
+}
+
+# [root, path] of each object or array with a key that holds a secret.
+_holders contains [root, array.slice(path, 0, count(path) - 1)] if some ["key", root, path] in _hits
+
+# Strictly inside a holder, which is erased with all it holds.
+_in_holder(root, path) if {
+	some [r, holder] in _holders
+	r == root
+	count(holder) < count(path)
+	array.slice(path, 0, count(holder)) == holder
+}
+
+# Where the secrets are: [kind, root, path] of each key ("key") and string ("value") that holds
+# one. The input of a Check (an event of the gate's decision path with an Envoy input) is searched
+# without walking its headers, the most of its strings: each header and each field of the HTTP
+# request is looked at once, and everything else (the parsed path, query and body, the peers,
+# the TLS session, the context extensions and the metadata, which an Envoy filter may fill from a
+# header) is walked. Any other input, a direct decision's or a query's, is small and walked whole.
+# A result is walked unless it is one of the policy's answers, which echo no credential.
 _check if {
 	input.path in {"pat/envoy/response", "pat/envoy/allow", "pat/envoy/decision"}
 	_http
 }
 
-_hits contains ["input", path] if {
+_hits contains [kind, "input", path] if {
 	not _check
 	walk(input.input, [path, value])
-	_secret(value)
+	kind := _holds(path, value)
 }
 
-_hits contains ["input", ["attributes", "request", "http", "headers", name]] if {
+_hits contains ["key", "input", ["attributes", "request", "http", "headers", name]] if {
+	_check
+	some name, _ in _http.headers
+	_secret(name)
+}
+
+_hits contains ["value", "input", ["attributes", "request", "http", "headers", name]] if {
 	_check
 	some name, value in _http.headers
 	_secret(value)
@@ -132,7 +166,7 @@ _hits contains ["input", ["attributes", "request", "http", "headers", name]] if 
 # The HTTP request's fields but its headers and body bytes: path, host, body, id (x-request-id,
 # which Envoy keeps from the client with preserve_external_request_id), method, scheme,
 # protocol, query, fragment.
-_hits contains ["input", ["attributes", "request", "http", field]] if {
+_hits contains ["value", "input", ["attributes", "request", "http", field]] if {
 	_check
 	some field, value in _http
 	field != "headers"
@@ -142,18 +176,18 @@ _hits contains ["input", ["attributes", "request", "http", field]] if {
 }
 
 # (What the gate builds holds strings there; a caller of the gate's path may send anything.)
-_hits contains ["input", array.concat(["attributes", "request", "http", field], path)] if {
+_hits contains [kind, "input", array.concat(["attributes", "request", "http", field], path)] if {
 	_check
 	some field, doc in _http
 	not is_string(doc)
 	field != "headers"
 	field != "headerMap"
 	walk(doc, [path, value])
-	_secret(value)
+	kind := _holds(path, value)
 }
 
 # A body Envoy packs as bytes (pack_as_bytes) is logged in base64.
-_hits contains ["input", ["attributes", "request", "http", "rawBody"]] if {
+_hits contains ["value", "input", ["attributes", "request", "http", "rawBody"]] if {
 	_check
 	_token_shaped(base64.decode(_http.rawBody))
 }
@@ -161,57 +195,63 @@ _hits contains ["input", ["attributes", "request", "http", "rawBody"]] if {
 # Everything else, walked: the input's other keys (parsed_path, parsed_query, parsed_body, and
 # whatever a caller of the gate's path sent), the attributes' other keys (source, destination,
 # tlsSession, contextExtensions, metadataContext, ...) and the request's (time).
-_hits contains ["input", array.concat(["parsed_body"], path)] if {
+_hits contains [kind, "input", array.concat(["parsed_body"], path)] if {
 	_check
 	walk(input.input.parsed_body, [path, value])
-	_secret(value)
+	kind := _holds(path, value)
 }
 
-_hits contains ["input", ["parsed_path", i]] if {
+_hits contains ["value", "input", ["parsed_path", i]] if {
 	_check
 	some i, segment in input.input.parsed_path
 	_secret(segment)
 }
 
-_hits contains ["input", ["parsed_query", name, i]] if {
+_hits contains ["key", "input", ["parsed_query", name]] if {
+	_check
+	some name, _ in input.input.parsed_query
+	_secret(name)
+}
+
+_hits contains ["value", "input", ["parsed_query", name, i]] if {
 	_check
 	some name, values in input.input.parsed_query
 	some i, value in values
 	_secret(value)
 }
 
-_hits contains ["input", array.concat([key], path)] if {
+_hits contains [kind, "input", array.concat([key], path)] if {
 	_check
 	some key, doc in input.input
 	not _searched_key[key]
 	walk(doc, [path, value])
-	_secret(value)
+	kind := _holds(path, value)
 }
 
 # Keys of a Check's input searched by the rules above.
 _searched_key := {"attributes", "parsed_body", "parsed_path", "parsed_query"}
 
-_hits contains ["input", array.concat(["attributes", key], path)] if {
+_hits contains [kind, "input", array.concat(["attributes", key], path)] if {
 	_check
 	some key, doc in input.input.attributes
 	key != "request"
 	_may_hold_secret(doc)
 	walk(doc, [path, value])
-	_secret(value)
+	kind := _holds(path, value)
 }
 
-_hits contains ["input", array.concat(["attributes", "request", key], path)] if {
+_hits contains [kind, "input", array.concat(["attributes", "request", key], path)] if {
 	_check
 	some key, doc in input.input.attributes.request
 	key != "http"
 	_may_hold_secret(doc)
 	walk(doc, [path, value])
-	_secret(value)
+	kind := _holds(path, value)
 }
 
 # A cheap look before a walk (which makes a path for every node): the JSON text of a document
-# holds every token-shaped string of the document, and the event's credential unless that holds
-# a character JSON escapes.
+# holds every token-shaped key and string of the document, and the event's credential unless
+# that holds a character JSON escapes.
 _may_hold_secret(doc) if _token_shaped(json.marshal(doc))
 
 _may_hold_secret(_) if {
@@ -220,9 +260,19 @@ _may_hold_secret(_) if {
 	count(raw) >= 8
 }
 
-_hits contains ["result", path] if {
+_hits contains [kind, "result", path] if {
 	not _answer
 	walk(input.result, [path, value])
+	kind := _holds(path, value)
+}
+
+# What a node of a walk holds: "key" when the key it is found under holds a secret (first: a
+# pointer to the node would name it), "value" when it is a string that holds one.
+_holds(path, value) := "key" if {
+	n := count(path)
+	n > 0
+	_secret(path[n - 1])
+} else := "value" if {
 	_secret(value)
 }
 

@@ -222,3 +222,59 @@ test_mask_tokens_in_a_check_elsewhere[note] if {
 	}
 	log.mask == tc.want with input as tc.event
 }
+
+# A key that holds a token: OPA lists the pointers it erased and masked in the event itself, so
+# the mask never points at such a key; it erases the object that holds it.
+test_mask_keys_that_hold_a_token[note] if {
+	lowered := lower(classic_token)
+	some note, tc in {
+		"a header's name (the gate lowers names)": {
+			"event": check_event({"headers": {lowered: "1", "accept": "*/*"}}, {}),
+			"want": {"/input/attributes/request/http/headers"},
+		},
+		"a query parameter's name": {
+			"event": check_event({"path": concat("", ["/repos/o/r?", classic_token])}, {"parsed_query": {classic_token: [""]}}),
+			"want": {"/input/parsed_query", redacted("/input/attributes/request/http/path")},
+		},
+		"a query parameter's name that holds \"token\" too": {
+			"event": check_event({}, {"parsed_query": {concat("", ["token_", classic_token]): ["1"]}}),
+			"want": {"/input/parsed_query"},
+		},
+		"a key of a parsed body, and the body": {
+			"event": check_event(
+				{"body": json.marshal({"operation": "download", "objects": {classic_token: 1}})},
+				{"parsed_body": {"operation": "download", "objects": {classic_token: 1}}},
+			),
+			"want": {"/input/parsed_body/objects", redacted("/input/attributes/request/http/body")},
+		},
+		"a metadata key": {
+			"event": check_event({}, {"attributes": {"metadataContext": {"filterMetadata": {"f": {fine_grained_token: "x"}}}}}),
+			"want": {"/input/attributes/metadataContext/filterMetadata/f"},
+		},
+		"a key of a direct input, at the top": {
+			"event": {"path": "pat/decision", "input": {"action": "read", classic_token: 1}},
+			"want": {"/input"},
+		},
+		"a nested key of a direct input, with a token under it": {
+			"event": {"path": "pat/decision", "input": {"action": "read", "notes": [{classic_token: fine_grained_token}]}},
+			"want": {"/input/notes/0"},
+		},
+		"keys under keys": {
+			"event": {"path": "x", "input": {"a": {classic_token: {fine_grained_token: 1}}}},
+			"want": {"/input/a"},
+		},
+		"the event's credential as a key": {
+			"event": {"input": {"credential": {"type": "pat", "token": "not-a-github-token-but-secret"}, "seen": {"not-a-github-token-but-secret": true}}},
+			"want": {"/input/credential/token", "/input/seen"},
+		},
+		"a key of a result": {
+			"event": {"path": "x", "input": {}, "result": {"by_token": {classic_token: 1}}},
+			"want": {"/result/by_token"},
+		},
+		"under a key the mask cannot address": {
+			"event": {"path": "x", "input": {"odd/key": {classic_token: 1}}},
+			"want": {"/input"},
+		},
+	}
+	log.mask == tc.want with input as tc.event
+}
