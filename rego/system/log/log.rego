@@ -189,7 +189,7 @@ _hits contains [kind, "input", array.concat(["attributes", "request", "http", fi
 # A body Envoy packs as bytes (pack_as_bytes) is logged in base64.
 _hits contains ["value", "input", ["attributes", "request", "http", "rawBody"]] if {
 	_check
-	_token_shaped(base64.decode(_http.rawBody))
+	_secret(base64.decode(_http.rawBody))
 }
 
 # Everything else, walked: the input's other keys (parsed_path, parsed_query, parsed_body, and
@@ -252,7 +252,7 @@ _hits contains [kind, "input", array.concat(["attributes", "request", key], path
 # A cheap look before a walk (which makes a path for every node): the JSON text of a document
 # holds every token-shaped key and string of the document, and the event's credential unless
 # that holds a character JSON escapes.
-_may_hold_secret(doc) if _token_shaped(json.marshal(doc))
+_may_hold_secret(doc) if _secret(json.marshal(doc))
 
 _may_hold_secret(_) if {
 	raw := input.input.credential.token
@@ -289,6 +289,21 @@ _secret(value) if {
 	_token_shaped(value)
 }
 
+# A token written with escapes: "_" as %5F (a path is logged as sent, and split into segments
+# before it is decoded), every character percent-encoded, or JSON's \u005f in a body Envoy
+# forwards as text (also inside the JSON text _may_hold_secret looks at, as \\u005f).
+_secret(value) if {
+	is_string(value)
+	_escaped(value)
+	_token_shaped(regex.replace(value, `%5[Ff]|\\+u005[Ff]`, "_"))
+}
+
+_secret(value) if {
+	is_string(value)
+	contains(value, "%")
+	_token_shaped(urlquery.decode(value))
+}
+
 _secret(value) if {
 	is_string(value)
 	raw := input.input.credential.token
@@ -296,6 +311,10 @@ _secret(value) if {
 	count(raw) >= 8
 	contains(value, raw)
 }
+
+_escaped(s) if contains(s, "%")
+
+_escaped(s) if contains(s, `\u`)
 
 # A token's shape: a prefix, "_", and a random part of 30 or more letters, digits and "_" with an
 # upper-case letter or digit in it (GitHub's ghp_ and github_pat_ tokens; permission and rule
@@ -337,7 +356,7 @@ _covers(path, pointer) if startswith(pointer, concat("", [path, "/"]))
 #   An ad-hoc query (/v1/query) is logged with its text, which no mask reaches: an event whose
 #   query holds a token is not logged at all. (No default: the plugin's fallback copy of this
 #   module may sit beside it, and two defaults of one rule do not compile.)
-drop if _token_shaped(input.query)
+drop if _secret(input.query)
 
 drop if {
 	raw := input.input.credential.token

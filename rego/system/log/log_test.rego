@@ -278,3 +278,34 @@ test_mask_keys_that_hold_a_token[note] if {
 	}
 	log.mask == tc.want with input as tc.event
 }
+
+# A token written with escapes: "_" as %5F (the gate splits the path before decoding it), every
+# character percent-encoded, or JSON's \u005f in a body forwarded as text.
+test_mask_escaped_tokens[note] if {
+	pct := replace(classic_token, "_", "%5F")
+	fg_pct := replace(fine_grained_token, "_", "%5f")
+	json_escaped := replace(classic_token, "_", `\u005f`)
+	every_char := concat("", ["%67%68%70%5F", substring(classic_token, 4, -1)])
+	some note, tc in {
+		"a header": {"event": check_event({"headers": {"x-note": pct}}, {}), "want": {redacted("/input/attributes/request/http/headers/x-note")}},
+		"the path and its segments": {
+			"event": check_event({"path": concat("/", ["/repos/o/r/contents", fg_pct])}, {"parsed_path": ["repos", "o", "r", "contents", fg_pct]}),
+			"want": {redacted("/input/attributes/request/http/path"), redacted("/input/parsed_path/4")},
+		},
+		"a form body": {"event": check_event({"body": concat("", ["password=", pct])}, {}), "want": {redacted("/input/attributes/request/http/body")}},
+		"a JSON body forwarded as text": {
+			"event": check_event({"body": concat("", [`{"t": "`, json_escaped, `"}`])}, {}),
+			"want": {redacted("/input/attributes/request/http/body")},
+		},
+		"metadata": {
+			"event": check_event({}, {"attributes": {"metadataContext": {"filterMetadata": {"f": {"k": json_escaped}}}}}),
+			"want": {redacted("/input/attributes/metadataContext/filterMetadata/f/k")},
+		},
+		"every character escaped, in a direct input": {"event": {"path": "x", "input": {"note": every_char}}, "want": {redacted("/input/note")}},
+	}
+	log.mask == tc.want with input as tc.event
+}
+
+test_drop_queries_that_hold_an_escaped_token if {
+	log.drop with input as {"query": concat("", [`t := pat.token("`, replace(classic_token, "_", `\u005f`), `")`])}
+}
