@@ -139,7 +139,8 @@ _in_holder(root, path) if {
 # request is looked at once, and everything else (the parsed path, query and body, the peers,
 # the TLS session, the context extensions and the metadata, which an Envoy filter may fill from a
 # header) is walked. Any other input, a direct decision's or a query's, is small and walked whole.
-# A result is walked unless it is one of the policy's answers, which echo no credential.
+# A result is walked unless it is one of the policy's answers, whose reasons and messages are
+# read (below).
 _check if {
 	input.path in {"pat/envoy/response", "pat/envoy/allow", "pat/envoy/decision"}
 	_http
@@ -274,6 +275,32 @@ _holds(path, value) := "key" if {
 	_secret(path[n - 1])
 } else := "value" if {
 	_secret(value)
+}
+
+# The policy's answers echo no credential, but their reasons and messages may name what the
+# request named: the gate's 404 names the method and the path (without its query) of a request it
+# does not cover. Those strings are read; the rest of an answer is not walked.
+_hits contains ["value", "result", ["reasons", i]] if {
+	_answer
+	some i, reason in input.result.reasons
+	_secret(reason)
+}
+
+_hits contains ["value", "result", ["decision", "reasons", i]] if {
+	_answer
+	some i, reason in input.result.decision.reasons
+	_secret(reason)
+}
+
+_hits contains ["value", "result", [field]] if {
+	_answer
+	some field in ["message", "body"]
+	_secret(input.result[field])
+}
+
+_hits contains ["value", "result", ["decision", "message"]] if {
+	_answer
+	_secret(input.result.decision.message)
 }
 
 _answer if input.path in _answers

@@ -309,3 +309,26 @@ test_mask_escaped_tokens[note] if {
 test_drop_queries_that_hold_an_escaped_token if {
 	log.drop with input as {"query": concat("", [`t := pat.token("`, replace(classic_token, "_", `\u005f`), `")`])}
 }
+
+# The policy's answers are not walked, but their reasons and messages are read: the gate's 404
+# names the method and path of a request it does not cover.
+test_mask_tokens_in_an_answer[note] if {
+	uncovered := concat("", ["GET /user/", classic_token, " is not a path the PAT gate covers"])
+	some note, tc in {
+		"the gate's 404 reason": {
+			"event": object.union(check_event({"path": concat("", ["/user/", classic_token])}, {}), {"result": {
+				"allowed": false, "http_status": 404, "body": `{"message":"Not Found"}`,
+				"decision": {"allow": false, "status": 404, "reasons": [uncovered], "message": "Not Found"},
+			}}),
+			"want": {redacted("/input/attributes/request/http/path"), redacted("/result/decision/reasons/0")},
+		},
+		"a decision's reason and message": {
+			"event": {"path": "pat/decision", "input": {"resource": {"repository": fine_grained_token}}, "result": {
+				"allow": false, "reasons": ["x", fine_grained_token], "message": fine_grained_token,
+			}},
+			"want": {redacted("/input/resource/repository"), redacted("/result/reasons/1"), redacted("/result/message")},
+		},
+		"a boolean answer": {"event": {"path": "pat/allow", "input": {}, "result": false}, "want": set()},
+	}
+	log.mask == tc.want with input as tc.event
+}
