@@ -8,12 +8,20 @@ package system.log
 
 _http := input.input.attributes.request.http
 
-# Headers that carry credentials, by lower-case name.
-_credential_headers := {
+# Headers that carry credentials, by lower-case name: those with a scheme (Authorization, and
+# where proxies move it: Google's ESPv2 and API Gateway to X-Forwarded-Authorization, Amazon's
+# API Gateway to X-Amzn-Remapped-Authorization), those that are a credential, and cookies.
+_credential_headers := (_scheme_headers | _value_headers) | {"cookie"}
+
+_scheme_headers := {
 	"authorization",
-	"cookie",
-	"private-token",
 	"proxy-authorization",
+	"x-amzn-remapped-authorization",
+	"x-forwarded-authorization",
+}
+
+_value_headers := {
+	"private-token",
 	"x-access-token",
 	"x-api-key",
 	"x-auth-token",
@@ -164,6 +172,13 @@ _hits contains ["value", "input", ["attributes", "request", "http", "headers", n
 	_secret(value)
 }
 
+_hits contains ["value", "input", ["attributes", "request", "http", "headers", name]] if {
+	_check
+	some name, value in _http.headers
+	not _credential_headers[name] # the gate lowers names; those are erased (above)
+	_basic_secret(value)
+}
+
 # The HTTP request's fields but its headers and body bytes: path, host, body, id (x-request-id,
 # which Envoy keeps from the client with preserve_external_request_id), method, scheme,
 # protocol, query, fragment.
@@ -251,14 +266,13 @@ _hits contains [kind, "input", array.concat(["attributes", "request", key], path
 }
 
 # A cheap look before a walk (which makes a path for every node): the JSON text of a document
-# holds every token-shaped key and string of the document, and the event's credential unless
-# that holds a character JSON escapes.
+# holds every token-shaped key and string of the document, and the event's credentials unless
+# one holds a character JSON escapes.
 _may_hold_secret(doc) if _secret(json.marshal(doc))
 
 _may_hold_secret(_) if {
-	raw := input.input.credential.token
-	is_string(raw)
-	count(raw) >= 8
+	some raw in _credentials
+	regex.match(`[\x00-\x1f"\\<>&\x{2028}\x{2029}]`, raw)
 }
 
 _hits contains [kind, "result", path] if {
@@ -275,6 +289,8 @@ _holds(path, value) := "key" if {
 	_secret(path[n - 1])
 } else := "value" if {
 	_secret(value)
+} else := "value" if {
+	_basic_secret(value)
 }
 
 # The policy's answers echo no credential, but their reasons and messages may name what the
@@ -313,30 +329,96 @@ _answers := {
 
 _secret(value) if {
 	is_string(value)
-	_token_shaped(value)
+	_holds_secret(value)
 }
+
+_holds_secret(s) if _token_shaped(s)
+
+# Basic credentials outside the credential headers (in a header of a proxy's own, a metadata
+# value, a direct input): what they decode to.
+_basic_secret(value) if {
+	is_string(value)
+	_basic(value)
+	some m in regex.find_all_string_submatch_n(`(?i)\bbasic\s+([A-Za-z0-9+/]{8,}={0,2})`, value, -1)
+	_holds_secret(base64.decode(m[1]))
+}
+
+_basic(s) if contains(s, "asic ")
+
+_basic(s) if contains(s, "ASIC ")
 
 # A token written with escapes: "_" as %5F (a path is logged as sent, and split into segments
 # before it is decoded), every character percent-encoded, or JSON's \u005f in a body Envoy
 # forwards as text (also inside the JSON text _may_hold_secret looks at, as \\u005f).
-_secret(value) if {
-	is_string(value)
-	_escaped(value)
-	_token_shaped(regex.replace(value, `%5[Ff]|\\+u005[Ff]`, "_"))
+_holds_secret(s) if {
+	_escaped(s)
+	_token_shaped(regex.replace(s, `%5[Ff]|\\+u005[Ff]`, "_"))
 }
 
-_secret(value) if {
-	is_string(value)
-	contains(value, "%")
-	_token_shaped(urlquery.decode(value))
+_holds_secret(s) if {
+	contains(s, "%")
+	_token_shaped(urlquery.decode(s))
 }
 
-_secret(value) if {
-	is_string(value)
+_holds_secret(s) if {
+	some raw in _credentials
+	contains(s, raw)
+}
+
+# The event's own credentials, whatever their shape (a prefix without "_" has none the mask
+# knows): a direct decision's token, and what the credential headers of an Envoy input carry, read
+# as the gate reads Authorization (Bearer, token, both halves of Basic). Eight characters at
+# least: a Basic user name such as "git" is no secret.
+_credentials contains raw if {
 	raw := input.input.credential.token
 	is_string(raw)
 	count(raw) >= 8
-	contains(value, raw)
+}
+
+_credentials contains raw if {
+	some [name, value] in _credential_header_values
+	_value_headers[name]
+	raw := trim_space(value)
+	count(raw) >= 8
+}
+
+_credentials contains raw if {
+	some [scheme, raw] in _scheme_credentials
+	lower(scheme) in {"bearer", "token"}
+	count(raw) >= 8
+}
+
+_credentials contains raw if {
+	some [scheme, encoded] in _scheme_credentials
+	lower(scheme) == "basic"
+	decoded := base64.decode(encoded)
+	i := indexof(decoded, ":")
+	some raw in [substring(decoded, 0, i), substring(decoded, i + 1, -1)]
+	count(raw) >= 8
+}
+
+_scheme_credentials contains [substring(v, 0, i), trim_space(substring(v, i + 1, -1))] if {
+	some [name, value] in _credential_header_values
+	_scheme_headers[name]
+	v := trim_space(value)
+	i := indexof(v, " ")
+	i > 0
+}
+
+# [lower-case name, value] of each credential header: looked up by name in a Check's input, whose
+# names the gate lowers, and found by lowering every name in any other.
+_credential_header_values contains [name, value] if {
+	_check
+	some name in _credential_headers
+	value := _http.headers[name]
+	is_string(value)
+}
+
+_credential_header_values contains [lower(name), value] if {
+	not _check
+	some name, value in _http.headers
+	lower(name) in _credential_headers
+	is_string(value)
 }
 
 _escaped(s) if contains(s, "%")
@@ -384,10 +466,3 @@ _covers(path, pointer) if startswith(pointer, concat("", [path, "/"]))
 #   query holds a token is not logged at all. (No default: the plugin's fallback copy of this
 #   module may sit beside it, and two defaults of one rule do not compile.)
 drop if _secret(input.query)
-
-drop if {
-	raw := input.input.credential.token
-	is_string(raw)
-	count(raw) >= 8
-	contains(input.query, raw)
-}

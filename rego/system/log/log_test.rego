@@ -332,3 +332,77 @@ test_mask_tokens_in_an_answer[note] if {
 	}
 	log.mask == tc.want with input as tc.event
 }
+
+# A token of a prefix without "_" (token_prefixes) has no shape the mask knows; a Check's own
+# credential, read from its credential headers as the gate reads it, is replaced wherever else it is.
+custom_token := "acme3BVnzOBLArUHCUKpfbhixfghiTrClD0WxOTk"
+
+test_mask_a_checks_own_credential[note] if {
+	some note, tc in {
+		"Bearer, echoed in a header, the path, the body and the 404 reason": {
+			"event": object.union(
+				check_event(
+					{"path": concat("", ["/user/", custom_token]), "headers": {"authorization": concat(" ", ["Bearer", custom_token]), "x-note": custom_token}, "body": custom_token},
+					{"parsed_path": ["user", custom_token]},
+				),
+				{"result": {"decision": {"reasons": [concat("", ["GET /user/", custom_token, " is not a path the PAT gate covers"])]}}},
+			),
+			"want": {
+				"/input/attributes/request/http/headers/authorization",
+				redacted("/input/attributes/request/http/headers/x-note"),
+				redacted("/input/attributes/request/http/path"),
+				redacted("/input/attributes/request/http/body"),
+				redacted("/input/parsed_path/1"),
+				redacted("/result/decision/reasons/0"),
+			},
+		},
+		"the password of Basic, in the query and metadata": {
+			"event": check_event(
+				{"headers": {"authorization": concat(" ", ["basic", base64.encode(concat(":", ["git", custom_token]))])}},
+				{"parsed_query": {"k": [custom_token]}, "attributes": {"metadataContext": {"filterMetadata": {"f": {"k": custom_token}}}}},
+			),
+			"want": {
+				"/input/attributes/request/http/headers/authorization",
+				redacted("/input/parsed_query/k/0"),
+				redacted("/input/attributes/metadataContext/filterMetadata/f/k"),
+			},
+		},
+		"the gate's package asked for directly": {
+			"event": {
+				"path": "pat/envoy",
+				"input": {"attributes": {"request": {"http": {"path": "/repos/o/r", "headers": {"authorization": concat(" ", ["token", custom_token])}}}}},
+				"result": {"credential": {"type": "pat", "token": custom_token}, "_headers": {"authorization": concat(" ", ["token", custom_token])}},
+			},
+			"want": {"/input/attributes/request/http/headers/authorization", redacted("/result/credential/token"), redacted("/result/_headers/authorization")},
+		},
+		"a short user name of Basic is no credential": {
+			"event": check_event({"headers": {"authorization": concat(" ", ["Basic", base64.encode(concat(":", ["git", custom_token]))]), "user-agent": "git/2.45"}}, {}),
+			"want": {"/input/attributes/request/http/headers/authorization"},
+		},
+	}
+	log.mask == tc.want with input as tc.event
+}
+
+# Credentials a proxy moved to another header, and Basic credentials in any header.
+test_mask_moved_and_basic_credentials[note] if {
+	basic := concat(" ", ["Basic", base64.encode(concat(":", ["x", classic_token]))])
+	some note, tc in {
+		"x-forwarded-authorization (Google's ESPv2 and API Gateway)": {
+			"event": check_event({"headers": {"x-forwarded-authorization": basic}}, {}),
+			"want": {"/input/attributes/request/http/headers/x-forwarded-authorization"},
+		},
+		"x-amzn-remapped-authorization (Amazon's API Gateway)": {
+			"event": check_event({"headers": {"x-amzn-remapped-authorization": basic}}, {}),
+			"want": {"/input/attributes/request/http/headers/x-amzn-remapped-authorization"},
+		},
+		"Basic in a header of its own": {
+			"event": check_event({"headers": {"x-upstream-auth": basic}}, {}),
+			"want": {redacted("/input/attributes/request/http/headers/x-upstream-auth")},
+		},
+		"Basic in a direct input": {
+			"event": {"path": "pat/envoy", "input": {"attributes": {"request": {"http": {"headers": {"x-other": basic}}}}}},
+			"want": {redacted("/input/attributes/request/http/headers/x-other")},
+		},
+	}
+	log.mask == tc.want with input as tc.event
+}
