@@ -462,7 +462,12 @@ _covers(path, pointer) if startswith(pointer, concat("", [path, "/"]))
 
 # METADATA
 # description: >-
-#   An ad-hoc query (/v1/query) is logged with its text, which no mask reaches: an event whose
-#   query holds a token is not logged at all. (No default: the plugin's fallback copy of this
-#   module may sit beside it, and two defaults of one rule do not compile.)
+#   An ad-hoc query (/v1/query) is logged with its text, and a query of a data path with that
+#   path, which no mask reaches: an event whose query or path holds a token is not logged at
+#   all. (No default: the plugin's fallback copy of this module may sit beside it, and two
+#   defaults of one rule do not compile.)
 drop if _secret(input.query)
+
+# A query of a data path that names a token (/v1/data/pat/ghp_...) is logged with that path,
+# which no mask reaches either.
+drop if _secret(input.path)

@@ -406,3 +406,15 @@ test_mask_moved_and_basic_credentials[note] if {
 	}
 	log.mask == tc.want with input as tc.event
 }
+
+# A query of a data path that names a token (/v1/data/pat/ghp_...): OPA logs the path, which no
+# mask reaches.
+test_drop_paths_that_hold_a_token[note] if {
+	some note, tc in {
+		"a token in the path": {"event": {"path": concat("/", ["pat", classic_token]), "input": {}}, "drop": true},
+		"an escaped one": {"event": {"path": concat("/", ["pat", replace(fine_grained_token, "_", "%5F")])}, "drop": true},
+		"the event's credential": {"event": {"path": "pat/not-a-github-token-but-secret", "input": {"credential": {"token": "not-a-github-token-but-secret"}}}, "drop": true},
+		"a decision": {"event": {"path": "pat/decision", "input": {"credential": {"token": classic_token}}}, "drop": false},
+	}
+	_dropped(tc.event) == tc.drop
+}
