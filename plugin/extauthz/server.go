@@ -363,7 +363,11 @@ func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckRe
 		}
 	}
 
-	resp, out, reason, err := s.decide(ctx, start, input, headers, decided, dl, in.http.id)
+	var requestID string
+	if dl != nil {
+		requestID = loggedRequestID(in.http.id, headers)
+	}
+	resp, out, reason, err := s.decide(ctx, start, input, headers, decided, dl, requestID)
 	if reason != "" {
 		s.metrics.failure(reason)
 		s.logger.Error("ext_authz check failed (%s): %v.", reason, err)

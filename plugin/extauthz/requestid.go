@@ -1,0 +1,108 @@
+package extauthz
+
+import (
+	"encoding/base64"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// redactedRequestID stands in the decision log for a request id that may
+// hold a credential.
+const redactedRequestID = "[REDACTED]"
+
+// loggedRequestID is the request id as a decision-log event's
+// custom.request_id carries it. The request id is the client's x-request-id
+// when Envoy keeps it (preserve_external_request_id), and OPA's mask
+// (rego/system/log) reaches an event's input and result, not its custom
+// fields: an id that may hold a credential is replaced here, as the mask
+// replaces it in the input (attributes.request.http.id), by the same tests:
+// a token's shape, also written with escapes, or the request's own
+// credential.
+func loggedRequestID(id string, headers headerList) string {
+	if id == "" || !mayHoldCredential(id, headers) {
+		return id
+	}
+	return redactedRequestID
+}
+
+var (
+	// A token's shape (log.rego, _token_shaped): a prefix, "_", and 30 or
+	// more letters, digits and "_" with an upper-case letter or digit after
+	// the "_".
+	tokenRun  = regexp.MustCompile(`[A-Za-z0-9]+_[A-Za-z0-9_]{30,}`)
+	tokenTail = regexp.MustCompile(`_[A-Za-z0-9_]*[A-Z0-9]`)
+	// "_" written as %5F or JSON's \u005f.
+	escapedUnderscore = regexp.MustCompile(`%5[Ff]|\\+u005[Ff]`)
+)
+
+func tokenShaped(s string) bool {
+	if !strings.Contains(s, "_") {
+		return false
+	}
+	for _, run := range tokenRun.FindAllString(s, -1) {
+		if tokenTail.MatchString(run) {
+			return true
+		}
+	}
+	return false
+}
+
+func mayHoldCredential(s string, headers headerList) bool {
+	if tokenShaped(s) {
+		return true
+	}
+	if strings.Contains(s, "%") || strings.Contains(s, `\u`) {
+		if tokenShaped(escapedUnderscore.ReplaceAllString(s, "_")) {
+			return true
+		}
+		if u, err := url.QueryUnescape(s); err == nil && tokenShaped(u) {
+			return true
+		}
+	}
+	for _, c := range headerCredentials(headers) {
+		if strings.Contains(s, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerCredentials are the credentials the request's credential headers
+// carry, read as the mask reads them (log.rego, _credentials): Bearer and
+// token, both halves of Basic, the value of x-api-key and the like; 8
+// characters at least.
+func headerCredentials(headers headerList) []string {
+	var out []string
+	add := func(c string) {
+		if len(c) >= 8 {
+			out = append(out, c)
+		}
+	}
+	for _, kv := range headers {
+		name, value := strings.ToLower(kv[0]), strings.TrimSpace(kv[1])
+		switch name {
+		case "private-token", "x-access-token", "x-api-key", "x-auth-token", "x-github-token":
+			add(value)
+		case "authorization", "proxy-authorization", "x-amzn-remapped-authorization", "x-forwarded-authorization":
+			scheme, rest, ok := strings.Cut(value, " ")
+			if !ok {
+				continue
+			}
+			rest = strings.TrimSpace(rest)
+			switch strings.ToLower(scheme) {
+			case "bearer", "token":
+				add(rest)
+			case "basic":
+				decoded, err := base64.StdEncoding.DecodeString(rest)
+				if err != nil {
+					continue
+				}
+				user, password, _ := strings.Cut(string(decoded), ":")
+				add(user)
+				add(password)
+			}
+		}
+	}
+	return out
+}
