@@ -22,8 +22,10 @@ import (
 // once, on purpose.
 
 var (
-	// A fine-grained token's secret: 22 and 59 base62 characters around "_".
-	fineGrainedSecret = regexp.MustCompile(`[0-9A-Za-z]{22}_[0-9A-Za-z]{59}`)
+	// A fine-grained token's secret: 22 and 59 base62 characters around "_",
+	// also written %5F (a path is logged as sent) or \u005f (a JSON body,
+	// as a log line quotes it: \\u005f).
+	fineGrainedSecret = regexp.MustCompile(`[0-9A-Za-z]{22}(?:_|%5[Ff]|\\+u005[Ff])[0-9A-Za-z]{59}`)
 	// Basic credentials (a token as the password or the user name).
 	basicCredentials = regexp.MustCompile(`(?i)(basic\s+)[A-Za-z0-9+/]{8,}={0,2}`)
 )
@@ -57,7 +59,8 @@ func prefixedPattern() *regexp.Regexp {
 // redactLine removes token secrets from one log line. A classic token's
 // secret is a run of exactly 36 base62 characters (30 random and a 6-digit
 // checksum after the prefix), or 36 after a known prefix; other runs are
-// left alone. "%5F", an escaped "_", ends a run.
+// left alone. An escaped "_" ends a run: "%5F", or JSON's "\u005f" (after
+// any number of backslashes, as a log line quotes a JSON body).
 func redactLine(line []byte) []byte {
 	line = fineGrainedSecret.ReplaceAll(line, []byte(redacted))
 	line = basicCredentials.ReplaceAll(line, []byte("${1}"+redacted))
@@ -80,6 +83,18 @@ func redactLine(line []byte) []byte {
 			i += 2
 			continue
 		}
+		if c == '\\' {
+			j := i
+			for j < len(line) && line[j] == '\\' {
+				j++
+			}
+			if n := escapedUnderscore(line[j:]); n > 0 {
+				flush(i)
+				out = append(out, line[i:j+n]...)
+				i = j + n - 1
+				continue
+			}
+		}
 		if isBase62(c) {
 			if start < 0 {
 				start = i
@@ -91,6 +106,15 @@ func redactLine(line []byte) []byte {
 	}
 	flush(len(line))
 	return out
+}
+
+// escapedUnderscore is the length of "u005f" (or "u005F") at the start of b,
+// 0 when it does not start so.
+func escapedUnderscore(b []byte) int {
+	if len(b) >= 5 && string(b[:4]) == "u005" && (b[4] == 'f' || b[4] == 'F') {
+		return 5
+	}
+	return 0
 }
 
 func isBase62(c byte) bool {

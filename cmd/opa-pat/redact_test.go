@@ -20,6 +20,13 @@ func TestRedactLine(t *testing.T) {
 			`digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 id 1f0e4c9a-2b7d-4e8f-9a3c-5d6e7f8a9b0c`},
 		{"Initializing server.\n", "Initializing server.\n"},
 		{`path /repos/o/r?access_token=ghp%5F4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO`, `path /repos/o/r?access_token=ghp%5F[redacted]`},
+		// "_" escaped in a fine-grained token's path, and in a JSON body (req_body holds it as \\u005f).
+		{`path /repos/o/r/contents/github%5Fpat%5Frve61z3unL4fNQWblQKjwb%5F4FZaPAStYw8wqZwQJ56RsdgtakD4wKUQNToAN4Mo7llhMXzs1fquX1nXMbv`,
+			`path /repos/o/r/contents/github%5Fpat%5F[redacted]`},
+		{`q github_pat_rve61z3unL4fNQWblQKjwb%5f4FZaPAStYw8wqZwQJ56RsdgtakD4wKUQNToAN4Mo7llhMXzs1fquX1nXMbv`, `q github_pat_[redacted]`},
+		{`"req_body":"{\"token\": \"ghp\\u005f4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO\"}"`, `"req_body":"{\"token\": \"ghp\\u005f[redacted]\"}"`},
+		{`"req_body":"{\"t\": \"github\\u005fpat\\u005frve61z3unL4fNQWblQKjwb\\u005F4FZaPAStYw8wqZwQJ56RsdgtakD4wKUQNToAN4Mo7llhMXzs1fquX1nXMbv\"}"`,
+			`"req_body":"{\"t\": \"github\\u005fpat\\u005f[redacted]\"}"`},
 		// A configured prefix without "_" (token.NotePrefixes, as the plugin does).
 		{`"token": "acmepat4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO"`, `"token": "acmepat[redacted]"`},
 	} {
