@@ -418,6 +418,35 @@ func TestCLIUnexpectedArguments(t *testing.T) {
 	}
 }
 
+// TestCLIRawTokenForAnID: a raw token given where an id is expected (to
+// revoke a leaked token by what was leaked) is described, never printed back.
+func TestCLIRawTokenForAnID(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "pat.db")
+	const raw = "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"
+	shown := "(40 characters, not shown: it may be a raw token)"
+	hint := "; token ids are the numbers in the first column of opa-pat token list (with --output json, token_sha256 is the SHA-256 of each raw token)"
+	requestHint := "; request ids are the numbers in the first column of opa-pat requests list (--token ID lists a token's requests)"
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"token", "revoke", "--store", store, raw}, "error: token id " + shown + ": not a positive integer" + hint},
+		{[]string{"requests", "approve", "--store", store, "--org", "octo-org", raw}, "error: request id " + shown + ": not a positive integer" + requestHint},
+		{[]string{"requests", "revoke", "--store", store, "--org", "octo-org", raw}, "error: token id " + shown + ": not a positive integer" + hint},
+		{[]string{"requests", "create", "--store", store, "--org", "octo-org", "--token", raw},
+			"error: invalid argument " + shown + ` for "--token" flag: want int64 (see opa-pat requests create --help)`},
+		{[]string{"requests", "list", "--store", store, "--token", raw},
+			"error: invalid argument " + shown + ` for "--token" flag: want int64 (see opa-pat requests list --help)`},
+		{[]string{"audit", "list", "--store", store, "--token", raw},
+			"error: invalid argument " + shown + ` for "--token" flag: want int64 (see opa-pat audit list --help)`},
+	} {
+		res := cli(t, tc.args...)
+		if res.code != 1 || res.stderr != tc.stderr+"\n" || strings.Contains(res.stdout+res.stderr, raw) {
+			t.Errorf("opa-pat %s: exit %d, stderr %q; want exit 1, stderr %q", strings.Join(tc.args, " "), res.code, res.stderr, tc.stderr+"\n")
+		}
+	}
+}
+
 // A bad flag, a missing flag value, an unknown subcommand or filter value:
 // one line and exit 1, as every other failure of opa-pat's own commands.
 func TestCLIUsageErrorsAreOneLine(t *testing.T) {

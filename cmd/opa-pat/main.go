@@ -47,6 +47,9 @@ func run(args []string) int {
 		// A group (store, token...) reached with a flag was reached because
 		// the word after it is no subcommand: that is the mistake.
 		msg := err.Error()
+		if m, ok := flagValueMessage(err); ok {
+			msg = m
+		}
 		if word := wordAfter(c, args); c.HasSubCommands() && word != "" && !isSubcommand(c, word) {
 			msg = fmt.Sprintf("unknown command %q for %q", word, c.CommandPath())
 		}

@@ -360,6 +360,14 @@ func plural(word string, n int) string {
 	return word + "s"
 }
 
+// idHint says where the ids are, for an argument that may be a raw token.
+var idHint = map[string]string{
+	"token": "token ids are the numbers in the first column of opa-pat token list " +
+		"(with --output json, token_sha256 is the SHA-256 of each raw token)",
+	"request": "request ids are the numbers in the first column of opa-pat requests list " +
+		"(--token ID lists a token's requests)",
+}
+
 // parseIDs reads decimal ids.
 func parseIDs(what string, args []string) ([]int64, error) {
 	if len(args) == 0 {
@@ -369,7 +377,10 @@ func parseIDs(what string, args []string) ([]int64, error) {
 	for i, a := range args {
 		id, err := strconv.ParseInt(a, 10, 64)
 		if err != nil || id <= 0 {
-			return nil, fmt.Errorf("%s id %q: not a positive integer", what, a)
+			if mayBeToken(a) {
+				return nil, fmt.Errorf("%s id %s: not a positive integer; %s", what, shownArg(a), idHint[what])
+			}
+			return nil, fmt.Errorf("%s id %s: not a positive integer", what, shownArg(a))
 		}
 		ids[i] = id
 	}

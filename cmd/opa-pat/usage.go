@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -75,4 +77,33 @@ func quiet(c *cobra.Command, own map[*cobra.Command]bool) {
 	for _, sub := range c.Commands() {
 		quiet(sub, own)
 	}
+}
+
+// A value given where an id or a number is expected may be a raw token
+// pasted by mistake (opa-pat token revoke ghp_...): errors describe such a
+// value rather than print it back, since they end up in terminals'
+// scrollback and CI logs. An id is at most 19 digits; a token is 40
+// characters or more with GitHub's prefixes.
+const tokenLikeLen = 20
+
+func mayBeToken(a string) bool { return len(a) >= tokenLikeLen }
+
+// shownArg quotes a value for an error message, or describes it when it may
+// be a raw token.
+func shownArg(a string) string {
+	if !mayBeToken(a) {
+		return strconv.Quote(a)
+	}
+	return fmt.Sprintf("(%d characters, not shown: it may be a raw token)", len(a))
+}
+
+// flagValueMessage is the message of a flag given a value of the wrong
+// type. pflag's quotes the value, twice; one that may be a raw token is
+// described instead.
+func flagValueMessage(err error) (string, bool) {
+	e, ok := errors.AsType[*pflag.InvalidValueError](err)
+	if !ok || !mayBeToken(e.GetValue()) {
+		return "", false
+	}
+	return fmt.Sprintf("invalid argument %s for \"--%s\" flag: want %s", shownArg(e.GetValue()), e.GetFlag().Name, e.GetFlag().Value.Type()), true
 }
