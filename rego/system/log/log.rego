@@ -160,23 +160,21 @@ _hits contains [kind, "input", path] if {
 	kind := _holds(path, value)
 }
 
-_hits contains ["key", "input", ["attributes", "request", "http", "headers", name]] if {
+_hits contains [kind, "input", ["attributes", "request", "http", "headers", name]] if {
 	_check
-	some name, _ in _http.headers
+	some name, value in _http.headers
+	kind := _header_holds(name, value)
+}
+
+# What a header of a Check holds: its name ("key", first), its value ("value"), or Basic
+# credentials outside the credential headers (which are erased).
+_header_holds(name, value) := "key" if {
 	_secret(name)
-}
-
-_hits contains ["value", "input", ["attributes", "request", "http", "headers", name]] if {
-	_check
-	some name, value in _http.headers
+} else := "value" if {
 	_secret(value)
-}
-
-_hits contains ["value", "input", ["attributes", "request", "http", "headers", name]] if {
-	_check
-	some name, value in _http.headers
-	not _credential_headers[name] # the gate lowers names; those are erased (above)
+} else := "value" if {
 	_basic_secret(value)
+	not lower(name) in _credential_headers
 }
 
 # The HTTP request's fields but its headers and body bytes: path, host, body, id (x-request-id,
@@ -332,7 +330,14 @@ _secret(value) if {
 	_holds_secret(value)
 }
 
-_holds_secret(s) if _token_shaped(s)
+# A token is 32 characters or more, a credential 8 or more: shorter strings (most names and
+# values of a request) are not looked at further.
+_holds_secret(s) if {
+	count(s) >= 32
+	_tokenlike(s)
+}
+
+_tokenlike(s) if _token_shaped(s)
 
 # Basic credentials outside the credential headers (in a header of a proxy's own, a metadata
 # value, a direct input): what they decode to.
@@ -350,17 +355,18 @@ _basic(s) if contains(s, "ASIC ")
 # A token written with escapes: "_" as %5F (a path is logged as sent, and split into segments
 # before it is decoded), every character percent-encoded, or JSON's \u005f in a body Envoy
 # forwards as text (also inside the JSON text _may_hold_secret looks at, as \\u005f).
-_holds_secret(s) if {
+_tokenlike(s) if {
 	_escaped(s)
 	_token_shaped(regex.replace(s, `%5[Ff]|\\+u005[Ff]`, "_"))
 }
 
-_holds_secret(s) if {
+_tokenlike(s) if {
 	contains(s, "%")
 	_token_shaped(urlquery.decode(s))
 }
 
 _holds_secret(s) if {
+	count(s) >= 8
 	some raw in _credentials
 	contains(s, raw)
 }
@@ -405,17 +411,9 @@ _scheme_credentials contains [substring(v, 0, i), trim_space(substring(v, i + 1,
 	i > 0
 }
 
-# [lower-case name, value] of each credential header: looked up by name in a Check's input, whose
-# names the gate lowers, and found by lowering every name in any other.
-_credential_header_values contains [name, value] if {
-	_check
-	some name in _credential_headers
-	value := _http.headers[name]
-	is_string(value)
-}
-
+# [lower-case name, value] of each credential header (the gate lowers a Check's header names; an
+# input sent to the gate's path through OPA's API may spell them in any case).
 _credential_header_values contains [lower(name), value] if {
-	not _check
 	some name, value in _http.headers
 	lower(name) in _credential_headers
 	is_string(value)

@@ -418,3 +418,11 @@ test_drop_paths_that_hold_a_token[note] if {
 	}
 	_dropped(tc.event) == tc.drop
 }
+
+# An input sent to the gate's path through OPA's API may spell header names in any case.
+test_mask_a_direct_input_to_the_gates_path_with_capitals if {
+	log.mask == {
+		"/input/attributes/request/http/headers/Authorization",
+		redacted("/input/attributes/request/http/headers/X-Note"),
+	} with input as check_event({"headers": {"Authorization": concat(" ", ["Bearer", custom_token]), "X-Note": custom_token}}, {})
+}
