@@ -22,7 +22,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"unsafe"
 )
 
 // Kinds, the same strings as the store's.
@@ -108,18 +107,22 @@ func base62(s string) bool {
 
 // checksumOK compares the CRC32 of covered with the base62 digits in sum.
 func checksumOK(covered, sum string) bool {
+	return checksumIs(sum, crcString(covered))
+}
+
+// checksumIs compares the base62 digits in sum with crc.
+func checksumIs(sum string, crc uint32) bool {
 	var n uint64
 	for i := 0; i < len(sum); i++ {
 		n = n*62 + uint64(value[sum[i]])
 	}
-	return n == uint64(crcString(covered))
+	return n == uint64(crc)
 }
 
 // crcString is crc32.ChecksumIEEE over a string without copying it into a
-// byte slice (a copy would allocate on the reject path). The bytes are only
-// read.
+// byte slice (a copy would allocate on the reject path).
 func crcString(s string) uint32 {
-	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s)))
+	return crc32.ChecksumIEEE(bytesOf(s))
 }
 
 // Checksum returns the 6-character base62 checksum of s.

@@ -1,0 +1,194 @@
+package token
+
+import (
+	"fmt"
+	"hash/crc32"
+	"iter"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// A token's shape in text, whatever its prefix: where the stderr filter of
+// the sidecar commands (cmd/opa-pat) hides a token, and what the store
+// refuses to keep in a name or a reason (Contains) and errors do not quote
+// (Quote).
+
+// Lengths of a token's secret part, after its prefix.
+const (
+	// ClassicSecretLen is a classic token's: 30 random characters and the
+	// checksum.
+	ClassicSecretLen = ClassicRandomLen + ChecksumLen
+	// FineGrainedTailLen is what follows a fine-grained token's inner "_":
+	// 53 random characters and the checksum.
+	FineGrainedTailLen = FineGrainedTail + ChecksumLen
+)
+
+// IsBase62 reports whether c is a character of a token's alphabet.
+func IsBase62(c byte) bool { return value[c] != 0xff }
+
+// Underscore is the length of the "_" s starts with: 1 for "_", 3 for a
+// URL's "%5F", or the backslashes and "u005f" of a JSON escape (however
+// many backslashes quoting added); 0 when s starts with none.
+func Underscore(s string) int {
+	switch {
+	case s == "":
+		return 0
+	case s[0] == '_':
+		return 1
+	case s[0] == '%':
+		if len(s) >= 3 && s[1] == '5' && (s[2] == 'F' || s[2] == 'f') {
+			return 3
+		}
+	case s[0] == '\\':
+		i := 1
+		for i < len(s) && s[i] == '\\' {
+			i++
+		}
+		if len(s) >= i+5 && s[i:i+4] == "u005" && (s[i+4] == 'f' || s[i+4] == 'F') {
+			return i + 5
+		}
+	}
+	return 0
+}
+
+// Secret is a span of a text shaped like a token's secret part: text[Start:End].
+type Secret struct {
+	// Kind is KindClassic or KindFineGrained.
+	Kind string
+	// Run is where the run of base62 characters that holds the secret's
+	// first character starts: a prefix ending in base62 characters (or
+	// other text written against the secret) is text[Run:Start].
+	Run, Start, End int
+}
+
+// Secrets yields, in order and without overlap, the spans of text shaped
+// like a token's secret part:
+//
+//   - fine-grained: the last 22 characters of a base62 run, an underscore
+//     (Underscore: also escaped), and the first 59 of the next run;
+//   - classic: the last 36 characters of any other base62 run of 36 or
+//     more.
+//
+// An escaped underscore ends a run wherever it stands, and so does the end
+// of a fine-grained secret. The checksum is not
+// checked (Valid does): the shape alone is what a log filter hides.
+func Secrets(text string) iter.Seq[Secret] {
+	return func(yield func(Secret) bool) {
+		for i := 0; i < len(text); {
+			if !IsBase62(text[i]) {
+				i += max(1, Underscore(text[i:]))
+				continue
+			}
+			run := i
+			for i < len(text) && IsBase62(text[i]) {
+				i++
+			}
+			if i-run >= FineGrainedHead {
+				if u := Underscore(text[i:]); u > 0 {
+					tail := i + u
+					j := tail
+					for j < len(text) && IsBase62(text[j]) {
+						j++
+					}
+					if j-tail >= FineGrainedTailLen {
+						if !yield(Secret{Kind: KindFineGrained, Run: run, Start: i - FineGrainedHead, End: tail + FineGrainedTailLen}) {
+							return
+						}
+						i = tail + FineGrainedTailLen // what follows in the run is a run of its own
+						continue
+					}
+				}
+			}
+			if i-run >= ClassicSecretLen {
+				if !yield(Secret{Kind: KindClassic, Run: run, Start: i - ClassicSecretLen, End: i}) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Alone reports whether the secret stands alone as a token's would: a
+// fine-grained shape, or a classic run of exactly 36 characters (a longer
+// run is a token only after a prefix that ends in base62 characters, or
+// when its checksum says so).
+func (x Secret) Alone() bool { return x.Kind == KindFineGrained || x.Run == x.Start }
+
+// Valid reports whether the secret's checksum is right: it is a token's
+// secret (or, with probability 62^-6, a coincidence), whatever its prefix.
+func (x Secret) Valid(text string) bool {
+	s := text[x.Start:x.End]
+	if x.Kind == KindClassic {
+		return checksumOK(s[:ClassicRandomLen], s[ClassicRandomLen:])
+	}
+	head, tail := s[:FineGrainedHead], s[len(s)-FineGrainedTailLen:]
+	crc := crc32.Update(0, crc32.IEEETable, bytesOf(head))
+	crc = crc32.Update(crc, crc32.IEEETable, underscore)
+	crc = crc32.Update(crc, crc32.IEEETable, bytesOf(tail[:FineGrainedTail]))
+	return checksumIs(tail[FineGrainedTail:], crc)
+}
+
+// After reports whether prefix, in any case, stands right before the
+// secret.
+func (x Secret) After(text, prefix string) bool {
+	return prefix != "" && x.Start >= len(prefix) && strings.EqualFold(text[x.Start-len(prefix):x.Start], prefix)
+}
+
+var underscore = []byte{'_'}
+
+// bytesOf is s's bytes without a copy; they are only read.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// Contains reports whether text holds a token or what is left of one: a
+// secret whose checksum is right, whatever its prefix, or one of a token's
+// shapes right after a known prefix in any case (a token written in lower
+// case, or mistyped). Known prefixes are GitHub's, those given and those
+// this process noted (NotePrefixes). It reads text once and does not
+// allocate; a text shorter than a classic secret is answered at once.
+func Contains(text string, prefixes ...Prefixes) bool {
+	if len(text) < ClassicSecretLen {
+		return false
+	}
+	for x := range Secrets(text) {
+		if x.Valid(text) || x.After(text, DefaultPrefixes.Classic) || x.After(text, DefaultPrefixes.FineGrained) {
+			return true
+		}
+		for _, p := range prefixes {
+			if x.After(text, p.Classic) || x.After(text, p.FineGrained) {
+				return true
+			}
+		}
+		for _, p := range NotedPrefixes() {
+			if x.After(text, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Quote quotes s as strconv.Quote does for an error message, unless s may
+// hold a token (Contains, or a secret's shape standing alone): it is then
+// described, not shown, since errors end up in terminals, CI logs and
+// proxies' logs.
+func Quote(s string) string {
+	if Hidden(s) {
+		return fmt.Sprintf("(%d characters, not shown: it looks like a personal access token)", utf8.RuneCountInString(s))
+	}
+	return strconv.Quote(s)
+}
+
+// Hidden reports whether Quote would describe s rather than show it.
+func Hidden(s string) bool {
+	if len(s) < ClassicSecretLen {
+		return false
+	}
+	for x := range Secrets(s) {
+		if x.Alone() {
+			return true
+		}
+	}
+	return Contains(s)
+}

@@ -1,0 +1,127 @@
+package token
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+const (
+	shapeClassic = "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"
+	shapeFG      = "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"
+)
+
+func mustGenerate(t testing.TB, kind string, p Prefixes) string {
+	t.Helper()
+	raw, err := Generate(kind, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestSecrets(t *testing.T) {
+	text := "a " + shapeClassic + " b " + shapeFG + " c acmepat" + shapeClassic[4:] + " " + strings.Repeat("x", 35)
+	var got []string
+	for x := range Secrets(text) {
+		got = append(got, x.Kind+" "+text[x.Run:x.Start]+"|"+text[x.Start:x.End])
+	}
+	want := []string{
+		"classic |" + shapeClassic[4:],
+		"fine_grained |" + shapeFG[len("github_pat_"):],
+		"classic acmepat|" + shapeClassic[4:],
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	// An escaped "_" separates runs and stands for the inner "_".
+	escaped := strings.ReplaceAll(shapeFG, "_", "%5F")
+	for x := range Secrets(escaped) {
+		if x.Kind != KindFineGrained || !x.Valid(escaped) || escaped[x.End:] != "" {
+			t.Fatalf("escaped: %+v", x)
+		}
+	}
+}
+
+func TestContains(t *testing.T) {
+	custom := Prefixes{Classic: "acmepat", FineGrained: "acmefg"}
+	for _, tc := range []struct {
+		note, text string
+		want       bool
+	}{
+		{"classic", shapeClassic, true},
+		{"fine-grained", shapeFG, true},
+		{"in a sentence", "rotated, the old one was " + shapeClassic + ".", true},
+		{"quoted in JSON", `{"t":"` + shapeFG + `"}`, true},
+		{"generated classic", mustGenerate(t, KindClassic, DefaultPrefixes), true},
+		{"generated fine-grained", mustGenerate(t, KindFineGrained, DefaultPrefixes), true},
+		// The checksum finds a token whatever its prefix.
+		{"another deployment's classic prefix", mustGenerate(t, KindClassic, custom), true},
+		{"another deployment's fine-grained prefix", mustGenerate(t, KindFineGrained, custom), true},
+		{"no prefix", shapeClassic[4:], true},
+		{"fine-grained with escaped underscores", strings.ReplaceAll(shapeFG, "_", "%5F"), true},
+		{"fine-grained with JSON-escaped underscores", strings.ReplaceAll(shapeFG, "_", `\u005f`), true},
+		// A known prefix, in any case, before a token's shape: a token
+		// lower-cased (its checksum no longer holds) or mistyped.
+		{"lower-cased classic", strings.ToLower(shapeClassic), true},
+		{"lower-cased fine-grained", strings.ToLower(shapeFG), true},
+		{"upper-cased classic", strings.ToUpper(shapeClassic), true},
+		{"mistyped classic", shapeClassic[:39] + "1", true},
+		// Not tokens.
+		{"short", "ghp_abc", false},
+		{"a name", "deploy key for octo-org/app (rotated 2026-01-01)", false},
+		{"36 characters, wrong checksum, no prefix", strings.ToLower(shapeClassic[4:]), false},
+		{"sha-256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", false},
+		{"uuid", "1f0e4c9a-2b7d-4e8f-9a3c-5d6e7f8a9b0c", false},
+		{"a long word", strings.Repeat("abcdefghij", 100), false},
+		{"prefix before a longer run", "ghp_" + strings.Repeat("a", 40), false},
+		{"lower-cased with another deployment's prefix", strings.ToLower(mustGenerate(t, KindClassic, Prefixes{Classic: "zz_", FineGrained: "zzf_"})), false},
+	} {
+		if got := Contains(tc.text); got != tc.want {
+			t.Errorf("%s: Contains(%q) = %v, want %v", tc.note, tc.text, got, tc.want)
+		}
+	}
+	// Prefixes given, or noted by this process, count as GitHub's do.
+	lower := strings.ToLower(mustGenerate(t, KindClassic, Prefixes{Classic: "qq_", FineGrained: "qqf_"}))
+	if Contains(lower) || !Contains(lower, Prefixes{Classic: "qq_"}) {
+		t.Errorf("given prefix: %q", lower)
+	}
+	reason, long := "reason: "+shapeClassic[4:], strings.Repeat("ghp_"+strings.ToLower(shapeClassic[5:]), 3)
+	if got := testing.AllocsPerRun(100, func() { Contains(reason); Contains(long) }); got != 0 {
+		t.Errorf("Contains allocates %v times", got)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"oauth", `"oauth"`},
+		{"2001-01-01", `"2001-01-01"`},
+		{shapeClassic, "(40 characters, not shown: it looks like a personal access token)"},
+		{"x " + shapeFG, "(95 characters, not shown: it looks like a personal access token)"},
+		// A secret's shape alone is enough not to show it.
+		{"ghq_" + strings.Repeat("a", 36), "(40 characters, not shown: it looks like a personal access token)"},
+		{strings.Repeat("a", 37), `"` + strings.Repeat("a", 37) + `"`},
+	} {
+		if got := Quote(tc.in); got != tc.want {
+			t.Errorf("Quote(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkContains measures the check of a store write on a name and on a
+// reason of the longest length the store keeps.
+func BenchmarkContains(b *testing.B) {
+	for _, tc := range []struct{ name, text string }{
+		{"short", "octo-org"},
+		{"name", "deploy key for the app, rotated monthly"},
+		{"reason-1024", strings.Repeat("needs write access to app for the release; ", 24)[:1024]},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if Contains(tc.text) {
+					b.Fatal(tc.text)
+				}
+			}
+		})
+	}
+}
