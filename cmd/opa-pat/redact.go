@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -21,14 +22,9 @@ import (
 // "[redacted]". Stdout is left alone: `token create` prints its token there,
 // once, on purpose.
 
-var (
-	// A fine-grained token's secret: 22 and 59 base62 characters around "_",
-	// also written %5F (a path is logged as sent) or \u005f (a JSON body,
-	// as a log line quotes it: \\u005f).
-	fineGrainedSecret = regexp.MustCompile(`[0-9A-Za-z]{22}(?:_|%5[Ff]|\\+u005[Ff])[0-9A-Za-z]{59}`)
-	// Basic credentials (a token as the password or the user name).
-	basicCredentials = regexp.MustCompile(`(?i)(basic\s+)[A-Za-z0-9+/]{8,}={0,2}`)
-)
+// basicCredentials are Basic credentials (a token as the password or the
+// user name).
+var basicCredentials = regexp.MustCompile(`(?i)(basic\s+)[A-Za-z0-9+/]{8,}={0,2}`)
 
 const redacted = "[redacted]"
 
@@ -51,74 +47,45 @@ func prefixedPattern() *regexp.Regexp {
 			quoted = append(quoted, regexp.QuoteMeta(p))
 		}
 		prefixed.prefixes = noted
-		prefixed.re = regexp.MustCompile(`(` + strings.Join(quoted, "|") + `)[0-9A-Za-z]{36}`)
+		prefixed.re = regexp.MustCompile(`(` + strings.Join(quoted, "|") + `)[0-9A-Za-z]{` + strconv.Itoa(token.ClassicSecretLen) + `}`)
 	}
 	return prefixed.re
 }
 
-// redactLine removes token secrets from one log line. A classic token's
-// secret is a run of exactly 36 base62 characters (30 random and a 6-digit
-// checksum after the prefix), or 36 after a known prefix; other runs are
-// left alone. An escaped "_" ends a run: "%5F", or JSON's "\u005f" (after
-// any number of backslashes, as a log line quotes a JSON body).
+// redactLine removes token secrets from one log line, by their shapes
+// (token.Secrets): a fine-grained token's secret, 22 and 59 base62
+// characters around "_" (also written %5F, as a path is logged as sent,
+// or \u005f, as a JSON body is, after any number of backslashes as a log
+// line quotes it); a classic token's, a run of exactly 36 base62
+// characters (30 random and a 6-digit checksum after the prefix), 36
+// after a known prefix, or the last 36 of a longer run when their
+// checksum is right (a prefix ending in base62 characters that this
+// process did not note); and Basic credentials. Other runs are left
+// alone. An escaped "_" ends a run.
 func redactLine(line []byte) []byte {
-	line = fineGrainedSecret.ReplaceAll(line, []byte(redacted))
+	line = redactSecrets(line, func(x token.Secret, _ string) bool { return x.Kind == token.KindFineGrained })
 	line = basicCredentials.ReplaceAll(line, []byte("${1}"+redacted))
 	line = prefixedPattern().ReplaceAll(line, []byte("${1}"+redacted))
-	out := line[:0:0]
-	start := -1
-	flush := func(end int) {
-		if start >= 0 && end-start == 36 {
-			out = append(out, redacted...)
-		} else if start >= 0 {
-			out = append(out, line[start:end]...)
-		}
-		start = -1
-	}
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		if c == '%' && i+2 < len(line) && line[i+1] == '5' && (line[i+2] == 'F' || line[i+2] == 'f') {
-			flush(i)
-			out = append(out, line[i:i+3]...)
-			i += 2
-			continue
-		}
-		if c == '\\' {
-			j := i
-			for j < len(line) && line[j] == '\\' {
-				j++
-			}
-			if n := escapedUnderscore(line[j:]); n > 0 {
-				flush(i)
-				out = append(out, line[i:j+n]...)
-				i = j + n - 1
-				continue
-			}
-		}
-		if isBase62(c) {
-			if start < 0 {
-				start = i
-			}
-			continue
-		}
-		flush(i)
-		out = append(out, c)
-	}
-	flush(len(line))
-	return out
+	return redactSecrets(line, func(x token.Secret, s string) bool { return x.Alone() || x.Valid(s) })
 }
 
-// escapedUnderscore is the length of "u005f" (or "u005F") at the start of b,
-// 0 when it does not start so.
-func escapedUnderscore(b []byte) int {
-	if len(b) >= 5 && string(b[:4]) == "u005" && (b[4] == 'f' || b[4] == 'F') {
-		return 5
+// redactSecrets replaces the secrets of line that hide selects.
+func redactSecrets(line []byte, hide func(x token.Secret, s string) bool) []byte {
+	s := string(line)
+	var out []byte
+	last := 0
+	for x := range token.Secrets(s) {
+		if !hide(x, s) {
+			continue
+		}
+		out = append(out, s[last:x.Start]...)
+		out = append(out, redacted...)
+		last = x.End
 	}
-	return 0
-}
-
-func isBase62(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+	if out == nil {
+		return line
+	}
+	return append(out, s[last:]...)
 }
 
 // redactStderr sends what the process writes to os.Stderr through

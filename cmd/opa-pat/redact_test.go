@@ -29,6 +29,12 @@ func TestRedactLine(t *testing.T) {
 			`"req_body":"{\"t\": \"github\\u005fpat\\u005f[redacted]\"}"`},
 		// A configured prefix without "_" (token.NotePrefixes, as the plugin does).
 		{`"token": "acmepat4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO"`, `"token": "acmepat[redacted]"`},
+		// One not noted: the checksum tells a token's secret at the end of a run.
+		{`"token": "otherpat4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO"`, `"token": "otherpat[redacted]"`},
+		{`"digest": "otherpat4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHX"`, `"digest": "otherpat4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHX"`},
+		// The letters of an escaped "_" are not a secret's.
+		{`"t": "x\\u005facmepatacmepatgh_rve61z3unL4fNQWblQKjwb_4FZaPAStYw8wqZwQJ56RsdgtakD4wKUQNToAN4Mo7llhMXzs1fquX1nXMbv"`,
+			`"t": "x\\u005facmepatacmepatgh_[redacted]"`},
 	} {
 		if got := string(redactLine([]byte(tc.in))); got != tc.want {
 			t.Errorf("redactLine(%q)\n got %q\nwant %q", tc.in, got, tc.want)
