@@ -244,7 +244,7 @@ func parseTime(field string, s *string, def time.Time) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, *s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%s: %q is not an RFC 3339 time", field, *s)
+		return time.Time{}, fmt.Errorf("%s: %s is not an RFC 3339 time", field, token.Quote(*s))
 	}
 	return t.UTC(), CheckTime(field, t)
 }
@@ -287,6 +287,9 @@ type tokenRef struct{ user, name string }
 // for the organization is added as its newest request. Users named by
 // tokens and memberships but not listed are created.
 func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, error) {
+	if err := CheckPlain("actor", actor); err != nil {
+		return ImportResult{}, err
+	}
 	prefixes, err := db.Prefixes(ctx)
 	if err != nil {
 		return ImportResult{}, err
@@ -353,8 +356,10 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		tokens[i] = t
 	}
 	for i, g := range d.Grants {
+		// token_name and user only name the token, but errors quote them.
 		if err := errors.Join(checkName("org", g.Org), checkEnum("state", g.State, grantStates),
-			CheckText("reason", g.Reason), CheckText("justification", g.Justification), CheckText("reviewer", g.Reviewer)); err != nil {
+			CheckText("reason", g.Reason), CheckText("justification", g.Justification), CheckText("reviewer", g.Reviewer),
+			CheckPlain("token_name", g.TokenName), CheckPlain("user", g.User)); err != nil {
 			return ImportResult{}, fmt.Errorf("grants[%d].%w", i, firstErr(err))
 		}
 	}
@@ -722,6 +727,9 @@ func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, err
 			return Token{}, errors.New("token: not a valid token (prefix, length or checksum)")
 		}
 		if dt.Kind != "" && kind != dt.Kind {
+			if err := CheckPlain("kind", dt.Kind); err != nil {
+				return Token{}, err
+			}
 			return Token{}, fmt.Errorf("kind: %q, but the token is %s", dt.Kind, kind)
 		}
 		t.Kind = kind

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // Sentinel errors, for callers (the admin API) that map them to statuses.
@@ -100,6 +102,11 @@ func WithActorToken(ctx context.Context, id int64) context.Context {
 }
 
 func (db *DB) audit(ctx context.Context, tx *sql.Tx, e AuditEvent) error {
+	// Every write records who made it: a token given as the actor (the
+	// CLI's --actor) is refused here, and the write with it.
+	if err := CheckPlain("actor", e.Actor); err != nil {
+		return classify(ErrInvalid, err)
+	}
 	if id, ok := ctx.Value(actorTokenKey{}).(int64); ok && id != 0 {
 		e.Details = maps.Clone(e.Details)
 		if e.Details == nil {
@@ -138,10 +145,25 @@ var (
 	grantStates = []string{GrantPending, GrantApproved, GrantDenied, GrantRevoked}
 )
 
-// CheckText checks a reason or justification: at most MaxReasonChars
-// characters of valid UTF-8 without NUL, which PostgreSQL cannot store (and
-// SQLite would keep, so that the store could not be migrated).
+// CheckPlain refuses a value that holds a personal access token, or what is
+// left of one (token.Contains): a token pasted into a name or a reason by
+// mistake would be kept, readable, where only its SHA-256 belongs. The
+// error names the field and does not show the value.
+func CheckPlain(field, v string) error {
+	if token.Contains(v) {
+		return fmt.Errorf("%s: looks like a personal access token; opa-pat never stores a token in plain text", field)
+	}
+	return nil
+}
+
+// CheckText checks a reason or justification: no token (CheckPlain), at
+// most MaxReasonChars characters of valid UTF-8 without NUL, which
+// PostgreSQL cannot store (and SQLite would keep, so that the store could
+// not be migrated).
 func CheckText(field, v string) error {
+	if err := CheckPlain(field, v); err != nil {
+		return err
+	}
 	switch {
 	case !utf8.ValidString(v):
 		return fmt.Errorf("%s: not valid UTF-8", field)
@@ -153,20 +175,27 @@ func CheckText(field, v string) error {
 	return nil
 }
 
-// checkName refuses names that would break the list encoding.
+// checkName refuses names that would break the list encoding, and tokens
+// (CheckPlain).
 func checkName(field, v string) error {
 	if v == "" {
 		return fmt.Errorf("%s: must not be empty", field)
 	}
+	if err := CheckPlain(field, v); err != nil {
+		return err
+	}
 	if strings.ContainsAny(v, ",=/") || strings.ContainsFunc(v, unicode.IsControl) {
-		return fmt.Errorf("%s: %q must not contain ',', '=', '/' or control characters", field, v)
+		return fmt.Errorf("%s: %s must not contain ',', '=', '/' or control characters", field, token.Quote(v))
 	}
 	return nil
 }
 
 func checkEnum(field, v string, allowed []string) error {
 	if !slices.Contains(allowed, v) {
-		return fmt.Errorf("%s: unknown value %q, want one of %s", field, v, strings.Join(allowed, ", "))
+		if err := CheckPlain(field, v); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s: unknown value %s, want one of %s", field, token.Quote(v), strings.Join(allowed, ", "))
 	}
 	return nil
 }
@@ -194,9 +223,15 @@ func ValidateToken(t Token) error {
 	switch t.Kind {
 	case KindClassic, KindFineGrained:
 	default:
-		return fmt.Errorf("kind: unknown kind %q", t.Kind)
+		if err := CheckPlain("kind", t.Kind); err != nil {
+			return err
+		}
+		return fmt.Errorf("kind: unknown kind %s", token.Quote(t.Kind))
 	}
 	if err := checkName("user", t.User); err != nil {
+		return err
+	}
+	if err := CheckPlain("name", t.Name); err != nil {
 		return err
 	}
 	if strings.ContainsRune(t.Name, 0) || !utf8.ValidString(t.Name) || utf8.RuneCountInString(t.Name) > 255 {
