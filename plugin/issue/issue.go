@@ -197,6 +197,13 @@ type Result struct {
 // creation time.
 func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.Time) (Result, error) {
 	now = now.UTC()
+	// A raw token given as a name (a classic mistake) is refused before
+	// names are lower-cased: the checksum that tells a token whatever its
+	// prefix does not survive lower case, and the store checks the names it
+	// writes, which are. The store checks the rest.
+	if err := checkNames(req); err != nil {
+		return Result{}, err
+	}
 	// GitHub compares logins without regard to case: "EMU" is the managed
 	// user emu, with emu's memberships and lifetime limits, not a new user.
 	// Names are written as the store spells them (lower case unless an
@@ -306,4 +313,20 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 		return Result{}, err
 	}
 	return Result{Raw: raw, Token: created, Grant: grant, Decision: d}, nil
+}
+
+// checkNames refuses a raw token among the names Issue lower-cases.
+func checkNames(req Request) error {
+	if err := store.CheckPlain("user", req.User); err != nil {
+		return err
+	}
+	if err := store.CheckPlain("resource_owner", req.ResourceOwner); err != nil {
+		return err
+	}
+	for i, r := range req.Repositories {
+		if err := store.CheckPlain(fmt.Sprintf("repositories[%d]", i), r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

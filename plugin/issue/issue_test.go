@@ -185,3 +185,48 @@ func TestIssueFindsTheStoresSpelling(t *testing.T) {
 		t.Fatalf("token %+v, grant %+v; want Dave's for Big-Org, approved (an owner's)", res.Token, res.Grant)
 	}
 }
+
+// A raw token given as a name is refused before names are lower-cased: the
+// checksum that finds a token whatever its prefix does not survive lower
+// case, and a store's own prefixes are not GitHub's. The error does not
+// show it, and nothing is stored.
+func TestIssueRefusesATokenAsAName(t *testing.T) {
+	db := openStore(t)
+	prefixes := token.Prefixes{Classic: "acme_", FineGrained: "acmefg_"}
+	if err := db.SetMeta(t.Context(), store.MetaClassicPrefix, prefixes.Classic); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetMeta(t.Context(), store.MetaFineGrainedPrefix, prefixes.FineGrained); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChecker(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	classic, err := token.Generate(store.KindClassic, prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fg, err := token.Generate(store.KindFineGrained, prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		field string
+		req   Request
+	}{
+		{"user", Request{Kind: store.KindClassic, User: classic}},
+		{"resource_owner", Request{Kind: store.KindFineGrained, User: "bob", ResourceOwner: fg}},
+		{"repositories[1]", Request{Kind: store.KindFineGrained, User: "bob", RepositorySelection: "selected", Repositories: []string{"app", classic}}},
+	} {
+		_, err := Issue(t.Context(), db, c, tc.req, now)
+		want := tc.field + ": looks like a personal access token; opa-pat never stores a token in plain text"
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: err = %v; want %s", tc.field, err, want)
+		}
+	}
+	if list, _ := db.ListTokens(t.Context(), store.TokenFilter{}); len(list) != 0 {
+		t.Fatalf("stored: %+v", list)
+	}
+}
