@@ -315,8 +315,15 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 	return Result{Raw: raw, Token: created, Grant: grant, Decision: d}, nil
 }
 
-// checkNames refuses a raw token among the names Issue lower-cases.
+// checkNames refuses a raw token among the names Issue lower-cases, and
+// among the scopes it sorts (an error names a scope by its place as
+// given).
 func checkNames(req Request) error {
+	for i, s := range req.Scopes {
+		if err := store.CheckPlain(fmt.Sprintf("scopes[%d]", i), s); err != nil {
+			return err
+		}
+	}
 	if err := store.CheckPlain("user", req.User); err != nil {
 		return err
 	}

@@ -219,6 +219,8 @@ func TestIssueRefusesATokenAsAName(t *testing.T) {
 		{"user", Request{Kind: store.KindClassic, User: classic}},
 		{"resource_owner", Request{Kind: store.KindFineGrained, User: "bob", ResourceOwner: fg}},
 		{"repositories[1]", Request{Kind: store.KindFineGrained, User: "bob", RepositorySelection: "selected", Repositories: []string{"app", classic}}},
+		// Scopes are sorted: the error names the one given.
+		{"scopes[1]", Request{Kind: store.KindClassic, User: "bob", Scopes: []string{"repo", classic}}},
 	} {
 		_, err := Issue(t.Context(), db, c, tc.req, now)
 		want := tc.field + ": looks like a personal access token; opa-pat never stores a token in plain text"
