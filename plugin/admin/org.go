@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -47,7 +48,7 @@ func checkAction(action *string, allowed ...string) []fieldError {
 			return nil
 		}
 	}
-	return []fieldError{{Field: "action", Message: fmt.Sprintf("action: unknown value %q, want %s", *action, quoteOr(allowed))}}
+	return []fieldError{{Field: "action", Message: fmt.Sprintf("action: unknown value %s, want %s", token.Quote(*action), quoteOr(allowed))}}
 }
 
 func quoteOr(l []string) string {
@@ -206,7 +207,7 @@ func listOrgGrants[T any](s *Server, w http.ResponseWriter, r *http.Request, org
 	case store.GrantPending, store.GrantApproved, store.GrantDenied, store.GrantRevoked:
 		f.State = st
 	default:
-		errs = append(errs, fieldError{Field: "state", Message: fmt.Sprintf(`state: unknown value %q, want "pending", "approved", "denied", "revoked" or "all"`, st)})
+		errs = append(errs, fieldError{Field: "state", Message: fmt.Sprintf(`state: unknown value %s, want "pending", "approved", "denied", "revoked" or "all"`, token.Quote(st))})
 	}
 	if len(errs) > 0 {
 		return invalid(doc, resource, errs...)
@@ -290,7 +291,7 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 		if v := q.Get(b.name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1 {
-				errs = append(errs, fieldError{Field: b.name, Message: fmt.Sprintf("%s: %q is not an id", b.name, v)})
+				errs = append(errs, fieldError{Field: b.name, Message: fmt.Sprintf("%s: %s is not an id", b.name, token.Quote(v))})
 				continue
 			}
 			*b.dst = n

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // maxBody bounds a request body.
@@ -32,7 +33,7 @@ func parsePage(q url.Values) (page, []fieldError) {
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			errs = append(errs, fieldError{Field: "per_page", Message: fmt.Sprintf("per_page: %q is not a positive integer", v)})
+			errs = append(errs, fieldError{Field: "per_page", Message: fmt.Sprintf("per_page: %s is not a positive integer", token.Quote(v))})
 		} else {
 			p.PerPage = min(n, maxPerPage)
 		}
@@ -40,7 +41,7 @@ func parsePage(q url.Values) (page, []fieldError) {
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			errs = append(errs, fieldError{Field: "page", Message: fmt.Sprintf("page: %q is not a positive integer", v)})
+			errs = append(errs, fieldError{Field: "page", Message: fmt.Sprintf("page: %s is not a positive integer", token.Quote(v))})
 		} else {
 			// Far past any list (an empty page, as GitHub answers), and
 			// small enough that (page-1)*per_page cannot overflow.
@@ -106,20 +107,20 @@ func parseGrantFilter(q url.Values, org string) (store.OrgGrantFilter, page, []f
 	for _, v := range values(q, "token_id") {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id < 1 {
-			errs = append(errs, fieldError{Field: "token_id", Message: fmt.Sprintf("token_id: %q is not a token id", v)})
+			errs = append(errs, fieldError{Field: "token_id", Message: fmt.Sprintf("token_id: %s is not a token id", token.Quote(v))})
 			continue
 		}
 		f.TokenIDs = append(f.TokenIDs, id)
 	}
 	if v := q.Get("sort"); v != "" && v != "created_at" {
-		errs = append(errs, fieldError{Field: "sort", Message: fmt.Sprintf(`sort: unknown value %q, want "created_at"`, v)})
+		errs = append(errs, fieldError{Field: "sort", Message: fmt.Sprintf(`sort: unknown value %s, want "created_at"`, token.Quote(v))})
 	}
 	switch v := q.Get("direction"); v {
 	case "", "desc":
 	case "asc":
 		f.Ascending = true
 	default:
-		errs = append(errs, fieldError{Field: "direction", Message: fmt.Sprintf(`direction: unknown value %q, want "asc" or "desc"`, v)})
+		errs = append(errs, fieldError{Field: "direction", Message: fmt.Sprintf(`direction: unknown value %s, want "asc" or "desc"`, token.Quote(v))})
 	}
 	for _, b := range []struct {
 		name string
@@ -131,7 +132,7 @@ func parseGrantFilter(q url.Values, org string) (store.OrgGrantFilter, page, []f
 		}
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			errs = append(errs, fieldError{Field: b.name, Message: fmt.Sprintf("%s: %q is not an ISO 8601 time (YYYY-MM-DDTHH:MM:SSZ)", b.name, v)})
+			errs = append(errs, fieldError{Field: b.name, Message: fmt.Sprintf("%s: %s is not an ISO 8601 time (YYYY-MM-DDTHH:MM:SSZ)", b.name, token.Quote(v))})
 			continue
 		}
 		*b.dst = t

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opa-pat/opa-pat/plugin/issue"
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 var settingsPath = storage.MustParsePath("/pat/settings")
@@ -84,7 +85,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 	}
 	var errs []fieldError
 	if body.Kind != store.KindClassic && body.Kind != store.KindFineGrained {
-		errs = append(errs, fieldError{Field: "kind", Message: fmt.Sprintf(`kind: unknown value %q, want "classic" or "fine_grained"`, body.Kind)})
+		errs = append(errs, fieldError{Field: "kind", Message: fmt.Sprintf(`kind: unknown value %s, want "classic" or "fine_grained"`, token.Quote(body.Kind))})
 	}
 	given := 0
 	if body.ExpiresInDays != nil {
@@ -103,9 +104,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 		t, err := time.Parse(time.RFC3339, *body.ExpiresAt)
 		switch {
 		case err != nil || !t.After(now):
-			errs = append(errs, fieldError{Field: "expires_at", Message: fmt.Sprintf("expires_at: %q is not a future ISO 8601 time", *body.ExpiresAt)})
+			errs = append(errs, fieldError{Field: "expires_at", Message: fmt.Sprintf("expires_at: %s is not a future ISO 8601 time", token.Quote(*body.ExpiresAt))})
 		case !t.Before(store.MaxTime):
-			errs = append(errs, fieldError{Field: "expires_at", Message: fmt.Sprintf("expires_at: %q is past %s, the latest expiry the store keeps; give no_expiry for a token that does not expire", *body.ExpiresAt, store.MaxTime.Format(time.DateOnly))})
+			errs = append(errs, fieldError{Field: "expires_at", Message: fmt.Sprintf("expires_at: %s is past %s, the latest expiry the store keeps; give no_expiry for a token that does not expire", token.Quote(*body.ExpiresAt), store.MaxTime.Format(time.DateOnly))})
 		default:
 			req.ExpiresIn = t.Sub(now)
 		}

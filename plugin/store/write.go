@@ -70,7 +70,7 @@ func CheckAuditAction(action string) error {
 	if action == "" || slices.Contains(AuditActions, action) {
 		return nil
 	}
-	return fmt.Errorf("unknown action %q, want one of %s", action, strings.Join(AuditActions, ", "))
+	return fmt.Errorf("unknown action %s, want one of %s", token.Quote(action), strings.Join(AuditActions, ", "))
 }
 
 // AutomaticReviewer is the reviewer of a grant approved automatically at

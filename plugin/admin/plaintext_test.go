@@ -1,0 +1,136 @@
+package admin
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+)
+
+const (
+	pastedClassic = "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"
+	pastedFG      = "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"
+	plainText     = ": looks like a personal access token; opa-pat never stores a token in plain text"
+)
+
+// shows reports whether s shows any of the pasted tokens, in any case.
+func shows(s string) bool {
+	s = strings.ToLower(s)
+	for _, raw := range []string{pastedClassic, pastedFG} {
+		if strings.Contains(s, strings.ToLower(raw[len(raw)-30:len(raw)-10])) {
+			return true
+		}
+	}
+	return false
+}
+
+// expect422 checks a 422 whose single error names field with message.
+func expect422(t *testing.T, r response, field, message string) {
+	t.Helper()
+	var e apiError
+	if r.status != 422 || json.Unmarshal([]byte(r.body), &e) != nil || len(e.Errors) != 1 || e.Errors[0].Field != field ||
+		e.Errors[0].Message != message || e.Message != validationFailedText+": "+message {
+		t.Errorf("got %d %s\nwant 422 naming %s: %s", r.status, r.body, field, message)
+	}
+	if shows(r.body) || shows(r.header.Get("Link")) {
+		t.Errorf("the answer shows the token: %s", r.body)
+	}
+}
+
+// A raw token pasted into a field of a new token is a 422 naming the field,
+// without the token, and nothing is stored.
+func TestCreateTokenRefusesARawToken(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/user/personal-access-tokens"
+	fg := func(edit func(map[string]any)) map[string]any {
+		b := map[string]any{"name": "ci", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "selected",
+			"repositories": []string{"app"}, "permissions": map[string]string{"contents": "write"}, "reason": "ci"}
+		edit(b)
+		return b
+	}
+	for _, raw := range []string{pastedClassic, pastedFG, "it is " + pastedClassic + "."} {
+		for _, tc := range []struct {
+			field, message string
+			body           map[string]any
+		}{
+			{"name", "name" + plainText, fg(func(b map[string]any) { b["name"] = raw })},
+			{"scopes[1]", "scopes[1]" + plainText, map[string]any{"name": "x", "kind": "classic", "scopes": []string{"repo", raw}}},
+			{"resource_owner", "resource_owner" + plainText, fg(func(b map[string]any) { b["resource_owner"] = raw })},
+			{"repositories[1]", "repositories[1]" + plainText, fg(func(b map[string]any) { b["repositories"] = []string{"app", raw} })},
+			{"permissions", "permissions" + plainText, fg(func(b map[string]any) { b["permissions"] = map[string]string{raw: "read"} })},
+			{"permissions.contents", "permissions.contents" + plainText, fg(func(b map[string]any) { b["permissions"] = map[string]string{"contents": raw} })},
+			{"repository_selection", "repository_selection" + plainText, fg(func(b map[string]any) { b["repository_selection"] = raw })},
+			{"reason", "reason" + plainText, fg(func(b map[string]any) { b["reason"] = raw })},
+			// Values the API checks itself are described, not quoted.
+			{"kind", `kind: unknown value ` + describe(raw) + `, want "classic" or "fine_grained"`, fg(func(b map[string]any) { b["kind"] = raw })},
+			{"expires_at", "expires_at: " + describe(raw) + " is not a future ISO 8601 time", fg(func(b map[string]any) { b["expires_at"] = raw })},
+		} {
+			t.Run(tc.field, func(t *testing.T) {
+				expect422(t, f.do(t, "POST", path, f.as("bob-user"), tc.body), tc.field, tc.message)
+			})
+		}
+	}
+	if list := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil); list.status != 200 || shows(list.body) {
+		t.Fatalf("listing: %d %s", list.status, list.body)
+	}
+	events, err := f.db.ListAudit(t.Context(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(events); shows(string(b)) {
+		t.Fatalf("audit log: %s", b)
+	}
+}
+
+func describe(raw string) string {
+	return "(" + itoa(int64(len(raw))) + " characters, not shown: it looks like a personal access token)"
+}
+
+// A reason given with a review, a revocation or a new request is a 422
+// naming it, without the token.
+func TestReasonsRefuseARawToken(t *testing.T) {
+	f := newFixture(t, true)
+	const reqs = "/orgs/octo-org/personal-access-token-requests"
+	body := map[string]any{"action": "approve", "reason": "ok " + pastedFG}
+	expect422(t, f.do(t, "POST", reqs+"/1", f.as("alice-admin"), body), "reason", "reason"+plainText)
+	expect422(t, f.do(t, "POST", reqs, f.as("alice-admin"), map[string]any{"pat_request_ids": []int64{1}, "action": "deny", "reason": pastedClassic}),
+		"reason", "reason"+plainText)
+	expect422(t, f.do(t, "POST", "/orgs/octo-org/personal-access-tokens/7", f.as("alice-admin"), map[string]any{"action": "revoke", "reason": pastedClassic}),
+		"reason", "reason"+plainText)
+}
+
+// A query parameter that looks like a token is described in a 422, not
+// quoted; other values are still quoted.
+func TestParametersAreNotQuotedWhenTheyLookLikeTokens(t *testing.T) {
+	f := newFixture(t, true)
+	const grants = "/orgs/octo-org/personal-access-tokens"
+	for _, tc := range []struct {
+		path, field, message string
+	}{
+		{grants + "?per_page=", "per_page", "per_page: %s is not a positive integer"},
+		{grants + "?page=", "page", "page: %s is not a positive integer"},
+		{grants + "?token_id=", "token_id", "token_id: %s is not a token id"},
+		{grants + "?sort=", "sort", `sort: unknown value %s, want "created_at"`},
+		{grants + "?direction=", "direction", `direction: unknown value %s, want "asc" or "desc"`},
+		{grants + "?last_used_before=", "last_used_before", "last_used_before: %s is not an ISO 8601 time (YYYY-MM-DDTHH:MM:SSZ)"},
+		{grants + "?state=", "state", `state: unknown value %s, want "pending", "approved", "denied", "revoked" or "all"`},
+		{"/orgs/octo-org/audit-log?token_id=", "token_id", "token_id: %s is not an id"},
+		{"/orgs/octo-org/audit-log?action=", "action", "action: unknown action %s, want one of " + strings.Join(store.AuditActions, ", ")},
+		{"/user/personal-access-tokens?per_page=", "per_page", "per_page: %s is not a positive integer"},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			who := "alice-admin"
+			if strings.HasPrefix(tc.path, "/user/") {
+				who = "bob-user"
+			}
+			for _, v := range []string{pastedClassic, pastedFG} {
+				expect422(t, f.do(t, "GET", tc.path+url.QueryEscape(v), f.as(who), nil), tc.field, strings.Replace(tc.message, "%s", describe(v), 1))
+			}
+			expect422(t, f.do(t, "GET", tc.path+"x9", f.as(who), nil), tc.field, strings.Replace(tc.message, "%s", `"x9"`, 1))
+		})
+	}
+	r := f.do(t, "POST", "/orgs/octo-org/personal-access-token-requests/1", f.as("alice-admin"), map[string]any{"action": pastedClassic})
+	expect422(t, r, "action", `action: unknown value `+describe(pastedClassic)+`, want "approve" or "deny"`)
+}
