@@ -220,7 +220,7 @@ func listOrgGrants[T any](s *Server, w http.ResponseWriter, r *http.Request, org
 	for i, g := range rows {
 		items[i] = item(r, g)
 	}
-	s.setLink(w, r, p, total)
+	s.setLink(w, r, p, total, grantListParams...)
 	writeJSON(w, http.StatusOK, items)
 	return nil
 }
@@ -311,7 +311,7 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 	for i, e := range events {
 		items[i] = auditItem(e)
 	}
-	s.setLink(w, r, p, total)
+	s.setLink(w, r, p, total, auditParams...)
 	writeJSON(w, http.StatusOK, items)
 	return nil
 }

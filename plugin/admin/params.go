@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -52,15 +53,26 @@ func parsePage(q url.Values) (page, []fieldError) {
 }
 
 // setLink sets GitHub's Link header for a page of total items: prev, next,
-// last and first, each the request's URL with its page replaced.
-func (s *Server) setLink(w http.ResponseWriter, r *http.Request, p page, total int) {
+// last and first, each the request's URL with its page replaced. The links
+// carry page, per_page and the parameters named in params (the endpoint's
+// filters), as the request gave them, and no other: a parameter the
+// endpoint does not read may be anything, a token sent as ?access_token=
+// too, and a Link header is logged by proxies and kept by clients.
+func (s *Server) setLink(w http.ResponseWriter, r *http.Request, p page, total int, params ...string) {
 	last := max(1, (total+p.PerPage-1)/p.PerPage)
 	base := s.cfg.baseURL
 	if base == "" {
 		base = "http://" + r.Host
 	}
+	given := r.URL.Query()
+	kept := url.Values{}
+	for _, name := range params {
+		if v, ok := given[name]; ok {
+			kept[name] = v
+		}
+	}
 	link := func(n int, rel string) string {
-		q := r.URL.Query()
+		q := maps.Clone(kept)
 		q.Set("page", strconv.Itoa(n))
 		q.Set("per_page", strconv.Itoa(p.PerPage))
 		return fmt.Sprintf(`<%s%s?%s>; rel="%s"`, base, r.URL.Path, q.Encode(), rel)
@@ -94,6 +106,14 @@ func values(q url.Values, name string) []string {
 	}
 	return out
 }
+
+// grantListParams are the query parameters of the two organization lists
+// besides page and per_page: parseGrantFilter's and state.
+var grantListParams = []string{"owner", "owner[]", "repository", "permission", "token_id", "token_id[]", "sort", "direction",
+	"last_used_before", "last_used_after", "state"}
+
+// auditParams are the audit log's filters.
+var auditParams = []string{"actor", "action", "token_id", "request_id"}
 
 // parseGrantFilter reads GitHub's filters of the two organization lists.
 func parseGrantFilter(q url.Values, org string) (store.OrgGrantFilter, page, []fieldError) {

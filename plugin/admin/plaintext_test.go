@@ -134,3 +134,29 @@ func TestParametersAreNotQuotedWhenTheyLookLikeTokens(t *testing.T) {
 	r := f.do(t, "POST", "/orgs/octo-org/personal-access-token-requests/1", f.as("alice-admin"), map[string]any{"action": pastedClassic})
 	expect422(t, r, "action", `action: unknown value `+describe(pastedClassic)+`, want "approve" or "deny"`)
 }
+
+// Link carries the parameters the endpoint reads, nothing else: a token
+// sent as ?access_token= (which proxies log) is not copied into it.
+func TestLinkCarriesOnlyTheEndpointsParameters(t *testing.T) {
+	f := newFixture(t, true)
+	for _, tc := range []struct {
+		as, path, want string
+	}{
+		{"bob-user", "/user/personal-access-tokens?per_page=1&access_token=" + pastedClassic + "&utm=x",
+			`<{base}/user/personal-access-tokens?page=2&per_page=1>; rel="next", <{base}/user/personal-access-tokens?page=4&per_page=1>; rel="last"`},
+		{"alice-admin", "/orgs/octo-org/personal-access-tokens?state=all&owner[]=bob&owner=alice&per_page=1&access_token=" + pastedFG + "&token=" + pastedClassic,
+			`<{base}/orgs/octo-org/personal-access-tokens?owner=alice&owner%5B%5D=bob&page=2&per_page=1&state=all>; rel="next", <{base}/orgs/octo-org/personal-access-tokens?owner=alice&owner%5B%5D=bob&page=3&per_page=1&state=all>; rel="last"`},
+		{"alice-admin", "/orgs/octo-org/audit-log?per_page=1&actor=test&access_token=" + pastedClassic,
+			`<{base}/orgs/octo-org/audit-log?actor=test&page=2&per_page=1>; rel="next", <{base}/orgs/octo-org/audit-log?actor=test&page=3&per_page=1>; rel="last"`},
+		{"alice-admin", "/orgs/octo-org/personal-access-tokens/5/repositories?per_page=1&access_token=" + pastedClassic,
+			`<{base}/orgs/octo-org/personal-access-tokens/5/repositories?page=2&per_page=1>; rel="next", <{base}/orgs/octo-org/personal-access-tokens/5/repositories?page=3&per_page=1>; rel="last"`},
+	} {
+		r := f.do(t, "GET", tc.path, f.as(tc.as), nil)
+		if want := strings.ReplaceAll(tc.want, "{base}", f.ts.URL); r.status != 200 || r.header.Get("Link") != want {
+			t.Errorf("%s: %d %s\nLink %s\nwant %s", tc.path, r.status, r.body, r.header.Get("Link"), want)
+		}
+		if shows(r.header.Get("Link")) || shows(r.body) {
+			t.Errorf("%s: the answer shows the token", tc.path)
+		}
+	}
+}

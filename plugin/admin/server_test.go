@@ -504,8 +504,9 @@ func TestSetLink(t *testing.T) {
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			w := httptest.NewRecorder()
-			r := httptest.NewRequest("GET", "/x?owner=a&page=7", nil)
-			s.setLink(w, r, tc.p, tc.total)
+			// Parameters the endpoint does not read are not carried.
+			r := httptest.NewRequest("GET", "/x?owner=a&page=7&access_token=t", nil)
+			s.setLink(w, r, tc.p, tc.total, "owner", "repository")
 			if got := w.Header().Get("Link"); got != tc.want {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
