@@ -523,3 +523,73 @@ func TestCLIAuditListUnknownAction(t *testing.T) {
 	cliFail(t, `error: --action: unknown action "grant.delete", want one of token.create, request.create, request.approve, request.deny, grant.revoke, token.revoke, store.import`,
 		"audit", "list", "--store", db, "--action", "grant.delete")
 }
+
+// TestCLIRawTokenInAFlag: a raw token pasted as a flag's value or an
+// argument is refused, or described, never printed back nor stored.
+func TestCLIRawTokenInAFlag(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	const raw = "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"
+	const fg = "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"
+	plain := ": looks like a personal access token; opa-pat never stores a token in plain text"
+	shown := func(s string) string {
+		return fmt.Sprintf("(%d characters, not shown: it looks like a personal access token)", len(s))
+	}
+	create := func(args ...string) []string {
+		return append([]string{"token", "create", "--store", db, "--user", "bob"}, args...)
+	}
+	withGrant := []string{"--kind", "fine_grained", "--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write"}
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{create("--kind", "classic", "--name", raw), "error: name" + plain},
+		{create("--kind", "classic", "--name", "the old one was "+fg), "error: name" + plain},
+		{[]string{"token", "create", "--store", db, "--kind", "classic", "--user", raw}, "error: user" + plain},
+		{[]string{"token", "create", "--store", db, "--kind", "classic", "--user", strings.ToLower(raw)}, "error: user" + plain},
+		{create("--kind", "classic", "--scope", "repo", "--scope", raw), "error: scopes[1]" + plain},
+		{create("--kind", "fine_grained", "--resource-owner", fg), "error: resource_owner" + plain},
+		{create("--kind", "fine_grained", "--repositories", "app,"+raw), "error: repositories[1]" + plain},
+		{create("--kind", "fine_grained", "--permission", raw+"=read"), "error: permissions" + plain},
+		{create(append(withGrant, "--reason", "replaces "+raw)...), "error: reason" + plain},
+		{create("--kind", "classic", "--actor", raw), "error: --actor" + plain},
+		// Values refused for what they are, described rather than quoted.
+		{create("--kind", raw), "error: --kind: unknown kind " + shown(raw) + ", want classic or fine_grained"},
+		{create("--kind", "classic", "--expires-in", raw), "error: --expires-in: " + shown(raw) + " is not a duration such as 30d, 12h or 1d12h"},
+		{create("--kind", "fine_grained", "--permission", "contents="+raw), "error: --permission: " + shown("contents="+raw) + ": level " + shown(raw) + " must be read, write or admin"},
+		{create("--kind", "fine_grained", "--permission", fg), "error: --permission: " + shown(fg) + " is not name=level (e.g. contents=write)"},
+		{create("--kind", "classic", "-o", raw), "error: --output: unknown format " + shown(raw) + ", want text or json"},
+		{create("--kind", "classic", raw), "error: unexpected arguments: " + shown(raw)},
+		{[]string{"token", "list", "--store", db, "--kind", raw}, "error: --kind: unknown kind " + shown(raw) + ", want classic or fine_grained"},
+		{[]string{"audit", "list", "--store", db, "--action", raw}, "error: --action: unknown action " + shown(raw) +
+			", want one of token.create, request.create, request.approve, request.deny, grant.revoke, token.revoke, store.import"},
+		{[]string{"token", raw}, "error: unknown command " + shown(raw) + ` for "opa-pat token" (see opa-pat token --help)`},
+		{[]string{"requests", "approve", "--store", db, "--org", "octo-org", "1", "--reason", raw}, "error: reason" + plain},
+		{[]string{"requests", "revoke", "--store", db, "--org", "octo-org", "1", "--reason", raw}, "error: reason" + plain},
+		{[]string{"token", "revoke", "--store", db, "2", "--reason", raw}, "error: reason" + plain},
+		// Any other error shows no token's secret either.
+		{[]string{"store", "import", "--store", db, "/nonexistent/" + raw + ".json"}, "error: open /nonexistent/ghp_[redacted].json: no such file or directory"},
+		{create("--kind", "classic", "-"+raw), "error: unknown shorthand flag: 'g' in -ghp_[redacted] (see opa-pat token create --help)"},
+		{[]string{raw}, "Error: unknown command \"ghp_[redacted]\" for \"opa-pat\"\nRun 'opa-pat --help' for usage."},
+	} {
+		res := cli(t, tc.args...)
+		low := strings.ToLower(res.stdout + res.stderr)
+		if res.code != 1 || res.stderr != tc.stderr+"\n" || strings.Contains(low, strings.ToLower(raw[4:])) || strings.Contains(low, strings.ToLower(fg[11:])) {
+			t.Errorf("opa-pat %s:\nexit %d, stderr %q\nwant exit 1, stderr %q", strings.Join(tc.args, " "), res.code, res.stderr, tc.stderr+"\n")
+		}
+	}
+
+	// An import: the record and field are named, the token is not shown,
+	// and neither is an unknown field named by one.
+	bad := writeFile(t, dir, "bad.json", strings.Replace(cliWorld, `"reason": "release"`, `"reason": "`+fg+`", "`+raw+`": 1`, 1))
+	res := cli(t, "store", "import", "--store", db, bad)
+	if want := "warning: " + bad + ": grants[0]: ignored unknown field " + shown(raw) + "\nerror: " + bad + ": grants[0].reason" + plain + "\n"; res.code != 1 || res.stderr != want {
+		t.Errorf("import: exit %d, stderr %q\nwant %q", res.code, res.stderr, want)
+	}
+	export := strings.ToLower(cliOK(t, "store", "export", "--store", db))
+	events := strings.ToLower(cliOK(t, "audit", "list", "--store", db, "-o", "json"))
+	if strings.Contains(export+events, strings.ToLower(raw[4:])) || strings.Contains(export+events, strings.ToLower(fg[11:])) {
+		t.Fatalf("the store holds a token:\n%s\n%s", export, events)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opa-pat/opa-pat/bundle"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 func init() {
@@ -83,7 +84,7 @@ overwritten unless --force is given.`,
 
 func checkSigningOutput(format string) error {
 	if format != "text" && format != "json" {
-		return fmt.Errorf("unknown output format %q, want text or json", format)
+		return fmt.Errorf("unknown output format %s, want text or json", token.Quote(format))
 	}
 	return nil
 }

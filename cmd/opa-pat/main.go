@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/open-policy-agent/opa/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // subcommands holds opa-pat's own commands; each file of this package adds
@@ -39,6 +40,9 @@ func run(args []string) int {
 		quiet(c, own)
 		root.AddCommand(c)
 	}
+	// What cobra prints as an error (OPA's commands' too: "unknown command
+	// "ghp_..." for "opa-pat"") shows no token.
+	root.SetErr(redactingWriter{})
 	root.SetArgs(args)
 	c, err := root.ExecuteC()
 	if err != nil && own[c] && !errors.As(err, new(reported)) {
@@ -51,9 +55,21 @@ func run(args []string) int {
 			msg = m
 		}
 		if word := wordAfter(c, args); c.HasSubCommands() && word != "" && !isSubcommand(c, word) {
-			msg = fmt.Sprintf("unknown command %q for %q", word, c.CommandPath())
+			msg = fmt.Sprintf("unknown command %s for %q", token.Quote(word), c.CommandPath())
 		}
-		fmt.Fprintf(os.Stderr, "error: %s (see %s --help)\n", strings.ReplaceAll(msg, "\n", "; "), c.CommandPath())
+		fmt.Fprintln(os.Stderr, errorLine(fmt.Sprintf("%s (see %s --help)", msg, c.CommandPath())))
 	}
 	return exitCode(err)
+}
+
+// redactingWriter writes to the process's stderr of the moment (run and up
+// replace it with their filter) through token.Redact, a write at a time:
+// cobra writes an error as one line.
+type redactingWriter struct{}
+
+func (redactingWriter) Write(p []byte) (int, error) {
+	if _, err := os.Stderr.WriteString(token.Redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

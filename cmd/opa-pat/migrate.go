@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // newStoreMigrateCmd is `opa-pat store migrate`: it moves a deployment from
@@ -40,7 +41,7 @@ A SQLite target is created when absent; a PostgreSQL target database must exist.
 			case from == to:
 				return errors.New("--from and --to name the same store")
 			case output != outputText && output != outputJSON:
-				return fmt.Errorf("--output: unknown format %q, want text or json", output)
+				return fmt.Errorf("--output: unknown format %s, want text or json", token.Quote(output))
 			}
 			ctx := cmd.Context()
 			// Opening a SQLite path creates the store: a mistyped source

@@ -19,6 +19,7 @@ import (
 
 	"github.com/opa-pat/opa-pat/bundle"
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 func init() {
@@ -62,11 +63,16 @@ func (f *storeFlags) check() error {
 		return errors.New("--store: give the path of the token store")
 	}
 	if f.output != outputText && f.output != outputJSON {
-		return fmt.Errorf("--output: unknown format %q, want text or json", f.output)
+		return fmt.Errorf("--output: unknown format %s, want text or json", token.Quote(f.output))
 	}
-	// The audit log says who acted (rule 23): a blank name says nobody.
+	// The audit log says who acted (rule 23): a blank name says nobody,
+	// and a token there would be kept in plain text (the store refuses it
+	// too, once the write is done).
+	if err := store.CheckPlain("--actor", f.actor); err != nil {
+		return err
+	}
 	if f.actor != "" && strings.TrimSpace(f.actor) == "" || strings.ContainsFunc(f.actor, unicode.IsControl) {
-		return fmt.Errorf("--actor: %q is not a name", f.actor)
+		return fmt.Errorf("--actor: %s is not a name", token.Quote(f.actor))
 	}
 	return nil
 }
@@ -143,10 +149,18 @@ func (f *storeFlags) withStore(ctx context.Context, fn func(db *store.DB) error)
 	return err
 }
 
-// noArgs refuses the positional arguments of a command that takes none.
+// noArgs refuses the positional arguments of a command that takes none;
+// one that looks like a token is described, not shown.
 func noArgs(args []string) error {
 	if len(args) != 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+		shown := make([]string, len(args))
+		for i, a := range args {
+			shown[i] = a
+			if token.Hidden(a) {
+				shown[i] = token.Quote(a)
+			}
+		}
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(shown, " "))
 	}
 	return nil
 }
@@ -161,7 +175,7 @@ func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 		cmd.SilenceUsage = true
 		err := fn(cmd, args)
 		if err != nil {
-			fmt.Fprintln(cmd.ErrOrStderr(), "error: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+			fmt.Fprintln(cmd.ErrOrStderr(), errorLine(err.Error()))
 			return reported{err}
 		}
 		return nil
@@ -255,7 +269,7 @@ Tokens are given raw ("token", checked and hashed) or as "token_sha256".`,
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			for _, w := range d.Warnings {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", args[0], w)
+				fmt.Fprintln(cmd.ErrOrStderr(), token.Redact(fmt.Sprintf("warning: %s: %s", args[0], w)))
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
 				res, err := db.Import(cmd.Context(), d, f.actor)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opa-pat/opa-pat/plugin/issue"
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 func init() {
@@ -80,7 +81,7 @@ func toTokenJSON(t store.Token) tokenJSON {
 const maxLifetimeDays = 100_000
 
 func parseLifetime(s string) (time.Duration, error) {
-	bad := fmt.Errorf("--expires-in: %q is not a duration such as 30d, 12h or 1d12h", s)
+	bad := fmt.Errorf("--expires-in: %s is not a duration such as 30d, 12h or 1d12h", token.Quote(s))
 	var d time.Duration
 	rest := s
 	if days, after, ok := strings.Cut(s, "d"); ok {
@@ -89,7 +90,7 @@ func parseLifetime(s string) (time.Duration, error) {
 			return 0, bad
 		}
 		if n > maxLifetimeDays {
-			return 0, fmt.Errorf("--expires-in: %q is longer than %d days; for a token that does not expire, give --no-expiry", s, maxLifetimeDays)
+			return 0, fmt.Errorf("--expires-in: %s is longer than %d days; for a token that does not expire, give --no-expiry", token.Quote(s), maxLifetimeDays)
 		}
 		d, rest = time.Duration(n)*24*time.Hour, after
 	}
@@ -101,7 +102,7 @@ func parseLifetime(s string) (time.Duration, error) {
 		d += more
 	}
 	if d <= 0 {
-		return 0, fmt.Errorf("--expires-in: %q must be positive", s)
+		return 0, fmt.Errorf("--expires-in: %s must be positive", token.Quote(s))
 	}
 	return d, nil
 }
@@ -115,12 +116,12 @@ func parsePermissions(pairs []string) (map[string]string, error) {
 	for _, p := range pairs {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--permission: %q is not name=level (e.g. contents=write)", p)
+			return nil, fmt.Errorf("--permission: %s is not name=level (e.g. contents=write)", token.Quote(p))
 		}
 		switch v {
 		case "read", "write", "admin":
 		default:
-			return nil, fmt.Errorf("--permission: %q: level %q must be read, write or admin", p, v)
+			return nil, fmt.Errorf("--permission: %s: level %s must be read, write or admin", token.Quote(p), token.Quote(v))
 		}
 		m[k] = v
 	}
@@ -182,7 +183,7 @@ an organization, "request" {"id", "state"}; --output text prints a summary inste
 			case "":
 				return errors.New("--kind: give classic or fine_grained")
 			default:
-				return fmt.Errorf("--kind: unknown kind %q, want classic or fine_grained", req.Kind)
+				return fmt.Errorf("--kind: unknown kind %s, want classic or fine_grained", token.Quote(req.Kind))
 			}
 			if cmd.Flags().Changed("repositories") && len(repos) == 0 {
 				return errors.New("--repositories: name at least one repository")
@@ -299,7 +300,7 @@ func newTokenListCmd() *cobra.Command {
 			switch filter.Kind {
 			case "", store.KindClassic, store.KindFineGrained:
 			default:
-				return fmt.Errorf("--kind: unknown kind %q, want classic or fine_grained", filter.Kind)
+				return fmt.Errorf("--kind: unknown kind %s, want classic or fine_grained", token.Quote(filter.Kind))
 			}
 			return f.withStoreRead(cmd, func(db *store.DB) error {
 				if err := spell(cmd.Context(), db, &filter.User, &filter.ResourceOwner); err != nil {

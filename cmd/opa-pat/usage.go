@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // Usage errors of opa-pat's own commands: one line, as their other failures.
@@ -68,7 +70,7 @@ func quiet(c *cobra.Command, own map[*cobra.Command]bool) {
 		// a mistyped subcommand is an error.
 		c.Args = func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())
+				return fmt.Errorf("unknown command %s for %q", token.Quote(args[0]), c.CommandPath())
 			}
 			return nil
 		}
@@ -106,4 +108,13 @@ func flagValueMessage(err error) (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf("invalid argument %s for \"--%s\" flag: want %s", shownArg(e.GetValue()), e.GetFlag().Name, e.GetFlag().Value.Type()), true
+}
+
+// errorLine is the line an error of opa-pat's own commands prints: one
+// line, and, whatever path the error took, no token (token.Redact): the
+// errors that may meet a token describe it, this catches any other. The
+// sidecars' stderr filter would hide any run of 36 letters and digits, a
+// temporary directory's name among them; this hides tokens only.
+func errorLine(msg string) string {
+	return token.Redact("error: " + strings.ReplaceAll(msg, "\n", "; "))
 }

@@ -30,3 +30,19 @@ func TestIDErrorsHideTokens(t *testing.T) {
 		t.Error("flagValueMessage: a short value is pflag's to quote")
 	}
 }
+
+// Whatever path an error took, its line shows no token's secret.
+func TestErrorLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"open /tmp/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/w.json: no such file or directory",
+			"error: open /tmp/ghp_[redacted]/w.json: no such file or directory"},
+		{"two\nlines", "error: two; lines"},
+		{"open /tmp/TestCLIFailureLeavesNoStore103427528/001/w.json: no such file or directory",
+			"error: open /tmp/TestCLIFailureLeavesNoStore103427528/001/w.json: no such file or directory"},
+		{`--kind: unknown kind "Classic", want classic or fine_grained`, `error: --kind: unknown kind "Classic", want classic or fine_grained`},
+	} {
+		if got := errorLine(tc.in); got != tc.want {
+			t.Errorf("errorLine(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

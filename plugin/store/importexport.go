@@ -13,7 +13,6 @@ import (
 	"maps"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -168,7 +167,7 @@ func decodeRecord(record string, raw []byte, v any, warnings *[]string) error {
 		var unknown []string
 		for k := range fields {
 			if !known[k] {
-				unknown = append(unknown, strconv.Quote(k))
+				unknown = append(unknown, token.Quote(k))
 			}
 		}
 		slices.Sort(unknown)

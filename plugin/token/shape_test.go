@@ -108,6 +108,20 @@ func TestQuote(t *testing.T) {
 	}
 }
 
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"open /tmp/" + shapeClassic + "/w.json: no such file", "open /tmp/ghp_[redacted]/w.json: no such file"},
+		{"a " + shapeFG + " and " + strings.ToLower(shapeClassic), "a github_pat_[redacted] and ghp_[redacted]"},
+		// A run of 36 that is no token's stays.
+		{"/tmp/TestCLIFailureLeavesNoStore103427528/001/w.json", "/tmp/TestCLIFailureLeavesNoStore103427528/001/w.json"},
+		{"short", "short"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 // BenchmarkContains measures the check of a store write on a name and on a
 // reason of the longest length the store keeps.
 func BenchmarkContains(b *testing.B) {
