@@ -48,7 +48,28 @@ func tokenShaped(s string) bool {
 	return false
 }
 
+// basicCredentials finds Basic credentials inside a string (log.rego,
+// _basic_secret): what they decode to is searched too.
+var basicCredentials = regexp.MustCompile(`(?i)\bbasic\s+([A-Za-z0-9+/]{8,}={0,2})`)
+
 func mayHoldCredential(s string, headers headerList) bool {
+	if holdsSecret(s, headers) {
+		return true
+	}
+	if !strings.Contains(strings.ToLower(s), "basic") {
+		return false
+	}
+	for _, m := range basicCredentials.FindAllStringSubmatch(s, -1) {
+		if decoded, err := base64.StdEncoding.DecodeString(m[1]); err == nil && holdsSecret(string(decoded), headers) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsSecret reports whether s holds a token's shape, also written with
+// escapes, or one of the request's own credentials.
+func holdsSecret(s string, headers headerList) bool {
 	if tokenShaped(s) {
 		return true
 	}

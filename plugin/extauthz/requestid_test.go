@@ -29,6 +29,9 @@ func TestLoggedRequestID(t *testing.T) {
 		{note: "x-api-key", id: custom, headers: headerList{{"x-api-key", custom}}, want: redactedRequestID},
 		{note: "Basic's short user name is no credential", id: "git-req-1", headers: headerList{{"authorization", "Basic " + b64("git:"+custom)}}, want: "git-req-1"},
 		{note: "another request's credential", id: custom, headers: headerList{{"authorization", "Bearer somethingelse"}}, want: custom},
+		{note: "Basic credentials of a token", id: "Basic " + b64("x:"+goodToken), want: redactedRequestID},
+		{note: "Basic credentials of the request's own credential", id: "basic " + b64("git:"+custom), headers: headerList{{"authorization", "Bearer " + custom}}, want: redactedRequestID},
+		{note: "Basic credentials of nothing secret", id: "Basic " + b64("git:somethingelse"), want: "Basic " + b64("git:somethingelse")},
 	} {
 		if got := loggedRequestID(tc.id, tc.headers); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.note, got, tc.want)

@@ -67,12 +67,19 @@ _named contains {"op": "upsert", "path": "/input/attributes/request/http/headers
 	redacted := _redacted(_http.headers[":path"])
 }
 
-# A request target without its query, when the query carries a credential.
-_redacted(target) := concat("", [substring(target, 0, i), "?[redacted]"]) if {
+# A request target without its query, when the query carries a credential. The path before the
+# query is kept unless it holds a secret itself: this upsert is the only one of the field (the
+# look for tokens (_shaped) leaves a field that a named rule replaces), so a token in the path
+# must go here too.
+_redacted(target) := concat("", [_redacted_path(substring(target, 0, i)), "?[redacted]"]) if {
 	i := indexof(target, "?")
 	i >= 0
 	_credential_query(substring(target, i + 1, -1))
 }
+
+_redacted_path(path) := "[REDACTED]" if _secret(path)
+
+else := path
 
 # Pairs are split at "&" and at ";", which some servers also take as a separator (and which
 # leaves the parsed query empty: Go's parser drops such pairs).
@@ -186,8 +193,14 @@ _hits contains ["value", "input", ["attributes", "request", "http", field]] if {
 	field != "headers"
 	field != "headerMap"
 	field != "rawBody"
-	_secret(value)
+	_field_holds(value)
 }
+
+# A string field holds a secret, or Basic credentials that decode to one (a body or a request id
+# that carries an Authorization value): the same tests as a walk's (_holds).
+_field_holds(value) if _secret(value)
+
+else if _basic_secret(value)
 
 # (What the gate builds holds strings there; a caller of the gate's path may send anything.)
 _hits contains [kind, "input", array.concat(["attributes", "request", "http", field], path)] if {
@@ -203,7 +216,7 @@ _hits contains [kind, "input", array.concat(["attributes", "request", "http", fi
 # A body Envoy packs as bytes (pack_as_bytes) is logged in base64.
 _hits contains ["value", "input", ["attributes", "request", "http", "rawBody"]] if {
 	_check
-	_secret(base64.decode(_http.rawBody))
+	_field_holds(base64.decode(_http.rawBody))
 }
 
 # Everything else, walked: the input's other keys (parsed_path, parsed_query, parsed_body, and
@@ -266,7 +279,12 @@ _hits contains [kind, "input", array.concat(["attributes", "request", key], path
 # A cheap look before a walk (which makes a path for every node): the JSON text of a document
 # holds every token-shaped key and string of the document, and the event's credentials unless
 # one holds a character JSON escapes.
-_may_hold_secret(doc) if _secret(json.marshal(doc))
+_may_hold_secret(doc) if _text_holds(json.marshal(doc))
+
+# Basic credentials too, which a walk decodes (_holds): they are in the JSON text as they are.
+_text_holds(text) if _secret(text)
+
+else if _basic_secret(text)
 
 _may_hold_secret(_) if {
 	some raw in _credentials

@@ -426,3 +426,29 @@ test_mask_a_direct_input_to_the_gates_path_with_capitals if {
 		redacted("/input/attributes/request/http/headers/X-Note"),
 	} with input as check_event({"headers": {"Authorization": concat(" ", ["Bearer", custom_token]), "X-Note": custom_token}}, {})
 }
+
+# A token in the path of a request whose query carries a credential: the named upsert, the only
+# one of the field, replaces the path too.
+test_mask_token_in_path_and_query if {
+	target := "/repos/o/r/contents/ghp_pathPATHpathPATHpathPATHpath000000?access_token=x"
+	m := log.mask with input as {"path": "pat/envoy/response", "input": {
+		"attributes": {"request": {"http": {"path": target, "headers": {":path": target}}}},
+		"parsed_path": ["repos", "o", "r", "contents", "ghp_pathPATHpathPATHpathPATHpath000000"],
+		"parsed_query": {"access_token": ["x"]},
+	}}
+	{"op": "upsert", "path": "/input/attributes/request/http/path", "value": "[REDACTED]?[redacted]"} in m
+	{"op": "upsert", "path": "/input/attributes/request/http/headers/:path", "value": "[REDACTED]?[redacted]"} in m
+}
+
+# Basic credentials that decode to a token, in a Check's string fields and in the parts walked
+# after a look at their JSON text.
+test_mask_basic_in_check_fields[note] if {
+	basic := concat(" ", ["Basic", base64.encode("x:ghp_basicBASICbasicBASICbasic000000")])
+	some note, tc in {
+		"body": {"http": {"path": "/", "headers": {}, "body": basic}, "want": {"op": "upsert", "path": "/input/attributes/request/http/body", "value": "[REDACTED]"}},
+		"id": {"http": {"path": "/", "headers": {}, "id": basic}, "want": {"op": "upsert", "path": "/input/attributes/request/http/id", "value": "[REDACTED]"}},
+		"context extensions": {"http": {"path": "/", "headers": {}}, "ext": {"auth": basic}, "want": {"op": "upsert", "path": "/input/attributes/contextExtensions/auth", "value": "[REDACTED]"}},
+	}
+	attributes := object.union({"request": {"http": tc.http}}, {k: v | some k, v in {"contextExtensions": object.get(tc, "ext", null)}; v != null})
+	tc.want in log.mask with input as {"path": "pat/envoy/response", "input": {"attributes": attributes}}
+}
