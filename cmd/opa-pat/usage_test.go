@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -11,7 +12,7 @@ import (
 func TestIDErrorsHideTokens(t *testing.T) {
 	const raw = "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"
 	_, err := parseIDs("token", []string{"3", raw})
-	if err == nil || strings.Contains(err.Error(), raw) || !strings.Contains(err.Error(), "token id (40 characters, not shown: it may be a raw token)") {
+	if err == nil || strings.Contains(err.Error(), raw) || !strings.Contains(err.Error(), "token id (40 characters, not shown: it looks like a personal access token)") {
 		t.Errorf("parseIDs: got %v", err)
 	}
 	_, err = parseIDs("request", []string{"x9"})
@@ -44,5 +45,20 @@ func TestErrorLine(t *testing.T) {
 		if got := errorLine(tc.in); got != tc.want {
 			t.Errorf("errorLine(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// A raw token given as a subcommand or as an argument a command does not
+// take is not printed back either.
+func TestArgumentErrorsHideTokens(t *testing.T) {
+	const raw = "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"
+	err := noArgs([]string{"x", raw})
+	if err == nil || strings.Contains(err.Error(), raw) || err.Error() != "unexpected arguments: x (40 characters, not shown: it looks like a personal access token)" {
+		t.Errorf("noArgs: got %v", err)
+	}
+	cmd := newRequestsCmd()
+	quiet(cmd, map[*cobra.Command]bool{})
+	if err := cmd.Args(cmd, []string{raw}); err == nil || strings.Contains(err.Error(), raw) {
+		t.Errorf("a group's unknown command: got %v", err)
 	}
 }
