@@ -182,6 +182,12 @@ _header_holds(name, value) := "key" if {
 } else := "value" if {
 	_basic_secret(value)
 	not lower(name) in _credential_headers
+} else := "value" if {
+	# A value that is not a string (a caller of the gate's path through OPA's API may send a
+	# header as a list, as Go's http.Header marshals): replaced whole when its JSON text holds
+	# a secret.
+	not is_string(value)
+	_may_hold_secret(value)
 }
 
 # The HTTP request's fields but its headers and body bytes: path, host, body, id (x-request-id,

@@ -452,3 +452,13 @@ test_mask_basic_in_check_fields[note] if {
 	attributes := object.union({"request": {"http": tc.http}}, {k: v | some k, v in {"contextExtensions": object.get(tc, "ext", null)}; v != null})
 	tc.want in log.mask with input as {"path": "pat/envoy/response", "input": {"attributes": attributes}}
 }
+
+# A header sent as a list or an object to the gate's path through OPA's API.
+test_mask_header_not_a_string[note] if {
+	some note, value in {
+		"a list": ["ghp_arrayARRAYarrayARRAYarray000000"],
+		"an object": {"a": "ghp_arrayARRAYarrayARRAYarray000000"},
+	}
+	m := log.mask with input as {"path": "pat/envoy/response", "input": {"attributes": {"request": {"http": {"path": "/", "headers": {"x-forward": value}}}}}}
+	m == {{"op": "upsert", "path": "/input/attributes/request/http/headers/x-forward", "value": "[REDACTED]"}}
+}
