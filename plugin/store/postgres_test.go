@@ -451,3 +451,17 @@ func redactedParam(u url.URL) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// A reader creates no tables in a database without opa-pat's schema.
+func TestPostgresOpenReadOnlyCreatesNoSchema(t *testing.T) {
+	dsn := testPostgresDSN(t)
+	for range 2 { // the second would find tables the first created
+		db, err := OpenReadOnly(t.Context(), dsn)
+		if db != nil {
+			db.Close()
+		}
+		if !errors.Is(err, ErrNoSchema) {
+			t.Fatalf("OpenReadOnly of a database without opa-pat's tables = %v; want ErrNoSchema", err)
+		}
+	}
+}

@@ -15,6 +15,10 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
+// ErrNoSchema reports a store opened for reading that holds no opa-pat
+// schema: OpenReadOnly creates nothing.
+var ErrNoSchema = errors.New("no store there: it holds no opa-pat tables")
+
 // ErrReadOnly reports a write to a store that cannot be written: a SQLite
 // file or directory this process may not write, or a store opened with
 // OpenReadOnly.
@@ -104,6 +108,11 @@ func openSQLiteReadOnly(ctx context.Context, path string) (*DB, error) {
 // upgradeForReading opens a store of an older schema version with Open,
 // which upgrades it, for a reader: the returned DB refuses writes.
 func upgradeForReading(ctx context.Context, location string, version int) (*DB, error) {
+	if version == 0 {
+		// No opa-pat tables (an empty file, a database that is not the
+		// store's): a reader creates nothing, as for a file that is not there.
+		return nil, ErrNoSchema
+	}
 	if version > len(migrations) {
 		return nil, fmt.Errorf("schema version %d is newer than this opa-pat supports (%d)", version, len(migrations))
 	}

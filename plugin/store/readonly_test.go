@@ -338,3 +338,22 @@ func TestOpenReadOnlyPostgres(t *testing.T) {
 		t.Fatalf("Export = %+v, %v", d, err)
 	}
 }
+
+// A reader creates no store: not in an empty SQLite file, nor in a
+// PostgreSQL database without opa-pat's tables (a mistyped DSN).
+func TestOpenReadOnlyCreatesNoSchema(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "empty.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := OpenReadOnly(ctx, path); !errors.Is(err, ErrNoSchema) {
+		if db != nil {
+			db.Close()
+		}
+		t.Errorf("OpenReadOnly of an empty file = %v; want ErrNoSchema", err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != 0 {
+		t.Errorf("the empty file was written: %v", err)
+	}
+}
