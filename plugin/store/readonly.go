@@ -172,6 +172,7 @@ type fileState struct {
 }
 
 func statStore(path string) (*fileState, error) {
+	path = resolved(path)
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -181,6 +182,17 @@ func statStore(path string) (*fileState, error) {
 		return nil, err
 	}
 	return &fileState{path: path, info: info, wal: err == nil}, nil
+}
+
+// resolved is path with its symbolic links resolved, where SQLite keeps
+// the -wal and -shm files of a store reached through a link (its unix VFS
+// resolves the name it opens); path itself when it cannot be resolved (it
+// does not exist yet).
+func resolved(path string) string {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return path
 }
 
 // ErrChangedWhileRead reports that a SQLite file read without locks was
@@ -245,6 +257,7 @@ func (e readOnlyError) Unwrap() []error { return []error{ErrReadOnly, e.why} }
 // directory is writable). SQLite writes the file and, in WAL mode, a -wal
 // and a -shm file beside it, which it creates unless they exist.
 func writable(path string) error {
+	path = resolved(path)
 	dir := filepath.Dir(path)
 	switch err := access(path); {
 	case errors.Is(err, fs.ErrNotExist):

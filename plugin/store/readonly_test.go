@@ -357,3 +357,47 @@ func TestOpenReadOnlyCreatesNoSchema(t *testing.T) {
 		t.Errorf("the empty file was written: %v", err)
 	}
 }
+
+// A store reached through a symbolic link keeps its -wal and -shm files
+// beside the file the link names, where SQLite puts them: a reader that may
+// not write it finds a writer's -wal there and reads what the writer
+// committed, with locks, not the file as it lies on disk.
+func TestOpenReadOnlyThroughSymlink(t *testing.T) {
+	ctx := t.Context()
+	path := readOnlyStore(t)
+	link := filepath.Join(t.TempDir(), "pat.db")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	denyWrites(t, path, filepath.Dir(path), link, filepath.Dir(link))
+	w := openAt(t, path)
+	if err := w.SetMeta(ctx, "written", "meanwhile"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenReadOnly(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, ok, err := db.Meta(ctx, "written"); db.ReadWithoutLocks() || !ok || v != "meanwhile" || err != nil {
+		t.Fatalf("without locks %v; meta %q, %v, %v: the writer's commit is not read", db.ReadWithoutLocks(), v, ok, err)
+	}
+}
+
+// A store reached through a link in a directory this process may not write
+// is writable when the file and the directory it lies in are.
+func TestCheckWritableThroughSymlink(t *testing.T) {
+	path := readOnlyStore(t)
+	link := filepath.Join(t.TempDir(), "pat.db")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	denyWrites(t, filepath.Dir(link))
+	if err := CheckWritable(link); err != nil {
+		t.Fatalf("CheckWritable through a link = %v; want nil", err)
+	}
+	denyWrites(t, filepath.Dir(path))
+	if err := CheckWritable(link); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("CheckWritable through a link to a directory it may not write = %v; want ErrReadOnly", err)
+	}
+}
