@@ -572,11 +572,13 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 	_name(owner)
 	_name(repo)
 } else := {
-	"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"],
+	"permission": "organization_copilot_seat_management", "classic_scopes": _copilot_seat_scopes[action],
 	"either": [{"permission": "organization_administration"}],
 } if {
 	# A member's Copilot seat, and codespaces, are not the members permission's. (Copilot seats
-	# take organization_copilot_seat_management or organization_administration, as on GitHub.)
+	# take organization_copilot_seat_management or organization_administration, as on GitHub;
+	# a personal access token (classic) manage_billing:copilot, or read:org to read them and
+	# admin:org to change them, as for copilot/billing.)
 	count(rest) > 2
 	rest[0] == "members"
 	rest[2] == "copilot"
@@ -710,6 +712,8 @@ _property_use("schema", "read")
 # The organization scopes GitHub asks of a personal access token (classic) for what an
 # organization administers.
 _org_scopes := {"read": ["read:org", "write:org", "admin:org"], "write": ["admin:org"]}
+
+_copilot_seat_scopes := {"read": ["manage_billing:copilot", "read:org"], "write": ["manage_billing:copilot", "admin:org"]}
 
 _discussion_scopes := {"read": ["read:discussion", "write:discussion"], "write": ["write:discussion"]}
 

@@ -338,6 +338,8 @@ test_copilot_seats[note] if {
 		"adding users, with organization administration": {"m": "POST", "p": "/orgs/octo-org/copilot/billing/selected_users", "raw": "fg_org_administration", "want": allowed},
 		"classic manage_billing:copilot": {"m": "GET", "p": seats, "raw": "ghp_copilot", "want": allowed},
 		"classic read:org": {"m": "GET", "p": seats, "raw": "ghp_read_org", "want": allowed},
+		"a member's seat changed, classic read:org": {"m": "DELETE", "p": "/orgs/octo-org/members/bob/copilot", "raw": "ghp_read_org", "want": classic_needs(`"admin:org" or "manage_billing:copilot"`, "write", "octo-org")},
+		"a member's seat changed, classic admin:org": {"m": "DELETE", "p": "/orgs/octo-org/members/bob/copilot", "raw": "ghp_admin_org", "want": allowed},
 		"classic audit log scope": {"m": "GET", "p": seats, "raw": "ghp_audit_log", "want": classic_needs(`"manage_billing:copilot" or "read:org"`, "read", "octo-org")},
 		"classic read:org adding users": {"m": "POST", "p": "/orgs/octo-org/copilot/billing/selected_users", "raw": "ghp_read_org", "want": classic_needs(`"admin:org" or "manage_billing:copilot"`, "write", "octo-org")},
 	}
