@@ -12,7 +12,7 @@ import (
 func TestIDErrorsHideTokens(t *testing.T) {
 	const raw = "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"
 	_, err := parseIDs("token", []string{"3", raw})
-	if err == nil || strings.Contains(err.Error(), raw) || !strings.Contains(err.Error(), "token id (40 characters, not shown: it looks like a personal access token)") {
+	if err == nil || strings.Contains(err.Error(), raw) || !strings.Contains(err.Error(), "token id (40 characters, not shown: it may be a raw token)") {
 		t.Errorf("parseIDs: got %v", err)
 	}
 	_, err = parseIDs("request", []string{"x9"})
