@@ -92,7 +92,7 @@ type DumpGrant struct {
 // left as they were (no write, no change-log entry).
 type ImportResult struct {
 	Users, Memberships, Repositories, Tokens, Grants int
-	Unchanged                                        int
+	Unchanged                                        int `json:",omitempty"`
 }
 
 // rawDump defers the decoding of each record, so that an error names it.
