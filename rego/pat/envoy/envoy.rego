@@ -130,7 +130,10 @@ _repo_resource(owner, repo, rest, permission) := {"owner": owner, "repository": 
 
 _private_read(_, permission) if permission in _private_permissions
 
-_private_read(rest, _) if rest[0] in {"collaborators", "invitations", "teams", "traffic", "keys", "hooks", "import"}
+# (Code scanning: its alerts are security_events, hidden above; CodeQL's databases and variant
+# analyses take contents, and GitHub still asks a personal access token (classic) for
+# security_events or public_repo to read them on a public repository: not the floor's either.)
+_private_read(rest, _) if rest[0] in {"code-scanning", "collaborators", "invitations", "teams", "traffic", "keys", "hooks", "import"}
 
 _private_permissions := {
 	"administration", "agent_secrets", "agent_variables", "code_quality", "codespaces", "codespaces_metadata",

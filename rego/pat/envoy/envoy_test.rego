@@ -439,7 +439,11 @@ test_route_where_the_gate_asked_another_permission[note] if {
 		},
 		"a repository of a CodeQL variant analysis": {
 			"m": "GET", "p": "/repos/octo-org/app/code-scanning/codeql/variant-analyses/9/repos/other-org/lib",
-			"want": {"resource": app, "action": "read", "permission": "contents"},
+			"want": {"resource": hidden_app, "action": "read", "permission": "contents"},
+		},
+		"a CodeQL database: hidden, not the public floor's": {
+			"m": "GET", "p": "/repos/octo-org/app/code-scanning/codeql/databases/java",
+			"want": {"resource": hidden_app, "action": "read", "permission": "contents"},
 		},
 		"a codespace from a pull request": {
 			"m": "POST", "p": "/repos/octo-org/app/pulls/3/codespaces",
