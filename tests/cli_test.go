@@ -24,7 +24,13 @@ type cliResult struct {
 // cli runs opa-pat with args.
 func cli(t *testing.T, args ...string) cliResult {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), binary(t), args...)
+	return runCommand(t, exec.CommandContext(t.Context(), binary(t), args...))
+}
+
+// runCommand runs a prepared opa-pat command and collects what it printed and
+// its exit code; a command that could not run at all fails the test.
+func runCommand(t *testing.T, cmd *exec.Cmd) cliResult {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -32,7 +38,7 @@ func cli(t *testing.T, args ...string) cliResult {
 	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 		res.code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("running opa-pat %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("running %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	return res
 }

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -69,16 +68,7 @@ func TestCLIReadOnlyStore(t *testing.T) {
 		cmd.Dir = base
 		cmd.Env = append(os.Environ(), "HOME="+base)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		res := cliResult{stdout: out.String(), stderr: errOut.String()}
-		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
-			res.code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("running opa-pat %s as nobody: %v", strings.Join(args, " "), err)
-		}
-		return res
+		return runCommand(t, cmd)
 	}
 	reads := [][]string{
 		{"token", "list"}, {"token", "list", "--all", "--user", "BOB", "--output", "json"}, {"requests", "list", "--org", "Octo-Org"},
