@@ -356,7 +356,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	}
 	for i, g := range d.Grants {
 		// token_name and user only name the token, but errors quote them.
-		if err := errors.Join(checkName("org", g.Org), checkEnum("state", g.State, grantStates),
+		if err := errors.Join(checkGitHubName("org", g.Org), checkEnum("state", g.State, grantStates),
 			CheckText("reason", g.Reason), CheckText("justification", g.Justification), CheckText("reviewer", g.Reviewer),
 			CheckPlain("token_name", g.TokenName), CheckPlain("user", g.User)); err != nil {
 			return ImportResult{}, fmt.Errorf("grants[%d].%w", i, firstErr(err))

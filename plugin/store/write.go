@@ -190,6 +190,24 @@ func checkName(field, v string) error {
 	return nil
 }
 
+// githubName is what GitHub allows in a login, an organization, an
+// enterprise's slug and a repository's name (and what the policy takes as
+// an owner or a repository): ASCII letters, digits, '-', '_' and '.', but
+// not "." or "..". Names outside it would be refused by every decision, and
+// would be compared without regard to case differently by SQLite (whose
+// lower() folds ASCII only) and PostgreSQL.
+func checkGitHubName(field, v string) error {
+	if err := checkName(field, v); err != nil {
+		return err
+	}
+	if v == "." || v == ".." || strings.ContainsFunc(v, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) {
+		return fmt.Errorf("%s: %s is not a GitHub name: ASCII letters, digits, '-', '_' and '.' only", field, token.Quote(v))
+	}
+	return nil
+}
+
 func checkEnum(field, v string, allowed []string) error {
 	if !slices.Contains(allowed, v) {
 		if err := CheckPlain(field, v); err != nil {
@@ -201,21 +219,21 @@ func checkEnum(field, v string, allowed []string) error {
 }
 
 func validateUser(u User) error {
-	if err := checkName("login", u.Login); err != nil {
+	if err := checkGitHubName("login", u.Login); err != nil {
 		return err
 	}
 	if u.ManagedBy != "" {
-		return checkName("managed_by", u.ManagedBy)
+		return checkGitHubName("managed_by", u.ManagedBy)
 	}
 	return nil
 }
 
 func validateMembership(m Membership) error {
-	return errors.Join(checkName("user", m.User), checkName("org", m.Org), checkEnum("role", m.Role, roles))
+	return errors.Join(checkGitHubName("user", m.User), checkGitHubName("org", m.Org), checkEnum("role", m.Role, roles))
 }
 
 func validateRepository(r Repository) error {
-	return errors.Join(checkName("owner", r.Owner), checkName("name", r.Name), checkEnum("visibility", r.Visibility, visibility))
+	return errors.Join(checkGitHubName("owner", r.Owner), checkGitHubName("name", r.Name), checkEnum("visibility", r.Visibility, visibility))
 }
 
 // ValidateToken checks a token record; errors name the field.
@@ -228,7 +246,7 @@ func ValidateToken(t Token) error {
 		}
 		return fmt.Errorf("kind: unknown kind %s", token.Quote(t.Kind))
 	}
-	if err := checkName("user", t.User); err != nil {
+	if err := checkGitHubName("user", t.User); err != nil {
 		return err
 	}
 	if err := CheckPlain("name", t.Name); err != nil {
@@ -275,7 +293,7 @@ func ValidateToken(t Token) error {
 	if len(t.Scopes) > 0 {
 		return errors.New("scopes: only classic tokens have them")
 	}
-	if err := checkName("resource_owner", t.ResourceOwner); err != nil {
+	if err := checkGitHubName("resource_owner", t.ResourceOwner); err != nil {
 		return err
 	}
 	if err := checkEnum("repository_selection", t.RepositorySelection, selections); err != nil {
@@ -285,7 +303,7 @@ func ValidateToken(t Token) error {
 	// "public", or an empty selection, is recorded as given (import records
 	// what exists).
 	for i, r := range t.Repositories {
-		if err := checkName(fmt.Sprintf("repositories[%d]", i), r); err != nil {
+		if err := checkGitHubName(fmt.Sprintf("repositories[%d]", i), r); err != nil {
 			return err
 		}
 	}
