@@ -155,8 +155,23 @@ func Contains(text string, prefixes ...Prefixes) bool {
 		if x.isToken(text, prefixes) {
 			return true
 		}
+		if h, ok := x.head(); ok && h.Valid(text) {
+			return true
+		}
 	}
 	return false
+}
+
+// head is, for a classic secret at the end of a longer run, the run's first
+// 36 characters: a token written against what follows it ("ghp_…s", two
+// tokens pasted together) has its secret there, not at the run's end. Only
+// a right checksum makes it a token's (a known prefix before a longer run
+// is not enough).
+func (x Secret) head() (Secret, bool) {
+	if x.Kind != KindClassic || x.Run == x.Start {
+		return Secret{}, false
+	}
+	return Secret{Kind: KindClassic, Run: x.Run, Start: x.Run, End: x.Run + ClassicSecretLen}, true
 }
 
 // Redact replaces the secret part of every token Contains finds in text
@@ -170,11 +185,15 @@ func Redact(text string, prefixes ...Prefixes) string {
 	var out strings.Builder
 	last := 0
 	for x := range Secrets(text) {
-		if x.isToken(text, prefixes) {
-			out.WriteString(text[last:x.Start])
-			out.WriteString("[redacted]")
-			last = x.End
+		if h, ok := x.head(); ok && h.Valid(text) {
+			// The whole run: the token and what is written against it.
+			x.Start = h.Start
+		} else if !x.isToken(text, prefixes) {
+			continue
 		}
+		out.WriteString(text[last:x.Start])
+		out.WriteString("[redacted]")
+		last = x.End
 	}
 	if last == 0 {
 		return text

@@ -75,6 +75,10 @@ func TestContains(t *testing.T) {
 		{"uuid", "1f0e4c9a-2b7d-4e8f-9a3c-5d6e7f8a9b0c", false},
 		{"a long word", strings.Repeat("abcdefghij", 100), false},
 		{"prefix before a longer run", "ghp_" + strings.Repeat("a", 40), false},
+		// A token written against letters or digits: its secret starts the run.
+		{"classic followed by letters", "revoke " + shapeClassic + "s now", true},
+		{"classic followed by a digit", shapeClassic + "2", true},
+		{"two classic tokens pasted together", shapeClassic + shapeClassic, true},
 		{"lower-cased with another deployment's prefix", strings.ToLower(mustGenerate(t, KindClassic, Prefixes{Classic: "zz_", FineGrained: "zzf_"})), false},
 	} {
 		if got := Contains(tc.text); got != tc.want {
@@ -115,6 +119,9 @@ func TestRedact(t *testing.T) {
 		// A run of 36 that is no token's stays.
 		{"/tmp/TestCLIFailureLeavesNoStore103427528/001/w.json", "/tmp/TestCLIFailureLeavesNoStore103427528/001/w.json"},
 		{"short", "short"},
+		// A token written against what follows is hidden with it.
+		{"name " + shapeClassic + "s.", "name ghp_[redacted]."},
+		{shapeClassic + "ghp_" + shapeClassic[4:], "ghp_[redacted]_[redacted]"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
