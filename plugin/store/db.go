@@ -12,6 +12,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the embedded backend
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // busyTimeout is how long a statement waits for another process's write lock.
@@ -53,6 +55,7 @@ func Open(ctx context.Context, location string) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening PostgreSQL store: %w", err)
 		}
+		db.notePrefixes(ctx)
 		return db, nil
 	}
 	db, err := openSQLite(ctx, location)
@@ -62,7 +65,19 @@ func Open(ctx context.Context, location string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %q: %w", location, err)
 	}
+	db.notePrefixes(ctx)
 	return db, nil
+}
+
+// notePrefixes tells the process the token prefixes this store issues, so
+// that a token of a custom prefix written into a field (CheckPlain), an
+// error message (token.Quote) or a log line is recognised as one even when
+// lower-cased, as GitHub's are. A store whose meta cannot be read notes
+// nothing: GitHub's prefixes and the checksum still apply.
+func (db *DB) notePrefixes(ctx context.Context) {
+	if p, err := db.Prefixes(ctx); err == nil {
+		token.NotePrefixes(p)
+	}
 }
 
 func openSQLite(ctx context.Context, path string) (*DB, error) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 const plainText = ": looks like a personal access token; opa-pat never stores a token in plain text"
@@ -204,5 +206,43 @@ func testRefusals(t *testing.T, db *DB, raw string) {
 		case !tc.imported && !errors.Is(err, ErrInvalid):
 			t.Errorf("%s: not ErrInvalid: %v", tc.field, err)
 		}
+	}
+}
+
+// A store's own prefixes are noted when it is opened, so that a token of a
+// custom prefix is refused even lower-cased (which loses its checksum), as
+// GitHub's are: `token create --name` from the CLI knows no prefixes but
+// the store's.
+func TestRefusesALowerCasedTokenOfTheStoresPrefix(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "pat.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := token.Prefixes{Classic: "zqxw_", FineGrained: "zqxwfg_"}
+	for key, v := range map[string]string{MetaClassicPrefix: custom.Classic, MetaFineGrainedPrefix: custom.FineGrained} {
+		if err := db.SetMeta(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	raw, err := token.Generate(KindClassic, custom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token.Contains(strings.ToLower(raw)) {
+		t.Fatal("the prefix was noted before the store was opened: the test shows nothing")
+	}
+	db, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tok := fgToken(1, "bob", "octo-org")
+	tok.Name = "laptop " + strings.ToLower(raw)
+	_, _, err = db.CreateToken(ctx, CreateTokenParams{Token: tok, GrantState: GrantPending})
+	if err == nil || err.Error() != "name"+plainText {
+		t.Fatalf("a lower-cased token of the store's prefix as a name: %v", err)
 	}
 }

@@ -48,12 +48,14 @@ func OpenReadOnly(ctx context.Context, location string) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening PostgreSQL store: %w", err)
 		}
+		db.notePrefixes(ctx)
 		return db, nil
 	}
 	db, err := openSQLiteReadOnly(ctx, location)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %q: %w", location, err)
 	}
+	db.notePrefixes(ctx)
 	return db, nil
 }
 
