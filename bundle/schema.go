@@ -2,14 +2,18 @@ package bundle
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // SettingsSchema is the published JSON Schema (draft-07) of the settings file;
@@ -119,6 +123,11 @@ func ParseSettings(b []byte) (map[string]any, error) {
 	if err != nil {
 		return nil, &SettingsError{Problems: []string{err.Error()}}
 	}
+	// First, before any message could quote them: settings go into bundles,
+	// which every sidecar (and whoever reads the bundle server) downloads.
+	if problems := checkPlain(doc, ""); len(problems) > 0 {
+		return nil, &SettingsError{Problems: problems}
+	}
 	var problems []string
 	v := validator{root: settingsSchema, problems: &problems}
 	doc = v.validate(settingsSchema, doc, "")
@@ -129,6 +138,35 @@ func ParseSettings(b []byte) (map[string]any, error) {
 		return nil, &SettingsError{Problems: problems}
 	}
 	return doc.(map[string]any), nil
+}
+
+// checkPlain reports every key and string of the settings that looks like a
+// personal access token (token.Contains: a right checksum, or a token's
+// shape after a known prefix in any case, so a lower-cased one too),
+// naming where it is and never what it is.
+func checkPlain(doc any, path string) []string {
+	const plain = "looks like a personal access token; settings are published in bundles: never write a token in them"
+	at := func(p string) string { return cmp.Or(p, "settings") }
+	var problems []string
+	switch v := doc.(type) {
+	case string:
+		if token.Contains(v) {
+			problems = append(problems, fmt.Sprintf("%s: %s", at(path), plain))
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if token.Contains(k) {
+				problems = append(problems, fmt.Sprintf("%s: a key %s", at(path), plain))
+				continue
+			}
+			problems = append(problems, checkPlain(v[k], strings.TrimPrefix(path+"."+k, "."))...)
+		}
+	case []any:
+		for i, e := range v {
+			problems = append(problems, checkPlain(e, fmt.Sprintf("%s[%d]", at(path), i))...)
+		}
+	}
+	return problems
 }
 
 // checkNames reports enterprise, organization and owner names that are not in

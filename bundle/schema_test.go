@@ -59,6 +59,18 @@ func TestParseSettings(t *testing.T) {
 			schemaOK: true,
 		},
 		{
+			note:     "a lower-cased token as an organization's name: not in a bundle",
+			settings: `{"organizations": {"ghp_5elvhigd5tsbwuxy9wltdzq7cztow24selvl": {"classic_access": "allow"}}}`,
+			err:      `settings: organizations: a key looks like a personal access token; settings are published in bundles: never write a token in them`,
+			schemaOK: true,
+		},
+		{
+			note:     "a token as an enterprise owner",
+			settings: `{"enterprises": {"acme": {"owners": ["alice", "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"]}}}`,
+			err:      `settings: enterprises.acme.owners[1]: looks like a personal access token; settings are published in bundles: never write a token in them`,
+			schemaOK: true,
+		},
+		{
 			note:     "unknown value",
 			settings: `{"organizations": {"octo-org": {"classic_access": "maybe"}}}`,
 			err:      `settings: organizations.octo-org.classic_access: "maybe" is not one of allow, restrict`,
