@@ -115,14 +115,7 @@ func TestOpenReadOnly(t *testing.T) {
 func TestOpenReadOnlyUpgrades(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "v2.db")
-	saved := migrations
-	migrations = migrations[:2]
-	db, err := Open(ctx, path)
-	migrations = saved
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	openAtVersion(t, path, 2).Close()
 
 	t.Run("read-only", func(t *testing.T) {
 		denyWrites(t, path)
@@ -132,7 +125,7 @@ func TestOpenReadOnlyUpgrades(t *testing.T) {
 			t.Fatalf("OpenReadOnly(v2, read-only) = %v", err)
 		}
 	})
-	db, err = OpenReadOnly(ctx, path)
+	db, err := OpenReadOnly(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,13 +129,7 @@ func TestMigrateFromV2(t *testing.T) {
 			if backend == "postgres" {
 				location = testPostgresDSN(t)
 			}
-			saved := migrations
-			migrations = migrations[:2]
-			db, err := Open(ctx, location)
-			migrations = saved
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := openAtVersion(t, location, 2)
 			if _, err := db.Import(ctx, &Dump{Users: []DumpUser{{Login: "Dave"}},
 				Memberships: []DumpMembership{{User: "Dave", Org: "Big-Org", Role: "member"}}}, "test"); err != nil {
 				t.Fatal(err)

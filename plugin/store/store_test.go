@@ -457,18 +457,26 @@ func TestLoadManyAndVisitorError(t *testing.T) {
 	}
 }
 
+// openAtVersion opens (creating) a store at location as an opa-pat whose
+// schema ends at version v made it.
+func openAtVersion(t *testing.T, location string, v int) *DB {
+	t.Helper()
+	saved := migrations
+	migrations = migrations[:v]
+	db, err := Open(t.Context(), location)
+	migrations = saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // TestMigrateFromV1: a store made by schema version 1 is upgraded on open,
 // its tokens packed, and loads as before.
 func TestMigrateFromV1(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "v1.db")
-	saved := migrations
-	migrations = migrations[:1]
-	db, err := Open(ctx, path)
-	migrations = saved
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAtVersion(t, path, 1)
 	tok := fgToken(1, "bob", "octo-org")
 	if _, err := db.wdb.ExecContext(ctx, `INSERT INTO tokens (hash, name, kind, user_login, repositories, permissions, resource_owner, repository_selection, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tok.Hash[:], tok.Name, tok.Kind, tok.User, joinList(tok.Repositories), encodePermissions(tok.Permissions),
@@ -477,7 +485,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tok.Hash[:], tok.Name, tok.Ki
 	}
 	db.Close()
 
-	db, err = Open(ctx, path)
+	db, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
