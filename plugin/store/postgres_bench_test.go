@@ -29,22 +29,13 @@ func BenchmarkPostgresLoad(b *testing.B) {
 		}
 	}
 	ctx := b.Context()
-	lite, err := store.Open(ctx, filepath.Join(b.TempDir(), "pat.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lite.Close()
-	start := time.Now()
-	if _, err := storetest.Populate(ctx, lite, n, time.Now()); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("populated SQLite with %d tokens in %s", n, time.Since(start).Round(time.Millisecond))
+	lite, _ := populatedSQLite(b, n)
 	pg, err := store.Open(ctx, store.TestPostgresDSN(b))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pg.Close()
-	start = time.Now()
+	start := time.Now()
 	res, err := store.MigrateStore(ctx, lite, pg, store.MigrateOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -76,4 +67,22 @@ func BenchmarkPostgresLoad(b *testing.B) {
 			runtime.KeepAlive(x)
 		}
 	})
+}
+
+// populatedSQLite is a SQLite store with n generated tokens
+// (storetest.Populate), closed when the benchmark ends, and the time the
+// tokens were created at.
+func populatedSQLite(b *testing.B, n int) (*store.DB, time.Time) {
+	b.Helper()
+	lite, err := store.Open(b.Context(), filepath.Join(b.TempDir(), "pat.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { lite.Close() })
+	start := time.Now()
+	if _, err := storetest.Populate(b.Context(), lite, n, start); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("populated SQLite with %d tokens in %s", n, time.Since(start).Round(time.Millisecond))
+	return lite, start
 }

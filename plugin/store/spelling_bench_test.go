@@ -3,12 +3,10 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
-	"github.com/opa-pat/opa-pat/plugin/store/storetest"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
@@ -23,19 +21,10 @@ import (
 func BenchmarkSpelling(b *testing.B) {
 	const n, mixedTokens = 100_000, 10_000
 	ctx := b.Context()
-	lite, err := store.Open(ctx, filepath.Join(b.TempDir(), "pat.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lite.Close()
-	start := time.Now()
-	if _, err := storetest.Populate(ctx, lite, n, start); err != nil {
-		b.Fatal(err)
-	}
+	lite, start := populatedSQLite(b, n)
 	if err := populateMixed(ctx, lite, mixedTokens, start); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("populated SQLite with %d tokens in %s", n+mixedTokens, time.Since(start).Round(time.Millisecond))
 	backends := []struct {
 		name string
 		db   func(b *testing.B) *store.DB
