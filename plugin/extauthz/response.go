@@ -3,12 +3,14 @@ package extauthz
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/opa-pat/opa-pat/plugin/token"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -125,6 +127,12 @@ func buildResponse(decision ast.Value, reqHeaders headerList) (*authv3.CheckResp
 				return nil, outcome{}, &DecisionError{Field: "body", Msg: "want a string, got " + ast.ValueName(t.Value)}
 			}
 			body = string(s)
+		}
+		if token.Hidden(body) {
+			// A denial's message may quote what the client sent (a
+			// repository named like a token, say), and the client's answer
+			// never carries a token: the status's own words replace it.
+			body = plainBody(status)
 		}
 		resp := deniedResponse(status, headers, body)
 		if resp.DynamicMetadata, err = dynamicMetadata(obj); err != nil {
@@ -252,6 +260,15 @@ func errorResponse(status int, grpcCode code.Code, message string) *authv3.Check
 }
 
 const docURL = "https://docs.github.com/rest"
+
+// plainBody is a denial's JSON body with the status's own text as message.
+func plainBody(status int) string {
+	message := http.StatusText(status)
+	if message == "" {
+		message = "Denied"
+	}
+	return `{"message":"` + message + `","documentation_url":"` + docURL + `"}`
+}
 
 func header(k, v string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{

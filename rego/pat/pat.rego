@@ -104,6 +104,18 @@ _primary := {"status": first[2], "message": first[1], "documentation_url": first
 
 _denial(rank, status, message, doc) := {"rank": rank, "status": status, "message": message, "documentation_url": doc}
 
+# METADATA
+# title: Credential denial
+# description: |
+#   The first failing credential rule (1-2) for input.credential alone, as {"status", "message",
+#   "documentation_url"}: 401 for a token that is malformed, unknown, expired, revoked or has no
+#   user, 503 while the token store or the settings are not ready. Undefined for a live token,
+#   and for input that carries no personal access token. The Envoy gate asks it on a path it
+#   does not cover: GitHub checks the credential before it looks at the path.
+credential_denial := {"status": first[2], "message": first[1], "documentation_url": first[3]} if {
+	first := min({[d.rank, d.message, d.status, d.documentation_url] | some d in _token_denials})
+}
+
 default _token_id := null
 
 _token_id := _token.id if _found

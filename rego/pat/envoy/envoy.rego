@@ -219,10 +219,13 @@ _git_owner(owner) if {
 
 # A Git path's repository: the name without its .git suffix, undefined (so the path is not
 # covered) unless what is left is a name: /octo-org/.git/... names no repository, and must not be
-# decided as a request on the organization.
+# decided as a request on the organization. A wiki ({repo}.wiki.git, a name GitHub keeps for
+# wikis) is not covered either: no token names a wiki, and deciding it as an unknown, private
+# repository would let every token that reaches all repositories push to it.
 _repo_name(repo) := name if {
 	name := trim_suffix(lower(repo), ".git")
 	_name(name)
+	not endswith(name, ".wiki")
 }
 
 # Fine-grained permissions of repository endpoints -----------------------------------------------
@@ -855,22 +858,27 @@ _requirement_input(requirement) := {
 
 _first := d if {
 	d := data.pat.decision with input as mapped
-} else := _deny(401, "Requires authentication", "the request carries no credential") if {
+} else := _deny(401, "Requires authentication", "the request carries no credential", _docs) if {
 	not _headers.authorization
-} else := _deny(401, "Bad credentials", "the Authorization header carries no readable personal access token") if {
+} else := _deny(401, "Bad credentials", "the Authorization header carries no readable personal access token", _docs) if {
 	not credential
-} else := _deny(404, "Not Found", sprintf("%s %s is not a path the PAT gate covers", [_method, split(object.get(_http, "path", ""), "?")[0]])) if {
+} else := _deny(d.status, d.message, d.message, d.documentation_url) if {
+	# Rules 1-2 come before the path, as on GitHub, which authenticates before it routes: a
+	# token that is malformed, unknown, expired or revoked is 401 wherever it is sent.
+	not _route
+	d := data.pat.credential_denial with input as {"credential": credential}
+} else := _deny(404, "Not Found", sprintf("%s %s is not a path the PAT gate covers", [_method, split(object.get(_http, "path", ""), "?")[0]]), _docs) if {
 	# The path without its query, which may carry a credential (?access_token=): a reason is
 	# logged as it is.
 	not _route
 }
 
-_deny(status, message, reason) := {
+_deny(status, message, reason, doc) := {
 	"allow": false,
 	"status": status,
 	"reasons": [reason],
 	"message": message,
-	"documentation_url": _docs,
+	"documentation_url": doc,
 }
 
 _allowed if object.get(decision, "allow", null) == true

@@ -362,6 +362,9 @@ test_unknown_path[note] if {
 		"dot dot inside an encoded file path": {"m": "PUT", "p": "/repos/octo-org/app/contents/docs%2F..%2F.github%2Fworkflows%2Fci.yml"},
 		"trailing dot dot": {"m": "GET", "p": "/repos/octo-org/app/issues/.."},
 		"git path with a dot segment": {"m": "POST", "p": "/octo-org/./app.git/git-receive-pack"},
+		"wiki push": {"m": "POST", "p": "/octo-org/app.wiki.git/git-receive-pack"},
+		"wiki clone, without .git": {"m": "GET", "p": "/octo-org/App.Wiki/info/refs?service=git-upload-pack"},
+		"wiki lfs": {"m": "POST", "p": "/octo-org/app.wiki.git/info/lfs/locks"},
 		"a query, not echoed (it may carry a credential)": {"m": "GET", "p": "/user/repos?access_token=ghp_16C7e42F292c6912E7710c838347Ae178B4a"},
 	}
 	req_in := req(tc.m, tc.p, bearer)
@@ -373,7 +376,41 @@ test_unknown_path[note] if {
 		"message": "Not Found",
 		"documentation_url": "https://docs.github.com/rest",
 	} with input as object.union(req_in, {"parsed_path": _decoded_path(tc.p)})
+		with pat.token as live_token
 }
+
+live_token(_) := {"well_formed": true, "found": true, "id": 42, "kind": "classic", "user": "bob", "revoked": false, "expires_at_ns": null}
+
+# A token that is not live is refused before the path is looked at (rules 1-2 come first, and
+# GitHub authenticates before it routes): 401 on a path the gate does not cover too, with the
+# policy's own message, where a live token gets the gate's 404.
+test_credential_before_route[note] if {
+	some note, tc in {
+		"malformed": {"token": "ghp_malformed", "msg": "Bad credentials: the token is not a well-formed personal access token; check that you sent the whole token, or create a new one"},
+		"unknown": {"token": "ghp_unknown", "msg": "Bad credentials: the personal access token (classic) is not known; it may have been deleted; create a new token"},
+		"expired": {"token": "ghp_expired", "msg": "Bad credentials: the personal access token (classic) expired at 1970-01-01T00:00:00.000000001Z; regenerate it or create a new token"},
+		"revoked": {"token": "ghp_revoked", "msg": "Bad credentials: the personal access token (classic) was revoked; create a new token"},
+	}
+	some path in ["/user", "/repos/octo-org/app/unknown", "/octo-org/app.git/info/refs", "/octo-org/app.wiki.git/git-receive-pack"]
+	gate_in := req("GET", path, {"authorization": concat(" ", ["token", tc.token])})
+	envoy.decision == {
+		"allow": false,
+		"status": 401,
+		"reasons": [tc.msg],
+		"message": tc.msg,
+		"documentation_url": "https://docs.github.com/rest/authentication/authenticating-to-the-rest-api",
+	} with input as gate_in
+		with pat.token as bad_token
+	envoy.response.headers["www-authenticate"] == `Basic realm="opa-pat"` with input as gate_in
+		with pat.token as bad_token
+}
+
+bad_token(raw) := {
+	"ghp_malformed": {"well_formed": false, "kind": "classic"},
+	"ghp_unknown": {"well_formed": true, "found": false, "kind": "classic"},
+	"ghp_expired": object.union(live_token(raw), {"expires_at_ns": 1}),
+	"ghp_revoked": object.union(live_token(raw), {"revoked": true}),
+}[raw]
 
 # A file path written with %2F, as Octokit sends it, is the same file: the gate decodes each segment
 # after splitting, and the workflows check splits the file's path again.
@@ -753,5 +790,6 @@ test_deny_decision_without_message_uses_github_wording if {
 
 test_deny_never_echoes_the_token if {
 	resp := envoy.response with input as req("GET", "/repos/octo-org/app/nope", bearer)
+		with pat.token as live_token
 	not contains(json.marshal(resp), classic)
 }
