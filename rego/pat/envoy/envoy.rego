@@ -859,7 +859,7 @@ _requirement_input(requirement) := {
 _first := d if {
 	d := data.pat.decision with input as mapped
 } else := _deny(401, "Requires authentication", "the request carries no credential", _docs) if {
-	not _headers.authorization
+	_no_authorization
 } else := _deny(401, "Bad credentials", "the Authorization header carries no readable personal access token", _docs) if {
 	not credential
 } else := _deny(d.status, d.message, d.message, d.documentation_url) if {
@@ -872,6 +872,12 @@ _first := d if {
 	# logged as it is.
 	not _route
 }
+
+# An Authorization header that is empty or blank carries no credential, as no header does: Envoy
+# keeps it as "" in a header_map and may leave it out of the headers map.
+_no_authorization if not _headers.authorization
+
+_no_authorization if trim_space(_headers.authorization) == ""
 
 _deny(status, message, reason, doc) := {
 	"allow": false,

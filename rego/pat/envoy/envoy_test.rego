@@ -746,6 +746,12 @@ test_deny_without_credential_challenges if {
 	} with input as req("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", {"user-agent": "git/2.45.0"})
 }
 
+test_deny_blank_authorization_as_none[note] if {
+	some note, header in {"empty": "", "blank": "  "}
+	d := envoy.decision with input as req("GET", "/repos/octo-org/app", {"authorization": header})
+	[d.status, d.message, d.reasons] == [401, "Requires authentication", ["the request carries no credential"]]
+}
+
 test_deny_unreadable_credential_challenges if {
 	envoy.response == {
 		"allowed": false,
