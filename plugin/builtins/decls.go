@@ -15,12 +15,13 @@ const (
 	OrgRoleName    = "pat.org_role"
 	UserName       = "pat.user"
 	RepositoryName = "pat.repository"
+	PrefixesName   = "pat.token_prefixes"
 )
 
 var anyObject = types.NewObject(nil, types.NewDynamicProperty(types.S, types.A))
 
 // The declarations. Every built-in is nondeterministic: its answer depends on
-// the token store, not only on its arguments.
+// the token store or the plugin's configuration, not only on its arguments.
 var (
 	TokenDecl = &rego.Function{
 		Name:             TokenName,
@@ -50,6 +51,12 @@ var (
 		Name:             RepositoryName,
 		Description:      "A repository's record: owner, name and visibility (public, internal or private); undefined for an unknown repository.",
 		Decl:             types.NewFunction(types.Args(types.Named("owner", types.S), types.Named("name", types.S)), types.Named("repository", anyObject)),
+		Nondeterministic: true,
+	}
+	PrefixesDecl = &rego.Function{
+		Name:             PrefixesName,
+		Description:      "The token prefixes this process knows: GitHub's, the plugin's token_prefixes (earlier ones too, after a reconfiguration) and those its store records. The decision-log mask recognises the tokens of prefixes without \"_\" by them.",
+		Decl:             types.NewFunction(nil, types.Named("prefixes", types.NewSet(types.S)).Description("a set of prefixes, such as {\"ghp_\", \"github_pat_\", \"acme\"}")),
 		Nondeterministic: true,
 	}
 )

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -72,6 +73,7 @@ func init() {
 	rego.RegisterBuiltin2(OrgRoleDecl, OrgRole)
 	rego.RegisterBuiltin1(UserDecl, User)
 	rego.RegisterBuiltin2(RepositoryDecl, Repository)
+	rego.RegisterBuiltinDyn(PrefixesDecl, func(rego.BuiltinContext, []*ast.Term) (*ast.Term, error) { return TokenPrefixes(), nil })
 }
 
 // Keys and fixed values, built once.
@@ -280,6 +282,32 @@ func Repository(_ rego.BuiltinContext, owner, name *ast.Term) (*ast.Term, error)
 	}
 	return r.Term(), nil
 }
+
+// TokenPrefixes implements pat.token_prefixes(): token.KnownPrefixes as a
+// set. It answers whether or not the plugin runs (the decision-log mask calls
+// it, and the plugin keeps a copy of the mask before a bundle brings one);
+// the set is built again only when the noted prefixes change.
+func TokenPrefixes() *ast.Term {
+	noted := token.NotedPrefixes()
+	if a := prefixesAnswer.Load(); a != nil && slices.Equal(a.noted, noted) {
+		return a.term
+	}
+	list := token.KnownPrefixes()
+	terms := make([]*ast.Term, len(list))
+	for i, p := range list {
+		terms[i] = ast.StringTerm(p)
+	}
+	a := &prefixesEntry{noted: noted, term: ast.SetTerm(terms...)}
+	prefixesAnswer.Store(a)
+	return a.term
+}
+
+type prefixesEntry struct {
+	noted []string
+	term  *ast.Term
+}
+
+var prefixesAnswer atomic.Pointer[prefixesEntry]
 
 func stringArg(t *ast.Term, name string) (string, error) {
 	s, ok := t.Value.(ast.String)

@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -217,5 +218,34 @@ func TestUserCacheFollowsChanges(t *testing.T) {
 	x.PutUser(store.User{Login: "Alice"}) // no longer managed
 	if want := ast.MustParseTerm(`{"login": "Alice", "managed_by": null}`).Value; eval(t, `pat.user("alice")`).Value.Compare(want) != 0 {
 		t.Fatalf("after the change pat.user(alice) = %v; want %v", eval(t, `pat.user("alice")`), want)
+	}
+}
+
+// pat.token_prefixes answers with no plugin running (the decision-log mask
+// calls it, also from the plugin's fallback copy before a bundle is active):
+// GitHub's prefixes, then every prefix this process noted, which it keeps.
+func TestTokenPrefixes(t *testing.T) {
+	Install(nil)
+	query := func() []any {
+		t.Helper()
+		rs, err := rego.New(rego.Query(`x := pat.token_prefixes()`)).Eval(t.Context())
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("pat.token_prefixes(): %v, %v", rs, err)
+		}
+		return rs[0].Bindings["x"].([]any) // a set, as an array
+	}
+	has := func(got []any, p string) bool { return slices.Contains(got, any(p)) }
+	got := query()
+	if !has(got, "ghp_") || !has(got, "github_pat_") || has(got, "zqxmask") {
+		t.Fatalf("pat.token_prefixes() = %v; want GitHub's and no zqxmask", got)
+	}
+	first := TokenPrefixes()
+	if TokenPrefixes() != first {
+		t.Fatal("an unchanged answer is built again instead of reused")
+	}
+	token.NotePrefixes(token.Prefixes{Classic: "zqxmask", FineGrained: "zqxmaskfg_"})
+	got = query()
+	if !has(got, "ghp_") || !has(got, "zqxmask") || !has(got, "zqxmaskfg_") || len(got) != len(token.KnownPrefixes()) {
+		t.Fatalf("after NotePrefixes, pat.token_prefixes() = %v; want GitHub's, zqxmask and zqxmaskfg_ among %v", got, token.KnownPrefixes())
 	}
 }

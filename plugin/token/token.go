@@ -218,6 +218,18 @@ func NotePrefixes(p Prefixes) {
 	}
 }
 
+// KnownPrefixes returns GitHub's prefixes followed by those NotePrefixes
+// recorded, each once: the prefixes whose tokens this process may meet.
+func KnownPrefixes() []string {
+	list := []string{DefaultPrefixes.Classic, DefaultPrefixes.FineGrained}
+	for _, p := range NotedPrefixes() {
+		if !slices.Contains(list, p) {
+			list = append(list, p)
+		}
+	}
+	return list
+}
+
 // NotedPrefixes returns the prefixes NotePrefixes recorded, nil when none.
 func NotedPrefixes() []string {
 	if p := noted.Load(); p != nil {
