@@ -294,8 +294,17 @@ else if _basic_secret(text)
 
 _may_hold_secret(_) if {
 	some raw in _credentials
-	regex.match(`[\x00-\x1f"\\<>&\x{2028}\x{2029}]`, raw)
+	_json_escapes(raw)
 }
+
+# Nor are the tokens of a prefix that holds such a character ("acme<" is "acme\u003c" there),
+# which _prefix_shaped looks for: such a prefix has every such document walked.
+_may_hold_secret(_) if {
+	some p in _bare_prefixes
+	_json_escapes(p)
+}
+
+_json_escapes(s) if regex.match(`[\x00-\x1f"\\<>&\x{2028}\x{2029}]`, s)
 
 _hits contains [kind, "result", path] if {
 	not _answer
@@ -361,7 +370,7 @@ _holds_secret(s) if {
 	_tokenlike(s)
 }
 
-_tokenlike(s) if _token_shaped(s)
+_tokenlike(s) if _has_token_shape(s)
 
 # Basic credentials outside the credential headers (in a header of a proxy's own, a metadata
 # value, a direct input): what they decode to.
@@ -381,12 +390,12 @@ _basic(s) if contains(s, "ASIC ")
 # forwards as text (also inside the JSON text _may_hold_secret looks at, as \\u005f).
 _tokenlike(s) if {
 	_escaped(s)
-	_token_shaped(regex.replace(s, `%5[Ff]|\\+u005[Ff]`, "_"))
+	_has_token_shape(regex.replace(s, `%5[Ff]|\\+u005[Ff]`, "_"))
 }
 
 _tokenlike(s) if {
 	contains(s, "%")
-	_token_shaped(urlquery.decode(s))
+	_has_token_shape(urlquery.decode(s))
 }
 
 _holds_secret(s) if {
@@ -395,9 +404,10 @@ _holds_secret(s) if {
 	contains(s, raw)
 }
 
-# The event's own credentials, whatever their shape (a prefix without "_" has none the mask
-# knows): a direct decision's token, and what the credential headers of an Envoy input carry, read
-# as the gate reads Authorization (Bearer, token, both halves of Basic). Eight characters at
+# The event's own credentials, whatever their shape (a token of another deployment's prefix
+# without "_", which pat.token_prefixes does not name, has none the mask knows): a direct
+# decision's token, and what the credential headers of an Envoy input carry, read as the gate
+# reads Authorization (Bearer, token, both halves of Basic). Eight characters at
 # least: a Basic user name such as "git" is no secret.
 _credentials contains raw if {
 	raw := input.input.credential.token
@@ -447,6 +457,12 @@ _escaped(s) if contains(s, "%")
 
 _escaped(s) if contains(s, `\u`)
 
+# A token's shape: GitHub's, whatever the prefix before its "_" (_token_shaped), or after a prefix
+# of this deployment's that has no such "_" (_prefix_shaped).
+_has_token_shape(s) if _token_shaped(s)
+
+_has_token_shape(s) if _prefix_shaped(s)
+
 # A token's shape: a prefix, "_", and a random part of 30 or more letters, digits and "_" with an
 # upper-case letter or digit in it (GitHub's ghp_ and github_pat_ tokens; permission and rule
 # names are lower case).
@@ -455,6 +471,36 @@ _token_shaped(s) if {
 	some run in regex.find_n(`[A-Za-z0-9]+_[A-Za-z0-9_]{30,}`, s, -1)
 	regex.match(`_[A-Za-z0-9_]*[A-Z0-9]`, run)
 }
+
+# A token of a prefix that _token_shaped does not see (token_prefixes such as "acme" or "acme-"):
+# the prefix, in any case, then 30 or more letters, digits and "_" with an upper-case letter or
+# digit among them, as after "_" above (a classic token has 30 random characters and a
+# 6-character checksum there). A word that starts with the prefix is not one: "acmecorp",
+# "acme-corp", nor a lower-case run as long as a token's ("acmecorporationinternalservicesdivision").
+_prefix_shaped(s) if {
+	regex.match(_prefix_pattern, s) # (which allocates less than a search that finds nothing)
+	some m in regex.find_all_string_submatch_n(_prefix_pattern, s, -1)
+	regex.match(`[A-Z0-9]`, m[1])
+}
+
+# One pattern for all those prefixes, so that a string is read once; none with GitHub's alone.
+_prefix_pattern := concat("", ["(?i)(?:", concat("|", [_quoted(p) | some p in _bare_prefixes]), ")([A-Za-z0-9_]{30,})"]) if {
+	count(_bare_prefixes) > 0
+}
+
+_quoted(p) := regex.replace(p, `[\\.+*?()|\[\]{}^$]`, `\$0`)
+
+# The token prefixes this process knows (GitHub's, the plugin's token_prefixes, earlier ones too,
+# and its store's) whose tokens _token_shaped may not see: all but those with a "_" after a letter
+# or digit and nothing but letters, digits and "_" after it, as GitHub's. Evaluated once per event.
+_bare_prefixes contains p if {
+	some p in _token_prefixes
+	not regex.match(`[A-Za-z0-9]_[A-Za-z0-9_]*$`, p)
+}
+
+# (A rule of its own, which tests replace: the stock OPA that runs them has no implementation of
+# pat.token_prefixes, and a built-in without arguments cannot be mocked by a function.)
+_token_prefixes := pat.token_prefixes()
 
 _pointer(root, path) := concat("/", array.concat(["", root], [sprintf("%v", [key]) | some key in path]))
 

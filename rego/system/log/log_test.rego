@@ -3,7 +3,7 @@ package system.log_test
 import data.system.log
 
 test_mask_direct_query_token if {
-	log.mask == {"/input/credential/token"} with input as {"input": {"credential": {"type": "pat", "token": "ghp_x"}}}
+	log.mask == {"/input/credential/token"} with input as {"input": {"credential": {"type": "pat", "token": "ghp_x"}}} with log._token_prefixes as github_prefixes
 }
 
 test_mask_envoy_credentials[note] if {
@@ -19,7 +19,7 @@ test_mask_envoy_credentials[note] if {
 		},
 		"none": {"headers": {"accept": "*/*"}, "want": set()},
 	}
-	log.mask == tc.want with input as {"input": {"attributes": {"request": {"http": {"path": "/", "headers": tc.headers}}}}}
+	log.mask == tc.want with input as {"input": {"attributes": {"request": {"http": {"path": "/", "headers": tc.headers}}}}} with log._token_prefixes as github_prefixes
 }
 
 test_mask_token_in_query if {
@@ -30,6 +30,7 @@ test_mask_token_in_query if {
 		"attributes": {"request": {"http": {"path": "/repos/o/r?a=1&access_token=ghp_x", "headers": {}}}},
 		"parsed_query": {"a": ["1"], "access_token": ["ghp_x"]},
 	}}
+		with log._token_prefixes as github_prefixes
 }
 
 test_mask_token_in_query_with_an_escaped_name[note] if {
@@ -65,6 +66,7 @@ test_mask_token_in_query_with_an_escaped_name[note] if {
 		"attributes": {"request": {"http": {"path": tc.path, "headers": {}}}},
 		"parsed_query": tc.parsed_query,
 	}}
+		with log._token_prefixes as github_prefixes
 }
 
 test_mask_raw_headers_and_builtin_cache if {
@@ -72,6 +74,7 @@ test_mask_raw_headers_and_builtin_cache if {
 		"input": {"attributes": {"request": {"http": {"path": "/", "headerMap": {"headers": [{"key": "authorization", "rawValue": "eA=="}]}}}}},
 		"nd_builtin_cache": {"pat.token": {"[\"ghp_x\"]": {}}},
 	}
+		with log._token_prefixes as github_prefixes
 }
 
 # Envoy sends the path again as the :path pseudo-header.
@@ -84,6 +87,7 @@ test_mask_token_in_the_path_header if {
 		"attributes": {"request": {"http": {"path": "/repos/o/r?access_token=ghp_x", "headers": {":path": "/repos/o/r?access_token=ghp_x", ":method": "GET"}}}},
 		"parsed_query": {"access_token": ["ghp_x"]},
 	}}
+		with log._token_prefixes as github_prefixes
 }
 
 classic_token := "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"
@@ -91,6 +95,11 @@ classic_token := "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"
 fine_grained_token := "github_pat_11ABCDEFG0123456789abc_0123456789abcdefghijABCDEFGHIJ0123456789abcdefghijABCDEFGHIJklmno"
 
 redacted(path) := {"op": "upsert", "path": path, "value": "[REDACTED]"}
+
+# What pat.token_prefixes answers in a deployment of GitHub's prefixes. The mask reads it through
+# _token_prefixes, which every test replaces: the stock OPA that runs these tests has no
+# implementation of the built-in.
+github_prefixes := {"ghp_", "github_pat_"}
 
 # A token outside the fields the mask names is replaced wherever it is.
 test_mask_tokens_anywhere[note] if {
@@ -131,7 +140,7 @@ test_mask_tokens_anywhere[note] if {
 			"want": set(),
 		},
 	}
-	log.mask == tc.want with input as tc.event
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
 
 test_drop_queries_that_hold_a_token[note] if {
@@ -145,7 +154,7 @@ test_drop_queries_that_hold_a_token[note] if {
 	_dropped(event) == tc.drop
 }
 
-_dropped(event) if log.drop with input as event
+_dropped(event) if log.drop with input as event with log._token_prefixes as github_prefixes
 
 else := false
 
@@ -175,7 +184,7 @@ test_mask_tokens_in_a_check[note] if {
 			"want": {redacted("/input/note")},
 		},
 	}
-	log.mask == tc.want with input as tc.event
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
 
 # Everything else a Check carries: the request's other fields, the peers, the TLS session, the
@@ -220,7 +229,7 @@ test_mask_tokens_in_a_check_elsewhere[note] if {
 			"want": set(),
 		},
 	}
-	log.mask == tc.want with input as tc.event
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
 
 # A key that holds a token: OPA lists the pointers it erased and masked in the event itself, so
@@ -276,7 +285,7 @@ test_mask_keys_that_hold_a_token[note] if {
 			"want": {"/input"},
 		},
 	}
-	log.mask == tc.want with input as tc.event
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
 
 # A token written with escapes: "_" as %5F (the gate splits the path before decoding it), every
@@ -303,11 +312,11 @@ test_mask_escaped_tokens[note] if {
 		},
 		"every character escaped, in a direct input": {"event": {"path": "x", "input": {"note": every_char}}, "want": {redacted("/input/note")}},
 	}
-	log.mask == tc.want with input as tc.event
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
 
 test_drop_queries_that_hold_an_escaped_token if {
-	log.drop with input as {"query": concat("", [`t := pat.token("`, replace(classic_token, "_", `\u005f`), `")`])}
+	log.drop with input as {"query": concat("", [`t := pat.token("`, replace(classic_token, "_", `\u005f`), `")`])} with log._token_prefixes as github_prefixes
 }
 
 # The policy's answers are not walked, but their reasons and messages are read: the gate's 404
@@ -330,11 +339,12 @@ test_mask_tokens_in_an_answer[note] if {
 		},
 		"a boolean answer": {"event": {"path": "pat/allow", "input": {}, "result": false}, "want": set()},
 	}
-	log.mask == tc.want with input as tc.event
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
 
-# A token of a prefix without "_" (token_prefixes) has no shape the mask knows; a Check's own
-# credential, read from its credential headers as the gate reads it, is replaced wherever else it is.
+# A token of a prefix without "_" that this process does not know (another deployment's: not among
+# pat.token_prefixes) has no shape the mask knows; a Check's own credential, read from its
+# credential headers as the gate reads it, is replaced wherever else it is.
 custom_token := "acme3BVnzOBLArUHCUKpfbhixfghiTrClD0WxOTk"
 
 test_mask_a_checks_own_credential[note] if {
@@ -380,7 +390,119 @@ test_mask_a_checks_own_credential[note] if {
 			"want": {"/input/attributes/request/http/headers/authorization"},
 		},
 	}
-	log.mask == tc.want with input as tc.event
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
+}
+
+# A deployment whose token_prefixes have no "_" (classic: acme, fine_grained: acmefg): the
+# prefixes are among pat.token_prefixes, and a token of theirs is recognised by its shape wherever
+# it is, also when it is not the event's credential: the prefix in any case, then 30 or more
+# letters, digits and "_" with an upper-case letter or digit among them.
+acme_prefixes := {"ghp_", "github_pat_", "acme", "acmefg"}
+
+other_custom_token := "acmeZx9KqL2mNpR4sTuV6wXyA8bCdE0fGhJ1kLmN"
+
+test_mask_tokens_of_a_prefix_without_underscore[note] if {
+	some note, tc in {
+		"a header of no credential name, the credential another token": {
+			"event": check_event({"headers": {"authorization": concat(" ", ["Bearer", custom_token]), "x-note": other_custom_token}}, {}),
+			"want": {"/input/attributes/request/http/headers/authorization", redacted("/input/attributes/request/http/headers/x-note")},
+		},
+		"a Check's other fields": {
+			"event": check_event(
+				{"path": concat("/", ["/user", other_custom_token]), "body": concat(" ", ["note:", other_custom_token]), "id": other_custom_token, "host": concat(".", [other_custom_token, "example.com"])},
+				{"parsed_path": ["user", other_custom_token], "parsed_query": {"k": [other_custom_token]}, "attributes": {"metadataContext": {"filterMetadata": {"f": {"k": other_custom_token}}}}},
+			),
+			"want": {
+				redacted("/input/attributes/request/http/path"),
+				redacted("/input/attributes/request/http/body"),
+				redacted("/input/attributes/request/http/id"),
+				redacted("/input/attributes/request/http/host"),
+				redacted("/input/parsed_path/1"),
+				redacted("/input/parsed_query/k/0"),
+				redacted("/input/attributes/metadataContext/filterMetadata/f/k"),
+			},
+		},
+		"a header's name": {
+			"event": check_event({"headers": {lower(other_custom_token): "1"}}, {}),
+			"want": {"/input/attributes/request/http/headers"},
+		},
+		"a fine-grained token": {
+			"event": check_event({"headers": {"x-note": concat("", ["acmefg", substring(fine_grained_token, 11, -1)])}}, {}),
+			"want": {redacted("/input/attributes/request/http/headers/x-note")},
+		},
+		"the prefix in upper case, the token in lower case": {
+			"event": check_event({"headers": {"x-a": upper(substring(other_custom_token, 0, 4)), "x-b": concat("", ["ACME", substring(other_custom_token, 4, -1)]), "x-c": lower(other_custom_token)}}, {}),
+			"want": {redacted("/input/attributes/request/http/headers/x-b"), redacted("/input/attributes/request/http/headers/x-c")},
+		},
+		"written against other text, and percent-encoded": {
+			"event": check_event({"headers": {"x-a": concat("", ["t=x", other_custom_token, "&y"]), "x-b": every_char_custom}}, {}),
+			"want": {redacted("/input/attributes/request/http/headers/x-a"), redacted("/input/attributes/request/http/headers/x-b")},
+		},
+		"Basic credentials in a header of no credential name": {
+			"event": check_event({"headers": {"x-forward": concat(" ", ["Basic", base64.encode(concat(":", ["git", other_custom_token]))])}}, {}),
+			"want": {redacted("/input/attributes/request/http/headers/x-forward")},
+		},
+		"a direct decision and its result": {
+			"event": {"path": "pat/envoy/mapped", "input": {"note": other_custom_token}, "result": {"token": other_custom_token}},
+			"want": {redacted("/input/note"), redacted("/result/token")},
+		},
+		"words that start with the prefix": {
+			"event": check_event(
+				{"host": "acmecorp.example.com", "headers": {
+					"x-org": "acmecorp",
+					"x-team": "acme-corp-platform-engineering-team-of-2024",
+					"x-long": "acmecorporationinternalservicesdivision",
+					"x-short": "acmeCorp2024",
+				}},
+				{},
+			),
+			"want": set(),
+		},
+	}
+	log.mask == tc.want with input as tc.event with log._token_prefixes as acme_prefixes
+}
+
+# other_custom_token with every character percent-encoded.
+every_char_custom := "%61%63%6D%65%5A%78%39%4B%71%4C%32%6D%4E%70%52%34%73%54%75%56%36%77%58%79%41%38%62%43%64%45%30%66%47%68%4A%31%6B%4C%6D%4E"
+
+# Where pat.token_prefixes names GitHub's alone, the same token is not recognised: it is not the
+# event's credential, and no shape says it is a token.
+test_mask_leaves_a_token_of_an_unknown_prefix if {
+	log.mask == {"/input/attributes/request/http/headers/authorization"} with input as check_event({"headers": {"authorization": concat(" ", ["Bearer", custom_token]), "x-note": other_custom_token}}, {})
+		with log._token_prefixes as github_prefixes
+}
+
+# An ad-hoc query or a data path that holds such a token is dropped, as one that holds GitHub's.
+test_drop_events_that_hold_a_token_of_a_prefix_without_underscore[note] if {
+	some note, tc in {
+		"an ad-hoc query": {"event": {"query": concat("", [`t := pat.token("`, other_custom_token, `")`])}, "drop": true},
+		"a data path": {"event": {"path": concat("/", ["pat", other_custom_token]), "input": {}}, "drop": true},
+		"a query that names the prefix": {"event": {"query": `startswith(input.token, "acme")`}, "drop": false},
+	}
+	_dropped_with(tc.event, acme_prefixes) == tc.drop
+}
+
+_dropped_with(event, prefixes) if log.drop with input as event with log._token_prefixes as prefixes
+
+else := false
+
+# Prefixes that the shape after "_" does not see, whatever they hold: "_" followed by something
+# else than a token's characters, characters a regular expression would read, or one JSON escapes
+# (the mask then walks a Check's metadata without looking at its JSON text first).
+test_mask_tokens_of_odd_prefixes[note] if {
+	secret := substring(other_custom_token, 4, -1)
+	some note, tc in {
+		"an underscore, then a hyphen": {"prefixes": {"ac_me-"}, "note": concat("", ["ac_me-", secret]), "want": true},
+		"regular expression characters": {"prefixes": {"a.c+"}, "note": concat("", ["a.c+", secret]), "want": true},
+		"regular expression characters, read as such": {"prefixes": {"a.c+"}, "note": concat("", ["abcc", secret]), "want": false},
+		"a character JSON escapes": {"prefixes": {"acme<"}, "note": concat("", ["acme<", secret]), "want": true},
+		"one prefix the start of another": {"prefixes": {"acme", "acme-"}, "note": concat("", ["acme-", secret]), "want": true},
+		"a prefix like GitHub's": {"prefixes": {"acme_"}, "note": concat("", ["acme_", secret]), "want": true},
+	}
+	event := check_event({}, {"attributes": {"metadataContext": {"filterMetadata": {"f": {"k": tc.note}}}}})
+	masked := redacted("/input/attributes/metadataContext/filterMetadata/f/k") in log.mask with input as event
+		with log._token_prefixes as github_prefixes | tc.prefixes
+	masked == tc.want
 }
 
 # Credentials a proxy moved to another header, and Basic credentials in any header.
@@ -404,7 +526,7 @@ test_mask_moved_and_basic_credentials[note] if {
 			"want": {redacted("/input/attributes/request/http/headers/x-other")},
 		},
 	}
-	log.mask == tc.want with input as tc.event
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
 
 # A query of a data path that names a token (/v1/data/pat/ghp_...): OPA logs the path, which no
@@ -424,7 +546,7 @@ test_mask_a_direct_input_to_the_gates_path_with_capitals if {
 	log.mask == {
 		"/input/attributes/request/http/headers/Authorization",
 		redacted("/input/attributes/request/http/headers/X-Note"),
-	} with input as check_event({"headers": {"Authorization": concat(" ", ["Bearer", custom_token]), "X-Note": custom_token}}, {})
+	} with input as check_event({"headers": {"Authorization": concat(" ", ["Bearer", custom_token]), "X-Note": custom_token}}, {}) with log._token_prefixes as github_prefixes
 }
 
 # A token in the path of a request whose query carries a credential: the named upsert, the only
@@ -436,6 +558,7 @@ test_mask_token_in_path_and_query if {
 		"parsed_path": ["repos", "o", "r", "contents", "ghp_pathPATHpathPATHpathPATHpath000000"],
 		"parsed_query": {"access_token": ["x"]},
 	}}
+		with log._token_prefixes as github_prefixes
 	{"op": "upsert", "path": "/input/attributes/request/http/path", "value": "[REDACTED]?[redacted]"} in m
 	{"op": "upsert", "path": "/input/attributes/request/http/headers/:path", "value": "[REDACTED]?[redacted]"} in m
 }
@@ -450,7 +573,7 @@ test_mask_basic_in_check_fields[note] if {
 		"context extensions": {"http": {"path": "/", "headers": {}}, "ext": {"auth": basic}, "want": {"op": "upsert", "path": "/input/attributes/contextExtensions/auth", "value": "[REDACTED]"}},
 	}
 	attributes := object.union({"request": {"http": tc.http}}, {k: v | some k, v in {"contextExtensions": object.get(tc, "ext", null)}; v != null})
-	tc.want in log.mask with input as {"path": "pat/envoy/response", "input": {"attributes": attributes}}
+	tc.want in log.mask with input as {"path": "pat/envoy/response", "input": {"attributes": attributes}} with log._token_prefixes as github_prefixes
 }
 
 # A header sent as a list or an object to the gate's path through OPA's API.
@@ -459,6 +582,6 @@ test_mask_header_not_a_string[note] if {
 		"a list": ["ghp_arrayARRAYarrayARRAYarray000000"],
 		"an object": {"a": "ghp_arrayARRAYarrayARRAYarray000000"},
 	}
-	m := log.mask with input as {"path": "pat/envoy/response", "input": {"attributes": {"request": {"http": {"path": "/", "headers": {"x-forward": value}}}}}}
+	m := log.mask with input as {"path": "pat/envoy/response", "input": {"attributes": {"request": {"http": {"path": "/", "headers": {"x-forward": value}}}}}} with log._token_prefixes as github_prefixes
 	m == {{"op": "upsert", "path": "/input/attributes/request/http/headers/x-forward", "value": "[REDACTED]"}}
 }
