@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 func TestLoggedRequestID(t *testing.T) {
@@ -34,6 +36,31 @@ func TestLoggedRequestID(t *testing.T) {
 		{note: "Basic credentials of nothing secret", id: "Basic " + b64("git:somethingelse"), want: "Basic " + b64("git:somethingelse")},
 	} {
 		if got := loggedRequestID(tc.id, tc.headers); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.note, got, tc.want)
+		}
+	}
+}
+
+// A token of a prefix without "_" that the process knows (token_prefixes, as
+// the plugin notes them), not the request's credential: as the mask does
+// (log.rego, _prefix_shaped), the prefix in any case and 30 or more token
+// characters with an upper-case letter or digit; words that start with the
+// prefix stay.
+func TestLoggedRequestIDCustomPrefix(t *testing.T) {
+	const other = "zqxidZx9KqL2mNpR4sTuV6wXyA8bCdE0fGhJ1kLmN" // a classic token's shape after "zqxid"
+	token.NotePrefixes(token.Prefixes{Classic: "zqxid", FineGrained: "zqxidfg-"})
+	for _, tc := range []struct{ note, id, want string }{
+		{"the token", other, redactedRequestID},
+		{"inside", "req-" + other + "-1", redactedRequestID},
+		{"the prefix in upper case", "ZQXID" + other[5:], redactedRequestID},
+		{"the token in lower case", strings.ToLower(other), redactedRequestID},
+		{"every character escaped", "%7A%71%78%69%64" + other[5:], redactedRequestID},
+		{`the other prefix, which ends in "-"`, "zqxidfg-" + other[5:], redactedRequestID},
+		{"a word", "zqxidcorp-5b1f2a9c", "zqxidcorp-5b1f2a9c"},
+		{"a long lower-case word", "zqxidcorporationinternalservicesdivision", "zqxidcorporationinternalservicesdivision"},
+		{"too short", "zqxidZx9KqL2mNpR4sTuV6wXyA8bCdE0f", "zqxidZx9KqL2mNpR4sTuV6wXyA8bCdE0f"},
+	} {
+		if got := loggedRequestID(tc.id, nil); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.note, got, tc.want)
 		}
 	}
