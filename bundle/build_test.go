@@ -20,6 +20,8 @@ import (
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	_ "github.com/opa-pat/opa-pat/plugin/builtins" // pat.token_prefixes, whose answer the mask check replaces
 )
 
 const fixtureManifest = `{"roots": ["pat"], "rego_version": 1, "metadata": {"name": "fixture"}}`
@@ -575,6 +577,8 @@ func TestBuildChecksTheMask(t *testing.T) {
 	const drop = "\ndrop if contains(input.query, \"_\")\n"
 	const headers = "\nmask contains \"/input/attributes/request/http/headers/authorization\"\n"
 	const cache = "\nmask contains \"/nd_builtin_cache/pat.token\"\n"
+	const note = "\nmask contains \"/input/attributes/request/http/headers/x-note\"\n"
+	const dropCall = "\ndrop if contains(input.query, \"pat.token(\")\n"
 	const query = "\nmask contains \"/input/parsed_query/access_token\"\n" +
 		"mask contains {\"op\": \"upsert\", \"path\": \"/input/attributes/request/http/path\", \"value\": \"x\"}\n" +
 		"mask contains {\"op\": \"upsert\", \"path\": \"/input/attributes/request/http/headers/:path\", \"value\": \"x\"}\n"
@@ -608,6 +612,17 @@ func TestBuildChecksTheMask(t *testing.T) {
 			note: "everything but the built-in cache",
 			mask: "mask contains \"/input/credential\"\n" + headers + query + drop,
 			err:  "the raw token of a direct decision with decision_logs.nd_builtin_cache on (pat.token's call) at /nd_builtin_cache/pat.token (in a key)",
+		},
+		{
+			note: `everything but another token, of a prefix without "_"`,
+			mask: "mask contains \"/input/credential\"\n" + headers + query + drop + cache,
+			err: `the raw token of an ext_authz Check with another token, of a prefix without "_", in a header of its own ` +
+				"at /input/attributes/request/http/headers/x-note",
+		},
+		{
+			note: `everything but a query naming a token of a prefix without "_"`,
+			mask: "mask contains \"/input/credential\"\n" + headers + query + drop + cache + note,
+			err:  `the raw token of an ad-hoc query (/v1/query) naming a token of a prefix without "_" in the query's text, which no mask reaches`,
 		},
 		{
 			note: "a rule without op, which OPA refuses (and then logs nothing)",
@@ -649,12 +664,12 @@ func TestBuildChecksTheMask(t *testing.T) {
 		})
 	}
 
-	// The same masks with the drop rule of the last case and every field erased build.
+	// The same masks with drop rules for both queries and every field erased build.
 	dir := fixture(t)
 	root := filepath.Dir(dir)
 	for name, content := range map[string]string{
 		".opa-manifest":            `{"roots": ["pat", "system/log"]}`,
-		"rego/system/log/log.rego": "package system.log\n\nmask contains \"/input/credential\"\n" + headers + query + drop + cache,
+		"rego/system/log/log.rego": "package system.log\n\nmask contains \"/input/credential\"\n" + headers + query + drop + cache + note + dropCall,
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
 			t.Fatal(err)

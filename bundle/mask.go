@@ -21,11 +21,19 @@ import (
 // decision-log events a sidecar writes for credentials, applies the mask as
 // OPA's decision logger does, and refuses the bundle when a token is left.
 
-// Tokens in the probe events: shaped as GitHub's, never issued.
+// Tokens in the probe events: shaped as GitHub's, never issued; and a
+// classic token of a prefix without "_", which only the prefix tells from
+// other text: the mask and drop rules run as in a sidecar whose
+// token_prefixes name it (pat.token_prefixes answers probePrefixes).
 const (
 	probeClassic     = "ghp_MaskProbe0Classic0Token0000000000000"
 	probeFineGrained = "github_pat_11MASKPROBE0000000000000_MaskProbe0FineGrained0Token00000000000000000000000"
+	probePrefix      = "pmask"
+	probeCustom      = probePrefix + "MaskProbe0Custom0Prefix0Token0000000"
 )
+
+// probePrefixes is what pat.token_prefixes answers while the probes run.
+var probePrefixes = `{"ghp_", "github_pat_", "` + probePrefix + `"}`
 
 type maskProbe struct {
 	what   string
@@ -81,6 +89,12 @@ func maskProbes() []maskProbe {
 			"query": `pat.token("` + probeClassic + `")`, "result": []any{}, "timestamp": "2026-01-01T00:00:00Z",
 		}},
 		{what: "a direct decision with decision_logs.nd_builtin_cache on (pat.token's call)", token: probeFineGrained, event: cached},
+		{what: `an ext_authz Check with another token, of a prefix without "_", in a header of its own`, token: probeCustom, event: event("pat/envoy/response", check(
+			map[string]any{"authorization": "Bearer " + probeClassic, "x-note": probeCustom}, "/repos/octo-org/app/contents", map[string]any{}))},
+		{what: `an ad-hoc query (/v1/query) naming a token of a prefix without "_"`, token: probeCustom, event: map[string]any{
+			"decision_id": "00000000-0000-0000-0000-000000000000", "path": "",
+			"query": `pat.token("` + probeCustom + `")`, "result": []any{}, "timestamp": "2026-01-01T00:00:00Z",
+		}},
 	}
 }
 
@@ -96,11 +110,14 @@ func definesMask(parsed map[string]*ast.Module) bool {
 }
 
 // checkMask refuses a compiled policy whose mask leaves a probe's token in
-// its decision-log event.
+// its decision-log event. The pat.* built-ins must be registered (opa-pat
+// registers them): the probes replace pat.token_prefixes' answer, which OPA
+// allows only for a built-in it has.
 func checkMask(c *ast.Compiler, data map[string]any) error {
 	ctx := context.Background()
 	store := inmem.NewFromObject(data)
 	prepare := func(q string) (rego.PreparedEvalQuery, error) {
+		q += " with pat.token_prefixes as " + probePrefixes
 		return rego.New(rego.Compiler(c), rego.Store(store), rego.Query(q)).PrepareForEval(ctx)
 	}
 	drop, err := prepare("data.system.log.drop")
