@@ -30,6 +30,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // eaWorld is the store the gate tests run against: octo-org (in the acme
@@ -86,6 +88,13 @@ func startGate(t *testing.T) *eaGate {
 // startGateOn starts the gate on grpcAddr: host:port, or unix:///path.
 func startGateOn(t *testing.T, grpcAddr string) *eaGate {
 	t.Helper()
+	return startGateWith(t, grpcAddr, "")
+}
+
+// startGateWith starts the gate with more of plugins.pat's configuration:
+// YAML lines such as "token_prefixes: {classic: acme}".
+func startGateWith(t *testing.T, grpcAddr, pluginConfig string) *eaGate {
+	t.Helper()
 	g := &eaGate{bin: binary(t), api: freeAddr(t)}
 	dir := t.TempDir()
 	g.store = filepath.Join(dir, "pat.db")
@@ -95,6 +104,7 @@ plugins:
   pat:
     store: {path: "`+g.store+`"}
     ext_authz: {addr: "`+grpcAddr+`"}
+    `+pluginConfig+`
 decision_logs:
   console: true
 `)
@@ -725,7 +735,9 @@ func grepLines(b []byte, s string) string {
 // (a bundle server that does not answer at start, say): every decision is
 // undefined and denies, and the decision log still holds no raw token,
 // because the plugin keeps the mask in OPA's store until a bundle brings
-// its own.
+// its own. Its token_prefixes have no "_": that copy of the mask knows them
+// too (pat.token_prefixes), and keeps out a token of theirs that is not the
+// event's credential, in a header or an ad-hoc query.
 func TestDecisionLogMaskedWithoutPolicy(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
@@ -737,6 +749,7 @@ plugins:
   pat:
     store: {path: "`+store+`"}
     ext_authz: {addr: "`+grpcAddr+`"}
+    token_prefixes: {classic: acme, fine_grained: acmefg}
 decision_logs:
   console: true
 `)
@@ -758,8 +771,23 @@ decision_logs:
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
 
+	custom, err := token.Generate(token.KindClassic, token.Prefixes{Classic: "acme", FineGrained: "acmefg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ad-hoc query first: it is dropped, so the two events after it are the log's two.
+	r, err := http.Post("http://"+api+"/v1/query", "application/json", strings.NewReader(`{"query": "t := pat.token(\"`+custom+`\")"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK || !strings.Contains(string(b), `"well_formed":true`) {
+		t.Fatalf("ad-hoc query of a token of the prefix acme: %s %s", r.Status, b)
+	}
+
 	const raw = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"
-	resp, err := client.Check(t.Context(), eaRequest("GET", "/repos/octo-org/app?access%5Ftoken="+raw, map[string]string{"authorization": "Bearer " + raw}))
+	resp, err := client.Check(t.Context(), eaRequest("GET", "/repos/octo-org/app?access%5Ftoken="+raw, map[string]string{"authorization": "Bearer " + raw, "x-note": custom}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -767,11 +795,11 @@ decision_logs:
 		t.Fatalf("Check without a policy: %+v", got)
 	}
 	body := `{"input": {"credential": {"type": "pat", "token": "` + raw + `"}, "resource": {"owner": "octo-org", "repository": "app"}, "action": "read"}}`
-	r, err := http.Post("http://"+api+"/v1/data/pat/allow", "application/json", strings.NewReader(body))
+	r, err = http.Post("http://"+api+"/v1/data/pat/allow", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(r.Body)
+	b, _ = io.ReadAll(r.Body)
 	r.Body.Close()
 	if r.StatusCode != http.StatusOK || strings.Contains(string(b), `"result"`) {
 		t.Fatalf("query without a policy: %s %s", r.Status, b)
@@ -780,12 +808,80 @@ decision_logs:
 		return strings.Count(output.String(), `"msg":"Decision Log"`) >= 2
 	})
 	logs := output.String()
-	if strings.Contains(logs, raw) {
-		t.Fatalf("the raw token is in the log:\n%s", logs)
+	if strings.Contains(logs, raw) || strings.Contains(logs, custom) {
+		t.Fatalf("a raw token is in the log:\n%s", logs)
 	}
-	for _, erased := range []string{`"/input/credential/token"`, `"/input/attributes/request/http/headers/authorization"`} {
+	if n := strings.Count(logs, `"msg":"Decision Log"`); n != 2 {
+		t.Errorf("%d decisions in the log, want 2 (the ad-hoc query dropped):\n%s", n, logs)
+	}
+	for _, erased := range []string{`"/input/credential/token"`, `"/input/attributes/request/http/headers/authorization"`, `"/input/attributes/request/http/headers/x-note"`} {
 		if !strings.Contains(logs, erased) {
 			t.Errorf("the log does not say %s was erased:\n%s", erased, logs)
+		}
+	}
+}
+
+// TestDecisionLogCustomPrefixes runs a gate whose token_prefixes have no "_"
+// (acme, acmefg), which GitHub's shape of a token does not show: the
+// decision log still holds no token of theirs, the event's credential or
+// another one, in a header of no credential name, the request's id (also in
+// custom.request_id), its body or a direct input's other field; an ad-hoc
+// query that names one is dropped. A word that starts with the prefix stays.
+func TestDecisionLogCustomPrefixes(t *testing.T) {
+	g := startGateWith(t, freeAddr(t), "token_prefixes: {classic: acme, fine_grained: acmefg}")
+	_, raw := g.token(t, "--user", "bob", "--kind", "classic", "--scope", "repo", "--no-expiry")
+	_, other := g.token(t, "--user", "alice", "--kind", "classic", "--scope", "repo", "--no-expiry")
+	for _, tok := range []string{raw, other} {
+		if !strings.HasPrefix(tok, "acme") || strings.Contains(tok, "_") {
+			t.Fatalf("token create: %q is not a token of the prefix acme", tok)
+		}
+	}
+	g.waitAllowed(t, raw)
+
+	// (b) An ad-hoc query that names a token of the prefix: answered, not logged.
+	post := func(path, body, want string) {
+		t.Helper()
+		resp, err := http.Post("http://"+g.api+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Fatalf("POST %s: %s %.300s", path, resp.Status, b)
+		}
+	}
+	post("/v1/query", `{"query": "t := pat.token(\"`+other+`\")"}`, `"well_formed":true`)
+
+	// (a) Another token of the prefix where no credential is named.
+	req := eaRequest("POST", "/repos/octo-org/app/issues", map[string]string{
+		"authorization": "Bearer " + raw,
+		"x-note":        other,
+		"x-request-id":  other,
+		"x-org":         "acmecorp",
+	})
+	req.Attributes.Request.Http.Id = other
+	req.Attributes.Request.Http.Body = `{"title": "rotate ` + other + `"}`
+	if _, got := g.check(t, req); got.status != 200 {
+		t.Fatalf("Check with the token: %+v", got)
+	}
+	post("/v1/data/pat/decision", `{"input": {"credential": {"type": "pat", "token": "`+raw+`"}, "resource": {"owner": "octo-org", "repository": "app"}, "action": "read", "note": "`+other+`"}}`, `"allow":true`)
+
+	poll(t, 5*time.Second, "the direct decision in the log", func() bool {
+		return strings.Contains(g.output.String(), `"path":"pat/decision"`)
+	})
+	logs := g.output.String()
+	for name, tok := range map[string]string{"the credential": raw, "the other token": other} {
+		if strings.Contains(logs, tok) {
+			t.Errorf("%s is in the decision log:\n%s", name, grepLines([]byte(logs), tok))
+		}
+	}
+	for _, want := range []string{
+		`"/input/attributes/request/http/headers/x-note"`, `"/input/attributes/request/http/id"`,
+		`"/input/attributes/request/http/body"`, `"/input/note"`, `"request_id":"[REDACTED]"`, `"x-org":"acmecorp"`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the decision log has no %s:\n%s", want, grepLines([]byte(logs), "Decision Log"))
 		}
 	}
 }
