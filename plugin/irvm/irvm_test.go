@@ -13,6 +13,7 @@ import (
 
 	_ "github.com/opa-pat/opa-pat/plugin/builtins" // the pat.* declarations
 	"github.com/opa-pat/opa-pat/plugin/irvm"
+	"github.com/opa-pat/opa-pat/plugin/token"
 	patrego "github.com/opa-pat/opa-pat/rego"
 )
 
@@ -201,7 +202,18 @@ none if walk(input.none, _)
 // BenchmarkDecisionLogMask: the decision-log mask (rego/system/log) on a
 // Check's event, as OPA's logs plugin evaluates it for every logged decision
 // (on irvm, the sidecar's default evaluator, and on topdown).
-func BenchmarkDecisionLogMask(b *testing.B) {
+func BenchmarkDecisionLogMask(b *testing.B) { benchmarkMask(b) }
+
+// BenchmarkDecisionLogMaskCustomPrefixes: the same in a process whose
+// token_prefixes have no "_" (acme, acmefg), where the mask also looks for
+// their tokens in every string it searches. The prefixes stay noted for the
+// rest of the process: keep it the last benchmark.
+func BenchmarkDecisionLogMaskCustomPrefixes(b *testing.B) {
+	token.NotePrefixes(token.Prefixes{Classic: "acme", FineGrained: "acmefg"})
+	benchmarkMask(b)
+}
+
+func benchmarkMask(b *testing.B) {
 	c := loadPolicy(b)
 	store := inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))
 	event := ast.MustParseTerm(`{"input": {"attributes": {"request": {"http": {"id": "123", "method": "POST", "path": "/octo-org/app.git/git-upload-pack",
