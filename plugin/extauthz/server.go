@@ -232,6 +232,13 @@ func (s *Server) Stop(ctx context.Context) {
 	if s.grpc == nil {
 		return
 	}
+	if ctx.Err() != nil {
+		// OPA stops its plugins with a context that is already canceled
+		// when a signal ends the process: the drain below would end before
+		// it began, cutting off Checks in flight and the health watchers'
+		// NOT_SERVING. The shutdown timeout bounds it instead.
+		ctx = context.WithoutCancel(ctx)
+	}
 	s.health.Shutdown()
 	s.serving.Store(false)
 	// The goroutine gets its own reference: s.grpc is cleared below, maybe

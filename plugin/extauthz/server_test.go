@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -910,4 +911,80 @@ func TestUndecodableRequestIsCounted(t *testing.T) {
 	if got[`opa_pat_extauthz_check_duration_seconds_count`] != 0 {
 		t.Fatal("an undecodable request was counted as a Check")
 	}
+}
+
+// OPA stops plugins with a context that is already canceled when a signal
+// ends the sidecar. Stop still drains: the health service says NOT_SERVING
+// to a watcher, and a Check in flight gets its answer, within the shutdown
+// timeout.
+func TestStopDrainsWithCanceledContext(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0", "shutdown_timeout": "5s"}`)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the fixture stops the server: a blocked Check would hold it
+	topdown.RegisterBuiltinFunc("pat.token", func(_ topdown.BuiltinContext, _ []*ast.Term, iter func(*ast.Term) error) error {
+		once.Do(func() { close(entered) })
+		<-release
+		return iter(ast.ObjectTerm(ast.Item(ast.StringTerm("found"), ast.BooleanTerm(true))))
+	})
+	t.Cleanup(func() {
+		free()
+		topdown.RegisterBuiltinFunc("pat.token", func(topdown.BuiltinContext, []*ast.Term, func(*ast.Term) error) error {
+			return errors.New("pat: token store not ready")
+		})
+	})
+
+	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
+
+decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if pat.token(input.credential.token).found
+`})
+
+	watchCtx, endWatch := context.WithCancel(t.Context())
+	defer endWatch()
+	watch, err := healthpb.NewHealthClient(f.conn).Watch(watchCtx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch before Stop: %v, %v", resp, err)
+	}
+
+	type answer struct {
+		resp *authv3.CheckResponse
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := f.client.Check(t.Context(), httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken}))
+		answered <- answer{resp, err}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Check never reached pat.token")
+	}
+
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	stopped := make(chan struct{})
+	go func() {
+		f.server.Stop(canceled)
+		close(stopped)
+	}()
+	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch during Stop: %v, %v; want NOT_SERVING", resp, err)
+	}
+	endWatch() // as a client told NOT_SERVING goes: a watch would hold the drain to its timeout
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned with a Check in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	free()
+	a := <-answered
+	if a.err != nil || a.resp.GetOkResponse() == nil {
+		t.Fatalf("the Check in flight: %v, %v; want its OK answer", a.resp, a.err)
+	}
+	<-stopped
 }
