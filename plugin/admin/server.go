@@ -148,6 +148,13 @@ func (s *Server) Stop(ctx context.Context) {
 	if s.srv == nil {
 		return
 	}
+	if ctx.Err() != nil {
+		// OPA stops its plugins with a context that is already canceled
+		// when a signal ends the process: Shutdown would close the
+		// connections of requests in flight at once. shutdownTimeout bounds
+		// the wait instead.
+		ctx = context.WithoutCancel(ctx)
+	}
 	ctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {

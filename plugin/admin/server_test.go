@@ -1,12 +1,14 @@
 package admin
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -651,4 +653,53 @@ func TestInvalidSettingsRefuse(t *testing.T) {
 	if r := f.do(t, "GET", list, f.as("alice-admin"), nil); r.status != 200 {
 		t.Fatalf("valid again: %d %s", r.status, r.body)
 	}
+}
+
+// OPA stops plugins with a context that is already canceled when a signal
+// ends the sidecar. Stop still lets a request in flight finish (within
+// shutdownTimeout) rather than cutting its connection.
+func TestStopDrainsWithCanceledContext(t *testing.T) {
+	f := newFixture(t, true)
+	s := New(&Config{Addr: "127.0.0.1:0"}, f.srv.deps)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"action": "deny", "pat_request_ids": [999999], "reason": "no"}`
+	head := "POST /orgs/octo-org/personal-access-token-requests HTTP/1.1\r\nHost: admin\r\n" +
+		"Authorization: " + f.as("alice-admin") + "\r\nContent-Type: application/json\r\n" +
+		fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body))
+	if _, err := io.WriteString(conn, head+body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the request is in flight, its body half sent
+
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	stopped := make(chan struct{})
+	go func() {
+		s.Stop(canceled)
+		close(stopped)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatalf("sending the rest of the body during Stop: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the request in flight got no answer: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The request was read whole and answered: a review of a request the
+	// organization does not have.
+	if resp.StatusCode != 422 || !strings.Contains(string(b), `"message":"Validation Failed: request 999999 not found in octo-org"`) {
+		t.Fatalf("the request in flight: %d %s", resp.StatusCode, b)
+	}
+	<-stopped
 }
