@@ -52,7 +52,10 @@ type DumpRepository struct {
 }
 
 // DumpToken is a token record of a dump: the raw token (on import only) or
-// the hex SHA-256 of it.
+// the hex SHA-256 of it. Repositories, Permissions and Scopes say what the
+// token may reach: import refuses a record that leaves out (or writes null)
+// those of its kind (dumpToken), and an empty list or map is written as []
+// or {} (omitzero omits nil only), as Export writes them (exportReach).
 type DumpToken struct {
 	Token               string            `json:"token,omitempty"`
 	TokenSHA256         string            `json:"token_sha256,omitempty"`
@@ -61,9 +64,9 @@ type DumpToken struct {
 	User                string            `json:"user"`
 	ResourceOwner       string            `json:"resource_owner,omitempty"`
 	RepositorySelection string            `json:"repository_selection,omitempty"`
-	Repositories        []string          `json:"repositories,omitempty"`
-	Permissions         map[string]string `json:"permissions,omitempty"`
-	Scopes              []string          `json:"scopes,omitempty"`
+	Repositories        []string          `json:"repositories,omitzero"`
+	Permissions         map[string]string `json:"permissions,omitzero"`
+	Scopes              []string          `json:"scopes,omitzero"`
 	CreatedAt           *string           `json:"created_at"`
 	ExpiresAt           *string           `json:"expires_at"`
 	Revoked             bool              `json:"revoked"`
@@ -755,6 +758,21 @@ func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, err
 	if err := ValidateToken(t); err != nil {
 		return Token{}, err
 	}
+	// A record replaces the token's row, and a list or map it leaves out
+	// (or writes null) would be stored empty: importing a file whose
+	// producer does not know the field would narrow a known token silently,
+	// a fine-grained one to metadata: read, a classic one to no scope, one
+	// for selected repositories to none. What a token may reach changes
+	// only by what the record writes; {} and [] are taken as written.
+	const narrow = "an import cannot narrow a token by leaving them out"
+	switch {
+	case t.Kind == KindFineGrained && dt.Permissions == nil:
+		return Token{}, errors.New("permissions: missing (or null); give the token's permissions, {} for metadata: read only: " + narrow)
+	case t.Kind == KindFineGrained && t.RepositorySelection == "selected" && dt.Repositories == nil:
+		return Token{}, errors.New("repositories: missing (or null); give the token's repositories, [] for none: " + narrow)
+	case t.Kind == KindClassic && dt.Scopes == nil:
+		return Token{}, errors.New("scopes: missing (or null); give the token's scopes, [] for none: " + narrow)
+	}
 	// metadata: read is always present (SEMANTICS.md rule 8), as token
 	// creation records it; the admin API's permission filter reads it.
 	if t.Kind == KindFineGrained {
@@ -768,6 +786,32 @@ func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, err
 		}
 	}
 	return t, nil
+}
+
+// exportReach writes what a token may reach as import wants it (dumpToken):
+// permissions for a fine-grained token, repositories for one for selected
+// repositories and scopes for a classic token, {} or [] when the store has
+// none; any other list or map only when the store has one (a list kept with
+// "all", say, or scopes of a fine-grained token, which import refuses).
+func exportReach(dt *DumpToken) {
+	if len(dt.Repositories) == 0 {
+		dt.Repositories = nil
+		if dt.Kind == KindFineGrained && dt.RepositorySelection == "selected" {
+			dt.Repositories = []string{}
+		}
+	}
+	if len(dt.Permissions) == 0 {
+		dt.Permissions = nil
+		if dt.Kind == KindFineGrained {
+			dt.Permissions = map[string]string{}
+		}
+	}
+	if len(dt.Scopes) == 0 {
+		dt.Scopes = nil
+		if dt.Kind == KindClassic {
+			dt.Scopes = []string{}
+		}
+	}
 }
 
 func timeString(t time.Time) *string {
@@ -805,6 +849,7 @@ func (db *DB) Export(ctx context.Context) (*Dump, error) {
 				RepositorySelection: t.RepositorySelection, Repositories: t.Repositories, Permissions: t.Permissions, Scopes: t.Scopes,
 				CreatedAt: timeString(t.CreatedAt), ExpiresAt: timeString(t.ExpiresAt), Revoked: t.Revoked, LastUsedAt: timeString(t.LastUsedAt),
 			})
+			exportReach(&d.Tokens[len(d.Tokens)-1])
 			return nil
 		},
 		Grant: func(g Grant) error { grants = append(grants, g); return nil },

@@ -2,9 +2,11 @@ package store
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +35,8 @@ func TestImportGrants(t *testing.T) {
 	h := token.Hash(rawFG)
 	fgHex := hex.EncodeToString(h[:])
 	world := `{"tokens": [
-		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"},
-		{"token": "` + rawFG2 + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}],
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}},
+		{"token": "` + rawFG2 + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}],
 	"grants": [{"token_sha256": "` + fgHex + `", "org": "octo-org", "state": "pending", "reason": "please"},
 		{"token_sha256": "` + hex.EncodeToString(func() []byte { h := token.Hash(rawFG2); return h[:] }()) + `", "org": "octo-org", "state": "denied"}]}`
 	res, err := importJSON(t, db, world)
@@ -83,7 +85,7 @@ func TestImportGrants(t *testing.T) {
 			err: `tokens[0].token: give token or token_sha256, not both`},
 		{note: "kind differs from the format", world: `{"tokens": [{"token": "` + rawClassic + `", "kind": "fine_grained", "user": "bob"}]}`,
 			err: `tokens[0].kind: "fine_grained", but the token is classic`},
-		{note: "same token twice", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob"}, {"token": "` + rawClassic + `", "user": "eve"}]}`,
+		{note: "same token twice", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "scopes": []}, {"token": "` + rawClassic + `", "user": "eve", "scopes": []}]}`,
 			err: `tokens[1].token: the same token as tokens[0]`},
 		{note: "expiry before creation", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}]}`,
 			err: `tokens[0].expires_at: must be after created_at`},
@@ -154,8 +156,8 @@ func TestExportKeepsJustificationAndReview(t *testing.T) {
 	ctx := t.Context()
 	src := openTest(t)
 	world := `{"tokens": [
-		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"},
-		{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}],
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}},
+		{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}],
 	"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "pending", "reason": "release automation"},
 		{"token_name": "docs", "user": "bob", "org": "octo-org", "state": "pending", "reason": "publish the handbook"}]}`
 	if _, err := importJSON(t, src, world); err != nil {
@@ -213,7 +215,7 @@ func importBackends(t *testing.T, fn func(t *testing.T, db *DB)) {
 // (token 1, approved) and his classic token (token 2).
 const importWorld = `{"users": [{"login": "bob"}], "memberships": [{"user": "bob", "org": "octo-org", "role": "member"}],
 	"tokens": [
-		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "created_at": "2026-01-01T00:00:00Z"},
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z"},
 		{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}],
 	"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"}]}`
 
@@ -296,11 +298,11 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 		}{
 			{note: "another user", world: `{"tokens": [{"token": "` + rawClassic + `", "name": "old", "user": "carol", "scopes": ["repo"]}]}`,
 				err: `tokens[0].user: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
-			{note: "another kind", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}]}`,
+			{note: "another kind", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}]}`,
 				err: `tokens[0].kind: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
-			{note: "bob's classic token as carol's fine-grained one", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "carol", "resource_owner": "octo-org", "repository_selection": "all"}]}`,
+			{note: "bob's classic token as carol's fine-grained one", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "carol", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}]}`,
 				err: `tokens[0].user: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
-			{note: "another resource owner", world: `{"tokens": [{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "indie-org", "repository_selection": "all"}]}`,
+			{note: "another resource owner", world: `{"tokens": [{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "indie-org", "repository_selection": "all", "permissions": {}}]}`,
 				err: `tokens[0].resource_owner: the store's token 1 is bob's fine-grained token for octo-org; an import cannot change a token's user, kind or resource owner`},
 		} {
 			t.Run(tc.note, func(t *testing.T) {
@@ -310,7 +312,7 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 
 		// Everything else of a token an import may change; created_at
 		// only when the record gives it.
-		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}]}`); err != nil {
+		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}]}`); err != nil {
 			t.Fatal(err)
 		}
 		if tok, ok, err := db.Token(ctx, 1); err != nil || !ok || tok.Name != "deploy" || !tok.CreatedAt.Equal(t0) {
@@ -324,7 +326,7 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, lastUsed := range []string{``, `, "last_used_at": "` + t0.Add(time.Hour).Format(time.RFC3339) + `"`} {
-			if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"`+lastUsed+`}]}`); err != nil {
+			if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}`+lastUsed+`}]}`); err != nil {
 				t.Fatal(err)
 			}
 			if tok, _, _ := db.Token(ctx, 1); !tok.LastUsedAt.Equal(used) {
@@ -332,7 +334,7 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 			}
 		}
 		later := t0.Add(3 * time.Hour)
-		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "last_used_at": "`+later.Format(time.RFC3339)+`"}]}`); err != nil {
+		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "last_used_at": "`+later.Format(time.RFC3339)+`"}]}`); err != nil {
 			t.Fatal(err)
 		}
 		if tok, _, _ := db.Token(ctx, 1); !tok.LastUsedAt.Equal(later) {
@@ -348,7 +350,7 @@ func TestImportRefusesDuplicates(t *testing.T) {
 		before := importedWorld(t, db)
 		h := token.Hash(rawFG)
 		fgHex := hex.EncodeToString(h[:])
-		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}`
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}`
 		for _, tc := range []struct {
 			note  string
 			world string
@@ -386,8 +388,8 @@ func TestImportRefusesImpossibleGrants(t *testing.T) {
 		before := importedWorld(t, db)
 		classicHex := hashHex(rawClassic)
 		h := hashOf(9)
-		newClassic := `{"token_sha256": "` + hex.EncodeToString(h[:]) + `", "name": "new", "kind": "classic", "user": "bob"}`
-		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}`
+		newClassic := `{"token_sha256": "` + hex.EncodeToString(h[:]) + `", "name": "new", "kind": "classic", "user": "bob", "scopes": []}`
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}`
 		for _, tc := range []struct {
 			note  string
 			world string
@@ -420,7 +422,7 @@ func TestImportRefusesImpossibleGrants(t *testing.T) {
 func TestImportAddsMetadataRead(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
 		ctx := t.Context()
-		world := strings.Replace(importWorld, `"repository_selection": "all",`, `"repository_selection": "all", "permissions": {"contents": "write"},`, 1)
+		world := strings.Replace(importWorld, `"repository_selection": "all", "permissions": {},`, `"repository_selection": "all", "permissions": {"contents": "write"},`, 1)
 		world = strings.Replace(world, `"scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}`, `"scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"},
 		{"token": "`+rawFG2+`", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {"metadata": "write"}}`, 1)
 		if _, err := importJSON(t, db, world); err != nil {
@@ -562,7 +564,7 @@ func TestImportRefusesAnotherSpelling(t *testing.T) {
 func TestImportKeepsAnExpiry(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
 		world := `{"tokens": [
-			{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all",
+			{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {},
 			 "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-03-01T00:00:00Z"},
 			{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}]}`
 		if _, err := importJSON(t, db, world); err != nil {
@@ -575,7 +577,7 @@ func TestImportKeepsAnExpiry(t *testing.T) {
 		const refusal = `tokens[0].expires_at: token 1 expires at 2026-03-01T00:00:00Z in the store; give that time (or another) for it: an import cannot make an expiring token non-expiring`
 		for _, record := range []string{`"expires_at": null,`, ``} {
 			refused(t, db, before, `{"tokens": [{"token": "`+rawFG+`", "name": "ci", "user": "bob", "resource_owner": "octo-org",
-				"repository_selection": "all", `+record+` "created_at": "2026-01-01T00:00:00Z"}]}`, refusal)
+				"repository_selection": "all", "permissions": {}, `+record+` "created_at": "2026-01-01T00:00:00Z"}]}`, refusal)
 		}
 		// The classic token has no expiry: a record without one is the same.
 		if res, err := importJSON(t, db, `{"tokens": [{"token": "`+rawClassic+`", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}]}`); err != nil || res.Unchanged != 1 {
@@ -583,11 +585,181 @@ func TestImportKeepsAnExpiry(t *testing.T) {
 		}
 		// A date in the record is the token's new expiry.
 		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "ci", "user": "bob", "resource_owner": "octo-org",
-			"repository_selection": "all", "expires_at": "2026-04-01T00:00:00Z"}]}`); err != nil {
+			"repository_selection": "all", "permissions": {}, "expires_at": "2026-04-01T00:00:00Z"}]}`); err != nil {
 			t.Fatal(err)
 		}
 		if tok, _, err := db.Token(t.Context(), 1); err != nil || !tok.ExpiresAt.Equal(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)) {
 			t.Fatalf("token 1 expires at %v (%v)", tok.ExpiresAt, err)
+		}
+	})
+}
+
+// A token record must say what the token may reach: permissions for a
+// fine-grained token, repositories for one for selected repositories,
+// scopes for a classic token. One that leaves them out (or writes null) is
+// refused, naming the record, and nothing is written, whether the store
+// has the token or not: the record replaces the token's row, so the token
+// would silently lose its permissions, repositories or scopes. {} and []
+// are taken as written.
+func TestImportRefusesARecordThatNarrowsAToken(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		world := `{"tokens": [
+			{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "selected",
+			 "repositories": ["app", "docs"], "permissions": {"contents": "write"}, "created_at": "2026-01-01T00:00:00Z"},
+			{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}]}`
+		if _, err := importJSON(t, db, world); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fg := func(fields string) string {
+			return `{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", ` + fields + `, "created_at": "2026-01-01T00:00:00Z"}`
+		}
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}`
+		classic := `{"token": "` + rawClassic + `", "name": "old", "user": "bob", "created_at": "2026-01-01T00:00:00Z"}`
+		const (
+			permissions  = `permissions: missing (or null); give the token's permissions, {} for metadata: read only: an import cannot narrow a token by leaving them out`
+			repositories = `repositories: missing (or null); give the token's repositories, [] for none: an import cannot narrow a token by leaving them out`
+			scopes       = `scopes: missing (or null); give the token's scopes, [] for none: an import cannot narrow a token by leaving them out`
+		)
+		for _, tc := range []struct {
+			note  string
+			world string
+			err   string
+		}{
+			{note: "permissions left out", world: `{"users": [{"login": "zed"}], "tokens": [` + classic[:len(classic)-1] + `, "scopes": ["repo"]}, ` +
+				fg(`"repository_selection": "selected", "repositories": ["app", "docs"]`) + `]}`,
+				err: `tokens[1].` + permissions},
+			{note: "permissions null", world: `{"tokens": [` + fg(`"repository_selection": "selected", "repositories": ["app", "docs"], "permissions": null`) + `]}`,
+				err: `tokens[0].` + permissions},
+			{note: "a new token without permissions", world: `{"tokens": [` + newFG + `]}`,
+				err: `tokens[0].` + permissions},
+			{note: "repositories left out", world: `{"tokens": [` + fg(`"repository_selection": "selected", "permissions": {"contents": "write"}`) + `]}`,
+				err: `tokens[0].` + repositories},
+			{note: "repositories null", world: `{"tokens": [` + fg(`"repository_selection": "selected", "repositories": null, "permissions": {"contents": "write"}`) + `]}`,
+				err: `tokens[0].` + repositories},
+			{note: "scopes left out", world: `{"tokens": [` + classic + `]}`,
+				err: `tokens[0].` + scopes},
+			{note: "scopes null", world: `{"tokens": [` + classic[:len(classic)-1] + `, "scopes": null}]}`,
+				err: `tokens[0].` + scopes},
+		} {
+			t.Run(tc.note, func(t *testing.T) {
+				refused(t, db, before, tc.world, tc.err)
+			})
+		}
+
+		// Written empty, they are the token's: a change the record says.
+		if _, err := importJSON(t, db, `{"tokens": [`+fg(`"repository_selection": "selected", "repositories": [], "permissions": {}`)+`, `+
+			classic[:len(classic)-1]+`, "scopes": []}]}`); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for id := int64(1); id <= 2; id++ {
+			tok, _, err := db.Token(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s: %s %q %v %q", tok.Name, tok.RepositorySelection, tok.Repositories, tok.Permissions, tok.Scopes))
+		}
+		if want := []string{`ci: selected [] map[metadata:read] []`, `old:  [] map[] []`}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("tokens:\n got %q\nwant %q", got, want)
+		}
+	})
+}
+
+// The export of any store the write path accepts imports again, through
+// its JSON, and says the same world: every token record gives what its
+// token may reach, also when that is nothing (permissions {}, repositories
+// [] of a selected token, scopes []), which import requires. The tokens
+// are written as they may be found in stores of older versions: a
+// fine-grained token without permissions (before import added metadata:
+// read), a selected one without repositories (which only token create
+// refuses), repositories kept with "public".
+func TestExportImportsAgain(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		expires := t0.Add(30 * 24 * time.Hour)
+		ci := fgToken(1, "bob", "octo-org")
+		ci.Permissions = map[string]string{"contents": "write", "metadata": "read"}
+		tokens := []Token{
+			ci,
+			{Hash: hashOf(2), Name: "none", Kind: KindFineGrained, User: "bob", ResourceOwner: "octo-org", RepositorySelection: "selected",
+				Permissions: map[string]string{"metadata": "read"}, CreatedAt: t0},
+			{Hash: hashOf(3), Name: "old-import", Kind: KindFineGrained, User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all", CreatedAt: t0},
+			{Hash: hashOf(4), Name: "public", Kind: KindFineGrained, User: "bob", ResourceOwner: "octo-org", RepositorySelection: "public",
+				Repositories: []string{"www"}, Permissions: map[string]string{"metadata": "read"}, CreatedAt: t0, ExpiresAt: expires, LastUsedAt: t0.Add(time.Hour)},
+			{Hash: hashOf(5), Name: "laptop", Kind: KindClassic, User: "bob", Scopes: []string{"repo", "workflow"}, CreatedAt: t0},
+			{Hash: hashOf(6), Name: "bare", Kind: KindClassic, User: "bob", CreatedAt: t0, Revoked: true},
+		}
+		if err := db.BulkInsert(ctx, func(w *BulkWriter) error {
+			for _, tk := range tokens {
+				if err := ValidateToken(tk); err != nil {
+					return fmt.Errorf("%s: %w", tk.Name, err)
+				}
+				if _, err := w.Token(tk); err != nil {
+					return err
+				}
+			}
+			_, err := w.Grant(Grant{TokenID: 1, Org: "octo-org", State: GrantApproved, Reviewer: "alice", CreatedAt: t0, UpdatedAt: t0})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		exportJSON := func(db *DB) string {
+			t.Helper()
+			d, err := db.Export(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Load passes tokens in no particular order (PostgreSQL's
+			// order changes with an update).
+			slices.SortFunc(d.Tokens, func(a, b DumpToken) int { return strings.Compare(a.TokenSHA256, b.TokenSHA256) })
+			b, err := json.Marshal(d.Tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.ReplaceAll(string(b), "},{", "},\n{")
+		}
+		h := func(b byte) string { x := hashOf(b); return hex.EncodeToString(x[:]) }
+		want := `[{"token_sha256":"` + h(1) + `","name":"ci","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"selected","repositories":["app","lib"],"permissions":{"contents":"write","metadata":"read"},"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-31T00:00:00Z","revoked":false},
+{"token_sha256":"` + h(2) + `","name":"none","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"selected","repositories":[],"permissions":{"metadata":"read"},"created_at":"2026-01-01T00:00:00Z","expires_at":null,"revoked":false},
+{"token_sha256":"` + h(3) + `","name":"old-import","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"all","permissions":{},"created_at":"2026-01-01T00:00:00Z","expires_at":null,"revoked":false},
+{"token_sha256":"` + h(4) + `","name":"public","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"public","repositories":["www"],"permissions":{"metadata":"read"},"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-31T00:00:00Z","revoked":false,"last_used_at":"2026-01-01T01:00:00Z"},
+{"token_sha256":"` + h(5) + `","name":"laptop","kind":"classic","user":"bob","scopes":["repo","workflow"],"created_at":"2026-01-01T00:00:00Z","expires_at":null,"revoked":false},
+{"token_sha256":"` + h(6) + `","name":"bare","kind":"classic","user":"bob","scopes":[],"created_at":"2026-01-01T00:00:00Z","expires_at":null,"revoked":true}]`
+		exported := exportJSON(db)
+		if exported != want {
+			t.Fatalf("exported tokens:\n%s\nwant\n%s", exported, want)
+		}
+		d, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// Into a new store: the same tokens, but for metadata: read, which
+		// import adds (rule 8).
+		dst := openTest(t)
+		if _, err := importJSON(t, dst, string(file)); err != nil {
+			t.Fatalf("importing the export into a new store: %v", err)
+		}
+		wantAgain := strings.Replace(want, `"permissions":{}`, `"permissions":{"metadata":"read"}`, 1)
+		if got := exportJSON(dst); got != wantAgain {
+			t.Fatalf("exported again:\n%s\nwant\n%s", got, wantAgain)
+		}
+		// Into the store itself: only that token changes.
+		res, err := importJSON(t, db, string(file))
+		if want := (ImportResult{Tokens: 1, Unchanged: 6}); err != nil || res != want {
+			t.Fatalf("importing the export into its store: %+v, %v; want %+v", res, err, want)
+		}
+		if got := exportJSON(db); got != wantAgain {
+			t.Fatalf("the store after importing its export:\n%s\nwant\n%s", got, wantAgain)
 		}
 	})
 }
