@@ -86,3 +86,20 @@ func populatedSQLite(b *testing.B, n int) (*store.DB, time.Time) {
 	b.Logf("populated SQLite with %d tokens in %s", n, time.Since(start).Round(time.Millisecond))
 	return lite, start
 }
+
+// postgresCopy is a new PostgreSQL store (skipped without a server) that
+// holds lite's records, copied by MigrateStore (so that its statistics are
+// fresh and the plans are the planner's own), closed when the benchmark
+// ends.
+func postgresCopy(b *testing.B, lite *store.DB) *store.DB {
+	b.Helper()
+	pg, err := store.Open(b.Context(), store.TestPostgresDSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pg.Close() })
+	if _, err := store.MigrateStore(b.Context(), lite, pg, store.MigrateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return pg
+}

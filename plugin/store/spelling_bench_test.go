@@ -30,17 +30,7 @@ func BenchmarkSpelling(b *testing.B) {
 		db   func(b *testing.B) *store.DB
 	}{
 		{"sqlite", func(*testing.B) *store.DB { return lite }},
-		{"postgres", func(b *testing.B) *store.DB {
-			pg, err := store.Open(ctx, store.TestPostgresDSN(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { pg.Close() })
-			if _, err := store.MigrateStore(ctx, lite, pg, store.MigrateOptions{}); err != nil {
-				b.Fatal(err)
-			}
-			return pg
-		}},
+		{"postgres", func(b *testing.B) *store.DB { return postgresCopy(b, lite) }},
 	}
 	for _, backend := range backends {
 		b.Run(backend.name, func(b *testing.B) {
