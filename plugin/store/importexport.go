@@ -369,7 +369,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	var res ImportResult
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		res = ImportResult{}
-		if err := checkSpellings(ctx, tx, d); err != nil {
+		if err := checkSpellings(ctx, tx, db.d, d); err != nil {
 			return err
 		}
 		// The records are checked against the store before anything is
@@ -892,58 +892,160 @@ func (db *DB) Export(ctx context.Context) (*Dump, error) {
 // would be two users for some lookups and one for others. A spelling the
 // store already has stays importable, so a store that holds two (from
 // before this check) can still be exported and imported again.
-func checkSpellings(ctx context.Context, tx *sql.Tx, d *Dump) error {
-	exact := map[string]bool{}
-	folded := map[string]string{} // lower case -> the first spelling seen
-	see := func(name string) {
-		if name == "" || exact[name] {
-			return
+//
+// It asks the store about the file's names only, all of them in one
+// statement (a JSON array), in Spelling's two steps (read.go), each answer
+// from an index entry: which of the names, and of their lower-case forms,
+// the store holds as given (spellingsHeld); then, for a lower-case form it
+// does not hold, its first spelling in byte order (spellingsFirst), which
+// is then the store's spelling of the name, as Spelling's. The usual file,
+// in lower case and mostly known, needs the first step only. Like
+// Spelling, it finds a spelling held as given in users, memberships,
+// repositories, tokens and requests, and one in another case in the first
+// four, which migration 3 indexes by lower case: a request's organization
+// is its token's resource owner (rule 6), which tokens hold.
+func checkSpellings(ctx context.Context, tx *sql.Tx, dia dialect, d *Dump) error {
+	var asked []string
+	listed := map[string]bool{}
+	ask := func(name string) {
+		if name != "" && !listed[name] {
+			listed[name] = true
+			asked = append(asked, name)
+		}
+	}
+	_ = dumpNames(d, func(name string, _ func() string) error {
+		ask(name)
+		ask(strings.ToLower(name)) // when the store holds it, the store's spelling
+		return nil
+	})
+	exact := map[string]bool{} // the names the store, or the file so far, holds as given
+	err := askNames(ctx, tx, dia.spellingsHeld, asked, func(rows *sql.Rows) error {
+		var name string
+		err := rows.Scan(&name)
+		exact[name] = true
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	folded := map[string]string{} // lower case -> the store's spelling, or the file's first
+	var unheld []string
+	for _, name := range asked {
+		if lower := strings.ToLower(name); name != lower {
+			continue
+		} else if exact[lower] {
+			folded[lower] = lower
+		} else {
+			unheld = append(unheld, lower)
+		}
+	}
+	err = askNames(ctx, tx, dia.spellingsFirst, unheld, func(rows *sql.Rows) error {
+		var lower string
+		var found [4]sql.NullString
+		if err := rows.Scan(&lower, &found[0], &found[1], &found[2], &found[3]); err != nil {
+			return err
+		}
+		for _, f := range found {
+			if f.Valid && (folded[lower] == "" || f.String < folded[lower]) {
+				folded[lower] = f.String
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return dumpNames(d, func(name string, field func() string) error {
+		if name == "" {
+			return nil
+		}
+		if !exact[name] {
+			if other, ok := folded[strings.ToLower(name)]; ok {
+				return fmt.Errorf("%s: %q is spelt %q in the store or earlier in the file; logins are compared without regard to case: write %q", field(), name, other, other)
+			}
 		}
 		exact[name] = true
 		if _, ok := folded[strings.ToLower(name)]; !ok {
 			folded[strings.ToLower(name)] = name
 		}
-	}
-	for _, q := range []string{
-		`SELECT login FROM users`, `SELECT DISTINCT org FROM memberships`, `SELECT DISTINCT owner FROM repositories`,
-		`SELECT DISTINCT resource_owner FROM tokens`, `SELECT DISTINCT org FROM requests`,
-	} {
-		err := each(ctx, tx, q, func(rows *sql.Rows) error {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				return err
-			}
-			see(name)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("reading the store's names: %w", err)
-		}
-	}
-	check := func(field, name string) error {
-		if name != "" && !exact[name] {
-			if other, ok := folded[strings.ToLower(name)]; ok {
-				return fmt.Errorf("%s: %q is spelt %q in the store or earlier in the file; logins are compared without regard to case: write %q", field, name, other, other)
-			}
-		}
-		see(name)
+		return nil
+	})
+}
+
+// askNames runs stmt (spellingsHeld or spellingsFirst) with names, as the
+// JSON array its table names reads, and calls fn for every row.
+func askNames(ctx context.Context, tx *sql.Tx, stmt string, names []string, fn func(*sql.Rows) error) error {
+	if len(names) == 0 {
 		return nil
 	}
-	var err error
+	list, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
+	if err := each(ctx, tx, stmt, fn, string(list)); err != nil {
+		return fmt.Errorf("reading the store's spellings: %w", err)
+	}
+	return nil
+}
+
+// spellingsHeld selects the names the store holds as given: Spelling's
+// spellingHeld, and spellingFirst's first column, for many names at once.
+// {{NAMES}} is the table of the strings of the JSON array $1 (dialect):
+// one statement for any number of names, whose text, unlike a list of
+// placeholders, SQLite parses in the same time for every import. Scalar
+// subqueries, which COALESCE evaluates in turn until one finds the name
+// (the usual name is a known user's, found by the first), and which
+// PostgreSQL never runs as a hashed subplan built from a whole table.
+const spellingsHeld = `WITH names (name, folded) AS (SELECT value, lower(value) FROM {{NAMES}})
+SELECT n.name FROM names n WHERE COALESCE(
+	(SELECT 1 FROM users WHERE login = n.name),
+	(SELECT 1 FROM memberships WHERE lower(org) = n.folded AND org{{BINARY}} = n.name LIMIT 1),
+	(SELECT 1 FROM repositories WHERE owner = n.name LIMIT 1),
+	(SELECT 1 FROM tokens WHERE lower(resource_owner) = n.folded AND resource_owner{{BINARY}} = n.name LIMIT 1),
+	(SELECT 1 FROM requests WHERE org = n.name LIMIT 1)) IS NOT NULL`
+
+// spellingsFirst selects, for each name of $1 (in lower case), the first
+// spelling in byte order of each table that a lower-case index covers
+// (NULL when none): spellingFirst's other columns for many names at once,
+// each from one index entry however many rows share the name.
+const spellingsFirst = `WITH names (name) AS (SELECT value FROM {{NAMES}})
+SELECT n.name,
+	(SELECT login FROM users WHERE lower(login) = n.name ORDER BY login{{BINARY}} LIMIT 1),
+	(SELECT org FROM memberships WHERE lower(org) = n.name ORDER BY org{{BINARY}} LIMIT 1),
+	(SELECT owner FROM repositories WHERE lower(owner) = n.name ORDER BY owner{{BINARY}} LIMIT 1),
+	(SELECT resource_owner FROM tokens WHERE lower(resource_owner) = n.name ORDER BY resource_owner{{BINARY}} LIMIT 1)
+FROM names n`
+
+// dumpNames calls fn with every login a dump holds that checkSpellings
+// compares (users, members and organizations, owners, tokens' users and
+// resource owners, grants' organizations), in the file's order, with the
+// field that holds it, until fn returns an error.
+func dumpNames(d *Dump, fn func(name string, field func() string) error) error {
+	at := func(format string, i int) func() string { return func() string { return fmt.Sprintf(format, i) } }
 	for i, u := range d.Users {
-		err = cmp.Or(err, check(fmt.Sprintf("users[%d].login", i), u.Login))
+		if err := fn(u.Login, at("users[%d].login", i)); err != nil {
+			return err
+		}
 	}
 	for i, m := range d.Memberships {
-		err = cmp.Or(err, check(fmt.Sprintf("memberships[%d].user", i), m.User), check(fmt.Sprintf("memberships[%d].org", i), m.Org))
+		if err := cmp.Or(fn(m.User, at("memberships[%d].user", i)), fn(m.Org, at("memberships[%d].org", i))); err != nil {
+			return err
+		}
 	}
 	for i, r := range d.Repositories {
-		err = cmp.Or(err, check(fmt.Sprintf("repositories[%d].owner", i), r.Owner))
+		if err := fn(r.Owner, at("repositories[%d].owner", i)); err != nil {
+			return err
+		}
 	}
 	for i, t := range d.Tokens {
-		err = cmp.Or(err, check(fmt.Sprintf("tokens[%d].user", i), t.User), check(fmt.Sprintf("tokens[%d].resource_owner", i), t.ResourceOwner))
+		if err := cmp.Or(fn(t.User, at("tokens[%d].user", i)), fn(t.ResourceOwner, at("tokens[%d].resource_owner", i))); err != nil {
+			return err
+		}
 	}
 	for i, g := range d.Grants {
-		err = cmp.Or(err, check(fmt.Sprintf("grants[%d].org", i), g.Org))
+		if err := fn(g.Org, at("grants[%d].org", i)); err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }

@@ -72,22 +72,138 @@ func TestSpellingUsesIndexes(t *testing.T) {
 			indexes []string
 		}{
 			{spellingHeld, nil},
-			{db.d.spellingFirst, []string{"users_login_lower", "memberships_org_lower", "repositories_owner_lower", "tokens_resource_owner_lower"}},
+			{db.d.spellingFirst, lowerIndexNames},
 		} {
-			plan, err := queryPlan(ctx, conn, explain+tc.query, "octo-org")
-			if err != nil {
+			checkIndexPlan(t, conn, explain+tc.query, []any{"octo-org"}, tc.indexes)
+		}
+	})
+}
+
+// lowerIndexNames are the lower-case indexes of schema migration 3.
+var lowerIndexNames = []string{"users_login_lower", "memberships_org_lower", "repositories_owner_lower", "tokens_resource_owner_lower"}
+
+// checkIndexPlan explains query and wants neither a scan of a table of the
+// store nor a sort in the plan, and every one of indexes used.
+func checkIndexPlan(t *testing.T, conn *sql.Conn, query string, args []any, indexes []string) {
+	t.Helper()
+	plan, err := queryPlan(t.Context(), conn, query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"SCAN users", "SCAN memberships", "SCAN repositories", "SCAN tokens", "SCAN requests", "TEMP B-TREE", "Seq Scan", "Sort", "hashed SubPlan"} {
+		if strings.Contains(plan, bad) {
+			t.Errorf("the plan has %q:\n%s", bad, plan)
+		}
+	}
+	for _, index := range indexes {
+		if !strings.Contains(plan, " INDEX "+index+" ") && !strings.Contains(plan, " using "+index+" ") {
+			t.Errorf("the plan does not use %s:\n%s", index, plan)
+		}
+	}
+}
+
+// An import asks the store about the file's names only, through indexes:
+// checkSpellings' statements scan no table of the store and sorts nothing
+// (as TestSpellingUsesIndexes checks Spelling's), so that importing a
+// small file costs a few index look-ups per name whatever the store holds
+// (BenchmarkImportSmallFile measures it).
+func TestCheckSpellingsUsesIndexes(t *testing.T) {
+	spellingBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		conn, err := db.rdb.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		explain := `EXPLAIN QUERY PLAN `
+		if db.pg != nil {
+			explain = `EXPLAIN `
+			if _, err := conn.ExecContext(ctx, `SET enable_seqscan = off`); err != nil {
 				t.Fatal(err)
 			}
-			for _, bad := range []string{"SCAN users", "SCAN memberships", "SCAN repositories", "SCAN tokens", "SCAN requests", "TEMP B-TREE", "Seq Scan", "Sort"} {
-				if strings.Contains(plan, bad) {
-					t.Errorf("the plan has %q:\n%s", bad, plan)
-				}
+		}
+		for _, tc := range []struct {
+			stmt    string
+			indexes []string
+		}{
+			{db.d.spellingsHeld, []string{"memberships_org_lower", "tokens_resource_owner_lower", "requests_org_state"}},
+			{db.d.spellingsFirst, lowerIndexNames},
+		} {
+			checkIndexPlan(t, conn, explain+tc.stmt, []any{`["Octo-Org", "octo-org", "bob"]`}, tc.indexes)
+		}
+	})
+}
+
+// checkSpellings asks about all the names of a file at once: the first
+// and the last of many are compared with the store and with the file's
+// earlier names alike.
+func TestImportSpellingsOfManyNames(t *testing.T) {
+	spellingBackends(t, func(t *testing.T, db *DB) {
+		if _, err := importJSON(t, db, `{"users": [{"login": "Dave"}]}`); err != nil {
+			t.Fatal(err)
+		}
+		users := make([]string, 1000)
+		for i := range users {
+			users[i] = fmt.Sprintf(`{"login": "u%d"}`, i)
+		}
+		many := strings.Join(users, ", ")
+		before, err := db.Export(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, db, before, `{"users": [`+many+`, {"login": "dave"}]}`,
+			fmt.Sprintf(`users[%d].login: "dave" is spelt "Dave" in the store or earlier in the file; logins are compared without regard to case: write "Dave"`, len(users)))
+		refused(t, db, before, `{"users": [`+many+`], "memberships": [{"user": "U7", "org": "o", "role": "member"}]}`,
+			`memberships[0].user: "U7" is spelt "u7" in the store or earlier in the file; logins are compared without regard to case: write "u7"`)
+		if res, err := importJSON(t, db, `{"users": [`+many+`, {"login": "Dave"}]}`); err != nil || res.Users != len(users) {
+			t.Fatalf("import = %+v, %v; want %d users written", res, err, len(users))
+		}
+	})
+}
+
+// A store that holds several spellings of a name (from before import
+// refused a second one) names, in the refusal, the spelling Spelling
+// answers: the lower-case one when held, else the first in byte order. Any
+// spelling it holds stays importable, also one held only by a request
+// ("octo-org" beside its token's "Octo-Org"). A spelling held only by a
+// request for an organization other than its token's resource owner (an
+// import before rule 6 was checked) is, as for Spelling, not found in
+// another case: "indie-org" is imported beside the request's "Indie-Org".
+func TestImportSpellingsOfAStoreWithSeveral(t *testing.T) {
+	spellingBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		h1, h2, h3 := hashOf(1), hashOf(2), hashOf(3)
+		for _, q := range []struct {
+			query string
+			args  []any
+		}{
+			{`INSERT INTO users (login) VALUES ('MiXed'), ('Held-In-Tokens')`, nil},
+			{`INSERT INTO memberships (user_login, org, role) VALUES ('MiXed', 'mixed', 'member')`, nil},
+			{`INSERT INTO tokens (hash, name, kind, user_login, resource_owner, repository_selection, created_at) VALUES
+				($1, 'x', 'fine_grained', 'MiXed', 'HELD-IN-TOKENS', 'all', 0), ($2, 'x', 'fine_grained', 'MiXed', 'Held-In-Tokens', 'all', 0),
+				($3, 'x', 'fine_grained', 'MiXed', 'Octo-Org', 'all', 0)`, []any{h1[:], h2[:], h3[:]}},
+			{`INSERT INTO requests (token_id, org, state, created_at, updated_at) VALUES (1, 'Indie-Org', 'pending', 0, 0), (3, 'octo-org', 'pending', 0, 0)`, nil},
+		} {
+			if _, err := db.wdb.ExecContext(ctx, q.query, q.args...); err != nil {
+				t.Fatal(err)
 			}
-			for _, index := range tc.indexes {
-				if !strings.Contains(plan, " INDEX "+index+" ") && !strings.Contains(plan, " using "+index+" ") {
-					t.Errorf("the plan does not use %s:\n%s", index, plan)
-				}
-			}
+		}
+		before, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ world, err string }{
+			{`{"users": [{"login": "MIXED"}]}`,
+				`users[0].login: "MIXED" is spelt "mixed" in the store or earlier in the file; logins are compared without regard to case: write "mixed"`},
+			{`{"repositories": [{"owner": "held-in-tokens", "name": "app", "visibility": "private"}]}`,
+				`repositories[0].owner: "held-in-tokens" is spelt "HELD-IN-TOKENS" in the store or earlier in the file; logins are compared without regard to case: write "HELD-IN-TOKENS"`},
+		} {
+			refused(t, db, before, tc.world, tc.err)
+		}
+		if _, err := importJSON(t, db, `{"users": [{"login": "MiXed"}, {"login": "mixed"}],
+			"repositories": [{"owner": "Held-In-Tokens", "name": "app", "visibility": "private"}, {"owner": "octo-org", "name": "app", "visibility": "private"},
+				{"owner": "indie-org", "name": "www", "visibility": "public"}]}`); err != nil {
+			t.Fatalf("the store's own spellings: %v", err)
 		}
 	})
 }
