@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -278,6 +279,34 @@ func TestCLINamesInAnyCase(t *testing.T) {
 		}
 	}
 	cliOK(t, "requests", "approve", "--store", db, "--org", "Octo-Org", id)
+}
+
+// store migrate refuses a source that holds what no write would store (a
+// store of an older opa-pat; here a token's name set with SQL to a raw
+// token), naming the record and the field, never the value, and the target
+// stays as it was, also with --replace.
+func TestCLIMigrateRefusesWhatWritesRefuse(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
+	cliOK(t, "store", "import", "--store", src, writeFile(t, dir, "world.json", cliWorld))
+	cliOK(t, "store", "import", "--store", dst, writeFile(t, dir, "other.json", `{"users": [{"login": "carol"}]}`))
+	db, err := sql.Open("sqlite", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(t.Context(), `UPDATE tokens SET name = $1 WHERE id = 2`, cliClassic); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := cliOK(t, "store", "export", "--store", dst)
+	cliFail(t, "error: migrating "+src+" to "+dst+": the source's token 2 holds a value this opa-pat refuses on write (correct it in the source; "+
+		"nothing was written): name: looks like a personal access token; opa-pat never stores a token in plain text",
+		"store", "migrate", "--from", src, "--to", dst, "--replace")
+	if after := cliOK(t, "store", "export", "--store", dst); after != before {
+		t.Fatalf("a refused migration changed the target:\n%s\nwant\n%s", after, before)
+	}
 }
 
 func TestCLIImport(t *testing.T) {

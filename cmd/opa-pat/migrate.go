@@ -29,6 +29,11 @@ The source is read from one snapshot and may stay in use. The target must hold n
 records unless --replace is given, which removes them in the same transaction.
 A SQLite target is created when absent; a PostgreSQL target database must exist.
 
+Every record is checked as a write would check it: a value this opa-pat refuses
+(a token in a name or a reason, a login outside GitHub's names, a NUL in a text),
+which a store written by an older version may hold, stops the migration with an
+error that names the record and the field, and nothing is written.
+
   opa-pat store migrate --from /var/lib/opa-pat/pat.db --to postgres://opa-pat@db/pat
   opa-pat store migrate --from postgres://opa-pat@db/pat --to /var/lib/opa-pat/pat.db`,
 		Args: cobra.NoArgs,

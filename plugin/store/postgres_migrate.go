@@ -106,8 +106,10 @@ var ErrTargetNotEmpty = errors.New("the target store is not empty")
 // repositories, tokens by hash with their ids, requests with their history,
 // audit events and meta) into to, in one transaction on to: all of it or
 // nothing. It reads from one snapshot of from, refuses a target that holds
-// records unless opts.Replace, and checks, before it commits, that every
-// table of to holds as many rows as from's. The target's change log gets an
+// records unless opts.Replace, refuses a record that holds what the write
+// path refuses (checkRow: an error of kind ErrInvalid that names the record
+// and field), and checks, before it commits, that every table of to holds
+// as many rows as from's. The target's change log gets an
 // entry for every record, so sidecars already following it catch up.
 func MigrateStore(ctx context.Context, from, to *DB, opts MigrateOptions) (MigrateResult, error) {
 	res := MigrateResult{Rows: map[string]int64{}}
@@ -144,7 +146,9 @@ func MigrateStore(ctx context.Context, from, to *DB, opts MigrateOptions) (Migra
 		}
 		for _, t := range copyTables {
 			n, err := copyRows(ctx, src, dst, t)
-			if err != nil {
+			if _, refused := errors.AsType[*Error](err); refused {
+				return err // checkRow's, which names the record
+			} else if err != nil {
 				return fmt.Errorf("copying %s: %w", t.name, err)
 			}
 			res.Rows[t.name] = n
@@ -282,8 +286,8 @@ func copyRows(ctx context.Context, src, dst *sql.Tx, t copyTable) (int64, error)
 	for i, c := range t.columns {
 		names[i] = c.name
 	}
-	cols := strings.Join(names, ", ")
-	rows, err := src.QueryContext(ctx, `SELECT `+cols+` FROM `+t.from()+` ORDER BY `+cols)
+	list := strings.Join(names, ", ")
+	rows, err := src.QueryContext(ctx, `SELECT `+list+` FROM `+t.from()+` ORDER BY `+list)
 	if err != nil {
 		return 0, err
 	}
@@ -295,7 +299,7 @@ func copyRows(ctx context.Context, src, dst *sql.Tx, t copyTable) (int64, error)
 			return nil
 		}
 		var q strings.Builder
-		q.WriteString(`INSERT INTO ` + t.name + ` (` + cols + `) VALUES `)
+		q.WriteString(`INSERT INTO ` + t.name + ` (` + list + `) VALUES `)
 		for r := 0; r < len(batch)/len(t.columns); r++ {
 			if r > 0 {
 				q.WriteByte(',')
@@ -316,6 +320,10 @@ func copyRows(ctx context.Context, src, dst *sql.Tx, t copyTable) (int64, error)
 		return nil
 	}
 	dest := make([]any, len(t.columns))
+	cols := make(map[string]int, len(t.columns))
+	for i, c := range t.columns {
+		cols[c.name] = i
+	}
 	for rows.Next() {
 		vals := make([]any, len(t.columns))
 		for i, c := range t.columns {
@@ -348,6 +356,9 @@ func copyRows(ctx context.Context, src, dst *sql.Tx, t copyTable) (int64, error)
 			case colBlob:
 				vals[i] = *dest[i].(*[]byte)
 			}
+		}
+		if err := checkRow(t, copiedRow{cols: cols, vals: vals}); err != nil {
+			return n, err
 		}
 		batch = append(batch, vals...)
 		n++

@@ -155,6 +155,15 @@ func (s *tokenScanner) scan(rows rowScanner) (Token, error) {
 		&s.createdAt, &s.expiresAt, &s.revoked, &s.lastUsedAt); err != nil {
 		return Token{}, err
 	}
+	t, err := s.token()
+	if err != nil {
+		return Token{}, fmt.Errorf("token %d: %w", s.id, err)
+	}
+	return t, nil
+}
+
+// token is the token of the columns s holds.
+func (s *tokenScanner) token() (Token, error) {
 	t := Token{
 		ID:                  s.id,
 		Name:                s.name,
@@ -169,7 +178,7 @@ func (s *tokenScanner) scan(rows rowScanner) (Token, error) {
 	}
 	t.Scopes, t.Repositories, t.Permissions = splitList(s.scopes), splitList(s.repos), decodePermissions(s.perms)
 	if len(s.hash) != len(t.Hash) {
-		return Token{}, fmt.Errorf("token %d: hash is %d bytes, want %d", s.id, len(s.hash), len(t.Hash))
+		return Token{}, fmt.Errorf("hash is %d bytes, want %d", len(s.hash), len(t.Hash))
 	}
 	copy(t.Hash[:], s.hash)
 	return t, nil

@@ -161,6 +161,18 @@ func CheckPlain(field, v string) error {
 // PostgreSQL cannot store (and SQLite would keep, so that the store could
 // not be migrated).
 func CheckText(field, v string) error {
+	if err := checkStored(field, v); err != nil {
+		return err
+	}
+	if utf8.RuneCountInString(v) > MaxReasonChars {
+		return fmt.Errorf("%s: longer than %d characters", field, MaxReasonChars)
+	}
+	return nil
+}
+
+// checkStored checks what every text the store keeps must be: no token
+// (CheckPlain), and valid UTF-8 without NUL, which PostgreSQL cannot store.
+func checkStored(field, v string) error {
 	if err := CheckPlain(field, v); err != nil {
 		return err
 	}
@@ -169,8 +181,6 @@ func CheckText(field, v string) error {
 		return fmt.Errorf("%s: not valid UTF-8", field)
 	case strings.ContainsRune(v, 0):
 		return fmt.Errorf("%s: must not contain NUL", field)
-	case utf8.RuneCountInString(v) > MaxReasonChars:
-		return fmt.Errorf("%s: longer than %d characters", field, MaxReasonChars)
 	}
 	return nil
 }
