@@ -36,13 +36,7 @@ func BenchmarkImportSmallFile(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, backend := range []struct {
-		name string
-		db   func(b *testing.B) *store.DB
-	}{
-		{"sqlite", func(*testing.B) *store.DB { return lite }},
-		{"postgres", func(b *testing.B) *store.DB { return postgresCopy(b, lite) }},
-	} {
+	for _, backend := range importBackends(lite) {
 		b.Run(backend.name, func(b *testing.B) {
 			db := backend.db(b)
 			if _, err := db.Import(b.Context(), d, "bench"); err != nil {
@@ -75,13 +69,7 @@ func BenchmarkImportExport(b *testing.B) {
 		b.Fatal(err)
 	}
 	records := len(d.Users) + len(d.Memberships) + len(d.Repositories) + len(d.Tokens) + len(d.Grants)
-	for _, backend := range []struct {
-		name string
-		db   func(b *testing.B) *store.DB
-	}{
-		{"sqlite", func(*testing.B) *store.DB { return lite }},
-		{"postgres", func(b *testing.B) *store.DB { return postgresCopy(b, lite) }},
-	} {
+	for _, backend := range importBackends(lite) {
 		b.Run(backend.name, func(b *testing.B) {
 			db, err := store.Open(b.Context(), backend.db(b).Location())
 			if err != nil {
@@ -95,5 +83,20 @@ func BenchmarkImportExport(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// importBackend is a store the import benchmarks run on.
+type importBackend struct {
+	name string
+	db   func(b *testing.B) *store.DB
+}
+
+// importBackends are the populated SQLite store itself, and a PostgreSQL copy
+// of it (skipped without a server).
+func importBackends(lite *store.DB) []importBackend {
+	return []importBackend{
+		{"sqlite", func(*testing.B) *store.DB { return lite }},
+		{"postgres", func(b *testing.B) *store.DB { return postgresCopy(b, lite) }},
 	}
 }

@@ -54,19 +54,7 @@ func TestSpellingSeveralSpellings(t *testing.T) {
 // rows (a Seq Scan in the plan means none does).
 func TestSpellingUsesIndexes(t *testing.T) {
 	spellingBackends(t, func(t *testing.T, db *DB) {
-		ctx := t.Context()
-		conn, err := db.rdb.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		explain := `EXPLAIN QUERY PLAN `
-		if db.pg != nil {
-			explain = `EXPLAIN `
-			if _, err := conn.ExecContext(ctx, `SET enable_seqscan = off`); err != nil {
-				t.Fatal(err)
-			}
-		}
+		conn, explain := explainConn(t, db)
 		for _, tc := range []struct {
 			query   string
 			indexes []string
@@ -109,19 +97,7 @@ func checkIndexPlan(t *testing.T, conn *sql.Conn, query string, args []any, inde
 // (BenchmarkImportSmallFile measures it).
 func TestCheckSpellingsUsesIndexes(t *testing.T) {
 	spellingBackends(t, func(t *testing.T, db *DB) {
-		ctx := t.Context()
-		conn, err := db.rdb.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		explain := `EXPLAIN QUERY PLAN `
-		if db.pg != nil {
-			explain = `EXPLAIN `
-			if _, err := conn.ExecContext(ctx, `SET enable_seqscan = off`); err != nil {
-				t.Fatal(err)
-			}
-		}
+		conn, explain := explainConn(t, db)
 		for _, tc := range []struct {
 			stmt    string
 			indexes []string
@@ -290,4 +266,24 @@ func lowerIndexes(t *testing.T, db *DB) []string {
 		t.Fatal(err)
 	}
 	return names
+}
+
+// explainConn is a connection of db's for reading plans, and the statement
+// prefix that asks for one: SQLite's EXPLAIN QUERY PLAN, or PostgreSQL's
+// EXPLAIN with sequential scans disabled, so that the planner takes an
+// index wherever one serves even on a table of a few rows.
+func explainConn(t *testing.T, db *DB) (*sql.Conn, string) {
+	t.Helper()
+	conn, err := db.rdb.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if db.pg == nil {
+		return conn, `EXPLAIN QUERY PLAN `
+	}
+	if _, err := conn.ExecContext(t.Context(), `SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	return conn, `EXPLAIN `
 }
