@@ -98,8 +98,10 @@ _denials := _common_denials | _fg_own_denials if {
 } else := _request_denials | _token_denials
 
 # The denial of the first failing rule in evaluation order (lowest rank; ties by message).
-_primary := {"status": first[2], "message": first[1], "documentation_url": first[3]} if {
-	first := min({[d.rank, d.message, d.status, d.documentation_url] | some d in _denials})
+_primary := _first_denial(_denials)
+
+_first_denial(denials) := {"status": first[2], "message": first[1], "documentation_url": first[3]} if {
+	first := min({[d.rank, d.message, d.status, d.documentation_url] | some d in denials})
 }
 
 _denial(rank, status, message, doc) := {"rank": rank, "status": status, "message": message, "documentation_url": doc}
@@ -112,9 +114,7 @@ _denial(rank, status, message, doc) := {"rank": rank, "status": status, "message
 #   user, 503 while the token store or the settings are not ready. Undefined for a live token,
 #   and for input that carries no personal access token. The Envoy gate asks it on a path it
 #   does not cover: GitHub checks the credential before it looks at the path.
-credential_denial := {"status": first[2], "message": first[1], "documentation_url": first[3]} if {
-	first := min({[d.rank, d.message, d.status, d.documentation_url] | some d in _token_denials})
-}
+credential_denial := _first_denial(_token_denials)
 
 default _token_id := null
 
