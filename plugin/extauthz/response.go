@@ -248,7 +248,7 @@ func deniedResponse(status int, headers []*corev3.HeaderValueOption, body string
 // errorResponse is the answer when no decision could be made: a denial with
 // the given status and a body that reveals nothing of the cause.
 func errorResponse(status int, grpcCode code.Code, message string) *authv3.CheckResponse {
-	body := `{"message":"` + message + `","documentation_url":"` + docURL + `"}`
+	body := messageBody(message)
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(grpcCode)},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
@@ -267,6 +267,12 @@ func plainBody(status int) string {
 	if message == "" {
 		message = "Denied"
 	}
+	return messageBody(message)
+}
+
+// messageBody is the JSON body of an answer the gate words itself; message
+// is one of its fixed texts, which need no escaping.
+func messageBody(message string) string {
 	return `{"message":"` + message + `","documentation_url":"` + docURL + `"}`
 }
 
