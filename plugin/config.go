@@ -10,6 +10,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"github.com/opa-pat/opa-pat/plugin/cfgkeys"
+	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
@@ -75,7 +77,7 @@ type PrefixConfig struct {
 // defaults. Errors name the key and quote the value.
 func ParseConfig(raw []byte) (*Config, error) {
 	var c Config
-	if err := util.Unmarshal(raw, &c); err != nil {
+	if err := cfgkeys.Decode(raw, &c, ""); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if err := c.validateAndInjectDefaults(); err != nil {
@@ -94,7 +96,7 @@ func (c *Config) validateAndInjectDefaults() error {
 			return errors.New(`store.postgres.dsn: missing value (e.g. "postgres://opa-pat@db/opa_pat")`)
 		}
 		if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-			return fmt.Errorf("store.postgres.dsn: %q is not a postgres:// URL", redactDSN(dsn))
+			return fmt.Errorf("store.postgres.dsn: %q is not a postgres:// URL", store.RedactURL(dsn))
 		}
 		c.location = dsn
 	case strings.TrimSpace(c.Store.Path) == "":
@@ -123,13 +125,13 @@ func (c *Config) validateAndInjectDefaults() error {
 		if p.FineGrained != "" {
 			c.prefixes.FineGrained = p.FineGrained
 		}
+		if err := c.prefixes.Validate(); err != nil {
+			return fmt.Errorf("token_prefixes: %w", err)
+		}
 		for key, v := range map[string]string{"classic": p.Classic, "fine_grained": p.FineGrained} {
 			if strings.ContainsAny(v, " \t\r\n") {
 				return fmt.Errorf("token_prefixes.%s: %q contains white space", key, v)
 			}
-		}
-		if err := c.prefixes.Validate(); err != nil {
-			return fmt.Errorf("token_prefixes: %w", err)
 		}
 	}
 
@@ -188,19 +190,44 @@ func (c *Config) Equal(o *Config) bool {
 		c.Evaluator == o.Evaluator && bytes.Equal(c.ExtAuthz, o.ExtAuthz) && bytes.Equal(c.Admin, o.Admin)
 }
 
-// redactDSN hides a password in a DSN that is quoted in an error.
-func redactDSN(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	if at < 0 {
-		return dsn
+// hideDSNPassword returns raw, the section c was parsed from, with every
+// string that is c's DSN replaced by the DSN without its password; false
+// when there is no password to hide.
+func hideDSNPassword(raw []byte, c *Config) ([]byte, bool) {
+	if c.Store.Postgres == nil {
+		return nil, false
 	}
-	scheme := strings.Index(dsn, "://")
-	start := 0
-	if scheme >= 0 {
-		start = scheme + 3
+	dsn := c.Store.Postgres.DSN
+	hidden := store.RedactURL(dsn)
+	if hidden == dsn {
+		return nil, false
 	}
-	if colon := strings.Index(dsn[start:at], ":"); colon >= 0 {
-		return dsn[:start+colon+1] + "xxxxx" + dsn[at:]
+	var doc any
+	if err := util.Unmarshal(raw, &doc); err != nil {
+		return nil, false
 	}
-	return dsn
+	out, err := json.Marshal(replaceString(doc, dsn, hidden))
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// replaceString replaces each string of doc that equals old, at any depth.
+func replaceString(doc any, old, replacement string) any {
+	switch v := doc.(type) {
+	case string:
+		if v == old {
+			return replacement
+		}
+	case map[string]any:
+		for k, e := range v {
+			v[k] = replaceString(e, old, replacement)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = replaceString(e, old, replacement)
+		}
+	}
+	return doc
 }

@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/plugins"
@@ -47,7 +49,21 @@ func TestParseConfig(t *testing.T) {
 		{note: "unknown evaluator", config: `{"store": {"path": "pat.db"}, "evaluator": "wasm"}`,
 			err: `invalid configuration for plugin "pat": evaluator: "wasm" is not "irvm" or "topdown"`},
 		{note: "wrong type", config: `{"store": {"path": 7}}`,
-			err: `invalid configuration for plugin "pat": json: cannot unmarshal number into Go struct field StoreConfig.store.path of type string`},
+			err: `invalid configuration for plugin "pat": store.path: a number where a string belongs`},
+		{note: "not an object", config: `[1, 2]`,
+			err: `invalid configuration for plugin "pat": the section: an array where an object belongs`},
+		{note: "mistyped section", config: `{"store": {"path": "pat.db"}, "admn": {"addr": "127.0.0.1:8282"}}`,
+			err: `invalid configuration for plugin "pat": unknown key "admn" (known: admin, evaluator, ext_authz, store, token_prefixes)`},
+		{note: "mistyped nested key", config: "store:\n  postgres: {dsn: \"postgres://opa@db/pat\", passwrd: x}\n",
+			err: `invalid configuration for plugin "pat": store.postgres: unknown key "passwrd" (known: dsn)`},
+		{note: "keys match in any case, as the decoder matches them", config: `{"Store": {"PATH": "pat.db"}}`,
+			location: "pat.db", prefixes: token.DefaultPrefixes},
+		{note: "a token pasted as a prefix is refused, not quoted", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "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"}}`,
+			err: `invalid configuration for plugin "pat": token_prefixes: classic prefix is 40 bytes long, more than 20; a prefix is what comes before a token's random part, such as "acme_"`},
+		{note: "a token with white space pasted as a prefix is not quoted either", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"fine_grained": " 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"}}`,
+			err: `invalid configuration for plugin "pat": token_prefixes: fine_grained prefix is 41 bytes long, more than 20; a prefix is what comes before a token's random part, such as "acme_"`},
+		{note: "a prefix of 20 bytes is allowed", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "abcdefghijklmnopqrs_"}}`,
+			location: "pat.db", prefixes: token.Prefixes{Classic: "abcdefghijklmnopqrs_", FineGrained: "github_pat_"}},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.config))
@@ -125,5 +141,47 @@ func TestEvaluatorChoices(t *testing.T) {
 	}
 	if _, err := (Factory{}).Validate(m, []byte(`{"store": {"path": "pat.db"}, "evaluator": "topdown"}`)); err != nil {
 		t.Fatalf("topdown with discovery: %v", err)
+	}
+}
+
+// TestActiveConfigHidesTheDSNPassword: OPA's GET /v1/config shows the
+// manager's configuration (ActiveConfig); the DSN's password is not in it,
+// in the user information or as a parameter, while the plugin still gets
+// the DSN as written.
+func TestActiveConfigHidesTheDSNPassword(t *testing.T) {
+	for _, tc := range []struct{ dsn, shown string }{
+		{"postgres://opa:hunter2@db:5432/pat?sslmode=disable", "postgres://opa:xxxxx@db:5432/pat?sslmode=disable"},
+		{"postgresql://opa@db/pat?password=hunter2&sslmode=disable", "postgresql://opa@db/pat?password=xxxxx&sslmode=disable"},
+		{"postgres://opa@db/pat", "postgres://opa@db/pat"},
+	} {
+		t.Run(tc.dsn, func(t *testing.T) {
+			raw := `{"plugins": {"pat": {"store": {"postgres": {"dsn": "` + tc.dsn + `"}}}}}`
+			m, err := plugins.New([]byte(raw), "test", inmem.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Factory{}.Validate(m, m.Config.Plugins[Name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.(*Config).Location(); got != tc.dsn {
+				t.Fatalf("the plugin's DSN is %q; want %q", got, tc.dsn)
+			}
+			active, err := m.GetConfig().ActiveConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := json.Marshal(active)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(out), "hunter2") {
+				t.Fatalf("the active configuration shows the password: %s", out)
+			}
+			want := `"plugins":{"pat":{"store":{"postgres":{"dsn":"` + tc.shown + `"}}}}`
+			if !strings.Contains(strings.ReplaceAll(string(out), `\u0026`, "&"), want) {
+				t.Fatalf("active configuration %s; want it to hold %s", out, want)
+			}
+		})
 	}
 }

@@ -70,6 +70,16 @@ func (Factory) Validate(m *plugins.Manager, config []byte) (any, error) {
 		return nil, fmt.Errorf(`%w: evaluator: %q cannot be combined with discovery; set evaluator: %q`,
 			ErrInvalidConfig, EvaluatorIRVM, EvaluatorTopdown)
 	}
+	// OPA's GET /v1/config shows each plugin's section as written, so the
+	// manager keeps this one with the DSN's password hidden; the plugin uses
+	// c. With discovery the section comes from the discovery bundle and the
+	// manager parses it again, so there it stays as written (docs/postgres.md
+	// says to give the password through PGPASSWORD or a passfile instead).
+	if m != nil && m.Config != nil && len(m.Config.Discovery) == 0 {
+		if hidden, ok := hideDSNPassword(m.Config.Plugins[Name], c); ok {
+			m.Config.Plugins[Name] = hidden
+		}
+	}
 	if c.ExtAuthz != nil {
 		if _, err := extauthz.ParseConfig(c.ExtAuthz); err != nil {
 			return nil, err
@@ -404,7 +414,7 @@ func (p *Plugin) Reconfigure(ctx context.Context, config any) {
 // describeStore names the store in messages, without a DSN's password.
 func (p *Plugin) describeStore() string {
 	if p.config.Store.Postgres != nil {
-		return fmt.Sprintf("postgres %q", redactDSN(p.config.Location()))
+		return fmt.Sprintf("postgres %q", store.RedactURL(p.config.Location()))
 	}
 	return fmt.Sprintf("%q", p.config.Location())
 }

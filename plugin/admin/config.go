@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/open-policy-agent/opa/v1/util"
+	"github.com/opa-pat/opa-pat/plugin/cfgkeys"
 )
 
 // DecisionQuery is the authorization policy's entrypoint.
@@ -34,7 +34,7 @@ type Config struct {
 // name the key and quote the value.
 func ParseConfig(raw []byte) (*Config, error) {
 	var c Config
-	if err := util.Unmarshal(raw, &c); err != nil {
+	if err := cfgkeys.Decode(raw, &c, "admin"); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if err := c.validateAndInjectDefaults(); err != nil {

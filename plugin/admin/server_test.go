@@ -472,6 +472,8 @@ func TestParseConfig(t *testing.T) {
 		{note: "no addr", raw: `{}`, err: `invalid configuration for plugins.pat.admin: admin.addr: missing value (e.g. "127.0.0.1:8282")`},
 		{note: "bad addr", raw: `{"addr": "8282"}`, err: `invalid configuration for plugins.pat.admin: admin.addr: "8282" is not host:port: address 8282: missing port in address`},
 		{note: "bad url", raw: `{"addr": ":1", "url": "ftp://x"}`, err: `invalid configuration for plugins.pat.admin: admin.url: "ftp://x" is not an http(s) URL`},
+		{note: "mistyped key", raw: `{"addr": ":1", "base_url": "https://pat.example.com"}`, err: `invalid configuration for plugins.pat.admin: admin: unknown key "base_url" (known: addr, url)`},
+		{note: "addr of the wrong type", raw: `{"addr": 8282}`, err: `invalid configuration for plugins.pat.admin: admin.addr: a number where a string belongs`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.raw))

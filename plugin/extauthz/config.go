@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/opa-pat/opa-pat/plugin/cfgkeys"
 )
 
 // Defaults.
@@ -72,7 +73,7 @@ type CacheConfig struct {
 // in the defaults. Errors name the key and quote the value.
 func ParseConfig(raw []byte) (*Config, error) {
 	var c Config
-	if err := util.Unmarshal(raw, &c); err != nil {
+	if err := cfgkeys.Decode(raw, &c, "ext_authz"); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if err := c.validateAndInjectDefaults(); err != nil {

@@ -73,7 +73,10 @@ func TestParseConfig(t *testing.T) {
 		{note: "bad dotted path", raw: `{"addr": ":1", "path": "pat.envoy[1"}`, wantErr: `invalid configuration for ext_authz: ext_authz.path: "pat.envoy[1": is not a path such as pat/envoy/response`},
 		{note: "bad timeout", raw: `{"addr": ":1", "shutdown_timeout": "soon"}`, wantErr: `invalid configuration for ext_authz: ext_authz.shutdown_timeout: "soon" is not a duration such as "5s"`},
 		{note: "negative size", raw: `{"addr": ":1", "grpc_max_recv_msg_size": -1}`, wantErr: `invalid configuration for ext_authz: ext_authz.grpc_max_recv_msg_size: -1 is negative`},
-		{note: "not an object", raw: `[1]`, wantErr: `invalid configuration for ext_authz: json: cannot unmarshal array into Go value of type extauthz.Config`},
+		{note: "not an object", raw: `[1]`, wantErr: `invalid configuration for ext_authz: ext_authz: an array where an object belongs`},
+		{note: "mistyped key", raw: `{"addr": ":1", "shutdown_timout": "30s"}`, wantErr: `invalid configuration for ext_authz: ext_authz: unknown key "shutdown_timout" (known: addr, decision_cache, grpc_max_recv_msg_size, path, shutdown_timeout, socket_mode)`},
+		{note: "mistyped cache key", raw: `{"addr": ":1", "decision_cache": {"ttl": "0s", "max_entry": 5}}`, wantErr: `invalid configuration for ext_authz: ext_authz.decision_cache: unknown key "max_entry" (known: max_entries, ttl)`},
+		{note: "timeout of the wrong type", raw: `{"addr": ":1", "shutdown_timeout": 30}`, wantErr: `invalid configuration for ext_authz: ext_authz.shutdown_timeout: a number where a string belongs`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.note, func(t *testing.T) {

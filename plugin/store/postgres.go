@@ -240,6 +240,28 @@ func RedactLocation(location string) string {
 	return redactURL(u)
 }
 
+// RedactURL is a URL fit for messages, whatever its scheme: without the
+// password in its user information or in a password parameter. Text that
+// does not parse as a URL loses what lies between the first ':' after its
+// scheme and its last '@'.
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		return redactURL(u)
+	}
+	at := strings.LastIndex(s, "@")
+	if at < 0 {
+		return s
+	}
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 && i < at {
+		start = i + 3
+	}
+	if colon := strings.Index(s[start:at], ":"); colon >= 0 {
+		return s[:start+colon+1] + "xxxxx" + s[at:]
+	}
+	return s
+}
+
 // redactURL is u without its password, in the user information or in a
 // password parameter.
 func redactURL(u *url.URL) string {

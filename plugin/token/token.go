@@ -47,13 +47,26 @@ type Prefixes struct {
 // DefaultPrefixes are GitHub's.
 var DefaultPrefixes = Prefixes{Classic: "ghp_", FineGrained: "github_pat_"}
 
-// Validate reports a prefix configuration that cannot be parsed unambiguously.
+// MaxPrefixLen bounds a prefix. GitHub's longest is "github_pat_" (11
+// bytes); a raw token is longer than this, so a token pasted where a
+// prefix belongs is refused rather than kept in the store in plain text.
+const MaxPrefixLen = 20
+
+// Validate reports a prefix configuration that cannot be parsed
+// unambiguously, or a prefix longer than MaxPrefixLen.
 func (p Prefixes) Validate() error {
 	if p.Classic == "" {
 		return errors.New("classic prefix must not be empty")
 	}
 	if p.FineGrained == "" {
 		return errors.New("fine_grained prefix must not be empty")
+	}
+	for _, e := range []struct{ name, prefix string }{{"classic", p.Classic}, {"fine_grained", p.FineGrained}} {
+		if len(e.prefix) > MaxPrefixLen {
+			// Not quoted: so long a prefix may be a token pasted in the wrong place.
+			return fmt.Errorf("%s prefix is %d bytes long, more than %d; a prefix is what comes before a token's random part, such as \"acme_\"",
+				e.name, len(e.prefix), MaxPrefixLen)
+		}
 	}
 	if p.Classic == p.FineGrained {
 		return fmt.Errorf("classic and fine_grained prefixes must differ, both are %q", p.Classic)
