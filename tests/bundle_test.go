@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -569,6 +570,38 @@ func TestSidecarKeysWithLocalBundle(t *testing.T) {
 			}
 		})
 	}
+	// OPA's --watch reloads a changed file without verifying it: a tampered
+	// bundle copied over the signed one became the policy.
+	const watchRefused = "error: --watch reloads local paths without verifying their signatures, so it is refused while local bundles are verified: " +
+		"serve the bundle from a bundle service (bundles: with a signing block) to update a verified policy, or restart the sidecar after replacing the file\n"
+	for _, tc := range []struct {
+		note string
+		args []string
+	}{
+		{note: "--watch with keys: refused", args: []string{"--config-file", oneKey}},
+		{note: "--watch with --verification-key: refused", args: []string{"--verification-key", w.keyA + ".pub"}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			args := append([]string{"run", "--server", "--addr", "127.0.0.1:0", "--watch"}, tc.args...)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary(t), append(args, "--bundle", good)...)
+			cmd.Dir = w.dir
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if ctx.Err() != nil {
+				t.Fatalf("the sidecar started and served; want it refused\nstderr: %s", stderr.String())
+			}
+			if e, ok := err.(*exec.ExitError); !ok || e.ExitCode() != 1 || stdout.String() != "" || stderr.String() != watchRefused {
+				t.Fatalf("%v, stdout %q, stderr:\n got %q\nwant %q", err, stdout.String(), stderr.String(), watchRefused)
+			}
+		})
+	}
+	t.Run("--watch with --skip-verify: served", func(t *testing.T) {
+		s := startSignedSidecar(t, w.dir, "--config-file", oneKey, "--skip-verify", "--watch", "--bundle", good)
+		s.waitHealthy(t)
+	})
 	t.Run("a directory: refused", func(t *testing.T) {
 		_, stderr := w.run(t, 1, "run", "--server", "--addr", "127.0.0.1:0", "--config-file", oneKey, "--bundle", w.rego)
 		want := fmt.Sprintf("error: keys are configured, so local paths must be signed bundle files: %s: read %s: is a directory (or pass --skip-verify to load it unverified)\n", w.rego, w.rego)

@@ -247,6 +247,13 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		}
 	}
 	verificationKey := flags.Lookup("verification-key").Value.String()
+	if watch, _ := flags.GetBool("watch"); watch && verificationKey != "" && len(args) > 0 {
+		// OPA's watcher reloads changed paths without verifying them: a
+		// tampered or unsigned file put in place of the bundle would become
+		// the policy.
+		return errors.New("--watch reloads local paths without verifying their signatures, so it is refused while local bundles are verified: " +
+			"serve the bundle from a bundle service (bundles: with a signing block) to update a verified policy, or restart the sidecar after replacing the file")
+	}
 	if verificationKey != "" && !flags.Changed("signing-alg") {
 		// OPA's default is RS256; a cosign key signs ES256.
 		if _, err := loadPublicKeyArg(verificationKey); err == nil {
