@@ -579,6 +579,8 @@ func TestBuildChecksTheMask(t *testing.T) {
 	const cache = "\nmask contains \"/nd_builtin_cache/pat.token\"\n"
 	const note = "\nmask contains \"/input/attributes/request/http/headers/x-note\"\n"
 	const dropCall = "\ndrop if contains(input.query, \"pat.token(\")\n"
+	const adHocInput = "\nmask contains \"/input/a\"\n"
+	const adHocResult = "\nmask contains \"/result\"\n"
 	const query = "\nmask contains \"/input/parsed_query/access_token\"\n" +
 		"mask contains {\"op\": \"upsert\", \"path\": \"/input/attributes/request/http/path\", \"value\": \"x\"}\n" +
 		"mask contains {\"op\": \"upsert\", \"path\": \"/input/attributes/request/http/headers/:path\", \"value\": \"x\"}\n"
@@ -625,6 +627,12 @@ func TestBuildChecksTheMask(t *testing.T) {
 			err:  `the raw token of an ad-hoc query (/v1/query) naming a token of a prefix without "_" in the query's text, which no mask reaches`,
 		},
 		{
+			note: "everything but an ad-hoc query's result, pointed into (which OPA's mask skips)",
+			mask: "mask contains \"/input/credential\"\n" + headers + query + drop + cache + note + dropCall + adHocInput +
+				"\nmask contains {\"op\": \"upsert\", \"path\": \"/result/0/x\", \"value\": \"x\"}\n",
+			err: "the raw token of an ad-hoc query (/v1/query) whose result holds a token at /result/0/x",
+		},
+		{
 			note: "a rule without op, which OPA refuses (and then logs nothing)",
 			mask: "mask contains {\"path\": \"/input/credential/token\"}\n",
 			err:  `policy: the decision-log mask fails on a direct decision (input.credential.token): mask rule map[path:/input/credential/token]: op must be "remove" or "upsert"`,
@@ -669,7 +677,7 @@ func TestBuildChecksTheMask(t *testing.T) {
 	root := filepath.Dir(dir)
 	for name, content := range map[string]string{
 		".opa-manifest":            `{"roots": ["pat", "system/log"]}`,
-		"rego/system/log/log.rego": "package system.log\n\nmask contains \"/input/credential\"\n" + headers + query + drop + cache + note + dropCall,
+		"rego/system/log/log.rego": "package system.log\n\nmask contains \"/input/credential\"\n" + headers + query + drop + cache + note + dropCall + adHocInput + adHocResult,
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
 			t.Fatal(err)

@@ -95,6 +95,11 @@ func maskProbes() []maskProbe {
 			"decision_id": "00000000-0000-0000-0000-000000000000", "path": "",
 			"query": `pat.token("` + probeCustom + `")`, "result": []any{}, "timestamp": "2026-01-01T00:00:00Z",
 		}},
+		{what: "an ad-hoc query (/v1/query) whose result holds a token", token: probeClassic, event: map[string]any{
+			"decision_id": "00000000-0000-0000-0000-000000000000", "path": "",
+			"query": "assign(x, input.a)", "input": map[string]any{"a": probeClassic},
+			"result": []any{map[string]any{"x": probeClassic}}, "timestamp": "2026-01-01T00:00:00Z",
+		}},
 	}
 }
 
@@ -212,6 +217,12 @@ func applyMask(logged map[string]any, rules any) error {
 		}
 		root, ok := logged[parts[0]]
 		if !ok {
+			continue
+		}
+		if _, adHoc := logged["query"]; adHoc && parts[0] == "result" && len(parts) > 1 {
+			// OPA logs an ad-hoc query's result as a typed list
+			// (AdhocQueryResultSetV1) that its mask cannot reach into: a
+			// pointer inside is skipped, and only /result as a whole works.
 			continue
 		}
 		switch {

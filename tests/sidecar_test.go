@@ -408,7 +408,8 @@ func TestDebugLogsHoldNoToken(t *testing.T) {
 // TestDecisionLogHoldsNoTokenAnywhere: a token outside the fields the mask
 // names never reaches the decision log either: a credential given as a
 // string, a whole package's result (whose private rules hold the raw
-// token), the gate's mapping asked for directly, an ad-hoc query's text.
+// token), the gate's mapping asked for directly, an ad-hoc query's text
+// and its result.
 func TestDecisionLogHoldsNoTokenAnywhere(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
@@ -431,6 +432,8 @@ func TestDecisionLogHoldsNoTokenAnywhere(t *testing.T) {
 		{"/v1/data", `{"input": {"credential": {"type": "pat", "token": "` + bobLaptop + `"}, ` + request + `}}`, `"allow":true`},
 		{"/v1/data/pat/decision", `{"input": {"credential": "` + bobLaptop + `", ` + request + `}}`, `"status":401`},
 		{"/v1/data/pat/envoy/mapped", envoy, `"token":"` + bobLaptop + `"`},
+		// OPA's mask cannot point inside an ad-hoc query's result: it is replaced whole.
+		{"/v1/query", `{"query": "x := input.a", "input": {"a": "` + bobLaptop + `"}}`, `"x":"` + bobLaptop + `"`},
 	} {
 		resp, err := http.Post("http://"+s.addr+tc.path, "application/json", strings.NewReader(tc.body))
 		if err != nil {
@@ -442,18 +445,18 @@ func TestDecisionLogHoldsNoTokenAnywhere(t *testing.T) {
 			t.Fatalf("POST %s: %s %.300s", tc.path, resp.Status, b)
 		}
 	}
-	poll(t, 5*time.Second, "four decisions in the log", func() bool {
-		return strings.Count(logs.String(), `"msg":"Decision Log"`) >= 4
+	poll(t, 5*time.Second, "five decisions in the log", func() bool {
+		return strings.Count(logs.String(), `"msg":"Decision Log"`) >= 5
 	})
 	time.Sleep(200 * time.Millisecond)
 	out := logs.String()
-	if n := strings.Count(out, `"msg":"Decision Log"`); n != 4 {
-		t.Fatalf("%d decisions in the log, want 4 (the ad-hoc query dropped):\n%s", n, out)
+	if n := strings.Count(out, `"msg":"Decision Log"`); n != 5 {
+		t.Fatalf("%d decisions in the log, want 5 (the first ad-hoc query dropped):\n%s", n, out)
 	}
 	if strings.Contains(out, bobLaptop) {
 		t.Fatalf("the decision log holds the raw token:\n%s", out)
 	}
-	for _, want := range []string{`"/result/_raw_token"`, `"/result/pat/_raw_token"`, `"/input/credential"`, `"/result/credential/token"`} {
+	for _, want := range []string{`"/result/_raw_token"`, `"/result/pat/_raw_token"`, `"/input/credential"`, `"/result/credential/token"`, `"/input/a"`, `"/result"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log does not say %s was masked:\n%s", want, out)
 		}

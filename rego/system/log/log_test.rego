@@ -143,6 +143,33 @@ test_mask_tokens_anywhere[note] if {
 	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
 
+# An ad-hoc query's result is replaced whole: OPA's mask cannot point inside it.
+test_mask_tokens_in_an_ad_hoc_querys_result[note] if {
+	some note, tc in {
+		"a binding": {
+			"event": {"query": "assign(x, input.a)", "input": {"a": classic_token}, "result": [{"x": classic_token}]},
+			"want": {redacted("/input/a"), redacted("/result")},
+		},
+		"deep inside a binding": {
+			"event": {"query": "assign(d, data.pat)", "result": [{"d": {"_raw": [fine_grained_token]}}]},
+			"want": {redacted("/result")},
+		},
+		"under a key that holds one": {
+			"event": {"query": "assign(x, input)", "result": [{"x": {classic_token: true}}]},
+			"want": {redacted("/result")},
+		},
+		"the event's own credential": {
+			"event": {"query": "assign(x, input.credential.token)", "input": {"credential": {"type": "pat", "token": "not-a-github-token-but-secret"}}, "result": [{"x": "not-a-github-token-but-secret"}]},
+			"want": {"/input/credential/token", redacted("/result")},
+		},
+		"nothing to hide": {
+			"event": {"query": "assign(x, data.pat.allow)", "result": [{"x": false}]},
+			"want": set(),
+		},
+	}
+	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
+}
+
 test_drop_queries_that_hold_a_token[note] if {
 	some note, tc in {
 		"a built-in called with a token": {"query": concat("", [`t := pat.token("`, classic_token, `")`]), "drop": true},
