@@ -42,6 +42,9 @@ type DB struct {
 	// unlocked is set when OpenReadOnly read a SQLite file without locks
 	// (readonly.go): what it was like when opened.
 	unlocked *fileState
+	// notice is SchemaNotice's: set when the store's schema is newer than
+	// this build's and marked compatible with it.
+	notice string
 }
 
 // Open opens the store at location, creating it and its schema when absent
@@ -181,19 +184,12 @@ func (db *DB) Close() error {
 func SchemaVersion() int { return len(migrations) }
 
 func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+	if _, err := db.wdb.ExecContext(ctx, versionsTable("schema_migrations")); err != nil {
 		return fmt.Errorf("creating schema_migrations: %w", err)
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
-		var version int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
-			return fmt.Errorf("reading schema version: %w", err)
-		}
-		if version > len(migrations) {
-			return fmt.Errorf("schema version %d is newer than this opa-pat supports (%d)", version, len(migrations))
-		}
-		for v := version + 1; v <= len(migrations); v++ {
-			if _, err := tx.ExecContext(ctx, db.d.ddl(migrations[v-1])); err != nil {
+		notice, err := db.migrateTable(ctx, tx, "schema_migrations", "", migrations, func(v int) error {
+			if _, err := tx.ExecContext(ctx, db.d.ddl(migrations[v-1].sql)); err != nil {
 				return fmt.Errorf("applying migration %d: %w", v, err)
 			}
 			if v == packedMigration && db.d.packed {
@@ -202,11 +198,10 @@ func (db *DB) migrate(ctx context.Context) error {
 					return fmt.Errorf("applying migration %d: packing tokens: %w", v, err)
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, db.now().UnixNano()); err != nil {
-				return fmt.Errorf("recording migration %d: %w", v, err)
-			}
-		}
-		return nil
+			return nil
+		})
+		db.notice = notice
+		return err
 	})
 }
 

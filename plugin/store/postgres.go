@@ -65,11 +65,11 @@ const pgWriteLock = `SELECT pg_advisory_xact_lock(7020075453622902903)`
 
 // postgresMigrations are applied after the shared migrations, each once,
 // recorded in postgres_migrations. They hold what only PostgreSQL has.
-var postgresMigrations = []string{
+var postgresMigrations = []migration{
 	// 1: notify listeners at commit of every transaction that logs a change.
 	// pg_notify collapses identical notifications of one transaction, so
 	// a bulk import sends one.
-	`
+	{sql: `
 CREATE FUNCTION opa_pat_notify_changes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM pg_notify('` + NotifyChannel + `', '');
@@ -77,7 +77,7 @@ BEGIN
 END
 $$;
 CREATE TRIGGER changes_notify AFTER INSERT ON changes FOR EACH STATEMENT EXECUTE FUNCTION opa_pat_notify_changes();
-`,
+`},
 }
 
 // IsPostgres reports whether location names a PostgreSQL database (a
@@ -169,25 +169,33 @@ func openPostgresReadOnly(ctx context.Context, dsn string) (*DB, error) {
 	config.RuntimeParams["default_transaction_read_only"] = "on"
 	db := &DB{location: location, d: postgresDialect, rdb: pgPool(config, PostgresMaxReadConns), now: time.Now, readOnly: true,
 		pg: &pgState{config: config, heartbeat: ListenHeartbeat}}
-	version, err := db.schemaVersion(ctx)
+	st, err := db.schemaState(ctx, "schema_migrations", "")
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	var pgVersion int
-	err = db.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM postgres_migrations`).Scan(&pgVersion)
-	if err != nil && !isMissingTable(err) {
+	pgst, err := db.schemaState(ctx, "postgres_migrations", "PostgreSQL ")
+	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("reading PostgreSQL schema version: %w", err)
+		return nil, err
 	}
-	if version == len(migrations) && pgVersion == len(postgresMigrations) {
+	newer, err := st.newer("schema", len(migrations))
+	if err == nil && newer {
+		db.notice = st.notice("schema", len(migrations))
+	}
+	pgNewer, pgErr := pgst.newer("PostgreSQL schema", len(postgresMigrations))
+	if pgErr == nil && pgNewer {
+		db.notice = joinNotices(db.notice, pgst.notice("PostgreSQL schema", len(postgresMigrations)))
+	}
+	if err = errors.Join(err, pgErr); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if (newer || st.version == len(migrations)) && (pgNewer || pgst.version == len(postgresMigrations)) {
 		return db, nil
 	}
 	db.Close()
-	if pgVersion > len(postgresMigrations) {
-		return nil, fmt.Errorf("PostgreSQL schema version %d is newer than this opa-pat supports (%d)", pgVersion, len(postgresMigrations))
-	}
-	return upgradeForReading(ctx, dsn, version)
+	return upgradeForReading(ctx, dsn, st.version)
 }
 
 // pgConfig parses a postgres:// URL, with opa-pat's defaults for
@@ -279,7 +287,7 @@ func redactURL(u *url.URL) string {
 func (db *DB) migratePostgres(ctx context.Context) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		for _, table := range []string{"schema_migrations", "postgres_migrations"} {
-			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			if _, err := tx.ExecContext(ctx, versionsTable(table)); err != nil {
 				return fmt.Errorf("creating %s: %w", table, err)
 			}
 		}
@@ -292,22 +300,14 @@ func (db *DB) migratePostgres(ctx context.Context) error {
 		return err
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
-		var version int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM postgres_migrations`).Scan(&version); err != nil {
-			return fmt.Errorf("reading PostgreSQL schema version: %w", err)
-		}
-		if version > len(postgresMigrations) {
-			return fmt.Errorf("PostgreSQL schema version %d is newer than this opa-pat supports (%d)", version, len(postgresMigrations))
-		}
-		for v := version + 1; v <= len(postgresMigrations); v++ {
-			if _, err := tx.ExecContext(ctx, postgresMigrations[v-1]); err != nil {
+		notice, err := db.migrateTable(ctx, tx, "postgres_migrations", "PostgreSQL ", postgresMigrations, func(v int) error {
+			if _, err := tx.ExecContext(ctx, postgresMigrations[v-1].sql); err != nil {
 				return fmt.Errorf("applying PostgreSQL migration %d: %w", v, err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO postgres_migrations (version, applied_at) VALUES ($1, $2)`, v, db.now().UnixNano()); err != nil {
-				return fmt.Errorf("recording PostgreSQL migration %d: %w", v, err)
-			}
-		}
-		return nil
+			return nil
+		})
+		db.notice = joinNotices(db.notice, notice)
+		return err
 	})
 }
 

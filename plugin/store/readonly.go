@@ -95,28 +95,33 @@ func openSQLiteReadOnly(ctx context.Context, path string) (*DB, error) {
 	if db.rdb, err = sql.Open("sqlite", uri); err != nil {
 		return nil, err
 	}
-	version, err := db.schemaVersion(ctx)
+	state, err := db.schemaState(ctx, "schema_migrations", "")
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	if version != len(migrations) {
+	newer, err := state.newer("schema", len(migrations))
+	if err != nil {
 		db.Close()
-		return upgradeForReading(ctx, path, version)
+		return nil, err
+	}
+	if newer {
+		db.notice = state.notice("schema", len(migrations))
+	} else if state.version != len(migrations) {
+		db.Close()
+		return upgradeForReading(ctx, path, state.version)
 	}
 	return db, nil
 }
 
 // upgradeForReading opens a store of an older schema version with Open,
-// which upgrades it, for a reader: the returned DB refuses writes.
+// which upgrades it, for a reader: the returned DB refuses writes. The
+// caller has refused a newer store that may not be used (schemaState.newer).
 func upgradeForReading(ctx context.Context, location string, version int) (*DB, error) {
 	if version == 0 {
 		// No opa-pat tables (an empty file, a database that is not the
 		// store's): a reader creates nothing, as for a file that is not there.
 		return nil, ErrNoSchema
-	}
-	if version > len(migrations) {
-		return nil, fmt.Errorf("schema version %d is newer than this opa-pat supports (%d)", version, len(migrations))
 	}
 	open := openSQLite
 	if IsPostgres(location) {
@@ -134,18 +139,23 @@ func upgradeForReading(ctx context.Context, location string, version int) (*DB, 
 	return db, nil
 }
 
-// schemaVersion is the store's schema version; 0 for a database without
-// opa-pat's tables (an empty file).
-func (db *DB) schemaVersion(ctx context.Context) (int, error) {
-	var version int
-	err := db.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version)
-	if err != nil && isMissingTable(err) {
-		return 0, nil
+// schemaState reads what the store's table of migrations records, from one
+// snapshot; the zero state for a database without it (an empty file). kind
+// prefixes "schema" in messages ("PostgreSQL " for postgres_migrations).
+func (db *DB) schemaState(ctx context.Context, table, kind string) (schemaState, error) {
+	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: db.d.snapshot})
+	if err != nil {
+		return schemaState{}, fmt.Errorf("reading %sschema version: %w", kind, err)
+	}
+	defer tx.Rollback()
+	st, err := readSchemaState(ctx, tx, db.d, table)
+	if isMissingTable(err) {
+		return schemaState{}, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("reading schema version: %w", err)
+		return schemaState{}, fmt.Errorf("reading %sschema version: %w", kind, err)
 	}
-	return version, nil
+	return st, nil
 }
 
 // readParams are the connection parameters of a reader of a store's

@@ -130,8 +130,8 @@ func TestOpenReadOnlyUpgrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if v, err := db.schemaVersion(ctx); err != nil || v != 3 {
-		t.Fatalf("schema version %d (%v); want 3", v, err)
+	if st, err := db.schemaState(ctx, "schema_migrations", ""); err != nil || st.version != 3 {
+		t.Fatalf("schema version %d (%v); want 3", st.version, err)
 	}
 	if err := db.SetMeta(ctx, "k", "v"); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("SetMeta on the upgraded reader = %v; want ErrReadOnly", err)

@@ -3,16 +3,51 @@ package store
 // packedMigration adds tokens.packed.
 const packedMigration = 2
 
+// migration is one step of a schema: its DDL, and which older opa-pat may
+// still use a store after it.
+type migration struct {
+	sql string
+	// compatibleWith declares the oldest schema version whose opa-pat may
+	// still read and write the store after this migration: for one that
+	// only adds what the code of those versions never looks at (an index,
+	// a column old writers may leave to its default or NULL, a table), the
+	// version before it, or an older one whose code ignores it as well.
+	// Zero, the default, declares that it breaks every older opa-pat (it
+	// changes what a value means, adds a constraint an old writer would
+	// break, drops or renames something): only an opa-pat that knows this
+	// migration may use the store. A released migration's declaration is
+	// never loosened: stores already carry the marker it gave.
+	compatibleWith int
+}
+
+// compatibleFrom is the oldest schema version whose opa-pat may read and
+// write a store at version v of ms: the highest compatibleWith (or
+// version, for a migration that breaks older ones) up to v, since an
+// opa-pat of version s uses the store only if every migration after s
+// admits it.
+func compatibleFrom(ms []migration, v int) int {
+	from := 0
+	for i, m := range ms[:v] {
+		c := m.compatibleWith
+		if c == 0 {
+			c = i + 1
+		}
+		from = max(from, c)
+	}
+	return from
+}
+
 // migrations are applied in order, each once, recorded in
-// schema_migrations. Never edit a released migration: add a new one.
+// schema_migrations with the compatibleFrom of the store they make. Never
+// edit a released migration: add a new one.
 //
 // Times are Unix nanoseconds (BIGINT); NULL means "never" (no expiry, never
 // used). Lists are comma-separated (names cannot hold commas) and permissions
 // are "name=level" pairs joined by commas, so that loading a million tokens
 // needs no JSON decoding.
-var migrations = []string{
+var migrations = []migration{
 	// 1: the initial schema.
-	`
+	{sql: `
 CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
@@ -80,21 +115,25 @@ CREATE TABLE audit_events (
 	details    TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX audit_events_org ON audit_events (org, id);
-`,
+`},
 	// 2: the immutable fields of each token packed in one column, so that a
 	// sidecar loads a million tokens without SQLite concatenating them
 	// (packed.go). Empty means "not packed": Load packs it itself.
-	`ALTER TABLE tokens ADD COLUMN packed TEXT NOT NULL DEFAULT '';`,
+	// Declared breaking: no opa-pat of version 1 was tried against it, and
+	// none of them reads the marker anyway.
+	{sql: `ALTER TABLE tokens ADD COLUMN packed TEXT NOT NULL DEFAULT '';`},
 	// 3: the names Spelling compares without regard to case, indexed by
 	// their lower-case form and then by the name itself, byte by byte
 	// ({{BINARY}}), so that a name the store does not hold in lower case
 	// costs a few index lookups instead of a scan of four tables: whether a
 	// spelling is held, and the first spelling in byte order, each come
-	// from the first matching index entry (read.go).
-	`
+	// from the first matching index entry (read.go). Indexes only: an
+	// opa-pat of version 2 reads and writes the same rows with them
+	// (SQLite and PostgreSQL keep them up to date), so it may use the store.
+	{compatibleWith: 2, sql: `
 CREATE INDEX users_login_lower ON users (lower(login), login{{BINARY}});
 CREATE INDEX memberships_org_lower ON memberships (lower(org), org{{BINARY}});
 CREATE INDEX repositories_owner_lower ON repositories (lower(owner), owner{{BINARY}});
 CREATE INDEX tokens_resource_owner_lower ON tokens (lower(resource_owner), resource_owner{{BINARY}});
-`,
+`},
 }
