@@ -219,6 +219,12 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		return err
 	}
 	p.db = db
+	// A store a newer opa-pat migrated, marked compatible with this one:
+	// it serves as this version's, and the operator should know why the
+	// newer version's features do not show.
+	if notice := db.SchemaNotice(); notice != "" {
+		p.logger().Warn("Token store %s: %s.", where, notice)
+	}
 
 	prefixes, err := p.prefixes(ctx, db)
 	if err != nil {
