@@ -37,6 +37,9 @@ type storeFlags struct {
 	path   string
 	output string
 	actor  string
+	// cmd is the command that registered the flags: warnings about the
+	// store go to its standard error.
+	cmd *cobra.Command
 }
 
 // register adds --store, --output and --actor (who acts, for the audit log).
@@ -47,6 +50,7 @@ func (f *storeFlags) register(cmd *cobra.Command, defaultOutput string) {
 
 // registerRead adds --store and --output, for commands that only read.
 func (f *storeFlags) registerRead(cmd *cobra.Command, defaultOutput string) {
+	f.cmd = cmd
 	cmd.Flags().StringVar(&f.path, "store", os.Getenv("OPA_PAT_STORE"), "the token store: a SQLite file path or a postgres:// URL; default $OPA_PAT_STORE")
 	cmd.Flags().StringVarP(&f.output, "output", "o", defaultOutput, "output format: text or json")
 }
@@ -86,7 +90,20 @@ func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 	if err := store.CheckWritable(f.path); err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, f.path)
+	db, err := store.Open(ctx, f.path)
+	if err == nil {
+		f.warnSchema(db)
+	}
+	return db, err
+}
+
+// warnSchema says on standard error that the store's schema is newer than
+// this opa-pat's and used as this version's (store.DB.SchemaNotice), so
+// that whoever runs the command knows to upgrade opa-pat.
+func (f *storeFlags) warnSchema(db *store.DB) {
+	if n := db.SchemaNotice(); n != "" && f.cmd != nil {
+		fmt.Fprintln(f.cmd.ErrOrStderr(), "warning: store "+store.RedactLocation(f.path)+": "+n)
+	}
 }
 
 // withStoreRead opens the store read-only, runs fn on it and closes it
@@ -103,6 +120,7 @@ func (f *storeFlags) withStoreRead(cmd *cobra.Command, fn func(db *store.DB) err
 		return err
 	}
 	defer db.Close()
+	f.warnSchema(db)
 	if !db.ReadWithoutLocks() {
 		return fn(db)
 	}
