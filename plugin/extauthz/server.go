@@ -24,7 +24,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
@@ -71,7 +70,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	grpc    *grpc.Server
-	health  *health.Server
+	health  *healthService
 	lis     net.Listener
 	serving atomic.Bool
 	done    chan struct{}
@@ -173,9 +172,7 @@ func (s *Server) Start(ctx context.Context) error {
 		grpc.InitialConnWindowSize(connWindow),
 	)
 	gs.RegisterService(&checkService, s)
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(serviceName, healthpb.HealthCheckResponse_SERVING)
+	hs := newHealthService()
 	healthpb.RegisterHealthServer(gs, hs)
 
 	// Connections read and write with raw system calls (package rawio).
@@ -224,8 +221,10 @@ func target(a net.Addr) string {
 // Serving reports whether the server accepts Check calls.
 func (s *Server) Serving() bool { return s.serving.Load() }
 
-// Stop reports NOT_SERVING on the health service, lets the checks in flight
-// finish (up to shutdown_timeout or ctx's deadline) and closes the listener.
+// Stop reports NOT_SERVING on the health service, ends its Watch streams
+// (each once it has sent NOT_SERVING: GracefulStop would wait for them), lets
+// the checks in flight finish (up to shutdown_timeout or ctx's deadline) and
+// closes the listener.
 func (s *Server) Stop(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -239,7 +238,7 @@ func (s *Server) Stop(ctx context.Context) {
 		// NOT_SERVING. The shutdown timeout bounds it instead.
 		ctx = context.WithoutCancel(ctx)
 	}
-	s.health.Shutdown()
+	s.health.drain()
 	s.serving.Store(false)
 	// The goroutine gets its own reference: s.grpc is cleared below, maybe
 	// before GracefulStop runs when the timeout forced the stop.

@@ -913,12 +913,22 @@ func TestUndecodableRequestIsCounted(t *testing.T) {
 	}
 }
 
-// OPA stops plugins with a context that is already canceled when a signal
-// ends the sidecar. Stop still drains: the health service says NOT_SERVING
-// to a watcher, and a Check in flight gets its answer, within the shutdown
-// timeout.
-func TestStopDrainsWithCanceledContext(t *testing.T) {
-	f := newFixture(t, `{"addr": "127.0.0.1:0", "shutdown_timeout": "5s"}`)
+// blockedCheck is a Check held in pat.token until free is called: a Check
+// in flight while the server stops.
+type blockedCheck struct {
+	answered chan checkAnswer
+	free     func()
+}
+
+type checkAnswer struct {
+	resp *authv3.CheckResponse
+	err  error
+}
+
+// startBlockedCheck sends a Check whose pat.token lookup waits for free,
+// and returns once the Check is in that lookup.
+func startBlockedCheck(t *testing.T, f *fixture) *blockedCheck {
+	t.Helper()
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once, released sync.Once
 	free := func() { released.Do(func() { close(release) }) }
@@ -940,51 +950,125 @@ func TestStopDrainsWithCanceledContext(t *testing.T) {
 decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if pat.token(input.credential.token).found
 `})
 
-	watchCtx, endWatch := context.WithCancel(t.Context())
-	defer endWatch()
-	watch, err := healthpb.NewHealthClient(f.conn).Watch(watchCtx, &healthpb.HealthCheckRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("watch before Stop: %v, %v", resp, err)
-	}
-
-	type answer struct {
-		resp *authv3.CheckResponse
-		err  error
-	}
-	answered := make(chan answer, 1)
+	b := &blockedCheck{answered: make(chan checkAnswer, 1), free: free}
 	go func() {
 		resp, err := f.client.Check(t.Context(), httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken}))
-		answered <- answer{resp, err}
+		b.answered <- checkAnswer{resp, err}
 	}()
 	select {
 	case <-entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the Check never reached pat.token")
 	}
+	return b
+}
+
+// wantOK fails unless the blocked Check got its OK answer.
+func (b *blockedCheck) wantOK(t *testing.T) {
+	t.Helper()
+	a := <-b.answered
+	if a.err != nil || a.resp.GetOkResponse() == nil {
+		t.Fatalf("the Check in flight: %v, %v; want its OK answer", a.resp, a.err)
+	}
+}
+
+// watchServing opens a health Watch of service on the fixture's connection
+// and reads its first status, SERVING.
+func watchServing(t *testing.T, f *fixture, service string) healthpb.Health_WatchClient {
+	t.Helper()
+	watch, err := healthpb.NewHealthClient(f.conn).Watch(t.Context(), &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := recvWithin(t, fmt.Sprintf("watch %q before Stop", service), watch); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch %q before Stop: %v, %v; want SERVING", service, resp, err)
+	}
+	return watch
+}
+
+// stopAsync runs Stop and closes the channel it returns when Stop returns,
+// with how long it took in *took.
+func stopAsync(ctx context.Context, f *fixture, took *time.Duration) <-chan struct{} {
+	stopped := make(chan struct{})
+	go func() {
+		start := time.Now()
+		f.server.Stop(ctx)
+		*took = time.Since(start)
+		close(stopped)
+	}()
+	return stopped
+}
+
+// OPA stops plugins with a context that is already canceled when a signal
+// ends the sidecar. Stop still drains: the health service says NOT_SERVING
+// to a watcher, and a Check in flight gets its answer, within the shutdown
+// timeout.
+func TestStopDrainsWithCanceledContext(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0", "shutdown_timeout": "5s"}`)
+	watch := watchServing(t, f, "")
+	check := startBlockedCheck(t, f)
 
 	canceled, cancel := context.WithCancel(t.Context())
 	cancel()
-	stopped := make(chan struct{})
-	go func() {
-		f.server.Stop(canceled)
-		close(stopped)
-	}()
-	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Fatalf("watch during Stop: %v, %v; want NOT_SERVING", resp, err)
-	}
-	endWatch() // as a client told NOT_SERVING goes: a watch would hold the drain to its timeout
+	var took time.Duration
+	stopped := stopAsync(canceled, f, &took)
+	wantWatch(t, "watch during Stop", watch, healthpb.HealthCheckResponse_NOT_SERVING)
 	select {
 	case <-stopped:
 		t.Fatal("Stop returned with a Check in flight")
 	case <-time.After(100 * time.Millisecond):
 	}
-	free()
-	a := <-answered
-	if a.err != nil || a.resp.GetOkResponse() == nil {
-		t.Fatalf("the Check in flight: %v, %v; want its OK answer", a.resp, a.err)
-	}
+	check.free()
+	check.wantOK(t)
 	<-stopped
+}
+
+// A health Watch open when Stop begins is told NOT_SERVING, then ends with
+// UNAVAILABLE, for each service; nothing holds the drain after that.
+func TestStopEndsHealthWatches(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0", "shutdown_timeout": "30s"}`)
+	overall, authz := watchServing(t, f, ""), watchServing(t, f, serviceName)
+
+	var took time.Duration
+	stopped := stopAsync(t.Context(), f, &took)
+	wantWatch(t, `watch ""`, overall, healthpb.HealthCheckResponse_NOT_SERVING)
+	wantWatch(t, "watch "+serviceName, authz, healthpb.HealthCheckResponse_NOT_SERVING)
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop still waits 5s after the watches ended")
+	}
+	t.Logf("Stop took %v.", took)
+	if took > 2*time.Second {
+		t.Fatalf("Stop took %v; want well under the shutdown timeout (30s)", took)
+	}
+}
+
+// A watcher that stays connected does not hold the drain until
+// shutdown_timeout: Stop returns as soon as the Check in flight is answered,
+// and that Check gets its OK answer.
+func TestStopDrainsACheckInFlightWithAWatcherOpen(t *testing.T) {
+	f := newFixture(t, `{"addr": "127.0.0.1:0", "shutdown_timeout": "30s"}`)
+	watch := watchServing(t, f, serviceName)
+	check := startBlockedCheck(t, f)
+
+	var took time.Duration
+	stopped := stopAsync(t.Context(), f, &took)
+	wantWatch(t, "watch during Stop", watch, healthpb.HealthCheckResponse_NOT_SERVING)
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned with a Check in flight")
+	case <-time.After(300 * time.Millisecond):
+	}
+	check.free()
+	check.wantOK(t)
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop still waits 5s after the Check in flight was answered")
+	}
+	t.Logf("Stop took %v.", took)
+	if took > 2*time.Second {
+		t.Fatalf("Stop took %v; want well under the shutdown timeout (30s)", took)
+	}
 }
