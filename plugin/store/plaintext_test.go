@@ -4,9 +4,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,6 +211,10 @@ func testRefusals(t *testing.T, db *DB, raw string) {
 	}
 }
 
+// lowerCasedPrefixRuns counts the runs of
+// TestRefusesALowerCasedTokenOfTheStoresPrefix in this process.
+var lowerCasedPrefixRuns atomic.Int32
+
 // A store's own prefixes are noted when it is opened, so that a token of a
 // custom prefix is refused even lower-cased (which loses its checksum), as
 // GitHub's are: `token create --name` from the CLI knows no prefixes but
@@ -220,7 +226,10 @@ func TestRefusesALowerCasedTokenOfTheStoresPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	custom := token.Prefixes{Classic: "zqxw_", FineGrained: "zqxwfg_"}
+	// Noted prefixes stay noted for the process's life: each run (go test
+	// -count=2) needs prefixes no earlier run noted.
+	run := lowerCasedPrefixRuns.Add(1)
+	custom := token.Prefixes{Classic: fmt.Sprintf("zqxw%d_", run), FineGrained: fmt.Sprintf("zqxwfg%d_", run)}
 	for key, v := range map[string]string{MetaClassicPrefix: custom.Classic, MetaFineGrainedPrefix: custom.FineGrained} {
 		if err := db.SetMeta(ctx, key, v); err != nil {
 			t.Fatal(err)
