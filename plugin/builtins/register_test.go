@@ -1,7 +1,9 @@
 package builtins
 
 import (
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,11 +223,18 @@ func TestUserCacheFollowsChanges(t *testing.T) {
 	}
 }
 
+// tokenPrefixesRuns counts the runs of TestTokenPrefixes in this process.
+var tokenPrefixesRuns atomic.Int32
+
 // pat.token_prefixes answers with no plugin running (the decision-log mask
 // calls it, also from the plugin's fallback copy before a bundle is active):
 // GitHub's prefixes, then every prefix this process noted, which it keeps.
 func TestTokenPrefixes(t *testing.T) {
 	Install(nil)
+	// Noted prefixes stay noted for the process's life: each run (go test
+	// -count=2) notes prefixes no earlier run noted.
+	run := tokenPrefixesRuns.Add(1)
+	classic, fineGrained := fmt.Sprintf("zqxmask%d", run), fmt.Sprintf("zqxmaskfg%d_", run)
 	query := func() []any {
 		t.Helper()
 		rs, err := rego.New(rego.Query(`x := pat.token_prefixes()`)).Eval(t.Context())
@@ -236,16 +245,16 @@ func TestTokenPrefixes(t *testing.T) {
 	}
 	has := func(got []any, p string) bool { return slices.Contains(got, any(p)) }
 	got := query()
-	if !has(got, "ghp_") || !has(got, "github_pat_") || has(got, "zqxmask") {
-		t.Fatalf("pat.token_prefixes() = %v; want GitHub's and no zqxmask", got)
+	if !has(got, "ghp_") || !has(got, "github_pat_") || has(got, classic) || has(got, fineGrained) {
+		t.Fatalf("pat.token_prefixes() = %v; want GitHub's and no %s or %s", got, classic, fineGrained)
 	}
 	first := TokenPrefixes()
 	if TokenPrefixes() != first {
 		t.Fatal("an unchanged answer is built again instead of reused")
 	}
-	token.NotePrefixes(token.Prefixes{Classic: "zqxmask", FineGrained: "zqxmaskfg_"})
+	token.NotePrefixes(token.Prefixes{Classic: classic, FineGrained: fineGrained})
 	got = query()
-	if !has(got, "ghp_") || !has(got, "zqxmask") || !has(got, "zqxmaskfg_") || len(got) != len(token.KnownPrefixes()) {
-		t.Fatalf("after NotePrefixes, pat.token_prefixes() = %v; want GitHub's, zqxmask and zqxmaskfg_ among %v", got, token.KnownPrefixes())
+	if !has(got, "ghp_") || !has(got, classic) || !has(got, fineGrained) || len(got) != len(token.KnownPrefixes()) {
+		t.Fatalf("after NotePrefixes, pat.token_prefixes() = %v; want GitHub's, %s and %s among %v", got, classic, fineGrained, token.KnownPrefixes())
 	}
 }
