@@ -21,6 +21,14 @@ func TestRunReadsSettingsAsASTByDefault(t *testing.T) {
 	if f.Value.String() != "true" || f.DefValue != "true" {
 		t.Fatalf("--%s: value %q, default %q; want true, true", readSpeedFlag, f.Value.String(), f.DefValue)
 	}
+	// The flag is OPA's root command's, shared by the whole process: put it
+	// back for the other tests and for the next run (go test -count=2).
+	t.Cleanup(func() {
+		if err := f.Value.Set("true"); err != nil {
+			t.Error(err)
+		}
+		f.Changed = false
+	})
 	if err := run.Flags().Parse([]string{"--" + readSpeedFlag + "=false"}); err != nil {
 		t.Fatal(err)
 	}
