@@ -35,7 +35,7 @@ func seed(t *testing.T) (path, classic string) {
 	}
 	created, expires := "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"
 	_, err = db.Import(t.Context(), &store.Dump{
-		Users:        []store.DumpUser{{Login: "bob"}},
+		Users:        []store.DumpUser{{Login: "bob", ManagedBy: store.Null()}},
 		Memberships:  []store.DumpMembership{{User: "bob", Org: "octo-org", Role: "member"}},
 		Repositories: []store.DumpRepository{{Owner: "octo-org", Name: "app", Visibility: "private"}},
 		Tokens: []store.DumpToken{{Token: classic, Name: "laptop", Kind: store.KindClassic, User: "bob",

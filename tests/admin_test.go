@@ -87,7 +87,7 @@ func startAdmin(t *testing.T) *admWorld {
 		recs = append(recs, rec)
 	}
 	world := `{
-  "users": [{"login": "alice"}, {"login": "bob"}, {"login": "carol"}, {"login": "erin"}, {"login": "mallory"}],
+  "users": [{"login": "alice", "managed_by": null}, {"login": "bob", "managed_by": null}, {"login": "carol", "managed_by": null}, {"login": "erin", "managed_by": null}, {"login": "mallory", "managed_by": null}],
   "memberships": [
     {"user": "alice", "org": "octo-org", "role": "owner"},
     {"user": "bob", "org": "octo-org", "role": "member"},

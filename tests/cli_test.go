@@ -289,7 +289,7 @@ func TestCLIMigrateRefusesWhatWritesRefuse(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
 	cliOK(t, "store", "import", "--store", src, writeFile(t, dir, "world.json", cliWorld))
-	cliOK(t, "store", "import", "--store", dst, writeFile(t, dir, "other.json", `{"users": [{"login": "carol"}]}`))
+	cliOK(t, "store", "import", "--store", dst, writeFile(t, dir, "other.json", `{"users": [{"login": "carol", "managed_by": null}]}`))
 	db, err := sql.Open("sqlite", src)
 	if err != nil {
 		t.Fatal(err)
@@ -324,6 +324,8 @@ func TestCLIImport(t *testing.T) {
 			stderr: `tokens[1].token: not a valid token (prefix, length or checksum)`},
 		{note: "a fine-grained token without permissions", world: strings.Replace(cliWorld, `"permissions": {"contents": "write"}, `, ``, 1),
 			stderr: `tokens[0].permissions: missing (or null); give the token's permissions, {} for metadata: read only: an import cannot narrow a token by leaving them out`},
+		{note: "a user without managed_by", world: strings.Replace(cliWorld, `{"login": "eve", "managed_by": "acme"}`, `{"login": "eve"}`, 1),
+			stderr: `users[2].managed_by: missing for "eve"; give the enterprise that manages the user, or null for none: an import cannot take a user out of an enterprise's policy by leaving it out`},
 		{note: "wrong type", world: `{"memberships": [{"user": "bob", "org": "o", "role": 3}]}`, stderr: `memberships[0].role: expected a string, got number`},
 		{note: "bad role", world: `{"memberships": [{"user": "bob", "org": "o", "role": "boss"}]}`,
 			stderr: `memberships[0].role: unknown value "boss", want one of owner, member, outside_collaborator`},
@@ -342,7 +344,7 @@ func TestCLIImport(t *testing.T) {
 	}
 
 	// Unknown fields are ignored, with a warning naming them.
-	file := writeFile(t, dir, "extra.json", `{"comment": "x", "users": [{"login": "bob", "admin": true, "team": "a"}]}`)
+	file := writeFile(t, dir, "extra.json", `{"comment": "x", "users": [{"login": "bob", "managed_by": null, "admin": true, "team": "a"}]}`)
 	res := cli(t, "store", "import", "--store", filepath.Join(dir, "extra.db"), file)
 	if want := "warning: " + file + `: top level: ignored unknown field "comment"` + "\n" +
 		"warning: " + file + `: users[0]: ignored unknown fields "admin", "team"` + "\n"; res.code != 0 || res.stderr != want {
@@ -418,13 +420,13 @@ func TestCLIRecordedSettings(t *testing.T) {
 func TestCLIFailureLeavesNoStore(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "new.db")
-	world := writeFile(t, dir, "world.json", `{"users": [{"login": "bob"}], "tokens": [{"token_sha256": "`+strings.Repeat("0", 64)+`", "kind": "classic", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}]}`)
+	world := writeFile(t, dir, "world.json", `{"users": [{"login": "bob", "managed_by": null}], "tokens": [{"token_sha256": "`+strings.Repeat("0", 64)+`", "kind": "classic", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}]}`)
 	cliFail(t, "error: "+world+": tokens[0].expires_at: must be after created_at", "store", "import", "--store", db, world)
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("the failed import left %v", entries)
 	}
 	// A store that existed stays, with what it held.
-	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "bob.json", `{"users": [{"login": "bob"}]}`))
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "bob.json", `{"users": [{"login": "bob", "managed_by": null}]}`))
 	cliFail(t, "error: "+world+": tokens[0].expires_at: must be after created_at", "store", "import", "--store", db, world)
 	if got := cliOK(t, "store", "export", "--store", db); !strings.Contains(got, `"login": "bob"`) {
 		t.Fatalf("after a refused import the store exports %s", got)

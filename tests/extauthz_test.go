@@ -38,7 +38,7 @@ import (
 // enterprise, fine-grained tokens need approval) with bob as a member and
 // alice as its owner.
 const eaWorld = `{
-  "users": [{"login": "bob"}, {"login": "alice"}, {"login": "carol"}],
+  "users": [{"login": "bob", "managed_by": null}, {"login": "alice", "managed_by": null}, {"login": "carol", "managed_by": null}],
   "memberships": [
     {"user": "bob", "org": "octo-org", "role": "member"},
     {"user": "alice", "org": "octo-org", "role": "owner"},

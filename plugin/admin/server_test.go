@@ -76,7 +76,7 @@ func newFixtureStore(t *testing.T, withPolicy, astValues bool) *fixture {
 	now := time.Now().UTC()
 	created, expires, past := now.Add(-time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339), now.Add(-time.Minute).Format(time.RFC3339)
 	d := &store.Dump{
-		Users: []store.DumpUser{{Login: "alice"}, {Login: "bob"}},
+		Users: []store.DumpUser{{Login: "alice", ManagedBy: store.Null()}, {Login: "bob", ManagedBy: store.Null()}},
 		Memberships: []store.DumpMembership{
 			{User: "alice", Org: "octo-org", Role: "owner"}, {User: "bob", Org: "octo-org", Role: "member"},
 		},

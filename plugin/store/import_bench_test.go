@@ -25,7 +25,7 @@ func BenchmarkImportSmallFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	user, org := storetest.UserName(7), storetest.OrgName(7)
-	file := `{"users": [{"login": "` + user + `"}, {"login": "new-user"}],
+	file := `{"users": [{"login": "` + user + `", "managed_by": null}, {"login": "new-user", "managed_by": null}],
 	"memberships": [{"user": "new-user", "org": "` + org + `", "role": "member"}],
 	"repositories": [{"owner": "` + org + `", "name": "new-repo", "visibility": "private"}],
 	"tokens": [{"token": "` + raw + `", "name": "sync", "user": "` + user + `", "resource_owner": "` + org + `",

@@ -31,10 +31,44 @@ type Dump struct {
 	Warnings []string `json:"-"`
 }
 
-// DumpUser is a user record of a dump.
+// DumpUser is a user record of a dump. ManagedBy must be given, null for
+// a user no enterprise manages: import refuses a record that leaves it out
+// (Import), which would otherwise take the user out of the enterprise's
+// policy (SEMANTICS.md rule 27), silently.
 type DumpUser struct {
-	Login     string  `json:"login"`
-	ManagedBy *string `json:"managed_by"`
+	Login     string   `json:"login"`
+	ManagedBy Nullable `json:"managed_by,omitzero"`
+}
+
+// Nullable is the value of a key that a record must give, though null is
+// one of its values: Present says whether the record has the key, Value is
+// nil for null. In JSON, a key left out and a key written null are two
+// things; a producer that does not know the key leaves it out, and import
+// refuses that where the default would loosen the policy. A Nullable that
+// is not Present is written as no key at all (omitzero).
+type Nullable struct {
+	Value   *string
+	Present bool
+}
+
+// Null is a key given as null.
+func Null() Nullable { return Nullable{Present: true} }
+
+// NonNull is a key given as s.
+func NonNull(s string) Nullable { return Nullable{Value: &s, Present: true} }
+
+// IsZero reports whether the key is absent, for omitzero.
+func (n Nullable) IsZero() bool { return !n.Present }
+
+// MarshalJSON writes the value, or null.
+func (n Nullable) MarshalJSON() ([]byte, error) { return json.Marshal(n.Value) }
+
+// UnmarshalJSON reads a string or null; encoding/json calls it only for a
+// key the record has, null included.
+func (n *Nullable) UnmarshalJSON(b []byte) error {
+	n.Present = true
+	n.Value = nil
+	return json.Unmarshal(b, &n.Value)
 }
 
 // DumpMembership is a membership record of a dump.
@@ -302,11 +336,20 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	userAt := make(map[string]int, len(d.Users))
 	for i, u := range d.Users {
 		users[i] = User{Login: u.Login}
-		if u.ManagedBy != nil {
-			users[i].ManagedBy = *u.ManagedBy
+		if u.ManagedBy.Value != nil {
+			users[i].ManagedBy = *u.ManagedBy.Value
 		}
 		if err := validateUser(users[i]); err != nil {
 			return ImportResult{}, fmt.Errorf("users[%d].%w", i, err)
+		}
+		// A record replaces the user's row, and one without managed_by
+		// would store the user as no enterprise's: a file whose producer
+		// does not know the key would take a managed user out of the
+		// enterprise's lifetime limit on the user's own repositories
+		// (rule 27), silently. null says "not managed" in the record.
+		if !u.ManagedBy.Present {
+			return ImportResult{}, fmt.Errorf("users[%d].managed_by: missing for %s; give the enterprise that manages the user, or null for none: "+
+				"an import cannot take a user out of an enterprise's policy by leaving it out", i, token.Quote(u.Login))
 		}
 		if j, dup := userAt[u.Login]; dup {
 			return ImportResult{}, fmt.Errorf("users[%d].login: %q again (users[%d])", i, u.Login, j)
@@ -831,9 +874,9 @@ func (db *DB) Export(ctx context.Context) (*Dump, error) {
 	var grants []Grant
 	_, err := db.Load(ctx, Visitor{
 		User: func(u User) error {
-			du := DumpUser{Login: u.Login}
+			du := DumpUser{Login: u.Login, ManagedBy: Null()}
 			if u.ManagedBy != "" {
-				du.ManagedBy = &u.ManagedBy
+				du.ManagedBy = NonNull(u.ManagedBy)
 			}
 			d.Users = append(d.Users, du)
 			return nil

@@ -93,8 +93,8 @@ func TestImportGrants(t *testing.T) {
 			err: `tokens[0].permissions.contents: unknown value "all", want one of read, write, admin`},
 		{note: "comma in a name", world: `{"repositories": [{"owner": "o", "name": "a,b", "visibility": "public"}]}`,
 			err: `repositories[0].name: "a,b" must not contain ',', '=', '/' or control characters`},
-		{note: "empty login", world: `{"users": [{"login": ""}]}`, err: `users[0].login: must not be empty`},
-		{note: "a login outside ASCII", world: `{"users": [{"login": "bj\u00f6rn"}]}`,
+		{note: "empty login", world: `{"users": [{"login": "", "managed_by": null}]}`, err: `users[0].login: must not be empty`},
+		{note: "a login outside ASCII", world: `{"users": [{"login": "bj\u00f6rn", "managed_by": null}]}`,
 			err: `users[0].login: "björn" is not a GitHub name: ASCII letters, digits, '-', '_' and '.' only`},
 		{note: "a space in an organization", world: `{"memberships": [{"user": "bob", "org": "octo org", "role": "member"}]}`,
 			err: `memberships[0].org: "octo org" is not a GitHub name: ASCII letters, digits, '-', '_' and '.' only`},
@@ -104,7 +104,7 @@ func TestImportGrants(t *testing.T) {
 			err: `tokens[0].expires_at: 2300-01-01T00:00:00Z is outside the times the store keeps (from 1970-01-01 to before 2262-01-01)`},
 		{note: "a creation before 1970", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "created_at": "1969-12-31T23:59:59Z"}]}`,
 			err: `tokens[0].created_at: 1969-12-31T23:59:59Z is outside the times the store keeps (from 1970-01-01 to before 2262-01-01)`},
-		{note: "a second document, which would be ignored", world: `{"users": [{"login": "carl"}]} {"tokens": [{"token": "garbage"}]}`,
+		{note: "a second document, which would be ignored", world: `{"users": [{"login": "carl", "managed_by": null}]} {"tokens": [{"token": "garbage"}]}`,
 			err: `decoding: more after the JSON value: give one document`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
@@ -213,7 +213,7 @@ func importBackends(t *testing.T, fn func(t *testing.T, db *DB)) {
 
 // importWorld is a small world: bob's fine-grained token for octo-org
 // (token 1, approved) and his classic token (token 2).
-const importWorld = `{"users": [{"login": "bob"}], "memberships": [{"user": "bob", "org": "octo-org", "role": "member"}],
+const importWorld = `{"users": [{"login": "bob", "managed_by": null}], "memberships": [{"user": "bob", "org": "octo-org", "role": "member"}],
 	"tokens": [
 		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z"},
 		{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}],
@@ -236,7 +236,7 @@ func TestImportNeverRevivesARevokedToken(t *testing.T) {
 		if err := db.RevokeToken(ctx, 2, "bob", "leaked"); err != nil {
 			t.Fatal(err)
 		}
-		old.Users = append(old.Users, DumpUser{Login: "zed"})
+		old.Users = append(old.Users, DumpUser{Login: "zed", ManagedBy: Null()})
 		_, err = db.Import(ctx, old, "test")
 		if want := "tokens[1].revoked: token 2 is revoked in the store; an import cannot bring a revoked token back"; err == nil || err.Error() != want {
 			t.Fatalf("importing the older export: %v; want %q", err, want)
@@ -356,7 +356,7 @@ func TestImportRefusesDuplicates(t *testing.T) {
 			world string
 			err   string
 		}{
-			{note: "users", world: `{"users": [{"login": "u9"}, {"login": "carl"}, {"login": "u9", "managed_by": "acme"}]}`,
+			{note: "users", world: `{"users": [{"login": "u9", "managed_by": null}, {"login": "carl", "managed_by": null}, {"login": "u9", "managed_by": "acme"}]}`,
 				err: `users[2].login: "u9" again (users[0])`},
 			{note: "memberships", world: `{"memberships": [{"user": "bob", "org": "octo-org", "role": "member"}, {"user": "bob", "org": "octo-org", "role": "owner"}]}`,
 				err: `memberships[1]: "bob" in "octo-org" again (memberships[0])`},
@@ -509,7 +509,7 @@ func hashHex(raw string) string {
 // Spelling finds a login as the store spells it, whatever the case asked.
 func TestSpelling(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
-		if _, err := importJSON(t, db, `{"users": [{"login": "Dave"}, {"login": "erin"}],
+		if _, err := importJSON(t, db, `{"users": [{"login": "Dave", "managed_by": null}, {"login": "erin", "managed_by": null}],
 			"memberships": [{"user": "erin", "org": "Big-Org", "role": "member"}],
 			"repositories": [{"owner": "Repo-Owner", "name": "x", "visibility": "public"}]}`); err != nil {
 			t.Fatal(err)
@@ -539,9 +539,9 @@ func TestImportRefusesAnotherSpelling(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, tc := range []struct{ world, err string }{
-			{`{"users": [{"login": "dave"}]}`,
+			{`{"users": [{"login": "dave", "managed_by": null}]}`,
 				`users[0].login: "dave" is spelt "Dave" in the store or earlier in the file; logins are compared without regard to case: write "Dave"`},
-			{`{"users": [{"login": "erin"}, {"login": "Erin"}]}`,
+			{`{"users": [{"login": "erin", "managed_by": null}, {"login": "Erin", "managed_by": null}]}`,
 				`users[1].login: "Erin" is spelt "erin" in the store or earlier in the file; logins are compared without regard to case: write "erin"`},
 			{`{"repositories": [{"owner": "big-org", "name": "app", "visibility": "private"}]}`,
 				`repositories[0].owner: "big-org" is spelt "Big-Org" in the store or earlier in the file; logins are compared without regard to case: write "Big-Org"`},
@@ -630,7 +630,7 @@ func TestImportRefusesARecordThatNarrowsAToken(t *testing.T) {
 			world string
 			err   string
 		}{
-			{note: "permissions left out", world: `{"users": [{"login": "zed"}], "tokens": [` + classic[:len(classic)-1] + `, "scopes": ["repo"]}, ` +
+			{note: "permissions left out", world: `{"users": [{"login": "zed", "managed_by": null}], "tokens": [` + classic[:len(classic)-1] + `, "scopes": ["repo"]}, ` +
 				fg(`"repository_selection": "selected", "repositories": ["app", "docs"]`) + `]}`,
 				err: `tokens[1].` + permissions},
 			{note: "permissions null", world: `{"tokens": [` + fg(`"repository_selection": "selected", "repositories": ["app", "docs"], "permissions": null`) + `]}`,
@@ -760,6 +760,94 @@ func TestExportImportsAgain(t *testing.T) {
 		}
 		if got := exportJSON(db); got != wantAgain {
 			t.Fatalf("the store after importing its export:\n%s\nwant\n%s", got, wantAgain)
+		}
+	})
+}
+
+// A user record must give managed_by, null for a user no enterprise
+// manages: one that leaves it out is refused, naming the record, and
+// nothing is written, whether the store has the user or not. The record
+// replaces the user's row, so leaving the key out would otherwise take a
+// managed user out of the enterprise's lifetime limit on the user's own
+// repositories (rule 27), silently. null is taken as written.
+func TestImportRefusesAUserWithoutManagedBy(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if _, err := importJSON(t, db, `{"users": [{"login": "eve", "managed_by": "acme"}, {"login": "bob", "managed_by": null}]}`); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const missing = `.managed_by: missing for %q; give the enterprise that manages the user, or null for none: ` +
+			`an import cannot take a user out of an enterprise's policy by leaving it out`
+		for _, tc := range []struct {
+			note  string
+			world string
+			err   string
+		}{
+			{note: "a managed user", world: `{"users": [{"login": "eve"}]}`, err: fmt.Sprintf("users[0]"+missing, "eve")},
+			{note: "a new user, after a good record", world: `{"users": [{"login": "zed", "managed_by": null}, {"login": "carl"}],
+				"memberships": [{"user": "carl", "org": "octo-org", "role": "member"}]}`,
+				err: fmt.Sprintf("users[1]"+missing, "carl")},
+			{note: "a user the store has unmanaged", world: `{"users": [{"login": "bob"}]}`, err: fmt.Sprintf("users[0]"+missing, "bob")},
+		} {
+			t.Run(tc.note, func(t *testing.T) {
+				refused(t, db, before, tc.world, tc.err)
+			})
+		}
+		// A Dump built in Go says null with Null(), not with the zero value.
+		if _, err := db.Import(ctx, &Dump{Users: []DumpUser{{Login: "eve"}}}, "test"); err == nil || err.Error() != fmt.Sprintf("users[0]"+missing, "eve") {
+			t.Fatalf("err = %v; want the missing managed_by", err)
+		}
+		// A wrong type names the field, as for a string.
+		if _, err := importJSON(t, db, `{"users": [{"login": "eve", "managed_by": 5}]}`); err == nil || err.Error() != `users[0].managed_by: expected a string, got number` {
+			t.Fatalf("err = %v; want the wrong type", err)
+		}
+
+		// null means no enterprise, for a managed user too.
+		res, err := importJSON(t, db, `{"users": [{"login": "eve", "managed_by": null}, {"login": "zed", "managed_by": null}]}`)
+		if want := (ImportResult{Users: 2}); err != nil || res != want {
+			t.Fatalf("import = %+v, %v; want %+v", res, err, want)
+		}
+		for _, login := range []string{"eve", "zed"} {
+			if u, ok, err := db.User(ctx, login); err != nil || !ok || u.ManagedBy != "" {
+				t.Fatalf("User(%q) = %+v, %v, %v; want no enterprise", login, u, ok, err)
+			}
+		}
+
+		// The export writes null for them and imports again, into a new
+		// store as the same users and into its own as nothing to do.
+		if _, err := importJSON(t, db, `{"users": [{"login": "eve", "managed_by": "acme"}]}`); err != nil {
+			t.Fatal(err)
+		}
+		d, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(d.Users, func(a, b DumpUser) int { return strings.Compare(a.Login, b.Login) })
+		file, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"users":[{"login":"bob","managed_by":null},{"login":"eve","managed_by":"acme"},{"login":"zed","managed_by":null}],`; !strings.HasPrefix(string(file), want) {
+			t.Fatalf("export = %s; want it to start %s", file, want)
+		}
+		dst := openTest(t)
+		if res, err := importJSON(t, dst, string(file)); err != nil || res != (ImportResult{Users: 3}) {
+			t.Fatalf("importing the export into a new store: %+v, %v", res, err)
+		}
+		again, err := dst.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(again.Users, func(a, b DumpUser) int { return strings.Compare(a.Login, b.Login) })
+		if !reflect.DeepEqual(again, d) {
+			t.Fatalf("exported again:\n got %+v\nwant %+v", again, d)
+		}
+		if res, err := importJSON(t, db, string(file)); err != nil || res != (ImportResult{Unchanged: 3}) {
+			t.Fatalf("importing the export into its store: %+v, %v", res, err)
 		}
 	})
 }

@@ -23,7 +23,7 @@ const plainText = ": looks like a personal access token; opa-pat never stores a 
 func plaintextWorld() *Dump {
 	created, expires := "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"
 	d := &Dump{
-		Users:        []DumpUser{{Login: "bob"}, {Login: "olga"}},
+		Users:        []DumpUser{{Login: "bob", ManagedBy: Null()}, {Login: "olga", ManagedBy: Null()}},
 		Memberships:  []DumpMembership{{User: "bob", Org: "octo-org", Role: "member"}, {User: "olga", Org: "octo-org", Role: "owner"}},
 		Repositories: []DumpRepository{{Owner: "octo-org", Name: "app", Visibility: "private"}},
 	}
@@ -164,7 +164,7 @@ func testRefusals(t *testing.T, db *DB, raw string) {
 		{"actor", again("", raw), false},
 
 		imp("users[1].login", func(d *Dump) { d.Users[1].Login = raw }),
-		imp("users[0].managed_by", func(d *Dump) { d.Users[0].ManagedBy = &raw }),
+		imp("users[0].managed_by", func(d *Dump) { d.Users[0].ManagedBy = NonNull(raw) }),
 		imp("memberships[0].user", func(d *Dump) { d.Memberships[0].User = raw }),
 		imp("memberships[1].org", func(d *Dump) { d.Memberships[1].Org = raw }),
 		imp("memberships[0].role", func(d *Dump) { d.Memberships[0].Role = raw }),

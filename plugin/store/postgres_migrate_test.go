@@ -17,9 +17,8 @@ import (
 func populate(t *testing.T, db *DB) {
 	t.Helper()
 	ctx := t.Context()
-	managed := "acme"
 	if _, err := db.Import(ctx, &Dump{
-		Users:        []DumpUser{{Login: "alice"}, {Login: "bob_acme", ManagedBy: &managed}},
+		Users:        []DumpUser{{Login: "alice", ManagedBy: Null()}, {Login: "bob_acme", ManagedBy: NonNull("acme")}},
 		Memberships:  []DumpMembership{{User: "alice", Org: "octo-org", Role: "owner"}, {User: "bob", Org: "octo-org", Role: "member"}},
 		Repositories: []DumpRepository{{Owner: "octo-org", Name: "app", Visibility: "private"}, {Owner: "octo-org", Name: "www", Visibility: "public"}},
 	}, "admin"); err != nil {

@@ -204,7 +204,7 @@ func TestPostgresPropagationLatency(t *testing.T) {
 	lat := make([]time.Duration, 0, changes)
 	for i := range changes {
 		login := fmt.Sprintf("user-%d", i)
-		if _, err := a.Import(ctx, &Dump{Users: []DumpUser{{Login: login}}}, "bench"); err != nil {
+		if _, err := a.Import(ctx, &Dump{Users: []DumpUser{{Login: login, ManagedBy: Null()}}}, "bench"); err != nil {
 			t.Fatal(err)
 		}
 		lat = append(lat, fb.await(ctx, t, EntityUser, login, time.Second))

@@ -115,23 +115,23 @@ func TestCheckSpellingsUsesIndexes(t *testing.T) {
 // earlier names alike.
 func TestImportSpellingsOfManyNames(t *testing.T) {
 	spellingBackends(t, func(t *testing.T, db *DB) {
-		if _, err := importJSON(t, db, `{"users": [{"login": "Dave"}]}`); err != nil {
+		if _, err := importJSON(t, db, `{"users": [{"login": "Dave", "managed_by": null}]}`); err != nil {
 			t.Fatal(err)
 		}
 		users := make([]string, 1000)
 		for i := range users {
-			users[i] = fmt.Sprintf(`{"login": "u%d"}`, i)
+			users[i] = fmt.Sprintf(`{"login": "u%d", "managed_by": null}`, i)
 		}
 		many := strings.Join(users, ", ")
 		before, err := db.Export(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		refused(t, db, before, `{"users": [`+many+`, {"login": "dave"}]}`,
+		refused(t, db, before, `{"users": [`+many+`, {"login": "dave", "managed_by": null}]}`,
 			fmt.Sprintf(`users[%d].login: "dave" is spelt "Dave" in the store or earlier in the file; logins are compared without regard to case: write "Dave"`, len(users)))
 		refused(t, db, before, `{"users": [`+many+`], "memberships": [{"user": "U7", "org": "o", "role": "member"}]}`,
 			`memberships[0].user: "U7" is spelt "u7" in the store or earlier in the file; logins are compared without regard to case: write "u7"`)
-		if res, err := importJSON(t, db, `{"users": [`+many+`, {"login": "Dave"}]}`); err != nil || res.Users != len(users) {
+		if res, err := importJSON(t, db, `{"users": [`+many+`, {"login": "Dave", "managed_by": null}]}`); err != nil || res.Users != len(users) {
 			t.Fatalf("import = %+v, %v; want %d users written", res, err, len(users))
 		}
 	})
@@ -169,14 +169,14 @@ func TestImportSpellingsOfAStoreWithSeveral(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, tc := range []struct{ world, err string }{
-			{`{"users": [{"login": "MIXED"}]}`,
+			{`{"users": [{"login": "MIXED", "managed_by": null}]}`,
 				`users[0].login: "MIXED" is spelt "mixed" in the store or earlier in the file; logins are compared without regard to case: write "mixed"`},
 			{`{"repositories": [{"owner": "held-in-tokens", "name": "app", "visibility": "private"}]}`,
 				`repositories[0].owner: "held-in-tokens" is spelt "HELD-IN-TOKENS" in the store or earlier in the file; logins are compared without regard to case: write "HELD-IN-TOKENS"`},
 		} {
 			refused(t, db, before, tc.world, tc.err)
 		}
-		if _, err := importJSON(t, db, `{"users": [{"login": "MiXed"}, {"login": "mixed"}],
+		if _, err := importJSON(t, db, `{"users": [{"login": "MiXed", "managed_by": null}, {"login": "mixed", "managed_by": null}],
 			"repositories": [{"owner": "Held-In-Tokens", "name": "app", "visibility": "private"}, {"owner": "octo-org", "name": "app", "visibility": "private"},
 				{"owner": "indie-org", "name": "www", "visibility": "public"}]}`); err != nil {
 			t.Fatalf("the store's own spellings: %v", err)
@@ -222,7 +222,7 @@ func TestMigrateFromV2(t *testing.T) {
 				location = testPostgresDSN(t)
 			}
 			db := openAtVersion(t, location, 2)
-			if _, err := db.Import(ctx, &Dump{Users: []DumpUser{{Login: "Dave"}},
+			if _, err := db.Import(ctx, &Dump{Users: []DumpUser{{Login: "Dave", ManagedBy: Null()}},
 				Memberships: []DumpMembership{{User: "Dave", Org: "Big-Org", Role: "member"}}}, "test"); err != nil {
 				t.Fatal(err)
 			}

@@ -576,7 +576,7 @@ func TestLoadSizes(t *testing.T) {
 				db = openAt(t, testPostgresDSN(t))
 			}
 			dump := &Dump{
-				Users:       []DumpUser{{Login: "bob"}, {Login: "eve"}, {Login: "al"}},
+				Users:       []DumpUser{{Login: "bob", ManagedBy: Null()}, {Login: "eve", ManagedBy: Null()}, {Login: "al", ManagedBy: Null()}},
 				Memberships: []DumpMembership{{User: "bob", Org: "octo-org", Role: "member"}, {User: "eve", Org: "octo-org", Role: "owner"}},
 			}
 			if _, err := db.Import(ctx, dump, "test"); err != nil {
