@@ -39,7 +39,7 @@ func seed(t *testing.T) (path, classic string) {
 		Memberships:  []store.DumpMembership{{User: "bob", Org: "octo-org", Role: "member"}},
 		Repositories: []store.DumpRepository{{Owner: "octo-org", Name: "app", Visibility: "private"}},
 		Tokens: []store.DumpToken{{Token: classic, Name: "laptop", Kind: store.KindClassic, User: "bob",
-			Scopes: []string{"repo"}, CreatedAt: &created, ExpiresAt: &expires}},
+			Scopes: []string{"repo"}, CreatedAt: &created, ExpiresAt: store.NonNull(expires), Revoked: new(false)}},
 	}, "test")
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,7 @@ func startAdmin(t *testing.T) *admWorld {
 	for _, tk := range tokens {
 		raw := admGenerate(t, tk.kind)
 		w.raw[tk.name] = raw
-		rec := fmt.Sprintf(`{"token": %q, "name": %q, "kind": %q, "user": %q, "created_at": %q, "expires_at": %q`, raw, tk.name, tk.kind, tk.user, created, expires)
+		rec := fmt.Sprintf(`{"token": %q, "name": %q, "kind": %q, "user": %q, "created_at": %q, "expires_at": %q, "revoked": false`, raw, tk.name, tk.kind, tk.user, created, expires)
 		if tk.kind == "classic" {
 			rec += `, "scopes": ` + tk.scopes + `}`
 		} else {

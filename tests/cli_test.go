@@ -86,7 +86,7 @@ const cliWorld = `{
               "permissions": {"contents": "write"}, "scopes": [],
               "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-03-01T00:00:00Z", "revoked": false},
              {"token": "` + cliClassic + `", "name": "old", "kind": "classic", "user": "bob", "scopes": ["repo"],
-              "created_at": "2026-01-01T00:00:00Z", "expires_at": null}],
+              "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}],
   "grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"}]
 }`
 
@@ -316,11 +316,11 @@ func TestCLIImport(t *testing.T) {
 		world  string
 		stderr string
 	}{
-		{note: "unknown kind", world: `{"tokens": [{"token_sha256": "` + strings.Repeat("ab", 32) + `", "kind": "foo", "user": "bob"}]}`,
+		{note: "unknown kind", world: `{"tokens": [{"token_sha256": "` + strings.Repeat("ab", 32) + `", "kind": "foo", "user": "bob", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			stderr: `tokens[0].kind: unknown kind "foo"`},
-		{note: "bad checksum", world: `{"tokens": [{}, {"token": "ghp_DEpGVKt1V8xcky8Y4twk4ylS5Cwrp42bW5D1", "kind": "classic", "user": "bob"}]}`,
+		{note: "bad checksum", world: `{"tokens": [{}, {"token": "ghp_DEpGVKt1V8xcky8Y4twk4ylS5Cwrp42bW5D1", "kind": "classic", "user": "bob", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			stderr: `tokens[0].token: give token or token_sha256`},
-		{note: "bad checksum second", world: `{"tokens": [{"token": "` + cliClassic + `", "kind": "classic", "user": "bob", "scopes": []}, {"token": "ghp_DEpGVKt1V8xcky8Y4twk4ylS5Cwrp42bW5D1", "kind": "classic", "user": "bob"}]}`,
+		{note: "bad checksum second", world: `{"tokens": [{"token": "` + cliClassic + `", "kind": "classic", "user": "bob", "scopes": [], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}, {"token": "ghp_DEpGVKt1V8xcky8Y4twk4ylS5Cwrp42bW5D1", "kind": "classic", "user": "bob", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			stderr: `tokens[1].token: not a valid token (prefix, length or checksum)`},
 		{note: "a fine-grained token without permissions", world: strings.Replace(cliWorld, `"permissions": {"contents": "write"}, `, ``, 1),
 			stderr: `tokens[0].permissions: missing (or null); give the token's permissions, {} for metadata: read only: an import cannot narrow a token by leaving them out`},
@@ -329,7 +329,7 @@ func TestCLIImport(t *testing.T) {
 		{note: "wrong type", world: `{"memberships": [{"user": "bob", "org": "o", "role": 3}]}`, stderr: `memberships[0].role: expected a string, got number`},
 		{note: "bad role", world: `{"memberships": [{"user": "bob", "org": "o", "role": "boss"}]}`,
 			stderr: `memberships[0].role: unknown value "boss", want one of owner, member, outside_collaborator`},
-		{note: "bad time", world: `{"tokens": [{"token": "` + cliClassic + `", "kind": "classic", "user": "bob", "expires_at": "tomorrow"}]}`,
+		{note: "bad time", world: `{"tokens": [{"token": "` + cliClassic + `", "kind": "classic", "user": "bob", "expires_at": "tomorrow", "created_at": "2026-01-01T00:00:00Z", "revoked": false}]}`,
 			stderr: `tokens[0].expires_at: "tomorrow" is not an RFC 3339 time`},
 		{note: "grant for an unknown token", world: `{"grants": [{"token_name": "ci", "user": "bob", "org": "o", "state": "approved"}]}`,
 			stderr: `grants[0].token_name: bob has no token named "ci"`},
@@ -420,7 +420,7 @@ func TestCLIRecordedSettings(t *testing.T) {
 func TestCLIFailureLeavesNoStore(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "new.db")
-	world := writeFile(t, dir, "world.json", `{"users": [{"login": "bob", "managed_by": null}], "tokens": [{"token_sha256": "`+strings.Repeat("0", 64)+`", "kind": "classic", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}]}`)
+	world := writeFile(t, dir, "world.json", `{"users": [{"login": "bob", "managed_by": null}], "tokens": [{"token_sha256": "`+strings.Repeat("0", 64)+`", "kind": "classic", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z", "revoked": false}]}`)
 	cliFail(t, "error: "+world+": tokens[0].expires_at: must be after created_at", "store", "import", "--store", db, world)
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("the failed import left %v", entries)

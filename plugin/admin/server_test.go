@@ -90,16 +90,19 @@ func newFixtureStore(t *testing.T, withPolicy, astValues bool) *fixture {
 		if tk.CreatedAt == nil {
 			tk.CreatedAt = &created
 		}
-		if tk.ExpiresAt == nil {
-			tk.ExpiresAt = &expires
+		if !tk.ExpiresAt.Present {
+			tk.ExpiresAt = store.NonNull(expires)
+		}
+		if tk.Revoked == nil {
+			tk.Revoked = new(false)
 		}
 		f.raw[name] = tk.Token
 		d.Tokens = append(d.Tokens, tk)
 	}
 	add("alice-admin", store.DumpToken{Kind: "classic", User: "alice", Scopes: []string{"admin:org"}})
 	add("bob-user", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"user"}})
-	add("bob-expired", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"user"}, ExpiresAt: &past})
-	add("bob-revoked", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"user"}, Revoked: true})
+	add("bob-expired", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"user"}, ExpiresAt: store.NonNull(past)})
+	add("bob-revoked", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"user"}, Revoked: new(true)})
 	add("bob-all", store.DumpToken{Kind: "fine_grained", User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all",
 		Permissions: map[string]string{"contents": "read"}})
 	add("alice-fg", store.DumpToken{Kind: "fine_grained", User: "alice", ResourceOwner: "octo-org", RepositorySelection: "public",
@@ -107,7 +110,7 @@ func newFixtureStore(t *testing.T, withPolicy, astValues bool) *fixture {
 	// Approved, but living longer than the default limit of 366 days.
 	long := now.Add(400*24*time.Hour - time.Hour).Format(time.RFC3339)
 	add("alice-fg-long", store.DumpToken{Kind: "fine_grained", User: "alice", ResourceOwner: "octo-org", RepositorySelection: "all",
-		Permissions: map[string]string{"personal_access_tokens": "read"}, ExpiresAt: &long})
+		Permissions: map[string]string{"personal_access_tokens": "read"}, ExpiresAt: store.NonNull(long)})
 	d.Grants = []store.DumpGrant{
 		{TokenName: "bob-all", User: "bob", Org: "octo-org", State: "pending", Reason: "read everything"},
 		{TokenName: "alice-fg", User: "alice", Org: "octo-org", State: "denied"},

@@ -30,7 +30,7 @@ func BenchmarkImportSmallFile(b *testing.B) {
 	"repositories": [{"owner": "` + org + `", "name": "new-repo", "visibility": "private"}],
 	"tokens": [{"token": "` + raw + `", "name": "sync", "user": "` + user + `", "resource_owner": "` + org + `",
 		"repository_selection": "selected", "repositories": ["new-repo"], "permissions": {"contents": "read"},
-		"created_at": "2026-01-01T00:00:00Z"}],
+		"created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}],
 	"grants": [{"token_name": "sync", "user": "` + user + `", "org": "` + org + `", "state": "approved"}]}`
 	d, err := store.ParseDump(strings.NewReader(file))
 	if err != nil {

@@ -77,7 +77,7 @@ func TestImportOfTheStoresExportWritesNothing(t *testing.T) {
 			"repositories": [{"owner": "octo-org", "name": "app", "visibility": "private"}, {"owner": "octo-org", "name": "docs", "visibility": "public"}],
 			"tokens": [{"token": "` + rawFG2 + `", "name": "docs", "user": "emu", "resource_owner": "octo-org", "repository_selection": "selected",
 				"repositories": ["docs", "app"], "permissions": {"contents": "read"}, "created_at": "2026-01-01T00:00:00.123456789Z",
-				"expires_at": "2026-02-01T00:00:00Z"}],
+				"expires_at": "2026-02-01T00:00:00Z", "revoked": false}],
 			"grants": [{"token_name": "docs", "user": "emu", "org": "octo-org", "state": "denied", "reason": "no", "reviewer": "alice", "justification": "docs"}]}`} {
 			if _, err := importJSON(t, db, world); err != nil {
 				t.Fatal(err)

@@ -57,6 +57,9 @@ func Null() Nullable { return Nullable{Present: true} }
 // NonNull is a key given as s.
 func NonNull(s string) Nullable { return Nullable{Value: &s, Present: true} }
 
+// nullable is a key given as *p, or null when p is nil.
+func nullable(p *string) Nullable { return Nullable{Value: p, Present: true} }
+
 // IsZero reports whether the key is absent, for omitzero.
 func (n Nullable) IsZero() bool { return !n.Present }
 
@@ -90,6 +93,9 @@ type DumpRepository struct {
 // token may reach: import refuses a record that leaves out (or writes null)
 // those of its kind (dumpToken), and an empty list or map is written as []
 // or {} (omitzero omits nil only), as Export writes them (exportReach).
+// CreatedAt, ExpiresAt and Revoked say how long the token lives: import
+// refuses a record that leaves one out (CreatedAt and Revoked also null;
+// ExpiresAt null means no expiry), which Export always writes.
 type DumpToken struct {
 	Token               string            `json:"token,omitempty"`
 	TokenSHA256         string            `json:"token_sha256,omitempty"`
@@ -101,9 +107,9 @@ type DumpToken struct {
 	Repositories        []string          `json:"repositories,omitzero"`
 	Permissions         map[string]string `json:"permissions,omitzero"`
 	Scopes              []string          `json:"scopes,omitzero"`
-	CreatedAt           *string           `json:"created_at"`
-	ExpiresAt           *string           `json:"expires_at"`
-	Revoked             bool              `json:"revoked"`
+	CreatedAt           *string           `json:"created_at,omitempty"`
+	ExpiresAt           Nullable          `json:"expires_at,omitzero"`
+	Revoked             *bool             `json:"revoked,omitempty"`
 	LastUsedAt          *string           `json:"last_used_at,omitempty"`
 }
 
@@ -433,14 +439,6 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 				return fmt.Errorf("tokens[%d].%s: the store's token %d is %s; an import cannot change a token's user, kind or resource owner",
 					i, field, cur.ID, describeToken(cur))
 			}
-			// A record without created_at keeps the store's (a new token's
-			// defaults to now).
-			if d.Tokens[i].CreatedAt == nil {
-				tokens[i].CreatedAt = cur.CreatedAt
-				if err := ValidateToken(tokens[i]); err != nil {
-					return fmt.Errorf("tokens[%d].%w", i, err)
-				}
-			}
 			// A token's last use only moves forward: a record that has none,
 			// or an older one (an earlier export), keeps the store's.
 			if cur.LastUsedAt.After(tokens[i].LastUsedAt) {
@@ -452,11 +450,11 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 			if cur.Revoked && !tokens[i].Revoked {
 				return fmt.Errorf("tokens[%d].revoked: token %d is revoked in the store; an import cannot bring a revoked token back", i, cur.ID)
 			}
-			// A record replaces the row, and a record without expires_at
-			// means no expiry: one that leaves it out (or null, which the
-			// file's producer may not tell apart) would make an expiring
-			// token live for ever, silently. An expiry is changed only by
-			// a date written in the record.
+			// A record replaces the row, and expires_at null means no
+			// expiry (dumpToken refuses a record without the key): null
+			// from a producer that does not know expiries would make an
+			// expiring token live for ever, silently. An expiry is changed
+			// only by a date written in the record.
 			if !cur.ExpiresAt.IsZero() && tokens[i].ExpiresAt.IsZero() {
 				return fmt.Errorf("tokens[%d].expires_at: token %d expires at %s in the store; give that time (or another) for it: an import cannot make an expiring token non-expiring",
 					i, cur.ID, cur.ExpiresAt.UTC().Format(time.RFC3339Nano))
@@ -761,7 +759,8 @@ func storedToken(ctx context.Context, tx *sql.Tx, h [32]byte) (Token, bool, erro
 func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, error) {
 	t := Token{
 		Name: dt.Name, Kind: dt.Kind, User: dt.User, Scopes: dt.Scopes, ResourceOwner: dt.ResourceOwner,
-		RepositorySelection: dt.RepositorySelection, Repositories: dt.Repositories, Permissions: dt.Permissions, Revoked: dt.Revoked,
+		RepositorySelection: dt.RepositorySelection, Repositories: dt.Repositories, Permissions: dt.Permissions,
+		Revoked: dt.Revoked != nil && *dt.Revoked,
 	}
 	switch {
 	case dt.Token != "" && dt.TokenSHA256 != "":
@@ -792,7 +791,7 @@ func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, err
 	if t.CreatedAt, err = parseTime("created_at", dt.CreatedAt, now); err != nil {
 		return Token{}, err
 	}
-	if t.ExpiresAt, err = parseTime("expires_at", dt.ExpiresAt, time.Time{}); err != nil {
+	if t.ExpiresAt, err = parseTime("expires_at", dt.ExpiresAt.Value, time.Time{}); err != nil {
 		return Token{}, err
 	}
 	if t.LastUsedAt, err = parseTime("last_used_at", dt.LastUsedAt, time.Time{}); err != nil {
@@ -815,6 +814,21 @@ func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, err
 		return Token{}, errors.New("repositories: missing (or null); give the token's repositories, [] for none: " + narrow)
 	case t.Kind == KindClassic && dt.Scopes == nil:
 		return Token{}, errors.New("scopes: missing (or null); give the token's scopes, [] for none: " + narrow)
+	}
+	// Likewise for how long the token lives: a record without created_at
+	// would date the token from the import, shortening its lifetime
+	// (expires_at - created_at, rule 25) below a limit it breaks (rule
+	// 26); one without expires_at would make it live for ever (rule 2);
+	// one without revoked would make a revoked token live. The producer
+	// that leaves them out may mean anything; null is no expiry, as Export
+	// writes it.
+	switch {
+	case dt.CreatedAt == nil:
+		return Token{}, errors.New("created_at: missing (or null); give the token's creation time: an import cannot shorten a token's lifetime by leaving it out")
+	case !dt.ExpiresAt.Present:
+		return Token{}, errors.New("expires_at: missing; give the token's expiry, or null for none: an import cannot make a token non-expiring by leaving it out")
+	case dt.Revoked == nil:
+		return Token{}, errors.New("revoked: missing (or null); give true or false: an import cannot make a revoked token live by leaving it out")
 	}
 	// metadata: read is always present (SEMANTICS.md rule 8), as token
 	// creation records it; the admin API's permission filter reads it.
@@ -890,7 +904,7 @@ func (db *DB) Export(ctx context.Context) (*Dump, error) {
 			d.Tokens = append(d.Tokens, DumpToken{
 				TokenSHA256: h, Name: t.Name, Kind: t.Kind, User: t.User, ResourceOwner: t.ResourceOwner,
 				RepositorySelection: t.RepositorySelection, Repositories: t.Repositories, Permissions: t.Permissions, Scopes: t.Scopes,
-				CreatedAt: timeString(t.CreatedAt), ExpiresAt: timeString(t.ExpiresAt), Revoked: t.Revoked, LastUsedAt: timeString(t.LastUsedAt),
+				CreatedAt: timeString(t.CreatedAt), ExpiresAt: nullable(timeString(t.ExpiresAt)), Revoked: &t.Revoked, LastUsedAt: timeString(t.LastUsedAt),
 			})
 			exportReach(&d.Tokens[len(d.Tokens)-1])
 			return nil

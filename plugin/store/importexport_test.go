@@ -35,10 +35,10 @@ func TestImportGrants(t *testing.T) {
 	h := token.Hash(rawFG)
 	fgHex := hex.EncodeToString(h[:])
 	world := `{"tokens": [
-		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}},
-		{"token": "` + rawFG2 + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}],
-	"grants": [{"token_sha256": "` + fgHex + `", "org": "octo-org", "state": "pending", "reason": "please"},
-		{"token_sha256": "` + hex.EncodeToString(func() []byte { h := token.Hash(rawFG2); return h[:] }()) + `", "org": "octo-org", "state": "denied"}]}`
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false},
+		{"token": "` + rawFG2 + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}],
+	"grants": [{"token_sha256": "` + fgHex + `", "org": "octo-org", "state": "pending", "reason": "please", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false},
+		{"token_sha256": "` + hex.EncodeToString(func() []byte { h := token.Hash(rawFG2); return h[:] }()) + `", "org": "octo-org", "state": "denied", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`
 	res, err := importJSON(t, db, world)
 	if err != nil {
 		t.Fatal(err)
@@ -75,21 +75,21 @@ func TestImportGrants(t *testing.T) {
 	}{
 		{note: "ambiguous name", world: `{"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved"}]}`,
 			err: `grants[0].token_name: bob has several tokens named "ci"; name the token by token_sha256`},
-		{note: "unknown hash", world: `{"grants": [{"token_sha256": "` + strings.Repeat("0", 64) + `", "org": "o", "state": "approved"}]}`,
+		{note: "unknown hash", world: `{"grants": [{"token_sha256": "` + strings.Repeat("0", 64) + `", "org": "o", "state": "approved", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			err: `grants[0].token_sha256: no such token`},
-		{note: "bad hash", world: `{"tokens": [{"token_sha256": "abc", "kind": "classic", "user": "bob"}]}`,
+		{note: "bad hash", world: `{"tokens": [{"token_sha256": "abc", "kind": "classic", "user": "bob", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			err: `tokens[0].token_sha256: not 64 hexadecimal digits but 3 bytes (not shown: they may be a raw token)`},
-		{note: "a raw token in a hash's place is not printed", world: `{"grants": [{"token_sha256": "` + rawClassic + `", "org": "o", "state": "approved"}]}`,
+		{note: "a raw token in a hash's place is not printed", world: `{"grants": [{"token_sha256": "` + rawClassic + `", "org": "o", "state": "approved", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			err: `grants[0].token_sha256: not 64 hexadecimal digits but 40 bytes (not shown: they may be a raw token)`},
-		{note: "both forms", world: `{"tokens": [{"token": "` + rawClassic + `", "token_sha256": "` + fgHex + `", "kind": "classic", "user": "bob"}]}`,
+		{note: "both forms", world: `{"tokens": [{"token": "` + rawClassic + `", "token_sha256": "` + fgHex + `", "kind": "classic", "user": "bob", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			err: `tokens[0].token: give token or token_sha256, not both`},
-		{note: "kind differs from the format", world: `{"tokens": [{"token": "` + rawClassic + `", "kind": "fine_grained", "user": "bob"}]}`,
+		{note: "kind differs from the format", world: `{"tokens": [{"token": "` + rawClassic + `", "kind": "fine_grained", "user": "bob", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			err: `tokens[0].kind: "fine_grained", but the token is classic`},
-		{note: "same token twice", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "scopes": []}, {"token": "` + rawClassic + `", "user": "eve", "scopes": []}]}`,
+		{note: "same token twice", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "scopes": [], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}, {"token": "` + rawClassic + `", "user": "eve", "scopes": [], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			err: `tokens[1].token: the same token as tokens[0]`},
-		{note: "expiry before creation", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}]}`,
+		{note: "expiry before creation", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "created_at": "2026-02-01T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z", "revoked": false}]}`,
 			err: `tokens[0].expires_at: must be after created_at`},
-		{note: "bad permission level", world: `{"tokens": [{"token": "` + rawFG + `", "user": "bob", "resource_owner": "o", "repository_selection": "all", "permissions": {"contents": "all"}}]}`,
+		{note: "bad permission level", world: `{"tokens": [{"token": "` + rawFG + `", "user": "bob", "resource_owner": "o", "repository_selection": "all", "permissions": {"contents": "all"}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			err: `tokens[0].permissions.contents: unknown value "all", want one of read, write, admin`},
 		{note: "comma in a name", world: `{"repositories": [{"owner": "o", "name": "a,b", "visibility": "public"}]}`,
 			err: `repositories[0].name: "a,b" must not contain ',', '=', '/' or control characters`},
@@ -100,11 +100,11 @@ func TestImportGrants(t *testing.T) {
 			err: `memberships[0].org: "octo org" is not a GitHub name: ASCII letters, digits, '-', '_' and '.' only`},
 		{note: "a repository named ..", world: `{"repositories": [{"owner": "o", "name": "..", "visibility": "public"}]}`,
 			err: `repositories[0].name: ".." is not a GitHub name: ASCII letters, digits, '-', '_' and '.' only`},
-		{note: "an expiry the store cannot keep (2300 would be written as 1715)", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "expires_at": "2300-01-01T00:00:00Z"}]}`,
+		{note: "an expiry the store cannot keep (2300 would be written as 1715)", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "expires_at": "2300-01-01T00:00:00Z", "created_at": "2026-01-01T00:00:00Z", "revoked": false}]}`,
 			err: `tokens[0].expires_at: 2300-01-01T00:00:00Z is outside the times the store keeps (from 1970-01-01 to before 2262-01-01)`},
-		{note: "a creation before 1970", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "created_at": "1969-12-31T23:59:59Z"}]}`,
+		{note: "a creation before 1970", world: `{"tokens": [{"token": "` + rawClassic + `", "user": "bob", "created_at": "1969-12-31T23:59:59Z", "expires_at": null, "revoked": false}]}`,
 			err: `tokens[0].created_at: 1969-12-31T23:59:59Z is outside the times the store keeps (from 1970-01-01 to before 2262-01-01)`},
-		{note: "a second document, which would be ignored", world: `{"users": [{"login": "carl", "managed_by": null}]} {"tokens": [{"token": "garbage"}]}`,
+		{note: "a second document, which would be ignored", world: `{"users": [{"login": "carl", "managed_by": null}]} {"tokens": [{"token": "garbage", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 			err: `decoding: more after the JSON value: give one document`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
@@ -128,7 +128,7 @@ func TestImportedGrantSupersedesARequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := hashOf(1)
-	if _, err := importJSON(t, db, `{"grants": [{"token_sha256": "`+hex.EncodeToString(h[:])+`", "org": "octo-org", "state": "approved", "reason": "migrated"}]}`); err != nil {
+	if _, err := importJSON(t, db, `{"grants": [{"token_sha256": "`+hex.EncodeToString(h[:])+`", "org": "octo-org", "state": "approved", "reason": "migrated", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`); err != nil {
 		t.Fatal(err)
 	}
 	_, err = db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{g.ID}, Actor: "alice", Reason: "stale"})
@@ -156,8 +156,8 @@ func TestExportKeepsJustificationAndReview(t *testing.T) {
 	ctx := t.Context()
 	src := openTest(t)
 	world := `{"tokens": [
-		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}},
-		{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}],
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false},
+		{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}],
 	"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "pending", "reason": "release automation"},
 		{"token_name": "docs", "user": "bob", "org": "octo-org", "state": "pending", "reason": "publish the handbook"}]}`
 	if _, err := importJSON(t, src, world); err != nil {
@@ -215,8 +215,8 @@ func importBackends(t *testing.T, fn func(t *testing.T, db *DB)) {
 // (token 1, approved) and his classic token (token 2).
 const importWorld = `{"users": [{"login": "bob", "managed_by": null}], "memberships": [{"user": "bob", "org": "octo-org", "role": "member"}],
 	"tokens": [
-		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z"},
-		{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}],
+		{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false},
+		{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}],
 	"grants": [{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "approved", "reason": "release"}]}`
 
 // An import never brings a revoked token back: re-importing an export
@@ -258,7 +258,7 @@ func TestImportNeverRevivesARevokedToken(t *testing.T) {
 		}
 
 		// A record that revokes the live token 1.
-		now.Tokens[0].Revoked = true
+		now.Tokens[0].Revoked = new(true)
 		for range 2 {
 			if _, err := db.Import(ctx, now, "test"); err != nil {
 				t.Fatal(err)
@@ -296,13 +296,13 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 			world string
 			err   string
 		}{
-			{note: "another user", world: `{"tokens": [{"token": "` + rawClassic + `", "name": "old", "user": "carol", "scopes": ["repo"]}]}`,
+			{note: "another user", world: `{"tokens": [{"token": "` + rawClassic + `", "name": "old", "user": "carol", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 				err: `tokens[0].user: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
-			{note: "another kind", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}]}`,
+			{note: "another kind", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 				err: `tokens[0].kind: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
-			{note: "bob's classic token as carol's fine-grained one", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "carol", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}]}`,
+			{note: "bob's classic token as carol's fine-grained one", world: `{"tokens": [{"token_sha256": "` + classicHex + `", "name": "old", "kind": "fine_grained", "user": "carol", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 				err: `tokens[0].user: the store's token 2 is bob's classic token; an import cannot change a token's user, kind or resource owner`},
-			{note: "another resource owner", world: `{"tokens": [{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "indie-org", "repository_selection": "all", "permissions": {}}]}`,
+			{note: "another resource owner", world: `{"tokens": [{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "indie-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 				err: `tokens[0].resource_owner: the store's token 1 is bob's fine-grained token for octo-org; an import cannot change a token's user, kind or resource owner`},
 		} {
 			t.Run(tc.note, func(t *testing.T) {
@@ -312,7 +312,7 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 
 		// Everything else of a token an import may change; created_at
 		// only when the record gives it.
-		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}]}`); err != nil {
+		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`); err != nil {
 			t.Fatal(err)
 		}
 		if tok, ok, err := db.Token(ctx, 1); err != nil || !ok || tok.Name != "deploy" || !tok.CreatedAt.Equal(t0) {
@@ -326,7 +326,7 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, lastUsed := range []string{``, `, "last_used_at": "` + t0.Add(time.Hour).Format(time.RFC3339) + `"`} {
-			if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}`+lastUsed+`}]}`); err != nil {
+			if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}`+lastUsed+`, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`); err != nil {
 				t.Fatal(err)
 			}
 			if tok, _, _ := db.Token(ctx, 1); !tok.LastUsedAt.Equal(used) {
@@ -334,7 +334,7 @@ func TestImportKeepsATokensIdentity(t *testing.T) {
 			}
 		}
 		later := t0.Add(3 * time.Hour)
-		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "last_used_at": "`+later.Format(time.RFC3339)+`"}]}`); err != nil {
+		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "deploy", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "last_used_at": "`+later.Format(time.RFC3339)+`", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`); err != nil {
 			t.Fatal(err)
 		}
 		if tok, _, _ := db.Token(ctx, 1); !tok.LastUsedAt.Equal(later) {
@@ -350,7 +350,7 @@ func TestImportRefusesDuplicates(t *testing.T) {
 		before := importedWorld(t, db)
 		h := token.Hash(rawFG)
 		fgHex := hex.EncodeToString(h[:])
-		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}`
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}`
 		for _, tc := range []struct {
 			note  string
 			world string
@@ -364,7 +364,7 @@ func TestImportRefusesDuplicates(t *testing.T) {
 				err: `repositories[1]: "octo-org/app" again (repositories[0])`},
 			{note: "grants of a stored token, by name and by hash", world: `{"grants": [
 				{"token_name": "ci", "user": "bob", "org": "octo-org", "state": "denied"},
-				{"token_sha256": "` + fgHex + `", "org": "octo-org", "state": "approved"}]}`,
+				{"token_sha256": "` + fgHex + `", "org": "octo-org", "state": "approved", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 				err: `grants[1]: the same token's grant for "octo-org" again (grants[0])`},
 			{note: "grants of a new token", world: `{"tokens": [` + newFG + `], "grants": [
 				{"token_name": "docs", "user": "bob", "org": "octo-org", "state": "pending"},
@@ -388,16 +388,16 @@ func TestImportRefusesImpossibleGrants(t *testing.T) {
 		before := importedWorld(t, db)
 		classicHex := hashHex(rawClassic)
 		h := hashOf(9)
-		newClassic := `{"token_sha256": "` + hex.EncodeToString(h[:]) + `", "name": "new", "kind": "classic", "user": "bob", "scopes": []}`
-		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}}`
+		newClassic := `{"token_sha256": "` + hex.EncodeToString(h[:]) + `", "name": "new", "kind": "classic", "user": "bob", "scopes": [], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}`
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}`
 		for _, tc := range []struct {
 			note  string
 			world string
 			err   string
 		}{
-			{note: "a stored classic token", world: `{"grants": [{"token_sha256": "` + classicHex + `", "org": "octo-org", "state": "approved"}]}`,
+			{note: "a stored classic token", world: `{"grants": [{"token_sha256": "` + classicHex + `", "org": "octo-org", "state": "approved", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`,
 				err: `grants[0]: token 2 is a classic token; only fine-grained tokens have grants (rule 17)`},
-			{note: "a stored classic token in the file", world: `{"tokens": [{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"]}],
+			{note: "a stored classic token in the file", world: `{"tokens": [{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}],
 				"grants": [{"token_name": "old", "user": "bob", "org": "octo-org", "state": "denied"}]}`,
 				err: `grants[0]: token 2 is a classic token; only fine-grained tokens have grants (rule 17)`},
 			{note: "a new classic token", world: `{"tokens": [` + newClassic + `], "grants": [{"token_name": "new", "user": "bob", "org": "octo-org", "state": "pending"}]}`,
@@ -423,8 +423,8 @@ func TestImportAddsMetadataRead(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
 		ctx := t.Context()
 		world := strings.Replace(importWorld, `"repository_selection": "all", "permissions": {},`, `"repository_selection": "all", "permissions": {"contents": "write"},`, 1)
-		world = strings.Replace(world, `"scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}`, `"scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"},
-		{"token": "`+rawFG2+`", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {"metadata": "write"}}`, 1)
+		world = strings.Replace(world, `"scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}`, `"scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false},
+		{"token": "`+rawFG2+`", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {"metadata": "write"}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}`, 1)
 		if _, err := importJSON(t, db, world); err != nil {
 			t.Fatal(err)
 		}
@@ -557,16 +557,16 @@ func TestImportRefusesAnotherSpelling(t *testing.T) {
 	})
 }
 
-// A record of an expiring token that gives no expires_at is refused: a
-// record replaces the row, and no expires_at means no expiry, so it would
-// make the token live for ever. A date given is written; a token without
-// an expiry stays without one.
+// A record of an expiring token that gives expires_at null is refused: a
+// record replaces the row, and null means no expiry, so it would make the
+// token live for ever (a record without the key is refused for any token).
+// A date given is written; a token without an expiry stays without one.
 func TestImportKeepsAnExpiry(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
 		world := `{"tokens": [
 			{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {},
-			 "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-03-01T00:00:00Z"},
-			{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}]}`
+			 "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-03-01T00:00:00Z", "revoked": false},
+			{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`
 		if _, err := importJSON(t, db, world); err != nil {
 			t.Fatal(err)
 		}
@@ -574,18 +574,20 @@ func TestImportKeepsAnExpiry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const refusal = `tokens[0].expires_at: token 1 expires at 2026-03-01T00:00:00Z in the store; give that time (or another) for it: an import cannot make an expiring token non-expiring`
-		for _, record := range []string{`"expires_at": null,`, ``} {
+		for _, tc := range []struct{ record, err string }{
+			{`"expires_at": null,`, `tokens[0].expires_at: token 1 expires at 2026-03-01T00:00:00Z in the store; give that time (or another) for it: an import cannot make an expiring token non-expiring`},
+			{``, `tokens[0].expires_at: missing; give the token's expiry, or null for none: an import cannot make a token non-expiring by leaving it out`},
+		} {
 			refused(t, db, before, `{"tokens": [{"token": "`+rawFG+`", "name": "ci", "user": "bob", "resource_owner": "octo-org",
-				"repository_selection": "all", "permissions": {}, `+record+` "created_at": "2026-01-01T00:00:00Z"}]}`, refusal)
+				"repository_selection": "all", "permissions": {}, `+tc.record+` "created_at": "2026-01-01T00:00:00Z", "revoked": false}]}`, tc.err)
 		}
-		// The classic token has no expiry: a record without one is the same.
-		if res, err := importJSON(t, db, `{"tokens": [{"token": "`+rawClassic+`", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}]}`); err != nil || res.Unchanged != 1 {
+		// The classic token has no expiry: a record with null is the same.
+		if res, err := importJSON(t, db, `{"tokens": [{"token": "`+rawClassic+`", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`); err != nil || res.Unchanged != 1 {
 			t.Fatalf("the non-expiring token again: %+v, %v", res, err)
 		}
 		// A date in the record is the token's new expiry.
 		if _, err := importJSON(t, db, `{"tokens": [{"token": "`+rawFG+`", "name": "ci", "user": "bob", "resource_owner": "octo-org",
-			"repository_selection": "all", "permissions": {}, "expires_at": "2026-04-01T00:00:00Z"}]}`); err != nil {
+			"repository_selection": "all", "permissions": {}, "expires_at": "2026-04-01T00:00:00Z", "created_at": "2026-01-01T00:00:00Z", "revoked": false}]}`); err != nil {
 			t.Fatal(err)
 		}
 		if tok, _, err := db.Token(t.Context(), 1); err != nil || !tok.ExpiresAt.Equal(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)) {
@@ -606,8 +608,8 @@ func TestImportRefusesARecordThatNarrowsAToken(t *testing.T) {
 		ctx := t.Context()
 		world := `{"tokens": [
 			{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", "repository_selection": "selected",
-			 "repositories": ["app", "docs"], "permissions": {"contents": "write"}, "created_at": "2026-01-01T00:00:00Z"},
-			{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z"}]}`
+			 "repositories": ["app", "docs"], "permissions": {"contents": "write"}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false},
+			{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}]}`
 		if _, err := importJSON(t, db, world); err != nil {
 			t.Fatal(err)
 		}
@@ -616,10 +618,10 @@ func TestImportRefusesARecordThatNarrowsAToken(t *testing.T) {
 			t.Fatal(err)
 		}
 		fg := func(fields string) string {
-			return `{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", ` + fields + `, "created_at": "2026-01-01T00:00:00Z"}`
+			return `{"token": "` + rawFG + `", "name": "ci", "user": "bob", "resource_owner": "octo-org", ` + fields + `, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}`
 		}
-		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all"}`
-		classic := `{"token": "` + rawClassic + `", "name": "old", "user": "bob", "created_at": "2026-01-01T00:00:00Z"}`
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}`
+		classic := `{"token": "` + rawClassic + `", "name": "old", "user": "bob", "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}`
 		const (
 			permissions  = `permissions: missing (or null); give the token's permissions, {} for metadata: read only: an import cannot narrow a token by leaving them out`
 			repositories = `repositories: missing (or null); give the token's repositories, [] for none: an import cannot narrow a token by leaving them out`
@@ -848,6 +850,72 @@ func TestImportRefusesAUserWithoutManagedBy(t *testing.T) {
 		}
 		if res, err := importJSON(t, db, string(file)); err != nil || res != (ImportResult{Unchanged: 3}) {
 			t.Fatalf("importing the export into its store: %+v, %v", res, err)
+		}
+	})
+}
+
+// A token record must say how long the token lives: created_at,
+// expires_at (null for no expiry) and revoked. One that leaves one out (or
+// writes created_at or revoked null) is refused, naming the record, and
+// nothing is written, whether the store has the token or not: a token
+// without created_at would be dated from the import, which shortens its
+// lifetime below a limit it breaks (rules 25-26); one without expires_at
+// would never expire; one without revoked would be live.
+func TestImportRefusesATokenWithoutItsLifetime(t *testing.T) {
+	importBackends(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		if _, err := importJSON(t, db, importWorld); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// known is token 2 of importWorld, newFG a token the store lacks,
+		// each without the three keys.
+		known := `{"token": "` + rawClassic + `", "name": "old", "user": "bob", "scopes": ["repo"]`
+		newFG := `{"token": "` + rawFG2 + `", "name": "docs", "user": "bob", "resource_owner": "octo-org", "repository_selection": "all", "permissions": {}`
+		const (
+			createdAt = `created_at: missing (or null); give the token's creation time: an import cannot shorten a token's lifetime by leaving it out`
+			expiresAt = `expires_at: missing; give the token's expiry, or null for none: an import cannot make a token non-expiring by leaving it out`
+			revoked   = `revoked: missing (or null); give true or false: an import cannot make a revoked token live by leaving it out`
+		)
+		for _, tc := range []struct {
+			note  string
+			world string
+			err   string
+		}{
+			{note: "a known token without created_at", world: `{"tokens": [` + known + `, "expires_at": null, "revoked": false}]}`, err: `tokens[0].` + createdAt},
+			{note: "a new token without created_at", world: `{"tokens": [` + known + `, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}, ` +
+				newFG + `, "expires_at": "2027-01-01T00:00:00Z", "revoked": false}]}`, err: `tokens[1].` + createdAt},
+			{note: "created_at null", world: `{"tokens": [` + newFG + `, "created_at": null, "expires_at": null, "revoked": false}]}`, err: `tokens[0].` + createdAt},
+			{note: "a known token without expires_at", world: `{"tokens": [` + known + `, "created_at": "2026-01-01T00:00:00Z", "revoked": false}]}`, err: `tokens[0].` + expiresAt},
+			{note: "a new token without expires_at", world: `{"tokens": [` + newFG + `, "created_at": "2026-01-01T00:00:00Z", "revoked": false}]}`, err: `tokens[0].` + expiresAt},
+			{note: "a known token without revoked", world: `{"tokens": [` + known + `, "created_at": "2026-01-01T00:00:00Z", "expires_at": null}]}`, err: `tokens[0].` + revoked},
+			{note: "a new token without revoked", world: `{"tokens": [` + newFG + `, "created_at": "2026-01-01T00:00:00Z", "expires_at": null}]}`, err: `tokens[0].` + revoked},
+			{note: "revoked null", world: `{"tokens": [` + newFG + `, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": null}]}`, err: `tokens[0].` + revoked},
+			{note: "expires_at of the wrong type", world: `{"tokens": [` + newFG + `, "created_at": "2026-01-01T00:00:00Z", "expires_at": 1, "revoked": false}]}`,
+				err: `tokens[0].expires_at: expected a string, got number`},
+		} {
+			t.Run(tc.note, func(t *testing.T) {
+				refused(t, db, before, tc.world, tc.err)
+			})
+		}
+		// A Dump built in Go gives them too.
+		if _, err := db.Import(ctx, &Dump{Tokens: []DumpToken{{Token: rawFG2, User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all",
+			Permissions: map[string]string{}, CreatedAt: new("2026-01-01T00:00:00Z"), Revoked: new(false)}}}, "test"); err == nil || err.Error() != `tokens[0].`+expiresAt {
+			t.Fatalf("err = %v; want the missing expires_at", err)
+		}
+
+		// null is no expiry, for a new token as for a known one without one.
+		res, err := importJSON(t, db, `{"tokens": [`+known+`, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}, `+
+			newFG+`, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": true}]}`)
+		if want := (ImportResult{Tokens: 1, Unchanged: 1}); err != nil || res != want {
+			t.Fatalf("import = %+v, %v; want %+v", res, err, want)
+		}
+		tok, ok, err := db.Token(ctx, 3)
+		if err != nil || !ok || !tok.ExpiresAt.IsZero() || !tok.Revoked || !tok.CreatedAt.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
+			t.Fatalf("token 3 = %+v, %v, %v; want docs, revoked, created 2026-01-01, no expiry", tok, ok, err)
 		}
 	})
 }

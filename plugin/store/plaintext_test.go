@@ -31,7 +31,7 @@ func plaintextWorld() *Dump {
 		h := hashOf(byte(i + 1))
 		d.Tokens = append(d.Tokens, DumpToken{TokenSHA256: hex.EncodeToString(h[:]), Name: "ci" + string(rune('1'+i)), Kind: KindFineGrained, User: "bob",
 			ResourceOwner: "octo-org", RepositorySelection: "selected", Repositories: []string{"app"}, Permissions: map[string]string{"contents": "write"},
-			CreatedAt: &created, ExpiresAt: &expires})
+			CreatedAt: &created, ExpiresAt: NonNull(expires), Revoked: new(false)})
 		d.Grants = append(d.Grants, DumpGrant{TokenSHA256: hex.EncodeToString(h[:]), Org: "octo-org", State: state, Reason: "release",
 			Reviewer: "olga"})
 	}
