@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -306,6 +307,52 @@ func TestCLIMigrateRefusesWhatWritesRefuse(t *testing.T) {
 		"store", "migrate", "--from", src, "--to", dst, "--replace")
 	if after := cliOK(t, "store", "export", "--store", dst); after != before {
 		t.Fatalf("a refused migration changed the target:\n%s\nwant\n%s", after, before)
+	}
+}
+
+// A store migrate that fails removes the SQLite target it created (the
+// store and its -wal and -shm), which would otherwise look like a migrated
+// store, empty; a target that existed before stays, also when it was an
+// empty file.
+func TestCLIMigrateRemovesTheTargetItCreated(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "old.db")
+	cliOK(t, "store", "import", "--store", src, writeFile(t, dir, "world.json", cliWorld))
+	db, err := sql.Open("sqlite", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(t.Context(), `UPDATE tokens SET name = $1 WHERE id = 2`, cliClassic); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	refusal := func(dst string) string {
+		return "error: migrating " + src + " to " + dst + ": the source's token 2 holds a value this opa-pat refuses on write (correct it in the source; " +
+			"nothing was written): name: looks like a personal access token; opa-pat never stores a token in plain text"
+	}
+	exists := func(path string) bool {
+		t.Helper()
+		_, err := os.Lstat(path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	created := filepath.Join(dir, "new.db")
+	cliFail(t, refusal(created), "store", "migrate", "--from", src, "--to", created)
+	for _, f := range []string{created, created + "-wal", created + "-shm"} {
+		if exists(f) {
+			t.Errorf("%s is left behind", f)
+		}
+	}
+
+	empty := writeFile(t, dir, "empty.db", "")
+	cliFail(t, refusal(empty), "store", "migrate", "--from", src, "--to", empty)
+	if !exists(empty) {
+		t.Fatalf("the empty file that was there before is removed")
 	}
 }
 

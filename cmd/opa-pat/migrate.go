@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -27,7 +28,8 @@ transaction on the target, and checks the row counts of every table before it co
 
 The source is read from one snapshot and may stay in use. The target must hold no
 records unless --replace is given, which removes them in the same transaction.
-A SQLite target is created when absent; a PostgreSQL target database must exist.
+A SQLite target is created when absent, and removed again when the migration fails;
+a PostgreSQL target database must exist.
 
 Every record is checked as a write would check it: a value this opa-pat refuses
 (a token in a name or a reason, a login outside GitHub's names, a NUL in a text),
@@ -37,7 +39,7 @@ error that names the record and the field, and nothing is written.
   opa-pat store migrate --from /var/lib/opa-pat/pat.db --to postgres://opa-pat@db/pat
   opa-pat store migrate --from postgres://opa-pat@db/pat --to /var/lib/opa-pat/pat.db`,
 		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		RunE: runE(func(cmd *cobra.Command, _ []string) (err error) {
 			switch {
 			case from == "":
 				return errors.New("--from: give the source store (a SQLite path or a postgres:// URL)")
@@ -63,7 +65,25 @@ error that names the record and the field, and nothing is written.
 				return fmt.Errorf("--from: %w", err)
 			}
 			defer src.Close()
+			// A SQLite target this migration creates is removed again when
+			// it fails: the empty (or schema-only) store it would leave at
+			// --to looks like a migrated one to a sidecar pointed at it. A
+			// file that existed before is never removed.
+			created := newSQLiteFiles(to)
 			dst, err := store.Open(ctx, to)
+			defer func() {
+				if err == nil || len(created) == 0 {
+					return
+				}
+				if dst != nil {
+					dst.Close()
+				}
+				for _, f := range created {
+					if rmErr := os.Remove(f); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+						err = fmt.Errorf("%w (and removing %s, which the migration created: %w)", err, f, rmErr)
+					}
+				}
+			}()
 			if err != nil {
 				return fmt.Errorf("--to: %w", err)
 			}
@@ -92,4 +112,23 @@ error that names the record and the field, and nothing is written.
 	cmd.Flags().BoolVar(&replace, "replace", false, "remove the target's records first (in the same transaction) instead of refusing a non-empty target")
 	cmd.Flags().StringVarP(&output, "output", "o", outputText, "output format: text or json")
 	return cmd
+}
+
+// newSQLiteFiles lists the files a SQLite store at location would create
+// that do not exist yet: the store and its -wal and -shm companions, or
+// nothing when location is a PostgreSQL URL or the store's file exists
+// (its companions then hold its data).
+func newSQLiteFiles(location string) []string {
+	if store.IsPostgres(location) {
+		return nil
+	}
+	var files []string
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if _, err := os.Lstat(location + suffix); errors.Is(err, fs.ErrNotExist) {
+			files = append(files, location+suffix)
+		} else if suffix == "" {
+			return nil
+		}
+	}
+	return files
 }
