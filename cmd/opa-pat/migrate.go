@@ -34,7 +34,9 @@ a PostgreSQL target database must exist.
 Every record is checked as a write would check it: a value this opa-pat refuses
 (a token in a name or a reason, a login outside GitHub's names, a NUL in a text),
 which a store written by an older version may hold, stops the migration with an
-error that names the record and the field, and nothing is written.
+error that names the record and the field, and nothing is written. So does a
+source that breaks a rule import checks across records: a request of a classic
+token or for another organization than its token's, or a login spelt in two cases.
 
   opa-pat store migrate --from /var/lib/opa-pat/pat.db --to postgres://opa-pat@db/pat
   opa-pat store migrate --from postgres://opa-pat@db/pat --to /var/lib/opa-pat/pat.db`,

@@ -418,7 +418,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	var res ImportResult
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		res = ImportResult{}
-		if err := checkSpellings(ctx, tx, db.d, d); err != nil {
+		if err := checkSpellings(ctx, tx, db.d, func(fn nameFunc) error { return dumpNames(d, fn) }, "in the store or earlier in the file"); err != nil {
 			return err
 		}
 		// The records are checked against the store before anything is
@@ -481,11 +481,8 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 					name = fmt.Sprintf("tokens[%d]", j)
 				}
 			}
-			if t.Kind != KindFineGrained {
-				return fmt.Errorf("grants[%d]: %s is a %s token; only fine-grained tokens have grants (rule 17)", i, name, t.Kind)
-			}
-			if dg.Org != t.ResourceOwner {
-				return fmt.Errorf("grants[%d].org: %s's resource owner is %s, not %s (rule 6)", i, name, t.ResourceOwner, dg.Org)
+			if field, err := grantFault(name, t, dg.Org); err != nil {
+				return fmt.Errorf("grants[%d]%s: %w", i, field, err)
 			}
 			ref := grantRef{t.Hash, dg.Org}
 			if k, dup := grantAt[ref]; dup {
@@ -718,6 +715,21 @@ func grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []Token, by
 		return -1, found[0], nil
 	}
 	return -1, Token{}, fmt.Errorf("token_name: %s has several tokens named %q; name the token by token_sha256", g.User, g.TokenName)
+}
+
+// grantFault says why token t, which name names, can have no grant for
+// org, or returns nil: only fine-grained tokens have grants (rule 17), and
+// only for their resource owner (rule 6). field is ".org" when org is at
+// fault, "" when the token is. Import checks its grants with it, and
+// MigrateStore the source's requests.
+func grantFault(name string, t Token, org string) (field string, err error) {
+	if t.Kind != KindFineGrained {
+		return "", fmt.Errorf("%s is a %s token; only fine-grained tokens have grants (rule 17)", name, t.Kind)
+	}
+	if org != t.ResourceOwner {
+		return ".org", fmt.Errorf("%s's resource owner is %s, not %s (rule 6)", name, t.ResourceOwner, org)
+	}
+	return "", nil
 }
 
 // identityChange names the first of user, kind and resource_owner in which
@@ -961,7 +973,13 @@ func (db *DB) Export(ctx context.Context) (*Dump, error) {
 // repositories, tokens and requests, and one in another case in the first
 // four, which migration 3 indexes by lower case: a request's organization
 // is its token's resource owner (rule 6), which tokens hold.
-func checkSpellings(ctx context.Context, tx *sql.Tx, dia dialect, d *Dump) error {
+//
+// names calls its function with every name to check, in order, and the
+// field that holds it (dumpNames for a file); where says where an earlier
+// spelling may be, for the refusal. A nil tx is an empty store: only the
+// names compare with one another (MigrateStore, whose target is empty when
+// it copies).
+func checkSpellings(ctx context.Context, tx *sql.Tx, dia dialect, names func(nameFunc) error, where string) error {
 	var asked []string
 	listed := map[string]bool{}
 	ask := func(name string) {
@@ -970,13 +988,19 @@ func checkSpellings(ctx context.Context, tx *sql.Tx, dia dialect, d *Dump) error
 			asked = append(asked, name)
 		}
 	}
-	_ = dumpNames(d, func(name string, _ func() string) error {
+	err := names(func(name string, _ func() string) error {
 		ask(name)
 		ask(strings.ToLower(name)) // when the store holds it, the store's spelling
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if tx == nil {
+		asked = nil // an empty store holds none of them
+	}
 	exact := map[string]bool{} // the names the store, or the file so far, holds as given
-	err := askNames(ctx, tx, dia.spellingsHeld, asked, func(rows *sql.Rows) error {
+	err = askNames(ctx, tx, dia.spellingsHeld, asked, func(rows *sql.Rows) error {
 		var name string
 		err := rows.Scan(&name)
 		exact[name] = true
@@ -1012,13 +1036,13 @@ func checkSpellings(ctx context.Context, tx *sql.Tx, dia dialect, d *Dump) error
 	if err != nil {
 		return err
 	}
-	return dumpNames(d, func(name string, field func() string) error {
+	return names(func(name string, field func() string) error {
 		if name == "" {
 			return nil
 		}
 		if !exact[name] {
 			if other, ok := folded[strings.ToLower(name)]; ok {
-				return fmt.Errorf("%s: %q is spelt %q in the store or earlier in the file; logins are compared without regard to case: write %q", field(), name, other, other)
+				return fmt.Errorf("%s: %q is spelt %q %s; logins are compared without regard to case: write %q", field(), name, other, where, other)
 			}
 		}
 		exact[name] = true
@@ -1073,11 +1097,15 @@ SELECT n.name,
 	(SELECT resource_owner FROM tokens WHERE lower(resource_owner) = n.name ORDER BY resource_owner{{BINARY}} LIMIT 1)
 FROM names n`
 
+// nameFunc is called with a name and the field that holds it (a function,
+// so that the field is only written for a refusal).
+type nameFunc = func(name string, field func() string) error
+
 // dumpNames calls fn with every login a dump holds that checkSpellings
 // compares (users, members and organizations, owners, tokens' users and
 // resource owners, grants' organizations), in the file's order, with the
 // field that holds it, until fn returns an error.
-func dumpNames(d *Dump, fn func(name string, field func() string) error) error {
+func dumpNames(d *Dump, fn nameFunc) error {
 	at := func(format string, i int) func() string { return func() string { return fmt.Sprintf(format, i) } }
 	for i, u := range d.Users {
 		if err := fn(u.Login, at("users[%d].login", i)); err != nil {

@@ -1,17 +1,22 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // A store written by an older opa-pat may hold what this one refuses on
 // write: a token in a name or a reason, a login outside GitHub's names, a
-// NUL in a text. MigrateStore copies rows as they are, so it checks each
-// one with the write path's own checks (checkRow) and copies nothing when
+// NUL in a text; and, across records, a request of a classic token or for
+// an organization other than its token's resource owner, or two spellings
+// of one login. MigrateStore copies rows as they are, so it checks each
+// one with the write path's own checks (checkRow), then the rules across
+// records with import's own checks (checkSource), and copies nothing when
 // one fails: a migration must not carry into a new store, perhaps one
 // more people read, what no write could put there.
 
@@ -109,7 +114,107 @@ func checkRow(t copyTable, r copiedRow) error {
 		}
 	}
 	if err != nil {
-		return classify(ErrInvalid, fmt.Errorf("the source's %s holds a value this opa-pat refuses on write (correct it in the source; nothing was written): %w", rc.record(r), err))
+		return sourceRefusal(rc.record(r), err)
 	}
 	return nil
+}
+
+// sourceRefusal is MigrateStore's refusal of a source's record: err names
+// the field.
+func sourceRefusal(record string, err error) error {
+	return classify(ErrInvalid, fmt.Errorf("the source's %s holds a value this opa-pat refuses on write (correct it in the source; nothing was written): %w", record, err))
+}
+
+// checkSource applies to the source what import checks across a file's
+// records, with import's own code: no login spelt in two cases
+// (checkSpellings, as into an empty store: the target's records are gone
+// when MigrateStore copies), then no request a token cannot have
+// (grantFault). It runs after checkRow has passed every row, so that no
+// refusal quotes a value checkRow would not show.
+func checkSource(ctx context.Context, src *sql.Tx, dia dialect) error {
+	if err := checkSpellings(ctx, nil, dia, sourceNames(ctx, src, dia), "earlier in the source"); err != nil {
+		return err
+	}
+	return each(ctx, src, `SELECT r.id, r.org, t.id, t.kind, t.resource_owner FROM requests r JOIN tokens t ON t.id = r.token_id ORDER BY r.id`, func(rows *sql.Rows) error {
+		var id, tokenID int64
+		var t Token
+		var org string
+		if err := rows.Scan(&id, &org, &tokenID, &t.Kind, &t.ResourceOwner); err != nil {
+			return fmt.Errorf("reading the source's requests: %w", err)
+		}
+		if field, err := grantFault(fmt.Sprintf("token %d", tokenID), t, org); err != nil {
+			if field != "" {
+				err = fmt.Errorf("%s: %w", strings.TrimPrefix(field, "."), err)
+			}
+			return sourceRefusal(fmt.Sprintf("request %d", id), err)
+		}
+		return nil
+	})
+}
+
+// sourceNames is dumpNames for a source store: every name checkSpellings
+// compares (logins, members and organizations, owners, tokens' users and
+// resource owners, requests' organizations), table by table in the order
+// MigrateStore copies them, rows in byte order (the same on both
+// backends, so the spelling refused is the same), each with its record as
+// checkRow names it and the field as the write path names it. dia is the
+// source's dialect. A refusal fn returns is the
+// source's (sourceRefusal).
+func sourceNames(ctx context.Context, src *sql.Tx, dia dialect) func(nameFunc) error {
+	type name struct{ column, field string }
+	tables := []struct {
+		table   string
+		columns []copyColumn
+		names   []name
+	}{
+		{"users", []copyColumn{{"login", colText}}, []name{{"login", "login"}}},
+		{"memberships", []copyColumn{{"user_login", colText}, {"org", colText}}, []name{{"user_login", "user"}, {"org", "org"}}},
+		{"repositories", []copyColumn{{"owner", colText}, {"name", colText}}, []name{{"owner", "owner"}}},
+		{"tokens", []copyColumn{{"id", colInt}, {"user_login", colText}, {"resource_owner", colText}}, []name{{"user_login", "user"}, {"resource_owner", "resource_owner"}}},
+		{"requests", []copyColumn{{"id", colInt}, {"org", colText}}, []name{{"org", "org"}}},
+	}
+	return func(fn nameFunc) error {
+		for _, tb := range tables {
+			cols := make(map[string]int, len(tb.columns))
+			list, order := make([]string, len(tb.columns)), make([]string, len(tb.columns))
+			for i, c := range tb.columns {
+				cols[c.name], list[i], order[i] = i, c.name, c.name
+				if c.kind == colText {
+					order[i] += "{{BINARY}}"
+				}
+			}
+			query := dia.ddl(`SELECT ` + strings.Join(list, ", ") + ` FROM ` + tb.table + ` ORDER BY ` + strings.Join(order, ", "))
+			err := each(ctx, src, query, func(rows *sql.Rows) error {
+				r := copiedRow{cols: cols, vals: make([]any, len(tb.columns))}
+				dest := make([]any, len(tb.columns))
+				for i, c := range tb.columns {
+					if c.kind == colInt {
+						dest[i] = new(int64)
+					} else {
+						dest[i] = new(string)
+					}
+				}
+				if err := rows.Scan(dest...); err != nil {
+					return fmt.Errorf("reading the source's %s: %w", tb.table, err)
+				}
+				for i, c := range tb.columns {
+					if c.kind == colInt {
+						r.vals[i] = *dest[i].(*int64)
+					} else {
+						r.vals[i] = *dest[i].(*string)
+					}
+				}
+				for _, n := range tb.names {
+					if err := fn(r.text(n.column), func() string { return n.field }); err != nil {
+						return sourceRefusal(rowChecks[tb.table].record(r), err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }

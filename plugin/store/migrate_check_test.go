@@ -48,6 +48,15 @@ var refusedByMigrate = []struct {
 		err: `audit event 2` + migrateRefuses + `details: not valid UTF-8`},
 	{note: "a token as an actor", sql: `UPDATE audit_events SET actor = $1 WHERE id = 1`, args: []any{rawClassic},
 		err: `audit event 1` + migrateRefuses + `actor: ` + plainRefusal},
+	// The rules import checks across records, with import's code.
+	{note: "a request of a classic token", sql: `UPDATE requests SET token_id = 4 WHERE id = 1`,
+		err: `request 1` + migrateRefuses + `token 4 is a classic token; only fine-grained tokens have grants (rule 17)`},
+	{note: "a request for another organization than its token's", sql: `UPDATE requests SET org = 'other-org' WHERE id = 2`,
+		err: `request 2` + migrateRefuses + `org: token 2's resource owner is octo-org, not other-org (rule 6)`},
+	{note: "a login in two cases", sql: `INSERT INTO users (login) VALUES ('Alice')`,
+		err: `user "alice"` + migrateRefuses + `login: "alice" is spelt "Alice" earlier in the source; logins are compared without regard to case: write "Alice"`},
+	{note: "an organization in two cases", sql: `UPDATE tokens SET resource_owner = 'Octo-Org' WHERE id = 3`,
+		err: `token 3` + migrateRefuses + `resource_owner: "Octo-Org" is spelt "octo-org" earlier in the source; logins are compared without regard to case: write "octo-org"`},
 	{note: "a token in the settings", sql: `UPDATE meta SET value = '{"x": "' || $1 || '"}' WHERE key = 'settings'`, args: []any{rawClassic},
 		err: `meta key "settings"` + migrateRefuses + `value: ` + plainRefusal},
 }

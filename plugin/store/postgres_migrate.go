@@ -108,7 +108,8 @@ var ErrTargetNotEmpty = errors.New("the target store is not empty")
 // nothing. It reads from one snapshot of from, refuses a target that holds
 // records unless opts.Replace, refuses a record that holds what the write
 // path refuses (checkRow: an error of kind ErrInvalid that names the record
-// and field), and checks, before it commits, that every table of to holds
+// and field) or that breaks a rule import checks across records
+// (checkSource, the same kind of error), and checks, before it commits, that every table of to holds
 // as many rows as from's. The target's change log gets an
 // entry for every record, so sidecars already following it catch up.
 func MigrateStore(ctx context.Context, from, to *DB, opts MigrateOptions) (MigrateResult, error) {
@@ -157,6 +158,13 @@ func MigrateStore(ctx context.Context, from, to *DB, opts MigrateOptions) (Migra
 					return fmt.Errorf("moving the id sequence of %s: %w", t.name, err)
 				}
 			}
+		}
+		// Every row passed checkRow: now the rules across records.
+		if err := checkSource(ctx, src, from.d); err != nil {
+			if _, refused := errors.AsType[*Error](err); refused {
+				return err
+			}
+			return fmt.Errorf("checking the source: %w", err)
 		}
 		for _, q := range changeKeys {
 			if _, err := dst.ExecContext(ctx, `INSERT INTO changes (entity, key) `+q); err != nil {
