@@ -826,6 +826,11 @@ func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, err
 		return Token{}, errors.New("repositories: missing (or null); give the token's repositories, [] for none: " + narrow)
 	case t.Kind == KindClassic && dt.Scopes == nil:
 		return Token{}, errors.New("scopes: missing (or null); give the token's scopes, [] for none: " + narrow)
+	case t.Kind == KindFineGrained && t.RepositorySelection != "selected" && len(dt.Repositories) > 0:
+		// A list with "all" or "public" counts for nothing (rule 7), so a
+		// record that gives one contradicts itself: refused, as the CLI
+		// and the admin API refuse it.
+		return Token{}, fmt.Errorf(`repositories: only with repository_selection "selected", and this token's is %q`, t.RepositorySelection)
 	}
 	// Likewise for how long the token lives: a record without created_at
 	// would date the token from the import, shortening its lifetime
@@ -860,9 +865,14 @@ func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, err
 // exportReach writes what a token may reach as import wants it (dumpToken):
 // permissions for a fine-grained token, repositories for one for selected
 // repositories and scopes for a classic token, {} or [] when the store has
-// none; any other list or map only when the store has one (a list kept with
-// "all", say, or scopes of a fine-grained token, which import refuses).
+// none; any other list or map only when the store has one (scopes of a
+// fine-grained token, say, which import refuses). A list of repositories
+// kept with "all" or "public" (which earlier versions recorded as given)
+// counts for nothing and is left out, so that the export imports again.
 func exportReach(dt *DumpToken) {
+	if dt.Kind == KindFineGrained && dt.RepositorySelection != "selected" {
+		dt.Repositories = nil
+	}
 	if len(dt.Repositories) == 0 {
 		dt.Repositories = nil
 		if dt.Kind == KindFineGrained && dt.RepositorySelection == "selected" {

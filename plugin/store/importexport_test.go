@@ -647,6 +647,10 @@ func TestImportRefusesARecordThatNarrowsAToken(t *testing.T) {
 				err: `tokens[0].` + scopes},
 			{note: "scopes null", world: `{"tokens": [` + classic[:len(classic)-1] + `, "scopes": null}]}`,
 				err: `tokens[0].` + scopes},
+			{note: "repositories with all", world: `{"tokens": [` + fg(`"repository_selection": "all", "repositories": ["app"], "permissions": {}`) + `]}`,
+				err: `tokens[0].repositories: only with repository_selection "selected", and this token's is "all"`},
+			{note: "repositories with public", world: `{"tokens": [` + fg(`"repository_selection": "public", "repositories": ["app"], "permissions": {}`) + `]}`,
+				err: `tokens[0].repositories: only with repository_selection "selected", and this token's is "public"`},
 		} {
 			t.Run(tc.note, func(t *testing.T) {
 				refused(t, db, before, tc.world, tc.err)
@@ -679,7 +683,8 @@ func TestImportRefusesARecordThatNarrowsAToken(t *testing.T) {
 // are written as they may be found in stores of older versions: a
 // fine-grained token without permissions (before import added metadata:
 // read), a selected one without repositories (which only token create
-// refuses), repositories kept with "public".
+// refuses), repositories kept with "public" (which count for nothing and
+// are left out of the export, since import refuses them).
 func TestExportImportsAgain(t *testing.T) {
 	importBackends(t, func(t *testing.T, db *DB) {
 		ctx := t.Context()
@@ -729,7 +734,7 @@ func TestExportImportsAgain(t *testing.T) {
 		want := `[{"token_sha256":"` + h(1) + `","name":"ci","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"selected","repositories":["app","lib"],"permissions":{"contents":"write","metadata":"read"},"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-31T00:00:00Z","revoked":false},
 {"token_sha256":"` + h(2) + `","name":"none","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"selected","repositories":[],"permissions":{"metadata":"read"},"created_at":"2026-01-01T00:00:00Z","expires_at":null,"revoked":false},
 {"token_sha256":"` + h(3) + `","name":"old-import","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"all","permissions":{},"created_at":"2026-01-01T00:00:00Z","expires_at":null,"revoked":false},
-{"token_sha256":"` + h(4) + `","name":"public","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"public","repositories":["www"],"permissions":{"metadata":"read"},"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-31T00:00:00Z","revoked":false,"last_used_at":"2026-01-01T01:00:00Z"},
+{"token_sha256":"` + h(4) + `","name":"public","kind":"fine_grained","user":"bob","resource_owner":"octo-org","repository_selection":"public","permissions":{"metadata":"read"},"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-31T00:00:00Z","revoked":false,"last_used_at":"2026-01-01T01:00:00Z"},
 {"token_sha256":"` + h(5) + `","name":"laptop","kind":"classic","user":"bob","scopes":["repo","workflow"],"created_at":"2026-01-01T00:00:00Z","expires_at":null,"revoked":false},
 {"token_sha256":"` + h(6) + `","name":"bare","kind":"classic","user":"bob","scopes":[],"created_at":"2026-01-01T00:00:00Z","expires_at":null,"revoked":true}]`
 		exported := exportJSON(db)
@@ -755,9 +760,10 @@ func TestExportImportsAgain(t *testing.T) {
 		if got := exportJSON(dst); got != wantAgain {
 			t.Fatalf("exported again:\n%s\nwant\n%s", got, wantAgain)
 		}
-		// Into the store itself: only that token changes.
+		// Into the store itself: only those tokens change (metadata: read
+		// added, the list kept with "public" dropped).
 		res, err := importJSON(t, db, string(file))
-		if want := (ImportResult{Tokens: 1, Unchanged: 6}); err != nil || res != want {
+		if want := (ImportResult{Tokens: 2, Unchanged: 5}); err != nil || res != want {
 			t.Fatalf("importing the export into its store: %+v, %v; want %+v", res, err, want)
 		}
 		if got := exportJSON(db); got != wantAgain {
