@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
 )
 
 // cliResult is what one run of the binary produced.
@@ -677,5 +679,21 @@ func TestCLIRawTokenInAFlag(t *testing.T) {
 	events := strings.ToLower(cliOK(t, "audit", "list", "--store", db, "-o", "json"))
 	if strings.Contains(export+events, strings.ToLower(raw[4:])) || strings.Contains(export+events, strings.ToLower(fg[11:])) {
 		t.Fatalf("the store holds a token:\n%s\n%s", export, events)
+	}
+}
+
+// opa-pat version adds to OPA's lines its own build and the store schema
+// version it supports, which a refusal of a newer store names.
+func TestVersionNamesTheSchema(t *testing.T) {
+	out := runCLI(t, binary(t), nil, "version")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "Version: ") {
+		t.Fatalf("version printed:\n%s", out)
+	}
+	if got, want := lines[len(lines)-1], fmt.Sprintf("opa-pat Store Schema: %d", store.SchemaVersion()); got != want {
+		t.Fatalf("last line %q; want %q", got, want)
+	}
+	if !strings.HasPrefix(lines[len(lines)-2], "opa-pat Build: ") {
+		t.Fatalf("no build line before the schema:\n%s", out)
 	}
 }
