@@ -293,16 +293,7 @@ func TestCLIMigrateRefusesWhatWritesRefuse(t *testing.T) {
 	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
 	cliOK(t, "store", "import", "--store", src, writeFile(t, dir, "world.json", cliWorld))
 	cliOK(t, "store", "import", "--store", dst, writeFile(t, dir, "other.json", `{"users": [{"login": "carol", "managed_by": null}]}`))
-	db, err := sql.Open("sqlite", src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(t.Context(), `UPDATE tokens SET name = $1 WHERE id = 2`, cliClassic); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	plantTokenAsName(t, src)
 	before := cliOK(t, "store", "export", "--store", dst)
 	cliFail(t, "error: migrating "+src+" to "+dst+": the source's token 2 holds a value this opa-pat refuses on write (correct it in the source; "+
 		"nothing was written): name: looks like a personal access token; opa-pat never stores a token in plain text",
@@ -320,16 +311,7 @@ func TestCLIMigrateRemovesTheTargetItCreated(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "old.db")
 	cliOK(t, "store", "import", "--store", src, writeFile(t, dir, "world.json", cliWorld))
-	db, err := sql.Open("sqlite", src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(t.Context(), `UPDATE tokens SET name = $1 WHERE id = 2`, cliClassic); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	plantTokenAsName(t, src)
 	refusal := func(dst string) string {
 		return "error: migrating " + src + " to " + dst + ": the source's token 2 holds a value this opa-pat refuses on write (correct it in the source; " +
 			"nothing was written): name: looks like a personal access token; opa-pat never stores a token in plain text"
@@ -695,5 +677,22 @@ func TestVersionNamesTheSchema(t *testing.T) {
 	}
 	if !strings.HasPrefix(lines[len(lines)-2], "opa-pat Build: ") {
 		t.Fatalf("no build line before the schema:\n%s", out)
+	}
+}
+
+// plantTokenAsName writes a raw token as token 2's name in an SQLite store,
+// behind opa-pat's back, as a store of another tool may hold one: a record
+// every write refuses.
+func plantTokenAsName(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(t.Context(), `UPDATE tokens SET name = $1 WHERE id = 2`, cliClassic); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

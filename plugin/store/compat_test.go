@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"path/filepath"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
@@ -348,26 +346,11 @@ func TestNewerSchemaWithoutMarker(t *testing.T) {
 func TestUpgradeAddsMarker(t *testing.T) {
 	for _, b := range compatBackends {
 		t.Run(b.name, func(t *testing.T) {
-			ctx := t.Context()
 			location := b.store(t)
 			db := openAtVersion(t, location, 2)
 			dropMarkers(t, db)
 			db.Close()
-			var wg sync.WaitGroup
-			errs := make([]error, 4)
-			for i := range errs {
-				wg.Go(func() {
-					db, err := Open(ctx, location)
-					if err == nil {
-						err = db.Close()
-					}
-					errs[i] = err
-				})
-			}
-			wg.Wait()
-			if err := errors.Join(errs...); err != nil {
-				t.Fatal(err)
-			}
+			openAtOnce(t, location, 4)
 			db = openAt(t, location)
 			want := map[int]sql.NullInt64{1: {}, 2: {}, 3: marker(2)}
 			if got := markers(t, db, "schema_migrations"); !reflect.DeepEqual(got, want) {

@@ -34,15 +34,15 @@ func openAt(t testing.TB, location string) *DB {
 	return db
 }
 
-func TestPostgresOpen(t *testing.T) {
-	dsn := testPostgresDSN(t)
-	// Several processes open a new database at once: one migrates, the
-	// others wait for it and find nothing to do.
+// openAtOnce opens and closes the store at location from n goroutines at
+// once, as n processes starting together would.
+func openAtOnce(t *testing.T, location string, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
+	errs := make([]error, n)
 	for i := range errs {
 		wg.Go(func() {
-			db, err := Open(t.Context(), dsn)
+			db, err := Open(t.Context(), location)
 			if err == nil {
 				err = db.Close()
 			}
@@ -53,6 +53,13 @@ func TestPostgresOpen(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestPostgresOpen(t *testing.T) {
+	dsn := testPostgresDSN(t)
+	// Several processes open a new database at once: one migrates, the
+	// others wait for it and find nothing to do.
+	openAtOnce(t, dsn, 4)
 	db := openAt(t, dsn)
 	for _, tc := range []struct {
 		note, query string
