@@ -22,6 +22,7 @@ const (
 	docAuditLog          = ourDocs + "#audit-log"
 	docUserTokens        = ourDocs + "#your-own-tokens"
 	docAuthentication    = ourDocs + "#authentication"
+	docServing           = ourDocs + "#serving-it"
 	docNotFound          = ourDocs
 	maxOwners            = 10
 	defaultPerPage       = 30

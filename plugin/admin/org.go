@@ -199,7 +199,7 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, _ store.Toke
 func listOrgGrants[T any](s *Server, w http.ResponseWriter, r *http.Request, org, defaultState, resource, doc string,
 	item func(*http.Request, store.OrgGrant) T) *apiError {
 	q := r.URL.Query()
-	f, p, errs := parseGrantFilter(q, org)
+	f, p, errs := s.parseGrantFilter(q, org)
 	switch st := q.Get("state"); st {
 	case "":
 		f.State = defaultState
@@ -284,6 +284,9 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 	q := r.URL.Query()
 	p, errs := parsePage(q)
 	f := store.AuditPageFilter{Org: org, Actor: q.Get("actor"), Action: q.Get("action"), Page: p.Page, PerPage: p.PerPage}
+	if s.looksLikeToken(f.Actor) {
+		errs = append(errs, tokenParam("actor"))
+	}
 	for _, b := range []struct {
 		name string
 		dst  *int64

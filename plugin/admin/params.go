@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,19 +56,27 @@ func parsePage(q url.Values) (page, []fieldError) {
 // setLink sets GitHub's Link header for a page of total items: prev, next,
 // last and first, each the request's URL with its page replaced. The links
 // carry page, per_page and the parameters named in params (the endpoint's
-// filters), as the request gave them, and no other: a parameter the
+// filters) as the endpoint read them, and no other: a parameter the
 // endpoint does not read may be anything, a token sent as ?access_token=
-// too, and a Link header is logged by proxies and kept by clients.
+// too, and a Link header is logged by proxies and kept by clients. So a
+// parameter the endpoint reads once (q.Get) keeps its first value only
+// (?state=all&state=<token> lists as state=all), and a value that looks
+// like a token, which the endpoints refuse before listing, is dropped here
+// too.
 func (s *Server) setLink(w http.ResponseWriter, r *http.Request, p page, total int, params ...string) {
 	last := max(1, (total+p.PerPage-1)/p.PerPage)
-	base := s.cfg.baseURL
-	if base == "" {
-		base = "http://" + r.Host
-	}
+	base := s.base(r)
 	given := r.URL.Query()
 	kept := url.Values{}
 	for _, name := range params {
-		if v, ok := given[name]; ok {
+		v := given[name]
+		if len(v) > 1 && !repeatedParams[name] {
+			v = v[:1]
+		}
+		if slices.ContainsFunc(v, s.looksLikeToken) {
+			continue
+		}
+		if len(v) > 0 {
 			kept[name] = v
 		}
 	}
@@ -90,6 +99,24 @@ func (s *Server) setLink(w http.ResponseWriter, r *http.Request, p page, total i
 	if len(links) > 0 {
 		w.Header().Set("Link", strings.Join(links, ", "))
 	}
+}
+
+// repeatedParams are the parameters read with every value (values): the
+// links carry each of them.
+var repeatedParams = map[string]bool{"owner": true, "owner[]": true, "token_id": true, "token_id[]": true}
+
+// looksLikeToken reports whether v holds a token, also lower-cased (its
+// checksum lost) after GitHub's prefixes, the deployment's or any this
+// process noted: such a value is never quoted back nor put in a link.
+func (s *Server) looksLikeToken(v string) bool {
+	return token.Hidden(v) || token.Contains(v, s.deps.Prefixes)
+}
+
+// tokenParam is the 422 entry for a query parameter that holds a token:
+// the parameter is named, the value neither quoted nor described, as for a
+// body field the store would keep (store.CheckPlain).
+func tokenParam(name string) fieldError {
+	return fieldError{Field: name, Message: name + ": looks like a personal access token; send a token only in the Authorization header, never in a URL"}
 }
 
 // values returns a repeated parameter given as name[] or name.
@@ -116,13 +143,24 @@ var grantListParams = []string{"owner", "owner[]", "repository", "permission", "
 var auditParams = []string{"actor", "action", "token_id", "request_id"}
 
 // parseGrantFilter reads GitHub's filters of the two organization lists.
-func parseGrantFilter(q url.Values, org string) (store.OrgGrantFilter, page, []fieldError) {
+// A login, repository or permission that looks like a token is refused:
+// none can be one, and the value would otherwise come back in the Link
+// header.
+func (s *Server) parseGrantFilter(q url.Values, org string) (store.OrgGrantFilter, page, []fieldError) {
 	f := store.OrgGrantFilter{Org: org, Repository: q.Get("repository"), Permission: q.Get("permission"), LiveTokens: true}
 	p, errs := parsePage(q)
 	f.Page, f.PerPage = p.Page, p.PerPage
 	f.Owners = values(q, "owner")
+	if slices.ContainsFunc(f.Owners, s.looksLikeToken) {
+		errs = append(errs, tokenParam("owner"))
+	}
 	if len(f.Owners) > maxOwners {
 		errs = append(errs, fieldError{Field: "owner", Message: fmt.Sprintf("owner: at most %d owners, got %d", maxOwners, len(f.Owners))})
+	}
+	for _, name := range []string{"repository", "permission"} {
+		if s.looksLikeToken(q.Get(name)) {
+			errs = append(errs, tokenParam(name))
+		}
 	}
 	for _, v := range values(q, "token_id") {
 		id, err := strconv.ParseInt(v, 10, 64)

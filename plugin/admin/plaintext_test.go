@@ -2,11 +2,18 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 const (
@@ -146,7 +153,10 @@ func TestLinkCarriesOnlyTheEndpointsParameters(t *testing.T) {
 			`<{base}/user/personal-access-tokens?page=2&per_page=1>; rel="next", <{base}/user/personal-access-tokens?page=4&per_page=1>; rel="last"`},
 		{"alice-admin", "/orgs/octo-org/personal-access-tokens?state=all&owner[]=bob&owner=alice&per_page=1&access_token=" + pastedFG + "&token=" + pastedClassic,
 			`<{base}/orgs/octo-org/personal-access-tokens?owner=alice&owner%5B%5D=bob&page=2&per_page=1&state=all>; rel="next", <{base}/orgs/octo-org/personal-access-tokens?owner=alice&owner%5B%5D=bob&page=3&per_page=1&state=all>; rel="last"`},
-		{"alice-admin", "/orgs/octo-org/audit-log?per_page=1&actor=test&access_token=" + pastedClassic,
+		// A parameter read once keeps the value the endpoint read.
+		{"alice-admin", "/orgs/octo-org/personal-access-tokens?state=all&state=" + pastedClassic + "&sort=created_at&sort=" + pastedFG + "&direction=asc&direction=" + pastedClassic + "&per_page=1",
+			`<{base}/orgs/octo-org/personal-access-tokens?direction=asc&page=2&per_page=1&sort=created_at&state=all>; rel="next", <{base}/orgs/octo-org/personal-access-tokens?direction=asc&page=3&per_page=1&sort=created_at&state=all>; rel="last"`},
+		{"alice-admin", "/orgs/octo-org/audit-log?per_page=1&actor=test&actor=" + pastedClassic + "&access_token=" + pastedClassic,
 			`<{base}/orgs/octo-org/audit-log?actor=test&page=2&per_page=1>; rel="next", <{base}/orgs/octo-org/audit-log?actor=test&page=3&per_page=1>; rel="last"`},
 		{"alice-admin", "/orgs/octo-org/personal-access-tokens/5/repositories?per_page=1&access_token=" + pastedClassic,
 			`<{base}/orgs/octo-org/personal-access-tokens/5/repositories?page=2&per_page=1>; rel="next", <{base}/orgs/octo-org/personal-access-tokens/5/repositories?page=3&per_page=1>; rel="last"`},
@@ -158,5 +168,125 @@ func TestLinkCarriesOnlyTheEndpointsParameters(t *testing.T) {
 		if shows(r.header.Get("Link")) || shows(r.body) {
 			t.Errorf("%s: the answer shows the token", tc.path)
 		}
+	}
+}
+
+// A filter the endpoint keeps in its links (a login, a repository, a
+// permission, an actor) that holds a token is a 422 naming it, neither
+// quoted nor described, and no Link carries it: lower-cased (no checksum
+// left) or written into other text too.
+func TestFiltersRefuseARawToken(t *testing.T) {
+	f := newFixture(t, true)
+	const (
+		reqs   = "/orgs/octo-org/personal-access-token-requests?state=all&per_page=1&"
+		grants = "/orgs/octo-org/personal-access-tokens?state=all&per_page=1&"
+		audit  = "/orgs/octo-org/audit-log?per_page=1&"
+	)
+	for _, raw := range []string{pastedClassic, pastedFG, strings.ToLower(pastedClassic), strings.ToLower(pastedFG), strings.ToUpper(pastedClassic), "x" + pastedFG + "y"} {
+		for _, tc := range []struct{ path, field string }{
+			{reqs + "owner=bob," + url.QueryEscape(raw), "owner"},
+			{reqs + "owner[]=bob&owner[]=" + url.QueryEscape(raw), "owner"},
+			{reqs + "repository=" + url.QueryEscape(raw), "repository"},
+			{reqs + "permission=" + url.QueryEscape(raw), "permission"},
+			{grants + "owner=bob," + url.QueryEscape(raw), "owner"},
+			{grants + "repository=" + url.QueryEscape(raw), "repository"},
+			{audit + "actor=" + url.QueryEscape(raw), "actor"},
+		} {
+			t.Run(tc.path, func(t *testing.T) {
+				r := f.do(t, "GET", tc.path, f.as("alice-admin"), nil)
+				expect422(t, r, tc.field, tc.field+": looks like a personal access token; send a token only in the Authorization header, never in a URL")
+				if r.header.Get("Link") != "" {
+					t.Errorf("Link: %s", r.header.Get("Link"))
+				}
+			})
+		}
+	}
+	// Without a token the same filters list and link as before.
+	r := f.do(t, "GET", reqs+"owner=alice,bob&repository=app", f.as("alice-admin"), nil)
+	want := `<{base}/orgs/octo-org/personal-access-token-requests?owner=alice%2Cbob&page=2&per_page=1&repository=app&state=all>; rel="next", <{base}/orgs/octo-org/personal-access-token-requests?owner=alice%2Cbob&page=2&per_page=1&repository=app&state=all>; rel="last"`
+	if want = strings.ReplaceAll(want, "{base}", f.ts.URL); r.status != 200 || r.header.Get("Link") != want {
+		t.Fatalf("%d %s\nLink %s\nwant %s", r.status, r.body, r.header.Get("Link"), want)
+	}
+}
+
+// customPrefixRuns counts the runs of TestFiltersRefuseATokenOfTheDeploymentsPrefix
+// in this process: noted prefixes stay noted for its life.
+var customPrefixRuns atomic.Int32
+
+// The deployment's own prefixes count even when the process has not noted
+// them: a lower-cased token of a prefix that does not end in "_" has
+// neither a checksum nor a shape that stands alone.
+func TestFiltersRefuseATokenOfTheDeploymentsPrefix(t *testing.T) {
+	f := newFixture(t, true)
+	run := customPrefixRuns.Add(1)
+	custom := token.Prefixes{Classic: fmt.Sprintf("zqxwadm%d", run), FineGrained: token.DefaultPrefixes.FineGrained}
+	admin, err := token.Generate(store.KindClassic, custom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, _, err := f.db.CreateToken(t.Context(), store.CreateTokenParams{Token: store.Token{Kind: store.KindClassic, User: "alice", Name: "custom-admin",
+		Scopes: []string{"admin:org"}, Hash: token.Hash(admin), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	pasted, err := token.Generate(store.KindClassic, custom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lower := strings.ToLower(pasted)
+	if token.Hidden(lower) {
+		t.Fatal("the custom prefix is known without the deployment's prefixes: the test shows nothing")
+	}
+	ts := httptest.NewServer(New(&Config{Addr: "127.0.0.1:0"}, Deps{Manager: f.srv.deps.Manager, Store: f.db, Prefixes: custom}).Handler())
+	t.Cleanup(ts.Close)
+	for _, q := range []string{"owner=bob," + lower, "repository=" + lower, "permission=" + lower} {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", ts.URL+"/orgs/octo-org/personal-access-token-requests?state=all&per_page=1&"+q, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		field, _, _ := strings.Cut(q, "=")
+		want := `{"message":"Validation Failed: ` + field + `: looks like a personal access token; send a token only in the Authorization header, never in a URL",` +
+			`"errors":[{"resource":"PersonalAccessTokenRequest","field":"` + field + `","code":"invalid","message":"` + field +
+			`: looks like a personal access token; send a token only in the Authorization header, never in a URL"}],"documentation_url":"` + docListRequests + `"}`
+		if resp.StatusCode != 422 || strings.TrimSpace(string(b)) != want || resp.Header.Get("Link") != "" {
+			t.Errorf("%s: %d %s\nLink %s\nwant 422 %s", q, resp.StatusCode, b, resp.Header.Get("Link"), want)
+		}
+	}
+}
+
+// Without a configured url, the links and *_url fields are built from the
+// Host header: one that looks like a token is a 400, before anything else.
+// With a url, the Host header is not used and not looked at.
+func TestHostHeaderThatLooksLikeAToken(t *testing.T) {
+	f := newFixture(t, true)
+	get := func(t *testing.T, url, host string) response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/orgs/octo-org/personal-access-token-requests?state=all&per_page=1", nil)
+		req.Host = host
+		req.Header.Set("Authorization", f.as("alice-admin"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return response{status: resp.StatusCode, header: resp.Header, body: strings.TrimSpace(string(b))}
+	}
+	want := errBody("Bad Request: the Host header looks like a personal access token; send a token only in the Authorization header", docServing)
+	for _, host := range []string{strings.ToLower(pastedClassic), strings.ToLower(pastedClassic) + ":8282"} {
+		if r := get(t, f.ts.URL, host); r.status != 400 || r.body != want || r.header.Get("Link") != "" {
+			t.Errorf("Host %s: %d %s\nLink %s", host, r.status, r.body, r.header.Get("Link"))
+		}
+	}
+	withURL := httptest.NewServer(New(&Config{Addr: "127.0.0.1:0", baseURL: "https://pat.example.com"},
+		Deps{Manager: f.srv.deps.Manager, Store: f.db, Prefixes: token.DefaultPrefixes}).Handler())
+	t.Cleanup(withURL.Close)
+	r := get(t, withURL.URL, strings.ToLower(pastedClassic))
+	if r.status != 200 || shows(r.body) || !strings.HasPrefix(r.header.Get("Link"), "<https://pat.example.com/orgs/octo-org/") {
+		t.Errorf("with a url: %d %s\nLink %s", r.status, r.body, r.header.Get("Link"))
 	}
 }

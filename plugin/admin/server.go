@@ -105,7 +105,19 @@ func (s *Server) routes() {
 }
 
 // Handler is the API's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// serveHTTP refuses a Host header that looks like a token when the links
+// and *_url fields of the answer would be built from it (no url
+// configured): it would come back in them. Any other request goes to its
+// endpoint.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.baseURL == "" && s.looksLikeToken(r.Host) {
+		writeError(w, newError(http.StatusBadRequest, "Bad Request: the Host header looks like a personal access token; send a token only in the Authorization header", docServing))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Start listens on the configured address and serves until Stop.
 func (s *Server) Start(_ context.Context) error {
@@ -119,7 +131,7 @@ func (s *Server) Start(_ context.Context) error {
 		return fmt.Errorf("admin API: listening on %q: %w", s.cfg.Addr, err)
 	}
 	s.listener = ln
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.done = make(chan struct{})
 	go func(srv *http.Server, done chan struct{}) {
 		defer close(done)
