@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -244,8 +245,19 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 		if t.ResourceOwner == "" {
 			t.ResourceOwner = t.User
 		}
-		if t.RepositorySelection == "" {
+		selection := t.RepositorySelection
+		if selection == "" {
 			t.RepositorySelection = "public"
+			selection = `"public" (the default)`
+		} else {
+			selection = strconv.Quote(selection)
+		}
+		// A list kept beside "all" or "public" would be shown with the
+		// token and mean nothing (the CLI's --repositories excludes
+		// --all-repositories and --public-repositories for the same
+		// reason). Another selection is the store's to refuse, unquoted.
+		if (t.RepositorySelection == "all" || t.RepositorySelection == "public") && len(t.Repositories) > 0 {
+			return Result{}, fmt.Errorf(`repositories: only a token for "selected" repositories names them; this one is for %s repositories`, selection)
 		}
 		perms := make(map[string]string, len(t.Permissions)+1)
 		for k, v := range t.Permissions {
