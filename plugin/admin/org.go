@@ -70,7 +70,7 @@ func (s *Server) reviewRequests(w http.ResponseWriter, r *http.Request, caller s
 		Action *string  `json:"action"`
 		Reason *string  `json:"reason"`
 	}
-	if e := decodeBody(r, &body, docReviewRequests); e != nil {
+	if e := decodeBody(r, &body, "PersonalAccessTokenRequest", docReviewRequests); e != nil {
 		return e
 	}
 	var ids []int64
@@ -99,7 +99,7 @@ func (s *Server) reviewRequest(w http.ResponseWriter, r *http.Request, caller st
 		return newError(http.StatusNotFound, "Not Found", docReviewRequest)
 	}
 	var body reviewBody
-	if e := decodeBody(r, &body, docReviewRequest); e != nil {
+	if e := decodeBody(r, &body, "PersonalAccessTokenRequest", docReviewRequest); e != nil {
 		return e
 	}
 	errs := append(checkAction(body.Action, "approve", "deny"), checkReason(body.Reason)...)
@@ -233,7 +233,7 @@ func (s *Server) revokeGrants(w http.ResponseWriter, r *http.Request, caller sto
 		Action *string  `json:"action"`
 		Reason *string  `json:"reason"`
 	}
-	if e := decodeBody(r, &body, docRevokeGrants); e != nil {
+	if e := decodeBody(r, &body, "PersonalAccessToken", docRevokeGrants); e != nil {
 		return e
 	}
 	var ids []int64
@@ -264,7 +264,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, caller stor
 		Action *string `json:"action"`
 		Reason *string `json:"reason"`
 	}
-	if e := decodeBody(r, &body, docRevokeGrant); e != nil {
+	if e := decodeBody(r, &body, "PersonalAccessToken", docRevokeGrant); e != nil {
 		return e
 	}
 	errs := append(checkAction(body.Action, "revoke"), checkReason(body.Reason)...)

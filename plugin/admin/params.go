@@ -205,8 +205,9 @@ func pathID(r *http.Request, name string) (int64, bool) {
 }
 
 // decodeBody decodes a JSON body into dst; a body that is not JSON is a
-// 400, as on GitHub.
-func decodeBody(r *http.Request, dst any, doc string) *apiError {
+// 400, as on GitHub, and a value of the wrong type a 422 naming the field
+// of resource.
+func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return newError(http.StatusBadRequest, "Problems parsing JSON: "+err.Error(), doc)
@@ -221,7 +222,7 @@ func decodeBody(r *http.Request, dst any, doc string) *apiError {
 	if err := dec.Decode(dst); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return invalid(doc, "", fieldError{Field: te.Field, Message: fmt.Sprintf("%s: want %s, got a JSON %s", te.Field, jsonTypeName(te.Type.String()), te.Value)})
+			return invalid(doc, resource, fieldError{Field: te.Field, Message: fmt.Sprintf("%s: want %s, got a JSON %s", te.Field, jsonTypeName(te.Type.String()), te.Value)})
 		}
 		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
 	}

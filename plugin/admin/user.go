@@ -74,7 +74,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 		return e
 	}
 	var body createBody
-	if e := decodeBody(r, &body, docUserTokens); e != nil {
+	if e := decodeBody(r, &body, "PersonalAccessToken", docUserTokens); e != nil {
 		return e
 	}
 	now := s.now()
@@ -84,7 +84,11 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 		NoExpiry: body.NoExpiry, Reason: str(body.Reason), Actor: caller.User,
 	}
 	var errs []fieldError
-	if body.Kind != store.KindClassic && body.Kind != store.KindFineGrained {
+	switch body.Kind {
+	case store.KindClassic, store.KindFineGrained:
+	case "":
+		errs = append(errs, fieldError{Field: "kind", Code: "missing_field", Message: `kind: missing, want "classic" or "fine_grained"`})
+	default:
 		errs = append(errs, fieldError{Field: "kind", Message: fmt.Sprintf(`kind: unknown value %s, want "classic" or "fine_grained"`, token.Quote(body.Kind))})
 	}
 	given := 0
@@ -230,7 +234,7 @@ func (s *Server) requestAgain(w http.ResponseWriter, r *http.Request, caller sto
 	var body struct {
 		Reason *string `json:"reason"`
 	}
-	if e := decodeBody(r, &body, docUserTokens); e != nil {
+	if e := decodeBody(r, &body, "PersonalAccessTokenRequest", docUserTokens); e != nil {
 		return e
 	}
 	if errs := checkReason(body.Reason); len(errs) > 0 {

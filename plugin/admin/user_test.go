@@ -3,6 +3,8 @@ package admin
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // invalidBody is the 422 answer naming one field of resource.
@@ -47,5 +49,50 @@ func TestCreateTokenRepositoriesOnlyWithSelected(t *testing.T) {
 		"repository_selection": "all", "repositories": []string{}})
 	if r.status != 201 {
 		t.Fatalf("all with an empty list: %d %s", r.status, r.body)
+	}
+}
+
+// tokenID is the id of the fixture's token of that name.
+func (f *fixture) tokenID(t *testing.T, name string) int64 {
+	t.Helper()
+	tk, ok, err := f.db.TokenByHash(t.Context(), token.Hash(f.raw[name]))
+	if err != nil || !ok {
+		t.Fatalf("token %s: %v", name, err)
+	}
+	return tk.ID
+}
+
+// Every 422 names its resource, a type error too, and a missing kind is
+// missing (missing_field), as a missing action is.
+func TestBodyErrorsNameTheResource(t *testing.T) {
+	f := newFixture(t, true)
+	bobAll := itoa(f.tokenID(t, "bob-all"))
+	for _, tc := range []struct {
+		note, as, method, path, body string
+		want                         string
+	}{
+		{note: "no kind", as: "bob-user", path: "/user/personal-access-tokens", body: `{"name": "a"}`,
+			want: invalidBody("PersonalAccessToken", "kind", "missing_field", `kind: missing, want "classic" or "fine_grained"`, docUserTokens)},
+		{note: "an empty kind", as: "bob-user", path: "/user/personal-access-tokens", body: `{"name": "a", "kind": ""}`,
+			want: invalidBody("PersonalAccessToken", "kind", "missing_field", `kind: missing, want "classic" or "fine_grained"`, docUserTokens)},
+		{note: "a name of the wrong type", as: "bob-user", path: "/user/personal-access-tokens", body: `{"name": 5, "kind": "classic"}`,
+			want: invalidBody("PersonalAccessToken", "name", "invalid", "name: want a string, got a JSON number", docUserTokens)},
+		{note: "a reason of the wrong type", as: "bob-user", path: "/user/personal-access-tokens/" + bobAll + "/requests", body: `{"reason": true}`,
+			want: invalidBody("PersonalAccessTokenRequest", "reason", "invalid", "reason: want a string, got a JSON bool", docUserTokens)},
+		{note: "review: ids of the wrong type", as: "alice-admin", path: "/orgs/octo-org/personal-access-token-requests", body: `{"pat_request_ids": ["1"], "action": "deny"}`,
+			want: invalidBody("PersonalAccessTokenRequest", "pat_request_ids", "invalid", "pat_request_ids: want integers, got a JSON string", docReviewRequests)},
+		{note: "review one: an action of the wrong type", as: "alice-admin", path: "/orgs/octo-org/personal-access-token-requests/1", body: `{"action": 1}`,
+			want: invalidBody("PersonalAccessTokenRequest", "action", "invalid", "action: want a string, got a JSON number", docReviewRequest)},
+		{note: "revoke: ids of the wrong type", as: "alice-admin", path: "/orgs/octo-org/personal-access-tokens", body: `{"pat_ids": 7, "action": "revoke"}`,
+			want: invalidBody("PersonalAccessToken", "pat_ids", "invalid", "pat_ids: want an array of integers, got a JSON number", docRevokeGrants)},
+		{note: "revoke one: a reason of the wrong type", as: "alice-admin", path: "/orgs/octo-org/personal-access-tokens/7", body: `{"action": "revoke", "reason": []}`,
+			want: invalidBody("PersonalAccessToken", "reason", "invalid", "reason: want a string, got a JSON array", docRevokeGrant)},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "POST", tc.path, f.as(tc.as), tc.body)
+			if r.status != 422 || r.body != tc.want {
+				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, tc.want)
+			}
+		})
 	}
 }
