@@ -180,16 +180,25 @@ type tokenJSON struct {
 	Request             *grantSummary     `json:"request,omitempty"`
 }
 
-// grantSummary is a token's current grant for its organization.
+// grantSummary is a token's current grant for its organization: reason is
+// the requester's justification and review_reason the reviewer's, as in
+// the organization's list of requests, so that a review does not replace
+// what the user wrote.
 type grantSummary struct {
-	ID       int64   `json:"id"`
-	Org      string  `json:"org"`
-	State    string  `json:"state"`
-	Reason   *string `json:"reason"`
-	Reviewer *string `json:"reviewer"`
+	ID           int64   `json:"id"`
+	Org          string  `json:"org"`
+	State        string  `json:"state"`
+	Reason       *string `json:"reason"`
+	Reviewer     *string `json:"reviewer"`
+	ReviewReason *string `json:"review_reason"`
 }
 
-func (s *Server) tokenItem(t store.Token, g *store.Grant) tokenJSON {
+func summary(g store.Grant, justification, review string) *grantSummary {
+	return &grantSummary{ID: g.ID, Org: g.Org, State: g.State, Reason: nullString(justification), Reviewer: nullString(g.Reviewer),
+		ReviewReason: nullString(review)}
+}
+
+func (s *Server) tokenItem(t store.Token, g *grantSummary) tokenJSON {
 	out := tokenJSON{
 		ID: t.ID, Name: t.Name, Kind: t.Kind, User: t.User, Scopes: sorted(t.Scopes), ResourceOwner: nullString(t.ResourceOwner),
 		RepositorySelection: nullString(t.RepositorySelection), Repositories: sorted(t.Repositories), Permissions: t.Permissions,
@@ -199,9 +208,7 @@ func (s *Server) tokenItem(t store.Token, g *store.Grant) tokenJSON {
 	if out.Permissions == nil {
 		out.Permissions = map[string]string{}
 	}
-	if g != nil {
-		out.Request = &grantSummary{ID: g.ID, Org: g.Org, State: g.State, Reason: nullString(g.Reason), Reviewer: nullString(g.Reviewer)}
-	}
+	out.Request = g
 	return out
 }
 

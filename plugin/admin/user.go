@@ -32,19 +32,28 @@ func (s *Server) listOwnTokens(w http.ResponseWriter, r *http.Request, caller st
 	if err != nil {
 		return s.storeError(err, "PersonalAccessToken", "", false, docUserTokens)
 	}
+	// The current grants of the page's tokens aimed at an organization, one
+	// query per organization, with the justification and the review's
+	// reason apart, as the organization's list of requests has them.
+	aimed := map[string][]int64{}
+	for _, t := range tokens {
+		if t.Kind == store.KindFineGrained && t.ResourceOwner != "" && t.ResourceOwner != t.User {
+			aimed[t.ResourceOwner] = append(aimed[t.ResourceOwner], t.ID)
+		}
+	}
+	grants := map[int64]*grantSummary{}
+	for org, ids := range aimed {
+		rows, _, err := s.db.ListOrgGrants(r.Context(), store.OrgGrantFilter{Org: org, TokenIDs: ids})
+		if err != nil {
+			return s.storeError(err, "PersonalAccessToken", "", false, docUserTokens)
+		}
+		for _, g := range rows {
+			grants[g.Token.ID] = summary(g.Grant, g.Justification, g.ReviewReason)
+		}
+	}
 	items := make([]tokenJSON, len(tokens))
 	for i, t := range tokens {
-		var g *store.Grant
-		if t.Kind == store.KindFineGrained && t.ResourceOwner != "" && t.ResourceOwner != t.User {
-			cur, ok, err := s.db.Grant(r.Context(), t.ID, t.ResourceOwner)
-			if err != nil {
-				return s.storeError(err, "PersonalAccessToken", "", false, docUserTokens)
-			}
-			if ok {
-				g = &cur
-			}
-		}
-		items[i] = s.tokenItem(t, g)
+		items[i] = s.tokenItem(t, grants[t.ID])
 	}
 	s.setLink(w, r, p, total)
 	writeJSON(w, http.StatusOK, items)
@@ -146,7 +155,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 		}
 		return s.storeError(err, "PersonalAccessToken", "", false, docUserTokens)
 	}
-	out := s.tokenItem(res.Token, res.Grant)
+	var g *grantSummary
+	if res.Grant != nil {
+		// A new grant: its reason is the justification, not yet reviewed.
+		g = summary(*res.Grant, res.Grant.Reason, "")
+	}
+	out := s.tokenItem(res.Token, g)
 	out.Token = res.Raw
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, out)
@@ -248,6 +262,7 @@ func (s *Server) requestAgain(w http.ResponseWriter, r *http.Request, caller sto
 	if err != nil {
 		return s.storeError(err, "PersonalAccessTokenRequest", "id", false, docUserTokens)
 	}
-	writeJSON(w, http.StatusCreated, grantSummary{ID: g.ID, Org: g.Org, State: g.State, Reason: nullString(g.Reason), Reviewer: nullString(g.Reviewer)})
+	// A new request: its reason is the justification, not yet reviewed.
+	writeJSON(w, http.StatusCreated, summary(g, g.Reason, ""))
 	return nil
 }

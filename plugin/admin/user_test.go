@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/opa-pat/opa-pat/plugin/token"
@@ -94,5 +95,53 @@ func TestBodyErrorsNameTheResource(t *testing.T) {
 				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, tc.want)
 			}
 		})
+	}
+}
+
+// A token's request in the user's list keeps the user's justification as
+// reason once reviewed, and the reviewer's reason as review_reason, as the
+// organization's list of requests has them.
+func TestOwnTokensKeepTheJustification(t *testing.T) {
+	f := newFixture(t, true)
+	id := f.tokenID(t, "bob-all")
+	request := func(t *testing.T) (string, string) {
+		t.Helper()
+		r := f.do(t, "GET", "/user/personal-access-tokens?per_page=100", f.as("bob-user"), nil)
+		var items []struct {
+			ID      int64           `json:"id"`
+			Request json.RawMessage `json:"request"`
+		}
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &items) != nil {
+			t.Fatalf("own tokens: %d %s", r.status, r.body)
+		}
+		own := ""
+		for _, it := range items {
+			if it.ID == id {
+				own = string(it.Request)
+			}
+		}
+		r = f.do(t, "GET", "/orgs/octo-org/personal-access-token-requests?state=all&token_id="+itoa(id), f.as("alice-admin"), nil)
+		var reqs []map[string]any
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &reqs) != nil || len(reqs) != 1 {
+			t.Fatalf("the organization's requests: %d %s", r.status, r.body)
+		}
+		org, _ := json.Marshal(map[string]any{"id": reqs[0]["id"], "org": "octo-org", "state": reqs[0]["state"], "reason": reqs[0]["reason"],
+			"reviewer": reqs[0]["reviewer"], "review_reason": reqs[0]["review_reason"]})
+		return own, string(org)
+	}
+	own, org := request(t)
+	if want := `{"id":1,"org":"octo-org","state":"pending","reason":"read everything","reviewer":null,"review_reason":null}`; own != want {
+		t.Fatalf("pending: got %s\nwant %s", own, want)
+	}
+	if r := f.do(t, "POST", "/orgs/octo-org/personal-access-token-requests/1", f.as("alice-admin"), map[string]any{"action": "deny", "reason": "too broad"}); r.status != 204 {
+		t.Fatalf("deny: %d %s", r.status, r.body)
+	}
+	own, org = request(t)
+	if want := `{"id":1,"org":"octo-org","state":"denied","reason":"read everything","reviewer":"alice","review_reason":"too broad"}`; own != want {
+		t.Fatalf("denied: got %s\nwant %s", own, want)
+	}
+	var a, b map[string]any
+	if json.Unmarshal([]byte(own), &a) != nil || json.Unmarshal([]byte(org), &b) != nil || !reflect.DeepEqual(a, b) {
+		t.Fatalf("the user's list says %s, the organization's %s", own, org)
 	}
 }
