@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/opa-pat/opa-pat/plugin/token"
@@ -143,5 +144,26 @@ func TestOwnTokensKeepTheJustification(t *testing.T) {
 	var a, b map[string]any
 	if json.Unmarshal([]byte(own), &a) != nil || json.Unmarshal([]byte(org), &b) != nil || !reflect.DeepEqual(a, b) {
 		t.Fatalf("the user's list says %s, the organization's %s", own, org)
+	}
+}
+
+// A body over 1 MiB is a 413 and nothing of it is applied; one of exactly
+// 1 MiB is read.
+func TestBodyTooLarge(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/user/personal-access-tokens"
+	body := func(n int) string {
+		b := `{"name": "big", "kind": "classic", "scopes": ["repo"]}`
+		return b + strings.Repeat(" ", n-len(b))
+	}
+	r := f.do(t, "POST", path, f.as("bob-user"), body(maxBody+1))
+	if want := errBody("the body is larger than 1048576 bytes", docUserTokens); r.status != 413 || r.body != want {
+		t.Fatalf("got %d %s\nwant 413 %s", r.status, r.body, want)
+	}
+	if list := f.do(t, "GET", path, f.as("bob-user"), nil); strings.Contains(list.body, `"name":"big"`) {
+		t.Fatalf("a token was created: %s", list.body)
+	}
+	if r := f.do(t, "POST", path, f.as("bob-user"), body(maxBody)); r.status != 201 {
+		t.Fatalf("1 MiB: %d %s", r.status, r.body)
 	}
 }
