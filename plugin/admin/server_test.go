@@ -519,6 +519,14 @@ func TestSetLink(t *testing.T) {
 			}
 		})
 	}
+	// A value that looks like a token is never carried, even of a
+	// parameter the endpoint reads (the endpoints refuse one before
+	// listing; this is the last guard).
+	w := httptest.NewRecorder()
+	s.setLink(w, httptest.NewRequest("GET", "/x?owner=a&repository="+strings.ToLower(pastedClassic), nil), page{1, 2}, 3, "owner", "repository")
+	if got, want := w.Header().Get("Link"), `<https://pat.example.com/x?owner=a&page=2&per_page=2>; rel="next", <https://pat.example.com/x?owner=a&page=2&per_page=2>; rel="last"`; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
 }
 
 func TestStartStop(t *testing.T) {
