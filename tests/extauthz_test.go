@@ -466,6 +466,10 @@ func TestExtAuthzGate(t *testing.T) {
 			{"list locks with a read-only token", lfs("GET", "/octo-org/app.git/info/lfs/locks?path=a.bin", "", fg), 200},
 			{"verify locks before a push with a read-only token", lfs("POST", "/octo-org/app.git/info/lfs/locks/verify", `{}`, fg), 403},
 			{"a batch by GET is not a path the gate covers", lfs("GET", batch, "", classic), 404},
+			// What a Go LFS server would read as upload (encoding/json matches keys in any case,
+			// the last one wins), and a body with something after its JSON value, ask for write.
+			{"download beside Operation: upload, read-only", lfs("POST", batch, `{"operation":"download","Operation":"upload","objects":[]}`, fg), 403},
+			{"download followed by junk, read-only", lfs("POST", batch, download+` {"operation":"upload"}`, fg), 403},
 		} {
 			if _, got := g.check(t, tc.req); got.status != tc.want {
 				t.Errorf("%s: got %d, want %d", tc.note, got.status, tc.want)

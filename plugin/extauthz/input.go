@@ -1,9 +1,9 @@
 package extauthz
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -11,6 +11,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -362,9 +363,10 @@ func httpHeaders(h *authv3.AttributeContext_HttpRequest) headerList {
 // ("%2F") stays inside its segment, where the policy refuses it; a leading
 // "/" is dropped, as opa-envoy-plugin does ("/a/b" -> ["a", "b"], "/" -> [""]).
 func parsePath(target string) (*ast.Array, ast.Object, error) {
+	// A fragment ends the target wherever it is, before a "?" too: in
+	// "/o/r.git/info/refs#?service=git-upload-pack" the query is empty.
+	target, _, _ = strings.Cut(target, "#")
 	path, rawQuery, _ := strings.Cut(target, "?")
-	path, _, _ = strings.Cut(path, "#")
-	rawQuery, _, _ = strings.Cut(rawQuery, "#")
 
 	path = strings.TrimLeft(path, "/")
 	n := strings.Count(path, "/") + 1
@@ -404,8 +406,12 @@ func jsonMediaType(contentType string) bool {
 }
 
 // parsedBody parses a JSON request body when Envoy forwarded one (with_request_body).
-// A body cut short by Envoy (content-length larger than what arrived) is
-// reported as truncated and not parsed; a body that is not JSON is null.
+// A body cut short by Envoy (content-length larger than what arrived, or
+// x-envoy-auth-partial-body: true, which Envoy sets when it forwards part of
+// a body of unknown length with allow_partial_message) is reported as
+// truncated and not parsed. A body that is not one JSON value is null: one
+// followed by anything but white space ({"operation": "download"} xx) is
+// read differently by different upstreams, so the gate reads it as none.
 func parsedBody(body string, headers headerList) (ast.Value, bool) {
 	if body == "" || !jsonMediaType(headers.get("content-type")) {
 		return ast.Null{}, false
@@ -413,7 +419,18 @@ func parsedBody(body string, headers headerList) (ast.Value, bool) {
 	if cl, err := strconv.ParseInt(headers.get("content-length"), 10, 64); err == nil && cl > int64(len(body)) {
 		return ast.Null{}, true
 	}
-	v, err := ast.ValueFromReader(bytes.NewReader([]byte(body)))
+	if strings.EqualFold(strings.TrimSpace(headers.get("x-envoy-auth-partial-body")), "true") {
+		return ast.Null{}, true
+	}
+	dec := util.NewJSONDecoder(strings.NewReader(body))
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return ast.Null{}, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ast.Null{}, false
+	}
+	v, err := ast.InterfaceToValue(x)
 	if err != nil {
 		return ast.Null{}, false
 	}

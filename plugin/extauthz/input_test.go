@@ -100,3 +100,54 @@ func TestBuildInputBadPath(t *testing.T) {
 		t.Fatalf("got %v, want %v", err, errBadPath)
 	}
 }
+
+// A body is parsed when it is one JSON value and nothing else but white
+// space; one cut short, by its length or as Envoy says with
+// x-envoy-auth-partial-body, is truncated.
+func TestParsedBody(t *testing.T) {
+	lfs := headerList{{"content-type", "application/vnd.git-lfs+json"}}
+	with := func(h ...[2]string) headerList { return append(slices.Clone(lfs), h...) }
+	for _, tc := range []struct {
+		note      string
+		body      string
+		headers   headerList
+		want      string
+		truncated bool
+	}{
+		{note: "one value", body: `{"operation": "download"}`, headers: lfs, want: `{"operation": "download"}`},
+		{note: "white space after it", body: "{\"operation\": \"download\"}\r\n\t ", headers: lfs, want: `{"operation": "download"}`},
+		{note: "junk after it", body: `{"operation": "download"} xx`, headers: lfs, want: `null`},
+		{note: "a comment after it", body: `{"operation": "download"} // upload`, headers: lfs, want: `null`},
+		{note: "a second value", body: `{"operation": "download"}{"operation": "upload"}`, headers: lfs, want: `null`},
+		{note: "not JSON", body: `operation=download`, headers: lfs, want: `null`},
+		{note: "not a JSON media type", body: `{"operation": "download"}`, headers: headerList{{"content-type", "text/plain"}}, want: `null`},
+		{note: "cut short by its length", body: `{"operation": "download"}`, headers: with([2]string{"content-length", "100"}), want: `null`, truncated: true},
+		{note: "cut short, Envoy says", body: `{"operation": "download"}`, headers: with([2]string{"x-envoy-auth-partial-body", "true"}), want: `null`, truncated: true},
+		{note: "whole, Envoy says", body: `{"operation": "download"}`, headers: with([2]string{"x-envoy-auth-partial-body", "false"}), want: `{"operation": "download"}`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			got, truncated := parsedBody(tc.body, tc.headers)
+			want := ast.MustParseTerm(tc.want).Value
+			if got.Compare(want) != 0 || truncated != tc.truncated {
+				t.Fatalf("got %v, truncated %v; want %v, truncated %v", got, truncated, want, tc.truncated)
+			}
+		})
+	}
+}
+
+// A fragment ends the request target, also before its "?".
+func TestParsePathFragment(t *testing.T) {
+	for _, tc := range []struct{ target, path, query string }{
+		{"/o/r.git/info/refs#?service=git-upload-pack", `["o", "r.git", "info", "refs"]`, `{}`},
+		{"/o/r.git/info/refs?service=git-upload-pack#x", `["o", "r.git", "info", "refs"]`, `{"service": ["git-upload-pack"]}`},
+		{"/o/r#a?b/c", `["o", "r"]`, `{}`},
+	} {
+		path, query, err := parsePath(tc.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path.Compare(ast.MustParseTerm(tc.path).Value) != 0 || query.Compare(ast.MustParseTerm(tc.query).Value) != 0 {
+			t.Errorf("%s: path %v, query %v; want %s, %s", tc.target, path, query, tc.path, tc.query)
+		}
+	}
+}

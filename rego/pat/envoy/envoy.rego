@@ -199,10 +199,12 @@ _route := {"resource": {"owner": lower(owner), "repository": _repo_name(repo)}, 
 
 # The batch API says in its JSON body whether objects are downloaded or uploaded. When Envoy does not
 # forward the body (with_request_body), or cuts it short, the gate cannot tell, and asks for write: a
-# read-only token is then refused rather than handed upload URLs. Locks are listed (read), created,
+# read-only token is then refused rather than handed upload URLs. So does a body that says download
+# only to some readers: one with "Operation": "upload" beside it (_body_values). Locks are listed (read), created,
 # verified before a push and released (write).
-_lfs_action(["objects", "batch"], "POST") := action if {
-	action := {"download": "read", "upload": "write"}[input.parsed_body.operation]
+_lfs_action(["objects", "batch"], "POST") := "read" if {
+	input.parsed_body.operation == "download"
+	_body_values("operation") == {"download"}
 } else := "write"
 
 _lfs_action(["locks"], method) := {"GET": "read", "POST": "write"}[method]
@@ -214,7 +216,7 @@ _lfs_action(["locks", _, "unlock"], "POST") := "write"
 # The first segments of REST paths are not owners of Git repositories.
 _git_owner(owner) if {
 	regex.match(`^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]?|\.[A-Za-z0-9_-]|[A-Za-z0-9_.-]{3,})$`, owner) # _name(owner)
-	not owner in {"repos", "orgs", "api"}
+	not lower(owner) in {"repos", "orgs", "api"}
 }
 
 # A Git path's repository: the name without its .git suffix, undefined (so the path is not
@@ -727,11 +729,16 @@ _discussion_scopes := {"read": ["read:discussion", "write:discussion"], "write":
 # public one, which the gate knows only from a forwarded body that asks for no private or internal
 # repository (GitHub's default is public); without the body it asks for repo.
 _new_repository_scopes := ["repo", "public_repo"] if {
-	body := input.parsed_body
-	is_object(body)
-	not body.private == true
-	object.get(body, "visibility", "public") == "public"
+	is_object(input.parsed_body)
+	every v in _body_values("private") { v == false }
+	every v in _body_values("visibility") { v == "public" }
 } else := ["repo"]
+
+# The values of a JSON body's keys that are key in any case. Upstreams read a body's keys
+# differently: Go's encoding/json matches them in any case (the last one wins), most others
+# exactly. A body that says one thing under "operation" and another under "Operation" says both,
+# so the gate believes it only when every spelling agrees.
+_body_values(key) := {v | some k, v in input.parsed_body; lower(k) == key}
 
 # METADATA
 # description: >-

@@ -241,6 +241,13 @@ test_route_classic_scopes[note] if {
 		"create a public repository, said so": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "private": false, "visibility": "public"}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo", "public_repo"]]},
 		"create a private repository": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "private": true}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
 		"create an internal repository": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "visibility": "internal"}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
+		# Go's encoding/json reads keys in any case (the last one wins): every spelling counts.
+		"private in another case": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "Private": true}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
+		"private false, and true in another case": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "private": false, "PRIVATE": true}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
+		"visibility public, and private in another case": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "visibility": "public", "Visibility": "private"}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
+		"private as a string": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "private": "true"}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
+		"private as a number": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "private": 1}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo"]]},
+		"private false in another case": {"m": "POST", "p": "/orgs/octo-org/repos", "body": {"name": "x", "Private": false}, "resource": {"owner": "octo-org"}, "want": ["write", "administration", ["repo", "public_repo"]]},
 	}
 	[action, permission, scopes] := tc.want
 	envoy.mapped == {
@@ -307,6 +314,9 @@ test_lfs_route[note] if {
 		"batch, no body": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": null, "want": "write"},
 		"batch, unknown operation": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": {"operation": "delete"}, "want": "write"},
 		"batch, body not an object": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": ["download"], "want": "write"},
+		"batch, upload in another case beside download": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": {"operation": "download", "Operation": "upload"}, "want": "write"},
+		"batch, upload in capitals beside download": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": {"operation": "download", "OPERATION": "upload"}, "want": "write"},
+		"batch, download in another case only": {"m": "POST", "p": "/octo-org/app.git/info/lfs/objects/batch", "body": {"Operation": "download"}, "want": "write"},
 		"list locks": {"m": "GET", "p": "/octo-org/app.git/info/lfs/locks?path=a.bin", "body": null, "want": "read"},
 		"create lock": {"m": "POST", "p": "/octo-org/app.git/info/lfs/locks", "body": {"path": "a.bin"}, "want": "write"},
 		"verify locks": {"m": "POST", "p": "/octo-org/app.git/info/lfs/locks/verify", "body": {}, "want": "write"},
@@ -365,6 +375,9 @@ test_unknown_path[note] if {
 		"wiki push": {"m": "POST", "p": "/octo-org/app.wiki.git/git-receive-pack"},
 		"wiki clone, without .git": {"m": "GET", "p": "/octo-org/App.Wiki/info/refs?service=git-upload-pack"},
 		"wiki lfs": {"m": "POST", "p": "/octo-org/app.wiki.git/info/lfs/locks"},
+		"a Git path under Repos, which is no owner": {"m": "POST", "p": "/Repos/docs.git/git-upload-pack"},
+		"a Git path under ORGS, which is no owner": {"m": "GET", "p": "/ORGS/docs.git/info/refs?service=git-upload-pack"},
+		"a Git path under Api, which is no owner": {"m": "POST", "p": "/Api/docs/git-receive-pack"},
 		"a query, not echoed (it may carry a credential)": {"m": "GET", "p": "/user/repos?access_token=ghp_16C7e42F292c6912E7710c838347Ae178B4a"},
 	}
 	req_in := req(tc.m, tc.p, bearer)
