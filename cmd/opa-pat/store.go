@@ -37,6 +37,8 @@ type storeFlags struct {
 	path   string
 	output string
 	actor  string
+	// writes is set by register: the command takes --actor.
+	writes bool
 	// cmd is the command that registered the flags: warnings about the
 	// store go to its standard error.
 	cmd *cobra.Command
@@ -45,6 +47,7 @@ type storeFlags struct {
 // register adds --store, --output and --actor (who acts, for the audit log).
 func (f *storeFlags) register(cmd *cobra.Command, defaultOutput string) {
 	f.registerRead(cmd, defaultOutput)
+	f.writes = true
 	cmd.Flags().StringVar(&f.actor, "actor", defaultActor(), "who acts, as recorded in the audit log")
 }
 
@@ -75,7 +78,9 @@ func (f *storeFlags) check() error {
 	if err := store.CheckPlain("--actor", f.actor); err != nil {
 		return err
 	}
-	if f.actor != "" && strings.TrimSpace(f.actor) == "" || strings.ContainsFunc(f.actor, unicode.IsControl) {
+	// An empty --actor is as blank as "  ": the issuer would record the
+	// token's user in its place, and the store "" (nobody).
+	if f.writes && strings.TrimSpace(f.actor) == "" || strings.ContainsFunc(f.actor, unicode.IsControl) {
 		return fmt.Errorf("--actor: %s is not a name", token.Quote(f.actor))
 	}
 	return nil
