@@ -57,7 +57,7 @@ token or for another organization than its token's, or a login spelt in two case
 			// must not be made into an empty one.
 			if !store.IsPostgres(from) {
 				if _, err := os.Stat(from); err != nil {
-					return fmt.Errorf("--from: no store at %s: %w", from, errors.Unwrap(err))
+					return fmt.Errorf("--from: %w", noStoreAt(from, err))
 				}
 			}
 			// The source is only read: it may be a file, or a database,

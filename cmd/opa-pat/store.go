@@ -69,6 +69,9 @@ func (f *storeFlags) check() error {
 	if f.path == "" {
 		return errors.New("--store: give the path of the token store")
 	}
+	if err := store.CheckLocation(f.path); err != nil {
+		return fmt.Errorf("--store: %w", err)
+	}
 	if f.output != outputText && f.output != outputJSON {
 		return fmt.Errorf("--output: unknown format %s, want text or json", token.Quote(f.output))
 	}
@@ -170,6 +173,16 @@ func (f *storeFlags) withStore(ctx context.Context, fn func(db *store.DB) error)
 	}
 	db.Close()
 	return err
+}
+
+// noStoreAt is the error for a store location where there is no store: a
+// URL of a database opa-pat cannot use is named as such (its password
+// hidden), a path as missing.
+func noStoreAt(location string, err error) error {
+	if lerr := store.CheckLocation(location); lerr != nil {
+		return lerr
+	}
+	return fmt.Errorf("no store at %s: %w", location, errors.Unwrap(err))
 }
 
 // noArgs refuses the positional arguments of a command that takes none;
@@ -311,7 +324,7 @@ Tokens are given raw ("token", checked and hashed) or as "token_sha256".`,
 				}
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "imported %s, %s, %s, %s and %s into %s%s\n", count(res.Users, "user"),
 					count(res.Memberships, "membership"), count(res.Repositories, "repository"), count(res.Tokens, "token"), count(res.Grants, "grant"),
-					f.path, unchanged)
+					store.RedactLocation(f.path), unchanged)
 				return err
 			})
 		}),
@@ -431,7 +444,7 @@ bundle activates).`,
 				if f.json() {
 					return writeJSON(cmd.OutOrStdout(), settings)
 				}
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "recorded the settings of %s in %s\n", args[0], f.path)
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "recorded the settings of %s in %s\n", args[0], store.RedactLocation(f.path))
 				return err
 			})
 		}),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,25 @@ CREATE TRIGGER changes_notify AFTER INSERT ON changes FOR EACH STATEMENT EXECUTE
 func IsPostgres(location string) bool {
 	return strings.HasPrefix(location, "postgres://") || strings.HasPrefix(location, "postgresql://")
 }
+
+// CheckLocation refuses a location that is a URL of a database opa-pat
+// cannot use (mysql://, sqlite://, ...): it would otherwise be taken for a
+// SQLite file path, created as such or reported as missing, with its
+// password in the message. The error shows the location without its
+// password.
+func CheckLocation(location string) error {
+	if IsPostgres(location) {
+		return nil
+	}
+	if scheme, _, ok := strings.Cut(location, "://"); ok && urlScheme.MatchString(scheme) {
+		return fmt.Errorf("%q is neither a postgres:// URL nor a file path", RedactURL(location))
+	}
+	return nil
+}
+
+// urlScheme is a URL's scheme (RFC 3986): a letter, then letters, digits,
+// '+', '-' and '.'.
+var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
 
 // pgState is what a PostgreSQL-backed DB has beyond the shared *sql.DB
 // pools: the connection settings for listeners and the health they report.

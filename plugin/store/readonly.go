@@ -43,6 +43,9 @@ func OpenReadOnly(ctx context.Context, location string) (*DB, error) {
 	if location == "" {
 		return nil, errors.New("store: no location given")
 	}
+	if err := CheckLocation(location); err != nil {
+		return nil, err // it names the location
+	}
 	if IsPostgres(location) {
 		db, err := openPostgresReadOnly(ctx, location)
 		if err != nil {

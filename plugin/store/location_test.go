@@ -1,0 +1,26 @@
+package store
+
+import "testing"
+
+func TestCheckLocation(t *testing.T) {
+	for _, tc := range []struct {
+		note, location, err string
+	}{
+		{note: "a file", location: "pat.db"},
+		{note: "a path", location: "/var/lib/opa-pat/pat.db"},
+		{note: "a path with a colon", location: "./a:b/pat.db"},
+		{note: "a path that holds ://", location: "./x://y.db"},
+		{note: "postgres", location: "postgres://u:pw@db/pat"},
+		{note: "postgresql", location: "postgresql://u:pw@db/pat"},
+		{note: "mysql", location: "mysql://u:hunter2@h/db", err: `"mysql://u:xxxxx@h/db" is neither a postgres:// URL nor a file path`},
+		{note: "sqlite URL", location: "sqlite:///var/lib/pat.db", err: `"sqlite:///var/lib/pat.db" is neither a postgres:// URL nor a file path`},
+		{note: "a password parameter", location: "redis://h/0?password=hunter2", err: `"redis://h/0?password=xxxxx" is neither a postgres:// URL nor a file path`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			err := CheckLocation(tc.location)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || err.Error() != tc.err) {
+				t.Fatalf("CheckLocation(%q) = %v; want %q", tc.location, err, tc.err)
+			}
+		})
+	}
+}
