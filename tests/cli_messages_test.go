@@ -3,9 +3,11 @@ package tests
 import (
 	"errors"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
@@ -96,5 +98,54 @@ func TestCLIPostgresPasswordNotPrinted(t *testing.T) {
 	if got, want := cliOK(t, "store", "settings", "--output", "text", "--store", withPassword, writeFile(t, dir, "settings.json", "{}")),
 		"recorded the settings of "+filepath.Join(dir, "settings.json")+" in "+masked+"\n"; got != want {
 		t.Fatalf("settings: %q; want %q", got, want)
+	}
+}
+
+// up checks every flag and file before it creates the store, and removes a
+// store it created when the start then fails: a mistake leaves no store
+// holding the published demo tokens.
+func TestUpCreatesNoStoreOnAFailedStart(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	missing := filepath.Join(dir, "missing.json")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		note   string
+		args   []string
+		stderr string
+	}{
+		{note: "a missing settings file", args: []string{"--settings", missing},
+			stderr: "error: --settings: open " + missing + ": no such file or directory\n"},
+		{note: "settings that break the schema", args: []string{"--settings", writeFile(t, dir, "bad.json", `{"organizations": {"o": {"classic_access": "maybe"}}}`)},
+			stderr: "error: --settings: " + filepath.Join(dir, "bad.json") + ": settings: organizations.o.classic_access: \"maybe\" is not one of allow, restrict\n"},
+		{note: "a bad plugins.pat", args: []string{"--config-file", writeFile(t, dir, "config.yaml", "plugins:\n  pat:\n    bogus: 1\n")},
+			stderr: "error: config error: invalid configuration for plugin \"pat\": unknown key \"bogus\" (known: admin, evaluator, ext_authz, store, token_prefixes)\n"},
+		{note: "another database's URL", args: []string{"--store", "mysql://u:hunter2@h/db"},
+			stderr: "error: --store: \"mysql://u:xxxxx@h/db\" is neither a postgres:// URL nor a file path\n"},
+		{note: "an address in use", args: []string{"--addr", busy.Addr().String()}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			args := append([]string{"up", "--store", db, "--addr", freeAddr(t), "--ext-authz-addr", "", "--admin-addr", ""}, tc.args...)
+			res := cli(t, args...)
+			if res.code != 1 {
+				t.Fatalf("up: exit %d; want 1\nstderr: %s", res.code, res.stderr)
+			}
+			if tc.stderr != "" && res.stderr != tc.stderr {
+				t.Fatalf("up: stderr %q; want %q", res.stderr, tc.stderr)
+			}
+			if tc.stderr == "" && !strings.HasSuffix(res.stderr, "opa-pat up: removed "+db+", which this run created\n"+
+				"error: listen tcp "+busy.Addr().String()+": bind: address already in use\n") {
+				t.Fatalf("up: stderr %q", res.stderr)
+			}
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				if _, err := os.Stat(db + suffix); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("up left %s behind: %v", db+suffix, err)
+				}
+			}
+		})
 	}
 }

@@ -85,7 +85,7 @@ an empty address turns one off (an error when --config-file sets that section: r
 	return cmd
 }
 
-func up(ctx context.Context, f upFlags, changed func(flag string) bool) error {
+func up(ctx context.Context, f upFlags, changed func(flag string) bool) (err error) {
 	if f.store == "" {
 		return errors.New("--store: give the path of the token store")
 	}
@@ -100,10 +100,15 @@ func up(ctx context.Context, f upFlags, changed func(flag string) bool) error {
 	if err != nil {
 		return err
 	}
-	if err := seedStore(ctx, location); err != nil {
-		return err
+	if err := store.CheckLocation(location); err != nil {
+		if changed("store") || cfg.Store == nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+		return fmt.Errorf("the configuration file %s: plugins.pat.store: %w", f.configFile, err)
 	}
 
+	// Everything given is checked before the store is created and seeded:
+	// a mistyped flag must not leave a store holding the demo tokens.
 	settingsJSON := examples.Settings
 	if f.settingsFile != "" {
 		b, err := os.ReadFile(f.settingsFile)
@@ -139,9 +144,22 @@ func up(ctx context.Context, f upFlags, changed func(flag string) bool) error {
 		return policyStore(ctx, modules, settings)
 	}
 
+	// The runtime checks the whole configuration (plugins.pat included) and
+	// the log flags; the plugin opens the store only when it starts.
 	rt, err := runtime.NewRuntime(ctx, params)
 	if err != nil {
 		return err
+	}
+	seeded, err := seedStore(ctx, location)
+	if err != nil {
+		return err
+	}
+	if seeded != nil {
+		defer func() {
+			if err != nil {
+				seeded.removeIfUnused()
+			}
+		}()
 	}
 	return rt.Serve(ctx)
 }
@@ -255,40 +273,70 @@ func policyStore(ctx context.Context, modules map[string]string, settings any) (
 	return s, nil
 }
 
+// seededStore is a SQLite store that up created and seeded in this run.
+type seededStore struct {
+	location string
+	// events is how many audit events the seeded store holds.
+	events int
+}
+
+// removeIfUnused removes a store up created in this run and then failed to
+// serve, so that a failed start leaves nothing behind and the next start
+// seeds it again. A store that holds an audit event the seeding did not
+// write (a token created, a request reviewed, while the sidecar served) is
+// kept.
+func (s *seededStore) removeIfUnused() {
+	ctx := context.Background()
+	db, err := store.OpenReadOnly(ctx, s.location)
+	if err != nil {
+		return
+	}
+	events, err := db.ListAudit(ctx, store.AuditFilter{})
+	db.Close()
+	if err != nil || len(events) != s.events {
+		return
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(s.location + suffix)
+	}
+	fmt.Fprintf(os.Stderr, "opa-pat up: removed %s, which this run created\n", s.location)
+}
+
 // seedStore imports the example world into a store that holds nothing yet
 // (a new SQLite file, an empty PostgreSQL schema). A store that holds
-// anything is left as it is.
-func seedStore(ctx context.Context, location string) error {
+// anything is left as it is. It returns the store when it is a SQLite file
+// that did not exist before.
+func seedStore(ctx context.Context, location string) (*seededStore, error) {
 	sqlite := !store.IsPostgres(location)
 	existed := true
 	if sqlite {
 		if _, err := os.Stat(location); errors.Is(err, fs.ErrNotExist) {
 			existed = false
 		} else if err != nil {
-			return fmt.Errorf("--store: %w", err)
+			return nil, fmt.Errorf("--store: %w", err)
 		}
 	}
 	db, err := store.Open(ctx, location)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer db.Close()
 	empty, err := db.Empty(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the store %s: %w", store.RedactLocation(location), err)
+		return nil, fmt.Errorf("reading the store %s: %w", store.RedactLocation(location), err)
 	}
 	if !empty {
-		return nil
+		return nil, nil
 	}
 	// The demo dates move with the calendar (examples.FixturesAt), so
 	// that the demo decisions stay those the documentation shows.
 	fixtures, err := examples.FixturesAt(time.Now())
 	if err != nil {
-		return fmt.Errorf("reading the example world: %w", err)
+		return nil, fmt.Errorf("reading the example world: %w", err)
 	}
 	dump, err := store.ParseDump(bytes.NewReader(fixtures))
 	if err != nil {
-		return fmt.Errorf("reading the example world: %w", err)
+		return nil, fmt.Errorf("reading the example world: %w", err)
 	}
 	res, err := db.Import(ctx, dump, upActor)
 	if err != nil {
@@ -299,9 +347,16 @@ func seedStore(ctx context.Context, location string) error {
 				_ = os.Remove(location + suffix)
 			}
 		}
-		return fmt.Errorf("seeding %s with the example world: %w", store.RedactLocation(location), err)
+		return nil, fmt.Errorf("seeding %s with the example world: %w", store.RedactLocation(location), err)
 	}
 	b, _ := json.Marshal(res)
 	fmt.Fprintf(os.Stderr, "opa-pat up: created %s with the example world %s\n", store.RedactLocation(location), b)
-	return nil
+	if !sqlite || existed {
+		return nil, nil
+	}
+	events, err := db.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the store %s: %w", store.RedactLocation(location), err)
+	}
+	return &seededStore{location: location, events: len(events)}, nil
 }

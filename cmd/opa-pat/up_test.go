@@ -95,7 +95,7 @@ func TestSeedStoreOnlyWhenEmpty(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			loc := location(t)
-			if err := seedStore(ctx, loc); err != nil {
+			if _, err := seedStore(ctx, loc); err != nil {
 				t.Fatal(err)
 			}
 			db, err := store.Open(ctx, loc)
@@ -111,7 +111,7 @@ func TestSeedStoreOnlyWhenEmpty(t *testing.T) {
 			}
 			db.Close()
 
-			if err := seedStore(ctx, loc); err != nil {
+			if _, err := seedStore(ctx, loc); err != nil {
 				t.Fatal(err)
 			}
 			db, err = store.Open(ctx, loc)
