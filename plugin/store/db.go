@@ -59,7 +59,7 @@ func Open(ctx context.Context, location string) (*DB, error) {
 	if IsPostgres(location) {
 		db, err := openPostgres(ctx, location)
 		if err != nil {
-			return nil, fmt.Errorf("opening PostgreSQL store: %w", err)
+			return nil, fmt.Errorf("opening PostgreSQL store: %w", oneLineError{err})
 		}
 		db.notePrefixes(ctx)
 		return db, nil

@@ -24,3 +24,19 @@ func TestCheckLocation(t *testing.T) {
 		})
 	}
 }
+
+func TestOneLine(t *testing.T) {
+	for _, tc := range []struct{ note, in, want string }{
+		{note: "one line", in: "reading schema version: timeout", want: "reading schema version: timeout"},
+		{note: "pgx's attempts, alike", in: "failed to connect to `user=u database=d`:\n\t127.0.0.1:1 (127.0.0.1): dial error: refused\n\t127.0.0.1:1 (127.0.0.1): dial error: refused",
+			want: "failed to connect to `user=u database=d`: 127.0.0.1:1 (127.0.0.1): dial error: refused"},
+		{note: "two hosts", in: "failed to connect to `user=u database=d`:\n\t[::1]:1 (localhost): dial error: refused\n\t127.0.0.1:1 (localhost): dial error: refused",
+			want: "failed to connect to `user=u database=d`: [::1]:1 (localhost): dial error: refused; 127.0.0.1:1 (localhost): dial error: refused"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			if got := oneLine(tc.in); got != tc.want {
+				t.Fatalf("oneLine = %q; want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -102,6 +102,40 @@ func CheckLocation(location string) error {
 	return nil
 }
 
+// oneLineError is an error whose message is one line. pgx writes each
+// failed connection attempt on a line of its own (one with TLS and one
+// without, for sslmode=prefer, usually alike); a command's error and a log
+// line are one line, so the attempts are joined and repeats dropped.
+type oneLineError struct{ err error }
+
+func (e oneLineError) Error() string { return oneLine(e.err.Error()) }
+
+func (e oneLineError) Unwrap() error { return e.err }
+
+func oneLine(msg string) string {
+	if !strings.Contains(msg, "\n") {
+		return msg
+	}
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || seen[line] {
+			continue
+		}
+		seen[line] = true
+		switch {
+		case b.Len() == 0:
+		case strings.HasSuffix(b.String(), ":"):
+			b.WriteString(" ")
+		default:
+			b.WriteString("; ")
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
 // urlScheme is a URL's scheme (RFC 3986): a letter, then letters, digits,
 // '+', '-' and '.'.
 var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)

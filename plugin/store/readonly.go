@@ -49,7 +49,7 @@ func OpenReadOnly(ctx context.Context, location string) (*DB, error) {
 	if IsPostgres(location) {
 		db, err := openPostgresReadOnly(ctx, location)
 		if err != nil {
-			return nil, fmt.Errorf("opening PostgreSQL store: %w", err)
+			return nil, fmt.Errorf("opening PostgreSQL store: %w", oneLineError{err})
 		}
 		db.notePrefixes(ctx)
 		return db, nil
