@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -159,4 +160,59 @@ func TestCLIPostgresConnectionErrorIsOneLine(t *testing.T) {
 		"token", "list", "--store", dsn)
 	cliFail(t, "error: opening PostgreSQL store: beginning transaction: failed to connect to `user=postgres database=pat`: "+refused,
 		"token", "create", "--store", dsn, "--user", "bob", "--kind", "classic")
+}
+
+// requests list leaves out the requests of revoked tokens, as the admin API
+// does (--history keeps them), and takes --state all as the API does.
+func TestCLIRequestsOfRevokedTokens(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	cliOK(t, "token", "create", "--store", db, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "octo-org",
+		"--repositories", "app", "--reason", "deploys")
+	cliOK(t, "token", "revoke", "--store", db, "3")
+	approved := []cliRequest{{ID: 1, TokenID: 1, User: "bob", Org: "octo-org", State: "approved", Reason: "release"}}
+	for _, tc := range []struct {
+		note string
+		args []string
+		want []cliRequest
+	}{
+		{note: "current", want: approved},
+		{note: "all", args: []string{"--state", "all"}, want: approved},
+		{note: "pending", args: []string{"--state", "pending"}, want: []cliRequest{}},
+		{note: "the revoked token's", args: []string{"--token", "3"}, want: []cliRequest{}},
+		{note: "history", args: []string{"--history"},
+			want: append(approved, cliRequest{ID: 2, TokenID: 3, User: "bob", Org: "octo-org", State: "pending", Reason: "deploys"})},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			got := decode[[]cliRequest](t, cliOK(t, append([]string{"requests", "list", "--store", db, "--org", "octo-org", "--output", "json"}, tc.args...)...))
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("requests list %v = %+v; want %+v", tc.args, got, tc.want)
+			}
+		})
+	}
+	cliFail(t, `error: --state: unknown state "open", want pending, approved, denied, revoked or all`,
+		"requests", "list", "--store", db, "--state", "open")
+}
+
+// requests create says why a token cannot ask an organization, as the
+// admin API does, instead of "has no grant".
+func TestCLIRequestsCreateRefusals(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	cliOK(t, "token", "create", "--store", db, "--user", "bob", "--kind", "fine_grained") // 3: bob's own
+	for _, tc := range []struct {
+		note, org, token, stderr string
+	}{
+		{note: "unknown token", org: "octo-org", token: "999", stderr: "error: --token: token 999 not found"},
+		{note: "classic token", org: "octo-org", token: "2", stderr: "error: --token: token 2 is not a fine-grained token aimed at an organization"},
+		{note: "the user's own", org: "bob", token: "3", stderr: "error: --token: token 3 is not a fine-grained token aimed at an organization"},
+		{note: "another organization", org: "indie-org", token: "1", stderr: "error: --token: token 1's resource owner is octo-org, not indie-org (rule 6)"},
+		{note: "approved", org: "octo-org", token: "1", stderr: "error: token 1: its grant for octo-org is approved; only a denied or revoked grant can be requested again"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			cliFail(t, tc.stderr, "requests", "create", "--store", db, "--org", tc.org, "--token", tc.token)
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 func init() {
@@ -54,11 +56,21 @@ func newRequestsListCmd() *cobra.Command {
 			if err := noArgs(args); err != nil {
 				return err
 			}
+			switch filter.State {
+			case "all":
+				filter.State = ""
+			case "", store.GrantPending, store.GrantApproved, store.GrantDenied, store.GrantRevoked:
+			default:
+				return fmt.Errorf("--state: unknown state %s, want pending, approved, denied, revoked or all", token.Quote(filter.State))
+			}
 			return f.withStoreRead(cmd, func(db *store.DB) error {
 				if err := spell(cmd.Context(), db, &filter.Org, &filter.User); err != nil {
 					return err
 				}
-				filter.Current = !history
+				// As in the admin API, a revoked token's requests are gone
+				// from the list (GitHub drops a deleted token's); the
+				// history keeps every request.
+				filter.Current, filter.Live = !history, !history
 				reqs, err := db.ListRequests(cmd.Context(), filter)
 				if err != nil {
 					return err
@@ -70,10 +82,10 @@ func newRequestsListCmd() *cobra.Command {
 	f.registerRead(cmd, outputText)
 	fl := cmd.Flags()
 	fl.StringVar(&filter.Org, "org", "", "only requests for this organization")
-	fl.StringVar(&filter.State, "state", "", "only requests in this state: pending, approved, denied or revoked")
+	fl.StringVar(&filter.State, "state", "", "only requests in this state: pending, approved, denied, revoked or all (the default)")
 	fl.StringVar(&filter.User, "user", "", "only requests for this user's tokens")
 	fl.Int64Var(&filter.TokenID, "token", 0, "only requests for this token id")
-	fl.BoolVar(&history, "history", false, "include earlier requests, not only the current one of each token and organization")
+	fl.BoolVar(&history, "history", false, "include earlier requests, not only the current one of each token and organization, and those of revoked tokens")
 	return cmd
 }
 
@@ -188,6 +200,9 @@ func newRequestsCreateCmd() *cobra.Command {
 				if err := spell(cmd.Context(), db, &org); err != nil {
 					return err
 				}
+				if err := requestableFor(cmd.Context(), db, tokenID, org); err != nil {
+					return err
+				}
 				g, err := db.RequestAgain(cmd.Context(), tokenID, org, f.actor, reason)
 				if err != nil {
 					return err
@@ -205,6 +220,25 @@ func newRequestsCreateCmd() *cobra.Command {
 	cmd.Flags().Int64Var(&tokenID, "token", 0, "the token id")
 	cmd.Flags().StringVar(&reason, "reason", "", "the justification (at most 1024 characters)")
 	return cmd
+}
+
+// requestableFor refuses, as the admin API does, a token that is unknown,
+// or that is not a fine-grained token aimed at org: only such a token has
+// a grant for org to ask for (rules 6 and 17).
+func requestableFor(ctx context.Context, db *store.DB, tokenID int64, org string) error {
+	t, ok, err := db.Token(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("--token: token %d not found", tokenID)
+	case t.Kind != store.KindFineGrained || t.ResourceOwner == "" || strings.EqualFold(t.ResourceOwner, t.User):
+		return fmt.Errorf("--token: token %d is not a fine-grained token aimed at an organization", tokenID)
+	case t.ResourceOwner != org:
+		return fmt.Errorf("--token: token %d's resource owner is %s, not %s (rule 6)", tokenID, t.ResourceOwner, org)
+	}
+	return nil
 }
 
 type grantJSON struct {

@@ -106,6 +106,9 @@ type RequestFilter struct {
 	TokenID int64
 	// Current keeps only the newest request of each (token, org).
 	Current bool
+	// Live leaves out the requests of revoked tokens, as the admin API's
+	// request and token listings do.
+	Live bool
 }
 
 // ListRequests returns the requests that match f, by id.
@@ -125,6 +128,9 @@ func (db *DB) ListRequests(ctx context.Context, f RequestFilter) ([]Request, err
 	}
 	if f.TokenID != 0 {
 		w.add("r.token_id = ?", f.TokenID)
+	}
+	if f.Live {
+		w.add("t.revoked = ?", false)
 	}
 	latest := `r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)`
 	if f.Current {
