@@ -216,3 +216,21 @@ func TestCLIRequestsCreateRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A number flag given something else says so in the CLI's words, not
+// strconv's.
+func TestCLINumberFlags(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "pat.db")
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"requests", "list", "--store", db, "--token", "abc"}, `error: --token: "abc" is not a number (see opa-pat requests list --help)`},
+		{[]string{"requests", "create", "--store", db, "--org", "o", "--token", "abc"}, `error: --token: "abc" is not a number (see opa-pat requests create --help)`},
+		{[]string{"audit", "list", "--store", db, "--limit", "abc"}, `error: --limit: "abc" is not a number (see opa-pat audit list --help)`},
+		{[]string{"audit", "list", "--store", db, "--request", "1.5"}, `error: --request: "1.5" is not a number (see opa-pat audit list --help)`},
+		{[]string{"store", "prune-changes", "--store", db, "--keep", "abc"}, `error: --keep: "abc" is not a number (see opa-pat store prune-changes --help)`},
+	} {
+		cliFail(t, tc.stderr, tc.args...)
+	}
+}

@@ -504,11 +504,11 @@ func TestCLIRawTokenForAnID(t *testing.T) {
 		{[]string{"requests", "approve", "--store", store, "--org", "octo-org", raw}, "error: request id " + shown + ": not a positive integer" + requestHint},
 		{[]string{"requests", "revoke", "--store", store, "--org", "octo-org", raw}, "error: token id " + shown + ": not a positive integer" + hint},
 		{[]string{"requests", "create", "--store", store, "--org", "octo-org", "--token", raw},
-			"error: invalid argument " + shown + ` for "--token" flag: want int64 (see opa-pat requests create --help)`},
+			"error: --token: " + shown + " is not a number (see opa-pat requests create --help)"},
 		{[]string{"requests", "list", "--store", store, "--token", raw},
-			"error: invalid argument " + shown + ` for "--token" flag: want int64 (see opa-pat requests list --help)`},
+			"error: --token: " + shown + " is not a number (see opa-pat requests list --help)"},
 		{[]string{"audit", "list", "--store", store, "--token", raw},
-			"error: invalid argument " + shown + ` for "--token" flag: want int64 (see opa-pat audit list --help)`},
+			"error: --token: " + shown + " is not a number (see opa-pat audit list --help)"},
 	} {
 		res := cli(t, tc.args...)
 		if res.code != 1 || res.stderr != tc.stderr+"\n" || strings.Contains(res.stdout+res.stderr, raw) {

@@ -100,14 +100,28 @@ func shownArg(a string) string {
 }
 
 // flagValueMessage is the message of a flag given a value of the wrong
-// type. pflag's quotes the value, twice; one that may be a raw token is
-// described instead.
+// type. pflag's quotes the value, twice, and for a number flag ends in
+// strconv's words (strconv.ParseInt: parsing "abc": invalid syntax); a
+// number flag's says what is wrong in the CLI's words, and a value that
+// may be a raw token is described instead of quoted.
 func flagValueMessage(err error) (string, bool) {
 	e, ok := errors.AsType[*pflag.InvalidValueError](err)
-	if !ok || !mayBeToken(e.GetValue()) {
+	if !ok {
 		return "", false
 	}
-	return fmt.Sprintf("invalid argument %s for \"--%s\" flag: want %s", shownArg(e.GetValue()), e.GetFlag().Name, e.GetFlag().Value.Type()), true
+	switch typ := e.GetFlag().Value.Type(); typ {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		what := "a number"
+		if strings.HasPrefix(typ, "uint") {
+			what = "a number of at least 0"
+		}
+		return fmt.Sprintf("--%s: %s is not %s", e.GetFlag().Name, shownArg(e.GetValue()), what), true
+	default:
+		if !mayBeToken(e.GetValue()) {
+			return "", false
+		}
+		return fmt.Sprintf("invalid argument %s for \"--%s\" flag: want %s", shownArg(e.GetValue()), e.GetFlag().Name, typ), true
+	}
 }
 
 // errorLine is the line an error of opa-pat's own commands prints: one

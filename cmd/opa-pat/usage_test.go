@@ -24,11 +24,15 @@ func TestIDErrorsHideTokens(t *testing.T) {
 	fl.Int64("token", 0, "")
 	err = fl.Parse([]string{"--token", raw})
 	msg, ok := flagValueMessage(err)
-	if !ok || strings.Contains(msg, raw) || msg != `invalid argument (40 characters, not shown: it may be a raw token) for "--token" flag: want int64` {
+	if !ok || strings.Contains(msg, raw) || msg != `--token: (40 characters, not shown: it may be a raw token) is not a number` {
 		t.Errorf("flagValueMessage: got %q, %v", msg, ok)
 	}
-	if _, ok := flagValueMessage(fl.Parse([]string{"--token", "x9"})); ok {
-		t.Error("flagValueMessage: a short value is pflag's to quote")
+	if msg, ok := flagValueMessage(fl.Parse([]string{"--token", "x9"})); !ok || msg != `--token: "x9" is not a number` {
+		t.Errorf("flagValueMessage: got %q, %v", msg, ok)
+	}
+	fl.Bool("all", false, "")
+	if _, ok := flagValueMessage(fl.Parse([]string{"--all=maybe"})); ok {
+		t.Error("flagValueMessage: a short value of another type is pflag's to quote")
 	}
 }
 
