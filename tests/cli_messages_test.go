@@ -234,3 +234,13 @@ func TestCLINumberFlags(t *testing.T) {
 		cliFail(t, tc.stderr, tc.args...)
 	}
 }
+
+// A user named as a fine-grained token's resource owner is refused as such,
+// not as "bob is not a member of olga".
+func TestCLIResourceOwnerIsAUser(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	cliFail(t, "error: resource_owner: olga is a user, not an organization; a fine-grained token's resource owner is its own user (bob) or an organization",
+		"token", "create", "--store", db, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "Olga")
+}

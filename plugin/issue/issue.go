@@ -194,6 +194,20 @@ type Result struct {
 	Decision Decision
 }
 
+// notAnotherUser refuses owner as a token's resource owner when the store
+// knows it as a user and not as an organization.
+func notAnotherUser(ctx context.Context, db *store.DB, owner, user string) error {
+	_, isUser, err := db.User(ctx, owner)
+	if err != nil || !isUser {
+		return err
+	}
+	isOrg, err := db.OrgKnown(ctx, owner)
+	if err != nil || isOrg {
+		return err
+	}
+	return fmt.Errorf("resource_owner: %s is a user, not an organization; a fine-grained token's resource owner is its own user (%s) or an organization", owner, user)
+}
+
 // Issue creates a token if the creation check allows it. now is the
 // creation time.
 func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.Time) (Result, error) {
@@ -216,6 +230,14 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 	owner := req.ResourceOwner
 	if owner != "" {
 		if owner, err = db.Spelling(ctx, owner); err != nil {
+			return Result{}, err
+		}
+	}
+	// A fine-grained token reaches its user's resources or an
+	// organization's (rule 6): another user is no resource owner. The
+	// policy, which knows roles only, would call it "not a member".
+	if req.Kind == store.KindFineGrained && owner != "" && !strings.EqualFold(owner, user) {
+		if err := notAnotherUser(ctx, db, owner, user); err != nil {
 			return Result{}, err
 		}
 	}

@@ -85,6 +85,8 @@ func TestIssue(t *testing.T) {
 		{note: "an owner and organization named in mixed case: approved", req: fg("Olga", func(r *Request) {
 			r.ResourceOwner, r.Repositories = "Octo-Org", []string{"App"}
 		}), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
+		{note: "another user as the resource owner", req: fg("bob", func(r *Request) { r.ResourceOwner = "Mia" }),
+			err: "resource_owner: mia is a user, not an organization; a fine-grained token's resource owner is its own user (bob) or an organization"},
 		{note: "a selection of no repositories", req: fg("bob", func(r *Request) { r.Repositories = nil }),
 			err: "repositories: a token for selected repositories names at least one, as on GitHub"},
 		{note: "bad selection", req: fg("bob", func(r *Request) { r.RepositorySelection = "some" }),
