@@ -244,3 +244,51 @@ func TestCLIResourceOwnerIsAUser(t *testing.T) {
 	cliFail(t, "error: resource_owner: olga is a user, not an organization; a fine-grained token's resource owner is its own user (bob) or an organization",
 		"token", "create", "--store", db, "--user", "bob", "--kind", "fine_grained", "--resource-owner", "Olga")
 }
+
+// store export --file writes mode 0600 also over an existing file of
+// another mode: an export holds token hashes and user data.
+func TestCLIExportFileMode(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	out := filepath.Join(dir, "out.json")
+	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(out, link); err != nil {
+		t.Fatal(err)
+	}
+	cliOK(t, "store", "export", "--store", db, "--file", link)
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("export over a 0644 file: mode %o; want 600", st.Mode().Perm())
+	}
+	if lst, err := os.Lstat(link); err != nil || lst.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("the link given as --file was replaced: %v %v", lst, err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := cliOK(t, "store", "export", "--store", db); string(b) != want {
+		t.Fatalf("export file:\n%s\nwant\n%s", b, want)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"link.json", "out.json", "pat.db", "world.json"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("files after the export: %v; want %v", names, want)
+	}
+}

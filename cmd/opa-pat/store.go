@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -366,7 +367,7 @@ func newStoreExportCmd() *cobra.Command {
 				return err
 			}
 			return f.withStoreRead(cmd, func(db *store.DB) error {
-				d, err := db.Export(cmd.Context())
+				d, err := db.ExportSorted(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -376,11 +377,7 @@ func newStoreExportCmd() *cobra.Command {
 				if file == "" || file == "-" {
 					return writeJSON(cmd.OutOrStdout(), d)
 				}
-				out, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-				if err != nil {
-					return err
-				}
-				if err := errors.Join(writeJSON(out, d), out.Close()); err != nil {
+				if err := writePrivateFile(file, func(w io.Writer) error { return writeJSON(w, d) }); err != nil {
 					return fmt.Errorf("writing %s: %w", file, err)
 				}
 				if f.json() {
@@ -395,6 +392,33 @@ func newStoreExportCmd() *cobra.Command {
 	f.registerRead(cmd, outputJSON)
 	cmd.Flags().StringVar(&file, "file", "", "write to this file instead of standard output")
 	return cmd
+}
+
+// writePrivateFile writes a file that holds hashes and user data, mode
+// 0600 also when it replaces one of another mode: it writes a new file
+// beside it and renames it into place, so that a failed write leaves the
+// old file as it was. A path that is not a regular file (a named pipe,
+// /dev/stdout) is written as it is.
+func writePrivateFile(path string, write func(w io.Writer) error) error {
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		path = resolved // replace the file a link points to, not the link
+	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		out, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return err
+		}
+		return errors.Join(write(out), out.Close())
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // once renamed, there is nothing to remove
+	if err := errors.Join(write(tmp), tmp.Sync(), tmp.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func newStoreSettingsCmd() *cobra.Command {
