@@ -292,3 +292,30 @@ func TestCLIExportFileMode(t *testing.T) {
 		t.Fatalf("files after the export: %v; want %v", names, want)
 	}
 }
+
+// token list prints the live tokens: neither revoked nor expired (rule 2);
+// --all adds the others.
+func TestCLITokenListLive(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	// The world's token 1 expired on 2026-03-01; token 2 never expires.
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	cliOK(t, "token", "create", "--store", db, "--user", "bob", "--kind", "classic", "--name", "gone")
+	cliOK(t, "token", "revoke", "--store", db, "3")
+	ids := func(args ...string) []int64 {
+		t.Helper()
+		var out []int64
+		for _, tk := range decode[[]struct {
+			ID int64 `json:"id"`
+		}](t, cliOK(t, append([]string{"token", "list", "--store", db, "--output", "json"}, args...)...)) {
+			out = append(out, tk.ID)
+		}
+		return out
+	}
+	if got := ids(); !reflect.DeepEqual(got, []int64{2}) {
+		t.Fatalf("token list: ids %v; want [2]", got)
+	}
+	if got := ids("--all"); !reflect.DeepEqual(got, []int64{1, 2, 3}) {
+		t.Fatalf("token list --all: ids %v; want [1 2 3]", got)
+	}
+}

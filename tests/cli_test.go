@@ -264,7 +264,7 @@ func TestCLINamesInAnyCase(t *testing.T) {
 	req := out["request"].(map[string]any)
 	id := fmt.Sprint(req["id"])
 	for _, args := range [][]string{
-		{"token", "list", "--store", db, "-o", "json", "--user", "bob", "--resource-owner", "octo-org"},
+		{"token", "list", "--store", db, "-o", "json", "--all", "--user", "bob", "--resource-owner", "octo-org"},
 		{"requests", "list", "--store", db, "-o", "json", "--org", "octo-org", "--user", "bob"},
 	} {
 		want := cliOK(t, args...)

@@ -292,7 +292,7 @@ func newTokenListCmd() *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "list --store PATH [--user U] [--resource-owner O] [--kind K] [--all]",
-		Short: "List tokens (never the raw tokens)",
+		Short: "List the live tokens, or with --all every token (never the raw tokens)",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
@@ -350,7 +350,7 @@ func newTokenListCmd() *cobra.Command {
 	cmd.Flags().StringVar(&filter.User, "user", "", "only this user's tokens")
 	cmd.Flags().StringVar(&filter.ResourceOwner, "resource-owner", "", "only fine-grained tokens of this resource owner")
 	cmd.Flags().StringVar(&filter.Kind, "kind", "", "only tokens of this kind: classic or fine_grained")
-	cmd.Flags().BoolVar(&all, "all", false, "include revoked tokens")
+	cmd.Flags().BoolVar(&all, "all", false, "include revoked and expired tokens")
 	return cmd
 }
 

@@ -48,7 +48,8 @@ type TokenFilter struct {
 	User          string
 	ResourceOwner string
 	Kind          string
-	// Live excludes revoked tokens.
+	// Live excludes revoked tokens and expired ones (expires_at <= now,
+	// SEMANTICS.md rule 2).
 	Live bool
 }
 
@@ -66,6 +67,7 @@ func (db *DB) ListTokens(ctx context.Context, f TokenFilter) ([]Token, error) {
 	}
 	if f.Live {
 		w.add("revoked = ?", false)
+		w.add("(expires_at IS NULL OR expires_at > ?)", nanos(db.now()))
 	}
 	out := []Token{}
 	var sc tokenScanner
