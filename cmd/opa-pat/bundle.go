@@ -247,6 +247,9 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		}
 	}
 	verificationKey := flags.Lookup("verification-key").Value.String()
+	if err := checkVerificationKeyFile(flags, verificationKey); err != nil {
+		return err
+	}
 	if watch, _ := flags.GetBool("watch"); watch && verificationKey != "" && len(args) > 0 {
 		// OPA's watcher reloads changed paths without verifying them: a
 		// tampered or unsigned file put in place of the bundle would become
@@ -266,13 +269,38 @@ func enforceSigning(c *cobra.Command, args []string) error {
 }
 
 // loadPublicKeyArg reads --verification-key (a file, or the PEM itself) as
-// an ECDSA P-256 public key.
+// an ECDSA P-256 public key. An argument that is no PEM and no file it can
+// read gives the file's error: "failed to parse PEM block" would hide
+// that the file is missing.
 func loadPublicKeyArg(arg string) (*ecdsa.PublicKey, error) {
 	keyPEM, err := os.ReadFile(arg)
 	if err != nil {
+		if !looksLikePEM(arg) {
+			return nil, err
+		}
 		keyPEM = []byte(arg)
 	}
 	return bundle.LoadPublicKey(keyPEM)
+}
+
+func looksLikePEM(s string) bool { return strings.Contains(s, "-----BEGIN ") }
+
+// checkVerificationKeyFile refuses a --verification-key that is neither a
+// PEM key nor a file this process can read. OPA takes such an argument for
+// the key itself and fails with "failed to parse PEM block containing the
+// key", which does not say that the file is missing. An HMAC secret (an
+// HS* --signing-alg) is no file and is left to OPA.
+func checkVerificationKeyFile(flags *pflag.FlagSet, key string) error {
+	if key == "" || looksLikePEM(key) {
+		return nil
+	}
+	if alg, _ := flags.GetString("signing-alg"); strings.HasPrefix(strings.ToUpper(alg), "HS") {
+		return nil
+	}
+	if _, err := os.ReadFile(key); err != nil {
+		return fmt.Errorf("--verification-key: neither a PEM public key nor a file that can be read: %w", err)
+	}
+	return nil
 }
 
 // useConfiguredKey verifies local bundle files with a key from keys:, which
@@ -297,6 +325,11 @@ func useConfiguredKey(flags *pflag.FlagSet, config map[string]any, args []string
 		tarball, err := os.ReadFile(p)
 		if err != nil {
 			return fmt.Errorf("keys are configured, so local paths must be signed bundle files: %s: %w (or pass --skip-verify to load it unverified)", arg, err)
+		}
+		if !isGzip(tarball) {
+			// A policy file, a manifest, a tarball not compressed: not a
+			// bundle file, so not verifiable, like a directory.
+			return fmt.Errorf("keys are configured, so local paths must be signed bundle files: %s is not a bundle file (a gzipped tarball, as opa-pat bundle build writes) (or pass --skip-verify to load it unverified)", arg)
 		}
 		kid, err := bundle.SignatureKeyID(tarball)
 		if err != nil {
@@ -329,6 +362,9 @@ func useConfiguredKey(flags *pflag.FlagSet, config map[string]any, args []string
 	}
 	return nil
 }
+
+// isGzip reports whether b starts with gzip's magic number.
+func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
 // localPath strips OPA's file:// and prefix: forms from a path argument.
 func localPath(arg string) string {
