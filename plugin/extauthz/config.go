@@ -99,8 +99,11 @@ func (c *Config) validateAndInjectDefaults() error {
 	c.shutdownTimeout = defaultShutdownTimeout
 	if c.ShutdownTimeout != "" {
 		d, err := time.ParseDuration(c.ShutdownTimeout)
-		if err != nil || d < 0 {
+		if err != nil {
 			return fmt.Errorf("ext_authz.shutdown_timeout: %q is not a duration such as \"5s\"", c.ShutdownTimeout)
+		}
+		if d < 0 {
+			return fmt.Errorf("ext_authz.shutdown_timeout: %q is negative; give 0s or more, such as \"5s\"", c.ShutdownTimeout)
 		}
 		c.shutdownTimeout = d
 	}
@@ -178,8 +181,11 @@ func (c *Config) validateCache() error {
 	c.cacheTTL = defaultCacheTTL
 	if dc.TTL != "" {
 		d, err := time.ParseDuration(dc.TTL)
-		if err != nil || d < 0 {
+		if err != nil {
 			return fmt.Errorf("ext_authz.decision_cache.ttl: %q is not a duration such as \"1s\"", dc.TTL)
+		}
+		if d < 0 {
+			return fmt.Errorf("ext_authz.decision_cache.ttl: %q is negative; give a duration such as \"1s\", or \"0s\" to turn the cache off", dc.TTL)
 		}
 		c.cacheTTL = d
 	}

@@ -33,7 +33,9 @@ func TestParseConfig(t *testing.T) {
 			raw:  `{"addr": "127.0.0.1:9191", "path": "envoy/authz/allow"}`,
 			want: Config{Addr: "127.0.0.1:9191", Path: "envoy/authz/allow", GRPCMaxRecvMsgSize: defaultMaxRecvMsgSize, shutdownTimeout: defaultShutdownTimeout},
 		},
-		{note: "bad cache ttl", raw: `{"addr": ":1", "decision_cache": {"ttl": "-1s"}}`, wantErr: `invalid configuration for ext_authz: ext_authz.decision_cache.ttl: "-1s" is not a duration such as "1s"`},
+		{note: "negative cache ttl", raw: `{"addr": ":1", "decision_cache": {"ttl": "-1s"}}`, wantErr: `invalid configuration for ext_authz: ext_authz.decision_cache.ttl: "-1s" is negative; give a duration such as "1s", or "0s" to turn the cache off`},
+		{note: "bad cache ttl", raw: `{"addr": ":1", "decision_cache": {"ttl": "soon"}}`, wantErr: `invalid configuration for ext_authz: ext_authz.decision_cache.ttl: "soon" is not a duration such as "1s"`},
+		{note: "negative timeout", raw: `{"addr": ":1", "shutdown_timeout": "-5s"}`, wantErr: `invalid configuration for ext_authz: ext_authz.shutdown_timeout: "-5s" is negative; give 0s or more, such as "5s"`},
 		{note: "negative cache size", raw: `{"addr": ":1", "decision_cache": {"max_entries": -5}}`, wantErr: `invalid configuration for ext_authz: ext_authz.decision_cache.max_entries: -5 is negative`},
 		{
 			note: "yaml, every key",
