@@ -906,7 +906,7 @@ func TestUndecodableRequestIsCounted(t *testing.T) {
 	}
 	got := gather(t, f.registry)
 	if got[`opa_pat_extauthz_errors_total{reason="decode"}`] != 1 {
-		t.Fatalf("errors_total{reason=\"decode\"}: got %v, want 1", got[`opa_pat_extauthz_errors_total{reason="decode"}`])
+		t.Fatalf("errors_total{reason=\"decode\"}: got %v, want 1 (the call failed with %v)", got[`opa_pat_extauthz_errors_total{reason="decode"}`], err)
 	}
 	if got[`opa_pat_extauthz_check_duration_seconds_count`] != 0 {
 		t.Fatal("an undecodable request was counted as a Check")

@@ -11,17 +11,17 @@ import (
 // PostgreSQL, also after updates (which move a PostgreSQL row).
 func TestExportSortedOrder(t *testing.T) {
 	const world = `{
-  "users": [{"login": "zed"}, {"login": "bob"}, {"login": "amy"}],
+  "users": [{"login": "zed", "managed_by": null}, {"login": "bob", "managed_by": null}, {"login": "amy", "managed_by": null}],
   "memberships": [{"user": "zed", "org": "b-org", "role": "member"}, {"user": "bob", "org": "b-org", "role": "owner"},
                   {"user": "bob", "org": "a-org", "role": "member"}],
   "repositories": [{"owner": "b-org", "name": "z", "visibility": "private"}, {"owner": "a-org", "name": "y", "visibility": "public"},
                    {"owner": "b-org", "name": "a", "visibility": "internal"}],
   "tokens": [
     {"token_sha256": "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "name": "one", "kind": "fine_grained", "user": "zed",
-     "resource_owner": "b-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z"},
-    {"token_sha256": "1111111111111111111111111111111111111111111111111111111111111111", "name": "two", "kind": "classic", "user": "bob", "scopes": [], "created_at": "2026-01-01T00:00:00Z"},
+     "resource_owner": "b-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false},
+    {"token_sha256": "1111111111111111111111111111111111111111111111111111111111111111", "name": "two", "kind": "classic", "user": "bob", "scopes": [], "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false},
     {"token_sha256": "8888888888888888888888888888888888888888888888888888888888888888", "name": "three", "kind": "fine_grained", "user": "bob",
-     "resource_owner": "a-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z"}],
+     "resource_owner": "a-org", "repository_selection": "all", "permissions": {}, "created_at": "2026-01-01T00:00:00Z", "expires_at": null, "revoked": false}],
   "grants": [{"token_name": "three", "user": "bob", "org": "a-org", "state": "pending"},
              {"token_name": "one", "user": "zed", "org": "b-org", "state": "approved"}]
 }`
