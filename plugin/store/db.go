@@ -131,7 +131,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 }
 
 // sqliteParams are the connection parameters of a store's SQLite file.
-var sqliteParams = fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)",
+var sqliteParams = fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)",
 	busyTimeout.Milliseconds())
 
 // foreign refuses an SQLite file that holds another application's tables
@@ -250,7 +250,7 @@ func ignoreDone(err error) error {
 }
 
 // logChange appends one entry to the change log, in the caller's transaction.
-func logChange(ctx context.Context, tx *sql.Tx, entity, key string) error {
+func logChange(ctx context.Context, tx execer, entity, key string) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO changes (entity, key) VALUES ($1, $2)`, entity, key); err != nil {
 		return fmt.Errorf("recording change of %s %q: %w", entity, key, err)
 	}

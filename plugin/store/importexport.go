@@ -417,6 +417,8 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 
 	var res ImportResult
 	err = db.write(ctx, func(tx *sql.Tx) error {
+		// A whole-store import runs each statement below once per record.
+		w := newStmtCache(tx)
 		res = ImportResult{}
 		if err := checkSpellings(ctx, tx, db.d, func(fn nameFunc) error { return dumpNames(d, fn) }, "in the store or earlier in the file"); err != nil {
 			return err
@@ -425,7 +427,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		// written: stored[i] is the store's token of tokens[i] (ID 0: new).
 		stored := make([]Token, len(tokens))
 		for i := range tokens {
-			cur, ok, err := storedToken(ctx, tx, tokens[i].Hash)
+			cur, ok, err := storedToken(ctx, w, tokens[i].Hash)
 			if err != nil {
 				return fmt.Errorf("tokens[%d]: %w", i, err)
 			}
@@ -467,7 +469,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		grantStored := make([]Token, len(d.Grants))
 		grantAt := make(map[grantRef]int, len(d.Grants))
 		for i, dg := range d.Grants {
-			j, t, err := grantToken(ctx, tx, dg, tokens, byHash, byName)
+			j, t, err := grantToken(ctx, w, dg, tokens, byHash, byName)
 			if err != nil {
 				return fmt.Errorf("grants[%d].%w", i, err)
 			}
@@ -495,7 +497,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		// import of an export, run from cron, would wake the fleet for
 		// nothing. The upserts change a row only when a value differs.
 		for _, u := range users {
-			changed, err := upsert(ctx, tx, `INSERT INTO users (login, managed_by) VALUES ($1, $2)
+			changed, err := upsert(ctx, w, `INSERT INTO users (login, managed_by) VALUES ($1, $2)
 ON CONFLICT (login) DO UPDATE SET managed_by = excluded.managed_by WHERE users.managed_by <> excluded.managed_by`, u.Login, u.ManagedBy)
 			if err != nil {
 				return fmt.Errorf("writing user %q: %w", u.Login, err)
@@ -504,16 +506,16 @@ ON CONFLICT (login) DO UPDATE SET managed_by = excluded.managed_by WHERE users.m
 				res.Unchanged++
 				continue
 			}
-			if err := logChange(ctx, tx, EntityUser, u.Login); err != nil {
+			if err := logChange(ctx, w, EntityUser, u.Login); err != nil {
 				return err
 			}
 			res.Users++
 		}
 		for _, m := range members {
-			if err := ensureUser(ctx, tx, m.User); err != nil {
+			if err := ensureUser(ctx, w, m.User); err != nil {
 				return err
 			}
-			changed, err := upsert(ctx, tx, `INSERT INTO memberships (user_login, org, role) VALUES ($1, $2, $3)
+			changed, err := upsert(ctx, w, `INSERT INTO memberships (user_login, org, role) VALUES ($1, $2, $3)
 ON CONFLICT (user_login, org) DO UPDATE SET role = excluded.role WHERE memberships.role <> excluded.role`, m.User, m.Org, m.Role)
 			if err != nil {
 				return fmt.Errorf("writing membership %s/%s: %w", m.User, m.Org, err)
@@ -522,13 +524,13 @@ ON CONFLICT (user_login, org) DO UPDATE SET role = excluded.role WHERE membershi
 				res.Unchanged++
 				continue
 			}
-			if err := logChange(ctx, tx, EntityMembership, m.User+"/"+m.Org); err != nil {
+			if err := logChange(ctx, w, EntityMembership, m.User+"/"+m.Org); err != nil {
 				return err
 			}
 			res.Memberships++
 		}
 		for _, r := range repos {
-			changed, err := upsert(ctx, tx, `INSERT INTO repositories (owner, name, visibility) VALUES ($1, $2, $3)
+			changed, err := upsert(ctx, w, `INSERT INTO repositories (owner, name, visibility) VALUES ($1, $2, $3)
 ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE repositories.visibility <> excluded.visibility`, r.Owner, r.Name, r.Visibility)
 			if err != nil {
 				return fmt.Errorf("writing repository %s/%s: %w", r.Owner, r.Name, err)
@@ -537,7 +539,7 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE r
 				res.Unchanged++
 				continue
 			}
-			if err := logChange(ctx, tx, EntityRepository, r.Owner+"/"+r.Name); err != nil {
+			if err := logChange(ctx, w, EntityRepository, r.Owner+"/"+r.Name); err != nil {
 				return err
 			}
 			res.Repositories++
@@ -548,10 +550,10 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE r
 				res.Unchanged++
 				continue
 			}
-			if err := ensureUser(ctx, tx, tokens[i].User); err != nil {
+			if err := ensureUser(ctx, w, tokens[i].User); err != nil {
 				return err
 			}
-			id, err := insertToken(ctx, tx, tokens[i])
+			id, err := insertToken(ctx, w, tokens[i])
 			if err != nil {
 				return fmt.Errorf("tokens[%d]: %w", i, err)
 			}
@@ -559,7 +561,7 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE r
 			// A record that revokes a live token is a revocation of its own
 			// in the audit log, marked as the import's, as grants are.
 			if stored[i].ID != 0 && !stored[i].Revoked && tokens[i].Revoked {
-				if err := db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionTokenRevoke, Org: tokens[i].ResourceOwner, TokenID: id,
+				if err := db.audit(ctx, w, AuditEvent{At: now, Actor: actor, Action: ActionTokenRevoke, Org: tokens[i].ResourceOwner, TokenID: id,
 					Details: map[string]any{"via": ActionStoreImport}}); err != nil {
 					return err
 				}
@@ -575,7 +577,7 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE r
 			if dg.State != GrantPending {
 				justification, review = dg.Justification, dg.Reason
 			}
-			same, err := sameCurrentRequest(ctx, tx, t.ID, dg, justification, review)
+			same, err := sameCurrentRequest(ctx, w, t.ID, dg, justification, review)
 			if err != nil {
 				return err
 			}
@@ -584,13 +586,13 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE r
 				continue
 			}
 			g := Grant{TokenID: t.ID, Org: dg.Org, State: dg.State, Reviewer: dg.Reviewer, CreatedAt: now, UpdatedAt: now}
-			id, err := insertRequest(ctx, tx, g, justification, review)
+			id, err := insertRequest(ctx, w, g, justification, review)
 			if err != nil {
 				return fmt.Errorf("grants[%d]: %w", i, err)
 			}
 			// Each grant the import changes is a transition of its own in the
 			// organization's audit log (rule 23), marked as the import's.
-			if err := db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: importActions[dg.State], Org: dg.Org, TokenID: t.ID, RequestID: id,
+			if err := db.audit(ctx, w, AuditEvent{At: now, Actor: actor, Action: importActions[dg.State], Org: dg.Org, TokenID: t.ID, RequestID: id,
 				Reason: dg.Reason, Details: map[string]any{"via": ActionStoreImport}}); err != nil {
 				return err
 			}
@@ -598,7 +600,7 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE r
 		}
 		// The import is on record even when it changed nothing: its counts
 		// say so.
-		return db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionStoreImport, Details: map[string]any{
+		return db.audit(ctx, w, AuditEvent{At: now, Actor: actor, Action: ActionStoreImport, Details: map[string]any{
 			"users": res.Users, "memberships": res.Memberships, "repositories": res.Repositories, "tokens": res.Tokens, "grants": res.Grants,
 			"unchanged": res.Unchanged}})
 	})
@@ -610,7 +612,7 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE r
 
 // upsert runs an INSERT ... ON CONFLICT DO UPDATE ... WHERE and reports
 // whether it inserted or updated a row.
-func upsert(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, error) {
+func upsert(ctx context.Context, tx execer, query string, args ...any) (bool, error) {
 	res, err := tx.ExecContext(ctx, query, args...)
 	if err != nil {
 		return false, err
@@ -642,7 +644,7 @@ func firstErr(err error) error {
 // grant's organization already says what the import would record: an
 // import of an export is then a no-op. A record that gives no
 // justification keeps whatever the store has.
-func sameCurrentRequest(ctx context.Context, tx *sql.Tx, tokenID int64, dg DumpGrant, justification, review string) (bool, error) {
+func sameCurrentRequest(ctx context.Context, tx execer, tokenID int64, dg DumpGrant, justification, review string) (bool, error) {
 	var state, j, r, reviewer string
 	err := tx.QueryRowContext(ctx, `SELECT state, justification, review_reason, reviewer FROM requests WHERE token_id = $1 AND org = $2 ORDER BY id DESC LIMIT 1`,
 		tokenID, dg.Org).Scan(&state, &j, &r, &reviewer)
@@ -669,7 +671,7 @@ type grantRef struct {
 // grantToken finds the token a grant names: in the dump first, then in the
 // store as it was before the import. It returns the token's index in
 // tokens, or -1 and the store's token.
-func grantToken(ctx context.Context, tx *sql.Tx, g DumpGrant, tokens []Token, byHash map[[32]byte]int, byName map[tokenRef]int) (int, Token, error) {
+func grantToken(ctx context.Context, tx execer, g DumpGrant, tokens []Token, byHash map[[32]byte]int, byName map[tokenRef]int) (int, Token, error) {
 	if g.TokenSHA256 != "" {
 		h, err := HashFromHex(g.TokenSHA256)
 		if err != nil {
@@ -756,7 +758,7 @@ func describeToken(t Token) string {
 }
 
 // storedToken reads the store's token of a hash, if any.
-func storedToken(ctx context.Context, tx *sql.Tx, h [32]byte) (Token, bool, error) {
+func storedToken(ctx context.Context, tx execer, h [32]byte) (Token, bool, error) {
 	var sc tokenScanner
 	t, err := sc.scan(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {

@@ -101,7 +101,7 @@ func WithActorToken(ctx context.Context, id int64) context.Context {
 	return context.WithValue(ctx, actorTokenKey{}, id)
 }
 
-func (db *DB) audit(ctx context.Context, tx *sql.Tx, e AuditEvent) error {
+func (db *DB) audit(ctx context.Context, tx execer, e AuditEvent) error {
 	// Every write records who made it: a token given as the actor (the
 	// CLI's --actor) is refused here, and the write with it.
 	if err := CheckPlain("actor", e.Actor); err != nil {
@@ -329,7 +329,7 @@ func ValidateToken(t Token) error {
 }
 
 // ensureUser creates a user record (not managed) when it is absent.
-func ensureUser(ctx context.Context, tx *sql.Tx, login string) error {
+func ensureUser(ctx context.Context, tx execer, login string) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO users (login, managed_by) VALUES ($1, '') ON CONFLICT (login) DO NOTHING`, login)
 	if err != nil {
 		return fmt.Errorf("creating user %q: %w", login, err)
@@ -340,7 +340,7 @@ func ensureUser(ctx context.Context, tx *sql.Tx, login string) error {
 	return nil
 }
 
-func insertToken(ctx context.Context, tx *sql.Tx, t Token) (int64, error) {
+func insertToken(ctx context.Context, tx execer, t Token) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO tokens (hash, name, kind, user_login, scopes, resource_owner, repository_selection, repositories, permissions, created_at, expires_at, revoked, last_used_at, packed)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -358,7 +358,7 @@ RETURNING id`,
 }
 
 // insertRequest adds a request row: the new current grant of (token, org).
-func insertRequest(ctx context.Context, tx *sql.Tx, g Grant, justification, review string) (int64, error) {
+func insertRequest(ctx context.Context, tx execer, g Grant, justification, review string) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO requests (token_id, org, state, justification, review_reason, reviewer, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
