@@ -42,6 +42,8 @@ func TestParseConfig(t *testing.T) {
 			err: `invalid configuration for plugin "pat": store.postgres.dsn: missing value (e.g. "postgres://opa-pat@db/opa_pat")`},
 		{note: "postgres dsn not a url, password hidden", config: `{"store": {"postgres": {"dsn": "mysql://u:secret@db/pat"}}}`,
 			err: `invalid configuration for plugin "pat": store.postgres.dsn: "mysql://u:xxxxx@db/pat" is not a postgres:// URL`},
+		{note: "a key=value DSN, password hidden", config: `{"store": {"postgres": {"dsn": "host=db user=u password=S3cretPw_xyz dbname=pat"}}}`,
+			err: `invalid configuration for plugin "pat": store.postgres.dsn: "host=db user=u password=xxxxx dbname=pat" is not a postgres:// URL`},
 		{note: "same prefixes", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "x_", "fine_grained": "x_"}}`,
 			err: `invalid configuration for plugin "pat": token_prefixes: classic and fine_grained prefixes must differ, both are "x_"`},
 		{note: "prefix with space", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "a b"}}`,
@@ -152,6 +154,7 @@ func TestActiveConfigHidesTheDSNPassword(t *testing.T) {
 	for _, tc := range []struct{ dsn, shown string }{
 		{"postgres://opa:hunter2@db:5432/pat?sslmode=disable", "postgres://opa:xxxxx@db:5432/pat?sslmode=disable"},
 		{"postgresql://opa@db/pat?password=hunter2&sslmode=disable", "postgresql://opa@db/pat?password=xxxxx&sslmode=disable"},
+		{"postgres://opa@db/pat?sslmode=disable&password=hunter2%zz", "postgres://opa@db/pat?sslmode=disable&password=xxxxx"},
 		{"postgres://opa@db/pat", "postgres://opa@db/pat"},
 	} {
 		t.Run(tc.dsn, func(t *testing.T) {

@@ -92,9 +92,40 @@ func TestRedactLocation(t *testing.T) {
 		"postgres://u:secret@db/pat":                "postgres://u:xxxxx@db/pat",
 		"postgres://u@db/pat?password=secret&x=1":   "postgres://u@db/pat?password=xxxxx&x=1",
 		"postgresql://u:secret@db/pat?sslmode=full": "postgresql://u:xxxxx@db/pat?sslmode=full",
+		// A black-box run found these printed as written.
+		"postgres://u@db/pat?sslmode=disable&password=S3cret%zzPw": "postgres://u@db/pat?sslmode=disable&password=xxxxx",
+		"postgres://u@db/pat?PASSWORD=secret":                      "postgres://u@db/pat?PASSWORD=xxxxx",
+		"postgres://u:S3cr tPw%zz@db/pat":                          "postgres://u:xxxxx@db/pat",
+		"postgres://u:S3cret#x@db/pat":                             "postgres://u:xxxxx@db/pat",
 	} {
 		if got := RedactLocation(in); got != want {
 			t.Errorf("RedactLocation(%q) = %q; want %q", in, got, want)
+		}
+	}
+	// libpq's key=value form, and a driver's message quoting it.
+	for in, want := range map[string]string{
+		"host=db user=u password=S3cretPw_xyz dbname=pat":        "host=db user=u password=xxxxx dbname=pat",
+		"host=db password = 'it\\'s a b' dbname=pat":             "host=db password = xxxxx dbname=pat",
+		"host=db password='a b' dbname=pat":                      "host=db password=xxxxx dbname=pat",
+		"mysql://u:secret@db/pat":                                "mysql://u:xxxxx@db/pat",
+		"cannot parse `postgres://u@db/x?password=S3cret%zz`: x": "cannot parse `postgres://u@db/x?password=xxxxx`: x",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// An unparsable URL's error quotes no part of it.
+func TestPgConfigQuotesNoPassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://bb_app:S3cr tPw%zz@127.0.0.1:5432/pat",
+		"postgres://bb_app:S3cret#x@127.0.0.1:5432/pat",
+		"postgres://bb_app:S3cret[x@127.0.0.1:5432/pat",
+	} {
+		_, _, err := pgConfig(dsn)
+		if err == nil || strings.Contains(err.Error(), "S3cr") {
+			t.Errorf("pgConfig(%q): %v", dsn, err)
 		}
 	}
 }

@@ -15,6 +15,9 @@ func TestCheckLocation(t *testing.T) {
 		{note: "mysql", location: "mysql://u:hunter2@h/db", err: `"mysql://u:xxxxx@h/db" is neither a postgres:// URL nor a file path`},
 		{note: "sqlite URL", location: "sqlite:///var/lib/pat.db", err: `"sqlite:///var/lib/pat.db" is neither a postgres:// URL nor a file path`},
 		{note: "a password parameter", location: "redis://h/0?password=hunter2", err: `"redis://h/0?password=xxxxx" is neither a postgres:// URL nor a file path`},
+		{note: "libpq's key=value form, which would name a file after its password", location: "host=db user=u password=S3cretPw_xyz dbname=pat",
+			err: `"host=db user=u password=xxxxx dbname=pat" is a key=value connection string; give the database as a postgres:// URL (docs/postgres.md)`},
+		{note: "a path with an = in it", location: "./runs/user=ci/pat.db"},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			err := CheckLocation(tc.location)

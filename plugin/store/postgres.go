@@ -99,8 +99,16 @@ func CheckLocation(location string) error {
 	if scheme, _, ok := strings.Cut(location, "://"); ok && urlScheme.MatchString(scheme) {
 		return fmt.Errorf("%q is neither a postgres:// URL nor a file path", RedactURL(location))
 	}
+	if keyValueDSN.MatchString(location) {
+		// Taken for a path, it would name a new SQLite file after the
+		// password.
+		return fmt.Errorf("%q is a key=value connection string; give the database as a postgres:// URL (docs/postgres.md)", RedactURL(location))
+	}
 	return nil
 }
+
+// keyValueDSN is libpq's key=value form of a connection string.
+var keyValueDSN = regexp.MustCompile(`(?i)(^|\s)(host|hostaddr|port|dbname|user|password|passfile|sslmode|service)\s*=`)
 
 // oneLineError is an error whose message is one line. pgx writes each
 // failed connection attempt on a line of its own (one with TLS and one
@@ -258,9 +266,11 @@ func openPostgresReadOnly(ctx context.Context, dsn string) (*DB, error) {
 func pgConfig(dsn string) (string, *pgx.ConnConfig, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return "", nil, fmt.Errorf("parsing the URL: %w", err)
+		// Go's message quotes the URL, or the part it stumbled on: a
+		// password with "#", "%", a space or "[" in it, not encoded.
+		return "", nil, errors.New("parsing the URL: it is not a valid URL (characters such as #, %, / or a space in a user name or password must be percent-encoded)")
 	}
-	location := redactURL(u)
+	location := RedactURL(dsn)
 	q := u.Query()
 	if !q.Has("connect_timeout") {
 		q.Set("connect_timeout", fmt.Sprint(int(PostgresConnectTimeout.Seconds())))
@@ -268,7 +278,7 @@ func pgConfig(dsn string) (string, *pgx.ConnConfig, error) {
 	}
 	config, err := pgx.ParseConfig(u.String())
 	if err != nil {
-		return "", nil, fmt.Errorf("parsing the URL: %w", err)
+		return "", nil, fmt.Errorf("parsing the URL: %s", hideSecrets(err.Error(), u))
 	}
 	if config.RuntimeParams == nil {
 		config.RuntimeParams = map[string]string{}
@@ -290,26 +300,25 @@ func pgPool(config *pgx.ConnConfig, conns int) *sql.DB {
 }
 
 // RedactLocation is a store location fit for messages: a postgres:// URL
-// without its password (redactURL), a path as it is.
+// without its password (RedactURL), a path as it is.
 func RedactLocation(location string) string {
 	if !IsPostgres(location) {
 		return location
 	}
-	u, err := url.Parse(location)
-	if err != nil {
-		return "postgres://(unparsable URL)"
-	}
-	return redactURL(u)
+	return RedactURL(location)
 }
 
-// RedactURL is a URL fit for messages, whatever its scheme: without the
-// password in its user information or in a password parameter. Text that
-// does not parse as a URL loses what lies between the first ':' after its
-// scheme and its last '@'.
+// RedactURL is a URL or a connection string fit for messages, whatever its
+// scheme: without the password in its user information, in a password
+// parameter (password=..., in a query or in libpq's key=value form, any
+// case, also one Go's URL parser cannot read). Text that does not parse as
+// a URL loses what lies between the first ':' after its scheme and its
+// last '@'.
 func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
-		return redactURL(u)
+		return redactPasswordParams(redactURL(u))
 	}
+	s = redactPasswordParams(s)
 	at := strings.LastIndex(s, "@")
 	if at < 0 {
 		return s
@@ -322,6 +331,15 @@ func RedactURL(s string) string {
 		return s[:start+colon+1] + "xxxxx" + s[at:]
 	}
 	return s
+}
+
+// passwordParam is a password parameter: in a URL's query (up to & or ;),
+// or in libpq's key=value form (up to white space, or quoted).
+var passwordParam = regexp.MustCompile("(?i)(^|[?&;\\s])(password\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|[^&;\\s`\"']*)")
+
+// redactPasswordParams replaces the value of every password parameter.
+func redactPasswordParams(s string) string {
+	return passwordParam.ReplaceAllString(s, "${1}${2}xxxxx")
 }
 
 // redactURL is u without its password, in the user information or in a
@@ -509,4 +527,28 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// hideSecrets is msg, a driver's message about u, without u's password in
+// any of the forms the message may quote it in.
+func hideSecrets(msg string, u *url.URL) string {
+	msg = RedactURL(msg)
+	var secrets []string
+	if p, ok := u.User.Password(); ok {
+		secrets = append(secrets, p, url.QueryEscape(p), url.PathEscape(p))
+	}
+	for _, kv := range strings.FieldsFunc(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(k, "password") {
+			secrets = append(secrets, v)
+			if dec, err := url.QueryUnescape(v); err == nil {
+				secrets = append(secrets, dec)
+			}
+		}
+	}
+	for _, p := range secrets {
+		if p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
 }
