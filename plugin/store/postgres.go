@@ -266,8 +266,12 @@ func openPostgresReadOnly(ctx context.Context, dsn string) (*DB, error) {
 func pgConfig(dsn string) (string, *pgx.ConnConfig, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		// Go's message quotes the URL, or the part it stumbled on: a
-		// password with "#", "%", a space or "[" in it, not encoded.
+		// Go's message quotes the URL, or the part it stumbled on, which
+		// may be a password with "#", "%", a space or "[" in it: it is
+		// shown only for a URL that holds no credentials.
+		if !mayHoldPassword(dsn) {
+			return "", nil, fmt.Errorf("parsing the URL: %w", err)
+		}
 		return "", nil, errors.New("parsing the URL: it is not a valid URL (characters such as #, %, / or a space in a user name or password must be percent-encoded)")
 	}
 	location := RedactURL(dsn)
@@ -551,4 +555,19 @@ func hideSecrets(msg string, u *url.URL) string {
 		}
 	}
 	return msg
+}
+
+// mayHoldPassword reports whether a URL that Go cannot parse may hold a
+// password: a password parameter, or a ':' in what comes before its last
+// '@'.
+func mayHoldPassword(dsn string) bool {
+	if strings.Contains(strings.ToLower(dsn), "password") {
+		return true
+	}
+	rest := dsn
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+3:]
+	}
+	at := strings.LastIndex(rest, "@")
+	return at >= 0 && strings.Contains(rest[:at], ":")
 }
