@@ -221,14 +221,14 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 }
 
 // openPostgresReadOnly connects for OpenReadOnly: every transaction is read
-// only (default_transaction_read_only), and nothing is migrated unless the
-// schema is older than this build's.
+// only (readOnlySession), and nothing is migrated unless the schema is older
+// than this build's.
 func openPostgresReadOnly(ctx context.Context, dsn string) (*DB, error) {
 	location, config, err := pgConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
-	config.RuntimeParams["default_transaction_read_only"] = "on"
+	readOnlySession(config)
 	db := &DB{location: location, d: postgresDialect, rdb: pgPool(config, PostgresMaxReadConns), now: time.Now, readOnly: true,
 		pg: &pgState{config: config, heartbeat: ListenHeartbeat}}
 	st, err := db.schemaState(ctx, "schema_migrations", "")
@@ -258,6 +258,29 @@ func openPostgresReadOnly(ctx context.Context, dsn string) (*DB, error) {
 	}
 	db.Close()
 	return upgradeForReading(ctx, dsn, st.version)
+}
+
+// readOnlySession makes every transaction of config's connections read only:
+// it sets default_transaction_read_only once a connection is up. As a
+// startup parameter the setting would be in place before pgx checks
+// target_session_attrs, whose read-write check (SHOW transaction_read_only)
+// would then refuse every server, and whose read-only and standby checks
+// would accept a primary. AfterConnect runs after that check, on every
+// connection of the pools and the listener's; a connection whose SET fails
+// is not used.
+func readOnlySession(config *pgx.ConnConfig) {
+	after := config.AfterConnect
+	config.AfterConnect = func(ctx context.Context, conn *pgconn.PgConn) error {
+		if after != nil {
+			if err := after(ctx, conn); err != nil {
+				return err
+			}
+		}
+		if _, err := conn.Exec(ctx, `SET SESSION default_transaction_read_only = on`).ReadAll(); err != nil {
+			return fmt.Errorf("making the session read-only: %w", err)
+		}
+		return nil
+	}
 }
 
 // pgConfig parses a postgres:// URL, with opa-pat's defaults for

@@ -332,6 +332,46 @@ func TestOpenReadOnlyPostgres(t *testing.T) {
 	}
 }
 
+// A reader works with every target_session_attrs that a primary satisfies:
+// its session turns read-only after pgx checked the server (read-write
+// asks whether the session may write), and every transaction of it is
+// still read only.
+func TestOpenReadOnlyPostgresTargetSessionAttrs(t *testing.T) {
+	ctx := t.Context()
+	dsn := testPostgresDSN(t)
+	db := openAt(t, dsn)
+	if _, err := importJSON(t, db, importWorld); err != nil {
+		t.Fatal(err)
+	}
+	for _, attrs := range []string{"any", "read-write", "primary", "prefer-standby"} {
+		t.Run(attrs, func(t *testing.T) {
+			ro, err := OpenReadOnly(ctx, dsn+"&target_session_attrs="+attrs)
+			if err != nil {
+				t.Fatalf("OpenReadOnly = %v", err)
+			}
+			defer ro.Close()
+			if n := listedTokens(t, ro); n != 2 {
+				t.Fatalf("%d tokens; want 2", n)
+			}
+			if d, err := ro.Export(ctx); err != nil || len(d.Tokens) != 2 {
+				t.Fatalf("Export = %+v, %v", d, err)
+			}
+			// Not only write refuses: the server does, on every connection.
+			for range PostgresMaxReadConns + 1 {
+				if _, err := ro.rdb.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('x', 'y')`); err == nil || !strings.Contains(err.Error(), "SQLSTATE 25006") {
+					t.Fatalf("INSERT through the reader = %v; want a read-only transaction's error", err)
+				}
+			}
+		})
+	}
+	// A primary is no standby: pgx refuses it before the session turns
+	// read-only.
+	if ro, err := OpenReadOnly(ctx, dsn+"&target_session_attrs=standby"); err == nil {
+		ro.Close()
+		t.Fatal("OpenReadOnly with target_session_attrs=standby succeeded on a primary")
+	}
+}
+
 // A reader creates no store: not in an empty SQLite file, nor in a
 // PostgreSQL database without opa-pat's tables (a mistyped DSN).
 func TestOpenReadOnlyCreatesNoSchema(t *testing.T) {
