@@ -114,20 +114,21 @@ func (db *DB) migrateTable(ctx context.Context, tx *sql.Tx, table, kind string, 
 		return st.notice(what, len(ms)), nil
 	}
 	if st.version == len(ms) {
-		return "", nil
+		return "", nil // no DDL: a role without CREATE uses the store
 	}
+	migrating := fmt.Sprintf("migrate the %s from version %d to %d", what, st.version, len(ms))
 	if !st.hasColumn {
 		// A store that an opa-pat before markers made: the marker is added
 		// with the migration that first sets it. The column may be NULL,
 		// as the rows such an opa-pat writes leave it, and that opa-pat
 		// names the columns it inserts, so it may still record migrations.
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+markerColumn+` BIGINT`); err != nil {
-			return "", fmt.Errorf("adding %s.%s: %w", table, markerColumn, err)
+			return "", fmt.Errorf("adding %s.%s: %w", table, markerColumn, db.needsCreate(err, migrating))
 		}
 	}
 	for v := st.version + 1; v <= len(ms); v++ {
 		if err := apply(v); err != nil {
-			return "", err
+			return "", db.needsCreate(err, migrating)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (version, applied_at, `+markerColumn+`) VALUES ($1, $2, $3)`,
 			v, db.now().UnixNano(), compatibleFrom(ms, v)); err != nil {

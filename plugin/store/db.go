@@ -187,8 +187,12 @@ func (db *DB) Close() error {
 func SchemaVersion() int { return len(migrations) }
 
 func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.wdb.ExecContext(ctx, versionsTable("schema_migrations")); err != nil {
-		return fmt.Errorf("creating schema_migrations: %w", err)
+	// PostgreSQL's migratePostgres created it, under the write lock and only
+	// when missing.
+	if db.pg == nil {
+		if _, err := db.wdb.ExecContext(ctx, versionsTable("schema_migrations")); err != nil {
+			return fmt.Errorf("creating schema_migrations: %w", err)
+		}
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
 		notice, err := db.migrateTable(ctx, tx, "schema_migrations", "", migrations, func(v int) error {
@@ -215,6 +219,14 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) 
 	}
 	if db.pg == nil {
 		defer func() { err = sqliteReadOnly(db.location, err) }()
+	} else {
+		// A session that turned read-only after the store was opened (a
+		// primary demoted to a standby, a role or database altered).
+		defer func() {
+			if err != nil && !errors.Is(err, ErrReadOnly) && pgCode(err) == sqlstateReadOnly {
+				err = fmt.Errorf("%w: %s: %w", ErrReadOnly, readOnlySessionWhy, err)
+			}
+		}()
 	}
 	if db.file != nil {
 		// A SQLite file replaced under the store: writing on would add the

@@ -154,6 +154,10 @@ type pgState struct {
 	config *pgx.ConnConfig
 	// heartbeat is ListenHeartbeat; tests shorten it.
 	heartbeat time.Duration
+	// role and schema are the session's current_user and current_schema,
+	// read when the store was opened, for the messages of a migration the
+	// role may not run (needsCreate).
+	role, schema string
 
 	mu          sync.Mutex
 	connected   int // listeners connected
@@ -383,11 +387,31 @@ func redactURL(u *url.URL) string {
 // migratePostgres applies the shared migrations, then the PostgreSQL ones.
 // Several processes may open a new database at once: the write lock makes
 // them take turns, and the tables that record versions are created under it.
+// A database at this build's schema gets no DDL at all, not even CREATE TABLE
+// IF NOT EXISTS (which PostgreSQL refuses to a role without CREATE on the
+// schema): the tables are looked up first, and migrateTable runs nothing
+// when no migration is due, so a role that may only read and write the rows
+// uses an up-to-date store.
 func (db *DB) migratePostgres(ctx context.Context) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		var readOnly string
+		if err := tx.QueryRowContext(ctx, `SELECT current_setting('transaction_read_only'), current_user, COALESCE(current_schema(), '')`).
+			Scan(&readOnly, &db.pg.role, &db.pg.schema); err != nil {
+			return fmt.Errorf("reading the session's settings: %w", err)
+		}
+		if readOnly == "on" {
+			return errReadOnlySession
+		}
 		for _, table := range []string{"schema_migrations", "postgres_migrations"} {
+			var exists bool
+			if err := tx.QueryRowContext(ctx, `SELECT to_regclass(CAST($1 AS text)) IS NOT NULL`, table).Scan(&exists); err != nil {
+				return fmt.Errorf("looking up %s: %w", table, err)
+			}
+			if exists {
+				continue
+			}
 			if _, err := tx.ExecContext(ctx, versionsTable(table)); err != nil {
-				return fmt.Errorf("creating %s: %w", table, err)
+				return fmt.Errorf("creating %s: %w", table, db.needsCreate(err, "create the store's tables"))
 			}
 		}
 		return nil
@@ -408,6 +432,51 @@ func (db *DB) migratePostgres(ctx context.Context) error {
 		db.notice = joinNotices(db.notice, notice)
 		return err
 	})
+}
+
+// errReadOnlySession is a writer's open of a PostgreSQL session that may not
+// write: it fails up front rather than at the first write.
+var errReadOnlySession = fmt.Errorf("%w: %s", ErrReadOnly, readOnlySessionWhy)
+
+// readOnlySessionWhy says why a PostgreSQL session may not write and what
+// works with it.
+const readOnlySessionWhy = "the PostgreSQL session may not write (transaction_read_only is on: a hot standby, " +
+	"or default_transaction_read_only set for the role, the database or in the URL); commands that only read work with it, " +
+	"the others need the primary and a session that may write"
+
+// pgCode is the SQLSTATE of a PostgreSQL error in err's chain, "" when none.
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// sqlstateReadOnly is SQLSTATE read_only_sql_transaction, and
+// sqlstateInsufficientPrivilege insufficient_privilege (a missing GRANT, or a
+// table the role does not own).
+const (
+	sqlstateReadOnly              = "25006"
+	sqlstateInsufficientPrivilege = "42501"
+)
+
+// needsCreate explains a PostgreSQL error of insufficient privilege that DDL
+// met: the role may use a store at the current schema, but not change it.
+// what is what the DDL was for ("create the store's tables", "migrate the
+// schema from version 3 to 4"). Other errors, and SQLite's, are returned as
+// they are.
+func (db *DB) needsCreate(err error, what string) error {
+	if db.pg == nil || pgCode(err) != sqlstateInsufficientPrivilege {
+		return err
+	}
+	schema := db.pg.schema
+	if schema == "" {
+		schema = "(none in search_path)"
+	}
+	return fmt.Errorf("the role %s may not %s: that takes CREATE on schema %s and, to change existing tables, owning them; "+
+		"open the store once as a role that may (GRANT CREATE ON SCHEMA %s TO %s, or the tables' owner), after which roles "+
+		"that may only read and write rows use it: %w", db.pg.role, what, schema, schema, db.pg.role, err)
 }
 
 // wakePostgres listens on NotifyChannel over a connection of its own and

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
+)
+
+// restrictedRole creates a database and a login role that may use its
+// schema but not create in it (PostgreSQL 15 gives PUBLIC no CREATE on
+// public; older servers lose it here). It returns the database's DSN as
+// its owner and as the role, and grant, which gives the role what a
+// least-privilege fleet grants: every right on the tables and sequences
+// that exist. The role is dropped when the test ends, after the database.
+func restrictedRole(t *testing.T) (owner, restricted string, grant func()) {
+	t.Helper()
+	ctx := t.Context()
+	base := pgtest.BaseDSN()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
+	}
+	admin.Close(ctx)
+	var b [6]byte
+	rand.Read(b[:])
+	role := "wt_pgrole_" + hex.EncodeToString(b[:])
+	execAs(t, base, `CREATE ROLE `+role+` LOGIN`)
+	t.Cleanup(func() { execAs(t, base, `DROP ROLE IF EXISTS `+role) })
+	owner = pgtest.Database(t, "wt_pgrole_") // dropped before the role
+	execAs(t, owner, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
+	execAs(t, owner, `GRANT USAGE ON SCHEMA public TO `+role)
+	u, err := url.Parse(owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	return owner, u.String(), func() {
+		execAs(t, owner, `GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role)
+		execAs(t, owner, `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO `+role)
+	}
+}
+
+func execAs(t *testing.T, dsn, statement string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, statement); err != nil {
+		t.Fatalf("%s: %v", statement, err)
+	}
+}
+
+// A role without CREATE on the schema uses a store at the current schema,
+// for writing and reading: opening it runs no DDL. It cannot create or
+// migrate one, and says what it lacks.
+func TestPostgresRoleWithoutCreate(t *testing.T) {
+	ctx := t.Context()
+	owner, dsn, grant := restrictedRole(t)
+
+	// An empty database: the role may not create the tables.
+	_, err := Open(ctx, dsn)
+	if want := "opening PostgreSQL store: creating schema_migrations: the role wt_pgrole_"; err == nil || !strings.HasPrefix(err.Error(), want) ||
+		!strings.Contains(err.Error(), " may not create the store's tables: that takes CREATE on schema public") ||
+		!strings.HasSuffix(err.Error(), "permission denied for schema public (SQLSTATE 42501)") {
+		t.Fatalf("Open of an empty database = %v; want %s...", err, want)
+	}
+
+	db := openAt(t, owner)
+	if _, err := importJSON(t, db, importWorld); err != nil {
+		t.Fatal(err)
+	}
+	grant()
+
+	w, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open by the role without CREATE = %v", err)
+	}
+	if err := w.RevokeToken(ctx, 1, "test", ""); err != nil {
+		t.Fatalf("RevokeToken = %v", err)
+	}
+	w.Close()
+	ro, err := OpenReadOnly(ctx, dsn)
+	if err != nil {
+		t.Fatalf("OpenReadOnly by the role without CREATE = %v", err)
+	}
+	if n := listedTokens(t, ro); n != 2 {
+		t.Fatalf("%d tokens; want 2", n)
+	}
+	ro.Close()
+
+	// A migration is due: the role says it may not run it.
+	newer := append(slices.Clip(migrations), migration{compatibleWith: len(migrations), sql: `CREATE TABLE wt_extra (x BIGINT)`})
+	asBinary(newer, nil, func() {
+		var w *DB
+		if w, err = Open(ctx, dsn); err == nil {
+			w.Close()
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), " may not migrate the schema from version "+strconv.Itoa(len(migrations))+" to "+strconv.Itoa(len(newer))+
+		": that takes CREATE on schema public") || !strings.Contains(err.Error(), "permission denied for schema public (SQLSTATE 42501)") {
+		t.Fatalf("Open by the newer opa-pat as the role without CREATE = %v", err)
+	}
+	// Nothing of it was applied: the owner still migrates.
+	asBinary(newer, nil, func() {
+		var w *DB
+		if w, err = Open(ctx, owner); err == nil {
+			w.Close()
+		}
+	})
+	if err != nil {
+		t.Fatalf("Open by the newer opa-pat as the owner = %v", err)
+	}
+}
+
+// A writer's open of a session that may not write says so, and is
+// ErrReadOnly; a reader opens it.
+func TestPostgresReadOnlySession(t *testing.T) {
+	ctx := t.Context()
+	owner, dsn, grant := restrictedRole(t)
+	db := openAt(t, owner)
+	if _, err := importJSON(t, db, importWorld); err != nil {
+		t.Fatal(err)
+	}
+	grant()
+	u, _ := url.Parse(dsn)
+	execAs(t, owner, `ALTER ROLE `+u.User.Username()+` SET default_transaction_read_only = on`)
+	_, err := Open(ctx, dsn)
+	if want := "opening PostgreSQL store: the store is read-only: the PostgreSQL session may not write (transaction_read_only is on"; !errors.Is(err, ErrReadOnly) || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("Open = %v; want %s...", err, want)
+	}
+	ro, err := OpenReadOnly(ctx, dsn)
+	if err != nil {
+		t.Fatalf("OpenReadOnly = %v", err)
+	}
+	defer ro.Close()
+	if n := listedTokens(t, ro); n != 2 {
+		t.Fatalf("%d tokens; want 2", n)
+	}
+
+	// A session that turns read-only once the store is open (a primary
+	// demoted to a standby) makes a write fail with the same reason.
+	w := openAt(t, owner)
+	conn, err := w.wdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `SET SESSION default_transaction_read_only = on`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // back to the pool of one connection
+	err = w.RevokeToken(ctx, 1, "test", "")
+	if !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), "the PostgreSQL session may not write") || !strings.Contains(err.Error(), "SQLSTATE 25006") {
+		t.Fatalf("RevokeToken on a read-only session = %v", err)
+	}
+}
