@@ -275,7 +275,7 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 			p.behind.Store(nil)
 			if n := idx.Reloads(); n != reloads {
 				reloads = n
-				p.logger().Warn("Token store %s: the change log was pruned past the index, which loaded the store afresh: %s.", where, idx)
+				p.logger().Warn("Token store %s: %s; the index loaded the store afresh: %s.", where, idx.LastReload(), idx)
 			}
 		})
 	}(p.indexDone)

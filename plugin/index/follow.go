@@ -62,20 +62,28 @@ func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, 
 	}
 }
 
-// CatchUp applies every change after the last one applied. When the change
-// log was pruned past that change (store.ErrChangesPruned), so that
-// following it would skip changes, CatchUp loads the store afresh, as a
-// restart would: the records it has keep answering until the new ones are
-// all in place, at once (Reloads counts these loads).
+// CatchUp applies every change after the last one applied. When following
+// the change log would skip changes, CatchUp loads the store afresh, as a
+// restart would: when the log was pruned past that change
+// (store.ErrChangesPruned), or the store is not the one the index loaded
+// (store.ErrStoreReplaced: a backup restored, so that the log went
+// backwards or holds other changes, or a store created anew). The records
+// it has keep answering until the new ones are all in place, at once
+// (Reloads counts these loads, LastReload says why).
 func (x *Index) CatchUp(ctx context.Context, r store.Reader) error {
 	for {
 		after := x.Seq()
-		changes, err := r.Changes(ctx, after, changeBatch)
-		if errors.Is(err, store.ErrChangesPruned) {
-			if err := x.Load(ctx, r); err != nil {
-				return fmt.Errorf("the change log was pruned past change %d, the last one the index applied, "+
-					"and loading the store afresh failed: %w", after, err)
+		changes, err := r.ChangesSince(ctx, x.mark, changeBatch)
+		if errors.Is(err, store.ErrChangesPruned) || errors.Is(err, store.ErrStoreReplaced) {
+			if lerr := x.Load(ctx, r); lerr != nil {
+				if errors.Is(err, store.ErrChangesPruned) {
+					return fmt.Errorf("the change log was pruned past change %d, the last one the index applied, "+
+						"and loading the store afresh failed: %w", after, lerr)
+				}
+				return fmt.Errorf("%w; loading the store afresh failed: %w", err, lerr)
 			}
+			why := err.Error()
+			x.reloadWhy.Store(&why)
 			x.reloads.Add(1)
 			continue
 		}
@@ -97,7 +105,8 @@ func (x *Index) CatchUp(ctx context.Context, r store.Reader) error {
 				return fmt.Errorf("applying change %d (%s %q): %w", c.Seq, c.Entity, c.Key, err)
 			}
 		}
-		x.seq.store(changes[len(changes)-1].Seq)
+		x.mark = x.mark.After(changes[len(changes)-1])
+		x.seq.store(x.mark.Seq)
 		if len(changes) < changeBatch {
 			return nil
 		}
@@ -193,5 +202,13 @@ func splitKey(key string) (string, string, error) {
 }
 
 // Reloads is how many times CatchUp loaded the store afresh because the
-// change log had been pruned past the index.
+// change log had been pruned past the index, or the store was replaced.
 func (x *Index) Reloads() int64 { return x.reloads.Load() }
+
+// LastReload is why CatchUp last loaded the store afresh ("" before it did).
+func (x *Index) LastReload() string {
+	if p := x.reloadWhy.Load(); p != nil {
+		return *p
+	}
+	return ""
+}

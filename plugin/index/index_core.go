@@ -24,12 +24,18 @@ import (
 // Its records live in one set of tables behind an atomic pointer, so that a
 // load can build a whole new set while the old one still answers, and put
 // it in place at once: Follow does that when the change log was pruned
-// past the last change it applied (store.ErrChangesPruned).
+// past the last change it applied (store.ErrChangesPruned), or the store is
+// not the one it loaded (store.ErrStoreReplaced).
 type Index struct {
 	t       atomic.Pointer[tables]
 	seq     seqCounter
 	fresh   freshness // staleness.go
 	reloads atomic.Int64
+	// mark is where the index is in the store's change log and which store
+	// it loaded (store.ChangesSince); only the writer touches it.
+	mark store.Mark
+	// reloadWhy is what made the last reload necessary.
+	reloadWhy atomic.Pointer[string]
 }
 
 // tables hold the records of one load and the changes applied since.
@@ -251,19 +257,20 @@ func (x *Index) Seq() int64 { return x.seq.load() }
 func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	start := time.Now()
 	t := newTables()
-	seq, err := t.load(ctx, r)
+	mark, err := t.load(ctx, r)
 	if err != nil {
 		return err
 	}
 	x.t.Store(t)
-	x.seq.store(seq)
+	x.mark = mark
+	x.seq.store(mark.Seq)
 	x.fresh.markCurrent(start)
 	return nil
 }
 
 // load fills empty tables from one snapshot of r and returns the
-// snapshot's sequence number.
-func (x *tables) load(ctx context.Context, r store.Reader) (int64, error) {
+// snapshot's Mark.
+func (x *tables) load(ctx context.Context, r store.Reader) (store.Mark, error) {
 	x.loading = true
 	// Loading allocates the whole index at once, and most of a start's CPU
 	// went to collections that find nothing to free. Collect less often
@@ -293,7 +300,9 @@ func (x *tables) load(ctx context.Context, r store.Reader) (int64, error) {
 		}
 		return nil
 	}
+	var mark store.Mark
 	seq, err := r.Load(ctx, store.Visitor{
+		Mark:       func(m store.Mark) { mark = m },
 		Sizes:      x.reserve,
 		User:       func(u store.User) error { cur.users = append(cur.users, u); return add() },
 		Membership: func(m store.Membership) error { cur.memberships = append(cur.memberships, m); return add() },
@@ -307,7 +316,8 @@ func (x *tables) load(ctx context.Context, r store.Reader) (int64, error) {
 	flush()
 	close(batches)
 	<-built
-	return seq, err
+	mark.Seq = seq
+	return mark, err
 }
 
 // reserve sizes the tables of an empty index for the records a load

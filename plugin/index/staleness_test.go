@@ -17,7 +17,7 @@ type flakyReader struct {
 }
 
 func (r *flakyReader) Load(context.Context, store.Visitor) (int64, error) { return 0, nil }
-func (r *flakyReader) Changes(context.Context, int64, int) ([]store.Change, error) {
+func (r *flakyReader) ChangesSince(context.Context, store.Mark, int) ([]store.Change, error) {
 	if r.down.Load() {
 		return nil, errors.New("connection refused")
 	}

@@ -208,7 +208,10 @@ func (db *DB) migrate(ctx context.Context) error {
 			return nil
 		})
 		db.notice = notice
-		return err
+		if err != nil {
+			return err
+		}
+		return ensureStoreID(ctx, tx)
 	})
 }
 

@@ -148,8 +148,13 @@ func TestMigrateStoreChecksEveryTable(t *testing.T) {
 	}
 	src, dst := openTest(t), openTest(t)
 	populate(t, src)
+	dstID := storeID(t, dst)
 	if _, err := MigrateStore(t.Context(), src, dst, MigrateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// The target keeps its own id: a follower of either tells them apart.
+	if got, srcID := storeID(t, dst), storeID(t, src); got != dstID || got == srcID {
+		t.Fatalf("target's store id %q after migrating, %q before, source's %q: want its own kept", got, dstID, srcID)
 	}
 	if got, want := tableRows(t, dst), tableRows(t, src); !reflect.DeepEqual(got, want) {
 		t.Fatalf("rows differ:\n got %v\nwant %v", got, want)
@@ -157,4 +162,14 @@ func TestMigrateStoreChecksEveryTable(t *testing.T) {
 	if !token.Hidden(rawClassic) {
 		t.Fatal("token.Hidden(rawClassic) = false; the refusals above expect it described")
 	}
+}
+
+// storeID is db's MetaStoreID, which every store opened for writing has.
+func storeID(t *testing.T, db *DB) string {
+	t.Helper()
+	id, ok, err := db.Meta(t.Context(), MetaStoreID)
+	if err != nil || !ok || len(id) != 32 {
+		t.Fatalf("store id %q, %v, %v; want 32 hexadecimal digits", id, ok, err)
+	}
+	return id
 }

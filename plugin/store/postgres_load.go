@@ -119,6 +119,13 @@ func loadPostgresTx(ctx context.Context, tx pgx.Tx, v Visitor) (seq int64, err e
 	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("reading change log: %w", err)
 	}
+	if v.Mark != nil {
+		m := Mark{Seq: seq, Known: true}
+		if err := tx.QueryRow(ctx, markQuery, seq, MetaStoreID).Scan(&m.Entity, &m.Key, &m.StoreID); err != nil {
+			return 0, fmt.Errorf("reading the change at %d and the store's id: %w", seq, err)
+		}
+		v.Mark(m)
+	}
 	var n [4]int64 // tokens, grants, users, memberships
 	if v.Sizes != nil {
 		if err := tx.QueryRow(ctx, pgSizesQuery).Scan(&n[0], &n[1], &n[2], &n[3]); err != nil {

@@ -53,8 +53,9 @@ func (t copyTable) from() string {
 // migration records, parents before children. A new table needs a line here.
 var copyTables = []copyTable{
 	// How far a store's change log is pruned describes that log, not the
-	// records: it is neither copied nor cleared.
-	{name: "meta", columns: []copyColumn{{"key", colText}, {"value", colText}}, rows: `key <> '` + MetaChangesPrunedThrough + `'`},
+	// records, and the store's id names the store it is in: neither is
+	// copied nor cleared.
+	{name: "meta", columns: []copyColumn{{"key", colText}, {"value", colText}}, rows: `key NOT IN ('` + MetaChangesPrunedThrough + `', '` + MetaStoreID + `')`},
 	{name: "users", columns: []copyColumn{{"login", colText}, {"managed_by", colText}}},
 	{name: "memberships", columns: []copyColumn{{"user_login", colText}, {"org", colText}, {"role", colText}}},
 	{name: "repositories", columns: []copyColumn{{"owner", colText}, {"name", colText}, {"visibility", colText}}},

@@ -65,7 +65,7 @@ func tableRows(t *testing.T, db *DB) map[string][]string {
 			names[i] = c.name
 		}
 		cols := strings.Join(names, ", ")
-		rows, err := db.rdb.QueryContext(t.Context(), `SELECT `+cols+` FROM `+tb.name+` ORDER BY `+cols)
+		rows, err := db.rdb.QueryContext(t.Context(), `SELECT `+cols+` FROM `+tb.from()+` ORDER BY `+cols)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,6 +45,13 @@ func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("reading change log: %w", err)
 	}
+	if v.Mark != nil {
+		m, err := db.markAt(ctx, tx, seq)
+		if err != nil {
+			return 0, err
+		}
+		v.Mark(m)
+	}
 	var n Sizes
 	if v.Sizes != nil {
 		if err := tx.QueryRowContext(ctx, sizesQuery).Scan(&n.Tokens, &n.Grants, &n.Users, &n.Memberships); err != nil {
@@ -209,6 +216,15 @@ func grantReason(justification, review string) string {
 // Changes returns at most limit change-log entries with Seq > after, or
 // ErrChangesPruned when some of them were pruned (PruneChanges).
 func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]Change, error) {
+	return db.ChangesSince(ctx, Mark{Seq: after}, limit)
+}
+
+// ChangesSince is Changes after m.Seq that, when m is Known, also checks
+// that the store is the one m was read from (ErrStoreReplaced): that its
+// id is m's and that its log still holds m's change at m.Seq. The check
+// costs no statement of its own: the log is read from m.Seq on, and the
+// store's id is read with how far the log is pruned.
+func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -218,30 +234,64 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]Change, er
 			return nil, err
 		}
 	}
+	after := m.Seq
 	var out []Change
-	err := each(ctx, db.rdb, `SELECT seq, entity, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2`, func(rows *sql.Rows) error {
+	var at *Change // the change at after, when the log holds it
+	err := each(ctx, db.rdb, `SELECT seq, entity, key FROM changes WHERE seq >= $1 ORDER BY seq LIMIT $2`, func(rows *sql.Rows) error {
 		var c Change
 		if err := rows.Scan(&c.Seq, &c.Entity, &c.Key); err != nil {
 			return err
 		}
-		out = append(out, c)
+		if c.Seq == after {
+			at = &c
+		} else {
+			out = append(out, c)
+		}
 		return nil
-	}, after, limit)
+	}, after, limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("reading change log: %w", err)
 	}
-	if len(out) > 0 && out[0].Seq == after+1 {
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	next := len(out) > 0 && out[0].Seq == after+1
+	if next && !m.Known {
 		return out, nil // the next change is there: none was pruned
 	}
 	// Read after the changes: a prune that committed before them shows here.
-	through, err := prunedThrough(ctx, db.rdb)
+	through, id, err := logMeta(ctx, db.rdb)
 	if err != nil {
 		return nil, err
 	}
-	if through > after {
+	if m.Known {
+		switch {
+		case id != m.StoreID && m.StoreID == "":
+			return nil, fmt.Errorf("%w (it has an id, %q, and had none when loaded: created anew, or given its id since by a newer opa-pat)", ErrStoreReplaced, id)
+		case id != m.StoreID:
+			return nil, fmt.Errorf("%w (its id is %q, the one loaded had %q: a store created anew)", ErrStoreReplaced, id, m.StoreID)
+		case after > 0 && at == nil && len(out) == 0:
+			return nil, fmt.Errorf("%w (its change log ends before change %d, the last one applied: the log went backwards, as when a backup is restored)", ErrStoreReplaced, after)
+		case at == nil && after > 0 && through < after:
+			return nil, fmt.Errorf("%w (its change log no longer holds change %d, the last one applied, and was not pruned past it)", ErrStoreReplaced, after)
+		case at != nil && (at.Entity != m.Entity || at.Key != m.Key):
+			return nil, fmt.Errorf("%w (its change %d is of %s %q, the one applied was of %s %q: the log was rewritten, as when a backup is restored)",
+				ErrStoreReplaced, after, at.Entity, at.Key, m.Entity, m.Key)
+		}
+	}
+	if !next && through > after {
 		return nil, fmt.Errorf("%w (changes through %d removed, read after %d)", ErrChangesPruned, through, after)
 	}
 	return out, nil
+}
+
+// markAt reads the store's Mark at seq: the change there and the store's id.
+func (db *DB) markAt(ctx context.Context, q queryRower, seq int64) (Mark, error) {
+	m := Mark{Seq: seq, Known: true}
+	if err := q.QueryRowContext(ctx, markQuery, seq, MetaStoreID).Scan(&m.Entity, &m.Key, &m.StoreID); err != nil {
+		return Mark{}, fmt.Errorf("reading the change at %d and the store's id: %w", seq, err)
+	}
+	return m, nil
 }
 
 // WakeInterval is how often Wake polls SQLite's data_version.

@@ -113,7 +113,10 @@ type Sizes struct {
 type Visitor struct {
 	// Sizes, when set, is called once before any record with estimates of
 	// how many records follow, so that the receiver can size its tables.
-	Sizes      func(Sizes)
+	Sizes func(Sizes)
+	// Mark, when set, is called once before any record with the Mark of
+	// the snapshot (its last change and the store's id), for ChangesSince.
+	Mark       func(Mark)
 	User       func(User) error
 	Membership func(Membership) error
 	Repository func(Repository) error
@@ -133,9 +136,11 @@ type Reader interface {
 	// Load streams every record to v from one consistent snapshot and
 	// returns the change-log sequence number that snapshot reflects.
 	Load(ctx context.Context, v Visitor) (seq int64, err error)
-	// Changes returns at most limit changes with Seq > after, in order, or
-	// ErrChangesPruned when the log no longer holds all of them.
-	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// ChangesSince returns at most limit changes with Seq > m.Seq, in
+	// order; ErrChangesPruned when the log no longer holds all of them, and
+	// ErrStoreReplaced when the store is not the one m was read from
+	// (Visitor.Mark).
+	ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, error)
 	// Wake returns a channel that receives a value when the store may have
 	// changed (another process wrote to it). It is closed when ctx ends.
 	Wake(ctx context.Context) <-chan struct{}

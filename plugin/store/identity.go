@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// MetaStoreID holds a random id written once, when the store is created or
+// first opened (for writing) by a build that knows it. A backup restored
+// keeps it; a store created anew (a dropped and recreated database, a new
+// file) gets another. It is neither copied nor cleared by MigrateStore.
+const MetaStoreID = "store.id"
+
+// ErrStoreReplaced is returned by ChangesSince when the store is not the one
+// the reader loaded: its change log ends before the change the reader last
+// applied (a backup restored), holds another change at that number, or the
+// store's id changed (a store created anew). Following it would skip
+// changes: the reader must load the store afresh (the index does).
+var ErrStoreReplaced = errors.New("the store is not the one this reader loaded; it must load the store afresh")
+
+// Mark is where a reader is in the change log, and which store it read: the
+// last change it applied and the store's id. Known is false for a Mark that
+// only holds a sequence number: nothing about the store is checked then.
+type Mark struct {
+	Seq     int64
+	Entity  string // of the change at Seq ("" when Seq is 0)
+	Key     string
+	StoreID string // MetaStoreID; "" when the store has none
+	Known   bool
+}
+
+// After is the Mark of the last of changes, read from the same store as m.
+func (m Mark) After(c Change) Mark {
+	m.Seq, m.Entity, m.Key = c.Seq, c.Entity, c.Key
+	return m
+}
+
+// markQuery reads the change at a sequence number and the store's id: two
+// primary-key look-ups in one statement.
+const markQuery = `SELECT COALESCE((SELECT entity FROM changes WHERE seq = $1), ''),
+	COALESCE((SELECT key FROM changes WHERE seq = $1), ''),
+	COALESCE((SELECT value FROM meta WHERE key = $2), '')`
+
+// ensureStoreID writes MetaStoreID unless the store has one, in the
+// caller's (migration) transaction.
+func ensureStoreID(ctx context.Context, tx *sql.Tx) error {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("making the store's id: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
+		MetaStoreID, hex.EncodeToString(b[:])); err != nil {
+		return fmt.Errorf("recording the store's id: %w", err)
+	}
+	return nil
+}
+
+// logMeta reads how far the change log is pruned (0: never) and the
+// store's id in one statement.
+func logMeta(ctx context.Context, q queryer) (through int64, id string, err error) {
+	err = each(ctx, q, `SELECT key, value FROM meta WHERE key IN ($1, $2)`, func(rows *sql.Rows) error {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		switch k {
+		case MetaStoreID:
+			id = v
+		case MetaChangesPrunedThrough:
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("meta %s: %q is not a sequence number", MetaChangesPrunedThrough, v)
+			}
+			through = n
+		}
+		return nil
+	}, MetaChangesPrunedThrough, MetaStoreID)
+	if err != nil {
+		return 0, "", fmt.Errorf("reading the change log's meta: %w", err)
+	}
+	return through, id, nil
+}
