@@ -1,0 +1,240 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
+)
+
+// The store a sidecar follows can be put back from a backup, or created
+// anew, under it. Its change log then goes backwards, or holds other
+// changes at the numbers the index applied: reading the changes after the
+// index's number sees none of the writes since, and a token revoked after
+// the restore would stay allowed. The index must notice and load the store
+// afresh within a poll.
+
+func restoreBackends(t *testing.T, fn func(t *testing.T, location string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "pat.db")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, pgtest.Database(t, "pat_test_restore_")) })
+}
+
+// raw runs statements on the store at location behind its back, as psql or
+// sqlite3 would.
+func raw(t *testing.T, location string, stmts ...string) {
+	t.Helper()
+	ctx := t.Context()
+	if store.IsPostgres(location) {
+		c, err := pgx.Connect(ctx, location)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		for _, s := range stmts {
+			if _, err := c.Exec(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+		return
+	}
+	db, err := sql.Open("sqlite", location+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// rewindLog makes the change log end at seq, and the next change seq+1, as
+// restoring a backup taken at seq does.
+func rewindLog(location string, seq int64) []string {
+	stmts := []string{fmt.Sprintf(`DELETE FROM changes WHERE seq > %d`, seq)}
+	if store.IsPostgres(location) {
+		return append(stmts, fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('changes', 'seq'), %d)`, seq))
+	}
+	return append(stmts, fmt.Sprintf(`UPDATE sqlite_sequence SET seq = %d WHERE name = 'changes'`, seq))
+}
+
+func classic(i int) store.Token {
+	return store.Token{Hash: hashOf(i), Name: fmt.Sprintf("t%d", i), Kind: store.KindClassic, User: "bob", Scopes: []string{"repo"}, CreatedAt: t0}
+}
+
+func create(t *testing.T, db *store.DB, i int) int64 {
+	t.Helper()
+	tok, _, err := db.CreateToken(t.Context(), store.CreateTokenParams{Token: classic(i)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.ID
+}
+
+func head(t *testing.T, db *store.DB) store.Change {
+	t.Helper()
+	all, err := db.Changes(t.Context(), 0, 1<<20)
+	if err != nil || len(all) == 0 {
+		t.Fatalf("reading the change log: %d changes, %v", len(all), err)
+	}
+	return all[len(all)-1]
+}
+
+// follow loads db into a new index and follows it until the test ends.
+func follow(t *testing.T, db *store.DB, poll time.Duration) *Index {
+	t.Helper()
+	x := New()
+	if err := x.Load(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); x.Follow(ctx, db, poll, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return x
+}
+
+// waitRevoked waits at most two polls for the index to hold token i as
+// revoked.
+func waitRevoked(t *testing.T, x *Index, i int, poll time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(2*poll + time.Second)
+	for {
+		if tok, ok := x.Token(hashOf(i)); ok && tok.Shape.Revoked {
+			return
+		}
+		if time.Now().After(deadline) {
+			tok, ok := x.Token(hashOf(i))
+			t.Fatalf("token %d is still allowed (found %v, revoked %v) with the index at change %d after %d reloads", i, ok, ok && tok.Shape.Revoked, x.Seq(), x.Reloads())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const testPoll = 200 * time.Millisecond
+
+// TestFollowRestoredBackup: a backup taken at change n is restored under a
+// sidecar whose index is past n, and a token is revoked: that write takes a
+// number the index already applied.
+func TestFollowRestoredBackup(t *testing.T) { restoreBackends(t, testFollowRestoredBackup) }
+
+func testFollowRestoredBackup(t *testing.T, location string) {
+	db := openAtLocation(t, location)
+	id1 := create(t, db, 1)
+	create(t, db, 2)
+	backup := head(t, db).Seq
+	id3 := create(t, db, 3)
+	create(t, db, 4)
+	create(t, db, 5)
+	x := follow(t, db, testPoll)
+	if x.Seq() <= backup+1 {
+		t.Fatalf("index at %d, backup at %d: want the index two changes past it", x.Seq(), backup)
+	}
+
+	// The restore: the tokens created after the backup and their changes
+	// are gone, and the next change takes number backup+1.
+	raw(t, location, append([]string{fmt.Sprintf(`DELETE FROM tokens WHERE id >= %d`, id3)}, rewindLog(location, backup)...)...)
+	if err := db.RevokeToken(t.Context(), id1, "admin", "leaked"); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, x, 1, testPoll)
+	if _, ok := x.Token(hashOf(3)); ok {
+		t.Error("token 3, not in the backup, is still in the index")
+	}
+	if got := x.LastReload(); !strings.Contains(got, "went backwards") {
+		t.Errorf("LastReload() = %q, want it to say the log went backwards", got)
+	}
+
+	// Written on past the index's old number, the log holds another change
+	// at every number the index applied: noticed too.
+	want := x.Reloads()
+	for i := 6; head(t, db).Seq <= x.Seq()+1; i++ {
+		create(t, db, i)
+	}
+	if x.Reloads() != want {
+		t.Fatalf("reloads %d after ordinary writes, want %d", x.Reloads(), want)
+	}
+	at := x.Seq()
+	raw(t, location, append([]string{`DELETE FROM tokens WHERE id > ` + fmt.Sprint(id1+1)}, rewindLog(location, backup)...)...)
+	if err := db.RevokeToken(t.Context(), id1+1, "admin", "leaked"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 100; head(t, db).Seq < at+3; i++ {
+		create(t, db, i) // the same kind of change, other keys: more than the index applied
+	}
+	waitRevoked(t, x, 2, testPoll)
+	if x.Reloads() != want+1 {
+		t.Errorf("reloads %d, want %d", x.Reloads(), want+1)
+	}
+}
+
+// TestFollowRecreatedStore: the store is created anew (a dropped and
+// recreated database) and given a world whose change log ends at the
+// index's number, with the change there of the same record: only the
+// store's id tells them apart.
+func TestFollowRecreatedStore(t *testing.T) { restoreBackends(t, testFollowRecreatedStore) }
+
+func testFollowRecreatedStore(t *testing.T, location string) {
+	db := openAtLocation(t, location)
+	for i := 1; i <= 4; i++ {
+		create(t, db, i)
+	}
+	last := head(t, db)
+	x := follow(t, db, testPoll)
+
+	var fresh *store.DB
+	if store.IsPostgres(location) {
+		u, err := url.Parse(location)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(u.Path, "/")
+		u.Path = "/postgres"
+		raw(t, u.String(), `DROP DATABASE `+name+` WITH (FORCE)`, `CREATE DATABASE `+name)
+		fresh = openAtLocation(t, location)
+	} else {
+		// A new file can be told by its inode (ErrFileChanged); a store
+		// emptied in place and given a new id is the same case as a new
+		// database.
+		raw(t, location, `DELETE FROM requests`, `DELETE FROM tokens`, `DELETE FROM changes`, `DELETE FROM sqlite_sequence`,
+			`UPDATE meta SET value = 'another' WHERE key = '`+store.MetaStoreID+`'`)
+		fresh = db
+	}
+	id1 := create(t, fresh, 1)
+	if err := fresh.RevokeToken(t.Context(), id1, "admin", "leaked"); err != nil {
+		t.Fatal(err)
+	}
+	var pad []string
+	for n := head(t, fresh).Seq; n < last.Seq-1; n++ {
+		pad = append(pad, `INSERT INTO changes (entity, key) VALUES ('user', 'nobody')`)
+	}
+	pad = append(pad, fmt.Sprintf(`INSERT INTO changes (entity, key) VALUES ('%s', '%s')`, last.Entity, last.Key))
+	raw(t, location, pad...)
+	if got := head(t, fresh); got.Seq != last.Seq || got.Entity != last.Entity || got.Key != last.Key {
+		t.Fatalf("the new store's log ends at %+v, want %+v", got, last)
+	}
+	waitRevoked(t, x, 1, testPoll)
+	if got := x.LastReload(); !strings.Contains(got, "created anew") {
+		t.Errorf("LastReload() = %q, want it to say the store was created anew", got)
+	}
+}
+
+func openAtLocation(t *testing.T, location string) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.Context(), location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
