@@ -82,7 +82,7 @@ func (p *Plugin) registerMetrics() {
 				Help: "1 while the index is past store.max_staleness and token decisions deny, 0 otherwise."},
 				fromIndex(func(idx *index.Index) float64 { return boolFloat(idx.Current(time.Now()) != nil) })),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "opa_pat_index_reloads_total",
-				Help: "Loads of the whole store after the change log was pruned past the index."},
+				Help: "Loads of the whole store after the change log was pruned past the index, or the store was replaced under it (a backup restored, the store created anew)."},
 				fromIndex(func(idx *index.Index) float64 { return float64(idx.Reloads()) })),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "opa_pat_index_change_seq",
 				Help: "The store change-log sequence number the index reflects."},

@@ -275,7 +275,13 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 			p.behind.Store(nil)
 			if n := idx.Reloads(); n != reloads {
 				reloads = n
-				p.logger().Warn("Token store %s: %s; the index loaded the store afresh: %s.", where, idx.LastReload(), idx)
+				if why := idx.LastReload(); errors.Is(why, store.ErrChangesPruned) {
+					p.logger().Warn("Token store %s: the change log was pruned past the index, which loaded the store afresh: %s.", where, idx)
+				} else {
+					// A backup restored or the store created anew under the
+					// sidecar: say which, so that the operator knows.
+					p.logger().Warn("Token store %s: %v; the index loaded the store afresh: %s.", where, why, idx)
+				}
 			}
 		})
 	}(p.indexDone)

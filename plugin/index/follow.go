@@ -82,8 +82,7 @@ func (x *Index) CatchUp(ctx context.Context, r store.Reader) error {
 				}
 				return fmt.Errorf("%w; loading the store afresh failed: %w", err, lerr)
 			}
-			why := err.Error()
-			x.reloadWhy.Store(&why)
+			x.reloadWhy.Store(&err)
 			x.reloads.Add(1)
 			continue
 		}
@@ -205,10 +204,11 @@ func splitKey(key string) (string, string, error) {
 // change log had been pruned past the index, or the store was replaced.
 func (x *Index) Reloads() int64 { return x.reloads.Load() }
 
-// LastReload is why CatchUp last loaded the store afresh ("" before it did).
-func (x *Index) LastReload() string {
+// LastReload is why CatchUp last loaded the store afresh (nil before it
+// did): an error that is store.ErrChangesPruned or store.ErrStoreReplaced.
+func (x *Index) LastReload() error {
 	if p := x.reloadWhy.Load(); p != nil {
 		return *p
 	}
-	return ""
+	return nil
 }

@@ -35,7 +35,7 @@ type Index struct {
 	// it loaded (store.ChangesSince); only the writer touches it.
 	mark store.Mark
 	// reloadWhy is what made the last reload necessary.
-	reloadWhy atomic.Pointer[string]
+	reloadWhy atomic.Pointer[error]
 }
 
 // tables hold the records of one load and the changes applied since.

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -151,7 +152,7 @@ func testFollowRestoredBackup(t *testing.T, location string) {
 	if _, ok := x.Token(hashOf(3)); ok {
 		t.Error("token 3, not in the backup, is still in the index")
 	}
-	if got := x.LastReload(); !strings.Contains(got, "went backwards") {
+	if got := fmt.Sprint(x.LastReload()); !strings.Contains(got, "went backwards") || !errors.Is(x.LastReload(), store.ErrStoreReplaced) {
 		t.Errorf("LastReload() = %q, want it to say the log went backwards", got)
 	}
 
@@ -224,7 +225,7 @@ func testFollowRecreatedStore(t *testing.T, location string) {
 		t.Fatalf("the new store's log ends at %+v, want %+v", got, last)
 	}
 	waitRevoked(t, x, 1, testPoll)
-	if got := x.LastReload(); !strings.Contains(got, "created anew") {
+	if got := fmt.Sprint(x.LastReload()); !strings.Contains(got, "created anew") {
 		t.Errorf("LastReload() = %q, want it to say the store was created anew", got)
 	}
 }
