@@ -1,35 +1,17 @@
 package tests
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 )
-
-func pgExec(t *testing.T, dsn string, statements ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	for _, s := range statements {
-		if _, err := c.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
 
 // The CLI and a sidecar as a least-privilege role (no CREATE on the schema)
 // on a database at the current schema, and the CLI's read-only commands with
@@ -44,13 +26,13 @@ func TestPostgresCLILeastPrivilege(t *testing.T) {
 	var b [6]byte
 	rand.Read(b[:])
 	role := "wt_pgrole_" + hex.EncodeToString(b[:])
-	pgExec(t, base, `CREATE ROLE `+role+` LOGIN`)
-	t.Cleanup(func() { pgExec(t, base, `DROP ROLE IF EXISTS `+role) }) // after the database's
+	pgtest.Exec(t, base, `CREATE ROLE `+role+` LOGIN`)
+	t.Cleanup(func() { pgtest.Exec(t, base, `DROP ROLE IF EXISTS `+role) }) // after the database's
 	owner := pgtest.Database(t, "wt_pgrole_")
-	pgExec(t, owner, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
+	pgtest.Exec(t, owner, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
 	cliOK(t, "store", "import", "--store", owner, filepath.Join(repoRoot(), "examples", "fixtures.json"))
 	cliOK(t, "store", "settings", "--store", owner, writeFile(t, t.TempDir(), "settings.json", "{}"))
-	pgExec(t, owner, `GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role, `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO `+role,
+	pgtest.Exec(t, owner, `GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role, `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO `+role,
 		`GRANT USAGE ON SCHEMA public TO `+role)
 	u, err := url.Parse(owner)
 	if err != nil {

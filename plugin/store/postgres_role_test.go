@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,33 +33,19 @@ func restrictedRole(t *testing.T) (owner, restricted string, grant func()) {
 	var b [6]byte
 	rand.Read(b[:])
 	role := "wt_pgrole_" + hex.EncodeToString(b[:])
-	execAs(t, base, `CREATE ROLE `+role+` LOGIN`)
-	t.Cleanup(func() { execAs(t, base, `DROP ROLE IF EXISTS `+role) })
+	pgtest.Exec(t, base, `CREATE ROLE `+role+` LOGIN`)
+	t.Cleanup(func() { pgtest.Exec(t, base, `DROP ROLE IF EXISTS `+role) })
 	owner = pgtest.Database(t, "wt_pgrole_") // dropped before the role
-	execAs(t, owner, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
-	execAs(t, owner, `GRANT USAGE ON SCHEMA public TO `+role)
+	pgtest.Exec(t, owner, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
+	pgtest.Exec(t, owner, `GRANT USAGE ON SCHEMA public TO `+role)
 	u, err := url.Parse(owner)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.User = url.User(role)
 	return owner, u.String(), func() {
-		execAs(t, owner, `GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role)
-		execAs(t, owner, `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO `+role)
-	}
-}
-
-func execAs(t *testing.T, dsn, statement string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, statement); err != nil {
-		t.Fatalf("%s: %v", statement, err)
+		pgtest.Exec(t, owner, `GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role)
+		pgtest.Exec(t, owner, `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO `+role)
 	}
 }
 
@@ -138,7 +122,7 @@ func TestPostgresReadOnlySession(t *testing.T) {
 	}
 	grant()
 	u, _ := url.Parse(dsn)
-	execAs(t, owner, `ALTER ROLE `+u.User.Username()+` SET default_transaction_read_only = on`)
+	pgtest.Exec(t, owner, `ALTER ROLE `+u.User.Username()+` SET default_transaction_read_only = on`)
 	_, err := Open(ctx, dsn)
 	if want := "opening PostgreSQL store: the store is read-only: the PostgreSQL session may not write (transaction_read_only is on"; !errors.Is(err, ErrReadOnly) || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("Open = %v; want %s...", err, want)

@@ -77,3 +77,22 @@ func drop(t testing.TB, base, name string) {
 		t.Errorf("dropping database %s: %v", name, err)
 	}
 }
+
+// Exec runs statements, in order, on a connection of its own to dsn (as a
+// role, on a database, that the store's code does not use): the test fails
+// at the first that fails.
+func Exec(t testing.TB, dsn string, statements ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	for _, s := range statements {
+		if _, err := c.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
