@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -98,5 +99,32 @@ func importBackends(lite *store.DB) []importBackend {
 	return []importBackend{
 		{"sqlite", func(*testing.B) *store.DB { return lite }},
 		{"postgres", func(b *testing.B) *store.DB { return postgresCopy(b, lite) }},
+	}
+}
+
+// BenchmarkImportNewStore measures a whole-store import: the export of
+// 100,000 generated tokens (with their users, memberships, repositories
+// and grants) into a new SQLite store, as a move to a new host or a
+// restore from an export does.
+//
+//	go test ./plugin/store -run '^$' -bench ImportNewStore -benchtime 2x
+func BenchmarkImportNewStore(b *testing.B) {
+	lite, _ := populatedSQLite(b, 100_000)
+	d, err := lite.Export(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		db, err := store.Open(b.Context(), filepath.Join(b.TempDir(), "new.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := db.Import(b.Context(), d, "bench")
+		if err != nil || res.Tokens != len(d.Tokens) {
+			b.Fatalf("import = %+v, %v; want %d tokens", res, err, len(d.Tokens))
+		}
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
