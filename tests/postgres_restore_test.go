@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"os"
 	"os/exec"
@@ -34,19 +33,7 @@ func TestPostgresRestoreBackup(t *testing.T) {
 
 	create := func() (id, raw string) {
 		t.Helper()
-		out := runCLI(t, bin, nil, "token", "create", "--store", dsn, "--user", "bob", "--kind", "fine_grained",
-			"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
-			"--expires-in", "30d", "--name", "release", "--reason", "release automation", "--output", "json")
-		var created struct {
-			ID      int64  `json:"id"`
-			Token   string `json:"token"`
-			Request struct {
-				ID int64 `json:"id"`
-			} `json:"request"`
-		}
-		if err := json.Unmarshal([]byte(out), &created); err != nil {
-			t.Fatalf("token create printed %s: %v", out, err)
-		}
+		created := createReleaseToken(t, bin, dsn)
 		runCLI(t, bin, nil, "requests", "approve", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
 		return strconv.FormatInt(created.ID, 10), created.Token
 	}

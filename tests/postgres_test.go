@@ -191,19 +191,9 @@ func TestPostgresTwoSidecars(t *testing.T) {
 	}
 
 	// The CLI: a token created and approved reaches both sidecars.
-	out := runCLI(t, bin, nil, "token", "create", "--store", dsn, "--user", "bob", "--kind", "fine_grained",
-		"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
-		"--expires-in", "30d", "--name", "release", "--reason", "release automation", "--output", "json")
-	var created struct {
-		ID      int64  `json:"id"`
-		Token   string `json:"token"`
-		Request struct {
-			ID    int64  `json:"id"`
-			State string `json:"state"`
-		} `json:"request"`
-	}
-	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Request.State != "pending" {
-		t.Fatalf("token create printed %s (%v); want a pending request", out, err)
+	created := createReleaseToken(t, bin, dsn)
+	if created.Request.State != "pending" {
+		t.Fatalf("token create: request %+v; want a pending request", created.Request)
 	}
 	waitBoth("created (pending)", created.Token, "write", "false 403")
 	runCLI(t, bin, nil, "requests", "approve", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
@@ -603,4 +593,28 @@ func TestPostgresCLIMigrate(t *testing.T) {
 	if !strings.Contains(exports[back], `"state": "approved"`) {
 		t.Fatalf("the approval made on PostgreSQL is not in the SQLite copy: %s", exports[back])
 	}
+}
+
+// createdToken is what token create --output json prints, in part.
+type createdToken struct {
+	ID      int64  `json:"id"`
+	Token   string `json:"token"`
+	Request struct {
+		ID    int64  `json:"id"`
+		State string `json:"state"`
+	} `json:"request"`
+}
+
+// createReleaseToken creates bob's fine-grained token for octo-org/app
+// (contents: write, 30 days) with the CLI, which files a request for it.
+func createReleaseToken(t *testing.T, bin, dsn string) createdToken {
+	t.Helper()
+	out := runCLI(t, bin, nil, "token", "create", "--store", dsn, "--user", "bob", "--kind", "fine_grained",
+		"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write",
+		"--expires-in", "30d", "--name", "release", "--reason", "release automation", "--output", "json")
+	var created createdToken
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("token create printed %s: %v", out, err)
+	}
+	return created
 }
