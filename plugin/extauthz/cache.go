@@ -70,9 +70,10 @@ func newDecisionCache(ttl time.Duration, maxEntries int, version func() int64) *
 
 // cacheKey digests what data.pat.envoy reads of a request: the method, the
 // path with its query, the Authorization header and, when Envoy forwarded a
-// body (with_request_body), the body and the two headers that decide whether
-// it is parsed (Content-Type) or reported as cut short (Content-Length): a
-// Git LFS batch request reads or writes by what its body says.
+// body (with_request_body), the body and the three headers that decide
+// whether it is parsed (Content-Type) or reported as cut short
+// (Content-Length, x-envoy-auth-partial-body): a Git LFS batch request
+// reads or writes by what its body says.
 func cacheKey(method, path, authorization string, body httpBody) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(method))
@@ -81,7 +82,7 @@ func cacheKey(method, path, authorization string, body httpBody) [32]byte {
 	h.Write([]byte{0})
 	h.Write([]byte(authorization))
 	if body.body != "" {
-		for _, s := range []string{body.body, body.contentType, body.contentLength} {
+		for _, s := range []string{body.body, body.contentType, body.contentLength, body.partial} {
 			h.Write([]byte{0})
 			h.Write([]byte(s))
 		}
@@ -92,13 +93,18 @@ func cacheKey(method, path, authorization string, body httpBody) [32]byte {
 }
 
 // httpBody is a request's body with the headers that say how it is read.
-type httpBody struct{ body, contentType, contentLength string }
+type httpBody struct{ body, contentType, contentLength, partial string }
 
 func requestBody(body string, headers headerList) httpBody {
 	if body == "" {
 		return httpBody{}
 	}
-	return httpBody{body: body, contentType: headers.get("content-type"), contentLength: headers.get("content-length")}
+	return httpBody{
+		body:          body,
+		contentType:   headers.get("content-type"),
+		contentLength: headers.get("content-length"),
+		partial:       headers.get(partialBodyHeader),
+	}
 }
 
 // generation is read before an evaluation and handed to put, so that a

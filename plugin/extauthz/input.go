@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/url"
@@ -330,13 +331,18 @@ func httpValue(h *httpFields) ast.Value {
 
 // httpHeaders returns the request headers with lower-case names. With
 // encode_raw_headers Envoy sends them as a list; repeated names are joined
-// with ",", as Envoy itself does for the map.
+// with ",", as Envoy itself does for the map. Envoy fills one of the two,
+// never both; a request that has both has them merged, the map's first, so
+// that no header of either goes unread (an Authorization header in each
+// makes a credential no one can read, as a repeated one does).
 func httpHeaders(h *authv3.AttributeContext_HttpRequest) headerList {
-	if hs := h.GetHeaders(); len(hs) > 0 || h.GetHeaderMap() == nil {
-		return lowerNames(mapList(hs))
+	hs := lowerNames(mapList(h.GetHeaders()))
+	if h.GetHeaderMap() == nil {
+		return hs
 	}
 	list := h.GetHeaderMap().GetHeaders()
-	out := make(headerList, 0, len(list))
+	out := make(headerList, 0, len(hs)+len(list))
+	out = append(out, hs...)
 	for _, hv := range list {
 		k := strings.ToLower(hv.GetKey())
 		v := hv.GetValue()
@@ -405,13 +411,19 @@ func jsonMediaType(contentType string) bool {
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
+// partialBodyHeader is the header Envoy sets on a request whose body it
+// forwarded in part.
+const partialBodyHeader = "x-envoy-auth-partial-body"
+
 // parsedBody parses a JSON request body when Envoy forwarded one (with_request_body).
 // A body cut short by Envoy (content-length larger than what arrived, or
 // x-envoy-auth-partial-body: true, which Envoy sets when it forwards part of
 // a body of unknown length with allow_partial_message) is reported as
 // truncated and not parsed. A body that is not one JSON value is null: one
 // followed by anything but white space ({"operation": "download"} xx) is
-// read differently by different upstreams, so the gate reads it as none.
+// read differently by different upstreams, so the gate reads it as none; so
+// is one with a key twice in one object, of which some upstreams take the
+// first value and others the last.
 func parsedBody(body string, headers headerList) (ast.Value, bool) {
 	if body == "" || !jsonMediaType(headers.get("content-type")) {
 		return ast.Null{}, false
@@ -419,7 +431,7 @@ func parsedBody(body string, headers headerList) (ast.Value, bool) {
 	if cl, err := strconv.ParseInt(headers.get("content-length"), 10, 64); err == nil && cl > int64(len(body)) {
 		return ast.Null{}, true
 	}
-	if strings.EqualFold(strings.TrimSpace(headers.get("x-envoy-auth-partial-body")), "true") {
+	if strings.EqualFold(strings.TrimSpace(headers.get(partialBodyHeader)), "true") {
 		return ast.Null{}, true
 	}
 	dec := util.NewJSONDecoder(strings.NewReader(body))
@@ -430,9 +442,53 @@ func parsedBody(body string, headers headerList) (ast.Value, bool) {
 	if _, err := dec.Token(); err != io.EOF {
 		return ast.Null{}, false
 	}
+	if repeatsKey(body) {
+		return ast.Null{}, false
+	}
 	v, err := ast.InterfaceToValue(x)
 	if err != nil {
 		return ast.Null{}, false
 	}
 	return v, false
+}
+
+// repeatsKey reports whether an object in the JSON value body, which is
+// valid, has a key twice (compared once decoded: "op" and "\u006fp" are one
+// key). Objects have few keys: each keeps them in a slice.
+func repeatsKey(body string) bool {
+	type frame struct {
+		object  bool
+		wantKey bool // an object's next token is a key
+		keys    []string
+	}
+	var stack []frame
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.UseNumber()
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		d, delim := t.(json.Delim)
+		if delim && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if n := len(stack); n > 0 && stack[n-1].object {
+			top := &stack[n-1]
+			if top.wantKey {
+				k, _ := t.(string)
+				if slices.Contains(top.keys, k) {
+					return true
+				}
+				top.keys = append(top.keys, k)
+				top.wantKey = false
+				continue
+			}
+			top.wantKey = true
+		}
+		if delim {
+			stack = append(stack, frame{object: d == '{', wantKey: d == '{'})
+		}
+	}
 }

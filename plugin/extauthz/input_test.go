@@ -6,8 +6,10 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -124,6 +126,13 @@ func TestParsedBody(t *testing.T) {
 		{note: "cut short by its length", body: `{"operation": "download"}`, headers: with([2]string{"content-length", "100"}), want: `null`, truncated: true},
 		{note: "cut short, Envoy says", body: `{"operation": "download"}`, headers: with([2]string{"x-envoy-auth-partial-body", "true"}), want: `null`, truncated: true},
 		{note: "whole, Envoy says", body: `{"operation": "download"}`, headers: with([2]string{"x-envoy-auth-partial-body", "false"}), want: `{"operation": "download"}`},
+		{note: "a key twice", body: `{"operation": "upload", "operation": "download"}`, headers: lfs, want: `null`},
+		{note: "a key twice, once escaped", body: `{"operation": "upload", "\u006fperation": "download"}`, headers: lfs, want: `null`},
+		{note: "a key twice in a nested object", body: `{"objects": [{"oid": "a"}, {"oid": "b", "size": 1, "oid": "c"}], "operation": "download"}`, headers: lfs, want: `null`},
+		{note: "one key in two objects", body: `{"objects": [{"oid": "a", "size": 1}, {"oid": "b", "size": 2}], "operation": "download", "ref": {"name": "x"}}`, headers: lfs,
+			want: `{"objects": [{"oid": "a", "size": 1}, {"oid": "b", "size": 2}], "operation": "download", "ref": {"name": "x"}}`},
+		{note: "keys in other cases", body: `{"operation": "download", "Operation": "upload"}`, headers: lfs, want: `{"operation": "download", "Operation": "upload"}`},
+		{note: "a key as a value", body: `{"operation": "operation", "x": ["operation", {"operation": 1}]}`, headers: lfs, want: `{"operation": "operation", "x": ["operation", {"operation": 1}]}`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			got, truncated := parsedBody(tc.body, tc.headers)
@@ -132,6 +141,24 @@ func TestParsedBody(t *testing.T) {
 				t.Fatalf("got %v, truncated %v; want %v, truncated %v", got, truncated, want, tc.truncated)
 			}
 		})
+	}
+}
+
+// Envoy fills headers or header_map; a request with both has both read,
+// repeated names joined, as within header_map.
+func TestHeadersAndHeaderMap(t *testing.T) {
+	h := &authv3.AttributeContext_HttpRequest{
+		Headers: map[string]string{"authorization": "Bearer a", "X-Pat-A": "1"},
+		HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: "Authorization", Value: "Bearer b"},
+			{Key: "x-pat-b", RawValue: []byte("2")},
+		}},
+	}
+	got := httpHeaders(h)
+	slices.SortFunc(got, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	want := headerList{{"authorization", "Bearer a,Bearer b"}, {"x-pat-a", "1"}, {"x-pat-b", "2"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }
 

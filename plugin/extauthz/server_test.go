@@ -873,6 +873,8 @@ func TestCacheKeyCoversTheBody(t *testing.T) {
 		"no body":                key("", lfs, "24"),
 		"another content type":   key(`{"operation":"download"}`, "text/plain", "24"),
 		"another content length": key(`{"operation":"download"}`, lfs, "4096"),
+		"a partial body": cacheKey("POST", batch, "Basic eDp5", requestBody(`{"operation":"download"}`,
+			headerList{{"content-type", lfs}, {"content-length", "24"}, {"x-envoy-auth-partial-body", "true"}})),
 	} {
 		if other == download {
 			t.Errorf("%s: same key as the download", note)
