@@ -21,7 +21,7 @@ import (
 // evaluation of the envoy policy over the stub pat policy, answer, metrics.
 func BenchmarkCheckStub(b *testing.B) {
 	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
-	benchCheck(b, f, basicAuth("x-access-token", goodToken))
+	benchCheck(b, f, gitInfoRefs, basicAuth("x-access-token", goodToken))
 }
 
 // BenchmarkCheckPolicy measures one Check against the real policy
@@ -33,10 +33,26 @@ func BenchmarkCheckPolicy(b *testing.B) {
 			b.Setenv("OPA_PAT_TEST_EVALUATOR", evaluator) // the fixture makes irvm the default unless told topdown
 			f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
 			setupPolicy(b, f)
-			benchCheck(b, f, basicAuth("x-access-token", "github_pat_bob_app"))
+			benchCheck(b, f, gitInfoRefs, basicAuth("x-access-token", "github_pat_bob_app"))
 		})
 	}
 }
+
+// BenchmarkCheckPolicyREST is BenchmarkCheckPolicy's irvm Check on REST
+// reads: one whose last segment has a ".", which the gate also reads
+// without its format (docs/envoy.md, "Lenient readings of an endpoint"),
+// and one without.
+func BenchmarkCheckPolicyREST(b *testing.B) {
+	for _, target := range []string{"/repos/octo-org/app/contents/README.md", "/repos/octo-org/app/pulls/1"} {
+		b.Run(strings.ReplaceAll(strings.TrimPrefix(target, "/repos/octo-org/app/"), "/", "-"), func(b *testing.B) {
+			f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "0s"}}`, false)
+			setupPolicy(b, f)
+			benchCheck(b, f, target, map[string]string{"authorization": "Bearer github_pat_bob_app"})
+		})
+	}
+}
+
+const gitInfoRefs = "/octo-org/app.git/info/refs?service=git-upload-pack"
 
 func setupPolicy(b testing.TB, f *fixture) {
 	mods := map[string]string{}
@@ -63,8 +79,8 @@ func setupPolicy(b testing.TB, f *fixture) {
 
 // benchCheck measures Checks as the gRPC server makes them: from the
 // encoded request, through the handler gRPC calls (wire.go), to the answer.
-func benchCheck(b *testing.B, f *fixture, headers map[string]string) {
-	wire := marshal(b, httpCheck("GET", "/octo-org/app.git/info/refs?service=git-upload-pack", headers))
+func benchCheck(b *testing.B, f *fixture, target string, headers map[string]string) {
+	wire := marshal(b, httpCheck("GET", target, headers))
 	dec := func(v any) error { return v.(*wireCheck).in.decode(wire) }
 	check := func() any {
 		resp, err := checkHandler(f.server, b.Context(), dec, nil)
@@ -117,7 +133,7 @@ func fakeBuiltins(b testing.TB) {
 // BenchmarkCheckCached measures a Check answered from the decision cache.
 func BenchmarkCheckCached(b *testing.B) {
 	f := newFixtureLogs(b, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1h"}}`, false)
-	benchCheck(b, f, basicAuth("x-access-token", goodToken))
+	benchCheck(b, f, gitInfoRefs, basicAuth("x-access-token", goodToken))
 }
 
 // BenchmarkBuildInput measures the encoded CheckRequest -> input

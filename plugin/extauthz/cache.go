@@ -69,18 +69,23 @@ func newDecisionCache(ttl time.Duration, maxEntries int, version func() int64) *
 }
 
 // cacheKey digests what data.pat.envoy reads of a request: the method, the
-// path with its query, the Authorization header and, when Envoy forwarded a
+// path with its query, the Authorization header, the method override
+// headers (overrides) and, when Envoy forwarded a
 // body (with_request_body), the body and the three headers that decide
 // whether it is parsed (Content-Type) or reported as cut short
 // (Content-Length, x-envoy-auth-partial-body): a Git LFS batch request
 // reads or writes by what its body says.
-func cacheKey(method, path, authorization string, body httpBody) [32]byte {
+func cacheKey(method, path, authorization string, overrides [len(overrideHeaders)]string, body httpBody) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(method))
 	h.Write([]byte{0})
 	h.Write([]byte(path))
 	h.Write([]byte{0})
 	h.Write([]byte(authorization))
+	for _, s := range overrides {
+		h.Write([]byte{0})
+		h.Write([]byte(s))
+	}
 	if body.body != "" {
 		for _, s := range []string{body.body, body.contentType, body.contentLength, body.partial} {
 			h.Write([]byte{0})
@@ -90,6 +95,18 @@ func cacheKey(method, path, authorization string, body httpBody) [32]byte {
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
+}
+
+// overrideHeaders are the method override headers data.pat.envoy refuses
+// a request for (its _method_override).
+var overrideHeaders = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
+
+// methodOverrides are a request's override headers, "" for those it has not.
+func methodOverrides(headers headerList) (out [len(overrideHeaders)]string) {
+	for i, name := range overrideHeaders {
+		out[i] = headers.get(name)
+	}
+	return out
 }
 
 // httpBody is a request's body with the headers that say how it is read.

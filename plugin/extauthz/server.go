@@ -345,7 +345,7 @@ func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckRe
 		// headers for removal, and a logged decision carries its id: only
 		// other answers are shared through the cache.
 		shared = dl == nil && !hasPatHeaders(headers)
-		key = cacheKey(in.http.method, in.http.path, headers.get("authorization"), requestBody(in.http.payload(), headers))
+		key = cacheKey(in.http.method, in.http.path, headers.get("authorization"), methodOverrides(headers), requestBody(in.http.payload(), headers))
 		gen = s.cache.generation()
 		if e, ok := s.cache.get(key, start); ok {
 			if e.wire != nil && dl == nil {

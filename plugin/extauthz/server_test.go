@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -665,7 +666,7 @@ func TestDecisionCacheExpiry(t *testing.T) {
 	var version atomic.Int64
 	c := newDecisionCache(time.Minute, 64, version.Load)
 	now := time.Unix(1000, 0)
-	k := cacheKey("GET", "/", "Bearer x", httpBody{})
+	k := cacheKey("GET", "/", "Bearer x", noOverrides, httpBody{})
 	exp := ast.MustParseTerm(`{"allowed": true, "decision": {"expires_at_ns": 1000500000000}}`).Value
 	c.put(k, outcome{decision: exp}, nil, c.generation(), now)
 	if _, ok := c.get(k, now.Add(499*time.Millisecond)); !ok {
@@ -691,7 +692,7 @@ func TestDecisionCacheExpiry(t *testing.T) {
 		t.Fatal("a decision made at an older index version must not be used")
 	}
 	for i := range 1000 {
-		c.put(cacheKey("GET", fmt.Sprint(i), "", httpBody{}), outcome{decision: plain}, nil, c.generation(), now)
+		c.put(cacheKey("GET", fmt.Sprint(i), "", noOverrides, httpBody{}), outcome{decision: plain}, nil, c.generation(), now)
 	}
 	n := 0
 	for i := range c.shards {
@@ -718,7 +719,7 @@ func TestDecisionCacheSweeps(t *testing.T) {
 	}
 	put := func(prefix string, n int, at time.Time) {
 		for i := range n {
-			c.put(cacheKey("GET", prefix+fmt.Sprint(i), "", httpBody{}), outcome{status: 403, decision: decision}, answer, c.generation(), at)
+			c.put(cacheKey("GET", prefix+fmt.Sprint(i), "", noOverrides, httpBody{}), outcome{status: 403, decision: decision}, answer, c.generation(), at)
 		}
 	}
 	put("/old/", 1000, now) // every shard sweeps (nothing yet) and next sweeps at now+1m
@@ -858,6 +859,53 @@ decision := {"allow": false, "status": 403, "message": "read only"} if input.act
 	}
 }
 
+// What decides a request beside its method, path, credential and body is in
+// the cache key too: a cut-short body is not answered with the whole one's
+// decision (nor the whole one with the cut-short one's), and a method
+// override is not answered with the plain request's.
+func TestDecisionCacheHeadersTheGateReads(t *testing.T) {
+	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
+	tokenFound(t)
+	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
+
+decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if input.action == "read"
+
+decision := {"allow": false, "status": 403, "message": "read only"} if input.action == "write"
+`})
+	batch := func(headers map[string]string) int32 {
+		t.Helper()
+		h := map[string]string{"authorization": "Bearer " + goodToken, "content-type": "application/vnd.git-lfs+json"}
+		maps.Copy(h, headers)
+		req := httpCheck("POST", "/octo-org/app.git/info/lfs/objects/batch", h)
+		req.GetAttributes().GetRequest().GetHttp().Body = `{"operation":"download"}`
+		return f.httpStatus(t, req)
+	}
+	partial := map[string]string{"x-envoy-auth-partial-body": "true"}
+	for i, step := range []struct {
+		headers map[string]string
+		want    int32
+	}{{nil, 200}, {partial, 403}, {nil, 200}, {partial, 403}} {
+		if got := batch(step.headers); got != step.want {
+			t.Fatalf("batch Check %d, %v: got %d, want %d", i+1, step.headers, got, step.want)
+		}
+	}
+
+	repo := func(headers map[string]string) int32 {
+		t.Helper()
+		h := map[string]string{"authorization": "Bearer " + goodToken}
+		maps.Copy(h, headers)
+		return f.httpStatus(t, httpCheck("GET", "/repos/octo-org/app/issues", h))
+	}
+	for i, step := range []struct {
+		headers map[string]string
+		want    int32
+	}{{nil, 200}, {map[string]string{"x-http-method-override": "DELETE"}, 400}, {map[string]string{"x-method-override": "POST"}, 400}, {nil, 200}} {
+		if got := repo(step.headers); got != step.want {
+			t.Fatalf("GET Check %d, %v: got %d, want %d", i+1, step.headers, got, step.want)
+		}
+	}
+}
+
 // The cache key covers what the policy reads of a body: a Git LFS batch
 // request downloads or uploads by its body, with the same method, path and
 // credentials.
@@ -865,7 +913,7 @@ func TestCacheKeyCoversTheBody(t *testing.T) {
 	const batch = "/octo-org/app.git/info/lfs/objects/batch"
 	lfs := "application/vnd.git-lfs+json"
 	key := func(body, contentType, contentLength string) [32]byte {
-		return cacheKey("POST", batch, "Basic eDp5", requestBody(body, headerList{{"content-type", contentType}, {"content-length", contentLength}}))
+		return cacheKey("POST", batch, "Basic eDp5", noOverrides, requestBody(body, headerList{{"content-type", contentType}, {"content-length", contentLength}}))
 	}
 	download := key(`{"operation":"download"}`, lfs, "24")
 	for note, other := range map[string][32]byte{
@@ -873,7 +921,7 @@ func TestCacheKeyCoversTheBody(t *testing.T) {
 		"no body":                key("", lfs, "24"),
 		"another content type":   key(`{"operation":"download"}`, "text/plain", "24"),
 		"another content length": key(`{"operation":"download"}`, lfs, "4096"),
-		"a partial body": cacheKey("POST", batch, "Basic eDp5", requestBody(`{"operation":"download"}`,
+		"a partial body": cacheKey("POST", batch, "Basic eDp5", noOverrides, requestBody(`{"operation":"download"}`,
 			headerList{{"content-type", lfs}, {"content-length", "24"}, {"x-envoy-auth-partial-body", "true"}})),
 	} {
 		if other == download {
@@ -884,8 +932,25 @@ func TestCacheKeyCoversTheBody(t *testing.T) {
 		t.Error("the same request got another key")
 	}
 	// Without a body, the headers that say how to read one do not matter.
-	if key("", lfs, "24") != key("", "text/plain", "") || key("", "", "") != cacheKey("POST", batch, "Basic eDp5", httpBody{}) {
+	if key("", lfs, "24") != key("", "text/plain", "") || key("", "", "") != cacheKey("POST", batch, "Basic eDp5", noOverrides, httpBody{}) {
 		t.Error("requests without a body are keyed by their body's headers")
+	}
+}
+
+var noOverrides [len(overrideHeaders)]string
+
+// The cache key holds the method override headers, which the policy refuses
+// a request for: a POST allowed from the cache must not answer the same POST
+// with X-HTTP-Method-Override: DELETE.
+func TestCacheKeyCoversMethodOverrides(t *testing.T) {
+	plain := cacheKey("POST", "/repos/o/r", "Bearer x", methodOverrides(headerList{{"authorization", "Bearer x"}}), httpBody{})
+	if plain != cacheKey("POST", "/repos/o/r", "Bearer x", noOverrides, httpBody{}) {
+		t.Fatal("a request without overrides got another key")
+	}
+	for _, name := range overrideHeaders {
+		if cacheKey("POST", "/repos/o/r", "Bearer x", methodOverrides(headerList{{name, "DELETE"}}), httpBody{}) == plain {
+			t.Errorf("%s: same key as the request without it", name)
+		}
 	}
 }
 

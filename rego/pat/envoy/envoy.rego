@@ -58,10 +58,21 @@ _basic_token(encoded) := token if {
 
 # The password; or the user name (a token as the user name) when the password is empty or GitHub's
 # legacy "x-oauth-basic". A function rather than an object looked up, which would be built anew on
-# every request.
+# every request. A user name that is itself a token, beside another token as the password, is read
+# as no credential: the gate would decide on the password, and an upstream that takes the user
+# name would act with a token no one decided on.
 _basic_secret(user, password) := user if password in {"", "x-oauth-basic"}
 
-else := password
+else := password if not _another_token(user, password)
+
+# Token-shaped: a known prefix, in any case, and at least 30 characters, as the decision-log mask
+# reads tokens (docs/envoy.md). The length is asked first: user names are short.
+_another_token(user, password) if {
+	count(user) >= 30
+	user != password
+	some prefix in pat.token_prefixes()
+	startswith(lower(user), lower(prefix))
+}
 
 # Routes ----------------------------------------------------------------------------------------
 
@@ -106,15 +117,51 @@ _name(s) if regex.match(`^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]?|\.[A-Za-z0-9_-]|[A-Za-
 # /repos/Octo-Org/App is a request for octo-org/app, whatever case the client chose.
 
 # /repos/{owner}/{repo}/...
-_route := object.union({"resource": _repo_resource(lower(owner), lower(repo), rest, need.permission), "action": _action}, need) if {
+_route := route if {
 	_rest_path[0] == "repos"
 	owner := _rest_path[1]
 	repo := _rest_path[2]
 	_name(owner)
 	_name(repo)
 	rest := _endpoint(array.slice(_rest_path, 3, count(_rest_path)))
+	route := _repo_route(lower(owner), lower(repo), rest)
+	_repo_lenient_agrees(lower(owner), lower(repo), rest, route)
+}
+
+_repo_route(owner, repo, rest) := object.union({"resource": _repo_resource(owner, repo, rest, need.permission), "action": _action}, need) if {
 	need := _need(_repo_permission(rest, _action))
 }
+
+# An upstream may read an endpoint's segments more leniently than GitHub does: a Java servlet
+# container (Spring, Tomcat, Jetty) drops each segment's path parameters (merge;x is merge), Rails
+# and Spring's suffix matching take a format off the last segment (merge.json is merge), and some
+# trim trailing white space (merge%20). A request whose endpoint reads differently so is covered
+# only when it needs the same either way: pulls/1/merge;x would otherwise be decided as a pull
+# request's sub-resource (pull_requests) and served as the merge (contents). contents/README.md
+# needs contents either way.
+_repo_lenient_agrees(owner, repo, rest, route) if _lenient(rest) == rest
+
+else if _repo_route(owner, repo, _lenient(rest)) == route
+
+_lenient(rest) := [segment |
+	some i, s in rest
+	segment := _lenient_segment(s, i == (count(rest) - 1))
+]
+
+_lenient_segment(s, true) := _without_format(_without_params(s))
+
+_lenient_segment(s, false) := _without_params(s)
+
+_without_params(s) := trim_right(substring(s, 0, indexof(s, ";")), _trailing_space) if contains(s, ";")
+
+else := trim_right(s, _trailing_space)
+
+_trailing_space := " \t\n\r\u000b\u000c\u0000"
+
+_without_format(s) := substring(s, 0, dot) if {
+	dot := max(indexof_n(s, "."))
+	dot > 0
+} else := s
 
 # What a public repository does not show to everyone (its settings, hooks, keys, secrets and
 # variables, security alerts, collaborators, invitations, teams, traffic, codespaces, a source
@@ -141,13 +188,19 @@ _private_permissions := {
 	"secret_scanning_alerts", "secrets", "security_events", "variables", "vulnerability_alerts",
 }
 
-# /orgs/{org}/...
+# /orgs/{org}/..., read as leniently as repository endpoints (_repo_lenient_agrees).
 _route := object.union({"resource": {"owner": lower(org)}, "action": _action}, _need(need)) if {
 	_rest_path[0] == "orgs"
 	org := _rest_path[1]
 	_name(org)
-	need := _org_permission(lower(org), _endpoint(array.slice(_rest_path, 2, count(_rest_path))), _action)
+	rest := _endpoint(array.slice(_rest_path, 2, count(_rest_path)))
+	need := _org_permission(lower(org), rest, _action)
+	_org_lenient_agrees(lower(org), rest, need)
 }
+
+_org_lenient_agrees(org, rest, need) if _lenient(rest) == rest
+
+else if _org_permission(org, _lenient(rest), _action) == need
 
 # What an endpoint needs: a permission name, or an object with "permission" and any of
 #   "classic_scopes": the scopes a personal access token (classic) needs in place of those the
@@ -737,8 +790,11 @@ _new_repository_scopes := ["repo", "public_repo"] if {
 # The values of a JSON body's keys that are key in any case. Upstreams read a body's keys
 # differently: Go's encoding/json matches them in any case (the last one wins), most others
 # exactly. A body that says one thing under "operation" and another under "Operation" says both,
-# so the gate believes it only when every spelling agrees.
-_body_values(key) := {v | some k, v in input.parsed_body; lower(k) == key}
+# so the gate believes it only when every spelling agrees. "Any case" is Unicode's: Go's
+# bytes.EqualFold and Java's equalsIgnoreCase also take the long s (U+017F) for an s, the Kelvin
+# sign (U+212A) for a k and, Java, the dotless i (U+0131) and the dotted capital I (U+0130) for an
+# i. lower() maps the Kelvin sign and the dotted I; the other two are mapped here.
+_body_values(key) := {v | some k, v in input.parsed_body; strings.replace_n({"ſ": "s", "ı": "i"}, lower(k)) == key}
 
 # METADATA
 # description: >-
@@ -801,7 +857,12 @@ org_permissions := {
 # description: >-
 #   The input handed to data.pat.decision: credential, resource, action and permission;
 #   undefined when the request carries no readable credential or its path is not covered.
-mapped := {
+mapped := m if {
+	not _refused
+	m := _mapped
+}
+
+_mapped := {
 	"credential": credential,
 	"resource": _route.resource,
 	"action": _route.action,
@@ -865,6 +926,8 @@ _requirement_input(requirement) := {
 
 _first := d if {
 	d := data.pat.decision with input as mapped
+} else := _deny(401, "Bad credentials", _query_token_message, _docs) if {
+	_query_token
 } else := _deny(401, "Requires authentication", "the request carries no credential", _docs) if {
 	_no_authorization
 } else := _deny(401, "Bad credentials", "the Authorization header carries no readable personal access token", _docs) if {
@@ -872,13 +935,66 @@ _first := d if {
 } else := _deny(d.status, d.message, d.message, d.documentation_url) if {
 	# Rules 1-2 come before the path, as on GitHub, which authenticates before it routes: a
 	# token that is malformed, unknown, expired or revoked is 401 wherever it is sent.
-	not _route
+	_unrouted
 	d := data.pat.credential_denial with input as {"credential": credential}
+} else := _deny(400, _method_override_message, _method_override_message, _docs) if {
+	_method_override
 } else := _deny(404, "Not Found", sprintf("%s %s is not a path the PAT gate covers", [_method, split(object.get(_http, "path", ""), "?")[0]]), _docs) if {
 	# The path without its query, which may carry a credential (?access_token=): a reason is
 	# logged as it is.
 	not _route
 }
+
+_unrouted if not _route
+
+_unrouted if _method_override
+
+# What the gate refuses whatever the route: a request that asks the upstream to take it for
+# another method, or that carries a token in its query.
+_refused if _method_override
+
+_refused if _query_token
+
+# A method override (X-HTTP-Method-Override and its kin, a _method parameter or body key, as
+# Google's APIs, Rails, Laravel, Symfony and Express's method-override read them) asks the
+# upstream to serve a POST as a DELETE, say: the gate decides on the method Envoy sees, so it
+# refuses a request that names another (400). One that names the request's own method is read as
+# none. The decision cache's key holds these headers (docs/envoy.md, "Decision cache").
+_method_override if {
+	some name in ["x-http-method-override", "x-http-method", "x-method-override"]
+	_another_method(_headers[name])
+}
+
+_method_override if {
+	some name, values in input.parsed_query
+	lower(name) == "_method"
+	some value in values
+	_another_method(value)
+}
+
+_method_override if {
+	is_object(input.parsed_body)
+	some name, value in input.parsed_body
+	lower(name) == "_method"
+	_another_method(value)
+}
+
+_another_method(value) if not is_string(value)
+
+_another_method(value) if upper(trim_space(value)) != _method
+
+_method_override_message := "Method overrides (X-HTTP-Method-Override, _method) are not accepted: send the request with its own method"
+
+# A token in the query: GitHub no longer reads one (access_token), but Gitea and GitLab read
+# token, access_token and private_token, and an upstream that takes it over the Authorization
+# header would act with a token no one decided on. Any query parameter whose name holds "token",
+# in any case, is refused (401), as the decision-log mask masks them.
+_query_token if {
+	some name, _ in input.parsed_query
+	contains(lower(name), "token")
+}
+
+_query_token_message := "a token in the query string is not accepted: send it in the Authorization header"
 
 # An Authorization header that is empty or blank carries no credential, as no header does: Envoy
 # keeps it as "" in a header_map and may leave it out of the headers map.
