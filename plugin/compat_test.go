@@ -13,7 +13,7 @@ import (
 )
 
 // futureStore makes the store at path look as a future opa-pat of schema
-// version 4 would leave it: a column this one does not know, and the
+// version 5 would leave it: a column this one does not know, and the
 // migration recorded with marker (0: none, as an opa-pat before markers
 // records it).
 func futureStore(t *testing.T, path string, marker int) {
@@ -32,7 +32,7 @@ func futureStore(t *testing.T, path string, marker int) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, applied_at, compatible_from) VALUES (4, 0, $1)`, m); err != nil {
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, applied_at, compatible_from) VALUES (5, 0, $1)`, m); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -47,11 +47,11 @@ func TestNewerStoreSchema(t *testing.T) {
 		warn   string
 		error  string
 	}{
-		{note: "compatible", marker: 3, warn: `Token store %q: schema version 4 is newer than this opa-pat supports (3) and marked compatible ` +
-			`with opa-pat from schema version 3: using it as version 3, without migrating it; upgrade opa-pat to use the rest.`},
-		{note: "incompatible", marker: 4,
-			error: `opening store %q: schema version 4 is newer than this opa-pat supports (3); it needs an opa-pat that supports schema version 4 or newer`},
-		{note: "no marker", error: `opening store %q: schema version 4 is newer than this opa-pat supports (3)`},
+		{note: "compatible", marker: 4, warn: `Token store %q: schema version 5 is newer than this opa-pat supports (4) and marked compatible ` +
+			`with opa-pat from schema version 4: using it as version 4, without migrating it; upgrade opa-pat to use the rest.`},
+		{note: "incompatible", marker: 5,
+			error: `opening store %q: schema version 5 is newer than this opa-pat supports (4); it needs an opa-pat that supports schema version 5 or newer`},
+		{note: "no marker", error: `opening store %q: schema version 5 is newer than this opa-pat supports (4)`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			path, classic := seed(t)

@@ -7,11 +7,11 @@ import (
 )
 
 // TestCLINewerStoreSchema runs the CLI on a store that a future opa-pat of
-// schema version 4 migrated, written here by hand as it would leave it: a
+// schema version 5 migrated, written here by hand as it would leave it: a
 // column this opa-pat does not know, and the migration recorded with the
 // marker it gave. Marked compatible with this opa-pat, the store is read,
 // written and reviewed as this version's, with a warning on stderr;
-// marked for version 4, every command refuses it, naming the version it
+// marked for version 5, every command refuses it, naming the version it
 // needs; without a marker (an opa-pat before markers), with the message
 // such stores always got.
 func TestCLINewerStoreSchema(t *testing.T) {
@@ -24,14 +24,14 @@ func TestCLINewerStoreSchema(t *testing.T) {
 	}
 	defer db.Close()
 	for _, stmt := range []string{`ALTER TABLE tokens ADD COLUMN note TEXT`,
-		`INSERT INTO schema_migrations (version, applied_at, compatible_from) VALUES (4, 0, 3)`} {
+		`INSERT INTO schema_migrations (version, applied_at, compatible_from) VALUES (5, 0, 4)`} {
 		if _, err := db.ExecContext(t.Context(), stmt); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	warning := "warning: store " + path + ": schema version 4 is newer than this opa-pat supports (3) and marked compatible with " +
-		"opa-pat from schema version 3: using it as version 3, without migrating it; upgrade opa-pat to use the rest\n"
+	warning := "warning: store " + path + ": schema version 5 is newer than this opa-pat supports (4) and marked compatible with " +
+		"opa-pat from schema version 4: using it as version 4, without migrating it; upgrade opa-pat to use the rest\n"
 	for _, tc := range []struct {
 		note   string
 		args   []string
@@ -56,8 +56,8 @@ func TestCLINewerStoreSchema(t *testing.T) {
 		t.Fatalf("approved requests = %+v", approved)
 	}
 	var version int
-	if err := db.QueryRowContext(t.Context(), `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version != 4 {
-		t.Fatalf("schema version %d (%v); want 4, untouched", version, err)
+	if err := db.QueryRowContext(t.Context(), `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version != 5 {
+		t.Fatalf("schema version %d (%v); want 5, untouched", version, err)
 	}
 
 	for _, tc := range []struct {
@@ -65,14 +65,14 @@ func TestCLINewerStoreSchema(t *testing.T) {
 		marker any
 		error  string
 	}{
-		{note: "marked for version 4", marker: 4, error: "; it needs an opa-pat that supports schema version 4 or newer"},
+		{note: "marked for version 5", marker: 5, error: "; it needs an opa-pat that supports schema version 5 or newer"},
 		{note: "no marker", marker: nil},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
-			if _, err := db.ExecContext(t.Context(), `UPDATE schema_migrations SET compatible_from = $1 WHERE version = 4`, tc.marker); err != nil {
+			if _, err := db.ExecContext(t.Context(), `UPDATE schema_migrations SET compatible_from = $1 WHERE version = 5`, tc.marker); err != nil {
 				t.Fatal(err)
 			}
-			want := `error: opening store "` + path + `": schema version 4 is newer than this opa-pat supports (3)` + tc.error
+			want := `error: opening store "` + path + `": schema version 5 is newer than this opa-pat supports (4)` + tc.error
 			for _, args := range [][]string{{"token", "list", "--store", path}, {"requests", "approve", "--store", path, "--org", "octo-org", "1"}} {
 				cliFail(t, want, args...)
 			}

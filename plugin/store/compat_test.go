@@ -24,7 +24,7 @@ func TestMigrationsDeclareCompatibility(t *testing.T) {
 	for v := 1; v <= len(migrations); v++ {
 		got = append(got, compatibleFrom(migrations, v))
 	}
-	if want := []int{1, 2, 2}; !reflect.DeepEqual(got, want) {
+	if want := []int{1, 2, 2, 2}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("markers of versions 1..%d = %v; want %v", len(migrations), got, want)
 	}
 }
@@ -87,9 +87,9 @@ func future(more ...migration) []migration {
 	return append(slices.Clip(migrations), more...)
 }
 
-// noteColumn is a migration 4 of a future opa-pat that older code may
+// noteColumn is a migration 5 of a future opa-pat that older code may
 // ignore: a nullable column and an index on it.
-var noteColumn = migration{compatibleWith: 3, sql: `ALTER TABLE tokens ADD COLUMN note TEXT; CREATE INDEX tokens_note ON tokens (note);`}
+var noteColumn = migration{compatibleWith: 4, sql: `ALTER TABLE tokens ADD COLUMN note TEXT; CREATE INDEX tokens_note ON tokens (note);`}
 
 func markers(t *testing.T, db *DB, table string) map[int]sql.NullInt64 {
 	t.Helper()
@@ -148,8 +148,8 @@ func TestNewerCompatibleSchema(t *testing.T) {
 			}
 			defer db.Close()
 			db.now = func() time.Time { return t0.Add(time.Hour) }
-			const notice = "schema version 4 is newer than this opa-pat supports (3) and marked compatible with opa-pat from schema version 3: " +
-				"using it as version 3, without migrating it; upgrade opa-pat to use the rest"
+			const notice = "schema version 5 is newer than this opa-pat supports (4) and marked compatible with opa-pat from schema version 4: " +
+				"using it as version 4, without migrating it; upgrade opa-pat to use the rest"
 			if got := db.SchemaNotice(); got != notice {
 				t.Fatalf("SchemaNotice = %q; want %q", got, notice)
 			}
@@ -177,7 +177,7 @@ func TestNewerCompatibleSchema(t *testing.T) {
 				t.Fatalf("Load: tokens %v, grants %v", tokens, states)
 			}
 			// Nothing migrated down, nothing recorded, the newer column kept.
-			want := map[int]sql.NullInt64{1: marker(1), 2: marker(2), 3: marker(2), 4: marker(3)}
+			want := map[int]sql.NullInt64{1: marker(1), 2: marker(2), 3: marker(2), 4: marker(2), 5: marker(4)}
 			if got := markers(t, db, "schema_migrations"); !reflect.DeepEqual(got, want) {
 				t.Fatalf("schema_migrations = %v; want %v", got, want)
 			}
@@ -245,9 +245,9 @@ func TestNewerIncompatibleSchema(t *testing.T) {
 			error string
 		}{
 			{note: "breaking migration", more: []migration{{sql: `CREATE TABLE extra (id BIGINT)`}},
-				error: "schema version 4 is newer than this opa-pat supports (3); it needs an opa-pat that supports schema version 4 or newer"},
-			{note: "compatible only with a version between", more: []migration{noteColumn, {compatibleWith: 4, sql: `CREATE INDEX tokens_note_name ON tokens (note, name)`}},
-				error: "schema version 5 is newer than this opa-pat supports (3); it needs an opa-pat that supports schema version 4 or newer"},
+				error: "schema version 5 is newer than this opa-pat supports (4); it needs an opa-pat that supports schema version 5 or newer"},
+			{note: "compatible only with a version between", more: []migration{noteColumn, {compatibleWith: 5, sql: `CREATE INDEX tokens_note_name ON tokens (note, name)`}},
+				error: "schema version 6 is newer than this opa-pat supports (4); it needs an opa-pat that supports schema version 5 or newer"},
 		} {
 			t.Run(b.name+"/"+tc.note, func(t *testing.T) {
 				ctx := t.Context()
@@ -273,18 +273,18 @@ func TestNewerIncompatibleSchema(t *testing.T) {
 				if len(tc.more) < 2 {
 					return
 				}
-				asBinary(newer[:4], nil, func() {
+				asBinary(newer[:5], nil, func() {
 					var db *DB
 					if db, err = Open(ctx, location); err == nil {
 						defer db.Close()
-						if got, want := db.SchemaNotice(), "schema version 5 is newer than this opa-pat supports (4) and marked compatible with "+
-							"opa-pat from schema version 4: using it as version 4, without migrating it; upgrade opa-pat to use the rest"; got != want {
-							t.Errorf("SchemaNotice at version 4 = %q; want %q", got, want)
+						if got, want := db.SchemaNotice(), "schema version 6 is newer than this opa-pat supports (5) and marked compatible with "+
+							"opa-pat from schema version 5: using it as version 5, without migrating it; upgrade opa-pat to use the rest"; got != want {
+							t.Errorf("SchemaNotice at version 5 = %q; want %q", got, want)
 						}
 					}
 				})
 				if err != nil {
-					t.Fatalf("Open by an opa-pat of version 4 = %v", err)
+					t.Fatalf("Open by an opa-pat of version 5 = %v", err)
 				}
 			})
 		}
@@ -321,13 +321,13 @@ func TestNewerSchemaWithoutMarker(t *testing.T) {
 				if !column {
 					dropMarkers(t, db)
 				}
-				// What an opa-pat of version 4 before markers records.
-				_, err = db.wdb.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (4, 0)`)
+				// What an opa-pat of version 5 before markers records.
+				_, err = db.wdb.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (5, 0)`)
 				db.Close()
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := b.prefix(RedactLocation(location)) + "schema version 4 is newer than this opa-pat supports (3)"
+				want := b.prefix(RedactLocation(location)) + "schema version 5 is newer than this opa-pat supports (4)"
 				if _, err := Open(ctx, location); err == nil || err.Error() != want {
 					t.Fatalf("Open = %v; want %s", err, want)
 				}
@@ -342,7 +342,7 @@ func TestNewerSchemaWithoutMarker(t *testing.T) {
 // A store an opa-pat before markers made at version 2 gains the marker
 // column with migration 3, in its transaction, when several processes open
 // it at once: one migrates, the others find nothing to do, and only the
-// rows this opa-pat records carry a marker.
+// rows this opa-pat records (3 and 4) carry a marker.
 func TestUpgradeAddsMarker(t *testing.T) {
 	for _, b := range compatBackends {
 		t.Run(b.name, func(t *testing.T) {
@@ -352,7 +352,7 @@ func TestUpgradeAddsMarker(t *testing.T) {
 			db.Close()
 			openAtOnce(t, location, 4)
 			db = openAt(t, location)
-			want := map[int]sql.NullInt64{1: {}, 2: {}, 3: marker(2)}
+			want := map[int]sql.NullInt64{1: {}, 2: {}, 3: marker(2), 4: marker(2)}
 			if got := markers(t, db, "schema_migrations"); !reflect.DeepEqual(got, want) {
 				t.Fatalf("schema_migrations = %v; want %v", got, want)
 			}

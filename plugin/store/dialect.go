@@ -40,6 +40,10 @@ type dialect struct {
 	// spellingsHeld and spellingsFirst are checkSpellings' statements
 	// (importexport.go), their placeholders filled.
 	spellingsHeld, spellingsFirst string
+	// changesNonce is migration 4 (schema.go): changes.nonce, BIGINT NOT
+	// NULL, whose default is a random 64-bit integer drawn by the database
+	// for every row, including the rows already there.
+	changesNonce string
 	// currentGrants, when set, replaces the shared query of every current
 	// grant in Load (PostgreSQL runs the shared correlated subquery once per
 	// row; postgres_load.go).
@@ -52,6 +56,25 @@ var sqliteDialect = dialect{
 	blob:   "BLOB",
 	packed: true,
 	names:  `json_each($1)`,
+	// SQLite adds no column with a default that is not a constant to a
+	// table that holds rows: the log is copied into a new table that has
+	// it, which then takes the log's name. sqlite_sequence keeps the
+	// highest number the log ever gave out (AUTOINCREMENT: a pruned or
+	// deleted change's number is not given out again); dropping the old
+	// table removes its entry and renaming the new one renames its entry.
+	changesNonce: `
+CREATE TABLE changes_new (
+	seq    {{ID}},
+	entity TEXT NOT NULL,
+	key    TEXT NOT NULL,
+	nonce  BIGINT NOT NULL DEFAULT (random())
+);
+INSERT INTO changes_new (seq, entity, key) SELECT seq, entity, key FROM changes ORDER BY seq;
+DELETE FROM sqlite_sequence WHERE name = 'changes_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_new', seq FROM sqlite_sequence WHERE name = 'changes';
+DROP TABLE changes;
+ALTER TABLE changes_new RENAME TO changes;
+`,
 }
 
 // postgresDialect is ready for the PostgreSQL backend.
@@ -63,6 +86,12 @@ var postgresDialect = dialect{
 	writeLock: pgWriteLock,
 	snapshot:  sql.LevelRepeatableRead,
 	names:     `json_array_elements_text(CAST($1 AS json))`,
+	// A volatile default is evaluated for every row, the existing ones
+	// when the column is added (which rewrites the table). The bits are
+	// the last 8 bytes of a version 4 UUID (gen_random_uuid: PostgreSQL
+	// 13 and later, from a cryptographic source), 62 of them random.
+	changesNonce: `ALTER TABLE changes ADD COLUMN nonce BIGINT NOT NULL
+	DEFAULT (CAST(CAST('x' || encode(substring(uuid_send(gen_random_uuid()) FROM 9 FOR 8), 'hex') AS bit(64)) AS bigint));`,
 	// DISTINCT ON sorts once: 4x faster than the correlated subquery for
 	// 50,000 grants (53 ms against 229 ms of server time).
 	currentGrants: `SELECT DISTINCT ON (r.token_id, r.org) ` + grantColumns + ` FROM requests r ORDER BY r.token_id, r.org, r.id DESC`,
@@ -76,8 +105,10 @@ func init() {
 	}
 }
 
-// ddl fills the {{ID}}, {{BLOB}}, {{BINARY}} and {{NAMES}} placeholders of
-// a migration or of a statement.
+// ddl fills the {{CHANGES_NONCE}}, {{ID}}, {{BLOB}}, {{BINARY}} and
+// {{NAMES}} placeholders of a migration or of a statement.
 func (d dialect) ddl(s string) string {
+	// changesNonce holds placeholders of its own: it goes in first.
+	s = strings.ReplaceAll(s, "{{CHANGES_NONCE}}", d.changesNonce)
 	return strings.NewReplacer("{{ID}}", d.autoID, "{{BLOB}}", d.blob, "{{BINARY}}", d.binary, "{{NAMES}}", d.names).Replace(s)
 }

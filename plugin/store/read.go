@@ -237,9 +237,9 @@ func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, er
 	after := m.Seq
 	var out []Change
 	var at *Change // the change at after, when the log holds it
-	err := each(ctx, db.rdb, `SELECT seq, entity, key FROM changes WHERE seq >= $1 ORDER BY seq LIMIT $2`, func(rows *sql.Rows) error {
+	err := each(ctx, db.rdb, `SELECT seq, entity, key, nonce FROM changes WHERE seq >= $1 ORDER BY seq LIMIT $2`, func(rows *sql.Rows) error {
 		var c Change
-		if err := rows.Scan(&c.Seq, &c.Entity, &c.Key); err != nil {
+		if err := rows.Scan(&c.Seq, &c.Entity, &c.Key, &c.Nonce); err != nil {
 			return err
 		}
 		if c.Seq == after {

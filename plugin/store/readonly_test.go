@@ -120,7 +120,7 @@ func TestOpenReadOnlyUpgrades(t *testing.T) {
 	t.Run("read-only", func(t *testing.T) {
 		denyWrites(t, path)
 		if _, err := OpenReadOnly(ctx, path); !errors.Is(err, ErrReadOnly) || err.Error() != `opening store "`+path+
-			`": its schema version 2 is older than this opa-pat's (3) and upgrading it failed: store "`+path+
+			`": its schema version 2 is older than this opa-pat's (4) and upgrading it failed: store "`+path+
 			`" is read-only: the file cannot be written (permission denied to this user); nothing was written` {
 			t.Fatalf("OpenReadOnly(v2, read-only) = %v", err)
 		}
@@ -130,8 +130,8 @@ func TestOpenReadOnlyUpgrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if st, err := db.schemaState(ctx, "schema_migrations", ""); err != nil || st.version != 3 {
-		t.Fatalf("schema version %d (%v); want 3", st.version, err)
+	if st, err := db.schemaState(ctx, "schema_migrations", ""); err != nil || st.version != 4 {
+		t.Fatalf("schema version %d (%v); want 4", st.version, err)
 	}
 	if err := db.SetMeta(ctx, "k", "v"); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("SetMeta on the upgraded reader = %v; want ErrReadOnly", err)

@@ -136,4 +136,14 @@ CREATE INDEX memberships_org_lower ON memberships (lower(org), org{{BINARY}});
 CREATE INDEX repositories_owner_lower ON repositories (lower(owner), owner{{BINARY}});
 CREATE INDEX tokens_resource_owner_lower ON tokens (lower(resource_owner), resource_owner{{BINARY}});
 `},
+	// 4: changes.nonce, a random number the database gives every change it
+	// logs (the column's default, {{CHANGES_NONCE}}: dialect.go), the
+	// changes already logged included. A follower keeps the nonce of the
+	// last change it applied and compares it with the change at that
+	// number on every poll: a backup restored and written past that number
+	// holds a change there, of the same record perhaps, but not the same
+	// nonce (identity.go). The default fills the column for every writer,
+	// those of version 2 and 3 as well, which name the columns they insert
+	// and never read this one, so they may use the store.
+	{compatibleWith: 2, sql: `{{CHANGES_NONCE}}`},
 }

@@ -233,8 +233,8 @@ func TestMigrateFromV2(t *testing.T) {
 
 			db = openAt(t, location)
 			var version int
-			if err := db.rdb.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version != 3 {
-				t.Fatalf("schema version %d (%v); want 3", version, err)
+			if err := db.rdb.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version != 4 {
+				t.Fatalf("schema version %d (%v); want 4", version, err)
 			}
 			want := []string{"memberships_org_lower", "repositories_owner_lower", "tokens_resource_owner_lower", "users_login_lower"}
 			if got := lowerIndexes(t, db); !slices.Equal(got, want) {

@@ -100,6 +100,11 @@ type Change struct {
 	Seq    int64
 	Entity string
 	Key    string
+	// Nonce is a random number the database gave this change when it was
+	// logged (schema migration 4): two writes that log the same record at
+	// the same number, in a store and in a backup of it restored and
+	// written to, almost surely differ in it.
+	Nonce int64
 }
 
 // Sizes estimates a snapshot's records: from the largest ids (or SQLite's
