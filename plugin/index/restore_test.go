@@ -239,3 +239,77 @@ func openAtLocation(t *testing.T, location string) *store.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestFollowRestoredSameRecord: a backup taken at change b is restored
+// under an index at b+2, and written past b+2 so that the change there
+// names the same record as the one the index applied (a token revoked
+// before the restore is revoked again after it). The log neither went
+// backwards nor holds another record at the index's number, and the store
+// keeps its id: only the change's nonce, random per write, tells the two
+// changes apart. Without it the index would read on from b+2 and miss the
+// revocation at b+1. The index reads the log once everything was written,
+// as a sidecar whose poll comes after the restore and the writes (cut off
+// from the database meanwhile, or simply late) does.
+func TestFollowRestoredSameRecord(t *testing.T) { restoreBackends(t, testFollowRestoredSameRecord) }
+
+func testFollowRestoredSameRecord(t *testing.T, location string) {
+	ctx := t.Context()
+	db := openAtLocation(t, location)
+	id1 := create(t, db, 1)
+	id2 := create(t, db, 2)
+	backup := head(t, db).Seq
+	id3 := create(t, db, 3) // backup+1
+	if err := db.RevokeToken(ctx, id1, "admin", "leaked"); err != nil {
+		t.Fatal(err) // backup+2
+	}
+	before := head(t, db)
+	if before.Seq != backup+2 || before.Entity != store.EntityToken || before.Key != fmt.Sprint(id1) {
+		t.Fatalf("the log ends at %+v; want change %d of token %d", before, backup+2, id1)
+	}
+	x := New()
+	if err := x.Load(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if x.Seq() != before.Seq {
+		t.Fatalf("index at %d, want %d", x.Seq(), before.Seq)
+	}
+
+	// The restore: token 3 and the revocation of token 1 are gone, and the
+	// next change takes number backup+1.
+	raw(t, location, append([]string{fmt.Sprintf(`DELETE FROM tokens WHERE id >= %d`, id3),
+		fmt.Sprintf(`UPDATE tokens SET revoked = FALSE WHERE id = %d`, id1)}, rewindLog(location, backup)...)...)
+	if err := db.RevokeToken(ctx, id2, "admin", "leaked"); err != nil {
+		t.Fatal(err) // backup+1: a number the index has passed
+	}
+	if err := db.RevokeToken(ctx, id1, "admin", "leaked again"); err != nil {
+		t.Fatal(err) // backup+2: the same record as the index's change there
+	}
+	after := head(t, db)
+	if after.Seq != before.Seq || after.Entity != before.Entity || after.Key != before.Key {
+		t.Fatalf("the restored log ends at %+v; want %+v (the same record at the same number)", after, before)
+	}
+	if after.Nonce == before.Nonce {
+		t.Fatalf("changes %d before and after the restore have the same nonce %d", after.Seq, after.Nonce)
+	}
+	if err := x.CatchUp(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		if tok, ok := x.Token(hashOf(i)); !ok || !tok.Shape.Revoked {
+			t.Errorf("token %d: found %v, revoked %v; want it revoked", i, ok, ok && tok.Shape.Revoked)
+		}
+	}
+	if _, ok := x.Token(hashOf(3)); ok {
+		t.Error("token 3, not in the backup, is still in the index")
+	}
+	if x.Seq() != after.Seq {
+		t.Errorf("index at %d, want %d", x.Seq(), after.Seq)
+	}
+	if x.Reloads() != 1 {
+		t.Errorf("reloads %d, want 1", x.Reloads())
+	}
+	want := fmt.Sprintf("its change %d is of the same record, token %q, but not the same write", before.Seq, before.Key)
+	if got := fmt.Sprint(x.LastReload()); !strings.Contains(got, want) || !errors.Is(x.LastReload(), store.ErrStoreReplaced) {
+		t.Errorf("LastReload() = %q, want it to say %q", got, want)
+	}
+}

@@ -30,20 +30,22 @@ type Mark struct {
 	Seq     int64
 	Entity  string // of the change at Seq ("" when Seq is 0)
 	Key     string
+	Nonce   int64  // of the change at Seq (0 when Seq is 0)
 	StoreID string // MetaStoreID; "" when the store has none
 	Known   bool
 }
 
 // After is the Mark of the last of changes, read from the same store as m.
 func (m Mark) After(c Change) Mark {
-	m.Seq, m.Entity, m.Key = c.Seq, c.Entity, c.Key
+	m.Seq, m.Entity, m.Key, m.Nonce = c.Seq, c.Entity, c.Key, c.Nonce
 	return m
 }
 
-// markQuery reads the change at a sequence number and the store's id: two
+// markQuery reads the change at a sequence number and the store's id:
 // primary-key look-ups in one statement.
 const markQuery = `SELECT COALESCE((SELECT entity FROM changes WHERE seq = $1), ''),
 	COALESCE((SELECT key FROM changes WHERE seq = $1), ''),
+	COALESCE((SELECT nonce FROM changes WHERE seq = $1), 0),
 	COALESCE((SELECT value FROM meta WHERE key = $2), '')`
 
 // ensureStoreID writes MetaStoreID unless the store has one, in the

@@ -21,8 +21,9 @@ func testStoreIDOnce(t *testing.T, location string) {
 }
 
 // TestChangesSinceChecksTheStore: ChangesSince refuses a log that went
-// backwards, holds another change at the mark, or a store of another id,
-// and follows an unchanged store with no error.
+// backwards, holds another change at the mark (of another record, or
+// another write of the same one: its nonce), or a store of another id, and
+// follows an unchanged store with no error.
 func TestChangesSinceChecksTheStore(t *testing.T) { adminBackends(t, testChangesSinceChecksTheStore) }
 
 func testChangesSinceChecksTheStore(t *testing.T, location string) {
@@ -38,7 +39,7 @@ func testChangesSinceChecksTheStore(t *testing.T, location string) {
 	if _, err := db.Load(ctx, Visitor{Mark: func(got Mark) { m = got }}); err != nil {
 		t.Fatal(err)
 	}
-	if !m.Known || m.Seq == 0 || m.Entity == "" || m.StoreID != storeID(t, db) {
+	if !m.Known || m.Seq == 0 || m.Entity == "" || m.Nonce == 0 || m.StoreID != storeID(t, db) {
 		t.Fatalf("Mark = %+v", m)
 	}
 	if got, err := db.ChangesSince(ctx, m, 10); err != nil || len(got) != 0 {
@@ -49,8 +50,9 @@ func testChangesSinceChecksTheStore(t *testing.T, location string) {
 		m    Mark
 	}{
 		{"log went backwards", Mark{Seq: m.Seq + 5, Entity: m.Entity, Key: m.Key, StoreID: m.StoreID, Known: true}},
-		{"another change at the mark", Mark{Seq: m.Seq, Entity: m.Entity, Key: "other", StoreID: m.StoreID, Known: true}},
-		{"another store", Mark{Seq: m.Seq, Entity: m.Entity, Key: m.Key, StoreID: "other", Known: true}},
+		{"another change at the mark", Mark{Seq: m.Seq, Entity: m.Entity, Key: "other", Nonce: m.Nonce, StoreID: m.StoreID, Known: true}},
+		{"another write of the same record at the mark", Mark{Seq: m.Seq, Entity: m.Entity, Key: m.Key, Nonce: m.Nonce + 1, StoreID: m.StoreID, Known: true}},
+		{"another store", Mark{Seq: m.Seq, Entity: m.Entity, Key: m.Key, Nonce: m.Nonce, StoreID: "other", Known: true}},
 	} {
 		if _, err := db.ChangesSince(ctx, tc.m, 10); !errors.Is(err, ErrStoreReplaced) {
 			t.Errorf("%s: ChangesSince = %v; want ErrStoreReplaced", tc.note, err)

@@ -221,9 +221,10 @@ func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]Change, er
 
 // ChangesSince is Changes after m.Seq that, when m is Known, also checks
 // that the store is the one m was read from (ErrStoreReplaced): that its
-// id is m's and that its log still holds m's change at m.Seq. The check
-// costs no statement of its own: the log is read from m.Seq on, and the
-// store's id is read with how far the log is pruned.
+// id is m's and that its log still holds m's change at m.Seq, the same
+// write (its nonce) and not only the same record. The check costs no
+// statement of its own: the log is read from m.Seq on, and the store's id
+// is read with how far the log is pruned.
 func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -277,6 +278,9 @@ func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, er
 		case at != nil && (at.Entity != m.Entity || at.Key != m.Key):
 			return nil, fmt.Errorf("%w (its change %d is of %s %q, the one applied was of %s %q: the log was rewritten, as when a backup is restored)",
 				ErrStoreReplaced, after, at.Entity, at.Key, m.Entity, m.Key)
+		case at != nil && at.Nonce != m.Nonce:
+			return nil, fmt.Errorf("%w (its change %d is of the same record, %s %q, but not the same write: its nonce is %d, the one applied had %d; "+
+				"the log was rewritten, as when a backup is restored and written to)", ErrStoreReplaced, after, at.Entity, at.Key, at.Nonce, m.Nonce)
 		}
 	}
 	if !next && through > after {
@@ -288,7 +292,7 @@ func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, er
 // markAt reads the store's Mark at seq: the change there and the store's id.
 func (db *DB) markAt(ctx context.Context, q queryRower, seq int64) (Mark, error) {
 	m := Mark{Seq: seq, Known: true}
-	if err := q.QueryRowContext(ctx, markQuery, seq, MetaStoreID).Scan(&m.Entity, &m.Key, &m.StoreID); err != nil {
+	if err := q.QueryRowContext(ctx, markQuery, seq, MetaStoreID).Scan(&m.Entity, &m.Key, &m.Nonce, &m.StoreID); err != nil {
 		return Mark{}, fmt.Errorf("reading the change at %d and the store's id: %w", seq, err)
 	}
 	return m, nil
