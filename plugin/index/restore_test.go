@@ -313,3 +313,45 @@ func testFollowRestoredSameRecord(t *testing.T, location string) {
 		t.Errorf("LastReload() = %q, want it to say %q", got, want)
 	}
 }
+
+// TestFollowRestoredOlderBackup: a backup taken before schema version 4
+// (no nonces) is restored under an index of this version. Its polls fail,
+// rather than follow a log they cannot check, until a process of this
+// version opens the store and migrates it: every change then gets a new
+// nonce, and the index loads the store afresh.
+func TestFollowRestoredOlderBackup(t *testing.T) { restoreBackends(t, testFollowRestoredOlderBackup) }
+
+func testFollowRestoredOlderBackup(t *testing.T, location string) {
+	ctx := t.Context()
+	db := openAtLocation(t, location)
+	id1 := create(t, db, 1)
+	create(t, db, 2)
+	x := New()
+	if err := x.Load(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	at := x.Seq()
+
+	// The restore: the same records and log, at schema version 3.
+	raw(t, location, `ALTER TABLE changes DROP COLUMN nonce`, `DELETE FROM schema_migrations WHERE version = 4`)
+	if err := x.CatchUp(ctx, db); err == nil || !strings.Contains(err.Error(), "nonce") {
+		t.Fatalf("CatchUp on a log without nonces = %v; want an error about the nonce column", err)
+	}
+	writer := openAtLocation(t, location) // migrates it again
+	if err := writer.RevokeToken(ctx, id1, "admin", "leaked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.CatchUp(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if tok, ok := x.Token(hashOf(1)); !ok || !tok.Shape.Revoked {
+		t.Errorf("token 1: found %v, revoked %v; want it revoked", ok, ok && tok.Shape.Revoked)
+	}
+	if x.Reloads() != 1 || x.Seq() != at+1 {
+		t.Errorf("reloads %d, index at %d; want 1 reload, at %d", x.Reloads(), x.Seq(), at+1)
+	}
+	want := fmt.Sprintf("its change %d is of the same record", at)
+	if got := fmt.Sprint(x.LastReload()); !strings.Contains(got, want) {
+		t.Errorf("LastReload() = %q, want it to say %q", got, want)
+	}
+}
