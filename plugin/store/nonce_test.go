@@ -12,7 +12,8 @@ import (
 // not given out again). An opa-pat of version 3 then uses the migrated
 // store (migration 4 is marked compatible with version 2), and the changes
 // it logs, naming only entity and key, get random nonces too: the database
-// draws them.
+// draws them. A handle opened before the migration (a process already
+// running when it lands) goes on writing.
 func TestMigrateChangesNonce(t *testing.T) {
 	for _, b := range compatBackends {
 		t.Run(b.name, func(t *testing.T) {
@@ -26,6 +27,8 @@ func TestMigrateChangesNonce(t *testing.T) {
 				}
 			}
 			db := openAtVersion(t, location, 3)
+			running := db
+			defer running.Close()
 			for i := byte(1); i <= 3; i++ {
 				create(db, i)
 			}
@@ -38,7 +41,6 @@ func TestMigrateChangesNonce(t *testing.T) {
 			if _, err := db.wdb.ExecContext(ctx, `DELETE FROM changes WHERE seq = $1`, last); err != nil {
 				t.Fatal(err)
 			}
-			db.Close()
 
 			db = openAt(t, location)
 			if got, want := markers(t, db, "schema_migrations"), map[int]sql.NullInt64{1: marker(1), 2: marker(2), 3: marker(2), 4: marker(2)}; !reflect.DeepEqual(got, want) {
@@ -70,7 +72,8 @@ func TestMigrateChangesNonce(t *testing.T) {
 			}
 			migrated := changes(logged...)
 			create(db, 4)
-			logged = append(logged, last+1)
+			create(running, 6)
+			logged = append(logged, last+1, last+2)
 			changes(logged...)
 
 			asBinary(migrations[:3], nil, func() {
@@ -86,7 +89,7 @@ func TestMigrateChangesNonce(t *testing.T) {
 				}
 				create(old, 5)
 			})
-			logged = append(logged, last+2)
+			logged = append(logged, last+3)
 			all := changes(logged...)
 			if !reflect.DeepEqual(all[:len(migrated)], migrated) {
 				t.Fatalf("the migrated changes changed: %+v, were %+v", all[:len(migrated)], migrated)
