@@ -142,8 +142,9 @@ CREATE INDEX tokens_resource_owner_lower ON tokens (lower(resource_owner), resou
 	// last change it applied and compares it with the change at that
 	// number on every poll: a backup restored and written past that number
 	// holds a change there, of the same record perhaps, but not the same
-	// nonce (identity.go). The default fills the column for every writer,
-	// those of version 2 and 3 as well, which name the columns they insert
-	// and never read this one, so they may use the store.
+	// nonce (read.go, ChangesSince). The default fills the column for
+	// every writer, those of version 2 and 3 as well, which name the
+	// columns they insert and never read this one, so they may use the
+	// store.
 	{compatibleWith: 2, sql: `{{CHANGES_NONCE}}`},
 }
