@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/signal"
@@ -150,7 +151,7 @@ func up(ctx context.Context, f upFlags, changed func(flag string) bool) (err err
 	if err != nil {
 		return err
 	}
-	seeded, err := seedStore(ctx, location)
+	seeded, err := seedStore(ctx, location, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -304,9 +305,11 @@ func (s *seededStore) removeIfUnused() {
 
 // seedStore imports the example world into a store that holds nothing yet
 // (a new SQLite file, an empty PostgreSQL schema). A store that holds
-// anything is left as it is. It returns the store when it is a SQLite file
-// that did not exist before.
-func seedStore(ctx context.Context, location string) (*seededStore, error) {
+// anything is left as it is. Several processes seeding one new store at once
+// seed it once (store.SeedIfEmpty): the one that did says so on w, the
+// others that it was seeded meanwhile. It returns the store when it is a
+// SQLite file that did not exist before and this call seeded it.
+func seedStore(ctx context.Context, location string, w io.Writer) (*seededStore, error) {
 	sqlite := !store.IsPostgres(location)
 	existed := true
 	if sqlite {
@@ -321,36 +324,41 @@ func seedStore(ctx context.Context, location string) (*seededStore, error) {
 		return nil, err
 	}
 	defer db.Close()
-	empty, err := db.Empty(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the store %s: %w", store.RedactLocation(location), err)
-	}
-	if !empty {
-		return nil, nil
-	}
-	// The demo dates move with the calendar (examples.FixturesAt), so
-	// that the demo decisions stay those the documentation shows.
-	fixtures, err := examples.FixturesAt(time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("reading the example world: %w", err)
-	}
-	dump, err := store.ParseDump(bytes.NewReader(fixtures))
-	if err != nil {
-		return nil, fmt.Errorf("reading the example world: %w", err)
-	}
-	res, err := db.Import(ctx, dump, upActor)
+	res, err := db.SeedIfEmpty(ctx, upActor, func() (*store.Dump, error) {
+		// The demo dates move with the calendar (examples.FixturesAt), so
+		// that the demo decisions stay those the documentation shows.
+		fixtures, err := examples.FixturesAt(time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("reading the example world: %w", err)
+		}
+		dump, err := store.ParseDump(bytes.NewReader(fixtures))
+		if err != nil {
+			return nil, fmt.Errorf("reading the example world: %w", err)
+		}
+		return dump, nil
+	})
 	if err != nil {
 		if sqlite && !existed {
-			// Leave no empty store behind, so that the next start seeds it.
+			// Leave no empty store behind, so that the next start seeds it;
+			// one that another process seeded meanwhile stays.
+			empty, eerr := db.Empty(ctx)
 			db.Close()
-			for _, suffix := range []string{"", "-wal", "-shm"} {
-				_ = os.Remove(location + suffix)
+			if eerr == nil && empty {
+				for _, suffix := range []string{"", "-wal", "-shm"} {
+					_ = os.Remove(location + suffix)
+				}
 			}
 		}
 		return nil, fmt.Errorf("seeding %s with the example world: %w", store.RedactLocation(location), err)
 	}
-	b, _ := json.Marshal(res)
-	fmt.Fprintf(os.Stderr, "opa-pat up: created %s with the example world %s\n", store.RedactLocation(location), b)
+	if !res.Seeded {
+		if res.Meanwhile {
+			fmt.Fprintf(w, "opa-pat up: %s was empty, then another process seeded it; serving what it holds: %s\n", store.RedactLocation(location), res.Found)
+		}
+		return nil, nil
+	}
+	b, _ := json.Marshal(res.Import)
+	fmt.Fprintf(w, "opa-pat up: created %s with the example world %s\n", store.RedactLocation(location), b)
 	if !sqlite || existed {
 		return nil, nil
 	}

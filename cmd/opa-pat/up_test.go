@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
@@ -95,7 +97,7 @@ func TestSeedStoreOnlyWhenEmpty(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			loc := location(t)
-			if _, err := seedStore(ctx, loc); err != nil {
+			if _, err := seedStore(ctx, loc, io.Discard); err != nil {
 				t.Fatal(err)
 			}
 			db, err := store.Open(ctx, loc)
@@ -111,7 +113,7 @@ func TestSeedStoreOnlyWhenEmpty(t *testing.T) {
 			}
 			db.Close()
 
-			if _, err := seedStore(ctx, loc); err != nil {
+			if _, err := seedStore(ctx, loc, io.Discard); err != nil {
 				t.Fatal(err)
 			}
 			db, err = store.Open(ctx, loc)
@@ -130,6 +132,67 @@ func TestSeedStoreOnlyWhenEmpty(t *testing.T) {
 				if tk.ID == tokens[0].ID && !tk.Revoked {
 					t.Fatalf("token %d is active again after the second start", tk.ID)
 				}
+			}
+		})
+	}
+}
+
+// Several `opa-pat up` starting together on one new store seed it once: one
+// says it created the store, and records the import; each other one says
+// that another process seeded it meanwhile, or (when it looked after the
+// seeding) nothing, as a start on a seeded store does.
+func TestSeedStoreConcurrently(t *testing.T) {
+	const world = `{"Users":5,"Memberships":7,"Repositories":6,"Tokens":13,"Grants":6}`
+	const found = "5 users, 7 memberships, 6 repositories, 13 tokens, 6 requests, 7 audit_events"
+	for _, tc := range []struct {
+		backend  string
+		starts   int
+		location func(t *testing.T) string
+	}{
+		{backend: "sqlite", starts: 2, location: func(t *testing.T) string { return filepath.Join(t.TempDir(), "pat.db") }},
+		{backend: "postgres", starts: 4, location: func(t *testing.T) string { return pgtest.Database(t, "pat_upseed_") }},
+	} {
+		t.Run(tc.backend, func(t *testing.T) {
+			ctx := context.Background()
+			loc := tc.location(t)
+			outs := make([]strings.Builder, tc.starts)
+			errs := make([]error, tc.starts)
+			var wg sync.WaitGroup
+			for i := range tc.starts {
+				wg.Go(func() { _, errs[i] = seedStore(ctx, loc, &outs[i]) })
+			}
+			wg.Wait()
+			where := store.RedactLocation(loc)
+			created := "opa-pat up: created " + where + " with the example world " + world + "\n"
+			meanwhile := "opa-pat up: " + where + " was empty, then another process seeded it; serving what it holds: " + found + "\n"
+			var seeded int
+			for i := range outs {
+				if errs[i] != nil {
+					t.Fatalf("start %d: %v", i, errs[i])
+				}
+				switch out := outs[i].String(); out {
+				case created:
+					seeded++
+				case meanwhile, "":
+				default:
+					t.Errorf("start %d printed %q; want %q, %q or nothing", i, out, created, meanwhile)
+				}
+			}
+			if seeded != 1 {
+				t.Errorf("%d starts said they created the store; want exactly 1", seeded)
+			}
+			db, err := store.OpenReadOnly(ctx, loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			imports, err := db.ListAudit(ctx, store.AuditFilter{Action: store.ActionStoreImport})
+			if err != nil || len(imports) != 1 || imports[0].Actor != upActor {
+				t.Fatalf("store.import events: %+v, %v; want exactly one, by %q", imports, err, upActor)
+			}
+			tokens, err := db.ListTokens(ctx, store.TokenFilter{})
+			if err != nil || len(tokens) != 13 {
+				t.Fatalf("%d tokens, %v; want the example world's 13", len(tokens), err)
 			}
 		})
 	}

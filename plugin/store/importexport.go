@@ -329,12 +329,20 @@ type tokenRef struct{ user, name string }
 // for the organization is added as its newest request. Users named by
 // tokens and memberships but not listed are created.
 func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, error) {
+	res, _, err := db.importUnless(ctx, d, actor, nil)
+	return res, err
+}
+
+// importUnless is Import. When skip is given, it runs first in the import's
+// write transaction, under the write lock: when it returns a description
+// of what it found, importUnless writes nothing and returns that instead.
+func (db *DB) importUnless(ctx context.Context, d *Dump, actor string, skip func(tx *sql.Tx) (found string, err error)) (ImportResult, string, error) {
 	if err := CheckPlain("actor", actor); err != nil {
-		return ImportResult{}, err
+		return ImportResult{}, "", err
 	}
 	prefixes, err := db.Prefixes(ctx)
 	if err != nil {
-		return ImportResult{}, err
+		return ImportResult{}, "", err
 	}
 	now := db.now()
 	// Two records of one thing are refused: the last would win, silently.
@@ -346,7 +354,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 			users[i].ManagedBy = *u.ManagedBy.Value
 		}
 		if err := validateUser(users[i]); err != nil {
-			return ImportResult{}, fmt.Errorf("users[%d].%w", i, err)
+			return ImportResult{}, "", fmt.Errorf("users[%d].%w", i, err)
 		}
 		// A record replaces the user's row, and one without managed_by
 		// would store the user as no enterprise's: a file whose producer
@@ -354,11 +362,11 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		// enterprise's lifetime limit on the user's own repositories
 		// (rule 27), silently. null says "not managed" in the record.
 		if !u.ManagedBy.Present {
-			return ImportResult{}, fmt.Errorf("users[%d].managed_by: missing for %s; give the enterprise that manages the user, or null for none: "+
+			return ImportResult{}, "", fmt.Errorf("users[%d].managed_by: missing for %s; give the enterprise that manages the user, or null for none: "+
 				"an import cannot take a user out of an enterprise's policy by leaving it out", i, token.Quote(u.Login))
 		}
 		if j, dup := userAt[u.Login]; dup {
-			return ImportResult{}, fmt.Errorf("users[%d].login: %q again (users[%d])", i, u.Login, j)
+			return ImportResult{}, "", fmt.Errorf("users[%d].login: %q again (users[%d])", i, u.Login, j)
 		}
 		userAt[u.Login] = i
 	}
@@ -367,10 +375,10 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	for i, m := range d.Memberships {
 		members[i] = Membership(m)
 		if err := validateMembership(members[i]); err != nil {
-			return ImportResult{}, fmt.Errorf("memberships[%d].%w", i, firstErr(err))
+			return ImportResult{}, "", fmt.Errorf("memberships[%d].%w", i, firstErr(err))
 		}
 		if j, dup := memberAt[[2]string{m.User, m.Org}]; dup {
-			return ImportResult{}, fmt.Errorf("memberships[%d]: %q in %q again (memberships[%d])", i, m.User, m.Org, j)
+			return ImportResult{}, "", fmt.Errorf("memberships[%d]: %q in %q again (memberships[%d])", i, m.User, m.Org, j)
 		}
 		memberAt[[2]string{m.User, m.Org}] = i
 	}
@@ -379,10 +387,10 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	for i, r := range d.Repositories {
 		repos[i] = Repository(r)
 		if err := validateRepository(repos[i]); err != nil {
-			return ImportResult{}, fmt.Errorf("repositories[%d].%w", i, firstErr(err))
+			return ImportResult{}, "", fmt.Errorf("repositories[%d].%w", i, firstErr(err))
 		}
 		if j, dup := repoAt[[2]string{r.Owner, r.Name}]; dup {
-			return ImportResult{}, fmt.Errorf("repositories[%d]: %q again (repositories[%d])", i, r.Owner+"/"+r.Name, j)
+			return ImportResult{}, "", fmt.Errorf("repositories[%d]: %q again (repositories[%d])", i, r.Owner+"/"+r.Name, j)
 		}
 		repoAt[[2]string{r.Owner, r.Name}] = i
 	}
@@ -392,10 +400,10 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 	for i, dt := range d.Tokens {
 		t, err := dumpToken(dt, prefixes, now)
 		if err != nil {
-			return ImportResult{}, fmt.Errorf("tokens[%d].%w", i, err)
+			return ImportResult{}, "", fmt.Errorf("tokens[%d].%w", i, err)
 		}
 		if j, dup := byHash[t.Hash]; dup {
-			return ImportResult{}, fmt.Errorf("tokens[%d].token: the same token as tokens[%d]", i, j)
+			return ImportResult{}, "", fmt.Errorf("tokens[%d].token: the same token as tokens[%d]", i, j)
 		}
 		byHash[t.Hash] = i
 		ref := tokenRef{t.User, t.Name}
@@ -411,15 +419,22 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 		if err := errors.Join(checkGitHubName("org", g.Org), checkEnum("state", g.State, grantStates),
 			CheckText("reason", g.Reason), CheckText("justification", g.Justification), CheckText("reviewer", g.Reviewer),
 			CheckPlain("token_name", g.TokenName), CheckPlain("user", g.User)); err != nil {
-			return ImportResult{}, fmt.Errorf("grants[%d].%w", i, firstErr(err))
+			return ImportResult{}, "", fmt.Errorf("grants[%d].%w", i, firstErr(err))
 		}
 	}
 
 	var res ImportResult
+	var found string
 	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, found = ImportResult{}, ""
+		if skip != nil {
+			var err error
+			if found, err = skip(tx); err != nil || found != "" {
+				return err
+			}
+		}
 		// A whole-store import runs each statement below once per record.
 		w := newStmtCache(tx)
-		res = ImportResult{}
 		if err := checkSpellings(ctx, tx, db.d, func(fn nameFunc) error { return dumpNames(d, fn) }, "in the store or earlier in the file"); err != nil {
 			return err
 		}
@@ -605,9 +620,9 @@ ON CONFLICT (owner, name) DO UPDATE SET visibility = excluded.visibility WHERE r
 			"unchanged": res.Unchanged}})
 	})
 	if err != nil {
-		return ImportResult{}, err
+		return ImportResult{}, "", err
 	}
-	return res, nil
+	return res, found, nil
 }
 
 // upsert runs an INSERT ... ON CONFLICT DO UPDATE ... WHERE and reports
