@@ -150,7 +150,8 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 			if st.Message != "" {
 				p.logger().Warn("%s", st.Message)
 			} else {
-				p.logger().Info("Token store %s: the index has caught up.", where)
+				// The follower said when the index caught up (followLog).
+				p.logger().Info("Token store %s: status OK again: the store is reachable and the index follows it.", where)
 			}
 		}
 		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: st.State, Message: st.Message})
@@ -176,9 +177,11 @@ func healthStatus(h store.Health, idx *index.Index, bound time.Duration, where s
 			"token store %s: change notifications unavailable since %s (%s); the index follows the change log every %s",
 			where, h.Since.UTC().Format(time.RFC3339), orNone(h.LastError), index.DefaultPollInterval)}
 	}
+	// What matters to decisions is how old the index's data is, not when
+	// the connection dropped: name the index's last catch-up.
 	return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
-		"token store %s unreachable since %s (%s); answering from the in-memory index until store.max_staleness (%s)",
-		where, h.Since.UTC().Format(time.RFC3339), orNone(h.LastError), bound)}
+		"token store %s unreachable (%s): the index last caught up at %s; answering from it until store.max_staleness (%s) has passed since then",
+		where, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
 }
 
 func orNone(s string) string {

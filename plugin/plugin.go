@@ -263,16 +263,14 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		defer wg.Wait()
 		wg.Go(func() { p.watchHealth(followCtx, db, idx, cfg.MaxStaleness(), where) })
 		reloads := idx.Reloads()
-		var behind string // the error last logged, until the index catches up
+		followed := &followLog{logger: p.logger(), where: where, bound: cfg.MaxStaleness()}
 		idx.Follow(followCtx, db, index.DefaultPollInterval, func(err error) {
-			if msg := err.Error(); msg != behind {
-				behind = msg
-				p.behind.Store(&msg)
-				p.logger().Warn("Token store %s: the index is behind: %v.", where, err)
-			}
+			msg := err.Error()
+			p.behind.Store(&msg)
+			followed.failed(err, idx.CurrentAt())
 		}, func() {
-			behind = ""
 			p.behind.Store(nil)
+			followed.caughtUp(idx.CurrentAt())
 			if n := idx.Reloads(); n != reloads {
 				reloads = n
 				if why := idx.LastReload(); errors.Is(why, store.ErrChangesPruned) {

@@ -1,0 +1,55 @@
+package plugin
+
+import (
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/logging"
+)
+
+// followLog tells the operator what the index's follower meets, whatever the
+// store's connection reports (a SQLite read that fails, a PostgreSQL pool
+// that cannot connect while the listener's connection stays up):
+//   - a warning when its catch-ups start failing, and again when the error
+//     changes, naming the time the index's data is from (its last catch-up)
+//     and the bound past which token decisions deny;
+//   - an info line when one succeeds again, naming how long the index was
+//     behind, after an outage of any length.
+//
+// Only the follower's goroutine calls it.
+type followLog struct {
+	logger logging.Logger
+	// where names the store, without its password (describeStore).
+	where string
+	// bound is store.max_staleness.
+	bound time.Duration
+	// behind is the error last logged, "" while the index follows.
+	behind string
+	// asOf is when the index last caught up before its catch-ups failed.
+	asOf time.Time
+}
+
+// failed is called with the error of a catch-up that failed and the time
+// of the index's last catch-up (index.CurrentAt).
+func (l *followLog) failed(err error, currentAt time.Time) {
+	msg := err.Error()
+	if msg == l.behind {
+		return
+	}
+	if l.behind == "" {
+		l.asOf = currentAt
+	}
+	l.behind = msg
+	l.logger.Warn("Token store %s: the index is behind: %s; answering from the index as of its last catch-up at %s until store.max_staleness (%s) has passed since then.",
+		l.where, msg, l.asOf.UTC().Format(time.RFC3339), l.bound)
+}
+
+// caughtUp is called after a catch-up that succeeded, with the time it
+// started (index.CurrentAt).
+func (l *followLog) caughtUp(currentAt time.Time) {
+	if l.behind == "" {
+		return
+	}
+	l.behind = ""
+	l.logger.Info("Token store %s: the index has caught up; it was behind for %s, since its catch-up at %s.",
+		l.where, currentAt.Sub(l.asOf).Round(time.Millisecond), l.asOf.UTC().Format(time.RFC3339))
+}

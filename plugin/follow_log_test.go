@@ -1,0 +1,194 @@
+package plugin
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/logging"
+	"github.com/open-policy-agent/opa/v1/logging/test"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
+)
+
+// logLine is a captured log entry: its level and message.
+type logLine struct {
+	level   logging.Level
+	message string
+}
+
+func logLines(l *test.Logger) []logLine {
+	var lines []logLine
+	for _, e := range l.Entries() {
+		lines = append(lines, logLine{e.Level, e.Message})
+	}
+	return lines
+}
+
+// The follower's lines, given the errors and times of its rounds: a warning
+// when catch-ups start failing and when the error changes, each naming the
+// time of the last catch-up; one info line when a catch-up succeeds again,
+// naming how long the index was behind; nothing while nothing changes.
+func TestFollowLog(t *testing.T) {
+	logger := test.New()
+	l := &followLog{logger: logger, where: `postgres "postgres://pat@db/pat"`, bound: time.Minute}
+	caught := time.Date(2026, 11, 25, 11, 59, 50, 250_000_000, time.UTC)
+	refused := errors.New("reading the store's change log after change 7: connection refused")
+	reset := errors.New("reading the store's change log after change 7: connection reset by peer")
+
+	l.caughtUp(caught) // the store answers: nothing to say
+	l.failed(refused, caught)
+	l.failed(refused, caught) // the same error on the next poll
+	l.failed(reset, caught)
+	l.caughtUp(caught.Add(12345678 * time.Microsecond))
+	l.caughtUp(caught.Add(13 * time.Second))
+	again := caught.Add(20 * time.Second)
+	l.failed(refused, again)
+	l.caughtUp(again.Add(1500 * time.Millisecond))
+
+	want := []logLine{
+		{logging.Warn, `Token store postgres "postgres://pat@db/pat": the index is behind: reading the store's change log after change 7: connection refused; ` +
+			`answering from the index as of its last catch-up at 2026-11-25T11:59:50Z until store.max_staleness (1m0s) has passed since then.`},
+		{logging.Warn, `Token store postgres "postgres://pat@db/pat": the index is behind: reading the store's change log after change 7: connection reset by peer; ` +
+			`answering from the index as of its last catch-up at 2026-11-25T11:59:50Z until store.max_staleness (1m0s) has passed since then.`},
+		{logging.Info, `Token store postgres "postgres://pat@db/pat": the index has caught up; it was behind for 12.346s, since its catch-up at 2026-11-25T11:59:50Z.`},
+		{logging.Warn, `Token store postgres "postgres://pat@db/pat": the index is behind: reading the store's change log after change 7: connection refused; ` +
+			`answering from the index as of its last catch-up at 2026-11-25T12:00:10Z until store.max_staleness (1m0s) has passed since then.`},
+		{logging.Info, `Token store postgres "postgres://pat@db/pat": the index has caught up; it was behind for 1.5s, since its catch-up at 2026-11-25T12:00:10Z.`},
+	}
+	if got := logLines(logger); !slices.Equal(got, want) {
+		t.Fatalf("logged\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestFollowerOutageLog: a running sidecar whose change-log reads fail for a
+// few seconds, far shorter than store.max_staleness, while its store
+// connection stays up (the changes table renamed away and back, on SQLite
+// and on PostgreSQL), logs one warning naming the time its data is from and,
+// once the reads succeed again, one line that the index has caught up. Its
+// status stays OK throughout, and nothing else is logged.
+func TestFollowerOutageLog(t *testing.T) {
+	for _, tc := range []struct {
+		backend string
+		// setup gives the plugin's store section, how its log names the
+		// store, and a way to run a statement on the store on a connection
+		// of the test's own.
+		setup   func(t *testing.T) (config, where string, exec func(stmt string))
+		missing string // the error of a read of the renamed table
+	}{
+		{backend: "sqlite", setup: func(t *testing.T) (string, string, func(string)) {
+			path, _ := seed(t)
+			other, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { other.Close() })
+			return `{"path": "` + path + `"}`, fmt.Sprintf("%q", path), func(stmt string) {
+				t.Helper()
+				if _, err := other.ExecContext(t.Context(), stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+		}, missing: "reading change log: SQL logic error: no such table: changes (1)"},
+		{backend: "postgres", setup: func(t *testing.T) (string, string, func(string)) {
+			// A password (trust authentication ignores it) that no line
+			// may show.
+			u, err := url.Parse(pgtest.Database(t, "pat_outage_"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.User = url.UserPassword(u.User.Username(), "s3cret-pw")
+			dsn := u.String()
+			db, err := store.Open(t.Context(), dsn) // the schema
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			return `{"postgres": {"dsn": "` + dsn + `"}}`, fmt.Sprintf("postgres %q", store.RedactURL(dsn)), func(stmt string) {
+				t.Helper()
+				pgtest.Exec(t, dsn, stmt)
+			}
+		}, missing: `reading change log: ERROR: relation "changes" does not exist (SQLSTATE 42P01)`},
+	} {
+		t.Run(tc.backend, func(t *testing.T) {
+			config, where, exec := tc.setup(t)
+			section := `{"store": ` + config[:len(config)-1] + `, "max_staleness": "60s"}}`
+			logger := test.New()
+			m, err := plugins.New([]byte(`{"plugins": {"pat": `+section+`}}`), "test", inmem.New(), plugins.Logger(logger))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Init(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Factory{}.Validate(m, []byte(section))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := Factory{}.New(m, cfg).(*Plugin)
+			m.Register(Name, p)
+			if err := p.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop(t.Context())
+			started := len(logger.Entries())
+
+			since := func() []logLine { return logLines(logger)[started:] }
+			waitFor := func(what string, cond func() bool) {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: not within 10s; logged since the start: %q", what, since())
+					}
+				}
+			}
+
+			seq := p.Index().Seq()
+			exec(`ALTER TABLE changes RENAME TO changes_away`)
+			outage := time.Now()
+			waitFor("the warning", func() bool { return len(since()) > 0 })
+			// The index's data is from its last catch-up, which does not move
+			// while the reads fail.
+			asOf := p.Index().CurrentAt()
+			time.Sleep(1500 * time.Millisecond) // a few failed polls
+			if p.Index().CurrentAt() != asOf {
+				t.Fatalf("the index caught up at %s while its change log was away", p.Index().CurrentAt())
+			}
+			exec(`ALTER TABLE changes_away RENAME TO changes`)
+			waitFor("the line that the index caught up", func() bool { return len(since()) > 1 })
+			held := time.Since(outage)
+			time.Sleep(1500 * time.Millisecond) // anything more to say would be said by now
+
+			got := since()
+			warning := logLine{logging.Warn, fmt.Sprintf("Token store %s: the index is behind: reading the store's change log after change %d: %s; "+
+				"answering from the index as of its last catch-up at %s until store.max_staleness (1m0s) has passed since then.",
+				where, seq, tc.missing, asOf.UTC().Format(time.RFC3339))}
+			caughtUp := regexp.MustCompile(`^Token store ` + regexp.QuoteMeta(where) + `: the index has caught up; it was behind for (\S+), since its catch-up at ` +
+				regexp.QuoteMeta(asOf.UTC().Format(time.RFC3339)) + `\.$`)
+			if len(got) != 2 || got[0] != warning || got[1].level != logging.Info || !caughtUp.MatchString(got[1].message) {
+				t.Fatalf("logged since the start:\n%q\nwant\n%q\nand an info line matching %s", got, warning, caughtUp)
+			}
+			behind, err := time.ParseDuration(caughtUp.FindStringSubmatch(got[1].message)[1])
+			if err != nil || behind < 1500*time.Millisecond || behind > held+2*time.Second {
+				t.Fatalf("behind for %s (%v); want between the 1.5s the reads failed and %s", behind, err, held+2*time.Second)
+			}
+			for _, e := range logger.Entries() {
+				if strings.Contains(e.Message, "s3cret-pw") {
+					t.Fatalf("a log line shows the DSN's password: %s", e.Message)
+				}
+			}
+			if s := m.PluginStatus()[Name]; s == nil || s.State != plugins.StateOK || s.Message != "" {
+				t.Fatalf("status = %+v; want OK without a message", s)
+			}
+		})
+	}
+}
