@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -200,11 +199,13 @@ func newRequestsCreateCmd() *cobra.Command {
 				if err := spell(cmd.Context(), db, &org); err != nil {
 					return err
 				}
-				if err := requestableFor(cmd.Context(), db, tokenID, org); err != nil {
-					return err
-				}
 				g, err := db.RequestAgain(cmd.Context(), tokenID, org, f.actor, reason)
-				if err != nil {
+				switch {
+				case errors.Is(err, store.ErrNoSuchToken), errors.Is(err, store.ErrNotOrgToken), errors.Is(err, store.ErrOtherOrg):
+					// --token names a token that has no grant for org to
+					// ask for (rules 6 and 17), as the admin API says.
+					return fmt.Errorf("--token: %w", err)
+				case err != nil:
 					return err
 				}
 				if f.json() {
@@ -220,25 +221,6 @@ func newRequestsCreateCmd() *cobra.Command {
 	cmd.Flags().Int64Var(&tokenID, "token", 0, "the token id")
 	cmd.Flags().StringVar(&reason, "reason", "", "the justification (at most 1024 characters)")
 	return cmd
-}
-
-// requestableFor refuses, as the admin API does, a token that is unknown,
-// or that is not a fine-grained token aimed at org: only such a token has
-// a grant for org to ask for (rules 6 and 17).
-func requestableFor(ctx context.Context, db *store.DB, tokenID int64, org string) error {
-	t, ok, err := db.Token(ctx, tokenID)
-	if err != nil {
-		return err
-	}
-	switch {
-	case !ok:
-		return fmt.Errorf("--token: token %d not found", tokenID)
-	case t.Kind != store.KindFineGrained || t.ResourceOwner == "" || strings.EqualFold(t.ResourceOwner, t.User):
-		return fmt.Errorf("--token: token %d is not a fine-grained token aimed at an organization", tokenID)
-	case t.ResourceOwner != org:
-		return fmt.Errorf("--token: token %d's resource owner is %s, not %s (rule 6)", tokenID, t.ResourceOwner, org)
-	}
-	return nil
 }
 
 type grantJSON struct {

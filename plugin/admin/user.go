@@ -254,12 +254,15 @@ func (s *Server) requestAgain(w http.ResponseWriter, r *http.Request, caller sto
 	if errs := checkReason(body.Reason); len(errs) > 0 {
 		return invalid(docUserTokens, "PersonalAccessTokenRequest", errs...)
 	}
-	if t.Kind != store.KindFineGrained || t.ResourceOwner == "" || t.ResourceOwner == t.User {
-		return invalid(docUserTokens, "PersonalAccessTokenRequest", fieldError{Field: "id",
-			Message: fmt.Sprintf("id: token %d is not a fine-grained token aimed at an organization", t.ID)})
-	}
+	// The token's own organization: the store refuses a token that has
+	// none (store.ErrNotOrgToken), a revoked one, and one whose grant is
+	// pending or approved.
 	g, err := s.db.RequestAgain(r.Context(), t.ID, t.ResourceOwner, caller.User, str(body.Reason))
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotOrgToken):
+		// What the id names is at fault: the message says which field.
+		return invalid(docUserTokens, "PersonalAccessTokenRequest", fieldError{Field: "id", Message: "id: " + err.Error()})
+	case err != nil:
 		return s.storeError(err, "PersonalAccessTokenRequest", "id", false, docUserTokens)
 	}
 	// A new request: its reason is the justification, not yet reviewed.

@@ -2,10 +2,13 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
@@ -165,5 +168,35 @@ func TestBodyTooLarge(t *testing.T) {
 	}
 	if r := f.do(t, "POST", path, f.as("bob-user"), body(maxBody)); r.status != 201 {
 		t.Fatalf("1 MiB: %d %s", r.status, r.body)
+	}
+}
+
+// Asking again with a token that has no organization to ask, or whose grant
+// is still open, is a 422 naming the id, in the store's words
+// (store.RequestAgain), the first with the field as the CLI names its flag.
+func TestRequestAgainRefusals(t *testing.T) {
+	f := newFixture(t, true)
+	own, _, err := f.db.CreateToken(t.Context(), store.CreateTokenParams{Token: store.Token{Hash: token.Hash("own"), Name: "own", Kind: store.KindFineGrained,
+		User: "bob", ResourceOwner: "bob", RepositorySelection: "all", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	classic, all, revoked := f.tokenID(t, "bob-user"), f.tokenID(t, "bob-all"), f.tokenID(t, "bob-revoked")
+	for _, tc := range []struct {
+		note    string
+		id      int64
+		message string
+	}{
+		{"classic", classic, fmt.Sprintf("id: token %d is not a fine-grained token aimed at an organization", classic)},
+		{"revoked classic", revoked, fmt.Sprintf("id: token %d is not a fine-grained token aimed at an organization", revoked)},
+		{"the user's own", own.ID, fmt.Sprintf("id: token %d is not a fine-grained token aimed at an organization", own.ID)},
+		{"pending", all, fmt.Sprintf("token %d: its grant for octo-org is pending; only a denied or revoked grant can be requested again", all)},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "POST", "/user/personal-access-tokens/"+itoa(tc.id)+"/requests", f.as("bob-user"), map[string]any{"reason": "again"})
+			if want := invalidBody("PersonalAccessTokenRequest", "id", "invalid", tc.message, docUserTokens); r.status != 422 || r.body != want {
+				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, want)
+			}
+		})
 	}
 }

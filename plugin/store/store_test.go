@@ -286,18 +286,42 @@ func TestReview(t *testing.T) {
 	if _, err := db.RevokeGrants(ctx, "octo-org", []int64{dead.ID}, "alice", ""); !errors.Is(err, ErrInvalidState) || err.Error() != fmt.Sprintf("token %d is revoked; nothing to revoke", dead.ID) {
 		t.Fatalf("revoking the grant of a revoked token: %v", err)
 	}
-	if _, err := db.RequestAgain(ctx, 3, "octo-org", "bob", ""); err == nil || !errors.Is(err, ErrInvalidState) ||
-		err.Error() != "token 3 is revoked; create a new token and ask for access with it" {
-		t.Fatalf("request again for a revoked token: %v", err)
+	classic, _, err := db.CreateToken(ctx, CreateTokenParams{Token: Token{Hash: hashOf(7), Name: "laptop", Kind: KindClassic, User: "bob",
+		Scopes: []string{"repo"}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	// Why a token cannot ask, each case with its own reason (for the CLI's
+	// and the admin API's words) and kind, in this order: a revoked token
+	// aimed elsewhere is refused as aimed elsewhere.
 	for _, tc := range []struct {
-		id  int64
-		org string
-	}{{4, "other-org"}, {4, "Octo-Org"}, {5, "bob"}, {99, "octo-org"}} {
-		want := fmt.Sprintf("token %d has no grant for %s", tc.id, tc.org)
-		if _, err := db.RequestAgain(ctx, tc.id, tc.org, "bob", ""); err == nil || err.Error() != want || !errors.Is(err, ErrNotFound) {
-			t.Fatalf("RequestAgain(%d, %s) = %v; want %q", tc.id, tc.org, err, want)
-		}
+		note   string
+		id     int64
+		org    string
+		reason error
+		kind   error
+		err    string
+	}{
+		{"unknown", 99, "octo-org", ErrNoSuchToken, ErrNotFound, "token 99 not found"},
+		{"classic", classic.ID, "octo-org", ErrNotOrgToken, ErrInvalid, fmt.Sprintf("token %d is not a fine-grained token aimed at an organization", classic.ID)},
+		{"the user's own", 5, "bob", ErrNotOrgToken, ErrInvalid, "token 5 is not a fine-grained token aimed at an organization"},
+		{"another organization", 4, "other-org", ErrOtherOrg, ErrInvalid, "token 4's resource owner is octo-org, not other-org (rule 6)"},
+		{"the organization spelled otherwise", 4, "Octo-Org", ErrOtherOrg, ErrInvalid, "token 4's resource owner is octo-org, not Octo-Org (rule 6)"},
+		{"revoked, aimed elsewhere", 3, "other-org", ErrOtherOrg, ErrInvalid, "token 3's resource owner is octo-org, not other-org (rule 6)"},
+		{"revoked", 3, "octo-org", ErrTokenRevoked, ErrInvalidState, "token 3 is revoked; create a new token and ask for access with it"},
+		{"pending", 4, "octo-org", ErrGrantOpen, ErrInvalidState, "token 4: its grant for octo-org is pending; only a denied or revoked grant can be requested again"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			_, err := db.RequestAgain(ctx, tc.id, tc.org, "bob", "")
+			if err == nil || err.Error() != tc.err || !errors.Is(err, tc.reason) || !errors.Is(err, tc.kind) {
+				t.Fatalf("RequestAgain(%d, %s) = %v; want %q (%v, %v)", tc.id, tc.org, err, tc.err, tc.reason, tc.kind)
+			}
+			for _, other := range []error{ErrNoSuchToken, ErrNotOrgToken, ErrOtherOrg, ErrTokenRevoked, ErrGrantOpen} {
+				if other != tc.reason && errors.Is(err, other) {
+					t.Fatalf("RequestAgain(%d, %s) = %v is also %v", tc.id, tc.org, err, other)
+				}
+			}
+		})
 	}
 }
 

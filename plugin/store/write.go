@@ -42,6 +42,34 @@ func errorf(kind error, format string, args ...any) error {
 
 func classify(kind, err error) error { return &Error{Kind: kind, Err: err} }
 
+// refusal is a sentinel error that is also of a kind: errors.Is finds both
+// in an Error whose Kind it is.
+type refusal struct {
+	what string
+	kind error
+}
+
+func (r *refusal) Error() string { return r.what }
+func (r *refusal) Unwrap() error { return r.kind }
+
+// Why RequestAgain refuses a token, for callers that word it in their own
+// terms (the CLI names its --token flag, the admin API its id field). Each
+// is also of a kind above: ErrNotFound, ErrInvalid or ErrInvalidState.
+var (
+	// ErrNoSuchToken: no token has the id.
+	ErrNoSuchToken error = &refusal{"no such token", ErrNotFound}
+	// ErrNotOrgToken: the token is classic, or a fine-grained token of its
+	// own user: it has no organization to ask (rules 6 and 17).
+	ErrNotOrgToken error = &refusal{"not a fine-grained token aimed at an organization", ErrInvalid}
+	// ErrOtherOrg: the token is aimed at another organization (rule 6).
+	ErrOtherOrg error = &refusal{"aimed at another organization", ErrInvalid}
+	// ErrTokenRevoked: the token is revoked and never works again.
+	ErrTokenRevoked error = &refusal{"token revoked", ErrInvalidState}
+	// ErrGrantOpen: the token's grant is pending or approved, not denied
+	// or revoked.
+	ErrGrantOpen error = &refusal{"grant pending or approved", ErrInvalidState}
+)
+
 // Limits of a review (SEMANTICS.md rule 23).
 const (
 	MaxReviewIDs   = 100
@@ -723,6 +751,13 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 // of org that has no grant at all: one created while it needed none (a
 // token limited to public repositories, before its organization
 // permissions counted; rule 21), or imported without one.
+//
+// It refuses, in this order and each with its reason (errors.Is): a token
+// that does not exist (ErrNoSuchToken), one that is not a fine-grained
+// token aimed at an organization (ErrNotOrgToken), one aimed at an
+// organization other than org, spelled as the token records it
+// (ErrOtherOrg), a revoked token (ErrTokenRevoked), and a token whose
+// grant for org is pending or approved (ErrGrantOpen).
 func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justification string) (Grant, error) {
 	if err := CheckText("reason", justification); err != nil {
 		return Grant{}, classify(ErrInvalid, err)
@@ -731,28 +766,33 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var kind, owner, user string
 		var revoked bool
-		terr := tx.QueryRowContext(ctx, `SELECT kind, resource_owner, user_login, revoked FROM tokens WHERE id = $1`, tokenID).Scan(&kind, &owner, &user, &revoked)
-		if terr != nil && !errors.Is(terr, sql.ErrNoRows) {
-			return fmt.Errorf("reading token %d: %w", tokenID, terr)
-		}
-		// A revoked token never works again: a request for it would only
-		// sit in the organization's queue.
-		if terr == nil && revoked {
-			return errorf(ErrInvalidState, "token %d is revoked; create a new token and ask for access with it", tokenID)
+		err := tx.QueryRowContext(ctx, `SELECT kind, resource_owner, user_login, revoked FROM tokens WHERE id = $1`, tokenID).Scan(&kind, &owner, &user, &revoked)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return errorf(ErrNoSuchToken, "token %d not found", tokenID)
+		case err != nil:
+			return fmt.Errorf("reading token %d: %w", tokenID, err)
+		case kind != KindFineGrained || owner == "" || strings.EqualFold(owner, user):
+			return errorf(ErrNotOrgToken, "token %d is not a fine-grained token aimed at an organization", tokenID)
+		case owner != org:
+			// The organization as the token records it, exactly as the
+			// grant lookup below compares it: "Octo-Org" for a token of
+			// octo-org would file a request no list of octo-org shows.
+			// Grants exist only for a token's resource owner (rule 6).
+			return errorf(ErrOtherOrg, "token %d's resource owner is %s, not %s (rule 6)", tokenID, owner, org)
+		case revoked:
+			// A revoked token never works again: a request for it would
+			// only sit in the organization's queue.
+			return errorf(ErrTokenRevoked, "token %d is revoked; create a new token and ask for access with it", tokenID)
 		}
 		cur, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
-		if errors.Is(err, sql.ErrNoRows) {
-			// The organization as the token records it, exactly as the
-			// grant lookup above compares it: "Octo-Org" for a token of
-			// octo-org would file a request no list of octo-org shows.
-			aimed := kind == KindFineGrained && owner == org && !strings.EqualFold(owner, user)
-			if terr != nil || !aimed {
-				return errorf(ErrNotFound, "token %d has no grant for %s", tokenID, org)
-			}
-		} else if err != nil {
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// No grant yet: a first request.
+		case err != nil:
 			return fmt.Errorf("reading grant of token %d: %w", tokenID, err)
-		} else if cur.State != GrantDenied && cur.State != GrantRevoked {
-			return errorf(ErrInvalidState, "token %d: its grant for %s is %s; only a denied or revoked grant can be requested again", tokenID, org, cur.State)
+		case cur.State != GrantDenied && cur.State != GrantRevoked:
+			return errorf(ErrGrantOpen, "token %d: its grant for %s is %s; only a denied or revoked grant can be requested again", tokenID, org, cur.State)
 		}
 		now := db.now()
 		g = Grant{TokenID: tokenID, Org: org, State: GrantPending, Reason: justification, CreatedAt: now, UpdatedAt: now}
