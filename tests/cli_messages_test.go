@@ -235,6 +235,29 @@ func TestCLINumberFlags(t *testing.T) {
 	}
 }
 
+// A number flag below what it means is refused as it is read, naming the
+// flag: an id is 1 or more, --limit 0 or more. (--token=-5 listed nothing,
+// and --limit -1 listed every event, without a word.)
+func TestCLINumberFlagsBelowTheirMinimum(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "pat.db")
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"requests", "list", "--store", db, "--token=-5"}, `error: --token: want a token id (1 or more), got -5 (see opa-pat requests list --help)`},
+		{[]string{"requests", "list", "--store", db, "--token", "0"}, `error: --token: want a token id (1 or more), got 0 (see opa-pat requests list --help)`},
+		{[]string{"requests", "create", "--store", db, "--org", "o", "--token", "-1"}, `error: --token: want a token id (1 or more), got -1 (see opa-pat requests create --help)`},
+		{[]string{"audit", "list", "--store", db, "--token=-5"}, `error: --token: want a token id (1 or more), got -5 (see opa-pat audit list --help)`},
+		{[]string{"audit", "list", "--store", db, "--request", "0"}, `error: --request: want a request id (1 or more), got 0 (see opa-pat audit list --help)`},
+		{[]string{"audit", "list", "--store", db, "--limit", "-1"}, `error: --limit: want 0 (all events) or more, got -1 (see opa-pat audit list --help)`},
+		// Unchanged: a missing --token, and --keep's own check.
+		{[]string{"requests", "create", "--store", db, "--org", "o"}, `error: --token: give the token id`},
+		{[]string{"store", "prune-changes", "--store", db, "--keep", "-1"}, `error: --keep: want at least 1 entry, got -1`},
+	} {
+		cliFail(t, tc.stderr, tc.args...)
+	}
+}
+
 // A user named as a fine-grained token's resource owner is refused as such,
 // not as "bob is not a member of olga".
 func TestCLIResourceOwnerIsAUser(t *testing.T) {

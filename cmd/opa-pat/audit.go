@@ -81,8 +81,8 @@ func newAuditListCmd() *cobra.Command {
 	fl.StringVar(&filter.Org, "org", "", "only events of this organization")
 	fl.StringVar(&filter.Actor, "actor", "", "only events by this actor")
 	fl.StringVar(&filter.Action, "action", "", "only this action, e.g. request.approve")
-	fl.Int64Var(&filter.TokenID, "token", 0, "only events of this token id")
-	fl.Int64Var(&filter.RequestID, "request", 0, "only events of this request id")
-	fl.IntVar(&filter.Limit, "limit", 0, "only the newest N events")
+	idFlag(fl, &filter.TokenID, "token", "token", "only events of this token id")
+	idFlag(fl, &filter.RequestID, "request", "request", "only events of this request id")
+	countFlag(fl, &filter.Limit, "limit", 0, "0 (all events) or more", "only the newest N events (0: all)")
 	return cmd
 }

@@ -83,7 +83,7 @@ func newRequestsListCmd() *cobra.Command {
 	fl.StringVar(&filter.Org, "org", "", "only requests for this organization")
 	fl.StringVar(&filter.State, "state", "", "only requests in this state: pending, approved, denied, revoked or all (the default)")
 	fl.StringVar(&filter.User, "user", "", "only requests for this user's tokens")
-	fl.Int64Var(&filter.TokenID, "token", 0, "only requests for this token id")
+	idFlag(fl, &filter.TokenID, "token", "token", "only requests for this token id")
 	fl.BoolVar(&history, "history", false, "include earlier requests, not only the current one of each token and organization, and those of revoked tokens")
 	return cmd
 }
@@ -192,7 +192,7 @@ func newRequestsCreateCmd() *cobra.Command {
 			if org == "" {
 				return errors.New("--org: give the organization")
 			}
-			if tokenID <= 0 {
+			if tokenID == 0 { // a number below 1 is refused as the flag is read
 				return errors.New("--token: give the token id")
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
@@ -218,7 +218,7 @@ func newRequestsCreateCmd() *cobra.Command {
 	}
 	f.register(cmd, outputText)
 	cmd.Flags().StringVar(&org, "org", "", "the organization")
-	cmd.Flags().Int64Var(&tokenID, "token", 0, "the token id")
+	idFlag(cmd.Flags(), &tokenID, "token", "token", "the token id")
 	cmd.Flags().StringVar(&reason, "reason", "", "the justification (at most 1024 characters)")
 	return cmd
 }

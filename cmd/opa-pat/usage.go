@@ -109,6 +109,9 @@ func flagValueMessage(err error) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	if low, ok := errors.AsType[*belowMinError](err); ok {
+		return fmt.Sprintf("--%s: want %s, got %d", e.GetFlag().Name, low.want, low.got), true
+	}
 	switch typ := e.GetFlag().Value.Type(); typ {
 	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
 		what := "a number"
@@ -131,4 +134,64 @@ func flagValueMessage(err error) (string, bool) {
 // temporary directory's name among them; this hides tokens only.
 func errorLine(msg string) string {
 	return token.Redact("error: " + strings.ReplaceAll(msg, "\n", "; "))
+}
+
+// minInt is a number flag's value that refuses numbers below min when
+// parsed: pflag's own take any, and a negative id or count (--token=-5)
+// would filter on a value nothing has, listing nothing without a word.
+// Its type is pflag's, so that the help and a value that is no number read
+// as for any number flag.
+type minInt[T int | int64] struct {
+	p    *T
+	min  T
+	want string // what the flag takes, for the message: "a token id (1 or more)"
+}
+
+// belowMinError is what minInt.Set returns for a number below its minimum;
+// flagValueMessage words it.
+type belowMinError struct {
+	want string
+	got  int64
+}
+
+func (e *belowMinError) Error() string { return fmt.Sprintf("want %s, got %d", e.want, e.got) }
+
+func (v *minInt[T]) Set(s string) error {
+	var zero T
+	bits := 64
+	if _, ok := any(zero).(int); ok {
+		bits = strconv.IntSize
+	}
+	// Decimal, as ids are shown and as positional ids are read (parseIDs):
+	// pflag's base prefixes would read --token 010 as token 8.
+	n, err := strconv.ParseInt(s, 10, bits)
+	if err != nil {
+		return err
+	}
+	if T(n) < v.min {
+		return &belowMinError{want: v.want, got: n}
+	}
+	*v.p = T(n)
+	return nil
+}
+
+func (v *minInt[T]) String() string { return strconv.FormatInt(int64(*v.p), 10) }
+
+func (v *minInt[T]) Type() string {
+	if _, ok := any(*v.p).(int); ok {
+		return "int"
+	}
+	return "int64"
+}
+
+// idFlag defines a flag holding the id of a what (a token, a request): 1
+// or more; 0, the default, stands for none given.
+func idFlag(fl *pflag.FlagSet, p *int64, name, what, usage string) {
+	fl.Var(&minInt[int64]{p: p, min: 1, want: "a " + what + " id (1 or more)"}, name, usage)
+}
+
+// countFlag defines a flag holding a count: 0 or more.
+func countFlag(fl *pflag.FlagSet, p *int, name string, value int, want, usage string) {
+	*p = value
+	fl.Var(&minInt[int]{p: p, min: 0, want: want}, name, usage)
 }

@@ -66,3 +66,40 @@ func TestArgumentErrorsHideTokens(t *testing.T) {
 		t.Errorf("a group's unknown command: got %v", err)
 	}
 }
+
+// An id flag refuses a number below 1 and a count flag one below 0, as
+// they are read, naming the flag; what they take they keep, in decimal.
+func TestMinIntFlags(t *testing.T) {
+	var id int64
+	var limit int
+	fl := pflag.NewFlagSet("list", pflag.ContinueOnError)
+	idFlag(fl, &id, "token", "token", "")
+	countFlag(fl, &limit, "limit", 0, "0 (all events) or more", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--token=-5"}, "--token: want a token id (1 or more), got -5"},
+		{[]string{"--token", "-5"}, "--token: want a token id (1 or more), got -5"},
+		{[]string{"--token", "0"}, "--token: want a token id (1 or more), got 0"},
+		{[]string{"--limit=-1"}, "--limit: want 0 (all events) or more, got -1"},
+		{[]string{"--token", "abc"}, `--token: "abc" is not a number`},
+		{[]string{"--token", "0x10"}, `--token: "0x10" is not a number`},
+		{[]string{"--limit", "1.5"}, `--limit: "1.5" is not a number`},
+	} {
+		msg, ok := flagValueMessage(fl.Parse(tc.args))
+		if !ok || msg != tc.want {
+			t.Errorf("%v: got %q, %v; want %q", tc.args, msg, ok, tc.want)
+		}
+	}
+	if err := fl.Parse([]string{"--token", "010", "--limit", "0"}); err != nil || id != 10 || limit != 0 {
+		t.Fatalf("--token 010 --limit 0: %v, %d, %d", err, id, limit)
+	}
+	if err := fl.Parse([]string{"--limit", "7"}); err != nil || limit != 7 {
+		t.Fatalf("--limit 7: %v, %d", err, limit)
+	}
+	// The help reads as for any number flag.
+	if got := fl.Lookup("token").Value.Type() + " " + fl.Lookup("limit").Value.Type(); got != "int64 int" {
+		t.Errorf("types %s", got)
+	}
+}
