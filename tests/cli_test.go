@@ -2,7 +2,9 @@ package tests
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -447,6 +449,34 @@ func TestCLIRecordedSettings(t *testing.T) {
 		append(create, "--settings", bad)...)
 }
 
+// store settings FILE is a write by --actor, and an audit event as every
+// other: settings.record, with the SHA-256 of the settings recorded and of
+// those they replace.
+func TestCLIStoreSettingsAudit(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	settings := writeFile(t, dir, "settings.json", `{"organizations": {"octo-org": {"fine_grained_approval": "disable"}}}`)
+	cliOK(t, "store", "settings", "--store", db, "--actor", "carol", settings)
+	cliOK(t, "store", "settings", "--store", db, "--actor", "dave", writeFile(t, dir, "empty.json", `{}`))
+	// Reading them writes nothing.
+	cliOK(t, "store", "settings", "--store", db)
+	events := decode[[]map[string]any](t, cliOK(t, "audit", "list", "--store", db, "--action", "settings.record", "--output", "json"))
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	first := sum(`{"organizations":{"octo-org":{"fine_grained_approval":"disable"}}}`)
+	var got []string
+	for _, e := range events {
+		got = append(got, fmt.Sprintf("%v %v %v", e["actor"], e["action"], e["details"]))
+	}
+	want := []string{
+		"carol settings.record map[previous_sha256:<nil> sha256:" + first + "]",
+		"dave settings.record map[previous_sha256:" + first + " sha256:" + sum(`{}`) + "]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("settings events\n%q\nwant\n%q", got, want)
+	}
+}
+
 // A command that fails on a store it would have created leaves no file.
 func TestCLIFailureLeavesNoStore(t *testing.T) {
 	dir := t.TempDir()
@@ -590,7 +620,7 @@ func TestRunServerSaysWhyThePluginCannotStart(t *testing.T) {
 func TestCLIAuditListUnknownAction(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "pat.db")
 	cliOK(t, "store", "import", "--store", db, filepath.Join(repoRoot(), "examples", "fixtures.json"))
-	cliFail(t, `error: --action: unknown action "grant.delete", want one of token.create, request.create, request.approve, request.deny, grant.revoke, token.revoke, store.import`,
+	cliFail(t, `error: --action: unknown action "grant.delete", want one of token.create, request.create, request.approve, request.deny, grant.revoke, token.revoke, store.import, settings.record`,
 		"audit", "list", "--store", db, "--action", "grant.delete")
 }
 
@@ -633,7 +663,7 @@ func TestCLIRawTokenInAFlag(t *testing.T) {
 		{create("--kind", "classic", raw), "error: unexpected arguments: " + shown(raw)},
 		{[]string{"token", "list", "--store", db, "--kind", raw}, "error: --kind: unknown kind " + shown(raw) + ", want classic or fine_grained"},
 		{[]string{"audit", "list", "--store", db, "--action", raw}, "error: --action: unknown action " + shown(raw) +
-			", want one of token.create, request.create, request.approve, request.deny, grant.revoke, token.revoke, store.import"},
+			", want one of token.create, request.create, request.approve, request.deny, grant.revoke, token.revoke, store.import, settings.record"},
 		{[]string{"token", raw}, "error: unknown command " + shown(raw) + ` for "opa-pat token" (see opa-pat token --help)`},
 		{[]string{"requests", "approve", "--store", db, "--org", "octo-org", "1", "--reason", raw}, "error: reason" + plain},
 		{[]string{"requests", "revoke", "--store", db, "--org", "octo-org", "1", "--reason", raw}, "error: reason" + plain},

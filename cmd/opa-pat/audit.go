@@ -44,7 +44,7 @@ func newAuditListCmd() *cobra.Command {
 			if filter.Limit < 0 {
 				return fmt.Errorf("--limit: %d is negative", filter.Limit)
 			}
-			if err := store.CheckAuditAction(filter.Action); err != nil {
+			if err := store.CheckStoreAuditAction(filter.Action); err != nil {
 				return fmt.Errorf("--action: %w", err)
 			}
 			return f.withStoreRead(cmd, func(db *store.DB) error {

@@ -462,7 +462,7 @@ bundle activates).`,
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
 				compact, _ := json.Marshal(settings)
-				if err := db.SetSettings(cmd.Context(), compact); err != nil {
+				if err := db.RecordSettings(cmd.Context(), compact, f.actor); err != nil {
 					return err
 				}
 				if f.json() {

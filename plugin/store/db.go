@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -316,7 +318,39 @@ func (db *DB) Settings(ctx context.Context) ([]byte, error) {
 	return []byte(v), nil
 }
 
-// SetSettings records the settings JSON of the active bundle.
+// SetSettings records the settings JSON of the active bundle: a sidecar's
+// copy of what its signed bundle holds, which the bundle's revision
+// accounts for, so no audit event (RecordSettings records one).
 func (db *DB) SetSettings(ctx context.Context, settings []byte) error {
 	return db.SetMeta(ctx, MetaSettings, string(settings))
+}
+
+// RecordSettings records settings JSON given by someone (the CLI's store
+// settings FILE), with a settings.record audit event in the same
+// transaction, as every other write someone makes: actor is who, and the
+// event's details hold the SHA-256 of the settings recorded (sha256) and
+// of those they replace (previous_sha256, null when there were none).
+func (db *DB) RecordSettings(ctx context.Context, settings []byte, actor string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var previous any
+		var old string
+		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = $1`, MetaSettings).Scan(&old)
+		switch {
+		case err == nil:
+			previous = sha256Hex([]byte(old))
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("reading meta %q: %w", MetaSettings, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+			MetaSettings, string(settings)); err != nil {
+			return fmt.Errorf("writing meta %q: %w", MetaSettings, err)
+		}
+		return db.audit(ctx, tx, AuditEvent{Actor: actor, Action: ActionSettingsRecord,
+			Details: map[string]any{"sha256": sha256Hex(settings), "previous_sha256": previous}})
+	})
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -660,5 +662,57 @@ func TestEmpty(t *testing.T) {
 	}
 	if empty, err := db.Empty(t.Context()); err != nil || empty {
 		t.Fatalf("with a token: Empty = %v, %v", empty, err)
+	}
+}
+
+// Settings someone records are an audit event, as every other write
+// someone makes; those a sidecar copies from its bundle (SetSettings) are
+// not. A token given as the actor is refused, and the settings with it.
+func TestRecordSettingsAudit(t *testing.T) { adminBackends(t, testRecordSettingsAudit) }
+
+func testRecordSettingsAudit(t *testing.T, location string) {
+	ctx := t.Context()
+	db := openAt(t, location)
+	hexOf := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	first, second := `{"organizations":{"octo-org":{"classic_access":"deny"}}}`, `{}`
+	if err := db.RecordSettings(ctx, []byte(first), "cli:alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetSettings(ctx, []byte(`{"from":"bundle"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordSettings(ctx, []byte(second), "cli:bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordSettings(ctx, []byte(`{"x":1}`), "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"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a token as the actor: %v", err)
+	}
+	if b, err := db.Settings(ctx); err != nil || string(b) != second {
+		t.Fatalf("Settings() = %s, %v", b, err)
+	}
+	events, err := db.ListAudit(ctx, AuditFilter{Action: ActionSettingsRecord})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, fmt.Sprintf("%s %s %s %v -> %v", e.Actor, e.Action, e.Org, e.Details["previous_sha256"], e.Details["sha256"]))
+	}
+	want := []string{
+		"cli:alice settings.record  <nil> -> " + hexOf(first),
+		"cli:bob settings.record  " + hexOf(`{"from":"bundle"}`) + " -> " + hexOf(second),
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events\n%q\nwant\n%q", got, want)
+	}
+	if all, err := db.ListAudit(ctx, AuditFilter{}); err != nil || len(all) != 2 {
+		t.Fatalf("every event: %+v, %v", all, err)
+	}
+	// The store's log is filtered on it; an organization's has no such events.
+	if err := CheckStoreAuditAction(ActionSettingsRecord); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckAuditAction(ActionSettingsRecord); err == nil {
+		t.Fatal("an organization's log filtered on settings.record")
 	}
 }

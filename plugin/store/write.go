@@ -85,20 +85,34 @@ const (
 	ActionRequestDeny    = "request.deny"
 	ActionGrantRevoke    = "grant.revoke"
 	ActionStoreImport    = "store.import"
+	ActionSettingsRecord = "settings.record"
 )
 
-// AuditActions are every action the audit log records, in the order of a
-// token's life.
+// AuditActions are the actions an organization's audit log (the admin
+// API's) may be filtered on, in the order of a token's life: every action
+// the audit log records but settings.record, whose events concern no
+// organization. (store.import's events concern none either; the admin API
+// has taken it since before settings were recorded.)
 var AuditActions = []string{ActionTokenCreate, ActionRequestCreate, ActionRequestApprove, ActionRequestDeny,
 	ActionGrantRevoke, ActionTokenRevoke, ActionStoreImport}
 
-// CheckAuditAction refuses a filter on an action the log never records (a
-// typo would otherwise list nothing, silently).
-func CheckAuditAction(action string) error {
-	if action == "" || slices.Contains(AuditActions, action) {
+// StoreAuditActions are every action the audit log records: those the
+// store's whole log (opa-pat audit list) may be filtered on.
+var StoreAuditActions = append(slices.Clip(AuditActions), ActionSettingsRecord)
+
+// CheckAuditAction refuses a filter on an action an organization's log
+// never holds (a typo would otherwise list nothing, silently).
+func CheckAuditAction(action string) error { return checkAuditAction(action, AuditActions) }
+
+// CheckStoreAuditAction refuses a filter on an action the store's log never
+// holds.
+func CheckStoreAuditAction(action string) error { return checkAuditAction(action, StoreAuditActions) }
+
+func checkAuditAction(action string, actions []string) error {
+	if action == "" || slices.Contains(actions, action) {
 		return nil
 	}
-	return fmt.Errorf("unknown action %s, want one of %s", token.Quote(action), strings.Join(AuditActions, ", "))
+	return fmt.Errorf("unknown action %s, want one of %s", token.Quote(action), strings.Join(actions, ", "))
 }
 
 // AutomaticReviewer is the reviewer of a grant approved automatically at
