@@ -152,13 +152,14 @@ func TestUpCreatesNoStoreOnAFailedStart(t *testing.T) {
 }
 
 // A PostgreSQL server that does not answer is one error line (pgx writes
-// each connection attempt on a line of its own), without the password.
+// each connection attempt on a line of its own) that names the store as a
+// file's is named, without the password.
 func TestCLIPostgresConnectionErrorIsOneLine(t *testing.T) {
 	dsn := "postgres://postgres:hunter2@127.0.0.1:1/pat"
 	const refused = "127.0.0.1:1 (127.0.0.1): dial error: dial tcp 127.0.0.1:1: connect: connection refused"
-	cliFail(t, "error: opening PostgreSQL store: reading schema version: failed to connect to `user=postgres database=pat`: "+refused,
+	cliFail(t, `error: opening store "postgres://postgres:xxxxx@127.0.0.1:1/pat": reading schema version: failed to connect to `+"`user=postgres database=pat`: "+refused,
 		"token", "list", "--store", dsn)
-	cliFail(t, "error: opening PostgreSQL store: beginning transaction: failed to connect to `user=postgres database=pat`: "+refused,
+	cliFail(t, `error: opening store "postgres://postgres:xxxxx@127.0.0.1:1/pat": beginning transaction: failed to connect to `+"`user=postgres database=pat`: "+refused,
 		"token", "create", "--store", dsn, "--user", "bob", "--kind", "classic")
 }
 

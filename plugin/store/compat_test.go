@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,7 +68,7 @@ var compatBackends = []struct {
 		func(location string) string { return `opening store "` + location + `": ` },
 		func(t *testing.T, path string) string { denyWrites(t, path); return path }},
 	{"postgres", func(t *testing.T) string { return testPostgresDSN(t) },
-		func(string) string { return `opening PostgreSQL store: ` },
+		func(location string) string { return `opening store "` + location + `": ` },
 		func(t *testing.T, dsn string) string { return dsn + "&default_transaction_read_only=on" }},
 }
 
@@ -372,7 +374,7 @@ func TestNewerPostgresSchema(t *testing.T) {
 			notice: "PostgreSQL schema version 2 is newer than this opa-pat supports (1) and marked compatible with opa-pat from " +
 				"PostgreSQL schema version 1: using it as version 1, without migrating it; upgrade opa-pat to use the rest"},
 		{note: "breaking", more: migration{sql: `CREATE INDEX changes_entity ON changes (entity)`},
-			error: "opening PostgreSQL store: PostgreSQL schema version 2 is newer than this opa-pat supports (1); " +
+			error: "opening store {dsn}: PostgreSQL schema version 2 is newer than this opa-pat supports (1); " +
 				"it needs an opa-pat that supports PostgreSQL schema version 2 or newer"},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
@@ -391,8 +393,8 @@ func TestNewerPostgresSchema(t *testing.T) {
 			for name, open := range map[string]func(context.Context, string) (*DB, error){"Open": Open, "OpenReadOnly": OpenReadOnly} {
 				db, err := open(ctx, dsn)
 				if tc.error != "" {
-					if err == nil || err.Error() != tc.error {
-						t.Fatalf("%s = %v; want %s", name, err, tc.error)
+					if want := strings.ReplaceAll(tc.error, "{dsn}", strconv.Quote(RedactURL(dsn))); err == nil || err.Error() != want {
+						t.Fatalf("%s = %v; want %s", name, err, want)
 					}
 					continue
 				}

@@ -61,7 +61,8 @@ func Open(ctx context.Context, location string) (*DB, error) {
 	if IsPostgres(location) {
 		db, err := openPostgres(ctx, location)
 		if err != nil {
-			return nil, fmt.Errorf("opening PostgreSQL store: %w", oneLineError{err})
+			// Named as a file is (below), without its password.
+			return nil, fmt.Errorf("opening store %q: %w", RedactURL(location), oneLineError{err})
 		}
 		db.notePrefixes(ctx)
 		return db, nil

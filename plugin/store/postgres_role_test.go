@@ -58,7 +58,7 @@ func TestPostgresRoleWithoutCreate(t *testing.T) {
 
 	// An empty database: the role may not create the tables.
 	_, err := Open(ctx, dsn)
-	if want := "opening PostgreSQL store: creating schema_migrations: the role wt_pgrole_"; err == nil || !strings.HasPrefix(err.Error(), want) ||
+	if want := "opening store " + strconv.Quote(dsn) + ": creating schema_migrations: the role wt_pgrole_"; err == nil || !strings.HasPrefix(err.Error(), want) ||
 		!strings.Contains(err.Error(), " may not create the store's tables: that takes CREATE on schema public") ||
 		!strings.HasSuffix(err.Error(), "permission denied for schema public (SQLSTATE 42501)") {
 		t.Fatalf("Open of an empty database = %v; want %s...", err, want)
@@ -124,7 +124,7 @@ func TestPostgresReadOnlySession(t *testing.T) {
 	u, _ := url.Parse(dsn)
 	pgtest.Exec(t, owner, `ALTER ROLE `+u.User.Username()+` SET default_transaction_read_only = on`)
 	_, err := Open(ctx, dsn)
-	if want := "opening PostgreSQL store: the store is read-only: the PostgreSQL session may not write (transaction_read_only is on"; !errors.Is(err, ErrReadOnly) || !strings.HasPrefix(err.Error(), want) {
+	if want := "opening store " + strconv.Quote(dsn) + ": the store is read-only: the PostgreSQL session may not write (transaction_read_only is on"; !errors.Is(err, ErrReadOnly) || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("Open = %v; want %s...", err, want)
 	}
 	ro, err := OpenReadOnly(ctx, dsn)

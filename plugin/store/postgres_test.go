@@ -92,9 +92,9 @@ func TestPostgresOpenErrors(t *testing.T) {
 		note, dsn, err string
 	}{
 		{note: "bad port", dsn: "postgres://postgres@127.0.0.1:notaport/test",
-			err: `opening PostgreSQL store: parsing the URL: parse "postgres://postgres@127.0.0.1:notaport/test": invalid port ":notaport" after host`},
+			err: `opening store "postgres://postgres@127.0.0.1:notaport/test": parsing the URL: parse "postgres://postgres@127.0.0.1:notaport/test": invalid port ":notaport" after host`},
 		{note: "bad sslmode", dsn: "postgresql://postgres@127.0.0.1:5432/test?sslmode=maybe",
-			err: `opening PostgreSQL store: parsing the URL: cannot parse ` + "`postgresql://postgres@127.0.0.1:5432/test?connect_timeout=5&sslmode=maybe`" + `: failed to configure TLS (sslmode is invalid)`},
+			err: `opening store "postgresql://postgres@127.0.0.1:5432/test?sslmode=maybe": parsing the URL: cannot parse ` + "`postgresql://postgres@127.0.0.1:5432/test?connect_timeout=5&sslmode=maybe`" + `: failed to configure TLS (sslmode is invalid)`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			_, err := Open(t.Context(), tc.dsn)
@@ -102,6 +102,29 @@ func TestPostgresOpenErrors(t *testing.T) {
 				t.Fatalf("err = %v; want %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// A server that does not answer (a closed port; no server needed) fails
+// Open and OpenReadOnly with the store named as a file's is, its password
+// masked, wherever the URL holds it.
+func TestPostgresOpenErrorNamesTheStore(t *testing.T) {
+	const refused = "failed to connect to `user=postgres database=pat`: 127.0.0.1:1 (127.0.0.1): dial error: dial tcp 127.0.0.1:1: connect: connection refused"
+	for _, tc := range []struct{ dsn, shown string }{
+		{"postgres://postgres:hunter2@127.0.0.1:1/pat", "postgres://postgres:xxxxx@127.0.0.1:1/pat"},
+		{"postgresql://postgres@127.0.0.1:1/pat?password=hunter2&sslmode=disable", "postgresql://postgres@127.0.0.1:1/pat?password=xxxxx&sslmode=disable"},
+		{"postgres://postgres@127.0.0.1:1/pat", "postgres://postgres@127.0.0.1:1/pat"},
+	} {
+		for _, op := range []struct {
+			name, step string
+			open       func(context.Context, string) (*DB, error)
+		}{{"Open", "beginning transaction", Open}, {"OpenReadOnly", "reading schema version", OpenReadOnly}} {
+			_, err := op.open(t.Context(), tc.dsn)
+			want := fmt.Sprintf("opening store %q: %s: %s", tc.shown, op.step, refused)
+			if err == nil || err.Error() != want || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("%s(%s) = %v\nwant %s", op.name, tc.dsn, err, want)
+			}
+		}
 	}
 }
 

@@ -49,7 +49,8 @@ func OpenReadOnly(ctx context.Context, location string) (*DB, error) {
 	if IsPostgres(location) {
 		db, err := openPostgresReadOnly(ctx, location)
 		if err != nil {
-			return nil, fmt.Errorf("opening PostgreSQL store: %w", oneLineError{err})
+			// Named as a file is (below), without its password.
+			return nil, fmt.Errorf("opening store %q: %w", RedactURL(location), oneLineError{err})
 		}
 		db.notePrefixes(ctx)
 		return db, nil
