@@ -106,10 +106,11 @@ func (s *Server) setLink(w http.ResponseWriter, r *http.Request, p page, total i
 var repeatedParams = map[string]bool{"owner": true, "owner[]": true, "token_id": true, "token_id[]": true}
 
 // looksLikeToken reports whether v holds a token, also lower-cased (its
-// checksum lost) after GitHub's prefixes, the deployment's or any this
-// process noted: such a value is never quoted back nor put in a link.
+// checksum lost) or cut short after GitHub's prefixes, the deployment's or
+// any this process noted (token.Hidden): such a value is never quoted back
+// nor put in a link.
 func (s *Server) looksLikeToken(v string) bool {
-	return token.Hidden(v) || token.Contains(v, s.deps.Prefixes)
+	return token.Hidden(v, s.deps.Prefixes)
 }
 
 // tokenParam is the 422 entry for a query parameter that holds a token:

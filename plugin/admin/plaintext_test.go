@@ -209,6 +209,40 @@ func TestFiltersRefuseARawToken(t *testing.T) {
 	}
 }
 
+// A token cut short (a few characters lost at its end: no checksum, no
+// full secret) is still refused in a filter, as the decision-log mask
+// hides it; a login or repository that merely starts with a prefix lists.
+func TestFiltersRefuseATokenCutShort(t *testing.T) {
+	f := newFixture(t, true)
+	const (
+		reqs  = "/orgs/octo-org/personal-access-token-requests?state=all&per_page=1&"
+		audit = "/orgs/octo-org/audit-log?per_page=1&"
+	)
+	for _, raw := range []string{pastedClassic[:37], pastedClassic[:34], strings.ToLower(pastedClassic[:37]), pastedFG[:60], pastedFG[:90], "x " + pastedFG[:50]} {
+		for _, tc := range []struct{ path, field string }{
+			{reqs + "owner=bob," + url.QueryEscape(raw), "owner"},
+			{reqs + "repository=" + url.QueryEscape(raw), "repository"},
+			{reqs + "permission=" + url.QueryEscape(raw), "permission"},
+			{audit + "actor=" + url.QueryEscape(raw), "actor"},
+		} {
+			t.Run(tc.path, func(t *testing.T) {
+				r := f.do(t, "GET", tc.path, f.as("alice-admin"), nil)
+				expect422(t, r, tc.field, tc.field+": looks like a personal access token; send a token only in the Authorization header, never in a URL")
+				if r.header.Get("Link") != "" {
+					t.Errorf("Link: %s", r.header.Get("Link"))
+				}
+			})
+		}
+	}
+	for _, v := range []string{"acmecorp", "acme-corp", "ghp_", "github_pat_", "ghp_rotation", "octo-org", pastedClassic[:33]} {
+		for _, path := range []string{reqs + "owner=" + url.QueryEscape(v), reqs + "repository=" + url.QueryEscape(v), audit + "actor=" + url.QueryEscape(v)} {
+			if r := f.do(t, "GET", path, f.as("alice-admin"), nil); r.status != 200 {
+				t.Errorf("%s: %d %s", path, r.status, r.body)
+			}
+		}
+	}
+}
+
 // customPrefixRuns counts the runs of TestFiltersRefuseATokenOfTheDeploymentsPrefix
 // in this process: noted prefixes stay noted for its life.
 var customPrefixRuns atomic.Int32

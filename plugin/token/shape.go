@@ -231,8 +231,15 @@ func Quote(s string) string {
 	return strconv.Quote(s)
 }
 
-// Hidden reports whether Quote would describe s rather than show it.
-func Hidden(s string) bool {
+// Hidden reports whether Quote would describe s rather than show it: s
+// holds a token by Contains's rules, a secret's shape that stands alone
+// (Secret.Alone), or what the decision-log mask takes for a token
+// (maskShaped), such as a token that lost a few characters at its end.
+// Prefixes given count as GitHub's do. It does not allocate.
+func Hidden(s string, prefixes ...Prefixes) bool {
+	if maskShaped(s, prefixes...) {
+		return true
+	}
 	if len(s) < ClassicSecretLen {
 		return false
 	}
@@ -241,5 +248,70 @@ func Hidden(s string) bool {
 			return true
 		}
 	}
-	return Contains(s)
+	return Contains(s, prefixes...)
+}
+
+// maskRunLen is the least number of token characters after a prefix that
+// the decision-log mask takes for a token's: a classic token's random part.
+const maskRunLen = ClassicRandomLen
+
+// maskShaped reports whether s holds a known prefix (GitHub's, those
+// given, those this process noted), in any case, followed by maskRunLen or
+// more letters, digits and "_" with an upper-case letter or digit among
+// them: the rule by which the decision-log mask (rego/system/log/log.rego,
+// _prefix_shaped) hides a token of any length. A token cut short is such a
+// value, while a word that starts with a prefix ("acmecorp", "acme-corp"),
+// a prefix alone and a lower-case run as long as a token's are not. It
+// reads s once per prefix and does not allocate.
+func maskShaped(s string, prefixes ...Prefixes) bool {
+	if len(s) <= maskRunLen {
+		return false
+	}
+	if prefixShaped(s, DefaultPrefixes.Classic) || prefixShaped(s, DefaultPrefixes.FineGrained) {
+		return true
+	}
+	for _, p := range prefixes {
+		if prefixShaped(s, p.Classic) || prefixShaped(s, p.FineGrained) {
+			return true
+		}
+	}
+	for _, p := range NotedPrefixes() {
+		if prefixShaped(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// prefixShaped is maskShaped for one prefix.
+func prefixShaped(s, prefix string) bool {
+	n := len(prefix)
+	if n == 0 {
+		return false
+	}
+	first := lowerASCII(prefix[0])
+	for i := 0; i+n+maskRunLen <= len(s); {
+		if lowerASCII(s[i]) != first || !strings.EqualFold(s[i:i+n], prefix) {
+			i++
+			continue
+		}
+		j, strong := i+n, false
+		for ; j < len(s) && (IsBase62(s[j]) || s[j] == '_'); j++ {
+			strong = strong || s[j] <= '9' || s[j] <= 'Z' && s[j] >= 'A'
+		}
+		if strong && j-(i+n) >= maskRunLen {
+			return true
+		}
+		// The prefix again before j-n+1 is followed by the end of this
+		// run, which holds no more than this run did.
+		i = max(i+1, j-n+1)
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -146,3 +146,66 @@ func BenchmarkContains(b *testing.B) {
 		})
 	}
 }
+
+// Hidden also takes for a token what the decision-log mask does (a known
+// prefix, in any case, then 30 or more letters, digits and "_" with an
+// upper-case letter or digit): a token cut short, which has neither a
+// checksum nor a secret's full length. Words that start with a prefix do
+// not count.
+func TestHidden(t *testing.T) {
+	custom := Prefixes{Classic: "zqhidden", FineGrained: "zqhiddenfg-"}
+	for _, tc := range []struct {
+		note, s string
+		want    bool
+	}{
+		{"classic", shapeClassic, true},
+		{"fine-grained", shapeFG, true},
+		{"classic cut by 3", shapeClassic[:37], true},
+		{"classic cut by 6 (30 left)", shapeClassic[:34], true},
+		{"classic cut by 3, lower case", strings.ToLower(shapeClassic[:37]), true}, // digits remain
+		{"classic cut by 3, upper case prefix", "GHP_" + shapeClassic[4:37], true},
+		{"classic cut by 3 in a sentence", "owner " + shapeClassic[:37] + ", please", true},
+		{"fine-grained cut to 60", shapeFG[:60], true},
+		{"fine-grained cut after its first part", shapeFG[:len("github_pat_")+30], true},
+		{"fine-grained cut by 3", shapeFG[:90], true},
+		// Not tokens.
+		{"classic cut to 29", shapeClassic[:33], false},
+		{"fine-grained cut to 29", shapeFG[:len("github_pat_")+29], false},
+		{"prefix alone", "ghp_", false},
+		{"fine-grained prefix alone", "github_pat_", false},
+		{"a word", "acmecorp", false},
+		{"a hyphenated word", "acme-corp", false},
+		{"short identifier", "octo-org", false},
+		{"identifier with the prefix", "ghp_rotation", false},
+		{"lower-case run after the prefix", "ghp_" + strings.Repeat("abcdefghij", 4), false},
+		{"underscored lower-case name", "github_pat_rotation_schedule_for_all_repositories", false},
+		{"prefix, then 30 with a break", "ghp_ABCDEFGHIJKLMNO-PQRSTUVWXYZ0123", false},
+		{"30 without a prefix", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123", false},
+		{"sha-256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", false},
+		{"a long word", strings.Repeat("abcdefghij", 100), false},
+		// A prefix given counts as GitHub's do; without it, its tokens cut
+		// short are not known.
+		{"given prefix, cut by 3", "zqhidden" + shapeClassic[4:37], false},
+	} {
+		if got := Hidden(tc.s); got != tc.want {
+			t.Errorf("%s: Hidden(%q) = %v, want %v", tc.note, tc.s, got, tc.want)
+		}
+	}
+	for _, s := range []string{"zqhidden" + shapeClassic[4:37], "ZQHIDDENFG-" + shapeFG[11:50], "x zqhiddenzqhidden" + shapeClassic[4:37]} {
+		if !Hidden(s, custom) {
+			t.Errorf("Hidden(%q, %v) = false", s, custom)
+		}
+	}
+	for _, s := range []string{"zqhiddencorp", "zqhidden-corp", "zqhidden", "zqhiddenfg-" + strings.Repeat("x", 40)} {
+		if Hidden(s, custom) {
+			t.Errorf("Hidden(%q, %v) = true", s, custom)
+		}
+	}
+	if got := Quote(shapeClassic[:37]); got != "(37 characters, not shown: it looks like a personal access token)" {
+		t.Errorf("Quote = %s", got)
+	}
+	cut, word := "reason: "+shapeClassic[:37], "acme-corp "+strings.Repeat("ghp_abcdefghij", 20)
+	if got := testing.AllocsPerRun(100, func() { Hidden(cut); Hidden(word); Hidden(word, custom) }); got != 0 {
+		t.Errorf("Hidden allocates %v times", got)
+	}
+}
