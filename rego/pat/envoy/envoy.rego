@@ -70,9 +70,11 @@ else := password if not _another_token(user, password)
 _another_token(user, password) if {
 	count(user) >= 30
 	user != password
-	some prefix in pat.token_prefixes()
+	some prefix in _token_prefixes
 	startswith(lower(user), lower(prefix))
 }
+
+_token_prefixes := pat.token_prefixes()
 
 # Routes ----------------------------------------------------------------------------------------
 

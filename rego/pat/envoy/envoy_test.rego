@@ -47,7 +47,7 @@ test_basic_two_tokens[note] if {
 		"a configured prefix": {"user": "acme_0123456789abcdefghijABCDEFGHIJ", "password": other},
 	}
 	not envoy.credential with input as req("GET", "/repos/octo-org/app", basic(tc.user, tc.password))
-		with pat.token_prefixes as ["ghp_", "github_pat_", "acme_"]
+		with envoy._token_prefixes as prefixes_with_acme
 }
 
 test_basic_one_token[note] if {
@@ -57,8 +57,12 @@ test_basic_one_token[note] if {
 		"a short user name with a prefix": {"user": "ghp_bob", "password": classic, "want": classic},
 	}
 	envoy.credential == {"type": "pat", "token": tc.want} with input as req("GET", "/repos/octo-org/app", basic(tc.user, tc.password))
-		with pat.token_prefixes as ["ghp_", "github_pat_"]
+		with envoy._token_prefixes as github_prefixes
 }
+
+github_prefixes := ["ghp_", "github_pat_"]
+
+prefixes_with_acme := ["ghp_", "github_pat_", "acme_"]
 
 test_no_credential[note] if {
 	some note, header in {
