@@ -192,13 +192,7 @@ func TestFiltersRefuseARawToken(t *testing.T) {
 			{grants + "repository=" + url.QueryEscape(raw), "repository"},
 			{audit + "actor=" + url.QueryEscape(raw), "actor"},
 		} {
-			t.Run(tc.path, func(t *testing.T) {
-				r := f.do(t, "GET", tc.path, f.as("alice-admin"), nil)
-				expect422(t, r, tc.field, tc.field+": looks like a personal access token; send a token only in the Authorization header, never in a URL")
-				if r.header.Get("Link") != "" {
-					t.Errorf("Link: %s", r.header.Get("Link"))
-				}
-			})
+			t.Run(tc.path, func(t *testing.T) { expectFilterRefused(t, f, tc.path, tc.field) })
 		}
 	}
 	// Without a token the same filters list and link as before.
@@ -225,13 +219,7 @@ func TestFiltersRefuseATokenCutShort(t *testing.T) {
 			{reqs + "permission=" + url.QueryEscape(raw), "permission"},
 			{audit + "actor=" + url.QueryEscape(raw), "actor"},
 		} {
-			t.Run(tc.path, func(t *testing.T) {
-				r := f.do(t, "GET", tc.path, f.as("alice-admin"), nil)
-				expect422(t, r, tc.field, tc.field+": looks like a personal access token; send a token only in the Authorization header, never in a URL")
-				if r.header.Get("Link") != "" {
-					t.Errorf("Link: %s", r.header.Get("Link"))
-				}
-			})
+			t.Run(tc.path, func(t *testing.T) { expectFilterRefused(t, f, tc.path, tc.field) })
 		}
 	}
 	for _, v := range []string{"acmecorp", "acme-corp", "ghp_", "github_pat_", "ghp_rotation", "octo-org", pastedClassic[:33]} {
@@ -322,5 +310,16 @@ func TestHostHeaderThatLooksLikeAToken(t *testing.T) {
 	r := get(t, withURL.URL, strings.ToLower(pastedClassic))
 	if r.status != 200 || shows(r.body) || !strings.HasPrefix(r.header.Get("Link"), "<https://pat.example.com/orgs/octo-org/") {
 		t.Errorf("with a url: %d %s\nLink %s", r.status, r.body, r.header.Get("Link"))
+	}
+}
+
+// expectFilterRefused asks for path and expects the 422 of a token in the
+// filter field, with no Link header.
+func expectFilterRefused(t *testing.T, f *fixture, path, field string) {
+	t.Helper()
+	r := f.do(t, "GET", path, f.as("alice-admin"), nil)
+	expect422(t, r, field, field+": looks like a personal access token; send a token only in the Authorization header, never in a URL")
+	if r.header.Get("Link") != "" {
+		t.Errorf("Link: %s", r.header.Get("Link"))
 	}
 }

@@ -823,11 +823,9 @@ func TestCheckKeepsNoDecisions(t *testing.T) {
 	}
 }
 
-// A body Envoy packs as bytes (raw_body, pack_as_bytes) is part of the cache
-// key as a body is: a cached Git LFS download does not answer the upload
-// that follows it with the same credentials, nor a public repository's
-// creation the private one's.
-func TestDecisionCacheRawBody(t *testing.T) {
+// readOnlyCachedFixture is a gate with a one-minute decision cache over a
+// policy that allows every read and refuses every write (403).
+func readOnlyCachedFixture(t *testing.T) *fixture {
 	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
 	tokenFound(t)
 	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
@@ -836,6 +834,15 @@ decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if input.actio
 
 decision := {"allow": false, "status": 403, "message": "read only"} if input.action == "write"
 `})
+	return f
+}
+
+// A body Envoy packs as bytes (raw_body, pack_as_bytes) is part of the cache
+// key as a body is: a cached Git LFS download does not answer the upload
+// that follows it with the same credentials, nor a public repository's
+// creation the private one's.
+func TestDecisionCacheRawBody(t *testing.T) {
+	f := readOnlyCachedFixture(t)
 	check := func(body string) int32 {
 		t.Helper()
 		req := httpCheck("POST", "/octo-org/app.git/info/lfs/objects/batch", map[string]string{
@@ -864,14 +871,7 @@ decision := {"allow": false, "status": 403, "message": "read only"} if input.act
 // decision (nor the whole one with the cut-short one's), and a method
 // override is not answered with the plain request's.
 func TestDecisionCacheHeadersTheGateReads(t *testing.T) {
-	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false)
-	tokenFound(t)
-	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
-
-decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if input.action == "read"
-
-decision := {"allow": false, "status": 403, "message": "read only"} if input.action == "write"
-`})
+	f := readOnlyCachedFixture(t)
 	batch := func(headers map[string]string) int32 {
 		t.Helper()
 		h := map[string]string{"authorization": "Bearer " + goodToken, "content-type": "application/vnd.git-lfs+json"}
