@@ -86,6 +86,28 @@ func TestRefusesTokensInPlainText(t *testing.T) {
 	}
 }
 
+// A reason or justification holding a token cut short is refused too,
+// where a name keeps the rule of a whole token (Contains): free text has no
+// business holding a prefix and thirty characters of a token's.
+func TestRefusesATokenCutShortInFreeText(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "pat.db"))
+	db.now = func() time.Time { return t0.Add(time.Hour) }
+	if _, err := db.Import(t.Context(), plaintextWorld(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, reason := range []string{rawClassic[:len(rawClassic)-4], "pasted " + rawFG[:60] + " by mistake", strings.ToLower(rawClassic[:37])} {
+		_, err := db.Review(t.Context(), ReviewParams{Org: "octo-org", IDs: []int64{1}, Approve: true, Reason: reason, Actor: "olga"})
+		if err == nil || err.Error() != "reason"+plainText {
+			t.Errorf("review with reason %q...: got %v, want %q", reason[:12], err, "reason"+plainText)
+		}
+	}
+	for _, reason := range []string{"rotating ghp_ tokens this week", "see ACME-1234 and ghp_rotation", strings.Repeat("a", 40)} {
+		if err := CheckText("reason", reason); err != nil {
+			t.Errorf("reason %q: %v", reason, err)
+		}
+	}
+}
+
 func testRefusals(t *testing.T, db *DB, raw string) {
 	ctx := t.Context()
 	tok := strings.TrimSuffix(strings.TrimPrefix(raw, "it was "), ", sorry")

@@ -198,13 +198,18 @@ func CheckPlain(field, v string) error {
 	return nil
 }
 
-// CheckText checks a reason or justification: no token (CheckPlain), at
-// most MaxReasonChars characters of valid UTF-8 without NUL, which
-// PostgreSQL cannot store (and SQLite would keep, so that the store could
-// not be migrated).
+// CheckText checks a reason or justification: no token (CheckPlain), not
+// even one cut short (what the decision-log mask and the admin API's
+// filters take for a token, token.Hidden: free text has no business holding
+// a prefix and thirty characters of a token's), at most MaxReasonChars
+// characters of valid UTF-8 without NUL, which PostgreSQL cannot store (and
+// SQLite would keep, so that the store could not be migrated).
 func CheckText(field, v string) error {
 	if err := checkStored(field, v); err != nil {
 		return err
+	}
+	if token.Hidden(v) {
+		return fmt.Errorf("%s: looks like a personal access token; opa-pat never stores a token in plain text", field)
 	}
 	if utf8.RuneCountInString(v) > MaxReasonChars {
 		return fmt.Errorf("%s: longer than %d characters", field, MaxReasonChars)
