@@ -101,12 +101,33 @@ func cacheKey(method, path, authorization string, overrides [len(overrideHeaders
 // a request for (its _method_override).
 var overrideHeaders = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
 
-// methodOverrides are a request's override headers, "" for those it has not.
+// methodOverrides are a request's override headers, by their names with
+// "-" or "_" (the policy reads both), "" for those it has not; spellings of
+// one name are joined with NUL. It allocates only to join.
 func methodOverrides(headers headerList) (out [len(overrideHeaders)]string) {
-	for i, name := range overrideHeaders {
-		out[i] = headers.get(name)
+	for _, kv := range headers {
+		for i, name := range overrideHeaders {
+			if !sameHeaderName(kv[0], name) {
+				continue
+			}
+			out[i] += kv[1] + "\x00" // an empty value counts too
+		}
 	}
 	return out
+}
+
+// sameHeaderName reports whether name, in lower case, is want with any of
+// its "-" written as "_".
+func sameHeaderName(name, want string) bool {
+	if len(name) != len(want) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c != want[i] && !(c == '_' && want[i] == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // httpBody is a request's body with the headers that say how it is read.

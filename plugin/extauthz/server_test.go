@@ -947,10 +947,17 @@ func TestCacheKeyCoversMethodOverrides(t *testing.T) {
 	if plain != cacheKey("POST", "/repos/o/r", "Bearer x", noOverrides, httpBody{}) {
 		t.Fatal("a request without overrides got another key")
 	}
-	for _, name := range overrideHeaders {
-		if cacheKey("POST", "/repos/o/r", "Bearer x", methodOverrides(headerList{{name, "DELETE"}}), httpBody{}) == plain {
+	for _, name := range append(overrideHeaders[:], "x_http_method_override", "x-http_method", "x_method-override") {
+		k := cacheKey("POST", "/repos/o/r", "Bearer x", methodOverrides(headerList{{name, "DELETE"}}), httpBody{})
+		if k == plain {
 			t.Errorf("%s: same key as the request without it", name)
 		}
+	}
+	if two := methodOverrides(headerList{{"x-http-method", "GET"}, {"x_http_method", "DELETE"}}); two[1] != "GET\x00DELETE\x00" {
+		t.Errorf("two spellings: %q", two[1])
+	}
+	if methodOverrides(headerList{{"x-http-method", ""}}) == noOverrides {
+		t.Error("an empty override counts as none")
 	}
 }
 

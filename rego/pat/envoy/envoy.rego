@@ -145,25 +145,27 @@ _repo_lenient_agrees(owner, repo, rest, route) if _lenient(rest) == rest
 
 else if _repo_route(owner, repo, _lenient(rest)) == route
 
+# The endpoint as a lenient upstream reads it: each segment cut at its first ";" (path parameters)
+# and its first NUL (a C string ends there), trailing white space (Unicode's, as Go's TrimSpace
+# reads it) taken off, the last segment cut at its first "." (Spring's suffix pattern matches
+# merge.x.json as merge.*), and the segments this leaves empty dropped (merge/;x is merge/).
 _lenient(rest) := [segment |
 	some i, s in rest
 	segment := _lenient_segment(s, i == (count(rest) - 1))
+	segment != ""
 ]
 
-_lenient_segment(s, true) := _without_format(_without_params(s))
+_lenient_segment(s, true) := _cut(_without_params(s), ".")
 
 _lenient_segment(s, false) := _without_params(s)
 
-_without_params(s) := trim_right(substring(s, 0, indexof(s, ";")), _trailing_space) if contains(s, ";")
+_without_params(s) := trim_right(_cut(_cut(s, ";"), "\u0000"), _trailing_space)
 
-else := trim_right(s, _trailing_space)
+_cut(s, separator) := substring(s, 0, indexof(s, separator)) if contains(s, separator)
 
-_trailing_space := " \t\n\r\u000b\u000c\u0000"
+else := s
 
-_without_format(s) := substring(s, 0, dot) if {
-	dot := max(indexof_n(s, "."))
-	dot > 0
-} else := s
+_trailing_space := " \t\n\u000b\f\r\u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 
 # What a public repository does not show to everyone (its settings, hooks, keys, secrets and
 # variables, security alerts, collaborators, invitations, teams, traffic, codespaces, a source
@@ -196,9 +198,17 @@ _route := object.union({"resource": {"owner": lower(org)}, "action": _action}, _
 	org := _rest_path[1]
 	_name(org)
 	rest := _endpoint(array.slice(_rest_path, 2, count(_rest_path)))
+	_org_name_read_alike(org, rest)
 	need := _org_permission(lower(org), rest, _action)
 	_org_lenient_agrees(lower(org), rest, need)
 }
+
+# /orgs/{org} ends with the name, whose format a lenient upstream would take off: acme-labs.json
+# would be decided as an organization of that name (the defaults) and served as acme-labs. GitHub's
+# organization names hold no ".", so such a last segment is not covered.
+_org_name_read_alike(org, rest) if count(rest) > 0
+
+else if not contains(org, ".")
 
 _org_lenient_agrees(org, rest, need) if _lenient(rest) == rest
 
@@ -963,14 +973,43 @@ _refused if _query_token
 # refuses a request that names another (400). One that names the request's own method is read as
 # none. The decision cache's key holds these headers (docs/envoy.md, "Decision cache").
 _method_override if {
-	some name in ["x-http-method-override", "x-http-method", "x-method-override"]
+	some name in _override_headers
 	_another_method(_headers[name])
 }
+
+# The override headers, each also spelt with "_" for any "-" (Envoy passes such names on, and a
+# CGI-style upstream reads X_HTTP_METHOD as X-HTTP-Method): looked up one by one, which costs a
+# Check nothing, where reading every header's name would.
+_override_headers := [
+	"x-http-method-override",
+	"x-http-method_override",
+	"x-http_method-override",
+	"x-http_method_override",
+	"x_http-method-override",
+	"x_http-method_override",
+	"x_http_method-override",
+	"x_http_method_override",
+	"x-http-method",
+	"x-http_method",
+	"x_http-method",
+	"x_http_method",
+	"x-method-override",
+	"x-method_override",
+	"x_method-override",
+	"x_method_override",
+]
 
 _method_override if {
 	some name, values in input.parsed_query
 	lower(name) == "_method"
 	some value in values
+	_another_method(value)
+}
+
+# A query split at ";" too, as some upstreams split it (the parsed query splits at "&" only).
+_method_override if {
+	some [name, value] in _semicolon_query
+	lower(name) == "_method"
 	_another_method(value)
 }
 
@@ -980,6 +1019,33 @@ _method_override if {
 	lower(name) == "_method"
 	_another_method(value)
 }
+
+# A REST body the gate did not read as a JSON object (a form, multipart, JSON it declines to parse:
+# a key twice, junk after it) may carry _method for an upstream that reads it (Rails, Laravel):
+# one that holds the word, in any case, is refused. Git's bodies (packs) are not looked into.
+_method_override if {
+	_rest_path[0] in {"repos", "orgs"}
+	not is_object(input.parsed_body)
+	regex.match(`(?i)_method`, _body_text)
+}
+
+_body_text := _http.body if {
+	_http.body != ""
+} else := base64.decode(_http.rawBody)
+
+# The query's name=value pairs split at "&" and ";", each decoded; only for a target with a ";".
+_semicolon_query := [[urlquery.decode(name), urlquery.decode(value)] |
+	target := object.get(_http, "path", "")
+	contains(target, ";")
+	contains(target, "?")
+	some pair in regex.split(`[&;]`, substring(target, indexof(target, "?") + 1, -1))
+	[name, value] := _name_value(pair)
+]
+
+_name_value(pair) := [substring(pair, 0, i), substring(pair, i + 1, -1)] if {
+	i := indexof(pair, "=")
+	i >= 0
+} else := [pair, ""]
 
 _another_method(value) if not is_string(value)
 
@@ -993,6 +1059,11 @@ _method_override_message := "Method overrides (X-HTTP-Method-Override, _method) 
 # in any case, is refused (401), as the decision-log mask masks them.
 _query_token if {
 	some name, _ in input.parsed_query
+	contains(lower(name), "token")
+}
+
+_query_token if {
+	some [name, _] in _semicolon_query
 	contains(lower(name), "token")
 }
 

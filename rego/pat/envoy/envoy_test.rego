@@ -435,6 +435,8 @@ test_query_token_refused[note] if {
 		"token, in capitals": {"p": "/octo-org/app.git/info/refs?service=git-upload-pack&TOKEN=x", "headers": bearer},
 		"private_token": {"p": "/orgs/octo-org?private_token=x", "headers": bearer},
 		"an uncovered path": {"p": "/user?access_token=x", "headers": bearer},
+		"a query split at a semicolon": {"p": "/repos/octo-org/app/contents/x?a=1;token=x", "headers": bearer},
+		"a query split at a semicolon, encoded name": {"p": "/repos/octo-org/app?a=1;acc%65ss_token=x", "headers": bearer},
 	}
 	gate_in := req("GET", tc.p, tc.headers)
 	not envoy.mapped with input as gate_in
@@ -462,8 +464,19 @@ test_method_override[note] if {
 		"body": {"m": "POST", "p": "/repos/octo-org/app", "headers": {}, "body": {"_method": "DELETE"}},
 		"body, not a string": {"m": "POST", "p": "/repos/octo-org/app", "headers": {}, "body": {"_method": ["DELETE"]}},
 		"an uncovered path": {"m": "POST", "p": "/user", "headers": {"x-http-method-override": "DELETE"}},
+		"header spelt with underscores": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"x_http_method_override": "DELETE"}},
+		"header spelt with one underscore": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"x-http_method": "DELETE"}},
+		"X_Method_Override": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"x_method_override": "DELETE"}},
+		"query split at a semicolon": {"m": "POST", "p": "/repos/octo-org/app?a=1;_method=DELETE", "headers": {}},
+		"query split at a semicolon, encoded name": {"m": "POST", "p": "/repos/octo-org/app?a=1;%5Fmethod=DELETE", "headers": {}},
+		"form body": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"content-type": "application/x-www-form-urlencoded"}, "text": "_method=DELETE"},
+		"multipart body": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"content-type": "multipart/form-data; boundary=b"}, "text": "--b\r\nContent-Disposition: form-data; name=\"_METHOD\"\r\n\r\nDELETE\r\n--b--"},
+		"JSON body the gate did not parse": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"content-type": "application/json"}, "text": `{"_method":"DELETE","_method":"DELETE"}`},
 	}
-	gate_in := object.union(req(tc.m, tc.p, object.union(bearer, tc.headers)), {"parsed_body": object.get(tc, "body", null)})
+	gate_in := object.union(
+		req(tc.m, tc.p, object.union(bearer, tc.headers)),
+		{"parsed_body": object.get(tc, "body", null), "attributes": {"request": {"http": {"body": object.get(tc, "text", "")}}}},
+	)
 	not envoy.mapped with input as gate_in
 	envoy.decision == {
 		"allow": false,
@@ -481,8 +494,19 @@ test_method_override_of_the_same_method[note] if {
 	some note, tc in {
 		"header": {"m": "DELETE", "p": "/repos/octo-org/app", "headers": {"x-http-method-override": " delete "}, "want": "write"},
 		"query": {"m": "GET", "p": "/repos/octo-org/app?_method=GET", "headers": {}, "want": "read"},
+		"header spelt with underscores": {"m": "PUT", "p": "/repos/octo-org/app/topics", "headers": {"x_http_method_override": "PUT"}, "want": "write"},
+		"another header that starts with x_": {"m": "POST", "p": "/repos/octo-org/app/issues", "headers": {"x_request_id": "DELETE"}, "want": "write"},
 	}
 	envoy.mapped.action == tc.want with input as req(tc.m, tc.p, object.union(bearer, tc.headers))
+}
+
+# Git's bodies are packs, not forms: one that holds the word _method is decided as usual.
+test_git_body_not_read_for_overrides if {
+	gate_in := object.union(
+		req("POST", "/octo-org/app.git/git-receive-pack", bearer),
+		{"attributes": {"request": {"http": {"body": "0000PACK _method=GET"}}}},
+	)
+	envoy.mapped.action == "write" with input as gate_in
 }
 
 # A token that is not live meets its 401 before the override's 400, as before a route's 404.
@@ -586,6 +610,24 @@ test_route_lenient_readings_not_covered[note] if {
 		"workflow file, parameter on .github": {"m": "PUT", "p": "/repos/octo-org/app/contents/.github;x/workflows/a.yml"},
 		"hooks read on a public repository": {"m": "GET", "p": "/repos/octo-org/app/hooks;x"},
 		"organization secret": {"m": "PUT", "p": "/orgs/octo-org/actions/secrets;x/FOO"},
+		"merge with two formats": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge.x.json"},
+		"merge with two dots": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge.."},
+		"merge with a format and a dot": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge.json."},
+		"branch protection with two formats": {"m": "PUT", "p": "/repos/octo-org/app/branches/main/protection.x.json"},
+		"actions secret with two formats": {"m": "PUT", "p": "/repos/octo-org/app/actions/secrets.x.json"},
+		"merge, then a path parameter alone": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge/;x"},
+		"merge, then an empty segment and a path parameter": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge//;x"},
+		"merge, then a space": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge/%20"},
+		"merge, then a NUL": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge/%00"},
+		"merge, then a format alone": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge/.json"},
+		"merge, an encoded slash and a path parameter": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge%2F;x"},
+		"merge with a no-break space": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge%C2%A0"},
+		"merge with an ideographic space": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge%E3%80%80"},
+		"merge, a NUL and more": {"m": "PUT", "p": "/repos/octo-org/app/pulls/1/merge%00x"},
+		"a team's access, then a path parameter alone": {"m": "PUT", "p": "/orgs/octo-org/teams/t/repos/octo-org/app/;x"},
+		"an organization with a format": {"m": "GET", "p": "/orgs/acme-labs.json"},
+		"an organization with a trailing dot": {"m": "PATCH", "p": "/orgs/acme-labs."},
+		"an organization with an encoded format": {"m": "PATCH", "p": "/orgs/acme-labs%2Ejson"},
 		"a team's access to a repository": {"m": "PUT", "p": "/orgs/octo-org/teams/t/repos;x/octo-org/app"},
 	}
 	req_in := object.union(req(tc.m, tc.p, bearer), {"parsed_path": _decoded_path(tc.p)})
@@ -601,6 +643,8 @@ test_route_lenient_readings_that_agree[note] if {
 		"a workflow file": {"m": "PUT", "p": "/repos/octo-org/app/contents/.github/workflows/ci.yml", "want": ["app", "write", "workflows"]},
 		"a file named with a semicolon": {"m": "GET", "p": "/repos/octo-org/app/contents/a;b.txt", "want": ["app", "read", "contents"]},
 		"a tag with dots": {"m": "GET", "p": "/repos/octo-org/app/releases/tags/v1.2.3", "want": ["app", "read", "contents"]},
+		"a file with dots": {"m": "PUT", "p": "/repos/octo-org/app/contents/docs/a.b.c", "want": ["app", "write", "contents"]},
+		"a dotfile": {"m": "GET", "p": "/repos/octo-org/app/contents/.gitignore", "want": ["app", "read", "contents"]},
 		"a pull request's files": {"m": "GET", "p": "/repos/octo-org/app/pulls/1/files", "want": ["app", "read", "pull_requests"]},
 		"an organization's member with a dot": {"m": "GET", "p": "/orgs/octo-org/members/bob.smith", "want": [null, "read", "members"]},
 	}
