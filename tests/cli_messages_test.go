@@ -253,7 +253,7 @@ func TestCLINumberFlagsBelowTheirMinimum(t *testing.T) {
 		{[]string{"audit", "list", "--store", db, "--limit", "-1"}, `error: --limit: want 0 (all events) or more, got -1 (see opa-pat audit list --help)`},
 		// Unchanged: a missing --token, and --keep's own check.
 		{[]string{"requests", "create", "--store", db, "--org", "o"}, `error: --token: give the token id`},
-		{[]string{"store", "prune-changes", "--store", db, "--keep", "-1"}, `error: --keep: want at least 1 entry, got -1`},
+		{[]string{"store", "prune-changes", "--store", db, "--keep", "-1"}, `error: --keep: want at least 1 entry, got -1 (see opa-pat store prune-changes --help)`},
 	} {
 		cliFail(t, tc.stderr, tc.args...)
 	}

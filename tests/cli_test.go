@@ -586,7 +586,7 @@ func TestCLIPruneChanges(t *testing.T) {
 	if out := cliOK(t, "store", "prune-changes", "--store", store, "--keep", "1"); out != "removed 0 change-log entries; the log now starts after change 3\n" {
 		t.Fatalf("prune-changes again: %q", out)
 	}
-	cliFail(t, "error: --keep: want at least 1 entry, got 0", "store", "prune-changes", "--store", store, "--keep", "0")
+	cliFail(t, "error: --keep: want at least 1 entry, got 0 (see opa-pat store prune-changes --help)", "store", "prune-changes", "--store", store, "--keep", "0")
 
 	// --vacuum gives the space back and says how much the file was and is.
 	out := cliOK(t, "store", "prune-changes", "--store", store, "--keep", "1", "--vacuum")

@@ -55,3 +55,12 @@ func TestSidecarProcs(t *testing.T) {
 		}
 	}
 }
+
+// The default actor is cli:$USER, as docs/cli.md says, whoever the process
+// runs as.
+func TestDefaultActorIsUSER(t *testing.T) {
+	t.Setenv("USER", "zed")
+	if got := defaultActor(); got != "cli:zed" {
+		t.Fatalf("got %q, want cli:zed", got)
+	}
+}

@@ -59,7 +59,12 @@ func (f *storeFlags) registerRead(cmd *cobra.Command, defaultOutput string) {
 	cmd.Flags().StringVarP(&f.output, "output", "o", defaultOutput, "output format: text or json")
 }
 
+// defaultActor is cli:$USER, or cli: and the user the process runs as when
+// USER is unset (docs/cli.md).
 func defaultActor() string {
+	if u := os.Getenv("USER"); u != "" {
+		return "cli:" + u
+	}
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		return "cli:" + u.Username
 	}
@@ -506,9 +511,6 @@ other writers wait until it is done. On PostgreSQL --vacuum runs VACUUM on the c
 			if err := noArgs(args); err != nil {
 				return err
 			}
-			if keep < 1 {
-				return fmt.Errorf("--keep: want at least 1 entry, got %d", keep)
-			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
 				removed, through, err := db.PruneChanges(cmd.Context(), keep)
 				if err != nil {
@@ -538,7 +540,8 @@ other writers wait until it is done. On PostgreSQL --vacuum runs VACUUM on the c
 		}),
 	}
 	f.registerRead(cmd, outputText)
-	cmd.Flags().Int64Var(&keep, "keep", defaultKeepChanges, "how many of the newest change-log entries to keep (at least 1)")
+	keep = defaultKeepChanges
+	cmd.Flags().Var(&minInt[int64]{p: &keep, min: 1, want: "at least 1 entry"}, "keep", "how many of the newest change-log entries to keep (at least 1)")
 	cmd.Flags().BoolVar(&vacuum, "vacuum", false, "afterwards, give the freed space back (SQLite: rewrite the file; PostgreSQL: VACUUM the change log)")
 	return cmd
 }

@@ -259,7 +259,7 @@ func (s *Server) requestAgain(w http.ResponseWriter, r *http.Request, caller sto
 	// pending or approved.
 	g, err := s.db.RequestAgain(r.Context(), t.ID, t.ResourceOwner, caller.User, str(body.Reason))
 	switch {
-	case errors.Is(err, store.ErrNotOrgToken):
+	case errors.Is(err, store.ErrNotOrgToken), errors.Is(err, store.ErrTokenRevoked), errors.Is(err, store.ErrGrantOpen):
 		// What the id names is at fault: the message says which field.
 		return invalid(docUserTokens, "PersonalAccessTokenRequest", fieldError{Field: "id", Message: "id: " + err.Error()})
 	case err != nil:

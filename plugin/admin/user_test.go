@@ -173,7 +173,8 @@ func TestBodyTooLarge(t *testing.T) {
 
 // Asking again with a token that has no organization to ask, or whose grant
 // is still open, is a 422 naming the id, in the store's words
-// (store.RequestAgain), the first with the field as the CLI names its flag.
+// (store.RequestAgain), each message with the field, as docs/admin-api.md
+// says of every 422.
 func TestRequestAgainRefusals(t *testing.T) {
 	f := newFixture(t, true)
 	own, _, err := f.db.CreateToken(t.Context(), store.CreateTokenParams{Token: store.Token{Hash: token.Hash("own"), Name: "own", Kind: store.KindFineGrained,
@@ -190,7 +191,7 @@ func TestRequestAgainRefusals(t *testing.T) {
 		{"classic", classic, fmt.Sprintf("id: token %d is not a fine-grained token aimed at an organization", classic)},
 		{"revoked classic", revoked, fmt.Sprintf("id: token %d is not a fine-grained token aimed at an organization", revoked)},
 		{"the user's own", own.ID, fmt.Sprintf("id: token %d is not a fine-grained token aimed at an organization", own.ID)},
-		{"pending", all, fmt.Sprintf("token %d: its grant for octo-org is pending; only a denied or revoked grant can be requested again", all)},
+		{"pending", all, fmt.Sprintf("id: token %d: its grant for octo-org is pending; only a denied or revoked grant can be requested again", all)},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			r := f.do(t, "POST", "/user/personal-access-tokens/"+itoa(tc.id)+"/requests", f.as("bob-user"), map[string]any{"reason": "again"})

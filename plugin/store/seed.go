@@ -40,7 +40,7 @@ func (db *DB) SeedIfEmpty(ctx context.Context, actor string, dump func() (*Dump,
 	if err != nil {
 		return SeedResult{}, err
 	}
-	if found := describeCounts(counts); found != "" {
+	if found := describeRecords(counts); found != "" {
 		return SeedResult{Found: found}, nil
 	}
 	d, err := dump()
@@ -55,7 +55,7 @@ func (db *DB) SeedIfEmpty(ctx context.Context, actor string, dump func() (*Dump,
 		if err != nil {
 			return "", fmt.Errorf("under the write lock: %w", err)
 		}
-		return describeCounts(counts), nil
+		return describeRecords(counts), nil
 	})
 	if err != nil {
 		return SeedResult{}, err
@@ -64,4 +64,12 @@ func (db *DB) SeedIfEmpty(ctx context.Context, actor string, dump func() (*Dump,
 		return SeedResult{Found: found, Meanwhile: true}, nil
 	}
 	return SeedResult{Seeded: true, Import: res}, nil
+}
+
+// describeRecords is describeCounts without meta, the store's own
+// bookkeeping (its id, written by the first process to write): a store that
+// holds nothing else holds no record.
+func describeRecords(counts map[string]int64) string {
+	delete(counts, "meta")
+	return describeCounts(counts)
 }

@@ -87,3 +87,15 @@ func TestSeedIfEmptyOnce(t *testing.T) {
 		})
 	}
 }
+
+// The store's own bookkeeping (meta: its id, which the first writer
+// records) is no record: a process that finds the store seeded by another
+// names what that one imported, and only that.
+func TestDescribeRecordsLeavesMetaOut(t *testing.T) {
+	if got := describeRecords(map[string]int64{"meta": 1, "users": 5, "tokens": 13}); got != "5 users, 13 tokens" {
+		t.Fatalf("got %q", got)
+	}
+	if got := describeRecords(map[string]int64{"meta": 1}); got != "" {
+		t.Fatalf("a store with its id alone: got %q, want none", got)
+	}
+}
