@@ -89,7 +89,15 @@ func ParseConfig(raw []byte) (*Config, error) {
 func (c *Config) validateAndInjectDefaults() error {
 	switch {
 	case c.Store.Path != "" && c.Store.Postgres != nil:
-		return fmt.Errorf("store: set either path or postgres, not both (path is %q)", c.Store.Path)
+		return fmt.Errorf("store: set either path or postgres, not both (path is %q)", store.RedactLocation(c.Store.Path))
+	case store.IsPostgres(c.Store.Path):
+		// A postgres:// URL given as the path (as `opa-pat up --store URL`
+		// writes it, as every CLI command takes it) is the DSN, and is
+		// handled as one: the plugin names it redacted, and OPA's
+		// GET /v1/config shows it without its password (hideDSNPassword).
+		c.Store.Postgres = &PostgresConfig{DSN: c.Store.Path}
+		c.Store.Path = ""
+		c.location = c.Store.Postgres.DSN
 	case c.Store.Postgres != nil:
 		dsn := c.Store.Postgres.DSN
 		if dsn == "" {
@@ -105,6 +113,12 @@ func (c *Config) validateAndInjectDefaults() error {
 		}
 		return errors.New(`store.path: missing value (a file such as "/var/lib/opa-pat/pat.db", or store.postgres.dsn)`)
 	default:
+		// Another database's URL, or libpq's key=value form, would be
+		// taken for a file's path, with its password in the messages
+		// that name the store.
+		if err := store.CheckLocation(c.Store.Path); err != nil {
+			return fmt.Errorf("store.path: %w", err)
+		}
 		c.location = c.Store.Path
 	}
 

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -32,6 +33,14 @@ func TestParseConfig(t *testing.T) {
 			location: "pat.db", prefixes: token.DefaultPrefixes},
 		{note: "postgres", config: `{"store": {"postgres": {"dsn": "postgres://opa@db/pat"}}}`,
 			location: "postgres://opa@db/pat", prefixes: token.DefaultPrefixes},
+		{note: "a postgres:// URL as the path is the DSN", config: `{"store": {"path": "postgres://opa:hunter2@db/pat"}}`,
+			location: "postgres://opa:hunter2@db/pat", prefixes: token.DefaultPrefixes},
+		{note: "a postgres:// URL as the path beside postgres, password hidden", config: `{"store": {"path": "postgres://opa:hunter2@db/a", "postgres": {"dsn": "postgres://db/b"}}}`,
+			err: `invalid configuration for plugin "pat": store: set either path or postgres, not both (path is "postgres://opa:xxxxx@db/a")`},
+		{note: "another database's URL as the path, password hidden", config: `{"store": {"path": "mysql://u:hunter2@db/pat"}}`,
+			err: `invalid configuration for plugin "pat": store.path: "mysql://u:xxxxx@db/pat" is neither a postgres:// URL nor a file path`},
+		{note: "a key=value DSN as the path, password hidden", config: `{"store": {"path": "host=db user=u password=hunter2 dbname=pat"}}`,
+			err: `invalid configuration for plugin "pat": store.path: "host=db user=u password=xxxxx dbname=pat" is a key=value connection string; give the database as a postgres:// URL (docs/postgres.md)`},
 		{note: "no store", config: `{}`,
 			err: `invalid configuration for plugin "pat": store.path: missing value (a file such as "/var/lib/opa-pat/pat.db", or store.postgres.dsn)`},
 		{note: "blank path", config: `{"store": {"path": "  "}}`,
@@ -149,7 +158,8 @@ func TestEvaluatorChoices(t *testing.T) {
 // TestActiveConfigHidesTheDSNPassword: OPA's GET /v1/config shows the
 // manager's configuration (ActiveConfig); the DSN's password is not in it,
 // in the user information or as a parameter, while the plugin still gets
-// the DSN as written.
+// the DSN as written. A postgres:// URL given as store.path (as `opa-pat
+// up --store URL` and a configuration file may give it) is a DSN too.
 func TestActiveConfigHidesTheDSNPassword(t *testing.T) {
 	for _, tc := range []struct{ dsn, shown string }{
 		{"postgres://opa:hunter2@db:5432/pat?sslmode=disable", "postgres://opa:xxxxx@db:5432/pat?sslmode=disable"},
@@ -157,34 +167,40 @@ func TestActiveConfigHidesTheDSNPassword(t *testing.T) {
 		{"postgres://opa@db/pat?sslmode=disable&password=hunter2%zz", "postgres://opa@db/pat?sslmode=disable&password=xxxxx"},
 		{"postgres://opa@db/pat", "postgres://opa@db/pat"},
 	} {
-		t.Run(tc.dsn, func(t *testing.T) {
-			raw := `{"plugins": {"pat": {"store": {"postgres": {"dsn": "` + tc.dsn + `"}}}}}`
-			m, err := plugins.New([]byte(raw), "test", inmem.New())
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := Factory{}.Validate(m, m.Config.Plugins[Name])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := c.(*Config).Location(); got != tc.dsn {
-				t.Fatalf("the plugin's DSN is %q; want %q", got, tc.dsn)
-			}
-			active, err := m.GetConfig().ActiveConfig()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := json.Marshal(active)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Contains(string(out), "hunter2") {
-				t.Fatalf("the active configuration shows the password: %s", out)
-			}
-			want := `"plugins":{"pat":{"store":{"postgres":{"dsn":"` + tc.shown + `"}}}}`
-			if !strings.Contains(strings.ReplaceAll(string(out), `\u0026`, "&"), want) {
-				t.Fatalf("active configuration %s; want it to hold %s", out, want)
-			}
-		})
+		for _, asPath := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/as store.path %t", tc.dsn, asPath), func(t *testing.T) {
+				raw := `{"plugins": {"pat": {"store": {"postgres": {"dsn": "` + tc.dsn + `"}}}}}`
+				want := `"plugins":{"pat":{"store":{"postgres":{"dsn":"` + tc.shown + `"}}}}`
+				if asPath {
+					raw = `{"plugins": {"pat": {"store": {"path": "` + tc.dsn + `"}}}}`
+					want = `"plugins":{"pat":{"store":{"path":"` + tc.shown + `"}}}`
+				}
+				m, err := plugins.New([]byte(raw), "test", inmem.New())
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := Factory{}.Validate(m, m.Config.Plugins[Name])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := c.(*Config).Location(); got != tc.dsn {
+					t.Fatalf("the plugin's DSN is %q; want %q", got, tc.dsn)
+				}
+				active, err := m.GetConfig().ActiveConfig()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := json.Marshal(active)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(out), "hunter2") {
+					t.Fatalf("the active configuration shows the password: %s", out)
+				}
+				if !strings.Contains(strings.ReplaceAll(string(out), `\u0026`, "&"), want) {
+					t.Fatalf("active configuration %s; want it to hold %s", out, want)
+				}
+			})
+		}
 	}
 }

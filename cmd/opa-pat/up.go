@@ -220,7 +220,15 @@ func resolveUp(f upFlags, cfg upPlugin, changed func(flag string) bool) (locatio
 		return "", nil, fmt.Errorf("--store %s: the configuration file %s sets plugins.pat.store.postgres; give one of the two", store.RedactLocation(f.store), f.configFile)
 	case changed("store") || cfg.Store == nil:
 		location = f.store
-		overrides = append(overrides, "plugins.pat.store.path="+escapeOverride(f.store))
+		// A PostgreSQL database is configured as one, store.postgres.dsn,
+		// which GET /v1/config shows without its password. Over a file's
+		// store.path (which an override cannot remove) it goes to the path,
+		// where the plugin takes a postgres:// URL for the DSN all the same.
+		key := "plugins.pat.store.path="
+		if store.IsPostgres(f.store) && (cfg.Store == nil || cfg.Store.Path == "") {
+			key = "plugins.pat.store.postgres.dsn="
+		}
+		overrides = append(overrides, key+escapeOverride(f.store))
 	case cfg.Store.Postgres != nil:
 		location = cfg.Store.Postgres.DSN
 	default:
