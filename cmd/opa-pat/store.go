@@ -121,8 +121,10 @@ func (f *storeFlags) warnSchema(db *store.DB) {
 }
 
 // withStoreRead opens the store read-only, runs fn on it and closes it
-// again, for commands that only read: they create, upgrade and lock nothing,
-// and work on a file and directory this process may not write. A file read
+// again, for commands that only read: they create and lock nothing, write
+// nothing to a store at this opa-pat's schema (an older one is upgraded
+// first, store.OpenReadOnly), and work on a file and directory this process
+// may not write. A file read
 // without locks (store.OpenReadOnly) is checked after fn, before its output
 // is written: fn's standard output is held until then.
 func (f *storeFlags) withStoreRead(cmd *cobra.Command, fn func(db *store.DB) error) error {

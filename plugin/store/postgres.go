@@ -438,11 +438,19 @@ func (db *DB) migratePostgres(ctx context.Context) error {
 // write: it fails up front rather than at the first write.
 var errReadOnlySession = fmt.Errorf("%w: %s", ErrReadOnly, readOnlySessionWhy)
 
-// readOnlySessionWhy says why a PostgreSQL session may not write and what
-// works with it.
-const readOnlySessionWhy = "the PostgreSQL session may not write (transaction_read_only is on: a hot standby, " +
-	"or default_transaction_read_only set for the role, the database or in the URL); commands that only read work with it, " +
-	"the others need the primary and a session that may write"
+// errReadOnlySessionCause is errReadOnlySession without what works with
+// the session, for the upgrade of an older store (upgradeForReading), after
+// which it serves the commands that only read.
+var errReadOnlySessionCause = fmt.Errorf("%w: %s", ErrReadOnly, readOnlySessionCause)
+
+// readOnlySessionCause says why a PostgreSQL session may not write, and
+// readOnlySessionWhy also what works with it.
+const (
+	readOnlySessionCause = "the PostgreSQL session may not write (transaction_read_only is on: a hot standby, " +
+		"or default_transaction_read_only set for the role, the database or in the URL)"
+	readOnlySessionWhy = readOnlySessionCause + "; commands that only read work with it, " +
+		"the others need the primary and a session that may write"
+)
 
 // pgCode is the SQLSTATE of a PostgreSQL error in err's chain, "" when none.
 func pgCode(err error) string {

@@ -152,3 +152,50 @@ func TestPostgresReadOnlySession(t *testing.T) {
 		t.Fatalf("RevokeToken on a read-only session = %v", err)
 	}
 }
+
+// A store of an older schema is upgraded before it is read, also by a
+// reader: on a session that may not write that fails, and the error says
+// how to upgrade it rather than that readers work with the session. Nothing
+// is written.
+func TestPostgresReadOnlySessionOlderSchema(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Database(t, "cli_rosession_")
+	openAtVersion(t, dsn, 3).Close()
+	readOnly := dsn + "&default_transaction_read_only=on"
+	_, err := OpenReadOnly(ctx, readOnly)
+	want := "opening store " + strconv.Quote(readOnly) + ": its schema version 3 is older than this opa-pat's (4), and a store is " +
+		"upgraded before it is read, which this command could not do: the store is read-only: the PostgreSQL session may not write " +
+		"(transaction_read_only is on: a hot standby, or default_transaction_read_only set for the role, the database or in the URL); " +
+		"upgrade it once by running this command, or any opa-pat command, with a session that may write, on the primary, " +
+		"as a role that may migrate; then commands that only read work here"
+	if !errors.Is(err, ErrReadOnly) || err == nil || err.Error() != want {
+		t.Fatalf("OpenReadOnly = %v\nwant %s", err, want)
+	}
+	if st := schemaVersion(t, dsn); st != 3 {
+		t.Fatalf("schema version %d after the refused upgrade; want 3", st)
+	}
+	// On a session that may write, the reader upgrades it: its one write.
+	db, err := OpenReadOnly(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if st := schemaVersion(t, dsn); st != len(migrations) {
+		t.Fatalf("schema version %d after a reader's open; want %d", st, len(migrations))
+	}
+}
+
+// schemaVersion is the newest migration recorded at dsn.
+func schemaVersion(t *testing.T, dsn string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var v int
+	if err := conn.QueryRow(t.Context(), `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

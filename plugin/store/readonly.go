@@ -25,15 +25,17 @@ var ErrNoSchema = errors.New("no store there: it holds no opa-pat tables")
 var ErrReadOnly = errors.New("the store is read-only")
 
 // OpenReadOnly opens an existing store for reading only. Nothing is
-// created, upgraded or written, and no write lock is taken (a listing does
-// not wait for an import), so it serves commands that only read, also on a
-// SQLite file, or a directory, that this process may not write, and on a
-// PostgreSQL role or server that only reads (a hot standby). Writes through
-// the returned DB fail with ErrReadOnly.
+// created or written (but for the upgrade of an older schema, below), and
+// no write lock is taken (a listing does not wait for an import), so it
+// serves commands that only read, also on a SQLite file, or a directory,
+// that this process may not write, and on a PostgreSQL role or server that
+// only reads (a hot standby). Writes through the returned DB fail with
+// ErrReadOnly.
 //
-// The store must be at this build's schema version. One that an older
+// The store must be at this build's schema version (or a newer one whose
+// marker admits it): this build reads no older layout. One that an older
 // opa-pat made is upgraded first, as Open does, which needs write access:
-// without it the error says so.
+// without it the error says so and what to do.
 //
 // A SQLite file that no process has open (no -wal file beside it) and that
 // this process may not write is read without locks (SQLite's immutable
@@ -136,7 +138,20 @@ func upgradeForReading(ctx context.Context, location string, version int) (*DB, 
 	if err == nil {
 		db, err = open(ctx, location)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrReadOnly):
+		// The upgrade is the one write of a command that only reads, and
+		// what to do is to make it once where writing is allowed: saying
+		// that reading works here would be wrong until then.
+		who := "as a user that may write it"
+		if errors.Is(err, errReadOnlySession) {
+			err = errReadOnlySessionCause
+			who = "with a session that may write, on the primary, as a role that may migrate"
+		}
+		return nil, fmt.Errorf("its schema version %d is older than this opa-pat's (%d), and a store is upgraded before it is read, "+
+			"which this command could not do: %w; upgrade it once by running this command, or any opa-pat command, %s; "+
+			"then commands that only read work here", version, len(migrations), err, who)
+	case err != nil:
 		return nil, fmt.Errorf("its schema version %d is older than this opa-pat's (%d) and upgrading it failed: %w", version, len(migrations), err)
 	}
 	db.readOnly = true

@@ -120,8 +120,9 @@ func TestOpenReadOnlyUpgrades(t *testing.T) {
 	t.Run("read-only", func(t *testing.T) {
 		denyWrites(t, path)
 		if _, err := OpenReadOnly(ctx, path); !errors.Is(err, ErrReadOnly) || err.Error() != `opening store "`+path+
-			`": its schema version 2 is older than this opa-pat's (4) and upgrading it failed: store "`+path+
-			`" is read-only: the file cannot be written (permission denied to this user); nothing was written` {
+			`": its schema version 2 is older than this opa-pat's (4), and a store is upgraded before it is read, which this command could not do: store "`+path+
+			`" is read-only: the file cannot be written (permission denied to this user); nothing was written; `+
+			`upgrade it once by running this command, or any opa-pat command, as a user that may write it; then commands that only read work here` {
 			t.Fatalf("OpenReadOnly(v2, read-only) = %v", err)
 		}
 	})
