@@ -15,8 +15,10 @@ import (
 )
 
 // TestPostgresRestoreBackup is the operator's restore, as an operator does
-// it: pg_dump, more writes that the sidecar follows, then DROP DATABASE,
-// CREATE DATABASE, psql < dump, and a token revoked with the CLI. That
+// it (docs/postgres.md): pg_dump, more writes that the sidecar follows, then
+// DROP DATABASE, CREATE DATABASE, psql --single-transaction < dump (a
+// restore in several transactions may let the sidecar load a half-filled
+// database), and a token revoked with the CLI. That
 // revocation takes a change number the sidecar has passed; it must notice
 // that the log went backwards, load the store afresh and deny the token
 // within a poll or two.
@@ -76,7 +78,7 @@ func TestPostgresRestoreBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restore := exec.Command("psql", "--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", dsn)
+	restore := exec.Command("psql", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1", "--dbname", dsn)
 	restore.Stdin = strings.NewReader(string(sqlText))
 	if out, err := restore.CombinedOutput(); err != nil {
 		t.Fatalf("psql < dump: %v\n%s", err, out)
