@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/opa-pat/opa-pat/plugin/cfgkeys"
@@ -225,6 +226,67 @@ func hideDSNPassword(raw []byte, c *Config) ([]byte, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+// hideInRuntimeInfo hides, in opa.runtime()'s term (the manager's Info:
+// the configuration file as OPA read it, and the environment), the DSN's
+// password and PGPASSWORD's value: every string equal to the DSN becomes
+// the DSN redacted, and every string equal to PGPASSWORD's value xxxxx. The
+// term is changed in place, before anything is served, so that whoever
+// holds it (OPA's server) sees the change.
+func hideInRuntimeInfo(info *ast.Term, c *Config) {
+	if info == nil || c.Store.Postgres == nil {
+		return
+	}
+	replace := map[string]string{}
+	if dsn := c.Store.Postgres.DSN; store.RedactURL(dsn) != dsn {
+		replace[dsn] = store.RedactURL(dsn)
+	}
+	if pw, ok := lookupString(info, "env", "PGPASSWORD"); ok && pw != "" {
+		replace[pw] = "xxxxx"
+	}
+	if len(replace) == 0 {
+		return
+	}
+	info.Value = replaceStrings(info.Value, replace)
+}
+
+// replaceStrings is v with each string that replace names replaced, at
+// any depth of its objects and arrays; it builds new ones, leaving v as it
+// was.
+func replaceStrings(v ast.Value, replace map[string]string) ast.Value {
+	switch x := v.(type) {
+	case ast.String:
+		if r, ok := replace[string(x)]; ok {
+			return ast.String(r)
+		}
+	case ast.Object:
+		out := ast.NewObjectWithCapacity(x.Len())
+		x.Foreach(func(k, e *ast.Term) { out.Insert(k, ast.NewTerm(replaceStrings(e.Value, replace))) })
+		return out
+	case *ast.Array:
+		terms := make([]*ast.Term, x.Len())
+		for i := range terms {
+			terms[i] = ast.NewTerm(replaceStrings(x.Elem(i).Value, replace))
+		}
+		return ast.NewArray(terms...)
+	}
+	return v
+}
+
+// lookupString is the string at path in t's objects.
+func lookupString(t *ast.Term, path ...string) (string, bool) {
+	for _, key := range path {
+		obj, ok := t.Value.(ast.Object)
+		if !ok {
+			return "", false
+		}
+		if t = obj.Get(ast.StringTerm(key)); t == nil {
+			return "", false
+		}
+	}
+	s, ok := t.Value.(ast.String)
+	return string(s), ok
 }
 
 // replaceString replaces each string of doc that equals old, at any depth.

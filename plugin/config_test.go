@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
@@ -202,5 +203,27 @@ func TestActiveConfigHidesTheDSNPassword(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// opa.runtime() shows policies the configuration file as OPA read it and
+// the environment: the DSN's password and PGPASSWORD are hidden there, in
+// the term OPA's server holds.
+func TestRuntimeInfoHidesTheDSNPassword(t *testing.T) {
+	raw := `{"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:hunter2@db:5432/pat"}}}}}`
+	info := ast.MustParseTerm(`{"config": {"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:hunter2@db:5432/pat"}}}}},
+		"env": {"PGPASSWORD": "s3cret", "HOME": "/root"}, "version": ["1", 2]}`)
+	held := info
+	m, err := plugins.New([]byte(raw), "test", inmem.New(), plugins.Info(info))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Factory{}).Validate(m, m.Config.Plugins[Name]); err != nil {
+		t.Fatal(err)
+	}
+	want := ast.MustParseTerm(`{"config": {"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:xxxxx@db:5432/pat"}}}}},
+		"env": {"PGPASSWORD": "xxxxx", "HOME": "/root"}, "version": ["1", 2]}`)
+	if !held.Equal(want) {
+		t.Fatalf("opa.runtime() is %v; want %v", held, want)
 	}
 }

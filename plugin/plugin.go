@@ -80,6 +80,12 @@ func (Factory) Validate(m *plugins.Manager, config []byte) (any, error) {
 			m.Config.Plugins[Name] = hidden
 		}
 	}
+	// opa.runtime() shows policies and POST /v1/query the configuration
+	// file as read and the environment: the DSN's password, and
+	// PGPASSWORD, are hidden there too.
+	if m != nil {
+		hideInRuntimeInfo(m.Info, c)
+	}
 	if c.ExtAuthz != nil {
 		if _, err := extauthz.ParseConfig(c.ExtAuthz); err != nil {
 			return nil, err
