@@ -901,7 +901,12 @@ decision := d if {
 	not _route.either
 } else := _also_decision(_first) if {
 	_route.also
-} else := _either_decision(_first)
+	mapped
+} else := _either_decision(_first) if {
+	# Only the policy's own answer to the mapped request: a request the gate refuses (a method
+	# override, a token in the query) gets its refusal, whatever another requirement would say.
+	mapped
+} else := _first
 
 # An endpoint with more than one requirement (_need): the first decides a denial; when it allows,
 # every requirement in "also" must allow too, and the first that does not decides.
@@ -1022,11 +1027,12 @@ _method_override if {
 
 # A REST body the gate did not read as a JSON object (a form, multipart, JSON it declines to parse:
 # a key twice, junk after it) may carry _method for an upstream that reads it (Rails, Laravel):
-# one that holds the word, in any case, is refused. Git's bodies (packs) are not looked into.
+# one that holds the word, in any case, each character also percent-encoded (a form's %5Fmethod)
+# or escaped (JSON's \u005fmethod), is refused. Git's bodies (packs) are not looked into.
 _method_override if {
 	_rest_path[0] in {"repos", "orgs"}
 	not is_object(input.parsed_body)
-	regex.match(`(?i)_method`, _body_text)
+	regex.match(`(?i)(?:_|%5f|\\u005f)(?:m|%[46]d|\\u00[46]d)(?:e|%[46]5|\\u00[46]5)(?:t|%[57]4|\\u00[57]4)(?:h|%[46]8|\\u00[46]8)(?:o|%[46]f|\\u00[46]f)(?:d|%[46]4|\\u00[46]4)`, _body_text)
 }
 
 _body_text := _http.body if {

@@ -472,6 +472,9 @@ test_method_override[note] if {
 		"form body": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"content-type": "application/x-www-form-urlencoded"}, "text": "_method=DELETE"},
 		"multipart body": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"content-type": "multipart/form-data; boundary=b"}, "text": "--b\r\nContent-Disposition: form-data; name=\"_METHOD\"\r\n\r\nDELETE\r\n--b--"},
 		"JSON body the gate did not parse": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"content-type": "application/json"}, "text": `{"_method":"DELETE","_method":"DELETE"}`},
+		"form body, name percent-encoded": {"m": "POST", "p": "/repos/octo-org/app/pulls", "headers": {"content-type": "application/x-www-form-urlencoded"}, "text": "title=x&%5F%6Dethod=DELETE"},
+		"form body, one letter encoded": {"m": "POST", "p": "/repos/octo-org/app/pulls", "headers": {"content-type": "application/x-www-form-urlencoded"}, "text": "_%6dethod=DELETE"},
+		"unparsed JSON body, name escaped": {"m": "POST", "p": "/repos/octo-org/app", "headers": {"content-type": "application/json"}, "text": `{"\u005fmethod":"DELETE"} x`},
 	}
 	gate_in := object.union(
 		req(tc.m, tc.p, object.union(bearer, tc.headers)),
@@ -507,6 +510,26 @@ test_git_body_not_read_for_overrides if {
 		{"attributes": {"request": {"http": {"body": "0000PACK _method=GET"}}}},
 	)
 	envoy.mapped.action == "write" with input as gate_in
+}
+
+# A refusal of the gate's own is not undone by a route's other requirements: on an endpoint that
+# takes either of two permissions, a policy that would allow the second does not turn the 400 of
+# an override, or the 401 of a token in the query, into an allow.
+test_refusal_stands_on_either_routes[note] if {
+	some note, tc in {
+		"override on a comment": {"m": "POST", "p": "/repos/octo-org/app/issues/123/comments", "headers": {"x-http-method-override": "DELETE"}, "status": 400},
+		"override on a pull request": {"m": "GET", "p": "/repos/octo-org/app/pulls/1?_method=DELETE", "headers": {}, "status": 400},
+		"token in the query of a comment": {"m": "POST", "p": "/repos/octo-org/app/issues/123/comments?access_token=x", "headers": {}, "status": 401},
+		"token in the query of Copilot billing": {"m": "GET", "p": "/orgs/octo-org/copilot/billing?private_token=x", "headers": {}, "status": 401},
+	}
+	gate_in := req(tc.m, tc.p, object.union(bearer, tc.headers))
+	envoy._route.either with input as gate_in
+	envoy.decision.status == tc.status with input as gate_in
+		with pat.token as live_token
+		with data.pat.decision as {"allow": true, "status": 200, "reasons": []}
+	not envoy._allowed with input as gate_in
+		with pat.token as live_token
+		with data.pat.decision as {"allow": true, "status": 200, "reasons": []}
 }
 
 # A token that is not live meets its 401 before the override's 400, as before a route's 404.
