@@ -446,7 +446,10 @@ func (x *tables) DeleteRepository(owner, name string) {
 	x.repositories.delete(pairKey{fold(owner), fold(name)})
 }
 
-// PutToken adds or replaces a token.
+// PutToken adds or replaces a token. Whatever token the index held under
+// t's id before, under another hash, is dropped: the change log names
+// tokens by id, and an id may come to name another token (a store replaced
+// under the sidecar), whose change must not leave the old one allowed.
 func (x *tables) PutToken(t store.Token) {
 	x.writeMu.Lock()
 	defer x.writeMu.Unlock()
@@ -463,8 +466,12 @@ func (x *tables) PutToken(t store.Token) {
 	}, t.Name)
 }
 
-// DeleteToken removes the token with the given id (a scan: deletion is rare).
-func (x *tables) DeleteToken(id int64) { x.tokens.deleteID(id) }
+// DeleteToken removes the token with the given id.
+func (x *tables) DeleteToken(id int64) {
+	x.writeMu.Lock()
+	defer x.writeMu.Unlock()
+	x.tokens.deleteID(id)
+}
 
 // PutGrant adds or replaces the current grant of a token for an
 // organization.

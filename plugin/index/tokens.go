@@ -20,8 +20,17 @@ import (
 // an open-addressing table of record numbers (linear probing on bytes of the
 // hash that do not choose the shard): 72 bytes per token and 4-11 bytes of
 // slots, where a Go map of the same records took about 165.
+//
+// The change log names a token by its id, not its hash, and an id may come
+// to name another token (a store replaced by `store migrate --replace`, a
+// backup restored): byID finds the record an id has, so that the record of
+// another hash is dropped when the id's new one is put (put), and a
+// deletion by id needs no scan (deleteID). Only the writer touches it.
 type tokenTable struct {
 	shards [shardCount]tokenShard
+	// byID is each id's locator: where its record's hash puts it (locate).
+	// Numbers only: nothing for the collector to scan.
+	byID idIndex
 }
 
 type tokenShard struct {
@@ -54,6 +63,7 @@ const (
 // init empties every shard and sizes it for n tokens in all.
 func (t *tokenTable) init(n int) {
 	per := perShard(n)
+	t.byID.init(n)
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
@@ -96,6 +106,34 @@ func (sh *tokenShard) find(h *[32]byte) (slot, rec int) {
 	}
 }
 
+// locator is what finds a record of hash h: its shard in the low 6 bits,
+// above them bytes 8-15 of the hash, from which home takes the first slot
+// (the top 6 bits are dropped, and the next one is idIndex's: no table has
+// 2^57 slots).
+func locator(h *[32]byte) uint64 {
+	return (binary.LittleEndian.Uint64(h[8:16])<<6 | hashTokenKey(*h)&(shardCount-1)) &^ idPresent
+}
+
+// locate finds the record of token id by its locator, probing from its
+// hash's home slot as find does (ids are unique in the table, so the first
+// record of that id is the one): its shard, slot and record index, or a nil
+// shard. The caller (the writer) takes no lock: records move only under the
+// writer's own hand.
+func (t *tokenTable) locate(id int64) (sh *tokenShard, slot, rec int) {
+	loc, ok := t.byID.get(id)
+	if !ok {
+		return nil, 0, -1
+	}
+	sh = &t.shards[loc&(shardCount-1)]
+	mask := len(sh.slots) - 1
+	for s := int(loc>>6) & mask; sh.slots[s] != 0; s = (s + 1) & mask {
+		if i := int(sh.slots[s] - 1); sh.recs[i].id == id {
+			return sh, s, i
+		}
+	}
+	return nil, 0, -1 // not reached while byID and the shards agree
+}
+
 func (t *tokenTable) get(h [32]byte) (tokenRec, string, bool) {
 	sh := t.shard(h)
 	sh.mu.RLock()
@@ -113,14 +151,27 @@ func (t *tokenTable) get(h [32]byte) (tokenRec, string, bool) {
 }
 
 // put adds or replaces the token with hash h. The record's name offset is
-// filled in here.
+// filled in here. A record that r's id had under another hash is removed
+// first: the id now names this token, and the old one is no longer in the
+// store under it (nor, if it is in the store at all, under this id: its own
+// change puts it back). A record of h under another id gives up that id.
 func (t *tokenTable) put(h [32]byte, r tokenRec, name string) {
+	if osh, os, oi := t.locate(r.id); osh != nil && osh.recs[oi].hash != h {
+		osh.mu.Lock()
+		osh.remove(os, oi)
+		osh.compact()
+		osh.mu.Unlock()
+	}
 	sh := t.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	t.byID.set(r.id, locator(&h))
 	s, i := sh.find(&h)
 	if i >= 0 {
 		old := sh.recs[i].tokenRec
+		if old.id != r.id {
+			t.byID.del(old.id)
+		}
 		if sh.name(old) == name { // a revocation, say: the name stays where it is
 			r.nameOff, r.nameLen = old.nameOff, old.nameLen
 		} else {
@@ -179,22 +230,17 @@ func (sh *tokenShard) remove(s, i int) {
 	sh.recs = sh.recs[:last]
 }
 
-// deleteID removes the records with the given token id. Tokens are keyed by
-// hash, so this scans the table: the store revokes tokens rather than
-// deleting them, and deletion is rare.
+// deleteID removes the record of the given token id, found through byID.
 func (t *tokenTable) deleteID(id int64) {
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		for j := len(sh.recs) - 1; j >= 0; j-- {
-			if sh.recs[j].id == id {
-				s, _ := sh.find(&sh.recs[j].hash)
-				sh.remove(s, j)
-			}
-		}
-		sh.compact()
-		sh.mu.Unlock()
+	sh, s, i := t.locate(id)
+	if sh == nil {
+		return
 	}
+	sh.mu.Lock()
+	sh.remove(s, i)
+	sh.compact()
+	sh.mu.Unlock()
+	t.byID.del(id)
 }
 
 func (t *tokenTable) len() int {
