@@ -23,6 +23,15 @@ const MetaStoreID = "store.id"
 // changes: the reader must load the store afresh (the index does).
 var ErrStoreReplaced = errors.New("the store is not the one this reader loaded; it must load the store afresh")
 
+// ErrStoreOlder is returned by ChangesSince when the store's schema is at
+// an older version than the one the reader loaded: a backup taken before an
+// upgrade was restored under it. Its change log cannot be checked (the
+// nonces of migration 4 are missing) nor, often, read: the reader must not
+// answer from what it loaded (it holds records the store may not), and
+// cannot load it either until an opa-pat of this version opens the store
+// for writing, which migrates it (the index then loads it afresh).
+var ErrStoreOlder = errors.New("the store's schema is older than the one this reader loaded")
+
 // Mark is where a reader is in the change log, and which store it read: the
 // last change it applied and the store's id. Known is false for a Mark that
 // only holds a sequence number: nothing about the store is checked then.
@@ -32,7 +41,9 @@ type Mark struct {
 	Key     string
 	Nonce   int64  // of the change at Seq (0 when Seq is 0)
 	StoreID string // MetaStoreID; "" when the store has none
-	Known   bool
+	// Schema is the store's schema version (schema_migrations) when read.
+	Schema int
+	Known  bool
 }
 
 // After is the Mark of the last of changes, read from the same store as m.
@@ -41,12 +52,35 @@ func (m Mark) After(c Change) Mark {
 	return m
 }
 
-// markQuery reads the change at a sequence number and the store's id:
-// primary-key look-ups in one statement.
+// markQuery reads the change at a sequence number, the store's id and its
+// schema version: primary-key look-ups in one statement.
 const markQuery = `SELECT COALESCE((SELECT entity FROM changes WHERE seq = $1), ''),
 	COALESCE((SELECT key FROM changes WHERE seq = $1), ''),
 	COALESCE((SELECT nonce FROM changes WHERE seq = $1), 0),
-	COALESCE((SELECT value FROM meta WHERE key = $2), '')`
+	COALESCE((SELECT value FROM meta WHERE key = $2), ''),
+	` + schemaVersionQuery
+
+// schemaVersionQuery is the store's schema version as a sub-select.
+const schemaVersionQuery = `(SELECT COALESCE(MAX(version), 0) FROM schema_migrations)`
+
+// olderSchema is called when reading the change log after m failed with
+// readErr: it returns an ErrStoreOlder error when the store's schema is now
+// older than m's (a backup from before an upgrade restored), and readErr
+// otherwise. Only a failed read pays for the look-up: an idle poll costs
+// what it did.
+func olderSchema(ctx context.Context, q queryer, m Mark, readErr error) error {
+	if !m.Known || m.Schema == 0 {
+		return readErr
+	}
+	var v int
+	if err := q.QueryRowContext(ctx, `SELECT `+schemaVersionQuery).Scan(&v); err != nil || v >= m.Schema {
+		return readErr
+	}
+	return fmt.Errorf("%w: it is at schema version %d and was at %d when loaded (a backup taken before an upgrade restored?), "+
+		"so its change log cannot be followed (%w); a process of this opa-pat version (schema version %d) must open it for writing "+
+		"(any command that writes, the CLI's included) to migrate it, and the index then loads it afresh",
+		ErrStoreOlder, v, m.Schema, readErr, len(migrations))
+}
 
 // ensureStoreID writes MetaStoreID unless the store has one, in the
 // caller's (migration) transaction.

@@ -121,7 +121,7 @@ func loadPostgresTx(ctx context.Context, tx pgx.Tx, v Visitor) (seq int64, err e
 	}
 	if v.Mark != nil {
 		m := Mark{Seq: seq, Known: true}
-		if err := tx.QueryRow(ctx, markQuery, seq, MetaStoreID).Scan(&m.Entity, &m.Key, &m.Nonce, &m.StoreID); err != nil {
+		if err := tx.QueryRow(ctx, markQuery, seq, MetaStoreID).Scan(&m.Entity, &m.Key, &m.Nonce, &m.StoreID, &m.Schema); err != nil {
 			return 0, fmt.Errorf("reading the change at %d and the store's id: %w", seq, err)
 		}
 		v.Mark(m)

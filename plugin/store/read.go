@@ -251,7 +251,7 @@ func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, er
 		return nil
 	}, after, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("reading change log: %w", err)
+		return nil, olderSchema(ctx, db.rdb, m, fmt.Errorf("reading change log: %w", err))
 	}
 	if len(out) > limit {
 		out = out[:limit]
@@ -292,7 +292,7 @@ func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, er
 // markAt reads the store's Mark at seq: the change there and the store's id.
 func (db *DB) markAt(ctx context.Context, q queryRower, seq int64) (Mark, error) {
 	m := Mark{Seq: seq, Known: true}
-	if err := q.QueryRowContext(ctx, markQuery, seq, MetaStoreID).Scan(&m.Entity, &m.Key, &m.Nonce, &m.StoreID); err != nil {
+	if err := q.QueryRowContext(ctx, markQuery, seq, MetaStoreID).Scan(&m.Entity, &m.Key, &m.Nonce, &m.StoreID, &m.Schema); err != nil {
 		return Mark{}, fmt.Errorf("reading the change at %d and the store's id: %w", seq, err)
 	}
 	return m, nil
