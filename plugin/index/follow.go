@@ -70,10 +70,32 @@ func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, 
 // backwards or holds other changes, or a store created anew). The records
 // it has keep answering until the new ones are all in place, at once
 // (Reloads counts these loads, LastReload says why).
+//
+// A store whose schema is older than the one loaded (store.ErrStoreOlder: a
+// backup from before an upgrade restored) can be neither followed nor
+// loaded until a process of this version migrates it: CatchUp returns the
+// error, and until a catch-up succeeds Current fails at once (fail closed),
+// since the index may hold tokens the store no longer does.
 func (x *Index) CatchUp(ctx context.Context, r store.Reader) error {
+	err := x.catchUp(ctx, r)
+	switch {
+	case err == nil:
+		if x.older.Load() != nil {
+			x.older.Store(nil)
+		}
+	case errors.Is(err, store.ErrStoreOlder):
+		x.older.Store(&err)
+	}
+	return err
+}
+
+func (x *Index) catchUp(ctx context.Context, r store.Reader) error {
 	for {
 		after := x.Seq()
 		changes, err := r.ChangesSince(ctx, x.mark, changeBatch)
+		if errors.Is(err, store.ErrStoreOlder) {
+			return err
+		}
 		if errors.Is(err, store.ErrChangesPruned) || errors.Is(err, store.ErrStoreReplaced) {
 			if lerr := x.Load(ctx, r); lerr != nil {
 				if errors.Is(err, store.ErrChangesPruned) {
@@ -198,6 +220,17 @@ func splitKey(key string) (string, string, error) {
 		return "", "", fmt.Errorf("key %q is not of the form a/b", key)
 	}
 	return a, b, nil
+}
+
+// StoreOlder is the store.ErrStoreOlder error of the last catch-up while
+// the store's schema is older than the one the index loaded (nil
+// otherwise): token decisions deny until a process of this version
+// migrates the store and the index loads it afresh.
+func (x *Index) StoreOlder() error {
+	if p := x.older.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Reloads is how many times CatchUp loaded the store afresh because the

@@ -36,6 +36,10 @@ type Index struct {
 	mark store.Mark
 	// reloadWhy is what made the last reload necessary.
 	reloadWhy atomic.Pointer[error]
+	// older is set while the store's schema is older than the one the
+	// index loaded (store.ErrStoreOlder): the index may hold records the
+	// store does not, so Current fails at once, whatever the bound.
+	older atomic.Pointer[error]
 }
 
 // tables hold the records of one load and the changes applied since.
@@ -264,6 +268,7 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	x.t.Store(t)
 	x.mark = mark
 	x.seq.store(mark.Seq)
+	x.older.Store(nil)
 	x.fresh.markCurrent(start)
 	return nil
 }

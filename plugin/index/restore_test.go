@@ -316,9 +316,11 @@ func testFollowRestoredSameRecord(t *testing.T, location string) {
 
 // TestFollowRestoredOlderBackup: a backup taken before schema version 4
 // (no nonces) is restored under an index of this version. Its polls fail,
-// rather than follow a log they cannot check, until a process of this
-// version opens the store and migrates it: every change then gets a new
-// nonce, and the index loads the store afresh.
+// rather than follow a log they cannot check, and the index fails closed
+// at once (Current), well within its staleness bound: it may hold tokens
+// the backup does not. Once a process of this version opens the store and
+// migrates it, every change has a new nonce, and the index loads the store
+// afresh and answers again.
 func TestFollowRestoredOlderBackup(t *testing.T) { restoreBackends(t, testFollowRestoredOlderBackup) }
 
 func testFollowRestoredOlderBackup(t *testing.T, location string) {
@@ -327,6 +329,7 @@ func testFollowRestoredOlderBackup(t *testing.T, location string) {
 	id1 := create(t, db, 1)
 	create(t, db, 2)
 	x := New()
+	x.SetMaxStaleness(time.Hour)
 	if err := x.Load(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -334,8 +337,24 @@ func testFollowRestoredOlderBackup(t *testing.T, location string) {
 
 	// The restore: the same records and log, at schema version 3.
 	raw(t, location, `ALTER TABLE changes DROP COLUMN nonce`, `DELETE FROM schema_migrations WHERE version = 4`)
-	if err := x.CatchUp(ctx, db); err == nil || !strings.Contains(err.Error(), "nonce") {
-		t.Fatalf("CatchUp on a log without nonces = %v; want an error about the nonce column", err)
+	err := x.CatchUp(ctx, db)
+	t.Logf("CatchUp: %v", err) // the line a sidecar logs
+	const want3 = "it is at schema version 3 and was at 4 when loaded"
+	const migrate = "a process of this opa-pat version (schema version 4) must open it for writing"
+	if !errors.Is(err, store.ErrStoreOlder) || !strings.Contains(err.Error(), want3) ||
+		!strings.Contains(err.Error(), migrate) || !strings.Contains(err.Error(), "nonce") {
+		t.Fatalf("CatchUp on a store at schema version 3 = %v; want store.ErrStoreOlder saying %q, %q and what failed (the nonce column)", err, want3, migrate)
+	}
+	for range 2 { // and again on the next poll
+		if err := x.Current(time.Now()); !errors.Is(err, ErrStale) || !errors.Is(err, store.ErrStoreOlder) {
+			t.Fatalf("Current() = %v within the staleness bound; want it to fail at once with ErrStale and store.ErrStoreOlder", err)
+		}
+		if err := x.StoreOlder(); !errors.Is(err, store.ErrStoreOlder) {
+			t.Fatalf("StoreOlder() = %v", err)
+		}
+		if err := x.CatchUp(ctx, db); !errors.Is(err, store.ErrStoreOlder) {
+			t.Fatalf("CatchUp again = %v; want store.ErrStoreOlder", err)
+		}
 	}
 	writer := openAtLocation(t, location) // migrates it again
 	if err := writer.RevokeToken(ctx, id1, "admin", "leaked"); err != nil {
@@ -343,6 +362,9 @@ func testFollowRestoredOlderBackup(t *testing.T, location string) {
 	}
 	if err := x.CatchUp(ctx, db); err != nil {
 		t.Fatal(err)
+	}
+	if err := x.Current(time.Now()); err != nil || x.StoreOlder() != nil {
+		t.Errorf("after the migration: Current() = %v, StoreOlder() = %v; want both nil", err, x.StoreOlder())
 	}
 	if tok, ok := x.Token(hashOf(1)); !ok || !tok.Shape.Revoked {
 		t.Errorf("token 1: found %v, revoked %v; want it revoked", ok, ok && tok.Shape.Revoked)

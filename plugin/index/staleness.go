@@ -54,7 +54,14 @@ func (x *Index) CurrentAt() time.Time {
 // Current returns nil when the index may answer: it caught up with the
 // store within the staleness bound, or no bound is set. Otherwise it
 // returns an error wrapping ErrStale that says how far behind it is.
+//
+// It fails at once, whatever the bound, while the store's schema is older
+// than the one the index loaded (StoreOlder): the index may hold tokens
+// that the restored store does not.
 func (x *Index) Current(now time.Time) error {
+	if p := x.older.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrStale, *p)
+	}
 	bound := x.fresh.maxStale.Load()
 	if bound == 0 {
 		return nil
