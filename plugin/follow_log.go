@@ -1,9 +1,12 @@
 package plugin
 
 import (
+	"errors"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/logging"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
 )
 
 // followLog tells the operator what the index's follower meets, whatever the
@@ -39,6 +42,12 @@ func (l *followLog) failed(err error, currentAt time.Time) {
 		l.asOf = currentAt
 	}
 	l.behind = msg
+	if errors.Is(err, store.ErrStoreOlder) {
+		// The index may hold tokens the restored store does not: it
+		// answers no token decision (index.Index.Current), bound or not.
+		l.logger.Error("Token store %s: the index cannot follow the store: %s; token decisions deny at once (fail closed) until then.", l.where, msg)
+		return
+	}
 	l.logger.Warn("Token store %s: the index is behind: %s; answering from the index as of its last catch-up at %s until store.max_staleness (%s) has passed since then.",
 		l.where, msg, l.asOf.UTC().Format(time.RFC3339), l.bound)
 }

@@ -68,6 +68,24 @@ func TestFollowLog(t *testing.T) {
 	if got := logLines(logger); !slices.Equal(got, want) {
 		t.Fatalf("logged\n%q\nwant\n%q", got, want)
 	}
+
+	// A store older than the index's schema: an error, saying that token
+	// decisions deny at once; then the info line once it was migrated and
+	// loaded.
+	logger = test.New()
+	l = &followLog{logger: logger, where: `postgres "postgres://pat@db/pat"`, bound: time.Minute}
+	older := fmt.Errorf("%w: it is at schema version 3 and was at 4 when loaded", store.ErrStoreOlder)
+	l.failed(older, caught)
+	l.failed(older, caught)
+	l.caughtUp(caught.Add(3 * time.Second))
+	want = []logLine{
+		{logging.Error, `Token store postgres "postgres://pat@db/pat": the index cannot follow the store: the store's schema is older than the one this reader loaded: ` +
+			`it is at schema version 3 and was at 4 when loaded; token decisions deny at once (fail closed) until then.`},
+		{logging.Info, `Token store postgres "postgres://pat@db/pat": the index has caught up; it was behind for 3s, since its catch-up at 2026-11-25T11:59:50Z.`},
+	}
+	if got := logLines(logger); !slices.Equal(got, want) {
+		t.Fatalf("logged\n%q\nwant\n%q", got, want)
+	}
 }
 
 // TestFollowerOutageLog: a running sidecar whose change-log reads fail for a

@@ -123,11 +123,11 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 			return
 		case <-tick.C:
 		}
-		h := db.Health()
-		if msg := p.behind.Load(); h.LastError == "" && msg != nil {
-			h.LastError = *msg
+		behind := ""
+		if msg := p.behind.Load(); msg != nil {
+			behind = *msg
 		}
-		st := healthStatus(h, idx, bound, where, time.Now())
+		st := healthStatus(db.Health(), behind, idx, bound, where, time.Now())
 		said := false // settingsChecked logs its own
 		if msg := p.settingsFailure.Load(); msg != nil {
 			st, said = plugins.Status{State: plugins.StateErr, Message: *msg}, true
@@ -159,9 +159,26 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 	}
 }
 
-// healthStatus is the plugin status that a store's health and an index's
-// staleness call for. Its message changes only when the situation does.
-func healthStatus(h store.Health, idx *index.Index, bound time.Duration, where string, now time.Time) plugins.Status {
+// healthStatus is the plugin status that a store's health, the error of
+// the index's follower ("" while it follows) and the index's staleness call
+// for. Its message changes only when the situation does, and names the
+// cause now: the follower's error when it has one (why the index is
+// behind), else the listener's while it is down; a listener that is up
+// again keeps the last error it met, which is history (a database that did
+// not exist while a backup was restored) and is not cited.
+func healthStatus(h store.Health, behind string, idx *index.Index, bound time.Duration, where string, now time.Time) plugins.Status {
+	if err := idx.StoreOlder(); err != nil {
+		// A backup from before an upgrade restored: token decisions deny
+		// at once, whatever the bound (index.Index.Current).
+		return plugins.Status{State: plugins.StateErr, Message: fmt.Sprintf(
+			"token store %s cannot be followed: %v; token decisions deny until then", where, err)}
+	}
+	switch {
+	case behind != "":
+		h.LastError = behind
+	case h.Connected:
+		h.LastError = ""
+	}
 	if idx.Current(now) != nil {
 		return plugins.Status{State: plugins.StateErr, Message: fmt.Sprintf(
 			"token store %s unreachable (%s): the index last caught up at %s, more than store.max_staleness (%s) ago; token decisions deny until it catches up",

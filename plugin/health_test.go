@@ -1,7 +1,9 @@
 package plugin
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -53,6 +55,7 @@ func TestHealthStatus(t *testing.T) {
 	for _, tc := range []struct {
 		note      string
 		health    store.Health
+		behind    string // the follower's error
 		currentAt time.Time
 		want      plugins.Status
 	}{
@@ -69,15 +72,61 @@ func TestHealthStatus(t *testing.T) {
 		{note: "postgres down, past the bound", health: store.Health{Backend: "postgres", Since: since, LastError: "connection refused"},
 			currentAt: now.Add(-61 * time.Second),
 			want:      plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" unreachable (connection refused): the index last caught up at 2026-11-25T11:58:59Z, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}},
+		// The listener is back (a dropped database restored) and keeps the
+		// error it met meanwhile; the index is behind for another cause,
+		// which the status names.
+		{note: "postgres listener back, the index behind past the bound",
+			health:    store.Health{Backend: "postgres", Connected: true, Since: since, LastError: `database "idx_a" does not exist`},
+			behind:    `reading the store's change log after change 7: ERROR: permission denied for table changes`,
+			currentAt: now.Add(-61 * time.Second),
+			want:      plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" unreachable (reading the store's change log after change 7: ERROR: permission denied for table changes): the index last caught up at 2026-11-25T11:58:59Z, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}},
+		{note: "postgres listener back, the index current", health: store.Health{Backend: "postgres", Connected: true, Since: since, LastError: `database "idx_a" does not exist`},
+			currentAt: now.Add(-time.Second), want: plugins.Status{State: plugins.StateOK}},
+		{note: "postgres listener back, past the bound, no follower error", health: store.Health{Backend: "postgres", Connected: true, Since: since, LastError: `database "idx_a" does not exist`},
+			currentAt: now.Add(-61 * time.Second),
+			want:      plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" unreachable (no error reported): the index last caught up at 2026-11-25T11:58:59Z, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}},
+		{note: "postgres down, the follower's error named", health: store.Health{Backend: "postgres", Since: since, LastError: "connection refused"},
+			behind: "reading the store's change log after change 7: connection reset by peer", currentAt: since.Add(-5 * time.Second),
+			want: plugins.Status{State: plugins.StateOK, Message: `token store postgres "db" unreachable (reading the store's change log after change 7: connection reset by peer): the index last caught up at 2026-11-25T11:59:45Z; answering from it until store.max_staleness (1m0s) has passed since then`}},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			idx := index.New()
 			idx.SetMaxStaleness(time.Minute)
 			idx.MarkCurrent(tc.currentAt)
-			got := healthStatus(tc.health, idx, time.Minute, `postgres "db"`, now)
+			got := healthStatus(tc.health, tc.behind, idx, time.Minute, `postgres "db"`, now)
 			if got != tc.want {
 				t.Fatalf("healthStatus() =\n%+v\nwant\n%+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// olderStore is a store restored from a backup older than the schema the
+// index loaded: every read of its change log fails with store.ErrStoreOlder.
+type olderStore struct{ store.Reader }
+
+var errOlder = fmt.Errorf("%w: it is at schema version 3 and was at 4 when loaded", store.ErrStoreOlder)
+
+func (olderStore) ChangesSince(context.Context, store.Mark, int) ([]store.Change, error) {
+	return nil, errOlder
+}
+
+// A store older than the index's schema: the status is an error at once,
+// well within the bound, naming the schema versions, whatever the listener
+// says.
+func TestHealthStatusStoreOlder(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	idx := index.New()
+	idx.SetMaxStaleness(time.Minute)
+	idx.MarkCurrent(now.Add(-time.Second))
+	if err := idx.CatchUp(t.Context(), olderStore{}); !errors.Is(err, store.ErrStoreOlder) {
+		t.Fatalf("CatchUp() = %v", err)
+	}
+	want := plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" cannot be followed: ` +
+		`the store's schema is older than the one this reader loaded: it is at schema version 3 and was at 4 when loaded; token decisions deny until then`}
+	for _, h := range []store.Health{{Backend: "postgres", Connected: true}, {Backend: "postgres", LastError: "connection refused"}} {
+		if got := healthStatus(h, errOlder.Error(), idx, time.Minute, `postgres "db"`, now); got != want {
+			t.Fatalf("healthStatus(%+v) =\n%+v\nwant\n%+v", h, got, want)
+		}
 	}
 }
