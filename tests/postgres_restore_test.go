@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 )
 
 // TestPostgresRestoreBackup is the operator's restore, as an operator does
@@ -57,6 +59,21 @@ func TestPostgresRestoreBackup(t *testing.T) {
 	wait("the later tokens allowed", last, "true 200", 5*time.Second)
 	wait("the later tokens allowed", later, "true 200", time.Second)
 
+	restoreDump(t, dsn, dump, "")
+	runCLI(t, bin, nil, "token", "revoke", "--store", dsn, id)
+
+	wait("the token revoked after the restore denied", raw, "false 401", 3*time.Second)
+	wait("a token not in the backup unknown", last, "false 401", time.Second)
+	if logs := s.logs.String(); !strings.Contains(logs, "went backwards") || !strings.Contains(logs, "the index loaded the store afresh") {
+		t.Errorf("the sidecar did not log the restore it noticed; its log:\n%s", logs)
+	}
+}
+
+// restoreDump is an operator's restore of a pg_dump file: DROP DATABASE,
+// CREATE DATABASE, psql < dump, in one transaction with the statements of
+// after appended.
+func restoreDump(t *testing.T, dsn, dump, after string) {
+	t.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -78,16 +95,81 @@ func TestPostgresRestoreBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restore := exec.Command("psql", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1", "--dbname", dsn)
-	restore.Stdin = strings.NewReader(string(sqlText))
+	restore := exec.Command("psql", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction", "--dbname", dsn)
+	restore.Stdin = strings.NewReader(string(sqlText) + "\n" + after)
 	if out, err := restore.CombinedOutput(); err != nil {
 		t.Fatalf("psql < dump: %v\n%s", err, out)
 	}
-	runCLI(t, bin, nil, "token", "revoke", "--store", dsn, id)
+}
 
-	wait("the token revoked after the restore denied", raw, "false 401", 3*time.Second)
-	wait("a token not in the backup unknown", last, "false 401", time.Second)
-	if logs := s.logs.String(); !strings.Contains(logs, "went backwards") || !strings.Contains(logs, "the index loaded the store afresh") {
-		t.Errorf("the sidecar did not log the restore it noticed; its log:\n%s", logs)
+// TestPostgresRestoreOlderBackup restores, under a running sidecar, a
+// backup taken before schema migration 4 (changes.nonce): the sidecar's
+// polls cannot read the change log, and it may hold tokens the backup does
+// not. It must deny token decisions at once (503, status not OK, an error
+// line naming the schema versions), not answer from its index until
+// store.max_staleness; once a process of this version migrates the
+// database (the CLI's next write), it loads the store afresh and answers
+// again.
+func TestPostgresRestoreOlderBackup(t *testing.T) {
+	for _, tool := range []string{"pg_dump", "psql"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed: %v", tool, err)
+		}
+	}
+	dsn := pgtest.Database(t, "idx_e2e_older_")
+	bin := binary(t)
+	runCLI(t, bin, nil, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	s, _ := startPGSidecar(t, dsn, "60s", false)
+	create := func() (id, raw string) {
+		t.Helper()
+		created := createReleaseToken(t, bin, dsn)
+		runCLI(t, bin, nil, "requests", "approve", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
+		return strconv.FormatInt(created.ID, 10), created.Token
+	}
+	wait := func(what, raw, want string, within time.Duration) {
+		t.Helper()
+		poll(t, within, what, func() bool { return s.verdict(raw, "octo-org", "app", "write") == want })
+	}
+
+	id, raw := create()
+	wait("the token allowed", raw, "true 200", 5*time.Second)
+	dump := filepath.Join(t.TempDir(), "backup.sql")
+	if out, err := exec.Command("pg_dump", "--dbname", dsn, "--file", dump).CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v\n%s", err, out)
+	}
+	_, later := create() // not in the backup
+	wait("the later token allowed", later, "true 200", 5*time.Second)
+
+	// The backup as an opa-pat of schema version 3 left it: no nonces.
+	mark := len(s.logs.String())
+	restoreDump(t, dsn, dump, `ALTER TABLE public.changes DROP COLUMN nonce; DELETE FROM public.schema_migrations WHERE version = 4;`)
+	start := time.Now()
+	wait("the token not in the backup denied (503)", later, "false 503", 3*time.Second)
+	t.Logf("denied %s after the restore, with store.max_staleness 60s", time.Since(start).Round(time.Millisecond))
+	if got := s.verdict(raw, "octo-org", "app", "write"); got != "false 503" {
+		t.Errorf("the token in the backup: %s; want false 503 until the store is migrated", got)
+	}
+	poll(t, 3*time.Second, "the plugin status to be an error", func() bool { return !s.healthy() })
+	for _, line := range []string{
+		"the index cannot follow the store: the store's schema is older than the one this reader loaded: it is at schema version 3 and was at 4 when loaded",
+		"a process of this opa-pat version (schema version 4) must open it for writing",
+		"token decisions deny at once (fail closed)",
+		`cannot be followed: the store's schema is older`,
+	} {
+		poll(t, 3*time.Second, "the sidecar to log "+line, func() bool { return s.loggedSince(mark, line) })
+	}
+	for l := range strings.SplitSeq(s.logs.String()[mark:], "\n") {
+		if strings.Contains(l, "cannot be followed") && strings.Contains(l, `database \"`) {
+			t.Errorf("the status cites the error of the dropped database: %s", l)
+		}
+	}
+
+	// The CLI's next write migrates the database: the sidecar loads it.
+	runCLI(t, bin, nil, "token", "revoke", "--store", dsn, id)
+	wait("the token revoked after the migration denied", raw, "false 401", 3*time.Second)
+	wait("the token not in the backup unknown", later, "false 401", time.Second)
+	poll(t, 3*time.Second, "the plugin status to be OK", s.healthy)
+	if !s.loggedSince(mark, "the index loaded the store afresh") {
+		t.Errorf("the sidecar did not log that it loaded the store afresh; its log:\n%s", s.logs.String()[mark:])
 	}
 }
