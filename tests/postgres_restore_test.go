@@ -25,46 +25,23 @@ import (
 // that the log went backwards, load the store afresh and deny the token
 // within a poll or two.
 func TestPostgresRestoreBackup(t *testing.T) {
-	for _, tool := range []string{"pg_dump", "psql"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: %v", tool, err)
-		}
-	}
-	dsn := pgDatabase(t)
-	bin := binary(t)
-	runCLI(t, bin, nil, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
-	s, _ := startPGSidecar(t, dsn, "60s", false)
-
-	create := func() (id, raw string) {
-		t.Helper()
-		created := createReleaseToken(t, bin, dsn)
-		runCLI(t, bin, nil, "requests", "approve", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
-		return strconv.FormatInt(created.ID, 10), created.Token
-	}
-	wait := func(what, raw, want string, within time.Duration) {
-		t.Helper()
-		poll(t, within, what, func() bool { return s.verdict(raw, "octo-org", "app", "write") == want })
-	}
-
-	id, raw := create()
-	wait("the token allowed", raw, "true 200", 5*time.Second)
-	dump := filepath.Join(t.TempDir(), "backup.sql")
-	if out, err := exec.Command("pg_dump", "--dbname", dsn, "--file", dump).CombinedOutput(); err != nil {
-		t.Fatalf("pg_dump: %v\n%s", err, out)
-	}
+	r := newRestoreRun(t, pgDatabase(t))
+	id, raw := r.create()
+	r.wait("the token allowed", raw, "true 200", 5*time.Second)
+	dump := r.dump()
 	// Written after the backup, followed by the sidecar: its index is now
 	// several changes past the backup's.
-	_, later := create()
-	_, last := create()
-	wait("the later tokens allowed", last, "true 200", 5*time.Second)
-	wait("the later tokens allowed", later, "true 200", time.Second)
+	_, later := r.create()
+	_, last := r.create()
+	r.wait("the later tokens allowed", last, "true 200", 5*time.Second)
+	r.wait("the later tokens allowed", later, "true 200", time.Second)
 
-	restoreDump(t, dsn, dump, "")
-	runCLI(t, bin, nil, "token", "revoke", "--store", dsn, id)
+	restoreDump(t, r.dsn, dump, "")
+	runCLI(t, r.bin, nil, "token", "revoke", "--store", r.dsn, id)
 
-	wait("the token revoked after the restore denied", raw, "false 401", 3*time.Second)
-	wait("a token not in the backup unknown", last, "false 401", time.Second)
-	if logs := s.logs.String(); !strings.Contains(logs, "went backwards") || !strings.Contains(logs, "the index loaded the store afresh") {
+	r.wait("the token revoked after the restore denied", raw, "false 401", 3*time.Second)
+	r.wait("a token not in the backup unknown", last, "false 401", time.Second)
+	if logs := r.s.logs.String(); !strings.Contains(logs, "went backwards") || !strings.Contains(logs, "the index loaded the store afresh") {
 		t.Errorf("the sidecar did not log the restore it noticed; its log:\n%s", logs)
 	}
 }
@@ -111,33 +88,12 @@ func restoreDump(t *testing.T, dsn, dump, after string) {
 // database (the CLI's next write), it loads the store afresh and answers
 // again.
 func TestPostgresRestoreOlderBackup(t *testing.T) {
-	for _, tool := range []string{"pg_dump", "psql"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: %v", tool, err)
-		}
-	}
-	dsn := pgtest.Database(t, "idx_e2e_older_")
-	bin := binary(t)
-	runCLI(t, bin, nil, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
-	s, _ := startPGSidecar(t, dsn, "60s", false)
-	create := func() (id, raw string) {
-		t.Helper()
-		created := createReleaseToken(t, bin, dsn)
-		runCLI(t, bin, nil, "requests", "approve", "--store", dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
-		return strconv.FormatInt(created.ID, 10), created.Token
-	}
-	wait := func(what, raw, want string, within time.Duration) {
-		t.Helper()
-		poll(t, within, what, func() bool { return s.verdict(raw, "octo-org", "app", "write") == want })
-	}
-
-	id, raw := create()
+	r := newRestoreRun(t, pgtest.Database(t, "idx_e2e_older_"))
+	s, bin, dsn, wait := r.s, r.bin, r.dsn, r.wait
+	id, raw := r.create()
 	wait("the token allowed", raw, "true 200", 5*time.Second)
-	dump := filepath.Join(t.TempDir(), "backup.sql")
-	if out, err := exec.Command("pg_dump", "--dbname", dsn, "--file", dump).CombinedOutput(); err != nil {
-		t.Fatalf("pg_dump: %v\n%s", err, out)
-	}
-	_, later := create() // not in the backup
+	dump := r.dump()
+	_, later := r.create() // not in the backup
 	wait("the later token allowed", later, "true 200", 5*time.Second)
 
 	// The backup as an opa-pat of schema version 3 left it: no nonces.
@@ -172,4 +128,50 @@ func TestPostgresRestoreOlderBackup(t *testing.T) {
 	if !s.loggedSince(mark, "the index loaded the store afresh") {
 		t.Errorf("the sidecar did not log that it loaded the store afresh; its log:\n%s", s.logs.String()[mark:])
 	}
+}
+
+// restoreRun is a sidecar following a PostgreSQL store seeded with the
+// example world, and the CLI that writes to it, for the restore tests.
+type restoreRun struct {
+	t        *testing.T
+	dsn, bin string
+	s        *pgSidecar
+}
+
+func newRestoreRun(t *testing.T, dsn string) *restoreRun {
+	for _, tool := range []string{"pg_dump", "psql"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed: %v", tool, err)
+		}
+	}
+	r := &restoreRun{t: t, dsn: dsn, bin: binary(t)}
+	runCLI(t, r.bin, nil, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	r.s, _ = startPGSidecar(t, dsn, "60s", false)
+	return r
+}
+
+// create makes a release token and approves its request; it returns the
+// token's id and raw form.
+func (r *restoreRun) create() (id, raw string) {
+	r.t.Helper()
+	created := createReleaseToken(r.t, r.bin, r.dsn)
+	runCLI(r.t, r.bin, nil, "requests", "approve", "--store", r.dsn, "--org", "octo-org", strconv.FormatInt(created.Request.ID, 10), "--actor", "alice")
+	return strconv.FormatInt(created.ID, 10), created.Token
+}
+
+// wait polls until the sidecar's verdict on raw writing to octo-org/app is
+// want.
+func (r *restoreRun) wait(what, raw, want string, within time.Duration) {
+	r.t.Helper()
+	poll(r.t, within, what, func() bool { return r.s.verdict(raw, "octo-org", "app", "write") == want })
+}
+
+// dump takes a pg_dump of the store and returns its file.
+func (r *restoreRun) dump() string {
+	r.t.Helper()
+	dump := filepath.Join(r.t.TempDir(), "backup.sql")
+	if out, err := exec.Command("pg_dump", "--dbname", r.dsn, "--file", dump).CombinedOutput(); err != nil {
+		r.t.Fatalf("pg_dump: %v\n%s", err, out)
+	}
+	return dump
 }
