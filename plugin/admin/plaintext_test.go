@@ -290,13 +290,7 @@ func TestHostHeaderThatLooksLikeAToken(t *testing.T) {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/orgs/octo-org/personal-access-token-requests?state=all&per_page=1", nil)
 		req.Host = host
 		req.Header.Set("Authorization", f.as("alice-admin"))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return response{status: resp.StatusCode, header: resp.Header, body: strings.TrimSpace(string(b))}
+		return send(t, req)
 	}
 	want := errBody("Bad Request: the Host header looks like a personal access token; send a token only in the Authorization header", docServing)
 	for _, host := range []string{strings.ToLower(pastedClassic), strings.ToLower(pastedClassic) + ":8282"} {

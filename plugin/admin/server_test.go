@@ -182,6 +182,12 @@ func (f *fixture) do(t *testing.T, method, path, auth string, body any) response
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
+	return send(t, req)
+}
+
+// send sends req and reads the whole answer.
+func send(t *testing.T, req *http.Request) response {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
