@@ -179,15 +179,23 @@ func healthStatus(h store.Health, behind string, idx *index.Index, bound time.Du
 	case h.Connected:
 		h.LastError = ""
 	}
+	// A store whose listener is up is reachable: what fails is reading its
+	// change log (a revoked grant, a restore under way), and the status
+	// says so rather than "unreachable".
+	state := "unreachable"
+	if h.Connected {
+		state = "reachable but its change log cannot be read"
+	}
 	if idx.Current(now) != nil {
 		return plugins.Status{State: plugins.StateErr, Message: fmt.Sprintf(
-			"token store %s unreachable (%s): the index last caught up at %s, more than store.max_staleness (%s) ago; token decisions deny until it catches up",
-			where, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
+			"token store %s %s (%s): the index last caught up at %s, more than store.max_staleness (%s) ago; token decisions deny until it catches up",
+			where, state, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
 	}
-	if h.Connected {
+	fresh := now.Sub(idx.CurrentAt()) <= followSlack
+	if h.Connected && (behind == "" || fresh) {
 		return plugins.Status{State: plugins.StateOK}
 	}
-	if now.Sub(idx.CurrentAt()) <= followSlack {
+	if fresh && !h.Connected {
 		// The change log is read (every second) but the listener is
 		// down, or backing off after an outage.
 		return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
@@ -197,8 +205,8 @@ func healthStatus(h store.Health, behind string, idx *index.Index, bound time.Du
 	// What matters to decisions is how old the index's data is, not when
 	// the connection dropped: name the index's last catch-up.
 	return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
-		"token store %s unreachable (%s): the index last caught up at %s; answering from it until store.max_staleness (%s) has passed since then",
-		where, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
+		"token store %s %s (%s): the index last caught up at %s; answering from it until store.max_staleness (%s) has passed since then",
+		where, state, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
 }
 
 func orNone(s string) string {

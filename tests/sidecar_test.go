@@ -465,7 +465,8 @@ func TestDecisionLogHoldsNoTokenAnywhere(t *testing.T) {
 
 // TestSidecarStoreFileCorrupted: a store file corrupted in place fails the
 // index's reads, not the connection; past max_staleness token decisions
-// deny, and the status names SQLite's error rather than "no error reported".
+// deny, and the status names SQLite's error rather than "no error reported",
+// and the store as reachable (its file opens; its reads fail).
 func TestSidecarStoreFileCorrupted(t *testing.T) {
 	bin := binary(t)
 	storePath := filepath.Join(t.TempDir(), "pat.db")
@@ -493,7 +494,7 @@ func TestSidecarStoreFileCorrupted(t *testing.T) {
 	})
 	poll(t, 10*time.Second, "the status to name SQLite's error", func() bool {
 		out := logs.String()
-		return strings.Contains(out, "unreachable (reading the store's change log") && strings.Contains(out, "malformed")
+		return strings.Contains(out, "reachable but its change log cannot be read (reading the store's change log") && strings.Contains(out, "malformed")
 	})
 	if out := logs.String(); strings.Contains(out, "no error reported") {
 		t.Fatalf("the status lost the cause:\n%s", out)
