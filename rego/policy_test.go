@@ -3,6 +3,7 @@ package rego
 import (
 	"context"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,7 +30,42 @@ import (
 // file alone, so the tests must mock them. It fails when a Rego test fails or
 // errors, and when no Rego test ran.
 func TestRego(t *testing.T) {
-	modules := loadModules(t, ".")
+	if n := runRegoTests(t, loadModules(t, ".")); n == 0 {
+		t.Fatal("no Rego test ran")
+	}
+}
+
+// TestExamplePolicyTests runs examples/policy, a service team's tests of the
+// decision with every pat.* built-in mocked as docs/builtins.md shows them,
+// against the policy alone, as the command at the top of its file does under
+// the stock CLI; and checks that docs/builtins.md shows that file as it is.
+func TestExamplePolicyTests(t *testing.T) {
+	modules := loadModules(t, filepath.Join("..", "examples", "policy"))
+	for _, f := range []string{"pat.rego", "settings.rego"} {
+		maps.Copy(modules, loadModules(t, filepath.Join("pat", f)))
+	}
+	if n := runRegoTests(t, modules); n != 3 {
+		t.Fatalf("%d example tests ran, want 3", n)
+	}
+	example, err := os.ReadFile(filepath.Join("..", "examples", "policy", "service_test.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "builtins.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```rego\n"+string(example)+"```\n") {
+		t.Error("docs/builtins.md does not show examples/policy/service_test.rego as it is")
+	}
+}
+
+// runRegoTests runs the Rego tests among modules, compiled as the stock
+// `opa test --capabilities rego/capabilities.json` run compiles them, each as
+// a Go subtest that fails when the Rego test fails or errors, and returns how
+// many ran.
+func runRegoTests(t *testing.T, modules map[string]*ast.Module) int {
+	t.Helper()
 	caps, err := ast.LoadCapabilitiesFile("capabilities.json")
 	if err != nil {
 		t.Fatalf("load capabilities: %v", err)
@@ -53,9 +89,6 @@ func TestRego(t *testing.T) {
 	for r := range ch {
 		results = append(results, r)
 	}
-	if len(results) == 0 {
-		t.Fatal("no Rego test ran")
-	}
 	sort.Slice(results, func(i, j int) bool {
 		if results[i].Package != results[j].Package {
 			return results[i].Package < results[j].Package
@@ -72,6 +105,7 @@ func TestRego(t *testing.T) {
 			}
 		})
 	}
+	return len(results)
 }
 
 // loadModules parses every .rego file under dir, tests included.
