@@ -106,10 +106,12 @@ test_deny_input_problems[note] if {
 	some note, tc in {
 		"no input at all": {"input": {}, "status": 401, "reasons": [
 			"Requires authentication: missing input.credential.type; send a personal access token",
+			`missing input.action: it must be "read" or "write"`,
 			"missing input.resource.owner: the calling service must name the resource's owner",
-			`unknown action (not shown): input.action must be "read" or "write"`,
 		]},
 		"missing token": {"input": {"credential": {"type": "pat"}, "resource": {"owner": "octo-org"}, "action": "read"}, "status": 401, "reasons": ["Requires authentication: missing input.credential.token; send a personal access token"]},
+		"token not a string": {"input": {"credential": {"type": "pat", "token": 123}, "resource": {"owner": "octo-org"}, "action": "read"}, "status": 401, "reasons": ["Requires authentication: invalid input.credential.token (number, not a string): it must be a string; send a personal access token"]},
+		"token an object": {"input": {"credential": {"type": "pat", "token": {"raw": "ghp_x"}}, "resource": {"owner": "octo-org"}, "action": "read"}, "status": 401, "reasons": ["Requires authentication: invalid input.credential.token (object, not a string): it must be a string; send a personal access token"]},
 		"empty token": {"input": {"credential": {"type": "pat", "token": ""}, "resource": {"owner": "octo-org"}, "action": "read"}, "status": 401, "reasons": ["Requires authentication: missing input.credential.token; send a personal access token"]},
 		"missing owner": {"input": {"credential": {"type": "pat", "token": "hunter2"}, "resource": {"repository": "app"}, "action": "read"}, "status": 401, "reasons": [
 			malformed,
@@ -124,15 +126,19 @@ test_deny_request_problems_with_a_live_token[note] if {
 		"missing owner": {"resource": {"repository": "app"}, "action": "read", "reason": "missing input.resource.owner: the calling service must name the resource's owner"},
 		"unknown action": {"resource": {"owner": "octo-org"}, "action": "delete", "reason": `unknown action "delete": input.action must be "read" or "write"`},
 		"bad permission": {"resource": {"owner": "octo-org"}, "action": "read", "permission": "Contents!", "reason": `unknown permission (not shown): input.permission must be a permission name such as "contents"`},
-		"permission not a string": {"resource": {"owner": "octo-org"}, "action": "read", "permission": 7, "reason": `unknown permission (not shown): input.permission must be a permission name such as "contents"`},
+		"permission not a string": {"resource": {"owner": "octo-org"}, "action": "read", "permission": 7, "reason": `unknown permission (number, not a string): input.permission must be a permission name such as "contents"`},
 		"bad visibility": {"resource": {"owner": "octo-org", "visibility": "secret"}, "action": "read", "reason": `unknown visibility "secret": input.resource.visibility must be "public", "internal" or "private"`},
 		"repository not a string": {"resource": {"owner": "octo-org", "repository": 42}, "action": "read", "reason": bad_repository},
 		"empty repository": {"resource": {"owner": "octo-org", "repository": ""}, "action": "write", "reason": bad_repository},
 		"repository with a space": {"resource": {"owner": "octo-org", "repository": "app "}, "action": "write", "reason": bad_repository},
 		"repository ..": {"resource": {"owner": "octo-org", "repository": ".."}, "action": "read", "reason": bad_repository},
-		"owner with a space": {"resource": {"owner": "acme-labs ", "repository": "app"}, "action": "write", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only`},
-		"empty owner": {"resource": {"owner": ""}, "action": "read", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only`},
-		"owner not a string": {"resource": {"owner": 7}, "action": "read", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only`},
+		"owner with a space": {"resource": {"owner": "acme-labs ", "repository": "app"}, "action": "write", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only, and is not "." or ".."`},
+		"empty owner": {"resource": {"owner": ""}, "action": "read", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only, and is not "." or ".."`},
+		"owner .": {"resource": {"owner": "."}, "action": "read", "reason": `invalid input.resource.owner ".": a name holds letters, digits, "-", "_" and "." only, and is not "." or ".."`},
+		"action missing": {"resource": {"owner": "octo-org"}, "reason": `missing input.action: it must be "read" or "write"`},
+		"action null": {"resource": {"owner": "octo-org"}, "action": null, "reason": `missing input.action: it must be "read" or "write"`},
+		"action not a string": {"resource": {"owner": "octo-org"}, "action": true, "reason": `unknown action (boolean, not a string): input.action must be "read" or "write"`},
+		"owner not a string": {"resource": {"owner": 7}, "action": "read", "reason": `invalid input.resource.owner (number, not a string): a name holds letters, digits, "-", "_" and "." only, and is not "." or ".."`},
 	}
 	req := object.union(
 		{"credential": {"type": "pat", "token": "ghp_bob_repo"}},

@@ -261,8 +261,14 @@ _request_denials contains _denial(10, 401, msg, _auth_doc) if {
 _request_denials contains _denial(10, 401, msg, _auth_doc) if {
 	_pat
 	not _raw_token
-	msg := "Requires authentication: missing input.credential.token; send a personal access token"
+	msg := _token_problem(object.get(input.credential, "token", null))
 }
+
+# An empty or absent token is missing; any other value that is not a string is the caller's bug,
+# and is named as such (its value is never shown: it may hold a secret).
+_token_problem(t) := "Requires authentication: missing input.credential.token; send a personal access token" if {
+	t in {null, ""}
+} else := sprintf("Requires authentication: invalid input.credential.token %s: it must be a string; send a personal access token", [_quoted_name(t)])
 
 _request_denials contains _denial(25, 403, "missing input.resource.owner: the calling service must name the resource's owner", _input_doc) if {
 	not _ssh_key
@@ -273,13 +279,19 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	_given_owner
 	not _owner
-	msg := sprintf("invalid input.resource.owner %s: a name holds letters, digits, \"-\", \"_\" and \".\" only", [_quoted_name(input.resource.owner)])
+	msg := sprintf("invalid input.resource.owner %s: a name holds letters, digits, \"-\", \"_\" and \".\" only, and is not \".\" or \"..\"", [_quoted_name(input.resource.owner)])
 }
 
 _given_owner if input.resource.owner != null
 
+_request_denials contains _denial(25, 403, `missing input.action: it must be "read" or "write"`, _input_doc) if {
+	not _ssh_key
+	_raw_action == null
+}
+
 _request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
+	_raw_action != null
 	not _action
 	msg := sprintf(`unknown action %s: input.action must be "read" or "write"`, [_quoted_name(_raw_action)])
 }
@@ -313,11 +325,14 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 }
 
 # Echo a caller-given name only when it looks like a name, so a misplaced secret never reaches
-# a decision: at most 32 characters, where every token, classic ones included (40), is longer.
+# a decision: at most 32 characters, where every token, classic ones included (40), is longer. A
+# value that is not a string is named by its type ("(number, not a string)"), never shown.
 _quoted_name(x) := sprintf("%q", [x]) if {
 	is_string(x)
 	regex.match(`^[A-Za-z0-9_:.-]{1,32}$`, x)
-} else := "(not shown)"
+} else := "(not shown)" if {
+	is_string(x)
+} else := sprintf("(%s, not a string)", [type_name(x)])
 
 # ---------------------------------------------------------------------------------------------
 # Rules 1 and 2: the token is well formed, known, not expired and not revoked. The store is
