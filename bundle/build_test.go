@@ -368,6 +368,13 @@ func TestVerify(t *testing.T) {
 	hintA, _ := KeyHint(keyA.Public)
 	hintB, _ := KeyHint(keyB.Public)
 
+	// The key hint in the envelope is not signed: it decides nothing.
+	// B's signature over this very tarball, given A's hint, is still B's.
+	bOverGood, err := SignBlob(keyB, good.Tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	flipped := bytes.Clone(good.Tarball)
 	flipped[len(flipped)-5] ^= 0x01 // inside gzip's CRC-32 of the content
 	flippedMiddle := bytes.Clone(good.Tarball)
@@ -433,6 +440,16 @@ func TestVerify(t *testing.T) {
 			note: "signed by another key", tarball: byB.Tarball, sigstore: byB.Sigstore,
 			err: fmt.Sprintf("cosign signature: signed by another key (key hint %s, want %s); opa signature: failed to verify JWT signature: invalid ECDSA signature", hintB, hintA),
 		},
+		{note: "another key's hint in the envelope of a good signature", tarball: good.Tarball, sigstore: withHint(t, good.Sigstore, hintB)},
+		{
+			note: "another key's signature with this key's hint", tarball: good.Tarball, sigstore: withHint(t, bOverGood, hintA),
+			err:    "cosign signature: the signature does not verify with the key: ",
+			prefix: true,
+		},
+		{
+			note: "another key's signature over this tarball", tarball: good.Tarball, sigstore: bOverGood,
+			err: fmt.Sprintf("cosign signature: signed by another key (key hint %s, want %s)", hintB, hintA),
+		},
 		{
 			note: "no sigstore bundle", tarball: good.Tarball, sigstore: nil,
 			err: "cosign signature: the sigstore bundle is missing",
@@ -475,6 +492,21 @@ func TestVerify(t *testing.T) {
 }
 
 // corruptSignature changes the signature's last byte in a sigstore bundle.
+// withHint is a sigstore bundle with its (unsigned) key hint replaced.
+func withHint(t *testing.T, sigstore []byte, hint string) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(sigstore, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["verificationMaterial"].(map[string]any)["publicKey"].(map[string]any)["hint"] = hint
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func corruptSignature(t *testing.T, sigstore []byte) []byte {
 	t.Helper()
 	var doc map[string]any
