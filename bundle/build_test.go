@@ -375,6 +375,14 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A file of zeros one byte over the limit: 33 MiB that compress to 33 KB.
+	huge := repack(t, good.Tarball, func(name string, b []byte) []byte {
+		if name == "/pat/sub/sub.rego" {
+			return make([]byte, MaxFileBytes+1)
+		}
+		return b
+	})
+
 	flipped := bytes.Clone(good.Tarball)
 	flipped[len(flipped)-5] ^= 0x01 // inside gzip's CRC-32 of the content
 	flippedMiddle := bytes.Clone(good.Tarball)
@@ -439,6 +447,11 @@ func TestVerify(t *testing.T) {
 		{
 			note: "signed by another key", tarball: byB.Tarball, sigstore: byB.Sigstore,
 			err: fmt.Sprintf("cosign signature: signed by another key (key hint %s, want %s); opa signature: failed to verify JWT signature: invalid ECDSA signature", hintB, hintA),
+		},
+		{
+			note: "a file larger than MaxFileBytes", tarball: huge, sigstore: good.Sigstore,
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; opa signature: bundle read failed: bundle file /pat/sub/sub.rego size (%d bytes) exceeds configured size_limit_bytes (%d bytes)",
+				sha(huge), sha(good.Tarball), MaxFileBytes+1, MaxFileBytes),
 		},
 		{note: "another key's hint in the envelope of a good signature", tarball: good.Tarball, sigstore: withHint(t, good.Sigstore, hintB)},
 		{

@@ -87,6 +87,13 @@ func VerificationConfig(pub *ecdsa.PublicKey) (*opabundle.VerificationConfig, er
 	return opabundle.NewVerificationConfig(map[string]*keys.Config{DefaultKeyID: kc}, DefaultKeyID, "", nil), nil
 }
 
+// MaxFileBytes is the largest file Verify reads out of a bundle: opa-pat's
+// bundles hold a policy and settings of a few hundred kilobytes. OPA's own
+// limit (1 GiB a file) let a tampered bundle of one megabyte, a file of
+// zeros compressed, take a gigabyte to verify; a sidecar's bundles: source
+// has the same limit in size_limit_bytes (docs/bundles.md).
+const MaxFileBytes = 32 << 20
+
 // readVerified reads the tarball with OPA's bundle reader, which verifies
 // .signatures.json against every file.
 func readVerified(tarball []byte, pub *ecdsa.PublicKey) (opabundle.Bundle, error) {
@@ -94,7 +101,11 @@ func readVerified(tarball []byte, pub *ecdsa.PublicKey) (opabundle.Bundle, error
 	if err != nil {
 		return opabundle.Bundle{}, err
 	}
-	return opabundle.NewReader(bytes.NewReader(tarball)).
+	// The loader refuses a file by its tar header's size before reading
+	// it; the reader's own limit only checks what the loader read.
+	loader := opabundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball), "").WithSizeLimitBytes(MaxFileBytes)
+	return opabundle.NewCustomReader(loader).
+		WithSizeLimitBytes(MaxFileBytes).
 		WithBundleVerificationConfig(vc).
 		WithRegoVersion(ast.RegoV1).
 		Read()
