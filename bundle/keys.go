@@ -3,7 +3,9 @@ package bundle
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -80,7 +82,7 @@ func LoadSigningKey(keyPEM, password []byte) (*SigningKey, error) {
 	}
 	ec, ok := pk.(*ecdsa.PrivateKey)
 	if !ok || ec.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("the private key is %T, want ECDSA P-256 (ES256)", pk)
+		return nil, fmt.Errorf("the private key is %s, want ECDSA P-256 (ES256)", keyKind(pk))
 	}
 	signer, err := signature.LoadDefaultSignerVerifier(ec, *cosign.GetDefaultLoadOptions(nil)...)
 	if err != nil {
@@ -102,9 +104,28 @@ func LoadPublicKey(publicPEM []byte) (*ecdsa.PublicKey, error) {
 	}
 	ec, ok := pub.(*ecdsa.PublicKey)
 	if !ok || ec.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("the public key is %T, want ECDSA P-256 (ES256)", pub)
+		return nil, fmt.Errorf("the public key is %s, want ECDSA P-256 (ES256)", keyKind(pub))
 	}
 	return ec, nil
+}
+
+// keyKind names a key's algorithm and size for an error: "ECDSA P-384",
+// "RSA 2048 bits", "Ed25519".
+func keyKind(k any) string {
+	switch k := k.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case *ecdsa.PrivateKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d bits", k.N.BitLen())
+	case *rsa.PrivateKey:
+		return fmt.Sprintf("RSA %d bits", k.N.BitLen())
+	case ed25519.PublicKey, ed25519.PrivateKey:
+		return "Ed25519"
+	default:
+		return fmt.Sprintf("%T", k)
+	}
 }
 
 // KeyHint is cosign's hint for a public key: base64 of the SHA-256 of its
