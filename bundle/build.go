@@ -214,6 +214,17 @@ func readManifest(p string) (opabundle.Manifest, error) {
 	if m.Roots == nil || len(*m.Roots) == 0 {
 		return m, fmt.Errorf("manifest %s: no roots: name the roots the bundle owns, e.g. [\"pat\"]", p)
 	}
+	roots := *m.Roots
+	for i, a := range roots {
+		for _, b := range roots[i+1:] {
+			if opabundle.RootPathsOverlap(strings.Trim(a, "/"), strings.Trim(b, "/")) {
+				return m, fmt.Errorf("manifest %s: roots %q and %q overlap: give each path once, and no root inside another (\"\" is every path)", p, a, b)
+			}
+		}
+	}
+	if len(m.WasmResolvers) > 0 {
+		return m, fmt.Errorf("manifest %s: wasm: opa-pat bundles hold Rego only; remove the wasm entries", p)
+	}
 	if m.RegoVersion == nil {
 		v := 1
 		m.RegoVersion = &v

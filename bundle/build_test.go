@@ -293,6 +293,26 @@ func TestBuildRefuses(t *testing.T) {
 			err:   `manifest MANIFEST: roots [pat/envoy] do not cover pat/settings, where the settings go`,
 		},
 		{
+			note:  "a root twice",
+			files: map[string]string{".opa-manifest": `{"roots": ["pat", "pat", "system/log"]}`},
+			err:   `manifest MANIFEST: roots "pat" and "pat" overlap: give each path once, and no root inside another ("" is every path)`,
+		},
+		{
+			note:  "an empty root beside others",
+			files: map[string]string{".opa-manifest": `{"roots": ["pat", "system/log", ""]}`},
+			err:   `manifest MANIFEST: roots "pat" and "" overlap: give each path once, and no root inside another ("" is every path)`,
+		},
+		{
+			note:  "a root inside another",
+			files: map[string]string{".opa-manifest": `{"roots": ["pat", "/pat/envoy/"]}`},
+			err:   `manifest MANIFEST: roots "pat" and "/pat/envoy/" overlap: give each path once, and no root inside another ("" is every path)`,
+		},
+		{
+			note:  "wasm entries",
+			files: map[string]string{".opa-manifest": `{"roots": ["pat"], "wasm": [{"entrypoint": "pat/allow", "module": "/policy.wasm"}]}`},
+			err:   `manifest MANIFEST: wasm: opa-pat bundles hold Rego only; remove the wasm entries`,
+		},
+		{
 			note:  "an unknown manifest field",
 			files: map[string]string{".opa-manifest": `{"roots": ["pat"], "revison": "x"}`},
 			err:   `manifest MANIFEST: json: unknown field "revison"`,
