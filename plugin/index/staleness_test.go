@@ -24,6 +24,12 @@ func (r *flakyReader) ChangesSince(context.Context, store.Mark, int) ([]store.Ch
 	return nil, nil
 }
 func (r *flakyReader) Wake(ctx context.Context) <-chan struct{} { return make(chan struct{}) }
+func (r *flakyReader) RowCounts(context.Context) (store.RowCounts, error) {
+	if r.down.Load() {
+		return store.RowCounts{}, errors.New("connection refused")
+	}
+	return store.RowCounts{}, nil
+}
 func (r *flakyReader) User(context.Context, string) (store.User, bool, error) {
 	return store.User{}, false, nil
 }

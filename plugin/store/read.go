@@ -213,6 +213,22 @@ func grantReason(justification, review string) string {
 	return justification
 }
 
+// rowCountsQuery counts the rows of every table Load reads, with the change
+// log's last number, in one statement: one snapshot on both backends (a
+// PostgreSQL statement sees one even at READ COMMITTED).
+const rowCountsQuery = `SELECT (SELECT COALESCE(MAX(seq), 0) FROM changes),
+	(SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM memberships), (SELECT COUNT(*) FROM repositories),
+	(SELECT COUNT(*) FROM tokens), (SELECT COUNT(*) FROM requests)`
+
+// RowCounts counts the rows of the tables Load reads (Reader.RowCounts).
+func (db *DB) RowCounts(ctx context.Context) (RowCounts, error) {
+	var c RowCounts
+	if err := db.rdb.QueryRowContext(ctx, rowCountsQuery).Scan(&c.Seq, &c.Users, &c.Memberships, &c.Repositories, &c.Tokens, &c.Requests); err != nil {
+		return RowCounts{}, fmt.Errorf("counting the store's rows: %w", err)
+	}
+	return c, nil
+}
+
 // Changes returns at most limit change-log entries with Seq > after, or
 // ErrChangesPruned when some of them were pruned (PruneChanges).
 func (db *DB) Changes(ctx context.Context, after int64, limit int) ([]Change, error) {

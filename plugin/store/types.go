@@ -156,6 +156,22 @@ type Reader interface {
 	Repository(ctx context.Context, owner, name string) (r Repository, ok bool, err error)
 	Token(ctx context.Context, id int64) (t Token, ok bool, err error)
 	Grant(ctx context.Context, tokenID int64, org string) (g Grant, ok bool, err error)
+
+	// RowCounts counts the rows of the tables Load reads, with the
+	// change log's last number, in one statement (one snapshot, one round
+	// trip). A follower that loaded a store restored table by table
+	// compares them with what its load passed (the index does, for a while
+	// after a reload): a table filled since, by COPY, logged no change.
+	RowCounts(ctx context.Context) (RowCounts, error)
+}
+
+// RowCounts is how many rows the tables Load reads hold, and the change
+// log's last number, from one snapshot. Load passes every one of these rows,
+// unfiltered: Requests is what it passes to Visitor.Grant with EveryRequest
+// set (every request, not only each (token, org)'s current grant).
+type RowCounts struct {
+	Seq                                                int64
+	Users, Memberships, Repositories, Tokens, Requests int64
 }
 
 // The times the store keeps: it writes them as nanoseconds since 1970 in a
