@@ -76,8 +76,20 @@ func (x *Index) Follow(ctx context.Context, r store.Reader, poll time.Duration, 
 // loaded until a process of this version migrates it: CatchUp returns the
 // error, and until a catch-up succeeds Current fails at once (fail closed),
 // since the index may hold tokens the store no longer does.
+//
+// After loading a replaced store, CatchUp settles: for settleQuiet
+// (DefaultSettleQuiet) it also counts the store's rows on every round that
+// succeeds without loading, and loads the store afresh again (LastReload:
+// ErrStoreSettling) when they changed beyond what the changes applied since
+// explain. A restore that is not one transaction makes the tables visible
+// one by one, and fills them without change-log entries: the index may
+// have loaded the store before the tokens were back.
 func (x *Index) CatchUp(ctx context.Context, r store.Reader) error {
+	reloads := x.reloads.Load()
 	err := x.catchUp(ctx, r)
+	if err == nil && x.settle.active() && x.reloads.Load() == reloads {
+		err = x.checkSettled(ctx, r)
+	}
 	switch {
 	case err == nil:
 		if x.older.Load() != nil {
@@ -106,6 +118,9 @@ func (x *Index) catchUp(ctx context.Context, r store.Reader) error {
 			}
 			x.reloadWhy.Store(&err)
 			x.reloads.Add(1)
+			if errors.Is(err, store.ErrStoreReplaced) {
+				x.startSettling(time.Now())
+			}
 			continue
 		}
 		if err != nil {
@@ -125,6 +140,9 @@ func (x *Index) catchUp(ctx context.Context, r store.Reader) error {
 			if err := x.apply(ctx, r, c); err != nil {
 				return fmt.Errorf("applying change %d (%s %q): %w", c.Seq, c.Entity, c.Key, err)
 			}
+		}
+		if x.settle.active() {
+			x.settle.note(changes)
 		}
 		x.mark = x.mark.After(changes[len(changes)-1])
 		x.seq.store(x.mark.Seq)
@@ -234,11 +252,13 @@ func (x *Index) StoreOlder() error {
 }
 
 // Reloads is how many times CatchUp loaded the store afresh because the
-// change log had been pruned past the index, or the store was replaced.
+// change log had been pruned past the index, the store was replaced, or its
+// tables changed outside the log while it settled after that.
 func (x *Index) Reloads() int64 { return x.reloads.Load() }
 
 // LastReload is why CatchUp last loaded the store afresh (nil before it
-// did): an error that is store.ErrChangesPruned or store.ErrStoreReplaced.
+// did): an error that is store.ErrChangesPruned, store.ErrStoreReplaced or
+// ErrStoreSettling.
 func (x *Index) LastReload() error {
 	if p := x.reloadWhy.Load(); p != nil {
 		return *p

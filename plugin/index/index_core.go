@@ -40,6 +40,13 @@ type Index struct {
 	// index loaded (store.ErrStoreOlder): the index may hold records the
 	// store does not, so Current fails at once, whatever the bound.
 	older atomic.Pointer[error]
+	// loaded is what the last load passed, table by table, and the
+	// change-log number of its snapshot; only the writer touches it.
+	loaded store.RowCounts
+	// settle is the window after a replaced store was loaded (settle.go),
+	// settleQuiet how long its tables must keep their counts to end it.
+	settle      settling
+	settleQuiet time.Duration
 }
 
 // tables hold the records of one load and the changes applied since.
@@ -92,7 +99,7 @@ type shapeKey struct {
 
 // New returns an empty index.
 func New() *Index {
-	x := &Index{}
+	x := &Index{settleQuiet: DefaultSettleQuiet}
 	x.t.Store(newTables())
 	return x
 }
@@ -261,12 +268,16 @@ func (x *Index) Seq() int64 { return x.seq.load() }
 func (x *Index) Load(ctx context.Context, r store.Reader) error {
 	start := time.Now()
 	t := newTables()
-	mark, err := t.load(ctx, r)
+	mark, counts, err := t.load(ctx, r)
 	if err != nil {
 		return err
 	}
 	x.t.Store(t)
 	x.mark = mark
+	x.loaded = counts
+	if x.settle.active() {
+		x.settle.rebase(counts)
+	}
 	x.seq.store(mark.Seq)
 	x.older.Store(nil)
 	x.fresh.markCurrent(start)
@@ -274,8 +285,9 @@ func (x *Index) Load(ctx context.Context, r store.Reader) error {
 }
 
 // load fills empty tables from one snapshot of r and returns the
-// snapshot's Mark.
-func (x *tables) load(ctx context.Context, r store.Reader) (store.Mark, error) {
+// snapshot's Mark and how many records of each table it passed (with
+// EveryRequest, every request: what store.Reader.RowCounts counts).
+func (x *tables) load(ctx context.Context, r store.Reader) (store.Mark, store.RowCounts, error) {
 	x.loading = true
 	// Loading allocates the whole index at once, and most of a start's CPU
 	// went to collections that find nothing to free. Collect less often
@@ -306,14 +318,37 @@ func (x *tables) load(ctx context.Context, r store.Reader) (store.Mark, error) {
 		return nil
 	}
 	var mark store.Mark
+	// Counted as the snapshot passes them: a count read after the load
+	// would take in rows committed since, which the index does not hold.
+	var n store.RowCounts
 	seq, err := r.Load(ctx, store.Visitor{
-		Mark:       func(m store.Mark) { mark = m },
-		Sizes:      x.reserve,
-		User:       func(u store.User) error { cur.users = append(cur.users, u); return add() },
-		Membership: func(m store.Membership) error { cur.memberships = append(cur.memberships, m); return add() },
-		Repository: func(rp store.Repository) error { cur.repositories = append(cur.repositories, rp); return add() },
-		Token:      func(t store.Token) error { cur.tokens = append(cur.tokens, t); return add() },
-		Grant:      func(g store.Grant) error { cur.grants = append(cur.grants, g); return add() },
+		Mark:  func(m store.Mark) { mark = m },
+		Sizes: x.reserve,
+		User: func(u store.User) error {
+			n.Users++
+			cur.users = append(cur.users, u)
+			return add()
+		},
+		Membership: func(m store.Membership) error {
+			n.Memberships++
+			cur.memberships = append(cur.memberships, m)
+			return add()
+		},
+		Repository: func(rp store.Repository) error {
+			n.Repositories++
+			cur.repositories = append(cur.repositories, rp)
+			return add()
+		},
+		Token: func(t store.Token) error {
+			n.Tokens++
+			cur.tokens = append(cur.tokens, t)
+			return add()
+		},
+		Grant: func(g store.Grant) error {
+			n.Requests++
+			cur.grants = append(cur.grants, g)
+			return add()
+		},
 		// Batches are applied in order, so the last request of a (token,
 		// org) is the grant the index keeps.
 		EveryRequest: true,
@@ -321,8 +356,8 @@ func (x *tables) load(ctx context.Context, r store.Reader) (store.Mark, error) {
 	flush()
 	close(batches)
 	<-built
-	mark.Seq = seq
-	return mark, err
+	mark.Seq, n.Seq = seq, seq
+	return mark, n, err
 }
 
 // reserve sizes the tables of an empty index for the records a load

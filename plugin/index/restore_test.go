@@ -52,11 +52,22 @@ func raw(t *testing.T, location string, stmts ...string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	db.SetMaxOpenConns(1) // one session, so that BEGIN and COMMIT enclose the statements between (restore)
 	for _, s := range stmts {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
+}
+
+// restore runs statements on the store at location in one transaction, as
+// a restore in one transaction (psql --single-transaction) makes its
+// changes visible: all at once. Statements run one by one (raw) may be
+// seen one by one, and a store that changes outside its change log after a
+// reload is loaded again (settle.go).
+func restore(t *testing.T, location string, stmts ...string) {
+	t.Helper()
+	raw(t, location, append(append([]string{"BEGIN"}, stmts...), "COMMIT")...)
 }
 
 // rewindLog makes the change log end at seq, and the next change seq+1, as
@@ -144,7 +155,7 @@ func testFollowRestoredBackup(t *testing.T, location string) {
 
 	// The restore: the tokens created after the backup and their changes
 	// are gone, and the next change takes number backup+1.
-	raw(t, location, append([]string{fmt.Sprintf(`DELETE FROM tokens WHERE id >= %d`, id3)}, rewindLog(location, backup)...)...)
+	restore(t, location, append([]string{fmt.Sprintf(`DELETE FROM tokens WHERE id >= %d`, id3)}, rewindLog(location, backup)...)...)
 	if err := db.RevokeToken(t.Context(), id1, "admin", "leaked"); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +177,7 @@ func testFollowRestoredBackup(t *testing.T, location string) {
 		t.Fatalf("reloads %d after ordinary writes, want %d", x.Reloads(), want)
 	}
 	at := x.Seq()
-	raw(t, location, append([]string{`DELETE FROM tokens WHERE id > ` + fmt.Sprint(id1+1)}, rewindLog(location, backup)...)...)
+	restore(t, location, append([]string{`DELETE FROM tokens WHERE id > ` + fmt.Sprint(id1+1)}, rewindLog(location, backup)...)...)
 	if err := db.RevokeToken(t.Context(), id1+1, "admin", "leaked"); err != nil {
 		t.Fatal(err)
 	}
