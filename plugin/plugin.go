@@ -279,9 +279,16 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 			followed.caughtUp(idx.CurrentAt())
 			if n := idx.Reloads(); n != reloads {
 				reloads = n
-				if why := idx.LastReload(); errors.Is(why, store.ErrChangesPruned) {
+				why := idx.LastReload()
+				switch {
+				case errors.Is(why, store.ErrChangesPruned):
 					p.logger().Warn("Token store %s: the change log was pruned past the index, which loaded the store afresh: %s.", where, idx)
-				} else {
+				case errors.Is(why, index.ErrStoreSettling):
+					// Rows came back without changes (a restore in several
+					// transactions): the error names the tables and counts.
+					p.logger().Warn("Token store %s: %v; the index loaded the store afresh: %s; "+
+						"it compares the tables' row counts on every poll until they have not changed for %s.", where, why, idx, index.DefaultSettleQuiet)
+				default:
 					// A backup restored or the store created anew under the
 					// sidecar: say which, so that the operator knows.
 					p.logger().Warn("Token store %s: %v; the index loaded the store afresh: %s.", where, why, idx)
