@@ -51,6 +51,18 @@ func TestPostgresRestoreBackup(t *testing.T) {
 // after appended.
 func restoreDump(t *testing.T, dsn, dump, after string) {
 	t.Helper()
+	recreateDatabase(t, dsn)
+	sqlText, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psqlRun(t, dsn, string(sqlText)+"\n"+after, true)
+}
+
+// recreateDatabase drops the database of dsn, ending its sessions (the
+// sidecar's), and creates it again, empty.
+func recreateDatabase(t *testing.T, dsn string) {
+	t.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -62,21 +74,139 @@ func restoreDump(t *testing.T, dsn, dump, after string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer admin.Close(ctx)
 	for _, q := range []string{`DROP DATABASE ` + name + ` WITH (FORCE)`, `CREATE DATABASE ` + name} {
 		if _, err := admin.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	admin.Close(ctx)
-	sqlText, err := os.ReadFile(dump)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// psqlRun feeds sqlText to psql, stopping at the first error; in one
+// transaction when single is set, else each statement commits by itself.
+func psqlRun(t *testing.T, dsn, sqlText string, single bool) {
+	t.Helper()
+	args := []string{"--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", dsn}
+	if single {
+		args = append(args, "--single-transaction")
 	}
-	restore := exec.Command("psql", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction", "--dbname", dsn)
-	restore.Stdin = strings.NewReader(string(sqlText) + "\n" + after)
+	restore := exec.Command("psql", args...)
+	restore.Stdin = strings.NewReader(sqlText)
 	if out, err := restore.CombinedOutput(); err != nil {
 		t.Fatalf("psql < dump: %v\n%s", err, out)
 	}
+}
+
+// TestPostgresRestoreInPieces restores a plain pg_dump under a sidecar in
+// more than one transaction, as psql < dump without --single-transaction
+// does: the schema and the change log first, then (once the sidecar has
+// loaded that half-filled database, whose log went backwards) the tables
+// of records, by COPY, which logs no change. The example token is unknown
+// while its table is empty; the sidecar must notice the rows that came
+// back without changes and allow it again, without a restart.
+func TestPostgresRestoreInPieces(t *testing.T) {
+	r := newRestoreRun(t, pgtest.Database(t, "idx_e2e_pieces_"))
+	r.wait("the example token allowed", bobLaptop, "true 200", 5*time.Second)
+	_, raw := r.create()
+	r.wait("a created token allowed", raw, "true 200", 5*time.Second)
+	dump := r.dump()
+	_, later := r.create() // not in the backup: the restored log goes backwards
+	r.wait("the later token allowed", later, "true 200", 5*time.Second)
+	text, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, rest := splitDump(t, string(text))
+
+	mark := len(r.s.logs.String())
+	recreateDatabase(t, r.dsn)
+	// The schema, the change log and the store's id, all at once, so
+	// that the sidecar sees this state, and no earlier one, when its
+	// polls find the tables again.
+	psqlRun(t, r.dsn, first, true)
+	poll(t, 10*time.Second, "the sidecar to load the half-restored store", func() bool {
+		return r.s.loggedSince(mark, "went backwards") && r.s.loggedSince(mark, "the index loaded the store afresh")
+	})
+	r.wait("the example token unknown while the tokens are not restored", bobLaptop, "false 401", 3*time.Second)
+	if got := r.s.verdict(raw, "octo-org", "app", "write"); got != "false 401" {
+		t.Fatalf("a token of the backup, before its table is restored: %s; want false 401", got)
+	}
+
+	mark = len(r.s.logs.String())
+	start := time.Now()
+	psqlRun(t, r.dsn, rest, false) // statement by statement
+	r.wait("the example token allowed once its table is restored", bobLaptop, "true 200", 5*time.Second)
+	t.Logf("allowed %s after the rest of the restore began", time.Since(start).Round(time.Millisecond))
+	r.wait("the created token allowed", raw, "true 200", time.Second)
+	if got := r.s.verdict(later, "octo-org", "app", "write"); got != "false 401" {
+		t.Errorf("the token not in the backup: %s; want false 401", got)
+	}
+	for l := range strings.SplitSeq(r.s.logs.String()[mark:], "\n") {
+		if strings.Contains(l, "changed outside its change log") {
+			t.Logf("logged: %s", l)
+		}
+	}
+	for _, line := range []string{"changed outside its change log", "tokens 0 → ", "the index loaded the store afresh"} {
+		if !r.s.loggedSince(mark, line) {
+			t.Errorf("the sidecar did not log %q; its log since the rest of the restore:\n%s", line, r.s.logs.String()[mark:])
+		}
+	}
+}
+
+// splitDump cuts a plain pg_dump in two scripts: first, its schema and
+// the data of the tables a sidecar does not load (the change log, the
+// store's id); rest, the data of the tables it loads (users, memberships,
+// repositories, tokens, requests), the sequences and what the dump puts
+// after the data (keys, indexes, the trigger). Both start with the dump's
+// session settings.
+func splitDump(t *testing.T, dump string) (first, rest string) {
+	t.Helper()
+	lines := strings.SplitAfter(dump, "\n")
+	loaded := map[string]bool{"users": true, "memberships": true, "repositories": true, "tokens": true, "requests": true}
+	var header, a, b strings.Builder
+	inHeader, copying, toRest, afterData := true, false, false, false
+	copies := 0
+	for _, l := range lines {
+		if inHeader && strings.HasPrefix(l, "-- Name: ") {
+			inHeader = false
+		}
+		switch {
+		case inHeader:
+			header.WriteString(l)
+			continue
+		case copying:
+			if toRest {
+				b.WriteString(l)
+			} else {
+				a.WriteString(l)
+			}
+			if l == "\\.\n" {
+				copying = false
+			}
+			continue
+		case strings.HasPrefix(l, "COPY public."):
+			table, _, _ := strings.Cut(strings.TrimPrefix(l, "COPY public."), " ")
+			copying, toRest = true, loaded[table]
+			copies++
+			if toRest {
+				b.WriteString(l)
+			} else {
+				a.WriteString(l)
+			}
+			continue
+		case strings.HasPrefix(l, "SELECT pg_catalog.setval("):
+			afterData = true
+		}
+		if afterData {
+			b.WriteString(l)
+		} else {
+			a.WriteString(l)
+		}
+	}
+	if copies < 9 || !afterData || !strings.Contains(b.String(), "COPY public.tokens ") || !strings.Contains(a.String(), "COPY public.changes ") {
+		t.Fatalf("the dump is not laid out as expected (%d COPY blocks, sequences found %v):\n%s", copies, afterData, dump)
+	}
+	return header.String() + a.String(), header.String() + b.String()
 }
 
 // TestPostgresRestoreOlderBackup restores, under a running sidecar, a
