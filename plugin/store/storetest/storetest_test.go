@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
@@ -118,6 +119,33 @@ func BenchmarkLoad(b *testing.B) {
 				}
 				if tokens != n || grants != n/2 {
 					b.Fatalf("loaded %d tokens and %d grants", tokens, grants)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRowCounts is the statement a sidecar adds to each poll for a
+// while after it loaded a replaced store (index: settling), at 100,000
+// tokens.
+func BenchmarkRowCounts(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			location := filepath.Join(b.TempDir(), "pat.db")
+			if backend == "postgres" {
+				location = pgtest.Database(b, "pat_test_counts_")
+			}
+			db, err := store.Open(b.Context(), location)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := Populate(b.Context(), db, 100_000, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := db.RowCounts(b.Context()); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
