@@ -142,7 +142,9 @@ func TestEvaluatorChoices(t *testing.T) {
 	if td.Equal(vm) {
 		t.Fatal("configurations with different evaluators compare equal")
 	}
-	m, err := plugins.New([]byte(`{"discovery": {"resource": "/bundles/discovery.tar.gz"}, "services": {"s": {"url": "http://127.0.0.1:1"}}}`), "test", inmem.New())
+	// Signed, as a sidecar's discovery must be (bundle/enforce).
+	m, err := plugins.New([]byte(`{"discovery": {"resource": "/bundles/discovery.tar.gz", "signing": {"keyid": "k"}},
+		"keys": {"k": {"algorithm": "HS256", "key": "secret"}}, "services": {"s": {"url": "http://127.0.0.1:1"}}}`), "test", inmem.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,5 +227,32 @@ func TestRuntimeInfoHidesTheDSNPassword(t *testing.T) {
 		"env": {"PGPASSWORD": "xxxxx", "HOME": "/root"}, "version": ["1", 2]}`)
 	if !held.Equal(want) {
 		t.Fatalf("opa.runtime() is %v; want %v", held, want)
+	}
+}
+
+// TestValidateRefusesUnverifiableBundleSources: a sidecar whose configuration
+// downloads bundles without a key to verify them would serve whatever the
+// bundle service (or anyone in the middle) sends; the plugin refuses such a
+// configuration, also when it is embedded in another program's OPA.
+func TestValidateRefusesUnverifiableBundleSources(t *testing.T) {
+	const services = `"services": {"s": {"url": "http://127.0.0.1:1"}}`
+	for _, tc := range []struct{ note, config, err string }{
+		{note: "bundles, no keys", config: `{"bundles": {"pat": {"service": "s", "resource": "b.tar.gz"}}, ` + services + `}`,
+			err: "bundles.pat would load unsigned bundles: no keys are configured; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and bundles.pat.signing: {keyid: NAME}"},
+		{note: "keys, no signing block", config: `{"keys": {"k": {"algorithm": "HS256", "key": "secret"}}, "bundles": {"pat": {"service": "s"}}, ` + services + `}`,
+			err: "a bundle source would load unsigned bundles: keys are configured but bundles.pat has no signing block; add bundles.pat.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused"},
+		{note: "keys and a signing block", config: `{"keys": {"k": {"algorithm": "HS256", "key": "secret"}}, "bundles": {"pat": {"service": "s", "signing": {"keyid": "k"}}}, ` + services + `}`},
+		{note: "no bundle source", config: `{}`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			m, err := plugins.New([]byte(tc.config), "test", inmem.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Factory{}.Validate(m, []byte(`{"store": {"path": "pat.db"}}`))
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || err.Error() != tc.err) {
+				t.Fatalf("err = %v; want %q", err, tc.err)
+			}
+		})
 	}
 }

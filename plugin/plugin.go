@@ -52,8 +52,9 @@ type Factory struct{}
 
 // Validate parses and checks plugins.pat.
 func (Factory) Validate(m *plugins.Manager, config []byte) (any, error) {
-	// Signed bundles (bundle/enforce, issue 5): with keys configured, refuse a
-	// bundle source without a signing block, which would load unsigned bundles.
+	// Signed bundles (bundle/enforce): refuse a bundle source that would load
+	// unsigned bundles, in a configuration without keys, or without a
+	// signing block beside keys.
 	if m != nil {
 		if err := enforce.RequireSigningConfig(m.GetConfig()); err != nil {
 			return nil, err

@@ -1,6 +1,8 @@
-// Package enforce makes a sidecar refuse unsigned bundles when verification
-// keys are configured, which stock OPA does not do for a bundle source without
-// a signing block. It is light (OPA only) so the pat plugin can call it.
+// Package enforce makes a sidecar refuse configurations that would load
+// unsigned bundles: a bundle source when no verification keys are configured
+// at all, and, when keys are configured, a source without a signing block
+// (stock OPA loads an unsigned bundle in both cases). It is light (OPA only)
+// so the pat plugin can call it.
 package enforce
 
 import (
@@ -16,8 +18,25 @@ import (
 	"github.com/open-policy-agent/opa/v1/util"
 )
 
-// ErrUnsignedSource is wrapped by RequireSigning's error.
+// ErrUnsignedSource is wrapped by RequireSigning's error for a source without
+// a signing block while keys are configured.
 var ErrUnsignedSource = errors.New("a bundle source would load unsigned bundles")
+
+// ErrNoKeys is wrapped by RequireSigning's error for bundle sources in a
+// configuration without keys.
+var ErrNoKeys = errors.New("no keys are configured")
+
+// KeylessSources returns the config paths of the bundle sources (bundles.NAME,
+// discovery, the deprecated bundle) of an OPA configuration that configures
+// no keys. OPA loads whatever such a source downloads, signed or not: with no
+// key, a signature cannot be checked, and a bundle without one is not asked
+// for. Sorted; empty when keys are configured.
+func KeylessSources(cfg map[string]any) []string {
+	if keys, _ := cfg["keys"].(map[string]any); len(keys) > 0 {
+		return nil
+	}
+	return sources(cfg, func(map[string]any) bool { return true })
+}
 
 // UnsignedSources returns the config paths of the bundle sources in an OPA
 // configuration that would accept an unsigned bundle: keys are configured,
@@ -29,39 +48,49 @@ func UnsignedSources(cfg map[string]any) []string {
 	if keys, _ := cfg["keys"].(map[string]any); len(keys) == 0 {
 		return nil
 	}
-	var unsigned []string
+	return sources(cfg, func(src map[string]any) bool { return src["signing"] == nil })
+}
+
+// sources returns the config paths of the bundle sources of cfg for which
+// keep holds, sorted.
+func sources(cfg map[string]any, keep func(src map[string]any) bool) []string {
+	var out []string
 	if bundles, ok := cfg["bundles"].(map[string]any); ok {
-		names := make([]string, 0, len(bundles))
-		for name := range bundles {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			src, _ := bundles[name].(map[string]any)
-			if src["signing"] == nil {
-				unsigned = append(unsigned, "bundles."+name)
+		for name, v := range bundles {
+			if src, _ := v.(map[string]any); keep(src) {
+				out = append(out, "bundles."+name)
 			}
 		}
 	}
 	for _, single := range []string{"bundle", "discovery"} {
-		if src, ok := cfg[single].(map[string]any); ok && src["signing"] == nil {
-			unsigned = append(unsigned, single)
+		if src, ok := cfg[single].(map[string]any); ok && keep(src) {
+			out = append(out, single)
 		}
 	}
-	slices.Sort(unsigned)
-	return unsigned
+	slices.Sort(out)
+	return out
 }
 
-// RequireSigning checks an OPA configuration (YAML or JSON) and refuses one
-// that configures keys but leaves a bundle source without a signing block,
-// which stock OPA would let load an unsigned bundle. A plugin's Validate can
-// call it with the manager's configuration.
+// RequireSigning checks a sidecar's OPA configuration (YAML or JSON) and
+// refuses one that would let a bundle source load an unsigned bundle: a
+// source in a configuration without keys (KeylessSources), or a source without
+// a signing block beside keys (UnsignedSources). A plugin's Validate can call
+// it with the manager's configuration.
 func RequireSigning(raw []byte) error {
 	var doc map[string]any
 	if err := util.Unmarshal(raw, &doc); err != nil {
 		return fmt.Errorf("parsing the configuration: %w", err)
 	}
-	if unsigned := UnsignedSources(doc); len(unsigned) > 0 {
+	return Check(doc)
+}
+
+// Check is RequireSigning for a configuration already parsed (as
+// LoadRunConfig returns it).
+func Check(cfg map[string]any) error {
+	if keyless := KeylessSources(cfg); len(keyless) > 0 {
+		return keylessError(keyless)
+	}
+	if unsigned := UnsignedSources(cfg); len(unsigned) > 0 {
 		return unsignedError(unsigned)
 	}
 	return nil
@@ -84,10 +113,23 @@ func RequireSigningConfig(c *config.Config) error {
 		}
 		doc[key] = v
 	}
-	if unsigned := UnsignedSources(doc); len(unsigned) > 0 {
-		return unsignedError(unsigned)
+	return Check(doc)
+}
+
+// keylessError says what to add: a key, and a signing block naming it in
+// every source (a signing block is what makes OPA refuse a bundle without
+// .signatures.json). The deprecated bundle section cannot be made to
+// require a signature (bundle/enforce's callers refuse it beside keys).
+func keylessError(keyless []string) error {
+	if slices.Contains(keyless, "bundle") {
+		return fmt.Errorf("the deprecated bundle: section would load unsigned bundles: %w; use bundles: with keys: and a signing block instead (docs/bundles.md)", ErrNoKeys)
 	}
-	return nil
+	signing := make([]string, len(keyless))
+	for i, src := range keyless {
+		signing[i] = src + ".signing: {keyid: NAME}"
+	}
+	return fmt.Errorf("%s would load unsigned bundles: %w; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and %s",
+		strings.Join(keyless, ", "), ErrNoKeys, strings.Join(signing, ", "))
 }
 
 func unsignedError(unsigned []string) error {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/config"
@@ -17,7 +18,22 @@ func TestRequireSigning(t *testing.T) {
 		unsigned []string
 		err      string
 	}{
-		{note: "no keys", config: "bundles:\n  authz:\n    resource: file:///b.tar.gz\n"},
+		{note: "no keys, no sources", config: "plugins:\n  pat: {}\n"},
+		{
+			note:   "no keys, a bundle source",
+			config: "bundles:\n  pat:\n    resource: file:///b.tar.gz\n",
+			err:    "bundles.pat would load unsigned bundles: no keys are configured; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and bundles.pat.signing: {keyid: NAME}",
+		},
+		{
+			note:   "no keys, a signing block, discovery",
+			config: `{"keys": {}, "bundles": {"pat": {"signing": {"keyid": "k"}}}, "discovery": {"resource": "d"}}`,
+			err:    "bundles.pat, discovery would load unsigned bundles: no keys are configured; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and bundles.pat.signing: {keyid: NAME}, discovery.signing: {keyid: NAME}",
+		},
+		{
+			note:   "no keys, the deprecated bundle section",
+			config: "bundle:\n  name: pat\n  service: s\n",
+			err:    "the deprecated bundle: section would load unsigned bundles: no keys are configured; use bundles: with keys: and a signing block instead (docs/bundles.md)",
+		},
 		{note: "keys, signed source", config: "keys:\n  k: {key: PEM, algorithm: ES256}\nbundles:\n  authz:\n    signing: {keyid: k}\n"},
 		{note: "keys, no bundles", config: `{"keys": {"k": {"key": "PEM"}}}`},
 		{
@@ -52,6 +68,9 @@ func TestRequireSigning(t *testing.T) {
 			if tc.unsigned != nil && !errors.Is(err, ErrUnsignedSource) {
 				t.Fatalf("%v does not wrap ErrUnsignedSource", err)
 			}
+			if strings.Contains(tc.err, "no keys are configured") && !errors.Is(err, ErrNoKeys) {
+				t.Fatalf("%v does not wrap ErrNoKeys", err)
+			}
 		})
 	}
 }
@@ -68,13 +87,14 @@ func TestLoadRunConfig(t *testing.T) {
 		sets      []string
 		setFiles  []string
 		unsigned  []string
+		keyless   []string
 		keysFound bool
 	}{
 		{note: "file", file: file, unsigned: []string{"bundles.authz"}, keysFound: true},
 		{note: "a --set signing block", file: file, sets: []string{"bundles.authz.signing.keyid=k"}, keysFound: true},
 		{note: "a --set bundle", file: file, sets: []string{"bundles.more.resource=y,labels.x=1"}, unsigned: []string{"bundles.authz", "bundles.more"}, keysFound: true},
 		{note: "keys from --set-file only", setFiles: []string{"keys.k.key=/k.pub"}, sets: []string{"bundles.b.resource=r"}, unsigned: []string{"bundles.b"}, keysFound: true},
-		{note: "no file, no keys", sets: []string{"bundles.b.resource=r"}},
+		{note: "no file, no keys", sets: []string{"bundles.b.resource=r"}, keyless: []string{"bundles.b"}},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			c, err := LoadRunConfig(tc.file, tc.sets, tc.setFiles)
@@ -83,6 +103,9 @@ func TestLoadRunConfig(t *testing.T) {
 			}
 			if got := UnsignedSources(c); !slices.Equal(got, tc.unsigned) {
 				t.Fatalf("unsigned %v, want %v", got, tc.unsigned)
+			}
+			if got := KeylessSources(c); !slices.Equal(got, tc.keyless) {
+				t.Fatalf("keyless %v, want %v", got, tc.keyless)
 			}
 			if _, ok := c["keys"]; ok != tc.keysFound {
 				t.Fatalf("keys found %v", ok)
@@ -97,7 +120,17 @@ func TestRequireSigningConfig(t *testing.T) {
 		config string
 		err    string
 	}{
-		{note: "no keys", config: `{"bundles": {"authz": {"resource": "x"}}}`},
+		{note: "no keys, no sources", config: `{"plugins": {"pat": {}}}`},
+		{
+			note:   "no keys",
+			config: `{"bundles": {"authz": {"resource": "x"}}}`,
+			err:    "bundles.authz would load unsigned bundles: no keys are configured; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and bundles.authz.signing: {keyid: NAME}",
+		},
+		{
+			note:   "no keys, discovery",
+			config: `{"discovery": {"resource": "/bundles/discovery.tar.gz"}, "services": {"s": {"url": "http://127.0.0.1:1"}}}`,
+			err:    "discovery would load unsigned bundles: no keys are configured; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and discovery.signing: {keyid: NAME}",
+		},
 		{note: "signed", config: `{"keys": {"k": {"key": "PEM"}}, "bundles": {"authz": {"resource": "x", "signing": {"keyid": "k"}}}}`},
 		{
 			note:   "unsigned",
