@@ -755,3 +755,48 @@ func TestBuildChecksTheMask(t *testing.T) {
 		t.Fatalf("a mask that erases every probe's token: %v", err)
 	}
 }
+
+// Signed and SignatureKeyID read .signatures.json without verifying it: the
+// sidecar uses them to say what to do about a bundle it cannot verify.
+func TestSignedAndKeyID(t *testing.T) {
+	built := build(t, BuildOptions{KeyID: "pat-2026-11"})
+	emptyList := repack(t, built.Tarball, func(name string, b []byte) []byte {
+		if name == "/.signatures.json" {
+			return []byte(`{"signatures": []}`)
+		}
+		return b
+	})
+	for _, tc := range []struct {
+		note    string
+		tarball []byte
+		signed  bool
+		kid     string
+		err     string
+	}{
+		{note: "signed", tarball: built.Tarball, signed: true, kid: "pat-2026-11"},
+		{note: "no .signatures.json", tarball: repack(t, built.Tarball, func(name string, b []byte) []byte {
+			if name == "/.signatures.json" {
+				return nil
+			}
+			return b
+		})},
+		{note: "no signature listed", tarball: emptyList},
+		{note: "not gzip", tarball: []byte("package pat\n"), err: "reading the bundle: gzip: invalid header"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			signed, err := Signed(tc.tarball)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("Signed: %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || signed != tc.signed {
+				t.Fatalf("Signed = %v, %v; want %v", signed, err, tc.signed)
+			}
+			if kid, err := SignatureKeyID(tc.tarball); err != nil || kid != tc.kid {
+				t.Fatalf("SignatureKeyID = %q, %v; want %q", kid, err, tc.kid)
+			}
+		})
+	}
+}

@@ -157,40 +157,64 @@ func checkManifest(b opabundle.Bundle) (*Verified, error) {
 // tarball, or "" when the bundle has no .signatures.json (or a signature
 // without a kid). Nothing is verified: it tells which key to verify with.
 func SignatureKeyID(tarball []byte) (string, error) {
+	sc, err := readSignatures(tarball)
+	if err != nil || sc == nil || len(sc.Signatures) == 0 {
+		return "", err
+	}
+	return keyIDOf(*sc)
+}
+
+// Signed reports whether a bundle tarball carries OPA's signature: a
+// .signatures.json with at least one signature (OPA takes a bundle whose
+// .signatures.json lists none for an unsigned one). Nothing is verified.
+func Signed(tarball []byte) (bool, error) {
+	sc, err := readSignatures(tarball)
+	return err == nil && sc != nil && len(sc.Signatures) > 0, err
+}
+
+// keyIDOf returns the key id ("kid") in the header of the first signature
+// of a .signatures.json, "" without one.
+func keyIDOf(sc opabundle.SignaturesConfig) (string, error) {
+	if len(sc.Signatures) == 0 {
+		return "", nil
+	}
+	header, _, _ := strings.Cut(sc.Signatures[0], ".")
+	raw, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
+	}
+	var h struct {
+		KeyID string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
+	}
+	return h.KeyID, nil
+}
+
+// readSignatures returns the .signatures.json of a bundle tarball, nil when
+// it has none.
+func readSignatures(tarball []byte) (*opabundle.SignaturesConfig, error) {
 	gz, err := gzip.NewReader(bytes.NewReader(tarball))
 	if err != nil {
-		return "", fmt.Errorf("reading the bundle: %w", err)
+		return nil, fmt.Errorf("reading the bundle: %w", err)
 	}
 	tr := tar.NewReader(gz)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return "", nil
+			return nil, nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("reading the bundle: %w", err)
+			return nil, fmt.Errorf("reading the bundle: %w", err)
 		}
 		if path.Clean("/"+hdr.Name) != "/.signatures.json" {
 			continue
 		}
 		var sc opabundle.SignaturesConfig
 		if err := json.NewDecoder(tr).Decode(&sc); err != nil {
-			return "", fmt.Errorf(".signatures.json: %w", err)
+			return nil, fmt.Errorf(".signatures.json: %w", err)
 		}
-		if len(sc.Signatures) == 0 {
-			return "", nil
-		}
-		header, _, _ := strings.Cut(sc.Signatures[0], ".")
-		raw, err := base64.RawURLEncoding.DecodeString(header)
-		if err != nil {
-			return "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
-		}
-		var h struct {
-			KeyID string `json:"kid"`
-		}
-		if err := json.Unmarshal(raw, &h); err != nil {
-			return "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
-		}
-		return h.KeyID, nil
+		return &sc, nil
 	}
 }

@@ -87,8 +87,8 @@ func RequireSigning(raw []byte) error {
 // Check is RequireSigning for a configuration already parsed (as
 // LoadRunConfig returns it).
 func Check(cfg map[string]any) error {
-	if keyless := KeylessSources(cfg); len(keyless) > 0 {
-		return keylessError(keyless)
+	if err := RequireKeys(cfg); err != nil {
+		return err
 	}
 	if unsigned := UnsignedSources(cfg); len(unsigned) > 0 {
 		return unsignedError(unsigned)
@@ -114,6 +114,17 @@ func RequireSigningConfig(c *config.Config) error {
 		doc[key] = v
 	}
 	return Check(doc)
+}
+
+// RequireKeys refuses a configuration with bundle sources and no keys
+// (KeylessSources), saying what to add. opa-pat run calls it for a sidecar
+// before OPA reads the configuration; for sources beside keys it adds the
+// signing blocks itself.
+func RequireKeys(cfg map[string]any) error {
+	if keyless := KeylessSources(cfg); len(keyless) > 0 {
+		return keylessError(keyless)
+	}
+	return nil
 }
 
 // keylessError says what to add: a key, and a signing block naming it in

@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/cmd"
+	opabundle "github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/keys"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/opa-pat/opa-pat/bundle"
 	"github.com/opa-pat/opa-pat/bundle/enforce"
+	"github.com/opa-pat/opa-pat/plugin"
 )
 
 func init() {
@@ -197,6 +200,16 @@ digest and schema). Every check runs; the error names each one that failed.`,
 //     it, opa-pat passes OPA the configured key that signed them
 //     (useConfiguredKey), and refuses paths it cannot verify.
 //
+// and those it leaves open for a sidecar (a configuration with plugins.pat)
+// when no key is configured:
+//   - a bundle source (bundles:, discovery) loads whatever it downloads: the
+//     sidecar does not start (enforce.RequireKeys; the plugin's Validate
+//     refuses it too);
+//   - a local bundle loads unverified when it is unsigned, and a signed one
+//     is refused with OPA's "verification key not provided": the sidecar
+//     does not start, and says what to do (refuseUnverifiedBundles).
+//     --skip-verify is the explicit way to load one unverified.
+//
 // And for a local bundle with a sigstore bundle beside it, the cosign
 // signature over the tarball is checked with the verification key.
 func requireSignedBundles(root *cobra.Command) {
@@ -229,7 +242,24 @@ func enforceSigning(c *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if keys, _ := config["keys"].(map[string]any); len(keys) > 0 {
+	sidecar := configuresPat(config)
+	if sidecar {
+		if err := enforce.RequireKeys(config); err != nil {
+			return err
+		}
+	}
+	keys, _ := config["keys"].(map[string]any)
+	if len(args) > 0 && len(keys) == 0 && sidecar {
+		verificationKey, _ := flags.GetString("verification-key")
+		skipVerify, _ := flags.GetBool("skip-verify")
+		bundleMode, _ := flags.GetBool("bundle")
+		if verificationKey == "" && !skipVerify {
+			if err := refuseUnverifiedBundles(bundleMode, args); err != nil {
+				return err
+			}
+		}
+	}
+	if len(keys) > 0 {
 		verificationKey, _ := flags.GetString("verification-key")
 		skipVerify, _ := flags.GetBool("skip-verify")
 		if len(args) > 0 && verificationKey == "" && !skipVerify {
@@ -361,6 +391,67 @@ func useConfiguredKey(flags *pflag.FlagSet, config map[string]any, args []string
 		}
 	}
 	return nil
+}
+
+// configuresPat reports whether a run configuration configures the pat
+// plugin: the process is a sidecar, which takes only policy it can verify.
+func configuresPat(config map[string]any) bool {
+	plugins, _ := config["plugins"].(map[string]any)
+	_, ok := plugins[plugin.Name]
+	return ok
+}
+
+// refuseUnverifiedBundles refuses, for a sidecar with no key to verify
+// them, the local paths OPA loads as bundles: every path with --bundle,
+// else the .tar.gz files (OPA loads those as bundles in any case). An
+// unsigned bundle would load unverified; a signed one OPA refuses with
+// "verification key not provided", which does not say what to do. Other
+// paths (policy directories and files, data files) load as OPA loads them:
+// that is development, and the documentation says so. A path that cannot be
+// read is left to OPA, which names it.
+func refuseUnverifiedBundles(bundleMode bool, args []string) error {
+	for _, arg := range args {
+		if !bundleMode && !strings.HasSuffix(arg, ".tar.gz") {
+			continue
+		}
+		p := localPath(arg)
+		signed, ok := localBundleSigned(p)
+		if !ok {
+			continue
+		}
+		if signed {
+			return fmt.Errorf("bundle %s is signed, but no key is given to verify it: add --verification-key cosign.pub (or the key under keys: in the configuration)", p)
+		}
+		return fmt.Errorf("bundle %s is not signed: sign it with opa-pat bundle build --key, or pass --skip-verify to load it unverified (development only)", p)
+	}
+	return nil
+}
+
+// localBundleSigned reports whether the bundle at p (a directory, or a
+// gzipped tarball) carries OPA's signature; ok is false when p is neither
+// or cannot be read.
+func localBundleSigned(p string) (signed, ok bool) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return false, false
+	}
+	if fi.IsDir() {
+		raw, err := os.ReadFile(filepath.Join(p, ".signatures.json"))
+		if errors.Is(err, os.ErrNotExist) {
+			return false, true
+		}
+		var sc opabundle.SignaturesConfig
+		if err != nil || json.Unmarshal(raw, &sc) != nil {
+			return false, false // OPA says what is wrong with it
+		}
+		return len(sc.Signatures) > 0, true
+	}
+	tarball, err := os.ReadFile(p)
+	if err != nil || !isGzip(tarball) {
+		return false, false
+	}
+	signed, err = bundle.Signed(tarball)
+	return signed, err == nil
 }
 
 // isGzip reports whether b starts with gzip's magic number.
