@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -221,6 +222,12 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		}
 	}()
 
+	// First: OPA's API must refuse a policy under pat before the bundle
+	// brings one, and the API listens once the plugins have started.
+	if err := p.claim(ctx); err != nil {
+		return err
+	}
+
 	db, err := store.Open(ctx, cfg.Location()) // its errors name the store
 	if err != nil {
 		return err
@@ -368,11 +375,27 @@ func (p *Plugin) newServices(cfg *Config) ([]service, error) {
 	return out, nil
 }
 
-// Stop stops the services, the index and closes the store.
+// claim reserves the bundle's roots in OPA's store (claimRoots).
+func (p *Plugin) claim(ctx context.Context) error {
+	name, err := p.claimRoots(ctx)
+	if err != nil {
+		return fmt.Errorf("reserving the roots %s of the bundle in OPA's store: %w", strings.Join(ClaimedRoots, ", "), err)
+	}
+	if name != "" {
+		p.logger().Info("Reserved the roots %s for bundle %q until it activates: OPA's API refuses policies and data under them.", strings.Join(ClaimedRoots, ", "), name)
+	}
+	return nil
+}
+
+// Stop stops the services, the index and closes the store, and releases
+// the claim on the bundle's roots.
 func (p *Plugin) Stop(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stop(ctx)
+	if err := p.releaseClaims(ctx); err != nil {
+		p.logger().Warn("Releasing the roots reserved for the bundle: %v.", err)
+	}
 	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
 }
 
@@ -422,6 +445,11 @@ func (p *Plugin) Reconfigure(ctx context.Context, config any) {
 	cfg := config.(*Config)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The bundle sources may have changed (discovery) while plugins.pat has
+	// not: claim for the source configured now.
+	if err := p.claim(ctx); err != nil {
+		p.logger().Error("%v.", err)
+	}
 	if p.config.Equal(cfg) {
 		return
 	}

@@ -5,12 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/opa-pat/opa-pat/examples"
 )
 
 // sidecarConfig writes an OPA configuration that configures the pat plugin
@@ -147,4 +153,217 @@ func TestSidecarRefusesBundleSourcesWithoutKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bundleServer serves one bundle at /pat/bundle.tar.gz, which the test
+// changes; 404 while there is none.
+type bundleServer struct {
+	mu      sync.Mutex
+	tarball []byte
+	url     string
+}
+
+func newBundleServer(t *testing.T) *bundleServer {
+	t.Helper()
+	b := &bundleServer{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		tarball := b.tarball
+		b.mu.Unlock()
+		if r.URL.Path != "/pat/bundle.tar.gz" || tarball == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/gzip")
+		_, _ = w.Write(tarball)
+	}))
+	t.Cleanup(srv.Close)
+	b.url = srv.URL
+	return b
+}
+
+func (b *bundleServer) serve(t *testing.T, path string) {
+	t.Helper()
+	tarball, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	b.tarball = tarball
+	b.mu.Unlock()
+}
+
+// downloadingSidecarConfig is a sidecar's configuration that downloads bundle
+// pat from b, signed by the key PREFIX.pub.
+func downloadingSidecarConfig(t *testing.T, b *bundleServer, prefix string) string {
+	t.Helper()
+	pub, err := os.ReadFile(prefix + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	store := filepath.Join(dir, "pat.db")
+	fixtures, err := examples.FixturesAt(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCLI(t, binary(t), nil, "store", "import", "--store", store, writeFile(t, dir, "fixtures.json", string(fixtures)))
+	return writeFile(t, dir, "config.yaml", fmt.Sprintf(`plugins:
+  pat:
+    store: {path: %q}
+services:
+  bundles: {url: %q}
+keys:
+  pat:
+    algorithm: ES256
+    key: |
+      %s
+bundles:
+  pat:
+    service: bundles
+    resource: pat/bundle.tar.gz
+    signing: {keyid: pat}
+    polling: {min_delay_seconds: 1, max_delay_seconds: 1}
+`, store, b.url, strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      ")))
+}
+
+// send makes a request to the sidecar's API and returns the status and body.
+func (s *signedSidecar) send(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// OPA's REST API refuses writes under an active bundle's roots; before the
+// bundle activates (its server down, or serving only bundles the sidecar
+// refuses) it took a policy under package pat that allows everything. The pat
+// plugin claims the bundle's roots at start, so the API refuses that write
+// from the first moment; the signed bundle then activates over the claim (and
+// so do its updates), and a refused bundle leaves the claim in place.
+func TestSidecarClaimsTheBundleRootsBeforeActivation(t *testing.T) {
+	root := repoRoot()
+	dir := t.TempDir()
+	env := []string{"COSIGN_PASSWORD=pw"}
+	key := filepath.Join(dir, "k")
+	runSigning(t, root, env, 0, "keys", "generate", "--output-prefix", key)
+	settings := filepath.Join(root, "examples", "settings.json")
+	build := func(name, revision string) string {
+		out := filepath.Join(dir, name)
+		runSigning(t, root, env, 0, "bundle", "build", "--settings", settings, "--key", key+".key", "--revision", revision, "--output", out)
+		return out
+	}
+	r1, r2 := build("r1.tar.gz", "r1"), build("r2.tar.gz", "r2")
+	unsigned := filepath.Join(dir, "unsigned.tar.gz")
+	evilPolicy := "package pat\n\nallow := true\n"
+	tampered := bundleRepack(t, bundleTarFiles(t, r1), func(name string, b []byte) []byte {
+		switch name {
+		case "/.signatures.json":
+			return nil
+		case "/data.json":
+			return bytes.ReplaceAll(b, []byte(`"restrict"`), []byte(`"allow"`))
+		}
+		return b
+	})
+	if err := os.WriteFile(unsigned, tampered, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	server := newBundleServer(t)
+	s := startSignedSidecar(t, dir, "--config-file", downloadingSidecarConfig(t, server, key))
+	if code := s.waitListening(t, "/health?bundles"); code != http.StatusInternalServerError {
+		t.Fatalf("/health?bundles %d with no bundle served", code)
+	}
+	const owned = `path pat is owned by bundle \"pat\"`
+	refused := func(t *testing.T, when string) {
+		t.Helper()
+		code, body := s.send(t, http.MethodPut, "/v1/policies/evil", evilPolicy)
+		if code != http.StatusBadRequest || !strings.Contains(body, owned) {
+			t.Fatalf("%s: PUT /v1/policies/evil: %d %s; want 400 and %s", when, code, body, owned)
+		}
+		code, body = s.send(t, http.MethodPut, "/v1/data/pat/settings", `{}`)
+		if code != http.StatusBadRequest || !strings.Contains(body, `path pat/settings is owned by bundle \"pat\"`) {
+			t.Fatalf("%s: PUT /v1/data/pat/settings: %d %s; want 400", when, code, body)
+		}
+		code, body = s.send(t, http.MethodPut, "/v1/policies/evil-mask", "package system.log\n\nmask contains \"/nothing\"\n")
+		if code != http.StatusBadRequest || !strings.Contains(body, `path system/log is owned by bundle \"pat\"`) {
+			t.Fatalf("%s: PUT /v1/policies/evil-mask: %d %s; want 400", when, code, body)
+		}
+		if code, body := s.send(t, http.MethodPost, "/v1/data/pat/allow", `{"input": {}}`); code != http.StatusOK || body != "{}" {
+			t.Fatalf("%s: POST /v1/data/pat/allow: %d %s; want 200 and no result", when, code, body)
+		}
+	}
+	refused(t, "no bundle served")
+
+	server.serve(t, unsigned)
+	s.waitLog(t, "Bundle load failed: bundle missing .signatures.json file")
+	refused(t, "an unsigned bundle refused")
+	if got := s.get(t, "/v1/data/system/bundles/pat/manifest/metadata/opa_pat_claim"); !strings.Contains(got, "reserved by the pat plugin") {
+		t.Fatalf("the claim after a refused bundle: %s", got)
+	}
+
+	server.serve(t, r1)
+	s.waitHealthy(t)
+	if code, body := s.send(t, http.MethodPut, "/v1/policies/evil", evilPolicy); code != http.StatusBadRequest || !strings.Contains(body, owned) {
+		t.Fatalf("bundle active: PUT /v1/policies/evil: %d %s", code, body)
+	}
+	if got := s.get(t, "/v1/data/system/bundles/pat/manifest/revision"); got != `{"result":"r1"}` {
+		t.Fatalf("revision: %s", got)
+	}
+	decisions := &sidecar{addr: s.addr}
+	poll(t, 20*time.Second, "token decisions", func() bool {
+		resp, err := http.Get("http://" + s.addr + "/health?plugins")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if d := decisions.decide(t, bobLaptop, "octo-org", "app", "read"); d["allow"] != true || d["status"] != float64(200) {
+		t.Fatalf("bob's classic token reads octo-org/app: %v; want allowed (200)", d)
+	}
+	if d := decisions.decide(t, bobDeploy, "octo-org", "app", "read"); d["allow"] != false || d["status"] != float64(403) {
+		t.Fatalf("bob's pending fine-grained token: %v; want denied (403)", d)
+	}
+
+	server.serve(t, r2)
+	poll(t, 20*time.Second, "the update to activate", func() bool {
+		return s.get(t, "/v1/data/system/bundles/pat/manifest/revision") == `{"result":"r2"}`
+	})
+	if code, body := s.send(t, http.MethodPut, "/v1/policies/evil", evilPolicy); code != http.StatusBadRequest || !strings.Contains(body, owned) {
+		t.Fatalf("after the update: PUT /v1/policies/evil: %d %s", code, body)
+	}
+}
+
+// A bundle whose roots are not the claim's (here only pat) activates over it;
+// the plugin's decision-log mask, erased with the claim's system/log root,
+// comes back.
+func TestSidecarBundleWithOtherRootsActivatesOverTheClaim(t *testing.T) {
+	w := newSigningWorld(t)
+	good := w.build(t, "good.tar.gz", w.keyA) // roots: ["pat"]
+	server := newBundleServer(t)
+	s := startSignedSidecar(t, w.dir, "--config-file", downloadingSidecarConfig(t, server, w.keyA))
+	s.waitListening(t, "/health")
+	if got := s.get(t, "/v1/data/system/bundles/pat/manifest/roots"); got != `{"result":["pat","system/log"]}` {
+		t.Fatalf("the claim's roots: %s", got)
+	}
+	server.serve(t, good)
+	s.waitHealthy(t)
+	if got := s.get(t, "/v1/data/system/bundles/pat/manifest/roots"); got != `{"result":["pat"]}` {
+		t.Fatalf("roots: %s", got)
+	}
+	if got := s.get(t, "/v1/data/pat/restricted"); got != `{"result":["octo-org"]}` {
+		t.Fatalf("data.pat.restricted: %s", got)
+	}
+	poll(t, 10*time.Second, "the decision-log mask to come back", func() bool {
+		return strings.Contains(s.get(t, "/v1/policies"), `"id":"opa-pat/fallback/system/log/log.rego"`)
+	})
 }
