@@ -3,6 +3,10 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -366,4 +370,52 @@ func TestSidecarBundleWithOtherRootsActivatesOverTheClaim(t *testing.T) {
 	poll(t, 10*time.Second, "the decision-log mask to come back", func() bool {
 		return strings.Contains(s.get(t, "/v1/policies"), `"id":"opa-pat/fallback/system/log/log.rego"`)
 	})
+}
+
+// A sidecar verifies with ES256 keys only, the algorithm of opa-pat's
+// signatures: with --signing-alg HS256 OPA would take cosign.pub's PEM for
+// an HMAC secret, and anyone who has the public key could sign a bundle.
+func TestSidecarRefusesOtherSigningAlgorithms(t *testing.T) {
+	w := newSigningWorld(t)
+	good := w.build(t, "good.tar.gz", w.keyA)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub := writeFile(t, w.dir, "rsa.pub", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	config := sidecarConfig(t, "")
+	hmacConfig := sidecarConfig(t, "keys:\n  k: {algorithm: HS256, key: secret}\n")
+	const es256Only = "opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub"
+	for _, tc := range []struct {
+		note   string
+		args   []string
+		stderr string
+	}{
+		{
+			note:   "--signing-alg HS256 with the cosign key",
+			args:   []string{"--config-file", config, "--verification-key", w.keyA + ".pub", "--signing-alg", "HS256", "--bundle", good},
+			stderr: "error: --signing-alg HS256: a sidecar verifies bundles signed ES256 only (ECDSA P-256, the cosign key); leave the flag out\n",
+		},
+		{
+			note:   "an RSA --verification-key",
+			args:   []string{"--config-file", config, "--verification-key", rsaPub, "--bundle", good},
+			stderr: "error: --verification-key: the public key is RSA 2048 bits, want ECDSA P-256 (ES256)\n",
+		},
+		{
+			note:   "an HMAC key under keys:",
+			args:   []string{"--config-file", hmacConfig, "--bundle", good},
+			stderr: "error: keys.k.algorithm: HS256: " + es256Only + "\n",
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			stdout, stderr := runRefused(t, w.dir, tc.args...)
+			if stdout != "" || stderr != tc.stderr {
+				t.Fatalf("stdout %q, stderr:\n got %q\nwant %q", stdout, stderr, tc.stderr)
+			}
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -90,6 +91,9 @@ func Check(cfg map[string]any) error {
 	if err := RequireKeys(cfg); err != nil {
 		return err
 	}
+	if err := RequireES256(cfg); err != nil {
+		return err
+	}
 	if unsigned := UnsignedSources(cfg); len(unsigned) > 0 {
 		return unsignedError(unsigned)
 	}
@@ -123,6 +127,32 @@ func RequireSigningConfig(c *config.Config) error {
 func RequireKeys(cfg map[string]any) error {
 	if keyless := KeylessSources(cfg); len(keyless) > 0 {
 		return keylessError(keyless)
+	}
+	return nil
+}
+
+// RequireES256 refuses a verification key (a key under keys: with a key
+// field) whose algorithm is not ES256, the algorithm of opa-pat's bundle
+// signatures. OPA would verify with whatever algorithm a key names: with
+// HS256 the "public key" is an HMAC secret, and anyone who has the public
+// PEM could sign a bundle with it; a signing: {} block picks the key by the
+// signature's kid, which the signer writes. Keys with only a private_key
+// (a service's credentials) are not verification keys and are left alone.
+func RequireES256(cfg map[string]any) error {
+	keys, _ := cfg["keys"].(map[string]any)
+	for _, name := range slices.Sorted(maps.Keys(keys)) {
+		k, _ := keys[name].(map[string]any)
+		if _, ok := k["key"]; !ok {
+			continue
+		}
+		alg, _ := k["algorithm"].(string)
+		if alg == "ES256" {
+			continue
+		}
+		if alg == "" {
+			alg = "absent, which OPA takes for RS256"
+		}
+		return fmt.Errorf("keys.%s.algorithm: %s: opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub", name, alg)
 	}
 	return nil
 }

@@ -35,10 +35,23 @@ func TestRequireSigning(t *testing.T) {
 			err:    "the deprecated bundle: section would load unsigned bundles: no keys are configured; use bundles: with keys: and a signing block instead (docs/bundles.md)",
 		},
 		{note: "keys, signed source", config: "keys:\n  k: {key: PEM, algorithm: ES256}\nbundles:\n  authz:\n    signing: {keyid: k}\n"},
-		{note: "keys, no bundles", config: `{"keys": {"k": {"key": "PEM"}}}`},
+		{note: "keys, no bundles", config: `{"keys": {"k": {"key": "PEM", "algorithm": "ES256"}}}`},
+		{
+			note:   "an HMAC key",
+			config: "keys:\n  k: {key: PEM, algorithm: ES256}\n  hmac: {key: secret, algorithm: HS256}\nbundles:\n  authz:\n    signing: {}\n",
+			err:    "keys.hmac.algorithm: HS256: opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub",
+		},
+		{
+			note:   "a key without an algorithm",
+			config: "keys:\n  k: {key: PEM}\nbundles:\n  authz:\n    signing: {keyid: k}\n",
+			err:    "keys.k.algorithm: absent, which OPA takes for RS256: opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub",
+		},
+		// A service's credentials sign with a private key of their own
+		// algorithm; such a key verifies no bundle.
+		{note: "a private key for a service's credentials", config: "keys:\n  k: {key: PEM, algorithm: ES256}\n  client: {private_key: PEM, algorithm: RS256}\nbundles:\n  authz:\n    signing: {keyid: k}\n"},
 		{
 			note:     "keys, a source without signing",
-			config:   "keys:\n  k: {key: PEM}\nbundles:\n  b: {signing: {}}\n  authz:\n    resource: file:///b.tar.gz\n",
+			config:   "keys:\n  k: {key: PEM, algorithm: ES256}\nbundles:\n  b: {signing: {}}\n  authz:\n    resource: file:///b.tar.gz\n",
 			unsigned: []string{"bundles.authz"},
 			err:      "a bundle source would load unsigned bundles: keys are configured but bundles.authz has no signing block; add bundles.authz.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
 		},
@@ -131,10 +144,10 @@ func TestRequireSigningConfig(t *testing.T) {
 			config: `{"discovery": {"resource": "/bundles/discovery.tar.gz"}, "services": {"s": {"url": "http://127.0.0.1:1"}}}`,
 			err:    "discovery would load unsigned bundles: no keys are configured; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and discovery.signing: {keyid: NAME}",
 		},
-		{note: "signed", config: `{"keys": {"k": {"key": "PEM"}}, "bundles": {"authz": {"resource": "x", "signing": {"keyid": "k"}}}}`},
+		{note: "signed", config: `{"keys": {"k": {"key": "PEM", "algorithm": "ES256"}}, "bundles": {"authz": {"resource": "x", "signing": {"keyid": "k"}}}}`},
 		{
 			note:   "unsigned",
-			config: `{"keys": {"k": {"key": "PEM"}}, "bundles": {"authz": {"resource": "x"}}}`,
+			config: `{"keys": {"k": {"key": "PEM", "algorithm": "ES256"}}, "bundles": {"authz": {"resource": "x"}}}`,
 			err:    "a bundle source would load unsigned bundles: keys are configured but bundles.authz has no signing block; add bundles.authz.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
 		},
 	} {

@@ -247,6 +247,12 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		if err := enforce.RequireKeys(config); err != nil {
 			return err
 		}
+		if err := enforce.RequireES256(config); err != nil {
+			return err
+		}
+		if err := requireES256Flags(flags); err != nil {
+			return err
+		}
 	}
 	keys, _ := config["keys"].(map[string]any)
 	if len(args) > 0 && len(keys) == 0 && sidecar {
@@ -296,6 +302,22 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		}
 	}
 	return verifyLocalSigstore(verificationKey, args)
+}
+
+// requireES256Flags refuses, on a sidecar, a --verification-key that is not
+// an ECDSA P-256 public key and a --signing-alg other than ES256: with
+// HS256, OPA would take the public key's PEM for an HMAC secret, and anyone
+// who has it could sign a bundle.
+func requireES256Flags(flags *pflag.FlagSet) error {
+	if alg, _ := flags.GetString("signing-alg"); flags.Changed("signing-alg") && alg != bundle.SigningAlg {
+		return fmt.Errorf("--signing-alg %s: a sidecar verifies bundles signed %s only (ECDSA P-256, the cosign key); leave the flag out", alg, bundle.SigningAlg)
+	}
+	if key, _ := flags.GetString("verification-key"); key != "" {
+		if _, err := loadPublicKeyArg(key); err != nil {
+			return fmt.Errorf("--verification-key: %w", err)
+		}
+	}
+	return nil
 }
 
 // loadPublicKeyArg reads --verification-key (a file, or the PEM itself) as
