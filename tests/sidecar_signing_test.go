@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opa-pat/opa-pat/bundle"
 	"github.com/opa-pat/opa-pat/examples"
 )
 
@@ -418,4 +419,34 @@ func TestSidecarRefusesOtherSigningAlgorithms(t *testing.T) {
 			}
 		})
 	}
+}
+
+// opa-pat run gives a sidecar's bundles: sources a size_limit_bytes of
+// 32 MiB a file unless the configuration sets one: OPA's default, 1 GiB,
+// let a tampered bundle of compressed zeros take gigabytes on every poll.
+// A file over the limit is refused from its tar header.
+func TestSidecarLimitsDownloadedFiles(t *testing.T) {
+	root := repoRoot()
+	dir := t.TempDir()
+	env := []string{"COSIGN_PASSWORD=pw"}
+	key := filepath.Join(dir, "k")
+	runSigning(t, root, env, 0, "keys", "generate", "--output-prefix", key)
+	good := filepath.Join(dir, "good.tar.gz")
+	runSigning(t, root, env, 0, "bundle", "build", "--settings", filepath.Join(root, "examples", "settings.json"), "--key", key+".key", "--output", good)
+	bomb := filepath.Join(dir, "bomb.tar.gz")
+	tarball := bundleRepack(t, bundleTarFiles(t, good), func(name string, b []byte) []byte {
+		if name == "/data.json" {
+			return make([]byte, bundle.MaxFileBytes+1)
+		}
+		return b
+	})
+	if err := os.WriteFile(bomb, tarball, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server := newBundleServer(t)
+	server.serve(t, bomb)
+	s := startSignedSidecar(t, dir, "--config-file", downloadingSidecarConfig(t, server, key))
+	s.waitLog(t, fmt.Sprintf("Bundle load failed: bundle read failed: bundle file /data.json size (%d bytes) exceeds configured size_limit_bytes (%d bytes)", bundle.MaxFileBytes+1, bundle.MaxFileBytes))
+	server.serve(t, good)
+	s.waitHealthy(t)
 }

@@ -52,6 +52,15 @@ func UnsignedSources(cfg map[string]any) []string {
 	return sources(cfg, func(src map[string]any) bool { return src["signing"] == nil })
 }
 
+// UnlimitedSources returns the config paths of the bundles: sources without
+// a size_limit_bytes: OPA reads each file of what they download, up to
+// 1 GiB, before it checks a signature. (OPA's discovery has no such limit.)
+// Sorted.
+func UnlimitedSources(cfg map[string]any) []string {
+	out := sources(cfg, func(src map[string]any) bool { return src["size_limit_bytes"] == nil })
+	return slices.DeleteFunc(out, func(s string) bool { return !strings.HasPrefix(s, "bundles.") })
+}
+
 // sources returns the config paths of the bundle sources of cfg for which
 // keep holds, sorted.
 func sources(cfg map[string]any, keep func(src map[string]any) bool) []string {

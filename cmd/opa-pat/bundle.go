@@ -253,6 +253,13 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		if err := requireES256Flags(flags); err != nil {
 			return err
 		}
+		// A tampered bundle of a megabyte, compressed zeros, would
+		// otherwise cost gigabytes on every poll (docs/bundles.md).
+		for _, src := range enforce.UnlimitedSources(config) {
+			if err := flags.Set("set", fmt.Sprintf("%s.size_limit_bytes=%d", src, bundle.MaxFileBytes)); err != nil {
+				return fmt.Errorf("limiting %s: %w", src, err)
+			}
+		}
 	}
 	keys, _ := config["keys"].(map[string]any)
 	if len(args) > 0 && len(keys) == 0 && sidecar {
