@@ -17,7 +17,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
 
 // claimConfig is an OPA configuration with the given bundle sources, signed.
@@ -38,20 +37,7 @@ func claimConfig(sources ...string) string {
 func newClaimManager(t *testing.T, opaConfig string) (*plugins.Manager, *Plugin) {
 	t.Helper()
 	path, _ := seed(t)
-	m, err := plugins.New([]byte(opaConfig), "test", inmem.New(), plugins.Logger(logging.NewNoOpLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Init(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Factory{}.Validate(m, []byte(`{"store": {"path": "`+path+`"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := Factory{}.New(m, cfg).(*Plugin)
-	m.Register(Name, p)
-	return m, p
+	return newManagerWith(t, opaConfig, logging.NewNoOpLogger(), `{"store": {"path": "`+path+`"}}`)
 }
 
 // manifests returns the manifests in OPA's store, by bundle name.

@@ -9,7 +9,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/logging/test"
 	"github.com/open-policy-agent/opa/v1/plugins"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
 
 // futureStore makes the store at path look as a future opa-pat of schema
@@ -57,20 +56,8 @@ func TestNewerStoreSchema(t *testing.T) {
 			path, classic := seed(t)
 			futureStore(t, path, tc.marker)
 			logger := test.New()
-			m, err := plugins.New([]byte(`{}`), "test", inmem.New(), plugins.Logger(logger))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Init(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := Factory{}.Validate(m, []byte(`{"store": {"path": "`+path+`"}}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := Factory{}.New(m, cfg).(*Plugin)
-			m.Register(Name, p)
-			err = p.Start(t.Context())
+			m, p := newManagerWith(t, `{}`, logger, `{"store": {"path": "`+path+`"}}`)
+			err := p.Start(t.Context())
 			if tc.error != "" {
 				if want := strings.ReplaceAll(tc.error, "%q", `"`+path+`"`); err == nil || err.Error() != want {
 					t.Fatalf("Start = %v; want %s", err, want)

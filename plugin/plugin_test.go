@@ -51,7 +51,14 @@ func seed(t *testing.T) (path, classic string) {
 // the pat plugin configured from config.
 func newManager(t *testing.T, config string) (*plugins.Manager, *Plugin) {
 	t.Helper()
-	m, err := plugins.New([]byte(`{}`), "test", inmem.New(), plugins.Logger(logging.NewNoOpLogger()))
+	return newManagerWith(t, `{}`, logging.NewNoOpLogger(), config)
+}
+
+// newManagerWith is newManager with an OPA configuration and a logger of its
+// own.
+func newManagerWith(t *testing.T, opaConfig string, logger logging.Logger, config string) (*plugins.Manager, *Plugin) {
+	t.Helper()
+	m, err := plugins.New([]byte(opaConfig), "test", inmem.New(), plugins.Logger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,6 +198,24 @@ func (b *bundleServer) serve(t *testing.T, path string) {
 	b.mu.Unlock()
 }
 
+// signedExampleBundles makes a cosign key pair in a new directory and
+// returns the directory, the key's prefix and a function that builds there a
+// bundle of the example settings signed with it, at a revision.
+func signedExampleBundles(t *testing.T) (dir, key string, build func(name, revision string) string) {
+	t.Helper()
+	root := repoRoot()
+	dir = t.TempDir()
+	env := []string{"COSIGN_PASSWORD=pw"}
+	key = filepath.Join(dir, "k")
+	runSigning(t, root, env, 0, "keys", "generate", "--output-prefix", key)
+	settings := filepath.Join(root, "examples", "settings.json")
+	return dir, key, func(name, revision string) string {
+		out := filepath.Join(dir, name)
+		runSigning(t, root, env, 0, "bundle", "build", "--settings", settings, "--key", key+".key", "--revision", revision, "--output", out)
+		return out
+	}
+}
+
 // downloadingSidecarConfig is a sidecar's configuration that downloads bundle
 // pat from b, signed by the key PREFIX.pub.
 func downloadingSidecarConfig(t *testing.T, b *bundleServer, prefix string) string {
@@ -255,17 +273,7 @@ func (s *signedSidecar) send(t *testing.T, method, path, body string) (int, stri
 // from the first moment; the signed bundle then activates over the claim (and
 // so do its updates), and a refused bundle leaves the claim in place.
 func TestSidecarClaimsTheBundleRootsBeforeActivation(t *testing.T) {
-	root := repoRoot()
-	dir := t.TempDir()
-	env := []string{"COSIGN_PASSWORD=pw"}
-	key := filepath.Join(dir, "k")
-	runSigning(t, root, env, 0, "keys", "generate", "--output-prefix", key)
-	settings := filepath.Join(root, "examples", "settings.json")
-	build := func(name, revision string) string {
-		out := filepath.Join(dir, name)
-		runSigning(t, root, env, 0, "bundle", "build", "--settings", settings, "--key", key+".key", "--revision", revision, "--output", out)
-		return out
-	}
+	dir, key, build := signedExampleBundles(t)
 	r1, r2 := build("r1.tar.gz", "r1"), build("r2.tar.gz", "r2")
 	unsigned := filepath.Join(dir, "unsigned.tar.gz")
 	evilPolicy := "package pat\n\nallow := true\n"
@@ -324,14 +332,7 @@ func TestSidecarClaimsTheBundleRootsBeforeActivation(t *testing.T) {
 		t.Fatalf("revision: %s", got)
 	}
 	decisions := &sidecar{addr: s.addr}
-	poll(t, 20*time.Second, "token decisions", func() bool {
-		resp, err := http.Get("http://" + s.addr + "/health?plugins")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	poll(t, 20*time.Second, "token decisions", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
 	if d := decisions.decide(t, bobLaptop, "octo-org", "app", "read"); d["allow"] != true || d["status"] != float64(200) {
 		t.Fatalf("bob's classic token reads octo-org/app: %v; want allowed (200)", d)
 	}
@@ -426,13 +427,8 @@ func TestSidecarRefusesOtherSigningAlgorithms(t *testing.T) {
 // let a tampered bundle of compressed zeros take gigabytes on every poll.
 // A file over the limit is refused from its tar header.
 func TestSidecarLimitsDownloadedFiles(t *testing.T) {
-	root := repoRoot()
-	dir := t.TempDir()
-	env := []string{"COSIGN_PASSWORD=pw"}
-	key := filepath.Join(dir, "k")
-	runSigning(t, root, env, 0, "keys", "generate", "--output-prefix", key)
-	good := filepath.Join(dir, "good.tar.gz")
-	runSigning(t, root, env, 0, "bundle", "build", "--settings", filepath.Join(root, "examples", "settings.json"), "--key", key+".key", "--output", good)
+	dir, key, build := signedExampleBundles(t)
+	good := build("good.tar.gz", "r1")
 	bomb := filepath.Join(dir, "bomb.tar.gz")
 	tarball := bundleRepack(t, bundleTarFiles(t, good), func(name string, b []byte) []byte {
 		if name == "/data.json" {
