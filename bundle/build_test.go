@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -403,6 +404,27 @@ func TestVerify(t *testing.T) {
 		return b
 	})
 
+	// The OPA signature's header made to say HS256: OPA's error alone
+	// ("failed to unpack ECDSA signature") does not name the algorithm.
+	hs256 := repack(t, good.Tarball, func(name string, b []byte) []byte {
+		if name != "/.signatures.json" {
+			return b
+		}
+		var sc struct {
+			Signatures []string `json:"signatures"`
+		}
+		if err := json.Unmarshal(b, &sc); err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(sc.Signatures[0], ".")
+		sc.Signatures[0] = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","kid":"default"}`)) + "." + rest
+		out, err := json.Marshal(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	})
+
 	flipped := bytes.Clone(good.Tarball)
 	flipped[len(flipped)-5] ^= 0x01 // inside gzip's CRC-32 of the content
 	flippedMiddle := bytes.Clone(good.Tarball)
@@ -472,6 +494,11 @@ func TestVerify(t *testing.T) {
 			note: "a file larger than MaxFileBytes", tarball: huge, sigstore: good.Sigstore,
 			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; opa signature: bundle read failed: bundle file /pat/sub/sub.rego size (%d bytes) exceeds configured size_limit_bytes (%d bytes)",
 				sha(huge), sha(good.Tarball), MaxFileBytes+1, MaxFileBytes),
+		},
+		{
+			note: "an OPA signature whose header says HS256", tarball: hs256, sigstore: good.Sigstore,
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; opa signature: signed HS256, want ES256: failed to verify JWT signature: invalid ECDSA signature",
+				sha(hs256), sha(good.Tarball)),
 		},
 		{note: "another key's hint in the envelope of a good signature", tarball: good.Tarball, sigstore: withHint(t, good.Sigstore, hintB)},
 		{

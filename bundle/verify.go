@@ -62,7 +62,7 @@ func Verify(tarball, sigstore []byte, pub *ecdsa.PublicKey) (*Verified, error) {
 
 	b, err := readVerified(tarball, pub)
 	if err != nil {
-		problems = append(problems, "opa signature: "+oneLine(err))
+		problems = append(problems, "opa signature: "+signedWith(tarball)+oneLine(err))
 		return nil, &VerifyError{Problems: problems}
 	}
 	v, err := checkManifest(b)
@@ -73,6 +73,20 @@ func Verify(tarball, sigstore []byte, pub *ecdsa.PublicKey) (*Verified, error) {
 		return nil, &VerifyError{Problems: problems}
 	}
 	return v, nil
+}
+
+// signedWith says, before OPA's error, that the OPA signature names another
+// algorithm than ES256 in its header ("signed HS256, want ES256: "), which
+// OPA's error ("failed to unpack ECDSA signature") does not; "" otherwise.
+func signedWith(tarball []byte) string {
+	sc, err := readSignatures(tarball)
+	if err != nil || sc == nil {
+		return ""
+	}
+	if _, alg, err := jwtHeader(*sc); err == nil && alg != "" && alg != SigningAlg {
+		return fmt.Sprintf("signed %s, want %s: ", alg, SigningAlg)
+	}
+	return ""
 }
 
 // VerificationConfig is what OPA's --verification-key P.pub --signing-alg
@@ -161,7 +175,8 @@ func SignatureKeyID(tarball []byte) (string, error) {
 	if err != nil || sc == nil || len(sc.Signatures) == 0 {
 		return "", err
 	}
-	return keyIDOf(*sc)
+	kid, _, err := jwtHeader(*sc)
+	return kid, err
 }
 
 // Signed reports whether a bundle tarball carries OPA's signature: a
@@ -172,24 +187,25 @@ func Signed(tarball []byte) (bool, error) {
 	return err == nil && sc != nil && len(sc.Signatures) > 0, err
 }
 
-// keyIDOf returns the key id ("kid") in the header of the first signature
-// of a .signatures.json, "" without one.
-func keyIDOf(sc opabundle.SignaturesConfig) (string, error) {
+// jwtHeader returns the key id ("kid") and algorithm ("alg") in the header
+// of the first signature of a .signatures.json; "" for what it lacks.
+func jwtHeader(sc opabundle.SignaturesConfig) (kid, alg string, err error) {
 	if len(sc.Signatures) == 0 {
-		return "", nil
+		return "", "", nil
 	}
 	header, _, _ := strings.Cut(sc.Signatures[0], ".")
 	raw, err := base64.RawURLEncoding.DecodeString(header)
 	if err != nil {
-		return "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
+		return "", "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
 	}
 	var h struct {
-		KeyID string `json:"kid"`
+		KeyID     string `json:"kid"`
+		Algorithm string `json:"alg"`
 	}
 	if err := json.Unmarshal(raw, &h); err != nil {
-		return "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
+		return "", "", fmt.Errorf(".signatures.json: the JWT header: %w", err)
 	}
-	return h.KeyID, nil
+	return h.KeyID, h.Algorithm, nil
 }
 
 // readSignatures returns the .signatures.json of a bundle tarball, nil when
