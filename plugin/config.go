@@ -230,20 +230,36 @@ func hideDSNPassword(raw []byte, c *Config) ([]byte, bool) {
 
 // hideInRuntimeInfo hides, in opa.runtime()'s term (the manager's Info:
 // the configuration file as OPA read it, and the environment), the DSN's
-// password and PGPASSWORD's value: every string equal to the DSN becomes
-// the DSN redacted, and every string equal to PGPASSWORD's value xxxxx. The
+// password, PGPASSWORD's value and every environment variable's value that
+// holds a personal access token (token.Hidden: GH_TOKEN for a CLI beside
+// the sidecar, say): every string equal to the DSN becomes the DSN
+// redacted, and every string equal to one of those values xxxxx. OPA
+// already leaves services' credentials out of the configuration there. The
 // term is changed in place, before anything is served, so that whoever
-// holds it (OPA's server) sees the change.
+// holds it (OPA's server, POST /v1/query) sees the change.
 func hideInRuntimeInfo(info *ast.Term, c *Config) {
-	if info == nil || c.Store.Postgres == nil {
+	if info == nil {
 		return
 	}
 	replace := map[string]string{}
-	if dsn := c.Store.Postgres.DSN; store.RedactURL(dsn) != dsn {
-		replace[dsn] = store.RedactURL(dsn)
+	if c.Store.Postgres != nil {
+		if dsn := c.Store.Postgres.DSN; store.RedactURL(dsn) != dsn {
+			replace[dsn] = store.RedactURL(dsn)
+		}
+		if pw, ok := lookupString(info, "env", "PGPASSWORD"); ok && pw != "" {
+			replace[pw] = "xxxxx"
+		}
 	}
-	if pw, ok := lookupString(info, "env", "PGPASSWORD"); ok && pw != "" {
-		replace[pw] = "xxxxx"
+	if obj, ok := info.Value.(ast.Object); ok {
+		if env := obj.Get(ast.StringTerm("env")); env != nil {
+			if vars, ok := env.Value.(ast.Object); ok {
+				vars.Foreach(func(_, v *ast.Term) {
+					if s, ok := v.Value.(ast.String); ok && token.Hidden(string(s), c.prefixes) {
+						replace[string(s)] = "xxxxx"
+					}
+				})
+			}
+		}
 	}
 	if len(replace) == 0 {
 		return

@@ -230,6 +230,27 @@ func TestRuntimeInfoHidesTheDSNPassword(t *testing.T) {
 	}
 }
 
+// A personal access token in the environment (GH_TOKEN for a CLI beside the
+// sidecar) is hidden from opa.runtime() too, with a SQLite store as with
+// PostgreSQL; the configured prefixes count. Other values are left alone.
+func TestRuntimeInfoHidesTokensInTheEnvironment(t *testing.T) {
+	raw := `{"plugins": {"pat": {"store": {"path": "/tmp/pat.db"}, "token_prefixes": {"classic": "acme_", "fine_grained": "acmefg_"}}}}`
+	info := ast.MustParseTerm(`{"env": {"GH_TOKEN": "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",
+		"ACME_TOKEN": "acme_4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO", "HOME": "/root", "EDITOR": "vi"}}`)
+	held := info
+	m, err := plugins.New([]byte(raw), "test", inmem.New(), plugins.Info(info))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Factory{}).Validate(m, m.Config.Plugins[Name]); err != nil {
+		t.Fatal(err)
+	}
+	want := ast.MustParseTerm(`{"env": {"GH_TOKEN": "xxxxx", "ACME_TOKEN": "xxxxx", "HOME": "/root", "EDITOR": "vi"}}`)
+	if !held.Equal(want) {
+		t.Fatalf("opa.runtime() is %v; want %v", held, want)
+	}
+}
+
 // TestValidateRefusesUnverifiableBundleSources: a sidecar whose configuration
 // downloads bundles without a key to verify them would serve whatever the
 // bundle service (or anyone in the middle) sends; the plugin refuses such a
