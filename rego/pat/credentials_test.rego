@@ -133,7 +133,9 @@ test_deny_request_problems_with_a_live_token[note] if {
 		"repository with a space": {"resource": {"owner": "octo-org", "repository": "app "}, "action": "write", "reason": bad_repository},
 		"repository ..": {"resource": {"owner": "octo-org", "repository": ".."}, "action": "read", "reason": bad_repository},
 		"owner with a space": {"resource": {"owner": "acme-labs ", "repository": "app"}, "action": "write", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only, and is not "." or ".."`},
-		"empty owner": {"resource": {"owner": ""}, "action": "read", "reason": `invalid input.resource.owner (not shown): a name holds letters, digits, "-", "_" and "." only, and is not "." or ".."`},
+		"empty owner": {"resource": {"owner": ""}, "action": "read", "reason": `invalid input.resource.owner "": a name holds letters, digits, "-", "_" and "." only, and is not "." or ".."`},
+		"a token as the owner": {"resource": {"owner": "ghp_16C7e42F292c6912E7710c838347Ae178B4a", "repository": "app"}, "action": "read", "reason": "invalid input.resource.owner (not shown): it looks like a personal access token; send the token in input.credential.token only"},
+		"a fine-grained token as the repository": {"resource": {"owner": "octo-org", "repository": "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefgh"}, "action": "read", "reason": "invalid input.resource.repository (not shown): it looks like a personal access token; send the token in input.credential.token only"},
 		"owner .": {"resource": {"owner": "."}, "action": "read", "reason": `invalid input.resource.owner ".": a name holds letters, digits, "-", "_" and "." only, and is not "." or ".."`},
 		"action missing": {"resource": {"owner": "octo-org"}, "reason": `missing input.action: it must be "read" or "write"`},
 		"action null": {"resource": {"owner": "octo-org"}, "action": null, "reason": `missing input.action: it must be "read" or "write"`},
@@ -191,4 +193,12 @@ test_allow_entrypoint[note] if {
 		with pat.repository as mock_repository
 		with time.now_ns as now
 	got == tc.want
+}
+
+# Only a token's shape is refused as a name: long names, and names that start like a prefix, are names.
+test_long_names_are_names if {
+	data.pat._name("ghp-tools-for-the-release-automation-of-everything") == "ghp-tools-for-the-release-automation-of-everything"
+	data.pat._name("ghp_tools") == "ghp_tools"
+	data.pat._name("GHP_16C7e42F292c6912E7710c838347Ae178B4a-x") == "ghp_16c7e42f292c6912e7710c838347ae178b4a-x"
+	not data.pat._name("GHP_16C7e42F292c6912E7710c838347Ae178B4a")
 }

@@ -159,6 +159,15 @@ _name(x) := lower(x) if {
 	is_string(x)
 	regex.match(`^[A-Za-z0-9_.-]+$`, x)
 	not x in {".", ".."}
+	not _token_shaped(x)
+}
+
+# A token given as a name (a caller that put the credential in the wrong field) is no name: it
+# would come back, lower-cased, in the decision's messages. GitHub's prefixes with a classic
+# token's length or more; names that long are rare, so the regex runs rarely.
+_token_shaped(x) if {
+	count(x) >= 40
+	regex.match(`^(?i)(ghp|gho|ghu|ghs|ghr|github_pat)_[a-z0-9_]{36,}$`, x)
 }
 
 _actions := {"read", "write"}
@@ -279,8 +288,14 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	_given_owner
 	not _owner
-	msg := sprintf("invalid input.resource.owner %s: a name holds letters, digits, \"-\", \"_\" and \".\" only, and is not \".\" or \"..\"", [_quoted_name(input.resource.owner)])
+	msg := _name_problem("input.resource.owner", input.resource.owner, sprintf("invalid input.resource.owner %s: a name holds letters, digits, \"-\", \"_\" and \".\" only, and is not \".\" or \"..\"", [_quoted_name(input.resource.owner)]))
 }
+
+# The message for a name that is none: the given one, unless the name is a token.
+_name_problem(field, x, msg) := sprintf("invalid %s (not shown): it looks like a personal access token; send the token in input.credential.token only", [field]) if {
+	is_string(x)
+	_token_shaped(x)
+} else := msg
 
 _given_owner if input.resource.owner != null
 
@@ -308,9 +323,10 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 	msg := `invalid input.classic_scopes: it must be a non-empty array of scope names such as "delete_repo", or absent`
 }
 
-_request_denials contains _denial(25, 403, "invalid input.resource.repository: it must be a repository name (letters, digits, \"-\", \"_\" and \".\"), or absent for an organization-level resource", _input_doc) if {
+_request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _valid_repository
+	msg := _name_problem("input.resource.repository", input.resource.repository, "invalid input.resource.repository: it must be a repository name (letters, digits, \"-\", \"_\" and \".\"), or absent for an organization-level resource")
 }
 
 _request_denials contains _denial(25, 403, "invalid input.resource.hidden: it must be true, false or absent", _input_doc) if {
@@ -330,6 +346,8 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 _quoted_name(x) := sprintf("%q", [x]) if {
 	is_string(x)
 	regex.match(`^[A-Za-z0-9_:.-]{1,32}$`, x)
+} else := `""` if {
+	x == ""
 } else := "(not shown)" if {
 	is_string(x)
 } else := sprintf("(%s, not a string)", [type_name(x)])
