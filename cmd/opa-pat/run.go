@@ -13,7 +13,8 @@ import (
 
 func init() {
 	if run := subcommand(cmd.RootCommand, "run"); run != nil {
-		readSpeedByDefault(run)
+		defaultTrue(run, readSpeedFlag)
+		defaultTrue(run, skipVersionCheckFlag)
 		pre := run.PreRunE
 		run.PreRunE = func(c *cobra.Command, args []string) error {
 			applySidecarProcs()
@@ -57,16 +58,21 @@ func subcommand(root *cobra.Command, name string) *cobra.Command {
 }
 
 // readSpeedFlag is OPA's flag that makes the in-memory store keep data as
-// AST values.
+// AST values. The policy reads data.pat.settings on every decision; without
+// it, OPA's store hands it over as Go values and every decision converts it
+// to AST values again (docs/PERFORMANCE.md, "Eighth session").
 const readSpeedFlag = "optimize-store-for-read-speed"
 
-// readSpeedByDefault turns OPA's --optimize-store-for-read-speed on by
-// default in `opa-pat run`. The policy reads data.pat.settings on every
-// decision; without the flag, OPA's store hands it over as Go values and
-// every decision converts it to AST values again (docs/PERFORMANCE.md,
-// "Eighth session"). `--optimize-store-for-read-speed=false` turns it off.
-func readSpeedByDefault(run *cobra.Command) {
-	if f := run.Flags().Lookup(readSpeedFlag); f != nil {
+// skipVersionCheckFlag is OPA's flag that keeps a server from asking
+// api.github.com for OPA's latest release at start (sending its version,
+// OS and architecture): a sidecar in front of credentials makes no call
+// nobody asked for (opa-pat up does not either).
+const skipVersionCheckFlag = "skip-version-check"
+
+// defaultTrue turns one of OPA run's boolean flags on by default in
+// `opa-pat run`; `--NAME=false` turns it off.
+func defaultTrue(run *cobra.Command, name string) {
+	if f := run.Flags().Lookup(name); f != nil {
 		_ = f.Value.Set("true") // a bool flag: "true" always parses
 		f.DefValue = "true"
 	}

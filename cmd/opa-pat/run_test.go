@@ -6,34 +6,37 @@ import (
 	"github.com/open-policy-agent/opa/cmd"
 )
 
-// The flag's value is OPA's runtime parameter itself (pflag binds the
-// variable), so "true" here is what the runtime gets unless the command
+// The flags' values are OPA's runtime parameters themselves (pflag binds
+// the variables), so "true" here is what the runtime gets unless the command
 // line says otherwise.
-func TestRunReadsSettingsAsASTByDefault(t *testing.T) {
+func TestRunFlagsOnByDefault(t *testing.T) {
 	run, _, err := cmd.RootCommand.Find([]string{"run"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := run.Flags().Lookup(readSpeedFlag)
-	if f == nil {
-		t.Fatalf("OPA's run has no --%s", readSpeedFlag)
-	}
-	if f.Value.String() != "true" || f.DefValue != "true" {
-		t.Fatalf("--%s: value %q, default %q; want true, true", readSpeedFlag, f.Value.String(), f.DefValue)
-	}
-	// The flag is OPA's root command's, shared by the whole process: put it
-	// back for the other tests and for the next run (go test -count=2).
-	t.Cleanup(func() {
-		if err := f.Value.Set("true"); err != nil {
-			t.Error(err)
+	for _, name := range []string{readSpeedFlag, skipVersionCheckFlag} {
+		f := run.Flags().Lookup(name)
+		if f == nil {
+			t.Fatalf("OPA's run has no --%s", name)
 		}
-		f.Changed = false
-	})
-	if err := run.Flags().Parse([]string{"--" + readSpeedFlag + "=false"}); err != nil {
-		t.Fatal(err)
-	}
-	if f.Value.String() != "false" {
-		t.Fatalf("--%s=false left the value %q", readSpeedFlag, f.Value.String())
+		if f.Value.String() != "true" || f.DefValue != "true" {
+			t.Fatalf("--%s: value %q, default %q; want true, true", name, f.Value.String(), f.DefValue)
+		}
+		// The flag is OPA's root command's, shared by the whole process:
+		// put it back for the other tests and for the next run (go test
+		// -count=2).
+		t.Cleanup(func() {
+			if err := f.Value.Set("true"); err != nil {
+				t.Error(err)
+			}
+			f.Changed = false
+		})
+		if err := run.Flags().Parse([]string{"--" + name + "=false"}); err != nil {
+			t.Fatal(err)
+		}
+		if f.Value.String() != "false" {
+			t.Fatalf("--%s=false left the value %q", name, f.Value.String())
+		}
 	}
 }
 
