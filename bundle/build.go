@@ -202,6 +202,11 @@ func readManifest(p string) (opabundle.Manifest, error) {
 	if err != nil {
 		return m, fmt.Errorf("reading the manifest: %w", err)
 	}
+	// A key given twice ({"roots": ["evil"], "roots": ["pat"]}) would be
+	// read as its last value without a word.
+	if _, err := decodeStrict(raw); err != nil {
+		return m, fmt.Errorf("manifest %s: %w", p, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -210,6 +215,9 @@ func readManifest(p string) (opabundle.Manifest, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return m, fmt.Errorf("manifest %s: more after the JSON value: give one document", p)
+	}
+	if len(m.FileRegoVersions) > 0 {
+		return m, fmt.Errorf("manifest %s: file_rego_versions: the policy is Rego v1 throughout; remove the entries", p)
 	}
 	if m.Roots == nil || len(*m.Roots) == 0 {
 		return m, fmt.Errorf("manifest %s: no roots: name the roots the bundle owns, e.g. [\"pat\"]", p)

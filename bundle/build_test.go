@@ -309,6 +309,16 @@ func TestBuildRefuses(t *testing.T) {
 			err:   `manifest MANIFEST: roots "pat" and "/pat/envoy/" overlap: give each path once, and no root inside another ("" is every path)`,
 		},
 		{
+			note:  "a key twice",
+			files: map[string]string{".opa-manifest": `{"roots": ["evil"], "roots": ["pat", "system/log"]}`},
+			err:   `manifest MANIFEST: roots: duplicate field`,
+		},
+		{
+			note:  "per-file Rego versions",
+			files: map[string]string{".opa-manifest": `{"roots": ["pat"], "rego_version": 1, "file_rego_versions": {"/pat/pat.rego": 0}}`},
+			err:   `manifest MANIFEST: file_rego_versions: the policy is Rego v1 throughout; remove the entries`,
+		},
+		{
 			note:  "wasm entries",
 			files: map[string]string{".opa-manifest": `{"roots": ["pat"], "wasm": [{"entrypoint": "pat/allow", "module": "/policy.wasm"}]}`},
 			err:   `manifest MANIFEST: wasm: opa-pat bundles hold Rego only; remove the wasm entries`,
