@@ -502,7 +502,7 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			note: "a file larger than MaxFileBytes", tarball: huge, sigstore: good.Sigstore,
-			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; opa signature: bundle read failed: bundle file /pat/sub/sub.rego size (%d bytes) exceeds configured size_limit_bytes (%d bytes)",
+			err: fmt.Sprintf("cosign signature: the tarball is not the one that was signed: its sha256 is %s, the signed sha256 is %s; size: file /pat/sub/sub.rego is %d bytes unpacked, over the limit of %d bytes (32 MiB) a file",
 				sha(huge), sha(good.Tarball), MaxFileBytes+1, MaxFileBytes),
 		},
 		{

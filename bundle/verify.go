@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -52,12 +54,24 @@ type Verified struct {
 // failed: a changed byte fails the cosign check and usually the archive, a
 // changed file inside fails both signatures, a missing .signatures.json
 // fails OPA's, another key fails both.
+//
+// The files' sizes are checked first, from the tar headers
+// (CheckTarballSize): a bundle over the limits is refused without reading
+// its files, and its OPA signature and manifest are not checked.
 func Verify(tarball, sigstore []byte, pub *ecdsa.PublicKey) (*Verified, error) {
+	sizeErr := CheckTarballSize(bytes.NewReader(tarball))
+	if !errors.Is(sizeErr, ErrTooLarge) {
+		sizeErr = nil // unreadable: OPA's reader below says where
+	}
 	var problems []string
 	if sigstore == nil {
 		problems = append(problems, "cosign signature: the sigstore bundle is missing")
 	} else if err := VerifyBlob(pub, sigstore, tarball); err != nil {
 		problems = append(problems, "cosign signature: "+err.Error())
+	}
+	if sizeErr != nil {
+		problems = append(problems, "size: "+sizeErr.Error())
+		return nil, &VerifyError{Problems: problems}
 	}
 
 	b, err := readVerified(tarball, pub)
@@ -107,6 +121,88 @@ func VerificationConfig(pub *ecdsa.PublicKey) (*opabundle.VerificationConfig, er
 // zeros compressed, take a gigabyte to verify; a sidecar's bundles: source
 // has the same limit in size_limit_bytes (docs/bundles.md).
 const MaxFileBytes = 32 << 20
+
+// MaxBundleBytes is the most that the files of a bundle may sum to,
+// unpacked, for Verify and for a sidecar's local bundles (opa-pat run).
+// A limit a file is not enough: a tarball of 792 KB holding 25 files of
+// 31 MiB of zeros, each under MaxFileBytes, took bundle verify 847 MB.
+const MaxBundleBytes = 64 << 20
+
+// ErrTooLarge is wrapped by the errors of CheckTarballSize and CheckDirSize
+// for a bundle with a file over MaxFileBytes or files over MaxBundleBytes
+// in all.
+var ErrTooLarge = errors.New("bundle too large")
+
+type tooLargeError struct{ msg string }
+
+func (e *tooLargeError) Error() string { return e.msg }
+func (e *tooLargeError) Unwrap() error { return ErrTooLarge }
+
+// CheckTarballSize reads the tar headers of a gzipped bundle tarball and
+// refuses it, before anything reads its files into memory, when a file
+// is over MaxFileBytes or the files sum to more than MaxBundleBytes,
+// unpacked: the error names the file, or the file at which the sum passed
+// the limit, and wraps ErrTooLarge. It keeps no file content (tar.Reader
+// skips it) and stops at the first file over a limit, so it decompresses
+// at most MaxBundleBytes of content. It counts the files OPA's tarball
+// loader reads (regular files). Another error means the tarball cannot be
+// read that far; OPA's reader stops at the same place.
+func CheckTarballSize(r io.Reader) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("reading the bundle: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	var total int64
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the bundle: %w", err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		if err := addFileSize(&total, path.Clean("/"+hdr.Name), hdr.Size); err != nil {
+			return err
+		}
+	}
+}
+
+// CheckDirSize is CheckTarballSize for a bundle directory: it sums the
+// sizes of the regular files under root (OPA's directory loader reads
+// those, and follows no symbolic link unless told), from their metadata.
+// Entries it cannot read are left to OPA, which names them.
+func CheckDirSize(root string) error {
+	var total int64
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		return addFileSize(&total, p, fi.Size())
+	})
+}
+
+// addFileSize adds a file's size to the running total of a bundle, or says
+// which limit the file passes.
+func addFileSize(total *int64, name string, size int64) error {
+	if size > MaxFileBytes {
+		return &tooLargeError{fmt.Sprintf("file %s is %d bytes unpacked, over the limit of %d bytes (%d MiB) a file",
+			name, size, MaxFileBytes, MaxFileBytes>>20)}
+	}
+	*total += size
+	if *total > MaxBundleBytes {
+		return &tooLargeError{fmt.Sprintf("the files up to %s sum to %d bytes unpacked, over the limit of %d bytes (%d MiB) a bundle",
+			name, *total, MaxBundleBytes, MaxBundleBytes>>20)}
+	}
+	return nil
+}
 
 // readVerified reads the tarball with OPA's bundle reader, which verifies
 // .signatures.json against every file.
