@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -445,4 +449,130 @@ func TestSidecarLimitsDownloadedFiles(t *testing.T) {
 	s.waitLog(t, fmt.Sprintf("Bundle load failed: bundle read failed: bundle file /data.json size (%d bytes) exceeds configured size_limit_bytes (%d bytes)", bundle.MaxFileBytes+1, bundle.MaxFileBytes))
 	server.serve(t, good)
 	s.waitHealthy(t)
+}
+
+// zeroReader reads as an endless run of zero bytes.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// withZeroFiles writes the files of the bundle at path, then a file of
+// zeros of each size (/zeros/0.txt, …), as a new tarball at out. The zeros
+// are streamed: the test holds none of them.
+func withZeroFiles(t *testing.T, path, out string, sizes ...int64) string {
+	t.Helper()
+	files := bundleTarFiles(t, path)
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	write := func(name string, size int64, content io.Reader) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(tw, content, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		write(name, int64(len(files[name])), bytes.NewReader(files[name]))
+	}
+	for i, size := range sizes {
+		write(fmt.Sprintf("/zeros/%d.txt", i), size, zeroReader{})
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// keysConfig is the keys: section that trusts the public key PREFIX.pub
+// under the name pat.
+func keysConfig(t *testing.T, prefix string) string {
+	t.Helper()
+	pub, err := os.ReadFile(prefix + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("keys:\n  pat:\n    algorithm: ES256\n    key: |\n      %s\n", strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      "))
+}
+
+// A sidecar refuses a local bundle whose files OPA would read into memory
+// beyond 32 MiB a file or 64 MiB in all, before OPA reads it: OPA reads
+// every file of a local bundle, up to 1 GiB each, before it checks the
+// signature, and a tarball of a megabyte, a file of 900 MiB of zeros, took
+// 974 MB to refuse. Bundle directories are summed from the files' sizes.
+func TestSidecarLimitsLocalBundles(t *testing.T) {
+	w := newSigningWorld(t)
+	good := w.build(t, "good.tar.gz", w.keyA)
+	bigFile := withZeroFiles(t, good, filepath.Join(w.dir, "big-file.tar.gz"), bundle.MaxFileBytes+1)
+	manyFiles := withZeroFiles(t, good, filepath.Join(w.dir, "many-files.tar.gz"), slices.Repeat([]int64{31 << 20}, 25)...)
+	sum := int64(3 * (31 << 20))
+	for _, b := range bundleTarFiles(t, good) {
+		sum += int64(len(b))
+	}
+	bigDir := filepath.Join(w.dir, "big-dir")
+	for i := range 3 {
+		p := filepath.Join(bigDir, "zeros", fmt.Sprintf("%d.json", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, 30<<20); err != nil { // sparse: no disk space
+			t.Fatal(err)
+		}
+	}
+	config := sidecarConfig(t, "")
+	withKeys := sidecarConfig(t, keysConfig(t, w.keyA))
+	fileOver := "file /zeros/0.txt is 33554433 bytes unpacked, over the limit of 33554432 bytes (32 MiB) a file"
+	sumOver := fmt.Sprintf("the files up to /zeros/2.txt sum to %d bytes unpacked, over the limit of 67108864 bytes (64 MiB) a bundle", sum)
+	for _, tc := range []struct {
+		note   string
+		args   []string
+		stderr string
+	}{
+		{
+			note:   "a file over 32 MiB, --verification-key",
+			args:   []string{"--config-file", config, "--verification-key", w.keyA + ".pub", "--bundle", bigFile},
+			stderr: "error: bundle " + bigFile + " refused: " + fileOver + "\n",
+		},
+		{
+			note:   "files over 64 MiB, the key under keys:",
+			args:   []string{"--config-file", withKeys, "--bundle", manyFiles},
+			stderr: "error: bundle " + manyFiles + " refused: " + sumOver + "\n",
+		},
+		{
+			note:   "files over 64 MiB, a .tar.gz without --bundle, no key",
+			args:   []string{"--config-file", config, manyFiles},
+			stderr: "error: bundle " + manyFiles + " refused: " + sumOver + "\n",
+		},
+		{
+			note:   "files over 64 MiB, --skip-verify",
+			args:   []string{"--config-file", config, "--skip-verify", "--bundle", manyFiles},
+			stderr: "error: bundle " + manyFiles + " refused: " + sumOver + "\n",
+		},
+		{
+			note:   "a bundle directory over 64 MiB",
+			args:   []string{"--config-file", config, "--verification-key", w.keyA + ".pub", "--bundle", bigDir},
+			stderr: "error: bundle " + bigDir + " refused: the files up to " + filepath.Join(bigDir, "zeros", "2.json") + " sum to 94371840 bytes unpacked, over the limit of 67108864 bytes (64 MiB) a bundle\n",
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			stdout, stderr := runRefused(t, w.dir, tc.args...)
+			if stdout != "" || stderr != tc.stderr {
+				t.Fatalf("stdout %q, stderr:\n got %q\nwant %q", stdout, stderr, tc.stderr)
+			}
+		})
+	}
 }

@@ -211,7 +211,10 @@ digest and schema). Every check runs; the error names each one that failed.`,
 //     --skip-verify is the explicit way to load one unverified.
 //
 // And for a local bundle with a sigstore bundle beside it, the cosign
-// signature over the tarball is checked with the verification key.
+// signature over the tarball is checked with the verification key. A
+// sidecar's local bundles are limited in size before anything reads them
+// (limitLocalBundles), and its bundles: sources a file at a time
+// (size_limit_bytes).
 func requireSignedBundles(root *cobra.Command) {
 	run := subcommand(root, "run")
 	if run == nil {
@@ -259,6 +262,11 @@ func enforceSigning(c *cobra.Command, args []string) error {
 			if err := flags.Set("set", fmt.Sprintf("%s.size_limit_bytes=%d", src, bundle.MaxFileBytes)); err != nil {
 				return fmt.Errorf("limiting %s: %w", src, err)
 			}
+		}
+		// Before anything below or OPA reads a local bundle's files.
+		bundleMode, _ := flags.GetBool("bundle")
+		if err := limitLocalBundles(bundleMode, args); err != nil {
+			return err
 		}
 	}
 	keys, _ := config["keys"].(map[string]any)
@@ -454,6 +462,47 @@ func refuseUnverifiedBundles(bundleMode bool, args []string) error {
 		return fmt.Errorf("bundle %s is not signed: sign it with opa-pat bundle build --key, or pass --skip-verify to load it unverified (development only)", p)
 	}
 	return nil
+}
+
+// limitLocalBundles refuses, for a sidecar, a local bundle that OPA would
+// read into memory beyond bundle.MaxFileBytes a file or
+// bundle.MaxBundleBytes in all: OPA reads every file of a local bundle,
+// up to 1 GiB each, before it checks a signature, so a tarball of a
+// megabyte, compressed zeros, took about a gigabyte. The bundles are the
+// paths OPA loads as bundles: every path with --bundle (a tarball, or a
+// directory whose files' sizes are summed), else the .tar.gz files. The
+// check streams tar headers and keeps no file content. A path that cannot
+// be read is left to OPA, which names it.
+func limitLocalBundles(bundleMode bool, args []string) error {
+	for _, arg := range args {
+		if !bundleMode && !strings.HasSuffix(arg, ".tar.gz") {
+			continue
+		}
+		p := localPath(arg)
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if fi.IsDir() {
+			err = bundle.CheckDirSize(p)
+		} else {
+			err = checkTarballFileSize(p)
+		}
+		if errors.Is(err, bundle.ErrTooLarge) {
+			return fmt.Errorf("bundle %s refused: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// checkTarballFileSize is bundle.CheckTarballSize for the file at p.
+func checkTarballFileSize(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return bundle.CheckTarballSize(f)
 }
 
 // localBundleSigned reports whether the bundle at p (a directory, or a
