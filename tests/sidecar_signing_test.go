@@ -224,6 +224,13 @@ func signedExampleBundles(t *testing.T) (dir, key string, build func(name, revis
 // pat from b, signed by the key PREFIX.pub.
 func downloadingSidecarConfig(t *testing.T, b *bundleServer, prefix string) string {
 	t.Helper()
+	return downloadingSidecarConfigWith(t, b, prefix, "")
+}
+
+// downloadingSidecarConfigWith is downloadingSidecarConfig with more YAML
+// in bundles.pat (each line indented by four spaces).
+func downloadingSidecarConfigWith(t *testing.T, b *bundleServer, prefix, source string) string {
+	t.Helper()
 	pub, err := os.ReadFile(prefix + ".pub")
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +258,7 @@ bundles:
     resource: pat/bundle.tar.gz
     signing: {keyid: pat}
     polling: {min_delay_seconds: 1, max_delay_seconds: 1}
-`, store, b.url, strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      ")))
+%s`, store, b.url, strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      "), source))
 }
 
 // send makes a request to the sidecar's API and returns the status and body.
@@ -429,7 +436,8 @@ func TestSidecarRefusesOtherSigningAlgorithms(t *testing.T) {
 // opa-pat run gives a sidecar's bundles: sources a size_limit_bytes of
 // 32 MiB a file unless the configuration sets one: OPA's default, 1 GiB,
 // let a tampered bundle of compressed zeros take gigabytes on every poll.
-// A file over the limit is refused from its tar header.
+// A size_limit_bytes of 0 or less in the file is OPA's default too, so it
+// gets the same. A file over the limit is refused from its tar header.
 func TestSidecarLimitsDownloadedFiles(t *testing.T) {
 	dir, key, build := signedExampleBundles(t)
 	good := build("good.tar.gz", "r1")
@@ -443,12 +451,20 @@ func TestSidecarLimitsDownloadedFiles(t *testing.T) {
 	if err := os.WriteFile(bomb, tarball, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	server := newBundleServer(t)
-	server.serve(t, bomb)
-	s := startSignedSidecar(t, dir, "--config-file", downloadingSidecarConfig(t, server, key))
-	s.waitLog(t, fmt.Sprintf("Bundle load failed: bundle read failed: bundle file /data.json size (%d bytes) exceeds configured size_limit_bytes (%d bytes)", bundle.MaxFileBytes+1, bundle.MaxFileBytes))
-	server.serve(t, good)
-	s.waitHealthy(t)
+	for _, tc := range []struct{ note, source string }{
+		{note: "absent"},
+		{note: "0", source: "    size_limit_bytes: 0\n"},
+		{note: "negative", source: "    size_limit_bytes: -1\n"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			server := newBundleServer(t)
+			server.serve(t, bomb)
+			s := startSignedSidecar(t, dir, "--config-file", downloadingSidecarConfigWith(t, server, key, tc.source))
+			s.waitLog(t, fmt.Sprintf("Bundle load failed: bundle read failed: bundle file /data.json size (%d bytes) exceeds configured size_limit_bytes (%d bytes)", bundle.MaxFileBytes+1, bundle.MaxFileBytes))
+			server.serve(t, good)
+			s.waitHealthy(t)
+		})
+	}
 }
 
 // zeroReader reads as an endless run of zero bytes.

@@ -53,12 +53,31 @@ func UnsignedSources(cfg map[string]any) []string {
 }
 
 // UnlimitedSources returns the config paths of the bundles: sources without
-// a size_limit_bytes: OPA reads each file of what they download, up to
-// 1 GiB, before it checks a signature. (OPA's discovery has no such limit.)
-// Sorted.
+// a size_limit_bytes, or with one of 0 or less, which OPA takes for its
+// default: OPA reads each file of what they download, up to 1 GiB, before
+// it checks a signature. (OPA's discovery has no such limit.) A value set
+// by an override (--set, --set-file) is not read (LoadRunConfig): it is
+// taken as given. Sorted.
 func UnlimitedSources(cfg map[string]any) []string {
-	out := sources(cfg, func(src map[string]any) bool { return src["size_limit_bytes"] == nil })
+	out := sources(cfg, func(src map[string]any) bool { return defaultLimit(src["size_limit_bytes"]) })
 	return slices.DeleteFunc(out, func(s string) bool { return !strings.HasPrefix(s, "bundles.") })
+}
+
+// defaultLimit reports whether OPA gives a bundle source its default size
+// limit for the size_limit_bytes value v: absent, or a number of 0 or less.
+func defaultLimit(v any) bool {
+	switch n := v.(type) {
+	case nil:
+		return true
+	case json.Number:
+		f, err := n.Float64()
+		return err == nil && f <= 0
+	case float64:
+		return n <= 0
+	case int:
+		return n <= 0
+	}
+	return false
 }
 
 // sources returns the config paths of the bundle sources of cfg for which

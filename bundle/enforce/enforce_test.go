@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -164,5 +165,37 @@ func TestRequireSigningConfig(t *testing.T) {
 	}
 	if err := RequireSigningConfig(nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// OPA gives a bundles: source whose size_limit_bytes is absent, 0 or
+// negative its default of 1 GiB a file; opa-pat run gives those 32 MiB.
+// An override's value is not read: it is taken as given.
+func TestUnlimitedSources(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte(`bundles:
+  absent: {resource: a}
+  zero: {resource: z, size_limit_bytes: 0}
+  negative: {resource: n, size_limit_bytes: -1}
+  set: {resource: s, size_limit_bytes: 1048576}
+  overridden: {resource: o, size_limit_bytes: 0}
+discovery: {resource: d}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadRunConfig(file, []string{"bundles.overridden.size_limit_bytes=0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"bundles.absent", "bundles.negative", "bundles.zero"}
+	if got := UnlimitedSources(c); !slices.Equal(got, want) {
+		t.Fatalf("unlimited %v, want %v", got, want)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(`{"bundles": {"a": {"size_limit_bytes": 0}, "b": {"size_limit_bytes": 5}}}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := UnlimitedSources(doc); !slices.Equal(got, []string{"bundles.a"}) {
+		t.Fatalf("unlimited %v, want [bundles.a]", got)
 	}
 }
