@@ -26,7 +26,7 @@ func claimConfig(sources ...string) string {
 		bundles[name] = map[string]any{"service": "s", "resource": name + ".tar.gz", "signing": map[string]any{"keyid": "k"}}
 	}
 	b, _ := json.Marshal(map[string]any{
-		"keys":     map[string]any{"k": map[string]any{"algorithm": "ES256", "key": "PEM"}},
+		"keys":     map[string]any{"k": map[string]any{"algorithm": "ES256", "key": testPublicKeyPEM}},
 		"services": map[string]any{"s": map[string]any{"url": "http://127.0.0.1:1"}},
 		"bundles":  bundles,
 	})

@@ -144,7 +144,7 @@ func TestEvaluatorChoices(t *testing.T) {
 	}
 	// Signed, as a sidecar's discovery must be (bundle/enforce).
 	m, err := plugins.New([]byte(`{"discovery": {"resource": "/bundles/discovery.tar.gz", "signing": {"keyid": "k"}},
-		"keys": {"k": {"algorithm": "ES256", "key": "PEM"}}, "services": {"s": {"url": "http://127.0.0.1:1"}}}`), "test", inmem.New())
+		"keys": {"k": {"algorithm": "ES256", "key": `+testKeyJSON+`}}, "services": {"s": {"url": "http://127.0.0.1:1"}}}`), "test", inmem.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,9 +260,9 @@ func TestValidateRefusesUnverifiableBundleSources(t *testing.T) {
 	for _, tc := range []struct{ note, config, err string }{
 		{note: "bundles, no keys", config: `{"bundles": {"pat": {"service": "s", "resource": "b.tar.gz"}}, ` + services + `}`,
 			err: "bundles.pat would load unsigned bundles: no keys are configured; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and bundles.pat.signing: {keyid: NAME}"},
-		{note: "keys, no signing block", config: `{"keys": {"k": {"algorithm": "ES256", "key": "PEM"}}, "bundles": {"pat": {"service": "s"}}, ` + services + `}`,
+		{note: "keys, no signing block", config: `{"keys": {"k": {"algorithm": "ES256", "key": ` + testKeyJSON + `}}, "bundles": {"pat": {"service": "s"}}, ` + services + `}`,
 			err: "a bundle source would load unsigned bundles: keys are configured but bundles.pat has no signing block; add bundles.pat.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused"},
-		{note: "keys and a signing block", config: `{"keys": {"k": {"algorithm": "ES256", "key": "PEM"}}, "bundles": {"pat": {"service": "s", "signing": {"keyid": "k"}}}, ` + services + `}`},
+		{note: "keys and a signing block", config: `{"keys": {"k": {"algorithm": "ES256", "key": ` + testKeyJSON + `}}, "bundles": {"pat": {"service": "s", "signing": {"keyid": "k"}}}, ` + services + `}`},
 		{note: "no bundle source", config: `{}`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {

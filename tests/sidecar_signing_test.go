@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -426,6 +428,79 @@ func TestSidecarRefusesOtherSigningAlgorithms(t *testing.T) {
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			stdout, stderr := runRefused(t, w.dir, tc.args...)
+			if stdout != "" || stderr != tc.stderr {
+				t.Fatalf("stdout %q, stderr:\n got %q\nwant %q", stdout, stderr, tc.stderr)
+			}
+		})
+	}
+}
+
+// A key under keys: with algorithm ES256 must be an ECDSA P-256 public key.
+// OPA found out about another only when a bundle came: a local bundle died
+// with "dsig.VerifyECDSA: failed to unpack ECDSA signature: invalid
+// signature length for curve P-384", or with an error about
+// --verification-key, a flag the operator never used; a bundles: source
+// logged "Bundle load failed" on every poll. The sidecar now does not
+// start, names the key, and never shows its value.
+func TestSidecarRefusesKeysThatAreNotP256(t *testing.T) {
+	w := newSigningWorld(t)
+	good := w.build(t, "good.tar.gz", w.keyA)
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemOf := func(pub any) string {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	}
+	keys := func(key string) string {
+		return "keys:\n  k:\n    algorithm: ES256\n    key: |\n      " + strings.ReplaceAll(strings.TrimSpace(key), "\n", "\n      ") + "\n"
+	}
+	const download = "services:\n  s: {url: \"http://127.0.0.1:1\"}\nbundles:\n  pat: {service: s, resource: pat/bundle.tar.gz, signing: {keyid: k}}\n"
+	for _, tc := range []struct {
+		note, config string
+		args         []string
+		stderr       string
+	}{
+		{
+			note:   "ECDSA P-384, a local bundle",
+			config: keys(pemOf(&p384.PublicKey)),
+			args:   []string{"--bundle", good},
+			stderr: "error: keys.k.key: the public key is ECDSA P-384, want ECDSA P-256 (ES256)\n",
+		},
+		{
+			note:   "ECDSA P-384, a bundles: source",
+			config: keys(pemOf(&p384.PublicKey)) + download,
+			stderr: "error: keys.k.key: the public key is ECDSA P-384, want ECDSA P-256 (ES256)\n",
+		},
+		{
+			note:   "RSA, a local bundle",
+			config: keys(pemOf(&rsaKey.PublicKey)),
+			args:   []string{"--bundle", good},
+			stderr: "error: keys.k.key: the public key is RSA 2048 bits, want ECDSA P-256 (ES256)\n",
+		},
+		{
+			note:   "not a PEM, a local bundle",
+			config: keys("hunter2"),
+			args:   []string{"--bundle", good},
+			stderr: "error: keys.k.key: not a PEM public key; give the PEM of cosign.pub\n",
+		},
+		{
+			note:   "not a PEM, a bundles: source",
+			config: keys("hunter2") + download,
+			stderr: "error: keys.k.key: not a PEM public key; give the PEM of cosign.pub\n",
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			config := sidecarConfig(t, tc.config)
+			stdout, stderr := runRefused(t, w.dir, append([]string{"--config-file", config}, tc.args...)...)
 			if stdout != "" || stderr != tc.stderr {
 				t.Fatalf("stdout %q, stderr:\n got %q\nwant %q", stdout, stderr, tc.stderr)
 			}

@@ -1,12 +1,18 @@
 // Package enforce makes a sidecar refuse configurations that would load
 // unsigned bundles: a bundle source when no verification keys are configured
 // at all, and, when keys are configured, a source without a signing block
-// (stock OPA loads an unsigned bundle in both cases). It is light (OPA only)
-// so the pat plugin can call it.
+// (stock OPA loads an unsigned bundle in both cases). It is light (OPA and
+// the standard library only) so the pat plugin can call it.
 package enforce
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -161,28 +167,95 @@ func RequireKeys(cfg map[string]any) error {
 
 // RequireES256 refuses a verification key (a key under keys: with a key
 // field) whose algorithm is not ES256, the algorithm of opa-pat's bundle
-// signatures. OPA would verify with whatever algorithm a key names: with
-// HS256 the "public key" is an HMAC secret, and anyone who has the public
-// PEM could sign a bundle with it; a signing: {} block picks the key by the
-// signature's kid, which the signer writes. Keys with only a private_key
-// (a service's credentials) are not verification keys and are left alone.
+// signatures, or whose key is not the PEM of an ECDSA P-256 public key.
+// OPA would verify with whatever algorithm a key names: with HS256 the
+// "public key" is an HMAC secret, and anyone who has the public PEM could
+// sign a bundle with it; a signing: {} block picks the key by the
+// signature's kid, which the signer writes. Another key OPA finds out
+// about only when a bundle comes, with an error that does not name the
+// key (a P-384 key: "failed to unpack ECDSA signature: invalid signature
+// length for curve P-384"), or never, for a bundles: source that logs it
+// on every poll. The error never shows the key's value. Keys with only a
+// private_key (a service's credentials) are not verification keys and are
+// left alone.
 func RequireES256(cfg map[string]any) error {
 	keys, _ := cfg["keys"].(map[string]any)
 	for _, name := range slices.Sorted(maps.Keys(keys)) {
 		k, _ := keys[name].(map[string]any)
-		if _, ok := k["key"]; !ok {
+		key, ok := k["key"]
+		if !ok {
 			continue
 		}
 		alg, _ := k["algorithm"].(string)
-		if alg == "ES256" {
+		if alg != "ES256" {
+			if alg == "" {
+				alg = "absent, which OPA takes for RS256"
+			}
+			return fmt.Errorf("keys.%s.algorithm: %s: opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub", name, alg)
+		}
+		if _, overridden := key.(bool); overridden {
+			// Set by --set or --set-file: LoadRunConfig marks the path
+			// true and does not read the value. The pat plugin's check
+			// of the configuration OPA built sees it. (A boolean written
+			// in the file is refused by OPA when it parses keys:.)
 			continue
 		}
-		if alg == "" {
-			alg = "absent, which OPA takes for RS256"
+		if err := requireP256(key); err != nil {
+			return fmt.Errorf("keys.%s.key: %w", name, err)
 		}
-		return fmt.Errorf("keys.%s.algorithm: %s: opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub", name, alg)
 	}
 	return nil
+}
+
+// requireP256 refuses a key value that is not the PEM of an ECDSA P-256
+// public key, in one of the forms OPA reads for ES256 (PUBLIC KEY, or a
+// CERTIFICATE's key). A private key is refused: a sidecar needs only the
+// public one, and OPA would verify with it. The key's value is never put
+// in the error.
+func requireP256(key any) error {
+	s, _ := key.(string)
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return errors.New("not a PEM public key; give the PEM of cosign.pub")
+	}
+	var pub any
+	var err error
+	switch {
+	case block.Type == "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case block.Type == "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case block.Type == "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+			pub = cert.PublicKey
+		}
+	case strings.Contains(block.Type, "PRIVATE KEY"):
+		return fmt.Errorf("a private key (PEM %q); give the public key, the PEM of cosign.pub, and keep the private key off sidecars", block.Type)
+	default:
+		return fmt.Errorf("not a PEM public key (PEM %q); give the PEM of cosign.pub", block.Type)
+	}
+	if err != nil {
+		return fmt.Errorf("not a PEM public key (PEM %q that does not parse); give the PEM of cosign.pub", block.Type)
+	}
+	if ec, ok := pub.(*ecdsa.PublicKey); ok && ec.Curve == elliptic.P256() {
+		return nil
+	}
+	return fmt.Errorf("the public key is %s, want ECDSA P-256 (ES256)", keyKind(pub))
+}
+
+// keyKind names a public key's algorithm and size: "ECDSA P-384", "RSA 2048
+// bits", "Ed25519".
+func keyKind(pub any) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d bits", k.N.BitLen())
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return fmt.Sprintf("%T", pub)
 }
 
 // keylessError says what to add: a key, and a signing block naming it in

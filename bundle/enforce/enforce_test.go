@@ -1,13 +1,22 @@
 package enforce
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/config"
 )
@@ -69,7 +78,7 @@ func TestRequireSigning(t *testing.T) {
 		},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
-			err := RequireSigning([]byte(tc.config))
+			err := RequireSigning([]byte(withKey(t, tc.config)))
 			if tc.err == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -153,7 +162,7 @@ func TestRequireSigningConfig(t *testing.T) {
 		},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
-			c, err := config.ParseConfig([]byte(tc.config), "test")
+			c, err := config.ParseConfig([]byte(withKey(t, tc.config)), "test")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -197,5 +206,129 @@ discovery: {resource: d}
 	}
 	if got := UnlimitedSources(doc); !slices.Equal(got, []string{"bundles.a"}) {
 		t.Fatalf("unlimited %v, want [bundles.a]", got)
+	}
+}
+
+// publicKeyPEM is the PEM (PUBLIC KEY) of a key pair's public key.
+func publicKeyPEM(t *testing.T, pub any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// ecdsaKey makes an ECDSA key on curve c.
+func ecdsaKey(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(c, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// quoted is s as a JSON string, which YAML reads too.
+func quoted(t *testing.T, s string) string {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// withKey puts the PEM of a new ECDSA P-256 public key where a
+// configuration says PEM.
+func withKey(t *testing.T, config string) string {
+	t.Helper()
+	key := quoted(t, publicKeyPEM(t, &ecdsaKey(t, elliptic.P256()).PublicKey))
+	return strings.NewReplacer(`"PEM"`, key, "PEM", key).Replace(config)
+}
+
+// A verification key must be the PEM of an ECDSA P-256 public key: OPA
+// reports another only when a bundle comes, with an error that names
+// neither the key nor what to do ("failed to unpack ECDSA signature:
+// invalid signature length for curve P-384"), and for a bundles: source on
+// every poll. The error never shows the key's value.
+func TestRequireES256Keys(t *testing.T) {
+	p256 := ecdsaKey(t, elliptic.P256())
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certificate := func(pub, priv any) string {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	p384 := ecdsaKey(t, elliptic.P384())
+	ecPrivate, err := x509.MarshalECPrivateKey(p256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs1 := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey)}))
+	for _, tc := range []struct {
+		note, key, err string
+	}{
+		{note: "ECDSA P-256", key: publicKeyPEM(t, &p256.PublicKey)},
+		{note: "a certificate of an ECDSA P-256 key", key: certificate(&p256.PublicKey, p256)},
+		{note: "ECDSA P-384", key: publicKeyPEM(t, &p384.PublicKey), err: "keys.k.key: the public key is ECDSA P-384, want ECDSA P-256 (ES256)"},
+		{note: "ECDSA P-521", key: publicKeyPEM(t, &ecdsaKey(t, elliptic.P521()).PublicKey), err: "keys.k.key: the public key is ECDSA P-521, want ECDSA P-256 (ES256)"},
+		{note: "RSA", key: publicKeyPEM(t, &rsaKey.PublicKey), err: "keys.k.key: the public key is RSA 2048 bits, want ECDSA P-256 (ES256)"},
+		{note: "RSA, PKCS #1", key: pkcs1, err: "keys.k.key: the public key is RSA 2048 bits, want ECDSA P-256 (ES256)"},
+		{note: "Ed25519", key: publicKeyPEM(t, edPub), err: "keys.k.key: the public key is Ed25519, want ECDSA P-256 (ES256)"},
+		{note: "a certificate of an ECDSA P-384 key", key: certificate(&p384.PublicKey, p384), err: "keys.k.key: the public key is ECDSA P-384, want ECDSA P-256 (ES256)"},
+		{note: "not a PEM", key: "hunter2", err: "keys.k.key: not a PEM public key; give the PEM of cosign.pub"},
+		{note: "empty", key: "", err: "keys.k.key: not a PEM public key; give the PEM of cosign.pub"},
+		{
+			note: "a private key",
+			key:  string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecPrivate})),
+			err:  `keys.k.key: a private key (PEM "EC PRIVATE KEY"); give the public key, the PEM of cosign.pub, and keep the private key off sidecars`,
+		},
+		{
+			note: "another PEM block",
+			key:  string(pem.EncodeToMemory(&pem.Block{Type: "MESSAGE", Bytes: []byte("hunter2")})),
+			err:  `keys.k.key: not a PEM public key (PEM "MESSAGE"); give the PEM of cosign.pub`,
+		},
+		{
+			note: "a damaged PUBLIC KEY",
+			key:  string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("hunter2")})),
+			err:  `keys.k.key: not a PEM public key (PEM "PUBLIC KEY" that does not parse); give the PEM of cosign.pub`,
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			config := "keys:\n  k: {algorithm: ES256, key: " + quoted(t, tc.key) + "}\n  client: {private_key: hunter2, algorithm: RS256}\n" +
+				"bundles:\n  pat: {resource: b.tar.gz, signing: {keyid: k}}\n"
+			err := RequireSigning([]byte(config))
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || err.Error() != tc.err) {
+				t.Fatalf("error:\n got %v\nwant %s", err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error shows the key's value: %v", err)
+			}
+		})
+	}
+
+	// A key set by --set-file is not read (LoadRunConfig): the pat
+	// plugin's check of the configuration OPA builds sees it.
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte("keys:\n  k: {algorithm: ES256}\nbundles:\n  pat: {resource: b, signing: {keyid: k}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadRunConfig(file, nil, []string{"keys.k.key=/etc/opa-pat/cosign.pub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(c); err != nil {
+		t.Fatalf("a key from --set-file: %v", err)
 	}
 }
