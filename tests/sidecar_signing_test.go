@@ -508,6 +508,56 @@ func TestSidecarRefusesKeysThatAreNotP256(t *testing.T) {
 	}
 }
 
+// Entries under keys: with only a private_key are a service's credentials:
+// they verify no bundle, so a configuration that has only those has no key.
+// They counted as keys: a local bundle got OPA's bare "verification key not
+// provided", and a bundles: source started and logged "verification key
+// corresponding to ID default not found" forever. They now get the
+// refusals of a configuration without keys, and beside a verification key
+// they are not candidates for a local bundle's key.
+func TestSidecarPrivateKeysAreNotVerificationKeys(t *testing.T) {
+	w := newSigningWorld(t)
+	good := w.build(t, "good.tar.gz", w.keyA) // key id "default"
+	const credentials = "keys:\n  client: {private_key: not-a-key, algorithm: RS256}\n"
+	const download = "services:\n  s: {url: \"http://127.0.0.1:1\"}\nbundles:\n  pat: {service: s, resource: pat/bundle.tar.gz}\n"
+	for _, tc := range []struct {
+		note, config string
+		args         []string
+		stderr       string
+	}{
+		{
+			note:   "a local bundle",
+			config: credentials,
+			args:   []string{"--bundle", good},
+			stderr: "error: bundle " + good + " is signed, but no key is given to verify it: add --verification-key cosign.pub (or the key under keys: in the configuration)\n",
+		},
+		{
+			note:   "a bundles: source",
+			config: credentials + download,
+			stderr: "error: bundles.pat would load unsigned bundles: no keys are configured (keys.client has no key field: an entry with only a private_key is a service's credentials and verifies no bundle); " +
+				"add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and bundles.pat.signing: {keyid: NAME}\n",
+		},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			stdout, stderr := runRefused(t, w.dir, append([]string{"--config-file", sidecarConfig(t, tc.config)}, tc.args...)...)
+			if stdout != "" || stderr != tc.stderr {
+				t.Fatalf("stdout %q, stderr:\n got %q\nwant %q", stdout, stderr, tc.stderr)
+			}
+		})
+	}
+
+	// The only verification key verifies a local bundle whatever its key
+	// id, with a service's private key beside it.
+	t.Run("beside a verification key: served", func(t *testing.T) {
+		config := sidecarConfig(t, keysConfig(t, w.keyA)+"  client: {private_key: not-a-key, algorithm: RS256}\n")
+		s := startSignedSidecar(t, w.dir, "--config-file", config, "--bundle", good)
+		s.waitHealthy(t)
+		if got := s.get(t, "/v1/data/pat/restricted"); got != `{"result":["octo-org"]}` {
+			t.Fatalf("data.pat.restricted: %s", got)
+		}
+	})
+}
+
 // opa-pat run gives a sidecar's bundles: sources a size_limit_bytes of
 // 32 MiB a file unless the configuration sets one: OPA's default, 1 GiB,
 // let a tampered bundle of compressed zeros take gigabytes on every poll.

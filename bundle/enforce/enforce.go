@@ -39,10 +39,30 @@ var ErrNoKeys = errors.New("no keys are configured")
 // key, a signature cannot be checked, and a bundle without one is not asked
 // for. Sorted; empty when keys are configured.
 func KeylessSources(cfg map[string]any) []string {
-	if keys, _ := cfg["keys"].(map[string]any); len(keys) > 0 {
+	if len(VerificationKeys(cfg)) > 0 {
 		return nil
 	}
 	return sources(cfg, func(map[string]any) bool { return true })
+}
+
+// VerificationKeys returns the names of the verification keys under keys:,
+// sorted: the entries with a key field, the only ones OPA verifies a
+// bundle with. An entry with only a private_key is a service's credentials
+// and verifies nothing, so keys: holding only those configures no key for
+// bundles. A key field set by an override counts (LoadRunConfig marks it
+// present).
+func VerificationKeys(cfg map[string]any) []string {
+	keys, _ := cfg["keys"].(map[string]any)
+	var names []string
+	for name, v := range keys {
+		if k, _ := v.(map[string]any); k != nil {
+			if _, ok := k["key"]; ok {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // UnsignedSources returns the config paths of the bundle sources in an OPA
@@ -52,7 +72,7 @@ func KeylessSources(cfg map[string]any) []string {
 // a bundle without .signatures.json; opa-pat does not. Sorted; empty when no
 // keys are configured.
 func UnsignedSources(cfg map[string]any) []string {
-	if keys, _ := cfg["keys"].(map[string]any); len(keys) == 0 {
+	if len(VerificationKeys(cfg)) == 0 {
 		return nil
 	}
 	return sources(cfg, func(src map[string]any) bool { return src["signing"] == nil })
@@ -160,9 +180,21 @@ func RequireSigningConfig(c *config.Config) error {
 // signing blocks itself.
 func RequireKeys(cfg map[string]any) error {
 	if keyless := KeylessSources(cfg); len(keyless) > 0 {
-		return keylessError(keyless)
+		return keylessError(keyless, credentialsOnly(cfg))
 	}
 	return nil
+}
+
+// credentialsOnly returns the config paths of the entries under keys:, all
+// of them without a key field (KeylessSources has found no verification
+// key), sorted.
+func credentialsOnly(cfg map[string]any) []string {
+	keys, _ := cfg["keys"].(map[string]any)
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(keys)) {
+		out = append(out, "keys."+name)
+	}
+	return out
 }
 
 // RequireES256 refuses a verification key (a key under keys: with a key
@@ -262,16 +294,26 @@ func keyKind(pub any) string {
 // every source (a signing block is what makes OPA refuse a bundle without
 // .signatures.json). The deprecated bundle section cannot be made to
 // require a signature (bundle/enforce's callers refuse it beside keys).
-func keylessError(keyless []string) error {
+// entries are the keys: entries there are, none with a key field: the
+// error says why they do not count.
+func keylessError(keyless, entries []string) error {
+	why := ""
+	switch len(entries) {
+	case 0:
+	case 1:
+		why = fmt.Sprintf(" (%s has no key field: an entry with only a private_key is a service's credentials and verifies no bundle)", entries[0])
+	default:
+		why = fmt.Sprintf(" (%s have no key field: an entry with only a private_key is a service's credentials and verifies no bundle)", strings.Join(entries, ", "))
+	}
 	if slices.Contains(keyless, "bundle") {
-		return fmt.Errorf("the deprecated bundle: section would load unsigned bundles: %w; use bundles: with keys: and a signing block instead (docs/bundles.md)", ErrNoKeys)
+		return fmt.Errorf("the deprecated bundle: section would load unsigned bundles: %w%s; use bundles: with keys: and a signing block instead (docs/bundles.md)", ErrNoKeys, why)
 	}
 	signing := make([]string, len(keyless))
 	for i, src := range keyless {
 		signing[i] = src + ".signing: {keyid: NAME}"
 	}
-	return fmt.Errorf("%s would load unsigned bundles: %w; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and %s",
-		strings.Join(keyless, ", "), ErrNoKeys, strings.Join(signing, ", "))
+	return fmt.Errorf("%s would load unsigned bundles: %w%s; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and %s",
+		strings.Join(keyless, ", "), ErrNoKeys, why, strings.Join(signing, ", "))
 }
 
 func unsignedError(unsigned []string) error {

@@ -59,6 +59,19 @@ func TestRequireSigning(t *testing.T) {
 		// A service's credentials sign with a private key of their own
 		// algorithm; such a key verifies no bundle.
 		{note: "a private key for a service's credentials", config: "keys:\n  k: {key: PEM, algorithm: ES256}\n  client: {private_key: PEM, algorithm: RS256}\nbundles:\n  authz:\n    signing: {keyid: k}\n"},
+		// Keys with only a private_key verify nothing: as no keys at all,
+		// which stock OPA would start with and then refuse every bundle
+		// ("verification key corresponding to ID default not found").
+		{
+			note:   "only a private key for a service's credentials",
+			config: "keys:\n  client: {private_key: PEM, algorithm: RS256}\nbundles:\n  pat:\n    signing: {keyid: default}\n",
+			err:    "bundles.pat would load unsigned bundles: no keys are configured (keys.client has no key field: an entry with only a private_key is a service's credentials and verifies no bundle); add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and bundles.pat.signing: {keyid: NAME}",
+		},
+		{
+			note:   "only private keys, no signing block",
+			config: "keys:\n  b: {private_key: PEM}\n  a: {private_key: PEM}\nbundles:\n  pat: {resource: x}\n",
+			err:    "bundles.pat would load unsigned bundles: no keys are configured (keys.a, keys.b have no key field: an entry with only a private_key is a service's credentials and verifies no bundle); add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and bundles.pat.signing: {keyid: NAME}",
+		},
 		{
 			note:     "keys, a source without signing",
 			config:   "keys:\n  k: {key: PEM, algorithm: ES256}\nbundles:\n  b: {signing: {}}\n  authz:\n    resource: file:///b.tar.gz\n",
@@ -67,7 +80,7 @@ func TestRequireSigning(t *testing.T) {
 		},
 		{
 			note:     "keys, signing null, discovery",
-			config:   `{"keys": {"k": {}}, "bundles": {"a": {"signing": null}}, "discovery": {"resource": "d"}}`,
+			config:   `{"keys": {"k": {"key": "PEM", "algorithm": "ES256"}}, "bundles": {"a": {"signing": null}}, "discovery": {"resource": "d"}}`,
 			unsigned: []string{"bundles.a", "discovery"},
 			err:      "a bundle source would load unsigned bundles: keys are configured but bundles.a, discovery has no signing block; add bundles.a.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
 		},
@@ -118,6 +131,7 @@ func TestLoadRunConfig(t *testing.T) {
 		{note: "a --set bundle", file: file, sets: []string{"bundles.more.resource=y,labels.x=1"}, unsigned: []string{"bundles.authz", "bundles.more"}, keysFound: true},
 		{note: "keys from --set-file only", setFiles: []string{"keys.k.key=/k.pub"}, sets: []string{"bundles.b.resource=r"}, unsigned: []string{"bundles.b"}, keysFound: true},
 		{note: "no file, no keys", sets: []string{"bundles.b.resource=r"}, keyless: []string{"bundles.b"}},
+		{note: "only a private key from --set", sets: []string{"keys.c.private_key=x,bundles.b.resource=r"}, keyless: []string{"bundles.b"}, keysFound: true},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			c, err := LoadRunConfig(tc.file, tc.sets, tc.setFiles)
@@ -330,5 +344,18 @@ func TestRequireES256Keys(t *testing.T) {
 	}
 	if err := Check(c); err != nil {
 		t.Fatalf("a key from --set-file: %v", err)
+	}
+}
+
+func TestVerificationKeys(t *testing.T) {
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(`{"keys": {"v2": {"key": "PEM"}, "client": {"private_key": "PEM"}, "v1": {"key": "", "private_key": "PEM"}, "empty": {}, "odd": 1}}`), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := VerificationKeys(cfg), []string{"v1", "v2"}; !slices.Equal(got, want) {
+		t.Fatalf("verification keys %v, want %v", got, want)
+	}
+	if got := VerificationKeys(map[string]any{}); got != nil {
+		t.Fatalf("verification keys %v of a configuration without keys", got)
 	}
 }

@@ -269,8 +269,10 @@ func enforceSigning(c *cobra.Command, args []string) error {
 			return err
 		}
 	}
-	keys, _ := config["keys"].(map[string]any)
-	if len(args) > 0 && len(keys) == 0 && sidecar {
+	// Keys with only a private_key (a service's credentials) verify no
+	// bundle: they count as none.
+	keyed := len(enforce.VerificationKeys(config)) > 0
+	if len(args) > 0 && !keyed && sidecar {
 		verificationKey, _ := flags.GetString("verification-key")
 		skipVerify, _ := flags.GetBool("skip-verify")
 		bundleMode, _ := flags.GetBool("bundle")
@@ -280,7 +282,7 @@ func enforceSigning(c *cobra.Command, args []string) error {
 			}
 		}
 	}
-	if len(keys) > 0 {
+	if keyed {
 		verificationKey, _ := flags.GetString("verification-key")
 		skipVerify, _ := flags.GetBool("skip-verify")
 		if len(args) > 0 && verificationKey == "" && !skipVerify {
@@ -372,10 +374,11 @@ func checkVerificationKeyFile(flags *pflag.FlagSet, key string) error {
 
 // useConfiguredKey verifies local bundle files with a key from keys:, which
 // OPA uses only for bundles it downloads: it gives OPA the key as if by
-// --verification-key (with --bundle). The key is the only one configured, or
-// the one the bundles' signatures name by key id (as a signing block without
-// keyid does). Directories and files of other kinds are refused: they would
-// load unverified.
+// --verification-key (with --bundle). The key is the only verification key
+// configured, or the one the bundles' signatures name by key id (as a
+// signing block without keyid does); entries with only a private_key (a
+// service's credentials) are not candidates. Directories and files of other
+// kinds are refused: they would load unverified.
 func useConfiguredKey(flags *pflag.FlagSet, config map[string]any, args []string) error {
 	raw, err := json.Marshal(config["keys"])
 	if err != nil {
@@ -385,7 +388,8 @@ func useConfiguredKey(flags *pflag.FlagSet, config map[string]any, args []string
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
-	names := slices.Sorted(maps.Keys(configured))
+	names := enforce.VerificationKeys(config)
+	maps.DeleteFunc(configured, func(name string, _ *keys.Config) bool { return !slices.Contains(names, name) })
 	chosen := ""
 	for _, arg := range args {
 		p := localPath(arg)
