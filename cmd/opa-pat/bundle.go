@@ -210,6 +210,10 @@ digest and schema). Every check runs; the error names each one that failed.`,
 //     does not start, and says what to do (refuseUnverifiedBundles).
 //     --skip-verify is the explicit way to load one unverified.
 //
+// A sidecar also refuses, without --bundle and --skip-verify, a directory
+// that holds a bundle: OPA would load it as plain files, unverified
+// (refuseBundleDirectories).
+//
 // And for a local bundle with a sigstore bundle beside it, the cosign
 // signature over the tarball is checked with the verification key. A
 // sidecar's local bundles are limited in size before anything reads them
@@ -267,6 +271,11 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		bundleMode, _ := flags.GetBool("bundle")
 		if err := limitLocalBundles(bundleMode, args); err != nil {
 			return err
+		}
+		if skipVerify, _ := flags.GetBool("skip-verify"); !bundleMode && !skipVerify {
+			if err := refuseBundleDirectories(args); err != nil {
+				return err
+			}
 		}
 	}
 	// Keys with only a private_key (a service's credentials) verify no
@@ -494,6 +503,33 @@ func limitLocalBundles(bundleMode bool, args []string) error {
 		}
 		if errors.Is(err, bundle.ErrTooLarge) {
 			return fmt.Errorf("bundle %s refused: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// refuseBundleDirectories refuses, for a sidecar run without --bundle and
+// --skip-verify, a path that is a directory holding a bundle (.manifest or
+// .signatures.json at its top): without --bundle OPA loads it as plain
+// policy and data files and verifies nothing, so a signed bundle unpacked
+// into a directory loaded even after a file was changed. With --bundle it
+// is verified. Policy directories (rego/) have neither file and load as
+// before.
+func refuseBundleDirectories(args []string) error {
+	for _, arg := range args {
+		p := localPath(arg)
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			continue
+		}
+		var held []string
+		for _, name := range []string{".manifest", ".signatures.json"} {
+			if _, err := os.Lstat(filepath.Join(p, name)); err == nil {
+				held = append(held, name)
+			}
+		}
+		if len(held) > 0 {
+			return fmt.Errorf("%s holds a bundle (%s): pass it with --bundle so that it is verified, or --skip-verify to load it unverified (development only)",
+				p, strings.Join(held, ", "))
 		}
 	}
 	return nil
