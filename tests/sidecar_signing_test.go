@@ -730,7 +730,10 @@ func keysConfig(t *testing.T, prefix string) string {
 // every file of a local bundle, up to 1 GiB each, before it checks the
 // signature, and a tarball of a megabyte, a file of 900 MiB of zeros, took
 // 974 MB to refuse. Bundle directories are summed from the files' sizes.
-func TestSidecarLimitsLocalBundles(t *testing.T) {
+// (The name is longer than 35 characters: with the digits of its temporary
+// directory, a name of 26 to 35 can make a run of exactly 36 base62
+// characters, which the sidecar's stderr redacts as a classic token's.)
+func TestSidecarLimitsTheSizeOfLocalBundles(t *testing.T) {
 	w := newSigningWorld(t)
 	good := w.build(t, "good.tar.gz", w.keyA)
 	bigFile := withZeroFiles(t, good, filepath.Join(w.dir, "big-file.tar.gz"), bundle.MaxFileBytes+1)
