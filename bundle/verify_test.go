@@ -6,51 +6,23 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opa-pat/opa-pat/bundle/bundletest"
 )
-
-// zeros reads as an endless run of zero bytes.
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
 
 // withZeroFiles rewrites a tarball with its files and, after them, a file
 // of zeros of each size, /zeros/0.txt, /zeros/1.txt, …, streamed so that
 // the test itself holds none of them.
 func withZeroFiles(t *testing.T, tarball []byte, sizes ...int64) []byte {
 	t.Helper()
-	files := untar(t, tarball)
 	var out bytes.Buffer
-	gz := gzip.NewWriter(&out)
-	tw := tar.NewWriter(gz)
-	write := func(name string, size int64, content io.Reader) {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.CopyN(tw, content, size); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		write(name, int64(len(files[name])), bytes.NewReader(files[name]))
-	}
-	for i, size := range sizes {
-		write(fmt.Sprintf("/zeros/%d.txt", i), size, zeros{})
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
+	if err := bundletest.WriteWithZeroFiles(&out, untar(t, tarball), sizes...); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()

@@ -1,9 +1,7 @@
 package tests
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,6 +24,7 @@ import (
 	"time"
 
 	"github.com/opa-pat/opa-pat/bundle"
+	"github.com/opa-pat/opa-pat/bundle/bundletest"
 	"github.com/opa-pat/opa-pat/examples"
 )
 
@@ -670,45 +668,17 @@ func TestSidecarLimitsDownloadedFiles(t *testing.T) {
 	}
 }
 
-// zeroReader reads as an endless run of zero bytes.
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
 // withZeroFiles writes the files of the bundle at path, then a file of
 // zeros of each size (/zeros/0.txt, …), as a new tarball at out. The zeros
 // are streamed: the test holds none of them.
 func withZeroFiles(t *testing.T, path, out string, sizes ...int64) string {
 	t.Helper()
-	files := bundleTarFiles(t, path)
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	gz := gzip.NewWriter(f)
-	tw := tar.NewWriter(gz)
-	write := func(name string, size int64, content io.Reader) {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.CopyN(tw, content, size); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		write(name, int64(len(files[name])), bytes.NewReader(files[name]))
-	}
-	for i, size := range sizes {
-		write(fmt.Sprintf("/zeros/%d.txt", i), size, zeroReader{})
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
+	if err := bundletest.WriteWithZeroFiles(f, bundleTarFiles(t, path), sizes...); err != nil {
 		t.Fatal(err)
 	}
 	return out
