@@ -216,13 +216,7 @@ func TestRuntimeInfoHidesTheDSNPassword(t *testing.T) {
 	info := ast.MustParseTerm(`{"config": {"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:hunter2@db:5432/pat"}}}}},
 		"env": {"PGPASSWORD": "s3cret", "HOME": "/root"}, "version": ["1", 2]}`)
 	held := info
-	m, err := plugins.New([]byte(raw), "test", inmem.New(), plugins.Info(info))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := (Factory{}).Validate(m, m.Config.Plugins[Name]); err != nil {
-		t.Fatal(err)
-	}
+	validateWithInfo(t, raw, info)
 	want := ast.MustParseTerm(`{"config": {"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:xxxxx@db:5432/pat"}}}}},
 		"env": {"PGPASSWORD": "xxxxx", "HOME": "/root"}, "version": ["1", 2]}`)
 	if !held.Equal(want) {
@@ -238,16 +232,23 @@ func TestRuntimeInfoHidesTokensInTheEnvironment(t *testing.T) {
 	info := ast.MustParseTerm(`{"env": {"GH_TOKEN": "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",
 		"ACME_TOKEN": "acme_4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO", "HOME": "/root", "EDITOR": "vi"}}`)
 	held := info
+	validateWithInfo(t, raw, info)
+	want := ast.MustParseTerm(`{"env": {"GH_TOKEN": "xxxxx", "ACME_TOKEN": "xxxxx", "HOME": "/root", "EDITOR": "vi"}}`)
+	if !held.Equal(want) {
+		t.Fatalf("opa.runtime() is %v; want %v", held, want)
+	}
+}
+
+// validateWithInfo validates the pat plugin's section of an OPA
+// configuration for a manager whose runtime info (opa.runtime()) is info.
+func validateWithInfo(t *testing.T, raw string, info *ast.Term) {
+	t.Helper()
 	m, err := plugins.New([]byte(raw), "test", inmem.New(), plugins.Info(info))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (Factory{}).Validate(m, m.Config.Plugins[Name]); err != nil {
 		t.Fatal(err)
-	}
-	want := ast.MustParseTerm(`{"env": {"GH_TOKEN": "xxxxx", "ACME_TOKEN": "xxxxx", "HOME": "/root", "EDITOR": "vi"}}`)
-	if !held.Equal(want) {
-		t.Fatalf("opa.runtime() is %v; want %v", held, want)
 	}
 }
 
