@@ -3,12 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -391,15 +386,7 @@ func TestSidecarBundleWithOtherRootsActivatesOverTheClaim(t *testing.T) {
 func TestSidecarRefusesOtherSigningAlgorithms(t *testing.T) {
 	w := newSigningWorld(t)
 	good := w.build(t, "good.tar.gz", w.keyA)
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsaPub := writeFile(t, w.dir, "rsa.pub", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	rsaPub := writeFile(t, w.dir, "rsa.pub", bundletest.PublicKeyPEM(t, &bundletest.RSAKey(t).PublicKey))
 	config := sidecarConfig(t, "")
 	hmacConfig := sidecarConfig(t, "keys:\n  k: {algorithm: HS256, key: secret}\n")
 	const es256Only = "opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub"
@@ -443,21 +430,9 @@ func TestSidecarRefusesOtherSigningAlgorithms(t *testing.T) {
 func TestSidecarRefusesKeysThatAreNotP256(t *testing.T) {
 	w := newSigningWorld(t)
 	good := w.build(t, "good.tar.gz", w.keyA)
-	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemOf := func(pub any) string {
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	}
+	p384 := bundletest.ECDSAKey(t, elliptic.P384())
+	rsaKey := bundletest.RSAKey(t)
+	pemOf := func(pub any) string { return bundletest.PublicKeyPEM(t, pub) }
 	keys := func(key string) string {
 		return "keys:\n  k:\n    algorithm: ES256\n    key: |\n      " + strings.ReplaceAll(strings.TrimSpace(key), "\n", "\n      ") + "\n"
 	}

@@ -1,6 +1,6 @@
-// Package bundletest builds bundle tarballs for tests: a signed bundle's
-// files with files of zeros added, streamed so that a test holds none of
-// them.
+// Package bundletest builds what bundle tests need: tarballs of a signed
+// bundle's files with files of zeros added, streamed so that a test holds
+// none of them, and keys of every kind a verification key must not be.
 package bundletest
 
 import (

@@ -1,11 +1,8 @@
 package enforce
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -19,6 +16,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/config"
+
+	"github.com/opa-pat/opa-pat/bundle/bundletest"
 )
 
 func TestRequireSigning(t *testing.T) {
@@ -223,26 +222,6 @@ discovery: {resource: d}
 	}
 }
 
-// publicKeyPEM is the PEM (PUBLIC KEY) of a key pair's public key.
-func publicKeyPEM(t *testing.T, pub any) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}
-
-// ecdsaKey makes an ECDSA key on curve c.
-func ecdsaKey(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(c, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // quoted is s as a JSON string, which YAML reads too.
 func quoted(t *testing.T, s string) string {
 	t.Helper()
@@ -257,7 +236,7 @@ func quoted(t *testing.T, s string) string {
 // configuration says PEM.
 func withKey(t *testing.T, config string) string {
 	t.Helper()
-	key := quoted(t, publicKeyPEM(t, &ecdsaKey(t, elliptic.P256()).PublicKey))
+	key := quoted(t, bundletest.PublicKeyPEM(t, &bundletest.ECDSAKey(t, elliptic.P256()).PublicKey))
 	return strings.NewReplacer(`"PEM"`, key, "PEM", key).Replace(config)
 }
 
@@ -267,15 +246,9 @@ func withKey(t *testing.T, config string) string {
 // invalid signature length for curve P-384"), and for a bundles: source on
 // every poll. The error never shows the key's value.
 func TestRequireES256Keys(t *testing.T) {
-	p256 := ecdsaKey(t, elliptic.P256())
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edPub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p256 := bundletest.ECDSAKey(t, elliptic.P256())
+	rsaKey := bundletest.RSAKey(t)
+	edPub := bundletest.Ed25519Public(t)
 	certificate := func(pub, priv any) string {
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
@@ -284,7 +257,7 @@ func TestRequireES256Keys(t *testing.T) {
 		}
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	}
-	p384 := ecdsaKey(t, elliptic.P384())
+	p384 := bundletest.ECDSAKey(t, elliptic.P384())
 	ecPrivate, err := x509.MarshalECPrivateKey(p256)
 	if err != nil {
 		t.Fatal(err)
@@ -293,13 +266,13 @@ func TestRequireES256Keys(t *testing.T) {
 	for _, tc := range []struct {
 		note, key, err string
 	}{
-		{note: "ECDSA P-256", key: publicKeyPEM(t, &p256.PublicKey)},
+		{note: "ECDSA P-256", key: bundletest.PublicKeyPEM(t, &p256.PublicKey)},
 		{note: "a certificate of an ECDSA P-256 key", key: certificate(&p256.PublicKey, p256)},
-		{note: "ECDSA P-384", key: publicKeyPEM(t, &p384.PublicKey), err: "keys.k.key: the public key is ECDSA P-384, want ECDSA P-256 (ES256)"},
-		{note: "ECDSA P-521", key: publicKeyPEM(t, &ecdsaKey(t, elliptic.P521()).PublicKey), err: "keys.k.key: the public key is ECDSA P-521, want ECDSA P-256 (ES256)"},
-		{note: "RSA", key: publicKeyPEM(t, &rsaKey.PublicKey), err: "keys.k.key: the public key is RSA 2048 bits, want ECDSA P-256 (ES256)"},
+		{note: "ECDSA P-384", key: bundletest.PublicKeyPEM(t, &p384.PublicKey), err: "keys.k.key: the public key is ECDSA P-384, want ECDSA P-256 (ES256)"},
+		{note: "ECDSA P-521", key: bundletest.PublicKeyPEM(t, &bundletest.ECDSAKey(t, elliptic.P521()).PublicKey), err: "keys.k.key: the public key is ECDSA P-521, want ECDSA P-256 (ES256)"},
+		{note: "RSA", key: bundletest.PublicKeyPEM(t, &rsaKey.PublicKey), err: "keys.k.key: the public key is RSA 2048 bits, want ECDSA P-256 (ES256)"},
 		{note: "RSA, PKCS #1", key: pkcs1, err: "keys.k.key: the public key is RSA 2048 bits, want ECDSA P-256 (ES256)"},
-		{note: "Ed25519", key: publicKeyPEM(t, edPub), err: "keys.k.key: the public key is Ed25519, want ECDSA P-256 (ES256)"},
+		{note: "Ed25519", key: bundletest.PublicKeyPEM(t, edPub), err: "keys.k.key: the public key is Ed25519, want ECDSA P-256 (ES256)"},
 		{note: "a certificate of an ECDSA P-384 key", key: certificate(&p384.PublicKey, p384), err: "keys.k.key: the public key is ECDSA P-384, want ECDSA P-256 (ES256)"},
 		{note: "not a PEM", key: "hunter2", err: "keys.k.key: not a PEM public key; give the PEM of cosign.pub"},
 		{note: "empty", key: "", err: "keys.k.key: not a PEM public key; give the PEM of cosign.pub"},
