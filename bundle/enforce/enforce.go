@@ -49,8 +49,8 @@ func KeylessSources(cfg map[string]any) []string {
 // sorted: the entries with a key field, the only ones OPA verifies a
 // bundle with. An entry with only a private_key is a service's credentials
 // and verifies nothing, so keys: holding only those configures no key for
-// bundles. A key field set by an override counts (LoadRunConfig marks it
-// present).
+// bundles. A key field set by an override counts (LoadRunConfig records
+// it).
 func VerificationKeys(cfg map[string]any) []string {
 	keys, _ := cfg["keys"].(map[string]any)
 	var names []string
@@ -218,18 +218,23 @@ func RequireES256(cfg map[string]any) error {
 		if !ok {
 			continue
 		}
-		alg, _ := k["algorithm"].(string)
+		var alg string
+		switch a := k["algorithm"].(type) {
+		case string:
+			alg = a
+		case Overridden:
+			alg = string(a)
+		}
 		if alg != "ES256" {
 			if alg == "" {
 				alg = "absent, which OPA takes for RS256"
 			}
 			return fmt.Errorf("keys.%s.algorithm: %s: opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub", name, alg)
 		}
-		if _, overridden := key.(bool); overridden {
-			// Set by --set or --set-file: LoadRunConfig marks the path
-			// true and does not read the value. The pat plugin's check
-			// of the configuration OPA built sees it. (A boolean written
-			// in the file is refused by OPA when it parses keys:.)
+		if _, overridden := key.(Overridden); overridden {
+			// Set by --set, whose escapes LoadRunConfig does not
+			// parse: the pat plugin's check of the configuration OPA
+			// built sees the key.
 			continue
 		}
 		if err := requireP256(key); err != nil {
@@ -324,10 +329,16 @@ func unsignedError(unsigned []string) error {
 // envVar is OPA's ${VAR} syntax in configuration files.
 var envVar = regexp.MustCompile(`\$\{([^}]*)\}`)
 
+// Overridden is what LoadRunConfig records at a path a --set override sets:
+// the text after its "=", as given (OPA's escapes, lists and types are not
+// parsed).
+type Overridden string
+
 // LoadRunConfig approximates the configuration `opa run` will use, for the
-// one question UnsignedSources asks: the file (with ${VAR} substituted, as
-// OPA does) and, from --set and --set-file overrides, the paths they set.
-// Values set by overrides are not parsed; a path they set counts as present.
+// questions this package asks before OPA reads it: the file (with ${VAR}
+// substituted, as OPA does) and the paths --set and --set-file overrides
+// set. A --set value is recorded as Overridden; a --set-file value is the
+// file's content, a string, as OPA reads it.
 func LoadRunConfig(file string, overrides, overrideFiles []string) (map[string]any, error) {
 	cfg := map[string]any{}
 	if file != "" {
@@ -345,25 +356,33 @@ func LoadRunConfig(file string, overrides, overrideFiles []string) (map[string]a
 			cfg = map[string]any{}
 		}
 	}
-	for _, o := range slices.Concat(overrides, overrideFiles) {
+	for i, o := range slices.Concat(overrides, overrideFiles) {
 		for assignment := range strings.SplitSeq(o, ",") {
-			p, _, ok := strings.Cut(assignment, "=")
+			p, v, ok := strings.Cut(assignment, "=")
 			if !ok || p == "" {
 				continue
 			}
-			setPath(cfg, strings.Split(p, "."))
+			var value any = Overridden(v)
+			if i >= len(overrides) {
+				content, err := os.ReadFile(v)
+				if err != nil {
+					return nil, fmt.Errorf("--set-file %s: %w", p, err)
+				}
+				value = string(content)
+			}
+			setPath(cfg, strings.Split(p, "."), value)
 		}
 	}
 	return cfg, nil
 }
 
-// setPath marks a path as present, creating objects on the way, without
+// setPath sets a path to value, creating objects on the way, without
 // replacing an object already there.
-func setPath(m map[string]any, p []string) {
+func setPath(m map[string]any, p []string, value any) {
 	for i, k := range p {
 		if i == len(p)-1 {
 			if _, ok := m[k].(map[string]any); !ok {
-				m[k] = true
+				m[k] = value
 			}
 			return
 		}

@@ -112,6 +112,10 @@ func TestRequireSigning(t *testing.T) {
 
 func TestLoadRunConfig(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "config.yaml")
+	pub := filepath.Join(t.TempDir(), "k.pub")
+	if err := os.WriteFile(pub, []byte("PEM"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("PAT_TEST_BUNDLE", "authz")
 	if err := os.WriteFile(file, []byte("keys:\n  k: {key: PEM}\nbundles:\n  ${PAT_TEST_BUNDLE}:\n    resource: x\n  signed:\n    signing: {keyid: k}\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -128,7 +132,7 @@ func TestLoadRunConfig(t *testing.T) {
 		{note: "file", file: file, unsigned: []string{"bundles.authz"}, keysFound: true},
 		{note: "a --set signing block", file: file, sets: []string{"bundles.authz.signing.keyid=k"}, keysFound: true},
 		{note: "a --set bundle", file: file, sets: []string{"bundles.more.resource=y,labels.x=1"}, unsigned: []string{"bundles.authz", "bundles.more"}, keysFound: true},
-		{note: "keys from --set-file only", setFiles: []string{"keys.k.key=/k.pub"}, sets: []string{"bundles.b.resource=r"}, unsigned: []string{"bundles.b"}, keysFound: true},
+		{note: "keys from --set-file only", setFiles: []string{"keys.k.key=" + pub}, sets: []string{"bundles.b.resource=r"}, unsigned: []string{"bundles.b"}, keysFound: true},
 		{note: "no file, no keys", sets: []string{"bundles.b.resource=r"}, keyless: []string{"bundles.b"}},
 		{note: "only a private key from --set", sets: []string{"keys.c.private_key=x,bundles.b.resource=r"}, keyless: []string{"bundles.b"}, keysFound: true},
 	} {
@@ -305,18 +309,53 @@ func TestRequireES256Keys(t *testing.T) {
 		})
 	}
 
-	// A key set by --set-file is not read (LoadRunConfig): the pat
-	// plugin's check of the configuration OPA builds sees it.
-	file := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(file, []byte("keys:\n  k: {algorithm: ES256}\nbundles:\n  pat: {resource: b, signing: {keyid: k}}\n"), 0o644); err != nil {
-		t.Fatal(err)
+}
+
+// Overrides: a --set-file value is the file's content, checked before OPA
+// starts; a --set algorithm is read as given, and a --set key (whose
+// escapes are not parsed here) is left to the pat plugin's check of the
+// configuration OPA builds.
+func TestRequireES256Overrides(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	c, err := LoadRunConfig(file, nil, []string{"keys.k.key=/etc/opa-pat/cosign.pub"})
-	if err != nil {
-		t.Fatal(err)
+	p256 := write("p256.pub", bundletest.PublicKeyPEM(t, &bundletest.ECDSAKey(t, elliptic.P256()).PublicKey))
+	p384 := write("p384.pub", bundletest.PublicKeyPEM(t, &bundletest.ECDSAKey(t, elliptic.P384()).PublicKey))
+	withAlg := write("with.yaml", "keys:\n  k: {algorithm: ES256}\nbundles:\n  pat: {resource: b, signing: {keyid: k}}\n")
+	withoutAlg := write("without.yaml", "keys:\n  k: {key: "+quoted(t, bundletest.PublicKeyPEM(t, &bundletest.ECDSAKey(t, elliptic.P256()).PublicKey))+"}\nbundles:\n  pat: {resource: b, signing: {keyid: k}}\n")
+	const es256Only = ": opa-pat bundles are signed ES256 (ECDSA P-256, the cosign key), and a sidecar verifies with ES256 keys only; set algorithm: ES256 with the PEM of cosign.pub"
+	for _, tc := range []struct {
+		note           string
+		file           string
+		sets, setFiles []string
+		err            string
+	}{
+		{note: "a P-256 key from --set-file", file: withAlg, setFiles: []string{"keys.k.key=" + p256}},
+		{note: "a P-384 key from --set-file", file: withAlg, setFiles: []string{"keys.k.key=" + p384}, err: "keys.k.key: the public key is ECDSA P-384, want ECDSA P-256 (ES256)"},
+		{note: "a key from --set", file: withAlg, sets: []string{"keys.k.key=anything"}},
+		{note: "--set algorithm ES256", file: withoutAlg, sets: []string{"keys.k.algorithm=ES256"}},
+		{note: "--set algorithm HS256", file: withoutAlg, sets: []string{"keys.k.algorithm=HS256"}, err: "keys.k.algorithm: HS256" + es256Only},
+		{note: "--set algorithm over the file's", file: withAlg, sets: []string{"keys.k.algorithm=RS256,keys.k.key=x"}, err: "keys.k.algorithm: RS256" + es256Only},
+		{note: "no algorithm", file: withoutAlg, err: "keys.k.algorithm: absent, which OPA takes for RS256" + es256Only},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			c, err := LoadRunConfig(tc.file, tc.sets, tc.setFiles)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Check(c)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || err.Error() != tc.err) {
+				t.Fatalf("error:\n got %v\nwant %s", err, tc.err)
+			}
+		})
 	}
-	if err := Check(c); err != nil {
-		t.Fatalf("a key from --set-file: %v", err)
+	if _, err := LoadRunConfig(withAlg, nil, []string{"keys.k.key=" + filepath.Join(dir, "absent.pub")}); err == nil || !strings.HasPrefix(err.Error(), "--set-file keys.k.key: open ") {
+		t.Fatalf("an unreadable --set-file: %v", err)
 	}
 }
 
