@@ -30,24 +30,24 @@ _org_lifetime(token, org, policy, role) := {[30, msg] |
 	created := object.get(token, "created_at_ns", 0)
 	expires := object.get(token, "expires_at_ns", null)
 	not _within_lifetime(created, expires, limit.days)
-	next := sprintf("regenerate the token with an expiration of %d days or less", [limit.days])
+	next := sprintf("regenerate the token with an expiration of %s or less", [_days(limit.days)])
 	msg := _lifetime_message(org, token.kind, limit.days, _setter(policy.enterprise, org, limit.by), [expires, created], next)
 }
 
-_org_fine_grained(token, org, policy, role) := (_org_member(token, org, role) | _org_opt_in(org, policy)) | _org_approval(token, org, policy) if {
+_org_fine_grained(token, org, policy, role) := (_org_member(token, org, policy, role) | _org_opt_in(org, policy)) | _org_approval(token, org, policy) if {
 	token.kind == "fine_grained"
 } else := set()
 
 # Rule 10: only members use fine-grained tokens on the organization.
-_org_member(token, org, role) := {[41, msg] |
+_org_member(token, org, policy, role) := {[41, msg] |
 	not role in {"member", "owner"}
-	msg := _not_member_message(token.user, org)
+	msg := _not_member_message(token.user, org, policy.access.classic.value)
 }
 
 # Rule 30: the organization, or its enterprise, must have opted in.
 _org_opt_in(org, policy) := {[50, msg] |
 	not policy.opted_in
-	msg := _opt_in_message(org, policy.enterprise)
+	msg := _opt_in_message(org, policy.enterprise, policy.access.classic.value)
 }
 
 # Rules 13-16: the effective access policy for the token's kind.

@@ -127,7 +127,7 @@ _creation_errors contains msg if {
 	is_number(_new_created)
 	not _within_lifetime(_new_created, object.get(_new_token, "expires_at_ns", null), limit.days)
 	expires := object.get(_new_token, "expires_at_ns", null)
-	next := sprintf("choose an expiration of %d days or less", [limit.days])
+	next := sprintf("choose an expiration of %s or less", [_days(limit.days)])
 	msg := _lifetime_message(limit.subject, _new_kind, limit.days, limit.setter, [expires, _new_created], next)
 }
 

@@ -127,6 +127,8 @@ test_deny_request_problems_with_a_live_token[note] if {
 		"unknown action": {"resource": {"owner": "octo-org"}, "action": "delete", "reason": `unknown action "delete": input.action must be "read" or "write"`},
 		"bad permission": {"resource": {"owner": "octo-org"}, "action": "read", "permission": "Contents!", "reason": `unknown permission (not shown): input.permission must be a permission name such as "contents"`},
 		"permission not a string": {"resource": {"owner": "octo-org"}, "action": "read", "permission": 7, "reason": `unknown permission (number, not a string): input.permission must be a permission name such as "contents"`},
+		"permission longer than any of GitHub's": {"resource": {"owner": "octo-org"}, "action": "read", "permission": concat("", array.concat(["a"], [x | some _ in numbers.range(1, 64); x := "b"])), "reason": `unknown permission (not shown): input.permission must be a permission name such as "contents"`},
+		"a token in lower case as the permission": {"resource": {"owner": "octo-org"}, "action": "read", "permission": "ghp_4rrxsmljmerih6c6pz50pojiaikw3i23ncho", "reason": "invalid input.permission (not shown): it looks like a personal access token; send the token in input.credential.token only"},
 		"bad visibility": {"resource": {"owner": "octo-org", "visibility": "secret"}, "action": "read", "reason": `unknown visibility "secret": input.resource.visibility must be "public", "internal" or "private"`},
 		"repository not a string": {"resource": {"owner": "octo-org", "repository": 42}, "action": "read", "reason": bad_repository},
 		"empty repository": {"resource": {"owner": "octo-org", "repository": ""}, "action": "write", "reason": bad_repository},

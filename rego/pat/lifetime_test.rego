@@ -23,6 +23,7 @@ test_rule_24_effective_limit[note] if {
 		"the smaller wins, enterprise": {"enterprise": {"fine_grained_max_lifetime_days": 30}, "org": {"fine_grained_max_lifetime_days": 60}, "reason": too_long("octo-org", fine_grained_name, 30, "the acme enterprise", lasts(90))},
 		"a tie names the enterprise": {"enterprise": {"fine_grained_max_lifetime_days": 30}, "org": {"fine_grained_max_lifetime_days": 30}, "reason": too_long("octo-org", fine_grained_name, 30, "the acme enterprise", lasts(90))},
 		"enterprise removes it, organization sets one": {"enterprise": {"fine_grained_max_lifetime_days": null}, "org": {"fine_grained_max_lifetime_days": 30}, "reason": too_long("octo-org", fine_grained_name, 30, "the octo-org organization", lasts(90))},
+		"a limit of one day": {"enterprise": {}, "org": {"fine_grained_max_lifetime_days": 1}, "reason": "octo-org forbids access via a fine-grained personal access token if the token's lifetime is greater than 1 day: the policy is set by the octo-org organization; the token's lifetime is 90 days; regenerate the token with an expiration of 1 day or less"},
 		"the organization cannot loosen": {"enterprise": {"fine_grained_max_lifetime_days": 60}, "org": {"fine_grained_max_lifetime_days": 120}, "reason": too_long("octo-org", fine_grained_name, 60, "the acme enterprise", lasts(90))},
 	}
 	want := lifetime_want("github_pat_bob_90_days", tc.reason)

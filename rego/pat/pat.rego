@@ -180,9 +180,13 @@ default _permission := "contents"
 
 _permission := input.permission if input.permission != null
 
+# GitHub's longest permission name has 43 characters (organization_personal_access_token_requests);
+# a name is echoed in messages, so a longer one, or a token written in lower case, is none.
 _valid_permission if {
 	is_string(_permission)
+	count(_permission) <= 64
 	regex.match(`^[a-z][a-z0-9_]*$`, _permission)
+	not _token_shaped(_permission)
 }
 
 # A null repository or visibility counts as absent.
@@ -314,7 +318,7 @@ _request_denials contains _denial(25, 403, msg, _input_doc) if {
 _request_denials contains _denial(25, 403, msg, _input_doc) if {
 	not _ssh_key
 	not _valid_permission
-	msg := sprintf("unknown permission %s: input.permission must be a permission name such as \"contents\"", [_quoted_name(_permission)])
+	msg := _name_problem("input.permission", _permission, sprintf("unknown permission %s: input.permission must be a permission name such as \"contents\"", [_quoted_name(_permission)]))
 }
 
 _request_denials contains _denial(25, 403, msg, _input_doc) if {
@@ -478,6 +482,12 @@ _ent_conf := _enterprise_conf(_ent)
 
 _access_policy(kind) := _binding(_ent, _ent_conf, _org_conf, _access_fields[kind], "allow")
 
+# The classic access policy's value, for messages that suggest a classic token; never undefined,
+# so that such a message cannot make its denial vanish.
+default _classic_access := "restrict"
+
+_classic_access := _access_policy("classic").value
+
 _approval_policy := _binding(_ent, _ent_conf, _org_conf, "fine_grained_approval", "require")
 
 _org_opted_in if _opted_in(_ent, _ent_conf, _org_conf) == true
@@ -585,7 +595,7 @@ _limit_setter(limit) := sprintf("the %s enterprise", [limit.enterprise]) if {
 
 _common_denials contains _denial(30, 403, msg, _policy_doc(limit.by)) if {
 	limit := _lifetime_breach
-	next := sprintf("regenerate the token with an expiration of %d days or less", [limit.days])
+	next := sprintf("regenerate the token with an expiration of %s or less", [_days(limit.days)])
 	times := [_expires_at_ns, _created_at_ns]
 	msg := _lifetime_message(limit.subject, _token.kind, limit.days, _limit_setter(limit), times, next)
 }
@@ -622,7 +632,7 @@ else := sprintf("read the %q of", [_permission])
 _fg_own_denials contains _denial(41, 403, msg, _fg_doc) if {
 	_owned_by_org
 	not _member
-	msg := _not_member_message(_user, _owner)
+	msg := _not_member_message(_user, _owner, _classic_access)
 }
 
 # Rule 7: the repository selection.
@@ -719,7 +729,7 @@ _classic_denials contains _denial(40, 403, msg, _fg_doc) if {
 	not _classic_scopes
 	wanted := _classic_org_scopes[_permission][_action]
 	not _has_scope(wanted)
-	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with that scope", [_not_accessible, _scope_list(wanted), _action, _permission, _owner])
+	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with %s", [_not_accessible, _scope_list(wanted), _action, _permission, _owner, _that_scope(wanted)])
 }
 
 # GitHub's narrower repository scopes: each reaches one permission's requests in public,
@@ -765,6 +775,10 @@ _regenerate_with(wanted) := "the repo scope" if wanted == {"repo"}
 
 else := "one of them"
 
+_that_scope(wanted) := "that scope" if count(wanted) == 1
+
+else := "one of them"
+
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
 	not _org_permission
 	_public
@@ -784,7 +798,7 @@ _public_use := concat(" ", [_fg_public_use, "public repositories"])
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
 	wanted := _named_scopes
 	not _has_scope(wanted)
-	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with that scope", [_not_accessible, _scope_list(wanted), _action, _owner])
+	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with %s", [_not_accessible, _scope_list(wanted), _action, _owner, _that_scope(wanted)])
 }
 
 _classic_denials contains _denial(42, 403, msg, _fg_doc) if {
@@ -807,7 +821,7 @@ _common_denials contains _denial(44, 403, "the token's kind is not supported by 
 _fg_own_denials contains _denial(50, 403, msg, _enterprise_policy_doc) if {
 	_owned_by_org
 	not _org_opted_in
-	msg := _opt_in_message(_owner, _ent)
+	msg := _opt_in_message(_owner, _ent, _classic_access)
 }
 
 # ---------------------------------------------------------------------------------------------

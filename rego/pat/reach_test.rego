@@ -113,6 +113,12 @@ test_rule_10_deny_non_members[note] if {
 	decide(request(tc.raw, "octo-org", "app", tc.action)) == denied(tc.raw, 403, not_member(tc.user), token_doc)
 }
 
+# Where classic tokens are restricted too, the message does not suggest one.
+test_rule_10_deny_non_members_classic_restricted if {
+	want := "carol is not a member of octo-org: outside collaborators and former members cannot use fine-grained personal access tokens on octo-org's resources; ask an owner of octo-org for membership"
+	decide_with(request("github_pat_carol", "octo-org", "app", "read"), with_settings({}, {"classic_access": "restrict"})) == denied("github_pat_carol", 403, want, token_doc)
+}
+
 test_rule_10_deny_non_members_beyond_the_floor_only[note] if {
 	some note, tc in {
 		"public read is the floor": {"action": "read", "want": allowed("github_pat_carol")},
@@ -162,7 +168,12 @@ test_rule_11_deny_missing_scopes[note] if {
 	decide(request_for(tc.raw, "octo-org", tc.repository, tc.action, tc.permission)) == denied_all(tc.raw, tc.status, tc.reasons, tc.reasons[0], token_doc)
 }
 
-needs_org_scope(scopes, action, permission) := sprintf(`%s: a personal access token (classic) needs the %s scope to %s the %q of octo-org; regenerate the token with that scope`, [not_accessible, scopes, action, permission])
+needs_org_scope(scopes, action, permission) := sprintf(`%s: a personal access token (classic) needs the %s scope to %s the %q of octo-org; regenerate the token with %s`, [not_accessible, scopes, action, permission, that_scope(scopes)])
+
+# "that scope" after one scope, "one of them" after a list.
+that_scope(scopes) := "one of them" if contains(scopes, `" or "`)
+
+else := "that scope"
 
 test_rule_11_allow_organization_scopes[note] if {
 	some note, tc in {
@@ -199,7 +210,7 @@ test_rule_11_deny_missing_organization_scopes[note] if {
 # place of those rule 11 derives from the permission (GitHub's delete_repo, read:audit_log).
 with_classic_scopes(request, scopes) := object.union(request, {"classic_scopes": scopes})
 
-needs_named_scope(scopes, action, owner) := sprintf(`%s: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with that scope`, [not_accessible, scopes, action, owner])
+needs_named_scope(scopes, action, owner) := sprintf(`%s: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with %s`, [not_accessible, scopes, action, owner, that_scope(scopes)])
 
 test_rule_11_classic_scopes_named_by_the_request[note] if {
 	delete_app := with_classic_scopes(request_for("ghp_bob_repo", "octo-org", "app", "write", "administration"), ["delete_repo"])

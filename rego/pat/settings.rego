@@ -146,16 +146,21 @@ _within_lifetime(created_ns, expires_ns, days) if {
 # subject is the organization (or, for a managed user's own repositories, the enterprise);
 # setter says who set the limit; times is [expires_at_ns, created_at_ns]; next says what to do.
 _lifetime_message(subject, kind, days, setter, times, next) := sprintf(
-	"%s forbids access via %s if the token's lifetime is greater than %d days: the policy is set by %s; %s; %s",
-	[subject, _kind_names[kind], days, setter, _lifetime_phrase(times[0], times[1]), next],
+	"%s forbids access via %s if the token's lifetime is greater than %s: the policy is set by %s; %s; %s",
+	[subject, _kind_names[kind], _days(days), setter, _lifetime_phrase(times[0], times[1]), next],
 )
 
 _lifetime_phrase(expires_ns, created_ns) := sprintf(
-	"the token's lifetime is %d days",
-	[ceil(((expires_ns - created_ns) / 1000000000) / 86400)],
+	"the token's lifetime is %s",
+	[_days(ceil(((expires_ns - created_ns) / 1000000000) / 86400))],
 ) if {
 	is_number(expires_ns)
 } else := "the token has no expiration date"
+
+# A number of days in words: "1 day", "30 days".
+_days(n) := "1 day" if n == 1
+
+else := sprintf("%d days", [n])
 
 # Rules 19 and 20, for the decision (pat.rego) and for a token acting on its organization
 # (caller.rego): whether a grant in a state (null: none) fails an approval policy value, and the
@@ -192,8 +197,13 @@ _grant_next(org, state) := sprintf("request access to %s again with a justificat
 _grant_next(org, state) := sprintf("request access to %s with a justification", [org]) if not state in {"pending", "denied", "revoked"}
 
 # The messages of rules 10, 30 and 14, for the decision and caller.rego.
-_not_member_message(user, org) := sprintf("%s is not a member of %s: outside collaborators and former members cannot use fine-grained personal access tokens on %s's resources; ask an owner of %s for membership, or use a personal access token (classic)", [user, org, org, org])
+# Both suggest a classic token only where the organization's access policy allows classic tokens.
+_not_member_message(user, org, classic) := sprintf("%s is not a member of %s: outside collaborators and former members cannot use fine-grained personal access tokens on %s's resources; ask an owner of %s for membership%s", [user, org, org, org, _or_classic(classic)])
 
-_opt_in_message(org, ent) := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in, or use a personal access token (classic)", [org, ent, org, org])
+_opt_in_message(org, ent, classic) := sprintf("%s has not opted in to fine-grained personal access tokens: the %s enterprise has not enabled them and %s has not opted in; ask an owner of %s to opt in%s", [org, ent, org, org, _or_classic(classic)])
+
+_or_classic(classic) := ", or use a personal access token (classic)" if classic == "allow"
+
+else := ""
 
 _forbids_message(org, kind, setter, instead) := sprintf("%s forbids access via %s: the policy is set by %s; %s", [org, _kind_names[kind], setter, instead])

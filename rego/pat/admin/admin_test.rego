@@ -221,6 +221,16 @@ test_org_policies_apply_to_the_caller[note] if {
 			"caller": fg_read,
 			"want": denied(403, "octo-org has not opted in to fine-grained personal access tokens: the acme enterprise has not enabled them and octo-org has not opted in; ask an owner of octo-org to opt in, or use a personal access token (classic)"),
 		},
+		"fine-grained, not opted in, classic restricted": {
+			"settings": with_enterprise({"fine_grained_opt_in": false, "classic_access": "restrict"}),
+			"caller": fg_read,
+			"want": denied(403, "octo-org has not opted in to fine-grained personal access tokens: the acme enterprise has not enabled them and octo-org has not opted in; ask an owner of octo-org to opt in"),
+		},
+		"fine-grained of a non-member, classic restricted": {
+			"settings": with_org({"classic_access": "restrict"}),
+			"caller": fine_grained("erin", "octo-org", {"personal_access_tokens": "read"}),
+			"want": denied(403, "erin is not a member of octo-org: outside collaborators and former members cannot use fine-grained personal access tokens on octo-org's resources; ask an owner of octo-org for membership"),
+		},
 		"fine-grained of an enterprise owner who is not a member": {
 			"settings": settings,
 			"caller": fine_grained("erin", "octo-org", {"personal_access_tokens": "read"}),

@@ -130,7 +130,12 @@ test_either[note] if {
 	decide(tc.m, tc.p, tc.raw) == tc.want
 }
 
-classic_needs(scopes, action, owner) := [false, 403, sprintf("Resource not accessible by personal access token: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with that scope", [scopes, action, owner])]
+classic_needs(scopes, action, owner) := [false, 403, sprintf("Resource not accessible by personal access token: a personal access token (classic) needs the %s scope to %s this resource of %s; regenerate the token with %s", [scopes, action, owner, that_scope(scopes)])]
+
+# "that scope" after one scope, "one of them" after a list.
+that_scope(scopes) := "one of them" if contains(scopes, `" or "`)
+
+else := "that scope"
 
 test_classic_scopes[note] if {
 	some note, tc in {
@@ -170,7 +175,7 @@ test_public_floor_stops_at_private_reads[note] if {
 	decide("GET", tc.p, tc.raw) == tc.want
 }
 
-delete_hook_scopes := `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:repo_hook" or "repo" scope to write this resource of octo-org; regenerate the token with that scope`
+delete_hook_scopes := `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:repo_hook" or "repo" scope to write this resource of octo-org; regenerate the token with one of them`
 
 # Hooks, statuses and deployments take GitHub's narrower scopes; what a public repository keeps
 # from the public takes public_repo, as on GitHub.
