@@ -62,7 +62,8 @@ func startAdmin(t *testing.T) *admWorld {
 		{"alice-fg", "fine_grained", "alice", "", "octo-org", `{"personal_access_token_requests": "write", "personal_access_tokens": "write"}`},
 		{"erin-admin", "classic", "erin", `["admin:org"]`, "", ""},
 		{"bob-admin", "classic", "bob", `["admin:org"]`, "", ""},
-		{"bob-user", "classic", "bob", `["user"]`, "", ""},
+		// repo too: a token creates only tokens that reach what it reaches.
+		{"bob-user", "classic", "bob", `["repo", "user"]`, "", ""},
 		{"mallory-admin", "classic", "mallory", `["admin:org"]`, "", ""},
 		{"ci1", "fine_grained", "bob", "", "octo-org", `{"contents": "write"}`},
 		{"ci2", "fine_grained", "bob", "", "octo-org", `{"contents": "write", "issues": "read"}`},

@@ -150,7 +150,7 @@ func TestLinkCarriesOnlyTheEndpointsParameters(t *testing.T) {
 		as, path, want string
 	}{
 		{"bob-user", "/user/personal-access-tokens?per_page=1&access_token=" + pastedClassic + "&utm=x",
-			`<{base}/user/personal-access-tokens?page=2&per_page=1>; rel="next", <{base}/user/personal-access-tokens?page=4&per_page=1>; rel="last"`},
+			`<{base}/user/personal-access-tokens?page=2&per_page=1>; rel="next", <{base}/user/personal-access-tokens?page=5&per_page=1>; rel="last"`},
 		{"alice-admin", "/orgs/octo-org/personal-access-tokens?state=all&owner[]=bob&owner=alice&per_page=1&access_token=" + pastedFG + "&token=" + pastedClassic,
 			`<{base}/orgs/octo-org/personal-access-tokens?owner=alice&owner%5B%5D=bob&page=2&per_page=1&state=all>; rel="next", <{base}/orgs/octo-org/personal-access-tokens?owner=alice&owner%5B%5D=bob&page=3&per_page=1&state=all>; rel="last"`},
 		// A parameter read once keeps the value the endpoint read.

@@ -111,6 +111,9 @@ func newFixtureStore(t *testing.T, withPolicy, astValues bool) *fixture {
 	long := now.Add(400*24*time.Hour - time.Hour).Format(time.RFC3339)
 	add("alice-fg-long", store.DumpToken{Kind: "fine_grained", User: "alice", ResourceOwner: "octo-org", RepositorySelection: "all",
 		Permissions: map[string]string{"personal_access_tokens": "read"}, ExpiresAt: store.NonNull(long)})
+	// A token that creates tokens reaching what it reaches (repo), and
+	// no further.
+	add("bob-maker", store.DumpToken{Kind: "classic", User: "bob", Scopes: []string{"repo", "user"}})
 	d.Grants = []store.DumpGrant{
 		{TokenName: "bob-all", User: "bob", Org: "octo-org", State: "pending", Reason: "read everything"},
 		{TokenName: "alice-fg", User: "alice", Org: "octo-org", State: "denied"},
@@ -422,9 +425,10 @@ func testCreateToken(t *testing.T, f *fixture) {
 		state  string // the request's state, "" for none
 		field  string
 	}{
-		{note: "classic", as: "bob-user", body: map[string]any{"name": "laptop", "kind": "classic", "scopes": []string{"repo"}}, status: 201},
-		{note: "fine-grained for the user", as: "bob-user", body: map[string]any{"name": "own", "kind": "fine_grained", "repository_selection": "all", "permissions": map[string]string{"contents": "write"}}, status: 201},
-		{note: "fine-grained for the org: pending", as: "bob-user", body: map[string]any{"name": "ci", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "selected", "repositories": []string{"app"}, "permissions": map[string]string{"contents": "write"}, "reason": "ci"}, status: 201, state: "pending"},
+		{note: "classic", as: "bob-maker", body: map[string]any{"name": "laptop", "kind": "classic", "scopes": []string{"repo"}}, status: 201},
+		{note: "classic, a scope repo includes", as: "bob-maker", body: map[string]any{"name": "laptop", "kind": "classic", "scopes": []string{"public_repo", "read:user"}}, status: 201},
+		{note: "fine-grained for the user", as: "bob-maker", body: map[string]any{"name": "own", "kind": "fine_grained", "repository_selection": "all", "permissions": map[string]string{"contents": "write"}}, status: 201},
+		{note: "fine-grained for the org: pending", as: "bob-maker", body: map[string]any{"name": "ci", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "selected", "repositories": []string{"app"}, "permissions": map[string]string{"contents": "write"}, "reason": "ci"}, status: 201, state: "pending"},
 		{note: "fine-grained for a public-only token: no request", as: "bob-user", body: map[string]any{"name": "pub", "kind": "fine_grained", "resource_owner": "octo-org"}, status: 201},
 		{note: "over the lifetime limit", as: "bob-user", body: map[string]any{"name": "long", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "all", "expires_in_days": 400}, status: 422, field: "token"},
 		{note: "unknown kind", as: "bob-user", body: map[string]any{"name": "x", "kind": "oauth"}, status: 422, field: "kind"},

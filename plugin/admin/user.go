@@ -90,7 +90,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 	req := issue.Request{
 		Kind: body.Kind, User: caller.User, Name: body.Name, Scopes: body.Scopes, ResourceOwner: body.ResourceOwner,
 		RepositorySelection: body.RepositorySelection, Repositories: body.Repositories, Permissions: body.Permissions,
-		NoExpiry: body.NoExpiry, Reason: str(body.Reason), Actor: caller.User,
+		NoExpiry: body.NoExpiry, Reason: str(body.Reason), Actor: caller.User, Creator: &caller,
 	}
 	var errs []fieldError
 	switch body.Kind {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,7 +157,7 @@ func TestBodyTooLarge(t *testing.T) {
 	f := newFixture(t, true)
 	const path = "/user/personal-access-tokens"
 	body := func(n int) string {
-		b := `{"name": "big", "kind": "classic", "scopes": ["repo"]}`
+		b := `{"name": "big", "kind": "classic", "scopes": ["user"]}`
 		return b + strings.Repeat(" ", n-len(b))
 	}
 	r := f.do(t, "POST", path, f.as("bob-user"), body(maxBody+1))
@@ -199,5 +200,40 @@ func TestRequestAgainRefusals(t *testing.T) {
 				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, want)
 			}
 		})
+	}
+}
+
+// A token cannot create one that outlives it or reaches further than it
+// (rego/pat/creation.rego): bob-user has the user scope only and expires in
+// 30 days.
+func TestCreateTokenNoFurtherThanItsCreator(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/user/personal-access-tokens"
+	var mine []tokenJSON
+	if r := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil); r.status != 200 || json.Unmarshal([]byte(r.body), &mine) != nil {
+		t.Fatalf("listing: %d %s", r.status, r.body)
+	}
+	i := slices.IndexFunc(mine, func(tk tokenJSON) bool { return tk.Name == "bob-user" })
+	if i < 0 || mine[i].ExpiresAt == nil {
+		t.Fatalf("bob-user in %+v", mine)
+	}
+	creatorExpires := *mine[i].ExpiresAt
+
+	expect422(t, f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "x", "kind": "classic", "scopes": []string{"repo", "user"}}), "token",
+		`a token cannot create one that reaches further than it: the token making this request lacks the "repo" scope; create the token with one that has it, or ask an operator (opa-pat token create)`)
+	expect422(t, f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "x", "kind": "fine_grained", "repository_selection": "all", "permissions": map[string]string{"contents": "write"}}), "token",
+		`a token cannot create one that reaches further than it: the permissions "contents" need the "repo" scope, which the token making this request lacks; create the token with one that has it, or ask an operator (opa-pat token create)`)
+	expect422(t, f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "x", "kind": "classic", "scopes": []string{"user"}, "no_expiry": true}), "token",
+		"a token cannot create one that outlives it: the token making this request expires at "+creatorExpires+" and the new one has no expiration date; choose an expiration on or before then")
+
+	// Without an expiry the new token gets GitHub's 30 days, or its
+	// creator's expiry when that comes first.
+	r := f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "default", "kind": "classic", "scopes": []string{"read:user"}})
+	var out tokenJSON
+	if r.status != 201 || json.Unmarshal([]byte(r.body), &out) != nil || out.ExpiresAt == nil || *out.ExpiresAt != creatorExpires {
+		t.Fatalf("got %d %s, want 201 expiring at %s", r.status, r.body, creatorExpires)
+	}
+	if list := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil); strings.Count(list.body, `"name":"x"`) != 0 {
+		t.Fatalf("a refused token was created: %s", list.body)
 	}
 }

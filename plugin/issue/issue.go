@@ -95,6 +95,15 @@ type Input struct {
 	Token     InputToken `json:"token"`
 	Role      string     `json:"role,omitempty"`
 	ManagedBy string     `json:"managed_by,omitempty"` // the creator's enterprise, for a managed user (rule 27)
+	// Creator is the token that asks for the new one (the admin API),
+	// which the new one may not outlive or reach beyond; nil for the CLI.
+	Creator *InputCreator `json:"creator,omitempty"`
+}
+
+// InputCreator describes the token that creates a token.
+type InputCreator struct {
+	Scopes      []string `json:"scopes"`
+	ExpiresAtNS *int64   `json:"expires_at_ns"`
 }
 
 // InputToken describes the token to create.
@@ -103,6 +112,8 @@ type InputToken struct {
 	User                string `json:"user"`
 	ResourceOwner       string `json:"resource_owner"`
 	RepositorySelection string `json:"repository_selection"`
+	// Scopes of a classic token: a token that creates one must hold them.
+	Scopes []string `json:"scopes,omitempty"`
 	// Permissions decide whether a token limited to public repositories
 	// needs a grant: one holding more than metadata: read does (rule 21).
 	Permissions map[string]string `json:"permissions,omitempty"`
@@ -183,6 +194,10 @@ type Request struct {
 	Reason string
 	// Actor is who creates the token; empty means User.
 	Actor string
+	// Creator is the token that creates this one (the admin API's
+	// caller): the new token may not outlive it or reach beyond it. Nil
+	// for the operator's CLI.
+	Creator *store.Token
 }
 
 // Result is a created token.
@@ -257,6 +272,11 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 	case req.NoExpiry:
 	case req.ExpiresIn == 0:
 		t.ExpiresAt = now.Add(DefaultLifetime)
+		// The default does not outlive the token that asks for the new
+		// one (the creation check refuses an expiry given beyond it).
+		if c := req.Creator; c != nil && !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(t.ExpiresAt) {
+			t.ExpiresAt = c.ExpiresAt
+		}
 	default:
 		t.ExpiresAt = now.Add(req.ExpiresIn)
 	}
@@ -307,7 +327,7 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 	}
 
 	in := Input{Token: InputToken{Kind: t.Kind, User: t.User, ResourceOwner: t.ResourceOwner, RepositorySelection: t.RepositorySelection,
-		Permissions: t.Permissions, CreatedAtNS: t.CreatedAt.UnixNano()}}
+		Scopes: t.Scopes, Permissions: t.Permissions, CreatedAtNS: t.CreatedAt.UnixNano()}}
 	if !t.ExpiresAt.IsZero() {
 		ns := t.ExpiresAt.UnixNano()
 		in.Token.ExpiresAtNS = &ns
@@ -319,6 +339,16 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 		}
 		if ok {
 			in.Role = m.Role
+		}
+	}
+	if c := req.Creator; c != nil {
+		in.Creator = &InputCreator{Scopes: c.Scopes}
+		if in.Creator.Scopes == nil {
+			in.Creator.Scopes = []string{}
+		}
+		if !c.ExpiresAt.IsZero() {
+			ns := c.ExpiresAt.UnixNano()
+			in.Creator.ExpiresAtNS = &ns
 		}
 	}
 	u, ok, err := db.User(ctx, t.User)

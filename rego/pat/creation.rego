@@ -164,3 +164,109 @@ _approved_at_once if _new_role == "owner"
 _approved_at_once if _new_user in _new_policy.owners
 
 _approved_at_once if _new_policy.approval.value == "disable"
+
+# ---------------------------------------------------------------------------------------------
+# A token that creates a token (the admin API's POST /user/personal-access-tokens) cannot make
+# one that outlives it or reaches further than it: otherwise a leaked token with the user scope
+# would mint a token that never expires, with every scope. input.creator: {"scopes",
+# "expires_at_ns" (null: no expiration)}; absent for the CLI, whose operator creates tokens for
+# anyone. Decided: GitHub creates tokens only in a signed-in session, so it has no such rule.
+
+_creator := input.creator if is_object(input.creator)
+
+_creator_expires := object.get(_creator, "expires_at_ns", null)
+
+_creation_errors contains msg if {
+	is_number(_creator_expires)
+	is_number(_new_created)
+	not _new_expires_before(_creator_expires)
+	msg := sprintf("a token cannot create one that outlives it: the token making this request expires at %s and %s; choose an expiration on or before then", [_second(_creator_expires), _new_expiry_phrase])
+}
+
+_new_expires_before(limit) if {
+	expires := object.get(_new_token, "expires_at_ns", null)
+	is_number(expires)
+	expires <= limit
+}
+
+_new_expiry_phrase := sprintf("the new one at %s", [_second(expires)]) if {
+	expires := object.get(_new_token, "expires_at_ns", null)
+	is_number(expires)
+} else := "the new one has no expiration date"
+
+# A time to the second, in UTC.
+_second(ns) := time.format([ns, "UTC", "2006-01-02T15:04:05Z07:00"])
+
+# GitHub's scopes and the narrower scopes each includes.
+_scope_includes := {
+	"repo": {"repo:status", "repo_deployment", "public_repo", "repo:invite", "security_events"},
+	"admin:repo_hook": {"write:repo_hook", "read:repo_hook"},
+	"write:repo_hook": {"read:repo_hook"},
+	"admin:org": {"write:org", "read:org"},
+	"write:org": {"read:org"},
+	"admin:public_key": {"write:public_key", "read:public_key"},
+	"write:public_key": {"read:public_key"},
+	"user": {"read:user", "user:email", "user:follow"},
+	"project": {"read:project"},
+	"write:packages": {"read:packages"},
+	"admin:gpg_key": {"write:gpg_key", "read:gpg_key"},
+	"write:gpg_key": {"read:gpg_key"},
+	"admin:ssh_signing_key": {"write:ssh_signing_key", "read:ssh_signing_key"},
+	"write:ssh_signing_key": {"read:ssh_signing_key"},
+	"codespace": {"codespace:secrets"},
+	"admin:enterprise": {"manage_runners:enterprise", "manage_billing:enterprise", "read:enterprise"},
+}
+
+_creator_scopes := {s | some s in object.get(_creator, "scopes", [])}
+
+_creator_has(scope) if scope in _creator_scopes
+
+_creator_has(scope) if {
+	some held in _creator_scopes
+	scope in object.get(_scope_includes, held, set())
+}
+
+_creation_errors contains msg if {
+	_creator
+	_new_kind == "classic"
+	missing := sort({s | some s in object.get(_new_token, "scopes", []); not _creator_has(s)})
+	count(missing) > 0
+	msg := sprintf("a token cannot create one that reaches further than it: the token making this request lacks %s; create the token with one that has %s, or ask an operator (opa-pat token create)", _scope_names(missing))
+}
+
+_scope_names(scopes) := [sprintf("the %q scope", scopes), "it"] if {
+	count(scopes) == 1
+} else := [sprintf("the scopes %s", [concat(", ", [sprintf("%q", [s]) | some s in scopes])]), "them"]
+
+# A fine-grained token's permissions, in the classic scopes of the token making the request:
+# organization permissions need admin:org; the others (repository and account permissions) repo,
+# or, for a token limited to public repositories, nothing to read (what public repositories show
+# to everyone) and public_repo to write. metadata: read, which every fine-grained token holds,
+# needs nothing.
+_creation_errors contains msg if {
+	_creator
+	_new_kind == "fine_grained"
+	some scope in {"repo", "public_repo", "admin:org"}
+	not _creator_has(scope)
+	perms := sort({name |
+		some name, level in object.get(_new_token, "permissions", {})
+		_permission_scope(name, level) == scope
+	})
+	count(perms) > 0
+	msg := sprintf("a token cannot create one that reaches further than it: the permissions %s need the %q scope, which the token making this request lacks; create the token with one that has it, or ask an operator (opa-pat token create)", [concat(", ", [sprintf("%q", [p]) | some p in perms]), scope])
+}
+
+_permission_scope(name, level) := "admin:org" if {
+	_org_level_permission(name)
+} else := null if {
+	name == "metadata"
+} else := null if {
+	_new_token.repository_selection == "public"
+	level == "read"
+} else := "public_repo" if {
+	_new_token.repository_selection == "public"
+} else := "repo"
+
+_org_level_permission(name) if startswith(name, "organization_")
+
+_org_level_permission("members")

@@ -159,3 +159,39 @@ test_creation_names_in_another_case if {
 	want := refused([creation_too_long("octo-org", 90, "the octo-org organization", lasts(100))], "pending", 90)
 	create(token, "member", with_settings({}, {"fine_grained_max_lifetime_days": 90})) == want
 }
+
+# A token that creates a token (the admin API) cannot make one that outlives it or reaches
+# further than it; the CLI gives no creator and is not held to it.
+create_by(token, creator) := result if {
+	result := data.pat.creation with input as {"token": token, "role": "member", "creator": creator}
+		with data.pat.settings as acme
+}
+
+outreach(what) := sprintf("a token cannot create one that reaches further than it: %s, or ask an operator (opa-pat token create)", [what])
+
+test_creation_by_a_token[note] if {
+	some note, tc in {
+		"classic within the creator's scopes": {"token": {"kind": "classic", "scopes": ["repo", "user"]}, "creator": {"scopes": ["user", "repo"], "expires_at_ns": null}, "errors": []},
+		"classic scopes the creator's include": {"token": {"kind": "classic", "scopes": ["public_repo", "read:org", "read:user", "repo:status"]}, "creator": {"scopes": ["user", "repo", "admin:org"], "expires_at_ns": null}, "errors": []},
+		"write:org does not include admin:org": {"token": {"kind": "classic", "scopes": ["admin:org", "read:org"]}, "creator": {"scopes": ["user", "write:org"], "expires_at_ns": null}, "errors": [outreach(`the token making this request lacks the "admin:org" scope; create the token with one that has it`)]},
+		"classic beyond the creator's scopes": {"token": {"kind": "classic", "scopes": ["delete_repo", "repo", "user"]}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": [outreach(`the token making this request lacks the scopes "delete_repo", "repo"; create the token with one that has them`)]},
+		"fine-grained repository permissions need repo": {"token": {"permissions": {"contents": "write", "issues": "read", "metadata": "read"}}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": [outreach(`the permissions "contents", "issues" need the "repo" scope, which the token making this request lacks; create the token with one that has it`)]},
+		"fine-grained organization permissions need admin:org": {"token": {"permissions": {"members": "read", "organization_secrets": "write", "contents": "read"}}, "creator": {"scopes": ["user", "repo"], "expires_at_ns": null}, "errors": [outreach(`the permissions "members", "organization_secrets" need the "admin:org" scope, which the token making this request lacks; create the token with one that has it`)]},
+		"fine-grained within repo and admin:org": {"token": {"permissions": {"members": "read", "contents": "write"}}, "creator": {"scopes": ["user", "repo", "admin:org"], "expires_at_ns": null}, "errors": []},
+		"public repositories: reads need nothing": {"token": {"repository_selection": "public", "permissions": {"contents": "read", "metadata": "read"}}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": []},
+		"public repositories: writes need public_repo": {"token": {"repository_selection": "public", "permissions": {"issues": "write"}}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": [outreach(`the permissions "issues" need the "public_repo" scope, which the token making this request lacks; create the token with one that has it`)]},
+		"public repositories: repo includes public_repo": {"token": {"repository_selection": "public", "permissions": {"issues": "write"}}, "creator": {"scopes": ["user", "repo"], "expires_at_ns": null}, "errors": []},
+		"expires with the creator": {"token": {"kind": "classic", "scopes": [], "expires_at_ns": in_days(30)}, "creator": {"scopes": ["user"], "expires_at_ns": in_days(30)}, "errors": []},
+		"outlives the creator": {"token": {"kind": "classic", "scopes": [], "expires_at_ns": in_days(30) + 1000000000}, "creator": {"scopes": ["user"], "expires_at_ns": in_days(30)}, "errors": [sprintf("a token cannot create one that outlives it: the token making this request expires at %s and the new one at %s; choose an expiration on or before then", [second(in_days(30)), second(in_days(30) + 1000000000)])]},
+		"no expiry beside an expiring creator": {"token": {"kind": "classic", "scopes": [], "expires_at_ns": null}, "creator": {"scopes": ["user"], "expires_at_ns": in_days(30)}, "errors": [sprintf("a token cannot create one that outlives it: the token making this request expires at %s and the new one has no expiration date; choose an expiration on or before then", [second(in_days(30))])]},
+		"a creator without expiry bounds nothing": {"token": {"kind": "classic", "scopes": [], "expires_at_ns": null}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": []},
+	}
+	got := create_by(new_token(tc.token), tc.creator)
+	got.errors == tc.errors
+}
+
+second(ns) := time.format([ns, "UTC", "2006-01-02T15:04:05Z07:00"])
+
+test_creation_by_the_cli_has_no_creator if {
+	create(new_token({"kind": "classic", "scopes": ["delete_repo"], "expires_at_ns": null}), "member", acme).errors == []
+}
