@@ -121,10 +121,12 @@ func TestCLITokenLifecycle(t *testing.T) {
 
 	// A member's fine-grained token for the organization starts pending.
 	created := decode[struct {
-		ID      int64  `json:"id"`
-		Token   string `json:"token"`
-		Kind    string `json:"kind"`
-		Request struct {
+		ID        int64  `json:"id"`
+		Token     string `json:"token"`
+		Kind      string `json:"kind"`
+		CreatedAt string `json:"created_at"`
+		ExpiresAt string `json:"expires_at"`
+		Request   struct {
 			ID    int64  `json:"id"`
 			State string `json:"state"`
 		} `json:"request"`
@@ -133,6 +135,12 @@ func TestCLITokenLifecycle(t *testing.T) {
 	if !regexp.MustCompile(`^github_pat_[0-9A-Za-z]{22}_[0-9A-Za-z]{59}$`).MatchString(created.Token) ||
 		created.ID != 3 || created.Kind != "fine_grained" || created.Request.ID != 2 || created.Request.State != "pending" {
 		t.Fatalf("token create: %+v", created)
+	}
+	// Times in whole seconds, as GitHub and the admin API show them.
+	for _, at := range []string{created.CreatedAt, created.ExpiresAt} {
+		if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`).MatchString(at) {
+			t.Fatalf("token create: time %q, want whole seconds", at)
+		}
 	}
 
 	pending := decode[[]cliRequest](t, cliOK(t, "requests", "list", "--store", db, "--org", "octo-org", "--state", "pending", "--output", "json"))

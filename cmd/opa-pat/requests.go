@@ -238,6 +238,9 @@ func grantsJSON(gs []store.Grant) []grantJSON {
 	out := make([]grantJSON, len(gs))
 	for i, g := range gs {
 		out[i] = grantJSON(g)
+		// Whole seconds, as GitHub and the admin API show times.
+		out[i].CreatedAt = g.CreatedAt.UTC().Truncate(time.Second)
+		out[i].UpdatedAt = g.UpdatedAt.UTC().Truncate(time.Second)
 	}
 	return out
 }

@@ -58,10 +58,13 @@ type requestRef struct {
 	Reason string `json:"reason"`
 }
 
+// timePtr is t for JSON output, in whole seconds as GitHub and the admin
+// API show times; nil for the zero time.
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
+	t = t.UTC().Truncate(time.Second)
 	return &t
 }
 
@@ -69,7 +72,7 @@ func toTokenJSON(t store.Token) tokenJSON {
 	return tokenJSON{
 		ID: t.ID, TokenSHA256: hex.EncodeToString(t.Hash[:]), Name: t.Name, Kind: t.Kind, User: t.User,
 		ResourceOwner: t.ResourceOwner, RepositorySelection: t.RepositorySelection, Repositories: t.Repositories,
-		Permissions: t.Permissions, Scopes: t.Scopes, CreatedAt: t.CreatedAt, ExpiresAt: timePtr(t.ExpiresAt),
+		Permissions: t.Permissions, Scopes: t.Scopes, CreatedAt: t.CreatedAt.UTC().Truncate(time.Second), ExpiresAt: timePtr(t.ExpiresAt),
 		Revoked: t.Revoked, LastUsedAt: timePtr(t.LastUsedAt),
 	}
 }
