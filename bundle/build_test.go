@@ -498,7 +498,7 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			note: "signed by another key", tarball: byB.Tarball, sigstore: byB.Sigstore,
-			err: fmt.Sprintf("cosign signature: signed by another key (key hint %s, want %s); opa signature: failed to verify JWT signature: invalid ECDSA signature", hintB, hintA),
+			err: fmt.Sprintf("cosign signature: signed by another key (key hint %s, want %s); opa signature: failed to verify JWT signature: invalid ECDSA signature", ShortHint(hintB), ShortHint(hintA)),
 		},
 		{
 			note: "a file larger than MaxFileBytes", tarball: huge, sigstore: good.Sigstore,
@@ -518,7 +518,7 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			note: "another key's signature over this tarball", tarball: good.Tarball, sigstore: bOverGood,
-			err: fmt.Sprintf("cosign signature: signed by another key (key hint %s, want %s)", hintB, hintA),
+			err: fmt.Sprintf("cosign signature: signed by another key (key hint %s, want %s)", ShortHint(hintB), ShortHint(hintA)),
 		},
 		{
 			note: "no sigstore bundle", tarball: good.Tarball, sigstore: nil,

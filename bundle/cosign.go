@@ -101,7 +101,7 @@ func VerifyBlob(pub *ecdsa.PublicKey, sigstoreJSON, blob []byte) error {
 		// signature failed, and never decides.
 		wantHint, herr := KeyHint(pub)
 		if hint := b.GetVerificationMaterial().GetPublicKey().GetHint(); herr == nil && hint != "" && hint != wantHint {
-			return fmt.Errorf("%w (key hint %s, want %s)", ErrOtherKey, hint, wantHint)
+			return fmt.Errorf("%w (key hint %s, want %s)", ErrOtherKey, ShortHint(hint), ShortHint(wantHint))
 		}
 		return fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}

@@ -128,6 +128,19 @@ func keyKind(k any) string {
 	}
 }
 
+// ShortHint names a key hint in messages: "sha256:" and the first 16 hex
+// digits of the key's SHA-256, which `openssl pkey -pubin -in cosign.pub
+// -outform DER | sha256sum` shows too. Base64 would not do: a run of 36
+// letters and digits in it is a classic token's shape, which a sidecar's
+// log redaction hides. A hint that is no base64 SHA-256 is "unreadable".
+func ShortHint(hint string) string {
+	sum, err := base64.StdEncoding.DecodeString(hint)
+	if err != nil || len(sum) != sha256.Size {
+		return "(unreadable)"
+	}
+	return fmt.Sprintf("sha256:%x…", sum[:8])
+}
+
 // KeyHint is cosign's hint for a public key: base64 of the SHA-256 of its
 // PKIX encoding. It goes into the sigstore bundle's verification material.
 func KeyHint(pub crypto.PublicKey) (string, error) {

@@ -3,6 +3,9 @@ package bundle
 import (
 	"crypto"
 	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"testing"
 
 	"github.com/opa-pat/opa-pat/bundle/bundletest"
@@ -31,5 +34,20 @@ func TestLoadPublicKeyRefusesOtherKeys(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// A key hint is named by the start of the key's SHA-256 in hex: never a
+// run of 36 letters and digits, which a sidecar's log redaction hides.
+func TestShortHint(t *testing.T) {
+	sum := sha256.Sum256([]byte("key"))
+	hint := base64.StdEncoding.EncodeToString(sum[:])
+	if got, want := ShortHint(hint), "sha256:"+hex.EncodeToString(sum[:8])+"…"; got != want {
+		t.Fatalf("ShortHint = %q, want %q", got, want)
+	}
+	for _, bad := range []string{"", "not base64!", base64.StdEncoding.EncodeToString([]byte("short"))} {
+		if got := ShortHint(bad); got != "(unreadable)" {
+			t.Fatalf("ShortHint(%q) = %q", bad, got)
+		}
 	}
 }
