@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/url"
@@ -14,6 +13,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/opa-pat/opa-pat/plugin/jsonkey"
 )
 
 // errBadPath is returned for a request path that cannot be decoded; the gate
@@ -442,7 +443,7 @@ func parsedBody(body string, headers headerList) (ast.Value, bool) {
 	if _, err := dec.Token(); err != io.EOF {
 		return ast.Null{}, false
 	}
-	if repeatsKey(body) {
+	if _, twice := jsonkey.Repeated(strings.NewReader(body)); twice {
 		return ast.Null{}, false
 	}
 	v, err := ast.InterfaceToValue(x)
@@ -450,45 +451,4 @@ func parsedBody(body string, headers headerList) (ast.Value, bool) {
 		return ast.Null{}, false
 	}
 	return v, false
-}
-
-// repeatsKey reports whether an object in the JSON value body, which is
-// valid, has a key twice (compared once decoded: "op" and "\u006fp" are one
-// key). Objects have few keys: each keeps them in a slice.
-func repeatsKey(body string) bool {
-	type frame struct {
-		object  bool
-		wantKey bool // an object's next token is a key
-		keys    []string
-	}
-	var stack []frame
-	dec := json.NewDecoder(strings.NewReader(body))
-	dec.UseNumber()
-	for {
-		t, err := dec.Token()
-		if err != nil {
-			return false
-		}
-		d, delim := t.(json.Delim)
-		if delim && (d == '}' || d == ']') {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		if n := len(stack); n > 0 && stack[n-1].object {
-			top := &stack[n-1]
-			if top.wantKey {
-				k, _ := t.(string)
-				if slices.Contains(top.keys, k) {
-					return true
-				}
-				top.keys = append(top.keys, k)
-				top.wantKey = false
-				continue
-			}
-			top.wantKey = true
-		}
-		if delim {
-			stack = append(stack, frame{object: d == '{', wantKey: d == '{'})
-		}
-	}
 }
