@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/opa-pat/opa-pat/plugin/jsonkey"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
@@ -207,7 +208,12 @@ func pathID(r *http.Request, name string) (int64, bool) {
 
 // decodeBody decodes a JSON body into dst; a body that is not JSON is a
 // 400, as on GitHub, and a value of the wrong type a 422 naming the field
-// of resource.
+// of resource. A body that is not UTF-8, or that gives a key twice in one
+// object, is not JSON that every reader reads alike: Go's decoder would
+// keep U+FFFD for the bytes it cannot read and the last of two values
+// ({"action": "deny", "action": "approve"} approves), other readers the
+// first or an error. Both are a 400 naming what is wrong, as the Envoy gate
+// reads such a body as none (jsonkey); nothing of either is applied.
 func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -219,17 +225,22 @@ func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	if len(bytes.TrimSpace(b)) == 0 {
 		b = []byte("{}")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(dst); err != nil {
+	if !utf8.Valid(b) {
+		return newError(http.StatusBadRequest, "Problems parsing JSON: the body is not valid UTF-8", doc)
+	}
+	// One value and nothing after it (a second object, a cut-off one): a
+	// body a reader could read otherwise is not applied, as on GitHub.
+	if !json.Valid(b) {
+		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
+	}
+	if key, twice := jsonkey.Repeated(bytes.NewReader(b)); twice {
+		return newError(http.StatusBadRequest, fmt.Sprintf("Problems parsing JSON: the key %s appears twice", token.Quote(key)), doc)
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return invalid(doc, resource, fieldError{Field: te.Field, Message: fmt.Sprintf("%s: want %s, got a JSON %s", te.Field, jsonTypeName(te.Type.String()), te.Value)})
 		}
-		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
-	}
-	// Anything after the value (a second object, a cut-off one) makes the
-	// body unreadable, as for GitHub: nothing of it is applied.
-	if _, err := dec.Token(); err != io.EOF {
 		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
 	}
 	return nil
