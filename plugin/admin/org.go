@@ -292,8 +292,8 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 		dst  *int64
 	}{{"token_id", &f.TokenID}, {"request_id", &f.RequestID}} {
 		if v := q.Get(b.name); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 1 {
+			n, ok := parseID(v)
+			if !ok {
 				errs = append(errs, fieldError{Field: b.name, Message: fmt.Sprintf("%s: %s is not an id", b.name, token.Quote(v))})
 				continue
 			}

@@ -35,7 +35,7 @@ func parsePage(q url.Values) (page, []fieldError) {
 	var errs []fieldError
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
+		if err != nil || n < 1 || !digits(v) {
 			errs = append(errs, fieldError{Field: "per_page", Message: fmt.Sprintf("per_page: %s is not a positive integer", token.Quote(v))})
 		} else {
 			p.PerPage = min(n, maxPerPage)
@@ -43,7 +43,7 @@ func parsePage(q url.Values) (page, []fieldError) {
 	}
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
+		if err != nil || n < 1 || !digits(v) {
 			errs = append(errs, fieldError{Field: "page", Message: fmt.Sprintf("page: %s is not a positive integer", token.Quote(v))})
 		} else {
 			// Far past any list (an empty page, as GitHub answers), and
@@ -165,8 +165,8 @@ func (s *Server) parseGrantFilter(q url.Values, org string) (store.OrgGrantFilte
 		}
 	}
 	for _, v := range values(q, "token_id") {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || id < 1 {
+		id, ok := parseID(v)
+		if !ok {
 			errs = append(errs, fieldError{Field: "token_id", Message: fmt.Sprintf("token_id: %s is not a token id", token.Quote(v))})
 			continue
 		}
@@ -200,10 +200,34 @@ func (s *Server) parseGrantFilter(q url.Values, org string) (store.OrgGrantFilte
 	return f, p, errs
 }
 
-// pathID reads a positive integer path parameter.
+// pathID reads an id in the path: plain decimal digits, not 0. Anything
+// else ("+6", "6 ", "0x6") names no id and is not found, as an unknown id
+// is.
 func pathID(r *http.Request, name string) (int64, bool) {
-	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	return parseID(r.PathValue(name))
+}
+
+// parseID reads an id, in a path or a query: plain decimal digits (no sign,
+// no space), a positive int64. strconv alone would take "+6" for 6.
+func parseID(s string) (int64, bool) {
+	if !digits(s) {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
 	return id, err == nil && id > 0
+}
+
+// digits reports whether s is one or more ASCII decimal digits.
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeBody decodes a JSON body into dst; a body that is not JSON is a

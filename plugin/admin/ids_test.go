@@ -1,0 +1,67 @@
+package admin
+
+import (
+	"testing"
+)
+
+// An id in a path is plain decimal digits: "+1" (which strconv takes for
+// 1), "%2B1", " 1" or "1.0" names no id and is a 404 like an unknown id,
+// and nothing is applied.
+func TestPathIDsAreDigits(t *testing.T) {
+	f := newFixture(t, true)
+	bobAll := itoa(f.tokenID(t, "bob-all"))
+	before := f.pendingRequests(t)
+	for _, id := range []string{"+1", "%2B1", "%201", "1.0", "-1", "0", "1e0", "０１"} {
+		for _, tc := range []struct {
+			method, path, as, doc string
+			body                  any
+		}{
+			{"POST", "/orgs/octo-org/personal-access-token-requests/" + id, "alice-admin", docReviewRequest, map[string]any{"action": "deny"}},
+			{"GET", "/orgs/octo-org/personal-access-token-requests/" + id + "/repositories", "alice-admin", docRequestRepos, nil},
+			{"POST", "/orgs/octo-org/personal-access-tokens/" + id, "alice-admin", docRevokeGrant, map[string]any{"action": "revoke"}},
+			{"GET", "/orgs/octo-org/personal-access-tokens/" + id + "/repositories", "alice-admin", docGrantRepos, nil},
+			{"DELETE", "/user/personal-access-tokens/" + id, "bob-user", docUserTokens, nil},
+			{"POST", "/user/personal-access-tokens/" + id + "/requests", "bob-user", docUserTokens, map[string]any{"reason": "x"}},
+		} {
+			t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+				r := f.do(t, tc.method, tc.path, f.as(tc.as), tc.body)
+				if want := errBody("Not Found", tc.doc); r.status != 404 || r.body != want {
+					t.Fatalf("got  %d %s\nwant 404 %s", r.status, r.body, want)
+				}
+			})
+		}
+	}
+	if after := f.pendingRequests(t); after != before {
+		t.Fatalf("a path that names no id changed the requests:\n%s\nwas\n%s", after, before)
+	}
+	// The digits alone still name the request and the token.
+	if r := f.do(t, "GET", "/orgs/octo-org/personal-access-token-requests/1/repositories", f.as("alice-admin"), nil); r.status != 200 {
+		t.Fatalf("request 1: %d %s", r.status, r.body)
+	}
+	if r := f.do(t, "POST", "/user/personal-access-tokens/"+bobAll+"/requests", f.as("bob-user"), map[string]any{"reason": "x"}); r.status != 422 {
+		t.Fatalf("token %s: %d %s", bobAll, r.status, r.body)
+	}
+}
+
+// Ids and numbers in a query are plain decimal digits too: "%2B5" is a 422
+// naming the parameter ("+" itself is a space in a query).
+func TestQueryNumbersAreDigits(t *testing.T) {
+	f := newFixture(t, true)
+	for _, tc := range []struct {
+		path, field, message, doc, resource string
+	}{
+		{"/orgs/octo-org/personal-access-tokens?token_id=%2B5", "token_id", `token_id: "+5" is not a token id`, docListGrants, "PersonalAccessToken"},
+		{"/orgs/octo-org/personal-access-token-requests?token_id%5B%5D=%2B5", "token_id", `token_id: "+5" is not a token id`, docListRequests, "PersonalAccessTokenRequest"},
+		{"/orgs/octo-org/personal-access-tokens?per_page=%2B2", "per_page", `per_page: "+2" is not a positive integer`, docListGrants, "PersonalAccessToken"},
+		{"/orgs/octo-org/personal-access-tokens?page=%2B2", "page", `page: "+2" is not a positive integer`, docListGrants, "PersonalAccessToken"},
+		{"/orgs/octo-org/audit-log?token_id=%2B5", "token_id", `token_id: "+5" is not an id`, docAuditLog, "AuditEvent"},
+		{"/orgs/octo-org/audit-log?request_id=%2B5", "request_id", `request_id: "+5" is not an id`, docAuditLog, "AuditEvent"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			r := f.do(t, "GET", tc.path, f.as("alice-admin"), nil)
+			if want := invalidBody(tc.resource, tc.field, "invalid", tc.message, tc.doc); r.status != 422 || r.body != want {
+				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, want)
+			}
+		})
+	}
+}
