@@ -37,7 +37,7 @@ func TestBodyWithAKeyTwice(t *testing.T) {
 			body: `{"name": "x", "kind": "fine_grained", "permissions": {"contents": "read", "contents": "write"}}`, key: `"contents"`, doc: docUserTokens},
 		{note: "a key that looks like a token is described", as: "bob-user", path: "/user/personal-access-tokens",
 			body: fmt.Sprintf(`{"name": "x", "kind": "classic", %q: 1, %[1]q: 2}`, pastedClassic),
-			key: "(40 characters, not shown: it looks like a personal access token)", doc: docUserTokens},
+			key:  "(40 characters, not shown: it looks like a personal access token)", doc: docUserTokens},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			r := f.do(t, "POST", tc.path, f.as(tc.as), tc.body)
