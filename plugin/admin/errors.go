@@ -25,6 +25,7 @@ const (
 	docServing           = ourDocs + "#serving-it"
 	docNotFound          = ourDocs
 	maxOwners            = 10
+	maxIDs               = 50 // token_id and request_id filters, as GitHub's token_id
 	defaultPerPage       = 30
 	maxPerPage           = 100
 	maxPage              = 10_000_000 // pages beyond it read as it: empty

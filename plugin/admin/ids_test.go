@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -63,5 +65,39 @@ func TestQueryNumbersAreDigits(t *testing.T) {
 				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, want)
 			}
 		})
+	}
+}
+
+// token_id takes at most 50 ids, as on GitHub: more is a 422 naming the
+// count, not each id, and no Link header carries them.
+func TestTokenIDFilterAtMost50(t *testing.T) {
+	f := newFixture(t, true)
+	list := func(n int, sep string) string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = itoa(int64(i + 1))
+		}
+		return strings.Join(ids, sep)
+	}
+	for _, tc := range []struct {
+		path, doc, resource string
+		n                   int
+	}{
+		{"/orgs/octo-org/personal-access-tokens?token_id=" + list(51, ","), docListGrants, "PersonalAccessToken", 51},
+		{"/orgs/octo-org/personal-access-token-requests?token_id[]=" + list(20000, ","), docListRequests, "PersonalAccessTokenRequest", 20000},
+		{"/orgs/octo-org/personal-access-token-requests?token_id[]=" + list(60, "&token_id[]="), docListRequests, "PersonalAccessTokenRequest", 60},
+		{"/orgs/octo-org/personal-access-token-requests?token_id=" + list(30, ",") + "&token_id[]=" + list(21, ","), docListRequests, "PersonalAccessTokenRequest", 51},
+	} {
+		t.Run(fmt.Sprint(tc.n), func(t *testing.T) {
+			r := f.do(t, "GET", tc.path, f.as("alice-admin"), nil)
+			msg := fmt.Sprintf("token_id: at most 50 token ids, got %d", tc.n)
+			if want := invalidBody(tc.resource, "token_id", "invalid", msg, tc.doc); r.status != 422 || r.body != want || r.header.Get("Link") != "" {
+				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, want)
+			}
+		})
+	}
+	r := f.do(t, "GET", "/orgs/octo-org/personal-access-tokens?state=all&per_page=1&token_id="+list(50, ","), f.as("alice-admin"), nil)
+	if r.status != 200 || len(r.header.Get("Link")) > 2*4*50*4 {
+		t.Fatalf("50 ids: %d %s, Link %d bytes", r.status, r.body, len(r.header.Get("Link")))
 	}
 }

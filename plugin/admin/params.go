@@ -136,6 +136,28 @@ func values(q url.Values, name string) []string {
 	return out
 }
 
+// idList reads a list of ids given as name[] or name, repeated or
+// comma-separated (values): at most maxIDs of them, as GitHub allows, each
+// plain decimal digits. A longer list is refused before its ids are read:
+// each would come back in the Link header, and each bad one in the answer.
+func idList(q url.Values, name, what string) ([]int64, []fieldError) {
+	vs := values(q, name)
+	if len(vs) > maxIDs {
+		return nil, []fieldError{{Field: name, Message: fmt.Sprintf("%s: at most %d %s ids, got %d", name, maxIDs, what, len(vs))}}
+	}
+	var ids []int64
+	var errs []fieldError
+	for _, v := range vs {
+		id, ok := parseID(v)
+		if !ok {
+			errs = append(errs, fieldError{Field: name, Message: fmt.Sprintf("%s: %s is not a %s id", name, token.Quote(v), what)})
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids, errs
+}
+
 // grantListParams are the query parameters of the two organization lists
 // besides page and per_page: parseGrantFilter's and state.
 var grantListParams = []string{"owner", "owner[]", "repository", "permission", "token_id", "token_id[]", "sort", "direction",
@@ -164,14 +186,8 @@ func (s *Server) parseGrantFilter(q url.Values, org string) (store.OrgGrantFilte
 			errs = append(errs, tokenParam(name))
 		}
 	}
-	for _, v := range values(q, "token_id") {
-		id, ok := parseID(v)
-		if !ok {
-			errs = append(errs, fieldError{Field: "token_id", Message: fmt.Sprintf("token_id: %s is not a token id", token.Quote(v))})
-			continue
-		}
-		f.TokenIDs = append(f.TokenIDs, id)
-	}
+	ids, idErrs := idList(q, "token_id", "token")
+	f.TokenIDs, errs = ids, append(errs, idErrs...)
 	if v := q.Get("sort"); v != "" && v != "created_at" {
 		errs = append(errs, fieldError{Field: "sort", Message: fmt.Sprintf(`sort: unknown value %s, want "created_at"`, token.Quote(v))})
 	}
