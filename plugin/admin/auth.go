@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/opa-pat/opa-pat/plugin/builtins"
@@ -148,6 +149,10 @@ func (s *Server) org(op, doc string, h func(w http.ResponseWriter, r *http.Reque
 			writeError(w, e)
 			return
 		}
+		if e := readableQuery(r, doc); e != nil {
+			writeError(w, e)
+			return
+		}
 		r = r.WithContext(store.WithActorToken(r.Context(), caller.ID))
 		if e := h(w, r, caller, org); e != nil {
 			if e.DocumentationURL == "" {
@@ -168,6 +173,10 @@ func (s *Server) authenticated(doc string, h func(w http.ResponseWriter, r *http
 			writeError(w, e)
 			return
 		}
+		if e := readableQuery(r, doc); e != nil {
+			writeError(w, e)
+			return
+		}
 		r = r.WithContext(store.WithActorToken(r.Context(), caller.ID))
 		if e := h(w, r, caller); e != nil {
 			if e.DocumentationURL == "" {
@@ -176,4 +185,18 @@ func (s *Server) authenticated(doc string, h func(w http.ResponseWriter, r *http
 			writeError(w, e)
 		}
 	}
+}
+
+// readableQuery refuses the query of a GET that cannot be read whole: Go's
+// reader drops a pair with a bad escape (token_id=%zz) and every pair of a
+// query of more than 10,000, so a filter would be left out and the list
+// would say more than was asked. A POST reads no query.
+func readableQuery(r *http.Request, doc string) *apiError {
+	if r.Method != http.MethodGet {
+		return nil
+	}
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		return newError(http.StatusBadRequest, "Bad Request: the query cannot be read: "+err.Error(), doc)
+	}
+	return nil
 }

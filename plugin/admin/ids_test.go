@@ -101,3 +101,27 @@ func TestTokenIDFilterAtMost50(t *testing.T) {
 		t.Fatalf("50 ids: %d %s, Link %d bytes", r.status, r.body, len(r.header.Get("Link")))
 	}
 }
+
+// A query Go's reader cannot read whole is a 400: it would drop the pair
+// with a bad escape, or every pair of a query of more than 10,000, and list
+// more than was asked.
+func TestUnreadableQuery(t *testing.T) {
+	f := newFixture(t, true)
+	many := strings.Repeat("token_id[]=1&", 10001)
+	for _, tc := range []struct {
+		path, as, doc, err string
+	}{
+		{"/orgs/octo-org/personal-access-tokens?state=all&token_id=%zz", "alice-admin", docListGrants, `invalid URL escape "%zz"`},
+		{"/orgs/octo-org/personal-access-token-requests?" + many, "alice-admin", docListRequests, "number of URL query parameters exceeded limit"},
+		{"/orgs/octo-org/audit-log?actor=bob;action=x", "alice-admin", docAuditLog, "invalid semicolon separator in query"},
+		{"/orgs/octo-org/personal-access-tokens/1/repositories?page=%zz", "alice-admin", docGrantRepos, `invalid URL escape "%zz"`},
+		{"/user/personal-access-tokens?page=%zz", "bob-user", docUserTokens, `invalid URL escape "%zz"`},
+	} {
+		t.Run(tc.err, func(t *testing.T) {
+			r := f.do(t, "GET", tc.path, f.as(tc.as), nil)
+			if want := errBody("Bad Request: the query cannot be read: "+tc.err, tc.doc); r.status != 400 || r.body != want {
+				t.Fatalf("got  %d %s\nwant 400 %s", r.status, r.body, want)
+			}
+		})
+	}
+}
