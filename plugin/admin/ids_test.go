@@ -56,8 +56,8 @@ func TestQueryNumbersAreDigits(t *testing.T) {
 		{"/orgs/octo-org/personal-access-token-requests?token_id%5B%5D=%2B5", "token_id", `token_id: "+5" is not a token id`, docListRequests, "PersonalAccessTokenRequest"},
 		{"/orgs/octo-org/personal-access-tokens?per_page=%2B2", "per_page", `per_page: "+2" is not a positive integer`, docListGrants, "PersonalAccessToken"},
 		{"/orgs/octo-org/personal-access-tokens?page=%2B2", "page", `page: "+2" is not a positive integer`, docListGrants, "PersonalAccessToken"},
-		{"/orgs/octo-org/audit-log?token_id=%2B5", "token_id", `token_id: "+5" is not an id`, docAuditLog, "AuditEvent"},
-		{"/orgs/octo-org/audit-log?request_id=%2B5", "request_id", `request_id: "+5" is not an id`, docAuditLog, "AuditEvent"},
+		{"/orgs/octo-org/audit-log?token_id=%2B5", "token_id", `token_id: "+5" is not a token id`, docAuditLog, "AuditEvent"},
+		{"/orgs/octo-org/audit-log?request_id=%2B5", "request_id", `request_id: "+5" is not a request id`, docAuditLog, "AuditEvent"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			r := f.do(t, "GET", tc.path, f.as("alice-admin"), nil)

@@ -287,19 +287,13 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 	if s.looksLikeToken(f.Actor) {
 		errs = append(errs, tokenParam("actor"))
 	}
-	for _, b := range []struct {
-		name string
-		dst  *int64
-	}{{"token_id", &f.TokenID}, {"request_id", &f.RequestID}} {
-		if v := q.Get(b.name); v != "" {
-			n, ok := parseID(v)
-			if !ok {
-				errs = append(errs, fieldError{Field: b.name, Message: fmt.Sprintf("%s: %s is not an id", b.name, token.Quote(v))})
-				continue
-			}
-			*b.dst = n
-		}
-	}
+	// token_id and request_id take the forms of the lists' token_id:
+	// name[] or name, repeated or comma-separated, at most 50.
+	var idErrs []fieldError
+	f.TokenIDs, idErrs = idList(q, "token_id", "token")
+	errs = append(errs, idErrs...)
+	f.RequestIDs, idErrs = idList(q, "request_id", "request")
+	errs = append(errs, idErrs...)
 	if err := store.CheckAuditAction(f.Action); err != nil {
 		errs = append(errs, fieldError{Field: "action", Message: "action: " + err.Error()})
 	}

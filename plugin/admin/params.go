@@ -104,7 +104,7 @@ func (s *Server) setLink(w http.ResponseWriter, r *http.Request, p page, total i
 
 // repeatedParams are the parameters read with every value (values): the
 // links carry each of them.
-var repeatedParams = map[string]bool{"owner": true, "owner[]": true, "token_id": true, "token_id[]": true}
+var repeatedParams = map[string]bool{"owner": true, "owner[]": true, "token_id": true, "token_id[]": true, "request_id": true, "request_id[]": true}
 
 // looksLikeToken reports whether v holds a token, also lower-cased (its
 // checksum lost) or cut short after GitHub's prefixes, the deployment's or
@@ -164,7 +164,7 @@ var grantListParams = []string{"owner", "owner[]", "repository", "permission", "
 	"last_used_before", "last_used_after", "state"}
 
 // auditParams are the audit log's filters.
-var auditParams = []string{"actor", "action", "token_id", "request_id"}
+var auditParams = []string{"actor", "action", "token_id", "token_id[]", "request_id", "request_id[]"}
 
 // parseGrantFilter reads GitHub's filters of the two organization lists.
 // A login, repository or permission that looks like a token is refused:

@@ -207,12 +207,14 @@ func (db *DB) OwnerRepositories(ctx context.Context, owner, visibility string) (
 }
 
 // AuditPageFilter selects audit events and one page of them, newest first.
+// Zero fields match everything.
 type AuditPageFilter struct {
-	Org       string
-	Actor     string
-	Action    string
-	TokenID   int64
-	RequestID int64
+	Org    string
+	Actor  string
+	Action string
+	// TokenIDs and RequestIDs keep the events of any of these tokens and
+	// requests.
+	TokenIDs, RequestIDs []int64
 	// Page (from 1) and PerPage; PerPage 0 returns every event.
 	Page, PerPage int
 }
@@ -220,7 +222,13 @@ type AuditPageFilter struct {
 // ListAuditPage returns one page of the audit events that match f, newest
 // first, and how many match in all.
 func (db *DB) ListAuditPage(ctx context.Context, f AuditPageFilter) ([]AuditEvent, int, error) {
-	c := auditWhere(f.Org, f.Actor, f.Action, f.TokenID, f.RequestID)
+	c := auditWhere(f.Org, f.Actor, f.Action, 0, 0)
+	if len(f.TokenIDs) > 0 {
+		c.in("token_id", len(f.TokenIDs), func(i int) any { return f.TokenIDs[i] })
+	}
+	if len(f.RequestIDs) > 0 {
+		c.in("request_id", len(f.RequestIDs), func(i int) any { return f.RequestIDs[i] })
+	}
 	var total int
 	if err := db.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_events`+c.String(), c.args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("counting audit events: %w", err)

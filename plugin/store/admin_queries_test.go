@@ -146,8 +146,16 @@ func testListAuditPage(t *testing.T, location string) {
 	if err != nil || total != 4 || len(events) != 1 || events[0].TokenID != ids["a"] {
 		t.Fatalf("page 2 of request.create, newest first: %+v %d %v", events, total, err)
 	}
-	events, _, err = db.ListAuditPage(ctx, AuditPageFilter{TokenID: ids["b"]})
+	events, _, err = db.ListAuditPage(ctx, AuditPageFilter{TokenIDs: []int64{ids["b"]}})
 	if err != nil || len(events) != 2 || events[0].Action != ActionRequestCreate || events[1].Action != ActionTokenCreate {
 		t.Fatalf("by token: %+v %v", events, err)
+	}
+	events, total, err = db.ListAuditPage(ctx, AuditPageFilter{TokenIDs: []int64{ids["b"], ids["c"]}, Action: ActionRequestCreate})
+	if err != nil || total != 2 || len(events) != 2 || events[0].TokenID != ids["c"] || events[1].TokenID != ids["b"] {
+		t.Fatalf("by two tokens: %+v %d %v", events, total, err)
+	}
+	events, total, err = db.ListAuditPage(ctx, AuditPageFilter{RequestIDs: []int64{rows[0].Grant.ID, 999}})
+	if err != nil || total != 2 || events[0].Action != ActionRequestApprove || events[1].Action != ActionRequestCreate {
+		t.Fatalf("by requests: %+v %d %v", events, total, err)
 	}
 }
