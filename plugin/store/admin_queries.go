@@ -19,7 +19,7 @@ import (
 type OrgGrantFilter struct {
 	Org   string
 	State string // a grant state; "" matches every state
-	// Owners keeps tokens of these users.
+	// Owners keeps tokens of these users, compared without regard to case.
 	Owners []string
 	// TokenIDs keeps these tokens.
 	TokenIDs []int64
@@ -85,7 +85,10 @@ func (db *DB) ListOrgGrants(ctx context.Context, f OrgGrantFilter) ([]OrgGrant, 
 		c.add("t.revoked = ?", false)
 	}
 	if len(f.Owners) > 0 {
-		c.in("t.user_login", len(f.Owners), func(i int) any { return f.Owners[i] })
+		// Logins without regard to case, as GitHub compares them (and the
+		// policy's index): owner=BOB is bob. Logins are ASCII (checkGitHubName),
+		// which SQLite's lower() and PostgreSQL's fold alike.
+		c.in("lower(t.user_login)", len(f.Owners), func(i int) any { return strings.ToLower(f.Owners[i]) })
 	}
 	if len(f.TokenIDs) > 0 {
 		c.in("t.id", len(f.TokenIDs), func(i int) any { return f.TokenIDs[i] })
@@ -209,7 +212,9 @@ func (db *DB) OwnerRepositories(ctx context.Context, owner, visibility string) (
 // AuditPageFilter selects audit events and one page of them, newest first.
 // Zero fields match everything.
 type AuditPageFilter struct {
-	Org    string
+	Org string
+	// Actor keeps the events of this actor, compared without regard to
+	// ASCII case (an actor is a login, or the CLI's --actor).
 	Actor  string
 	Action string
 	// TokenIDs and RequestIDs keep the events of any of these tokens and
@@ -222,7 +227,10 @@ type AuditPageFilter struct {
 // ListAuditPage returns one page of the audit events that match f, newest
 // first, and how many match in all.
 func (db *DB) ListAuditPage(ctx context.Context, f AuditPageFilter) ([]AuditEvent, int, error) {
-	c := auditWhere(f.Org, f.Actor, f.Action, 0, 0)
+	c := auditWhere(f.Org, "", f.Action, 0, 0)
+	if f.Actor != "" {
+		c.add("lower(actor) = ?", asciiLower(f.Actor))
+	}
 	if len(f.TokenIDs) > 0 {
 		c.in("token_id", len(f.TokenIDs), func(i int) any { return f.TokenIDs[i] })
 	}
@@ -258,4 +266,14 @@ func (db *DB) UserTokens(ctx context.Context, user string, page, perPage int) ([
 		return nil, 0, fmt.Errorf("listing tokens of %s: %w", user, err)
 	}
 	return out, total, nil
+}
+
+// asciiLower folds the ASCII letters of s, as SQLite's lower() does.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }

@@ -67,6 +67,8 @@ func testListOrgGrants(t *testing.T, location string) {
 		{note: "page 2 of 2", f: OrgGrantFilter{Page: 2, PerPage: 3}, want: []string{"a"}, total: 4},
 		{note: "beyond the last page", f: OrgGrantFilter{Page: 3, PerPage: 3}, want: []string{}, total: 4},
 		{note: "owners", f: OrgGrantFilter{Owners: []string{"carol"}}, want: []string{"d", "c"}, total: 2},
+		{note: "owners without regard to case", f: OrgGrantFilter{Owners: []string{"CAROL", "Bob"}}, want: []string{"d", "c", "b", "a"}, total: 4},
+		{note: "an owner in another case", f: OrgGrantFilter{Owners: []string{"Carol"}}, want: []string{"d", "c"}, total: 2},
 		{note: "token ids", f: OrgGrantFilter{TokenIDs: []int64{ids["b"], ids["c"]}}, want: []string{"c", "b"}, total: 2},
 		{note: "permission, underscore is literal", f: OrgGrantFilter{Permission: "pull_requests"}, want: []string{"b"}, total: 1},
 		{note: "repository: all and selected", f: OrgGrantFilter{Repository: "app"}, want: []string{"b", "a"}, total: 2},
@@ -141,6 +143,10 @@ func testListAuditPage(t *testing.T, location string) {
 	events, total, err := db.ListAuditPage(ctx, AuditPageFilter{Org: "octo-org", Actor: "alice"})
 	if err != nil || total != 1 || len(events) != 1 || events[0].Action != ActionRequestApprove || events[0].Reason != "fine" || events[0].TokenID != ids["a"] {
 		t.Fatalf("by actor: %+v %d %v", events, total, err)
+	}
+	events, total, err = db.ListAuditPage(ctx, AuditPageFilter{Org: "octo-org", Actor: "ALICE"})
+	if err != nil || total != 1 || len(events) != 1 || events[0].Actor != "alice" {
+		t.Fatalf("by actor in another case: %+v %d %v", events, total, err)
 	}
 	events, total, err = db.ListAuditPage(ctx, AuditPageFilter{Org: "octo-org", Action: ActionRequestCreate, Page: 2, PerPage: 3})
 	if err != nil || total != 4 || len(events) != 1 || events[0].TokenID != ids["a"] {
