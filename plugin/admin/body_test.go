@@ -53,7 +53,7 @@ func TestBodyWithAKeyTwice(t *testing.T) {
 		t.Fatalf("a refused body created a token: %s", list.body)
 	}
 	// The same key in two objects is no repetition.
-	r := f.do(t, "POST", "/user/personal-access-tokens", f.as("bob-user"),
+	r := f.do(t, "POST", "/user/personal-access-tokens", f.as("bob-maker"),
 		`{"name": "twice-ok", "kind": "fine_grained", "repository_selection": "all", "permissions": {"contents": "read", "issues": "read"}, "reason": "r"}`)
 	if r.status != 201 {
 		t.Fatalf("distinct keys: %d %s", r.status, r.body)

@@ -3,9 +3,9 @@ package admin
 import (
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
+	"github.com/opa-pat/opa-pat/plugin/permissions"
 	"github.com/opa-pat/opa-pat/plugin/store"
 )
 
@@ -24,18 +24,10 @@ type permissionsJSON struct {
 	Other        map[string]string `json:"other"`
 }
 
-// orgPermissions are the organization permissions; every other permission
-// is a repository permission.
-var orgPermissions = map[string]bool{
-	"members": true, "team_discussions": true, "personal_access_tokens": true, "personal_access_token_requests": true,
-	"custom_properties": true, "events": true, "plan": true, "projects": true, "secrets": true, "self_hosted_runners": true,
-	"variables": true, "webhooks": true, "blocking": true, "announcement_banners": true, "custom_roles": true,
-}
-
 func groupPermissions(perms map[string]string) permissionsJSON {
 	out := permissionsJSON{Organization: map[string]string{}, Repository: map[string]string{}, Other: map[string]string{}}
 	for k, v := range perms {
-		if orgPermissions[k] || strings.HasPrefix(k, "organization_") {
+		if permissions.Organization(k) {
 			out.Organization[k] = v
 		} else {
 			out.Repository[k] = v

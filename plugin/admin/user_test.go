@@ -237,3 +237,32 @@ func TestCreateTokenNoFurtherThanItsCreator(t *testing.T) {
 		t.Fatalf("a refused token was created: %s", list.body)
 	}
 }
+
+// A new token's scopes and permissions are GitHub's names: anything else is
+// a 422 naming the field (plugin/permissions), and nothing is created.
+func TestCreateTokenRefusesUnknownNames(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/user/personal-access-tokens"
+	before := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil)
+	for _, tc := range []struct {
+		note, field, message string
+		body                 map[string]any
+	}{
+		{"an unknown permission", "permissions.bogus_perm", "permissions.bogus_perm: unknown permission",
+			map[string]any{"name": "x", "kind": "fine_grained", "repository_selection": "all", "permissions": map[string]string{"bogus_perm": "read"}}},
+		{"metadata: write", "permissions.metadata", `permissions.metadata: "write" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`,
+			map[string]any{"name": "x", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "all", "permissions": map[string]string{"metadata": "write"}}},
+		{"an unknown scope", "scopes[0]", `scopes[0]: unknown scope "bogus:scope"`,
+			map[string]any{"name": "x", "kind": "classic", "scopes": []string{"bogus:scope", "repo"}}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "POST", path, f.as("bob-user"), tc.body)
+			if want := invalidBody("PersonalAccessToken", tc.field, "invalid", tc.message, docUserTokens); r.status != 422 || r.body != want {
+				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, want)
+			}
+		})
+	}
+	if after := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil); after.body != before.body {
+		t.Fatalf("a token was created:\n%s\nwas\n%s", after.body, before.body)
+	}
+}

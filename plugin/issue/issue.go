@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/opa-pat/opa-pat/bundle"
 	_ "github.com/opa-pat/opa-pat/plugin/builtins" // declares the pat.* built-ins the policy compiles against
 	"github.com/opa-pat/opa-pat/plugin/irvm"
+	"github.com/opa-pat/opa-pat/plugin/permissions"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 	patrego "github.com/opa-pat/opa-pat/rego"
@@ -234,6 +237,9 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 	if err := checkNames(req); err != nil {
 		return Result{}, err
 	}
+	if err := checkVocabulary(req); err != nil {
+		return Result{}, err
+	}
 	// GitHub compares logins without regard to case: "EMU" is the managed
 	// user emu, with emu's memberships and lifetime limits, not a new user.
 	// Names are written as the store spells them (lower case unless an
@@ -401,3 +407,43 @@ func checkNames(req Request) error {
 	}
 	return nil
 }
+
+// checkVocabulary refuses what GitHub has no name for (plugin/permissions):
+// a classic scope it does not know (scopes[0]: unknown scope
+// "bogus:scope"), a fine-grained permission it does not know
+// (permissions.bogus_perm: unknown permission) and metadata above read,
+// which GitHub's metadata permission never is. Such a token would hold
+// what no request ever needs, so a typo would go unnoticed until the
+// token fails. A name that holds a token is refused first, without it
+// (store.CheckPlain), and a name of another shape is quoted after the
+// field rather than put in it.
+func checkVocabulary(req Request) error {
+	switch req.Kind {
+	case store.KindClassic:
+		for i, s := range req.Scopes {
+			if !permissions.Scope(s) {
+				return fmt.Errorf("scopes[%d]: unknown scope %s", i, token.Quote(s))
+			}
+		}
+	case store.KindFineGrained:
+		for _, name := range slices.Sorted(maps.Keys(req.Permissions)) {
+			if err := store.CheckPlain("permissions", name); err != nil {
+				return err
+			}
+			if !permissions.Fine(name) {
+				if permissionShape.MatchString(name) {
+					return fmt.Errorf("permissions.%s: unknown permission", name)
+				}
+				return fmt.Errorf("permissions: unknown permission %s", token.Quote(name))
+			}
+			if level := req.Permissions[name]; name == permissions.MetadataName && level != "read" && slices.Contains([]string{"write", "admin"}, level) {
+				return fmt.Errorf("permissions.metadata: %q is not a level of metadata, which is read-only on GitHub: give \"read\" or leave it out", level)
+			}
+		}
+	}
+	return nil
+}
+
+// permissionShape is what a permission's name looks like: such a name may
+// stand in a field's name (permissions.bogus_perm).
+var permissionShape = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)

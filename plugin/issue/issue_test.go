@@ -234,3 +234,51 @@ func TestIssueRefusesATokenAsAName(t *testing.T) {
 		t.Fatalf("stored: %+v", list)
 	}
 }
+
+// What GitHub has no name for is refused before anything is written, for
+// the CLI and the admin API alike: an unknown scope, an unknown permission,
+// and metadata above read.
+func TestIssueRefusesUnknownNames(t *testing.T) {
+	db := openStore(t)
+	c, err := NewChecker(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fg := func(perms map[string]string) Request {
+		return Request{Kind: store.KindFineGrained, User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all", Permissions: perms}
+	}
+	for _, tc := range []struct {
+		note string
+		req  Request
+		err  string
+	}{
+		{"an unknown scope", Request{Kind: store.KindClassic, User: "bob", Scopes: []string{"bogus:scope"}}, `scopes[0]: unknown scope "bogus:scope"`},
+		{"an unknown scope after a known one", Request{Kind: store.KindClassic, User: "bob", Scopes: []string{"repo", "Repo"}}, `scopes[1]: unknown scope "Repo"`},
+		{"an unknown permission", fg(map[string]string{"bogus_perm": "read"}), "permissions.bogus_perm: unknown permission"},
+		{"the first unknown permission by name", fg(map[string]string{"contents": "read", "zz": "read", "content": "write"}), "permissions.content: unknown permission"},
+		{"a name of another shape", fg(map[string]string{"Contents": "read"}), `permissions: unknown permission "Contents"`},
+		{"metadata: write", fg(map[string]string{"metadata": "write"}), `permissions.metadata: "write" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`},
+		{"metadata: admin", fg(map[string]string{"metadata": "admin", "contents": "read"}), `permissions.metadata: "admin" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			_, err := Issue(t.Context(), db, c, tc.req, now)
+			if err == nil || err.Error() != tc.err {
+				t.Fatalf("err = %v\nwant %s", err, tc.err)
+			}
+		})
+	}
+	if list, _ := db.ListTokens(t.Context(), store.TokenFilter{}); len(list) != 0 {
+		t.Fatalf("stored: %+v", list)
+	}
+	// GitHub's names pass: either spelling of an organization permission,
+	// metadata at read, a classic token's scopes.
+	for _, req := range []Request{
+		fg(map[string]string{"metadata": "read", "organization_administration": "write", "personal_access_tokens": "read", "members": "read"}),
+		{Kind: store.KindClassic, User: "bob", Scopes: []string{"repo", "admin:org", "read:audit_log", "workflow"}},
+	} {
+		if _, err := Issue(t.Context(), db, c, req, now); err != nil {
+			t.Fatalf("%+v: %v", req, err)
+		}
+	}
+}

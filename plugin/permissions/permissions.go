@@ -1,0 +1,112 @@
+// Package permissions is GitHub's vocabulary of personal access tokens: the
+// names of fine-grained permissions and of classic scopes. Token creation
+// (plugin/issue, shared by the CLI and the admin API) refuses a name
+// outside it, and the admin API's permission filter does too: a typo
+// ("content", "bogus:scope") would otherwise make a token that no request
+// ever needs, or a filter that lists nothing, silently.
+//
+// The lists are GitHub's documented names (the REST API's app-permissions,
+// which fine-grained tokens share, and "Scopes for OAuth apps"). The policy
+// does not keep one list: its permission and scope names are spread over
+// the Envoy gate's mapping tables and the decision's rules. The package's
+// test reads every name those tables and rules use and requires each to be
+// here, so that the two cannot drift apart.
+package permissions
+
+import "strings"
+
+// MetadataName is the permission every fine-grained token holds at read,
+// and only at read: GitHub's metadata permission is read-only.
+const MetadataName = "metadata"
+
+// repository are the fine-grained permissions on repositories.
+var repository = []string{
+	"actions", "administration", "agent_secrets", "agent_variables", "artifact_metadata", "attestations", "checks", "code_quality", "codespaces",
+	"codespaces_lifecycle_admin", "codespaces_metadata", "codespaces_secrets", "contents", "copilot_agent_settings", "dependabot_secrets",
+	"deployments", "discussions", "environments", "issues", "merge_queues", "metadata", "packages", "pages",
+	"pull_requests", "repository_advisories", "repository_custom_properties", "repository_hooks",
+	"repository_projects", "secret_scanning_alerts", "secrets", "security_events", "single_file", "statuses",
+	"variables", "vulnerability_alerts", "workflows",
+}
+
+// organization are the fine-grained permissions on organizations, in the
+// REST API's spelling (with the organization_ prefix, but for members,
+// team_discussions and the newest ones).
+var organization = []string{
+	"issue_fields", "issue_types", "members",
+	"org_copilot_content_exclusion", "organization_actions_variables", "organization_administration",
+	"organization_agent_secrets", "organization_agent_variables", "organization_announcement_banners",
+	"organization_api_insights", "organization_campaigns", "organization_codespaces",
+	"organization_codespaces_secrets", "organization_codespaces_settings", "organization_copilot_agent_settings",
+	"organization_copilot_metrics", "organization_copilot_seat_management", "organization_copilot_spaces",
+	"organization_custom_org_roles", "organization_custom_properties", "organization_custom_roles",
+	"organization_dependabot_secrets", "organization_events", "organization_hooks", "organization_knowledge_bases",
+	"organization_models", "organization_network_configurations", "organization_packages",
+	"organization_personal_access_token_requests", "organization_personal_access_tokens", "organization_plan",
+	"organization_private_registries", "organization_projects", "organization_runner_custom_images",
+	"organization_secrets", "organization_self_hosted_runners", "organization_user_blocking", "team_discussions",
+}
+
+// organizationShort are organization permissions as GitHub's token pages
+// and its list of a request's permissions name them, without the prefix
+// (the admin policy takes either spelling, data.pat.admin): the admin API
+// groups them under "organization".
+var organizationShort = []string{
+	"announcement_banners", "blocking", "custom_properties", "custom_roles", "events", "members", "personal_access_token_requests",
+	"personal_access_tokens", "plan", "projects", "secrets", "self_hosted_runners", "team_discussions", "variables", "webhooks",
+}
+
+// account are the fine-grained permissions on the user's own account.
+var account = []string{
+	"codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "email_addresses",
+	"followers", "gists", "git_ssh_keys", "gpg_keys", "interaction_limits", "knowledge_bases", "models", "profile",
+	"starring", "ssh_signing_keys", "watching",
+}
+
+// scopes are the classic scopes.
+var scopes = []string{
+	"repo", "repo:status", "repo_deployment", "public_repo", "repo:invite", "security_events",
+	"admin:repo_hook", "write:repo_hook", "read:repo_hook",
+	"admin:org", "write:org", "read:org", "manage_runners:org",
+	"admin:public_key", "write:public_key", "read:public_key",
+	"admin:org_hook", "gist", "notifications",
+	"user", "read:user", "user:email", "user:follow",
+	"project", "read:project", "delete_repo",
+	"write:packages", "read:packages", "delete:packages",
+	"admin:gpg_key", "write:gpg_key", "read:gpg_key",
+	"codespace", "codespace:secrets", "workflow",
+	"write:discussion", "read:discussion",
+	"admin:enterprise", "manage_runners:enterprise", "manage_billing:enterprise", "read:enterprise", "scim:enterprise",
+	"audit_log", "read:audit_log", "copilot", "manage_billing:copilot",
+	"admin:ssh_signing_key", "write:ssh_signing_key", "read:ssh_signing_key",
+	"write:network_configurations", "read:network_configurations",
+}
+
+var (
+	fine      = set(repository, organization, organizationShort, account)
+	orgNames  = set(organization, organizationShort)
+	scopeSet  = set(scopes)
+	repoNames = set(repository)
+)
+
+func set(lists ...[]string) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range lists {
+		for _, s := range l {
+			out[s] = true
+		}
+	}
+	return out
+}
+
+// Fine reports whether name is a fine-grained permission.
+func Fine(name string) bool { return fine[name] }
+
+// Organization reports whether name is an organization permission: any
+// other fine-grained permission is a repository's or an account's.
+func Organization(name string) bool {
+	return orgNames[name] || (strings.HasPrefix(name, "organization_") && !repoNames[name])
+}
+
+// Scope reports whether name is a classic scope.
+func Scope(name string) bool { return scopeSet[name] }

@@ -1,0 +1,152 @@
+package permissions
+
+import (
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	patrego "github.com/opa-pat/opa-pat/rego"
+)
+
+// policyNames reads every fine-grained permission and classic scope the
+// policy names: the Envoy gate's tables (repo_permissions, org_permissions,
+// _private_permissions), every object with a "permission" or
+// "classic_scopes" key (the routes' requirements), the decision's tables of
+// classic scopes (_classic_org_scopes, _narrow_scopes) and the admin
+// policy's operations.
+func policyNames(t *testing.T) (perms, scopes map[string][]string) {
+	t.Helper()
+	mods, err := patrego.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms, scopes = map[string][]string{}, map[string][]string{}
+	add := func(m map[string][]string, where string, t *ast.Term) {
+		if s, ok := t.Value.(ast.String); ok {
+			m[string(s)] = append(m[string(s)], where)
+		}
+	}
+	// leaves adds the strings of an array or a set literal; anything else
+	// (a reference, a variable) names nothing here.
+	leaves := func(m map[string][]string, where string, t *ast.Term) {
+		switch v := t.Value.(type) {
+		case *ast.Array:
+			v.Foreach(func(x *ast.Term) { add(m, where, x) })
+		case ast.Set:
+			v.Foreach(func(x *ast.Term) { add(m, where, x) })
+		}
+	}
+	for path, src := range mods {
+		mod, err := ast.ParseModuleWithOpts(path, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rule := range mod.Rules {
+			name := rule.Head.Name.String()
+			where := path + ": " + name
+			if rule.Head.Value == nil {
+				continue
+			}
+			switch name {
+			case "repo_permissions", "org_permissions":
+				obj, _ := rule.Head.Value.Value.(ast.Object)
+				obj.Foreach(func(_, v *ast.Term) {
+					add(perms, where, v)
+					if o, ok := v.Value.(ast.Object); ok {
+						for _, k := range []string{"read", "write"} {
+							if x := o.Get(ast.StringTerm(k)); x != nil {
+								add(perms, where, x)
+							}
+						}
+					}
+				})
+			case "_private_permissions":
+				leaves(perms, where, rule.Head.Value)
+			case "_classic_org_scopes", "_narrow_scopes":
+				obj, _ := rule.Head.Value.Value.(ast.Object)
+				obj.Foreach(func(k, v *ast.Term) {
+					add(perms, where, k)
+					if o, ok := v.Value.(ast.Object); ok {
+						o.Foreach(func(_, set *ast.Term) { leaves(scopes, where, set) })
+					}
+				})
+			}
+		}
+		ast.WalkTerms(mod, func(x *ast.Term) bool {
+			switch v := x.Value.(type) {
+			case ast.Object:
+				if p := v.Get(ast.StringTerm("permission")); p != nil {
+					add(perms, path+": a requirement", p)
+				}
+				for _, k := range []string{"classic_scopes", "scopes"} {
+					if s := v.Get(ast.StringTerm(k)); s != nil {
+						leaves(scopes, path+": "+k, s)
+					}
+				}
+			case ast.Call:
+				// The admin policy's _org_op(permission, level).
+				if len(v) == 3 && v[0].String() == "_org_op" {
+					add(perms, path+": _org_op", v[1])
+				}
+			}
+			return false
+		})
+	}
+	return perms, scopes
+}
+
+// Every permission and scope the policy names is GitHub's, as this package
+// knows them: a name the gate maps a route to but token creation refused
+// would make that route unreachable with any new token.
+func TestThePolicysNamesAreKnown(t *testing.T) {
+	perms, scopes := policyNames(t)
+	if len(perms) < 40 || len(scopes) < 10 {
+		t.Fatalf("read %d permissions and %d scopes from the policy: the walk missed its tables", len(perms), len(scopes))
+	}
+	var missing []string
+	for name, where := range perms {
+		if !Fine(name) {
+			missing = append(missing, "permission "+name+" ("+where[0]+")")
+		}
+	}
+	for name, where := range scopes {
+		if !Scope(name) {
+			missing = append(missing, "scope "+name+" ("+where[0]+")")
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Fatalf("the policy names what this package does not know:\n%s", strings.Join(missing, "\n"))
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, name := range []string{"contents", "metadata", "organization_administration", "personal_access_tokens", "members", "gpg_keys"} {
+		if !Fine(name) {
+			t.Errorf("Fine(%q) = false", name)
+		}
+	}
+	for _, name := range []string{"bogus_perm", "content", "Contents", "", "repo", "organization_"} {
+		if Fine(name) {
+			t.Errorf("Fine(%q) = true", name)
+		}
+	}
+	for _, name := range []string{"repo", "admin:org", "read:audit_log", "workflow", "manage_billing:copilot"} {
+		if !Scope(name) {
+			t.Errorf("Scope(%q) = false", name)
+		}
+	}
+	for _, name := range []string{"bogus:scope", "REPO", "contents", ""} {
+		if Scope(name) {
+			t.Errorf("Scope(%q) = true", name)
+		}
+	}
+	for name, want := range map[string]bool{"members": true, "personal_access_tokens": true, "organization_hooks": true,
+		"organization_anything_new": true, "contents": false, "administration": false, "gpg_keys": false} {
+		if Organization(name) != want {
+			t.Errorf("Organization(%q) = %t", name, !want)
+		}
+	}
+}
