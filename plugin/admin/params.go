@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/opa-pat/opa-pat/plugin/jsonkey"
+	"github.com/opa-pat/opa-pat/plugin/permissions"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
@@ -186,6 +187,14 @@ func (s *Server) parseGrantFilter(q url.Values, org string) (store.OrgGrantFilte
 			errs = append(errs, tokenParam(name))
 		}
 	}
+	// A value that names no repository or permission would list nothing,
+	// as if none matched: a typo would read as an answer.
+	if v := f.Repository; v != "" && !s.looksLikeToken(v) && !repositoryName(v) {
+		errs = append(errs, fieldError{Field: "repository", Message: fmt.Sprintf("repository: %s is not a repository name: ASCII letters, digits, '-', '_' and '.' only, without the owner", token.Quote(v))})
+	}
+	if v := f.Permission; v != "" && !s.looksLikeToken(v) && !permissions.Fine(v) {
+		errs = append(errs, fieldError{Field: "permission", Message: fmt.Sprintf("permission: unknown permission %s", token.Quote(v))})
+	}
 	ids, idErrs := idList(q, "token_id", "token")
 	f.TokenIDs, errs = ids, append(errs, idErrs...)
 	if v := q.Get("sort"); v != "" && v != "created_at" {
@@ -214,6 +223,22 @@ func (s *Server) parseGrantFilter(q url.Values, org string) (store.OrgGrantFilte
 		*b.dst = t
 	}
 	return f, p, errs
+}
+
+// repositoryName reports whether v is a repository's name as GitHub
+// allows it (and the store keeps it): ASCII letters, digits, '-', '_' and
+// '.', at most 100, not "." or "..".
+func repositoryName(v string) bool {
+	if v == "." || v == ".." || len(v) > 100 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return v != ""
 }
 
 // pathID reads an id in the path: plain decimal digits, not 0. Anything

@@ -203,8 +203,7 @@ func send(t *testing.T, req *http.Request) response {
 func (f *fixture) as(name string) string { return "Bearer " + f.raw[name] }
 
 func errBody(message, doc string) string {
-	b, _ := json.Marshal(apiError{Message: message, DocumentationURL: doc})
-	return string(b)
+	return marshalAsServed(apiError{Message: message, DocumentationURL: doc})
 }
 
 func TestAuthentication(t *testing.T) {

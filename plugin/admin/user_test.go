@@ -13,11 +13,19 @@ import (
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
+// marshalAsServed encodes v as writeJSON does: without HTML escapes.
+func marshalAsServed(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return strings.TrimSpace(b.String())
+}
+
 // invalidBody is the 422 answer naming one field of resource.
 func invalidBody(resource, field, code, message, doc string) string {
-	b, _ := json.Marshal(apiError{Message: validationFailedText + ": " + message,
+	return marshalAsServed(apiError{Message: validationFailedText + ": " + message,
 		Errors: []fieldError{{Resource: resource, Field: field, Code: code, Message: message}}, DocumentationURL: doc})
-	return string(b)
 }
 
 // repositories go only with "selected", as the CLI's --repositories
