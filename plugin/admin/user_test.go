@@ -274,3 +274,21 @@ func TestCreateTokenRefusesUnknownNames(t *testing.T) {
 		t.Fatalf("a token was created:\n%s\nwas\n%s", after.body, before.body)
 	}
 }
+
+// A control character in a new token's name (LF, BEL) is a 422 naming
+// name, and nothing is created.
+func TestCreateTokenRefusesControlCharactersInTheName(t *testing.T) {
+	f := newFixture(t, true)
+	for name, message := range map[string]string{
+		"ci\nprod": `name: "ci\nprod" holds a control character (U+000A); a name is one line of text without them`,
+		"ci\a":     `name: "ci\a" holds a control character (U+0007); a name is one line of text without them`,
+	} {
+		r := f.do(t, "POST", "/user/personal-access-tokens", f.as("bob-user"), map[string]any{"name": name, "kind": "classic"})
+		if want := invalidBody("PersonalAccessToken", "name", "invalid", message, docUserTokens); r.status != 422 || r.body != want {
+			t.Fatalf("%q: got  %d %s\nwant 422 %s", name, r.status, r.body, want)
+		}
+	}
+	if list := f.do(t, "GET", "/user/personal-access-tokens?per_page=100", f.as("bob-user"), nil); strings.Contains(list.body, `"name":"ci`) {
+		t.Fatalf("a token was created: %s", list.body)
+	}
+}

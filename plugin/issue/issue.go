@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -239,6 +241,14 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 	}
 	if err := checkVocabulary(req); err != nil {
 		return Result{}, err
+	}
+	// A name is one line of text, shown in lists, tables and audit events:
+	// a line feed or a terminal's control character in it would forge or
+	// garble what the next line says. (The store keeps the names it has;
+	// a new one is refused.)
+	if i := strings.IndexFunc(req.Name, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(req.Name[i:])
+		return Result{}, fmt.Errorf("name: %s holds a control character (U+%04X); a name is one line of text without them", token.Quote(req.Name), r)
 	}
 	// GitHub compares logins without regard to case: "EMU" is the managed
 	// user emu, with emu's memberships and lifetime limits, not a new user.
