@@ -89,3 +89,49 @@ func TestBodyNotUTF8(t *testing.T) {
 		t.Fatalf("a refused body created a token: %s", list.body)
 	}
 }
+
+// A 422 for a body value of the wrong type names the value it got: [null]
+// is not "0 is not an id", {"contents": null} not `unknown value ""`, and
+// the type wanted reads as English ("an array of strings").
+func TestBodyTypeErrorsNameTheValue(t *testing.T) {
+	f := newFixture(t, true)
+	for _, tc := range []struct {
+		note, as, path, body, resource, field, message, doc string
+	}{
+		{"a null id", "alice-admin", "/orgs/octo-org/personal-access-token-requests", `{"pat_request_ids": [null], "action": "deny"}`,
+			"PersonalAccessTokenRequest", "pat_request_ids", "pat_request_ids[0]: want a positive integer id, got null", docReviewRequests},
+		{"a null id after one", "alice-admin", "/orgs/octo-org/personal-access-tokens", `{"pat_ids": [7, null], "action": "revoke"}`,
+			"PersonalAccessToken", "pat_ids", "pat_ids[1]: want a positive integer id, got null", docRevokeGrants},
+		{"id 0", "alice-admin", "/orgs/octo-org/personal-access-tokens", `{"pat_ids": [0], "action": "revoke"}`,
+			"PersonalAccessToken", "pat_ids", "pat_ids[0]: want a positive integer id, got 0", docRevokeGrants},
+		{"a fraction", "alice-admin", "/orgs/octo-org/personal-access-tokens", `{"pat_ids": [1.5], "action": "revoke"}`,
+			"PersonalAccessToken", "pat_ids", "pat_ids[0]: want a positive integer id, got 1.5", docRevokeGrants},
+		{"a negative id", "alice-admin", "/orgs/octo-org/personal-access-tokens", `{"pat_ids": [-3], "action": "revoke"}`,
+			"PersonalAccessToken", "pat_ids", "pat_ids[0]: want a positive integer id, got -3", docRevokeGrants},
+		{"an object", "alice-admin", "/orgs/octo-org/personal-access-tokens", `{"pat_ids": [{}], "action": "revoke"}`,
+			"PersonalAccessToken", "pat_ids", "pat_ids[0]: want a positive integer id, got a JSON object", docRevokeGrants},
+		{"a token as an id", "alice-admin", "/orgs/octo-org/personal-access-tokens", `{"pat_ids": ["` + pastedClassic + `"], "action": "revoke"}`,
+			"PersonalAccessToken", "pat_ids", "pat_ids[0]: want a positive integer id, got the string (40 characters, not shown: it looks like a personal access token)", docRevokeGrants},
+		{"a null level", "bob-user", "/user/personal-access-tokens", `{"name": "x", "kind": "fine_grained", "permissions": {"contents": null}}`,
+			"PersonalAccessToken", "permissions.contents", `permissions.contents: want "read", "write" or "admin", got null`, docUserTokens},
+		{"a level of the wrong type", "bob-user", "/user/personal-access-tokens", `{"name": "x", "kind": "fine_grained", "permissions": {"issues": 2}}`,
+			"PersonalAccessToken", "permissions.issues", `permissions.issues: want "read", "write" or "admin", got 2`, docUserTokens},
+		{"permissions of the wrong type", "bob-user", "/user/personal-access-tokens", `{"name": "x", "kind": "fine_grained", "permissions": ["contents"]}`,
+			"PersonalAccessToken", "permissions", "permissions: want an object, got a JSON array", docUserTokens},
+		{"scopes of the wrong type", "bob-user", "/user/personal-access-tokens", `{"name": "x", "kind": "classic", "scopes": "repo"}`,
+			"PersonalAccessToken", "scopes", "scopes: want an array of strings, got a JSON string", docUserTokens},
+		{"a null scope", "bob-user", "/user/personal-access-tokens", `{"name": "x", "kind": "classic", "scopes": ["repo", null]}`,
+			"PersonalAccessToken", "scopes[1]", "scopes[1]: want a string, got null", docUserTokens},
+		{"a repository of the wrong type", "bob-user", "/user/personal-access-tokens", `{"name": "x", "kind": "fine_grained", "repository_selection": "selected", "repositories": [true]}`,
+			"PersonalAccessToken", "repositories[0]", "repositories[0]: want a string, got true", docUserTokens},
+		{"expires_in_days of the wrong type", "bob-user", "/user/personal-access-tokens", `{"name": "x", "kind": "classic", "expires_in_days": "3"}`,
+			"PersonalAccessToken", "expires_in_days", "expires_in_days: want an integer, got a JSON string", docUserTokens},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "POST", tc.path, f.as(tc.as), tc.body)
+			if want := invalidBody(tc.resource, tc.field, "invalid", tc.message, tc.doc); r.status != 422 || r.body != want {
+				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, want)
+			}
+		})
+	}
+}

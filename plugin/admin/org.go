@@ -66,18 +66,14 @@ func quoteOr(l []string) string {
 // requests at once, all or none; 202.
 func (s *Server) reviewRequests(w http.ResponseWriter, r *http.Request, caller store.Token, org string) *apiError {
 	var body struct {
-		IDs    *[]int64 `json:"pat_request_ids"`
-		Action *string  `json:"action"`
-		Reason *string  `json:"reason"`
+		IDs    *idList `json:"pat_request_ids"`
+		Action *string `json:"action"`
+		Reason *string `json:"reason"`
 	}
 	if e := decodeBody(r, &body, "PersonalAccessTokenRequest", docReviewRequests); e != nil {
 		return e
 	}
-	var ids []int64
-	if body.IDs != nil {
-		ids = *body.IDs
-	}
-	errs := checkIDs("pat_request_ids", ids, body.IDs != nil)
+	ids, errs := checkIDs("pat_request_ids", body.IDs)
 	errs = append(errs, checkAction(body.Action, "approve", "deny")...)
 	errs = append(errs, checkReason(body.Reason)...)
 	if len(errs) > 0 {
@@ -229,18 +225,14 @@ func listOrgGrants[T any](s *Server, w http.ResponseWriter, r *http.Request, org
 // tokens at once, all or none; 202.
 func (s *Server) revokeGrants(w http.ResponseWriter, r *http.Request, caller store.Token, org string) *apiError {
 	var body struct {
-		IDs    *[]int64 `json:"pat_ids"`
-		Action *string  `json:"action"`
-		Reason *string  `json:"reason"`
+		IDs    *idList `json:"pat_ids"`
+		Action *string `json:"action"`
+		Reason *string `json:"reason"`
 	}
 	if e := decodeBody(r, &body, "PersonalAccessToken", docRevokeGrants); e != nil {
 		return e
 	}
-	var ids []int64
-	if body.IDs != nil {
-		ids = *body.IDs
-	}
-	errs := checkIDs("pat_ids", ids, body.IDs != nil)
+	ids, errs := checkIDs("pat_ids", body.IDs)
 	errs = append(errs, checkAction(body.Action, "revoke")...)
 	errs = append(errs, checkReason(body.Reason)...)
 	if len(errs) > 0 {
@@ -290,9 +282,9 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 	// token_id and request_id take the forms of the lists' token_id:
 	// name[] or name, repeated or comma-separated, at most 50.
 	var idErrs []fieldError
-	f.TokenIDs, idErrs = idList(q, "token_id", "token")
+	f.TokenIDs, idErrs = queryIDs(q, "token_id", "token")
 	errs = append(errs, idErrs...)
-	f.RequestIDs, idErrs = idList(q, "request_id", "request")
+	f.RequestIDs, idErrs = queryIDs(q, "request_id", "request")
 	errs = append(errs, idErrs...)
 	if err := store.CheckAuditAction(f.Action); err != nil {
 		errs = append(errs, fieldError{Field: "action", Message: "action: " + err.Error()})

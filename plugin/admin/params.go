@@ -137,11 +137,11 @@ func values(q url.Values, name string) []string {
 	return out
 }
 
-// idList reads a list of ids given as name[] or name, repeated or
+// queryIDs reads a list of ids given as name[] or name, repeated or
 // comma-separated (values): at most maxIDs of them, as GitHub allows, each
 // plain decimal digits. A longer list is refused before its ids are read:
 // each would come back in the Link header, and each bad one in the answer.
-func idList(q url.Values, name, what string) ([]int64, []fieldError) {
+func queryIDs(q url.Values, name, what string) ([]int64, []fieldError) {
 	vs := values(q, name)
 	if len(vs) > maxIDs {
 		return nil, []fieldError{{Field: name, Message: fmt.Sprintf("%s: at most %d %s ids, got %d", name, maxIDs, what, len(vs))}}
@@ -195,7 +195,7 @@ func (s *Server) parseGrantFilter(q url.Values, org string) (store.OrgGrantFilte
 	if v := f.Permission; v != "" && !s.looksLikeToken(v) && !permissions.Fine(v) {
 		errs = append(errs, fieldError{Field: "permission", Message: fmt.Sprintf("permission: unknown permission %s", token.Quote(v))})
 	}
-	ids, idErrs := idList(q, "token_id", "token")
+	ids, idErrs := queryIDs(q, "token_id", "token")
 	f.TokenIDs, errs = ids, append(errs, idErrs...)
 	if v := q.Get("sort"); v != "" && v != "created_at" {
 		errs = append(errs, fieldError{Field: "sort", Message: fmt.Sprintf(`sort: unknown value %s, want "created_at"`, token.Quote(v))})
@@ -311,40 +311,106 @@ func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	return nil
 }
 
+// jsonTypeName names, in JSON's terms, the Go type a body field decodes
+// into, for a 422 of a value of the wrong type.
 func jsonTypeName(goType string) string {
 	switch {
+	case goType == "admin.idList":
+		return "an array of integers"
+	case goType == "admin.jsonList":
+		return "an array of strings"
+	case strings.HasPrefix(goType, "map["):
+		return "an object"
 	case strings.HasPrefix(goType, "[]"):
-		return "an array of " + strings.TrimSuffix(jsonTypeName(goType[2:]), "s") + "s"
+		return "an array"
 	case strings.Contains(goType, "int"):
-		return "integers"
+		return "an integer"
 	case goType == "string", goType == "*string":
 		return "a string"
-	case goType == "bool":
+	case goType == "bool", goType == "*bool":
 		return "a boolean"
 	}
 	return goType
 }
 
-// checkIDs checks a bulk list of ids: 1 to 100, each positive and given
-// once.
-func checkIDs(field string, ids []int64, given bool) []fieldError {
-	switch {
-	case !given || len(ids) == 0:
-		return []fieldError{{Field: field, Code: "missing_field", Message: fmt.Sprintf("%s: give 1 to %d ids", field, store.MaxReviewIDs)}}
-	case len(ids) > store.MaxReviewIDs:
-		return []fieldError{{Field: field, Message: fmt.Sprintf("%s: give 1 to %d ids, got %d", field, store.MaxReviewIDs, len(ids))}}
+// idList is a body's list of ids, read element by element so that a 422
+// names the element at fault and what it holds: [null] would decode as
+// [0] into []int64.
+type idList []json.RawMessage
+
+// jsonList is a body's list of strings, read element by element for the
+// same reason: [null] would decode as [""].
+type jsonList []json.RawMessage
+
+// jsonValue describes a JSON value for a 422: null, true, a number as
+// written (when short), a string quoted (token.Quote: described when it
+// looks like a token), else its kind.
+func jsonValue(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
 	}
-	seen := make(map[int64]bool, len(ids))
-	for _, id := range ids {
-		if id < 1 {
-			return []fieldError{{Field: field, Message: fmt.Sprintf("%s: %d is not an id", field, id)}}
+	switch raw[0] {
+	case 'n', 't', 'f':
+		return string(raw)
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return "the string " + token.Quote(s)
+		}
+		return "a JSON string"
+	case '{':
+		return "a JSON object"
+	case '[':
+		return "a JSON array"
+	}
+	if len(raw) > 32 {
+		return fmt.Sprintf("a JSON number of %d characters", len(raw))
+	}
+	return string(raw)
+}
+
+// checkIDs checks a bulk list of ids: 1 to 100, each a positive integer
+// given once.
+func checkIDs(field string, list *idList) ([]int64, []fieldError) {
+	switch {
+	case list == nil || len(*list) == 0:
+		return nil, []fieldError{{Field: field, Code: "missing_field", Message: fmt.Sprintf("%s: give 1 to %d ids", field, store.MaxReviewIDs)}}
+	case len(*list) > store.MaxReviewIDs:
+		return nil, []fieldError{{Field: field, Message: fmt.Sprintf("%s: give 1 to %d ids, got %d", field, store.MaxReviewIDs, len(*list))}}
+	}
+	ids := make([]int64, 0, len(*list))
+	seen := make(map[int64]bool, len(*list))
+	for i, raw := range *list {
+		raw = bytes.TrimSpace(raw)
+		id, ok := parseID(string(raw))
+		if !ok {
+			return nil, []fieldError{{Field: field, Message: fmt.Sprintf("%s[%d]: want a positive integer id, got %s", field, i, jsonValue(raw))}}
 		}
 		if seen[id] {
-			return []fieldError{{Field: field, Message: fmt.Sprintf("%s: %d is given twice", field, id)}}
+			return nil, []fieldError{{Field: field, Message: fmt.Sprintf("%s: %d is given twice", field, id)}}
 		}
 		seen[id] = true
+		ids = append(ids, id)
 	}
-	return nil
+	return ids, nil
+}
+
+// texts reads a body's list of strings; an element of another type,
+// null too, is a 422 naming it.
+func (l jsonList) texts(field string) ([]string, []fieldError) {
+	if l == nil {
+		return nil, nil
+	}
+	out := make([]string, 0, len(l))
+	for i, raw := range l {
+		var s string
+		if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+			return nil, []fieldError{{Field: fmt.Sprintf("%s[%d]", field, i), Message: fmt.Sprintf("%s[%d]: want a string, got %s", field, i, jsonValue(raw))}}
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // checkReason checks a review's reason: at most 1024 characters, without

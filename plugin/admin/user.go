@@ -1,11 +1,14 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,17 +65,17 @@ func (s *Server) listOwnTokens(w http.ResponseWriter, r *http.Request, caller st
 
 // createBody is the body of POST /user/personal-access-tokens.
 type createBody struct {
-	Name                string            `json:"name"`
-	Kind                string            `json:"kind"`
-	Scopes              []string          `json:"scopes"`
-	ResourceOwner       string            `json:"resource_owner"`
-	RepositorySelection string            `json:"repository_selection"`
-	Repositories        []string          `json:"repositories"`
-	Permissions         map[string]string `json:"permissions"`
-	ExpiresInDays       *int              `json:"expires_in_days"`
-	ExpiresAt           *string           `json:"expires_at"`
-	NoExpiry            bool              `json:"no_expiry"`
-	Reason              *string           `json:"reason"`
+	Name                string                     `json:"name"`
+	Kind                string                     `json:"kind"`
+	Scopes              jsonList                   `json:"scopes"`
+	ResourceOwner       string                     `json:"resource_owner"`
+	RepositorySelection string                     `json:"repository_selection"`
+	Repositories        jsonList                   `json:"repositories"`
+	Permissions         map[string]json.RawMessage `json:"permissions"`
+	ExpiresInDays       *int                       `json:"expires_in_days"`
+	ExpiresAt           *string                    `json:"expires_at"`
+	NoExpiry            bool                       `json:"no_expiry"`
+	Reason              *string                    `json:"reason"`
 }
 
 // POST /user/personal-access-tokens: create a token for the caller; the
@@ -87,12 +90,16 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 		return e
 	}
 	now := s.now()
+	scopes, errs := body.Scopes.texts("scopes")
+	repos, repoErrs := body.Repositories.texts("repositories")
+	errs = append(errs, repoErrs...)
+	perms, permErrs := permissionLevels(body.Permissions)
+	errs = append(errs, permErrs...)
 	req := issue.Request{
-		Kind: body.Kind, User: caller.User, Name: body.Name, Scopes: body.Scopes, ResourceOwner: body.ResourceOwner,
-		RepositorySelection: body.RepositorySelection, Repositories: body.Repositories, Permissions: body.Permissions,
+		Kind: body.Kind, User: caller.User, Name: body.Name, Scopes: scopes, ResourceOwner: body.ResourceOwner,
+		RepositorySelection: body.RepositorySelection, Repositories: repos, Permissions: perms,
 		NoExpiry: body.NoExpiry, Reason: str(body.Reason), Actor: caller.User, Creator: &caller,
 	}
-	var errs []fieldError
 	switch body.Kind {
 	case store.KindClassic, store.KindFineGrained:
 	case "":
@@ -165,6 +172,48 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// permissionLevels reads a new token's permissions: each a level, a
+// string; null or another type is a 422 naming the permission
+// (permissions.contents), where a map of strings would read null as "".
+// The levels themselves are the issuer's and the store's to check.
+func permissionLevels(raw map[string]json.RawMessage) (map[string]string, []fieldError) {
+	if raw == nil {
+		return nil, nil
+	}
+	out := make(map[string]string, len(raw))
+	var errs []fieldError
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		v := bytes.TrimSpace(raw[name])
+		var level string
+		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &level) != nil {
+			field := "permissions." + name
+			if token.Hidden(name) || !permissionShape(name) {
+				field = "permissions" // the name is quoted in the message, or not at all
+				errs = append(errs, fieldError{Field: field, Message: fmt.Sprintf(`permissions: the level of %s: want "read", "write" or "admin", got %s`, token.Quote(name), jsonValue(v))})
+				continue
+			}
+			errs = append(errs, fieldError{Field: field, Message: fmt.Sprintf(`%s: want "read", "write" or "admin", got %s`, field, jsonValue(v))})
+			continue
+		}
+		out[name] = level
+	}
+	return out, errs
+}
+
+// permissionShape reports whether name looks like a permission's, such as
+// may stand in a field's name.
+func permissionShape(name string) bool {
+	if name == "" || len(name) > 64 || name[0] < 'a' || name[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // creationChecker returns the creation check for the active settings

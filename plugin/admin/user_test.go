@@ -94,7 +94,7 @@ func TestBodyErrorsNameTheResource(t *testing.T) {
 		{note: "a reason of the wrong type", as: "bob-user", path: "/user/personal-access-tokens/" + bobAll + "/requests", body: `{"reason": true}`,
 			want: invalidBody("PersonalAccessTokenRequest", "reason", "invalid", "reason: want a string, got a JSON bool", docUserTokens)},
 		{note: "review: ids of the wrong type", as: "alice-admin", path: "/orgs/octo-org/personal-access-token-requests", body: `{"pat_request_ids": ["1"], "action": "deny"}`,
-			want: invalidBody("PersonalAccessTokenRequest", "pat_request_ids", "invalid", "pat_request_ids: want integers, got a JSON string", docReviewRequests)},
+			want: invalidBody("PersonalAccessTokenRequest", "pat_request_ids", "invalid", `pat_request_ids[0]: want a positive integer id, got the string "1"`, docReviewRequests)},
 		{note: "review one: an action of the wrong type", as: "alice-admin", path: "/orgs/octo-org/personal-access-token-requests/1", body: `{"action": 1}`,
 			want: invalidBody("PersonalAccessTokenRequest", "action", "invalid", "action: want a string, got a JSON number", docReviewRequest)},
 		{note: "revoke: ids of the wrong type", as: "alice-admin", path: "/orgs/octo-org/personal-access-tokens", body: `{"pat_ids": 7, "action": "revoke"}`,
