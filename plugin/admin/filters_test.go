@@ -2,7 +2,10 @@ package admin
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
 )
 
 // owner, owner[] and the audit log's actor are logins: compared without
@@ -70,5 +73,47 @@ func TestFilterValuesAreNames(t *testing.T) {
 		if r := f.do(t, "GET", "/orgs/octo-org/personal-access-token-requests?state=all&"+q, f.as("alice-admin"), nil); r.status != 200 {
 			t.Fatalf("%s: %d %s", q, r.status, r.body)
 		}
+	}
+}
+
+// The organization endpoints, GitHub's, give repository_selection in
+// GitHub's enum: all, subset (opa-pat's selected), none (opa-pat's public);
+// the user's own endpoints keep opa-pat's names.
+func TestRepositorySelectionInGitHubsEnum(t *testing.T) {
+	f := newFixture(t, true)
+	ctx := t.Context()
+	if _, err := f.db.Import(ctx, &store.Dump{Tokens: []store.DumpToken{{
+		Token: gen(t, "fine_grained"), Name: "bob-selected", Kind: "fine_grained", User: "bob", ResourceOwner: "octo-org",
+		RepositorySelection: "selected", Repositories: []string{"app"}, Permissions: map[string]string{"contents": "read"},
+		CreatedAt: ptr("2026-01-01T00:00:00Z"), ExpiresAt: store.NonNull("2099-01-01T00:00:00Z"), Revoked: ptr(false),
+	}}, Grants: []store.DumpGrant{{TokenName: "bob-selected", User: "bob", Org: "octo-org", State: "pending"}}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	selections := func(t *testing.T, path, as string) map[string]string {
+		t.Helper()
+		r := f.do(t, "GET", path, f.as(as), nil)
+		var items []map[string]any
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &items) != nil {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+		out := map[string]string{}
+		for _, it := range items {
+			name, _ := it["token_name"].(string)
+			if name == "" {
+				name, _ = it["name"].(string)
+			}
+			sel, _ := it["repository_selection"].(string)
+			out[name] = sel
+		}
+		return out
+	}
+	want := map[string]string{"bob-all": "all", "alice-fg": "none", "alice-fg-long": "all", "bob-selected": "subset"}
+	for _, path := range []string{"/orgs/octo-org/personal-access-token-requests?state=all", "/orgs/octo-org/personal-access-tokens?state=all"} {
+		if got := selections(t, path, "alice-admin"); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %v, want %v", path, got, want)
+		}
+	}
+	if got := selections(t, "/user/personal-access-tokens?per_page=100", "bob-user"); got["bob-selected"] != "selected" || got["bob-all"] != "all" {
+		t.Errorf("/user: %v, want opa-pat's names", got)
 	}
 }

@@ -108,10 +108,25 @@ func (s *Server) base(r *http.Request) string {
 	return "http://" + r.Host
 }
 
+// githubSelection is a token's repository selection in the enum of
+// GitHub's organization endpoints: all, subset (opa-pat's "selected") or
+// none (opa-pat's "public": no repository of the organization beyond the
+// public ones every token reads). opa-pat's own endpoints and the CLI keep
+// opa-pat's names.
+func githubSelection(selection string) string {
+	switch selection {
+	case "selected":
+		return "subset"
+	case "public":
+		return "none"
+	}
+	return selection
+}
+
 func (s *Server) requestItem(r *http.Request, g store.OrgGrant) requestJSON {
 	return requestJSON{
 		ID: g.Grant.ID, Reason: nullString(g.Justification), Owner: simpleUser{Login: g.Token.User, Type: "User"},
-		RepositorySelection: g.Token.RepositorySelection,
+		RepositorySelection: githubSelection(g.Token.RepositorySelection),
 		RepositoriesURL:     s.base(r) + "/orgs/" + g.Grant.Org + "/personal-access-token-requests/" + itoa(g.Grant.ID) + "/repositories",
 		Permissions:         groupPermissions(g.Token.Permissions), CreatedAt: timeString(g.Grant.CreatedAt),
 		tokenFields: s.tokenFields(g.Token), State: g.Grant.State, Reviewer: nullString(g.Grant.Reviewer), ReviewReason: nullString(g.ReviewReason),
@@ -120,7 +135,7 @@ func (s *Server) requestItem(r *http.Request, g store.OrgGrant) requestJSON {
 
 func (s *Server) grantItem(r *http.Request, g store.OrgGrant) grantJSON {
 	return grantJSON{
-		ID: g.Token.ID, Owner: simpleUser{Login: g.Token.User, Type: "User"}, RepositorySelection: g.Token.RepositorySelection,
+		ID: g.Token.ID, Owner: simpleUser{Login: g.Token.User, Type: "User"}, RepositorySelection: githubSelection(g.Token.RepositorySelection),
 		RepositoriesURL: s.base(r) + "/orgs/" + g.Grant.Org + "/personal-access-tokens/" + itoa(g.Token.ID) + "/repositories",
 		Permissions:     groupPermissions(g.Token.Permissions), AccessGrantedAt: accessGrantedAt(g.Grant),
 		tokenFields: s.tokenFields(g.Token), State: g.Grant.State, Reviewer: nullString(g.Grant.Reviewer), Reason: nullString(g.Grant.Reason),
