@@ -184,7 +184,7 @@ type tokenJSON struct {
 	Expired             bool              `json:"expired"`
 	Revoked             bool              `json:"revoked"`
 	LastUsedAt          *string           `json:"last_used_at"`
-	Request             *grantSummary     `json:"request,omitempty"`
+	Request             *grantSummary     `json:"request"` // null: no grant (docs/admin-api.md)
 }
 
 // grantSummary is a token's current grant for its organization: reason is

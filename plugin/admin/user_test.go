@@ -292,3 +292,33 @@ func TestCreateTokenRefusesControlCharactersInTheName(t *testing.T) {
 		t.Fatalf("a token was created: %s", list.body)
 	}
 }
+
+// Every token of the user's list has a request, null for a token without a
+// grant (a classic token, one of the user's own), as documented: the key
+// was left out.
+func TestOwnTokensRequestIsNull(t *testing.T) {
+	f := newFixture(t, true)
+	r := f.do(t, "GET", "/user/personal-access-tokens?per_page=100", f.as("bob-user"), nil)
+	var items []map[string]json.RawMessage
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &items) != nil || len(items) < 2 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	for _, it := range items {
+		req, ok := it["request"]
+		var name string
+		_ = json.Unmarshal(it["name"], &name)
+		switch {
+		case !ok:
+			t.Errorf("%s: no request key", name)
+		case name == "bob-user" && string(req) != "null":
+			t.Errorf("%s: request %s, want null", name, req)
+		case name == "bob-all" && !strings.Contains(string(req), `"state":"pending"`):
+			t.Errorf("%s: request %s", name, req)
+		}
+	}
+	// A new classic token's answer has it too.
+	r = f.do(t, "POST", "/user/personal-access-tokens", f.as("bob-user"), map[string]any{"name": "c", "kind": "classic"})
+	if r.status != 201 || !strings.Contains(r.body, `"request":null`) {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+}
