@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
 )
 
 // auditTokens lists the audit log at path and returns the token ids of its
@@ -88,4 +90,50 @@ func TestAuditLogIDLists(t *testing.T) {
 
 func startsWithLink(link, want string) bool {
 	return len(link) > len(want) && link[1:len(want)+1] == want
+}
+
+// GitHub's audit log parameters this log does not implement are refused,
+// not ignored: phrase=actor:bob would otherwise list every actor's events.
+func TestAuditLogRefusesGitHubsOtherParameters(t *testing.T) {
+	f := newFixture(t, true)
+	for _, tc := range []struct{ query, field, message string }{
+		{"phrase=actor:bob", "phrase", "phrase: GitHub's search phrases are not supported; filter with actor, action, token_id and request_id"},
+		{"phrase=", "phrase", "phrase: GitHub's search phrases are not supported; filter with actor, action, token_id and request_id"},
+		{"include=all", "include", "include: not supported: the log holds opa-pat's token events only"},
+		{"after=MS42NjQ", "after", "after: cursors are not supported; page with page and per_page"},
+		{"before=MS42NjQ", "before", "before: cursors are not supported; page with page and per_page"},
+		{"order=asc", "order", `order: not supported but "desc": events come newest first`},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			r := f.do(t, "GET", "/orgs/octo-org/audit-log?"+tc.query, f.as("alice-admin"), nil)
+			if want := invalidBody("AuditEvent", tc.field, "unsupported", tc.message, docAuditLog); r.status != 422 || r.body != want {
+				t.Fatalf("got  %d %s\nwant 422 %s", r.status, r.body, want)
+			}
+		})
+	}
+	// order=desc is what the log does; a parameter of nobody's is ignored,
+	// as on every endpoint.
+	for _, q := range []string{"order=desc", "access_token=x"} {
+		if r := f.do(t, "GET", "/orgs/octo-org/audit-log?"+q, f.as("alice-admin"), nil); r.status != 200 {
+			t.Fatalf("%s: %d %s", q, r.status, r.body)
+		}
+	}
+}
+
+// An import's store.import event concerns no organization: the filter is
+// taken but lists nothing on an organization's log, as documented, while
+// the grants the import recorded are the organization's events.
+func TestAuditLogStoreImportIsNoOrganizations(t *testing.T) {
+	f := newFixture(t, true) // the fixture is an import
+	if events, err := f.db.ListAudit(t.Context(), store.AuditFilter{Action: store.ActionStoreImport}); err != nil || len(events) == 0 {
+		t.Fatalf("the store's log has no import: %v %v", events, err)
+	}
+	r := f.do(t, "GET", "/orgs/octo-org/audit-log?action=store.import", f.as("alice-admin"), nil)
+	if r.status != 200 || r.body != "[]" {
+		t.Fatalf("action=store.import: %d %s", r.status, r.body)
+	}
+	r = f.do(t, "GET", "/orgs/octo-org/audit-log?action=request.create", f.as("alice-admin"), nil)
+	if r.status != 200 || !strings.Contains(r.body, `"via":"store.import"`) {
+		t.Fatalf("the import's grants: %d %s", r.status, r.body)
+	}
 }

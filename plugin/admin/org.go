@@ -289,6 +289,14 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 	if err := store.CheckAuditAction(f.Action); err != nil {
 		errs = append(errs, fieldError{Field: "action", Message: "action: " + err.Error()})
 	}
+	// GitHub's audit log parameters that this log does not implement: a
+	// client that sends them expects a narrower or another answer than it
+	// would get, so they are refused rather than ignored.
+	for _, p := range unsupportedAuditParams {
+		if v, given := q[p.name]; given && !(p.name == "order" && len(v) == 1 && v[0] == "desc") {
+			errs = append(errs, fieldError{Field: p.name, Code: "unsupported", Message: p.name + ": " + p.why})
+		}
+	}
 	if len(errs) > 0 {
 		return invalid(docAuditLog, "AuditEvent", errs...)
 	}
@@ -303,4 +311,14 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, _ store.Token,
 	s.setLink(w, r, p, total, auditParams...)
 	writeJSON(w, http.StatusOK, items)
 	return nil
+}
+
+// unsupportedAuditParams are GitHub's audit log parameters the log refuses,
+// and why.
+var unsupportedAuditParams = []struct{ name, why string }{
+	{"phrase", "GitHub's search phrases are not supported; filter with actor, action, token_id and request_id"},
+	{"include", "not supported: the log holds opa-pat's token events only"},
+	{"after", "cursors are not supported; page with page and per_page"},
+	{"before", "cursors are not supported; page with page and per_page"},
+	{"order", `not supported but "desc": events come newest first`},
 }
