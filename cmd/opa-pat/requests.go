@@ -237,10 +237,9 @@ type grantJSON struct {
 func grantsJSON(gs []store.Grant) []grantJSON {
 	out := make([]grantJSON, len(gs))
 	for i, g := range gs {
-		out[i] = grantJSON(g)
-		// Whole seconds, as GitHub and the admin API show times.
-		out[i].CreatedAt = g.CreatedAt.UTC().Truncate(time.Second)
-		out[i].UpdatedAt = g.UpdatedAt.UTC().Truncate(time.Second)
+		// Times in whole seconds, as GitHub and the admin API show them.
+		out[i] = grantJSON{ID: g.ID, TokenID: g.TokenID, Org: g.Org, State: g.State, Reason: g.Reason, Reviewer: g.Reviewer,
+			CreatedAt: g.CreatedAt.UTC().Truncate(time.Second), UpdatedAt: g.UpdatedAt.UTC().Truncate(time.Second)}
 	}
 	return out
 }

@@ -37,7 +37,7 @@ func world(t *testing.T) (fg, classic, unknownFG string) {
 		Permissions: map[string]string{"contents": "write"}, CreatedAt: t0})
 	x.PutToken(store.Token{ID: 1000, Hash: token.Hash(classic), Name: "laptop", Kind: store.KindClassic, User: "bob",
 		Scopes: []string{"repo", "workflow"}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), Revoked: true})
-	x.PutGrant(store.Grant{ID: 3, TokenID: 7, Org: "octo-org", State: store.GrantApproved, Reason: "release", Reviewer: "alice", UpdatedAt: t0})
+	x.PutGrant(store.Grant{ID: 3, TokenID: 7, Org: "octo-org", State: store.GrantApproved, Reason: "release", ReviewReason: "release", Reviewer: "alice", UpdatedAt: t0})
 	x.PutGrant(store.Grant{ID: 4, TokenID: 7, Org: "other", State: store.GrantPending, Reason: "", UpdatedAt: t0})
 	t.Cleanup(Install(&Source{Index: x, Prefixes: token.DefaultPrefixes}))
 	return fg, classic, unknownFG
@@ -191,7 +191,7 @@ func TestGrantCacheFollowsChanges(t *testing.T) {
 	if other := eval(t, `pat.grant(7, "acme-labs")`); other.Get(ast.StringTerm("state")).Value.Compare(ast.String(store.GrantDenied)) != 0 {
 		t.Fatalf("pat.grant(7, acme-labs) = %v; want denied", other)
 	}
-	x.PutGrant(store.Grant{ID: 1, TokenID: 7, Org: "octo-org", State: store.GrantApproved, Reviewer: "alice", Reason: "ok", UpdatedAt: t0.Add(time.Minute)})
+	x.PutGrant(store.Grant{ID: 1, TokenID: 7, Org: "octo-org", State: store.GrantApproved, Reviewer: "alice", Reason: "ok", ReviewReason: "ok", UpdatedAt: t0.Add(time.Minute)})
 	got := eval(t, `pat.grant(7, "octo-org")`)
 	if state := got.Get(ast.StringTerm("state")); state == nil || state.Value.Compare(ast.String(store.GrantApproved)) != 0 {
 		t.Fatalf("after approval pat.grant = %v; want approved", got)

@@ -71,8 +71,11 @@ type Token struct {
 // answers it (it keeps each as a grantRec of numbers). Two Grants are ==
 // exactly when every value of theirs is.
 type Grant struct {
-	ID          int64
-	State       *Sym
+	ID    int64
+	State *Sym
+	// Reason is the reviewer's reason (store.Grant.ReviewReason): "" while
+	// pending and when the review gave none. A decision quotes it; the
+	// requester's justification is not kept here.
 	Reason      string
 	Reviewer    *Sym // nil while pending
 	UpdatedAtNs int64

@@ -525,7 +525,7 @@ func (x *tables) PutGrant(g store.Grant) {
 		updatedNs: g.UpdatedAt.UnixNano(),
 		org:       org.ref,
 		state:     x.sym(g.State).ref,
-		hasReason: g.Reason != "",
+		hasReason: g.ReviewReason != "",
 	}
 	if g.Reviewer != "" {
 		rec.reviewer, rec.hasReviewer = x.sym(g.Reviewer).ref, true
@@ -536,7 +536,7 @@ func (x *tables) PutGrant(g store.Grant) {
 	// reason only words a message, and the decision cache drops what was
 	// decided before the change once the change is applied.
 	if rec.hasReason {
-		x.reasons.put(key, strings.Clone(g.Reason))
+		x.reasons.put(key, strings.Clone(g.ReviewReason))
 	}
 	x.grants.put(key, rec)
 	if !rec.hasReason {

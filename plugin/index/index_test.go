@@ -303,7 +303,9 @@ func openStore(t *testing.T) *store.DB {
 
 // TestLoadKeepsTheCurrentGrant loads a real store in which a token was
 // denied in an organization and then requested again: the index must hold
-// the new, pending request, whichever way the store passes the history.
+// the new, pending request, whichever way the store passes the history,
+// and no reason with it: the denial's reason is the old request's, and the
+// new one's justification is no reviewer's reason.
 func TestLoadKeepsTheCurrentGrant(t *testing.T) {
 	ctx := t.Context()
 	db := openStore(t)
@@ -321,8 +323,8 @@ func TestLoadKeepsTheCurrentGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, ok := x.Grant(1, "octo-org")
-	if !ok || g.ID != 2 || g.State.S != store.GrantPending || g.Reason != "second" {
-		t.Fatalf("Grant(1, octo-org) = %+v, %v; want request 2, pending, \"second\"", g, ok)
+	if !ok || g.ID != 2 || g.State.S != store.GrantPending || g.Reason != "" {
+		t.Fatalf("Grant(1, octo-org) = %+v, %v; want request 2, pending, no reason", g, ok)
 	}
 	tok, ok := x.Token(hashOf(1))
 	if !ok || tok.ID != 1 || tok.Name != "ci" || tok.User.S != "bob" || tok.Shape.Kind != store.KindFineGrained {
@@ -394,7 +396,7 @@ func TestLoadShapes(t *testing.T) {
 func TestGrantRecords(t *testing.T) {
 	x := New()
 	t0 := time.Unix(1767225600, 0)
-	x.PutGrant(store.Grant{ID: 7, TokenID: 1, Org: "Octo-Org", State: store.GrantDenied, Reason: "no CI tokens", Reviewer: "erin", UpdatedAt: t0})
+	x.PutGrant(store.Grant{ID: 7, TokenID: 1, Org: "Octo-Org", State: store.GrantDenied, Reason: "no CI tokens", ReviewReason: "no CI tokens", Reviewer: "erin", UpdatedAt: t0})
 	g, ok := x.Grant(1, "octo-org")
 	if !ok || g.ID != 7 || g.State.S != "denied" || g.Reason != "no CI tokens" || g.Reviewer == nil || g.Reviewer.S != "erin" || g.UpdatedAtNs != t0.UnixNano() {
 		t.Fatalf("Grant = %+v, %v", g, ok)
@@ -423,7 +425,7 @@ func TestGrantRecords(t *testing.T) {
 		t.Fatalf("a record for other-org answered for octo-org: %+v", g)
 	}
 
-	x.PutGrant(store.Grant{ID: 9, TokenID: 3, Org: "octo-org", State: store.GrantDenied, Reason: "again", UpdatedAt: t0})
+	x.PutGrant(store.Grant{ID: 9, TokenID: 3, Org: "octo-org", State: store.GrantDenied, Reason: "again", ReviewReason: "again", UpdatedAt: t0})
 	x.DeleteGrant(3, "Octo-Org")
 	if _, ok := x.Grant(3, "octo-org"); ok || tb.reasons.len() != 0 {
 		t.Fatalf("after DeleteGrant: found %v, %d reasons kept", ok, tb.reasons.len())

@@ -216,8 +216,12 @@ func (s *packedScanner) grant(row string) (Grant, error) {
 		return Grant{}, errPacked
 	}
 	justification, review, reviewer := row[:n[4]], row[n[4]:n[4]+n[5]], row[n[4]+n[5]:]
-	return Grant{ID: n[0], TokenID: n[1], Org: s.intern(f[2]), State: s.intern(f[3]), Reviewer: s.intern(reviewer),
-		CreatedAt: fromNanos(n[2]), UpdatedAt: fromNanos(n[3]), Reason: strings.Clone(grantReason(justification, review))}, nil
+	g := Grant{ID: n[0], TokenID: n[1], Org: s.intern(f[2]), State: s.intern(f[3]), Reviewer: s.intern(reviewer),
+		CreatedAt: fromNanos(n[2]), UpdatedAt: fromNanos(n[3]), Reason: strings.Clone(grantReason(justification, review))}
+	if review != "" {
+		g.ReviewReason = g.Reason // the same text: one copy
+	}
+	return g, nil
 }
 
 // loadPacked streams tokens and grants through the packed selects.

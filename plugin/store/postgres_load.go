@@ -246,7 +246,8 @@ func pgGrant(r pgRow, sh *packedScanner) (Grant, error) {
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
 	g.Org, g.State, g.Reviewer = r.shared(2, sh), r.shared(3, sh), r.shared(6, sh)
-	g.Reason = grantReason(r.text(4), r.text(5))
+	review := r.text(5)
+	g.Reason, g.ReviewReason = grantReason(r.text(4), review), review
 	g.CreatedAt, g.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return g, nil
 }

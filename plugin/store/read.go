@@ -198,7 +198,7 @@ func scanGrant(rows rowScanner) (Grant, error) {
 	if err := rows.Scan(&g.ID, &g.TokenID, &g.Org, &g.State, &justification, &review, &g.Reviewer, &created, &updated); err != nil {
 		return Grant{}, err
 	}
-	g.Reason = grantReason(justification, review)
+	g.Reason, g.ReviewReason = grantReason(justification, review), review
 	g.CreatedAt = fromNanos(created)
 	g.UpdatedAt = fromNanos(updated)
 	return g, nil

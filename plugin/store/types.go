@@ -73,14 +73,21 @@ type Token struct {
 // Grant is the current state of a fine-grained token's access to an
 // organization. ID is the id of the request that created it.
 type Grant struct {
-	ID        int64
-	TokenID   int64
-	Org       string
-	State     string // GrantPending, GrantApproved, GrantDenied or GrantRevoked
-	Reason    string
-	Reviewer  string // "" while pending
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID      int64
+	TokenID int64
+	Org     string
+	State   string // GrantPending, GrantApproved, GrantDenied or GrantRevoked
+	// Reason is the reason kept with the grant: the reviewer's when the
+	// review gave one, else the requester's justification (what an export
+	// and the lists show as the grant's reason).
+	Reason string
+	// ReviewReason is the reviewer's reason alone: "" while pending and
+	// when the review gave none. It is what a decision quotes (pat.grant's
+	// reason): the requester's justification is not an owner's reason.
+	ReviewReason string
+	Reviewer     string // "" while pending
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Entity names used in the change log.

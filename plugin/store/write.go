@@ -658,7 +658,7 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 				state, p.Reason, p.Actor, nanos(now), g.ID); err != nil {
 				return fmt.Errorf("reviewing request %d: %w", g.ID, err)
 			}
-			g.State, g.Reviewer, g.UpdatedAt = state, p.Actor, now
+			g.State, g.Reviewer, g.UpdatedAt, g.ReviewReason = state, p.Actor, now, p.Reason
 			if p.Reason != "" {
 				g.Reason = p.Reason
 			}
@@ -746,7 +746,7 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 				GrantRevoked, reason, actor, nanos(now), g.ID); err != nil {
 				return fmt.Errorf("revoking grant %d: %w", g.ID, err)
 			}
-			g.State, g.Reviewer, g.UpdatedAt = GrantRevoked, actor, now
+			g.State, g.Reviewer, g.UpdatedAt, g.ReviewReason = GrantRevoked, actor, now, reason
 			if reason != "" {
 				g.Reason = reason
 			}
