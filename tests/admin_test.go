@@ -35,7 +35,8 @@ func (w *admWorld) Write(p []byte) (int, error) {
 const admSettings = `{
   "enterprises": {"acme": {"owners": ["erin"]}},
   "organizations": {"octo-org": {"enterprise": "acme", "fine_grained_opt_in": true},
-                    "locked-org": {"enterprise": "acme", "classic_access": "restrict"}}
+                    "locked-org": {"enterprise": "acme", "classic_access": "restrict"},
+                    "acme-labs": {"fine_grained_approval": "disable"}}
 }`
 
 func admGenerate(t *testing.T, kind string) string {
@@ -516,4 +517,79 @@ func (w *admWorld) tokenID(t *testing.T, name string) int64 {
 	}
 	t.Fatalf("no token %s", name)
 	return 0
+}
+
+// decideAt asks OPA's REST API for data.pat.decision: a write to
+// owner/repo (private) with the named token; whether it allows and why not.
+func (w *admWorld) decideAt(t *testing.T, name, owner, repo string) (bool, string) {
+	t.Helper()
+	in := map[string]any{"input": map[string]any{
+		"credential": map[string]any{"type": "pat", "token": w.raw[name]},
+		"resource":   map[string]any{"owner": owner, "repository": repo, "visibility": "private"},
+		"action":     "write", "permission": "contents",
+	}}
+	b, _ := json.Marshal(in)
+	resp, err := http.Post("http://"+w.api+"/v1/data/pat/decision", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Result struct {
+			Allow   bool    `json:"allow"`
+			Message *string `json:"message"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	msg := ""
+	if out.Result.Message != nil {
+		msg = *out.Result.Message
+	}
+	return out.Result.Allow, msg
+}
+
+// Where approval is disabled (acme-labs), a member's fine-grained token
+// without a grant reaches the organization (rule 20): the owner sees it in
+// GitHub's list of tokens with access, revokes it, and the decision denies
+// it within a second, with the owner's reason, as for a revoked grant.
+func TestAdminAPIRevokesATokenWithoutAGrant(t *testing.T) {
+	w := startAdmin(t)
+	dir := t.TempDir()
+	raw := admGenerate(t, "fine_grained")
+	w.raw["labs"] = raw
+	created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	expires := time.Now().UTC().Add(30 * 24 * time.Hour).Format(time.RFC3339)
+	runCLI(t, w.bin, nil, "store", "import", "--store", w.store, writeFile(t, dir, "labs.json", fmt.Sprintf(`{
+  "memberships": [{"user": "alice", "org": "acme-labs", "role": "owner"}, {"user": "bob", "org": "acme-labs", "role": "member"}],
+  "repositories": [{"owner": "acme-labs", "name": "research", "visibility": "private"}],
+  "tokens": [{"token": %q, "name": "labs", "kind": "fine_grained", "user": "bob", "created_at": %q, "expires_at": %q, "revoked": false,
+              "resource_owner": "acme-labs", "repository_selection": "all", "permissions": {"contents": "write"}}]
+}`, raw, created, expires)))
+	poll(t, 2*time.Second, "the imported token to be allowed on acme-labs/research", func() bool {
+		allow, _ := w.decideAt(t, "labs", "acme-labs", "research")
+		return allow
+	})
+	items := admItems(t, w.call(t, "GET", "/orgs/acme-labs/personal-access-tokens?state=all", "alice-admin", nil))
+	if len(items) != 1 || items[0].TokenName != "labs" || items[0].State != "none" || items[0].Owner.Login != "bob" {
+		t.Fatalf("the tokens with access to acme-labs: %+v", items)
+	}
+	id := items[0].ID
+	admExpect(t, w.call(t, "POST", fmt.Sprintf("/orgs/acme-labs/personal-access-tokens/%d", id), "alice-admin",
+		map[string]any{"action": "revoke", "reason": "offboarding"}), 204, "")
+	want := "acme-labs does not require approval of fine-grained personal access tokens, but an owner revoked this token's access (reason: offboarding): an owner's decision stands; request access to acme-labs again with a justification"
+	took := poll(t, time.Second, "the decision to deny the revoked token", func() bool {
+		allow, msg := w.decideAt(t, "labs", "acme-labs", "research")
+		return !allow && msg == want
+	})
+	t.Logf("the decision denied the token %s after its revocation", took.Round(time.Millisecond))
+	items = admItems(t, w.call(t, "GET", "/orgs/acme-labs/personal-access-tokens?state=revoked", "alice-admin", nil))
+	if len(items) != 1 || items[0].ID != id || items[0].State != "revoked" || items[0].Reason != "offboarding" {
+		t.Fatalf("the revoked grant: %+v", items)
+	}
+	r := w.call(t, "GET", fmt.Sprintf("/orgs/acme-labs/audit-log?action=grant.revoke&token_id=%d", id), "alice-admin", nil)
+	if r.status != 200 || !strings.Contains(r.body, `"actor":"alice"`) || !strings.Contains(r.body, `"had_grant":false`) {
+		t.Fatalf("the audit event: %d %s", r.status, r.body)
+	}
 }

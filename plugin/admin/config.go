@@ -13,6 +13,11 @@ import (
 // DecisionQuery is the authorization policy's entrypoint.
 const DecisionQuery = "data.pat.admin.decision"
 
+// ApprovalQuery is the effective approval policy of input.org: whether
+// fine-grained tokens of the organization without a grant reach it
+// (SEMANTICS.md rule 20), for the list and the revocation of its tokens.
+const ApprovalQuery = "data.pat.admin.approval.value"
+
 // ErrInvalidConfig wraps every configuration error of the admin API.
 var ErrInvalidConfig = errors.New("invalid configuration for plugins.pat.admin")
 

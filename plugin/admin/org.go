@@ -30,7 +30,7 @@ func (s *Server) storeError(err error, resource, field string, notFound404 bool,
 // those in ?state= (opa-pat's addition: pending, approved, denied, revoked
 // or all).
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
-	return listOrgGrants(s, w, r, org, store.GrantPending, "PersonalAccessTokenRequest", docListRequests, s.requestItem)
+	return listOrgGrants(s, w, r, org, false, "PersonalAccessTokenRequest", docListRequests, s.requestItem)
 }
 
 // reviewBody is the body of the review endpoints.
@@ -133,7 +133,14 @@ func (s *Server) grantRepositories(w http.ResponseWriter, r *http.Request, _ sto
 	if !ok {
 		return newError(http.StatusNotFound, "Not Found", docGrantRepos)
 	}
-	rows, _, err := s.db.ListOrgGrants(r.Context(), store.OrgGrantFilter{Org: org, TokenIDs: []int64{id}, LiveTokens: true})
+	// A token listed without a grant (approval disabled) has repositories
+	// too.
+	disabled, err := s.policy.approvalDisabled(r.Context(), org)
+	if err != nil {
+		s.logger.Error("Admin API: %v.", err)
+		return internal(docGrantRepos)
+	}
+	rows, _, err := s.db.ListOrgGrants(r.Context(), store.OrgGrantFilter{Org: org, TokenIDs: []int64{id}, LiveTokens: true, Grantless: disabled})
 	if err != nil {
 		return s.storeError(err, "Repository", "", false, docGrantRepos)
 	}
@@ -183,30 +190,53 @@ func (s *Server) writeRepositories(w http.ResponseWriter, r *http.Request, org s
 	return nil
 }
 
-// GET /orgs/{org}/personal-access-tokens: tokens with an approved grant,
+// GET /orgs/{org}/personal-access-tokens: the tokens with access to the
+// organization (an approved grant, or none where approval is disabled),
 // or those in ?state= (opa-pat's addition).
 func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, _ store.Token, org string) *apiError {
-	return listOrgGrants(s, w, r, org, store.GrantApproved, "PersonalAccessToken", docListGrants, s.grantItem)
+	return listOrgGrants(s, w, r, org, true, "PersonalAccessToken", docListGrants, s.grantItem)
 }
 
 // listOrgGrants serves both list endpoints: they list the same grants of an
 // organization and differ in the state listed when ?state= is absent, the
-// resource named in errors, and how a row is rendered.
-func listOrgGrants[T any](s *Server, w http.ResponseWriter, r *http.Request, org, defaultState, resource, doc string,
+// resource named in errors, and how a row is rendered; the list of tokens
+// (tokens) also lists the tokens that reach the organization without a
+// grant, where approval is disabled (state "none").
+func listOrgGrants[T any](s *Server, w http.ResponseWriter, r *http.Request, org string, tokens bool, resource, doc string,
 	item func(*http.Request, store.OrgGrant) T) *apiError {
 	q := r.URL.Query()
 	f, p, errs := s.parseGrantFilter(q, org)
-	switch st := q.Get("state"); st {
-	case "":
-		f.State = defaultState
-	case "all":
-	case store.GrantPending, store.GrantApproved, store.GrantDenied, store.GrantRevoked:
+	states := `"pending", "approved", "denied", "revoked" or "all"`
+	if tokens {
+		states = `"approved", "none", "pending", "denied", "revoked" or "all"`
+	}
+	var grantless bool // whether the state asked for covers tokens without a grant
+	switch st := q.Get("state"); {
+	case st == "" && tokens:
+		// The tokens with access: an approved grant, or none where approval
+		// is disabled.
+		f.State, grantless = store.GrantApproved, true
+	case st == "":
+		f.State = store.GrantPending
+	case st == "all":
+		grantless = tokens
+	case st == store.NoGrant && tokens:
+		f.NoGrants, grantless = true, true
+	case st == store.GrantPending, st == store.GrantApproved, st == store.GrantDenied, st == store.GrantRevoked:
 		f.State = st
 	default:
-		errs = append(errs, fieldError{Field: "state", Message: fmt.Sprintf(`state: unknown value %s, want "pending", "approved", "denied", "revoked" or "all"`, token.Quote(st))})
+		errs = append(errs, fieldError{Field: "state", Message: fmt.Sprintf(`state: unknown value %s, want %s`, token.Quote(st), states)})
 	}
 	if len(errs) > 0 {
 		return invalid(doc, resource, errs...)
+	}
+	if grantless {
+		disabled, err := s.policy.approvalDisabled(r.Context(), org)
+		if err != nil {
+			s.logger.Error("Admin API: %v.", err)
+			return internal(doc)
+		}
+		f.Grantless = disabled
 	}
 	rows, total, err := s.db.ListOrgGrants(r.Context(), f)
 	if err != nil {
@@ -238,7 +268,12 @@ func (s *Server) revokeGrants(w http.ResponseWriter, r *http.Request, caller sto
 	if len(errs) > 0 {
 		return invalid(docRevokeGrants, "PersonalAccessToken", errs...)
 	}
-	if _, err := s.db.RevokeGrants(r.Context(), org, ids, caller.User, str(body.Reason)); err != nil {
+	disabled, err := s.policy.approvalDisabled(r.Context(), org)
+	if err != nil {
+		s.logger.Error("Admin API: %v.", err)
+		return internal(docRevokeGrants)
+	}
+	if _, err := s.db.RevokeAccess(r.Context(), store.RevokeParams{Org: org, TokenIDs: ids, Actor: caller.User, Reason: str(body.Reason), Grantless: disabled}); err != nil {
 		return s.storeError(err, "PersonalAccessToken", "pat_ids", false, docRevokeGrants)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{})
@@ -263,7 +298,12 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, caller stor
 	if len(errs) > 0 {
 		return invalid(docRevokeGrant, "PersonalAccessToken", errs...)
 	}
-	if _, err := s.db.RevokeGrants(r.Context(), org, []int64{id}, caller.User, str(body.Reason)); err != nil {
+	disabled, err := s.policy.approvalDisabled(r.Context(), org)
+	if err != nil {
+		s.logger.Error("Admin API: %v.", err)
+		return internal(docRevokeGrant)
+	}
+	if _, err := s.db.RevokeAccess(r.Context(), store.RevokeParams{Org: org, TokenIDs: []int64{id}, Actor: caller.User, Reason: str(body.Reason), Grantless: disabled}); err != nil {
 		return s.storeError(err, "PersonalAccessToken", "pat_id", true, docRevokeGrant)
 	}
 	w.WriteHeader(http.StatusNoContent)

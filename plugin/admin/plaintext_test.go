@@ -122,7 +122,7 @@ func TestParametersAreNotQuotedWhenTheyLookLikeTokens(t *testing.T) {
 		{grants + "?sort=", "sort", `sort: unknown value %s, want "created_at"`},
 		{grants + "?direction=", "direction", `direction: unknown value %s, want "asc" or "desc"`},
 		{grants + "?last_used_before=", "last_used_before", "last_used_before: %s is not an ISO 8601 time (YYYY-MM-DDTHH:MM:SSZ)"},
-		{grants + "?state=", "state", `state: unknown value %s, want "pending", "approved", "denied", "revoked" or "all"`},
+		{grants + "?state=", "state", `state: unknown value %s, want "approved", "none", "pending", "denied", "revoked" or "all"`},
 		{"/orgs/octo-org/audit-log?token_id=", "token_id", "token_id: %s is not a token id"},
 		{"/orgs/octo-org/audit-log?action=", "action", "action: unknown action %s, want one of " + strings.Join(store.AuditActions, ", ")},
 		{"/user/personal-access-tokens?per_page=", "per_page", "per_page: %s is not a positive integer"},

@@ -32,27 +32,53 @@ type evaluator struct {
 	mu       sync.Mutex
 	compiler *ast.Compiler
 	pq       rego.PreparedEvalQuery
+	approval rego.PreparedEvalQuery // ApprovalQuery
 }
 
 func newEvaluator(m *plugins.Manager) *evaluator { return &evaluator{m: m} }
 
-func (e *evaluator) prepared(ctx context.Context) (rego.PreparedEvalQuery, error) {
+// prepared returns the prepared queries for the manager's compiler: the
+// decision and the approval policy.
+func (e *evaluator) prepared(ctx context.Context) (rego.PreparedEvalQuery, rego.PreparedEvalQuery, error) {
 	c := e.m.GetCompiler()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.compiler != nil && c == e.compiler {
-		return e.pq, nil
+		return e.pq, e.approval, nil
 	}
 	pq, err := rego.New(rego.Query(DecisionQuery), rego.Compiler(c), rego.Store(e.m.Store)).PrepareForEval(ctx)
 	if err != nil {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("preparing %s: %w", DecisionQuery, err)
+		return rego.PreparedEvalQuery{}, rego.PreparedEvalQuery{}, fmt.Errorf("preparing %s: %w", DecisionQuery, err)
 	}
-	e.compiler, e.pq = c, pq
-	return pq, nil
+	approval, err := rego.New(rego.Query(ApprovalQuery), rego.Compiler(c), rego.Store(e.m.Store)).PrepareForEval(ctx)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, rego.PreparedEvalQuery{}, fmt.Errorf("preparing %s: %w", ApprovalQuery, err)
+	}
+	e.compiler, e.pq, e.approval = c, pq, approval
+	return pq, approval, nil
+}
+
+// approvalDisabled reports whether approval of fine-grained tokens is
+// effectively disabled in org (ApprovalQuery is "disable"). A policy that
+// does not define the query (a bundle older than it) reads as "require":
+// tokens without a grant are then neither listed nor revocable, as before.
+func (e *evaluator) approvalDisabled(ctx context.Context, org string) (bool, error) {
+	_, pq, err := e.prepared(ctx)
+	if err != nil {
+		return false, err
+	}
+	rs, err := pq.Eval(ctx, rego.EvalInput(map[string]any{"org": org}))
+	if err != nil {
+		return false, fmt.Errorf("evaluating %s: %w", ApprovalQuery, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return false, nil
+	}
+	return rs[0].Expressions[0].Value == "disable", nil
 }
 
 func (e *evaluator) decide(ctx context.Context, input map[string]any) (decision, error) {
-	pq, err := e.prepared(ctx)
+	pq, _, err := e.prepared(ctx)
 	if err != nil {
 		return decision{}, err
 	}

@@ -30,6 +30,15 @@ type OrgGrantFilter struct {
 	// LiveTokens keeps tokens that are not revoked: a revoked token's
 	// requests and grants are gone from GitHub's lists.
 	LiveTokens bool
+	// Grantless adds the fine-grained tokens aimed at Org that have no
+	// grant for it and are neither revoked nor expired, as rows in state
+	// NoGrant (Grant.ID 0): the caller, which knows the settings, sets it
+	// when approval is effectively disabled in Org, where such tokens reach
+	// it (SEMANTICS.md rule 20). State does not apply to them.
+	Grantless bool
+	// NoGrants leaves the grants out (with Grantless: only the tokens
+	// without one).
+	NoGrants bool
 	// Permission keeps fine-grained tokens that hold this permission.
 	Permission string
 	// LastUsedBefore and LastUsedAfter bound the token's last use; a token
@@ -41,6 +50,10 @@ type OrgGrantFilter struct {
 	// Page (from 1) and PerPage; PerPage 0 returns every row.
 	Page, PerPage int
 }
+
+// NoGrant is the state of an OrgGrant row of a token without a grant
+// (OrgGrantFilter.Grantless). It is no grant state: no request has it.
+const NoGrant = "none"
 
 // OrgGrant is a current grant (its request row) with its token.
 type OrgGrant struct {
@@ -73,53 +86,73 @@ type withExtra struct {
 func (w withExtra) Scan(dest ...any) error { return w.rows.Scan(append(w.extra, dest...)...) }
 
 // ListOrgGrants returns one page of an organization's current grants that
-// match f, and how many match in all.
+// match f, and how many match in all; with f.Grantless, the live
+// fine-grained tokens aimed at the organization that have no grant as well,
+// as rows whose state is NoGrant.
 func (db *DB) ListOrgGrants(ctx context.Context, f OrgGrantFilter) ([]OrgGrant, int, error) {
-	var c where
-	c.add("r.org = ?", f.Org)
-	c.conds = append(c.conds, "r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)")
-	if f.State != "" {
-		c.add("r.state = ?", f.State)
+	var grants, grantless string // the parts' FROM ... WHERE ...
+	var args []any
+	if !f.NoGrants {
+		var c where
+		c.add("r.org = ?", f.Org)
+		c.conds = append(c.conds, "r.id = (SELECT MAX(r2.id) FROM requests r2 WHERE r2.token_id = r.token_id AND r2.org = r.org)")
+		if f.State != "" {
+			c.add("r.state = ?", f.State)
+		}
+		if f.LiveTokens {
+			c.add("t.revoked = ?", false)
+		}
+		f.tokenConds(&c)
+		grants, args = ` FROM requests r JOIN tokens t ON t.id = r.token_id`+c.String(), c.args
 	}
-	if f.LiveTokens {
+	if f.Grantless {
+		// Rule 20 lets such a token through while approval is disabled: it
+		// is fine-grained, aimed at the organization (its resource owner,
+		// compared without regard to case as the policy compares it), not
+		// its user's own, neither revoked nor expired, and has no request
+		// for the organization as the lists spell it.
+		c := where{args: args}
+		c.add("t.kind = ?", KindFineGrained)
+		c.add("lower(t.resource_owner) = ?", strings.ToLower(f.Org))
+		c.add("lower(t.user_login) <> ?", strings.ToLower(f.Org))
 		c.add("t.revoked = ?", false)
+		c.add("(t.expires_at IS NULL OR t.expires_at > ?)", nanos(db.now()))
+		c.add("NOT EXISTS (SELECT 1 FROM requests r2 WHERE r2.token_id = t.id AND r2.org = ?)", f.Org)
+		f.tokenConds(&c)
+		grantless, args = ` FROM tokens t`+c.String(), c.args
 	}
-	if len(f.Owners) > 0 {
-		// Logins without regard to case, as GitHub compares them (and the
-		// policy's index): owner=BOB is bob. Logins are ASCII (checkGitHubName),
-		// which SQLite's lower() and PostgreSQL's fold alike.
-		c.in("lower(t.user_login)", len(f.Owners), func(i int) any { return strings.ToLower(f.Owners[i]) })
-	}
-	if len(f.TokenIDs) > 0 {
-		c.in("t.id", len(f.TokenIDs), func(i int) any { return f.TokenIDs[i] })
-	}
-	if f.Repository != "" {
-		c.add(`(t.repository_selection = 'all'
-	OR (t.repository_selection = 'selected' AND (',' || t.repositories || ',') LIKE ? ESCAPE '\')
-	OR (t.repository_selection = 'public' AND EXISTS (SELECT 1 FROM repositories p WHERE p.owner = r.org AND p.name = ? AND p.visibility = 'public')))`,
-			"%,"+likeEscape(f.Repository)+",%", f.Repository)
-	}
-	if f.Permission != "" {
-		c.add(`(',' || t.permissions) LIKE ? ESCAPE '\'`, "%,"+likeEscape(f.Permission)+"=%")
-	}
-	if !f.LastUsedBefore.IsZero() {
-		c.add("t.last_used_at < ?", nanos(f.LastUsedBefore))
-	}
-	if !f.LastUsedAfter.IsZero() {
-		c.add("t.last_used_at > ?", nanos(f.LastUsedAfter))
-	}
-	from := ` FROM requests r JOIN tokens t ON t.id = r.token_id` + c.String()
 
+	var count []string
+	for _, from := range []string{grants, grantless} {
+		if from != "" {
+			count = append(count, `(SELECT COUNT(*)`+from+`)`)
+		}
+	}
+	if len(count) == 0 {
+		return []OrgGrant{}, 0, nil
+	}
 	var total int
-	if err := db.rdb.QueryRowContext(ctx, `SELECT COUNT(*)`+from, c.args...).Scan(&total); err != nil {
+	if err := db.rdb.QueryRowContext(ctx, `SELECT `+strings.Join(count, " + "), args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("counting grants of %s: %w", f.Org, err)
 	}
 	dir := "DESC"
 	if f.Ascending {
 		dir = "ASC"
 	}
-	q := `SELECT r.id, r.token_id, r.org, r.state, r.justification, r.review_reason, r.reviewer, r.created_at, r.updated_at, ` +
-		prefixedTokenColumns + from + ` ORDER BY r.created_at ` + dir + `, r.id ` + dir
+	// Newest request first (a token without a grant by its creation), then
+	// by request and token id, so that pages do not overlap.
+	var parts []string
+	if grants != "" {
+		parts = append(parts, `SELECT r.id AS g_id, r.token_id AS g_token, r.org AS g_org, r.state AS g_state, r.justification AS g_justification,
+	r.review_reason AS g_review, r.reviewer AS g_reviewer, r.created_at AS g_created, r.updated_at AS g_updated, `+prefixedTokenColumns+grants)
+	}
+	if grantless != "" {
+		args = append(args, f.Org, NoGrant)
+		org, state := "$"+strconv.Itoa(len(args)-1), "$"+strconv.Itoa(len(args))
+		parts = append(parts, `SELECT CAST(0 AS BIGINT) AS g_id, t.id AS g_token, CAST(`+org+` AS TEXT) AS g_org, CAST(`+state+` AS TEXT) AS g_state,
+	'' AS g_justification, '' AS g_review, '' AS g_reviewer, t.created_at AS g_created, t.created_at AS g_updated, `+prefixedTokenColumns+grantless)
+	}
+	q := `SELECT * FROM (` + strings.Join(parts, "\nUNION ALL\n") + `) u ORDER BY g_created ` + dir + `, g_id ` + dir + `, g_token ` + dir
 	q += pageClause(f.Page, f.PerPage)
 	out := []OrgGrant{}
 	var sc tokenScanner
@@ -132,15 +165,44 @@ func (db *DB) ListOrgGrants(ctx context.Context, f OrgGrantFilter) ([]OrgGrant, 
 			return err
 		}
 		g.Token = t
-		g.Grant.Reason = grantReason(g.Justification, g.ReviewReason)
+		g.Grant.Reason, g.Grant.ReviewReason = grantReason(g.Justification, g.ReviewReason), g.ReviewReason
 		g.Grant.CreatedAt, g.Grant.UpdatedAt = fromNanos(created), fromNanos(updated)
 		out = append(out, g)
 		return nil
-	}, c.args...)
+	}, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing grants of %s: %w", f.Org, err)
 	}
 	return out, total, nil
+}
+
+// tokenConds adds the filters on the token (f's owners, ids, repository,
+// permission and last use) to c.
+func (f OrgGrantFilter) tokenConds(c *where) {
+	if len(f.Owners) > 0 {
+		// Logins without regard to case, as GitHub compares them (and the
+		// policy's index): owner=BOB is bob. Logins are ASCII (checkGitHubName),
+		// which SQLite's lower() and PostgreSQL's fold alike.
+		c.in("lower(t.user_login)", len(f.Owners), func(i int) any { return strings.ToLower(f.Owners[i]) })
+	}
+	if len(f.TokenIDs) > 0 {
+		c.in("t.id", len(f.TokenIDs), func(i int) any { return f.TokenIDs[i] })
+	}
+	if f.Repository != "" {
+		c.add(`(t.repository_selection = 'all'
+	OR (t.repository_selection = 'selected' AND (',' || t.repositories || ',') LIKE ? ESCAPE '\')
+	OR (t.repository_selection = 'public' AND EXISTS (SELECT 1 FROM repositories p WHERE p.owner = ? AND p.name = ? AND p.visibility = 'public')))`,
+			"%,"+likeEscape(f.Repository)+",%", f.Org, f.Repository)
+	}
+	if f.Permission != "" {
+		c.add(`(',' || t.permissions) LIKE ? ESCAPE '\'`, "%,"+likeEscape(f.Permission)+"=%")
+	}
+	if !f.LastUsedBefore.IsZero() {
+		c.add("t.last_used_at < ?", nanos(f.LastUsedBefore))
+	}
+	if !f.LastUsedAfter.IsZero() {
+		c.add("t.last_used_at > ?", nanos(f.LastUsedAfter))
+	}
 }
 
 func pageClause(page, perPage int) string {

@@ -694,6 +694,32 @@ func pluralVerb(n int) string {
 // RevokeGrants revokes the approved grants of tokens for an organization
 // (an owner's action), all or none.
 func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, actor, reason string) ([]Grant, error) {
+	return db.RevokeAccess(ctx, RevokeParams{Org: org, TokenIDs: tokenIDs, Actor: actor, Reason: reason})
+}
+
+// RevokeParams is an owner's revocation of tokens' access to an
+// organization.
+type RevokeParams struct {
+	Org      string
+	TokenIDs []int64 // 1..MaxReviewIDs
+	Actor    string
+	Reason   string // at most MaxReasonChars characters
+	// Grantless lets a token without a grant for Org be revoked when it
+	// reaches Org without one, as ListOrgGrants's Grantless lists it: a
+	// fine-grained token aimed at Org, neither revoked nor expired. The
+	// caller sets it when approval is effectively disabled in Org
+	// (SEMANTICS.md rule 20). The revocation records a revoked grant, which
+	// blocks the token while approval stays disabled ("an owner's decision
+	// stands") and after it is required again.
+	Grantless bool
+}
+
+// RevokeAccess revokes tokens' access to an organization, all or none: the
+// approved grant of each, or with p.Grantless the access of a token that
+// reaches the organization without a grant. Each is a grant.revoke audit
+// event.
+func (db *DB) RevokeAccess(ctx context.Context, p RevokeParams) ([]Grant, error) {
+	org, tokenIDs, actor, reason := p.Org, p.TokenIDs, p.Actor, p.Reason
 	if err := checkIDs("token ids", tokenIDs); err != nil {
 		return nil, err
 	}
@@ -707,7 +733,21 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 		for _, id := range tokenIDs {
 			g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, id, org))
 			if errors.Is(err, sql.ErrNoRows) {
-				missing = append(missing, id)
+				if !p.Grantless {
+					missing = append(missing, id)
+					continue
+				}
+				switch reaches, revoked, err := db.reachesWithoutGrant(ctx, tx, id, org); {
+				case err != nil:
+					return err
+				case revoked:
+					dead = append(dead, id)
+				case !reaches:
+					missing = append(missing, id)
+				default:
+					// A grant to record: ID 0 until it is written.
+					out = append(out, Grant{TokenID: id, Org: org})
+				}
 				continue
 			} else if err != nil {
 				return fmt.Errorf("reading grant of token %d: %w", id, err)
@@ -742,18 +782,31 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 		now := db.now()
 		for i := range out {
 			g := &out[i]
-			if _, err := tx.ExecContext(ctx, `UPDATE requests SET state = $1, review_reason = $2, reviewer = $3, updated_at = $4 WHERE id = $5`,
-				GrantRevoked, reason, actor, nanos(now), g.ID); err != nil {
-				return fmt.Errorf("revoking grant %d: %w", g.ID, err)
+			var details map[string]any
+			if g.ID == 0 {
+				// No grant: the revocation is one, recorded as a request
+				// reviewed at once, with no justification.
+				g.State, g.Reviewer, g.CreatedAt, g.UpdatedAt = GrantRevoked, actor, now, now
+				id, err := insertRequest(ctx, tx, *g, "", reason)
+				if err != nil {
+					return err
+				}
+				g.ID, details = id, map[string]any{"had_grant": false}
+			} else {
+				if _, err := tx.ExecContext(ctx, `UPDATE requests SET state = $1, review_reason = $2, reviewer = $3, updated_at = $4 WHERE id = $5`,
+					GrantRevoked, reason, actor, nanos(now), g.ID); err != nil {
+					return fmt.Errorf("revoking grant %d: %w", g.ID, err)
+				}
+				if err := logChange(ctx, tx, EntityGrant, grantKey(g.TokenID, g.Org)); err != nil {
+					return err
+				}
 			}
 			g.State, g.Reviewer, g.UpdatedAt, g.ReviewReason = GrantRevoked, actor, now, reason
 			if reason != "" {
 				g.Reason = reason
 			}
-			if err := logChange(ctx, tx, EntityGrant, grantKey(g.TokenID, g.Org)); err != nil {
-				return err
-			}
-			if err := db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionGrantRevoke, Org: org, TokenID: g.TokenID, RequestID: g.ID, Reason: reason}); err != nil {
+			if err := db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionGrantRevoke, Org: org, TokenID: g.TokenID, RequestID: g.ID,
+				Reason: reason, Details: details}); err != nil {
 				return err
 			}
 		}
@@ -763,6 +816,28 @@ func (db *DB) RevokeGrants(ctx context.Context, org string, tokenIDs []int64, ac
 		return nil, err
 	}
 	return out, nil
+}
+
+// reachesWithoutGrant reports whether a token that has no grant for org
+// reaches it while approval is disabled (RevokeParams.Grantless), and
+// whether it is revoked (it then reaches nothing, and has nothing left to
+// revoke).
+func (db *DB) reachesWithoutGrant(ctx context.Context, tx *sql.Tx, id int64, org string) (reaches, revoked bool, err error) {
+	var kind, owner, user string
+	var expires sql.NullInt64
+	err = tx.QueryRowContext(ctx, `SELECT kind, resource_owner, user_login, revoked, expires_at FROM tokens WHERE id = $1`, id).
+		Scan(&kind, &owner, &user, &revoked, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, false, nil
+	case err != nil:
+		return false, false, fmt.Errorf("reading token %d: %w", id, err)
+	case kind != KindFineGrained || !strings.EqualFold(owner, org) || strings.EqualFold(user, org):
+		return false, false, nil
+	case revoked:
+		return false, true, nil
+	}
+	return !expires.Valid || expires.Int64 > nanos(db.now()), false, nil
 }
 
 // RequestAgain files a new pending request for a token whose grant for org

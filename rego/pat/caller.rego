@@ -74,3 +74,13 @@ _org_approval(token, org, policy) := {[70, msg] |
 	_unapproved(policy.approval.value, state)
 	msg := _approval_message(org, policy.enterprise, policy.approval, state, "")
 }
+
+# METADATA
+# title: Effective approval policy
+# description: |
+#   The effective approval policy of an organization for fine-grained tokens (rule 18):
+#   {"value": "require" or "disable", "by": "enterprise" or "organization"}. org is compared in
+#   lower case. With "disable", a fine-grained token of the organization without a grant reaches
+#   it (rule 20): the admin API lists such tokens with the organization's tokens and lets an owner
+#   revoke one, which records a revoked grant that still blocks.
+approval_policy(org) := _effective(lower(org)).approval

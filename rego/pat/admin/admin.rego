@@ -17,6 +17,7 @@
 #   (access, lifetime, opt-in, approval) apply to the caller's token on organization operations.
 package pat.admin
 
+import data.pat.approval_policy
 import data.pat.org_policy_denials
 
 # METADATA
@@ -25,6 +26,16 @@ import data.pat.org_policy_denials
 #   failing check: 401, 403 or 404) and a message that says what to do next (null when allowed).
 # entrypoint: true
 decision := {"allow": allow, "status": _status, "message": _message}
+
+# METADATA
+# description: |
+#   The effective approval policy of input.org (data.pat.approval_policy): {"value": "require" or
+#   "disable", "by"}. The API asks it, once a call is allowed, for the organization's list of
+#   tokens and their revocation: with "disable", fine-grained tokens of the organization without a
+#   grant reach it (SEMANTICS.md rule 20), so they are listed, and an owner may revoke one.
+#   Undefined without input.org.
+# entrypoint: true
+approval := approval_policy(input.org) if _valid_org
 
 # METADATA
 # description: Whether the call is allowed. Default deny.

@@ -342,3 +342,36 @@ test_is_admin[note] if {
 	got := admin.is_admin(tc.user, tc.org) with pat.org_role as mock_role with data.pat.settings as settings
 	got == tc.want
 }
+
+# The effective approval policy of the organization, for the API's list and revocation of tokens
+# without a grant: the enterprise's binds, else the organization's, with its default.
+test_approval_policy[note] if {
+	some note, tc in {
+		"default": {"world": {}, "want": {"value": "require", "by": "organization"}},
+		"organization disables": {
+			"world": {"organizations": {"octo-org": {"fine_grained_approval": "disable"}}},
+			"want": {"value": "disable", "by": "organization"},
+		},
+		"enterprise requires over the organization": {
+			"world": {
+				"enterprises": {"acme": {"fine_grained_approval": "require"}},
+				"organizations": {"octo-org": {"enterprise": "acme", "fine_grained_approval": "disable"}},
+			},
+			"want": {"value": "require", "by": "enterprise"},
+		},
+		"enterprise disables": {
+			"world": {
+				"enterprises": {"acme": {"fine_grained_approval": "disable"}},
+				"organizations": {"octo-org": {"enterprise": "acme"}},
+			},
+			"want": {"value": "disable", "by": "enterprise"},
+		},
+	}
+	got := admin.approval with input as {"operation": "tokens.list", "org": "Octo-Org"}
+		with data.pat.settings as tc.world
+	got == tc.want
+}
+
+test_approval_policy_needs_an_org if {
+	not admin.approval with input as {"operation": "tokens.list"}
+}
