@@ -104,7 +104,12 @@ func (c *Config) validateAndInjectDefaults() error {
 		if dsn == "" {
 			return errors.New(`store.postgres.dsn: missing value (e.g. "postgres://opa-pat@db/opa_pat")`)
 		}
-		if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		if !store.IsPostgres(dsn) {
+			// libpq's key=value form gets the message that store.path and
+			// the CLI give it (docs/postgres.md), password hidden.
+			if store.IsKeyValueDSN(dsn) && !strings.Contains(dsn, "://") {
+				return fmt.Errorf("store.postgres.dsn: %w", store.CheckLocation(dsn))
+			}
 			return fmt.Errorf("store.postgres.dsn: %q is not a postgres:// URL", store.RedactURL(dsn))
 		}
 		c.location = dsn

@@ -107,6 +107,10 @@ func CheckLocation(location string) error {
 	return nil
 }
 
+// IsKeyValueDSN reports whether s looks like libpq's key=value form of a
+// connection string (host=db user=u ...), which opa-pat refuses.
+func IsKeyValueDSN(s string) bool { return !IsPostgres(s) && keyValueDSN.MatchString(s) }
+
 // keyValueDSN is libpq's key=value form of a connection string.
 var keyValueDSN = regexp.MustCompile(`(?i)(^|\s)(host|hostaddr|port|dbname|user|password|passfile|sslmode|service)\s*=`)
 
