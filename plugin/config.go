@@ -12,6 +12,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/opa-pat/opa-pat/plugin/cfgkeys"
+	"github.com/opa-pat/opa-pat/plugin/index"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
@@ -62,6 +63,15 @@ const (
 
 // DefaultMaxStaleness is store.max_staleness when absent.
 const DefaultMaxStaleness = 60 * time.Second
+
+// MinMaxStaleness is the smallest store.max_staleness accepted. On a healthy
+// store the index is up to a poll interval and a catch-up old (at most 1.11s
+// measured with a 1s poll, under CPU contention), so a bound near the poll
+// interval denies token decisions on a store that answers. The status warns
+// once the index is followSlack (3 polls) old; the bound leaves two status
+// re-evaluations (healthInterval) after that, so that the warning is seen
+// before decisions deny: 5s with a 1s poll.
+const MinMaxStaleness = followSlack + 2*healthInterval
 
 // PostgresConfig is store.postgres.
 type PostgresConfig struct {
@@ -133,6 +143,10 @@ func (c *Config) validateAndInjectDefaults() error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("store.max_staleness: %q is not a positive duration (e.g. \"60s\")", v)
+		}
+		if d < MinMaxStaleness {
+			return fmt.Errorf("store.max_staleness: %q is below the minimum of %s: the index reads the store's change log every %s, "+
+				"and a smaller bound would deny token decisions on a store that answers", v, MinMaxStaleness, index.DefaultPollInterval)
 		}
 		c.maxStaleness = d
 	}

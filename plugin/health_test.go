@@ -25,6 +25,13 @@ func TestMaxStalenessConfig(t *testing.T) {
 			err: `invalid configuration for plugin "pat": store.max_staleness: "soon" is not a positive duration (e.g. "60s")`},
 		{note: "zero", raw: `{"store": {"path": "/tmp/x.db", "max_staleness": "0s"}}`,
 			err: `invalid configuration for plugin "pat": store.max_staleness: "0s" is not a positive duration (e.g. "60s")`},
+		// A bound the index cannot meet on a healthy store (it polls every
+		// second): refused at start rather than denying half the decisions.
+		{note: "below the poll interval", raw: `{"store": {"postgres": {"dsn": "postgres://db/pat"}, "max_staleness": "500ms"}}`,
+			err: `invalid configuration for plugin "pat": store.max_staleness: "500ms" is below the minimum of 5s: the index reads the store's change log every 1s, and a smaller bound would deny token decisions on a store that answers`},
+		{note: "below the minimum", raw: `{"store": {"path": "/tmp/x.db", "max_staleness": "4.9s"}}`,
+			err: `invalid configuration for plugin "pat": store.max_staleness: "4.9s" is below the minimum of 5s: the index reads the store's change log every 1s, and a smaller bound would deny token decisions on a store that answers`},
+		{note: "the minimum", raw: `{"store": {"path": "/tmp/x.db", "max_staleness": "5s"}}`, want: 5 * time.Second},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.raw))

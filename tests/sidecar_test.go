@@ -304,7 +304,7 @@ func TestSidecarStoreFileReplaced(t *testing.T) {
 	fixtures := filepath.Join(repoRoot(), "examples", "fixtures.json")
 	runCLI(t, bin, nil, "store", "import", "--store", storePath, fixtures)
 	var logs syncBuffer
-	s := startRunSidecar(t, bin, storePath, ", max_staleness: 2s", filepath.Join(repoRoot(), "examples", "settings.json"), "info", &logs)
+	s := startRunSidecar(t, bin, storePath, ", max_staleness: 5s", filepath.Join(repoRoot(), "examples", "settings.json"), "info", &logs)
 	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
 	if d := s.decide(t, bobLaptop, "octo-org", "app", "read"); d["allow"] != true {
 		t.Fatalf("before: %v", d)
@@ -472,7 +472,7 @@ func TestSidecarStoreFileCorrupted(t *testing.T) {
 	storePath := filepath.Join(t.TempDir(), "pat.db")
 	runCLI(t, bin, nil, "store", "import", "--store", storePath, filepath.Join(repoRoot(), "examples", "fixtures.json"))
 	var logs syncBuffer
-	s := startRunSidecar(t, bin, storePath, ", max_staleness: 2s", filepath.Join(repoRoot(), "examples", "settings.json"), "info", &logs)
+	s := startRunSidecar(t, bin, storePath, ", max_staleness: 5s", filepath.Join(repoRoot(), "examples", "settings.json"), "info", &logs)
 	poll(t, 30*time.Second, "the sidecar to be ready", func() bool { return healthCode(s.addr, "/health?plugins") == http.StatusOK })
 	f, err := os.OpenFile(storePath, os.O_WRONLY, 0)
 	if err != nil {
