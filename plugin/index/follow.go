@@ -104,12 +104,16 @@ func (x *Index) CatchUp(ctx context.Context, r store.Reader) error {
 func (x *Index) catchUp(ctx context.Context, r store.Reader) error {
 	for {
 		after := x.Seq()
-		changes, err := r.ChangesSince(ctx, x.mark, changeBatch)
+		var changes []store.Change
+		err := x.read(ctx, "the change log", x.ReadTimeout(), func(ctx context.Context) (err error) {
+			changes, err = r.ChangesSince(ctx, x.mark, changeBatch)
+			return err
+		})
 		if errors.Is(err, store.ErrStoreOlder) {
 			return err
 		}
 		if errors.Is(err, store.ErrChangesPruned) || errors.Is(err, store.ErrStoreReplaced) {
-			if lerr := x.Load(ctx, r); lerr != nil {
+			if lerr := x.reload(ctx, r); lerr != nil {
 				if errors.Is(err, store.ErrChangesPruned) {
 					return fmt.Errorf("the change log was pruned past change %d, the last one the index applied, "+
 						"and loading the store afresh failed: %w", after, lerr)
@@ -138,7 +142,7 @@ func (x *Index) catchUp(ctx context.Context, r store.Reader) error {
 			}
 			seen[key] = true
 			if err := x.apply(ctx, r, c); err != nil {
-				return fmt.Errorf("applying change %d (%s %q): %w", c.Seq, c.Entity, c.Key, err)
+				return &RecordError{Seq: c.Seq, Entity: c.Entity, Key: c.Key, Err: err}
 			}
 		}
 		if x.settle.active() {
@@ -152,12 +156,22 @@ func (x *Index) catchUp(ctx context.Context, r store.Reader) error {
 	}
 }
 
+// reload loads the store afresh within a catch-up, with reloadTimeout.
+func (x *Index) reload(ctx context.Context, r store.Reader) error {
+	return x.read(ctx, "the whole store", reloadTimeout, func(ctx context.Context) error { return x.Load(ctx, r) })
+}
+
 // apply re-reads the record a change names and puts it in the index, or
 // removes it when it is gone.
 func (x *Index) apply(ctx context.Context, r store.Reader, c store.Change) error {
 	switch c.Entity {
 	case store.EntityUser:
-		u, ok, err := r.User(ctx, c.Key)
+		var u store.User
+		var ok bool
+		err := x.read(ctx, describeRecord("user", c.Key), x.ReadTimeout(), func(ctx context.Context) (err error) {
+			u, ok, err = r.User(ctx, c.Key)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -171,7 +185,12 @@ func (x *Index) apply(ctx context.Context, r store.Reader, c store.Change) error
 		if err != nil {
 			return err
 		}
-		m, ok, err := r.Membership(ctx, user, org)
+		var m store.Membership
+		var ok bool
+		err = x.read(ctx, describeRecord("membership", c.Key), x.ReadTimeout(), func(ctx context.Context) (err error) {
+			m, ok, err = r.Membership(ctx, user, org)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -185,7 +204,12 @@ func (x *Index) apply(ctx context.Context, r store.Reader, c store.Change) error
 		if err != nil {
 			return err
 		}
-		rp, ok, err := r.Repository(ctx, owner, name)
+		var rp store.Repository
+		var ok bool
+		err = x.read(ctx, describeRecord("repository", c.Key), x.ReadTimeout(), func(ctx context.Context) (err error) {
+			rp, ok, err = r.Repository(ctx, owner, name)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -197,9 +221,14 @@ func (x *Index) apply(ctx context.Context, r store.Reader, c store.Change) error
 	case store.EntityToken:
 		id, err := strconv.ParseInt(c.Key, 10, 64)
 		if err != nil {
-			return fmt.Errorf("key is not a token id: %w", err)
+			return fmt.Errorf("token key %q is not a token id: %w", c.Key, err)
 		}
-		t, ok, err := r.Token(ctx, id)
+		var t store.Token
+		var ok bool
+		err = x.read(ctx, describeRecord("token", c.Key), x.ReadTimeout(), func(ctx context.Context) (err error) {
+			t, ok, err = r.Token(ctx, id)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -215,9 +244,14 @@ func (x *Index) apply(ctx context.Context, r store.Reader, c store.Change) error
 		}
 		id, err := strconv.ParseInt(idText, 10, 64)
 		if err != nil {
-			return fmt.Errorf("key does not start with a token id: %w", err)
+			return fmt.Errorf("grant key %q does not start with a token id: %w", c.Key, err)
 		}
-		g, ok, err := r.Grant(ctx, id, org)
+		var g store.Grant
+		var ok bool
+		err = x.read(ctx, describeRecord("grant", c.Key), x.ReadTimeout(), func(ctx context.Context) (err error) {
+			g, ok, err = r.Grant(ctx, id, org)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -231,6 +265,21 @@ func (x *Index) apply(ctx context.Context, r store.Reader, c store.Change) error
 	}
 	return nil
 }
+
+// RecordError is a catch-up that read the change log but not a record
+// that one of its changes names (a role without SELECT on that record's
+// table, say): the index applies that change, and those after it, once the
+// record can be read.
+type RecordError struct {
+	// Seq, Entity and Key are the change's.
+	Seq         int64
+	Entity, Key string
+	Err         error
+}
+
+func (e *RecordError) Error() string { return fmt.Sprintf("applying change %d: %v", e.Seq, e.Err) }
+
+func (e *RecordError) Unwrap() error { return e.Err }
 
 func splitKey(key string) (string, string, error) {
 	a, b, ok := strings.Cut(key, "/")

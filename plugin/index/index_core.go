@@ -47,6 +47,9 @@ type Index struct {
 	// settleQuiet how long its tables must keep their counts to end it.
 	settle      settling
 	settleQuiet time.Duration
+	// inflight is the read a catch-up waits for (reading.go), nil between
+	// reads.
+	inflight atomic.Pointer[reading]
 }
 
 // tables hold the records of one load and the changes applied since.

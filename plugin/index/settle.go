@@ -111,7 +111,11 @@ func (x *Index) startSettling(now time.Time) {
 // fails is this round's error.
 func (x *Index) checkSettled(ctx context.Context, r store.Reader) error {
 	now := time.Now()
-	c, err := r.RowCounts(ctx)
+	var c store.RowCounts
+	err := x.read(ctx, "the store's row counts", x.ReadTimeout(), func(ctx context.Context) (err error) {
+		c, err = r.RowCounts(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("checking that the store loaded afresh is whole: %w", err)
 	}
@@ -122,7 +126,7 @@ func (x *Index) checkSettled(ctx context.Context, r store.Reader) error {
 	}
 	if diff := x.settle.unexplained(c); diff != "" {
 		why := fmt.Errorf("%w: %s", ErrStoreSettling, diff)
-		if err := x.Load(ctx, r); err != nil {
+		if err := x.reload(ctx, r); err != nil {
 			return fmt.Errorf("%w; loading the store afresh failed: %w", why, err)
 		}
 		x.reloadWhy.Store(&why)
