@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/logging"
@@ -18,8 +19,10 @@ import (
 //   - an info line when one succeeds again, naming how long the index was
 //     behind, after an outage of any length.
 //
-// Only the follower's goroutine calls it.
+// The follower's goroutine calls failed and caughtUp; the status's
+// (watchHealth) calls fellBehind.
 type followLog struct {
+	mu     sync.Mutex
 	logger logging.Logger
 	// where names the store, without its password (describeStore).
 	where string
@@ -34,6 +37,8 @@ type followLog struct {
 // failed is called with the error of a catch-up that failed and the time
 // of the index's last catch-up (index.CurrentAt).
 func (l *followLog) failed(err error, currentAt time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	msg := err.Error()
 	if msg == l.behind {
 		return
@@ -55,10 +60,31 @@ func (l *followLog) failed(err error, currentAt time.Time) {
 // caughtUp is called after a catch-up that succeeded, with the time it
 // started (index.CurrentAt).
 func (l *followLog) caughtUp(currentAt time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.behind == "" {
 		return
 	}
 	l.behind = ""
 	l.logger.Info("Token store %s: the index has caught up; it was behind for %s, since its catch-up at %s.",
 		l.where, currentAt.Sub(l.asOf).Round(time.Millisecond), l.asOf.UTC().Format(time.RFC3339))
+}
+
+// waitingMark is followLog.behind while the status warns that a read of the
+// store has not returned (fellBehind): no error was met, and none equals it.
+const waitingMark = "\x00waiting"
+
+// fellBehind is called when the status warns that the index is behind
+// while a read has not returned (watchHealth logs that warning), with the
+// time of the index's last catch-up: the follower, stuck in that read, has
+// met no error, and caughtUp says when the index has caught up.
+func (l *followLog) fellBehind(currentAt time.Time) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.behind == "" {
+		l.behind, l.asOf = waitingMark, currentAt
+	}
 }

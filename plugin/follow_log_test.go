@@ -210,3 +210,100 @@ func TestFollowerOutageLog(t *testing.T) {
 		})
 	}
 }
+
+// TestReadThatDoesNotReturnLog: a read of the change log stuck on a lock
+// (another session holds ACCESS EXCLUSIVE on changes) makes the status warn
+// once the index is a few seconds old, measured from its last catch-up while
+// the read is in flight, with one log line although the figures grow; the
+// read is given up after half the bound and sent again; once the lock goes,
+// the index says it has caught up and the status is OK again.
+func TestReadThatDoesNotReturnLog(t *testing.T) {
+	dsn := pgtest.Database(t, "pat_stuck_")
+	db, err := store.Open(t.Context(), dsn) // the schema
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	where := fmt.Sprintf("postgres %q", dsn)
+	section := `{"store": {"postgres": {"dsn": "` + dsn + `"}, "max_staleness": "10s"}}`
+	logger := test.New()
+	m, err := plugins.New([]byte(`{"plugins": {"pat": `+section+`}}`), "test", inmem.New(), plugins.Logger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Factory{}.Validate(m, []byte(section))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Factory{}.New(m, cfg).(*Plugin)
+	m.Register(Name, p)
+	if err := p.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(t.Context())
+	time.Sleep(1500 * time.Millisecond) // the listener up, the status settled
+	started := len(logger.Entries())
+	since := func() []logLine { return logLines(logger)[started:] }
+
+	lock, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	tx, err := lock.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(t.Context(), `LOCK TABLE changes IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	asOf := p.Index().CurrentAt()
+	var warned plugins.Status
+	for deadline := time.Now().Add(6 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if s := m.PluginStatus()[Name]; s != nil && s.Message != "" {
+			warned = *s
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning within 6s of the lock; logged %q", since())
+		}
+	}
+	waiting := regexp.MustCompile(`^token store ` + regexp.QuoteMeta(where) + `: the index is ([0-9]+) s behind the store: a read of the change log has not returned for ([0-9]+) s; ` +
+		`the index last caught up at ` + regexp.QuoteMeta(asOf.UTC().Format(time.RFC3339)) + `; answering from it until store.max_staleness \(10s\) has passed since then$`)
+	if warned.State != plugins.StateOK || !waiting.MatchString(warned.Message) {
+		t.Fatalf("status = %+v; want OK with a message matching %s", warned, waiting)
+	}
+	time.Sleep(4 * time.Second) // past the read's 5s: given up and sent again
+	if s := m.PluginStatus()[Name]; s == nil || s.State != plugins.StateOK || !waiting.MatchString(s.Message) || s.Message == warned.Message {
+		t.Fatalf("status 4s later = %+v; want the same situation, further behind", s)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if s := m.PluginStatus()[Name]; s != nil && s.State == plugins.StateOK && s.Message == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status not OK within 5s of the lock's end: %+v; logged %q", m.PluginStatus()[Name], since())
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+
+	got := since()
+	gaveUp := regexp.MustCompile(`^Token store ` + regexp.QuoteMeta(where) + `: the index is behind: reading the store's change log after change 0: ` +
+		`no answer within 5s, given up \(tried again on the next poll\): .+; answering from the index as of its last catch-up at ` +
+		regexp.QuoteMeta(asOf.UTC().Format(time.RFC3339)) + ` until store.max_staleness \(10s\) has passed since then\.$`)
+	caughtUp := regexp.MustCompile(`^Token store ` + regexp.QuoteMeta(where) + `: the index has caught up; it was behind for \S+, since its catch-up at ` +
+		regexp.QuoteMeta(asOf.UTC().Format(time.RFC3339)) + `\.$`)
+	okAgain := logLine{logging.Info, "Token store " + where + ": status OK again: the store is reachable and the index follows it."}
+	if len(got) != 4 || got[0] != (logLine{logging.Warn, warned.Message}) || got[1].level != logging.Warn || !gaveUp.MatchString(got[1].message) ||
+		!slices.ContainsFunc(got[2:], func(l logLine) bool { return l.level == logging.Info && caughtUp.MatchString(l.message) }) ||
+		!slices.Contains(got[2:], okAgain) {
+		t.Fatalf("logged since the lock:\n%q\nwant the warning %q, the given-up read matching %s, then (in any order) a line matching %s and %q",
+			got, warned.Message, gaveUp, caughtUp, okAgain)
+	}
+}

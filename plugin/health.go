@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,19 +104,33 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
+// followFailure is what the index's follower last met, until it catches up.
+type followFailure struct {
+	msg string
+	// records is set when the change log was read but a record one of its
+	// changes names was not (index.RecordError).
+	records bool
+}
+
 // watchHealth re-evaluates the plugin status every healthInterval until ctx
 // ends, and updates it when it changes:
 //   - OK, no message: the index is current;
 //   - OK with a message: change notifications are down but the change log
-//     is read; or the store is unreachable and decisions still come from the
-//     in-memory index, within store.max_staleness;
+//     is read; or the index is more than followSlack old (the store is
+//     unreachable, its reads fail, or a read has not returned) and decisions
+//     still come from the in-memory index, within store.max_staleness;
 //   - Err: past store.max_staleness; token decisions deny until the index
 //     catches up, and the status returns to OK when it has.
-func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index, bound time.Duration, where string) {
+//
+// It logs a status when the situation changes, not when only its figures
+// (how many seconds behind) do. When it warns that a read has not returned,
+// it tells followed, which logs when the index has caught up.
+func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index, bound time.Duration, where string, followed *followLog) {
 	tick := time.NewTicker(healthInterval)
 	defer tick.Stop()
 	var last plugins.Status
 	last.State = plugins.StateOK
+	lastSituation := ""
 	first := true
 	for {
 		select {
@@ -123,24 +138,31 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 			return
 		case <-tick.C:
 		}
-		behind := ""
-		if msg := p.behind.Load(); msg != nil {
-			behind = *msg
+		var behind followFailure
+		if f := p.behind.Load(); f != nil {
+			behind = *f
 		}
-		st := healthStatus(db.Health(), behind, idx, bound, where, time.Now())
+		now := time.Now()
+		st, situation := healthStatus(db.Health(), behind, idx, bound, where, now)
+		if strings.HasPrefix(situation, situationWaiting) {
+			followed.fellBehind(idx.CurrentAt())
+		}
 		said := false // settingsChecked logs its own
 		if msg := p.settingsFailure.Load(); msg != nil {
 			st, said = plugins.Status{State: plugins.StateErr, Message: *msg}, true
+			situation = *msg
 		}
 		if msg := p.failure.Load(); msg != nil {
 			st, said = plugins.Status{State: plugins.StateErr, Message: *msg}, false
+			situation = *msg
 		}
 		if (st == last && !first) || ctx.Err() != nil {
 			continue
 		}
 		// The first look sets the status whatever Start set (it may have
 		// seen a failure that is over), and says nothing when all is well.
-		quiet := said || (first && st.State == plugins.StateOK && st.Message == "")
+		quiet := said || (first && st.State == plugins.StateOK && st.Message == "") ||
+			(!first && st.State == last.State && situation == lastSituation)
 		first = false
 		switch {
 		case quiet:
@@ -155,59 +177,93 @@ func (p *Plugin) watchHealth(ctx context.Context, db *store.DB, idx *index.Index
 			}
 		}
 		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: st.State, Message: st.Message})
-		last = st
+		last, lastSituation = st, situation
 	}
 }
 
-// healthStatus is the plugin status that a store's health, the error of
-// the index's follower ("" while it follows) and the index's staleness call
-// for. Its message changes only when the situation does, and names the
-// cause now: the follower's error when it has one (why the index is
-// behind), else the listener's while it is down; a listener that is up
-// again keeps the last error it met, which is history (a database that did
-// not exist while a backup was restored) and is not cited.
-func healthStatus(h store.Health, behind string, idx *index.Index, bound time.Duration, where string, now time.Time) plugins.Status {
+// situationWaiting begins the situation of a status that names a read of
+// the store that has not returned.
+const situationWaiting = "waiting for "
+
+// healthStatus is the plugin status that a store's health, the failure of
+// the index's follower (zero while it follows) and the index's staleness
+// call for, and the situation it describes: the message without its
+// figures, which change every second while the index falls behind. The
+// message names the cause now: a read of the store that has not returned,
+// while the listener is up; else the follower's error when it has one (why
+// the index is behind), else the listener's while it is down; a listener
+// that is up again keeps the last error it met, which is history (a
+// database that did not exist while a backup was restored) and is not
+// cited. It never lacks a cause: without one it says how far behind the
+// index is.
+func healthStatus(h store.Health, behind followFailure, idx *index.Index, bound time.Duration, where string, now time.Time) (plugins.Status, string) {
 	if err := idx.StoreOlder(); err != nil {
 		// A backup from before an upgrade restored: token decisions deny
 		// at once, whatever the bound (index.Index.Current).
-		return plugins.Status{State: plugins.StateErr, Message: fmt.Sprintf(
-			"token store %s cannot be followed: %v; token decisions deny until then", where, err)}
+		msg := fmt.Sprintf("token store %s cannot be followed: %v; token decisions deny until then", where, err)
+		return plugins.Status{State: plugins.StateErr, Message: msg}, msg
 	}
 	switch {
-	case behind != "":
-		h.LastError = behind
+	case behind.msg != "":
+		h.LastError = behind.msg
 	case h.Connected:
 		h.LastError = ""
 	}
-	// A store whose listener is up is reachable: what fails is reading its
-	// change log (a revoked grant, a restore under way), and the status
-	// says so rather than "unreachable".
-	state := "unreachable"
-	if h.Connected {
-		state = "reachable but its change log cannot be read"
+	age := now.Sub(idx.CurrentAt())
+	fresh := age <= followSlack
+	stale := idx.Current(now) != nil
+	caught := idx.CurrentAt().UTC().Format(time.RFC3339)
+	if h.Connected && fresh && !stale {
+		return plugins.Status{State: plugins.StateOK}, ""
 	}
-	if idx.Current(now) != nil {
-		return plugins.Status{State: plugins.StateErr, Message: fmt.Sprintf(
-			"token store %s %s (%s): the index last caught up at %s, more than store.max_staleness (%s) ago; token decisions deny until it catches up",
-			where, state, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
-	}
-	fresh := now.Sub(idx.CurrentAt()) <= followSlack
-	if h.Connected && (behind == "" || fresh) {
-		return plugins.Status{State: plugins.StateOK}
-	}
-	if fresh && !h.Connected {
+	if fresh && !stale && !h.Connected {
 		// The change log is read (every second) but the listener is
 		// down, or backing off after an outage.
-		return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
-			"token store %s: change notifications unavailable since %s (%s); the index follows the change log every %s",
-			where, h.Since.UTC().Format(time.RFC3339), orNone(h.LastError), index.DefaultPollInterval)}
+		msg := fmt.Sprintf("token store %s: change notifications unavailable since %s (%s); the index follows the change log every %s",
+			where, h.Since.UTC().Format(time.RFC3339), orNone(h.LastError), index.DefaultPollInterval)
+		return plugins.Status{State: plugins.StateOK, Message: msg}, msg
 	}
-	// What matters to decisions is how old the index's data is, not when
-	// the connection dropped: name the index's last catch-up.
+	// The index is behind. What matters to decisions is how old its data
+	// is, not when the connection dropped: name its last catch-up.
+	var what, situation string
+	sep := ":" // before "the index last caught up at"
+	if rd, ok := idx.Reading(); ok && h.Connected {
+		// A read the store has not answered (a table locked by another
+		// session): nothing failed, and the index falls behind.
+		what = fmt.Sprintf("token store %s: the index is %s behind the store: a read of %s has not returned for %s",
+			where, seconds(age), rd.What, seconds(now.Sub(rd.Since)))
+		situation = situationWaiting + rd.What
+		sep = ";"
+	} else if h.LastError != "" {
+		// A store whose listener is up is reachable: what fails is
+		// reading it (a revoked grant, a restore under way), and the
+		// status says what cannot be read rather than "unreachable".
+		state := "unreachable"
+		switch {
+		case h.Connected && behind.records:
+			state = "reachable but cannot be read"
+		case h.Connected:
+			state = "reachable but its change log cannot be read"
+		}
+		what = fmt.Sprintf("token store %s %s (%s)", where, state, h.LastError)
+		situation = what
+	} else {
+		what = fmt.Sprintf("token store %s: the index is %s behind the store", where, seconds(age))
+		situation = "behind"
+		sep = ";"
+	}
+	if stale {
+		return plugins.Status{State: plugins.StateErr, Message: fmt.Sprintf(
+			"%s%s the index last caught up at %s, more than store.max_staleness (%s) ago; token decisions deny until it catches up",
+			what, sep, caught, bound)}, "stale: " + situation
+	}
 	return plugins.Status{State: plugins.StateOK, Message: fmt.Sprintf(
-		"token store %s %s (%s): the index last caught up at %s; answering from it until store.max_staleness (%s) has passed since then",
-		where, state, orNone(h.LastError), idx.CurrentAt().UTC().Format(time.RFC3339), bound)}
+		"%s%s the index last caught up at %s; answering from it until store.max_staleness (%s) has passed since then",
+		what, sep, caught, bound)}, situation
 }
+
+// seconds is d in whole seconds, as "12 s".
+func seconds(d time.Duration) string { return fmt.Sprintf("%d s", int64(d/time.Second)) }
 
 func orNone(s string) string {
 	if s == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,7 @@ func TestHealthStatus(t *testing.T) {
 		note      string
 		health    store.Health
 		behind    string // the follower's error
+		records   bool   // ... reading a record (index.RecordError)
 		currentAt time.Time
 		want      plugins.Status
 	}{
@@ -89,9 +91,19 @@ func TestHealthStatus(t *testing.T) {
 			want:      plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" reachable but its change log cannot be read (reading the store's change log after change 7: ERROR: permission denied for table changes): the index last caught up at 2026-11-25T11:58:59Z, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}},
 		{note: "postgres listener back, the index current", health: store.Health{Backend: "postgres", Connected: true, Since: since, LastError: `database "idx_a" does not exist`},
 			currentAt: now.Add(-time.Second), want: plugins.Status{State: plugins.StateOK}},
+		// Nothing failed and no read waits (the SRE's "(no error reported)"):
+		// the status says how far behind the index is.
 		{note: "postgres listener back, past the bound, no follower error", health: store.Health{Backend: "postgres", Connected: true, Since: since, LastError: `database "idx_a" does not exist`},
 			currentAt: now.Add(-61 * time.Second),
-			want:      plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" reachable but its change log cannot be read (no error reported): the index last caught up at 2026-11-25T11:58:59Z, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}},
+			want:      plugins.Status{State: plugins.StateErr, Message: `token store postgres "db": the index is 61 s behind the store; the index last caught up at 2026-11-25T11:58:59Z, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}},
+		{note: "postgres connected, behind within the bound, no follower error", health: store.Health{Backend: "postgres", Connected: true, Since: since},
+			currentAt: now.Add(-4 * time.Second),
+			want:      plugins.Status{State: plugins.StateOK, Message: `token store postgres "db": the index is 4 s behind the store; the index last caught up at 2026-11-25T11:59:56Z; answering from it until store.max_staleness (1m0s) has passed since then`}},
+		// The change log was read, a token it names was not: the status
+		// says that the store cannot be read, not its change log.
+		{note: "postgres listener up, a record cannot be read", health: store.Health{Backend: "postgres", Connected: true, Since: since},
+			behind: `applying change 12: reading token 23: ERROR: permission denied for table tokens (SQLSTATE 42501)`, records: true, currentAt: since.Add(-5 * time.Second),
+			want: plugins.Status{State: plugins.StateOK, Message: `token store postgres "db" reachable but cannot be read (applying change 12: reading token 23: ERROR: permission denied for table tokens (SQLSTATE 42501)): the index last caught up at 2026-11-25T11:59:45Z; answering from it until store.max_staleness (1m0s) has passed since then`}},
 		// Within the bound, a follower that fails while the listener is up
 		// is named too; a fresh index is not held against a passing error.
 		{note: "postgres listener up, the follower failing within the bound", health: store.Health{Backend: "postgres", Connected: true, Since: since},
@@ -108,7 +120,7 @@ func TestHealthStatus(t *testing.T) {
 			idx := index.New()
 			idx.SetMaxStaleness(time.Minute)
 			idx.MarkCurrent(tc.currentAt)
-			got := healthStatus(tc.health, tc.behind, idx, time.Minute, `postgres "db"`, now)
+			got, _ := healthStatus(tc.health, followFailure{msg: tc.behind, records: tc.records}, idx, time.Minute, `postgres "db"`, now)
 			if got != tc.want {
 				t.Fatalf("healthStatus() =\n%+v\nwant\n%+v", got, tc.want)
 			}
@@ -140,8 +152,68 @@ func TestHealthStatusStoreOlder(t *testing.T) {
 	want := plugins.Status{State: plugins.StateErr, Message: `token store postgres "db" cannot be followed: ` +
 		`the store's schema is older than the one this reader loaded: it is at schema version 3 and was at 4 when loaded; token decisions deny until then`}
 	for _, h := range []store.Health{{Backend: "postgres", Connected: true}, {Backend: "postgres", LastError: "connection refused"}} {
-		if got := healthStatus(h, errOlder.Error(), idx, time.Minute, `postgres "db"`, now); got != want {
+		if got, _ := healthStatus(h, followFailure{msg: errOlder.Error()}, idx, time.Minute, `postgres "db"`, now); got != want {
 			t.Fatalf("healthStatus(%+v) =\n%+v\nwant\n%+v", h, got, want)
 		}
+	}
+}
+
+// blockedStore is a store whose change log does not answer (a table
+// locked by another session) until the read's context ends.
+type blockedStore struct{ store.Reader }
+
+func (blockedStore) ChangesSince(ctx context.Context, _ store.Mark, _ int) ([]store.Change, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// While a read of the change log has not returned, the status says so once
+// the index is more than followSlack old, measured from its last catch-up,
+// with the figures of both: a warning within the bound, an error past it.
+// The situation stays the same while the figures grow, so that the status
+// is logged once.
+func TestHealthStatusReadInFlight(t *testing.T) {
+	idx := index.New()
+	idx.SetMaxStaleness(time.Minute)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		idx.CatchUp(ctx, blockedStore{})
+	}()
+	defer func() { cancel(); <-done }()
+	var rd index.Reading
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		var ok bool
+		if rd, ok = idx.Reading(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no read in flight")
+		}
+	}
+	caught := rd.Since.Add(-time.Second)
+	idx.MarkCurrent(caught)
+	at := caught.UTC().Format(time.RFC3339)
+	h := store.Health{Backend: "postgres", Connected: true}
+
+	if got, _ := healthStatus(h, followFailure{}, idx, time.Minute, `postgres "db"`, rd.Since.Add(time.Second)); got != (plugins.Status{State: plugins.StateOK}) {
+		t.Fatalf("2s behind, a read in flight for 1s: %+v; want OK", got)
+	}
+	got, situation := healthStatus(h, followFailure{}, idx, time.Minute, `postgres "db"`, rd.Since.Add(3*time.Second))
+	want := plugins.Status{State: plugins.StateOK, Message: `token store postgres "db": the index is 4 s behind the store: a read of the change log has not returned for 3 s; ` +
+		`the index last caught up at ` + at + `; answering from it until store.max_staleness (1m0s) has passed since then`}
+	if got != want {
+		t.Fatalf("4s behind:\n%+v\nwant\n%+v", got, want)
+	}
+	got2, situation2 := healthStatus(h, followFailure{}, idx, time.Minute, `postgres "db"`, rd.Since.Add(9*time.Second))
+	if !strings.Contains(got2.Message, "the index is 10 s behind the store: a read of the change log has not returned for 9 s;") || situation2 != situation {
+		t.Fatalf("10s behind: %+v (situation %q, was %q)", got2, situation2, situation)
+	}
+	got, _ = healthStatus(h, followFailure{}, idx, time.Minute, `postgres "db"`, rd.Since.Add(61*time.Second))
+	want = plugins.Status{State: plugins.StateErr, Message: `token store postgres "db": the index is 62 s behind the store: a read of the change log has not returned for 61 s; ` +
+		`the index last caught up at ` + at + `, more than store.max_staleness (1m0s) ago; token decisions deny until it catches up`}
+	if got != want {
+		t.Fatalf("past the bound:\n%+v\nwant\n%+v", got, want)
 	}
 }

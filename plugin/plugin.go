@@ -154,7 +154,7 @@ type Plugin struct {
 	// behind is the error the index's follower last met, until it catches
 	// up: the plugin status names it when the store itself reports none (a
 	// SQLite file corrupted in place fails the read, not the connection).
-	behind  atomic.Pointer[string]
+	behind  atomic.Pointer[followFailure]
 	trigger storage.TriggerHandle
 
 	settingsMu   sync.Mutex
@@ -275,12 +275,11 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 		defer close(done)
 		var wg sync.WaitGroup
 		defer wg.Wait()
-		wg.Go(func() { p.watchHealth(followCtx, db, idx, cfg.MaxStaleness(), where) })
-		reloads := idx.Reloads()
 		followed := &followLog{logger: p.logger(), where: where, bound: cfg.MaxStaleness()}
+		wg.Go(func() { p.watchHealth(followCtx, db, idx, cfg.MaxStaleness(), where, followed) })
+		reloads := idx.Reloads()
 		idx.Follow(followCtx, db, index.DefaultPollInterval, func(err error) {
-			msg := err.Error()
-			p.behind.Store(&msg)
+			p.behind.Store(&followFailure{msg: err.Error(), records: errors.As(err, new(*index.RecordError))})
 			followed.failed(err, idx.CurrentAt())
 		}, func() {
 			p.behind.Store(nil)
