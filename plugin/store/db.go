@@ -214,7 +214,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return ensureStoreID(ctx, tx)
+		return db.ensureStoreID(ctx, tx)
 	})
 }
 
@@ -252,6 +252,9 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) 
 		}
 	}
 	if err := fn(tx); err != nil {
+		// A statement the role may not run, which fn did not explain:
+		// a role that writes needs these on every table.
+		err = db.needPrivilege(err, "SELECT, INSERT, UPDATE and DELETE", "")
 		return errors.Join(err, ignoreDone(tx.Rollback()))
 	}
 	if err := tx.Commit(); err != nil {
@@ -293,7 +296,7 @@ func (db *DB) Meta(ctx context.Context, key string) (value string, ok bool, err 
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("reading meta %q: %w", key, err)
+		return "", false, fmt.Errorf("reading meta %q: %w", key, db.needPrivilege(err, "SELECT", "meta"))
 	}
 	return value, true, nil
 }
@@ -303,7 +306,7 @@ func (db *DB) SetMeta(ctx context.Context, key, value string) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 		if err != nil {
-			return fmt.Errorf("writing meta %q: %w", key, err)
+			return fmt.Errorf("writing meta %q: %w", key, db.needPrivilege(err, "INSERT and UPDATE", "meta"))
 		}
 		return nil
 	})
@@ -322,7 +325,14 @@ func (db *DB) Settings(ctx context.Context) ([]byte, error) {
 // SetSettings records the settings JSON of the active bundle: a sidecar's
 // copy of what its signed bundle holds, which the bundle's revision
 // accounts for, so no audit event (RecordSettings records one).
+//
+// Settings the store already holds are not written again: a fleet's
+// sidecars run one bundle, and the first records it for all, so the others
+// need no right to write (docs/postgres.md "Roles and privileges").
 func (db *DB) SetSettings(ctx context.Context, settings []byte) error {
+	if have, ok, err := db.Meta(ctx, MetaSettings); err == nil && ok && have == string(settings) {
+		return nil
+	}
 	return db.SetMeta(ctx, MetaSettings, string(settings))
 }
 

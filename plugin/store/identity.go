@@ -83,15 +83,24 @@ func olderSchema(ctx context.Context, q queryer, m Mark, readErr error) error {
 }
 
 // ensureStoreID writes MetaStoreID unless the store has one, in the
-// caller's (migration) transaction.
-func ensureStoreID(ctx context.Context, tx *sql.Tx) error {
+// caller's (migration) transaction. A store that has one is only read, so
+// that a role that may only read it (a sidecar's, docs/postgres.md "Roles
+// and privileges") opens it.
+func (db *DB) ensureStoreID(ctx context.Context, tx *sql.Tx) error {
+	var have int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM meta WHERE key = $1`, MetaStoreID).Scan(&have); err != nil {
+		return fmt.Errorf("reading the store's id: %w", db.needPrivilege(err, "SELECT", "meta"))
+	}
+	if have > 0 {
+		return nil
+	}
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return fmt.Errorf("making the store's id: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
 		MetaStoreID, hex.EncodeToString(b[:])); err != nil {
-		return fmt.Errorf("recording the store's id: %w", err)
+		return fmt.Errorf("recording the store's id: %w", db.needPrivilege(err, "INSERT", "meta"))
 	}
 	return nil
 }

@@ -486,9 +486,9 @@ func (db *DB) needsCreate(err error, what string) error {
 	if schema == "" {
 		schema = "(none in search_path)"
 	}
-	return fmt.Errorf("the role %s may not %s: that takes CREATE on schema %s and, to change existing tables, owning them; "+
+	return &privilegeError{msg: fmt.Sprintf("the role %s may not %s: that takes CREATE on schema %s and, to change existing tables, owning them; "+
 		"open the store once as a role that may (GRANT CREATE ON SCHEMA %s TO %s, or the tables' owner), after which roles "+
-		"that may only read and write rows use it: %w", db.pg.role, what, schema, schema, db.pg.role, err)
+		"that may only read and write rows use it: %v", db.pg.role, what, schema, schema, db.pg.role, err), err: err}
 }
 
 // wakePostgres listens on NotifyChannel over a connection of its own and

@@ -4,11 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -198,4 +200,70 @@ func schemaVersion(t *testing.T, dsn string) int {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// A sidecar's role that may only SELECT opens a store whose id is
+// recorded (it writes nothing then), reads it, and finds settings already
+// recorded without writing them; what it may not write, and what it may not
+// read, says which privilege on which table it needs and the GRANT.
+func TestPostgresSelectOnlyRole(t *testing.T) {
+	ctx := t.Context()
+	owner, dsn, _ := restrictedRole(t)
+	db := openAt(t, owner)
+	if _, err := importJSON(t, db, importWorld); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetSettings(ctx, []byte(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(dsn)
+	role := u.User.Username()
+	pgtest.Exec(t, owner, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+role)
+
+	ro, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("Open by a role that may only SELECT, the store's id recorded = %v", err)
+	}
+	defer ro.Close()
+	if n := listedTokens(t, ro); n != 2 {
+		t.Fatalf("%d tokens; want 2", n)
+	}
+	if err := ro.SetSettings(ctx, []byte(`{"a":1}`)); err != nil {
+		t.Fatalf("SetSettings of the settings recorded = %v; want nil (nothing to write)", err)
+	}
+	hint := func(privilege, table string) string {
+		return fmt.Sprintf(`; the role %s needs %s on table %s (GRANT %s ON %s TO %s; docs/postgres.md "Roles and privileges")`,
+			role, privilege, table, strings.ReplaceAll(privilege, " and", ","), table, role)
+	}
+	err = ro.SetSettings(ctx, []byte(`{"a":2}`))
+	if want := `writing meta "settings": ERROR: permission denied for table meta (SQLSTATE 42501)` + hint("INSERT and UPDATE", "meta"); err == nil || err.Error() != want {
+		t.Fatalf("SetSettings of other settings = %v\nwant %s", err, want)
+	}
+	err = ro.TouchLastUsed(ctx, []int64{1}, time.Now())
+	if want := `recording last use: ERROR: permission denied for table tokens (SQLSTATE 42501)` + hint("UPDATE (last_used_at)", "tokens"); err == nil || err.Error() != want {
+		t.Fatalf("TouchLastUsed = %v\nwant %s", err, want)
+	}
+	pgtest.Exec(t, owner, `GRANT UPDATE (last_used_at) ON tokens TO `+role)
+	if err := ro.TouchLastUsed(ctx, []int64{1}, time.Now()); err != nil {
+		t.Fatalf("TouchLastUsed with UPDATE (last_used_at) on tokens = %v", err)
+	}
+
+	// Reads: a token, the change log.
+	pgtest.Exec(t, owner, `REVOKE SELECT ON tokens FROM `+role, `REVOKE SELECT ON changes FROM `+role)
+	_, _, err = ro.Token(ctx, 1)
+	if want := `reading token 1: ERROR: permission denied for table tokens (SQLSTATE 42501)` + hint("SELECT", "tokens"); err == nil || err.Error() != want {
+		t.Fatalf("Token = %v\nwant %s", err, want)
+	}
+	_, err = ro.Changes(ctx, 0, 10)
+	if want := `reading change log: ERROR: permission denied for table changes (SQLSTATE 42501)` + hint("SELECT", "changes"); err == nil || err.Error() != want {
+		t.Fatalf("Changes = %v\nwant %s", err, want)
+	}
+
+	// A store without an id: opening it would record one, which the role
+	// may not.
+	pgtest.Exec(t, owner, `DELETE FROM meta WHERE key = 'store.id'`)
+	_, err = Open(ctx, dsn)
+	if want := "opening store " + strconv.Quote(dsn) + `: recording the store's id: ERROR: permission denied for table meta (SQLSTATE 42501)` + hint("INSERT", "meta"); err == nil || err.Error() != want {
+		t.Fatalf("Open of a store without an id = %v\nwant %s", err, want)
+	}
 }

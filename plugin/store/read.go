@@ -34,7 +34,8 @@ const sizesQuery = `SELECT (SELECT COALESCE(MAX(id), 0) FROM tokens), (SELECT CO
 // read-only.
 func (db *DB) Load(ctx context.Context, v Visitor) (seq int64, err error) {
 	if db.pg != nil {
-		return db.loadPostgres(ctx, v) // postgres_load.go
+		seq, err := db.loadPostgres(ctx, v) // postgres_load.go
+		return seq, db.needPrivilege(err, "SELECT", "")
 	}
 	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: db.d.snapshot})
 	if err != nil {
@@ -224,7 +225,7 @@ const rowCountsQuery = `SELECT (SELECT COALESCE(MAX(seq), 0) FROM changes),
 func (db *DB) RowCounts(ctx context.Context) (RowCounts, error) {
 	var c RowCounts
 	if err := db.rdb.QueryRowContext(ctx, rowCountsQuery).Scan(&c.Seq, &c.Users, &c.Memberships, &c.Repositories, &c.Tokens, &c.Requests); err != nil {
-		return RowCounts{}, fmt.Errorf("counting the store's rows: %w", err)
+		return RowCounts{}, fmt.Errorf("counting the store's rows: %w", db.needPrivilege(err, "SELECT", ""))
 	}
 	return c, nil
 }
@@ -267,7 +268,7 @@ func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, er
 		return nil
 	}, after, limit+1)
 	if err != nil {
-		return nil, olderSchema(ctx, db.rdb, m, fmt.Errorf("reading change log: %w", err))
+		return nil, olderSchema(ctx, db.rdb, m, fmt.Errorf("reading change log: %w", db.needPrivilege(err, "SELECT", "changes")))
 	}
 	if len(out) > limit {
 		out = out[:limit]
@@ -279,7 +280,7 @@ func (db *DB) ChangesSince(ctx context.Context, m Mark, limit int) ([]Change, er
 	// Read after the changes: a prune that committed before them shows here.
 	through, id, err := logMeta(ctx, db.rdb)
 	if err != nil {
-		return nil, err
+		return nil, db.needPrivilege(err, "SELECT", "meta")
 	}
 	if m.Known {
 		switch {
@@ -379,7 +380,8 @@ func signal(ch chan struct{}) {
 func (db *DB) User(ctx context.Context, login string) (User, bool, error) {
 	u := User{Login: login}
 	err := db.rdb.QueryRowContext(ctx, `SELECT managed_by FROM users WHERE login = $1`, login).Scan(&u.ManagedBy)
-	return pointResult(u, err, "user", login)
+	u, ok, err := pointResult(u, err, "user", login)
+	return u, ok, db.needPrivilege(err, "SELECT", "users")
 }
 
 // Spelling returns how the store spells a user's or an organization's
@@ -441,35 +443,40 @@ const spellingFirst = `SELECT
 func (db *DB) Membership(ctx context.Context, user, org string) (Membership, bool, error) {
 	m := Membership{User: user, Org: org}
 	err := db.rdb.QueryRowContext(ctx, `SELECT role FROM memberships WHERE user_login = $1 AND org = $2`, user, org).Scan(&m.Role)
-	return pointResult(m, err, "membership", user+"/"+org)
+	m, ok, err := pointResult(m, err, "membership", user+"/"+org)
+	return m, ok, db.needPrivilege(err, "SELECT", "memberships")
 }
 
 // Repository reads one repository.
 func (db *DB) Repository(ctx context.Context, owner, name string) (Repository, bool, error) {
 	r := Repository{Owner: owner, Name: name}
 	err := db.rdb.QueryRowContext(ctx, `SELECT visibility FROM repositories WHERE owner = $1 AND name = $2`, owner, name).Scan(&r.Visibility)
-	return pointResult(r, err, "repository", owner+"/"+name)
+	r, ok, err := pointResult(r, err, "repository", owner+"/"+name)
+	return r, ok, db.needPrivilege(err, "SELECT", "repositories")
 }
 
 // Token reads one token by id.
 func (db *DB) Token(ctx context.Context, id int64) (Token, bool, error) {
 	var sc tokenScanner
 	t, err := sc.scan(db.rdb.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
-	return pointResult(t, err, "token", strconv.FormatInt(id, 10))
+	t, ok, err := pointResult(t, err, "token", strconv.FormatInt(id, 10))
+	return t, ok, db.needPrivilege(err, "SELECT", "tokens")
 }
 
 // TokenByHash reads one token by the SHA-256 of its raw form.
 func (db *DB) TokenByHash(ctx context.Context, hash [32]byte) (Token, bool, error) {
 	var sc tokenScanner
 	t, err := sc.scan(db.rdb.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash[:]))
-	return pointResult(t, err, "token", "by hash")
+	t, ok, err := pointResult(t, err, "token", "by hash")
+	return t, ok, db.needPrivilege(err, "SELECT", "tokens")
 }
 
 // Grant reads the current grant of a token for an organization.
 func (db *DB) Grant(ctx context.Context, tokenID int64, org string) (Grant, bool, error) {
 	g, err := scanGrant(db.rdb.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r
 WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
-	return pointResult(g, err, "grant", strconv.FormatInt(tokenID, 10)+"/"+org)
+	g, ok, err := pointResult(g, err, "grant", strconv.FormatInt(tokenID, 10)+"/"+org)
+	return g, ok, db.needPrivilege(err, "SELECT", "requests")
 }
 
 func pointResult[T any](v T, err error, entity, key string) (T, bool, error) {
@@ -478,6 +485,10 @@ func pointResult[T any](v T, err error, entity, key string) (T, bool, error) {
 		return zero, false, nil
 	}
 	if err != nil {
+		// A token's id as it is (reading token 23), a name quoted.
+		if _, nerr := strconv.ParseInt(key, 10, 64); nerr == nil {
+			return zero, false, fmt.Errorf("reading %s %s: %w", entity, key, err)
+		}
 		return zero, false, fmt.Errorf("reading %s %q: %w", entity, key, err)
 	}
 	return v, true, nil

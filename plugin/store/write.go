@@ -924,7 +924,7 @@ func (db *DB) TouchLastUsed(ctx context.Context, ids []int64, at time.Time) erro
 			}
 			q.WriteString(`) AND (last_used_at IS NULL OR last_used_at < $1)`)
 			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-				return fmt.Errorf("recording last use: %w", err)
+				return fmt.Errorf("recording last use: %w", db.needPrivilege(err, "UPDATE (last_used_at)", "tokens"))
 			}
 		}
 		return nil
