@@ -361,9 +361,7 @@ func (p *Plugin) newServices(cfg *Config) ([]service, error) {
 		out = append(out, extauthz.New(p.manager, c, extauthz.WithVersion(p.index.Seq), extauthz.WithFailureHook(p.serviceFailed)))
 	}
 	// token_last_used_at: uses marked by pat.token, written in batches (plugin/lastused).
-	out = append(out, lastused.NewService(p.db, lastused.DefaultInterval, func(err error) {
-		p.logger().Warn("Recording token_last_used_at: %v.", err)
-	}))
+	out = append(out, lastused.NewService(p.db, lastUsedInterval, p.lastUsedFailed()))
 	if cfg.Admin != nil { // admin API (plugin/admin)
 		c, err := admin.ParseConfig(cfg.Admin)
 		if err != nil {
@@ -372,6 +370,31 @@ func (p *Plugin) newServices(cfg *Config) ([]service, error) {
 		out = append(out, admin.New(c, admin.Deps{Manager: p.manager, Store: p.db, Prefixes: builtins.Installed().Prefixes}))
 	}
 	return out, nil
+}
+
+// lastUsedInterval is how often tokens' last use is written; tests
+// shorten it.
+var lastUsedInterval = lastused.DefaultInterval
+
+// lastUsedFailed is what the plugin does when recording tokens' last use
+// fails (a role without UPDATE on tokens, the store unreachable): a
+// warning, once per error rather than on every flush, and an info line
+// once it works again. Decisions do not wait for these writes, and the
+// uses are kept for the next one.
+func (p *Plugin) lastUsedFailed() func(error) {
+	var last string // only the recorder's goroutine calls it, Stop's last flush after that
+	return func(err error) {
+		switch {
+		case err == nil:
+			if last != "" {
+				p.logger().Info("Recording token_last_used_at works again.")
+			}
+			last = ""
+		case err.Error() != last:
+			last = err.Error()
+			p.logger().Warn("Recording token_last_used_at: %v; token decisions are not affected, and the uses are recorded once it works (said once until then).", err)
+		}
+	}
 }
 
 // claim reserves the bundle's roots in OPA's store (claimRoots).

@@ -24,6 +24,13 @@ import (
 func seed(t *testing.T) (path, classic string) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "pat.db")
+	return path, seedAt(t, path)
+}
+
+// seedAt imports seed's world into the store at location (created when
+// absent) and returns the raw classic token.
+func seedAt(t *testing.T, path string) (classic string) {
+	t.Helper()
 	db, err := store.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +51,7 @@ func seed(t *testing.T) (path, classic string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return path, classic
+	return classic
 }
 
 // newManager returns a real plugin manager over an in-memory OPA store with

@@ -51,7 +51,8 @@ type Recorder struct {
 
 // New returns a Recorder that flushes to t every interval (DefaultInterval
 // when zero or negative). onErr, which may be nil, hears about failed
-// flushes; their marks are kept for the next one.
+// flushes, whose marks are kept for the next one, and, with nil, about the
+// first periodic flush that succeeds after one failed.
 func New(t Toucher, interval time.Duration, onErr func(error)) *Recorder {
 	if interval <= 0 {
 		interval = DefaultInterval
@@ -130,14 +131,17 @@ func (r *Recorder) Start() {
 		defer close(r.done)
 		tick := time.NewTicker(r.interval)
 		defer tick.Stop()
+		failing := false
 		for {
 			select {
 			case <-r.stop:
 				return
 			case <-tick.C:
-				if err := r.Flush(context.Background()); err != nil && r.onErr != nil {
+				err := r.Flush(context.Background())
+				if r.onErr != nil && (err != nil || failing) {
 					r.onErr(err)
 				}
+				failing = err != nil
 			}
 		}
 	}()

@@ -29,6 +29,12 @@ func (f *fakeToucher) TouchLastUsed(ctx context.Context, ids []int64, _ time.Tim
 	return nil
 }
 
+func (f *fakeToucher) setErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
 func (f *fakeToucher) all() [][]int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -254,5 +260,49 @@ func TestStopFlushesWithACanceledContext(t *testing.T) {
 	s.Stop(ctx)
 	if got := f.all(); !reflect.DeepEqual(got, [][]int64{{7}}) || len(errs) != 0 {
 		t.Fatalf("written %v, errors %v; want [[7]] and none", got, errs)
+	}
+}
+
+// A periodic flush that fails is reported, every time; the first that
+// succeeds after it is reported with nil, once.
+func TestServiceReportsRecovery(t *testing.T) {
+	f := &fakeToucher{err: errors.New("permission denied for table tokens")}
+	var mu sync.Mutex
+	var errs []error
+	s := NewService(f, 10*time.Millisecond, func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, err)
+	})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(t.Context())
+	Mark(1)
+	reported := func() []error {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(errs)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(reported()) < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("reported %v within 5s; want two failures", reported())
+		}
+	}
+	f.setErr(nil)
+	for deadline := time.Now().Add(5 * time.Second); !slices.Contains(reported(), nil); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("reported %v within 5s; want the recovery (nil)", reported())
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // more flushes, each fine
+	got := reported()
+	if got[len(got)-1] != nil || slices.Index(got, nil) != len(got)-1 {
+		t.Fatalf("reported %v; want failures, then one nil", got)
+	}
+	for _, err := range got[:len(got)-1] {
+		if err == nil || err.Error() != "permission denied for table tokens" {
+			t.Fatalf("reported %v", got)
+		}
 	}
 }
