@@ -3,6 +3,7 @@ package tests
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,67 @@ import (
 
 	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 )
+
+// pgRole creates a login role (dropped after the database) and a database
+// whose tables the test's server role owns, and returns the database's DSN
+// as its owner and as the role, after grant has run as the owner.
+func pgRole(t *testing.T, grant ...string) (owner, dsn, role string) {
+	t.Helper()
+	base := pgtest.BaseDSN()
+	if c, err := pgx.Connect(t.Context(), base); err != nil {
+		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
+	} else {
+		c.Close(t.Context())
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	role = "wt_pgrole_" + hex.EncodeToString(b[:])
+	pgtest.Exec(t, base, `CREATE ROLE `+role+` LOGIN`)
+	t.Cleanup(func() { pgtest.Exec(t, base, `DROP ROLE IF EXISTS `+role) }) // after the database's
+	owner = pgtest.Database(t, "wt_pgrole_")
+	cliOK(t, "store", "import", "--store", owner, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	for _, g := range grant {
+		pgtest.Exec(t, owner, strings.ReplaceAll(g, "ROLE", role))
+	}
+	u, err := url.Parse(owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	return owner, u.String(), role
+}
+
+// store prune-changes --vacuum as a role that may prune but does not own
+// the change log: PostgreSQL would skip the VACUUM with only a warning, so
+// the command fails (exit 1) naming the owner it takes, and says that the
+// prune itself is done.
+func TestPostgresCLIVacuumNeedsTheOwner(t *testing.T) {
+	owner, dsn, role := pgRole(t, `GRANT USAGE ON SCHEMA public TO ROLE`, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ROLE`,
+		`GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ROLE`)
+	u, _ := url.Parse(owner)
+	ownerRole := u.User.Username()
+	var head int64
+	conn, err := pgx.Connect(t.Context(), owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if err := conn.QueryRow(t.Context(), `SELECT max(seq) FROM changes`).Scan(&head); err != nil {
+		t.Fatal(err)
+	}
+	cliFail(t, fmt.Sprintf("error: removed %d change-log entries (the log now starts after change %d), but the role may not vacuum the change log: "+
+		"the role %s neither owns table changes (its owner is %s) nor owns the database (%s) nor is a superuser, and PostgreSQL would skip it "+
+		"with only a warning; run --vacuum as %s, or leave the space to autovacuum", head-1, head-1, role, ownerRole, ownerRole, ownerRole),
+		"store", "prune-changes", "--store", dsn, "--keep", "1", "--vacuum")
+	// The prune is done: nothing left to remove.
+	if out := cliOK(t, "store", "prune-changes", "--store", dsn, "--keep", "1"); out != fmt.Sprintf("removed 0 change-log entries; the log now starts after change %d\n", head-1) {
+		t.Fatalf("prune-changes again: %q", out)
+	}
+	// The owner vacuums it.
+	if out := cliOK(t, "store", "prune-changes", "--store", owner, "--keep", "1", "--vacuum"); out != fmt.Sprintf("removed 0 change-log entries; the log now starts after change %d\nvacuumed the change log\n", head-1) {
+		t.Fatalf("prune-changes --vacuum as the owner: %q", out)
+	}
+}
 
 // The CLI and a sidecar as a least-privilege role (no CREATE on the schema)
 // on a database at the current schema, and the CLI's read-only commands with

@@ -267,3 +267,42 @@ func TestPostgresSelectOnlyRole(t *testing.T) {
 		t.Fatalf("Open of a store without an id = %v\nwant %s", err, want)
 	}
 }
+
+// PostgreSQL skips VACUUM of a table the role does not own with only a
+// WARNING: Vacuum by such a role fails, naming the owner it takes, after a
+// prune that the role may make.
+func TestPostgresVacuumNeedsTheOwner(t *testing.T) {
+	ctx := t.Context()
+	owner, dsn, grant := restrictedRole(t)
+	db := openAt(t, owner)
+	if _, err := importJSON(t, db, importWorld); err != nil {
+		t.Fatal(err)
+	}
+	grant()
+	w, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	removed, through, err := w.PruneChanges(ctx, 1)
+	if err != nil || removed == 0 {
+		t.Fatalf("PruneChanges by the role = %d, %d, %v", removed, through, err)
+	}
+	u, _ := url.Parse(dsn)
+	o, _ := url.Parse(owner)
+	role, ownerRole := u.User.Username(), o.User.Username()
+	_, _, err = w.Vacuum(ctx)
+	want := "the role may not vacuum the change log: the role " + role + " neither owns table changes (its owner is " + ownerRole +
+		") nor owns the database (" + ownerRole + ") nor is a superuser, and PostgreSQL would skip it with only a warning; run --vacuum as " +
+		ownerRole + ", or leave the space to autovacuum"
+	if !errors.Is(err, ErrCannotVacuum) || err.Error() != want {
+		t.Fatalf("Vacuum by a role that does not own the table = %v\nwant %s", err, want)
+	}
+	// A member of the owning role may.
+	pgtest.Exec(t, owner, `CREATE ROLE `+role+`_owner`, `ALTER TABLE changes OWNER TO `+role+`_owner`, `GRANT `+role+`_owner TO `+role)
+	t.Cleanup(func() { pgtest.Exec(t, pgtest.BaseDSN(), `DROP ROLE IF EXISTS `+role+`_owner`) })
+	if _, _, err := w.Vacuum(ctx); err != nil {
+		t.Fatalf("Vacuum by a member of the table's owner = %v", err)
+	}
+	pgtest.Exec(t, owner, `ALTER TABLE changes OWNER TO `+ownerRole) // so that the role can be dropped
+}

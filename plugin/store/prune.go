@@ -7,6 +7,11 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // MetaChangesPrunedThrough holds the highest sequence number PruneChanges
@@ -102,10 +107,7 @@ func prunedThrough(ctx context.Context, q queryRower) (int64, error) {
 // the SQLite file before and after (0, 0 on PostgreSQL).
 func (db *DB) Vacuum(ctx context.Context) (before, after int64, err error) {
 	if db.pg != nil {
-		if _, err := db.wdb.ExecContext(ctx, `VACUUM changes`); err != nil {
-			return 0, 0, fmt.Errorf("vacuuming the change log: %w", err)
-		}
-		return 0, 0, nil
+		return 0, 0, db.vacuumPostgres(ctx)
 	}
 	size := func() (int64, error) {
 		fi, err := os.Stat(db.location)
@@ -131,4 +133,62 @@ func (db *DB) Vacuum(ctx context.Context) (before, after int64, err error) {
 		return 0, 0, err
 	}
 	return before, after, nil
+}
+
+// ErrCannotVacuum reports a VACUUM that PostgreSQL would skip, or skipped:
+// the role neither owns the table nor may otherwise vacuum it.
+var ErrCannotVacuum = errors.New("the role may not vacuum the change log")
+
+// vacuumPostgres runs VACUUM on the change log. PostgreSQL skips a table
+// the role may not vacuum with only a WARNING, and the statement succeeds:
+// so the role's right is checked first (owner of the table, or a member of
+// its owner, the database's owner, a superuser, or on PostgreSQL 17 the
+// MAINTAIN privilege), and a warning the server sends during the VACUUM
+// fails it all the same.
+func (db *DB) vacuumPostgres(ctx context.Context) error {
+	var may bool
+	var role, owner, dbOwner string
+	var version int
+	err := db.wdb.QueryRowContext(ctx, `SELECT current_user, pg_get_userbyid(c.relowner), pg_get_userbyid(d.datdba),
+	current_setting('server_version_num')::int,
+	r.rolsuper OR pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE')
+FROM pg_class c, pg_database d, pg_roles r
+WHERE c.oid = 'changes'::regclass AND d.datname = current_database() AND r.rolname = current_user`).Scan(&role, &owner, &dbOwner, &version, &may)
+	if err != nil {
+		return fmt.Errorf("vacuuming the change log: checking the role's right: %w", err)
+	}
+	if !may && version >= 170000 {
+		// PostgreSQL 17's MAINTAIN privilege and pg_maintain role.
+		if err := db.wdb.QueryRowContext(ctx, `SELECT has_table_privilege('changes', 'MAINTAIN')`).Scan(&may); err != nil {
+			return fmt.Errorf("vacuuming the change log: checking the role's right: %w", err)
+		}
+	}
+	if !may {
+		return fmt.Errorf("%w: the role %s neither owns table changes (its owner is %s) nor owns the database (%s) nor is a superuser, "+
+			"and PostgreSQL would skip it with only a warning; run --vacuum as %s, or leave the space to autovacuum", ErrCannotVacuum, role, owner, dbOwner, owner)
+	}
+	config := db.pg.config.Copy()
+	var warnings []string
+	var mu sync.Mutex
+	config.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if n.Severity == "WARNING" {
+			mu.Lock()
+			warnings = append(warnings, n.Message)
+			mu.Unlock()
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, config)
+	if err != nil {
+		return fmt.Errorf("vacuuming the change log: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `VACUUM changes`); err != nil {
+		return fmt.Errorf("vacuuming the change log: %w", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(warnings) > 0 {
+		return fmt.Errorf("%w: PostgreSQL did not vacuum it: %s", ErrCannotVacuum, strings.Join(warnings, "; "))
+	}
+	return nil
 }
