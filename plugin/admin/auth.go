@@ -32,8 +32,7 @@ func (s *Server) authenticate(r *http.Request) (store.Token, *apiError) {
 	}
 	t, ok, err := s.db.TokenByHash(r.Context(), token.Hash(raw))
 	if err != nil {
-		s.logger.Error("Admin API: looking up a token: %v.", err)
-		return store.Token{}, internal(docAuthentication)
+		return store.Token{}, s.serverError(err, docAuthentication)
 	}
 	if !ok {
 		return store.Token{}, bad
@@ -87,8 +86,7 @@ func (s *Server) authorize(ctx context.Context, caller store.Token, op, org, tar
 		if caller.Kind == store.KindFineGrained {
 			g, ok, err := s.db.Grant(ctx, caller.ID, org)
 			if err != nil {
-				s.logger.Error("Admin API: %v.", err)
-				return internal(doc)
+				return s.serverError(err, doc)
 			}
 			ci["grant_state"] = nil
 			if ok {
@@ -137,8 +135,7 @@ func (s *Server) org(op, doc string, h func(w http.ResponseWriter, r *http.Reque
 			}
 		}
 		if err != nil {
-			s.logger.Error("Admin API: %v.", err)
-			writeError(w, internal(doc))
+			writeError(w, s.serverError(err, doc))
 			return
 		}
 		if !known {

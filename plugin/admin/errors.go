@@ -3,7 +3,10 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"github.com/opa-pat/opa-pat/plugin/store"
 )
 
 // Documentation links, GitHub's for the endpoints GitHub has, ours for the
@@ -35,7 +38,9 @@ const (
 // apiError is an error answer, GitHub's shape: {"message",
 // "documentation_url"} and, for a 422, the fields at fault.
 type apiError struct {
-	Status           int          `json:"-"`
+	Status int `json:"-"`
+	// RetryAfter, in seconds, is sent as the Retry-After header when set.
+	RetryAfter       int          `json:"-"`
 	Message          string       `json:"message"`
 	Errors           []fieldError `json:"errors,omitempty"`
 	DocumentationURL string       `json:"documentation_url"`
@@ -74,6 +79,26 @@ func internal(doc string) *apiError {
 	return newError(http.StatusInternalServerError, "Server Error: the admin API could not complete the request; see the server log", doc)
 }
 
+// storeRetryAfter is the Retry-After, in seconds, of a 503 while the token
+// store cannot be reached: a sidecar reconnects within 2s of its return.
+const storeRetryAfter = 5
+
+// serverError is the answer to an error that is not the request's: 503
+// with Retry-After while the token store cannot be reached
+// (store.Unavailable: the database down, renamed, out of connections),
+// which says so and no more, and a warning in the log with the cause; 500
+// for anything else (a bug), logged as an error.
+func (s *Server) serverError(err error, doc string) *apiError {
+	if store.Unavailable(err) {
+		s.logger.Warn("Admin API: the token store is unavailable: %v.", err)
+		e := newError(http.StatusServiceUnavailable, "Service Unavailable: the token store is unavailable; try again shortly", doc)
+		e.RetryAfter = storeRetryAfter
+		return e
+	}
+	s.logger.Error("Admin API: %v.", err)
+	return internal(doc)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
@@ -83,5 +108,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	writeJSON(w, e.Status, e)
 }

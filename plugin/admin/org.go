@@ -22,8 +22,7 @@ func (s *Server) storeError(err error, resource, field string, notFound404 bool,
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalidState), errors.Is(err, store.ErrInvalid):
 		return invalid(doc, resource, fieldError{Field: field, Message: err.Error()})
 	}
-	s.logger.Error("Admin API: %v.", err)
-	return internal(doc)
+	return s.serverError(err, doc)
 }
 
 // GET /orgs/{org}/personal-access-token-requests: pending requests, or

@@ -143,8 +143,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller stor
 	}
 	checker, err := s.creationChecker(r.Context())
 	if err != nil {
-		s.logger.Error("Admin API: %v.", err)
-		return internal(docUserTokens)
+		return s.serverError(err, docUserTokens)
 	}
 	res, err := issue.Issue(r.Context(), s.db, checker, req, now)
 	if refused, ok := errors.AsType[*issue.Refused](err); ok {

@@ -306,3 +306,36 @@ func TestPostgresVacuumNeedsTheOwner(t *testing.T) {
 	}
 	pgtest.Exec(t, owner, `ALTER TABLE changes OWNER TO `+ownerRole) // so that the role can be dropped
 }
+
+// A database that cannot be reached (renamed away) is Unavailable; a
+// statement the server refuses is not.
+func TestPostgresUnavailable(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Database(t, "pat_unavail_")
+	db := openAt(t, dsn)
+	if _, err := importJSON(t, db, importWorld); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := db.Token(ctx, 1)
+	if err != nil || Unavailable(nil) {
+		t.Fatalf("Token = %v", err)
+	}
+	if _, err := db.rdb.ExecContext(ctx, `SELECT no_such_column FROM tokens`); err == nil || Unavailable(err) {
+		t.Fatalf("a refused statement: %v; Unavailable = %v, want false", err, Unavailable(err))
+	}
+	u, _ := url.Parse(dsn)
+	name := strings.TrimPrefix(u.Path, "/")
+	pgtest.Exec(t, pgtest.BaseDSN(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '`+name+`'`,
+		`ALTER DATABASE `+name+` RENAME TO `+name+`_away`)
+	renamed := false
+	defer func() {
+		if renamed {
+			pgtest.Exec(t, pgtest.BaseDSN(), `ALTER DATABASE `+name+`_away RENAME TO `+name)
+		}
+	}()
+	renamed = true
+	_, _, err = db.TokenByHash(ctx, [32]byte{})
+	if err == nil || !Unavailable(err) {
+		t.Fatalf("TokenByHash with the database renamed = %v; Unavailable = %v, want true", err, Unavailable(err))
+	}
+}
