@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 )
 
@@ -125,5 +126,48 @@ func TestPostgresCLILeastPrivilege(t *testing.T) {
 	// the bundle's settings.
 	if s, _ := startPGSidecar(t, dsn, "60s", false); !s.healthy() {
 		t.Fatal("the sidecar of the role without CREATE is not healthy")
+	}
+}
+
+// A store migrate into a new PostgreSQL database that fails (a source with
+// no records, refused) removes the tables opening the target created, so
+// that the database is as it was (a later pg_restore without --clean would
+// fail on them); a target that held the tables before keeps them.
+func TestPostgresMigrateFailureLeavesNoTables(t *testing.T) {
+	dsn := pgtest.Database(t, "pat_e2e_")
+	empty := filepath.Join(t.TempDir(), "empty.db")
+	if db, err := store.Open(t.Context(), empty); err != nil { // the schema, no record
+		t.Fatal(err)
+	} else {
+		db.Close()
+	}
+	cliFail(t, "error: migrating "+empty+" to "+dsn+": the source store holds no records; check --from", "store", "migrate", "--from", empty, "--to", dsn)
+	objects := func() []string {
+		t.Helper()
+		conn, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(t.Context())
+		rows, err := conn.Query(t.Context(), `SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S')
+UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	if left := objects(); len(left) != 0 {
+		t.Fatalf("the failed migration left %v in the target", left)
+	}
+	// The tables there before a failed migration stay.
+	cliOK(t, "store", "import", "--store", dsn, filepath.Join(repoRoot(), "examples", "fixtures.json"))
+	before := objects()
+	cliFail(t, "error: migrating "+empty+" to "+dsn+": the source store holds no records; check --from", "store", "migrate", "--from", empty, "--to", dsn, "--replace")
+	if after := objects(); strings.Join(after, ",") != strings.Join(before, ",") || len(after) != 15 {
+		t.Fatalf("objects after a failed migration into an existing store: %v; want %v", after, before)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,7 +30,8 @@ transaction on the target, and checks the row counts of every table before it co
 The source is read from one snapshot and may stay in use. The target must hold no
 records unless --replace is given, which removes them in the same transaction.
 A SQLite target is created when absent, and removed again when the migration fails;
-a PostgreSQL target database must exist.
+a PostgreSQL target database must exist, and the tables the migration created in it
+are removed again when it fails.
 
 Every record is checked as a write would check it: a value this opa-pat refuses
 (a token in a name or a reason, a login outside GitHub's names, a NUL in a text),
@@ -90,6 +92,18 @@ token or for another organization than its token's, or a login spelt in two case
 				return fmt.Errorf("--to: %w", err)
 			}
 			defer dst.Close()
+			// So are the tables that opening a PostgreSQL target created
+			// (in one transaction), before it closes: a later pg_restore
+			// without --clean fails on them. Tables that were there before
+			// stay.
+			defer func() {
+				if err == nil || !dst.CreatedSchema() {
+					return
+				}
+				if rmErr := dst.RemoveCreatedSchema(context.WithoutCancel(ctx)); rmErr != nil {
+					err = fmt.Errorf("%w (and removing the tables the migration created in %s: %w)", err, dst.Location(), rmErr)
+				}
+			}()
 			start := time.Now()
 			res, err := store.MigrateStore(ctx, src, dst, store.MigrateOptions{Replace: replace})
 			if err != nil {

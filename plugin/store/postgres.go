@@ -158,6 +158,9 @@ type pgState struct {
 	config *pgx.ConnConfig
 	// heartbeat is ListenHeartbeat; tests shorten it.
 	heartbeat time.Duration
+	// createdSchema is set when opening the store created its tables
+	// (RemoveCreatedSchema).
+	createdSchema bool
 	// role and schema are the session's current_user and current_schema,
 	// read when the store was opened, for the messages of a migration the
 	// role may not run (needsCreate).
@@ -413,6 +416,9 @@ func (db *DB) migratePostgres(ctx context.Context) error {
 			}
 			if exists {
 				continue
+			}
+			if table == "schema_migrations" {
+				db.pg.createdSchema = true
 			}
 			if _, err := tx.ExecContext(ctx, versionsTable(table)); err != nil {
 				return fmt.Errorf("creating %s: %w", table, db.needsCreate(err, "create the store's tables"))

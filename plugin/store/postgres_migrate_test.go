@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 )
 
 // populate gives a store one of every record, with a request history.
@@ -248,5 +252,83 @@ func TestPostgresLoadMatchesSQLite(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("PostgreSQL loaded\n%v\nSQLite loaded\n%v", got, want)
+	}
+}
+
+// A migration into a PostgreSQL database that failed (here: a source with
+// no records, refused) removes the schema that opening the target created,
+// in one transaction, and leaves the database with nothing of opa-pat's in
+// it; a target whose tables existed before is never removed.
+func TestRemoveCreatedSchema(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Database(t, "pat_rmschema_")
+	src, err := Open(ctx, filepath.Join(t.TempDir(), "empty.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if !dst.CreatedSchema() {
+		t.Fatal("CreatedSchema() = false for a new database")
+	}
+	if _, err := MigrateStore(ctx, src, dst, MigrateOptions{}); !errors.Is(err, ErrSourceEmpty) {
+		t.Fatalf("MigrateStore from an empty store = %v", err)
+	}
+	if err := dst.RemoveCreatedSchema(ctx); err != nil {
+		t.Fatalf("RemoveCreatedSchema() = %v", err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var left []string
+	rows, err := conn.Query(ctx, `SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace
+UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, name)
+	}
+	if rows.Err() != nil || len(left) != 0 {
+		t.Fatalf("left in the database: %v (%v)", left, rows.Err())
+	}
+
+	// Opened again, the tables exist: not its to remove; nor are records
+	// another process wrote.
+	again, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	other, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if other.CreatedSchema() {
+		t.Fatal("CreatedSchema() = true for a database that had the tables")
+	}
+	if err := other.RemoveCreatedSchema(ctx); err == nil || err.Error() != RedactLocation(dsn)+": opening it did not create its tables; nothing removed" {
+		t.Fatalf("RemoveCreatedSchema() of tables it did not create = %v", err)
+	}
+	if _, err := importJSON(t, other, importWorld); err != nil {
+		t.Fatal(err)
+	}
+	err = again.RemoveCreatedSchema(ctx)
+	if err == nil || !strings.HasPrefix(err.Error(), "it holds records now (") || !strings.HasSuffix(err.Error(), "), written by another process: left in place") {
+		t.Fatalf("RemoveCreatedSchema() of a store written meanwhile = %v", err)
+	}
+	if n := listedTokens(t, other); n != 2 {
+		t.Fatalf("%d tokens after the refused removal; want 2", n)
 	}
 }
