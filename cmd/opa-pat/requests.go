@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -145,9 +146,10 @@ func newReviewCmd(approve bool) *cobra.Command {
 func newRequestsRevokeCmd() *cobra.Command {
 	var f storeFlags
 	var org, reason string
+	var withoutGrant bool
 	cmd := &cobra.Command{
-		Use:   "revoke --store PATH --org O TOKEN_ID... [--reason TEXT]",
-		Short: "Revoke the approved grants of tokens for an organization (all or none)",
+		Use:   "revoke --store PATH --org O TOKEN_ID... [--without-grant] [--reason TEXT]",
+		Short: "Revoke the approved grants of tokens for an organization, or with --without-grant the access of tokens that have none (all or none)",
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if org == "" {
 				return errors.New("--org: give the organization whose grants to revoke")
@@ -157,15 +159,45 @@ func newRequestsRevokeCmd() *cobra.Command {
 				return err
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
-				if err := spell(cmd.Context(), db, &org); err != nil {
+				ctx := cmd.Context()
+				if err := spell(ctx, db, &org); err != nil {
 					return err
 				}
-				grants, err := db.RevokeGrants(cmd.Context(), org, ids, f.actor, reason)
+				if withoutGrant {
+					// Every token must be one the flag is for: the store
+					// would revoke an approved grant too, and the audit
+					// log would not say the owner meant a token without
+					// one. (A count the store refuses is left to it; a
+					// grant recorded between this check and the write is
+					// the store's to judge, as without the flag.)
+					if len(ids) <= store.MaxReviewIDs {
+						if err := checkWithoutGrant(ctx, db, org, ids, time.Now()); err != nil {
+							return err
+						}
+					}
+				}
+				// The admin API's revocation (RevokeAccess): with
+				// Grantless, a live fine-grained token of org without a
+				// grant gets a revoked grant of its own, a grant.revoke
+				// audit event with details.had_grant false.
+				grants, err := db.RevokeAccess(ctx, store.RevokeParams{Org: org, TokenIDs: ids, Actor: f.actor, Reason: reason, Grantless: withoutGrant})
 				if err != nil {
+					if !withoutGrant && errors.Is(err, store.ErrNotFound) {
+						return withoutGrantHint(ctx, db, org, ids, err)
+					}
 					return err
 				}
 				if f.json() {
 					return writeJSON(cmd.OutOrStdout(), grantsJSON(grants))
+				}
+				if withoutGrant {
+					reqs := make([]string, len(grants))
+					for i, g := range grants {
+						reqs[i] = strconv.FormatInt(g.ID, 10)
+					}
+					_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked the access of %s %s to %s, which had no grant: recorded as revoked %s %s\n",
+						plural("token", len(ids)), strings.Join(args, ", "), org, plural("request", len(reqs)), strings.Join(reqs, ", "))
+					return err
 				}
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked the grants of %s %s for %s\n", plural("token", len(ids)), strings.Join(args, ", "), org)
 				return err
@@ -175,7 +207,91 @@ func newRequestsRevokeCmd() *cobra.Command {
 	f.register(cmd, outputText)
 	cmd.Flags().StringVar(&org, "org", "", "the organization")
 	cmd.Flags().StringVar(&reason, "reason", "", "the reason, kept with the grant (at most 1024 characters)")
+	cmd.Flags().BoolVar(&withoutGrant, "without-grant", false,
+		"revoke tokens that have no grant in the organization (live fine-grained tokens of it, which reach it where approval is disabled): record a revoked grant for each, as the admin API does")
 	return cmd
+}
+
+// checkWithoutGrant refuses, naming each and what to do instead, the
+// tokens requests revoke --without-grant is not for: every token must be a
+// live fine-grained token aimed at org that has no grant there. The store
+// checks again as it writes (RevokeAccess); this says why.
+func checkWithoutGrant(ctx context.Context, db *store.DB, org string, ids []int64, now time.Time) error {
+	var errs []string
+	for _, id := range ids {
+		t, ok, err := db.Token(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Sprintf("token %d not found", id))
+			continue
+		case t.Kind != store.KindFineGrained:
+			errs = append(errs, fmt.Sprintf("token %d is a classic token, which has no grants: to stop it, revoke the token (opa-pat token revoke %d)", id, id))
+			continue
+		case !strings.EqualFold(t.ResourceOwner, org):
+			errs = append(errs, fmt.Sprintf("token %d's resource owner is %s, not %s (rule 6): it has no access to %s to revoke", id, t.ResourceOwner, org, org))
+			continue
+		case strings.EqualFold(t.User, org):
+			errs = append(errs, fmt.Sprintf("token %d is not a fine-grained token aimed at an organization", id))
+			continue
+		case t.Revoked:
+			errs = append(errs, fmt.Sprintf("token %d is revoked: nothing to revoke", id))
+			continue
+		case !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now):
+			errs = append(errs, fmt.Sprintf("token %d expired at %s: nothing to revoke", id, t.ExpiresAt.UTC().Format(time.RFC3339)))
+			continue
+		}
+		g, ok, err := db.Grant(ctx, id, org)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		switch g.State {
+		case store.GrantApproved:
+			errs = append(errs, fmt.Sprintf("token %d has an approved grant in %s (request %d): leave out --without-grant to revoke it", id, org, g.ID))
+		case store.GrantPending:
+			errs = append(errs, fmt.Sprintf("token %d's grant in %s is pending (request %d): deny the request instead (opa-pat requests deny --org %s %d)", id, org, g.ID, org, g.ID))
+		default:
+			errs = append(errs, fmt.Sprintf("token %d's grant in %s is already %s (request %d), which blocks it: nothing to revoke", id, org, g.State, g.ID))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New("--without-grant: " + strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// withoutGrantHint adds to requests revoke's "no grant for token N" the
+// flag that revokes the access such a token has, when it is one the flag
+// is for: a live fine-grained token of org without a grant (it reaches org
+// where approval is disabled). A token the flag would refuse gets no hint.
+func withoutGrantHint(ctx context.Context, db *store.DB, org string, ids []int64, err error) error {
+	var grantless []int64
+	for _, id := range ids {
+		if checkWithoutGrant(ctx, db, org, []int64{id}, time.Now()) == nil {
+			grantless = append(grantless, id)
+		}
+	}
+	if len(grantless) == 0 {
+		return err
+	}
+	s := make([]string, len(grantless))
+	for i, id := range grantless {
+		s[i] = strconv.FormatInt(id, 10)
+	}
+	return fmt.Errorf("%w; %s %s %s %s without a grant when approval is disabled there: to revoke that access, give --without-grant",
+		err, plural("token", len(s)), strings.Join(s, ", "), reachVerb(len(s)), org)
+}
+
+func reachVerb(n int) string {
+	if n == 1 {
+		return "reaches"
+	}
+	return "reach"
 }
 
 func newRequestsCreateCmd() *cobra.Command {
