@@ -90,6 +90,51 @@ func TestBodyNotUTF8(t *testing.T) {
 	}
 }
 
+// A body that escapes half a UTF-16 surrogate pair alone is a 400 as one
+// that is not UTF-8 is, naming the escape as written, and nothing is
+// applied: Go's decoder would keep U+FFFD in the name or the reason, and
+// read "a\ud800" and "a\udc00" as one key. A pair is one character.
+func TestBodyLoneSurrogate(t *testing.T) {
+	f := newFixture(t, true)
+	before := f.pendingRequests(t)
+	for _, tc := range []struct {
+		note, as, path, body, escape, doc string
+	}{
+		{note: "a reason", as: "alice-admin", path: "/orgs/octo-org/personal-access-token-requests/1",
+			body: `{"action": "deny", "reason": "\ud800"}`, escape: `\ud800`, doc: docReviewRequest},
+		{note: "a low surrogate first", as: "alice-admin", path: "/orgs/octo-org/personal-access-token-requests",
+			body: `{"pat_request_ids": [1], "action": "deny", "reason": "\udc00x"}`, escape: `\udc00`, doc: docReviewRequests},
+		{note: "a high one without its low one", as: "alice-admin", path: "/orgs/octo-org/personal-access-tokens/7",
+			body: `{"action": "revoke", "reason": "\uD83Dx"}`, escape: `\uD83D`, doc: docRevokeGrant},
+		{note: "two keys Go reads as one", as: "alice-admin", path: "/orgs/octo-org/personal-access-tokens",
+			body: `{"pat_ids": [7], "action": "revoke", "a\ud800": 1, "a\udc00": 2}`, escape: `\ud800`, doc: docRevokeGrants},
+		{note: "a name", as: "bob-user", path: "/user/personal-access-tokens",
+			body: `{"name": "ci\udfff", "kind": "classic"}`, escape: `\udfff`, doc: docUserTokens},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "POST", tc.path, f.as(tc.as), tc.body)
+			if want := errBody("Problems parsing JSON: the body holds a lone UTF-16 surrogate, "+tc.escape, tc.doc); r.status != 400 || r.body != want {
+				t.Fatalf("got  %d %s\nwant 400 %s", r.status, r.body, want)
+			}
+			// As served: the backslash escaped once more.
+			if want := `"message":"Problems parsing JSON: the body holds a lone UTF-16 surrogate, \` + tc.escape + `"`; !strings.Contains(r.body, want) {
+				t.Fatalf("got %s, want it to hold %s", r.body, want)
+			}
+		})
+	}
+	if after := f.pendingRequests(t); after != before {
+		t.Fatalf("a refused body changed the requests:\n%s\nwas\n%s", after, before)
+	}
+	if list := f.do(t, "GET", "/user/personal-access-tokens?per_page=100", f.as("bob-user"), nil); strings.Contains(list.body, `"name":"ci`) {
+		t.Fatalf("a refused body created a token: %s", list.body)
+	}
+	// A pair, and an escaped backslash before "ud800", are taken as sent.
+	r := f.do(t, "POST", "/user/personal-access-tokens", f.as("bob-user"), `{"name": "ci \ud83d\ude00 \\ud800", "kind": "classic"}`)
+	if r.status != 201 || !strings.Contains(r.body, `"name":"ci 😀 \\ud800"`) {
+		t.Fatalf("a pair: got %d %s", r.status, r.body)
+	}
+}
+
 // A 422 for a body value of the wrong type names the value it got: [null]
 // is not "0 is not an id", {"contents": null} not `unknown value ""`, and
 // the type wanted reads as English ("an array of strings").

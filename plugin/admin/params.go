@@ -274,11 +274,12 @@ func digits(s string) bool {
 // decodeBody decodes a JSON body into dst; a body that is not JSON is a
 // 400, as on GitHub, and a value of the wrong type a 422 naming the field
 // of resource. A body that is not UTF-8, or that gives a key twice in one
-// object, is not JSON that every reader reads alike: Go's decoder would
-// keep U+FFFD for the bytes it cannot read and the last of two values
-// ({"action": "deny", "action": "approve"} approves), other readers the
-// first or an error. Both are a 400 naming what is wrong, as the Envoy gate
-// reads such a body as none (jsonkey); nothing of either is applied.
+// object, or that escapes half a UTF-16 surrogate pair alone ("\ud800"), is
+// not JSON that every reader reads alike: Go's decoder would keep U+FFFD
+// for the bytes it cannot read and for the escape, and the last of two
+// values ({"action": "deny", "action": "approve"} approves), other readers
+// the first or an error. Each is a 400 naming what is wrong, as the Envoy
+// gate reads such a body as none (jsonkey); nothing of any is applied.
 func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -297,6 +298,12 @@ func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	// body a reader could read otherwise is not applied, as on GitHub.
 	if !json.Valid(b) {
 		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
+	}
+	// An escape of half a UTF-16 surrogate pair, alone ("\ud800"), is
+	// U+FFFD to Go's reader and something else to others, as bytes that are
+	// not UTF-8 are: a name or a reason would not be stored as sent.
+	if at := jsonkey.LoneSurrogate(b); at >= 0 {
+		return newError(http.StatusBadRequest, "Problems parsing JSON: the body holds a lone UTF-16 surrogate, "+string(b[at:at+6]), doc)
 	}
 	if key, twice := jsonkey.Repeated(bytes.NewReader(b)); twice {
 		return newError(http.StatusBadRequest, fmt.Sprintf("Problems parsing JSON: the key %s appears twice", token.Quote(key)), doc)

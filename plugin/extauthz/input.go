@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -424,7 +425,8 @@ const partialBodyHeader = "x-envoy-auth-partial-body"
 // followed by anything but white space ({"operation": "download"} xx) is
 // read differently by different upstreams, so the gate reads it as none; so
 // is one with a key twice in one object, of which some upstreams take the
-// first value and others the last.
+// first value and others the last, and one that is not UTF-8 or escapes a
+// lone UTF-16 surrogate, which some read as U+FFFD and others otherwise.
 func parsedBody(body string, headers headerList) (ast.Value, bool) {
 	if body == "" || !jsonMediaType(headers.get("content-type")) {
 		return ast.Null{}, false
@@ -441,6 +443,12 @@ func parsedBody(body string, headers headerList) (ast.Value, bool) {
 		return ast.Null{}, false
 	}
 	if _, err := dec.Token(); err != io.EOF {
+		return ast.Null{}, false
+	}
+	// Bytes that are not UTF-8 (a raw_body; protobuf refuses them in body)
+	// and an escape of half a UTF-16 surrogate pair alone ("\ud800") are
+	// U+FFFD to Go's reader and something else to other readers.
+	if !utf8.ValidString(body) || jsonkey.LoneSurrogate(body) >= 0 {
 		return ast.Null{}, false
 	}
 	if _, twice := jsonkey.Repeated(strings.NewReader(body)); twice {

@@ -133,6 +133,13 @@ func TestParsedBody(t *testing.T) {
 			want: `{"objects": [{"oid": "a", "size": 1}, {"oid": "b", "size": 2}], "operation": "download", "ref": {"name": "x"}}`},
 		{note: "keys in other cases", body: `{"operation": "download", "Operation": "upload"}`, headers: lfs, want: `{"operation": "download", "Operation": "upload"}`},
 		{note: "a key as a value", body: `{"operation": "operation", "x": ["operation", {"operation": 1}]}`, headers: lfs, want: `{"operation": "operation", "x": ["operation", {"operation": 1}]}`},
+		// Go's reader reads both as U+FFFD without an error; others keep,
+		// drop or refuse them.
+		{note: "a lone surrogate", body: `{"operation": "download", "objects": [{"oid": "\ud800"}]}`, headers: lfs, want: `null`},
+		{note: "a lone low surrogate in a key", body: `{"operation": "download", "\udc00x": 1}`, headers: lfs, want: `null`},
+		{note: "a surrogate pair", body: `{"operation": "download", "ref": "\ud83d\ude00"}`, headers: lfs, want: `{"operation": "download", "ref": "😀"}`},
+		{note: "an escaped backslash before ud800", body: `{"operation": "download", "ref": "\\ud800"}`, headers: lfs, want: `{"operation": "download", "ref": "\\ud800"}`},
+		{note: "bytes that are not UTF-8 (a raw_body)", body: "{\"operation\": \"download\", \"ref\": \"\xff\"}", headers: lfs, want: `null`},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			got, truncated := parsedBody(tc.body, tc.headers)

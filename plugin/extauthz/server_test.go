@@ -866,6 +866,62 @@ func TestDecisionCacheRawBody(t *testing.T) {
 	}
 }
 
+// A JSON body that escapes a lone UTF-16 surrogate, or whose bytes
+// (raw_body) are not UTF-8, is read as none, as one with a key twice is:
+// Go's reader reads U+FFFD there and other servers otherwise. A Git LFS
+// batch then asks for write, which a read-only token is refused, and a
+// REST body that holds "_method" is refused as a method override (Go
+// would have read the key "_method\ud800" as "_method\ufffd", another
+// server perhaps as _method). A surrogate pair is one character.
+func TestJSONBodyLoneSurrogate(t *testing.T) {
+	f := readOnlyCachedFixture(t)
+	const batch, issues = "/octo-org/app.git/info/lfs/objects/batch", "/repos/octo-org/app/issues"
+	const override = "Method overrides (X-HTTP-Method-Override, _method) are not accepted: send the request with its own method"
+	for _, tc := range []struct {
+		note, path, body string
+		raw              bool
+		status           int32
+		message          string
+	}{
+		{note: "LFS: a lone surrogate", path: batch, body: `{"operation":"download","objects":[{"oid":"\ud800","size":3}]}`, status: 403, message: "read only"},
+		{note: "LFS: a lone low surrogate in raw_body", path: batch, body: `{"operation":"download","objects":[{"oid":"\udc00x","size":3}]}`, raw: true, status: 403, message: "read only"},
+		{note: "LFS: bytes that are not UTF-8 in raw_body", path: batch, body: "{\"operation\":\"download\",\"objects\":[{\"oid\":\"\xff\",\"size\":3}]}", raw: true, status: 403, message: "read only"},
+		{note: "LFS: a pair", path: batch, body: `{"operation":"download","objects":[{"oid":"\ud83d\ude00","size":3}]}`, status: 200},
+		{note: "REST: _method beside a lone surrogate", path: issues, body: `{"title":"x","_method\ud800":"DELETE"}`, status: 400, message: override},
+		{note: "REST: a pair", path: issues, body: `{"title":"\ud83d\ude00"}`, status: 403, message: "read only"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			contentType := "application/json"
+			if tc.path == batch {
+				contentType = "application/vnd.git-lfs+json"
+			}
+			req := httpCheck("POST", tc.path, map[string]string{"authorization": "Bearer " + goodToken, "content-type": contentType})
+			if h := req.GetAttributes().GetRequest().GetHttp(); tc.raw {
+				h.RawBody = []byte(tc.body)
+			} else {
+				h.Body = tc.body
+			}
+			resp, err := f.client.Check(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, message := int32(200), ""
+			if dr := resp.GetDeniedResponse(); dr != nil {
+				var body struct {
+					Message string `json:"message"`
+				}
+				if err := json.Unmarshal([]byte(dr.GetBody()), &body); err != nil {
+					t.Fatalf("the denial's body %q: %v", dr.GetBody(), err)
+				}
+				status, message = int32(dr.GetStatus().GetCode()), body.Message
+			}
+			if status != tc.status || message != tc.message {
+				t.Fatalf("got %d %q, want %d %q", status, message, tc.status, tc.message)
+			}
+		})
+	}
+}
+
 // What decides a request beside its method, path, credential and body is in
 // the cache key too: a cut-short body is not answered with the whole one's
 // decision (nor the whole one with the cut-short one's), and a method

@@ -1,9 +1,12 @@
-// Package jsonkey finds a key given twice in one object of a JSON value.
-// Readers disagree on such a value: Go's encoding/json and most others keep
-// the last, some keep the first, and a gate that reads one while the
-// upstream reads the other decides on a request the upstream never sees.
-// The Envoy gate (plugin/extauthz) reads such a body as none; the admin API
-// (plugin/admin) refuses it.
+// Package jsonkey finds what JSON readers read differently in a JSON value:
+// a key given twice in one object (Repeated), and an escape of a lone UTF-16
+// surrogate (LoneSurrogate). Readers disagree on such a value: of two
+// values for a key Go's encoding/json and most others keep the last, some
+// keep the first; a lone surrogate Go reads as U+FFFD, others keep it or
+// refuse the text. A gate that reads one while the upstream reads the other
+// decides on a request the upstream never sees. The Envoy gate
+// (plugin/extauthz) reads such a body as none; the admin API (plugin/admin)
+// refuses it.
 package jsonkey
 
 import (
