@@ -713,7 +713,7 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 } else := permission if {
 	# Endpoints deeper in a segment whose permission GitHub gives apart from the segment's (a set
 	# lookup for every other request, not a try of every _org_exception).
-	rest[0] in {"actions", "copilot", "copilot-spaces", "organization-roles", "properties", "teams"}
+	rest[0] in {"actions", "copilot", "copilot-spaces", "organization-roles", "properties", "team", "teams"}
 	permission := _org_exception(rest, action)
 } else := _org_by_action(org_permissions[rest[0]], action)
 
@@ -727,6 +727,13 @@ _org_exception(rest, action) := {"permission": "organization_runner_custom_image
 	rest[0] == "teams"
 	count(rest) > 2
 	rest[2] == "discussions"
+} else := _copilot_seat_read if {
+	# The Copilot metrics of the organization or of one of its teams (GET copilot/metrics,
+	# team/{team_slug}/copilot/metrics, closing down on GitHub) are read with the Copilot seats
+	# or the organization's administration, as GitHub's table has them; only the usage reports
+	# under copilot/metrics/reports are organization_copilot_metrics'.
+	action == "read"
+	_copilot_metrics_legacy(rest)
 } else := permission if {
 	# Copilot: seats (classic: manage_billing:copilot, or read:org to read them, admin:org to
 	# change them), usage metrics, the cloud agent's settings and content exclusions, each a
@@ -735,10 +742,7 @@ _org_exception(rest, action) := {"permission": "organization_runner_custom_image
 	permission := _org_by_action(
 		{
 			"billing": {
-				"read": {
-					"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"],
-					"either": [{"permission": "organization_administration"}],
-				},
+				"read": _copilot_seat_read,
 				"write": {
 					"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "admin:org"],
 					"either": [{"permission": "organization_administration"}],
@@ -770,6 +774,15 @@ _org_exception(rest, action) := {"permission": "organization_runner_custom_image
 	rest[0] == "properties"
 	_property_use(rest[1], action)
 }
+
+_copilot_seat_read := {
+	"permission": "organization_copilot_seat_management", "classic_scopes": ["manage_billing:copilot", "read:org"],
+	"either": [{"permission": "organization_administration"}],
+}
+
+_copilot_metrics_legacy(["copilot", "metrics"])
+
+_copilot_metrics_legacy(["team", _, "copilot", "metrics"])
 
 _role_assignment(rest) if rest[1] in {"teams", "users"}
 

@@ -848,6 +848,8 @@ test_route_newly_covered_organization_endpoints[note] if {
 		"Copilot settings": {"m": "GET", "p": "/orgs/octo-org/copilot/billing", "want": ["read", "organization_copilot_seat_management", ["manage_billing:copilot", "read:org"]]},
 		"Copilot for a team": {"m": "POST", "p": "/orgs/octo-org/copilot/billing/selected_teams", "want": ["write", "organization_copilot_seat_management", ["manage_billing:copilot", "admin:org"]]},
 		"Copilot metrics": {"m": "GET", "p": "/orgs/octo-org/copilot/metrics/reports/users-28-day/latest", "want": ["read", "organization_copilot_metrics", ["manage_billing:copilot", "read:org"]]},
+		"Copilot metrics (closing down)": {"m": "GET", "p": "/orgs/octo-org/copilot/metrics", "want": ["read", "organization_copilot_seat_management", ["manage_billing:copilot", "read:org"]]},
+		"a team's Copilot metrics (closing down)": {"m": "GET", "p": "/orgs/octo-org/team/devs/copilot/metrics", "want": ["read", "organization_copilot_seat_management", ["manage_billing:copilot", "read:org"]]},
 		"the Copilot cloud agent's repositories": {"m": "PUT", "p": "/orgs/octo-org/copilot/coding-agent/permissions/repositories/9", "want": ["write", "organization_copilot_agent_settings", ["admin:org"]]},
 		"Copilot content exclusions": {"m": "GET", "p": "/orgs/octo-org/copilot/content_exclusion", "want": ["read", "org_copilot_content_exclusion", ["admin:org"]]},
 		"a Copilot space": {"m": "PUT", "p": "/orgs/octo-org/copilot-spaces/3", "want": ["write", "organization_copilot_spaces", ["admin:org"]]},
@@ -909,6 +911,10 @@ test_organization_endpoints_not_covered[note] if {
 		"a security feature, read": {"m": "GET", "p": "/orgs/octo-org/dependabot_alerts/enable_all"},
 		"Copilot usage (retired)": {"m": "GET", "p": "/orgs/octo-org/copilot/usage"},
 		"Copilot metrics, written": {"m": "PUT", "p": "/orgs/octo-org/copilot/metrics/reports/users-1-day"},
+		"Copilot metrics (closing down), written": {"m": "POST", "p": "/orgs/octo-org/copilot/metrics"},
+		"a team's Copilot metrics, written": {"m": "PUT", "p": "/orgs/octo-org/team/devs/copilot/metrics"},
+		"a team by its singular path": {"m": "GET", "p": "/orgs/octo-org/team/devs"},
+		"another endpoint of a team by its singular path": {"m": "GET", "p": "/orgs/octo-org/team/devs/copilot/usage"},
 		"an unknown Copilot endpoint": {"m": "GET", "p": "/orgs/octo-org/copilot/unknown"},
 	}
 	not envoy.mapped with input as req(tc.m, tc.p, bearer)

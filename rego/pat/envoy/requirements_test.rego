@@ -51,6 +51,8 @@ tokens := {
 	"ghp_repo_project": classic({"repo", "project"}),
 	"ghp_write_org": classic({"write:org"}),
 	"ghp_copilot": classic({"manage_billing:copilot"}),
+	"fg_copilot_metrics": fine_grained({"organization_copilot_metrics": "read"}),
+	"fg_copilot_seats": fine_grained({"organization_copilot_seat_management": "read"}),
 	"ghp_runners": classic({"manage_runners:org"}),
 }
 
@@ -347,6 +349,30 @@ test_copilot_seats[note] if {
 		"a member's seat changed, classic admin:org": {"m": "DELETE", "p": "/orgs/octo-org/members/bob/copilot", "raw": "ghp_admin_org", "want": allowed},
 		"classic audit log scope": {"m": "GET", "p": seats, "raw": "ghp_audit_log", "want": classic_needs(`"manage_billing:copilot" or "read:org"`, "read", "octo-org")},
 		"classic read:org adding users": {"m": "POST", "p": "/orgs/octo-org/copilot/billing/selected_users", "raw": "ghp_read_org", "want": classic_needs(`"admin:org" or "manage_billing:copilot"`, "write", "octo-org")},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
+}
+
+# The Copilot metrics of an organization or a team (GET copilot/metrics and
+# team/{team_slug}/copilot/metrics, closing down on GitHub) take the Copilot seats or the
+# organization's administration, as GitHub's table has them, not organization_copilot_metrics,
+# which is the daily and 28-day usage reports' (copilot/metrics/reports/...).
+test_copilot_metrics[note] if {
+	metrics := "/orgs/octo-org/copilot/metrics"
+	team := "/orgs/octo-org/team/devs/copilot/metrics"
+	report := "/orgs/octo-org/copilot/metrics/reports/organization-28-day/latest"
+	some note, tc in {
+		"with the Copilot seats": {"m": "GET", "p": metrics, "raw": "fg_copilot_seats", "want": allowed},
+		"with organization administration": {"m": "GET", "p": metrics, "raw": "fg_org_administration", "want": allowed},
+		"with the Copilot metrics reports' permission": {"m": "GET", "p": metrics, "raw": "fg_copilot_metrics", "want": needs("organization_copilot_seat_management", "read", lacks)},
+		"a team's, with the Copilot seats": {"m": "GET", "p": team, "raw": "fg_copilot_seats", "want": allowed},
+		"a team's, with organization administration": {"m": "GET", "p": team, "raw": "fg_org_administration", "want": allowed},
+		"a team's, with the Copilot metrics reports' permission": {"m": "GET", "p": team, "raw": "fg_copilot_metrics", "want": needs("organization_copilot_seat_management", "read", lacks)},
+		"a team's, classic manage_billing:copilot": {"m": "GET", "p": team, "raw": "ghp_copilot", "want": allowed},
+		"a team's, classic read:org": {"m": "GET", "p": team, "raw": "ghp_read_org", "want": allowed},
+		"a team's, classic audit log scope": {"m": "GET", "p": team, "raw": "ghp_audit_log", "want": classic_needs(`"manage_billing:copilot" or "read:org"`, "read", "octo-org")},
+		"a report, with the Copilot metrics reports' permission": {"m": "GET", "p": report, "raw": "fg_copilot_metrics", "want": allowed},
+		"a report, with the Copilot seats": {"m": "GET", "p": report, "raw": "fg_copilot_seats", "want": needs("organization_copilot_metrics", "read", lacks)},
 	}
 	decide(tc.m, tc.p, tc.raw) == tc.want
 }
