@@ -309,6 +309,7 @@ func (g *gen) envoyRequest() map[string]any {
 		"/repos/"+repo+"/issues/3/comments", "/repos/"+repo+"/labels", "/orgs/octo-org/teams/devs/repos/"+repo,
 		"/orgs/octo-org/audit-log", "/orgs/acme-labs/repos", "/repos/"+repo+"/tags/protection",
 		"/orgs/octo-org/copilot/metrics", "/orgs/octo-org/team/devs/copilot/metrics",
+		"/orgs/octo-org/custom-repository-roles", "/orgs/octo-org/teams/devs/external-groups",
 	).(string)
 	headers := map[string]any{}
 	if tok, ok := g.token().(string); ok && g.r.IntN(8) != 0 {

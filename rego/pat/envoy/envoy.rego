@@ -225,7 +225,7 @@ else if _org_permission(org, _lenient(rest), _action) == need
 #   "action": the action of the first requirement, when GitHub's table gives another than the
 #     method's (a read that takes write, a POST that takes read).
 # A requirement in "also" or "either" is {"permission"}, with the route's resource and action
-# unless it gives its own "resource" or "action".
+# unless it gives its own "resource" or "action", and its own "classic_scopes" if any.
 _need(need) := {"permission": need} if is_string(need)
 
 else := need
@@ -677,6 +677,9 @@ _org_permission(org, rest, action) := {"read": "metadata", "write": "organizatio
 			"actions/secrets": "organization_secrets",
 			"actions/variables": "organization_actions_variables",
 			"advanced_security/disable_all": {"write": "organization_administration"},
+			# GitHub Enterprise Cloud: listing push rule bypass requests takes the organization's
+			# administration at write.
+			"bypass-requests/push-rules": {"read": {"permission": "organization_administration", "action": "write"}},
 			"advanced_security/enable_all": {"write": "organization_administration"},
 			"agents/secrets": {"permission": "organization_agent_secrets", "classic_scopes": ["admin:org"]},
 			"agents/variables": {"permission": "organization_agent_variables", "classic_scopes": ["admin:org"]},
@@ -727,6 +730,12 @@ _org_exception(rest, action) := {"permission": "organization_runner_custom_image
 	rest[0] == "teams"
 	count(rest) > 2
 	rest[2] == "discussions"
+} else := {"permission": "members", "action": "write"} if {
+	# A team's connection to an external group or to its identity provider's groups (GitHub
+	# Enterprise Cloud): members at write, also to read it, as GitHub's table has it.
+	rest[0] == "teams"
+	count(rest) > 2
+	rest[2] in {"external-groups", "team-sync"}
 } else := _copilot_seat_read if {
 	# The Copilot metrics of the organization or of one of its teams (GET copilot/metrics,
 	# team/{team_slug}/copilot/metrics, closing down on GitHub) are read with the Copilot seats
@@ -832,11 +841,28 @@ org_permissions := {
 	"attestations": {"permission": "attestations", "classic_scopes": ["admin:org"]},
 	# The audit log: a personal access token (classic) needs read:audit_log, as on GitHub.
 	"audit-log": {"permission": "organization_administration", "classic_scopes": ["read:audit_log"]},
+	# GitHub Enterprise Cloud's announcement banner.
+	"announcement": {
+		"read": {"permission": "organization_announcement_banners", "classic_scopes": ["read:org", "write:org", "admin:org"]},
+		"write": {"permission": "organization_announcement_banners", "classic_scopes": ["admin:org"]},
+	},
 	"blocks": "organization_user_blocking",
 	"campaigns": {"permission": "organization_campaigns", "classic_scopes": ["admin:org"]},
 	"code-security": "organization_administration",
+	# GitHub Enterprise Cloud: SAML SSO authorizations.
+	"credential-authorizations": "organization_administration",
+	# GitHub Enterprise Cloud: custom repository roles (custom_roles, fine_grained_permissions:
+	# closing down) are read with organization_custom_roles or the organization's administration
+	# (classic: admin:org or repo), changed with organization_custom_roles (admin:org).
+	"custom-repository-roles": _custom_roles,
+	"custom_roles": _custom_roles,
 	"copilot-spaces": {"permission": "organization_copilot_spaces", "classic_scopes": ["admin:org"]},
+	# GitHub Enterprise Cloud: external groups and identity provider groups are listed with
+	# members at write.
+	"external-group": {"read": {"permission": "members", "action": "write"}},
+	"external-groups": {"read": {"permission": "members", "action": "write"}},
 	"failed_invitations": "members",
+	"fine_grained_permissions": {"read": _custom_roles.read},
 	"hooks": "organization_hooks",
 	"insights": {"permission": "organization_api_insights", "classic_scopes": ["admin:org"]},
 	"installations": "organization_administration",
@@ -865,6 +891,7 @@ org_permissions := {
 	},
 	"public_members": "members",
 	"repos": {"read": "metadata", "write": "administration"},
+	"repository-fine-grained-permissions": {"read": _custom_roles.read},
 	# The organization's rulesets and rule suites take organization administration at write, also
 	# to read them, as on GitHub.
 	"rulesets": {"permission": "organization_administration", "action": "write"},
@@ -873,7 +900,16 @@ org_permissions := {
 	"security-advisories": {"permission": "repository_advisories", "action": "write"},
 	"security-managers": "organization_administration",
 	"settings": "organization_administration",
+	"team-sync": {"read": {"permission": "members", "action": "write"}},
 	"teams": "members",
+}
+
+_custom_roles := {
+	"read": {
+		"permission": "organization_custom_roles", "classic_scopes": ["admin:org", "repo"],
+		"either": [{"permission": "organization_administration", "classic_scopes": ["admin:org", "repo"]}],
+	},
+	"write": {"permission": "organization_custom_roles", "classic_scopes": ["admin:org"]},
 }
 
 # The decision ----------------------------------------------------------------------------------
@@ -952,6 +988,10 @@ _requirement_input(requirement) := {
 	"resource": object.get(requirement, "resource", _route.resource),
 	"action": object.get(requirement, "action", _route.action),
 	"permission": requirement.permission,
+	# The classic scopes the requirement names, if any (null: none, as data.pat.decision reads
+	# it), so that an alternative permission does not let a personal access token (classic)
+	# through with the scopes that permission maps to where the endpoint names others.
+	"classic_scopes": object.get(requirement, "classic_scopes", null),
 }
 
 _first := d if {

@@ -900,6 +900,45 @@ test_route_newly_covered_organization_endpoints_without_scopes[note] if {
 	mapped_requirement(tc.m, tc.p) == {"resource": org, "action": action, "permission": permission}
 }
 
+# GitHub Enterprise Cloud's organization endpoints in its fine-grained table: custom repository
+# roles, the announcement banner, SAML SSO authorizations, push rule bypass requests, external
+# groups and team synchronization (members at write, also to read them).
+test_route_enterprise_cloud_organization_endpoints[note] if {
+	some note, tc in {
+		"custom repository roles": {"m": "GET", "p": "/orgs/octo-org/custom-repository-roles", "want": {"resource": org, "action": "read", "permission": "organization_custom_roles", "classic_scopes": ["admin:org", "repo"]}},
+		"a custom repository role": {"m": "GET", "p": "/orgs/octo-org/custom-repository-roles/8", "want": {"resource": org, "action": "read", "permission": "organization_custom_roles", "classic_scopes": ["admin:org", "repo"]}},
+		"a custom repository role, created": {"m": "POST", "p": "/orgs/octo-org/custom-repository-roles", "want": {"resource": org, "action": "write", "permission": "organization_custom_roles", "classic_scopes": ["admin:org"]}},
+		"a custom repository role, changed": {"m": "PATCH", "p": "/orgs/octo-org/custom-repository-roles/8", "want": {"resource": org, "action": "write", "permission": "organization_custom_roles", "classic_scopes": ["admin:org"]}},
+		"a custom role (closing down), removed": {"m": "DELETE", "p": "/orgs/octo-org/custom_roles/8", "want": {"resource": org, "action": "write", "permission": "organization_custom_roles", "classic_scopes": ["admin:org"]}},
+		"repository fine-grained permissions": {"m": "GET", "p": "/orgs/octo-org/repository-fine-grained-permissions", "want": {"resource": org, "action": "read", "permission": "organization_custom_roles", "classic_scopes": ["admin:org", "repo"]}},
+		"fine-grained permissions (closing down)": {"m": "GET", "p": "/orgs/octo-org/fine_grained_permissions", "want": {"resource": org, "action": "read", "permission": "organization_custom_roles", "classic_scopes": ["admin:org", "repo"]}},
+		"the announcement banner": {"m": "GET", "p": "/orgs/octo-org/announcement", "want": {"resource": org, "action": "read", "permission": "organization_announcement_banners", "classic_scopes": org_read}},
+		"the announcement banner, set": {"m": "PATCH", "p": "/orgs/octo-org/announcement", "want": {"resource": org, "action": "write", "permission": "organization_announcement_banners", "classic_scopes": ["admin:org"]}},
+		"SAML SSO authorizations": {"m": "GET", "p": "/orgs/octo-org/credential-authorizations", "want": {"resource": org, "action": "read", "permission": "organization_administration"}},
+		"a SAML SSO authorization, removed": {"m": "DELETE", "p": "/orgs/octo-org/credential-authorizations/5", "want": {"resource": org, "action": "write", "permission": "organization_administration"}},
+		"push rule bypass requests, at write": {"m": "GET", "p": "/orgs/octo-org/bypass-requests/push-rules", "want": {"resource": org, "action": "write", "permission": "organization_administration"}},
+		"external groups, at write": {"m": "GET", "p": "/orgs/octo-org/external-groups", "want": {"resource": org, "action": "write", "permission": "members"}},
+		"an external group, at write": {"m": "GET", "p": "/orgs/octo-org/external-group/3", "want": {"resource": org, "action": "write", "permission": "members"}},
+		"identity provider groups, at write": {"m": "GET", "p": "/orgs/octo-org/team-sync/groups", "want": {"resource": org, "action": "write", "permission": "members"}},
+		"a team's external group, at write": {"m": "GET", "p": "/orgs/octo-org/teams/devs/external-groups", "want": {"resource": org, "action": "write", "permission": "members"}},
+		"a team's external group, removed": {"m": "DELETE", "p": "/orgs/octo-org/teams/devs/external-groups", "want": {"resource": org, "action": "write", "permission": "members"}},
+		"a team's identity provider groups, at write": {"m": "GET", "p": "/orgs/octo-org/teams/devs/team-sync/group-mappings", "want": {"resource": org, "action": "write", "permission": "members"}},
+		"a team's members, still at read": {"m": "GET", "p": "/orgs/octo-org/teams/devs/members", "want": {"resource": org, "action": "read", "permission": "members"}},
+	}
+	mapped_requirement(tc.m, tc.p) == tc.want
+}
+
+test_enterprise_cloud_organization_endpoints_only_read_not_covered[note] if {
+	some note, tc in {
+		"external groups, written": {"m": "POST", "p": "/orgs/octo-org/external-groups"},
+		"identity provider groups, written": {"m": "PATCH", "p": "/orgs/octo-org/team-sync/groups"},
+		"push rule bypass requests, written": {"m": "POST", "p": "/orgs/octo-org/bypass-requests/push-rules"},
+		"repository fine-grained permissions, written": {"m": "PUT", "p": "/orgs/octo-org/repository-fine-grained-permissions"},
+		"secret scanning bypass requests": {"m": "GET", "p": "/orgs/octo-org/bypass-requests/secret-scanning"},
+	}
+	not envoy.mapped with input as req(tc.m, tc.p, bearer)
+}
+
 # Left out on purpose: changing custom property definitions takes organization_custom_properties at
 # admin, a level the decision does not know (write would let less through than GitHub asks);
 # endpoints GitHub does not list stay out too.

@@ -53,6 +53,10 @@ tokens := {
 	"ghp_copilot": classic({"manage_billing:copilot"}),
 	"fg_copilot_metrics": fine_grained({"organization_copilot_metrics": "read"}),
 	"fg_copilot_seats": fine_grained({"organization_copilot_seat_management": "read"}),
+	"fg_custom_roles": fine_grained({"organization_custom_roles": "write"}),
+	"fg_custom_roles_read": fine_grained({"organization_custom_roles": "read"}),
+	"fg_org_administration_read": fine_grained({"organization_administration": "read"}),
+	"fg_members_read": fine_grained({"members": "read"}),
 	"ghp_runners": classic({"manage_runners:org"}),
 }
 
@@ -373,6 +377,26 @@ test_copilot_metrics[note] if {
 		"a team's, classic audit log scope": {"m": "GET", "p": team, "raw": "ghp_audit_log", "want": classic_needs(`"manage_billing:copilot" or "read:org"`, "read", "octo-org")},
 		"a report, with the Copilot metrics reports' permission": {"m": "GET", "p": report, "raw": "fg_copilot_metrics", "want": allowed},
 		"a report, with the Copilot seats": {"m": "GET", "p": report, "raw": "fg_copilot_seats", "want": needs("organization_copilot_metrics", "read", lacks)},
+	}
+	decide(tc.m, tc.p, tc.raw) == tc.want
+}
+
+# GitHub Enterprise Cloud: custom repository roles are read with organization_custom_roles or the
+# organization's administration ("at least one of"), changed with organization_custom_roles alone;
+# a team's external group takes members at write, also to read it.
+test_enterprise_cloud_organization_endpoints[note] if {
+	roles := "/orgs/octo-org/custom-repository-roles"
+	some note, tc in {
+		"custom repository roles with their permission": {"m": "GET", "p": roles, "raw": "fg_custom_roles_read", "want": allowed},
+		"custom repository roles with organization administration": {"m": "GET", "p": roles, "raw": "fg_org_administration_read", "want": allowed},
+		"custom repository roles with members": {"m": "GET", "p": roles, "raw": "fg_members", "want": needs("organization_custom_roles", "read", lacks)},
+		"a custom repository role created, with organization administration": {"m": "POST", "p": roles, "raw": "fg_org_administration", "want": needs("organization_custom_roles", "write", lacks)},
+		"a custom repository role created, with its permission": {"m": "POST", "p": roles, "raw": "fg_custom_roles", "want": allowed},
+		"custom repository roles, classic repo": {"m": "GET", "p": roles, "raw": "ghp_repo", "want": allowed},
+		"custom repository roles, classic read:org": {"m": "GET", "p": roles, "raw": "ghp_read_org", "want": classic_needs(`"admin:org" or "repo"`, "read", "octo-org")},
+		"a custom repository role created, classic repo": {"m": "POST", "p": roles, "raw": "ghp_repo", "want": classic_needs(`"admin:org"`, "write", "octo-org")},
+		"a team's external group with members read": {"m": "GET", "p": "/orgs/octo-org/teams/devs/external-groups", "raw": "fg_members_read", "want": needs("members", "write", `the token has "read"`)},
+		"a team's external group with members write": {"m": "GET", "p": "/orgs/octo-org/teams/devs/external-groups", "raw": "fg_members", "want": allowed},
 	}
 	decide(tc.m, tc.p, tc.raw) == tc.want
 }
