@@ -1079,9 +1079,10 @@ _method_override if {
 }
 
 # A REST body the gate did not read as a JSON object (a form, multipart, JSON it declines to parse:
-# a key twice, junk after it) may carry _method for an upstream that reads it (Rails, Laravel):
-# one that holds the word, in any case, each character also percent-encoded (a form's %5Fmethod)
-# or escaped (JSON's \u005fmethod), is refused. Git's bodies (packs) are not looked into.
+# a key twice, junk after it, a lone UTF-16 surrogate escape, bytes that are not UTF-8) may carry
+# _method for an upstream that reads it (Rails, Laravel): one that holds the word, in any case,
+# each character also percent-encoded (a form's %5Fmethod) or escaped (JSON's \u005fmethod), is
+# refused. Git's bodies (packs) are not looked into.
 _method_override if {
 	_rest_path[0] in {"repos", "orgs"}
 	not is_object(input.parsed_body)
