@@ -922,6 +922,37 @@ func TestJSONBodyLoneSurrogate(t *testing.T) {
 	}
 }
 
+// A _method query parameter written as an array's (_method[], its
+// brackets percent-encoded too, _method[0]), which PHP's and Node's qs
+// parsers read as a list, is a method override: refused with a 400 through
+// a real Check, whose query the gate decodes.
+func TestMethodOverrideQueryArray(t *testing.T) {
+	f := readOnlyCachedFixture(t)
+	const override = "Method overrides (X-HTTP-Method-Override, _method) are not accepted: send the request with its own method"
+	for _, query := range []string{"_method[]=DELETE", "%5Fmethod%5B%5D=DELETE", "a=1;_METHOD[0]=delete"} {
+		t.Run(query, func(t *testing.T) {
+			req := httpCheck("POST", "/repos/octo-org/app/issues?"+query, map[string]string{"authorization": "Bearer " + goodToken})
+			resp, err := f.client.Check(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dr := resp.GetDeniedResponse()
+			if dr == nil {
+				t.Fatal("allowed")
+			}
+			var body struct {
+				Message string `json:"message"`
+			}
+			if err := json.Unmarshal([]byte(dr.GetBody()), &body); err != nil {
+				t.Fatalf("the denial's body %q: %v", dr.GetBody(), err)
+			}
+			if got := dr.GetStatus().GetCode(); got != 400 || body.Message != override {
+				t.Fatalf("got %d %q, want 400 %q", got, body.Message, override)
+			}
+		})
+	}
+}
+
 // What decides a request beside its method, path, credential and body is in
 // the cache key too: a cut-short body is not answered with the whole one's
 // decision (nor the whole one with the cut-short one's), and a method

@@ -1059,7 +1059,7 @@ _override_headers := [
 
 _method_override if {
 	some name, values in input.parsed_query
-	lower(name) == "_method"
+	_override_parameter(name)
 	some value in values
 	_another_method(value)
 }
@@ -1067,9 +1067,15 @@ _method_override if {
 # A query split at ";" too, as some upstreams split it (the parsed query splits at "&" only).
 _method_override if {
 	some [name, value] in _semicolon_query
-	lower(name) == "_method"
+	_override_parameter(name)
 	_another_method(value)
 }
+
+# _method, in any case, also as an array's (_method[], _method[0]): a query parser in the style of
+# PHP's or of Node's qs reads those as a list, whose first value some overrides take.
+_override_parameter(name) if lower(name) == "_method"
+
+_override_parameter(name) if startswith(lower(name), "_method[")
 
 _method_override if {
 	is_object(input.parsed_body)
