@@ -14,7 +14,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/logging/test"
 	"github.com/open-policy-agent/opa/v1/plugins"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
@@ -141,19 +140,7 @@ func TestFollowerOutageLog(t *testing.T) {
 			config, where, exec := tc.setup(t)
 			section := `{"store": ` + config[:len(config)-1] + `, "max_staleness": "60s"}}`
 			logger := test.New()
-			m, err := plugins.New([]byte(`{"plugins": {"pat": `+section+`}}`), "test", inmem.New(), plugins.Logger(logger))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Init(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := Factory{}.Validate(m, []byte(section))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := Factory{}.New(m, cfg).(*Plugin)
-			m.Register(Name, p)
+			m, p := newManagerWith(t, `{"plugins": {"pat": `+section+`}}`, logger, section)
 			if err := p.Start(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -227,19 +214,7 @@ func TestReadThatDoesNotReturnLog(t *testing.T) {
 	where := fmt.Sprintf("postgres %q", dsn)
 	section := `{"store": {"postgres": {"dsn": "` + dsn + `"}, "max_staleness": "10s"}}`
 	logger := test.New()
-	m, err := plugins.New([]byte(`{"plugins": {"pat": `+section+`}}`), "test", inmem.New(), plugins.Logger(logger))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Init(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Factory{}.Validate(m, []byte(section))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := Factory{}.New(m, cfg).(*Plugin)
-	m.Register(Name, p)
+	m, p := newManagerWith(t, `{"plugins": {"pat": `+section+`}}`, logger, section)
 	if err := p.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

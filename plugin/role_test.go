@@ -14,7 +14,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/logging/test"
 	"github.com/open-policy-agent/opa/v1/plugins"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/opa-pat/opa-pat/plugin/lastused"
 	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
@@ -52,19 +51,7 @@ func TestSidecarSelectOnlyRole(t *testing.T) {
 	lastUsedInterval = 50 * time.Millisecond
 	section := `{"store": {"postgres": {"dsn": "` + dsn + `"}}}`
 	logger := test.New()
-	m, err := plugins.New([]byte(`{"plugins": {"pat": `+section+`}}`), "test", inmem.New(), plugins.Logger(logger))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Init(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Factory{}.Validate(m, []byte(section))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := Factory{}.New(m, cfg).(*Plugin)
-	m.Register(Name, p)
+	m, p := newManagerWith(t, `{"plugins": {"pat": `+section+`}}`, logger, section)
 	if err := p.Start(t.Context()); err != nil {
 		t.Fatalf("Start as a role that may only SELECT = %v", err)
 	}
