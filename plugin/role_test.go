@@ -1,10 +1,7 @@
 package plugin
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -26,26 +23,11 @@ import (
 // use is refused it warns once, naming the privilege and the GRANT, not on
 // every flush; once the role may, it says so and the use is recorded.
 func TestSidecarSelectOnlyRole(t *testing.T) {
-	base := pgtest.BaseDSN()
-	if c, err := pgx.Connect(t.Context(), base); err != nil {
-		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
-	} else {
-		c.Close(t.Context())
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	role := "wt_pgrole_" + hex.EncodeToString(b[:])
-	pgtest.Exec(t, base, `CREATE ROLE `+role+` LOGIN`)
-	t.Cleanup(func() { pgtest.Exec(t, base, `DROP ROLE IF EXISTS `+role) }) // after the database's
+	role := pgtest.Role(t)
 	owner := pgtest.Database(t, "pat_selectonly_")
 	classic := seedAt(t, owner)
 	pgtest.Exec(t, owner, `GRANT USAGE ON SCHEMA public TO `+role, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+role)
-	u, err := url.Parse(owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(role)
-	dsn := u.String()
+	dsn := pgtest.As(t, owner, role)
 
 	defer func(d time.Duration) { lastUsedInterval = d }(lastUsedInterval)
 	lastUsedInterval = 50 * time.Millisecond

@@ -1,8 +1,6 @@
 package tests
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -20,28 +18,13 @@ import (
 // as its owner and as the role, after grant has run as the owner.
 func pgRole(t *testing.T, grant ...string) (owner, dsn, role string) {
 	t.Helper()
-	base := pgtest.BaseDSN()
-	if c, err := pgx.Connect(t.Context(), base); err != nil {
-		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
-	} else {
-		c.Close(t.Context())
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	role = "wt_pgrole_" + hex.EncodeToString(b[:])
-	pgtest.Exec(t, base, `CREATE ROLE `+role+` LOGIN`)
-	t.Cleanup(func() { pgtest.Exec(t, base, `DROP ROLE IF EXISTS `+role) }) // after the database's
+	role = pgtest.Role(t)
 	owner = pgtest.Database(t, "wt_pgrole_")
 	cliOK(t, "store", "import", "--store", owner, filepath.Join(repoRoot(), "examples", "fixtures.json"))
 	for _, g := range grant {
 		pgtest.Exec(t, owner, strings.ReplaceAll(g, "ROLE", role))
 	}
-	u, err := url.Parse(owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(role)
-	return owner, u.String(), role
+	return owner, pgtest.As(t, owner, role), role
 }
 
 // store prune-changes --vacuum as a role that may prune but does not own
@@ -80,29 +63,14 @@ func TestPostgresCLIVacuumNeedsTheOwner(t *testing.T) {
 // on a database at the current schema, and the CLI's read-only commands with
 // target_session_attrs=read-write.
 func TestPostgresCLILeastPrivilege(t *testing.T) {
-	base := pgtest.BaseDSN()
-	if c, err := pgx.Connect(t.Context(), base); err != nil {
-		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
-	} else {
-		c.Close(t.Context())
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	role := "wt_pgrole_" + hex.EncodeToString(b[:])
-	pgtest.Exec(t, base, `CREATE ROLE `+role+` LOGIN`)
-	t.Cleanup(func() { pgtest.Exec(t, base, `DROP ROLE IF EXISTS `+role) }) // after the database's
+	role := pgtest.Role(t)
 	owner := pgtest.Database(t, "wt_pgrole_")
 	pgtest.Exec(t, owner, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
 	cliOK(t, "store", "import", "--store", owner, filepath.Join(repoRoot(), "examples", "fixtures.json"))
 	cliOK(t, "store", "settings", "--store", owner, writeFile(t, t.TempDir(), "settings.json", "{}"))
 	pgtest.Exec(t, owner, `GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role, `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO `+role,
 		`GRANT USAGE ON SCHEMA public TO `+role)
-	u, err := url.Parse(owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(role)
-	dsn := u.String()
+	dsn := pgtest.As(t, owner, role)
 
 	cliOK(t, "token", "revoke", "--store", dsn, "1")
 	for _, attrs := range []string{"", "&target_session_attrs=read-write"} {

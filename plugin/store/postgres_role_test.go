@@ -1,8 +1,6 @@
 package store
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,27 +23,11 @@ import (
 // that exist. The role is dropped when the test ends, after the database.
 func restrictedRole(t *testing.T) (owner, restricted string, grant func()) {
 	t.Helper()
-	ctx := t.Context()
-	base := pgtest.BaseDSN()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
-	}
-	admin.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	role := "wt_pgrole_" + hex.EncodeToString(b[:])
-	pgtest.Exec(t, base, `CREATE ROLE `+role+` LOGIN`)
-	t.Cleanup(func() { pgtest.Exec(t, base, `DROP ROLE IF EXISTS `+role) })
+	role := pgtest.Role(t)
 	owner = pgtest.Database(t, "wt_pgrole_") // dropped before the role
 	pgtest.Exec(t, owner, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
 	pgtest.Exec(t, owner, `GRANT USAGE ON SCHEMA public TO `+role)
-	u, err := url.Parse(owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(role)
-	return owner, u.String(), func() {
+	return owner, pgtest.As(t, owner, role), func() {
 		pgtest.Exec(t, owner, `GRANT ALL ON ALL TABLES IN SCHEMA public TO `+role)
 		pgtest.Exec(t, owner, `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO `+role)
 	}

@@ -96,3 +96,37 @@ func Exec(t testing.TB, dsn string, statements ...string) {
 		}
 	}
 }
+
+// Role creates a login role named wt_pgrole_ plus a random suffix, with no
+// privileges, and returns its name, or skips the test when no server
+// answers. The role is dropped when the test ends, after the databases the
+// test created afterwards (Database), which may have granted it rights.
+func Role(t testing.TB) string {
+	t.Helper()
+	base := BaseDSN()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Skipf("no PostgreSQL server answers at %s (set OPA_PAT_TEST_POSTGRES_DSN, or run .ci/postgres.sh): %v", base, err)
+	}
+	c.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	role := "wt_pgrole_" + hex.EncodeToString(b[:])
+	Exec(t, base, `CREATE ROLE `+role+` LOGIN`)
+	t.Cleanup(func() { Exec(t, base, `DROP ROLE IF EXISTS `+role) })
+	return role
+}
+
+// As returns dsn with role as its user and no password (the test server
+// trusts local connections).
+func As(t testing.TB, dsn, role string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	return u.String()
+}
