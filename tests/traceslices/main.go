@@ -5,10 +5,12 @@
 // reads the sidecar's tail with it:
 //
 //	curl -s 'localhost:8181/debug/pprof/trace?seconds=3' > trace.out
-//	go run . -top 25 trace.out
+//	go run ./tests/traceslices -top 25 trace.out
 //
-// It is a module of its own so that opa-pat's module does not depend on
-// golang.org/x/exp.
+// It lives in opa-pat's one module (DESIGN.md: one go.mod, a fixed top level),
+// beside tests/loadgen, the other measuring tool. golang.org/x/exp, which it
+// reads traces with, is a direct requirement of that module for this command
+// only: nothing the opa-pat binary builds imports it.
 package main
 
 import (
