@@ -78,10 +78,12 @@ type PostgresConfig struct {
 	DSN string `json:"dsn"`
 }
 
-// PrefixConfig is token_prefixes; a missing prefix keeps GitHub's.
+// PrefixConfig is token_prefixes; a missing prefix keeps GitHub's. A key
+// given with an empty value is refused rather than read as missing (a templated
+// `classic: ${PREFIX}` with PREFIX unset), as an empty address is.
 type PrefixConfig struct {
-	Classic     string `json:"classic,omitempty"`
-	FineGrained string `json:"fine_grained,omitempty"`
+	Classic     *string `json:"classic,omitempty"`
+	FineGrained *string `json:"fine_grained,omitempty"`
 }
 
 // ParseConfig reads plugins.pat (JSON or YAML), checks it and fills in the
@@ -153,18 +155,28 @@ func (c *Config) validateAndInjectDefaults() error {
 
 	c.prefixes = token.DefaultPrefixes
 	if p := c.TokenPrefixes; p != nil {
-		if p.Classic != "" {
-			c.prefixes.Classic = p.Classic
-		}
-		if p.FineGrained != "" {
-			c.prefixes.FineGrained = p.FineGrained
+		for _, k := range []struct {
+			key  string
+			v    *string
+			into *string
+		}{
+			{"classic", p.Classic, &c.prefixes.Classic},
+			{"fine_grained", p.FineGrained, &c.prefixes.FineGrained},
+		} {
+			if k.v == nil {
+				continue
+			}
+			if *k.v == "" {
+				return fmt.Errorf("token_prefixes.%s: missing value (a prefix such as %q; leave the key out for GitHub's)", k.key, *k.into)
+			}
+			*k.into = *k.v
 		}
 		if err := c.prefixes.Validate(); err != nil {
 			return fmt.Errorf("token_prefixes: %w", err)
 		}
-		for key, v := range map[string]string{"classic": p.Classic, "fine_grained": p.FineGrained} {
-			if strings.ContainsAny(v, " \t\r\n") {
-				return fmt.Errorf("token_prefixes.%s: %q contains white space", key, v)
+		for key, v := range map[string]*string{"classic": p.Classic, "fine_grained": p.FineGrained} {
+			if v != nil && strings.ContainsAny(*v, " \t\r\n") {
+				return fmt.Errorf("token_prefixes.%s: %q contains white space", key, *v)
 			}
 		}
 	}
