@@ -91,6 +91,21 @@ func TestCreateTokenRefusesARawToken(t *testing.T) {
 	}
 }
 
+// A token's name is free text, as a reason is: a token cut short (here
+// without its last character, which its checksum gives back) is a 422
+// naming it too, and the token is not created.
+func TestCreateTokenRefusesATokenCutShortInItsName(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/user/personal-access-tokens"
+	for _, name := range []string{pastedClassic[:len(pastedClassic)-1], "ci " + pastedFG[:len(pastedFG)-1]} {
+		body := map[string]any{"name": name, "kind": "classic"}
+		expect422(t, f.do(t, "POST", path, f.as("bob-user"), body), "name", "name"+plainText)
+	}
+	if list := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil); list.status != 200 || shows(list.body) {
+		t.Fatalf("listing: %d %s", list.status, list.body)
+	}
+}
+
 func describe(raw string) string {
 	return "(" + itoa(int64(len(raw))) + " characters, not shown: it looks like a personal access token)"
 }

@@ -87,8 +87,9 @@ func TestRefusesTokensInPlainText(t *testing.T) {
 }
 
 // A reason or justification holding a token cut short is refused too,
-// where a name keeps the rule of a whole token (Contains): free text has no
-// business holding a prefix and thirty characters of a token's.
+// where a login or a repository keeps the rule of a whole token
+// (Contains): free text has no business holding a prefix and thirty
+// characters of a token's.
 func TestRefusesATokenCutShortInFreeText(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "pat.db"))
 	db.now = func() time.Time { return t0.Add(time.Hour) }
@@ -104,6 +105,41 @@ func TestRefusesATokenCutShortInFreeText(t *testing.T) {
 	for _, reason := range []string{"rotating ghp_ tokens this week", "see ACME-1234 and ghp_rotation", strings.Repeat("a", 40)} {
 		if err := CheckText("reason", reason); err != nil {
 			t.Errorf("reason %q: %v", reason, err)
+		}
+	}
+}
+
+// A token's name is free text too: a token without its last character (all
+// of a classic token's random part, from which the checksum follows) was
+// kept as a name, in the tokens table, the audit log and every listing.
+func TestRefusesATokenCutShortInAName(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "pat.db"))
+	db.now = func() time.Time { return t0.Add(time.Hour) }
+	if _, err := db.Import(t.Context(), plaintextWorld(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{rawClassic[:len(rawClassic)-1], "deploy " + rawFG[:len(rawFG)-1], strings.ToLower(rawClassic[:34])} {
+		tk := fgToken(9, "bob", "octo-org")
+		tk.Name = name
+		if _, _, err := db.CreateToken(t.Context(), CreateTokenParams{Token: tk}); err == nil || err.Error() != "name"+plainText {
+			t.Errorf("token named %q...: got %v, want %q", name[:12], err, "name"+plainText)
+		}
+		d := plaintextWorld()
+		d.Tokens[1].Name = name
+		if _, err := db.Import(t.Context(), d, "test"); err == nil || err.Error() != "tokens[1].name"+plainText {
+			t.Errorf("import of a token named %q...: got %v, want %q", name[:12], err, "tokens[1].name"+plainText)
+		}
+		if where := holds(t, db, name); where != "" {
+			t.Errorf("the store holds %q: %s", name, where)
+		}
+	}
+	// Names that merely start with a prefix, or hold a word after one, stay.
+	for _, name := range []string{"ghp_ rotation", "rotate ghp_tokens weekly", "acme-ci-" + strings.Repeat("a", 40)} {
+		tk := fgToken(10, "bob", "octo-org")
+		tk.Hash = hashOf(byte(10 + len(name)))
+		tk.Name = name
+		if _, _, err := db.CreateToken(t.Context(), CreateTokenParams{Token: tk}); err != nil {
+			t.Errorf("token named %q: %v", name, err)
 		}
 	}
 }

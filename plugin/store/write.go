@@ -208,11 +208,25 @@ func CheckText(field, v string) error {
 	if err := checkStored(field, v); err != nil {
 		return err
 	}
-	if token.Hidden(v) {
-		return fmt.Errorf("%s: looks like a personal access token; opa-pat never stores a token in plain text", field)
+	if err := checkNoTokenLeft(field, v); err != nil {
+		return err
 	}
 	if utf8.RuneCountInString(v) > MaxReasonChars {
 		return fmt.Errorf("%s: longer than %d characters", field, MaxReasonChars)
+	}
+	return nil
+}
+
+// checkNoTokenLeft refuses free text (a reason, a token's name) that holds
+// what is left of a token cut short: a known prefix, in any case, and 30 or
+// more token characters with a capital or a digit among them (token.Hidden,
+// the rule of the decision-log mask and the admin API's filters). A classic
+// token's 30 random characters are all of its secret (the checksum follows
+// from them), so "ghp_" and a token without its last characters is the
+// token.
+func checkNoTokenLeft(field, v string) error {
+	if token.Hidden(v) {
+		return fmt.Errorf("%s: looks like a personal access token; opa-pat never stores a token in plain text", field)
 	}
 	return nil
 }
@@ -306,7 +320,13 @@ func ValidateToken(t Token) error {
 	if err := checkGitHubName("user", t.User); err != nil {
 		return err
 	}
+	// A name is free text, as a reason is (CheckText): a token cut short
+	// is refused there too. Logins, repositories and scopes, which are
+	// names of GitHub's shape, keep the whole-token rule (CheckPlain).
 	if err := CheckPlain("name", t.Name); err != nil {
+		return err
+	}
+	if err := checkNoTokenLeft("name", t.Name); err != nil {
 		return err
 	}
 	if strings.ContainsRune(t.Name, 0) || !utf8.ValidString(t.Name) || utf8.RuneCountInString(t.Name) > 255 {
