@@ -61,13 +61,79 @@ func prefixedPattern() *regexp.Regexp {
 // after a known prefix, or the last 36 of a longer run when their
 // checksum is right (a prefix ending in base62 characters that this
 // process did not note); and Basic credentials. Other runs are left
-// alone. An escaped "_" ends a run.
+// alone. An escaped "_" ends a run. Then what is left of a token cut short
+// after a known prefix (redactCutShort).
 func redactLine(line []byte) []byte {
 	line = redactSecrets(line, func(x token.Secret, _ string) bool { return x.Kind == token.KindFineGrained })
 	line = basicCredentials.ReplaceAll(line, []byte("${1}"+redacted))
 	line = prefixedPattern().ReplaceAll(line, []byte("${1}"+redacted))
-	return redactSecrets(line, func(x token.Secret, s string) bool { return x.Alone() || x.Valid(s) })
+	line = redactSecrets(line, func(x token.Secret, s string) bool { return x.Alone() || x.Valid(s) })
+	return redactCutShort(line)
 }
+
+// cutShort is a pattern for what follows a known prefix (GitHub's and
+// those the plugin noted, in any case, each "_" also escaped): a run of
+// token characters, escaped underscores among them.
+var cutShort struct {
+	sync.Mutex
+	prefixes []string
+	re       *regexp.Regexp
+}
+
+// escapedUnderscore is "_" as a log line may hold it: itself, %5F, or a
+// JSON escape after any number of backslashes.
+const escapedUnderscore = `(?:_|%5[Ff]|\\+u005[Ff])`
+
+func cutShortPattern() *regexp.Regexp {
+	noted := token.NotedPrefixes()
+	cutShort.Lock()
+	defer cutShort.Unlock()
+	if cutShort.re == nil || !slices.Equal(cutShort.prefixes, noted) {
+		var alts []string
+		for _, p := range append([]string{token.DefaultPrefixes.Classic, token.DefaultPrefixes.FineGrained}, noted...) {
+			alts = append(alts, strings.ReplaceAll(regexp.QuoteMeta(p), "_", escapedUnderscore))
+		}
+		cutShort.prefixes = noted
+		cutShort.re = regexp.MustCompile(`(?i)(?:` + strings.Join(alts, "|") + `)((?:[0-9A-Za-z]|` + escapedUnderscore + `)+)`)
+	}
+	return cutShort.re
+}
+
+// escapedUnderscores matches the escapes of "_" that escapedUnderscore
+// allows.
+var escapedUnderscores = regexp.MustCompile(`(?i)%5F|\\+u005F`)
+
+// redactCutShort hides what is left of a token cut short or mistyped after
+// a known prefix: 30 or more token characters (a classic token's random
+// part, from which its checksum follows) with a capital or a digit among
+// them, as the decision-log mask and token.Hidden read a token. The shapes
+// above want a whole secret, 36 characters: a token without its last one,
+// in a query's input at --log-level debug, was logged as sent.
+func redactCutShort(line []byte) []byte {
+	matches := cutShortPattern().FindAllSubmatchIndex(line, -1)
+	if matches == nil {
+		return line
+	}
+	var out []byte
+	last := 0
+	for _, m := range matches {
+		run := escapedUnderscores.ReplaceAll(line[m[2]:m[3]], []byte("_"))
+		if len(run) < token.ClassicRandomLen || !strongRun.Match(run) {
+			continue
+		}
+		out = append(out, line[last:m[2]]...)
+		out = append(out, redacted...)
+		last = m[3]
+	}
+	if out == nil {
+		return line
+	}
+	return append(out, line[last:]...)
+}
+
+// strongRun holds a capital or a digit: permission and rule names, lower
+// case, are not tokens.
+var strongRun = regexp.MustCompile(`[A-Z0-9]`)
 
 // redactSecrets replaces the secrets of line that hide selects.
 func redactSecrets(line []byte, hide func(x token.Secret, s string) bool) []byte {

@@ -35,6 +35,19 @@ func TestRedactLine(t *testing.T) {
 		// The letters of an escaped "_" are not a secret's.
 		{`"t": "x\\u005facmepatacmepatgh_rve61z3unL4fNQWblQKjwb_4FZaPAStYw8wqZwQJ56RsdgtakD4wKUQNToAN4Mo7llhMXzs1fquX1nXMbv"`,
 			`"t": "x\\u005facmepatacmepatgh_[redacted]"`},
+		// A token cut short or mistyped after a known prefix: 30 or more token characters with a
+		// capital or a digit (a classic token's random part, from which its checksum follows).
+		{`{"req_body":"{\"input\":{\"credential\":{\"token\":\"ghp_hVgBJVki9hKwcBPybIViXQVzqFzpeA1tPA1\"}}}"}`,
+			`{"req_body":"{\"input\":{\"credential\":{\"token\":\"ghp_[redacted]\"}}}"}`},
+		{`token github_pat_XTq0KvlLwXRXw6pe2qCQNI_fjEtQeQ9zM46RWnZPMXIYlG2piDdUx0QiClPbw4OvP1ZyZNejUqoF4NPfT here`,
+			`token github_pat_[redacted] here`},
+		{`t GHP_HVGBJVKI9HKWCBPYBIVIXQVZQFZPEA1T`, `t GHP_[redacted]`},
+		{`path /x?access_token=ghp%5FhVgBJVki9hKwcBPybIViXQVzqFzpeA1tPA`, `path /x?access_token=ghp%5F[redacted]`},
+		{`"t": "github\\u005fpat\\u005fXTq0KvlLwXRXw6pe2qCQNI\\u005ffjEtQeQ9zM46RWnZPMX"`, `"t": "github\\u005fpat\\u005f[redacted]"`},
+		{`"token": "acmepat4rrxSMljMErih6C6Pz50pojiaiKW3i23NCH"`, `"token": "acmepat[redacted]"`},
+		// Left alone: a prefix before a word, lower-case names, and fewer than 30 characters.
+		{`rotate ghp_tokens_of_the_organization_every_week`, `rotate ghp_tokens_of_the_organization_every_week`},
+		{`prefix ghp_ then ghp_hVgBJVki9hKwcBPybIViXQVzqF`, `prefix ghp_ then ghp_hVgBJVki9hKwcBPybIViXQVzqF`},
 	} {
 		if got := string(redactLine([]byte(tc.in))); got != tc.want {
 			t.Errorf("redactLine(%q)\n got %q\nwant %q", tc.in, got, tc.want)
