@@ -261,7 +261,7 @@ func hideDSNPassword(raw []byte, c *Config) ([]byte, bool) {
 
 // hideInRuntimeInfo hides, in opa.runtime()'s term (the manager's Info:
 // the configuration file as OPA read it, and the environment), the DSN's
-// password, PGPASSWORD's value and every environment variable's value that
+// password (and sslpassword), PGPASSWORD's and PGSSLPASSWORD's values and every environment variable's value that
 // holds a personal access token (token.Hidden: GH_TOKEN for a CLI beside
 // the sidecar, say): every string equal to the DSN becomes the DSN
 // redacted, and every string equal to one of those values xxxxx. OPA
@@ -277,8 +277,10 @@ func hideInRuntimeInfo(info *ast.Term, c *Config) {
 		if dsn := c.Store.Postgres.DSN; store.RedactURL(dsn) != dsn {
 			replace[dsn] = store.RedactURL(dsn)
 		}
-		if pw, ok := lookupString(info, "env", "PGPASSWORD"); ok && pw != "" {
-			replace[pw] = "xxxxx"
+		for _, name := range []string{"PGPASSWORD", "PGSSLPASSWORD"} {
+			if pw, ok := lookupString(info, "env", name); ok && pw != "" {
+				replace[pw] = "xxxxx"
+			}
 		}
 	}
 	if obj, ok := info.Value.(ast.Object); ok {

@@ -175,6 +175,8 @@ func TestActiveConfigHidesTheDSNPassword(t *testing.T) {
 		{"postgresql://opa@db/pat?password=hunter2&sslmode=disable", "postgresql://opa@db/pat?password=xxxxx&sslmode=disable"},
 		{"postgres://opa@db/pat?sslmode=disable&password=hunter2%zz", "postgres://opa@db/pat?sslmode=disable&password=xxxxx"},
 		{"postgres://opa@db/pat", "postgres://opa@db/pat"},
+		// sslpassword, the passphrase of the client's TLS key.
+		{"postgres://opa@db/pat?sslmode=verify-full&sslpassword=hunter2", "postgres://opa@db/pat?sslmode=verify-full&sslpassword=xxxxx"},
 	} {
 		for _, asPath := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/as store.path %t", tc.dsn, asPath), func(t *testing.T) {
@@ -218,13 +220,13 @@ func TestActiveConfigHidesTheDSNPassword(t *testing.T) {
 // the environment: the DSN's password and PGPASSWORD are hidden there, in
 // the term OPA's server holds.
 func TestRuntimeInfoHidesTheDSNPassword(t *testing.T) {
-	raw := `{"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:hunter2@db:5432/pat"}}}}}`
-	info := ast.MustParseTerm(`{"config": {"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:hunter2@db:5432/pat"}}}}},
-		"env": {"PGPASSWORD": "s3cret", "HOME": "/root"}, "version": ["1", 2]}`)
+	raw := `{"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:hunter2@db:5432/pat?sslpassword=KeyPass_qq7"}}}}}`
+	info := ast.MustParseTerm(`{"config": {"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:hunter2@db:5432/pat?sslpassword=KeyPass_qq7"}}}}},
+		"env": {"PGPASSWORD": "s3cret", "PGSSLPASSWORD": "KeyPass_zz8", "HOME": "/root"}, "version": ["1", 2]}`)
 	held := info
 	validateWithInfo(t, raw, info)
-	want := ast.MustParseTerm(`{"config": {"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:xxxxx@db:5432/pat"}}}}},
-		"env": {"PGPASSWORD": "xxxxx", "HOME": "/root"}, "version": ["1", 2]}`)
+	want := ast.MustParseTerm(`{"config": {"plugins": {"pat": {"store": {"postgres": {"dsn": "postgres://opa:xxxxx@db:5432/pat?sslpassword=xxxxx"}}}}},
+		"env": {"PGPASSWORD": "xxxxx", "PGSSLPASSWORD": "xxxxx", "HOME": "/root"}, "version": ["1", 2]}`)
 	if !held.Equal(want) {
 		t.Fatalf("opa.runtime() is %v; want %v", held, want)
 	}

@@ -17,8 +17,8 @@ import (
 // TestPostgresPasswordNotShown: a password in a PostgreSQL URL given where
 // a store path goes (`opa-pat up --store URL`, store.path in a configuration
 // file) appears neither in the sidecar's logs nor in OPA's GET /v1/config,
-// as for store.postgres.dsn: the URL is handled as the DSN. The test server
-// trusts, so the password is ignored.
+// as for store.postgres.dsn: the URL is handled as the DSN; nor does its
+// sslpassword. The test server trusts, so the password is ignored.
 func TestPostgresPasswordNotShown(t *testing.T) {
 	const password = "s3cretPW"
 	bin := binary(t)
@@ -44,8 +44,15 @@ func TestPostgresPasswordNotShown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// sslpassword, the passphrase of a client's TLS key, is a secret too (pgx ignores it
+			// without sslkey).
+			q := u.Query()
+			q.Set("sslpassword", password+"_key")
+			u.RawQuery = q.Encode()
 			u.User = url.UserPassword(u.User.Username(), password)
 			dsn := u.String()
+			q.Set("sslpassword", "xxxxx")
+			u.RawQuery = q.Encode()
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 			masked := u.String()
 			if tc.note != "up --store URL" {
@@ -70,7 +77,7 @@ func TestPostgresPasswordNotShown(t *testing.T) {
 			if got := strings.ReplaceAll(string(body), `\u0026`, "&"); !strings.Contains(got, want) {
 				t.Errorf("GET /v1/config: %s\nwant it to hold %s", body, want)
 			}
-			loaded := `"msg":"Token store postgres \"` + masked + `\" loaded: 13 tokens, 6 grants, 7 memberships, 5 users, 6 repositories at change 37."`
+			loaded := `"msg":"Token store postgres \"` + strings.ReplaceAll(masked, "&", `\u0026`) + `\" loaded: 13 tokens, 6 grants, 7 memberships, 5 users, 6 repositories at change 37."`
 			poll(t, 5*time.Second, "the store's load in the log", func() bool { return strings.Contains(logs.String(), loaded) })
 			if out := logs.String() + string(body); strings.Contains(out, password) {
 				t.Fatalf("the password is shown:\n%s", out)

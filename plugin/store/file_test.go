@@ -97,6 +97,9 @@ func TestRedactLocation(t *testing.T) {
 		"postgres://u@db/pat?PASSWORD=secret":                      "postgres://u@db/pat?PASSWORD=xxxxx",
 		"postgres://u:S3cr tPw%zz@db/pat":                          "postgres://u:xxxxx@db/pat",
 		"postgres://u:S3cret#x@db/pat":                             "postgres://u:xxxxx@db/pat",
+		// sslpassword, the passphrase of the client's TLS key, was shown as written.
+		"postgres://u:pw@db/pat?sslmode=disable&sslpassword=KeyPass_qq7": "postgres://u:xxxxx@db/pat?sslmode=disable&sslpassword=xxxxx",
+		"postgres://u@db/pat?SSLPASSWORD=KeyPass%zz":                     "postgres://u@db/pat?SSLPASSWORD=xxxxx",
 	} {
 		if got := RedactLocation(in); got != want {
 			t.Errorf("RedactLocation(%q) = %q; want %q", in, got, want)
@@ -109,6 +112,7 @@ func TestRedactLocation(t *testing.T) {
 		"host=db password='a b' dbname=pat":                      "host=db password=xxxxx dbname=pat",
 		"mysql://u:secret@db/pat":                                "mysql://u:xxxxx@db/pat",
 		"cannot parse `postgres://u@db/x?password=S3cret%zz`: x": "cannot parse `postgres://u@db/x?password=xxxxx`: x",
+		"host=db sslpassword=KeyPass_qq7 dbname=pat":             "host=db sslpassword=xxxxx dbname=pat",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q; want %q", in, got, want)

@@ -112,7 +112,7 @@ func CheckLocation(location string) error {
 func IsKeyValueDSN(s string) bool { return !IsPostgres(s) && keyValueDSN.MatchString(s) }
 
 // keyValueDSN is libpq's key=value form of a connection string.
-var keyValueDSN = regexp.MustCompile(`(?i)(^|\s)(host|hostaddr|port|dbname|user|password|passfile|sslmode|service)\s*=`)
+var keyValueDSN = regexp.MustCompile(`(?i)(^|\s)(host|hostaddr|port|dbname|user|password|sslpassword|passfile|sslmode|service)\s*=`)
 
 // oneLineError is an error whose message is one line. pgx writes each
 // failed connection attempt on a line of its own (one with TLS and one
@@ -349,7 +349,8 @@ func RedactLocation(location string) string {
 // RedactURL is a URL or a connection string fit for messages, whatever its
 // scheme: without the password in its user information, in a password
 // parameter (password=..., in a query or in libpq's key=value form, any
-// case, also one Go's URL parser cannot read). Text that does not parse as
+// case, also one Go's URL parser cannot read), and without sslpassword, the
+// passphrase of the client's TLS key (pgx reads it, as libpq does). Text that does not parse as
 // a URL loses what lies between the first ':' after its scheme and its
 // last '@'.
 func RedactURL(s string) string {
@@ -371,9 +372,10 @@ func RedactURL(s string) string {
 	return s
 }
 
-// passwordParam is a password parameter: in a URL's query (up to & or ;),
-// or in libpq's key=value form (up to white space, or quoted).
-var passwordParam = regexp.MustCompile("(?i)(^|[?&;\\s])(password\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|[^&;\\s`\"']*)")
+// passwordParam is a password or sslpassword parameter: in a URL's query
+// (up to & or ;), or in libpq's key=value form (up to white space, or
+// quoted).
+var passwordParam = regexp.MustCompile("(?i)(^|[?&;\\s])((?:ssl)?password\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|[^&;\\s`\"']*)")
 
 // redactPasswordParams replaces the value of every password parameter.
 func redactPasswordParams(s string) string {
@@ -381,15 +383,26 @@ func redactPasswordParams(s string) string {
 }
 
 // redactURL is u without its password, in the user information or in a
-// password parameter.
+// password or sslpassword parameter.
 func redactURL(u *url.URL) string {
 	r := *u
-	if q := r.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
+	q := r.Query()
+	hidden := false
+	for _, key := range secretParams {
+		if q.Has(key) {
+			q.Set(key, "xxxxx")
+			hidden = true
+		}
+	}
+	if hidden {
 		r.RawQuery = q.Encode()
 	}
 	return r.Redacted()
 }
+
+// secretParams are the parameters of a postgres:// URL that hold a secret:
+// the password, and the passphrase of the client's TLS key.
+var secretParams = []string{"password", "sslpassword"}
 
 // migratePostgres applies the shared migrations, then the PostgreSQL ones.
 // Several processes may open a new database at once: the write lock makes
@@ -643,8 +656,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// hideSecrets is msg, a driver's message about u, without u's password in
-// any of the forms the message may quote it in.
+// hideSecrets is msg, a driver's message about u, without u's password (and
+// sslpassword) in any of the forms the message may quote it in.
 func hideSecrets(msg string, u *url.URL) string {
 	msg = RedactURL(msg)
 	var secrets []string
@@ -652,7 +665,7 @@ func hideSecrets(msg string, u *url.URL) string {
 		secrets = append(secrets, p, url.QueryEscape(p), url.PathEscape(p))
 	}
 	for _, kv := range strings.FieldsFunc(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(k, "password") {
+		if k, v, ok := strings.Cut(kv, "="); ok && (strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword")) {
 			secrets = append(secrets, v)
 			if dec, err := url.QueryUnescape(v); err == nil {
 				secrets = append(secrets, dec)
