@@ -680,10 +680,13 @@ func TestCLIRawTokenInAFlag(t *testing.T) {
 		{[]string{"store", "import", "--store", db, "/nonexistent/" + raw + ".json"}, "error: open /nonexistent/ghp_[redacted].json: no such file or directory"},
 		{create("--kind", "classic", "-"+raw), "error: unknown shorthand flag: 'g' in -ghp_[redacted] (see opa-pat token create --help)"},
 		{[]string{raw}, "Error: unknown command \"ghp_[redacted]\" for \"opa-pat\"\nRun 'opa-pat --help' for usage."},
+		// A token cut short: its 30 random characters are all of its secret.
+		{[]string{raw[:len(raw)-1]}, "Error: unknown command \"ghp_[redacted]\" for \"opa-pat\"\nRun 'opa-pat --help' for usage."},
+		{[]string{"store", "import", "--store", db, "/nonexistent/" + raw[:len(raw)-1] + ".json"}, "error: open /nonexistent/ghp_[redacted].json: no such file or directory"},
 	} {
 		res := cli(t, tc.args...)
 		low := strings.ToLower(res.stdout + res.stderr)
-		if res.code != 1 || res.stderr != tc.stderr+"\n" || strings.Contains(low, strings.ToLower(raw[4:])) || strings.Contains(low, strings.ToLower(fg[11:])) {
+		if res.code != 1 || res.stderr != tc.stderr+"\n" || strings.Contains(low, strings.ToLower(raw[4:34])) || strings.Contains(low, strings.ToLower(fg[11:])) {
 			t.Errorf("opa-pat %s:\nexit %d, stderr %q\nwant exit 1, stderr %q", strings.Join(tc.args, " "), res.code, res.stderr, tc.stderr+"\n")
 		}
 	}

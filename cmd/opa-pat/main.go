@@ -63,12 +63,12 @@ func run(args []string) int {
 }
 
 // redactingWriter writes to the process's stderr of the moment (run and up
-// replace it with their filter) through token.Redact, a write at a time:
+// replace it with their filter) through redactText, a write at a time:
 // cobra writes an error as one line.
 type redactingWriter struct{}
 
 func (redactingWriter) Write(p []byte) (int, error) {
-	if _, err := os.Stderr.WriteString(token.Redact(string(p))); err != nil {
+	if _, err := os.Stderr.WriteString(redactText(string(p))); err != nil {
 		return 0, err
 	}
 	return len(p), nil

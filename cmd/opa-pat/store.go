@@ -313,7 +313,7 @@ Tokens are given raw ("token", checked and hashed) or as "token_sha256".`,
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			for _, w := range d.Warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), token.Redact(fmt.Sprintf("warning: %s: %s", args[0], w)))
+				fmt.Fprintln(cmd.ErrOrStderr(), redactText(fmt.Sprintf("warning: %s: %s", args[0], w)))
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
 				res, err := db.Import(cmd.Context(), d, f.actor)

@@ -128,12 +128,20 @@ func flagValueMessage(err error) (string, bool) {
 }
 
 // errorLine is the line an error of opa-pat's own commands prints: one
-// line, and, whatever path the error took, no token (token.Redact): the
+// line, and, whatever path the error took, no token (redactText): the
 // errors that may meet a token describe it, this catches any other. The
 // sidecars' stderr filter would hide any run of 36 letters and digits, a
 // temporary directory's name among them; this hides tokens only.
 func errorLine(msg string) string {
-	return token.Redact("error: " + strings.ReplaceAll(msg, "\n", "; "))
+	return redactText("error: " + strings.ReplaceAll(msg, "\n", "; "))
+}
+
+// redactText hides the tokens of a message (token.Redact), and what is left
+// of a token cut short after a known prefix (redactCutShort, the sidecars'
+// filter's rule and the decision-log mask's): a classic token without its
+// last character is all of its secret.
+func redactText(s string) string {
+	return string(redactCutShort([]byte(token.Redact(s))))
 }
 
 // minInt is a number flag's value that refuses numbers below min when

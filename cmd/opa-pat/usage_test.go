@@ -45,6 +45,10 @@ func TestErrorLine(t *testing.T) {
 		{"open /tmp/TestCLIFailureLeavesNoStore103427528/001/w.json: no such file or directory",
 			"error: open /tmp/TestCLIFailureLeavesNoStore103427528/001/w.json: no such file or directory"},
 		{`--kind: unknown kind "Classic", want classic or fine_grained`, `error: --kind: unknown kind "Classic", want classic or fine_grained`},
+		// A token cut short after a known prefix: its 30 random characters are all of its secret.
+		{`opening store "ghp_4rrxSMljMErih6C6Pz50pojiaiKW3i23NCH": no store there`, `error: opening store "ghp_[redacted]": no store there`},
+		{`unknown flag: --github_pat_rve61z3unL4fNQWblQKjwb_4FZaPAStYw8wqZwQJ56Rsdg`, `error: unknown flag: --github_pat_[redacted]`},
+		{`open /tmp/ghp_rotation_notes.json: no such file or directory`, `error: open /tmp/ghp_rotation_notes.json: no such file or directory`},
 	} {
 		if got := errorLine(tc.in); got != tc.want {
 			t.Errorf("errorLine(%q) = %q, want %q", tc.in, got, tc.want)
