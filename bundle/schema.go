@@ -141,21 +141,23 @@ func ParseSettings(b []byte) (map[string]any, error) {
 }
 
 // checkPlain reports every key and string of the settings that looks like a
-// personal access token (token.Contains: a right checksum, or a token's
-// shape after a known prefix in any case, so a lower-cased one too),
-// naming where it is and never what it is.
+// personal access token (token.Hidden: a right checksum, a token's shape
+// after a known prefix in any case, so a lower-cased one too, or a token cut
+// short, a known prefix and 30 or more token characters with a capital or a
+// digit, as the decision-log mask reads one), naming where it is and never
+// what it is. No name of GitHub's has that shape.
 func checkPlain(doc any, path string) []string {
 	const plain = "looks like a personal access token; settings are published in bundles: never write a token in them"
 	at := func(p string) string { return cmp.Or(p, "settings") }
 	var problems []string
 	switch v := doc.(type) {
 	case string:
-		if token.Contains(v) {
+		if token.Hidden(v) {
 			problems = append(problems, fmt.Sprintf("%s: %s", at(path), plain))
 		}
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(v)) {
-			if token.Contains(k) {
+			if token.Hidden(k) {
 				problems = append(problems, fmt.Sprintf("%s: a key %s", at(path), plain))
 				continue
 			}

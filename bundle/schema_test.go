@@ -71,6 +71,19 @@ func TestParseSettings(t *testing.T) {
 			schemaOK: true,
 		},
 		{
+			// A token without its last character is all of its secret; the lower-case
+			// name message quoted it twice.
+			note:     "a token cut short as an enterprise owner",
+			settings: `{"enterprises": {"acme": {"owners": ["ghp_5ELVHIGD5tsbwuxy9WltDZQ7cztoW24SELV"]}}}`,
+			err:      `settings: enterprises.acme.owners[0]: looks like a personal access token; settings are published in bundles: never write a token in them`,
+			schemaOK: true,
+		},
+		{
+			note:     "a token cut short and lower-cased as an organization's name",
+			settings: `{"organizations": {"ghp_5elvhigd5tsbwuxy9wltdzq7cztow24selv": {"classic_access": "maybe"}}}`,
+			err:      `settings: organizations: a key looks like a personal access token; settings are published in bundles: never write a token in them`,
+		},
+		{
 			note:     "unknown value",
 			settings: `{"organizations": {"octo-org": {"classic_access": "maybe"}}}`,
 			err:      `settings: organizations.octo-org.classic_access: "maybe" is not one of allow, restrict`,
