@@ -68,8 +68,16 @@ func redactLine(line []byte) []byte {
 	line = basicCredentials.ReplaceAll(line, []byte("${1}"+redacted))
 	line = prefixedPattern().ReplaceAll(line, []byte("${1}"+redacted))
 	line = redactSecrets(line, func(x token.Secret, s string) bool { return x.Alone() || x.Valid(s) })
+	line = jsonEscapedRun.ReplaceAll(line, []byte(redacted))
 	return redactCutShort(line)
 }
+
+// jsonEscapedRun is 30 or more letters, digits and "_" in a row, each
+// written as a JSON escape (\u0067\u0068\u0070\u005f..., after any number
+// of backslashes, as a log line quotes a body): JSON encoders escape no
+// such character, and a body logged as the client sent it may hold a token
+// so written.
+var jsonEscapedRun = regexp.MustCompile(`(?:\\+u00(?:3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff])){30,}`)
 
 // cutShort is a pattern for what follows a known prefix (GitHub's and
 // those the plugin noted, in any case, each "_" also escaped): a run of

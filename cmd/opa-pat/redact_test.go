@@ -45,6 +45,10 @@ func TestRedactLine(t *testing.T) {
 		{`path /x?access_token=ghp%5FhVgBJVki9hKwcBPybIViXQVzqFzpeA1tPA`, `path /x?access_token=ghp%5F[redacted]`},
 		{`"t": "github\\u005fpat\\u005fXTq0KvlLwXRXw6pe2qCQNI\\u005ffjEtQeQ9zM46RWnZPMX"`, `"t": "github\\u005fpat\\u005f[redacted]"`},
 		{`"token": "acmepat4rrxSMljMErih6C6Pz50pojiaiKW3i23NCH"`, `"token": "acmepat[redacted]"`},
+		// Every character JSON-escaped, in a body logged as sent.
+		{`"req_body":"{\"token\": \"\\u0067\\u0068\\u0070\\u005f\\u0034\\u0072\\u0072\\u0078\\u0053\\u004d\\u006c\\u006a\\u004d\\u0045\\u0072\\u0069\\u0068\\u0036\\u0043\\u0036\\u0050\\u007a\\u0035\\u0030\\u0070\\u006f\\u006a\\u0069\\u0061\\u0069\\u004b\\u0057\\u0033\\u0069\\u0032\\u0033\\u004e\\u0043\\u0048\\u004f\"}"`,
+			`"req_body":"{\"token\": \"[redacted]\"}"`},
+		{`"note": "\\u003cb\\u003e bold \\u0026 \\u00e9"`, `"note": "\\u003cb\\u003e bold \\u0026 \\u00e9"`},
 		// Left alone: a prefix before a word, lower-case names, and fewer than 30 characters.
 		{`rotate ghp_tokens_of_the_organization_every_week`, `rotate ghp_tokens_of_the_organization_every_week`},
 		{`prefix ghp_ then ghp_hVgBJVki9hKwcBPybIViXQVzqF`, `prefix ghp_ then ghp_hVgBJVki9hKwcBPybIViXQVzqF`},

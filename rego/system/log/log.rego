@@ -412,6 +412,14 @@ _tokenlike(s) if {
 	_has_token_shape(urlquery.decode(s))
 }
 
+# Every character written as a JSON escape (a body forwarded as text: "\u0067\u0068\u0070\u005f..."
+# is a token to whoever reads the log): the escapes of ASCII characters, after any number of
+# backslashes, read as percent escapes.
+_tokenlike(s) if {
+	contains(s, `\u00`)
+	_has_token_shape(urlquery.decode(regex.replace(s, `\\+u00([0-7][0-9A-Fa-f])`, "%$1")))
+}
+
 _holds_secret(s) if {
 	count(s) >= 8
 	some raw in _credentials

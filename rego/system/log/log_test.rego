@@ -322,6 +322,7 @@ test_mask_escaped_tokens[note] if {
 	fg_pct := replace(fine_grained_token, "_", "%5f")
 	json_escaped := replace(classic_token, "_", `\u005f`)
 	every_char := concat("", ["%67%68%70%5F", substring(classic_token, 4, -1)])
+	every_json := concat("", [sprintf(`\u%04x`, [c]) | some c in _code_points(classic_token)])
 	some note, tc in {
 		"a header": {"event": check_event({"headers": {"x-note": pct}}, {}), "want": {redacted("/input/attributes/request/http/headers/x-note")}},
 		"the path and its segments": {
@@ -338,6 +339,14 @@ test_mask_escaped_tokens[note] if {
 			"want": {redacted("/input/attributes/metadataContext/filterMetadata/f/k")},
 		},
 		"every character escaped, in a direct input": {"event": {"path": "x", "input": {"note": every_char}}, "want": {redacted("/input/note")}},
+		"every character JSON-escaped, in a body forwarded as text": {
+			"event": check_event({"body": concat("", [`{"oid": "`, every_json, `", "size": 1}`])}, {}),
+			"want": {redacted("/input/attributes/request/http/body")},
+		},
+		"every character JSON-escaped, in metadata": {
+			"event": check_event({}, {"attributes": {"metadataContext": {"filterMetadata": {"f": {"k": every_json}}}}}),
+			"want": {redacted("/input/attributes/metadataContext/filterMetadata/f/k")},
+		},
 	}
 	log.mask == tc.want with input as tc.event with log._token_prefixes as github_prefixes
 }
@@ -612,3 +621,11 @@ test_mask_header_not_a_string[note] if {
 	m := log.mask with input as {"path": "pat/envoy/response", "input": {"attributes": {"request": {"http": {"path": "/", "headers": {"x-forward": value}}}}}} with log._token_prefixes as github_prefixes
 	m == {{"op": "upsert", "path": "/input/attributes/request/http/headers/x-forward", "value": "[REDACTED]"}}
 }
+
+# The code points of s, in order (ASCII only: one byte each).
+_code_points(s) := [n |
+	some i in numbers.range(0, count(s) - 1)
+	n := _ascii[substring(s, i, 1)]
+]
+
+_ascii := {c: n | some n in numbers.range(32, 126); c := sprintf("%c", [n])}
