@@ -84,7 +84,7 @@ func (f *storeFlags) check() error {
 	// The audit log says who acted (rule 23): a blank name says nobody,
 	// and a token there would be kept in plain text (the store refuses it
 	// too, once the write is done).
-	if err := store.CheckPlain("--actor", f.actor); err != nil {
+	if err := store.CheckActor("--actor", f.actor); err != nil {
 		return err
 	}
 	// An empty --actor is as blank as "  ": the issuer would record the

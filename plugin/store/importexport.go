@@ -337,7 +337,7 @@ func (db *DB) Import(ctx context.Context, d *Dump, actor string) (ImportResult, 
 // write transaction, under the write lock: when it returns a description
 // of what it found, importUnless writes nothing and returns that instead.
 func (db *DB) importUnless(ctx context.Context, d *Dump, actor string, skip func(tx *sql.Tx) (found string, err error)) (ImportResult, string, error) {
-	if err := CheckPlain("actor", actor); err != nil {
+	if err := CheckActor("actor", actor); err != nil {
 		return ImportResult{}, "", err
 	}
 	prefixes, err := db.Prefixes(ctx)

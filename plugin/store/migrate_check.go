@@ -91,7 +91,9 @@ var rowChecks = map[string]rowCheck{
 	},
 	"audit_events": {
 		record: func(r copiedRow) string { return fmt.Sprintf("audit event %d", r.integer("id")) },
-		check:  func(r copiedRow) error { return CheckText("reason", r.text("reason")) },
+		check: func(r copiedRow) error {
+			return firstErr(errors.Join(CheckText("reason", r.text("reason")), CheckActor("actor", r.text("actor"))))
+		},
 	},
 }
 

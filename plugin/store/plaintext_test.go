@@ -109,9 +109,10 @@ func TestRefusesATokenCutShortInFreeText(t *testing.T) {
 	}
 }
 
-// A token's name is free text too: a token without its last character (all
-// of a classic token's random part, from which the checksum follows) was
-// kept as a name, in the tokens table, the audit log and every listing.
+// A token's name and who acts are free text too: a token without its last
+// character (all of a classic token's random part, from which the checksum
+// follows) was kept as a name, in the tokens table, the audit log and every
+// listing, and as the actor of the audit log.
 func TestRefusesATokenCutShortInAName(t *testing.T) {
 	db := openAt(t, filepath.Join(t.TempDir(), "pat.db"))
 	db.now = func() time.Time { return t0.Add(time.Hour) }
@@ -131,6 +132,13 @@ func TestRefusesATokenCutShortInAName(t *testing.T) {
 		}
 		if where := holds(t, db, name); where != "" {
 			t.Errorf("the store holds %q: %s", name, where)
+		}
+		// Nor as who acts (the CLI's --actor), which the audit log keeps.
+		if err := db.RevokeTokens(t.Context(), []int64{1}, name, ""); err == nil || err.Error() != "actor"+plainText {
+			t.Errorf("revocation by %q...: got %v, want %q", name[:12], err, "actor"+plainText)
+		}
+		if _, err := db.Import(t.Context(), plaintextWorld(), name); err == nil || err.Error() != "actor"+plainText {
+			t.Errorf("import by %q...: got %v, want %q", name[:12], err, "actor"+plainText)
 		}
 	}
 	// Names that merely start with a prefix, or hold a word after one, stay.

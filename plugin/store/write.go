@@ -145,8 +145,9 @@ func WithActorToken(ctx context.Context, id int64) context.Context {
 
 func (db *DB) audit(ctx context.Context, tx execer, e AuditEvent) error {
 	// Every write records who made it: a token given as the actor (the
-	// CLI's --actor) is refused here, and the write with it.
-	if err := CheckPlain("actor", e.Actor); err != nil {
+	// CLI's --actor), or one cut short, is refused here, and the write
+	// with it.
+	if err := CheckActor("actor", e.Actor); err != nil {
 		return classify(ErrInvalid, err)
 	}
 	if id, ok := ctx.Value(actorTokenKey{}).(int64); ok && id != 0 {
@@ -215,6 +216,16 @@ func CheckText(field, v string) error {
 		return fmt.Errorf("%s: longer than %d characters", field, MaxReasonChars)
 	}
 	return nil
+}
+
+// CheckActor checks who acts, as the audit log records it: free text (the
+// CLI's --actor, "cli:" and the system user by default), which holds no
+// token (CheckPlain), not even one cut short (checkNoTokenLeft).
+func CheckActor(field, v string) error {
+	if err := CheckPlain(field, v); err != nil {
+		return err
+	}
+	return checkNoTokenLeft(field, v)
 }
 
 // checkNoTokenLeft refuses free text (a reason, a token's name) that holds
