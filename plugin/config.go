@@ -261,10 +261,12 @@ func hideDSNPassword(raw []byte, c *Config) ([]byte, bool) {
 
 // hideInRuntimeInfo hides, in opa.runtime()'s term (the manager's Info:
 // the configuration file as OPA read it, and the environment), the DSN's
-// password (and sslpassword), PGPASSWORD's and PGSSLPASSWORD's values and every environment variable's value that
-// holds a personal access token (token.Hidden: GH_TOKEN for a CLI beside
-// the sidecar, say): every string equal to the DSN becomes the DSN
-// redacted, and every string equal to one of those values xxxxx. OPA
+// password (and sslpassword), the values of secretEnv, the password of
+// every postgres:// URL of the environment (OPA_PAT_STORE for a CLI beside
+// the sidecar) and every environment variable's value that holds a
+// personal access token (token.Hidden: GH_TOKEN, say): every string equal
+// to such a URL becomes the URL redacted, and every string equal to one of
+// those values xxxxx. OPA
 // already leaves services' credentials out of the configuration there. The
 // term is changed in place, before anything is served, so that whoever
 // holds it (OPA's server, POST /v1/query) sees the change.
@@ -277,18 +279,24 @@ func hideInRuntimeInfo(info *ast.Term, c *Config) {
 		if dsn := c.Store.Postgres.DSN; store.RedactURL(dsn) != dsn {
 			replace[dsn] = store.RedactURL(dsn)
 		}
-		for _, name := range []string{"PGPASSWORD", "PGSSLPASSWORD"} {
-			if pw, ok := lookupString(info, "env", name); ok && pw != "" {
-				replace[pw] = "xxxxx"
-			}
+	}
+	for _, name := range secretEnv {
+		if pw, ok := lookupString(info, "env", name); ok && pw != "" {
+			replace[pw] = "xxxxx"
 		}
 	}
 	if obj, ok := info.Value.(ast.Object); ok {
 		if env := obj.Get(ast.StringTerm("env")); env != nil {
 			if vars, ok := env.Value.(ast.Object); ok {
 				vars.Foreach(func(_, v *ast.Term) {
-					if s, ok := v.Value.(ast.String); ok && token.Hidden(string(s), c.prefixes) {
+					s, ok := v.Value.(ast.String)
+					switch {
+					case !ok:
+					case token.Hidden(string(s), c.prefixes):
 						replace[string(s)] = "xxxxx"
+					case store.IsPostgres(string(s)) && store.RedactURL(string(s)) != string(s):
+						// A store URL for the CLI beside the sidecar (OPA_PAT_STORE).
+						replace[string(s)] = store.RedactURL(string(s))
 					}
 				})
 			}
@@ -299,6 +307,12 @@ func hideInRuntimeInfo(info *ast.Term, c *Config) {
 	}
 	info.Value = replaceStrings(info.Value, replace)
 }
+
+// secretEnv are the environment variables whose values are secrets,
+// whatever the store: PostgreSQL's password and TLS key passphrase (pgx
+// reads them), and the cosign key's password (bundle.PasswordEnv), which
+// README's tour exports in the shell that then starts a sidecar.
+var secretEnv = []string{"PGPASSWORD", "PGSSLPASSWORD", "COSIGN_PASSWORD"}
 
 // replaceStrings is v with each string that replace names replaced, at
 // any depth of its objects and arrays; it builds new ones, leaving v as it

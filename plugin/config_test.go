@@ -238,10 +238,14 @@ func TestRuntimeInfoHidesTheDSNPassword(t *testing.T) {
 func TestRuntimeInfoHidesTokensInTheEnvironment(t *testing.T) {
 	raw := `{"plugins": {"pat": {"store": {"path": "/tmp/pat.db"}, "token_prefixes": {"classic": "acme_", "fine_grained": "acmefg_"}}}}`
 	info := ast.MustParseTerm(`{"env": {"GH_TOKEN": "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",
-		"ACME_TOKEN": "acme_4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO", "HOME": "/root", "EDITOR": "vi"}}`)
+		"ACME_TOKEN": "acme_4rrxSMljMErih6C6Pz50pojiaiKW3i23NCHO", "HOME": "/root", "EDITOR": "vi",
+		"COSIGN_PASSWORD": "change-me-now", "PGPASSWORD": "pg-s3cret",
+		"OPA_PAT_STORE": "postgres://opa:hunter2@db:5432/pat?sslmode=disable"}}`)
 	held := info
 	validateWithInfo(t, raw, info)
-	want := ast.MustParseTerm(`{"env": {"GH_TOKEN": "xxxxx", "ACME_TOKEN": "xxxxx", "HOME": "/root", "EDITOR": "vi"}}`)
+	want := ast.MustParseTerm(`{"env": {"GH_TOKEN": "xxxxx", "ACME_TOKEN": "xxxxx", "HOME": "/root", "EDITOR": "vi",
+		"COSIGN_PASSWORD": "xxxxx", "PGPASSWORD": "xxxxx",
+		"OPA_PAT_STORE": "postgres://opa:xxxxx@db:5432/pat?sslmode=disable"}}`)
 	if !held.Equal(want) {
 		t.Fatalf("opa.runtime() is %v; want %v", held, want)
 	}
