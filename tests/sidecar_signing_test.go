@@ -560,10 +560,34 @@ func TestSidecarRefusesBundleDirectoriesWithoutBundleFlag(t *testing.T) {
 	}
 	sd := unpack("sd", func(string) bool { return true })
 	manifestOnly := unpack("manifest-only", func(f string) bool { return f != "/.signatures.json" })
+	nested := unpack(filepath.Join("policies", "team", "sd"), func(string) bool { return true })
+	// A signed tarball with its settings changed (nothing restricted), in a
+	// directory: OPA's loader loads a .tar.gz under a directory path as a
+	// bundle without verifying it, whatever the keys, and it served the
+	// changed settings although the tarball given as a path is refused.
+	changed := bundleRepack(t, bundleTarFiles(t, good), func(name string, b []byte) []byte {
+		if name == "/data.json" {
+			return bytes.ReplaceAll(b, []byte(`"restrict"`), []byte(`"allow"`))
+		}
+		return b
+	})
+	withTarball := filepath.Join(w.dir, "etc-opa-pat")
+	deepTarball := filepath.Join(w.dir, "deep")
+	for _, p := range []string{filepath.Join(withTarball, "bundle.tar.gz"), filepath.Join(deepTarball, "a", "b", "bundle.tar.gz")} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, changed, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	config := sidecarConfig(t, "")
 	withKeys := sidecarConfig(t, keysConfig(t, w.keyA))
 	holds := func(dir, files string) string {
 		return "error: " + dir + " holds a bundle (" + files + "): pass it with --bundle so that it is verified, or --skip-verify to load it unverified (development only)\n"
+	}
+	holdsFile := func(dir, file string) string {
+		return "error: " + dir + " holds a bundle file, " + file + ", which OPA would load without verifying its signature: pass the bundle file with --bundle so that it is verified, or --skip-verify to load it unverified (development only)\n"
 	}
 	for _, tc := range []struct {
 		note   string
@@ -575,6 +599,11 @@ func TestSidecarRefusesBundleDirectoriesWithoutBundleFlag(t *testing.T) {
 		{note: "the key under keys:", args: []string{"--config-file", withKeys, sd}, stderr: holds(sd, ".manifest, .signatures.json")},
 		{note: "a relative path", args: []string{"--config-file", config, "sd"}, stderr: holds("sd", ".manifest, .signatures.json")},
 		{note: "a manifest only", args: []string{"--config-file", config, manifestOnly}, stderr: holds(manifestOnly, ".manifest")},
+		{note: "a bundle in a subdirectory", args: []string{"--config-file", config, filepath.Join(w.dir, "policies")}, stderr: holds(nested, ".manifest, .signatures.json")},
+		{note: "a changed tarball in the directory, no key", args: []string{"--config-file", config, withTarball}, stderr: holdsFile(withTarball, filepath.Join(withTarball, "bundle.tar.gz"))},
+		{note: "a changed tarball deeper, no key", args: []string{"--config-file", config, "deep"}, stderr: holdsFile("deep", filepath.Join("deep", "a", "b", "bundle.tar.gz"))},
+		{note: "a changed tarball in the directory, --verification-key", args: []string{"--config-file", config, "--verification-key", w.keyA + ".pub", withTarball}, stderr: holdsFile(withTarball, filepath.Join(withTarball, "bundle.tar.gz"))},
+		{note: "a changed tarball in the directory, the key under keys:", args: []string{"--config-file", withKeys, withTarball}, stderr: holdsFile(withTarball, filepath.Join(withTarball, "bundle.tar.gz"))},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			stdout, stderr := runRefused(t, w.dir, tc.args...)
@@ -598,6 +627,19 @@ func TestSidecarRefusesBundleDirectoriesWithoutBundleFlag(t *testing.T) {
 		s.waitHealthy(t)
 		if got := s.get(t, "/v1/data/pat/restricted"); got != `{"result":[]}` {
 			t.Fatalf("data.pat.restricted: %s; want the tampered settings' (none restricted)", got)
+		}
+	})
+	t.Run("a tarball given with --bundle: verified, and refused", func(t *testing.T) {
+		_, stderr := runRefused(t, w.dir, "--config-file", withKeys, "--bundle", filepath.Join(withTarball, "bundle.tar.gz"))
+		if !strings.Contains(stderr, "data.json: digest mismatch") {
+			t.Fatalf("stderr %q; want OPA's refusal", stderr)
+		}
+	})
+	t.Run("a tarball in a directory, --skip-verify: served unverified", func(t *testing.T) {
+		s := startSignedSidecar(t, w.dir, "--config-file", config, "--skip-verify", withTarball)
+		s.waitHealthy(t)
+		if got := s.get(t, "/v1/data/pat/restricted"); got != `{"result":[]}` {
+			t.Fatalf("data.pat.restricted: %s; want the changed settings' (none restricted)", got)
 		}
 	})
 	t.Run("a policy directory: served", func(t *testing.T) {
@@ -700,6 +742,13 @@ func TestSidecarLimitsTheSizeOfLocalBundles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	inDir := filepath.Join(w.dir, "in-dir")
+	if err := os.MkdirAll(filepath.Join(inDir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(manyFiles, filepath.Join(inDir, "sub", "many-files.tar.gz")); err != nil {
+		t.Fatal(err)
+	}
 	config := sidecarConfig(t, "")
 	withKeys := sidecarConfig(t, keysConfig(t, w.keyA))
 	fileOver := "file /zeros/0.txt is 33554433 bytes unpacked, over the limit of 33554432 bytes (32 MiB) a file"
@@ -728,6 +777,12 @@ func TestSidecarLimitsTheSizeOfLocalBundles(t *testing.T) {
 			note:   "files over 64 MiB, --skip-verify",
 			args:   []string{"--config-file", config, "--skip-verify", "--bundle", manyFiles},
 			stderr: "error: bundle " + manyFiles + " refused: " + sumOver + "\n",
+		},
+		{
+			// OPA loads a .tar.gz under a directory as a bundle.
+			note:   "files over 64 MiB, a .tar.gz in a directory, --skip-verify",
+			args:   []string{"--config-file", config, "--skip-verify", inDir},
+			stderr: "error: bundle " + filepath.Join(inDir, "sub", "many-files.tar.gz") + " refused: " + sumOver + "\n",
 		},
 		{
 			note:   "a bundle directory over 64 MiB",

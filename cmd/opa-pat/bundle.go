@@ -483,23 +483,39 @@ func refuseUnverifiedBundles(bundleMode bool, args []string) error {
 // up to 1 GiB each, before it checks a signature, so a tarball of a
 // megabyte, compressed zeros, took about a gigabyte. The bundles are the
 // paths OPA loads as bundles: every path with --bundle (a tarball, or a
-// directory whose files' sizes are summed), else the .tar.gz files. The
-// check streams tar headers and keeps no file content. A path that cannot
-// be read is left to OPA, which names it.
+// directory whose files' sizes are summed), else the .tar.gz files, given
+// as paths or found under a directory (OPA's loader loads those as
+// bundles too). The check streams tar headers and keeps no file content.
+// A path that cannot be read is left to OPA, which names it.
 func limitLocalBundles(bundleMode bool, args []string) error {
 	for _, arg := range args {
-		if !bundleMode && !strings.HasSuffix(arg, ".tar.gz") {
-			continue
-		}
 		p := localPath(arg)
 		fi, err := os.Stat(p)
 		if err != nil {
 			continue
 		}
-		if fi.IsDir() {
+		asBundle := bundleMode || strings.HasSuffix(arg, ".tar.gz")
+		switch {
+		case asBundle && fi.IsDir():
 			err = bundle.CheckDirSize(p)
-		} else {
+		case asBundle:
 			err = checkTarballFileSize(p)
+		case fi.IsDir():
+			// OPA loads the .tar.gz files under a directory as
+			// bundles (with --skip-verify; refuseBundleDirectories
+			// refuses them otherwise).
+			err = walkLoaded(p, func(f string, fi os.FileInfo) error {
+				if fi.IsDir() || !strings.HasSuffix(f, ".tar.gz") {
+					return nil
+				}
+				if err := checkTarballFileSize(f); errors.Is(err, bundle.ErrTooLarge) {
+					return fmt.Errorf("bundle %s refused: %w", f, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		if errors.Is(err, bundle.ErrTooLarge) {
 			return fmt.Errorf("bundle %s refused: %w", p, err)
@@ -509,11 +525,16 @@ func limitLocalBundles(bundleMode bool, args []string) error {
 }
 
 // refuseBundleDirectories refuses, for a sidecar run without --bundle and
-// --skip-verify, a path that is a directory holding a bundle (.manifest or
-// .signatures.json at its top): without --bundle OPA loads it as plain
-// policy and data files and verifies nothing, so a signed bundle unpacked
-// into a directory loaded even after a file was changed. With --bundle it
-// is verified. Policy directories (rego/) have neither file and load as
+// --skip-verify, a path that is a directory holding a bundle anywhere under
+// it, as OPA's loader walks it (following symbolic links): a directory with
+// .manifest or .signatures.json at its top (a bundle unpacked), whose files
+// OPA loads as plain policy and data, verifying nothing, so a signed bundle
+// unpacked into a directory loaded even after a file was changed; and a
+// .tar.gz file, which OPA loads as a bundle without verifying its signature
+// (its loader reads bundle files in directories unverified, whatever the
+// keys), so a changed signed tarball in the directory became the policy
+// although the same tarball given as a path is refused. With --bundle a
+// path is verified. Policy directories (rego/) hold neither and load as
 // before.
 func refuseBundleDirectories(args []string) error {
 	for _, arg := range args {
@@ -521,18 +542,65 @@ func refuseBundleDirectories(args []string) error {
 		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
 			continue
 		}
-		var held []string
-		for _, name := range []string{".manifest", ".signatures.json"} {
-			if _, err := os.Lstat(filepath.Join(p, name)); err == nil {
-				held = append(held, name)
+		err := walkLoaded(p, func(f string, fi os.FileInfo) error {
+			if !fi.IsDir() {
+				if strings.HasSuffix(f, ".tar.gz") {
+					return fmt.Errorf("%s holds a bundle file, %s, which OPA would load without verifying its signature: pass the bundle file with --bundle so that it is verified, or --skip-verify to load it unverified (development only)", p, f)
+				}
+				return nil
 			}
-		}
-		if len(held) > 0 {
-			return fmt.Errorf("%s holds a bundle (%s): pass it with --bundle so that it is verified, or --skip-verify to load it unverified (development only)",
-				p, strings.Join(held, ", "))
+			var held []string
+			for _, name := range []string{".manifest", ".signatures.json"} {
+				if _, err := os.Lstat(filepath.Join(f, name)); err == nil {
+					held = append(held, name)
+				}
+			}
+			if len(held) > 0 {
+				return fmt.Errorf("%s holds a bundle (%s): pass it with --bundle so that it is verified, or --skip-verify to load it unverified (development only)",
+					f, strings.Join(held, ", "))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// walkLoaded calls fn for root and every directory and file under it, in
+// the order OPA's loader reads them (os.ReadDir's, by name), following
+// symbolic links as OPA does (it stats every path); a directory reached
+// twice (a link cycle) is walked once. Entries it cannot read are skipped:
+// OPA names them. The first error of fn stops the walk.
+func walkLoaded(root string, fn func(p string, fi os.FileInfo) error) error {
+	seen := map[string]bool{}
+	var walk func(p string) error
+	walk = func(p string) error {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil
+		}
+		if err := fn(p, fi); err != nil || !fi.IsDir() {
+			return err
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil || seen[real] {
+			return nil
+		}
+		seen[real] = true
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil
+		}
+		for _, e := range entries {
+			if err := walk(filepath.Join(p, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(root)
 }
 
 // checkTarballFileSize is bundle.CheckTarballSize for the file at p.
