@@ -798,3 +798,56 @@ func TestSidecarLimitsTheSizeOfLocalBundles(t *testing.T) {
 		})
 	}
 }
+
+// A delta bundle (a manifest of type delta and a patch.json) carries no
+// signature. OPA refuses one from a source with a signing block, unless
+// the block sets allow_unsigned_delta_bundles: then whoever serves bundles
+// could patch data.pat.settings without the key, and a sidecar activated
+// it (black-box: octo-org's approval requirement turned off by an unsigned
+// delta). A sidecar does not start with that opt-out, from the file or
+// from --set; without it, the delta is refused and the signed bundle
+// keeps serving.
+func TestSidecarRefusesUnsignedDeltaBundles(t *testing.T) {
+	dir, key, build := signedExampleBundles(t)
+	good := build("good.tar.gz", "r1")
+	delta := filepath.Join(dir, "delta.tar.gz")
+	tarball := bundleRepack(t, map[string][]byte{
+		"/.manifest":  []byte(`{"revision": "delta-1", "roots": ["pat", "system/log"], "type": "delta", "rego_version": 1}`),
+		"/patch.json": []byte(`{"data": [{"op": "upsert", "path": "/pat/settings/organizations/octo-org/fine_grained_approval", "value": "disable"}]}`),
+	}, func(_ string, b []byte) []byte { return b })
+	if err := os.WriteFile(delta, tarball, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server := newBundleServer(t)
+	config := downloadingSidecarConfig(t, server, key)
+	raw, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	optOut := writeFile(t, t.TempDir(), "config.yaml", strings.Replace(string(raw), "signing: {keyid: pat}", "signing: {keyid: pat, allow_unsigned_delta_bundles: true}", 1))
+	want := "error: a bundle source would activate unsigned delta bundles: bundles.pat.signing.allow_unsigned_delta_bundles is true, and a delta bundle carries no signature, so whoever serves bundles could change the policy's data (data.pat.settings) without the signing key; remove it: opa-pat bundle build makes signed snapshot bundles only\n"
+	for _, tc := range []struct {
+		note string
+		args []string
+	}{
+		{note: "in the file", args: []string{"--config-file", optOut}},
+		{note: "from --set", args: []string{"--config-file", config, "--set", "bundles.pat.signing.allow_unsigned_delta_bundles=true"}},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			stdout, stderr := runRefused(t, dir, tc.args...)
+			if stdout != "" || stderr != want {
+				t.Fatalf("stdout %q, stderr:\n got %q\nwant %q", stdout, stderr, want)
+			}
+		})
+	}
+	t.Run("without it: refused, the signed bundle serves", func(t *testing.T) {
+		server.serve(t, good)
+		s := startSignedSidecar(t, dir, "--config-file", config)
+		s.waitHealthy(t)
+		server.serve(t, delta)
+		s.waitLog(t, "Bundle load failed: delta bundles do not support signature verification")
+		if got := s.get(t, "/v1/data/pat/settings/organizations/octo-org/fine_grained_approval"); got != `{"result":"require"}` {
+			t.Fatalf("octo-org's fine_grained_approval: %s; want the signed settings'", got)
+		}
+	})
+}

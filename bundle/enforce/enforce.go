@@ -148,6 +148,9 @@ func Check(cfg map[string]any) error {
 	if err := RequireES256(cfg); err != nil {
 		return err
 	}
+	if err := RequireSignedDeltas(cfg); err != nil {
+		return err
+	}
 	if unsigned := UnsignedSources(cfg); len(unsigned) > 0 {
 		return unsignedError(unsigned)
 	}
@@ -172,6 +175,46 @@ func RequireSigningConfig(c *config.Config) error {
 		doc[key] = v
 	}
 	return Check(doc)
+}
+
+// ErrUnsignedDelta is wrapped by RequireSignedDeltas's error.
+var ErrUnsignedDelta = errors.New("a bundle source would activate unsigned delta bundles")
+
+// UnsignedDeltaSources returns the config paths of the bundle sources whose
+// signing block sets allow_unsigned_delta_bundles: OPA then activates a
+// delta bundle (a manifest of type delta and a patch.json), which carries
+// no signature, from a source that otherwise requires one. A value set by
+// --set (Overridden) counts when it is "true", as OPA parses it. Sorted.
+func UnsignedDeltaSources(cfg map[string]any) []string {
+	return sources(cfg, func(src map[string]any) bool {
+		signing, _ := src["signing"].(map[string]any)
+		switch v := signing["allow_unsigned_delta_bundles"].(type) {
+		case bool:
+			return v
+		case Overridden:
+			return strings.EqualFold(string(v), "true")
+		}
+		return false
+	})
+}
+
+// RequireSignedDeltas refuses a sidecar configuration whose bundle source
+// lets unsigned delta bundles through (UnsignedDeltaSources): whoever
+// serves bundles, or changes one in transit, could then patch the
+// policy's data, data.pat.settings (say, turn an organization's approval
+// requirement off), without the signing key, and the sidecar would
+// activate it. opa-pat builds snapshot bundles only, which are signed.
+func RequireSignedDeltas(cfg map[string]any) error {
+	delta := UnsignedDeltaSources(cfg)
+	if len(delta) == 0 {
+		return nil
+	}
+	paths := make([]string, len(delta))
+	for i, src := range delta {
+		paths[i] = src + ".signing.allow_unsigned_delta_bundles"
+	}
+	return fmt.Errorf("%w: %s is true, and a delta bundle carries no signature, so whoever serves bundles could change the policy's data (data.pat.settings) without the signing key; remove it: opa-pat bundle build makes signed snapshot bundles only",
+		ErrUnsignedDelta, strings.Join(paths, ", "))
 }
 
 // RequireKeys refuses a configuration with bundle sources and no keys

@@ -83,6 +83,20 @@ func TestRequireSigning(t *testing.T) {
 			unsigned: []string{"bundles.a", "discovery"},
 			err:      "a bundle source would load unsigned bundles: keys are configured but bundles.a, discovery has no signing block; add bundles.a.signing (e.g. {keyid: NAME}) so that unsigned bundles are refused",
 		},
+		// OPA activates a delta bundle, which carries no signature, from
+		// a source with allow_unsigned_delta_bundles: the bundle server
+		// could patch data.pat.settings without the key.
+		{
+			note:   "unsigned delta bundles allowed",
+			config: "keys:\n  k: {key: PEM, algorithm: ES256}\nbundles:\n  pat:\n    signing: {keyid: k, allow_unsigned_delta_bundles: true}\n",
+			err:    "a bundle source would activate unsigned delta bundles: bundles.pat.signing.allow_unsigned_delta_bundles is true, and a delta bundle carries no signature, so whoever serves bundles could change the policy's data (data.pat.settings) without the signing key; remove it: opa-pat bundle build makes signed snapshot bundles only",
+		},
+		{
+			note:   "unsigned delta bundles allowed, two sources",
+			config: `{"keys": {"k": {"key": "PEM", "algorithm": "ES256"}}, "bundles": {"b": {"signing": {"allow_unsigned_delta_bundles": true}}, "a": {"signing": {"allow_unsigned_delta_bundles": true}}, "c": {"signing": {"allow_unsigned_delta_bundles": false}}}}`,
+			err:    "a bundle source would activate unsigned delta bundles: bundles.a.signing.allow_unsigned_delta_bundles, bundles.b.signing.allow_unsigned_delta_bundles is true, and a delta bundle carries no signature, so whoever serves bundles could change the policy's data (data.pat.settings) without the signing key; remove it: opa-pat bundle build makes signed snapshot bundles only",
+		},
+		{note: "unsigned delta bundles refused", config: "keys:\n  k: {key: PEM, algorithm: ES256}\nbundles:\n  pat:\n    signing: {keyid: k, allow_unsigned_delta_bundles: false}\n"},
 		{
 			note:   "not a configuration",
 			config: "[1",
@@ -105,6 +119,9 @@ func TestRequireSigning(t *testing.T) {
 			}
 			if strings.Contains(tc.err, "no keys are configured") && !errors.Is(err, ErrNoKeys) {
 				t.Fatalf("%v does not wrap ErrNoKeys", err)
+			}
+			if strings.Contains(tc.err, "delta") && !errors.Is(err, ErrUnsignedDelta) {
+				t.Fatalf("%v does not wrap ErrUnsignedDelta", err)
 			}
 		})
 	}
@@ -172,6 +189,11 @@ func TestRequireSigningConfig(t *testing.T) {
 			err:    "discovery would load unsigned bundles: no keys are configured; add keys: {NAME: {algorithm: ES256, key: <the PEM of cosign.pub>}} and discovery.signing: {keyid: NAME}",
 		},
 		{note: "signed", config: `{"keys": {"k": {"key": "PEM", "algorithm": "ES256"}}, "bundles": {"authz": {"resource": "x", "signing": {"keyid": "k"}}}}`},
+		{
+			note:   "unsigned delta bundles allowed",
+			config: `{"keys": {"k": {"key": "PEM", "algorithm": "ES256"}}, "bundles": {"pat": {"resource": "x", "signing": {"keyid": "k", "allow_unsigned_delta_bundles": true}}}}`,
+			err:    "a bundle source would activate unsigned delta bundles: bundles.pat.signing.allow_unsigned_delta_bundles is true, and a delta bundle carries no signature, so whoever serves bundles could change the policy's data (data.pat.settings) without the signing key; remove it: opa-pat bundle build makes signed snapshot bundles only",
+		},
 		{
 			note:   "unsigned",
 			config: `{"keys": {"k": {"key": "PEM", "algorithm": "ES256"}}, "bundles": {"authz": {"resource": "x"}}}`,
@@ -369,5 +391,34 @@ func TestVerificationKeys(t *testing.T) {
 	}
 	if got := VerificationKeys(map[string]any{}); got != nil {
 		t.Fatalf("verification keys %v of a configuration without keys", got)
+	}
+}
+
+// A --set override of allow_unsigned_delta_bundles counts when OPA would
+// parse it as true.
+func TestUnsignedDeltaSourcesOverridden(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte("keys:\n  k: {key: PEM, algorithm: ES256}\nbundles:\n  pat:\n    signing: {keyid: k}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		set  string
+		want []string
+	}{
+		{set: "bundles.pat.signing.allow_unsigned_delta_bundles=true", want: []string{"bundles.pat"}},
+		{set: "bundles.pat.signing.allow_unsigned_delta_bundles=TRUE", want: []string{"bundles.pat"}},
+		{set: "discovery.signing.allow_unsigned_delta_bundles=true", want: []string{"discovery"}},
+		{set: "bundles.pat.signing.allow_unsigned_delta_bundles=false"},
+		{set: "bundles.pat.resource=x"},
+	} {
+		t.Run(tc.set, func(t *testing.T) {
+			c, err := LoadRunConfig(file, []string{tc.set}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := UnsignedDeltaSources(c); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -257,6 +257,9 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		if err := enforce.RequireES256(config); err != nil {
 			return err
 		}
+		if err := enforce.RequireSignedDeltas(config); err != nil {
+			return err
+		}
 		if err := requireES256Flags(flags); err != nil {
 			return err
 		}
