@@ -797,6 +797,14 @@ func TestBuildChecksTheMask(t *testing.T) {
 // sidecar uses them to say what to do about a bundle it cannot verify.
 func TestSignedAndKeyID(t *testing.T) {
 	built := build(t, BuildOptions{KeyID: "pat-2026-11"})
+	sigs := untar(t, built.Tarball)["/.signatures.json"]
+	unsigned := repack(t, built.Tarball, func(name string, b []byte) []byte {
+		if name == "/.signatures.json" {
+			return nil
+		}
+		return b
+	})
+	otherKid := untar(t, build(t, BuildOptions{KeyID: "pat-2027-05"}).Tarball)["/.signatures.json"]
 	emptyList := repack(t, built.Tarball, func(name string, b []byte) []byte {
 		if name == "/.signatures.json" {
 			return []byte(`{"signatures": []}`)
@@ -819,6 +827,12 @@ func TestSignedAndKeyID(t *testing.T) {
 		})},
 		{note: "no signature listed", tarball: emptyList},
 		{note: "not gzip", tarball: []byte("package pat\n"), err: "reading the bundle: gzip: invalid header"},
+		// OPA reads regular files only, and takes a .signatures.json in
+		// any directory for the bundle's signatures.
+		{note: "only an entry of type Z named .signatures.json", tarball: withEntries(t, unsigned, &tar.Header{Name: "/.signatures.json", Typeflag: 'Z'}, []byte("garbage"))},
+		{note: "an entry of type Z with another kid first", tarball: withEntries(t, built.Tarball, &tar.Header{Name: "/.signatures.json", Typeflag: 'Z'}, otherKid), signed: true, kid: "pat-2026-11"},
+		{note: "a symbolic link named .signatures.json", tarball: withEntries(t, unsigned, &tar.Header{Name: "/.signatures.json", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}, nil)},
+		{note: "in a directory", tarball: withEntries(t, unsigned, &tar.Header{Name: "/pat/.signatures.json", Typeflag: tar.TypeReg}, sigs), signed: true, kid: "pat-2026-11"},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			signed, err := Signed(tc.tarball)
@@ -836,4 +850,47 @@ func TestSignedAndKeyID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withEntries returns tarball with an entry put first: hdr (its size and
+// mode filled in) and content.
+func withEntries(t *testing.T, tarball []byte, hdr *tar.Header, content []byte) []byte {
+	t.Helper()
+	gr, err := gzip.NewReader(bytes.NewReader(tarball))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gr)
+	var out bytes.Buffer
+	gz := gzip.NewWriter(&out)
+	tw := tar.NewWriter(gz)
+	hdr.Mode, hdr.Size = 0o644, int64(len(content))
+	if err := tw.WriteHeader(hdr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }

@@ -305,7 +305,12 @@ func jwtHeader(sc opabundle.SignaturesConfig) (kid, alg string, err error) {
 }
 
 // readSignatures returns the .signatures.json of a bundle tarball, nil when
-// it has none.
+// it has none. It finds the file OPA's tarball loader and reader take for
+// it: the first regular file named .signatures.json in any directory (OPA
+// refuses a bundle with two). Other entries of that name (a symbolic link,
+// or a type OPA skips, such as 'Z', whose content tar still carries) are
+// not OPA's signatures: taking one, opa-pat called a bundle signed whose
+// files OPA read unsigned, or the other way round.
 func readSignatures(tarball []byte) (*opabundle.SignaturesConfig, error) {
 	gz, err := gzip.NewReader(bytes.NewReader(tarball))
 	if err != nil {
@@ -320,7 +325,7 @@ func readSignatures(tarball []byte) (*opabundle.SignaturesConfig, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the bundle: %w", err)
 		}
-		if path.Clean("/"+hdr.Name) != "/.signatures.json" {
+		if hdr.Typeflag != tar.TypeReg || !opabundle.IsSignaturesFile(hdr.Name) {
 			continue
 		}
 		var sc opabundle.SignaturesConfig

@@ -812,3 +812,34 @@ func TestSidecarKeyRotation(t *testing.T) {
 		})
 	}
 }
+
+// bundleWithFirstEntry is bundleRepack(files) with one more entry first:
+// hdr (its mode and size filled in) and content, of any type.
+func bundleWithFirstEntry(t *testing.T, files map[string][]byte, hdr *tar.Header, content []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	gz := gzip.NewWriter(&out)
+	tw := tar.NewWriter(gz)
+	hdr.Mode, hdr.Size = 0o644, int64(len(content))
+	if err := tw.WriteHeader(hdr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range slices.Sorted(maps.Keys(files)) {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(files[n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/elliptic"
@@ -77,6 +78,25 @@ func TestSidecarRefusesLocalBundlesItCannotVerify(t *testing.T) {
 	if err := os.WriteFile(unsigned, tampered, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The same, with what OPA does not take for the signatures: an entry
+	// of type 'Z' named .signatures.json in front, which opa-pat read and
+	// could not parse, so it left the bundle to OPA, which loaded it
+	// unverified (black-box: the changed policy answered). And a
+	// .signatures.json in a directory, which OPA does take for the
+	// signatures (opa-pat called the bundle unsigned).
+	files := bundleTarFiles(t, good)
+	changed := map[string][]byte{}
+	for name, b := range files {
+		switch name {
+		case "/.signatures.json":
+		case "/data.json":
+			changed[name] = bytes.Replace(b, []byte(`"restrict"`), []byte(`"allow"`), 1)
+		default:
+			changed[name] = b
+		}
+	}
+	typeZ := writeFile(t, w.dir, "type-z.tar.gz", string(bundleWithFirstEntry(t, changed, &tar.Header{Name: "/.signatures.json", Typeflag: 'Z'}, []byte("not JSON"))))
+	nested := writeFile(t, w.dir, "nested.tar.gz", string(bundleWithFirstEntry(t, changed, &tar.Header{Name: "/pat/.signatures.json", Typeflag: tar.TypeReg}, files["/.signatures.json"])))
 	config := sidecarConfig(t, "")
 	notSigned := func(p string) string {
 		return "error: bundle " + p + " is not signed: sign it with opa-pat bundle build --key, or pass --skip-verify to load it unverified (development only)\n"
@@ -96,6 +116,9 @@ func TestSidecarRefusesLocalBundlesItCannotVerify(t *testing.T) {
 		{note: "signed, no key", args: []string{"--bundle", good}, stderr: signedNoKey(good)},
 		{note: "signed, no key, relative path", args: []string{"--bundle", "good.tar.gz"}, stderr: signedNoKey("good.tar.gz")},
 		{note: "a directory as a bundle", args: []string{"--bundle", w.rego}, stderr: notSigned(w.rego)},
+		{note: "unsigned, an entry of type Z named .signatures.json", args: []string{"--bundle", typeZ}, stderr: notSigned(typeZ)},
+		{note: "unsigned, an entry of type Z named .signatures.json, without --bundle", args: []string{typeZ}, stderr: notSigned(typeZ)},
+		{note: "signed in a directory, no key", args: []string{"--bundle", nested}, stderr: signedNoKey(nested)},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			stdout, stderr := runRefused(t, w.dir, append([]string{"--config-file", config}, tc.args...)...)
