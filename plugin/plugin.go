@@ -34,17 +34,6 @@ import (
 // Name is the plugin's name under plugins: in OPA's configuration.
 const Name = "pat"
 
-// startFailure is the last error a plugin's Start returned.
-var startFailure atomic.Pointer[error]
-
-// IsStartFailure reports whether err is (or wraps) the error the plugin's
-// last Start failed with. OPA's `run --server` returns that error without
-// printing it, so the command says it (cmd/opa-pat).
-func IsStartFailure(err error) bool {
-	last := startFailure.Load()
-	return err != nil && last != nil && errors.Is(err, *last)
-}
-
 // settingsPath is where the settings live in OPA's data.
 var settingsPath = storage.MustParsePath("/pat/settings")
 
@@ -199,7 +188,6 @@ func (p *Plugin) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.start(ctx); err != nil {
-		startFailure.Store(&err)
 		p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateErr, Message: err.Error()})
 		return err
 	}

@@ -49,3 +49,42 @@ func TestRunSaysWhyItCannotVerifyALocalPath(t *testing.T) {
 		})
 	}
 }
+
+// run --server says why it exits also when the failure comes from starting
+// the runtime rather than building it: OPA returns those without a word in
+// server mode. A pat section that discovery would configure with the irvm
+// evaluator is refused when the plugins start, and the one line on stderr
+// says so (it used to exit 1 with nothing on either stream).
+func TestRunServerSaysWhyThePluginsCannotStart(t *testing.T) {
+	w := newSigningWorld(t)
+	pub, err := os.ReadFile(w.keyA + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(w.dir, "config.yaml")
+	yaml := fmt.Sprintf(`services:
+  bundles:
+    url: http://127.0.0.1:1
+keys:
+  pat:
+    algorithm: ES256
+    key: |
+      %s
+discovery:
+  service: bundles
+  resource: discovery.tar.gz
+  signing: {keyid: pat}
+plugins:
+  pat:
+    store: {path: %s}
+    evaluator: irvm
+`, strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      "), filepath.Join(w.dir, "pat.db"))
+	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr := w.run(t, 1, "run", "--server", "--addr", "127.0.0.1:0", "--config-file", config)
+	want := `error: invalid configuration for plugin "pat": evaluator: "irvm" cannot be combined with discovery; set evaluator: "topdown"` + "\n"
+	if stdout != "" || stderr != want {
+		t.Fatalf("stdout %q, stderr:\n got %q\nwant %q", stdout, stderr, want)
+	}
+}

@@ -1,14 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/open-policy-agent/opa/cmd"
 	"github.com/spf13/cobra"
-
-	"github.com/opa-pat/opa-pat/plugin"
 )
 
 func init() {
@@ -23,28 +23,64 @@ func init() {
 			}
 			return nil
 		}
-		// OPA's run --server returns a plugin's failure to start without a
-		// word (it silences errors; without --server it prints it itself):
-		// say it, as `opa-pat up` does.
-		// OPA's run also prints a runtime it cannot build (a local bundle it
-		// refuses, a configuration it cannot parse) on stdout. A server writes
-		// nothing else there, so in server mode stdout is stderr: every error
-		// goes where the logs go, through the token filter (redact.go).
+		// OPA's run prints the errors of building a runtime (a local bundle
+		// it refuses, a configuration it cannot parse) on stdout, and with
+		// --server returns those of starting one (a plugin that cannot start,
+		// also one that discovery configures) without a word. In server mode
+		// stdout goes to stderr, where the logs go, through the token filter
+		// (redact.go), and an error OPA did not print is printed there, as
+		// `opa-pat up` does: a sidecar never exits 1 in silence.
 		runE := run.RunE
 		run.RunE = func(c *cobra.Command, args []string) error {
 			server := c.Flags().Lookup("server")
-			serverMode := server != nil && server.Value.String() == "true"
-			if serverMode {
-				stdout := os.Stdout
-				os.Stdout = os.Stderr
-				defer func() { os.Stdout = stdout }()
+			if server == nil || server.Value.String() != "true" {
+				return runE(c, args)
 			}
+			restore := stdoutToStderr()
 			err := runE(c, args)
-			if serverMode && plugin.IsStartFailure(err) {
+			if said := restore(); err != nil && !strings.Contains(said, "error: "+err.Error()) {
 				fmt.Fprintln(os.Stderr, "error:", err)
 			}
 			return err
 		}
+	}
+}
+
+// stdoutToStderr sends what the process writes to os.Stdout to os.Stderr
+// until restore, which puts os.Stdout back and returns the start of what
+// was written (at most 64 KiB), for the caller to tell whether an error
+// was printed. Without a pipe, os.Stdout is os.Stderr and nothing is kept.
+func stdoutToStderr() (restore func() string) {
+	stdout := os.Stdout
+	r, w, err := os.Pipe()
+	if err != nil {
+		os.Stdout = os.Stderr
+		return func() string { os.Stdout = stdout; return "" }
+	}
+	os.Stdout = w
+	said := make(chan string, 1)
+	go func() {
+		var kept bytes.Buffer
+		buf := make([]byte, 4096)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				os.Stderr.Write(buf[:n])
+				if room := 64<<10 - kept.Len(); room > 0 {
+					kept.Write(buf[:min(n, room)])
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		r.Close()
+		said <- kept.String()
+	}()
+	return func() string {
+		os.Stdout = stdout
+		w.Close()
+		return <-said
 	}
 }
 
