@@ -292,13 +292,13 @@ func TestSidecarProcs(t *testing.T) {
 	})
 }
 
-// TestSidecarStoreFileReplaced replaces the SQLite file under a running
+// TestSidecarSaysItsStoreFileWasReplacedUnderIt replaces the SQLite file under a running
 // sidecar, as a restore or a second import at the same path would: the
 // sidecar cannot follow the new file through the connections it holds on the
 // old one, so past store.max_staleness token decisions deny (503) and the
 // health check fails, naming what happened, instead of answering from the old
 // file for ever.
-func TestSidecarStoreFileReplaced(t *testing.T) {
+func TestSidecarSaysItsStoreFileWasReplacedUnderIt(t *testing.T) {
 	bin := binary(t)
 	storePath := filepath.Join(t.TempDir(), "pat.db")
 	fixtures := filepath.Join(repoRoot(), "examples", "fixtures.json")

@@ -47,7 +47,7 @@ func TestReadThatDoesNotAnswer(t *testing.T) {
 	errs := make(chan error, 1)
 	go func() { errs <- x.CatchUp(t.Context(), r) }()
 	time.Sleep(50 * time.Millisecond)
-	if rd, ok := x.Reading(); !ok || rd.What != "the change log" || rd.Since.Before(first) || time.Since(rd.Since) < 50*time.Millisecond {
+	if rd, ok := x.Reading(); !ok || rd.What != "the change log" || rd.Since.Before(first) || rd.Since.After(time.Now()) {
 		t.Fatalf("Reading() = %+v, %v while the read is in flight; want the change log, since %s", rd, ok, first)
 	}
 	err := <-errs
