@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/opa-pat/opa-pat/bundle/bundletest"
 	_ "github.com/opa-pat/opa-pat/plugin/builtins" // pat.token_prefixes, whose answer the mask check replaces
 )
 
@@ -160,26 +160,8 @@ func untar(t *testing.T, tarball []byte) map[string][]byte {
 // the new content, or nil to drop the file.
 func repack(t *testing.T, tarball []byte, edit func(name string, b []byte) []byte) []byte {
 	t.Helper()
-	files := untar(t, tarball)
 	var out bytes.Buffer
-	gz := gzip.NewWriter(&out)
-	tw := tar.NewWriter(gz)
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		b := edit(name, files[name])
-		if b == nil {
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
+	if err := bundletest.WriteWithZeroFiles(&out, bundletest.Edited(untar(t, tarball), edit)); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
@@ -646,20 +628,7 @@ func appendFile(t *testing.T, tarball []byte, name string, content []byte) []byt
 	files := untar(t, tarball)
 	files[name] = content
 	var out bytes.Buffer
-	gz := gzip.NewWriter(&out)
-	tw := tar.NewWriter(gz)
-	for _, n := range slices.Sorted(maps.Keys(files)) {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(files[n]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
+	if err := bundletest.WriteWithZeroFiles(&out, files); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()

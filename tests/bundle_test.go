@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opa-pat/opa-pat/bundle/bundletest"
 )
 
 const bundleSettings = `{
@@ -735,30 +737,8 @@ func bundleTarFiles(t *testing.T, path string) map[string][]byte {
 // content (nil drops it).
 func bundleRepack(t *testing.T, files map[string][]byte, edit func(string, []byte) []byte) []byte {
 	t.Helper()
-	var names []string
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	var out bytes.Buffer
-	gz := gzip.NewWriter(&out)
-	tw := tar.NewWriter(gz)
-	for _, n := range names {
-		b := edit(n, files[n])
-		if b == nil {
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
+	if err := bundletest.WriteWithZeroFiles(&out, bundletest.Edited(files, edit)); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
@@ -818,27 +798,7 @@ func TestSidecarKeyRotation(t *testing.T) {
 func bundleWithFirstEntry(t *testing.T, files map[string][]byte, hdr *tar.Header, content []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	gz := gzip.NewWriter(&out)
-	tw := tar.NewWriter(gz)
-	hdr.Mode, hdr.Size = 0o644, int64(len(content))
-	if err := tw.WriteHeader(hdr); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(content); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range slices.Sorted(maps.Keys(files)) {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(files[n]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
+	if err := bundletest.WriteWithFirstEntry(&out, hdr, content, files); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
