@@ -98,12 +98,20 @@ func main() {
 	flag.DurationVar(&shape.spin, "stub-spin", 0, "with -stub: CPU each Check spends before answering, as an evaluation would")
 	flag.IntVar(&shape.garbage, "stub-garbage", 0, "with -stub: bytes of garbage each Check allocates, as an evaluation would")
 	flag.IntVar(&shape.liveMB, "stub-live", 0, "with -stub: MB of long-lived objects, each holding a pointer, that every collection marks")
+	showReq := flag.String("show", "", `send one Check for "METHOD /path" (with the first token of -tokens, "-" for standard input; none without) and print the whole answer`)
 	populatePath := flag.String("populate", "", "create this store with -n generated tokens, write sample tokens to -tokens and settings to -settings, and exit")
 	settingsOut := flag.String("settings", "settings.json", "with -populate: where to write the settings")
 	samples := flag.Int("samples", storetest.SampleSize, "with -populate: how many tokens of each kind (classic, fine-grained) to write to -tokens")
 	flag.Parse()
 	if *stubAddr != "" {
 		if err := serveStub(*stubAddr, shape); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *showReq != "" {
+		if err := show(o, *showReq, o.tokens, os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
 		}
@@ -257,8 +265,20 @@ func readTokens(path string) ([]target, error) {
 		return nil, err
 	}
 	defer f.Close()
+	tokens, err := scanTokens(f)
+	if err != nil {
+		return nil, err
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s: no tokens", path)
+	}
+	return tokens, nil
+}
+
+// scanTokens reads a tokens file: "TOKEN [OWNER REPO]" a line, # comments.
+func scanTokens(r io.Reader) ([]target, error) {
 	var tokens []target
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
@@ -270,13 +290,7 @@ func readTokens(path string) ([]target, error) {
 		}
 		tokens = append(tokens, t)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(tokens) == 0 {
-		return nil, fmt.Errorf("%s: no tokens", path)
-	}
-	return tokens, nil
+	return tokens, sc.Err()
 }
 
 // buildRequests prepares up to 16384 distinct requests (tokens spread over

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -233,5 +236,79 @@ func TestShapedStub(t *testing.T) {
 	resp, err := s.Check(t.Context(), nil)
 	if took := time.Since(start); err != nil || resp != okResponse || took < 20*time.Millisecond {
 		t.Fatalf("Check = %v, %v after %s; want OK after at least 20ms", resp, err, took)
+	}
+}
+
+func TestShowPrintsTheAnswerAndSendsTheCredentialAsGitWould(t *testing.T) {
+	rec, addr := serveRecorder(t)
+	o := options{addr: addr, timeout: 5 * time.Second}
+	const token = "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"
+	cases := []struct {
+		request, tokens, wantAuth, wantOut string
+	}{
+		{"GET /octo-org/app.git/info/refs?service=git-upload-pack", "", "",
+			"200 OK (Envoy forwards the request)\n"},
+		{"get /octo-org/app.git/info/refs?service=git-upload-pack", "-",
+			"Basic eC1hY2Nlc3MtdG9rZW46Z2hwXzRycnhTTWxqTUVyaWg2QzZQejUwcG9qaWFpS1czaTIzTkNITw==",
+			"200 OK (Envoy forwards the request)\n"},
+		{"POST /octo-org/app/git-receive-pack", "-",
+			"Basic eC1hY2Nlc3MtdG9rZW46Z2hwXzRycnhTTWxqTUVyaWg2QzZQejUwcG9qaWFpS1czaTIzTkNITw==",
+			"403 Forbidden\n"},
+		{"GET /repos/octo-org/app/contents/README.md", "-", "Bearer " + token,
+			"200 OK (Envoy forwards the request)\n"},
+	}
+	for i, c := range cases {
+		var out bytes.Buffer
+		if err := show(o, c.request, c.tokens, strings.NewReader(token+" octo-org app\n"), &out); err != nil {
+			t.Fatalf("%s: %v", c.request, err)
+		}
+		if out.String() != c.wantOut {
+			t.Errorf("%s: printed %q, want %q", c.request, out.String(), c.wantOut)
+		}
+		rec.mu.Lock()
+		got := rec.reqs[i].GetAttributes().GetRequest().GetHttp()
+		rec.mu.Unlock()
+		if auth, ok := got.GetHeaders()["authorization"]; auth != c.wantAuth || ok != (c.wantAuth != "") {
+			t.Errorf("%s: authorization %q (sent: %v), want %q", c.request, auth, ok, c.wantAuth)
+		}
+		if m := strings.ToUpper(strings.Fields(c.request)[0]); got.GetMethod() != m || got.GetHeaders()[":method"] != m {
+			t.Errorf("%s: method %q / %q", c.request, got.GetMethod(), got.GetHeaders()[":method"])
+		}
+	}
+}
+
+func TestShowPrintsADenialWhole(t *testing.T) {
+	var out bytes.Buffer
+	resp := &authv3.CheckResponse{
+		Status: &status.Status{Code: 16},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode_Unauthorized},
+			Headers: []*corev3.HeaderValueOption{
+				{Header: &corev3.HeaderValue{Key: "www-authenticate", Value: `Basic realm="opa-pat"`}},
+				{Header: &corev3.HeaderValue{Key: "content-type", Value: "application/json; charset=utf-8"}},
+			},
+			Body: `{"message":"Requires authentication"}`,
+		}},
+	}
+	if err := printAnswer(&out, resp); err != nil {
+		t.Fatal(err)
+	}
+	want := "401 Unauthorized\ncontent-type: application/json; charset=utf-8\nwww-authenticate: Basic realm=\"opa-pat\"\n{\"message\":\"Requires authentication\"}\n"
+	if out.String() != want {
+		t.Errorf("printed %q, want %q", out.String(), want)
+	}
+}
+
+func TestShowRefusesARequestThatIsNotMethodAndPath(t *testing.T) {
+	for _, req := range []string{"", "GET", "GET octo-org/app", "GET /a b"} {
+		err := show(options{addr: "127.0.0.1:1", timeout: time.Second}, req, "", strings.NewReader(""), io.Discard)
+		want := fmt.Sprintf(`-show: %q is not "METHOD /path"`, req)
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: error %v, want %s", req, err, want)
+		}
+	}
+	err := show(options{addr: "127.0.0.1:1", timeout: time.Second}, "GET /", "-", strings.NewReader("# nothing\n"), io.Discard)
+	if err == nil || err.Error() != "standard input: no tokens" {
+		t.Errorf("empty standard input: %v", err)
 	}
 }
