@@ -366,7 +366,13 @@ func seedStore(ctx context.Context, location string, w io.Writer) (*seededStore,
 		return nil, nil
 	}
 	b, _ := json.Marshal(res.Import)
-	fmt.Fprintf(w, "opa-pat up: created %s with the example world %s\n", store.RedactLocation(location), b)
+	// A new SQLite file is created here; an empty file or a PostgreSQL
+	// database that someone else created is only filled.
+	verb := "created"
+	if !sqlite || existed {
+		verb = "seeded"
+	}
+	fmt.Fprintf(w, "opa-pat up: %s %s with the example world %s\n", verb, store.RedactLocation(location), b)
 	if !sqlite || existed {
 		return nil, nil
 	}

@@ -157,9 +157,10 @@ func TestSeedStoreConcurrently(t *testing.T) {
 		backend  string
 		starts   int
 		location func(t *testing.T) string
+		verb     string // a new file is created, a database only seeded
 	}{
-		{backend: "sqlite", starts: 2, location: func(t *testing.T) string { return filepath.Join(t.TempDir(), "pat.db") }},
-		{backend: "postgres", starts: 4, location: func(t *testing.T) string { return pgtest.Database(t, "pat_upseed_") }},
+		{backend: "sqlite", starts: 2, location: func(t *testing.T) string { return filepath.Join(t.TempDir(), "pat.db") }, verb: "created"},
+		{backend: "postgres", starts: 4, location: func(t *testing.T) string { return pgtest.Database(t, "pat_upseed_") }, verb: "seeded"},
 	} {
 		t.Run(tc.backend, func(t *testing.T) {
 			ctx := context.Background()
@@ -172,7 +173,7 @@ func TestSeedStoreConcurrently(t *testing.T) {
 			}
 			wg.Wait()
 			where := store.RedactLocation(loc)
-			created := "opa-pat up: created " + where + " with the example world " + world + "\n"
+			created := "opa-pat up: " + tc.verb + " " + where + " with the example world " + world + "\n"
 			meanwhile := "opa-pat up: " + where + " was empty, then another process seeded it; serving what it holds: " + found + "\n"
 			var seeded int
 			for i := range outs {
