@@ -235,7 +235,7 @@ func TestCLITokenCreate(t *testing.T) {
 		{note: "bad permission", args: append(create, "--user", "bob", "--permission", "contents=all"), stderr: `error: --permission: "contents=all": level "all" must be read, write or admin`},
 		{note: "scope on a fine-grained token", args: append(create, "--user", "bob", "--scope", "repo"), stderr: "error: --scope is for classic tokens; fine-grained tokens take --permission"},
 		{note: "two selections", args: append(create, "--user", "bob", "--public-repositories"), stderr: "error: --repositories, --all-repositories and --public-repositories exclude each other"},
-		{note: "no store", args: []string{"token", "create", "--user", "bob", "--kind", "classic"}, stderr: "error: --store: give the path of the token store"},
+		{note: "no store", args: []string{"token", "create", "--user", "bob", "--kind", "classic"}, stderr: "error: --store: give the path of the token store (or set OPA_PAT_STORE)"},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			if tc.stderr != "" {
@@ -257,6 +257,35 @@ func TestCLITokenCreate(t *testing.T) {
 	res := cliOK(t, append(create, "--user", "bob", "--output", "text")...)
 	if !regexp.MustCompile(`(?s)^created fine-grained token \d+ "" for bob \(expires [^)]+\)\nrequest \d+ for octo-org: pending\ncopy the token now, it will not be shown again:\ngithub_pat_\S{82}\n$`).MatchString(res) {
 		t.Fatalf("text output: %q", res)
+	}
+}
+
+// A store that no sidecar has served, and in which no settings were
+// recorded, is checked against the default settings, and token create says
+// so; with settings recorded, or --settings, it says nothing.
+func TestCLITokenCreateSaysWhenItUsesTheDefaultSettings(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	settings := writeFile(t, dir, "settings.json", `{"organizations": {"octo-org": {"fine_grained_approval": "disable"}}}`)
+	create := []string{"token", "create", "--store", db, "--kind", "classic", "--user", "bob", "--scope", "repo", "--expires-in", "7d"}
+	warning := "warning: " + db + " records no settings (no sidecar has served it, and none were recorded): " +
+		"the creation was checked against the default settings; give --settings FILE, or record them with opa-pat store settings\n"
+	for _, tc := range []struct {
+		note   string
+		args   []string
+		stderr string
+	}{
+		{note: "nothing recorded", args: create, stderr: warning},
+		{note: "--settings", args: append(slices.Clone(create), "--settings", settings)},
+	} {
+		if res := cli(t, tc.args...); res.code != 0 || res.stderr != tc.stderr {
+			t.Errorf("%s: exit %d, stderr %q; want 0 and %q", tc.note, res.code, res.stderr, tc.stderr)
+		}
+	}
+	cliOK(t, "store", "settings", "--store", db, settings)
+	if res := cli(t, create...); res.code != 0 || res.stderr != "" {
+		t.Errorf("settings recorded: exit %d, stderr %q; want 0 and nothing", res.code, res.stderr)
 	}
 }
 

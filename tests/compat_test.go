@@ -39,7 +39,9 @@ func TestCLINewerStoreSchema(t *testing.T) {
 	}{
 		{note: "a command that writes", args: []string{"token", "create", "--store", path, "--user", "bob", "--kind", "fine_grained",
 			"--resource-owner", "octo-org", "--repositories", "app", "--permission", "contents=write", "--expires-in", "30d",
-			"--name", "deploy", "--reason", "deploys", "--output", "text"}},
+			"--name", "deploy", "--reason", "deploys", "--output", "text",
+			// settings of its own: a store without any recorded says so
+			"--settings", writeFile(t, filepath.Dir(path), "settings.json", `{}`)}},
 		{note: "a review", args: []string{"requests", "approve", "--store", path, "--org", "octo-org", "2", "--reason", "ok", "--actor", "olga"},
 			stdout: "approved 1 request of octo-org: 2\n"},
 		{note: "a command that only reads", args: []string{"requests", "list", "--store", path, "--org", "octo-org", "--state", "approved", "--output", "json"}},

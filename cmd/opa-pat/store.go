@@ -73,7 +73,7 @@ func defaultActor() string {
 
 func (f *storeFlags) check() error {
 	if f.path == "" {
-		return errors.New("--store: give the path of the token store")
+		return errors.New("--store: give the path of the token store (or set OPA_PAT_STORE)")
 	}
 	if err := store.CheckLocation(f.path); err != nil {
 		return fmt.Errorf("--store: %w", err)

@@ -133,20 +133,23 @@ func parsePermissions(pairs []string) (map[string]string, error) {
 
 // creationSettings picks the settings the creation check runs against:
 // --settings FILE, else those a running sidecar recorded in the store, else
-// none (all defaults).
-func creationSettings(ctx context.Context, file string, db *store.DB) (map[string]any, error) {
+// none (all defaults), which defaulted reports: a store filled by an import
+// and never served has none, and its organizations' limits would be checked
+// as GitHub's defaults without a word.
+func creationSettings(ctx context.Context, file string, db *store.DB) (settings map[string]any, defaulted bool, err error) {
 	if file == "" {
-		return issue.StoreSettings(ctx, db)
+		s, err := issue.StoreSettings(ctx, db)
+		return s, err == nil && s == nil, err
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("--settings: %w", err)
+		return nil, false, fmt.Errorf("--settings: %w", err)
 	}
 	s, err := issue.ParseSettings(b)
 	if err != nil {
-		return nil, fmt.Errorf("--settings: %s: %w", file, err)
+		return nil, false, fmt.Errorf("--settings: %s: %w", file, err)
 	}
-	return s, nil
+	return s, false, nil
 }
 
 func newTokenCreateCmd() *cobra.Command {
@@ -232,7 +235,7 @@ an organization, "request" {"id", "state"}; --output text prints a summary inste
 			req.Actor = f.actor
 
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
-				settings, err := creationSettings(cmd.Context(), settingsFile, db)
+				settings, defaulted, err := creationSettings(cmd.Context(), settingsFile, db)
 				if err != nil {
 					return err
 				}
@@ -243,6 +246,11 @@ an organization, "request" {"id", "state"}; --output text prints a summary inste
 				res, err := issue.Issue(cmd.Context(), db, checker, req, time.Now())
 				if err != nil {
 					return err
+				}
+				if defaulted {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s records no settings (no sidecar has served it, and none were recorded): "+
+						"the creation was checked against the default settings; give --settings FILE, or record them with opa-pat store settings\n",
+						store.RedactLocation(db.Location()))
 				}
 				out := toTokenJSON(res.Token)
 				out.Token = res.Raw
