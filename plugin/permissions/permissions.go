@@ -36,7 +36,7 @@ var organization = []string{
 	"issue_fields", "issue_types", "members",
 	"org_copilot_content_exclusion", "organization_actions_variables", "organization_administration",
 	"organization_agent_secrets", "organization_agent_variables", "organization_announcement_banners",
-	"organization_api_insights", "organization_campaigns", "organization_codespaces",
+	"organization_api_insights", "organization_campaigns", "organization_code_scanning_dismissal_requests", "organization_codespaces",
 	"organization_codespaces_secrets", "organization_codespaces_settings", "organization_copilot_agent_settings",
 	"organization_copilot_metrics", "organization_copilot_seat_management", "organization_copilot_spaces",
 	"organization_custom_org_roles", "organization_custom_properties", "organization_custom_roles",
@@ -57,10 +57,12 @@ var organizationShort = []string{
 }
 
 // account are the fine-grained permissions on the user's own account.
+// email_addresses and git_ssh_keys are the REST API's app-permissions
+// spelling of emails and keys, which the fine-grained token pages use.
 var account = []string{
-	"codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "email_addresses",
-	"followers", "gists", "git_ssh_keys", "gpg_keys", "interaction_limits", "knowledge_bases", "models", "profile",
-	"starring", "ssh_signing_keys", "watching",
+	"codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests", "email_addresses", "emails",
+	"followers", "gists", "git_ssh_keys", "gpg_keys", "interaction_limits", "keys", "knowledge_bases", "models",
+	"private_repository_invitations", "profile", "starring", "ssh_signing_keys", "user_events", "watching",
 }
 
 // scopes are the classic scopes.

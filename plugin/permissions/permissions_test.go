@@ -123,7 +123,13 @@ func TestThePolicysNamesAreKnown(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	for _, name := range []string{"contents", "metadata", "organization_administration", "personal_access_tokens", "members", "gpg_keys"} {
+	for _, name := range []string{"contents", "metadata", "organization_administration", "personal_access_tokens", "members", "gpg_keys",
+		// GitHub's names of the fine-grained token pages (github/docs
+		// fine-grained-pat-permissions.json, the URL-parameter table).
+		"emails", "keys", "user_events", "private_repository_invitations", "copilot_requests",
+		"organization_code_scanning_dismissal_requests",
+		// The REST API's app-permissions spelling of emails and keys.
+		"email_addresses", "git_ssh_keys"} {
 		if !Fine(name) {
 			t.Errorf("Fine(%q) = false", name)
 		}
