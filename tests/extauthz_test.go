@@ -95,10 +95,20 @@ func startGateOn(t *testing.T, grpcAddr string) *eaGate {
 // YAML lines such as "token_prefixes: {classic: acme}".
 func startGateWith(t *testing.T, grpcAddr, pluginConfig string) *eaGate {
 	t.Helper()
+	return startGateOnStore(t, grpcAddr, pluginConfig, nil)
+}
+
+// startGateOnStore starts the gate as startGateWith does, after prepare
+// (when not nil) has done what it will to the store of eaWorld in dir.
+func startGateOnStore(t *testing.T, grpcAddr, pluginConfig string, prepare func(bin, dir, store string)) *eaGate {
+	t.Helper()
 	g := &eaGate{bin: binary(t), api: freeAddr(t)}
 	dir := t.TempDir()
 	g.store = filepath.Join(dir, "pat.db")
 	runCLI(t, g.bin, nil, "store", "import", "--store", g.store, writeFile(t, dir, "world.json", eaWorld))
+	if prepare != nil {
+		prepare(g.bin, dir, g.store)
+	}
 	config := writeFile(t, dir, "config.yaml", `
 plugins:
   pat:

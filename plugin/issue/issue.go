@@ -317,9 +317,11 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 		if (t.RepositorySelection == "all" || t.RepositorySelection == "public") && len(t.Repositories) > 0 {
 			return Result{}, fmt.Errorf(`repositories: only a token for "selected" repositories names them; this one is for %s repositories`, selection)
 		}
+		// An earlier opa-pat name of a permission (variables) is stored as
+		// GitHub's (actions_variables), which the policy asks for.
 		perms := make(map[string]string, len(t.Permissions)+1)
 		for k, v := range t.Permissions {
-			perms[k] = v
+			perms[permissions.Canonical(k)] = v
 		}
 		if _, ok := perms["metadata"]; !ok {
 			perms["metadata"] = "read" // always present (SEMANTICS.md rule 8)
@@ -421,7 +423,8 @@ func checkNames(req Request) error {
 // checkVocabulary refuses what GitHub has no name for (plugin/permissions):
 // a classic scope it does not know (scopes[0]: unknown scope
 // "bogus:scope"), a fine-grained permission it does not know
-// (permissions.bogus_perm: unknown permission) and metadata above read,
+// (permissions.bogus_perm: unknown permission), an earlier opa-pat name of
+// a permission beside GitHub's and metadata above read,
 // which GitHub's metadata permission never is. Such a token would hold
 // what no request ever needs, so a typo would go unnoticed until the
 // token fails. A name that holds a token is refused first, without it
@@ -445,6 +448,13 @@ func checkVocabulary(req Request) error {
 					return fmt.Errorf("permissions.%s: unknown permission", name)
 				}
 				return fmt.Errorf("permissions: unknown permission %s", token.Quote(name))
+			}
+			// An earlier opa-pat name is stored as GitHub's (Issue): given
+			// beside GitHub's, one of the two levels would be lost.
+			if c := permissions.Canonical(name); c != name {
+				if _, ok := req.Permissions[c]; ok {
+					return fmt.Errorf("permissions.%s: GitHub's name of this permission is %s, which is given too; give it once, as %s", name, c, c)
+				}
 			}
 			if level := req.Permissions[name]; name == permissions.MetadataName && level != "read" && slices.Contains([]string{"write", "admin"}, level) {
 				return fmt.Errorf("permissions.metadata: %q is not a level of metadata, which is read-only on GitHub: give \"read\" or leave it out", level)

@@ -260,6 +260,8 @@ func TestIssueRefusesUnknownNames(t *testing.T) {
 		{"a name of another shape", fg(map[string]string{"Contents": "read"}), `permissions: unknown permission "Contents"`},
 		{"metadata: write", fg(map[string]string{"metadata": "write"}), `permissions.metadata: "write" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`},
 		{"metadata: admin", fg(map[string]string{"metadata": "admin", "contents": "read"}), `permissions.metadata: "admin" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`},
+		{"an earlier name beside GitHub's", fg(map[string]string{"variables": "read", "actions_variables": "write"}),
+			"permissions.variables: GitHub's name of this permission is actions_variables, which is given too; give it once, as actions_variables"},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			_, err := Issue(t.Context(), db, c, tc.req, now)
@@ -280,5 +282,29 @@ func TestIssueRefusesUnknownNames(t *testing.T) {
 		if _, err := Issue(t.Context(), db, c, req, now); err != nil {
 			t.Fatalf("%+v: %v", req, err)
 		}
+	}
+}
+
+// A permission named as earlier opa-pat versions named it is taken, and
+// the token holds it under GitHub's name, which the policy asks for.
+func TestIssueStoresGitHubsNames(t *testing.T) {
+	db := openStore(t)
+	c, err := NewChecker(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	res, err := Issue(t.Context(), db, c, Request{Kind: store.KindFineGrained, User: "bob", RepositorySelection: "all",
+		Permissions: map[string]string{"variables": "read", "ssh_signing_keys": "write", "models": "read", "contents": "write"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"actions_variables": "read", "git_signing_ssh_public_keys": "write", "user_models": "read", "contents": "write", "metadata": "read"}
+	if !reflect.DeepEqual(res.Token.Permissions, want) {
+		t.Fatalf("created with %v; want %v", res.Token.Permissions, want)
+	}
+	stored, ok, err := db.TokenByHash(t.Context(), token.Hash(res.Raw))
+	if err != nil || !ok || !reflect.DeepEqual(stored.Permissions, want) {
+		t.Fatalf("stored %v (%t, %v); want %v", stored.Permissions, ok, err, want)
 	}
 }

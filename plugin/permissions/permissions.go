@@ -21,12 +21,13 @@ const MetadataName = "metadata"
 
 // repository are the fine-grained permissions on repositories.
 var repository = []string{
-	"actions", "administration", "agent_secrets", "agent_variables", "artifact_metadata", "attestations", "checks", "code_quality", "codespaces",
-	"codespaces_lifecycle_admin", "codespaces_metadata", "codespaces_secrets", "contents", "copilot_agent_settings", "dependabot_secrets",
+	"actions", "actions_variables", "administration", "agent_secrets", "agent_variables", "artifact_metadata", "attestations",
+	"checks", "code_quality", "codespaces", "codespaces_lifecycle_admin", "codespaces_metadata", "codespaces_secrets", "contents",
+	"copilot_agent_settings", "dependabot_secrets",
 	"deployments", "discussions", "environments", "issues", "merge_queues", "metadata", "packages", "pages",
 	"pull_requests", "repository_advisories", "repository_custom_properties", "repository_hooks",
 	"repository_projects", "secret_scanning_alerts", "secrets", "security_events", "single_file", "statuses",
-	"variables", "vulnerability_alerts", "workflows",
+	"vulnerability_alerts", "workflows",
 }
 
 // organization are the fine-grained permissions on organizations, in the
@@ -53,7 +54,7 @@ var organization = []string{
 // groups them under "organization".
 var organizationShort = []string{
 	"announcement_banners", "blocking", "custom_properties", "custom_roles", "events", "members", "personal_access_token_requests",
-	"personal_access_tokens", "plan", "projects", "secrets", "self_hosted_runners", "team_discussions", "variables", "webhooks",
+	"personal_access_tokens", "plan", "projects", "secrets", "self_hosted_runners", "team_discussions", "webhooks",
 }
 
 // account are the fine-grained permissions on the user's own account.
@@ -61,8 +62,22 @@ var organizationShort = []string{
 // spelling of emails and keys, which the fine-grained token pages use.
 var account = []string{
 	"codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests", "email_addresses", "emails",
-	"followers", "gists", "git_ssh_keys", "gpg_keys", "interaction_limits", "keys", "knowledge_bases", "models",
-	"private_repository_invitations", "profile", "starring", "ssh_signing_keys", "user_events", "watching",
+	"followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys", "interaction_limits", "keys",
+	"knowledge_bases", "private_repository_invitations", "profile", "starring", "user_events", "user_models", "watching",
+}
+
+// renamed are names earlier opa-pat versions took for permissions GitHub
+// names otherwise, with GitHub's name (github/docs'
+// fine-grained-pat-permissions.json, the URL-parameter table): the gate
+// asked for "variables" where GitHub's fine-grained tokens hold
+// actions_variables. Token creation takes the old name and stores
+// GitHub's; the store reads a token stored with an old name under
+// GitHub's (Normalize), and the decision reads a request's old name as
+// GitHub's (pat.rego, _renamed), so such a token keeps exactly its access.
+var renamed = map[string]string{
+	"models":           "user_models",
+	"ssh_signing_keys": "git_signing_ssh_public_keys",
+	"variables":        "actions_variables",
 }
 
 // scopes are the classic scopes.
@@ -85,7 +100,7 @@ var scopes = []string{
 }
 
 var (
-	fine      = set(repository, organization, organizationShort, account)
+	fine      = set(repository, organization, organizationShort, account, keys(renamed))
 	orgNames  = set(organization, organizationShort)
 	scopeSet  = set(scopes)
 	repoNames = set(repository)
@@ -101,8 +116,68 @@ func set(lists ...[]string) map[string]bool {
 	return out
 }
 
-// Fine reports whether name is a fine-grained permission.
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Fine reports whether token creation takes name as a fine-grained
+// permission: one of GitHub's, one of opa-pat's short organization names,
+// or an earlier opa-pat name of one of GitHub's (stored as GitHub's,
+// Canonical).
 func Fine(name string) bool { return fine[name] }
+
+// Canonical returns GitHub's name of a permission earlier opa-pat versions
+// named otherwise (variables: actions_variables), and any other name as it
+// is.
+func Canonical(name string) string {
+	if c, ok := renamed[name]; ok {
+		return c
+	}
+	return name
+}
+
+// Spellings returns the names a stored token may hold a permission under:
+// the name, and when it is GitHub's name of one earlier versions named
+// otherwise, the earlier name too. Another name is returned alone.
+func Spellings(name string) []string {
+	out := []string{name}
+	for old, c := range renamed {
+		if c == name {
+			out = append(out, old)
+		}
+	}
+	return out
+}
+
+// Normalize returns perms with GitHub's names in place of earlier opa-pat
+// names (Canonical): perms itself, not a copy, when it holds none, as a
+// token made since does. A token holding both names keeps the earlier
+// name's level: the one the policy decided with when it was stored.
+func Normalize(perms map[string]string) map[string]string {
+	var out map[string]string
+	for old, c := range renamed {
+		level, ok := perms[old]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(perms))
+			for k, v := range perms {
+				out[k] = v
+			}
+		}
+		delete(out, old)
+		out[c] = level
+	}
+	if out == nil {
+		return perms
+	}
+	return out
+}
 
 // Organization reports whether name is an organization permission: any
 // other fine-grained permission is a repository's or an account's.

@@ -1,6 +1,9 @@
 package permissions
 
 import (
+	"maps"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -99,7 +102,9 @@ func policyNames(t *testing.T) (perms, scopes map[string][]string) {
 
 // Every permission and scope the policy names is GitHub's, as this package
 // knows them: a name the gate maps a route to but token creation refused
-// would make that route unreachable with any new token.
+// would make that route unreachable with any new token. A permission is
+// named in GitHub's spelling (or, for the admin API, opa-pat's short one),
+// never an earlier name that tokens are stored under GitHub's name for.
 func TestThePolicysNamesAreKnown(t *testing.T) {
 	perms, scopes := policyNames(t)
 	if len(perms) < 40 || len(scopes) < 10 {
@@ -109,6 +114,8 @@ func TestThePolicysNamesAreKnown(t *testing.T) {
 	for name, where := range perms {
 		if !Fine(name) {
 			missing = append(missing, "permission "+name+" ("+where[0]+")")
+		} else if c := Canonical(name); c != name {
+			missing = append(missing, "permission "+name+" ("+where[0]+"): GitHub's name is "+c)
 		}
 	}
 	for name, where := range scopes {
@@ -122,14 +129,46 @@ func TestThePolicysNamesAreKnown(t *testing.T) {
 	}
 }
 
+// The decision reads a request's earlier name as GitHub's (pat.rego's
+// _renamed) as the store reads a stored token's (renamed): a service that
+// asks for "variables" is decided on the actions_variables a token is
+// stored with. The two tables must be one.
+func TestThePolicyRenamesAsTheStore(t *testing.T) {
+	mods, err := patrego.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]string
+	for path, src := range mods {
+		mod, err := ast.ParseModuleWithOpts(path, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rule := range mod.Rules {
+			if rule.Head.Name.String() != "_renamed" || mod.Package.Path.String() != "data.pat" {
+				continue
+			}
+			if err := ast.As(rule.Head.Value.Value, &got); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !maps.Equal(got, renamed) {
+		t.Fatalf("pat.rego's _renamed = %v; want %v", got, renamed)
+	}
+}
+
 func TestNames(t *testing.T) {
 	for _, name := range []string{"contents", "metadata", "organization_administration", "personal_access_tokens", "members", "gpg_keys",
 		// GitHub's names of the fine-grained token pages (github/docs
 		// fine-grained-pat-permissions.json, the URL-parameter table).
 		"emails", "keys", "user_events", "private_repository_invitations", "copilot_requests",
 		"organization_code_scanning_dismissal_requests",
+		"actions_variables", "git_signing_ssh_public_keys", "user_models",
 		// The REST API's app-permissions spelling of emails and keys.
-		"email_addresses", "git_ssh_keys"} {
+		"email_addresses", "git_ssh_keys",
+		// Earlier opa-pat names, taken and stored as GitHub's.
+		"variables", "ssh_signing_keys", "models"} {
 		if !Fine(name) {
 			t.Errorf("Fine(%q) = false", name)
 		}
@@ -150,9 +189,52 @@ func TestNames(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]bool{"members": true, "personal_access_tokens": true, "organization_hooks": true,
-		"organization_anything_new": true, "contents": false, "administration": false, "gpg_keys": false} {
+		"organization_anything_new": true, "contents": false, "administration": false, "gpg_keys": false,
+		// A repository permission, once listed as a short organization name too.
+		"variables": false, "actions_variables": false} {
 		if Organization(name) != want {
 			t.Errorf("Organization(%q) = %t", name, !want)
 		}
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	for name, want := range map[string]string{"variables": "actions_variables", "ssh_signing_keys": "git_signing_ssh_public_keys",
+		"models": "user_models", "actions_variables": "actions_variables", "email_addresses": "email_addresses", "bogus": "bogus"} {
+		if got := Canonical(name); got != want {
+			t.Errorf("Canonical(%q) = %q; want %q", name, got, want)
+		}
+	}
+	for name, want := range map[string][]string{"actions_variables": {"actions_variables", "variables"}, "variables": {"variables"},
+		"user_models": {"user_models", "models"}, "contents": {"contents"}} {
+		if got := Spellings(name); !slices.Equal(got, want) {
+			t.Errorf("Spellings(%q) = %q; want %q", name, got, want)
+		}
+	}
+}
+
+// A token stored with an earlier name holds GitHub's at the same level; a
+// map without one is returned as it is, not copied.
+func TestNormalize(t *testing.T) {
+	for _, tc := range []struct {
+		in, want map[string]string
+	}{
+		{map[string]string{"variables": "read", "contents": "write"}, map[string]string{"actions_variables": "read", "contents": "write"}},
+		{map[string]string{"ssh_signing_keys": "write", "models": "read"}, map[string]string{"git_signing_ssh_public_keys": "write", "user_models": "read"}},
+		// Both names: the earlier one decided when the token was stored.
+		{map[string]string{"variables": "read", "actions_variables": "write"}, map[string]string{"actions_variables": "read"}},
+		{nil, nil},
+	} {
+		in := maps.Clone(tc.in)
+		if got := Normalize(in); !maps.Equal(got, tc.want) || (tc.in != nil && !maps.Equal(in, tc.in)) {
+			t.Errorf("Normalize(%v) = %v (input now %v); want %v", tc.in, got, in, tc.want)
+		}
+	}
+	m := map[string]string{"contents": "read", "actions_variables": "write"}
+	if got := Normalize(m); reflect.ValueOf(got).UnsafePointer() != reflect.ValueOf(m).UnsafePointer() {
+		t.Fatal("Normalize copied a map that holds GitHub's names only")
+	}
+	if n := testing.AllocsPerRun(100, func() { Normalize(m) }); n != 0 {
+		t.Fatalf("Normalize of GitHub's names allocates %v times", n)
 	}
 }

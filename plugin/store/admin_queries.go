@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opa-pat/opa-pat/plugin/permissions"
 )
 
 // OrgGrantFilter selects current grants of an organization (the newest
@@ -195,7 +197,17 @@ func (f OrgGrantFilter) tokenConds(c *where) {
 			"%,"+likeEscape(f.Repository)+",%", f.Org, f.Repository)
 	}
 	if f.Permission != "" {
-		c.add(`(',' || t.permissions) LIKE ? ESCAPE '\'`, "%,"+likeEscape(f.Permission)+"=%")
+		// A token an earlier opa-pat stored may hold the permission under
+		// its earlier name (variables for actions_variables), which the
+		// store reads as GitHub's: either spelling matches.
+		names := permissions.Spellings(permissions.Canonical(f.Permission))
+		conds := make([]string, len(names))
+		args := make([]any, len(names))
+		for i, name := range names {
+			conds[i] = `(',' || t.permissions) LIKE ? ESCAPE '\'`
+			args[i] = "%," + likeEscape(name) + "=%"
+		}
+		c.add("("+strings.Join(conds, " OR ")+")", args...)
 	}
 	if !f.LastUsedBefore.IsZero() {
 		c.add("t.last_used_at < ?", nanos(f.LastUsedBefore))

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opa-pat/opa-pat/plugin/permissions"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
@@ -786,9 +787,11 @@ func storedToken(ctx context.Context, tx execer, h [32]byte) (Token, bool, error
 }
 
 func dumpToken(dt DumpToken, prefixes token.Prefixes, now time.Time) (Token, error) {
+	// An export of an earlier opa-pat may name permissions as it did: the
+	// store writes GitHub's names, as it reads them (permissions.Normalize).
 	t := Token{
 		Name: dt.Name, Kind: dt.Kind, User: dt.User, Scopes: dt.Scopes, ResourceOwner: dt.ResourceOwner,
-		RepositorySelection: dt.RepositorySelection, Repositories: dt.Repositories, Permissions: dt.Permissions,
+		RepositorySelection: dt.RepositorySelection, Repositories: dt.Repositories, Permissions: permissions.Normalize(dt.Permissions),
 		Revoked: dt.Revoked != nil && *dt.Revoked,
 	}
 	switch {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/opa-pat/opa-pat/plugin/permissions"
 )
 
 // Loading a million tokens column by column costs more in the SQLite
@@ -149,6 +151,9 @@ func (s *packedScanner) permissions(enc string) map[string]string {
 		k, v, _ := strings.Cut(pair, "=")
 		m[s.intern(k)] = s.intern(v)
 	}
+	// A token an earlier opa-pat stored holds its permissions under
+	// GitHub's names, as one made since does (permissions.Normalize).
+	m = permissions.Normalize(m)
 	if len(s.perms) < maxShared {
 		s.perms[s.intern(enc)] = m
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opa-pat/opa-pat/plugin/permissions"
 )
 
 var _ Reader = (*DB)(nil)
@@ -504,7 +506,8 @@ func splitList(s string) []string {
 
 func joinList(l []string) string { return strings.Join(l, ",") }
 
-// decodePermissions decodes "name=level,name=level".
+// decodePermissions decodes "name=level,name=level", with GitHub's names
+// in place of the earlier names a store may hold (permissions.Normalize).
 func decodePermissions(s string) map[string]string {
 	if s == "" {
 		return nil
@@ -516,7 +519,7 @@ func decodePermissions(s string) map[string]string {
 		k, v, _ := strings.Cut(pair, "=")
 		m[k] = v
 	}
-	return m
+	return permissions.Normalize(m)
 }
 
 // encodePermissions encodes permissions sorted by name.

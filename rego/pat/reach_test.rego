@@ -79,6 +79,25 @@ test_rule_8_deny_missing_permission[note] if {
 	decide(request_for(tc.raw, "octo-org", "app", tc.action, tc.permission)) == denied(tc.raw, 403, needs(tc.permission, tc.action, tc.held), token_doc)
 }
 
+# A request that names a permission as earlier opa-pat versions did is decided on GitHub's name:
+# a service that still asks for "variables" keeps the access of a token stored with it.
+test_rule_8_allow_earlier_permission_names[note] if {
+	some note, tc in {
+		"earlier name": {"permission": "variables"},
+		"GitHub's name": {"permission": "actions_variables"},
+	}
+	decide(request_for("github_pat_bob_variables", "octo-org", "app", "read", tc.permission)) == allowed("github_pat_bob_variables")
+}
+
+test_rule_8_deny_earlier_permission_names_by_githubs_name[note] if {
+	some note, tc in {
+		"variables": {"permission": "variables", "held": `the token has "read"`, "action": "write", "raw": "github_pat_bob_variables", "name": "actions_variables"},
+		"ssh_signing_keys": {"permission": "ssh_signing_keys", "held": "the token does not have it", "action": "read", "raw": "github_pat_bob_app", "name": "git_signing_ssh_public_keys"},
+		"models": {"permission": "models", "held": "the token does not have it", "action": "read", "raw": "github_pat_bob_app", "name": "user_models"},
+	}
+	decide(request_for(tc.raw, "octo-org", "app", tc.action, tc.permission)) == denied(tc.raw, 403, needs(tc.name, tc.action, tc.held), token_doc)
+}
+
 test_rule_8_allow_organization_permission if {
 	decide(org_request("github_pat_bob_admin", "octo-org", "read", "members")) == allowed("github_pat_bob_admin")
 }

@@ -128,6 +128,10 @@ tokens["github_pat_ghost_own"] := fine_grained(46, "ghost", "ghost", "all", set(
 # A record that spells its resource owner and repositories in another case.
 tokens["github_pat_bob_mixed_case"] := fine_grained(47, "bob", "Octo-Org", "selected", {"App"}, write, in_days(90))
 
+# A token an earlier opa-pat stored with {"variables": "read"}: the plugin reads it under GitHub's
+# name (plugin/permissions, Normalize).
+tokens["github_pat_bob_variables"] := fine_grained(50, "bob", "octo-org", "all", set(), {"actions_variables": "read"}, in_days(90))
+
 tokens["github_pat_bob_weird_kind"] := object.union(classic(39, "bob", {"repo"}, in_days(90)), {"kind": "oauth"})
 
 grants := {
@@ -150,6 +154,7 @@ grants := {
 	43: {"octo-org": grant(216, "approved", "")},
 	44: {"octo-org": grant(217, "approved", "")},
 	47: {"octo-org": grant(218, "approved", "")},
+	50: {"octo-org": grant(219, "approved", "")},
 }
 
 grant(id, state, reason) := {"id": id, "state": state, "reason": reason, "reviewer": "alice", "updated_at_ns": created}

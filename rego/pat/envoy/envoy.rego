@@ -187,9 +187,9 @@ _private_read(_, permission) if permission in _private_permissions
 _private_read(rest, _) if rest[0] in {"code-scanning", "collaborators", "invitations", "teams", "traffic", "keys", "hooks", "import"}
 
 _private_permissions := {
-	"administration", "agent_secrets", "agent_variables", "code_quality", "codespaces", "codespaces_metadata",
-	"codespaces_secrets", "copilot_agent_settings", "dependabot_secrets", "environments", "repository_hooks",
-	"secret_scanning_alerts", "secrets", "security_events", "variables", "vulnerability_alerts",
+	"actions_variables", "administration", "agent_secrets", "agent_variables", "code_quality", "codespaces",
+	"codespaces_metadata", "codespaces_secrets", "copilot_agent_settings", "dependabot_secrets", "environments",
+	"repository_hooks", "secret_scanning_alerts", "secrets", "security_events", "vulnerability_alerts",
 }
 
 # /orgs/{org}/..., read as leniently as repository endpoints (_repo_lenient_agrees).
@@ -397,11 +397,11 @@ _repo_permission(rest, action) := "metadata" if {
 	# GitHub.
 	permission := {
 		"actions/organization-secrets": "secrets",
-		"actions/organization-variables": "variables",
+		"actions/organization-variables": "actions_variables",
 		"actions/permissions": "administration",
 		"actions/runners": "administration",
 		"actions/secrets": "secrets",
-		"actions/variables": "variables",
+		"actions/variables": "actions_variables",
 		"agents/organization-secrets": "agent_secrets",
 		"agents/organization-variables": "agent_variables",
 		"agents/secrets": "agent_secrets",
