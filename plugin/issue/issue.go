@@ -445,7 +445,7 @@ func checkVocabulary(req Request) error {
 			}
 			if !permissions.Fine(name) {
 				if permissionShape.MatchString(name) {
-					return fmt.Errorf("permissions.%s: unknown permission", name)
+					return fmt.Errorf("permissions.%s: %s", name, permissions.Unknown(name))
 				}
 				return fmt.Errorf("permissions: unknown permission %s", token.Quote(name))
 			}

@@ -13,7 +13,10 @@
 // here, so that the two cannot drift apart.
 package permissions
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // MetadataName is the permission every fine-grained token holds at read,
 // and only at read: GitHub's metadata permission is read-only.
@@ -48,22 +51,20 @@ var organization = []string{
 	"organization_secrets", "organization_self_hosted_runners", "organization_user_blocking", "team_discussions",
 }
 
-// organizationShort are organization permissions as GitHub's token pages
-// and its list of a request's permissions name them, without the prefix
-// (the admin policy takes either spelling, data.pat.admin): the admin API
-// groups them under "organization".
-var organizationShort = []string{
-	"announcement_banners", "blocking", "custom_properties", "custom_roles", "events", "members", "personal_access_token_requests",
-	"personal_access_tokens", "plan", "projects", "secrets", "self_hosted_runners", "team_discussions", "webhooks",
-}
+// organizationShort are opa-pat's own short spellings of the two
+// organization permissions the admin API asks for (data.pat.admin reads
+// either spelling, and docs/admin-api.md documents both). They are not
+// GitHub's: GitHub spells them with the organization_ prefix. The admin
+// API groups them under "organization".
+var organizationShort = []string{"personal_access_token_requests", "personal_access_tokens"}
 
 // account are the fine-grained permissions on the user's own account.
 // email_addresses and git_ssh_keys are the REST API's app-permissions
 // spelling of emails and keys, which the fine-grained token pages use.
 var account = []string{
-	"codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests", "email_addresses", "emails",
+	"blocking", "codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests", "email_addresses", "emails",
 	"followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys", "interaction_limits", "keys",
-	"knowledge_bases", "private_repository_invitations", "profile", "starring", "user_events", "user_models", "watching",
+	"knowledge_bases", "plan", "private_repository_invitations", "profile", "starring", "user_events", "user_models", "watching",
 }
 
 // renamed are names earlier opa-pat versions took for permissions GitHub
@@ -78,6 +79,22 @@ var renamed = map[string]string{
 	"models":           "user_models",
 	"ssh_signing_keys": "git_signing_ssh_public_keys",
 	"variables":        "actions_variables",
+}
+
+// retired are short organization names that earlier opa-pat versions took
+// although no rule honoured them (a token made with them reached nothing
+// more), with GitHub's name, which token creation's refusal gives. Earlier
+// versions listed blocking, plan, secrets and variables among them too:
+// GitHub's blocking and plan are account permissions, secrets a
+// repository's, and variables is actions_variables (renamed).
+var retired = map[string]string{
+	"announcement_banners": "organization_announcement_banners",
+	"custom_properties":    "organization_custom_properties",
+	"custom_roles":         "organization_custom_roles",
+	"events":               "organization_events",
+	"projects":             "organization_projects",
+	"self_hosted_runners":  "organization_self_hosted_runners",
+	"webhooks":             "organization_hooks",
 }
 
 // scopes are the classic scopes.
@@ -100,8 +117,9 @@ var scopes = []string{
 }
 
 var (
-	fine      = set(repository, organization, organizationShort, account, keys(renamed))
-	orgNames  = set(organization, organizationShort)
+	github    = set(repository, organization, account)
+	fine      = set(repository, organization, account, organizationShort, keys(renamed))
+	orgNames  = set(organization, organizationShort, keys(retired))
 	scopeSet  = set(scopes)
 	repoNames = set(repository)
 )
@@ -179,8 +197,20 @@ func Normalize(perms map[string]string) map[string]string {
 	return out
 }
 
+// Unknown says why token creation refuses a name of a permission's shape
+// that Fine does not take: a short name earlier versions took (with
+// GitHub's name), or an unknown name.
+func Unknown(name string) string {
+	if c, ok := retired[name]; ok {
+		return fmt.Sprintf("unknown permission; GitHub's name is %s", c)
+	}
+	return "unknown permission"
+}
+
 // Organization reports whether name is an organization permission: any
-// other fine-grained permission is a repository's or an account's.
+// other fine-grained permission is a repository's or an account's. A short
+// name an earlier version took (retired) still counts, so that a stored
+// token's permissions keep their group.
 func Organization(name string) bool {
 	return orgNames[name] || (strings.HasPrefix(name, "organization_") && !repoNames[name])
 }

@@ -162,7 +162,7 @@ func TestNames(t *testing.T) {
 	for _, name := range []string{"contents", "metadata", "organization_administration", "personal_access_tokens", "members", "gpg_keys",
 		// GitHub's names of the fine-grained token pages (github/docs
 		// fine-grained-pat-permissions.json, the URL-parameter table).
-		"emails", "keys", "user_events", "private_repository_invitations", "copilot_requests",
+		"emails", "keys", "user_events", "private_repository_invitations", "copilot_requests", "blocking", "plan",
 		"organization_code_scanning_dismissal_requests",
 		"actions_variables", "git_signing_ssh_public_keys", "user_models",
 		// The REST API's app-permissions spelling of emails and keys.
@@ -173,7 +173,9 @@ func TestNames(t *testing.T) {
 			t.Errorf("Fine(%q) = false", name)
 		}
 	}
-	for _, name := range []string{"bogus_perm", "content", "Contents", "", "repo", "organization_"} {
+	for _, name := range []string{"bogus_perm", "content", "Contents", "", "repo", "organization_",
+		// Short organization names no rule honoured.
+		"announcement_banners", "custom_properties", "custom_roles", "events", "projects", "self_hosted_runners", "webhooks"} {
 		if Fine(name) {
 			t.Errorf("Fine(%q) = true", name)
 		}
@@ -190,8 +192,11 @@ func TestNames(t *testing.T) {
 	}
 	for name, want := range map[string]bool{"members": true, "personal_access_tokens": true, "organization_hooks": true,
 		"organization_anything_new": true, "contents": false, "administration": false, "gpg_keys": false,
-		// A repository permission, once listed as a short organization name too.
-		"variables": false, "actions_variables": false} {
+		// GitHub's repository and account permissions, once listed as
+		// short organization names.
+		"secrets": false, "variables": false, "actions_variables": false, "blocking": false, "plan": false,
+		// A stored token's retired short name keeps its group.
+		"webhooks": true, "self_hosted_runners": true} {
 		if Organization(name) != want {
 			t.Errorf("Organization(%q) = %t", name, !want)
 		}
@@ -236,5 +241,40 @@ func TestNormalize(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { Normalize(m) }); n != 0 {
 		t.Fatalf("Normalize of GitHub's names allocates %v times", n)
+	}
+}
+
+func TestUnknown(t *testing.T) {
+	for name, want := range map[string]string{
+		"webhooks":      "unknown permission; GitHub's name is organization_hooks",
+		"custom_roles":  "unknown permission; GitHub's name is organization_custom_roles",
+		"bogus_perm":    "unknown permission",
+		"organization_": "unknown permission",
+	} {
+		if got := Unknown(name); got != want {
+			t.Errorf("Unknown(%q) = %q; want %q", name, got, want)
+		}
+	}
+}
+
+// The lists hold each name once, and no name is in two of them: a name
+// is one permission, of one kind.
+func TestListsDoNotOverlap(t *testing.T) {
+	seen := map[string]string{}
+	for list, names := range map[string][]string{"repository": repository, "organization": organization, "account": account,
+		"organizationShort": organizationShort, "renamed": keys(renamed), "retired": keys(retired)} {
+		for _, n := range names {
+			if other, ok := seen[n]; ok {
+				t.Errorf("%s is in %s and %s", n, other, list)
+			}
+			seen[n] = list
+		}
+	}
+	for _, m := range []map[string]string{renamed, retired} {
+		for old, c := range m {
+			if !github[c] {
+				t.Errorf("%s stands for %s, which is not GitHub's", old, c)
+			}
+		}
 	}
 }
