@@ -1,6 +1,7 @@
 package permissions
 
 import (
+	"encoding/json"
 	"maps"
 	"reflect"
 	"slices"
@@ -134,28 +135,66 @@ func TestThePolicysNamesAreKnown(t *testing.T) {
 // asks for "variables" is decided on the actions_variables a token is
 // stored with. The two tables must be one.
 func TestThePolicyRenamesAsTheStore(t *testing.T) {
+	if got := ruleValue[map[string]string](t, "data.pat", "_renamed"); !maps.Equal(got, renamed) {
+		t.Fatalf("pat.rego's _renamed = %v; want %v", got, renamed)
+	}
+}
+
+// A token that creates one through the admin API needs admin:org for
+// the new token's organization permissions (creation.rego), which it
+// tells by their organization_ prefix or by name: its list of the names
+// without the prefix must be this package's.
+func TestCreationKnowsTheOrganizationPermissions(t *testing.T) {
+	got := ruleValue[[]string](t, "data.pat", "_unprefixed_org_permissions")
+	var want []string
+	for name := range fine {
+		if Organization(name) && !strings.HasPrefix(name, "organization_") {
+			want = append(want, name)
+		}
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("creation.rego's _unprefixed_org_permissions = %q; want %q", got, want)
+	}
+}
+
+// ruleValue reads the value of a rule of the policy's package pkg.
+func ruleValue[T any](t *testing.T, pkg, name string) T {
+	t.Helper()
 	mods, err := patrego.Modules()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got map[string]string
+	var v T
+	found := false
 	for path, src := range mods {
 		mod, err := ast.ParseModuleWithOpts(path, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, rule := range mod.Rules {
-			if rule.Head.Name.String() != "_renamed" || mod.Package.Path.String() != "data.pat" {
+			if rule.Head.Name.String() != name || mod.Package.Path.String() != pkg {
 				continue
 			}
-			if err := ast.As(rule.Head.Value.Value, &got); err != nil {
+			x, err := ast.JSON(rule.Head.Value.Value)
+			if err != nil {
 				t.Fatal(err)
 			}
+			b, err := json.Marshal(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &v); err != nil {
+				t.Fatal(err)
+			}
+			found = true
 		}
 	}
-	if !maps.Equal(got, renamed) {
-		t.Fatalf("pat.rego's _renamed = %v; want %v", got, renamed)
+	if !found {
+		t.Fatalf("no rule %s.%s", pkg, name)
 	}
+	return v
 }
 
 func TestNames(t *testing.T) {
