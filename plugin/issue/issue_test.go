@@ -260,6 +260,8 @@ func TestIssueRefusesUnknownNames(t *testing.T) {
 		{"a name of another shape", fg(map[string]string{"Contents": "read"}), `permissions: unknown permission "Contents"`},
 		{"metadata: write", fg(map[string]string{"metadata": "write"}), `permissions.metadata: "write" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`},
 		{"metadata: admin", fg(map[string]string{"metadata": "admin", "contents": "read"}), `permissions.metadata: "admin" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`},
+		{"a GitHub App permission", fg(map[string]string{"packages": "read"}),
+			"permissions.packages: GitHub offers this permission to GitHub Apps only, not to fine-grained personal access tokens"},
 		{"a short organization name no rule honoured", fg(map[string]string{"webhooks": "write"}),
 			"permissions.webhooks: unknown permission; GitHub's name is organization_hooks"},
 		{"an earlier name beside GitHub's", fg(map[string]string{"variables": "read", "actions_variables": "write"}),

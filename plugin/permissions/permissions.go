@@ -5,12 +5,27 @@
 // ("content", "bogus:scope") would otherwise make a token that no request
 // ever needs, or a filter that lists nothing, silently.
 //
-// The lists are GitHub's documented names (the REST API's app-permissions,
-// which fine-grained tokens share, and "Scopes for OAuth apps"). The policy
-// does not keep one list: its permission and scope names are spread over
-// the Envoy gate's mapping tables and the decision's rules. The package's
-// test reads every name those tables and rules use and requires each to be
-// here, so that the two cannot drift apart.
+// The fine-grained names are those GitHub offers fine-grained personal
+// access tokens, with the levels it offers them at: github/docs'
+// fine-grained-pat-permissions.json (the data behind "Permissions required
+// for fine-grained personal access tokens") and the table of URL parameters
+// for pre-filling a fine-grained token ("Managing your personal access
+// tokens"). The REST API's app-permissions schema is GitHub Apps' list, not
+// the tokens': it spells two account permissions otherwise (email_addresses
+// and git_ssh_keys for emails and keys; both spellings are taken), and it
+// has permissions GitHub does not offer fine-grained tokens (checks,
+// single_file, packages, repository_projects, organization_packages,
+// organization_personal_access_tokens,
+// organization_personal_access_token_requests). Of those, token creation
+// takes the ones the policy asks for (appPolicy) and refuses the others
+// (appOnly). The classic scopes are "Scopes for OAuth apps" and the ones
+// github.com's classic token page offers besides.
+//
+// The policy does not keep one list: its permission and scope names are
+// spread over the Envoy gate's mapping tables and the decision's rules.
+// The package's test reads every name those tables and rules use and
+// requires each to be here, in GitHub's spelling, so that the two cannot
+// drift apart.
 package permissions
 
 import (
@@ -25,31 +40,47 @@ const MetadataName = "metadata"
 // repository are the fine-grained permissions on repositories.
 var repository = []string{
 	"actions", "actions_variables", "administration", "agent_secrets", "agent_variables", "artifact_metadata", "attestations",
-	"checks", "code_quality", "codespaces", "codespaces_lifecycle_admin", "codespaces_metadata", "codespaces_secrets", "contents",
-	"copilot_agent_settings", "dependabot_secrets",
-	"deployments", "discussions", "environments", "issues", "merge_queues", "metadata", "packages", "pages",
-	"pull_requests", "repository_advisories", "repository_custom_properties", "repository_hooks",
-	"repository_projects", "secret_scanning_alerts", "secrets", "security_events", "single_file", "statuses",
-	"vulnerability_alerts", "workflows",
+	"code_quality", "codespaces", "codespaces_lifecycle_admin", "codespaces_metadata", "codespaces_secrets", "contents",
+	"copilot_agent_settings", "dependabot_secrets", "deployments", "discussions", "environments", "issues", "merge_queues",
+	"metadata", "pages", "pull_requests", "repository_advisories", "repository_custom_properties", "repository_hooks",
+	"secret_scanning_alerts", "secrets", "security_events", "statuses", "vulnerability_alerts", "workflows",
 }
 
-// organization are the fine-grained permissions on organizations, in the
-// REST API's spelling (with the organization_ prefix, but for members,
-// team_discussions and the newest ones).
+// organization are the fine-grained permissions on organizations, in
+// GitHub's spelling (with the organization_ prefix, but for members,
+// team_discussions and some of the newest ones).
 var organization = []string{
 	"issue_fields", "issue_types", "members",
 	"org_copilot_content_exclusion", "organization_actions_variables", "organization_administration",
 	"organization_agent_secrets", "organization_agent_variables", "organization_announcement_banners",
-	"organization_api_insights", "organization_campaigns", "organization_code_scanning_dismissal_requests", "organization_codespaces",
-	"organization_codespaces_secrets", "organization_codespaces_settings", "organization_copilot_agent_settings",
-	"organization_copilot_metrics", "organization_copilot_seat_management", "organization_copilot_spaces",
-	"organization_custom_org_roles", "organization_custom_properties", "organization_custom_roles",
-	"organization_dependabot_secrets", "organization_events", "organization_hooks", "organization_knowledge_bases",
-	"organization_models", "organization_network_configurations", "organization_packages",
-	"organization_personal_access_token_requests", "organization_personal_access_tokens", "organization_plan",
+	"organization_api_insights", "organization_campaigns", "organization_code_scanning_dismissal_requests",
+	"organization_codespaces", "organization_codespaces_secrets", "organization_codespaces_settings",
+	"organization_copilot_agent_settings", "organization_copilot_metrics", "organization_copilot_seat_management",
+	"organization_copilot_spaces", "organization_custom_org_roles", "organization_custom_properties",
+	"organization_custom_roles", "organization_dependabot_secrets", "organization_events", "organization_hooks",
+	"organization_knowledge_bases", "organization_models", "organization_network_configurations", "organization_plan",
 	"organization_private_registries", "organization_projects", "organization_runner_custom_images",
 	"organization_secrets", "organization_self_hosted_runners", "organization_user_blocking", "team_discussions",
 }
+
+// appPolicy are GitHub App permissions that GitHub does not offer
+// fine-grained tokens but the policy asks for, so that token creation
+// takes them: the Envoy gate maps the Checks endpoints to checks and the
+// classic Projects of a repository to repository_projects, as the REST
+// API's app-permissions name them (docs/envoy.md), and the admin API lets
+// a fine-grained token holding organization_personal_access_tokens or
+// organization_personal_access_token_requests manage an organization's
+// tokens (docs/admin-api.md), where GitHub lets only GitHub Apps. Refusing
+// them would leave those endpoints to classic tokens alone.
+var appPolicy = []string{
+	"checks", "repository_projects",
+	"organization_personal_access_token_requests", "organization_personal_access_tokens",
+}
+
+// appOnly are GitHub App permissions that GitHub does not offer
+// fine-grained tokens and nothing in the policy asks for: token creation
+// refuses them, as GitHub would.
+var appOnly = []string{"organization_packages", "packages", "single_file"}
 
 // organizationShort are opa-pat's own short spellings of the two
 // organization permissions the admin API asks for (data.pat.admin reads
@@ -117,9 +148,10 @@ var scopes = []string{
 }
 
 var (
-	github    = set(repository, organization, account)
-	fine      = set(repository, organization, account, organizationShort, keys(renamed))
+	github    = set(repository, organization, account, appPolicy)
+	fine      = set(repository, organization, account, appPolicy, organizationShort, keys(renamed))
 	orgNames  = set(organization, organizationShort, keys(retired))
+	appOnlys  = set(appOnly)
 	scopeSet  = set(scopes)
 	repoNames = set(repository)
 )
@@ -198,9 +230,13 @@ func Normalize(perms map[string]string) map[string]string {
 }
 
 // Unknown says why token creation refuses a name of a permission's shape
-// that Fine does not take: a short name earlier versions took (with
-// GitHub's name), or an unknown name.
+// that Fine does not take: a GitHub App permission GitHub does not offer
+// fine-grained tokens, a short name earlier versions took (with GitHub's
+// name), or an unknown name.
 func Unknown(name string) string {
+	if appOnlys[name] {
+		return "GitHub offers this permission to GitHub Apps only, not to fine-grained personal access tokens"
+	}
 	if c, ok := retired[name]; ok {
 		return fmt.Sprintf("unknown permission; GitHub's name is %s", c)
 	}

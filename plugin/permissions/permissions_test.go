@@ -206,6 +206,8 @@ func TestNames(t *testing.T) {
 		"actions_variables", "git_signing_ssh_public_keys", "user_models",
 		// The REST API's app-permissions spelling of emails and keys.
 		"email_addresses", "git_ssh_keys",
+		// GitHub App permissions the policy asks for.
+		"checks", "repository_projects", "organization_personal_access_tokens", "organization_personal_access_token_requests",
 		// Earlier opa-pat names, taken and stored as GitHub's.
 		"variables", "ssh_signing_keys", "models"} {
 		if !Fine(name) {
@@ -213,6 +215,8 @@ func TestNames(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"bogus_perm", "content", "Contents", "", "repo", "organization_",
+		// GitHub App permissions GitHub does not offer fine-grained tokens.
+		"packages", "single_file", "organization_packages",
 		// Short organization names no rule honoured.
 		"announcement_banners", "custom_properties", "custom_roles", "events", "projects", "self_hosted_runners", "webhooks"} {
 		if Fine(name) {
@@ -285,6 +289,8 @@ func TestNormalize(t *testing.T) {
 
 func TestUnknown(t *testing.T) {
 	for name, want := range map[string]string{
+		"packages":      "GitHub offers this permission to GitHub Apps only, not to fine-grained personal access tokens",
+		"single_file":   "GitHub offers this permission to GitHub Apps only, not to fine-grained personal access tokens",
 		"webhooks":      "unknown permission; GitHub's name is organization_hooks",
 		"custom_roles":  "unknown permission; GitHub's name is organization_custom_roles",
 		"bogus_perm":    "unknown permission",
@@ -301,7 +307,8 @@ func TestUnknown(t *testing.T) {
 func TestListsDoNotOverlap(t *testing.T) {
 	seen := map[string]string{}
 	for list, names := range map[string][]string{"repository": repository, "organization": organization, "account": account,
-		"organizationShort": organizationShort, "renamed": keys(renamed), "retired": keys(retired)} {
+		"appPolicy": appPolicy, "appOnly": appOnly, "organizationShort": organizationShort,
+		"renamed": keys(renamed), "retired": keys(retired)} {
 		for _, n := range names {
 			if other, ok := seen[n]; ok {
 				t.Errorf("%s is in %s and %s", n, other, list)
