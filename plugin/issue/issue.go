@@ -424,10 +424,11 @@ func checkNames(req Request) error {
 // a classic scope it does not know (scopes[0]: unknown scope
 // "bogus:scope"), a fine-grained permission it does not know
 // (permissions.bogus_perm: unknown permission), an earlier opa-pat name of
-// a permission beside GitHub's and metadata above read,
-// which GitHub's metadata permission never is. Such a token would hold
-// what no request ever needs, so a typo would go unnoticed until the
-// token fails. A name that holds a token is refused first, without it
+// a permission beside GitHub's, and a level GitHub does not offer a
+// permission at (metadata and the other read-only ones above read, the
+// write-only ones at read). Such a token would hold what no request ever
+// needs, or what GitHub would not make, so a typo would go unnoticed until
+// the token fails. A name that holds a token is refused first, without it
 // (store.CheckPlain), and a name of another shape is quoted after the
 // field rather than put in it.
 func checkVocabulary(req Request) error {
@@ -456,8 +457,8 @@ func checkVocabulary(req Request) error {
 					return fmt.Errorf("permissions.%s: GitHub's name of this permission is %s, which is given too; give it once, as %s", name, c, c)
 				}
 			}
-			if level := req.Permissions[name]; name == permissions.MetadataName && level != "read" && slices.Contains([]string{"write", "admin"}, level) {
-				return fmt.Errorf("permissions.metadata: %q is not a level of metadata, which is read-only on GitHub: give \"read\" or leave it out", level)
+			if why := permissions.Level(permissions.Canonical(name), req.Permissions[name]); why != "" {
+				return fmt.Errorf("permissions.%s: %s", name, why)
 			}
 		}
 	}

@@ -264,6 +264,12 @@ func TestIssueRefusesUnknownNames(t *testing.T) {
 			"permissions.packages: GitHub offers this permission to GitHub Apps only, not to fine-grained personal access tokens"},
 		{"a short organization name no rule honoured", fg(map[string]string{"webhooks": "write"}),
 			"permissions.webhooks: unknown permission; GitHub's name is organization_hooks"},
+		{"a read-only permission at write", fg(map[string]string{"codespaces_metadata": "write"}),
+			`permissions.codespaces_metadata: "write" is not a level of codespaces_metadata, which is read-only on GitHub: give "read"`},
+		{"a read-only permission at admin, by its earlier name", fg(map[string]string{"models": "admin"}),
+			`permissions.models: "admin" is not a level of user_models, which is read-only on GitHub: give "read"`},
+		{"a write-only permission at read", fg(map[string]string{"contents": "write", "workflows": "read"}),
+			`permissions.workflows: "read" is not a level of workflows, which is write-only on GitHub: give "write"`},
 		{"an earlier name beside GitHub's", fg(map[string]string{"variables": "read", "actions_variables": "write"}),
 			"permissions.variables: GitHub's name of this permission is actions_variables, which is given too; give it once, as actions_variables"},
 	} {
@@ -281,6 +287,7 @@ func TestIssueRefusesUnknownNames(t *testing.T) {
 	// metadata at read, a classic token's scopes.
 	for _, req := range []Request{
 		fg(map[string]string{"metadata": "read", "organization_administration": "write", "personal_access_tokens": "read", "members": "read"}),
+		fg(map[string]string{"workflows": "write", "contents": "write", "codespaces_metadata": "read", "user_models": "read", "gists": "write"}),
 		{Kind: store.KindClassic, User: "bob", Scopes: []string{"repo", "admin:org", "read:audit_log", "workflow"}},
 	} {
 		if _, err := Issue(t.Context(), db, c, req, now); err != nil {

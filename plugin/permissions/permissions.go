@@ -128,6 +128,18 @@ var retired = map[string]string{
 	"webhooks":             "organization_hooks",
 }
 
+// readOnly are the permissions GitHub offers at read only; writeOnly
+// those it offers at write only (the fine-grained token URL parameters'
+// access levels).
+var (
+	readOnly = set([]string{
+		MetadataName, "codespaces_metadata", "copilot_editor_context", "copilot_messages", "organization_api_insights",
+		"organization_events", "organization_models", "organization_plan", "plan", "private_repository_invitations",
+		"user_events", "user_models",
+	})
+	writeOnly = set([]string{"codespaces_secrets", "copilot_requests", "gists", "profile", "workflows"})
+)
+
 // scopes are the classic scopes.
 var scopes = []string{
 	"repo", "repo:status", "repo_deployment", "public_repo", "repo:invite", "security_events",
@@ -241,6 +253,25 @@ func Unknown(name string) string {
 		return fmt.Sprintf("unknown permission; GitHub's name is %s", c)
 	}
 	return "unknown permission"
+}
+
+// Level says why token creation refuses a permission Fine takes at a level
+// GitHub does not offer it at, or "" when GitHub offers it: a read-only
+// permission above read, a write-only one at read. name is GitHub's
+// (Canonical). A level that is none of read, write and admin is the
+// store's to refuse.
+func Level(name, level string) string {
+	switch {
+	case readOnly[name] && (level == "write" || level == "admin"):
+		give := `give "read"`
+		if name == MetadataName {
+			give += " or leave it out" // every token holds it at read
+		}
+		return fmt.Sprintf("%q is not a level of %s, which is read-only on GitHub: %s", level, name, give)
+	case writeOnly[name] && level == "read":
+		return fmt.Sprintf(`"read" is not a level of %s, which is write-only on GitHub: give "write"`, name)
+	}
+	return ""
 }
 
 // Organization reports whether name is an organization permission: any

@@ -302,6 +302,23 @@ func TestUnknown(t *testing.T) {
 	}
 }
 
+func TestLevel(t *testing.T) {
+	for _, tc := range []struct{ name, level, want string }{
+		{"metadata", "write", `"write" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`},
+		{"metadata", "admin", `"admin" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`},
+		{"user_models", "write", `"write" is not a level of user_models, which is read-only on GitHub: give "read"`},
+		{"organization_events", "admin", `"admin" is not a level of organization_events, which is read-only on GitHub: give "read"`},
+		{"workflows", "read", `"read" is not a level of workflows, which is write-only on GitHub: give "write"`},
+		{"copilot_requests", "read", `"read" is not a level of copilot_requests, which is write-only on GitHub: give "write"`},
+		{"metadata", "read", ""}, {"user_models", "read", ""}, {"workflows", "write", ""}, {"workflows", "admin", ""},
+		{"contents", "read", ""}, {"contents", "admin", ""}, {"metadata", "bogus", ""}, {"workflows", "bogus", ""},
+	} {
+		if got := Level(tc.name, tc.level); got != tc.want {
+			t.Errorf("Level(%q, %q) = %q; want %q", tc.name, tc.level, got, tc.want)
+		}
+	}
+}
+
 // The lists hold each name once, and no name is in two of them: a name
 // is one permission, of one kind.
 func TestListsDoNotOverlap(t *testing.T) {
@@ -314,6 +331,16 @@ func TestListsDoNotOverlap(t *testing.T) {
 				t.Errorf("%s is in %s and %s", n, other, list)
 			}
 			seen[n] = list
+		}
+	}
+	for name := range readOnly {
+		if !github[name] || writeOnly[name] {
+			t.Errorf("read-only %s: not GitHub's, or write-only too", name)
+		}
+	}
+	for name := range writeOnly {
+		if !github[name] {
+			t.Errorf("write-only %s: not GitHub's", name)
 		}
 	}
 	for _, m := range []map[string]string{renamed, retired} {
