@@ -90,12 +90,13 @@ var appOnly = []string{"organization_packages", "packages", "single_file"}
 var organizationShort = []string{"personal_access_token_requests", "personal_access_tokens"}
 
 // account are the fine-grained permissions on the user's own account.
-// email_addresses and git_ssh_keys are the REST API's app-permissions
-// spelling of emails and keys, which the fine-grained token pages use.
+// emails and keys are the fine-grained token pages' names; email_addresses
+// and git_ssh_keys the REST API's app-permissions spelling of the same.
 var account = []string{
-	"blocking", "codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests", "email_addresses", "emails",
-	"followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys", "interaction_limits", "keys",
-	"knowledge_bases", "plan", "private_repository_invitations", "profile", "starring", "user_events", "user_models", "watching",
+	"blocking", "codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests",
+	"email_addresses", "emails", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
+	"interaction_limits", "keys", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
+	"user_events", "user_models", "watching",
 }
 
 // renamed are names earlier opa-pat versions took for permissions GitHub
