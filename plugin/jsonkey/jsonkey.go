@@ -6,7 +6,9 @@
 // refuse the text. A gate that reads one while the upstream reads the other
 // decides on a request the upstream never sees. The Envoy gate
 // (plugin/extauthz) reads such a body as none; the admin API (plugin/admin)
-// refuses it.
+// refuses it. Check names the first lone surrogate, or byte that is not
+// UTF-8, of a file (an import, settings, a bundle manifest) by its path,
+// line and column: Go's reader would keep U+FFFD in its place, silently.
 package jsonkey
 
 import (
