@@ -296,6 +296,18 @@ func TestBuildRefuses(t *testing.T) {
 			err:   `manifest MANIFEST: roots: duplicate field`,
 		},
 		{
+			// "pat\ud800" would be the root "pat\ufffd" to OPA: a bundle
+			// that owns neither what the file says nor the settings.
+			note:  "a lone surrogate in a root",
+			files: map[string]string{".opa-manifest": `{"roots": ["pat", "system/log\ud800"]}`},
+			err:   `manifest MANIFEST: roots[1]: a lone UTF-16 surrogate, \ud800, at line 1, column 30: it stands for no character, and would be read as U+FFFD; write the character itself, or both halves of a surrogate pair`,
+		},
+		{
+			note:  "a byte that is not UTF-8 in the metadata",
+			files: map[string]string{".opa-manifest": "{\"roots\": [\"pat\"], \"metadata\": {\"name\": \"opa-pat \xff\"}}"},
+			err:   `manifest MANIFEST: metadata.name: a byte that is not UTF-8, 0xff, at line 1, column 50: it would be read as U+FFFD; write the file in UTF-8`,
+		},
+		{
 			note:  "per-file Rego versions",
 			files: map[string]string{".opa-manifest": `{"roots": ["pat"], "rego_version": 1, "file_rego_versions": {"/pat/pat.rego": 0}}`},
 			err:   `manifest MANIFEST: file_rego_versions: the policy is Rego v1 throughout; remove the entries`,

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opa-pat/opa-pat/plugin/jsonkey"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
@@ -410,8 +411,17 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // decodeStrict decodes one JSON value, keeping numbers exact and refusing
 // duplicate object keys (which encoding/json would silently collapse) and
-// trailing data.
+// trailing data. A byte that is not UTF-8, or a lone UTF-16 surrogate
+// ("\ud800"), is refused first, naming where it is (jsonkey.Check): Go's
+// reader, and OPA's, would keep U+FFFD in its place without a word, so a
+// name in the settings would be published as something else than the file
+// says ("a\ud800" and "a\udc00" as one name).
 func decodeStrict(b []byte) (any, error) {
+	if json.Valid(b) { // otherwise the decoder names the syntax error
+		if err := jsonkey.Check(b); err != nil {
+			return nil, err
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	v, err := decodeValue(dec, "")

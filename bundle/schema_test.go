@@ -188,6 +188,31 @@ func TestParseSettings(t *testing.T) {
 			schemaOK: true,
 		},
 		{
+			// Go's reader takes both keys for "evil\ufffd": one organization
+			// silently, or a duplicate field that no line of the file shows.
+			note:     "a lone surrogate in an organization's name",
+			settings: `{"organizations": {"octo-org": {"classic_access": "allow"}, "evil\udc00": {"classic_access": "restrict"}}}`,
+			err:      `settings: organizations: a key with a lone UTF-16 surrogate, \udc00, at line 1, column 66: it stands for no character, and would be read as U+FFFD; write the character itself, or both halves of a surrogate pair`,
+			schemaOK: true,
+		},
+		{
+			note:     "a lone surrogate in an owner's login",
+			settings: `{"enterprises": {"acme": {"owners": ["alice", "bob\ud800"]}}}`,
+			err:      `settings: enterprises.acme.owners[1]: a lone UTF-16 surrogate, \ud800, at line 1, column 51: it stands for no character, and would be read as U+FFFD; write the character itself, or both halves of a surrogate pair`,
+			schemaOK: true,
+		},
+		{
+			note:     "a byte that is not UTF-8",
+			settings: "{\n  \"enterprises\": {\n    \"acme\": {\"owners\": [\"al\xe9\"]}\n  }\n}",
+			err:      `settings: enterprises.acme.owners[0]: a byte that is not UTF-8, 0xe9, at line 3, column 28: it would be read as U+FFFD; write the file in UTF-8`,
+			schemaOK: true,
+		},
+		{
+			note:     "a surrogate pair and escapes are what they stand for",
+			settings: `{"enterprises": {"acme": {"owners": ["\u0061lice"]}}, "organizations": {"octo-org": {"enterprise": "\u0061cme"}}, "x": "\ud83d\ude80"}`,
+			err:      `settings: x: unknown field (known: enterprises, organizations)`,
+		},
+		{
 			note:     "not JSON",
 			settings: `{"organizations": `,
 			err:      `settings: invalid JSON: EOF`,

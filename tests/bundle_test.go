@@ -212,6 +212,11 @@ func TestBundleBuildRefuses(t *testing.T) {
 			stderr:   `error: settings: enterprises.acme.owner: unknown field (known: classic_access, classic_max_lifetime_days, exempt_administrators, fine_grained_access, fine_grained_approval, fine_grained_max_lifetime_days, fine_grained_opt_in, owners)`,
 		},
 		{
+			note:     "a lone surrogate",
+			settings: `{"organizations": {"octo-org": {"classic_access": "allow"}, "evil\udc00": {"classic_access": "restrict"}}}`,
+			stderr:   `error: settings: organizations: a key with a lone UTF-16 surrogate, \udc00, at line 1, column 66: it stands for no character, and would be read as U+FFFD; write the character itself, or both halves of a surrogate pair`,
+		},
+		{
 			note:   "a broken policy",
 			policy: "package pat\n\nx := pat.tokn(1)\n",
 			stderr: `error: policy: 1 error occurred: pat/broken.rego:3: rego_type_error: undefined function pat.tokn`,
