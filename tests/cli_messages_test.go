@@ -1,15 +1,19 @@
 package tests
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opa-pat/opa-pat/plugin/store/pgtest"
 )
@@ -100,6 +104,56 @@ func TestCLIPostgresPasswordNotPrinted(t *testing.T) {
 		"recorded the settings of "+filepath.Join(dir, "settings.json")+" in "+masked+"\n"; got != want {
 		t.Fatalf("settings: %q; want %q", got, want)
 	}
+}
+
+// A file whose text Go's JSON reader would read otherwise than written (a
+// lone UTF-16 surrogate escape, a byte that is not UTF-8: U+FFFD in their
+// place, without a word) is refused, naming the file, the field and the
+// line and column, and nothing is written: an import creates no store.
+func TestCLIRefusesWhatGoReadsAsFFFD(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	const surrogate = `: it stands for no character, and would be read as U+FFFD; write the character itself, or both halves of a surrogate pair`
+	world := writeFile(t, dir, "world.json", strings.Replace(cliWorld, `"name": "old"`, `"name": "old\ud800"`, 1))
+	cliFail(t, "error: "+world+`: tokens[1].name: a lone UTF-16 surrogate, \ud800, at line 9, column 80`+surrogate,
+		"store", "import", "--store", db, world)
+	settings := writeFile(t, dir, "settings.json", "{\"enterprises\": {\"acme\": {\"owners\": [\"al\xffce\"]}}}")
+	notUTF8 := "error: " + settings + `: settings: enterprises.acme.owners[0]: a byte that is not UTF-8, 0xff, at line 1, column 41: it would be read as U+FFFD; write the file in UTF-8`
+	cliFail(t, notUTF8, "store", "settings", "--store", db, settings)
+	// up, before it creates and seeds its store.
+	up := filepath.Join(dir, "up.db")
+	evil := writeFile(t, dir, "evil.json", `{"organizations": {"octo-org": {}, "evil\udc00": {}}}`)
+	res := runBounded(t, dir, "up", "--store", up, "--addr", "127.0.0.1:0", "--ext-authz-addr", "", "--admin-addr", "", "--settings", evil)
+	if want := "error: --settings: " + evil + `: settings: organizations: a key with a lone UTF-16 surrogate, \udc00, at line 1, column 41` + surrogate + "\n"; res.code != 1 || res.stderr != want {
+		t.Fatalf("up: exit %d, stderr %q; want exit 1, stderr %q", res.code, res.stderr, want)
+	}
+	for _, p := range []string{db, up} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("a refused file left a store: %v", err)
+		}
+	}
+
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "good.json", cliWorld))
+	before := cliOK(t, "audit", "list", "--store", db, "--output", "json")
+	cliFail(t, "error: --settings: "+strings.TrimPrefix(notUTF8, "error: "),
+		"token", "create", "--store", db, "--user", "bob", "--kind", "classic", "--settings", settings)
+	if after := cliOK(t, "audit", "list", "--store", db, "--output", "json"); after != before {
+		t.Fatalf("audit log after a refused create:\n%s\nbefore:\n%s", after, before)
+	}
+}
+
+// runBounded runs opa-pat in dir, without the variables the tests take for
+// unset (OPA_PAT_TEST_UNSET*) in its environment, and stops it after a
+// minute: a start that should have been refused and serves instead fails
+// the test rather than hang it.
+func runBounded(t *testing.T, dir string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "OPA_PAT_TEST_UNSET") })
+	return runCommand(t, cmd)
 }
 
 // up checks every flag and file before it creates the store, and removes a

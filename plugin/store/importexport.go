@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opa-pat/opa-pat/plugin/jsonkey"
 	"github.com/opa-pat/opa-pat/plugin/permissions"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
@@ -149,7 +150,11 @@ type rawDump struct {
 }
 
 // ParseDump decodes a dump. Wrong types are errors naming the record's
-// index and field; unknown fields are ignored, each named in Warnings.
+// index and field; unknown fields are ignored, each named in Warnings. A
+// byte that is not UTF-8, or a lone UTF-16 surrogate ("\ud800"), anywhere
+// in the file is an error naming where it is (jsonkey.Check): Go's reader
+// would keep U+FFFD in its place without a word, and a name, a login or a
+// reason would be imported as something else than the file says.
 func ParseDump(r io.Reader) (*Dump, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -159,6 +164,10 @@ func ParseDump(r io.Reader) (*Dump, error) {
 	var raw rawDump
 	if err := decodeRecord("", b, &raw, &d.Warnings); err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	// b is one JSON value, as Check needs: the decoder read all of it.
+	if err := jsonkey.Check(b); err != nil {
+		return nil, err
 	}
 	if d.Users, err = decodeRecords[DumpUser]("users", raw.Users, &d.Warnings); err != nil {
 		return nil, err
