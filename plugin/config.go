@@ -2,9 +2,15 @@ package plugin
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,7 +86,9 @@ type PostgresConfig struct {
 
 // PrefixConfig is token_prefixes; a missing prefix keeps GitHub's. A key
 // given with an empty value is refused rather than read as missing (a templated
-// `classic: ${PREFIX}` with PREFIX unset), as an empty address is.
+// `classic: ${PREFIX}` with PREFIX set to ""), as an empty address is; with
+// PREFIX unset, OPA leaves ${PREFIX} as written and checkEnvReferences
+// refuses it.
 type PrefixConfig struct {
 	Classic     *string `json:"classic,omitempty"`
 	FineGrained *string `json:"fine_grained,omitempty"`
@@ -89,6 +97,9 @@ type PrefixConfig struct {
 // ParseConfig reads plugins.pat (JSON or YAML), checks it and fills in the
 // defaults. Errors name the key and quote the value.
 func ParseConfig(raw []byte) (*Config, error) {
+	if err := checkEnvReferences(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	var c Config
 	if err := cfgkeys.Decode(raw, &c, ""); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -197,6 +208,73 @@ func (c *Config) validateAndInjectDefaults() error {
 		return fmt.Errorf("admin: %w", err)
 	}
 	return nil
+}
+
+// envReference is a reference to an environment variable that OPA
+// substitutes in the configuration file it reads (and in --set values),
+// ${NAME}: from "${" to the first "}" on the line (OPA's envRegex,
+// internal/config). OPA leaves it as written when the variable is unset.
+var envReference = regexp.MustCompile(`\$\{([^}\n]+)\}`)
+
+// checkEnvReferences refuses a string of plugins.pat, at any depth, that
+// still holds a ${NAME} reference: OPA left it as written because NAME is
+// not set, and the plugin would take it literally (a store file named
+// "${PAT_DB}", tokens issued with the prefix "${PREFIX}"). The message
+// names the key, the value (a DSN's password hidden, a token not shown)
+// and the variable. A raw that does not parse passes: the typed decode
+// says what is wrong with it.
+func checkEnvReferences(raw []byte) error {
+	var doc any
+	if err := util.Unmarshal(raw, &doc); err != nil {
+		return nil
+	}
+	return envReferenceIn(doc, "")
+}
+
+func envReferenceIn(doc any, path string) error {
+	switch v := doc.(type) {
+	case string:
+		m := envReference.FindStringSubmatch(v)
+		if m == nil {
+			return nil
+		}
+		return envReferenceError(cmp.Or(path, "the section"), v, m[1])
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if err := envReferenceIn(v[k], strings.TrimPrefix(path+"."+k, ".")); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if err := envReferenceIn(e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// envReferenceError is the error for the value of key that holds the
+// reference ${name}: `store.path: "${PAT_DB}" names the environment
+// variable PAT_DB, which is not set`. A URL or a key=value connection
+// string is quoted with its password hidden (store.RedactURL), as the
+// store's keys are; a value that looks like a token is not quoted.
+func envReferenceError(key, value, name string) error {
+	shown := value
+	if strings.Contains(value, "://") || store.IsKeyValueDSN(value) {
+		shown = store.RedactURL(value)
+	}
+	quoted := strconv.Quote(shown)
+	if token.Hidden(value) {
+		quoted = token.Quote(value)
+	}
+	if _, set := os.LookupEnv(name); set {
+		// Set now, yet not substituted: a configuration OPA did not read
+		// from a file (discovery), or the value of another variable.
+		return fmt.Errorf("%s: %s names the environment variable %s, which OPA did not substitute (it substitutes ${NAME} in the configuration file and --set values only)", key, quoted, name)
+	}
+	return fmt.Errorf("%s: %s names the environment variable %s, which is not set", key, quoted, name)
 }
 
 // canonical re-encodes a section with sorted keys and no spaces, so that

@@ -3,6 +3,7 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -101,6 +102,61 @@ func TestParseConfig(t *testing.T) {
 				t.Fatalf("got location %q, prefixes %+v, ext_authz %q, admin %q", c.Location(), c.Prefixes(), c.ExtAuthz, c.Admin)
 			}
 		})
+	}
+}
+
+// OPA substitutes ${NAME} in the configuration file it reads and leaves it
+// as written when NAME is unset: such a value, at any key of plugins.pat, is
+// refused, naming the key and the variable, rather than taken literally (a
+// store file named "${PAT_DB}", tokens issued with the prefix "${PREFIX}").
+func TestParseConfigRefusesAnUnsetVariable(t *testing.T) {
+	for _, name := range []string{"OPA_PAT_TEST_UNSET", "OPA_PAT_TEST_UNSET_HOST"} {
+		t.Setenv(name, "") // restored afterwards
+		if err := os.Unsetenv(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("OPA_PAT_TEST_SET", "/srv/pat.db")
+	const pre = `invalid configuration for plugin "pat": `
+	for _, tc := range []struct {
+		note, config, err string
+	}{
+		{note: "the store's path", config: "store:\n  path: ${OPA_PAT_TEST_UNSET}\n",
+			err: `store.path: "${OPA_PAT_TEST_UNSET}" names the environment variable OPA_PAT_TEST_UNSET, which is not set`},
+		{note: "in a part of the path", config: "store:\n  path: /var/lib/${OPA_PAT_TEST_UNSET}/pat.db\n",
+			err: `store.path: "/var/lib/${OPA_PAT_TEST_UNSET}/pat.db" names the environment variable OPA_PAT_TEST_UNSET, which is not set`},
+		{note: "a prefix", config: "store: {path: pat.db}\ntoken_prefixes:\n  classic: ${OPA_PAT_TEST_UNSET}\n",
+			err: `token_prefixes.classic: "${OPA_PAT_TEST_UNSET}" names the environment variable OPA_PAT_TEST_UNSET, which is not set`},
+		{note: "a DSN, its password hidden", config: `{"store": {"postgres": {"dsn": "postgres://pat:hunter2@${OPA_PAT_TEST_UNSET_HOST}/pat"}}}`,
+			err: `store.postgres.dsn: "postgres://pat:xxxxx@${OPA_PAT_TEST_UNSET_HOST}/pat" names the environment variable OPA_PAT_TEST_UNSET_HOST, which is not set`},
+		{note: "a key=value DSN as the path, its password hidden", config: `{"store": {"path": "host=${OPA_PAT_TEST_UNSET_HOST} password=hunter2"}}`,
+			err: `store.path: "host=${OPA_PAT_TEST_UNSET_HOST} password=xxxxx" names the environment variable OPA_PAT_TEST_UNSET_HOST, which is not set`},
+		{note: "the gate's address, before its own check", config: "store: {path: pat.db}\next_authz:\n  addr: ${OPA_PAT_TEST_UNSET}\n",
+			err: `ext_authz.addr: "${OPA_PAT_TEST_UNSET}" names the environment variable OPA_PAT_TEST_UNSET, which is not set`},
+		{note: "the admin API's URL", config: "store: {path: pat.db}\nadmin:\n  addr: 127.0.0.1:8282\n  url: https://${OPA_PAT_TEST_UNSET_HOST}/api\n",
+			err: `admin.url: "https://${OPA_PAT_TEST_UNSET_HOST}/api" names the environment variable OPA_PAT_TEST_UNSET_HOST, which is not set`},
+		{note: "the first in the order of the keys", config: "token_prefixes:\n  fine_grained: ${OPA_PAT_TEST_UNSET}\nstore:\n  path: ${OPA_PAT_TEST_UNSET_HOST}\n",
+			err: `store.path: "${OPA_PAT_TEST_UNSET_HOST}" names the environment variable OPA_PAT_TEST_UNSET_HOST, which is not set`},
+		{note: "a section given as one", config: `{"store": "${OPA_PAT_TEST_UNSET}"}`,
+			err: `store: "${OPA_PAT_TEST_UNSET}" names the environment variable OPA_PAT_TEST_UNSET, which is not set`},
+		{note: "a token beside it is not shown", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "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${OPA_PAT_TEST_UNSET}"}}`,
+			err: `token_prefixes.classic: (61 characters, not shown: it looks like a personal access token) names the environment variable OPA_PAT_TEST_UNSET, which is not set`},
+		{note: "a variable that is set, yet was not substituted", config: "store:\n  path: ${OPA_PAT_TEST_SET}\n",
+			err: `store.path: "${OPA_PAT_TEST_SET}" names the environment variable OPA_PAT_TEST_SET, which OPA did not substitute (it substitutes ${NAME} in the configuration file and --set values only)`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.config))
+			if err == nil || err.Error() != pre+tc.err {
+				t.Fatalf("err = %v\nwant  %s", err, pre+tc.err)
+			}
+		})
+	}
+	// A dollar sign, or braces, that make no reference are taken as written.
+	for _, path := range []string{"/var/lib/$PAT/pat.db", "/var/lib/${}/pat.db", "/var/lib/{x}$/pat.db"} {
+		c, err := ParseConfig([]byte(`{"store": {"path": "` + path + `"}}`))
+		if err != nil || c.Location() != path {
+			t.Fatalf("%s: got %v", path, err)
+		}
 	}
 }
 

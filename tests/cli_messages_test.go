@@ -142,6 +142,41 @@ func TestCLIRefusesWhatGoReadsAsFFFD(t *testing.T) {
 	}
 }
 
+// The configuration is read as OPA reads it: ${NAME} is the variable's
+// value, and left as written when NAME is unset. Such a value in plugins.pat
+// is refused, by run and by up before it seeds a store, naming the key and
+// the variable: it used to be taken literally, a store file named
+// "${OPA_PAT_TEST_UNSET_DB}" in the working directory.
+func TestConfigRefusesAnUnsetVariable(t *testing.T) {
+	const refused = `error: config error: invalid configuration for plugin "pat": `
+	for _, tc := range []struct {
+		note, config, stderr string
+		args                 []string
+	}{
+		{note: "run", args: []string{"run", "--server", "--addr", "127.0.0.1:0"},
+			config: "plugins:\n  pat:\n    store:\n      path: ${OPA_PAT_TEST_UNSET_DB}\n",
+			stderr: `store.path: "${OPA_PAT_TEST_UNSET_DB}" names the environment variable OPA_PAT_TEST_UNSET_DB, which is not set`},
+		{note: "up", args: []string{"up", "--addr", "127.0.0.1:0", "--ext-authz-addr", "", "--admin-addr", ""},
+			config: "plugins:\n  pat:\n    store:\n      path: ${OPA_PAT_TEST_UNSET_DB}\n",
+			stderr: `store.path: "${OPA_PAT_TEST_UNSET_DB}" names the environment variable OPA_PAT_TEST_UNSET_DB, which is not set`},
+		{note: "up --store, beside a prefix", args: []string{"up", "--store", "pat.db", "--addr", "127.0.0.1:0", "--ext-authz-addr", "", "--admin-addr", ""},
+			config: "plugins:\n  pat:\n    token_prefixes:\n      classic: ${OPA_PAT_TEST_UNSET_DB}\n",
+			stderr: `token_prefixes.classic: "${OPA_PAT_TEST_UNSET_DB}" names the environment variable OPA_PAT_TEST_UNSET_DB, which is not set`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			dir := t.TempDir()
+			config := writeFile(t, dir, "config.yaml", tc.config)
+			res := runBounded(t, dir, append(tc.args, "--config-file", config)...)
+			if want := refused + tc.stderr + "\n"; res.code != 1 || res.stderr != want {
+				t.Fatalf("exit %d, stderr %q; want exit 1, stderr %q", res.code, res.stderr, want)
+			}
+			if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 {
+				t.Fatalf("the refused start left files: %v %v", entries, err)
+			}
+		})
+	}
+}
+
 // runBounded runs opa-pat in dir, without the variables the tests take for
 // unset (OPA_PAT_TEST_UNSET*) in its environment, and stops it after a
 // minute: a start that should have been refused and serves instead fails
