@@ -196,14 +196,22 @@ func readUpConfig(path string) (upPlugin, error) {
 	return doc.Plugins.Pat, nil
 }
 
-// envReference is ${NAME} in a configuration file.
-var envReference = regexp.MustCompile(`\$\{([^}]*)\}`)
+// envReference is ${NAME} in a configuration file or a --set value, as OPA
+// finds it (internal/config's envRegex): from "${" to the first "}" on the
+// line.
+var envReference = regexp.MustCompile(`(?U:\$\{.*\})`)
 
 // substituteEnv replaces ${NAME} with the variable's value, as OPA does when
-// it reads the same file: an unset variable is left as written.
+// it reads the same file and the overrides up gives it: an unset variable
+// is left as written (the plugin then refuses the value, naming it), and
+// ${} is removed.
 func substituteEnv(s string) string {
 	return envReference.ReplaceAllStringFunc(s, func(ref string) string {
-		if v, ok := os.LookupEnv(ref[2 : len(ref)-1]); ok {
+		name := ref[2 : len(ref)-1]
+		if name == "" {
+			return ""
+		}
+		if v, ok := os.LookupEnv(name); ok {
 			return v
 		}
 		return ref
@@ -219,16 +227,21 @@ func resolveUp(f upFlags, cfg upPlugin, changed func(flag string) bool) (locatio
 	case changed("store") && cfg.Store != nil && cfg.Store.Postgres != nil:
 		return "", nil, fmt.Errorf("--store %s: the configuration file %s sets plugins.pat.store.postgres; give one of the two", store.RedactLocation(f.store), f.configFile)
 	case changed("store") || cfg.Store == nil:
-		location = f.store
+		// OPA substitutes ${NAME} in an override as in the file: the store
+		// up seeds is the one the plugin opens (--store '${DIR}/pat.db'
+		// seeded a file named so and served an empty one). The override
+		// gives the substituted value, escaped, so that a comma in the
+		// variable's value is not taken for another override.
+		location = substituteEnv(f.store)
 		// A PostgreSQL database is configured as one, store.postgres.dsn,
 		// which GET /v1/config shows without its password. Over a file's
 		// store.path (which an override cannot remove) it goes to the path,
 		// where the plugin takes a postgres:// URL for the DSN all the same.
 		key := "plugins.pat.store.path="
-		if store.IsPostgres(f.store) && (cfg.Store == nil || cfg.Store.Path == "") {
+		if store.IsPostgres(location) && (cfg.Store == nil || cfg.Store.Path == "") {
 			key = "plugins.pat.store.postgres.dsn="
 		}
-		overrides = append(overrides, key+escapeOverride(f.store))
+		overrides = append(overrides, key+escapeOverride(location))
 	case cfg.Store.Postgres != nil:
 		location = cfg.Store.Postgres.DSN
 	default:

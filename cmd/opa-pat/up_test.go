@@ -20,6 +20,7 @@ import (
 func TestResolveUp(t *testing.T) {
 	defaults := upFlags{store: defaultUpStore, extAuthz: defaultUpExtAuthz, admin: defaultUpAdmin}
 	t.Setenv("OPA_PAT_TEST_UP_STORE", "/srv/pat/pat.db")
+	t.Setenv("OPA_PAT_TEST_UP_COMMA", "/srv/a,b")
 	for _, tc := range []struct {
 		note      string
 		config    string
@@ -46,6 +47,16 @@ func TestResolveUp(t *testing.T) {
 		{note: "environment variables, as OPA substitutes them", flags: defaults,
 			config:   "plugins:\n  pat:\n    store: {path: ${OPA_PAT_TEST_UP_STORE}}\n    ext_authz: {addr: \"${OPA_PAT_TEST_UNSET}\"}\n    admin: {addr: 127.0.0.1:8484}\n",
 			location: "/srv/pat/pat.db"},
+		{note: "${} is removed, as OPA removes it", flags: defaults,
+			config:   "plugins:\n  pat:\n    store:\n      path: /var/lib/${}pat.db\n    ext_authz: {addr: 127.0.0.1:9393}\n    admin: {addr: 127.0.0.1:8484}\n",
+			location: "/var/lib/pat.db"},
+		{note: "--store with a variable, which OPA substitutes in the override", flags: upFlags{store: "${OPA_PAT_TEST_UP_STORE}", extAuthz: defaultUpExtAuthz, admin: defaultUpAdmin},
+			changed: []string{"store"}, location: "/srv/pat/pat.db", overrides: []string{
+				"plugins.pat.store.path=/srv/pat/pat.db", "plugins.pat.ext_authz.addr=127.0.0.1:9191", "plugins.pat.admin.addr=127.0.0.1:8282"}},
+		{note: "--store with a variable that holds a comma", flags: upFlags{store: "${OPA_PAT_TEST_UP_COMMA}/pat.db"},
+			changed: []string{"store"}, location: "/srv/a,b/pat.db", overrides: []string{`plugins.pat.store.path=/srv/a\,b/pat.db`}},
+		{note: "--store with an unset variable is left for the plugin to refuse", flags: upFlags{store: "${OPA_PAT_TEST_UNSET}/pat.db"},
+			changed: []string{"store"}, location: "${OPA_PAT_TEST_UNSET}/pat.db", overrides: []string{"plugins.pat.store.path=${OPA_PAT_TEST_UNSET}/pat.db"}},
 		{note: "an address turned off over the file's", flags: upFlags{store: defaultUpStore, extAuthz: defaultUpExtAuthz, admin: ""}, changed: []string{"admin-addr"},
 			config: "plugins:\n  pat:\n    store: {path: /var/lib/pat.db}\n    admin: {addr: 127.0.0.1:8484}\n",
 			err:    `--admin-addr "": the configuration file CONFIG sets plugins.pat.admin; remove it there to turn the admin API off`},
