@@ -180,15 +180,15 @@ func (c *Config) validateAndInjectDefaults() error {
 			if *k.v == "" {
 				return fmt.Errorf("token_prefixes.%s: missing value (a prefix such as %q; leave the key out for GitHub's)", k.key, *k.into)
 			}
+			// A longer prefix is refused by Validate, without being quoted:
+			// it may be a token pasted in the wrong place.
+			if len(*k.v) <= token.MaxPrefixLen && strings.ContainsAny(*k.v, " \t\r\n") {
+				return fmt.Errorf("token_prefixes.%s: %q contains white space", k.key, *k.v)
+			}
 			*k.into = *k.v
 		}
 		if err := c.prefixes.Validate(); err != nil {
 			return fmt.Errorf("token_prefixes: %w", err)
-		}
-		for key, v := range map[string]*string{"classic": p.Classic, "fine_grained": p.FineGrained} {
-			if v != nil && strings.ContainsAny(*v, " \t\r\n") {
-				return fmt.Errorf("token_prefixes.%s: %q contains white space", key, *v)
-			}
 		}
 	}
 

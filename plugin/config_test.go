@@ -160,6 +160,34 @@ func TestParseConfigRefusesAnUnsetVariable(t *testing.T) {
 	}
 }
 
+// Each prefix key is checked whole, classic first, so that a configuration
+// with two problems gets the same message every time: the white space of
+// both prefixes was looked for in a map's order, which Go varies from run
+// to run.
+func TestParseConfigChecksThePrefixesInOrder(t *testing.T) {
+	const pre = `invalid configuration for plugin "pat": `
+	for _, tc := range []struct {
+		note, config, err string
+	}{
+		{note: "white space in both", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"fine_grained": "c d", "classic": "a b"}}`,
+			err: `token_prefixes.classic: "a b" contains white space`},
+		{note: "white space, then a missing value", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "a b", "fine_grained": ""}}`,
+			err: `token_prefixes.classic: "a b" contains white space`},
+		{note: "the same prefix, with white space", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "a b", "fine_grained": "a b"}}`,
+			err: `token_prefixes.classic: "a b" contains white space`},
+		{note: "a token with white space beside a short one with white space is not quoted", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": " 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", "fine_grained": "c d"}}`,
+			err: `token_prefixes.fine_grained: "c d" contains white space`},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			for range 50 {
+				if _, err := ParseConfig([]byte(tc.config)); err == nil || err.Error() != pre+tc.err {
+					t.Fatalf("err = %v\nwant  %s", err, pre+tc.err)
+				}
+			}
+		})
+	}
+}
+
 func TestConfigEqual(t *testing.T) {
 	parse := func(s string) *Config {
 		t.Helper()
