@@ -426,7 +426,7 @@ func decodeStrict(b []byte) (any, error) {
 	dec.UseNumber()
 	v, err := decodeValue(dec, "")
 	if err != nil {
-		return nil, err
+		return nil, jsonkey.Located(b, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("invalid JSON: data after the top-level value")

@@ -215,7 +215,7 @@ func TestParseSettings(t *testing.T) {
 		{
 			note:     "not JSON",
 			settings: `{"organizations": `,
-			err:      `settings: invalid JSON: EOF`,
+			err:      `settings: invalid JSON: EOF: the text ends at line 1, column 19, before its JSON value does`,
 			schemaOK: true,
 		},
 		{

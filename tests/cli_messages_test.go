@@ -142,6 +142,27 @@ func TestCLIRefusesWhatGoReadsAsFFFD(t *testing.T) {
 	}
 }
 
+// A file that is not JSON is refused with where the trouble is, a line and
+// a column, as an editor shows them: Go's message gave at most a byte
+// offset, and "unexpected EOF" for a file cut short.
+func TestCLINamesWhereAFileIsNotJSON(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cut := writeFile(t, dir, "cut.json", "{\"users\": [\n  {\"login\": \"bob\"},\n")
+	bad := writeFile(t, dir, "bad.json", "{\"a\": 1,\n \"users\":   [ x]}")
+	cliFail(t, "error: "+cut+": decoding: unexpected EOF: the text ends at line 3, column 1, before its JSON value does",
+		"store", "import", "--store", db, cut)
+	cliFail(t, "error: "+bad+": decoding: invalid character 'x' looking for beginning of value, at line 2, column 15",
+		"store", "import", "--store", db, bad)
+	cliFail(t, "error: "+cut+": settings: invalid JSON: EOF: the text ends at line 3, column 1, before its JSON value does",
+		"store", "settings", "--store", db, cut)
+	cliFail(t, "error: "+bad+": settings: invalid JSON: invalid character 'x' looking for beginning of value, at line 2, column 15",
+		"store", "settings", "--store", db, bad)
+	if _, err := os.Stat(db); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused file left a store: %v", err)
+	}
+}
+
 // The configuration is read as OPA reads it: ${NAME} is the variable's
 // value, and left as written when NAME is unset. Such a value in plugins.pat
 // is refused, by run and by up before it seeds a store, naming the key and

@@ -1,8 +1,13 @@
 package jsonkey
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -160,7 +165,15 @@ func Check[T ~string | ~[]byte](s T) error {
 		return nil
 	}
 	path, key := Path(s, at)
-	line, col := 1, 1
+	line, col := Position(s, at)
+	return &UnreadableError{Path: path, Key: key, Offset: at, Line: line, Column: col, What: what, Surrogate: LoneSurrogate(s) == at}
+}
+
+// Position is where the byte at offset at of s is for an editor: its line
+// and column, from 1, the column in characters.
+func Position[T ~string | ~[]byte](s T, at int) (line, col int) {
+	line, col = 1, 1
+	at = min(at, len(s))
 	for i := 0; i < at; {
 		if s[i] == '\n' {
 			line, col = line+1, 1
@@ -171,5 +184,56 @@ func Check[T ~string | ~[]byte](s T) error {
 		col++
 		i += n
 	}
-	return &UnreadableError{Path: path, Key: key, Offset: at, Line: line, Column: col, What: what, Surrogate: LoneSurrogate(s) == at}
+	return line, col
+}
+
+// Located adds to a syntax error of encoding/json in reading the JSON text
+// s where it is, as a line and a column (Position): Go's own message gives
+// a byte offset at most, and the end of a text cut short only as "EOF" or
+// "unexpected EOF". Any other error is returned as it is.
+func Located(s []byte, err error) error {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		line, col := Position(s, syntaxErrorAt(s, se))
+		return fmt.Errorf("%w, at line %d, column %d", err, line, col)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if len(bytes.TrimSpace(s)) == 0 {
+			return fmt.Errorf("%w: the text is empty", err)
+		}
+		line, col := Position(s, len(s))
+		return fmt.Errorf("%w: the text ends at line %d, column %d, before its JSON value does", err, line, col)
+	}
+	return err
+}
+
+// invalidCharacter is the character encoding/json names in a syntax error.
+var invalidCharacter = regexp.MustCompile(`^invalid character ('(?:[^'\\]|\\.)+')`)
+
+// syntaxErrorAt is the offset of the byte a syntax error is about. Go's
+// Offset is the count of bytes read when the error was found, which
+// Decoder.Decode counts after the invalid character and Decoder.Token
+// before it, at the start of the value it read: the character the message
+// names says where it is.
+func syntaxErrorAt(s []byte, se *json.SyntaxError) int {
+	at := min(int(se.Offset), len(s))
+	m := invalidCharacter.FindStringSubmatch(se.Error())
+	if m == nil {
+		return at
+	}
+	c, err := strconv.Unquote(m[1])
+	if err != nil || c == "" {
+		return at
+	}
+	if at < len(s) && strings.HasPrefix(string(s[at:]), c) {
+		return at
+	}
+	if back := at - len(c); back >= 0 && strings.HasPrefix(string(s[back:]), c) {
+		return back
+	}
+	// Decoder.Token counts from where the value began: the character is
+	// further on, after white space and the punctuation before the value.
+	if i := bytes.Index(s[at:min(at+64, len(s))], []byte(c)); i >= 0 {
+		return at + i
+	}
+	return at
 }

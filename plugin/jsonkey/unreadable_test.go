@@ -2,6 +2,7 @@ package jsonkey
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -117,4 +118,58 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// A syntax error names the line and column of the character it is about,
+// whether the text was read with Decode or token by token (which count
+// Go's offset differently), and a text cut short says where it ends.
+func TestLocated(t *testing.T) {
+	decode := func(s string) error {
+		var v any
+		return json.NewDecoder(strings.NewReader(s)).Decode(&v)
+	}
+	tokens := func(s string) error {
+		dec := json.NewDecoder(strings.NewReader(s))
+		for { // every text below is invalid: Token fails before its end
+			if _, err := dec.Token(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, tc := range []struct {
+		text, want string
+	}{
+		{"{\"a\": 1,\n \"users\":   [ x]}", "invalid character 'x' looking for beginning of value, at line 2, column 15"},
+		{"{\"organizations\":\n  {bad}}", "invalid character 'b' looking for beginning of object key string, at line 2, column 4"},
+		{"{\"users\": [\n  {\"login\": \"bob\"},\n", "unexpected EOF: the text ends at line 3, column 1, before its JSON value does"},
+		{"  \n", "EOF: the text is empty"},
+		{`{"é": ?}`, "invalid character '?' looking for beginning of value, at line 1, column 7"},
+	} {
+		for name, read := range map[string]func(string) error{"Decode": decode, "Token": tokens} {
+			err := Located([]byte(tc.text), read(tc.text))
+			if err == nil {
+				t.Errorf("%s %q: no error", name, tc.text)
+				continue
+			}
+			// The two readers word a few errors differently; where they
+			// are is the point.
+			got, want := err.Error(), tc.want
+			if _, at, ok := strings.Cut(want, ", at line"); ok {
+				if !strings.HasSuffix(got, ", at line"+at) {
+					t.Errorf("%s %q: %s; want it at line%s", name, tc.text, got, at)
+				}
+				continue
+			}
+			if name == "Decode" && got != want {
+				t.Errorf("%s %q: %s; want %s", name, tc.text, got, want)
+			}
+			if _, tail, _ := strings.Cut(want, ": "); !strings.HasSuffix(got, tail) {
+				t.Errorf("%s %q: %s; want it to end %q", name, tc.text, got, tail)
+			}
+		}
+	}
+	other := errors.New("json: cannot unmarshal")
+	if err := Located([]byte("{}"), other); err != other {
+		t.Errorf("another error became %v", err)
+	}
 }

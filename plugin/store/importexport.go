@@ -163,7 +163,7 @@ func ParseDump(r io.Reader) (*Dump, error) {
 	var d Dump
 	var raw rawDump
 	if err := decodeRecord("", b, &raw, &d.Warnings); err != nil {
-		return nil, fmt.Errorf("decoding: %w", err)
+		return nil, fmt.Errorf("decoding: %w", jsonkey.Located(b, err))
 	}
 	// b is one JSON value, as Check needs: the decoder read all of it.
 	if err := jsonkey.Check(b); err != nil {
