@@ -180,3 +180,85 @@ func TestBodyTypeErrorsNameTheValue(t *testing.T) {
 		})
 	}
 }
+
+// auditLog is the organization's audit log, to check that a refusal wrote
+// nothing.
+func (f *fixture) auditLog(t *testing.T, org string) string {
+	t.Helper()
+	r := f.do(t, "GET", "/orgs/"+org+"/audit-log?per_page=100", f.as("alice-admin"), nil)
+	if r.status != 200 {
+		t.Fatalf("audit log: %d %s", r.status, r.body)
+	}
+	return r.body
+}
+
+// Go's decoder binds a body's key to a field without regard to case, the
+// last of several: {"action": "deny", "Action": "approve"} approved, and
+// {"kind": "classic", "Kind": "fine_grained"} made a fine-grained token,
+// where GitHub and most readers compare keys exactly. Two keys of one
+// object equal but for case, at any depth, and a key of the endpoint in
+// another case (as Go's decoder folds it: "ſ" is "s", "K" (Kelvin) is
+// "k") are 400s naming them, and nothing of the body is applied.
+func TestBodyKeysInAnotherCase(t *testing.T) {
+	f := newFixture(t, true)
+	before, audit := f.pendingRequests(t), f.auditLog(t, "octo-org")
+	pending := f.tokenID(t, "bob-all")
+	const (
+		reviewMany = "/orgs/octo-org/personal-access-token-requests"
+		reviewOne  = "/orgs/octo-org/personal-access-token-requests/1"
+		create     = "/user/personal-access-tokens"
+	)
+	pair := func(a, b string) string {
+		return fmt.Sprintf("Problems parsing JSON: the keys %s and %s differ only in case; give each key once, as documented", a, b)
+	}
+	single := func(key, want string) string {
+		return fmt.Sprintf("Problems parsing JSON: the key %s is %q in another case; keys are matched exactly, as on GitHub: give %[2]q", key, want)
+	}
+	for _, tc := range []struct {
+		note, as, path, body, message, doc string
+	}{
+		{note: "review many: action and Action", as: "alice-admin", path: reviewMany,
+			body: `{"pat_request_ids": [1], "action": "deny", "Action": "approve"}`, message: pair(`"action"`, `"Action"`), doc: docReviewRequests},
+		{note: "review many: ACTION alone", as: "alice-admin", path: reviewMany,
+			body: `{"pat_request_ids": [1], "ACTION": "deny"}`, message: single(`"ACTION"`, "action"), doc: docReviewRequests},
+		{note: "review many: Pat_Request_Ids", as: "alice-admin", path: reviewMany,
+			body: `{"Pat_Request_Ids": [1], "action": "deny"}`, message: single(`"Pat_Request_Ids"`, "pat_request_ids"), doc: docReviewRequests},
+		{note: "review one: Action alone", as: "alice-admin", path: reviewOne,
+			body: `{"Action": "approve"}`, message: single(`"Action"`, "action"), doc: docReviewRequest},
+		{note: "review one: reason with a long s", as: "alice-admin", path: reviewOne,
+			body: `{"action": "deny", "rea\u017fon": "x"}`, message: single(`"reaſon"`, "reason"), doc: docReviewRequest},
+		{note: "revoke: Action", as: "alice-admin", path: "/orgs/octo-org/personal-access-tokens/7",
+			body: `{"action": "revoke", "Reason": "x"}`, message: single(`"Reason"`, "reason"), doc: docRevokeGrant},
+		{note: "create: kind and Kind", as: "bob-maker", path: create,
+			body:    `{"name": "x", "kind": "classic", "scopes": ["repo"], "Kind": "fine_grained", "resource_owner": "octo-org", "permissions": {"contents": "read"}}`,
+			message: pair(`"kind"`, `"Kind"`), doc: docUserTokens},
+		{note: "create: Kind with a Kelvin sign", as: "bob-maker", path: create,
+			body: `{"name": "x", "\u212aind": "classic"}`, message: single(`"`+"\u212a"+`ind"`, "kind"), doc: docUserTokens},
+		{note: "create: No_Expiry", as: "bob-maker", path: create,
+			body: `{"name": "x", "kind": "classic", "scopes": ["repo"], "No_Expiry": true}`, message: single(`"No_Expiry"`, "no_expiry"), doc: docUserTokens},
+		{note: "create: a permission in two cases", as: "bob-maker", path: create,
+			body: `{"name": "x", "kind": "fine_grained", "permissions": {"contents": "read", "Contents": "write"}}`, message: pair(`"contents"`, `"Contents"`), doc: docUserTokens},
+		{note: "request again: Reason", as: "bob-user", path: "/user/personal-access-tokens/" + itoa(pending) + "/requests",
+			body: `{"Reason": "again"}`, message: single(`"Reason"`, "reason"), doc: docUserTokens},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			r := f.do(t, "POST", tc.path, f.as(tc.as), tc.body)
+			if want := errBody(tc.message, tc.doc); r.status != 400 || r.body != want {
+				t.Fatalf("got  %d %s\nwant 400 %s", r.status, r.body, want)
+			}
+		})
+	}
+	if after := f.pendingRequests(t); after != before {
+		t.Fatalf("a refused body changed the requests:\n%s\nwas\n%s", after, before)
+	}
+	if after := f.auditLog(t, "octo-org"); after != audit {
+		t.Fatalf("a refused body wrote to the audit log:\n%s\nwas\n%s", after, audit)
+	}
+	if list := f.do(t, "GET", "/user/personal-access-tokens?per_page=100", f.as("bob-user"), nil); strings.Contains(list.body, `"name":"x"`) {
+		t.Fatalf("a refused body created a token: %s", list.body)
+	}
+	// A key unknown in every case is ignored, as on GitHub.
+	if r := f.do(t, "POST", reviewOne, f.as("alice-admin"), `{"action": "deny", "note": "x"}`); r.status != 204 {
+		t.Fatalf("an unknown key: %d %s", r.status, r.body)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -278,8 +279,12 @@ func digits(s string) bool {
 // not JSON that every reader reads alike: Go's decoder would keep U+FFFD
 // for the bytes it cannot read and for the escape, and the last of two
 // values ({"action": "deny", "action": "approve"} approves), other readers
-// the first or an error. Each is a 400 naming what is wrong, as the Envoy
-// gate reads such a body as none (jsonkey); nothing of any is applied.
+// the first or an error. So is a body with two keys of one object that
+// differ only in case, or a key of the endpoint in another case: Go's
+// decoder binds keys to fields without regard to case ({"action": "deny",
+// "Action": "approve"} approved), GitHub and other readers exactly. Each
+// is a 400 naming what is wrong, as the Envoy gate reads a body with a key
+// twice as none (jsonkey); nothing of any is applied.
 func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -308,6 +313,17 @@ func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	if key, twice := jsonkey.Repeated(bytes.NewReader(b)); twice {
 		return newError(http.StatusBadRequest, fmt.Sprintf("Problems parsing JSON: the key %s appears twice", token.Quote(key)), doc)
 	}
+	// Go's decoder binds a key to a field without regard to case, the last
+	// of several ({"action": "deny", "Action": "approve"} approves); GitHub
+	// and most readers compare keys exactly. Two keys of one object that
+	// differ only in case, and a key that is one of the endpoint's in
+	// another case, are refused, so that every reader reads the body alike.
+	if first, second, found := jsonkey.FoldedTwice(bytes.NewReader(b)); found {
+		return newError(http.StatusBadRequest, fmt.Sprintf("Problems parsing JSON: the keys %s and %s differ only in case; give each key once, as documented", token.Quote(first), token.Quote(second)), doc)
+	}
+	if key, want, ok := keyInAnotherCase(b, dst); ok {
+		return newError(http.StatusBadRequest, fmt.Sprintf("Problems parsing JSON: the key %s is %s in another case; keys are matched exactly, as on GitHub: give %[2]s", token.Quote(key), strconv.Quote(want)), doc)
+	}
 	if err := json.Unmarshal(b, dst); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
@@ -316,6 +332,40 @@ func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 		return newError(http.StatusBadRequest, "Problems parsing JSON", doc)
 	}
 	return nil
+}
+
+// keyInAnotherCase returns a key of the JSON object b that is not one of
+// the keys of the struct dst points to but one of them in another case
+// ("Action" for "action"), with that key: Go's decoder would bind it. The
+// body's keys are read only when dst is a struct and b an object.
+func keyInAnotherCase(b []byte, dst any) (key, want string, ok bool) {
+	t := reflect.TypeOf(dst)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return "", "", false
+	}
+	t = t.Elem()
+	fields := make(map[string]string, t.NumField()) // folded name -> name
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+			continue
+		case name == "":
+			name = f.Name
+		}
+		fields[jsonkey.Fold(name)] = name
+	}
+	var body map[string]json.RawMessage
+	if json.Unmarshal(b, &body) != nil {
+		return "", "", false
+	}
+	for _, k := range slices.Sorted(maps.Keys(body)) {
+		if name, found := fields[jsonkey.Fold(k)]; found && name != k {
+			return k, name, true
+		}
+	}
+	return "", "", false
 }
 
 // jsonTypeName names, in JSON's terms, the Go type a body field decodes

@@ -1,12 +1,14 @@
 // Package jsonkey finds what JSON readers read differently in a JSON value:
-// a key given twice in one object (Repeated), and an escape of a lone UTF-16
+// a key given twice in one object (Repeated), two keys of one object that
+// differ only in case (FoldedTwice), and an escape of a lone UTF-16
 // surrogate (LoneSurrogate). Readers disagree on such a value: of two
 // values for a key Go's encoding/json and most others keep the last, some
 // keep the first; a lone surrogate Go reads as U+FFFD, others keep it or
-// refuse the text. A gate that reads one while the upstream reads the other
+// refuse the text; of two keys that differ only in case Go binds the last to
+// a struct field, where others read two keys. A gate that reads one while the upstream reads the other
 // decides on a request the upstream never sees. The Envoy gate
-// (plugin/extauthz) reads such a body as none; the admin API (plugin/admin)
-// refuses it. Check names the first lone surrogate, or byte that is not
+// (plugin/extauthz) reads a body with a key twice or a lone surrogate as
+// none; the admin API (plugin/admin) refuses all three. Check names the first lone surrogate, or byte that is not
 // UTF-8, of a file (an import, settings, a bundle manifest) by its path,
 // line and column: Go's reader would keep U+FFFD in its place, silently.
 package jsonkey
@@ -15,6 +17,9 @@ import (
 	"encoding/json"
 	"io"
 	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // smallObject is how many keys an object keeps in a slice before it moves
@@ -28,11 +33,60 @@ const smallObject = 16
 // whether there is one. r must hold one valid JSON value; anything it
 // cannot read ends the search with none found.
 func Repeated(r io.Reader) (string, bool) {
+	_, key, found := clash(r, nil)
+	return key, found
+}
+
+// FoldedTwice returns the first two keys of one object of the JSON value r
+// that are equal without regard to case as Go's encoding/json compares a
+// key with a struct field's name (Fold: "action", "Action" and "ACTION";
+// "reason" and "rea\u017fon", whose long s folds to s), in the order they
+// come, and whether there are two. A decoder that binds keys so keeps the
+// last of them, a reader that compares keys exactly both, so the two read
+// different values. Keys repeated exactly are Repeated's. r must hold one
+// valid JSON value; anything it cannot read ends the search with none found.
+func FoldedTwice(r io.Reader) (first, second string, found bool) {
+	return clash(r, Fold)
+}
+
+// Fold is a key as Go's encoding/json compares it with a struct field's
+// name, without regard to case: ASCII letters in upper case, any other
+// character the smallest of the characters it folds to
+// (unicode.SimpleFold). Fold(a) == Fold(b) exactly when strings.EqualFold(a, b).
+func Fold(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			b.WriteRune(r)
+			continue
+		}
+		for {
+			r2 := unicode.SimpleFold(r)
+			if r2 <= r {
+				r = r2
+				break
+			}
+			r = r2
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// clash returns the first two keys of one object of the JSON value r that
+// are one key once mapped by norm (nil: as decoded), and whether there are
+// two.
+func clash(r io.Reader, norm func(string) string) (first, second string, found bool) {
 	type frame struct {
 		object  bool
-		wantKey bool // an object's next token is a key
-		keys    []string
-		set     map[string]struct{}
+		wantKey bool     // an object's next token is a key
+		keys    []string // the keys so far, mapped by norm
+		given   []string // the keys as given, when norm is set
+		set     map[string]string
 	}
 	var stack []frame
 	dec := json.NewDecoder(r)
@@ -40,7 +94,7 @@ func Repeated(r io.Reader) (string, bool) {
 	for {
 		t, err := dec.Token()
 		if err != nil {
-			return "", false
+			return "", "", false
 		}
 		d, delim := t.(json.Delim)
 		if delim && (d == '}' || d == ']') {
@@ -51,22 +105,36 @@ func Repeated(r io.Reader) (string, bool) {
 			top := &stack[n-1]
 			if top.wantKey {
 				k, _ := t.(string)
+				nk := k
+				if norm != nil {
+					nk = norm(k)
+				}
 				if top.set != nil {
-					if _, ok := top.set[k]; ok {
-						return k, true
+					if was, ok := top.set[nk]; ok {
+						return was, k, true
 					}
-					top.set[k] = struct{}{}
+					top.set[nk] = k
 				} else {
-					if slices.Contains(top.keys, k) {
-						return k, true
-					}
-					top.keys = append(top.keys, k)
-					if len(top.keys) > smallObject {
-						top.set = make(map[string]struct{}, 2*len(top.keys))
-						for _, k := range top.keys {
-							top.set[k] = struct{}{}
+					if i := slices.Index(top.keys, nk); i >= 0 {
+						if norm == nil {
+							return k, k, true
 						}
-						top.keys = nil
+						return top.given[i], k, true
+					}
+					top.keys = append(top.keys, nk)
+					if norm != nil {
+						top.given = append(top.given, k)
+					}
+					if len(top.keys) > smallObject {
+						top.set = make(map[string]string, 2*len(top.keys))
+						for i, nk := range top.keys {
+							if norm != nil {
+								top.set[nk] = top.given[i]
+							} else {
+								top.set[nk] = nk
+							}
+						}
+						top.keys, top.given = nil, nil
 					}
 				}
 				top.wantKey = false
