@@ -578,7 +578,7 @@ func TestAdminAPIRevokesATokenWithoutAGrant(t *testing.T) {
 	id := items[0].ID
 	admExpect(t, w.call(t, "POST", fmt.Sprintf("/orgs/acme-labs/personal-access-tokens/%d", id), "alice-admin",
 		map[string]any{"action": "revoke", "reason": "offboarding"}), 204, "")
-	want := "acme-labs does not require approval of fine-grained personal access tokens, but an owner revoked this token's access (reason: offboarding): an owner's decision stands; request access to acme-labs again with a justification"
+	want := "acme-labs does not require approval of fine-grained personal access tokens, but an owner revoked this token's access (reason: offboarding): an owner's decision stands; ask an owner of acme-labs to require approval and then request access again, or create a new token"
 	took := poll(t, time.Second, "the decision to deny the revoked token", func() bool {
 		allow, msg := w.decideAt(t, "labs", "acme-labs", "research")
 		return !allow && msg == want

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/opa-pat/opa-pat/plugin/issue"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/plugin/token"
 )
@@ -296,11 +297,19 @@ func reachVerb(n int) string {
 
 func newRequestsCreateCmd() *cobra.Command {
 	var f storeFlags
-	var org, reason string
+	var org, reason, settingsFile string
 	var tokenID int64
 	cmd := &cobra.Command{
-		Use:   "create --store PATH --org O --token ID [--reason TEXT]",
+		Use:   "create --store PATH --org O --token ID [--reason TEXT] [--settings FILE]",
 		Short: "Request access again for a token whose grant was denied or revoked",
+		Long: `Request access again for a token whose grant was denied or revoked (SEMANTICS.md rule 23), or
+for the first time for a fine-grained token of the organization that has no grant.
+
+Where approval of fine-grained tokens is disabled in the organization, a pending request lets
+the token through before any owner reviews it (rules 20 and 22), so a request after a denial or a
+revocation is refused: an owner's decision stands. Whether approval is disabled is decided by the
+embedded policy with the settings of --settings, else those a running sidecar recorded in the
+store (opa-pat store settings), else the defaults (approval required), as for token create.`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
@@ -312,10 +321,27 @@ func newRequestsCreateCmd() *cobra.Command {
 				return errors.New("--token: give the token id")
 			}
 			return f.withStore(cmd.Context(), func(db *store.DB) error {
-				if err := spell(cmd.Context(), db, &org); err != nil {
+				ctx := cmd.Context()
+				if err := spell(ctx, db, &org); err != nil {
 					return err
 				}
-				g, err := db.RequestAgain(cmd.Context(), tokenID, org, f.actor, reason)
+				// The settings a sidecar decides with, as token create
+				// reads them: where approval is disabled the store refuses
+				// a request after a denial or a revocation
+				// (store.ErrDecisionStands).
+				settings, defaulted, err := creationSettings(ctx, settingsFile, db)
+				if err != nil {
+					return err
+				}
+				disabled, err := issue.ApprovalDisabled(ctx, settings, org)
+				if err != nil {
+					return err
+				}
+				before, hadGrant, err := db.Grant(ctx, tokenID, org)
+				if err != nil {
+					return err
+				}
+				g, err := db.RequestAgain(ctx, store.RequestAgainParams{TokenID: tokenID, Org: org, Actor: f.actor, Justification: reason, ApprovalDisabled: disabled})
 				switch {
 				case errors.Is(err, store.ErrNoSuchToken), errors.Is(err, store.ErrNotOrgToken), errors.Is(err, store.ErrOtherOrg):
 					// --token names a token that has no grant for org to
@@ -323,6 +349,13 @@ func newRequestsCreateCmd() *cobra.Command {
 					return fmt.Errorf("--token: %w", err)
 				case err != nil:
 					return err
+				}
+				if defaulted && hadGrant && (before.State == store.GrantDenied || before.State == store.GrantRevoked) {
+					// Where approval is in fact disabled, the request has
+					// let the token through: say what it was checked against.
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s records no settings (no sidecar has served it, and none were recorded): "+
+						"the request was checked against the default settings, where approval is required; give --settings FILE, or record them with opa-pat store settings\n",
+						store.RedactLocation(db.Location()))
 				}
 				if f.json() {
 					return writeJSON(cmd.OutOrStdout(), grantsJSON([]store.Grant{g})[0])
@@ -336,6 +369,7 @@ func newRequestsCreateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&org, "org", "", "the organization")
 	idFlag(cmd.Flags(), &tokenID, "token", "token", "the token id")
 	cmd.Flags().StringVar(&reason, "reason", "", "the justification (at most 1024 characters)")
+	cmd.Flags().StringVar(&settingsFile, "settings", "", "settings JSON (data.pat.settings) that say whether approval is disabled in the organization")
 	return cmd
 }
 

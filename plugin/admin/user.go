@@ -302,12 +302,28 @@ func (s *Server) requestAgain(w http.ResponseWriter, r *http.Request, caller sto
 	if errs := checkReason(body.Reason); len(errs) > 0 {
 		return invalid(docUserTokens, "PersonalAccessTokenRequest", errs...)
 	}
+	// Where approval is disabled, a pending request would let the token
+	// through before any owner reviewed it (rules 20 and 22): the store
+	// refuses one after a denial or a revocation (store.ErrDecisionStands).
+	// The active policy says whether it is (a token aimed at no
+	// organization is the store's to refuse).
+	disabled := false
+	if t.Kind == store.KindFineGrained && t.ResourceOwner != "" && !strings.EqualFold(t.ResourceOwner, t.User) {
+		var err error
+		if disabled, err = s.policy.approvalDisabled(r.Context(), t.ResourceOwner); err != nil {
+			s.logger.Error("Admin API: %v.", err)
+			return internal(docUserTokens)
+		}
+	}
 	// The token's own organization: the store refuses a token that has
-	// none (store.ErrNotOrgToken), a revoked one, and one whose grant is
-	// pending or approved.
-	g, err := s.db.RequestAgain(r.Context(), t.ID, t.ResourceOwner, caller.User, str(body.Reason))
+	// none (store.ErrNotOrgToken), a revoked one, one whose user is not a
+	// member of the organization, one whose grant is pending or approved,
+	// and one whose owner's decision stands.
+	g, err := s.db.RequestAgain(r.Context(), store.RequestAgainParams{TokenID: t.ID, Org: t.ResourceOwner, Actor: caller.User,
+		Justification: str(body.Reason), ApprovalDisabled: disabled})
 	switch {
-	case errors.Is(err, store.ErrNotOrgToken), errors.Is(err, store.ErrTokenRevoked), errors.Is(err, store.ErrGrantOpen):
+	case errors.Is(err, store.ErrNotOrgToken), errors.Is(err, store.ErrTokenRevoked), errors.Is(err, store.ErrGrantOpen),
+		errors.Is(err, store.ErrNotMember), errors.Is(err, store.ErrDecisionStands):
 		// What the id names is at fault: the message says which field.
 		return invalid(docUserTokens, "PersonalAccessTokenRequest", fieldError{Field: "id", Message: "id: " + err.Error()})
 	case err != nil:

@@ -309,13 +309,17 @@ func openStore(t *testing.T) *store.DB {
 func TestLoadKeepsTheCurrentGrant(t *testing.T) {
 	ctx := t.Context()
 	db := openStore(t)
+	// A request again needs a member (rule 10).
+	if _, err := db.Import(ctx, &store.Dump{Memberships: []store.DumpMembership{{User: "bob", Org: "octo-org", Role: "member"}}}, "test"); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := db.CreateToken(ctx, store.CreateTokenParams{Token: fg(1, "bob"), GrantState: store.GrantPending, Justification: "first"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Review(ctx, store.ReviewParams{Org: "octo-org", IDs: []int64{1}, Actor: "alice", Reason: "no"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.RequestAgain(ctx, 1, "octo-org", "bob", "second"); err != nil {
+	if _, err := db.RequestAgain(ctx, store.RequestAgainParams{TokenID: 1, Org: "octo-org", Actor: "bob", Justification: "second"}); err != nil {
 		t.Fatal(err)
 	}
 	x := New()

@@ -48,16 +48,26 @@ type Checker struct {
 // NewChecker compiles the embedded policy with settings as
 // data.pat.settings; nil settings mean all defaults.
 func NewChecker(ctx context.Context, settings map[string]any) (*Checker, error) {
+	pq, err := prepare(ctx, settings, Query)
+	if err != nil {
+		return nil, fmt.Errorf("compiling the creation check: %w", err)
+	}
+	return &Checker{pq: pq}, nil
+}
+
+// prepare compiles query over the embedded policy with settings as
+// data.pat.settings; nil settings mean all defaults.
+func prepare(ctx context.Context, settings map[string]any, query string) (rego.PreparedEvalQuery, error) {
 	mods, err := patrego.Modules()
 	if err != nil {
-		return nil, fmt.Errorf("reading the embedded policy: %w", err)
+		return rego.PreparedEvalQuery{}, fmt.Errorf("reading the embedded policy: %w", err)
 	}
 	if settings == nil {
 		settings = map[string]any{}
 	}
 	store := inmem.NewFromObject(map[string]any{"pat": map[string]any{"settings": settings}})
 	opts := []func(*rego.Rego){
-		rego.Query(Query),
+		rego.Query(query),
 		rego.Store(store),
 		// A store of its own: the target says so explicitly, also in a
 		// sidecar whose default evaluator reads the sidecar's store.
@@ -66,11 +76,28 @@ func NewChecker(ctx context.Context, settings map[string]any) (*Checker, error) 
 	for path, src := range mods {
 		opts = append(opts, rego.Module(path, src))
 	}
-	pq, err := rego.New(opts...).PrepareForEval(irvm.WithStore(ctx, store))
+	return rego.New(opts...).PrepareForEval(irvm.WithStore(ctx, store))
+}
+
+// ApprovalQuery is the effective approval policy of input.org, "require"
+// or "disable" (SEMANTICS.md rule 18, the enterprise's choice over the
+// organization's): the admin API's plugin/admin.ApprovalQuery.
+const ApprovalQuery = "data.pat.admin.approval.value"
+
+// ApprovalDisabled reports whether approval of fine-grained tokens is
+// effectively disabled in org under settings (nil: all defaults, where it
+// is required), as the embedded policy decides it: the CLI's view of what
+// a sidecar with these settings decides (rule 20).
+func ApprovalDisabled(ctx context.Context, settings map[string]any, org string) (bool, error) {
+	pq, err := prepare(ctx, settings, ApprovalQuery)
 	if err != nil {
-		return nil, fmt.Errorf("compiling the creation check: %w", err)
+		return false, fmt.Errorf("compiling %s: %w", ApprovalQuery, err)
 	}
-	return &Checker{pq: pq}, nil
+	rs, err := pq.Eval(ctx, rego.EvalInput(map[string]any{"org": org}))
+	if err != nil {
+		return false, fmt.Errorf("evaluating %s: %w", ApprovalQuery, err)
+	}
+	return len(rs) == 1 && len(rs[0].Expressions) == 1 && rs[0].Expressions[0].Value == "disable", nil
 }
 
 // ParseSettings decodes a settings document (data.pat.settings) and

@@ -319,3 +319,34 @@ func TestIssueStoresGitHubsNames(t *testing.T) {
 		t.Fatalf("stored %v (%t, %v); want %v", stored.Permissions, ok, err, want)
 	}
 }
+
+// ApprovalDisabled decides as the admin API's data.pat.admin.approval: the
+// enterprise's require or disable binds its organizations, an organization
+// decides otherwise, and the default is require (SEMANTICS.md rule 18).
+func TestApprovalDisabled(t *testing.T) {
+	settings := map[string]any{
+		"enterprises": map[string]any{"acme": map[string]any{"fine_grained_approval": "disable"}, "strict": map[string]any{"fine_grained_approval": "require"}},
+		"organizations": map[string]any{
+			"acme-labs": map[string]any{"enterprise": "acme"},
+			"locked":    map[string]any{"enterprise": "strict", "fine_grained_approval": "disable"},
+			"indie-org": map[string]any{"fine_grained_approval": "disable"},
+		},
+	}
+	for _, tc := range []struct {
+		settings map[string]any
+		org      string
+		want     bool
+	}{
+		{nil, "octo-org", false},
+		{settings, "acme-labs", true},
+		{settings, "Acme-Labs", true},
+		{settings, "locked", false},
+		{settings, "indie-org", true},
+		{settings, "octo-org", false},
+	} {
+		got, err := ApprovalDisabled(t.Context(), tc.settings, tc.org)
+		if err != nil || got != tc.want {
+			t.Errorf("ApprovalDisabled(%s) = %v, %v; want %v", tc.org, got, err, tc.want)
+		}
+	}
+}

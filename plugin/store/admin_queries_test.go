@@ -136,6 +136,8 @@ func TestListAuditPage(t *testing.T) { adminBackends(t, testListAuditPage) }
 func testListAuditPage(t *testing.T, location string) {
 	db, ids := adminTestStore(t, location)
 	ctx := t.Context()
+	// While token a lives: an expired token's request is not approved.
+	db.now = func() time.Time { return t0.Add(time.Hour) }
 	rows, _, _ := db.ListOrgGrants(ctx, OrgGrantFilter{Org: "octo-org", TokenIDs: []int64{ids["a"]}})
 	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{rows[0].Grant.ID}, Approve: true, Reason: "fine", Actor: "alice"}); err != nil {
 		t.Fatal(err)

@@ -150,6 +150,7 @@ func TestNewerCompatibleSchema(t *testing.T) {
 			}
 			defer db.Close()
 			db.now = func() time.Time { return t0.Add(time.Hour) }
+			addMember(t, db, "bob", "octo-org") // an approval needs it (rule 10)
 			const notice = "schema version 5 is newer than this opa-pat supports (4) and marked compatible with opa-pat from schema version 4: " +
 				"using it as version 4, without migrating it; upgrade opa-pat to use the rest"
 			if got := db.SchemaNotice(); got != notice {

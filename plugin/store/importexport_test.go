@@ -163,6 +163,7 @@ func TestExportKeepsJustificationAndReview(t *testing.T) {
 	if _, err := importJSON(t, src, world); err != nil {
 		t.Fatal(err)
 	}
+	addMember(t, src, "bob", "octo-org") // an approval needs it (rule 10)
 	if _, err := src.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{1}, Approve: true, Reason: "ok for a quarter", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}

@@ -192,7 +192,7 @@ func testRefusals(t *testing.T, db *DB, raw string) {
 	}
 	again := func(reason, actor string) func() error {
 		return func() error {
-			_, err := db.RequestAgain(ctx, 3, "octo-org", actor, reason)
+			_, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 3, Org: "octo-org", Actor: actor, Justification: reason})
 			return err
 		}
 	}

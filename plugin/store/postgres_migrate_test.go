@@ -39,6 +39,11 @@ func populate(t *testing.T, db *DB) {
 	}
 	steps := []func() error{
 		func() error {
+			// While token 1 lives (30 days from t0): an expired token's
+			// request is not approved.
+			now := db.now
+			db.now = func() time.Time { return t0.Add(time.Hour) }
+			defer func() { db.now = now }()
 			_, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{1}, Approve: true, Actor: "alice", Reason: "ok"})
 			return err
 		},
@@ -46,7 +51,10 @@ func populate(t *testing.T, db *DB) {
 			_, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{2}, Actor: "alice", Reason: "no"})
 			return err
 		},
-		func() error { _, err := db.RequestAgain(ctx, 2, "octo-org", "bob", "please"); return err },
+		func() error {
+			_, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 2, Org: "octo-org", Actor: "bob", Justification: "please"})
+			return err
+		},
 		func() error { _, err := db.RevokeGrants(ctx, "octo-org", []int64{1}, "alice", "left"); return err },
 		func() error { return db.RevokeToken(ctx, 4, "alice", "leaked") },
 		func() error { return db.TouchLastUsed(ctx, []int64{3}, t0.Add(time.Hour)) },

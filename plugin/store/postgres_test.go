@@ -182,6 +182,9 @@ func TestPostgresTwoHandlesSeeEachOther(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
 	a, b := openAt(t, dsn), openAt(t, dsn)
+	// An approval needs a live token of a member (rules 2 and 10).
+	a.now, b.now = func() time.Time { return t0.Add(time.Hour) }, func() time.Time { return t0.Add(time.Hour) }
+	addMember(t, a, "bob", "octo-org")
 	fa, fb := follow(ctx, t, a), follow(ctx, t, b)
 	tok, g, err := a.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending})
 	if err != nil {
@@ -248,6 +251,9 @@ func TestPostgresConcurrentReview(t *testing.T) {
 	ctx := t.Context()
 	dsn := testPostgresDSN(t)
 	a, b := openAt(t, dsn), openAt(t, dsn)
+	// An approval needs a live token of a member (rules 2 and 10).
+	a.now, b.now = func() time.Time { return t0.Add(time.Hour) }, func() time.Time { return t0.Add(time.Hour) }
+	addMember(t, a, "bob", "octo-org")
 	const requests = 20
 	for i := byte(1); i <= requests; i++ {
 		if _, _, err := a.CreateToken(ctx, CreateTokenParams{Token: fgToken(i, "bob", "octo-org"), GrantState: GrantPending}); err != nil {

@@ -15,6 +15,9 @@ func testGrantReviewReason(t *testing.T, location string) {
 	db := openAt(t, location)
 	ctx := t.Context()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// An approval needs a live token of a member (rules 2 and 10).
+	db.now = func() time.Time { return base.Add(time.Minute) }
+	addMember(t, db, "bob", "octo-org")
 	grants := map[string]Grant{}
 	for i, name := range []string{"pending", "denied", "denied-why", "revoked"} {
 		var h [32]byte

@@ -26,7 +26,7 @@ func testRowCountsMatchLoad(t *testing.T, location string) {
 	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{g.ID}, Actor: "carol"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.RequestAgain(ctx, fg.ID, "octo-org", "bob", "please"); err != nil {
+	if _, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: fg.ID, Org: "octo-org", Actor: "bob", Justification: "please"}); err != nil {
 		t.Fatal(err)
 	}
 	for b := byte(2); b <= 4; b++ {

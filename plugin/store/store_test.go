@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -194,6 +195,7 @@ func TestCreateLoadChanges(t *testing.T) {
 func TestReview(t *testing.T) {
 	ctx := t.Context()
 	db := openTest(t)
+	addMember(t, db, "bob", "octo-org") // an approval needs it (rule 10)
 	for i := byte(1); i <= 3; i++ {
 		if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(i, "bob", "octo-org"), GrantState: GrantPending}); err != nil {
 			t.Fatal(err)
@@ -240,10 +242,10 @@ func TestReview(t *testing.T) {
 	if gs, err := db.RevokeGrants(ctx, "octo-org", []int64{1}, "alice", "left"); err != nil || gs[0].State != GrantRevoked {
 		t.Fatalf("revoke = %+v, %v", gs, err)
 	}
-	if _, err := db.RequestAgain(ctx, 3, "octo-org", "bob", ""); err != nil {
+	if _, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 3, Org: "octo-org", Actor: "bob", Justification: ""}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.RequestAgain(ctx, 3, "octo-org", "bob", ""); err == nil ||
+	if _, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 3, Org: "octo-org", Actor: "bob", Justification: ""}); err == nil ||
 		err.Error() != "token 3: its grant for octo-org is pending; only a denied or revoked grant can be requested again" {
 		t.Fatalf("again: %v", err)
 	}
@@ -259,7 +261,7 @@ func TestReview(t *testing.T) {
 	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(5, "bob", "bob")}); err != nil {
 		t.Fatal(err)
 	}
-	if g, err := db.RequestAgain(ctx, 4, "octo-org", "bob", "members"); err != nil || g.State != GrantPending || g.TokenID != 4 || g.Reason != "members" {
+	if g, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 4, Org: "octo-org", Actor: "bob", Justification: "members"}); err != nil || g.State != GrantPending || g.TokenID != 4 || g.Reason != "members" {
 		t.Fatalf("first request = %+v, %v", g, err)
 	}
 	// A revoked token does not ask again.
@@ -314,11 +316,11 @@ func TestReview(t *testing.T) {
 		{"pending", 4, "octo-org", ErrGrantOpen, ErrInvalidState, "token 4: its grant for octo-org is pending; only a denied or revoked grant can be requested again"},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
-			_, err := db.RequestAgain(ctx, tc.id, tc.org, "bob", "")
+			_, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: tc.id, Org: tc.org, Actor: "bob", Justification: ""})
 			if err == nil || err.Error() != tc.err || !errors.Is(err, tc.reason) || !errors.Is(err, tc.kind) {
 				t.Fatalf("RequestAgain(%d, %s) = %v; want %q (%v, %v)", tc.id, tc.org, err, tc.err, tc.reason, tc.kind)
 			}
-			for _, other := range []error{ErrNoSuchToken, ErrNotOrgToken, ErrOtherOrg, ErrTokenRevoked, ErrGrantOpen} {
+			for _, other := range []error{ErrNoSuchToken, ErrNotOrgToken, ErrOtherOrg, ErrTokenRevoked, ErrGrantOpen, ErrNotMember, ErrDecisionStands} {
 				if other != tc.reason && errors.Is(err, other) {
 					t.Fatalf("RequestAgain(%d, %s) = %v is also %v", tc.id, tc.org, err, other)
 				}
@@ -563,13 +565,14 @@ func TestLoadEveryRequest(t *testing.T) {
 
 func testLoadEveryRequest(t *testing.T, db *DB) {
 	ctx := t.Context()
+	addMember(t, db, "bob", "octo-org") // a request again needs it (rule 10)
 	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(1, "bob", "octo-org"), GrantState: GrantPending, Justification: "first"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{1}, Actor: "alice", Reason: "no"}); err != nil {
 		t.Fatal(err)
 	}
-	again, err := db.RequestAgain(ctx, 1, "octo-org", "bob", "second")
+	again, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 1, Org: "octo-org", Actor: "bob", Justification: "second"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -714,5 +717,173 @@ func testRecordSettingsAudit(t *testing.T, location string) {
 	}
 	if err := CheckAuditAction(ActionSettingsRecord); err == nil {
 		t.Fatal("an organization's log filtered on settings.record")
+	}
+}
+
+// addMember makes user a member (role member) of org, as an approval and
+// a request again need it (rule 10), without an import's audit event.
+func addMember(t testing.TB, db *DB, user, org string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.write(ctx, func(tx *sql.Tx) error {
+		if err := ensureUser(ctx, tx, user); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO memberships (user_login, org, role) VALUES ($1, $2, 'member') ON CONFLICT (user_login, org) DO NOTHING`, user, org)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storeRows is every request and audit event, to check that a refusal
+// wrote nothing.
+func storeRows(t *testing.T, db *DB) string {
+	t.Helper()
+	reqs, err := db.ListRequests(t.Context(), RequestFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := db.ListAudit(t.Context(), AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%+v\n%+v", reqs, events)
+}
+
+// Where approval is disabled (the caller says so), a pending grant lets the
+// token through (rules 20 and 22): a request after a denial or a
+// revocation would undo the owner's decision before any review, so it is
+// refused, naming which decision stands, and nothing is written. A first
+// request, and a request again where approval is required, are filed.
+func TestRequestAgainWhereApprovalIsDisabled(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	addMember(t, db, "bob", "acme-labs")
+	for i := byte(1); i <= 3; i++ {
+		if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(i, "bob", "acme-labs"), GrantState: GrantApproved}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.RevokeGrants(ctx, "acme-labs", []int64{1}, "alice", "leaked"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 2, Org: "acme-labs", Actor: "bob"}); !errors.Is(err, ErrGrantOpen) {
+		t.Fatalf("approved: %v", err)
+	}
+	if _, err := db.RevokeGrants(ctx, "acme-labs", []int64{2}, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 2, Org: "acme-labs", Actor: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Review(ctx, ReviewParams{Org: "acme-labs", IDs: []int64{4}, Actor: "alice", Reason: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	before := storeRows(t, db)
+	for _, tc := range []struct {
+		note string
+		id   int64
+		err  string
+	}{
+		{"revoked", 1, "token 1: approval of fine-grained personal access tokens is disabled in acme-labs, so a new request would let the token through " +
+			"before an owner reviewed it: an owner revoked its access (request 1), and an owner's decision stands (rule 20); " +
+			"ask an owner of acme-labs to require approval, or create a new token"},
+		{"denied", 2, "token 2: approval of fine-grained personal access tokens is disabled in acme-labs, so a new request would let the token through " +
+			"before an owner reviewed it: an owner denied its request (request 4), and an owner's decision stands (rule 20); " +
+			"ask an owner of acme-labs to require approval, or create a new token"},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			_, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: tc.id, Org: "acme-labs", Actor: "bob", Justification: "again", ApprovalDisabled: true})
+			if err == nil || err.Error() != tc.err || !errors.Is(err, ErrDecisionStands) || !errors.Is(err, ErrInvalidState) {
+				t.Fatalf("RequestAgain = %v; want %q", err, tc.err)
+			}
+		})
+	}
+	if after := storeRows(t, db); after != before {
+		t.Fatalf("a refused request wrote:\n%s\nwas\n%s", after, before)
+	}
+	// An approved grant is refused as before, a first request is filed.
+	if _, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 3, Org: "acme-labs", Actor: "bob", ApprovalDisabled: true}); !errors.Is(err, ErrGrantOpen) {
+		t.Fatalf("approved, approval disabled: %v", err)
+	}
+	if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(9, "bob", "acme-labs")}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 4, Org: "acme-labs", Actor: "bob", ApprovalDisabled: true}); err != nil || g.State != GrantPending {
+		t.Fatalf("first request, approval disabled: %+v %v", g, err)
+	}
+	// Where approval is required, the revoked and denied grants are asked again.
+	for _, id := range []int64{1, 2} {
+		if g, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: id, Org: "acme-labs", Actor: "bob", Justification: "again"}); err != nil || g.State != GrantPending {
+			t.Fatalf("token %d, approval required: %+v %v", id, g, err)
+		}
+	}
+}
+
+// A user who is not a member (or an owner) of the organization, an outside
+// collaborator or one who left, cannot ask for a token's access to it, in
+// creation's words (rule 10), and nothing is written. An owner may.
+func TestRequestAgainNeedsAMember(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t)
+	if _, err := db.Import(ctx, &Dump{Memberships: []DumpMembership{{User: "carol", Org: "octo-org", Role: "outside_collaborator"},
+		{User: "dave", Org: "octo-org", Role: "owner"}}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for i, user := range []string{"bob", "carol", "dave"} {
+		if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: fgToken(byte(i+1), user, "octo-org"), GrantState: GrantPending}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{int64(i + 1)}, Actor: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := storeRows(t, db)
+	for id, user := range map[int64]string{1: "bob", 2: "carol"} {
+		_, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: id, Org: "octo-org", Actor: user})
+		want := user + " is not a member of octo-org: only members of octo-org can create fine-grained personal access tokens for it; ask an owner of octo-org for membership"
+		if err == nil || err.Error() != want || !errors.Is(err, ErrNotMember) {
+			t.Fatalf("%s: %v; want %q", user, err, want)
+		}
+	}
+	if after := storeRows(t, db); after != before {
+		t.Fatalf("a refused request wrote:\n%s\nwas\n%s", after, before)
+	}
+	if _, err := db.RequestAgain(ctx, RequestAgainParams{TokenID: 3, Org: "octo-org", Actor: "dave"}); err != nil {
+		t.Fatalf("an owner: %v", err)
+	}
+}
+
+// An approval that could never take effect is refused, naming each
+// request: one whose token has expired (rule 2), and one whose token's
+// user is no longer a member of the organization (rule 10). Nothing is
+// written. Either may be denied, to close the request.
+func TestReviewRefusesApprovalsThatCannotTakeEffect(t *testing.T) {
+	ctx := t.Context()
+	db := openTest(t) // now: t0 + 1h
+	addMember(t, db, "bob", "octo-org")
+	expired := fgToken(1, "bob", "octo-org")
+	expired.ExpiresAt = t0.Add(time.Hour) // expired at now, as the decision has it
+	for _, tk := range []Token{expired, fgToken(2, "carol", "octo-org"), fgToken(3, "bob", "octo-org")} {
+		if _, _, err := db.CreateToken(ctx, CreateTokenParams{Token: tk, GrantState: GrantPending}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := storeRows(t, db)
+	_, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{1, 2, 3}, Approve: true, Actor: "alice"})
+	want := "the token of a request has expired; nothing to approve (deny the request to close it): request 1 (token 1)\n" +
+		"the user of a request's token is not a member of octo-org (rule 10); nothing to approve (deny the request to close it): request 2 (token 2 of carol)"
+	if err == nil || err.Error() != want || !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("Review = %v; want %q", err, want)
+	}
+	if after := storeRows(t, db); after != before {
+		t.Fatalf("a refused review wrote:\n%s\nwas\n%s", after, before)
+	}
+	if gs, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{1, 2}, Actor: "alice", Reason: "closing"}); err != nil || len(gs) != 2 || gs[1].State != GrantDenied {
+		t.Fatalf("deny = %+v %v", gs, err)
+	}
+	if gs, err := db.Review(ctx, ReviewParams{Org: "octo-org", IDs: []int64{3}, Approve: true, Actor: "alice"}); err != nil || gs[0].State != GrantApproved {
+		t.Fatalf("approve = %+v %v", gs, err)
 	}
 }

@@ -68,6 +68,14 @@ var (
 	// ErrGrantOpen: the token's grant is pending or approved, not denied
 	// or revoked.
 	ErrGrantOpen error = &refusal{"grant pending or approved", ErrInvalidState}
+	// ErrNotMember: the token's user is not a member (or an owner) of the
+	// organization (rule 10): outside collaborators cannot use fine-grained
+	// tokens there, nor create one for it.
+	ErrNotMember error = &refusal{"not a member", ErrInvalidState}
+	// ErrDecisionStands: approval is disabled in the organization and the
+	// token's grant is denied or revoked: a pending request would let the
+	// token through before an owner reviewed it (rules 20 and 22).
+	ErrDecisionStands error = &refusal{"an owner's decision stands", ErrInvalidState}
 )
 
 // Limits of a review (SEMANTICS.md rule 23).
@@ -634,6 +642,8 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 		var notPendingStates []string // "request 2 is approved"
 		var superseded []string       // "request 2 by request 7"
 		var dead []string             // "request 2 (token 5)"
+		var expired []string          // "request 2 (token 5)"
+		var outside []string          // "request 2 (token 5 of bob)"
 		for _, id := range p.IDs {
 			g, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.id = $1 AND r.org = $2`, id, p.Org))
 			if errors.Is(err, sql.ErrNoRows) {
@@ -658,11 +668,34 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 				superseded = append(superseded, fmt.Sprintf("request %d by request %d", id, latest))
 				continue
 			}
-			if revoked, err := tokenRevoked(ctx, tx, g.TokenID); err != nil {
-				return err
-			} else if revoked {
+			var revoked bool
+			var user string
+			var expires sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT revoked, user_login, expires_at FROM tokens WHERE id = $1`, g.TokenID).Scan(&revoked, &user, &expires); err != nil {
+				return fmt.Errorf("reading token %d: %w", g.TokenID, err)
+			}
+			if revoked {
 				dead = append(dead, fmt.Sprintf("request %d (token %d)", id, g.TokenID))
 				continue
+			}
+			// An approval that could never take effect is refused; a
+			// denial closes the request, which the organization's list
+			// still shows. An expired token gets 401 everywhere (rule 2).
+			// A user who is no longer a member reaches nothing of the
+			// organization (rule 10), and an approval would start to work
+			// the day the user is a member again, unreviewed then; creation
+			// and a request again refuse a non-member (ErrNotMember).
+			if p.Approve {
+				if expires.Valid && expires.Int64 <= nanos(db.now()) {
+					expired = append(expired, fmt.Sprintf("request %d (token %d)", id, g.TokenID))
+					continue
+				}
+				if member, err := isMember(ctx, tx, user, p.Org); err != nil {
+					return err
+				} else if !member {
+					outside = append(outside, fmt.Sprintf("request %d (token %d of %s)", id, g.TokenID, user))
+					continue
+				}
 			}
 			out = append(out, g)
 		}
@@ -678,6 +711,13 @@ func (db *DB) Review(ctx context.Context, p ReviewParams) ([]Grant, error) {
 		}
 		if len(dead) > 0 {
 			errs = append(errs, errorf(ErrInvalidState, "the token of a request is revoked; nothing to review: %s", strings.Join(dead, ", ")))
+		}
+		if len(expired) > 0 {
+			errs = append(errs, errorf(ErrInvalidState, "the token of a request has expired; nothing to approve (deny the request to close it): %s", strings.Join(expired, ", ")))
+		}
+		if len(outside) > 0 {
+			errs = append(errs, errorf(ErrInvalidState, "the user of a request's token is not a member of %s (rule 10); nothing to approve (deny the request to close it): %s",
+				p.Org, strings.Join(outside, ", ")))
 		}
 		if len(errs) > 0 {
 			return errors.Join(errs...)
@@ -871,19 +911,41 @@ func (db *DB) reachesWithoutGrant(ctx context.Context, tx *sql.Tx, id int64, org
 	return !expires.Valid || expires.Int64 > nanos(db.now()), false, nil
 }
 
-// RequestAgain files a new pending request for a token whose grant for org
-// was denied or revoked (SEMANTICS.md rule 23), or for a fine-grained token
-// of org that has no grant at all: one created while it needed none (a
-// token limited to public repositories, before its organization
-// permissions counted; rule 21), or imported without one.
+// RequestAgainParams is a user's request for a token's access to an
+// organization, again after a denial or a revocation, or for the first time.
+type RequestAgainParams struct {
+	TokenID       int64
+	Org           string
+	Actor         string
+	Justification string // at most MaxReasonChars characters
+	// ApprovalDisabled says that approval of fine-grained tokens is
+	// effectively disabled in Org (SEMANTICS.md rules 18 and 20): the
+	// caller knows the settings (the admin API asks the active policy, the
+	// CLI the settings recorded in the store). A pending grant then lets
+	// the token through (rule 22), so a request after a denial or a
+	// revocation would undo the owner's decision before any review: it is
+	// refused (ErrDecisionStands).
+	ApprovalDisabled bool
+}
+
+// RequestAgain files a new pending request for a token whose grant for
+// p.Org was denied or revoked (SEMANTICS.md rule 23), or for a
+// fine-grained token of the organization that has no grant at all: one
+// created while it needed none (a token limited to public repositories,
+// before its organization permissions counted; rule 21), or imported
+// without one.
 //
 // It refuses, in this order and each with its reason (errors.Is): a token
 // that does not exist (ErrNoSuchToken), one that is not a fine-grained
 // token aimed at an organization (ErrNotOrgToken), one aimed at an
-// organization other than org, spelled as the token records it
-// (ErrOtherOrg), a revoked token (ErrTokenRevoked), and a token whose
-// grant for org is pending or approved (ErrGrantOpen).
-func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justification string) (Grant, error) {
+// organization other than p.Org, spelled as the token records it
+// (ErrOtherOrg), a revoked token (ErrTokenRevoked), a token whose user is
+// not a member or an owner of the organization (ErrNotMember, rule 10, as
+// creation refuses it), a token whose grant is pending or approved
+// (ErrGrantOpen), and, with p.ApprovalDisabled, a token whose grant is
+// denied or revoked (ErrDecisionStands, rule 20). Nothing is written then.
+func (db *DB) RequestAgain(ctx context.Context, p RequestAgainParams) (Grant, error) {
+	tokenID, org, actor, justification := p.TokenID, p.Org, p.Actor, p.Justification
 	if err := CheckText("reason", justification); err != nil {
 		return Grant{}, classify(ErrInvalid, err)
 	}
@@ -910,6 +972,16 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 			// only sit in the organization's queue.
 			return errorf(ErrTokenRevoked, "token %d is revoked; create a new token and ask for access with it", tokenID)
 		}
+		// Only members and owners may aim a fine-grained token at an
+		// organization (rule 10): a user who left it, or is an outside
+		// collaborator now, is refused as creation refuses one
+		// (rego/pat/creation.rego, the same words). An approval would
+		// otherwise wait for the day the user is a member again.
+		if member, err := isMember(ctx, tx, user, org); err != nil {
+			return err
+		} else if !member {
+			return errorf(ErrNotMember, "%s", NotMemberMessage(user, org))
+		}
 		cur, err := scanGrant(tx.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM requests r WHERE r.token_id = $1 AND r.org = $2 ORDER BY r.id DESC LIMIT 1`, tokenID, org))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -918,6 +990,17 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 			return fmt.Errorf("reading grant of token %d: %w", tokenID, err)
 		case cur.State != GrantDenied && cur.State != GrantRevoked:
 			return errorf(ErrGrantOpen, "token %d: its grant for %s is %s; only a denied or revoked grant can be requested again", tokenID, org, cur.State)
+		case p.ApprovalDisabled:
+			// A pending grant lets the token through where approval is
+			// disabled (rules 20 and 22): the request would undo the
+			// owner's decision before any owner saw it.
+			decision := "revoked its access"
+			if cur.State == GrantDenied {
+				decision = "denied its request"
+			}
+			return errorf(ErrDecisionStands, "token %d: approval of fine-grained personal access tokens is disabled in %s, so a new request "+
+				"would let the token through before an owner reviewed it: an owner %s (request %d), and an owner's decision stands (rule 20); "+
+				"ask an owner of %s to require approval, or create a new token", tokenID, org, decision, cur.ID, org)
 		}
 		now := db.now()
 		g = Grant{TokenID: tokenID, Org: org, State: GrantPending, Reason: justification, CreatedAt: now, UpdatedAt: now}
@@ -927,6 +1010,25 @@ func (db *DB) RequestAgain(ctx context.Context, tokenID int64, org, actor, justi
 		return db.audit(ctx, tx, AuditEvent{At: now, Actor: actor, Action: ActionRequestCreate, Org: org, TokenID: tokenID, RequestID: g.ID, Reason: justification})
 	})
 	return g, err
+}
+
+// NotMemberMessage is why a user who is not a member (or an owner) of an
+// organization cannot aim a fine-grained token at it, in the words of the
+// creation check (rego/pat/creation.rego, rule 10).
+func NotMemberMessage(user, org string) string {
+	return fmt.Sprintf("%s is not a member of %s: only members of %s can create fine-grained personal access tokens for it; ask an owner of %s for membership", user, org, org, org)
+}
+
+// isMember reports whether user is a member or an owner of org (rule 10),
+// comparing names without regard to case, as the decision's index does.
+func isMember(ctx context.Context, tx *sql.Tx, user, org string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM memberships WHERE lower(user_login) = lower($1) AND lower(org) = lower($2) AND role IN ('member', 'owner')`,
+		user, org).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("reading the membership of %s in %s: %w", user, org, err)
+	}
+	return n > 0, nil
 }
 
 // touchBatch is the most ids one TouchLastUsed statement carries.

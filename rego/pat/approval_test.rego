@@ -66,7 +66,7 @@ test_rule_20_deny_denied_or_revoked_grants_even_when_disabled[note] if {
 		"denied": {"raw": "github_pat_bob_denied", "phrase": "an owner denied this token's request (reason: use the release app)"},
 		"revoked": {"raw": "github_pat_bob_revoked_grant", "phrase": "an owner revoked this token's access"},
 	}
-	reason := sprintf("octo-org does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; request access to octo-org again with a justification", [tc.phrase])
+	reason := sprintf("octo-org does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; ask an owner of octo-org to require approval and then request access again, or create a new token", [tc.phrase])
 	decide_with(request(tc.raw, "octo-org", "app", "write"), approval_disabled) == denied(tc.raw, 403, reason, approval_doc)
 }
 

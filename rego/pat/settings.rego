@@ -172,9 +172,11 @@ _unapproved(approval, state) if {
 
 _unapproved("disable", state) if state in {"denied", "revoked"}
 
+# Where approval is disabled, a request again is refused (a pending grant would let the token
+# through before any review; docs/policy.md, decided points): the next step is another.
 _approval_message(org, ent, approval, state, reason) := sprintf(
-	"%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; %s",
-	[org, _grant_phrase(org, state, reason), _grant_next(org, state)],
+	"%s does not require approval of fine-grained personal access tokens, but %s: an owner's decision stands; ask an owner of %s to require approval and then request access again, or create a new token",
+	[org, _grant_phrase(org, state, reason), org],
 ) if {
 	approval.value == "disable"
 } else := sprintf(

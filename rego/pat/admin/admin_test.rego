@@ -214,7 +214,7 @@ test_org_policies_apply_to_the_caller[note] if {
 		"fine-grained denied, approval disabled": {
 			"settings": with_org({"fine_grained_approval": "disable"}),
 			"caller": object.union(fg_read, {"grant_state": "denied"}),
-			"want": denied(403, "octo-org does not require approval of fine-grained personal access tokens, but an owner denied this token's request: an owner's decision stands; request access to octo-org again with a justification"),
+			"want": denied(403, "octo-org does not require approval of fine-grained personal access tokens, but an owner denied this token's request: an owner's decision stands; ask an owner of octo-org to require approval and then request access again, or create a new token"),
 		},
 		"fine-grained, not opted in": {
 			"settings": with_enterprise({"fine_grained_opt_in": false}),
