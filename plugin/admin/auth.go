@@ -15,18 +15,28 @@ import (
 
 // authenticate checks the caller's token: `Authorization: Bearer <PAT>` or
 // `token <PAT>`, its format and checksum first, then the store by SHA-256.
-// Unknown, malformed, expired and revoked tokens get a 401.
+// Unknown, malformed, expired and revoked tokens get a 401, and so do
+// credentials given twice: several Authorization headers (Go's reader takes
+// the first, a proxy may log or check the last, and the audit log would
+// name someone else than the proxy saw), or one that holds more than one
+// credential ("Bearer A, Bearer B", as a proxy may join two headers).
 func (s *Server) authenticate(r *http.Request) (store.Token, *apiError) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
+	hs := r.Header.Values("Authorization")
+	if len(hs) == 0 || len(hs) == 1 && hs[0] == "" {
 		return store.Token{}, newError(http.StatusUnauthorized, "Requires authentication", docAuthentication)
 	}
+	if len(hs) > 1 {
+		return store.Token{}, newError(http.StatusUnauthorized, "Bad credentials: the request has more than one Authorization header; send one token, in one header", docAuthentication)
+	}
 	bad := newError(http.StatusUnauthorized, "Bad credentials", docAuthentication)
-	scheme, raw, ok := strings.Cut(strings.TrimSpace(h), " ")
+	scheme, raw, ok := strings.Cut(strings.TrimSpace(hs[0]), " ")
 	if !ok || (!strings.EqualFold(scheme, "bearer") && !strings.EqualFold(scheme, "token")) {
 		return store.Token{}, bad
 	}
 	raw = strings.TrimSpace(raw)
+	if strings.ContainsAny(raw, ", \t") {
+		return store.Token{}, newError(http.StatusUnauthorized, "Bad credentials: the Authorization header holds more than one credential; send one token, in one header", docAuthentication)
+	}
 	if _, ok := token.Parse(raw, s.deps.Prefixes); !ok {
 		return store.Token{}, bad
 	}

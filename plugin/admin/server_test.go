@@ -235,6 +235,54 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// Credentials given twice are a 401 whatever they are: Go's reader took the
+// first of several Authorization headers (bob's, 403 on an organization's
+// list) where a proxy may check or log the last (alice's), and the other
+// order answered 200. Nothing of the request is done.
+func TestAuthenticationTwice(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/orgs/octo-org/personal-access-tokens"
+	twoHeaders := errBody("Bad credentials: the request has more than one Authorization header; send one token, in one header", docListGrants)
+	twoInOne := errBody("Bad credentials: the Authorization header holds more than one credential; send one token, in one header", docListGrants)
+	for _, tc := range []struct {
+		note    string
+		headers []string
+		status  int
+		body    string
+	}{
+		{note: "one", headers: []string{f.as("alice-admin")}, status: 200},
+		{note: "two headers, the owner's second", headers: []string{f.as("bob-user"), f.as("alice-admin")}, status: 401, body: twoHeaders},
+		{note: "two headers, the owner's first", headers: []string{f.as("alice-admin"), f.as("bob-user")}, status: 401, body: twoHeaders},
+		{note: "the same header twice", headers: []string{f.as("alice-admin"), f.as("alice-admin")}, status: 401, body: twoHeaders},
+		{note: "an empty header beside one", headers: []string{"", f.as("alice-admin")}, status: 401, body: twoHeaders},
+		{note: "two credentials joined by a comma", headers: []string{f.as("alice-admin") + ", " + f.as("bob-user")}, status: 401, body: twoInOne},
+		{note: "two tokens after one scheme", headers: []string{f.as("alice-admin") + " " + f.raw["bob-user"]}, status: 401, body: twoInOne},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", f.ts.URL+path, nil)
+			for _, h := range tc.headers {
+				req.Header.Add("Authorization", h)
+			}
+			r := send(t, req)
+			if r.status != tc.status || (tc.body != "" && r.body != tc.body) {
+				t.Fatalf("got %d %s\nwant %d %s", r.status, r.body, tc.status, tc.body)
+			}
+		})
+	}
+	// A revocation sent twice-authenticated is not done.
+	before := f.requestsAndAudit(t, "octo-org")
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", f.ts.URL+"/orgs/octo-org/personal-access-tokens/"+itoa(f.tokenID(t, "alice-fg-long")),
+		strings.NewReader(`{"action": "revoke"}`))
+	req.Header.Add("Authorization", f.as("alice-admin"))
+	req.Header.Add("Authorization", f.as("bob-user"))
+	if r := send(t, req); r.status != 401 {
+		t.Fatalf("revoke with two headers: %d %s", r.status, r.body)
+	}
+	if after := f.requestsAndAudit(t, "octo-org"); after != before {
+		t.Fatalf("a refused request wrote:\n%s\nwas\n%s", after, before)
+	}
+}
+
 func TestNoPolicy(t *testing.T) {
 	f := newFixture(t, false)
 	r := f.do(t, "GET", "/orgs/octo-org/personal-access-tokens", f.as("alice-admin"), nil)
