@@ -556,6 +556,33 @@ func (w *admWorld) decideAt(t *testing.T, name, owner, repo string) (bool, strin
 // it within a second, with the owner's reason, as for a revoked grant.
 func TestAdminAPIRevokesATokenWithoutAGrant(t *testing.T) {
 	w := startAdmin(t)
+	id := w.importLabs(t)
+	admExpect(t, w.call(t, "POST", fmt.Sprintf("/orgs/acme-labs/personal-access-tokens/%d", id), "alice-admin",
+		map[string]any{"action": "revoke", "reason": "offboarding"}), 204, "")
+	took := poll(t, time.Second, "the decision to deny the revoked token", func() bool {
+		allow, msg := w.decideAt(t, "labs", "acme-labs", "research")
+		return !allow && msg == labsRevoked
+	})
+	t.Logf("the decision denied the token %s after its revocation", took.Round(time.Millisecond))
+	items := admItems(t, w.call(t, "GET", "/orgs/acme-labs/personal-access-tokens?state=revoked", "alice-admin", nil))
+	if len(items) != 1 || items[0].ID != id || items[0].State != "revoked" || items[0].Reason != "offboarding" {
+		t.Fatalf("the revoked grant: %+v", items)
+	}
+	r := w.call(t, "GET", fmt.Sprintf("/orgs/acme-labs/audit-log?action=grant.revoke&token_id=%d", id), "alice-admin", nil)
+	if r.status != 200 || !strings.Contains(r.body, `"actor":"alice"`) || !strings.Contains(r.body, `"had_grant":false`) {
+		t.Fatalf("the audit event: %d %s", r.status, r.body)
+	}
+}
+
+// labsRevoked is the decision's denial of the labs token once an owner
+// revoked its access with the reason "offboarding".
+const labsRevoked = "acme-labs does not require approval of fine-grained personal access tokens, but an owner revoked this token's access (reason: offboarding): an owner's decision stands; ask an owner of acme-labs to require approval and then request access again, or create a new token"
+
+// importLabs adds acme-labs (approval disabled: admSettings), alice its
+// owner and bob a member, and bob's token "labs" aimed at it without a
+// grant, which the decision allows (rule 20); it returns the token's id.
+func (w *admWorld) importLabs(t *testing.T) int64 {
+	t.Helper()
 	dir := t.TempDir()
 	raw := admGenerate(t, "fine_grained")
 	w.raw["labs"] = raw
@@ -575,21 +602,5 @@ func TestAdminAPIRevokesATokenWithoutAGrant(t *testing.T) {
 	if len(items) != 1 || items[0].TokenName != "labs" || items[0].State != "none" || items[0].Owner.Login != "bob" {
 		t.Fatalf("the tokens with access to acme-labs: %+v", items)
 	}
-	id := items[0].ID
-	admExpect(t, w.call(t, "POST", fmt.Sprintf("/orgs/acme-labs/personal-access-tokens/%d", id), "alice-admin",
-		map[string]any{"action": "revoke", "reason": "offboarding"}), 204, "")
-	want := "acme-labs does not require approval of fine-grained personal access tokens, but an owner revoked this token's access (reason: offboarding): an owner's decision stands; ask an owner of acme-labs to require approval and then request access again, or create a new token"
-	took := poll(t, time.Second, "the decision to deny the revoked token", func() bool {
-		allow, msg := w.decideAt(t, "labs", "acme-labs", "research")
-		return !allow && msg == want
-	})
-	t.Logf("the decision denied the token %s after its revocation", took.Round(time.Millisecond))
-	items = admItems(t, w.call(t, "GET", "/orgs/acme-labs/personal-access-tokens?state=revoked", "alice-admin", nil))
-	if len(items) != 1 || items[0].ID != id || items[0].State != "revoked" || items[0].Reason != "offboarding" {
-		t.Fatalf("the revoked grant: %+v", items)
-	}
-	r := w.call(t, "GET", fmt.Sprintf("/orgs/acme-labs/audit-log?action=grant.revoke&token_id=%d", id), "alice-admin", nil)
-	if r.status != 200 || !strings.Contains(r.body, `"actor":"alice"`) || !strings.Contains(r.body, `"had_grant":false`) {
-		t.Fatalf("the audit event: %d %s", r.status, r.body)
-	}
+	return items[0].ID
 }
