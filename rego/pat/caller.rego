@@ -14,10 +14,12 @@ package pat
 #   ranks them; empty when the policies let it through. token: {"kind", "user",
 #   "created_at_ns", "expires_at_ns" (null: no expiration), "grant_state" (fine-grained: the
 #   state of its grant for org, or null when it has none)}. org is compared in lower case.
-org_policy_denials(token, org) := (_org_lifetime(token, o, p, role) | _org_fine_grained(token, o, p, role)) | _org_access(token, o, p) if {
-	o := lower(org)
-	p := _effective(o)
-	role := _role_or_none(token.user, o)
+org_policy_denials(token, org) := _org_policy_denials(token, o, _role_or_none(token.user, o)) if o := lower(org)
+
+# The same for a token whose user's role in org (lower case) is known: the creation check
+# (creation.rego) has it in its input and calls no built-in.
+_org_policy_denials(token, org, role) := (_org_lifetime(token, org, p, role) | _org_fine_grained(token, org, p, role)) | _org_access(token, org, p) if {
+	p := _effective(org)
 }
 
 # Rules 24-28: a member's token must keep the organization's effective lifetime limit, unless
