@@ -132,9 +132,14 @@ type Input struct {
 	Creator *InputCreator `json:"creator,omitempty"`
 }
 
-// InputCreator describes the token that creates a token.
+// InputCreator describes the token that creates a token: its scopes bound
+// what the new one may reach, its expiry how long it may live, and its kind
+// and times let the policy ask whether the new token's organization lets the
+// creator itself through (org_policy_denials: access, lifetime).
 type InputCreator struct {
+	Kind        string   `json:"kind"`
 	Scopes      []string `json:"scopes"`
+	CreatedAtNS int64    `json:"created_at_ns"`
 	ExpiresAtNS *int64   `json:"expires_at_ns"`
 }
 
@@ -387,7 +392,7 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 		}
 	}
 	if c := req.Creator; c != nil {
-		in.Creator = &InputCreator{Scopes: c.Scopes}
+		in.Creator = &InputCreator{Kind: c.Kind, Scopes: c.Scopes, CreatedAtNS: c.CreatedAt.UnixNano()}
 		if in.Creator.Scopes == nil {
 			in.Creator.Scopes = []string{}
 		}

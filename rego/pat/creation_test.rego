@@ -175,9 +175,12 @@ test_creation_by_a_token[note] if {
 		"classic scopes the creator's include": {"token": {"kind": "classic", "scopes": ["public_repo", "read:org", "read:user", "repo:status"]}, "creator": {"scopes": ["user", "repo", "admin:org"], "expires_at_ns": null}, "errors": []},
 		"write:org does not include admin:org": {"token": {"kind": "classic", "scopes": ["admin:org", "read:org"]}, "creator": {"scopes": ["user", "write:org"], "expires_at_ns": null}, "errors": [outreach(`the token making this request lacks the "admin:org" scope; create the token with one that has it`)]},
 		"classic beyond the creator's scopes": {"token": {"kind": "classic", "scopes": ["delete_repo", "repo", "user"]}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": [outreach(`the token making this request lacks the scopes "delete_repo", "repo"; create the token with one that has them`)]},
-		"fine-grained repository permissions need repo": {"token": {"permissions": {"contents": "write", "issues": "read", "metadata": "read"}}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": [outreach(`the permissions "contents", "issues" need the "repo" scope, which the token making this request lacks; create the token with one that has it`)]},
+		"fine-grained repository permissions need repo": {"token": {"permissions": {"contents": "write", "issues": "read", "metadata": "read"}}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": [outreach(`the permissions "contents", "issues", "metadata" need the "repo" scope, which the token making this request lacks; create the token with one that has it`)]},
 		"fine-grained organization permissions need admin:org": {"token": {"permissions": {"members": "read", "organization_secrets": "write", "contents": "read"}}, "creator": {"scopes": ["user", "repo"], "expires_at_ns": null}, "errors": [outreach(`the permissions "members", "organization_secrets" need the "admin:org" scope, which the token making this request lacks; create the token with one that has it`)]},
-		"unprefixed organization permissions need admin:org": {"token": {"permissions": {"personal_access_tokens": "write", "team_discussions": "read", "issue_types": "read", "contents": "read"}}, "creator": {"scopes": ["user", "repo"], "expires_at_ns": null}, "errors": [outreach(`the permissions "issue_types", "personal_access_tokens", "team_discussions" need the "admin:org" scope, which the token making this request lacks; create the token with one that has it`)]},
+		"unprefixed organization permissions need what the gate asks": {"token": {"permissions": {"personal_access_tokens": "write", "team_discussions": "read", "issue_types": "read", "contents": "read"}}, "creator": {"scopes": ["user", "repo"], "expires_at_ns": null}, "errors": [
+			outreach(`the permissions "issue_types", "personal_access_tokens" need the "admin:org" scope, which the token making this request lacks; create the token with one that has it`),
+			outreach(`the permissions "team_discussions" need the "read:discussion" or "write:discussion" scope, which the token making this request lacks; create the token with one that has it`),
+		]},
 		"fine-grained within repo and admin:org": {"token": {"permissions": {"members": "read", "contents": "write"}}, "creator": {"scopes": ["user", "repo", "admin:org"], "expires_at_ns": null}, "errors": []},
 		"public repositories: reads need nothing": {"token": {"repository_selection": "public", "permissions": {"contents": "read", "metadata": "read"}}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": []},
 		"public repositories: writes need public_repo": {"token": {"repository_selection": "public", "permissions": {"issues": "write"}}, "creator": {"scopes": ["user"], "expires_at_ns": null}, "errors": [outreach(`the permissions "issues" need the "public_repo" scope, which the token making this request lacks; create the token with one that has it`)]},
@@ -195,4 +198,75 @@ second(ns) := time.format([ns, "UTC", "2006-01-02T15:04:05Z07:00"])
 
 test_creation_by_the_cli_has_no_creator if {
 	create(new_token({"kind": "classic", "scopes": ["delete_repo"], "expires_at_ns": null}), "member", acme).errors == []
+}
+
+# F1 (rule 11): a token creates no fine-grained token with a permission whose requests the Envoy
+# gate and the decision would refuse the creator: for every request the new token could make with
+# its permissions, the scopes the gate asks a personal access token (classic) (the gate's tables
+# and routes, creation.rego's _gate_needs).
+lacks_for(perms, scopes) := outreach(sprintf("the permissions %s need the %s scope, which the token making this request lacks; create the token with one that has it", [perms, scopes]))
+
+test_creation_reaches_no_further_than_the_gate_asks[note] if {
+	some note, tc in {
+		"repo does not create workflows: write": {"token": {"permissions": {"workflows": "write", "contents": "write"}}, "scopes": ["user", "repo"], "errors": [lacks_for(`"workflows"`, `"workflow"`)]},
+		"repo and workflow create workflows: write": {"token": {"permissions": {"workflows": "write", "contents": "write"}}, "scopes": ["user", "repo", "workflow"], "errors": []},
+		"repo does not create administration: write (DELETE /repos/{o}/{r})": {"token": {"permissions": {"administration": "write"}}, "scopes": ["user", "repo", "admin:org"], "errors": [lacks_for(`"administration"`, `"delete_repo"`)]},
+		"administration: write on the organization (POST /orgs/{org}/repos/...) takes admin:org": {"token": {"permissions": {"administration": "write"}}, "scopes": ["user", "repo", "delete_repo"], "errors": [lacks_for(`"administration"`, `"admin:org"`)]},
+		"repo creates administration: read": {"token": {"permissions": {"administration": "read"}}, "scopes": ["user", "repo"], "errors": []},
+		"repo does not create codespaces": {"token": {"permissions": {"codespaces": "read"}}, "scopes": ["user", "repo"], "errors": [lacks_for(`"codespaces"`, `"codespace"`)]},
+		"admin:org does not create organization_hooks": {"token": {"repository_selection": "public", "permissions": {"organization_hooks": "write"}}, "scopes": ["user", "admin:org"], "errors": [lacks_for(`"organization_hooks"`, `"admin:org_hook"`)]},
+		"admin:org_hook creates organization_hooks": {"token": {"repository_selection": "public", "permissions": {"organization_hooks": "write"}}, "scopes": ["user", "admin:org_hook"], "errors": []},
+		"admin:org does not create organization_projects": {"token": {"repository_selection": "public", "permissions": {"organization_projects": "read"}}, "scopes": ["user", "admin:org", "repo"], "errors": [lacks_for(`"organization_projects"`, `"project" or "read:project"`)]},
+		"write needs project itself": {"token": {"repository_selection": "public", "permissions": {"organization_projects": "write"}}, "scopes": ["user", "read:project", "repo"], "errors": [lacks_for(`"organization_projects"`, `"project"`)]},
+		"admin:org does not create team_discussions: write": {"token": {"repository_selection": "public", "permissions": {"team_discussions": "write"}}, "scopes": ["user", "admin:org", "read:discussion"], "errors": [lacks_for(`"team_discussions"`, `"write:discussion"`)]},
+		"admin:org does not create custom runner images": {"token": {"repository_selection": "public", "permissions": {"organization_runner_custom_images": "write"}}, "scopes": ["user", "admin:org"], "errors": [lacks_for(`"organization_runner_custom_images"`, `"manage_runners:org"`)]},
+		"admin:org does not create network configurations": {"token": {"repository_selection": "public", "permissions": {"organization_network_configurations": "write"}}, "scopes": ["user", "admin:org", "read:network_configurations"], "errors": [lacks_for(`"organization_network_configurations"`, `"write:network_configurations"`)]},
+		"read:org creates members: read": {"token": {"repository_selection": "public", "permissions": {"members": "read"}}, "scopes": ["user", "read:org"], "errors": [lacks_for(`"members"`, `"admin:org"`)]},
+		"user alone: metadata on all repositories": {"token": {"repository_selection": "all", "permissions": {}}, "scopes": ["user"], "errors": [lacks_for(`"metadata"`, `"repo"`)]},
+		"user alone: metadata on selected repositories": {"token": {"repository_selection": "selected", "repositories": ["app"], "permissions": {"metadata": "read"}}, "scopes": ["user", "public_repo"], "errors": [lacks_for(`"metadata"`, `"repo"`)]},
+		"user alone: metadata on public repositories": {"token": {"repository_selection": "public", "permissions": {"metadata": "read"}}, "scopes": ["user"], "errors": []},
+		"public repositories: the organization's code scanning alerts": {"token": {"repository_selection": "public", "permissions": {"security_events": "read"}}, "scopes": ["user"], "errors": [lacks_for(`"security_events"`, `"repo" or "security_events"`)]},
+		"the audit log takes read:audit_log": {"token": {"repository_selection": "public", "permissions": {"organization_administration": "read"}}, "scopes": ["user", "admin:org", "repo"], "errors": [lacks_for(`"organization_administration"`, `"read:audit_log"`)]},
+		"every scope the gate asks": {"token": {"permissions": {"workflows": "write", "administration": "write", "organization_hooks": "write", "organization_projects": "write", "team_discussions": "write", "codespaces": "write"}}, "scopes": ["user", "repo", "workflow", "delete_repo", "admin:org_hook", "project", "write:discussion", "codespace", "admin:org"], "errors": []},
+	}
+	got := create_by(new_token(tc.token), {"kind": "classic", "scopes": tc.scopes, "created_at_ns": created, "expires_at_ns": null})
+	got.errors == tc.errors
+}
+
+# F3 (rules 13-16, 24-28): the token making the request must itself reach the organization it
+# makes a fine-grained token for; what the organization refuses it, a token it makes would do.
+refused_creator(org, reason) := sprintf("a token cannot create one that reaches further than it: %s refuses the token making this request (%s); create the token with one that %s lets through, or ask an operator (opa-pat token create)", [org, reason, org])
+
+create_in(token, role, creator, settings) := result if {
+	result := data.pat.creation with input as {"token": token, "role": role, "creator": creator}
+		with data.pat.settings as settings
+}
+
+test_creation_by_a_token_the_organization_refuses[note] if {
+	classic_creator := {"kind": "classic", "scopes": ["user", "repo"], "created_at_ns": created, "expires_at_ns": in_days(90)}
+	some note, tc in {
+		"classic access restricted by the organization": {
+			"settings": with_settings({}, {"classic_access": "restrict"}), "token": {}, "role": "member",
+			"errors": [refused_creator("octo-org", "octo-org forbids access via a personal access token (classic): the policy is set by the octo-org organization; use a fine-grained personal access token instead")],
+		},
+		"classic access restricted by the enterprise, an owner, public repositories": {
+			"settings": with_settings({"classic_access": "restrict"}, {}), "token": {"user": "alice", "repository_selection": "public"}, "role": "owner",
+			"errors": [refused_creator("octo-org", "octo-org forbids access via a personal access token (classic): the policy is set by the acme enterprise; use a fine-grained personal access token instead")],
+		},
+		"a classic lifetime limit the creator breaks (rule 26)": {
+			"settings": with_settings({}, {"classic_max_lifetime_days": 30}), "token": {"expires_at_ns": in_days(20)}, "role": "member",
+			"errors": [refused_creator("octo-org", "octo-org forbids access via a personal access token (classic) if the token's lifetime is greater than 30 days: the policy is set by the octo-org organization; the token's lifetime is 90 days; regenerate the token with an expiration of 30 days or less")],
+		},
+		"a classic lifetime limit the creator keeps": {"settings": with_settings({}, {"classic_max_lifetime_days": 90}), "token": {}, "role": "member", "errors": []},
+		"exempt administrators (rule 28)": {"settings": with_settings({"exempt_administrators": true}, {"classic_max_lifetime_days": 30}), "token": {"user": "alice", "expires_at_ns": in_days(20)}, "role": "owner", "errors": []},
+		"classic access allowed": {"settings": acme, "token": {}, "role": "member", "errors": []},
+		"a token for the user's own account": {"settings": with_settings({}, {"classic_access": "restrict"}), "token": {"resource_owner": "bob"}, "role": "member", "errors": []},
+		"a classic token": {"settings": with_settings({}, {"classic_access": "restrict"}), "token": {"kind": "classic", "resource_owner": "", "scopes": ["repo"]}, "role": "member", "errors": []},
+	}
+	got := create_in(new_token(tc.token), tc.role, classic_creator, tc.settings)
+	got.errors == tc.errors
+}
+
+test_creation_by_the_cli_ignores_the_creators_policy if {
+	create(new_token({}), "member", with_settings({}, {"classic_access": "restrict"})).errors == []
 }
