@@ -285,3 +285,6 @@ func Organization(name string) bool {
 
 // Scope reports whether name is a classic scope.
 func Scope(name string) bool { return scopeSet[name] }
+
+// Scopes returns the classic scopes, GitHub's.
+func Scopes() []string { return append([]string(nil), scopes...) }
