@@ -604,3 +604,74 @@ func (w *admWorld) importLabs(t *testing.T) int64 {
 	}
 	return items[0].ID
 }
+
+// A token creates no fine-grained token that reaches further than it,
+// through the real admin API: not with a permission whose requests the Envoy
+// gate would refuse the creator (rule 11: workflow, delete_repo; metadata on
+// private repositories needs repo), and not for an organization whose
+// policies refuse the creator itself (rules 13-16: locked-org forbids
+// classic tokens), with the decision's own reason.
+func TestAdminAPICreationReachesNoFurtherThanItsCreator(t *testing.T) {
+	w := startAdmin(t)
+	// bob-org holds user and admin:org, not repo.
+	w.raw["bob-org"] = admGenerate(t, "classic")
+	created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	expires := time.Now().UTC().Add(30 * 24 * time.Hour).Format(time.RFC3339)
+	runCLI(t, w.bin, nil, "store", "import", "--store", w.store, writeFile(t, t.TempDir(), "locked.json", fmt.Sprintf(`{
+  "memberships": [{"user": "bob", "org": "locked-org", "role": "member"}],
+  "tokens": [{"token": %q, "name": "bob-org", "kind": "classic", "user": "bob", "scopes": ["user", "admin:org"], "created_at": %q, "expires_at": %q, "revoked": false}]
+}`, w.raw["bob-org"], created, expires)))
+	const path = "/user/personal-access-tokens"
+	refused := func(r admResponse, messages ...string) {
+		t.Helper()
+		var e struct {
+			Errors []struct{ Field, Message string }
+		}
+		ok := r.status == 422 && json.Unmarshal([]byte(r.body), &e) == nil && len(e.Errors) == len(messages)
+		for i := 0; ok && i < len(messages); i++ {
+			ok = e.Errors[i].Field == "token" && e.Errors[i].Message == messages[i]
+		}
+		if !ok {
+			t.Fatalf("got %d %s\nwant 422 naming token: %q", r.status, r.body, messages)
+		}
+	}
+	fg := func(owner, selection string, perms map[string]string) map[string]any {
+		body := map[string]any{"name": "reach", "kind": "fine_grained", "resource_owner": owner, "repository_selection": selection, "permissions": perms}
+		if selection == "selected" {
+			body["repositories"] = []string{"app"}
+		}
+		return body
+	}
+	const further = "a token cannot create one that reaches further than it: "
+	const operator = "; create the token with one that has it, or ask an operator (opa-pat token create)"
+	// bob-user holds repo and user: not workflow, delete_repo or admin:org.
+	refused(w.call(t, "POST", path, "bob-user", fg("octo-org", "all", map[string]string{"contents": "write", "workflows": "write"})),
+		further+`the permissions "workflows" need the "workflow" scope, which the token making this request lacks`+operator)
+	refused(w.call(t, "POST", path, "bob-user", fg("octo-org", "selected", map[string]string{"administration": "write"})),
+		further+`the permissions "administration" need the "admin:org" scope, which the token making this request lacks`+operator,
+		further+`the permissions "administration" need the "delete_repo" scope, which the token making this request lacks`+operator)
+	// bob-org: not the repo that private repositories' metadata needs, not
+	// admin:org_hook.
+	refused(w.call(t, "POST", path, "bob-org", fg("octo-org", "all", nil)),
+		further+`the permissions "metadata" need the "repo" scope, which the token making this request lacks`+operator)
+	refused(w.call(t, "POST", path, "bob-org", fg("octo-org", "public", map[string]string{"organization_hooks": "write"})),
+		further+`the permissions "organization_hooks" need the "admin:org_hook" scope, which the token making this request lacks`+operator)
+
+	// locked-org forbids classic tokens: the decision denies bob-user there,
+	// and creation refuses with the decision's reason.
+	allow, reason := w.decideAt(t, "bob-user", "locked-org", "vault")
+	const forbids = "locked-org forbids access via a personal access token (classic): the policy is set by the locked-org organization; use a fine-grained personal access token instead"
+	if allow || reason != forbids {
+		t.Fatalf("bob-user at locked-org: allow %v, %q; want %q", allow, reason, forbids)
+	}
+	refused(w.call(t, "POST", path, "bob-user", fg("locked-org", "all", map[string]string{"contents": "write"})),
+		further+"locked-org refuses the token making this request ("+forbids+"); create the token with one that locked-org lets through, or ask an operator (opa-pat token create)")
+	refused(w.call(t, "POST", path, "bob-user", fg("locked-org", "public", nil)),
+		further+"locked-org refuses the token making this request ("+forbids+"); create the token with one that locked-org lets through, or ask an operator (opa-pat token create)")
+
+	// Nothing was created; what the creator reaches, it creates.
+	if r := w.call(t, "GET", path+"?per_page=100", "bob-user", nil); r.status != 200 || strings.Contains(r.body, `"name":"reach"`) {
+		t.Fatalf("a refused token was created: %d %s", r.status, r.body)
+	}
+	admExpect(t, w.call(t, "POST", path, "bob-user", fg("octo-org", "all", map[string]string{"contents": "write", "administration": "read"})), 201, "")
+}

@@ -58,8 +58,9 @@ func TestCreateTokenRepositoriesOnlyWithSelected(t *testing.T) {
 	if after := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil); after.body != before.body {
 		t.Fatalf("a token was created:\n%s\nwas\n%s", after.body, before.body)
 	}
-	// An empty list is no list.
-	r := f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "x", "kind": "fine_grained", "resource_owner": "octo-org",
+	// An empty list is no list (bob-maker holds repo, which a token for
+	// all repositories needs).
+	r := f.do(t, "POST", path, f.as("bob-maker"), map[string]any{"name": "x", "kind": "fine_grained", "resource_owner": "octo-org",
 		"repository_selection": "all", "repositories": []string{}})
 	if r.status != 201 {
 		t.Fatalf("all with an empty list: %d %s", r.status, r.body)
@@ -230,7 +231,7 @@ func TestCreateTokenNoFurtherThanItsCreator(t *testing.T) {
 	expect422(t, f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "x", "kind": "classic", "scopes": []string{"repo", "user"}}), "token",
 		`a token cannot create one that reaches further than it: the token making this request lacks the "repo" scope; create the token with one that has it, or ask an operator (opa-pat token create)`)
 	expect422(t, f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "x", "kind": "fine_grained", "repository_selection": "all", "permissions": map[string]string{"contents": "write"}}), "token",
-		`a token cannot create one that reaches further than it: the permissions "contents" need the "repo" scope, which the token making this request lacks; create the token with one that has it, or ask an operator (opa-pat token create)`)
+		`a token cannot create one that reaches further than it: the permissions "contents", "metadata" need the "repo" scope, which the token making this request lacks; create the token with one that has it, or ask an operator (opa-pat token create)`)
 	expect422(t, f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "x", "kind": "classic", "scopes": []string{"user"}, "no_expiry": true}), "token",
 		"a token cannot create one that outlives it: the token making this request expires at "+creatorExpires+" and the new one has no expiration date; choose an expiration on or before then")
 
@@ -243,6 +244,31 @@ func TestCreateTokenNoFurtherThanItsCreator(t *testing.T) {
 	}
 	if list := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil); strings.Count(list.body, `"name":"x"`) != 0 {
 		t.Fatalf("a refused token was created: %s", list.body)
+	}
+}
+
+// A token cannot create a fine-grained token with a permission whose
+// requests the Envoy gate would refuse it (creation.rego, _gate_needs):
+// bob-maker holds repo and user, not workflow, delete_repo or admin:org.
+func TestCreateTokenNoFurtherThanTheGateAsks(t *testing.T) {
+	f := newFixture(t, true)
+	const path = "/user/personal-access-tokens"
+	fg := func(perms map[string]string) map[string]any {
+		return map[string]any{"name": "x", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "all", "permissions": perms}
+	}
+	expect422(t, f.do(t, "POST", path, f.as("bob-maker"), fg(map[string]string{"workflows": "write", "contents": "write"})), "token",
+		`a token cannot create one that reaches further than it: the permissions "workflows" need the "workflow" scope, which the token making this request lacks; create the token with one that has it, or ask an operator (opa-pat token create)`)
+	expect422(t, f.do(t, "POST", path, f.as("bob-maker"), fg(map[string]string{"codespaces": "read"})), "token",
+		`a token cannot create one that reaches further than it: the permissions "codespaces" need the "codespace" scope, which the token making this request lacks; create the token with one that has it, or ask an operator (opa-pat token create)`)
+	// metadata: read on private repositories, with the user scope alone.
+	expect422(t, f.do(t, "POST", path, f.as("bob-user"), fg(nil)), "token",
+		`a token cannot create one that reaches further than it: the permissions "metadata" need the "repo" scope, which the token making this request lacks; create the token with one that has it, or ask an operator (opa-pat token create)`)
+	if list := f.do(t, "GET", path+"?per_page=100", f.as("bob-user"), nil); strings.Contains(list.body, `"name":"x"`) {
+		t.Fatalf("a refused token was created: %s", list.body)
+	}
+	// Public repositories only: metadata needs nothing more than before.
+	if r := f.do(t, "POST", path, f.as("bob-user"), map[string]any{"name": "public", "kind": "fine_grained", "resource_owner": "octo-org"}); r.status != 201 {
+		t.Fatalf("public repositories, metadata only: %d %s", r.status, r.body)
 	}
 }
 
