@@ -232,21 +232,22 @@ func TestSidecarEvaluatesWithIRVM(t *testing.T) {
 	}
 }
 
-// TestSidecarProcs starts `opa-pat up` without GOMAXPROCS and with it, and
-// reads the GOMAXPROCS the gate reports when it starts: where Go would run
-// on two CPUs the sidecar runs on one, and GOMAXPROCS in the environment
-// always wins (docs/config.md, "Processors").
+// TestSidecarProcs starts `opa-pat up` without GOMAXPROCS and GOGC and with
+// them, and reads the GOMAXPROCS and GOGC the gate reports when it starts:
+// where Go would run on two CPUs the sidecar runs on one, its collector
+// runs at GOGC 200, and the environment always wins (docs/config.md,
+// "Processors and the collector").
 func TestSidecarProcs(t *testing.T) {
 	bin := binary(t)
 	up := func(t *testing.T) []string {
 		return []string{"up", "--store", filepath.Join(t.TempDir(), "pat.db"), "--addr", freeAddr(t),
 			"--ext-authz-addr", freeAddr(t), "--admin-addr", "", "--log-level", "info", "--log-format", "text"}
 	}
-	procs := func(t *testing.T, args []string, env ...string) int {
+	procs := func(t *testing.T, args []string, env ...string) (procs int, gogc string) {
 		var logs syncBuffer
 		cmd := exec.Command(bin, args...)
 		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+			if !strings.HasPrefix(kv, "GOMAXPROCS=") && !strings.HasPrefix(kv, "GOGC=") {
 				cmd.Env = append(cmd.Env, kv)
 			}
 		}
@@ -263,21 +264,25 @@ func TestSidecarProcs(t *testing.T) {
 			if !ok {
 				return false
 			}
-			digits, _, ok := strings.Cut(after, ")")
+			digits, after, ok := strings.Cut(after, ", GOGC ")
+			if !ok {
+				return false
+			}
+			gogc, _, ok = strings.Cut(after, ")")
 			var err error
 			n, err = strconv.Atoi(digits)
 			return ok && err == nil
 		})
-		return n
+		return n, gogc
 	}
 	t.Run("up, environment unset", func(t *testing.T) {
-		if n := procs(t, up(t)); n == 2 || n < 1 {
-			t.Fatalf("GOMAXPROCS %d: Go's choice of two CPUs should have become one", n)
+		if n, gogc := procs(t, up(t)); n == 2 || n < 1 || gogc != "200" {
+			t.Fatalf("GOMAXPROCS %d, GOGC %s: Go's choice of two CPUs should have become one, and GOGC 200", n, gogc)
 		}
 	})
-	t.Run("up, GOMAXPROCS=2", func(t *testing.T) {
-		if n := procs(t, up(t), "GOMAXPROCS=2"); n != 2 {
-			t.Fatalf("GOMAXPROCS %d, want the environment's 2", n)
+	t.Run("up, GOMAXPROCS=2 GOGC=100", func(t *testing.T) {
+		if n, gogc := procs(t, up(t), "GOMAXPROCS=2", "GOGC=100"); n != 2 || gogc != "100" {
+			t.Fatalf("GOMAXPROCS %d, GOGC %s; want the environment's 2 and 100", n, gogc)
 		}
 	})
 	t.Run("run, environment unset", func(t *testing.T) {
@@ -286,8 +291,8 @@ func TestSidecarProcs(t *testing.T) {
 		runCLI(t, bin, nil, "store", "import", "--store", db, filepath.Join("..", "examples", "fixtures.json"))
 		config := writeFile(t, dir, "config.yaml", fmt.Sprintf("plugins:\n  pat:\n    store: {path: %q}\n    ext_authz: {addr: %q}\n", db, freeAddr(t)))
 		args := []string{"run", "--server", "--addr", freeAddr(t), "--config-file", config, "--log-level", "info", "--log-format", "text"}
-		if n := procs(t, args); n == 2 || n < 1 {
-			t.Fatalf("GOMAXPROCS %d: Go's choice of two CPUs should have become one", n)
+		if n, gogc := procs(t, args); n == 2 || n < 1 || gogc != "200" {
+			t.Fatalf("GOMAXPROCS %d, GOGC %s: Go's choice of two CPUs should have become one, and GOGC 200", n, gogc)
 		}
 	})
 }

@@ -59,6 +59,24 @@ func TestSidecarProcs(t *testing.T) {
 	}
 }
 
+// A sidecar collects when its heap has grown by twice the live heap, unless
+// the environment chose a GOGC of its own.
+func TestSidecarGC(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		percent int
+		set     bool
+	}{
+		{"", 200, true},
+		{"100", 0, false},
+		{"off", 0, false},
+	} {
+		if percent, set := sidecarGC(tc.env); percent != tc.percent || set != tc.set {
+			t.Errorf("sidecarGC(%q) = %d, %v; want %d, %v", tc.env, percent, set, tc.percent, tc.set)
+		}
+	}
+}
+
 // The default actor is cli:$USER, as docs/cli.md says, whoever the process
 // runs as.
 func TestDefaultActorIsUSER(t *testing.T) {

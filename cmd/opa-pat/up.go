@@ -68,7 +68,7 @@ an empty address turns one off (an error when --config-file sets that section: r
   curl -s localhost:8181/v1/data/pat/decision -d '{"input": {...}}'`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			applySidecarProcs()
+			applySidecarRuntime()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return up(ctx, f, cmd.Flags().Changed)

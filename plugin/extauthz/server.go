@@ -7,6 +7,8 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	runtimemetrics "runtime/metrics"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,7 +192,7 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 	}(s.done)
-	s.logger.Info("ext_authz gRPC server listening on %s, deciding with %s (GOMAXPROCS %d).", target(lis.Addr()), s.cfg.Path, runtime.GOMAXPROCS(0))
+	s.logger.Info("ext_authz gRPC server listening on %s, deciding with %s (GOMAXPROCS %d, GOGC %s).", target(lis.Addr()), s.cfg.Path, runtime.GOMAXPROCS(0), gogc())
 	return nil
 }
 
@@ -528,4 +530,21 @@ func (s *Server) logDecision(ctx context.Context, dl *logs.Plugin, txn storage.T
 		}
 	}
 	return dl.Log(ctx, info)
+}
+
+// gogc is the collector's GOGC as the runtime has it ("off" when it is
+// off), read without setting it.
+func gogc() string {
+	sample := []runtimemetrics.Sample{{Name: "/gc/gogc:percent"}}
+	runtimemetrics.Read(sample)
+	if sample[0].Value.Kind() != runtimemetrics.KindUint64 {
+		return "unknown"
+	}
+	// The runtime keeps GOGC as an int32, off as -1, and gives it as a
+	// uint64.
+	percent := int32(sample[0].Value.Uint64())
+	if percent < 0 {
+		return "off"
+	}
+	return strconv.Itoa(int(percent))
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1238,5 +1239,19 @@ func TestStopDrainsACheckInFlightWithAWatcherOpen(t *testing.T) {
 	t.Logf("Stop took %v.", took)
 	if took > 2*time.Second {
 		t.Fatalf("Stop took %v; want well under the shutdown timeout (30s)", took)
+	}
+}
+
+// The start line gives the collector's GOGC as the runtime has it, read
+// without setting it.
+func TestGOGC(t *testing.T) {
+	old := debug.SetGCPercent(200)
+	defer debug.SetGCPercent(old)
+	if got := gogc(); got != "200" {
+		t.Errorf("GOGC 200 read as %q", got)
+	}
+	debug.SetGCPercent(-1)
+	if got := gogc(); got != "off" {
+		t.Errorf("GOGC off read as %q", got)
 	}
 }
