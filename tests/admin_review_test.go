@@ -3,8 +3,6 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -14,20 +12,7 @@ import (
 // named (or raw token) in as.
 func (w *admWorld) callRaw(t *testing.T, method, path, body string, as ...string) admResponse {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+w.admin+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range as {
-		req.Header.Add("Authorization", "Bearer "+w.raw[name])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return admResponse{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	return w.send(t, method, path, strings.NewReader(body), as...)
 }
 
 // admMessage expects status and the answer's message, word for word.

@@ -151,16 +151,26 @@ func (w *admWorld) call(t *testing.T, method, path, as string, body any) admResp
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+w.admin+path, rd)
+	if as == "" {
+		return w.send(t, method, path, rd)
+	}
+	return w.send(t, method, path, rd, as)
+}
+
+// send sends body to the admin API with one Authorization header per token
+// in as, each a token's name or a raw token.
+func (w *admWorld) send(t *testing.T, method, path string, body io.Reader, as ...string) admResponse {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+w.admin+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if as != "" {
-		raw, ok := w.raw[as]
+	for _, name := range as {
+		raw, ok := w.raw[name]
 		if !ok {
-			raw = as
+			raw = name
 		}
-		req.Header.Set("Authorization", "Bearer "+raw)
+		req.Header.Add("Authorization", "Bearer "+raw)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
