@@ -369,8 +369,28 @@ func unsignedError(unsigned []string) error {
 		ErrUnsignedSource, strings.Join(unsigned, ", "), unsigned[0])
 }
 
-// envVar is OPA's ${VAR} syntax in configuration files.
-var envVar = regexp.MustCompile(`\$\{([^}]*)\}`)
+// envReference is ${NAME} in a configuration file or a --set value, as OPA
+// finds it (internal/config's envRegex): from "${" to the first "}" on the
+// line.
+var envReference = regexp.MustCompile(`(?U:\$\{.*\})`)
+
+// SubstituteEnv replaces ${NAME} with the variable's value, as OPA does
+// when it reads a configuration file and --set values: an unset variable is
+// left as written (plugins.pat then refuses the value, naming it), and ${}
+// is removed. opa-pat up and LoadRunConfig read the file OPA will read with
+// it, so that they see what OPA sees.
+func SubstituteEnv(s string) string {
+	return envReference.ReplaceAllStringFunc(s, func(ref string) string {
+		name := ref[2 : len(ref)-1]
+		if name == "" {
+			return ""
+		}
+		if v, ok := os.LookupEnv(name); ok {
+			return v
+		}
+		return ref
+	})
+}
 
 // Overridden is what LoadRunConfig records at a path a --set override sets:
 // the text after its "=", as given (OPA's escapes, lists and types are not
@@ -389,10 +409,7 @@ func LoadRunConfig(file string, overrides, overrideFiles []string) (map[string]a
 		if err != nil {
 			return nil, fmt.Errorf("reading the configuration: %w", err)
 		}
-		expanded := envVar.ReplaceAllStringFunc(string(raw), func(m string) string {
-			return os.Getenv(envVar.FindStringSubmatch(m)[1])
-		})
-		if err := util.Unmarshal([]byte(expanded), &cfg); err != nil {
+		if err := util.Unmarshal([]byte(SubstituteEnv(string(raw))), &cfg); err != nil {
 			return nil, fmt.Errorf("parsing %s: %w", file, err)
 		}
 		if cfg == nil {

@@ -171,6 +171,25 @@ func TestLoadRunConfig(t *testing.T) {
 	}
 }
 
+// ${NAME} reads as OPA reads it: the variable's value, "" when it is set
+// empty, as written when it is unset (where the approximation used to read
+// "": a bundle named ${UNSET} became one named ""), and ${} is removed.
+func TestSubstituteEnv(t *testing.T) {
+	t.Setenv("PAT_TEST_SET", "authz")
+	t.Setenv("PAT_TEST_EMPTY", "")
+	for in, want := range map[string]string{
+		"bundles: {${PAT_TEST_SET}: {}}":       "bundles: {authz: {}}",
+		"a: ${PAT_TEST_EMPTY}b":                "a: b",
+		"a: ${PAT_TEST_UNSET_VARIABLE}":        "a: ${PAT_TEST_UNSET_VARIABLE}",
+		"a: x${}y":                             "a: xy",
+		"a: ${PAT_TEST_SET}-${PAT_TEST_SET}\n": "a: authz-authz\n",
+	} {
+		if got := SubstituteEnv(in); got != want {
+			t.Errorf("SubstituteEnv(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestRequireSigningConfig(t *testing.T) {
 	for _, tc := range []struct {
 		note   string

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opa-pat/opa-pat/bundle"
+	"github.com/opa-pat/opa-pat/bundle/enforce"
 	"github.com/opa-pat/opa-pat/examples"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/rego"
@@ -190,32 +190,10 @@ func readUpConfig(path string) (upPlugin, error) {
 	if err != nil {
 		return doc.Plugins.Pat, fmt.Errorf("--config-file: %w", err)
 	}
-	if err := util.Unmarshal([]byte(substituteEnv(string(b))), &doc); err != nil {
+	if err := util.Unmarshal([]byte(enforce.SubstituteEnv(string(b))), &doc); err != nil {
 		return doc.Plugins.Pat, fmt.Errorf("--config-file %s: %w", path, err)
 	}
 	return doc.Plugins.Pat, nil
-}
-
-// envReference is ${NAME} in a configuration file or a --set value, as OPA
-// finds it (internal/config's envRegex): from "${" to the first "}" on the
-// line.
-var envReference = regexp.MustCompile(`(?U:\$\{.*\})`)
-
-// substituteEnv replaces ${NAME} with the variable's value, as OPA does when
-// it reads the same file and the overrides up gives it: an unset variable
-// is left as written (the plugin then refuses the value, naming it), and
-// ${} is removed.
-func substituteEnv(s string) string {
-	return envReference.ReplaceAllStringFunc(s, func(ref string) string {
-		name := ref[2 : len(ref)-1]
-		if name == "" {
-			return ""
-		}
-		if v, ok := os.LookupEnv(name); ok {
-			return v
-		}
-		return ref
-	})
 }
 
 // resolveUp gives the store up seeds and plugins.pat's overrides of
@@ -232,7 +210,7 @@ func resolveUp(f upFlags, cfg upPlugin, changed func(flag string) bool) (locatio
 		// seeded a file named so and served an empty one). The override
 		// gives the substituted value, escaped, so that a comma in the
 		// variable's value is not taken for another override.
-		location = substituteEnv(f.store)
+		location = enforce.SubstituteEnv(f.store)
 		// A PostgreSQL database is configured as one, store.postgres.dsn,
 		// which GET /v1/config shows without its password. Over a file's
 		// store.path (which an override cannot remove) it goes to the path,
