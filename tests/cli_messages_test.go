@@ -142,9 +142,10 @@ func TestCLIRefusesWhatGoReadsAsFFFD(t *testing.T) {
 	}
 }
 
-// A file that is not JSON is refused with where the trouble is, a line and
-// a column, as an editor shows them: Go's message gave at most a byte
-// offset, and "unexpected EOF" for a file cut short.
+// A file that is not JSON, or an import file with a key twice in one
+// object, is refused with where the trouble is, a line and a column, as an
+// editor shows them: Go's message gave at most a byte offset, and
+// "unexpected EOF" for a file cut short; a key twice was read silently.
 func TestCLINamesWhereAFileIsNotJSON(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "pat.db")
@@ -158,6 +159,14 @@ func TestCLINamesWhereAFileIsNotJSON(t *testing.T) {
 		"store", "settings", "--store", db, cut)
 	cliFail(t, "error: "+bad+": settings: invalid JSON: invalid character 'x' looking for beginning of value, at line 2, column 15",
 		"store", "settings", "--store", db, bad)
+	// A key twice in one record, also in another case: Go's reader kept
+	// the last without a word.
+	twice := writeFile(t, dir, "twice.json", "{\"users\": [{\"login\": \"bob\"},\n {\"login\": \"a\", \"Login\": \"eve\"}]}")
+	cliFail(t, "error: "+twice+`: users[1]: the keys "login" and "Login" differ only in case, at line 2, column 17: both would be read as one field, the last; give each key once, as documented`,
+		"store", "import", "--store", db, twice)
+	again := writeFile(t, dir, "again.json", `{"users": [{"login": "bob", "login": "eve"}]}`)
+	cliFail(t, "error: "+again+`: users[0]: the key "login" is given twice, at line 1, column 29: only one of the two would be read; give each key once`,
+		"store", "import", "--store", db, again)
 	if _, err := os.Stat(db); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a refused file left a store: %v", err)
 	}

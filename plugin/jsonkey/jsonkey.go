@@ -14,6 +14,7 @@
 package jsonkey
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"slices"
@@ -33,7 +34,7 @@ const smallObject = 16
 // whether there is one. r must hold one valid JSON value; anything it
 // cannot read ends the search with none found.
 func Repeated(r io.Reader) (string, bool) {
-	_, key, found := clash(r, nil)
+	_, key, _, found := clash(r, nil)
 	return key, found
 }
 
@@ -46,7 +47,34 @@ func Repeated(r io.Reader) (string, bool) {
 // different values. Keys repeated exactly are Repeated's. r must hold one
 // valid JSON value; anything it cannot read ends the search with none found.
 func FoldedTwice(r io.Reader) (first, second string, found bool) {
-	return clash(r, Fold)
+	first, second, _, found = clash(r, Fold)
+	return first, second, found
+}
+
+// FoldedTwiceAt is FoldedTwice over the JSON text s, with the offset in s
+// of the second key's opening quote, for Path and Position.
+func FoldedTwiceAt(s []byte) (first, second string, at int, found bool) {
+	first, second, end, found := clash(bytes.NewReader(s), Fold)
+	if !found {
+		return "", "", -1, false
+	}
+	// end is just after the key's closing quote: its opening one is the
+	// first quote before that is not escaped (an even run of backslashes
+	// before it).
+	at = int(end) - 2
+	for ; at > 0; at-- {
+		if s[at] != '"' {
+			continue
+		}
+		n := 0
+		for i := at - 1; i >= 0 && s[i] == '\\'; i-- {
+			n++
+		}
+		if n%2 == 0 {
+			break
+		}
+	}
+	return first, second, at, true
 }
 
 // Fold is a key as Go's encoding/json compares it with a struct field's
@@ -78,9 +106,9 @@ func Fold(s string) string {
 }
 
 // clash returns the first two keys of one object of the JSON value r that
-// are one key once mapped by norm (nil: as decoded), and whether there are
-// two.
-func clash(r io.Reader, norm func(string) string) (first, second string, found bool) {
+// are one key once mapped by norm (nil: as decoded), the offset just after
+// the second, and whether there are two.
+func clash(r io.Reader, norm func(string) string) (first, second string, end int64, found bool) {
 	type frame struct {
 		object  bool
 		wantKey bool     // an object's next token is a key
@@ -94,7 +122,7 @@ func clash(r io.Reader, norm func(string) string) (first, second string, found b
 	for {
 		t, err := dec.Token()
 		if err != nil {
-			return "", "", false
+			return "", "", 0, false
 		}
 		d, delim := t.(json.Delim)
 		if delim && (d == '}' || d == ']') {
@@ -111,15 +139,15 @@ func clash(r io.Reader, norm func(string) string) (first, second string, found b
 				}
 				if top.set != nil {
 					if was, ok := top.set[nk]; ok {
-						return was, k, true
+						return was, k, dec.InputOffset(), true
 					}
 					top.set[nk] = k
 				} else {
 					if i := slices.Index(top.keys, nk); i >= 0 {
 						if norm == nil {
-							return k, k, true
+							return k, k, dec.InputOffset(), true
 						}
-						return top.given[i], k, true
+						return top.given[i], k, dec.InputOffset(), true
 					}
 					top.keys = append(top.keys, nk)
 					if norm != nil {

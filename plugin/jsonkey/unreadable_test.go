@@ -173,3 +173,29 @@ func TestLocated(t *testing.T) {
 		t.Errorf("another error became %v", err)
 	}
 }
+
+// FoldedTwiceAt gives the offset of the second key's opening quote, also
+// past escaped quotes in the key, for Path and Position.
+func TestFoldedTwiceAt(t *testing.T) {
+	for _, tc := range []struct {
+		text, first, second, path string
+		at                        int
+	}{
+		{"{\"users\": [{\"login\": \"bob\"},\n {\"login\": \"a\", \"Login\": \"eve\"}]}", "login", "Login", "users[1]", 45},
+		{`{"x":1,"x":2}`, "x", "x", "", 7},
+		{`{"a": {"": 1, "": 2}}`, "", "", "a", 14},
+		{`{"a\\\"b": 1, "A\\\"B": 2}`, `a\"b`, `A\"B`, "", 14},
+	} {
+		first, second, at, found := FoldedTwiceAt([]byte(tc.text))
+		if !found || first != tc.first || second != tc.second || at != tc.at {
+			t.Errorf("%s: %q %q at %d (%v); want %q %q at %d", tc.text, first, second, at, found, tc.first, tc.second, tc.at)
+			continue
+		}
+		if path, key := Path(tc.text, at); path != tc.path || !key {
+			t.Errorf("%s: path %q (key %v); want %q", tc.text, path, key, tc.path)
+		}
+	}
+	if _, _, at, found := FoldedTwiceAt([]byte(`{"a": 1, "b": {"a": 2}}`)); found || at != -1 {
+		t.Errorf("keys in two objects: found at %d", at)
+	}
+}

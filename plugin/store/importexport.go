@@ -169,6 +169,9 @@ func ParseDump(r io.Reader) (*Dump, error) {
 	if err := jsonkey.Check(b); err != nil {
 		return nil, err
 	}
+	if err := keyTwice(b); err != nil {
+		return nil, err
+	}
 	if d.Users, err = decodeRecords[DumpUser]("users", raw.Users, &d.Warnings); err != nil {
 		return nil, err
 	}
@@ -185,6 +188,30 @@ func ParseDump(r io.Reader) (*Dump, error) {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// keyTwice refuses a JSON text with a key twice in one object, also in
+// another case ("login" and "Login"): Go's reader binds both to one field
+// of a record and keeps the last without a word, so a file that a reviewer
+// reads as bob's could import as eve's. The error names the object, the
+// keys and where the second one is.
+func keyTwice(b []byte) error {
+	first, second, at, found := jsonkey.FoldedTwiceAt(b)
+	if !found {
+		return nil
+	}
+	path, _ := jsonkey.Path(b, at)
+	where := ""
+	if path != "" {
+		where = path + ": "
+	}
+	line, col := jsonkey.Position(b, at)
+	if first == second {
+		return fmt.Errorf("%sthe key %s is given twice, at line %d, column %d: only one of the two would be read; give each key once",
+			where, token.Quote(first), line, col)
+	}
+	return fmt.Errorf("%sthe keys %s and %s differ only in case, at line %d, column %d: both would be read as one field, the last; give each key once, as documented",
+		where, token.Quote(first), token.Quote(second), line, col)
 }
 
 func decodeRecords[T any](name string, raws []json.RawMessage, warnings *[]string) ([]T, error) {
