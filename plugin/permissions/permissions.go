@@ -258,7 +258,8 @@ func Unknown(name string) string {
 
 // Level says why token creation refuses a permission Fine takes at a level
 // GitHub does not offer it at, or "" when GitHub offers it: a read-only
-// permission above read, a write-only one at read. name is GitHub's
+// permission above read, a write-only one at read, admin where GitHub
+// offers no admin level. name is GitHub's
 // (Canonical). A level that is none of read, write and admin is the
 // store's to refuse.
 func Level(name, level string) string {
@@ -271,9 +272,17 @@ func Level(name, level string) string {
 		return fmt.Sprintf("%q is not a level of %s, which is read-only on GitHub: %s", level, name, give)
 	case writeOnly[name] && level == "read":
 		return fmt.Sprintf(`"read" is not a level of %s, which is write-only on GitHub: give "write"`, name)
+	case level == "admin" && !adminLevel[name]:
+		return fmt.Sprintf(`"admin" is not a level of %s: GitHub offers admin for organization_custom_properties, organization_projects and repository_projects only; give "write"`, name)
 	}
 	return ""
 }
+
+// adminLevel are the permissions GitHub offers at admin (the URL
+// parameters' access levels, and the REST API's app-permissions for
+// repository_projects); the policy reads admin as write for every other,
+// so an admin level there only says what GitHub would not make.
+var adminLevel = set([]string{"organization_custom_properties", "organization_projects", "repository_projects"})
 
 // Organization reports whether name is an organization permission: any
 // other fine-grained permission is a repository's or an account's. A short

@@ -310,8 +310,11 @@ func TestLevel(t *testing.T) {
 		{"organization_events", "admin", `"admin" is not a level of organization_events, which is read-only on GitHub: give "read"`},
 		{"workflows", "read", `"read" is not a level of workflows, which is write-only on GitHub: give "write"`},
 		{"copilot_requests", "read", `"read" is not a level of copilot_requests, which is write-only on GitHub: give "write"`},
-		{"metadata", "read", ""}, {"user_models", "read", ""}, {"workflows", "write", ""}, {"workflows", "admin", ""},
-		{"contents", "read", ""}, {"contents", "admin", ""}, {"metadata", "bogus", ""}, {"workflows", "bogus", ""},
+		{"contents", "admin", `"admin" is not a level of contents: GitHub offers admin for organization_custom_properties, organization_projects and repository_projects only; give "write"`},
+		{"workflows", "admin", `"admin" is not a level of workflows: GitHub offers admin for organization_custom_properties, organization_projects and repository_projects only; give "write"`},
+		{"metadata", "read", ""}, {"user_models", "read", ""}, {"workflows", "write", ""}, {"organization_projects", "admin", ""},
+		{"organization_custom_properties", "admin", ""}, {"repository_projects", "admin", ""},
+		{"contents", "read", ""}, {"contents", "write", ""}, {"metadata", "bogus", ""}, {"workflows", "bogus", ""},
 	} {
 		if got := Level(tc.name, tc.level); got != tc.want {
 			t.Errorf("Level(%q, %q) = %q; want %q", tc.name, tc.level, got, tc.want)
