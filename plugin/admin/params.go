@@ -310,15 +310,17 @@ func decodeBody(r *http.Request, dst any, resource, doc string) *apiError {
 	if at := jsonkey.LoneSurrogate(b); at >= 0 {
 		return newError(http.StatusBadRequest, "Problems parsing JSON: the body holds a lone UTF-16 surrogate, "+string(b[at:at+6]), doc)
 	}
-	if key, twice := jsonkey.Repeated(bytes.NewReader(b)); twice {
-		return newError(http.StatusBadRequest, fmt.Sprintf("Problems parsing JSON: the key %s appears twice", token.Quote(key)), doc)
-	}
-	// Go's decoder binds a key to a field without regard to case, the last
-	// of several ({"action": "deny", "Action": "approve"} approves); GitHub
-	// and most readers compare keys exactly. Two keys of one object that
-	// differ only in case, and a key that is one of the endpoint's in
-	// another case, are refused, so that every reader reads the body alike.
+	// A key twice, and (Go's decoder binds a key to a field without regard
+	// to case, the last of several: {"action": "deny", "Action": "approve"}
+	// approves; GitHub and most readers compare keys exactly) two keys of
+	// one object that differ only in case, or a key that is one of the
+	// endpoint's in another case, are refused, so that every reader reads
+	// the body alike. One pass finds both kinds of pair: keys equal once
+	// decoded are equal once folded.
 	if first, second, found := jsonkey.FoldedTwice(bytes.NewReader(b)); found {
+		if first == second {
+			return newError(http.StatusBadRequest, fmt.Sprintf("Problems parsing JSON: the key %s appears twice", token.Quote(first)), doc)
+		}
 		return newError(http.StatusBadRequest, fmt.Sprintf("Problems parsing JSON: the keys %s and %s differ only in case; give each key once, as documented", token.Quote(first), token.Quote(second)), doc)
 	}
 	if key, want, ok := keyInAnotherCase(b, dst); ok {
