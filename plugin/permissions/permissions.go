@@ -89,7 +89,8 @@ var appOnly = []string{"organization_packages", "packages", "single_file"}
 // API groups them under "organization".
 var organizationShort = []string{"personal_access_token_requests", "personal_access_tokens"}
 
-// account are the fine-grained permissions on the user's own account.
+// account are the fine-grained permissions on the user's own account,
+// which GitHub's organization endpoints group under "other" (Account).
 // emails and keys are the fine-grained token pages' names; email_addresses
 // and git_ssh_keys the REST API's app-permissions spelling of the same.
 var account = []string{
@@ -167,6 +168,7 @@ var (
 	appOnlys  = set(appOnly)
 	scopeSet  = set(scopes)
 	repoNames = set(repository)
+	accounts  = set(account)
 )
 
 func set(lists ...[]string) map[string]bool {
@@ -285,12 +287,21 @@ func Level(name, level string) string {
 var adminLevel = set([]string{"organization_custom_properties", "organization_projects", "repository_projects"})
 
 // Organization reports whether name is an organization permission: any
-// other fine-grained permission is a repository's or an account's. A short
-// name an earlier version took (retired) still counts, so that a stored
-// token's permissions keep their group.
+// other fine-grained permission is an account's (Account) or a
+// repository's. A short name an earlier version took (retired) still
+// counts, so that a stored token's permissions keep their group.
 func Organization(name string) bool {
 	return orgNames[name] || (strings.HasPrefix(name, "organization_") && !repoNames[name])
 }
+
+// Account reports whether name is a permission on the user's own account
+// (gists, gpg_keys, user_models, ...), which GitHub's organization
+// endpoints group under "other", apart from the repository permissions: in
+// either spelling GitHub uses (emails or email_addresses, keys or
+// git_ssh_keys), or an earlier opa-pat name of one (models,
+// ssh_signing_keys; Canonical). No account permission is an
+// organization's.
+func Account(name string) bool { return accounts[Canonical(name)] }
 
 // Scope reports whether name is a classic scope.
 func Scope(name string) bool { return scopeSet[name] }

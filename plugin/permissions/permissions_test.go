@@ -246,6 +246,40 @@ func TestNames(t *testing.T) {
 	}
 }
 
+// The account permissions, in every spelling a token may hold them under,
+// are told from the repository and organization ones: GitHub's
+// organization endpoints group them under "other".
+func TestAccount(t *testing.T) {
+	for name, want := range map[string]bool{
+		"blocking": true, "emails": true, "email_addresses": true, "keys": true, "git_ssh_keys": true, "followers": true,
+		"gists": true, "gpg_keys": true, "profile": true, "starring": true, "watching": true, "plan": true,
+		"user_models": true, "git_signing_ssh_public_keys": true, "codespaces_user_secrets": true, "copilot_requests": true,
+		// Earlier opa-pat names of account permissions.
+		"models": true, "ssh_signing_keys": true,
+		// A repository's, also under an earlier name, and an organization's.
+		"contents": false, "metadata": false, "secrets": false, "actions_variables": false, "variables": false,
+		"organization_plan": false, "organization_models": false, "organization_user_blocking": false, "members": false,
+		"personal_access_tokens": false, "webhooks": false,
+		"bogus_perm": false, "": false,
+	} {
+		if got := Account(name); got != want {
+			t.Errorf("Account(%q) = %t; want %t", name, got, want)
+		}
+	}
+	// Every name token creation takes is in one group at most, and every
+	// name of the account list is an account's.
+	for name := range fine {
+		if Account(name) && Organization(name) {
+			t.Errorf("%s is an account's and an organization's", name)
+		}
+	}
+	for _, name := range account {
+		if !Account(name) {
+			t.Errorf("Account(%q) = false", name)
+		}
+	}
+}
+
 func TestCanonical(t *testing.T) {
 	for name, want := range map[string]string{"variables": "actions_variables", "ssh_signing_keys": "git_signing_ssh_public_keys",
 		"models": "user_models", "actions_variables": "actions_variables", "email_addresses": "email_addresses", "bogus": "bogus"} {
