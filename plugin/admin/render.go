@@ -24,12 +24,19 @@ type permissionsJSON struct {
 	Other        map[string]string `json:"other"`
 }
 
+// groupPermissions groups perms as GitHub's organization endpoints do:
+// the organization permissions under organization, the permissions on the
+// user's own account (gists, gpg_keys, user_models, ...) under other, and
+// the rest, the repository permissions, under repository.
 func groupPermissions(perms map[string]string) permissionsJSON {
 	out := permissionsJSON{Organization: map[string]string{}, Repository: map[string]string{}, Other: map[string]string{}}
 	for k, v := range perms {
-		if permissions.Organization(k) {
+		switch {
+		case permissions.Organization(k):
 			out.Organization[k] = v
-		} else {
+		case permissions.Account(k):
+			out.Other[k] = v
+		default:
 			out.Repository[k] = v
 		}
 	}
