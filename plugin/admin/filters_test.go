@@ -43,14 +43,21 @@ func TestLoginFiltersIgnoreCase(t *testing.T) {
 
 // A permission GitHub has no name for, or a repository filter that is no
 // repository's name, is a 422 naming the parameter (permission=bogus was
-// [] with 200, as if nothing matched).
+// [] with 200, as if nothing matched). A permission's 422 gives token
+// creation's reason: permission=webhooks did not say GitHub's name,
+// organization_hooks.
 func TestFilterValuesAreNames(t *testing.T) {
 	f := newFixture(t, true)
 	for _, tc := range []struct {
 		query, field, message string
 	}{
-		{"permission=bogus", "permission", `permission: unknown permission "bogus"`},
-		{"permission=Contents", "permission", `permission: unknown permission "Contents"`},
+		{"permission=bogus", "permission", `permission: "bogus": unknown permission`},
+		{"permission=Contents", "permission", `permission: "Contents": unknown permission`},
+		// Token creation's reasons: GitHub's name of a short name earlier
+		// versions took, and a GitHub App permission.
+		{"permission=webhooks", "permission", `permission: "webhooks": unknown permission; GitHub's name is organization_hooks`},
+		{"permission=projects", "permission", `permission: "projects": unknown permission; GitHub's name is organization_projects`},
+		{"permission=packages", "permission", `permission: "packages": GitHub offers this permission to GitHub Apps only, not to fine-grained personal access tokens`},
 		{"repository=octo-org/app", "repository", `repository: "octo-org/app" is not a repository name: ASCII letters, digits, '-', '_' and '.' only, without the owner`},
 		{"repository=%3Capp%3E", "repository", `repository: "<app>" is not a repository name: ASCII letters, digits, '-', '_' and '.' only, without the owner`},
 		{"repository=my%20app", "repository", `repository: "my app" is not a repository name: ASCII letters, digits, '-', '_' and '.' only, without the owner`},

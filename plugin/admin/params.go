@@ -193,8 +193,11 @@ func (s *Server) parseGrantFilter(q url.Values, org string) (store.OrgGrantFilte
 	if v := f.Repository; v != "" && !s.looksLikeToken(v) && !repositoryName(v) {
 		errs = append(errs, fieldError{Field: "repository", Message: fmt.Sprintf("repository: %s is not a repository name: ASCII letters, digits, '-', '_' and '.' only, without the owner", token.Quote(v))})
 	}
+	// The reason is token creation's (permissions.Unknown): a short name
+	// earlier versions took comes with GitHub's name, a GitHub App
+	// permission with why no token holds it.
 	if v := f.Permission; v != "" && !s.looksLikeToken(v) && !permissions.Fine(v) {
-		errs = append(errs, fieldError{Field: "permission", Message: fmt.Sprintf("permission: unknown permission %s", token.Quote(v))})
+		errs = append(errs, fieldError{Field: "permission", Message: fmt.Sprintf("permission: %s: %s", token.Quote(v), permissions.Unknown(v))})
 	}
 	ids, idErrs := queryIDs(q, "token_id", "token")
 	f.TokenIDs, errs = ids, append(errs, idErrs...)
