@@ -3,9 +3,12 @@ package admin
 import (
 	"encoding/json"
 	"reflect"
+	"sort"
 	"testing"
+	"time"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
+	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // owner, owner[] and the audit log's actor are logins: compared without
@@ -79,6 +82,51 @@ func TestFilterValuesAreNames(t *testing.T) {
 	for _, q := range []string{"permission=contents", "permission=personal_access_tokens", "repository=APP", "repository=docs.v2"} {
 		if r := f.do(t, "GET", "/orgs/octo-org/personal-access-token-requests?state=all&"+q, f.as("alice-admin"), nil); r.status != 200 {
 			t.Fatalf("%s: %d %s", q, r.status, r.body)
+		}
+	}
+}
+
+// The permission filter takes GitHub's name and the earlier opa-pat name of
+// a renamed permission alike, and either finds a token that holds it under
+// either name: one the import stored under GitHub's (actions_variables,
+// user_models) and one whose row an earlier opa-pat wrote with its own
+// (variables, models).
+func TestPermissionFilterTakesEitherName(t *testing.T) {
+	f := newFixture(t, true)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	created, expires := now.Add(-time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339)
+	f.raw["bob-github"] = gen(t, "fine_grained")
+	if _, err := f.db.Import(ctx, &store.Dump{Tokens: []store.DumpToken{{
+		Token: f.raw["bob-github"], Name: "bob-github", Kind: "fine_grained", User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all",
+		Permissions: map[string]string{"actions_variables": "read", "user_models": "read"},
+		CreatedAt:   &created, ExpiresAt: store.NonNull(expires), Revoked: ptr(false),
+	}}, Grants: []store.DumpGrant{{TokenName: "bob-github", User: "bob", Org: "octo-org", State: "pending"}}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.db.CreateToken(ctx, store.CreateTokenParams{Token: store.Token{Hash: token.Hash("earlier"), Name: "bob-earlier",
+		Kind: store.KindFineGrained, User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+		Permissions: map[string]string{"metadata": "read", "models": "read", "variables": "write"}}, GrantState: store.GrantPending}); err != nil {
+		t.Fatal(err)
+	}
+	for _, list := range []string{"/orgs/octo-org/personal-access-token-requests", "/orgs/octo-org/personal-access-tokens"} {
+		for _, name := range []string{"variables", "actions_variables", "models", "user_models"} {
+			path := list + "?state=all&permission=" + name
+			r := f.do(t, "GET", path, f.as("alice-admin"), nil)
+			var items []struct {
+				TokenName string `json:"token_name"`
+			}
+			if r.status != 200 || json.Unmarshal([]byte(r.body), &items) != nil {
+				t.Fatalf("%s: %d %s", path, r.status, r.body)
+			}
+			var got []string
+			for _, it := range items {
+				got = append(got, it.TokenName)
+			}
+			sort.Strings(got)
+			if want := []string{"bob-earlier", "bob-github"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: %q; want %q", path, got, want)
+			}
 		}
 	}
 }
