@@ -5,10 +5,8 @@ import (
 	"reflect"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/opa-pat/opa-pat/plugin/store"
-	"github.com/opa-pat/opa-pat/plugin/token"
 )
 
 // owner, owner[] and the audit log's actor are logins: compared without
@@ -93,22 +91,8 @@ func TestFilterValuesAreNames(t *testing.T) {
 // (variables, models).
 func TestPermissionFilterTakesEitherName(t *testing.T) {
 	f := newFixture(t, true)
-	ctx := t.Context()
-	now := time.Now().UTC()
-	created, expires := now.Add(-time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339)
-	f.raw["bob-github"] = gen(t, "fine_grained")
-	if _, err := f.db.Import(ctx, &store.Dump{Tokens: []store.DumpToken{{
-		Token: f.raw["bob-github"], Name: "bob-github", Kind: "fine_grained", User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all",
-		Permissions: map[string]string{"actions_variables": "read", "user_models": "read"},
-		CreatedAt:   &created, ExpiresAt: store.NonNull(expires), Revoked: ptr(false),
-	}}, Grants: []store.DumpGrant{{TokenName: "bob-github", User: "bob", Org: "octo-org", State: "pending"}}}, "test"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := f.db.CreateToken(ctx, store.CreateTokenParams{Token: store.Token{Hash: token.Hash("earlier"), Name: "bob-earlier",
-		Kind: store.KindFineGrained, User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
-		Permissions: map[string]string{"metadata": "read", "models": "read", "variables": "write"}}, GrantState: store.GrantPending}); err != nil {
-		t.Fatal(err)
-	}
+	f.importPending(t, "bob-github", map[string]string{"actions_variables": "read", "user_models": "read"})
+	f.earlierRow(t, "bob-earlier", map[string]string{"metadata": "read", "models": "read", "variables": "write"})
 	for _, list := range []string{"/orgs/octo-org/personal-access-token-requests", "/orgs/octo-org/personal-access-tokens"} {
 		for _, name := range []string{"variables", "actions_variables", "models", "user_models"} {
 			path := list + "?state=all&permission=" + name

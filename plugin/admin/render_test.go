@@ -43,23 +43,8 @@ func TestGroupPermissions(t *testing.T) {
 // opa-pat's names, which the store reads as GitHub's.
 func TestListsGroupAccountPermissionsUnderOther(t *testing.T) {
 	f := newFixture(t, true)
-	ctx := t.Context()
-	now := time.Now().UTC()
-	created, expires := now.Add(-time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339)
-	f.raw["bob-account"] = gen(t, "fine_grained")
-	if _, err := f.db.Import(ctx, &store.Dump{Tokens: []store.DumpToken{{
-		Token: f.raw["bob-account"], Name: "bob-account", Kind: "fine_grained", User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all",
-		Permissions: map[string]string{"contents": "read", "emails": "read", "gists": "write", "gpg_keys": "read", "members": "read"},
-		CreatedAt:   &created, ExpiresAt: store.NonNull(expires), Revoked: ptr(false),
-	}}, Grants: []store.DumpGrant{{TokenName: "bob-account", User: "bob", Org: "octo-org", State: "pending"}}}, "test"); err != nil {
-		t.Fatal(err)
-	}
-	old, _, err := f.db.CreateToken(ctx, store.CreateTokenParams{Token: store.Token{Hash: token.Hash("old"), Name: "bob-old", Kind: store.KindFineGrained,
-		User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
-		Permissions: map[string]string{"metadata": "read", "models": "read", "ssh_signing_keys": "write", "variables": "read"}}, GrantState: store.GrantPending})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.importPending(t, "bob-account", map[string]string{"contents": "read", "emails": "read", "gists": "write", "gpg_keys": "read", "members": "read"})
+	old := f.earlierRow(t, "bob-old", map[string]string{"metadata": "read", "models": "read", "ssh_signing_keys": "write", "variables": "read"})
 	for _, tc := range []struct {
 		note string
 		id   int64
@@ -67,7 +52,7 @@ func TestListsGroupAccountPermissionsUnderOther(t *testing.T) {
 	}{
 		{"imported", f.tokenID(t, "bob-account"),
 			`{"organization":{"members":"read"},"repository":{"contents":"read","metadata":"read"},"other":{"emails":"read","gists":"write","gpg_keys":"read"}}`},
-		{"earlier names in the row", old.ID,
+		{"earlier names in the row", old,
 			`{"organization":{},"repository":{"actions_variables":"read","metadata":"read"},"other":{"git_signing_ssh_public_keys":"write","user_models":"read"}}`},
 	} {
 		for _, list := range []string{"/orgs/octo-org/personal-access-token-requests", "/orgs/octo-org/personal-access-tokens"} {
@@ -84,4 +69,35 @@ func TestListsGroupAccountPermissionsUnderOther(t *testing.T) {
 			}
 		}
 	}
+}
+
+// importPending imports a fine-grained token of bob's for octo-org, with a
+// pending request, holding perms; its raw form goes to f.raw[name].
+func (f *fixture) importPending(t *testing.T, name string, perms map[string]string) {
+	t.Helper()
+	now := time.Now().UTC()
+	created, expires := now.Add(-time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339)
+	f.raw[name] = gen(t, "fine_grained")
+	if _, err := f.db.Import(t.Context(), &store.Dump{Tokens: []store.DumpToken{{
+		Token: f.raw[name], Name: name, Kind: "fine_grained", User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all",
+		Permissions: perms, CreatedAt: &created, ExpiresAt: store.NonNull(expires), Revoked: ptr(false),
+	}}, Grants: []store.DumpGrant{{TokenName: name, User: "bob", Org: "octo-org", State: "pending"}}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// earlierRow writes a fine-grained token of bob's for octo-org, with a
+// pending request, as an earlier opa-pat would have: perms as given, which
+// may hold the names it took (variables, models), not normalised by an
+// import. It returns the token's id.
+func (f *fixture) earlierRow(t *testing.T, name string, perms map[string]string) int64 {
+	t.Helper()
+	now := time.Now().UTC()
+	tok, _, err := f.db.CreateToken(t.Context(), store.CreateTokenParams{Token: store.Token{Hash: token.Hash(name), Name: name,
+		Kind: store.KindFineGrained, User: "bob", ResourceOwner: "octo-org", RepositorySelection: "all", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+		Permissions: perms}, GrantState: store.GrantPending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.ID
 }
