@@ -159,6 +159,21 @@ func TestCreationKnowsTheOrganizationPermissions(t *testing.T) {
 	}
 }
 
+// A token that creates one through the admin API needs repo for the new
+// token's account permissions, whatever its repository selection
+// (creation.rego): the decision asks a classic token for repo on the
+// user's own account, where the selection does not apply. The check tells
+// them by name: its list must be this package's.
+func TestCreationKnowsTheAccountPermissions(t *testing.T) {
+	got := ruleValue[[]string](t, "data.pat", "_account_permissions")
+	want := slices.Clone(account)
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("creation.rego's _account_permissions = %q; want %q", got, want)
+	}
+}
+
 // ruleValue reads the value of a rule of the policy's package pkg.
 func ruleValue[T any](t *testing.T, pkg, name string) T {
 	t.Helper()

@@ -325,7 +325,7 @@ _new_needs contains [{"repo"}, name] if {
 	_new_token.repository_selection != "public"
 	some name, _ in object.get(_new_token, "permissions", {})
 	name != "metadata"
-	not _org_level_permission(name)
+	_repository_permission(name)
 }
 
 # A token limited to public repositories: public_repo to write (reads are what public
@@ -335,7 +335,24 @@ _new_needs contains [{"public_repo"}, name] if {
 	some name, level in object.get(_new_token, "permissions", {})
 	level != "read"
 	name != "metadata"
-	not _org_level_permission(name)
+	_repository_permission(name)
+}
+
+# An account permission (gpg_keys, emails, followers, ...): the gate routes no /user endpoint, so
+# only a service that asks the decision itself asks for one, on the user's own account (a request
+# that names the user as resource.owner and no repository). There the repository selection does
+# not apply (pat.rego reads it only for a request that names a repository), so a token limited to
+# public repositories holds the permission as fully as one for all of them; and the decision asks
+# a personal access token (classic) what it asks for any private resource of an owner (rule 11,
+# _classic_need below: repo), to read as to write. So each level needs repo, whatever the
+# selection. Decided: the decision has no table of GitHub's account scopes (read:gpg_key,
+# user:email, ...; a service that wants them names them in input.classic_scopes), so neither has
+# this check: it asks what the decision asks by default.
+_new_needs contains [need, name] if {
+	some name, level in object.get(_new_token, "permissions", {})
+	_account_permission(name)
+	some action in object.get(_level_actions, level, set())
+	need := _classic_need("account", name, action, null)
 }
 
 # An organization permission that no route of the gate names (the admin API's short spellings,
@@ -366,8 +383,9 @@ _new_reaches("org")
 _new_reaches("repo") if _new_token.repository_selection != "public"
 
 # What the decision asks a personal access token (classic) for a request needing permission at
-# action, on an organization's own resource ("org", private unless a service says otherwise) or
-# on a private repository ("repo"), given the scopes the route names (null: none): one of a set.
+# action, on an organization's own resource ("org", private unless a service says otherwise), on
+# a private repository ("repo") or on the user's own account ("account", private unless a service
+# says otherwise), given the scopes the route names (null: none): one of a set.
 # The scopes a route names decide (on a private repository, public_repo does not count); else
 # rule 11: the organization scopes of _classic_org_scopes, or repo (or a narrower scope that
 # reaches the action, _narrow_scopes).
@@ -521,4 +539,23 @@ _org_level_permission(name) if name in _unprefixed_org_permissions
 _unprefixed_org_permissions := {
 	"issue_fields", "issue_types", "members", "org_copilot_content_exclusion", "personal_access_token_requests",
 	"personal_access_tokens", "team_discussions",
+}
+
+# A repository's permission: neither an organization's nor an account's.
+_repository_permission(name) if {
+	not _org_level_permission(name)
+	not _account_permission(name)
+}
+
+# An account permission, also under a name earlier opa-pat versions gave it (pat.rego, _renamed).
+_account_permission(name) if object.get(_renamed, name, name) in _account_permissions
+
+# GitHub's fine-grained permissions on the user's own account (plugin/permissions, account, whose
+# test keeps this set and that list one; emails and keys are the token pages' names,
+# email_addresses and git_ssh_keys the REST API's spelling of the same).
+_account_permissions := {
+	"blocking", "codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests",
+	"email_addresses", "emails", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
+	"interaction_limits", "keys", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
+	"user_events", "user_models", "watching",
 }

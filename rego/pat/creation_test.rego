@@ -270,3 +270,102 @@ test_creation_by_a_token_the_organization_refuses[note] if {
 test_creation_by_the_cli_ignores_the_creators_policy if {
 	create(new_token({}), "member", with_settings({}, {"classic_access": "restrict"})).errors == []
 }
+
+# Account permissions (gpg_keys, emails, ...): the gate routes no /user endpoint; a service asks
+# the decision itself, on the user's own account (resource.owner the user, no repository). There
+# a fine-grained token holds the permission whatever its repository selection, and the decision
+# asks a personal access token (classic) for repo (rule 11). A token creates such a permission
+# only when it holds repo, also for a token limited to public repositories (GitHub's default),
+# which needed nothing to read and public_repo to write before.
+account_permissions := [
+	"blocking", "codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests",
+	"email_addresses", "emails", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
+	"interaction_limits", "keys", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
+	"user_events", "user_models", "watching",
+]
+
+own_account_token(selection, permissions) := new_token({"resource_owner": "bob", "repository_selection": selection, "permissions": permissions})
+
+test_creation_of_account_permissions[note] if {
+	some note, tc in {
+		"public repositories, read: repo": {"token": own_account_token("public", {"gpg_keys": "read"}), "scopes": ["user"], "errors": [lacks_for(`"gpg_keys"`, `"repo"`)]},
+		"public repositories, write: repo, not public_repo": {"token": own_account_token("public", {"profile": "write", "emails": "write"}), "scopes": ["user", "public_repo"], "errors": [lacks_for(`"emails", "profile"`, `"repo"`)]},
+		"the user scope does not stand in for repo": {"token": own_account_token("public", {"followers": "write", "emails": "read"}), "scopes": ["user", "admin:gpg_key", "admin:public_key"], "errors": [lacks_for(`"emails", "followers"`, `"repo"`)]},
+		"all repositories: one message with metadata": {"token": own_account_token("all", {"keys": "write"}), "scopes": ["user"], "errors": [lacks_for(`"keys", "metadata"`, `"repo"`)]},
+		"an earlier name of an account permission": {"token": own_account_token("public", {"models": "read"}), "scopes": ["user", "public_repo"], "errors": [lacks_for(`"models"`, `"repo"`)]},
+		"beside a repository permission: each names its own": {"token": own_account_token("public", {"gpg_keys": "write", "issues": "write"}), "scopes": ["user"], "errors": [lacks_for(`"gpg_keys"`, `"repo"`), lacks_for(`"issues"`, `"public_repo"`)]},
+		"an organization's token: repo too": {"token": new_token({"repository_selection": "public", "permissions": {"gpg_keys": "write"}}), "scopes": ["user", "public_repo"], "errors": [lacks_for(`"gpg_keys"`, `"repo"`)]},
+		"repo creates every account permission": {"token": own_account_token("public", {name: "write" | some name in account_permissions}), "scopes": ["user", "repo"], "errors": []},
+		"repo creates them on all repositories": {"token": own_account_token("all", {"gpg_keys": "write", "watching": "read"}), "scopes": ["user", "repo"], "errors": []},
+	}
+	got := create_by(tc.token, {"kind": "classic", "scopes": tc.scopes, "created_at_ns": created, "expires_at_ns": null})
+	got.errors == tc.errors
+}
+
+# The creation check and the decision agree on every account permission, level and creator: the
+# creation allows a permission at a level exactly when the decision allows the creator (a
+# personal access token (classic) with those scopes) every request the new token could make with
+# it on the user's own account, which the new token, limited to public repositories, may make.
+tokens["ghp_bob_account_scopes"] := classic(60, "bob", {"user", "public_repo", "admin:gpg_key", "admin:public_key", "admin:ssh_signing_key", "gist", "notifications", "codespace", "copilot"}, in_days(180))
+
+tokens["ghp_bob_user_repo"] := classic(61, "bob", {"user", "repo"}, in_days(180))
+
+tokens["ghp_bob_admin_gpg_key"] := classic(62, "bob", {"admin:gpg_key"}, in_days(180))
+
+tokens["github_pat_bob_account_read"] := fine_grained(63, "bob", "bob", "public", set(), {name: "read" | some name in account_permissions}, in_days(90))
+
+tokens["github_pat_bob_account_write"] := fine_grained(64, "bob", "bob", "public", set(), {name: "write" | some name in account_permissions}, in_days(90))
+
+account_request(raw, action, permission) := org_request(raw, "bob", action, permission)
+
+level_actions := {"read": ["read"], "write": ["read", "write"]}
+
+# The permissions a creation's errors name ("the permissions "a", "b" need ...").
+named_permissions(errors) := {name |
+	some msg in errors
+	some match in regex.find_all_string_submatch_n(`the permissions ((?:"[a-z_]+"(?:, )?)+) need`, msg, -1)
+	some quoted in split(match[1], ", ")
+	name := trim(quoted, `"`)
+}
+
+test_creation_of_account_permissions_follows_the_decision[raw] if {
+	some raw in ["ghp_bob_account_scopes", "ghp_bob_user_repo"]
+	denied := {[name, a] | some name in account_permissions; some a in ["read", "write"]; not decide(account_request(raw, a, name)).allow}
+	every level, actions in level_actions {
+		# One creation per level, with every account permission: each refused one is named.
+		token := own_account_token("public", {name: level | some name in account_permissions})
+		creator := {"kind": "classic", "scopes": tokens[raw].scopes, "created_at_ns": created, "expires_at_ns": null}
+		refused_names := named_permissions(create_by(token, creator).errors)
+		refused_names == {name | some [name, a] in denied; a in actions}
+	}
+}
+
+# The new token, limited to public repositories, makes every request its level reaches.
+test_account_permissions_reach_the_users_account_whatever_the_selection if {
+	every name in account_permissions {
+		every level, actions in level_actions {
+			every a in actions {
+				decide(account_request(sprintf("github_pat_bob_account_%s", [level]), a, name)).allow
+			}
+		}
+	}
+}
+
+# What the decision asks on the user's own account, word for word: repo of a personal access
+# token (classic), to read as to write, unless the service names other scopes; the permission of a
+# fine-grained token, whatever its repository selection.
+test_account_permissions_decision[note] if {
+	no_repo := `Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of bob; regenerate the token with the repo scope`
+	some note, tc in {
+		"classic without repo, read": {"raw": "ghp_bob_account_scopes", "action": "read", "want": denied("ghp_bob_account_scopes", 404, no_repo, token_doc)},
+		"classic with public_repo, write": {"raw": "ghp_bob_public_repo", "action": "write", "want": denied("ghp_bob_public_repo", 404, no_repo, token_doc)},
+		"classic with repo, write": {"raw": "ghp_bob_repo", "action": "write", "want": allowed("ghp_bob_repo")},
+		"GitHub's scope, named by the service in place of repo": {"raw": "ghp_bob_admin_gpg_key", "action": "write", "classic_scopes": ["admin:gpg_key"], "want": allowed("ghp_bob_admin_gpg_key")},
+		"repo, where the service names GitHub's scope": {"raw": "ghp_bob_repo", "action": "write", "classic_scopes": ["admin:gpg_key"], "want": denied("ghp_bob_repo", 403, `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:gpg_key" scope to write this resource of bob; regenerate the token with that scope`, token_doc)},
+		"fine-grained, public repositories, held at write": {"raw": "github_pat_bob_account_write", "action": "write", "want": allowed("github_pat_bob_account_write")},
+		"fine-grained, held at read, a write": {"raw": "github_pat_bob_account_read", "action": "write", "want": denied("github_pat_bob_account_read", 403, needs("gpg_keys", "write", `the token has "read"`), token_doc)},
+		"fine-grained, not held": {"raw": "github_pat_bob_own", "action": "read", "want": denied("github_pat_bob_own", 403, needs("gpg_keys", "read", "the token does not have it"), token_doc)},
+	}
+	named := {k: v | some k, v in tc; k == "classic_scopes"}
+	decide(object.union(account_request(tc.raw, tc.action, "gpg_keys"), named)) == tc.want
+}
