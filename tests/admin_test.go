@@ -533,10 +533,17 @@ func (w *admWorld) tokenID(t *testing.T, name string) int64 {
 // owner/repo (private) with the named token; whether it allows and why not.
 func (w *admWorld) decideAt(t *testing.T, name, owner, repo string) (bool, string) {
 	t.Helper()
+	return w.decideFor(t, w.raw[name], map[string]any{"owner": owner, "repository": repo, "visibility": "private"}, "write", "contents")
+}
+
+// decideFor asks data.pat.decision for a request with the raw token on
+// resource: whether it allows and why not.
+func (w *admWorld) decideFor(t *testing.T, raw string, resource map[string]any, action, permission string) (bool, string) {
+	t.Helper()
 	in := map[string]any{"input": map[string]any{
-		"credential": map[string]any{"type": "pat", "token": w.raw[name]},
-		"resource":   map[string]any{"owner": owner, "repository": repo, "visibility": "private"},
-		"action":     "write", "permission": "contents",
+		"credential": map[string]any{"type": "pat", "token": raw},
+		"resource":   resource,
+		"action":     action, "permission": permission,
 	}}
 	b, _ := json.Marshal(in)
 	resp, err := http.Post("http://"+w.api+"/v1/data/pat/decision", "application/json", bytes.NewReader(b))
@@ -679,9 +686,38 @@ func TestAdminAPICreationReachesNoFurtherThanItsCreator(t *testing.T) {
 	refused(w.call(t, "POST", path, "bob-user", fg("locked-org", "public", nil)),
 		further+"locked-org refuses the token making this request ("+forbids+"); create the token with one that locked-org lets through, or ask an operator (opa-pat token create)")
 
+	// An account permission (gpg_keys): a service asks the decision for it
+	// on bob's own account, where a classic token needs repo whatever the
+	// new token's repository selection. bob-org lacks it: the decision
+	// refuses it bob's GPG keys, and creation refuses it a token that reads
+	// them, also one limited to public repositories (GitHub's default).
+	account := map[string]any{"owner": "bob"}
+	const noRepo = `Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of bob; regenerate the token with the repo scope`
+	if allow, reason := w.decideFor(t, w.raw["bob-org"], account, "read", "gpg_keys"); allow || reason != noRepo {
+		t.Fatalf("bob-org reading bob's GPG keys: allow %v, %q; want %q", allow, reason, noRepo)
+	}
+	refused(w.call(t, "POST", path, "bob-org", fg("bob", "public", map[string]string{"gpg_keys": "read"})),
+		further+`the permissions "gpg_keys" need the "repo" scope, which the token making this request lacks`+operator)
+	refused(w.call(t, "POST", path, "bob-org", map[string]any{"name": "reach", "kind": "fine_grained", "permissions": map[string]string{"emails": "read", "profile": "write"}}),
+		further+`the permissions "emails", "profile" need the "repo" scope, which the token making this request lacks`+operator)
+
 	// Nothing was created; what the creator reaches, it creates.
 	if r := w.call(t, "GET", path+"?per_page=100", "bob-user", nil); r.status != 200 || strings.Contains(r.body, `"name":"reach"`) {
 		t.Fatalf("a refused token was created: %d %s", r.status, r.body)
 	}
 	admExpect(t, w.call(t, "POST", path, "bob-user", fg("octo-org", "all", map[string]string{"contents": "write", "administration": "read"})), 201, "")
+	// bob-user holds repo: it reaches bob's GPG keys, and so does the token
+	// it makes.
+	if allow, reason := w.decideFor(t, w.raw["bob-user"], account, "write", "gpg_keys"); !allow {
+		t.Fatalf("bob-user writing bob's GPG keys: denied, %q", reason)
+	}
+	r := w.call(t, "POST", path, "bob-user", fg("bob", "public", map[string]string{"gpg_keys": "write"}))
+	var made struct{ Token string }
+	if r.status != 201 || json.Unmarshal([]byte(r.body), &made) != nil || made.Token == "" {
+		t.Fatalf("bob-user creating a token with gpg_keys: write: %d %s", r.status, r.body)
+	}
+	poll(t, 2*time.Second, "the new token to reach bob's GPG keys", func() bool {
+		allow, _ := w.decideFor(t, made.Token, account, "write", "gpg_keys")
+		return allow
+	})
 }
