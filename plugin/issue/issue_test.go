@@ -19,7 +19,7 @@ func openStore(t *testing.T) *store.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	d, err := store.ParseDump(strings.NewReader(`{"users": [{"login": "mia", "managed_by": "acme"}], "memberships": [
+	d, err := store.ParseDump(strings.NewReader(`{"users": [{"login": "mia", "managed_by": "acme"}, {"login": "ema", "managed_by": "acme"}], "memberships": [
 		{"user": "bob", "org": "octo-org", "role": "member"},
 		{"user": "olga", "org": "octo-org", "role": "owner"},
 		{"user": "carl", "org": "octo-org", "role": "outside_collaborator"}]}`))
@@ -35,6 +35,11 @@ func openStore(t *testing.T) *store.DB {
 func TestIssue(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	emuLimit := map[string]any{"enterprises": map[string]any{"acme": map[string]any{"fine_grained_max_lifetime_days": 30}}}
+	// ema owns acme: exempt from its limit only where it exempts administrators (rule 28).
+	emuOwner := func(exempt bool) map[string]any {
+		return map[string]any{"enterprises": map[string]any{"acme": map[string]any{"fine_grained_max_lifetime_days": 30, "owners": []any{"ema"}, "exempt_administrators": exempt}}}
+	}
+	const beyond30 = "token creation refused: acme forbids access via a fine-grained personal access token if the token's lifetime is greater than 30 days: the policy is set by the acme enterprise; "
 	disabled := map[string]any{"organizations": map[string]any{"octo-org": map[string]any{"fine_grained_approval": "disable"}}}
 	fg := func(user string, mod func(*Request)) Request {
 		r := Request{Kind: store.KindFineGrained, User: user, Name: "ci", ResourceOwner: "octo-org", RepositorySelection: "selected",
@@ -82,6 +87,21 @@ func TestIssue(t *testing.T) {
 		{note: "a managed user named in upper case is that user (rule 27)", settings: emuLimit,
 			req: fg("MIA", func(r *Request) { r.ResourceOwner, r.ExpiresIn = "mia", 31*24*time.Hour }),
 			err: "token creation refused: acme forbids access via a fine-grained personal access token if the token's lifetime is greater than 30 days: the policy is set by the acme enterprise; the token's lifetime is 31 days; choose an expiration of 30 days or less"},
+		{note: "managed user's own token, the resource owner left to its default (rule 27)", settings: emuLimit,
+			req: fg("mia", func(r *Request) {
+				r.ResourceOwner, r.RepositorySelection, r.Repositories, r.ExpiresIn = "", "", nil, 90*24*time.Hour
+			}),
+			err: beyond30 + "the token's lifetime is 90 days; choose an expiration of 30 days or less"},
+		{note: "managed user's own token without expiry (rule 27)", settings: emuLimit,
+			req: fg("mia", func(r *Request) { r.ResourceOwner, r.NoExpiry = "mia", true }),
+			err: beyond30 + "the token has no expiration date; choose an expiration of 30 days or less"},
+		{note: "the enterprise's owner, exempt (rule 28)", settings: emuOwner(true),
+			req: fg("ema", func(r *Request) { r.ResourceOwner, r.ExpiresIn = "ema", 90*24*time.Hour })},
+		{note: "the enterprise's owner, not exempt (rule 28)", settings: emuOwner(false),
+			req: fg("ema", func(r *Request) { r.ResourceOwner, r.ExpiresIn = "ema", 90*24*time.Hour }),
+			err: beyond30 + "the token's lifetime is 90 days; choose an expiration of 30 days or less"},
+		{note: "a managed user's classic token is not refused (the decision blocks it on the user's repositories)", settings: map[string]any{"enterprises": map[string]any{"acme": map[string]any{"classic_max_lifetime_days": 30}}},
+			req: Request{Kind: store.KindClassic, User: "mia", Scopes: []string{"repo"}, ExpiresIn: 90 * 24 * time.Hour}},
 		{note: "an owner and organization named in mixed case: approved", req: fg("Olga", func(r *Request) {
 			r.ResourceOwner, r.Repositories = "Octo-Org", []string{"App"}
 		}), grant: store.GrantApproved, reviewer: store.AutomaticReviewer},
