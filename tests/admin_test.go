@@ -18,7 +18,9 @@ import (
 
 // admWorld is the admin API's world: octo-org (acme enterprise, approval
 // required) owned by alice, with bob and carol as members; mallory owns
-// evil-org; erin owns the acme enterprise (settings).
+// evil-org; erin owns the acme enterprise (settings). The emu enterprise,
+// of no organization, holds its managed users' own tokens to 30 days and
+// exempts its owner ema.
 type admWorld struct {
 	bin, store, api, admin string
 	raw                    map[string]string // token name -> raw token
@@ -33,7 +35,8 @@ func (w *admWorld) Write(p []byte) (int, error) {
 }
 
 const admSettings = `{
-  "enterprises": {"acme": {"owners": ["erin"]}},
+  "enterprises": {"acme": {"owners": ["erin"]},
+                  "emu": {"owners": ["ema"], "fine_grained_max_lifetime_days": 30, "exempt_administrators": true}},
   "organizations": {"octo-org": {"enterprise": "acme", "fine_grained_opt_in": true},
                     "locked-org": {"enterprise": "acme", "classic_access": "restrict"},
                     "acme-labs": {"fine_grained_approval": "disable"}}
@@ -720,4 +723,54 @@ func TestAdminAPICreationReachesNoFurtherThanItsCreator(t *testing.T) {
 		allow, _ := w.decideFor(t, made.Token, account, "write", "gpg_keys")
 		return allow
 	})
+}
+
+// An enterprise managed user's own fine-grained token keeps the
+// enterprise's lifetime limit when the user creates it through the admin
+// API (rules 27 and 29), with the resource owner given or left to its
+// default; the enterprise's owner is exempt (rule 28: emu exempts
+// administrators).
+func TestAdminAPICreationKeepsTheManagedUsersLimit(t *testing.T) {
+	w := startAdmin(t)
+	// Classic tokens without expiry (emu sets no classic limit): the new
+	// tokens' expiries are held to the enterprise's limit alone.
+	created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	var recs []string
+	for _, user := range []string{"emu_mo", "ema"} {
+		w.raw[user] = admGenerate(t, "classic")
+		recs = append(recs, fmt.Sprintf(`{"token": %q, "name": %q, "kind": "classic", "user": %q, "scopes": ["user", "repo"], "created_at": %q, "expires_at": null, "revoked": false}`,
+			w.raw[user], user, user, created))
+	}
+	runCLI(t, w.bin, nil, "store", "import", "--store", w.store, writeFile(t, t.TempDir(), "emu.json", `{
+  "users": [{"login": "emu_mo", "managed_by": "emu"}, {"login": "ema", "managed_by": "emu"}],
+  "tokens": [`+strings.Join(recs, ",\n")+`]
+}`))
+	const path = "/user/personal-access-tokens"
+	const beyond = "emu forbids access via a fine-grained personal access token if the token's lifetime is greater than 30 days: the policy is set by the emu enterprise; "
+	for _, tc := range []struct {
+		note, as string
+		body     map[string]any
+		message  string // "" when created
+	}{
+		{note: "no resource owner, 90 days", as: "emu_mo", body: map[string]any{"kind": "fine_grained", "expires_in_days": 90},
+			message: beyond + "the token's lifetime is 90 days; choose an expiration of 30 days or less"},
+		{note: "the user as resource owner, in another case, no expiry", as: "emu_mo", body: map[string]any{"kind": "fine_grained", "resource_owner": "EMU_MO", "no_expiry": true},
+			message: beyond + "the token has no expiration date; choose an expiration of 30 days or less"},
+		{note: "30 days", as: "emu_mo", body: map[string]any{"kind": "fine_grained", "resource_owner": "emu_mo", "expires_in_days": 30}},
+		{note: "the enterprise's owner, exempt", as: "ema", body: map[string]any{"kind": "fine_grained", "expires_in_days": 90}},
+	} {
+		r := w.call(t, "POST", path, tc.as, tc.body)
+		if tc.message == "" {
+			if r.status != 201 {
+				t.Errorf("%s: got %d %s; want 201", tc.note, r.status, r.body)
+			}
+			continue
+		}
+		var e struct {
+			Errors []struct{ Field, Message string }
+		}
+		if r.status != 422 || json.Unmarshal([]byte(r.body), &e) != nil || len(e.Errors) != 1 || e.Errors[0].Field != "token" || e.Errors[0].Message != tc.message {
+			t.Errorf("%s: got %d %s\nwant 422 naming token: %q", tc.note, r.status, r.body, tc.message)
+		}
+	}
 }

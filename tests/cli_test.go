@@ -260,6 +260,54 @@ func TestCLITokenCreate(t *testing.T) {
 	}
 }
 
+// An enterprise managed user's own fine-grained token keeps the
+// enterprise's lifetime limit at creation (rules 27 and 29), whether the
+// resource owner is given or left to its default, in any case; the
+// enterprise's owners are exempt where it exempts administrators (rule
+// 28), and so are users no enterprise manages. Settings recorded in the
+// store, as a sidecar records its bundle's.
+func TestCLITokenCreateKeepsTheManagedUsersLimit(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "pat.db")
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "world.json", cliWorld))
+	cliOK(t, "store", "import", "--store", db, writeFile(t, dir, "ema.json", `{"users": [{"login": "ema", "managed_by": "acme"}]}`))
+	settings := func(exempt bool) string {
+		return writeFile(t, dir, fmt.Sprintf("settings-%v.json", exempt), fmt.Sprintf(`{"enterprises": {"acme": {"owners": ["ema"], "fine_grained_max_lifetime_days": 30, "exempt_administrators": %v}}}`, exempt))
+	}
+	cliOK(t, "store", "settings", "--store", db, settings(true))
+	own := func(user string, args ...string) []string {
+		return append([]string{"token", "create", "--store", db, "--kind", "fine_grained", "--user", user}, args...)
+	}
+	const beyond = "error: token creation refused: acme forbids access via a fine-grained personal access token if the token's lifetime is greater than 30 days: the policy is set by the acme enterprise; "
+	for _, tc := range []struct {
+		note   string
+		args   []string
+		stderr string // "" when created
+	}{
+		{note: "no resource owner, 90 days", args: own("eve", "--permission", "contents=read", "--expires-in", "90d"),
+			stderr: beyond + "the token's lifetime is 90 days; choose an expiration of 30 days or less"},
+		{note: "the user as resource owner, in another case, no expiry", args: own("EVE", "--resource-owner", "Eve", "--no-expiry"),
+			stderr: beyond + "the token has no expiration date; choose an expiration of 30 days or less"},
+		{note: "no expiry given: GitHub's 30 days", args: own("eve")},
+		{note: "30 days", args: own("eve", "--resource-owner", "eve", "--expires-in", "30d")},
+		{note: "the enterprise's owner, exempt", args: own("ema", "--expires-in", "90d")},
+		{note: "the enterprise's owner, not exempt", args: own("ema", "--expires-in", "90d", "--settings", settings(false)),
+			stderr: beyond + "the token's lifetime is 90 days; choose an expiration of 30 days or less"},
+		{note: "a user no enterprise manages", args: own("bob", "--expires-in", "90d")},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			if tc.stderr != "" {
+				cliFail(t, tc.stderr, tc.args...)
+				return
+			}
+			out := decode[map[string]any](t, cliOK(t, tc.args...))
+			if out["resource_owner"] != out["user"] {
+				t.Fatalf("created %v; want a token for the user's own account", out)
+			}
+		})
+	}
+}
+
 // A store that no sidecar has served, and in which no settings were
 // recorded, is checked against the default settings, and token create says
 // so; with settings recorded, or --settings, it says nothing.
