@@ -19,10 +19,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/opa-pat/opa-pat/bundle/rollback"
 )
 
 // Names and defaults.
@@ -45,6 +48,9 @@ const (
 	MetaContentDigest  = "content_sha256"
 	MetaSourceCommit   = "source_commit"
 	MetaBuiltBy        = "built_by"
+	// MetaSerial is the bundle's serial, which sidecars compare to refuse
+	// an older bundle (bundle/rollback).
+	MetaSerial = rollback.MetaSerial
 )
 
 // BuildOptions describe one bundle.
@@ -63,6 +69,10 @@ type BuildOptions struct {
 	KeyID string
 	// Revision overrides the manifest's revision (git commit or digest).
 	Revision string
+	// Serial is the manifest's metadata.serial, 1 to rollback.MaxSerial;
+	// 0 means the committer time of RegoDir's commit (Unix seconds) when
+	// the tree under RegoDir is clean, else no serial.
+	Serial int64
 	// Capabilities the policy is compiled against; nil means the built-ins
 	// registered in this process (in opa-pat: OPA's and the pat.* ones).
 	Capabilities *ast.Capabilities
@@ -140,6 +150,18 @@ func Build(opts BuildOptions) (*Built, error) {
 	if commit != "" {
 		manifest.Metadata[MetaSourceCommit] = commit
 	}
+	switch serial := opts.Serial; {
+	case serial < 0 || serial > rollback.MaxSerial:
+		return nil, fmt.Errorf("serial %d: give an integer from 1 to %d", serial, int64(rollback.MaxSerial))
+	case serial > 0:
+		manifest.Metadata[MetaSerial] = serial
+	case commit != "" && !strings.HasSuffix(commit, "-dirty"):
+		// The commit's time, not the clock's: the same commit builds the
+		// same bundle, and a later commit (a revert too) a higher serial.
+		if t := gitCommitTime(opts.RegoDir); t > 0 {
+			manifest.Metadata[MetaSerial] = t
+		}
+	}
 	switch {
 	case opts.Revision != "":
 		manifest.Revision = opts.Revision
@@ -215,6 +237,9 @@ func readManifest(p string) (opabundle.Manifest, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return m, fmt.Errorf("manifest %s: more after the JSON value: give one document", p)
+	}
+	if _, ok := m.Metadata[MetaSerial]; ok {
+		return m, fmt.Errorf("manifest %s: metadata.%s: the builder sets the serial (--serial, or the commit's time); remove it", p, MetaSerial)
 	}
 	if len(m.FileRegoVersions) > 0 {
 		return m, fmt.Errorf("manifest %s: file_rego_versions: the policy is Rego v1 throughout; remove the entries", p)
@@ -370,6 +395,20 @@ func gitCommit(dir string) string {
 		return commit + "-dirty"
 	}
 	return commit
+}
+
+// gitCommitTime is the committer time (Unix seconds) of the commit of the
+// repository holding dir; 0 without git.
+func gitCommitTime(dir string) int64 {
+	out, err := exec.Command("git", "-C", dir, "log", "-1", "--format=%ct", "HEAD").Output()
+	if err != nil {
+		return 0
+	}
+	t, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil || t < 1 || t > rollback.MaxSerial {
+		return 0
+	}
+	return t
 }
 
 // oneLine joins a multi-line error into one line.

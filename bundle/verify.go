@@ -21,6 +21,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/keys"
+
+	"github.com/opa-pat/opa-pat/bundle/rollback"
 )
 
 // ErrRefused is wrapped by every error of Verify.
@@ -44,6 +46,8 @@ type Verified struct {
 	// SettingsDigest is the digest of data.pat.settings, equal to the one in
 	// the manifest.
 	SettingsDigest string
+	// Serial is the manifest's metadata.serial, 0 when it has none.
+	Serial int64
 }
 
 // Verify checks a bundle tarball with the public key: the cosign signature
@@ -214,7 +218,10 @@ func readVerified(tarball []byte, pub *ecdsa.PublicKey) (opabundle.Bundle, error
 	// The loader refuses a file by its tar header's size before reading
 	// it; the reader's own limit only checks what the loader read.
 	loader := opabundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball), "").WithSizeLimitBytes(MaxFileBytes)
+	// Not lazily, whatever bundle.HasExtension says in this process (a
+	// sidecar's rollback.Install): checkManifest reads the settings.
 	return opabundle.NewCustomReader(loader).
+		WithLazyLoadingMode(false).
 		WithSizeLimitBytes(MaxFileBytes).
 		WithBundleVerificationConfig(vc).
 		WithRegoVersion(ast.RegoV1).
@@ -232,6 +239,10 @@ func checkManifest(b opabundle.Bundle) (*Verified, error) {
 	settingsRef := strings.Join(SettingsPath, "/")
 	if m.Roots == nil || !slices.ContainsFunc(*m.Roots, func(r string) bool { return covers(r, settingsRef) }) {
 		return nil, fmt.Errorf("roots do not cover %s", settingsRef)
+	}
+	serial, err := rollback.Serial(m)
+	if err != nil {
+		return nil, err
 	}
 	want, _ := m.Metadata[MetaSettingsDigest].(string)
 	if want == "" {
@@ -256,7 +267,7 @@ func checkManifest(b opabundle.Bundle) (*Verified, error) {
 	if _, err := ParseSettings(raw); err != nil {
 		return nil, err
 	}
-	v := &Verified{Manifest: m, SettingsDigest: got}
+	v := &Verified{Manifest: m, SettingsDigest: got, Serial: serial}
 	for _, mod := range b.Modules {
 		v.Modules = append(v.Modules, strings.TrimPrefix(mod.Path, "/"))
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/opa-pat/opa-pat/bundle"
 	"github.com/opa-pat/opa-pat/bundle/enforce"
+	"github.com/opa-pat/opa-pat/bundle/rollback"
 	"github.com/opa-pat/opa-pat/plugin"
 )
 
@@ -38,6 +39,7 @@ func newBundleCmd() *cobra.Command {
 
 func newBundleBuildCmd() *cobra.Command {
 	var settings, key, output, manifest, keyID, revision, format string
+	var serial int64
 	c := &cobra.Command{
 		Use:   "build --settings FILE.json --key PREFIX.key --output bundle.tar.gz [REGO_DIR]",
 		Short: "Build a policy bundle from REGO_DIR (default ./rego) and a settings file, signed by OPA and by cosign",
@@ -48,8 +50,10 @@ The settings file is validated against the published schema
 files go in, tests (*_test.rego) and every other file stay out. The manifest
 comes from .opa-manifest in REGO_DIR's parent (else the working directory, or
 --manifest), with a revision (the git commit, or sha256:DIGEST of the content
-when there is no clean commit) and metadata.settings_sha256. The policy must
-compile with opa-pat's built-ins.
+when there is no clean commit), metadata.settings_sha256 and metadata.serial
+(--serial, else the commit's committer time in Unix seconds when the tree is
+clean, else none): sidecars refuse a bundle whose serial is older than the one
+they trust. The policy must compile with opa-pat's built-ins.
 
 The bundle carries OPA's .signatures.json (ES256, key id --key-id); the tarball
 is signed with cosign and the sigstore bundle written to OUTPUT.sigstore.json.
@@ -63,6 +67,8 @@ The private key's password is read from COSIGN_PASSWORD.`,
 				return errors.New("--key: give the cosign private key (PREFIX.key)")
 			case output == "":
 				return errors.New("--output: give the bundle's path")
+			case c.Flags().Changed("serial") && (serial < 1 || serial > rollback.MaxSerial):
+				return fmt.Errorf("--serial %d: give an integer from 1 to %d", serial, int64(rollback.MaxSerial))
 			}
 			if err := checkSigningOutput(format); err != nil {
 				return err
@@ -94,6 +100,7 @@ The private key's password is read from COSIGN_PASSWORD.`,
 				Key:      sk,
 				KeyID:    keyID,
 				Revision: revision,
+				Serial:   serial,
 			})
 			if err != nil {
 				return err
@@ -111,8 +118,13 @@ The private key's password is read from COSIGN_PASSWORD.`,
 					"roots": built.Manifest.Roots, "modules": built.Modules, "metadata": built.Manifest.Metadata,
 				})
 			}
-			fmt.Fprintf(c.OutOrStdout(), "Built %s (revision %s, %d modules, settings sha256 %s)\nSigned: .signatures.json (%s) and %s (cosign)\n",
-				output, built.Manifest.Revision, len(built.Modules), built.Manifest.Metadata[bundle.MetaSettingsDigest], bundle.SigningAlg, sigstorePath)
+			fmt.Fprintf(c.OutOrStdout(), "Built %s (revision %s, %s, %d modules, settings sha256 %s)\nSigned: .signatures.json (%s) and %s (cosign)\n",
+				output, built.Manifest.Revision, describeSerial(built.Manifest.Metadata[bundle.MetaSerial]), len(built.Modules),
+				built.Manifest.Metadata[bundle.MetaSettingsDigest], bundle.SigningAlg, sigstorePath)
+			if _, ok := built.Manifest.Metadata[bundle.MetaSerial]; !ok {
+				fmt.Fprintln(c.ErrOrStderr(), "warning: the bundle has no serial (the policy directory has changes not committed, or is not in git): "+
+					"a sidecar with plugins.pat.bundle.min_serial, or one that has activated a bundle with a serial, refuses it; pass --serial N (docs/bundles.md, \"Rollback protection\")")
+			}
 			return nil
 		}),
 	}
@@ -122,6 +134,7 @@ The private key's password is read from COSIGN_PASSWORD.`,
 	c.Flags().StringVar(&manifest, "manifest", "", "the manifest source (default: .opa-manifest in REGO_DIR's parent, else in the working directory)")
 	c.Flags().StringVar(&keyID, "key-id", bundle.DefaultKeyID, "the key id (kid) in OPA's signature: the name of the key under keys: in the sidecars' config")
 	c.Flags().StringVar(&revision, "revision", "", "the manifest's revision (default: the git commit, or sha256:DIGEST of the content)")
+	c.Flags().Int64Var(&serial, "serial", 0, "the manifest's metadata.serial, which sidecars never let go back (default: the commit's committer time in Unix seconds when the tree is clean, else none)")
 	c.Flags().StringVar(&format, "format", "text", "output format: text or json")
 	return c
 }
@@ -174,13 +187,17 @@ digest and schema). Every check runs; the error names each one that failed.`,
 				return fmt.Errorf("%s refused: %s", path, msg)
 			}
 			if output == "json" {
-				return writeSigningJSON(c.OutOrStdout(), map[string]any{
+				out := map[string]any{
 					"bundle": path, "verified": true, "revision": v.Manifest.Revision, "roots": v.Manifest.Roots,
 					"modules": v.Modules, "settings_sha256": v.SettingsDigest, "metadata": v.Manifest.Metadata,
-				})
+				}
+				if v.Serial > 0 {
+					out["serial"] = v.Serial
+				}
+				return writeSigningJSON(c.OutOrStdout(), out)
 			}
-			fmt.Fprintf(c.OutOrStdout(), "Verified %s: OPA signature (%s), cosign signature (%s), manifest (revision %s)\n",
-				path, bundle.SigningAlg, sigstorePath, v.Manifest.Revision)
+			fmt.Fprintf(c.OutOrStdout(), "Verified %s: OPA signature (%s), cosign signature (%s), manifest (revision %s, %s)\n",
+				path, bundle.SigningAlg, sigstorePath, v.Manifest.Revision, describeSerial(v.Manifest.Metadata[bundle.MetaSerial]))
 			return nil
 		}),
 	}
@@ -188,6 +205,14 @@ digest and schema). Every check runs; the error names each one that failed.`,
 	c.Flags().StringVar(&sigstorePath, "sigstore-bundle", "", "the cosign signature (default: BUNDLE.sigstore.json)")
 	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return c
+}
+
+// describeSerial is "serial N", or "no serial" for a manifest without one.
+func describeSerial(v any) string {
+	if v == nil {
+		return "no serial"
+	}
+	return fmt.Sprintf("serial %v", v)
 }
 
 // requireSignedBundles closes, in OPA's run command, the gaps stock OPA
