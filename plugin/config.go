@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"github.com/opa-pat/opa-pat/bundle/rollback"
 	"github.com/opa-pat/opa-pat/plugin/cfgkeys"
 	"github.com/opa-pat/opa-pat/plugin/index"
 	"github.com/opa-pat/opa-pat/plugin/store"
@@ -35,6 +36,7 @@ var ErrInvalidConfig = fmt.Errorf("invalid configuration for plugin %q", Name)
 //	    ext_authz: {addr: "127.0.0.1:9191"}          # absent: no gRPC server
 //	    admin: {addr: "127.0.0.1:8282"}              # absent: no admin API
 //	    evaluator: irvm                              # or topdown
+//	    bundle: {min_serial: 1767225600}             # absent: no floor
 //
 // docs/config.md documents every key.
 type Config struct {
@@ -45,6 +47,8 @@ type Config struct {
 	// Evaluator evaluates the sidecar's queries: EvaluatorIRVM (the
 	// default) or EvaluatorTopdown, OPA's own (plugin/irvm explains).
 	Evaluator string `json:"evaluator,omitempty"`
+	// Bundle configures the rollback protection of the policy bundle.
+	Bundle *BundleConfig `json:"bundle,omitempty"`
 
 	prefixes     token.Prefixes
 	location     string
@@ -59,6 +63,14 @@ type StoreConfig struct {
 	// the store (e.g. PostgreSQL unreachable) before token decisions deny;
 	// a Go duration, DefaultMaxStaleness when absent.
 	MaxStaleness string `json:"max_staleness,omitempty"`
+}
+
+// BundleConfig is bundle: the rollback protection of the bundles that own
+// opa-pat's roots (bundle/rollback).
+type BundleConfig struct {
+	// MinSerial is the lowest metadata.serial such a bundle may have; 0
+	// (or absent) sets no floor.
+	MinSerial int64 `json:"min_serial,omitempty"`
 }
 
 // The evaluators.
@@ -200,6 +212,10 @@ func (c *Config) validateAndInjectDefaults() error {
 		return fmt.Errorf("evaluator: %q is not %q or %q", c.Evaluator, EvaluatorIRVM, EvaluatorTopdown)
 	}
 
+	if b := c.Bundle; b != nil && (b.MinSerial < 0 || b.MinSerial > rollback.MaxSerial) {
+		return fmt.Errorf("bundle.min_serial: %d is not an integer from 1 to %d (0 sets no floor)", b.MinSerial, int64(rollback.MaxSerial))
+	}
+
 	var err error
 	if c.ExtAuthz, err = canonical(c.ExtAuthz); err != nil {
 		return fmt.Errorf("ext_authz: %w", err)
@@ -300,6 +316,14 @@ func (c *Config) Prefixes() token.Prefixes { return c.prefixes }
 // MaxStaleness is store.max_staleness: past it, token decisions deny until
 // the index has caught up with the store.
 func (c *Config) MaxStaleness() time.Duration { return c.maxStaleness }
+
+// MinBundleSerial is bundle.min_serial, 0 for none.
+func (c *Config) MinBundleSerial() int64 {
+	if c.Bundle == nil {
+		return 0
+	}
+	return c.Bundle.MinSerial
+}
 
 // Location is what the store is opened with: the SQLite path or the
 // PostgreSQL DSN.

@@ -72,7 +72,7 @@ func TestParseConfig(t *testing.T) {
 		{note: "not an object", config: `[1, 2]`,
 			err: `invalid configuration for plugin "pat": the section: an array where an object belongs`},
 		{note: "mistyped section", config: `{"store": {"path": "pat.db"}, "admn": {"addr": "127.0.0.1:8282"}}`,
-			err: `invalid configuration for plugin "pat": unknown key "admn" (known: admin, evaluator, ext_authz, store, token_prefixes)`},
+			err: `invalid configuration for plugin "pat": unknown key "admn" (known: admin, bundle, evaluator, ext_authz, store, token_prefixes)`},
 		{note: "mistyped nested key", config: "store:\n  postgres: {dsn: \"postgres://opa@db/pat\", passwrd: x}\n",
 			err: `invalid configuration for plugin "pat": store.postgres: unknown key "passwrd" (known: dsn)`},
 		{note: "keys match in any case, as the decoder matches them", config: `{"Store": {"PATH": "pat.db"}}`,
@@ -81,6 +81,16 @@ func TestParseConfig(t *testing.T) {
 			err: `invalid configuration for plugin "pat": token_prefixes: classic prefix is 40 bytes long, more than 20; a prefix is what comes before a token's random part, such as "acme_"`},
 		{note: "a token with white space pasted as a prefix is not quoted either", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"fine_grained": " 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"}}`,
 			err: `invalid configuration for plugin "pat": token_prefixes: fine_grained prefix is 41 bytes long, more than 20; a prefix is what comes before a token's random part, such as "acme_"`},
+		{note: "a negative bundle.min_serial", config: `{"store": {"path": "pat.db"}, "bundle": {"min_serial": -1}}`,
+			err: `invalid configuration for plugin "pat": bundle.min_serial: -1 is not an integer from 1 to 9007199254740991 (0 sets no floor)`},
+		{note: "bundle.min_serial too large", config: `{"store": {"path": "pat.db"}, "bundle": {"min_serial": 9007199254740992}}`,
+			err: `invalid configuration for plugin "pat": bundle.min_serial: 9007199254740992 is not an integer from 1 to 9007199254740991 (0 sets no floor)`},
+		{note: "a fractional bundle.min_serial", config: `{"store": {"path": "pat.db"}, "bundle": {"min_serial": 1.5}}`,
+			err: `invalid configuration for plugin "pat": bundle.min_serial: the number 1.5 where a whole number belongs`},
+		{note: "bundle.min_serial as a string", config: `{"store": {"path": "pat.db"}, "bundle": {"min_serial": "150"}}`,
+			err: `invalid configuration for plugin "pat": bundle.min_serial: a string where a whole number belongs`},
+		{note: "a mistyped key of bundle", config: `{"store": {"path": "pat.db"}, "bundle": {"min_seral": 150}}`,
+			err: `invalid configuration for plugin "pat": bundle: unknown key "min_seral" (known: min_serial)`},
 		{note: "a prefix of 20 bytes is allowed", config: `{"store": {"path": "pat.db"}, "token_prefixes": {"classic": "abcdefghijklmnopqrs_"}}`,
 			location: "pat.db", prefixes: token.Prefixes{Classic: "abcdefghijklmnopqrs_", FineGrained: "github_pat_"}},
 	} {
@@ -352,6 +362,43 @@ func validateWithInfo(t *testing.T, raw string, info *ast.Term) {
 // downloads bundles without a key to verify them would serve whatever the
 // bundle service (or anyone in the middle) sends; the plugin refuses such a
 // configuration, also when it is embedded in another program's OPA.
+func TestParseConfigMinSerial(t *testing.T) {
+	for _, tc := range []struct {
+		note   string
+		config string
+		want   int64
+	}{
+		{note: "absent", config: "store: {path: pat.db}\n"},
+		{note: "zero sets no floor", config: "store: {path: pat.db}\nbundle: {min_serial: 0}\n"},
+		{note: "a commit's time", config: "store: {path: pat.db}\nbundle: {min_serial: 1767225600}\n", want: 1767225600},
+	} {
+		t.Run(tc.note, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.MinBundleSerial(); got != tc.want {
+				t.Fatalf("MinBundleSerial() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// A floor that nothing would enforce is refused: this test process has not
+// installed opa-pat's bundle activator (opa-pat run and up install it).
+func TestValidateRefusesMinSerialWithoutTheActivator(t *testing.T) {
+	m, err := plugins.New([]byte(`{}`), "test", inmem.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Factory{}.Validate(m, []byte(`{"store": {"path": "pat.db"}, "bundle": {"min_serial": 150}}`))
+	want := `invalid configuration for plugin "pat": bundle.min_serial: 150 needs opa-pat's bundle activator, which this process has not installed: ` +
+		`opa-pat run and opa-pat up install it for a sidecar without discovery (docs/bundles.md, "Rollback protection")`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+}
+
 func TestValidateRefusesUnverifiableBundleSources(t *testing.T) {
 	const services = `"services": {"s": {"url": "http://127.0.0.1:1"}}`
 	for _, tc := range []struct{ note, config, err string }{

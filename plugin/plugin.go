@@ -20,6 +20,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/opa-pat/opa-pat/bundle/enforce"
+	"github.com/opa-pat/opa-pat/bundle/rollback"
 	"github.com/opa-pat/opa-pat/plugin/admin"
 	"github.com/opa-pat/opa-pat/plugin/builtins"
 	"github.com/opa-pat/opa-pat/plugin/extauthz"
@@ -87,12 +88,20 @@ func (Factory) Validate(m *plugins.Manager, config []byte) (any, error) {
 			return nil, err
 		}
 	}
+	// A floor that nothing enforces would be a promise not kept.
+	if n := c.MinBundleSerial(); n > 0 && !rollback.Installed() {
+		return nil, fmt.Errorf(`%w: bundle.min_serial: %d needs opa-pat's bundle activator, which this process has not installed: `+
+			`opa-pat run and opa-pat up install it for a sidecar without discovery (docs/bundles.md, "Rollback protection")`, ErrInvalidConfig, n)
+	}
 	return c, nil
 }
 
 // New returns the plugin, not yet started.
 func (Factory) New(m *plugins.Manager, config any) plugins.Plugin {
 	p := &Plugin{manager: m, config: config.(*Config)}
+	// Before OPA's bundle plugin starts: it activates a persisted bundle
+	// in its Start.
+	p.protect()
 	m.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
 	return p
 }
@@ -150,6 +159,10 @@ type Plugin struct {
 	lastSettings []byte
 
 	health storeHealth // health.go
+
+	// guard refuses bundles older than the one the sidecar trusts
+	// (rollback.go); nil when the activator is not installed.
+	guard *rollback.Guard
 }
 
 // Manager is the OPA plugin manager the plugin runs in.
@@ -213,6 +226,9 @@ func (p *Plugin) start(ctx context.Context) (err error) {
 	// First: OPA's API must refuse a policy under pat before the bundle
 	// brings one, and the API listens once the plugins have started.
 	if err := p.claim(ctx); err != nil {
+		return err
+	}
+	if err := p.checkRollback(ctx); err != nil {
 		return err
 	}
 
@@ -406,6 +422,10 @@ func (p *Plugin) Stop(ctx context.Context) {
 	if err := p.releaseClaims(ctx); err != nil {
 		p.logger().Warn("Releasing the roots reserved for the bundle: %v.", err)
 	}
+	if p.guard != nil {
+		p.guard.Release()
+		p.guard = nil
+	}
 	p.manager.UpdatePluginStatus(Name, &plugins.Status{State: plugins.StateNotReady})
 }
 
@@ -460,7 +480,12 @@ func (p *Plugin) Reconfigure(ctx context.Context, config any) {
 	if err := p.claim(ctx); err != nil {
 		p.logger().Error("%v.", err)
 	}
+	// bundle.min_serial takes effect without a restart of the plugin.
+	if p.guard != nil {
+		p.guard.Configure(p.rollbackOptions(cfg))
+	}
 	if p.config.Equal(cfg) {
+		p.config = cfg
 		return
 	}
 	p.stop(ctx)

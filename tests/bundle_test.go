@@ -621,6 +621,7 @@ func TestSidecarKeysWithLocalBundle(t *testing.T) {
 type signedSidecar struct {
 	addr string
 	log  *syncBuffer
+	cmd  *exec.Cmd
 }
 
 // startSignedSidecar runs `opa-pat run --server` on a free port until the test ends.
@@ -629,6 +630,7 @@ func startSignedSidecar(t *testing.T, dir string, args ...string) *signedSidecar
 	addr := freeAddr(t)
 	s := &signedSidecar{addr: addr, log: &syncBuffer{}}
 	cmd := exec.Command(binary(t), append([]string{"run", "--server", "--addr", addr, "--log-level", "debug"}, args...)...)
+	s.cmd = cmd
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {

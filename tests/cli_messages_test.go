@@ -243,7 +243,7 @@ func TestUpCreatesNoStoreOnAFailedStart(t *testing.T) {
 		{note: "settings that break the schema", args: []string{"--settings", writeFile(t, dir, "bad.json", `{"organizations": {"o": {"classic_access": "maybe"}}}`)},
 			stderr: "error: --settings: " + filepath.Join(dir, "bad.json") + ": settings: organizations.o.classic_access: \"maybe\" is not one of allow, restrict\n"},
 		{note: "a bad plugins.pat", args: []string{"--config-file", writeFile(t, dir, "config.yaml", "plugins:\n  pat:\n    bogus: 1\n")},
-			stderr: "error: config error: invalid configuration for plugin \"pat\": unknown key \"bogus\" (known: admin, evaluator, ext_authz, store, token_prefixes)\n"},
+			stderr: "error: config error: invalid configuration for plugin \"pat\": unknown key \"bogus\" (known: admin, bundle, evaluator, ext_authz, store, token_prefixes)\n"},
 		{note: "another database's URL", args: []string{"--store", "mysql://u:hunter2@h/db"},
 			stderr: "error: --store: \"mysql://u:xxxxx@h/db\" is neither a postgres:// URL nor a file path\n"},
 		{note: "an address in use", args: []string{"--addr", busy.Addr().String()}},

@@ -275,6 +275,13 @@ func enforceSigning(c *cobra.Command, args []string) error {
 		return err
 	}
 	sidecar := configuresPat(config)
+	if sidecar && config["discovery"] == nil {
+		// Before OPA reads a bundle: every activation of the sidecar
+		// then refuses a bundle older than the one it trusts. Not with
+		// discovery, whose bundle OPA would then read lazily, without
+		// its data (bundle/rollback).
+		rollback.Install()
+	}
 	if sidecar {
 		if err := enforce.RequireKeys(config); err != nil {
 			return err

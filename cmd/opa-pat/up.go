@@ -24,6 +24,7 @@ import (
 
 	"github.com/opa-pat/opa-pat/bundle"
 	"github.com/opa-pat/opa-pat/bundle/enforce"
+	"github.com/opa-pat/opa-pat/bundle/rollback"
 	"github.com/opa-pat/opa-pat/examples"
 	"github.com/opa-pat/opa-pat/plugin/store"
 	"github.com/opa-pat/opa-pat/rego"
@@ -131,6 +132,12 @@ func up(ctx context.Context, f upFlags, changed func(flag string) bool) (err err
 	modules, err := rego.Modules()
 	if err != nil {
 		return fmt.Errorf("reading the embedded policy: %w", err)
+	}
+
+	// As opa-pat run does for a sidecar without discovery: no bundle older
+	// than the one the sidecar trusts activates (bundle/rollback).
+	if c, err := enforce.LoadRunConfig(f.configFile, nil, nil); err == nil && c["discovery"] == nil {
+		rollback.Install()
 	}
 
 	params := runtime.NewParams()
