@@ -19,13 +19,20 @@ import (
 // imported from that version's export (the import stores GitHub's name),
 // one whose row that version wrote (the sidecar reads it under GitHub's
 // name). A service that still asks the decision for "variables" is
-// answered as for actions_variables.
+// answered as for actions_variables. Likewise a token whose row holds
+// GitHub's other spelling of two account permissions (emails, keys): the
+// sidecar reads it under the REST API's (email_addresses, git_ssh_keys),
+// and a request naming either spelling is decided on it.
 func TestExtAuthzEarlierPermissionNames(t *testing.T) {
 	imported, err := token.Generate(token.KindFineGrained, token.DefaultPrefixes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	written, err := token.Generate(token.KindFineGrained, token.DefaultPrefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spelled, err := token.Generate(token.KindFineGrained, token.DefaultPrefixes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +45,9 @@ func TestExtAuthzEarlierPermissionNames(t *testing.T) {
 		 "created_at": "` + created + `", "expires_at": "` + expires + `", "revoked": false},
 		{"token": "` + written + `", "name": "old-write", "kind": "fine_grained", "user": "bob", "resource_owner": "octo-org",
 		 "repository_selection": "all", "permissions": {"metadata": "read", "variables": "write"},
+		 "created_at": "` + created + `", "expires_at": "` + expires + `", "revoked": false},
+		{"token": "` + spelled + `", "name": "old-spelled", "kind": "fine_grained", "user": "bob", "resource_owner": "bob",
+		 "repository_selection": "public", "permissions": {"metadata": "read", "emails": "read", "git_ssh_keys": "write"},
 		 "created_at": "` + created + `", "expires_at": "` + expires + `", "revoked": false}],
 	 "grants": [
 		{"token_sha256": "` + hashOf(imported) + `", "org": "octo-org", "state": "approved", "reviewer": "alice", "justification": "ci"},
@@ -72,6 +82,25 @@ func TestExtAuthzEarlierPermissionNames(t *testing.T) {
 		if stored != "actions_variables=read,metadata=read" {
 			t.Fatalf("imported as %q; want GitHub's name", stored)
 		}
+		// The import stored the REST API's spelling; the row is written
+		// back with the token pages' (an earlier opa-pat stored either).
+		if err := db.QueryRowContext(t.Context(), `SELECT permissions FROM tokens WHERE name = 'old-spelled'`).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if stored != "email_addresses=read,git_ssh_keys=write,metadata=read" {
+			t.Fatalf("imported as %q; want the REST API's spelling", stored)
+		}
+		res, err = db.ExecContext(t.Context(), `UPDATE tokens SET permissions = 'emails=read,keys=write,metadata=read',
+			packed = replace(packed, 'email_addresses=read,git_ssh_keys=write,metadata=read', 'emails=read,keys=write,metadata=read') WHERE name = 'old-spelled'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(t.Context(), `SELECT packed FROM tokens WHERE name = 'old-spelled'`).Scan(&packed); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 || !strings.Contains(packed, "\x1femails=read,keys=write,metadata=read\x1f") {
+			t.Fatalf("rewrote %d rows, packed %q", n, packed)
+		}
 	})
 
 	notAccessible := `Resource not accessible by personal access token: the request needs the "actions_variables" permission at "write" or above and the token has "read"; edit the token's permissions`
@@ -96,14 +125,26 @@ func TestExtAuthzEarlierPermissionNames(t *testing.T) {
 		})
 	}
 
-	// A service asking the decision itself, with the earlier name.
+	// A service asking the decision itself, with the earlier name; and on
+	// bob's own account with either spelling of an account permission.
+	emailsHeldRead := `Resource not accessible by personal access token: the request needs the "email_addresses" permission at "write" or above and the token has "read"; edit the token's permissions`
 	for _, tc := range []struct {
-		raw, action string
-		allow       bool
-	}{{written, "write", true}, {imported, "read", true}, {imported, "write", false}} {
+		raw, action, permission string
+		allow                   bool
+		reason                  string
+	}{
+		{written, "write", "variables", true, ""}, {imported, "read", "variables", true, ""}, {imported, "write", "variables", false, notAccessible},
+		{spelled, "read", "email_addresses", true, ""}, {spelled, "read", "emails", true, ""},
+		{spelled, "write", "emails", false, emailsHeldRead}, {spelled, "write", "email_addresses", false, emailsHeldRead},
+		{spelled, "write", "git_ssh_keys", true, ""}, {spelled, "write", "keys", true, ""},
+	} {
+		resource := map[string]any{"owner": "octo-org", "repository": "app"}
+		if tc.raw == spelled {
+			resource = map[string]any{"owner": "bob"}
+		}
 		b, _ := json.Marshal(map[string]any{"input": map[string]any{
-			"credential": map[string]any{"type": "pat", "token": tc.raw}, "resource": map[string]any{"owner": "octo-org", "repository": "app"},
-			"action": tc.action, "permission": "variables",
+			"credential": map[string]any{"type": "pat", "token": tc.raw}, "resource": resource,
+			"action": tc.action, "permission": tc.permission,
 		}})
 		resp, err := http.Post("http://"+g.api+"/v1/data/pat/decision", "application/json", bytes.NewReader(b))
 		if err != nil {
@@ -120,12 +161,8 @@ func TestExtAuthzEarlierPermissionNames(t *testing.T) {
 		if err := json.Unmarshal(body, &out); err != nil {
 			t.Fatalf("%s", body)
 		}
-		var want []string
-		if !tc.allow {
-			want = []string{notAccessible}
-		}
-		if out.Result.Allow != tc.allow || (!tc.allow && (len(out.Result.Reasons) != 1 || out.Result.Reasons[0] != want[0])) {
-			t.Errorf("permission \"variables\", %s: allow %t, reasons %q; want %t %q", tc.action, out.Result.Allow, out.Result.Reasons, tc.allow, want)
+		if out.Result.Allow != tc.allow || (!tc.allow && (len(out.Result.Reasons) != 1 || out.Result.Reasons[0] != tc.reason)) {
+			t.Errorf("permission %q, %s: allow %t, reasons %q; want %t %q", tc.permission, tc.action, out.Result.Allow, out.Result.Reasons, tc.allow, tc.reason)
 		}
 	}
 }

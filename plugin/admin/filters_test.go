@@ -85,16 +85,18 @@ func TestFilterValuesAreNames(t *testing.T) {
 }
 
 // The permission filter takes GitHub's name and the earlier opa-pat name of
-// a renamed permission alike, and either finds a token that holds it under
-// either name: one the import stored under GitHub's (actions_variables,
-// user_models) and one whose row an earlier opa-pat wrote with its own
-// (variables, models).
+// a renamed permission alike, and either of GitHub's two spellings of an
+// account permission, and either finds a token that holds it under either
+// name: one the import stored under GitHub's (actions_variables,
+// user_models; the REST API's email_addresses, git_ssh_keys) and one whose
+// row an earlier opa-pat wrote with its own (variables, models) or with
+// GitHub's other spelling (emails, keys).
 func TestPermissionFilterTakesEitherName(t *testing.T) {
 	f := newFixture(t, true)
-	f.importPending(t, "bob-github", map[string]string{"actions_variables": "read", "user_models": "read"})
-	f.earlierRow(t, "bob-earlier", map[string]string{"metadata": "read", "models": "read", "variables": "write"})
+	f.importPending(t, "bob-github", map[string]string{"actions_variables": "read", "user_models": "read", "emails": "read", "git_ssh_keys": "write"})
+	f.earlierRow(t, "bob-earlier", map[string]string{"metadata": "read", "models": "read", "variables": "write", "email_addresses": "read", "keys": "read"})
 	for _, list := range []string{"/orgs/octo-org/personal-access-token-requests", "/orgs/octo-org/personal-access-tokens"} {
-		for _, name := range []string{"variables", "actions_variables", "models", "user_models"} {
+		for _, name := range []string{"variables", "actions_variables", "models", "user_models", "emails", "email_addresses", "keys", "git_ssh_keys"} {
 			path := list + "?state=all&permission=" + name
 			r := f.do(t, "GET", path, f.as("alice-admin"), nil)
 			var items []struct {

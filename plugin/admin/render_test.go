@@ -40,20 +40,25 @@ func TestGroupPermissions(t *testing.T) {
 
 // Both organization lists show a token's account permissions under
 // "other": one the import stored, and one whose row holds an earlier
-// opa-pat's names, which the store reads as GitHub's.
+// opa-pat's names, which the store reads as GitHub's, and GitHub's other
+// spelling of two (emails, keys), which it reads as the REST API's.
 func TestListsGroupAccountPermissionsUnderOther(t *testing.T) {
 	f := newFixture(t, true)
 	f.importPending(t, "bob-account", map[string]string{"contents": "read", "emails": "read", "gists": "write", "gpg_keys": "read", "members": "read"})
 	old := f.earlierRow(t, "bob-old", map[string]string{"metadata": "read", "models": "read", "ssh_signing_keys": "write", "variables": "read"})
+	spelled := f.earlierRow(t, "bob-spelled", map[string]string{"metadata": "read", "emails": "write", "email_addresses": "read", "keys": "write"})
 	for _, tc := range []struct {
 		note string
 		id   int64
 		want string
 	}{
 		{"imported", f.tokenID(t, "bob-account"),
-			`{"organization":{"members":"read"},"repository":{"contents":"read","metadata":"read"},"other":{"emails":"read","gists":"write","gpg_keys":"read"}}`},
+			`{"organization":{"members":"read"},"repository":{"contents":"read","metadata":"read"},"other":{"email_addresses":"read","gists":"write","gpg_keys":"read"}}`},
 		{"earlier names in the row", old,
 			`{"organization":{},"repository":{"actions_variables":"read","metadata":"read"},"other":{"git_signing_ssh_public_keys":"write","user_models":"read"}}`},
+		// Both spellings of one: the lower level.
+		{"GitHub's other spellings in the row", spelled,
+			`{"organization":{},"repository":{"metadata":"read"},"other":{"email_addresses":"read","git_ssh_keys":"write"}}`},
 	} {
 		for _, list := range []string{"/orgs/octo-org/personal-access-token-requests", "/orgs/octo-org/personal-access-tokens"} {
 			path := list + "?state=all&token_id=" + itoa(tc.id)

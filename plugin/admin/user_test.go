@@ -286,6 +286,9 @@ func TestCreateTokenRefusesUnknownNames(t *testing.T) {
 			map[string]any{"name": "x", "kind": "fine_grained", "repository_selection": "all", "permissions": map[string]string{"bogus_perm": "read"}}},
 		{"metadata: write", "permissions.metadata", `permissions.metadata: "write" is not a level of metadata, which is read-only on GitHub: give "read" or leave it out`,
 			map[string]any{"name": "x", "kind": "fine_grained", "resource_owner": "octo-org", "repository_selection": "all", "permissions": map[string]string{"metadata": "write"}}},
+		{"GitHub's two spellings of one permission", "permissions.emails",
+			"permissions.emails: GitHub's REST API spells this permission email_addresses, which is given too; give it once, as email_addresses",
+			map[string]any{"name": "x", "kind": "fine_grained", "permissions": map[string]string{"emails": "read", "email_addresses": "read"}}},
 		{"an unknown scope", "scopes[0]", `scopes[0]: unknown scope "bogus:scope"`,
 			map[string]any{"name": "x", "kind": "classic", "scopes": []string{"bogus:scope", "repo"}}},
 	} {

@@ -350,7 +350,9 @@ func Issue(ctx context.Context, db *store.DB, c *Checker, req Request, now time.
 			return Result{}, fmt.Errorf(`repositories: only a token for "selected" repositories names them; this one is for %s repositories`, selection)
 		}
 		// An earlier opa-pat name of a permission (variables) is stored as
-		// GitHub's (actions_variables), which the policy asks for.
+		// GitHub's (actions_variables), and GitHub's second spelling of one
+		// (emails) as the REST API's (email_addresses): the names the
+		// policy asks for.
 		perms := make(map[string]string, len(t.Permissions)+1)
 		for k, v := range t.Permissions {
 			perms[permissions.Canonical(k)] = v
@@ -456,7 +458,8 @@ func checkNames(req Request) error {
 // a classic scope it does not know (scopes[0]: unknown scope
 // "bogus:scope"), a fine-grained permission it does not know
 // (permissions.bogus_perm: unknown permission), an earlier opa-pat name of
-// a permission beside GitHub's, and a level GitHub does not offer a
+// a permission beside GitHub's or one of GitHub's two spellings beside the
+// other (permissions.Twice), and a level GitHub does not offer a
 // permission at (metadata and the other read-only ones above read, the
 // write-only ones at read). Such a token would hold what no request ever
 // needs, or what GitHub would not make, so a typo would go unnoticed until
@@ -482,11 +485,12 @@ func checkVocabulary(req Request) error {
 				}
 				return fmt.Errorf("permissions: unknown permission %s", token.Quote(name))
 			}
-			// An earlier opa-pat name is stored as GitHub's (Issue): given
-			// beside GitHub's, one of the two levels would be lost.
+			// An earlier opa-pat name is stored as GitHub's, and GitHub's
+			// second spelling (emails) as the REST API's (Issue): given
+			// beside that name, one of the two levels would be lost.
 			if c := permissions.Canonical(name); c != name {
 				if _, ok := req.Permissions[c]; ok {
-					return fmt.Errorf("permissions.%s: GitHub's name of this permission is %s, which is given too; give it once, as %s", name, c, c)
+					return fmt.Errorf("permissions.%s: %s", name, permissions.Twice(name))
 				}
 			}
 			if why := permissions.Level(permissions.Canonical(name), req.Permissions[name]); why != "" {

@@ -292,6 +292,10 @@ func TestIssueRefusesUnknownNames(t *testing.T) {
 			`permissions.workflows: "read" is not a level of workflows, which is write-only on GitHub: give "write"`},
 		{"an earlier name beside GitHub's", fg(map[string]string{"variables": "read", "actions_variables": "write"}),
 			"permissions.variables: GitHub's name of this permission is actions_variables, which is given too; give it once, as actions_variables"},
+		{"GitHub's two spellings of one permission", fg(map[string]string{"emails": "read", "email_addresses": "write"}),
+			"permissions.emails: GitHub's REST API spells this permission email_addresses, which is given too; give it once, as email_addresses"},
+		{"GitHub's two spellings, at one level", fg(map[string]string{"keys": "write", "git_ssh_keys": "write", "gpg_keys": "read"}),
+			"permissions.keys: GitHub's REST API spells this permission git_ssh_keys, which is given too; give it once, as git_ssh_keys"},
 	} {
 		t.Run(tc.note, func(t *testing.T) {
 			_, err := Issue(t.Context(), db, c, tc.req, now)
@@ -317,7 +321,8 @@ func TestIssueRefusesUnknownNames(t *testing.T) {
 }
 
 // A permission named as earlier opa-pat versions named it is taken, and
-// the token holds it under GitHub's name, which the policy asks for.
+// the token holds it under GitHub's name, which the policy asks for; one
+// GitHub spells two ways (emails, keys) under the REST API's spelling.
 func TestIssueStoresGitHubsNames(t *testing.T) {
 	db := openStore(t)
 	c, err := NewChecker(t.Context(), nil)
@@ -326,11 +331,12 @@ func TestIssueStoresGitHubsNames(t *testing.T) {
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	res, err := Issue(t.Context(), db, c, Request{Kind: store.KindFineGrained, User: "bob", RepositorySelection: "all",
-		Permissions: map[string]string{"variables": "read", "ssh_signing_keys": "write", "models": "read", "contents": "write"}}, now)
+		Permissions: map[string]string{"variables": "read", "ssh_signing_keys": "write", "models": "read", "contents": "write", "emails": "read", "keys": "write"}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"actions_variables": "read", "git_signing_ssh_public_keys": "write", "user_models": "read", "contents": "write", "metadata": "read"}
+	want := map[string]string{"actions_variables": "read", "git_signing_ssh_public_keys": "write", "user_models": "read", "contents": "write", "metadata": "read",
+		"email_addresses": "read", "git_ssh_keys": "write"}
 	if !reflect.DeepEqual(res.Token.Permissions, want) {
 		t.Fatalf("created with %v; want %v", res.Token.Permissions, want)
 	}

@@ -12,8 +12,8 @@
 // for pre-filling a fine-grained token ("Managing your personal access
 // tokens"). The REST API's app-permissions schema is GitHub Apps' list, not
 // the tokens': it spells two account permissions otherwise (email_addresses
-// and git_ssh_keys for emails and keys; both spellings are taken), and it
-// has permissions GitHub does not offer fine-grained tokens (checks,
+// and git_ssh_keys for emails and keys: one permission each, under the REST
+// API's name, spelled), and it has permissions GitHub does not offer fine-grained tokens (checks,
 // single_file, packages, repository_projects, organization_packages,
 // organization_personal_access_tokens,
 // organization_personal_access_token_requests). Of those, token creation
@@ -30,6 +30,7 @@ package permissions
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -90,14 +91,29 @@ var appOnly = []string{"organization_packages", "packages", "single_file"}
 var organizationShort = []string{"personal_access_token_requests", "personal_access_tokens"}
 
 // account are the fine-grained permissions on the user's own account,
-// which GitHub's organization endpoints group under "other" (Account).
-// emails and keys are the fine-grained token pages' names; email_addresses
-// and git_ssh_keys the REST API's app-permissions spelling of the same.
+// which GitHub's organization endpoints group under "other" (Account), in
+// the REST API's spelling (email_addresses and git_ssh_keys, which the
+// fine-grained token pages call emails and keys: spelled).
 var account = []string{
 	"blocking", "codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests",
-	"email_addresses", "emails", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
-	"interaction_limits", "keys", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
+	"email_addresses", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
+	"interaction_limits", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
 	"user_events", "user_models", "watching",
+}
+
+// spelled are GitHub's second spellings of two account permissions: its
+// fine-grained token pages and URL parameters say emails and keys where the
+// REST API (its app-permissions schema, and the permissions its responses
+// list) says email_addresses and git_ssh_keys. Each pair is one
+// permission, under the REST API's name, as a renamed one is under
+// GitHub's: token creation takes either spelling and stores the REST
+// API's, the store reads a token stored with the other under it
+// (Normalize), the decision reads a request's other spelling as the REST
+// API's (pat.rego, _renamed, which holds these pairs too), and the admin
+// API's permission filter matches both (Spellings).
+var spelled = map[string]string{
+	"emails": "email_addresses",
+	"keys":   "git_ssh_keys",
 }
 
 // renamed are names earlier opa-pat versions took for permissions GitHub
@@ -161,9 +177,13 @@ var scopes = []string{
 	"write:network_configurations", "read:network_configurations",
 }
 
+// canonical are renamed and spelled together: every name that stands for
+// another.
+var canonical = union(renamed, spelled)
+
 var (
-	github    = set(repository, organization, account, appPolicy)
-	fine      = set(repository, organization, account, appPolicy, organizationShort, keys(renamed))
+	github    = set(repository, organization, account, appPolicy, keys(spelled))
+	fine      = set(repository, organization, account, appPolicy, organizationShort, keys(canonical))
 	orgNames  = set(organization, organizationShort, keys(retired))
 	appOnlys  = set(appOnly)
 	scopeSet  = set(scopes)
@@ -181,6 +201,16 @@ func set(lists ...[]string) map[string]bool {
 	return out
 }
 
+func union(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func keys(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -190,42 +220,47 @@ func keys(m map[string]string) []string {
 }
 
 // Fine reports whether token creation takes name as a fine-grained
-// permission: one of GitHub's, one of opa-pat's short organization names,
-// or an earlier opa-pat name of one of GitHub's (stored as GitHub's,
-// Canonical).
+// permission: one of GitHub's, in either of its spellings, one of opa-pat's
+// short organization names, or an earlier opa-pat name of one of GitHub's
+// (stored as GitHub's, Canonical).
 func Fine(name string) bool { return fine[name] }
 
-// Canonical returns GitHub's name of a permission earlier opa-pat versions
-// named otherwise (variables: actions_variables), and any other name as it
-// is.
+// Canonical returns the name a permission is stored and decided under:
+// GitHub's name of one earlier opa-pat versions named otherwise (variables:
+// actions_variables), the REST API's spelling of one GitHub spells two ways
+// (emails: email_addresses), and any other name as it is.
 func Canonical(name string) string {
-	if c, ok := renamed[name]; ok {
+	if c, ok := canonical[name]; ok {
 		return c
 	}
 	return name
 }
 
 // Spellings returns the names a stored token may hold a permission under:
-// the name, and when it is GitHub's name of one earlier versions named
-// otherwise, the earlier name too. Another name is returned alone.
+// the name, and when it is the canonical name of others (Canonical), those
+// too, sorted. Another name is returned alone.
 func Spellings(name string) []string {
-	out := []string{name}
-	for old, c := range renamed {
+	var others []string
+	for other, c := range canonical {
 		if c == name {
-			out = append(out, old)
+			others = append(others, other)
 		}
 	}
-	return out
+	sort.Strings(others)
+	return append([]string{name}, others...)
 }
 
-// Normalize returns perms with GitHub's names in place of earlier opa-pat
-// names (Canonical): perms itself, not a copy, when it holds none, as a
-// token made since does. A token holding both names keeps the earlier
-// name's level: the one the policy decided with when it was stored.
+// Normalize returns perms with the canonical names (Canonical) in place of
+// the others: perms itself, not a copy, when it holds none, as a token made
+// since does. A token holding both names of a renamed permission keeps the
+// earlier name's level: the one the policy decided with when it was
+// stored. One holding both spellings of a spelled one (the policy decided
+// each on its own before they were one) keeps the lower level, so that no
+// request is let through that was refused before.
 func Normalize(perms map[string]string) map[string]string {
 	var out map[string]string
-	for old, c := range renamed {
-		level, ok := perms[old]
+	for other, c := range canonical {
+		level, ok := perms[other]
 		if !ok {
 			continue
 		}
@@ -235,13 +270,31 @@ func Normalize(perms map[string]string) map[string]string {
 				out[k] = v
 			}
 		}
-		delete(out, old)
+		delete(out, other)
+		if held, ok := perms[c]; ok && spelled[other] != "" && levelRank[held] < levelRank[level] {
+			level = held
+		}
 		out[c] = level
 	}
 	if out == nil {
 		return perms
 	}
 	return out
+}
+
+// levelRank orders the levels; one that is none of them ranks lowest (the
+// policy reads it as no access).
+var levelRank = map[string]int{"read": 1, "write": 2, "admin": 3}
+
+// Twice says why token creation refuses name given beside its canonical
+// name (Canonical) in one request: both are stored under the canonical
+// name, so one of the two levels would be lost.
+func Twice(name string) string {
+	c := Canonical(name)
+	if _, ok := spelled[name]; ok {
+		return fmt.Sprintf("GitHub's REST API spells this permission %s, which is given too; give it once, as %s", c, c)
+	}
+	return fmt.Sprintf("GitHub's name of this permission is %s, which is given too; give it once, as %s", c, c)
 }
 
 // Unknown says why token creation refuses a name of a permission's shape
@@ -298,7 +351,7 @@ func Organization(name string) bool {
 // (gists, gpg_keys, user_models, ...), which GitHub's organization
 // endpoints group under "other", apart from the repository permissions: in
 // either spelling GitHub uses (emails or email_addresses, keys or
-// git_ssh_keys), or an earlier opa-pat name of one (models,
+// git_ssh_keys; spelled), or an earlier opa-pat name of one (models,
 // ssh_signing_keys; Canonical). No account permission is an
 // organization's.
 func Account(name string) bool { return accounts[Canonical(name)] }

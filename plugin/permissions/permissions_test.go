@@ -130,13 +130,18 @@ func TestThePolicysNamesAreKnown(t *testing.T) {
 	}
 }
 
-// The decision reads a request's earlier name as GitHub's (pat.rego's
-// _renamed) as the store reads a stored token's (renamed): a service that
-// asks for "variables" is decided on the actions_variables a token is
-// stored with. The two tables must be one.
+// The decision reads a request's earlier name as GitHub's, and GitHub's
+// second spelling as the REST API's (pat.rego's _renamed), as the store
+// reads a stored token's (renamed, spelled): a service that asks for
+// "variables" is decided on the actions_variables a token is stored with,
+// one that asks for "emails" on its email_addresses. The tables must be
+// one.
 func TestThePolicyRenamesAsTheStore(t *testing.T) {
-	if got := ruleValue[map[string]string](t, "data.pat", "_renamed"); !maps.Equal(got, renamed) {
-		t.Fatalf("pat.rego's _renamed = %v; want %v", got, renamed)
+	if got := ruleValue[map[string]string](t, "data.pat", "_renamed"); !maps.Equal(got, canonical) {
+		t.Fatalf("pat.rego's _renamed = %v; want %v", got, canonical)
+	}
+	if len(canonical) != len(renamed)+len(spelled) {
+		t.Fatalf("renamed and spelled share a name: %v, %v", renamed, spelled)
 	}
 }
 
@@ -219,7 +224,8 @@ func TestNames(t *testing.T) {
 		"emails", "keys", "user_events", "private_repository_invitations", "copilot_requests", "blocking", "plan",
 		"organization_code_scanning_dismissal_requests",
 		"actions_variables", "git_signing_ssh_public_keys", "user_models",
-		// The REST API's app-permissions spelling of emails and keys.
+		// The REST API's app-permissions spelling of emails and keys, the
+		// one they are stored under.
 		"email_addresses", "git_ssh_keys",
 		// GitHub App permissions the policy asks for.
 		"checks", "repository_projects", "organization_personal_access_tokens", "organization_personal_access_token_requests",
@@ -297,13 +303,16 @@ func TestAccount(t *testing.T) {
 
 func TestCanonical(t *testing.T) {
 	for name, want := range map[string]string{"variables": "actions_variables", "ssh_signing_keys": "git_signing_ssh_public_keys",
-		"models": "user_models", "actions_variables": "actions_variables", "email_addresses": "email_addresses", "bogus": "bogus"} {
+		"models": "user_models", "actions_variables": "actions_variables", "bogus": "bogus",
+		// GitHub's two spellings: the REST API's is the one.
+		"emails": "email_addresses", "email_addresses": "email_addresses", "keys": "git_ssh_keys", "git_ssh_keys": "git_ssh_keys"} {
 		if got := Canonical(name); got != want {
 			t.Errorf("Canonical(%q) = %q; want %q", name, got, want)
 		}
 	}
 	for name, want := range map[string][]string{"actions_variables": {"actions_variables", "variables"}, "variables": {"variables"},
-		"user_models": {"user_models", "models"}, "contents": {"contents"}} {
+		"user_models": {"user_models", "models"}, "contents": {"contents"},
+		"email_addresses": {"email_addresses", "emails"}, "git_ssh_keys": {"git_ssh_keys", "keys"}, "emails": {"emails"}} {
 		if got := Spellings(name); !slices.Equal(got, want) {
 			t.Errorf("Spellings(%q) = %q; want %q", name, got, want)
 		}
@@ -320,6 +329,13 @@ func TestNormalize(t *testing.T) {
 		{map[string]string{"ssh_signing_keys": "write", "models": "read"}, map[string]string{"git_signing_ssh_public_keys": "write", "user_models": "read"}},
 		// Both names: the earlier one decided when the token was stored.
 		{map[string]string{"variables": "read", "actions_variables": "write"}, map[string]string{"actions_variables": "read"}},
+		// GitHub's other spelling of an account permission: the REST API's.
+		{map[string]string{"emails": "read", "keys": "write", "gpg_keys": "read"}, map[string]string{"email_addresses": "read", "git_ssh_keys": "write", "gpg_keys": "read"}},
+		// Both spellings, each decided on its own when stored: the lower
+		// level, whichever spelling held it.
+		{map[string]string{"emails": "write", "email_addresses": "read"}, map[string]string{"email_addresses": "read"}},
+		{map[string]string{"emails": "read", "email_addresses": "write"}, map[string]string{"email_addresses": "read"}},
+		{map[string]string{"keys": "write", "git_ssh_keys": "write"}, map[string]string{"git_ssh_keys": "write"}},
 		{nil, nil},
 	} {
 		in := maps.Clone(tc.in)
@@ -377,7 +393,7 @@ func TestListsDoNotOverlap(t *testing.T) {
 	seen := map[string]string{}
 	for list, names := range map[string][]string{"repository": repository, "organization": organization, "account": account,
 		"appPolicy": appPolicy, "appOnly": appOnly, "organizationShort": organizationShort,
-		"renamed": keys(renamed), "retired": keys(retired)} {
+		"renamed": keys(renamed), "retired": keys(retired), "spelled": keys(spelled)} {
 		for _, n := range names {
 			if other, ok := seen[n]; ok {
 				t.Errorf("%s is in %s and %s", n, other, list)
@@ -395,11 +411,31 @@ func TestListsDoNotOverlap(t *testing.T) {
 			t.Errorf("write-only %s: not GitHub's", name)
 		}
 	}
-	for _, m := range []map[string]string{renamed, retired} {
+	for other, c := range spelled {
+		if !accounts[c] || accounts[other] {
+			t.Errorf("%s stands for %s: the account list must hold the REST API's spelling alone", other, c)
+		}
+	}
+	for _, m := range []map[string]string{renamed, retired, spelled} {
 		for old, c := range m {
 			if !github[c] {
 				t.Errorf("%s stands for %s, which is not GitHub's", old, c)
 			}
+		}
+	}
+}
+
+// Token creation refuses a permission given under two names that are one,
+// saying which name it is stored under.
+func TestTwice(t *testing.T) {
+	for name, want := range map[string]string{
+		"variables": "GitHub's name of this permission is actions_variables, which is given too; give it once, as actions_variables",
+		"models":    "GitHub's name of this permission is user_models, which is given too; give it once, as user_models",
+		"emails":    "GitHub's REST API spells this permission email_addresses, which is given too; give it once, as email_addresses",
+		"keys":      "GitHub's REST API spells this permission git_ssh_keys, which is given too; give it once, as git_ssh_keys",
+	} {
+		if got := Twice(name); got != want {
+			t.Errorf("Twice(%q) = %q; want %q", name, got, want)
 		}
 	}
 }

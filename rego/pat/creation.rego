@@ -547,15 +547,16 @@ _repository_permission(name) if {
 	not _account_permission(name)
 }
 
-# An account permission, also under a name earlier opa-pat versions gave it (pat.rego, _renamed).
+# An account permission, also under a name earlier opa-pat versions gave it or GitHub's other
+# spelling (pat.rego, _renamed).
 _account_permission(name) if object.get(_renamed, name, name) in _account_permissions
 
 # GitHub's fine-grained permissions on the user's own account (plugin/permissions, account, whose
-# test keeps this set and that list one; emails and keys are the token pages' names,
-# email_addresses and git_ssh_keys the REST API's spelling of the same).
+# test keeps this set and that list one), in the REST API's spelling: the token pages' emails and
+# keys are email_addresses and git_ssh_keys (_renamed).
 _account_permissions := {
 	"blocking", "codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests",
-	"email_addresses", "emails", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
-	"interaction_limits", "keys", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
+	"email_addresses", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
+	"interaction_limits", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
 	"user_events", "user_models", "watching",
 }

@@ -369,3 +369,20 @@ test_account_permissions_decision[note] if {
 	named := {k: v | some k, v in tc; k == "classic_scopes"}
 	decide(object.union(account_request(tc.raw, tc.action, "gpg_keys"), named)) == tc.want
 }
+
+# GitHub spells two account permissions two ways (emails and email_addresses, keys and
+# git_ssh_keys): one permission each, under the REST API's name, which a token is stored with
+# (plugin/permissions reads a token stored with the other spelling so). A request naming either
+# is decided on it, and the message names it.
+tokens["github_pat_bob_rest_spelling"] := fine_grained(69, "bob", "bob", "public", set(), {"email_addresses": "read", "git_ssh_keys": "write"}, in_days(90))
+
+test_account_permissions_under_either_spelling[note] if {
+	some note, tc in {
+		"emails, read": {"raw": "github_pat_bob_rest_spelling", "permission": "emails", "action": "read", "want": allowed("github_pat_bob_rest_spelling")},
+		"email_addresses, read": {"raw": "github_pat_bob_rest_spelling", "permission": "email_addresses", "action": "read", "want": allowed("github_pat_bob_rest_spelling")},
+		"emails, write": {"raw": "github_pat_bob_rest_spelling", "permission": "emails", "action": "write", "want": denied("github_pat_bob_rest_spelling", 403, needs("email_addresses", "write", `the token has "read"`), token_doc)},
+		"keys, write": {"raw": "github_pat_bob_rest_spelling", "permission": "keys", "action": "write", "want": allowed("github_pat_bob_rest_spelling")},
+		"git_ssh_keys, write": {"raw": "github_pat_bob_rest_spelling", "permission": "git_ssh_keys", "action": "write", "want": allowed("github_pat_bob_rest_spelling")},
+	}
+	decide(account_request(tc.raw, tc.action, tc.permission)) == tc.want
+}

@@ -182,11 +182,16 @@ _permission := name if {
 	name := _renamed[input.permission]
 } else := input.permission if input.permission != null
 
-# Names earlier opa-pat versions gave permissions that GitHub names otherwise (github/docs'
-# fine-grained-pat-permissions.json): a request that still names one is decided on GitHub's name,
-# under which the plugin reads a token stored with the earlier one (plugin/permissions, renamed,
-# which must hold the same pairs).
-_renamed := {"models": "user_models", "ssh_signing_keys": "git_signing_ssh_public_keys", "variables": "actions_variables"}
+# Names that stand for another: those earlier opa-pat versions gave permissions that GitHub names
+# otherwise (github/docs' fine-grained-pat-permissions.json), and GitHub's second spellings of two
+# account permissions (its token pages' emails and keys; the REST API's email_addresses and
+# git_ssh_keys). A request that names one is decided on the other, under which the plugin reads
+# a token stored with either (plugin/permissions, renamed and spelled, which must hold the same
+# pairs).
+_renamed := {
+	"emails": "email_addresses", "keys": "git_ssh_keys",
+	"models": "user_models", "ssh_signing_keys": "git_signing_ssh_public_keys", "variables": "actions_variables",
+}
 
 # GitHub's longest permission name has 43 characters (organization_personal_access_token_requests);
 # a name is echoed in messages, so a longer one, or a token written in lower case, is none.
