@@ -289,7 +289,8 @@ func (g *gen) request() map[string]any {
 		g.field(in, "action", "admin", nil, 1)
 	}
 	g.field(in, "permission", "contents", "issues", "metadata", "pull_requests", "workflows",
-		"administration", "members", "organization_administration", "actions")
+		"administration", "members", "organization_administration", "actions",
+		"gpg_keys", "emails", "email_addresses", "profile", "starring", "user_models")
 	if odd() {
 		in["permission"] = g.pick("X!", 3, nil)
 	}

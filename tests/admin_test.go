@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -633,14 +634,17 @@ func (w *admWorld) importLabs(t *testing.T) int64 {
 // classic tokens), with the decision's own reason.
 func TestAdminAPICreationReachesNoFurtherThanItsCreator(t *testing.T) {
 	w := startAdmin(t)
-	// bob-org holds user and admin:org, not repo.
+	// bob-org holds user and admin:org, not repo; bob-gpg user (which the
+	// admin API asks to manage tokens) and read:gpg_key.
 	w.raw["bob-org"] = admGenerate(t, "classic")
+	w.raw["bob-gpg"] = admGenerate(t, "classic")
 	created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
 	expires := time.Now().UTC().Add(30 * 24 * time.Hour).Format(time.RFC3339)
 	runCLI(t, w.bin, nil, "store", "import", "--store", w.store, writeFile(t, t.TempDir(), "locked.json", fmt.Sprintf(`{
   "memberships": [{"user": "bob", "org": "locked-org", "role": "member"}],
-  "tokens": [{"token": %q, "name": "bob-org", "kind": "classic", "user": "bob", "scopes": ["user", "admin:org"], "created_at": %q, "expires_at": %q, "revoked": false}]
-}`, w.raw["bob-org"], created, expires)))
+  "tokens": [{"token": %q, "name": "bob-org", "kind": "classic", "user": "bob", "scopes": ["user", "admin:org"], "created_at": %q, "expires_at": %q, "revoked": false},
+             {"token": %q, "name": "bob-gpg", "kind": "classic", "user": "bob", "scopes": ["user", "read:gpg_key"], "created_at": %q, "expires_at": %q, "revoked": false}]
+}`, w.raw["bob-org"], created, expires, w.raw["bob-gpg"], created, expires)))
 	const path = "/user/personal-access-tokens"
 	refused := func(r admResponse, messages ...string) {
 		t.Helper()
@@ -690,39 +694,85 @@ func TestAdminAPICreationReachesNoFurtherThanItsCreator(t *testing.T) {
 		further+"locked-org refuses the token making this request ("+forbids+"); create the token with one that locked-org lets through, or ask an operator (opa-pat token create)")
 
 	// An account permission (gpg_keys): a service asks the decision for it
-	// on bob's own account, where a classic token needs repo whatever the
-	// new token's repository selection. bob-org lacks it: the decision
-	// refuses it bob's GPG keys, and creation refuses it a token that reads
-	// them, also one limited to public repositories (GitHub's default).
+	// on bob's own account, where a classic token needs GitHub's scope of
+	// the permission (read:gpg_key to read, write:gpg_key or admin:gpg_key
+	// to write; repo does not stand in for them) whatever the new token's
+	// repository selection. bob-org and bob-user (repo) lack them: the
+	// decision refuses them bob's GPG keys, and creation refuses them a
+	// token that reads them, also one limited to public repositories
+	// (GitHub's default).
 	account := map[string]any{"owner": "bob"}
-	const noRepo = `Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of bob; regenerate the token with the repo scope`
-	if allow, reason := w.decideFor(t, w.raw["bob-org"], account, "read", "gpg_keys"); allow || reason != noRepo {
-		t.Fatalf("bob-org reading bob's GPG keys: allow %v, %q; want %q", allow, reason, noRepo)
+	const noGPG = `Not Found: a personal access token (classic) needs the "admin:gpg_key" or "read:gpg_key" or "write:gpg_key" scope to read the "gpg_keys" of bob; regenerate the token with one of them`
+	for _, as := range []string{"bob-org", "bob-user"} {
+		if allow, reason := w.decideFor(t, w.raw[as], account, "read", "gpg_keys"); allow || reason != noGPG {
+			t.Fatalf("%s reading bob's GPG keys: allow %v, %q; want %q", as, allow, reason, noGPG)
+		}
+		refused(w.call(t, "POST", path, as, fg("bob", "public", map[string]string{"gpg_keys": "read"})),
+			further+`the permissions "gpg_keys" need the "admin:gpg_key" or "read:gpg_key" or "write:gpg_key" scope, which the token making this request lacks`+operator)
 	}
-	refused(w.call(t, "POST", path, "bob-org", fg("bob", "public", map[string]string{"gpg_keys": "read"})),
-		further+`the permissions "gpg_keys" need the "repo" scope, which the token making this request lacks`+operator)
-	refused(w.call(t, "POST", path, "bob-org", map[string]any{"name": "reach", "kind": "fine_grained", "permissions": map[string]string{"emails": "read", "profile": "write"}}),
-		further+`the permissions "emails", "profile" need the "repo" scope, which the token making this request lacks`+operator)
+	// bob-gpg reads them, and does not write them (403: it sees them).
+	if allow, reason := w.decideFor(t, w.raw["bob-gpg"], account, "read", "gpg_keys"); !allow {
+		t.Fatalf("bob-gpg reading bob's GPG keys: denied, %q", reason)
+	}
+	const readOnly = `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:gpg_key" or "write:gpg_key" scope to write the "gpg_keys" of bob; regenerate the token with one of them`
+	if allow, reason := w.decideFor(t, w.raw["bob-gpg"], account, "write", "gpg_keys"); allow || reason != readOnly {
+		t.Fatalf("bob-gpg writing bob's GPG keys: allow %v, %q; want %q", allow, reason, readOnly)
+	}
+	refused(w.call(t, "POST", path, "bob-gpg", fg("bob", "public", map[string]string{"gpg_keys": "write"})),
+		further+`the permissions "gpg_keys" need the "admin:gpg_key" or "write:gpg_key" scope, which the token making this request lacks`+operator)
+	// user covers the email addresses and the profile, not what GitHub has
+	// no scope for (user_models: repo).
+	refused(w.call(t, "POST", path, "bob-org", map[string]any{"name": "reach", "kind": "fine_grained", "permissions": map[string]string{"emails": "read", "profile": "write", "user_models": "read"}}),
+		further+`the permissions "user_models" need the "repo" scope, which the token making this request lacks`+operator)
 
 	// Nothing was created; what the creator reaches, it creates.
 	if r := w.call(t, "GET", path+"?per_page=100", "bob-user", nil); r.status != 200 || strings.Contains(r.body, `"name":"reach"`) {
 		t.Fatalf("a refused token was created: %d %s", r.status, r.body)
 	}
 	admExpect(t, w.call(t, "POST", path, "bob-user", fg("octo-org", "all", map[string]string{"contents": "write", "administration": "read"})), 201, "")
-	// bob-user holds repo: it reaches bob's GPG keys, and so does the token
-	// it makes.
-	if allow, reason := w.decideFor(t, w.raw["bob-user"], account, "write", "gpg_keys"); !allow {
-		t.Fatalf("bob-user writing bob's GPG keys: denied, %q", reason)
+	var made struct {
+		Token       string
+		Permissions map[string]string
 	}
-	r := w.call(t, "POST", path, "bob-user", fg("bob", "public", map[string]string{"gpg_keys": "write"}))
-	var made struct{ Token string }
+	r := w.call(t, "POST", path, "bob-gpg", fg("bob", "public", map[string]string{"gpg_keys": "read"}))
 	if r.status != 201 || json.Unmarshal([]byte(r.body), &made) != nil || made.Token == "" {
-		t.Fatalf("bob-user creating a token with gpg_keys: write: %d %s", r.status, r.body)
+		t.Fatalf("bob-gpg creating a token with gpg_keys: read: %d %s", r.status, r.body)
 	}
-	poll(t, 2*time.Second, "the new token to reach bob's GPG keys", func() bool {
-		allow, _ := w.decideFor(t, made.Token, account, "write", "gpg_keys")
+	poll(t, 2*time.Second, "the new token to read bob's GPG keys", func() bool {
+		allow, _ := w.decideFor(t, made.Token, account, "read", "gpg_keys")
 		return allow
 	})
+	// GitHub's two spellings of an account permission are one: the token
+	// holds the REST API's (email_addresses), which a request naming
+	// either is decided on; both in one body are refused.
+	made.Permissions = nil
+	r = w.call(t, "POST", path, "bob-org", map[string]any{"name": "mail", "kind": "fine_grained", "permissions": map[string]string{"emails": "read", "profile": "write"}})
+	if r.status != 201 || json.Unmarshal([]byte(r.body), &made) != nil || made.Token == "" {
+		t.Fatalf("bob-org creating a token with emails: read: %d %s", r.status, r.body)
+	}
+	if want := map[string]string{"email_addresses": "read", "metadata": "read", "profile": "write"}; !reflect.DeepEqual(made.Permissions, want) {
+		t.Fatalf("created with permissions %v; want %v", made.Permissions, want)
+	}
+	poll(t, 2*time.Second, "the new token to read bob's email addresses", func() bool {
+		allow, _ := w.decideFor(t, made.Token, account, "read", "email_addresses")
+		return allow
+	})
+	const heldRead = `Resource not accessible by personal access token: the request needs the "email_addresses" permission at "write" or above and the token has "read"; edit the token's permissions`
+	for _, tc := range []struct {
+		permission, action, reason string
+	}{{"emails", "read", ""}, {"email_addresses", "write", heldRead}, {"emails", "write", heldRead}} {
+		if allow, reason := w.decideFor(t, made.Token, account, tc.action, tc.permission); allow != (tc.reason == "") || reason != tc.reason {
+			t.Errorf("%s %s: allow %v, %q; want %q", tc.permission, tc.action, allow, reason, tc.reason)
+		}
+	}
+	r = w.call(t, "POST", path, "bob-org", map[string]any{"name": "twice", "kind": "fine_grained", "permissions": map[string]string{"emails": "read", "email_addresses": "write"}})
+	var e struct {
+		Errors []struct{ Field, Message string }
+	}
+	if r.status != 422 || json.Unmarshal([]byte(r.body), &e) != nil || len(e.Errors) != 1 || e.Errors[0].Field != "permissions.emails" ||
+		e.Errors[0].Message != "permissions.emails: GitHub's REST API spells this permission email_addresses, which is given too; give it once, as email_addresses" {
+		t.Fatalf("both spellings: %d %s", r.status, r.body)
+	}
 }
 
 // An enterprise managed user's own fine-grained token keeps the

@@ -18,7 +18,8 @@ import (
 // policy names: the Envoy gate's tables (repo_permissions, org_permissions,
 // _private_permissions), every object with a "permission" or
 // "classic_scopes" key (the routes' requirements), the decision's tables of
-// classic scopes (_classic_org_scopes, _narrow_scopes) and the admin
+// classic scopes (_classic_org_scopes, _narrow_scopes,
+// _classic_account_scopes) and the admin
 // policy's operations.
 func policyNames(t *testing.T) (perms, scopes map[string][]string) {
 	t.Helper()
@@ -68,7 +69,7 @@ func policyNames(t *testing.T) (perms, scopes map[string][]string) {
 				})
 			case "_private_permissions":
 				leaves(perms, where, rule.Head.Value)
-			case "_classic_org_scopes", "_narrow_scopes":
+			case "_classic_org_scopes", "_narrow_scopes", "_classic_account_scopes":
 				obj, _ := rule.Head.Value.Value.(ast.Object)
 				obj.Foreach(func(k, v *ast.Term) {
 					add(perms, where, k)

@@ -338,16 +338,17 @@ _new_needs contains [{"public_repo"}, name] if {
 	_repository_permission(name)
 }
 
-# An account permission (gpg_keys, emails, followers, ...): the gate routes no /user endpoint, so
-# only a service that asks the decision itself asks for one, on the user's own account (a request
-# that names the user as resource.owner and no repository). There the repository selection does
-# not apply (pat.rego reads it only for a request that names a repository), so a token limited to
-# public repositories holds the permission as fully as one for all of them; and the decision asks
-# a personal access token (classic) what it asks for any private resource of an owner (rule 11,
-# _classic_need below: repo), to read as to write. So each level needs repo, whatever the
-# selection. Decided: the decision has no table of GitHub's account scopes (read:gpg_key,
-# user:email, ...; a service that wants them names them in input.classic_scopes), so neither has
-# this check: it asks what the decision asks by default.
+# An account permission (gpg_keys, email_addresses, followers, ...): the gate routes no /user
+# endpoint, so only a service that asks the decision itself asks for one, on the user's own
+# account (a request that names the user as resource.owner and no repository). There the
+# repository selection does not apply (pat.rego reads it only for a request that names a
+# repository), so a token limited to public repositories holds the permission as fully as one for
+# all of them; and the decision asks a personal access token (classic) for GitHub's scope of the
+# permission at the action (rule 11, _classic_account_scopes: read:gpg_key to read the GPG keys,
+# user or user:email to read the email addresses, ...), or repo for one GitHub has no scope for
+# (_classic_need below). So each level needs that, whatever the selection. A service that names
+# other scopes (input.classic_scopes) is held to them; this check cannot know them, and asks what
+# the decision asks by default.
 _new_needs contains [need, name] if {
 	some name, level in object.get(_new_token, "permissions", {})
 	_account_permission(name)
@@ -387,13 +388,17 @@ _new_reaches("repo") if _new_token.repository_selection != "public"
 # a private repository ("repo") or on the user's own account ("account", private unless a service
 # says otherwise), given the scopes the route names (null: none): one of a set.
 # The scopes a route names decide (on a private repository, public_repo does not count); else
-# rule 11: the organization scopes of _classic_org_scopes, or repo (or a narrower scope that
-# reaches the action, _narrow_scopes).
+# rule 11: the organization scopes of _classic_org_scopes, the account scopes of
+# _classic_account_scopes (under the permission's REST API name, _renamed), or repo (or a
+# narrower scope that reaches the action, _narrow_scopes).
 _classic_need(where, permission, action, scopes) := {s | some s in scopes; _named_counts(where, s)} if {
 	scopes != null
 } else := need if {
 	where == "org"
 	need := _classic_org_scopes[permission][action]
+} else := need if {
+	where == "account"
+	need := _classic_account_scopes[object.get(_renamed, permission, permission)][action]
 } else := {"repo"} | object.get(_narrow_scopes, [permission, action], set())
 
 _named_counts("org", _)

@@ -271,41 +271,62 @@ test_creation_by_the_cli_ignores_the_creators_policy if {
 	create(new_token({}), "member", with_settings({}, {"classic_access": "restrict"})).errors == []
 }
 
-# Account permissions (gpg_keys, emails, ...): the gate routes no /user endpoint; a service asks
-# the decision itself, on the user's own account (resource.owner the user, no repository). There
-# a fine-grained token holds the permission whatever its repository selection, and the decision
-# asks a personal access token (classic) for repo (rule 11). A token creates such a permission
-# only when it holds repo, also for a token limited to public repositories (GitHub's default),
-# which needed nothing to read and public_repo to write before.
+# Account permissions (gpg_keys, email_addresses, ...): the gate routes no /user endpoint; a
+# service asks the decision itself, on the user's own account (resource.owner the user, no
+# repository). There a fine-grained token holds the permission whatever its repository selection,
+# and the decision asks a personal access token (classic) for GitHub's scope of the permission
+# (rule 11, _classic_account_scopes), or repo where GitHub has none. A token creates such a
+# permission only when it holds that scope, also for a token limited to public repositories
+# (GitHub's default), which needed nothing to read and public_repo to write before.
 account_permissions := [
 	"blocking", "codespaces_user_secrets", "copilot_editor_context", "copilot_messages", "copilot_requests",
-	"email_addresses", "emails", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
-	"interaction_limits", "keys", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
+	"email_addresses", "followers", "gists", "git_signing_ssh_public_keys", "git_ssh_keys", "gpg_keys",
+	"interaction_limits", "knowledge_bases", "plan", "private_repository_invitations", "profile", "starring",
 	"user_events", "user_models", "watching",
 ]
 
+# GitHub's other spellings and opa-pat's earlier names of account permissions, which a creation
+# may give and a service may ask for.
+account_spellings := {"emails": "email_addresses", "keys": "git_ssh_keys", "models": "user_models", "ssh_signing_keys": "git_signing_ssh_public_keys"}
+
 own_account_token(selection, permissions) := new_token({"resource_owner": "bob", "repository_selection": selection, "permissions": permissions})
+
+gpg_write := `"admin:gpg_key" or "write:gpg_key"`
+
+gpg_read := `"admin:gpg_key" or "read:gpg_key" or "write:gpg_key"`
 
 test_creation_of_account_permissions[note] if {
 	some note, tc in {
-		"public repositories, read: repo": {"token": own_account_token("public", {"gpg_keys": "read"}), "scopes": ["user"], "errors": [lacks_for(`"gpg_keys"`, `"repo"`)]},
-		"public repositories, write: repo, not public_repo": {"token": own_account_token("public", {"profile": "write", "emails": "write"}), "scopes": ["user", "public_repo"], "errors": [lacks_for(`"emails", "profile"`, `"repo"`)]},
-		"the user scope does not stand in for repo": {"token": own_account_token("public", {"followers": "write", "emails": "read"}), "scopes": ["user", "admin:gpg_key", "admin:public_key"], "errors": [lacks_for(`"emails", "followers"`, `"repo"`)]},
-		"all repositories: one message with metadata": {"token": own_account_token("all", {"keys": "write"}), "scopes": ["user"], "errors": [lacks_for(`"keys", "metadata"`, `"repo"`)]},
-		"an earlier name of an account permission": {"token": own_account_token("public", {"models": "read"}), "scopes": ["user", "public_repo"], "errors": [lacks_for(`"models"`, `"repo"`)]},
-		"beside a repository permission: each names its own": {"token": own_account_token("public", {"gpg_keys": "write", "issues": "write"}), "scopes": ["user"], "errors": [lacks_for(`"gpg_keys"`, `"repo"`), lacks_for(`"issues"`, `"public_repo"`)]},
-		"an organization's token: repo too": {"token": new_token({"repository_selection": "public", "permissions": {"gpg_keys": "write"}}), "scopes": ["user", "public_repo"], "errors": [lacks_for(`"gpg_keys"`, `"repo"`)]},
-		"repo creates every account permission": {"token": own_account_token("public", {name: "write" | some name in account_permissions}), "scopes": ["user", "repo"], "errors": []},
-		"repo creates them on all repositories": {"token": own_account_token("all", {"gpg_keys": "write", "watching": "read"}), "scopes": ["user", "repo"], "errors": []},
+		"read:gpg_key creates gpg_keys: read": {"token": own_account_token("public", {"gpg_keys": "read"}), "scopes": ["read:gpg_key"], "errors": []},
+		"read:gpg_key does not create gpg_keys: write": {"token": own_account_token("public", {"gpg_keys": "write"}), "scopes": ["read:gpg_key"], "errors": [lacks_for(`"gpg_keys"`, gpg_write)]},
+		"admin:gpg_key includes write:gpg_key": {"token": own_account_token("public", {"gpg_keys": "write"}), "scopes": ["admin:gpg_key"], "errors": []},
+		"repo does not stand in for read:gpg_key": {"token": own_account_token("public", {"gpg_keys": "read"}), "scopes": ["user", "repo"], "errors": [lacks_for(`"gpg_keys"`, gpg_read)]},
+		"user creates what it covers, under either spelling": {"token": own_account_token("public", {"emails": "write", "profile": "write", "followers": "write", "blocking": "write", "plan": "read"}), "scopes": ["user"], "errors": []},
+		"user:email and read:user read but do not write": {"token": own_account_token("public", {"email_addresses": "write", "profile": "write"}), "scopes": ["user:email", "read:user"], "errors": [lacks_for(`"email_addresses", "profile"`, `"user"`)]},
+		"user:email does not read the profile": {"token": own_account_token("public", {"email_addresses": "read", "profile": "write"}), "scopes": ["user:email"], "errors": [lacks_for(`"profile"`, `"user"`)]},
+		"keys: the public_key scopes": {"token": own_account_token("public", {"keys": "write"}), "scopes": ["read:public_key", "admin:gpg_key"], "errors": [lacks_for(`"keys"`, `"admin:public_key" or "write:public_key"`)]},
+		"all repositories: metadata needs repo, the account permission its own scope": {"token": own_account_token("all", {"git_ssh_keys": "write"}), "scopes": ["user"], "errors": [lacks_for(`"git_ssh_keys"`, `"admin:public_key" or "write:public_key"`), lacks_for(`"metadata"`, `"repo"`)]},
+		"gists need gist": {"token": own_account_token("public", {"gists": "write"}), "scopes": ["user", "repo"], "errors": [lacks_for(`"gists"`, `"gist"`)]},
+		"watching and starring": {"token": own_account_token("public", {"watching": "write", "starring": "write"}), "scopes": ["notifications", "public_repo"], "errors": []},
+		"notifications does not star": {"token": own_account_token("public", {"starring": "read"}), "scopes": ["notifications"], "errors": [lacks_for(`"starring"`, `"public_repo" or "repo"`)]},
+		"codespace:secrets": {"token": own_account_token("public", {"codespaces_user_secrets": "write"}), "scopes": ["codespace:secrets"], "errors": []},
+		"repo:invite": {"token": own_account_token("public", {"private_repository_invitations": "read"}), "scopes": ["repo:invite"], "errors": []},
+		"no GitHub scope: repo, not user": {"token": own_account_token("public", {"user_models": "read", "copilot_requests": "write", "user_events": "read"}), "scopes": ["user", "public_repo"], "errors": [lacks_for(`"copilot_requests", "user_events", "user_models"`, `"repo"`)]},
+		"an earlier name of an account permission": {"token": own_account_token("public", {"models": "read", "ssh_signing_keys": "read"}), "scopes": ["user", "public_repo", "read:ssh_signing_key"], "errors": [lacks_for(`"models"`, `"repo"`)]},
+		"beside a repository permission: each names its own": {"token": own_account_token("public", {"gpg_keys": "write", "issues": "write"}), "scopes": ["user"], "errors": [lacks_for(`"gpg_keys"`, gpg_write), lacks_for(`"issues"`, `"public_repo"`)]},
+		"an organization's token: the same scopes": {"token": new_token({"repository_selection": "public", "permissions": {"gpg_keys": "write"}}), "scopes": ["user", "public_repo"], "errors": [lacks_for(`"gpg_keys"`, gpg_write)]},
+		"GitHub's scopes create every account permission": {"token": own_account_token("public", {name: "write" | some name in account_permissions}), "scopes": ["user", "repo", "admin:gpg_key", "admin:public_key", "admin:ssh_signing_key", "gist", "notifications", "codespace"], "errors": []},
+		"and on all repositories": {"token": own_account_token("all", {"gpg_keys": "write", "watching": "read"}), "scopes": ["repo", "write:gpg_key"], "errors": []},
 	}
 	got := create_by(tc.token, {"kind": "classic", "scopes": tc.scopes, "created_at_ns": created, "expires_at_ns": null})
 	got.errors == tc.errors
 }
 
-# The creation check and the decision agree on every account permission, level and creator: the
-# creation allows a permission at a level exactly when the decision allows the creator (a
-# personal access token (classic) with those scopes) every request the new token could make with
-# it on the user's own account, which the new token, limited to public repositories, may make.
+# The creation check and the decision agree on every account permission, in every spelling, level
+# and creator: the creation allows a permission at a level exactly when the decision allows the
+# creator (a personal access token (classic) with those scopes) every request the new token could
+# make with it on the user's own account, which the new token, limited to public repositories, may
+# make.
 tokens["ghp_bob_account_scopes"] := classic(60, "bob", {"user", "public_repo", "admin:gpg_key", "admin:public_key", "admin:ssh_signing_key", "gist", "notifications", "codespace", "copilot"}, in_days(180))
 
 tokens["ghp_bob_user_repo"] := classic(61, "bob", {"user", "repo"}, in_days(180))
@@ -315,6 +336,14 @@ tokens["ghp_bob_admin_gpg_key"] := classic(62, "bob", {"admin:gpg_key"}, in_days
 tokens["github_pat_bob_account_read"] := fine_grained(63, "bob", "bob", "public", set(), {name: "read" | some name in account_permissions}, in_days(90))
 
 tokens["github_pat_bob_account_write"] := fine_grained(64, "bob", "bob", "public", set(), {name: "write" | some name in account_permissions}, in_days(90))
+
+tokens["ghp_bob_read_scopes"] := classic(65, "bob", {"read:gpg_key", "read:public_key", "read:ssh_signing_key", "read:user", "user:email", "user:follow", "repo:invite", "codespace:secrets"}, in_days(180))
+
+tokens["ghp_bob_user"] := classic(66, "bob", {"user"}, in_days(180))
+
+tokens["ghp_bob_user_email"] := classic(67, "bob", {"user:email"}, in_days(180))
+
+tokens["ghp_bob_notifications"] := classic(68, "bob", {"notifications", "gist"}, in_days(180))
 
 account_request(raw, action, permission) := org_request(raw, "bob", action, permission)
 
@@ -328,12 +357,14 @@ named_permissions(errors) := {name |
 	name := trim(quoted, `"`)
 }
 
+account_names := {name | some name in account_permissions} | {name | some name, _ in account_spellings}
+
 test_creation_of_account_permissions_follows_the_decision[raw] if {
-	some raw in ["ghp_bob_account_scopes", "ghp_bob_user_repo"]
-	denied := {[name, a] | some name in account_permissions; some a in ["read", "write"]; not decide(account_request(raw, a, name)).allow}
+	some raw in ["ghp_bob_account_scopes", "ghp_bob_user_repo", "ghp_bob_read_scopes", "ghp_bob_user", "ghp_bob_repo", "ghp_bob_notifications"]
+	denied := {[name, a] | some name in account_names; some a in ["read", "write"]; not decide(account_request(raw, a, name)).allow}
 	every level, actions in level_actions {
 		# One creation per level, with every account permission: each refused one is named.
-		token := own_account_token("public", {name: level | some name in account_permissions})
+		token := own_account_token("public", {name: level | some name in account_names})
 		creator := {"kind": "classic", "scopes": tokens[raw].scopes, "created_at_ns": created, "expires_at_ns": null}
 		refused_names := named_permissions(create_by(token, creator).errors)
 		refused_names == {name | some [name, a] in denied; a in actions}
@@ -351,24 +382,37 @@ test_account_permissions_reach_the_users_account_whatever_the_selection if {
 	}
 }
 
-# What the decision asks on the user's own account, word for word: repo of a personal access
-# token (classic), to read as to write, unless the service names other scopes; the permission of a
-# fine-grained token, whatever its repository selection.
+# What the decision asks on the user's own account, word for word: GitHub's scope of a personal
+# access token (classic), the read scopes to read and the write scopes to write (404 without any
+# of them, 403 with a read scope alone), unless the service names other scopes; the permission of
+# a fine-grained token, whatever its repository selection.
 test_account_permissions_decision[note] if {
-	no_repo := `Not Found: a personal access token (classic) needs the "repo" scope to reach private and internal resources of bob; regenerate the token with the repo scope`
+	no_gpg_read := sprintf(`Not Found: a personal access token (classic) needs the %s scope to read the "gpg_keys" of bob; regenerate the token with one of them`, [gpg_read])
+	no_gpg_write := sprintf(`Not Found: a personal access token (classic) needs the %s scope to write the "gpg_keys" of bob; regenerate the token with one of them`, [gpg_write])
+	read_only := sprintf(`%s: a personal access token (classic) needs the %s scope to write the "gpg_keys" of bob; regenerate the token with one of them`, [not_accessible, gpg_write])
 	some note, tc in {
-		"classic without repo, read": {"raw": "ghp_bob_account_scopes", "action": "read", "want": denied("ghp_bob_account_scopes", 404, no_repo, token_doc)},
-		"classic with public_repo, write": {"raw": "ghp_bob_public_repo", "action": "write", "want": denied("ghp_bob_public_repo", 404, no_repo, token_doc)},
-		"classic with repo, write": {"raw": "ghp_bob_repo", "action": "write", "want": allowed("ghp_bob_repo")},
-		"GitHub's scope, named by the service in place of repo": {"raw": "ghp_bob_admin_gpg_key", "action": "write", "classic_scopes": ["admin:gpg_key"], "want": allowed("ghp_bob_admin_gpg_key")},
+		"read:gpg_key reads": {"raw": "ghp_bob_read_scopes", "action": "read", "want": allowed("ghp_bob_read_scopes")},
+		"read:gpg_key sees the keys but does not write them: 403": {"raw": "ghp_bob_read_scopes", "action": "write", "want": denied("ghp_bob_read_scopes", 403, read_only, token_doc)},
+		"admin:gpg_key writes": {"raw": "ghp_bob_admin_gpg_key", "action": "write", "want": allowed("ghp_bob_admin_gpg_key")},
+		"repo does not read them: 404": {"raw": "ghp_bob_repo", "action": "read", "want": denied("ghp_bob_repo", 404, no_gpg_read, token_doc)},
+		"user does not write them: 404": {"raw": "ghp_bob_user", "action": "write", "want": denied("ghp_bob_user", 404, no_gpg_write, token_doc)},
+		"a public resource, a write without the scope: 403": {"raw": "ghp_bob_user", "action": "write", "visibility": "public", "want": denied("ghp_bob_user", 403, sprintf(`%s: a personal access token (classic) needs the %s scope to write the "gpg_keys" of bob; regenerate the token with one of them`, [not_accessible, gpg_write]), token_doc)},
+		"a public resource, a read: the floor": {"raw": "ghp_bob_user", "action": "read", "visibility": "public", "want": allowed("ghp_bob_user")},
+		"GitHub's scope, named by the service": {"raw": "ghp_bob_admin_gpg_key", "action": "write", "classic_scopes": ["admin:gpg_key"], "want": allowed("ghp_bob_admin_gpg_key")},
 		"repo, where the service names GitHub's scope": {"raw": "ghp_bob_repo", "action": "write", "classic_scopes": ["admin:gpg_key"], "want": denied("ghp_bob_repo", 403, `Resource not accessible by personal access token: a personal access token (classic) needs the "admin:gpg_key" scope to write this resource of bob; regenerate the token with that scope`, token_doc)},
+		"repo, where the service names repo": {"raw": "ghp_bob_repo", "action": "write", "classic_scopes": ["repo"], "want": allowed("ghp_bob_repo")},
 		"fine-grained, public repositories, held at write": {"raw": "github_pat_bob_account_write", "action": "write", "want": allowed("github_pat_bob_account_write")},
 		"fine-grained, held at read, a write": {"raw": "github_pat_bob_account_read", "action": "write", "want": denied("github_pat_bob_account_read", 403, needs("gpg_keys", "write", `the token has "read"`), token_doc)},
 		"fine-grained, not held": {"raw": "github_pat_bob_own", "action": "read", "want": denied("github_pat_bob_own", 403, needs("gpg_keys", "read", "the token does not have it"), token_doc)},
 	}
 	named := {k: v | some k, v in tc; k == "classic_scopes"}
-	decide(object.union(account_request(tc.raw, tc.action, "gpg_keys"), named)) == tc.want
+	req := object.union(account_request(tc.raw, tc.action, "gpg_keys"), named)
+	decide(with_visibility(req, object.get(tc, "visibility", null))) == tc.want
 }
+
+with_visibility(req, null) := req
+
+with_visibility(req, v) := object.union(req, {"resource": {"visibility": v}}) if v != null
 
 # GitHub spells two account permissions two ways (emails and email_addresses, keys and
 # git_ssh_keys): one permission each, under the REST API's name, which a token is stored with
@@ -383,6 +427,8 @@ test_account_permissions_under_either_spelling[note] if {
 		"emails, write": {"raw": "github_pat_bob_rest_spelling", "permission": "emails", "action": "write", "want": denied("github_pat_bob_rest_spelling", 403, needs("email_addresses", "write", `the token has "read"`), token_doc)},
 		"keys, write": {"raw": "github_pat_bob_rest_spelling", "permission": "keys", "action": "write", "want": allowed("github_pat_bob_rest_spelling")},
 		"git_ssh_keys, write": {"raw": "github_pat_bob_rest_spelling", "permission": "git_ssh_keys", "action": "write", "want": allowed("github_pat_bob_rest_spelling")},
+		"classic, emails, user:email": {"raw": "ghp_bob_user_email", "permission": "emails", "action": "read", "want": allowed("ghp_bob_user_email")},
+		"classic, keys, user": {"raw": "ghp_bob_user", "permission": "keys", "action": "read", "want": denied("ghp_bob_user", 404, `Not Found: a personal access token (classic) needs the "admin:public_key" or "read:public_key" or "write:public_key" scope to read the "git_ssh_keys" of bob; regenerate the token with one of them`, token_doc)},
 	}
 	decide(account_request(tc.raw, tc.action, tc.permission)) == tc.want
 }

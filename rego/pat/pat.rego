@@ -730,6 +730,81 @@ _org_permission if {
 	_classic_scopes
 }
 
+# GitHub's classic scopes for the permissions on the user's own account ("Scopes for OAuth apps";
+# docs/policy.md, "Decided points"), in place of repo: what a request on an account (no
+# repository) needs, one of a set. A higher scope is listed beside the lower ones it includes
+# (admin:gpg_key, write:gpg_key, read:gpg_key; user, user:email, user:follow, read:user); a
+# permission GitHub offers at read only (plan, private_repository_invitations) has a write entry
+# all the same, so that a service asking for one is answered. The account permissions GitHub has
+# no scope for (copilot_editor_context, copilot_messages, copilot_requests, interaction_limits,
+# knowledge_bases, user_events, user_models) are not here: they need repo, as any private
+# resource of an owner (decided). Names are the REST API's (_renamed: emails, keys).
+_classic_account_scopes := {
+	"blocking": {"read": {"user"}, "write": {"user"}},
+	"codespaces_user_secrets": {"read": {"codespace", "codespace:secrets"}, "write": {"codespace", "codespace:secrets"}},
+	"email_addresses": {"read": {"user", "user:email"}, "write": {"user"}},
+	"followers": {"read": {"user", "user:follow"}, "write": {"user", "user:follow"}},
+	"gists": {"read": {"gist"}, "write": {"gist"}},
+	"git_signing_ssh_public_keys": {
+		"read": {"read:ssh_signing_key", "write:ssh_signing_key", "admin:ssh_signing_key"},
+		"write": {"write:ssh_signing_key", "admin:ssh_signing_key"},
+	},
+	"git_ssh_keys": {
+		"read": {"read:public_key", "write:public_key", "admin:public_key"},
+		"write": {"write:public_key", "admin:public_key"},
+	},
+	"gpg_keys": {
+		"read": {"read:gpg_key", "write:gpg_key", "admin:gpg_key"},
+		"write": {"write:gpg_key", "admin:gpg_key"},
+	},
+	"plan": {"read": {"user", "read:user"}, "write": {"user"}},
+	"private_repository_invitations": {"read": {"repo", "repo:invite"}, "write": {"repo", "repo:invite"}},
+	"profile": {"read": {"user", "read:user"}, "write": {"user"}},
+	"starring": {"read": {"repo", "public_repo"}, "write": {"repo", "public_repo"}},
+	"watching": {"read": {"repo", "notifications"}, "write": {"repo", "notifications"}},
+}
+
+# A request on an account (no repository) for a permission of the table, whose scopes the
+# request does not name (input.classic_scopes, which decide in its place).
+_account_request if {
+	not _repository
+	not _classic_scopes
+	_classic_account_scopes[_permission]
+}
+
+# The scopes that see the permission's resources at all: read:gpg_key sees the GPG keys, even
+# where it cannot add one.
+_account_sight := {scope | some scopes in _classic_account_scopes[_permission]; some scope in scopes}
+
+# Rule 11 on an account: a token without any of the permission's scopes does not see its private
+# resources (404); one that sees them, or a public one, but lacks the action's scope is refused
+# the action (403).
+_classic_denials contains _denial(40, 404, msg, _fg_doc) if {
+	_account_request
+	not _public
+	not _has_scope(_account_sight)
+	wanted := _classic_account_scopes[_permission][_action]
+	msg := sprintf("Not Found: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with %s", [_scope_list(wanted), _action, _permission, _owner, _that_scope(wanted)])
+}
+
+_classic_denials contains _denial(41, 403, msg, _fg_doc) if {
+	_account_request
+	_account_seen
+	wanted := _classic_account_scopes[_permission][_action]
+	not _has_scope(wanted)
+	msg := sprintf("%s: a personal access token (classic) needs the %s scope to %s the %q of %s; regenerate the token with %s", [_not_accessible, _scope_list(wanted), _action, _permission, _owner, _that_scope(wanted)])
+}
+
+_account_seen if _public
+
+_account_seen if _has_scope(_account_sight)
+
+# A request whose scopes come from a table of its own (an organization's or an account's), or
+# from the request: the repository rules below do not decide it.
+_scoped_request if _org_permission
+
+_scoped_request if _account_request
+
 _has_scope(wanted) if {
 	some scope in wanted
 	scope in _token.scopes
@@ -766,7 +841,7 @@ _narrow := object.get(_narrow_scopes, [_permission, _action], set())
 _narrow_sight := {scope | some scopes in object.get(_narrow_scopes, _permission, {}); some scope in scopes}
 
 _classic_denials contains _denial(40, 404, msg, _fg_doc) if {
-	not _org_permission
+	not _scoped_request
 	not _public
 	wanted := {"repo"} | _narrow_sight
 	not _has_scope(wanted)
@@ -775,7 +850,7 @@ _classic_denials contains _denial(40, 404, msg, _fg_doc) if {
 
 # A narrow scope that sees a private or internal resource but does not reach the action.
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
-	not _org_permission
+	not _scoped_request
 	not _public
 	not _classic_scopes
 	_has_scope(_narrow_sight)
@@ -793,7 +868,7 @@ _that_scope(wanted) := "that scope" if count(wanted) == 1
 else := "one of them"
 
 _classic_denials contains _denial(41, 403, msg, _fg_doc) if {
-	not _org_permission
+	not _scoped_request
 	_public
 	not _classic_scopes
 	wanted := {"repo", "public_repo"} | _narrow
