@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strings"
 
+	"github.com/opa-pat/opa-pat/bundle/rollback"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/config"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -69,7 +69,7 @@ func (p *Plugin) claimRoots(ctx context.Context) (string, error) {
 			if err != nil && !storage.IsNotFound(err) {
 				return err
 			}
-			if overlaps(roots, ClaimedRoots) {
+			if rollback.Overlaps(roots, ClaimedRoots) {
 				target = "" // that bundle owns them already
 			}
 		}
@@ -140,19 +140,4 @@ func isClaim(ctx context.Context, store storage.Store, txn storage.Transaction, 
 	}
 	_, ok := meta[ClaimMetadataKey]
 	return ok
-}
-
-// overlaps reports whether a root of a lies at, under or above a root of b
-// (the empty root is every path).
-func overlaps(a, b []string) bool {
-	for _, x := range a {
-		x = strings.Trim(x, "/")
-		for _, y := range b {
-			y = strings.Trim(y, "/")
-			if x == "" || y == "" || x == y || strings.HasPrefix(x, y+"/") || strings.HasPrefix(y, x+"/") {
-				return true
-			}
-		}
-	}
-	return false
 }

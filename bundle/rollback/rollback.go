@@ -270,7 +270,7 @@ func (g *Guard) trusted(opts *bundle.ActivateOpts, name string, m bundle.Manifes
 			best, why = serial, reason
 		}
 	}
-	if o.Floor > 0 && m.Roots != nil && overlaps(*m.Roots, o.Roots) {
+	if o.Floor > 0 && m.Roots != nil && Overlaps(*m.Roots, o.Roots) {
 		raise(o.Floor, fmt.Sprintf("serial %d in %s", o.Floor, o.FloorKey))
 	}
 	if meta, err := bundle.ReadBundleMetadataFromStore(opts.Ctx, opts.Store, opts.Txn, name); err == nil {
@@ -340,9 +340,10 @@ func sortedNames(bundles map[string]*bundle.Bundle) []string {
 	return slices.Sorted(maps.Keys(bundles))
 }
 
-// overlaps reports whether a root of a lies at, under or above a root of b
-// (the empty root is every path).
-func overlaps(a, b []string) bool {
+// Overlaps reports whether a root of a lies at, under or above a root of b
+// (the empty root is every path): whether bundles with those roots would
+// own some path in common.
+func Overlaps(a, b []string) bool {
 	for _, x := range a {
 		x = strings.Trim(x, "/")
 		for _, y := range b {
@@ -375,7 +376,7 @@ func Below(ctx context.Context, store storage.Store, txn storage.Transaction, o 
 	slices.Sort(names)
 	for _, name := range names {
 		roots, err := bundle.ReadBundleRootsFromStore(ctx, store, txn, name)
-		if err != nil || !overlaps(roots, o.Roots) {
+		if err != nil || !Overlaps(roots, o.Roots) {
 			continue
 		}
 		meta, err := bundle.ReadBundleMetadataFromStore(ctx, store, txn, name)
