@@ -24,6 +24,10 @@ type metrics struct {
 	checks   *prometheus.CounterVec
 	duration prometheus.Histogram
 	errors   *prometheus.CounterVec
+	// lookups counts the decision cache's lookups by result; hit and miss
+	// are its two series, resolved once: the cached path is a few µs.
+	lookups   *prometheus.CounterVec
+	hit, miss prometheus.Counter
 
 	mu     sync.RWMutex
 	counts map[seriesKey]prometheus.Counter
@@ -54,13 +58,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "opa_pat_extauthz_errors_total",
 			Help: "Envoy ext_authz Check calls that could not be decided (answered with a denial), by reason.",
 		}, []string{"reason"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "opa_pat_extauthz_decision_cache_lookups_total",
+			Help: "Envoy ext_authz Check calls looked up in the decision cache, by result (hit: answered without an evaluation; miss: evaluated).",
+		}, []string{"result"}),
 		counts: map[seriesKey]prometheus.Counter{},
 	}
 	if reg != nil {
 		m.checks = register(reg, m.checks)
 		m.duration = register(reg, m.duration)
 		m.errors = register(reg, m.errors)
+		m.lookups = register(reg, m.lookups)
 	}
+	m.hit, m.miss = m.lookups.WithLabelValues("hit"), m.lookups.WithLabelValues("miss")
 	for _, r := range []string{reasonBadRequest, reasonPrepare, reasonEvaluation, reasonUndefined, reasonDecision, reasonDecisionLog, reasonDecode} {
 		m.errors.WithLabelValues(r) // every reason shows, at zero
 	}

@@ -351,6 +351,7 @@ func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckRe
 		gen = s.cache.generation()
 		if e, ok := s.cache.get(key, start); ok {
 			if e.wire != nil && dl == nil {
+				s.metrics.hit.Inc()
 				s.metrics.observe(e.out, false, time.Since(start).Seconds())
 				if !shared {
 					return withClientPatHeaders(decodeAnswer(e.wire), headers), nil
@@ -358,6 +359,13 @@ func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckRe
 				return nil, e.wire
 			}
 			decided = e.out.decision // nil when the entry kept only an answer: decided anew
+		}
+		// A hit answers without an evaluation; an entry that kept only
+		// an answer, met by a Check to be logged, is evaluated: a miss.
+		if decided != nil {
+			s.metrics.hit.Inc()
+		} else {
+			s.metrics.miss.Inc()
 		}
 	}
 

@@ -661,6 +661,17 @@ decision := {"allow": false, "status": 401, "message": "Bad credentials"} if pat
 	if got := check(map[string]string{}); !proto.Equal(got, want) {
 		t.Fatalf("the shared answer changed:\ngot  %v\nwant %v", got, want)
 	}
+	// One evaluation, three answers from the cache.
+	got := gather(t, f.registry)
+	for k, v := range map[string]float64{
+		`opa_pat_extauthz_decision_cache_lookups_total{result="hit"}`:  3,
+		`opa_pat_extauthz_decision_cache_lookups_total{result="miss"}`: 1,
+		`opa_pat_extauthz_checks_total{result="allowed",status="200"}`: 4,
+	} {
+		if got[k] != v {
+			t.Errorf("%s: got %v, want %v", k, got[k], v)
+		}
+	}
 }
 
 func TestDecisionCacheExpiry(t *testing.T) {
