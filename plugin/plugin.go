@@ -361,8 +361,10 @@ func (p *Plugin) newServices(cfg *Config) ([]service, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Cached decisions are used only at the index version they were made at.
-		out = append(out, extauthz.New(p.manager, c, extauthz.WithVersion(p.index.Seq), extauthz.WithFailureHook(p.serviceFailed)))
+		// Cached decisions are used only at the index version they were
+		// made at, and only while the built-ins answer (a stale index, invalid
+		// settings: the Check is evaluated and denies).
+		out = append(out, extauthz.New(p.manager, c, extauthz.WithVersion(p.index.Seq), extauthz.WithCurrent(builtins.Current), extauthz.WithFailureHook(p.serviceFailed)))
 	}
 	// token_last_used_at: uses marked by pat.token, written in batches (plugin/lastused).
 	out = append(out, lastused.NewService(p.db, lastUsedInterval, p.lastUsedFailed()))

@@ -67,6 +67,15 @@ func Install(s *Source) (uninstall func()) {
 // Installed returns the source the built-ins answer from, or nil.
 func Installed() *Source { return current.Load() }
 
+// Current reports whether the built-ins answer at now, as pat.token checks
+// before a lookup: a source is installed, its settings are valid and its
+// index caught up with the store within store.max_staleness. The Envoy gate
+// uses no cached decision while it is false (extauthz.WithCurrent).
+func Current(now time.Time) bool {
+	src := current.Load()
+	return src != nil && src.settingsErr.Load() == nil && src.Index.Current(now) == nil
+}
+
 func init() {
 	rego.RegisterBuiltin1(TokenDecl, Token)
 	rego.RegisterBuiltin2(GrantDecl, Grant)

@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -256,5 +257,36 @@ func TestTokenPrefixes(t *testing.T) {
 	got = query()
 	if !has(got, "ghp_") || !has(got, classic) || !has(got, fineGrained) || len(got) != len(token.KnownPrefixes()) {
 		t.Fatalf("after NotePrefixes, pat.token_prefixes() = %v; want GitHub's, %s and %s among %v", got, classic, fineGrained, token.KnownPrefixes())
+	}
+}
+
+// Current says whether pat.token would answer: not without a source, not
+// past the index's staleness bound, not while the settings are invalid.
+func TestCurrent(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	Install(nil)
+	if Current(now) {
+		t.Fatal("no source: Current() = true")
+	}
+	x := index.New()
+	x.SetMaxStaleness(time.Minute)
+	x.MarkCurrent(now)
+	src := &Source{Index: x, Prefixes: token.DefaultPrefixes}
+	t.Cleanup(Install(src))
+	for _, tc := range []struct {
+		note     string
+		at       time.Time
+		settings error
+		want     bool
+	}{
+		{note: "caught up", at: now.Add(time.Second), want: true},
+		{note: "at the bound", at: now.Add(time.Minute), want: true},
+		{note: "past the bound", at: now.Add(time.Minute + time.Second), want: false},
+		{note: "invalid settings", at: now.Add(time.Second), settings: errors.New("data.pat.settings: bad"), want: false},
+	} {
+		src.SetSettingsError(tc.settings)
+		if got := Current(tc.at); got != tc.want {
+			t.Errorf("%s: Current() = %v; want %v", tc.note, got, tc.want)
+		}
 	}
 }

@@ -58,9 +58,10 @@ type Server struct {
 	cfg     *Config
 	logger  logging.Logger
 	metrics *metrics
-	cache   *decisionCache // nil: no cache
-	version func() int64   // nil: no version to follow
-	failed  func(error)    // nil: nobody to tell when serving stops by itself
+	cache   *decisionCache           // nil: no cache
+	version func() int64             // nil: no version to follow
+	current func(now time.Time) bool // nil: what the built-ins answer from is always current
+	failed  func(error)              // nil: nobody to tell when serving stops by itself
 	trigger storage.TriggerHandle
 
 	// The prepared decision query; nil after a compiler change until the
@@ -87,6 +88,15 @@ type Option func(*Server)
 // or a request approved reaches the next Check.
 func WithVersion(version func() int64) Option {
 	return func(s *Server) { s.version = version }
+}
+
+// WithCurrent gives whether what the pat.* built-ins answer from may be
+// used at a time (the token index caught up with the store within
+// store.max_staleness): while it may not, a cached decision is not used,
+// and the Check is evaluated, which denies as the built-ins fail, so that
+// no cached allow outlives the point where uncached decisions deny.
+func WithCurrent(current func(now time.Time) bool) Option {
+	return func(s *Server) { s.current = current }
 }
 
 // WithFailureHook gives a function to call when the server stops serving by
@@ -341,7 +351,7 @@ func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckRe
 		decided ast.Value
 	)
 	dl := logs.Lookup(s.manager)
-	var shared bool
+	var shared, fresh bool
 	if s.cache != nil {
 		// The answer to an allowed request lists the client's x-pat-*
 		// headers for removal, and a logged decision carries its id: only
@@ -349,7 +359,8 @@ func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckRe
 		shared = dl == nil && !hasPatHeaders(headers)
 		key = cacheKey(in.http.method, in.http.path, headers.get("authorization"), methodOverrides(headers), requestBody(in.http.payload(), headers))
 		gen = s.cache.generation()
-		if e, ok := s.cache.get(key, start); ok {
+		fresh = s.isCurrent(start)
+		if e, ok := s.cache.get(key, start); ok && fresh {
 			if e.wire != nil && dl == nil {
 				s.metrics.hit.Inc()
 				s.metrics.observe(e.out, false, time.Since(start).Seconds())
@@ -388,7 +399,9 @@ func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckRe
 		s.metrics.failure(reason)
 		s.logger.Error("ext_authz check failed (%s): %v.", reason, err)
 		resp, out = errorResponse(500, code.Code_INTERNAL, "Internal Server Error"), outcome{status: 500}
-	} else if s.cache != nil && decided == nil {
+	} else if s.cache != nil && decided == nil && fresh && s.isCurrent(time.Now()) {
+		// Not a decision made while the built-ins did not answer (before
+		// or after the evaluation): that denial would outlive the outage.
 		var wire *encodedAnswer
 		if shared {
 			// Encoded once: for the cache and for this answer.
@@ -405,6 +418,10 @@ func (s *Server) checkWire(ctx context.Context, in *checkInput) (*authv3.CheckRe
 	s.metrics.observe(out, reason != "", time.Since(start).Seconds())
 	return resp, nil
 }
+
+// isCurrent reports whether what the built-ins answer from is current at
+// now (WithCurrent).
+func (s *Server) isCurrent(now time.Time) bool { return s.current == nil || s.current(now) }
 
 // InvalidateCache drops every cached decision. The pat plugin calls it when
 // its token index applies a change; policy, bundle and data changes in OPA's

@@ -115,7 +115,7 @@ func newFixture(t testing.TB, config string) *fixture {
 	return newFixtureLogs(t, config, true)
 }
 
-func newFixtureLogs(t testing.TB, config string, decisionLogs bool) *fixture {
+func newFixtureLogs(t testing.TB, config string, decisionLogs bool, opts ...Option) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	f := &fixture{registry: prometheus.NewRegistry(), console: test.New(), logger: test.New()}
@@ -156,7 +156,7 @@ func newFixtureLogs(t testing.TB, config string, decisionLogs bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.server = New(m, cfg)
+	f.server = New(m, cfg, opts...)
 	if err := f.server.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -616,6 +616,51 @@ decision := {"allow": false, "status": 403, "message": "closed"} if input.resour
 	}
 	if got := status(); got != 403 {
 		t.Fatalf("after a data change: got %d", got)
+	}
+}
+
+// A cached allow is not used while what the built-ins answer from is not
+// current (an index past store.max_staleness, invalid settings): the Check
+// is evaluated, and denies as an uncached one does, at once rather than
+// when the entry's ttl ends; that denial is not cached.
+func TestDecisionCacheNotUsedWhileNotCurrent(t *testing.T) {
+	var stale atomic.Bool
+	f := newFixtureLogs(t, `{"addr": "127.0.0.1:0", "decision_cache": {"ttl": "1m"}}`, false,
+		WithCurrent(func(time.Time) bool { return !stale.Load() }))
+	known := tokenFound(t)
+	f.putPolicies(t, map[string]string{"pat/stub.rego": `package pat
+
+decision := {"allow": true, "token_id": 1, "expires_at_ns": null} if pat.token(input.credential.token).found == true
+
+decision := {"allow": false, "status": 503, "message": "token store unavailable"} if pat.token(input.credential.token).found == false
+`})
+	req := httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken})
+	for _, step := range []struct {
+		note         string
+		stale, known bool
+		want         int32
+	}{
+		{note: "evaluated", known: true, want: 200},
+		{note: "cached", want: 200},                   // the built-ins would deny; the entry answers
+		{note: "not current", stale: true, want: 503}, // evaluated, not answered from the entry
+		// The entry is still there: the denial made while not current was
+		// not cached in its place, to outlive the outage.
+		{note: "current again", want: 200},
+	} {
+		stale.Store(step.stale)
+		known.Store(step.known)
+		if got := f.httpStatus(t, req); got != step.want {
+			t.Fatalf("%s: got %d, want %d", step.note, got, step.want)
+		}
+	}
+	got := gather(t, f.registry)
+	for k, v := range map[string]float64{
+		`opa_pat_extauthz_decision_cache_lookups_total{result="hit"}`:  2,
+		`opa_pat_extauthz_decision_cache_lookups_total{result="miss"}`: 2,
+	} {
+		if got[k] != v {
+			t.Errorf("%s: got %v, want %v", k, got[k], v)
+		}
 	}
 }
 
