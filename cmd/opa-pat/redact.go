@@ -56,11 +56,12 @@ func prefixedPattern() *regexp.Regexp {
 // (token.Secrets): a fine-grained token's secret, 22 and 59 base62
 // characters around "_" (also written %5F, as a path is logged as sent,
 // or \u005f, as a JSON body is, after any number of backslashes as a log
-// line quotes it); a classic token's, a run of exactly 36 base62
-// characters (30 random and a 6-digit checksum after the prefix), 36
-// after a known prefix, or the last 36 of a longer run when their
-// checksum is right (a prefix ending in base62 characters that this
-// process did not note); and Basic credentials. Other runs are left
+// line quotes it), with the whole run before the "_" when that run is as
+// long as a classic secret (token.Secret.Widened); a classic token's, a
+// run of exactly 36 base62 characters (30 random and a 6-digit checksum
+// after the prefix), 36 after a known prefix, or the last 36 of a longer
+// run when their checksum is right (a prefix ending in base62 characters
+// that this process did not note); and Basic credentials. Other runs are left
 // alone. An escaped "_" ends a run. Then what is left of a token cut short
 // after a known prefix (redactCutShort).
 func redactLine(line []byte) []byte {
@@ -152,6 +153,7 @@ func redactSecrets(line []byte, hide func(x token.Secret, s string) bool) []byte
 		if !hide(x, s) {
 			continue
 		}
+		x = x.Widened()
 		out = append(out, s[last:x.Start]...)
 		out = append(out, redacted...)
 		last = x.End

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/opa-pat/opa-pat/plugin/token"
+	"github.com/opa-pat/opa-pat/plugin/token/tokentest"
 )
 
 func TestRedactLine(t *testing.T) {
@@ -49,6 +50,10 @@ func TestRedactLine(t *testing.T) {
 		{`"req_body":"{\"token\": \"\\u0067\\u0068\\u0070\\u005f\\u0034\\u0072\\u0072\\u0078\\u0053\\u004d\\u006c\\u006a\\u004d\\u0045\\u0072\\u0069\\u0068\\u0036\\u0043\\u0036\\u0050\\u007a\\u0035\\u0030\\u0070\\u006f\\u006a\\u0069\\u0061\\u0069\\u004b\\u0057\\u0033\\u0069\\u0032\\u0033\\u004e\\u0043\\u0048\\u004f\"}"`,
 			`"req_body":"{\"token\": \"[redacted]\"}"`},
 		{`"note": "\\u003cb\\u003e bold \\u0026 \\u00e9"`, `"note": "\\u003cb\\u003e bold \\u0026 \\u00e9"`},
+		// A classic token followed by "_" and a SHA-256 in hex is shaped like a fine-grained secret
+		// first: the run before the "_" goes with it, all of the classic secret.
+		{`key 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_9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 set`,
+			`key ghp_[redacted]00a08 set`},
 		// Left alone: a prefix before a word, lower-case names, and fewer than 30 characters.
 		{`rotate ghp_tokens_of_the_organization_every_week`, `rotate ghp_tokens_of_the_organization_every_week`},
 		{`prefix ghp_ then ghp_hVgBJVki9hKwcBPybIViXQVzqF`, `prefix ghp_ then ghp_hVgBJVki9hKwcBPybIViXQVzqF`},
@@ -57,4 +62,18 @@ func TestRedactLine(t *testing.T) {
 			t.Errorf("redactLine(%q)\n got %q\nwant %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// Whatever text stands around a token on a log line, the sidecars' stderr
+// filter leaves nothing of its secret (tokentest.Leak).
+func FuzzRedactLine(f *testing.F) {
+	tokentest.AddSeeds(f)
+	f.Fuzz(func(t *testing.T, before, after string, random []byte, fine bool) {
+		raw, prefix := tokentest.FromBytes(random, fine)
+		line := before + raw + after
+		got := string(redactLine([]byte(line)))
+		if leaked := tokentest.Leak(got, raw[len(prefix):], before, after); leaked != "" {
+			t.Fatalf("redactLine(%q) = %q: %q is left of the token's secret", line, got, leaked)
+		}
+	})
 }

@@ -152,14 +152,67 @@ func Contains(text string, prefixes ...Prefixes) bool {
 		return false
 	}
 	for x := range Secrets(text) {
-		if x.isToken(text, prefixes) {
-			return true
-		}
-		if h, ok := x.head(); ok && h.Valid(text) {
+		if _, ok := x.token(text, prefixes); ok {
 			return true
 		}
 	}
 	return false
+}
+
+// token is the span Contains finds a token in, and Redact hides, when x is
+// a token's: x itself (isToken); the whole run, when the run's first 36
+// characters are a classic secret (head); or, for a fine-grained shape that
+// is no token's, a classic reading of the runs around its "_" (around).
+func (x Secret) token(text string, prefixes []Prefixes) (Secret, bool) {
+	if h, ok := x.head(); ok && h.Valid(text) {
+		// The whole run: the token and what is written against it.
+		x.Start = h.Start
+		return x, true
+	}
+	if x.isToken(text, prefixes) {
+		return x, true
+	}
+	readings, n := x.around(text)
+	for _, c := range readings[:n] {
+		if s, ok := c.token(text, prefixes); ok {
+			return s, true
+		}
+	}
+	return Secret{}, false
+}
+
+// around is, for a fine-grained shape, the classic readings of the two runs
+// its "_" joins, each read as Secrets reads a run of 36 or more (its last
+// 36): the run that ends at the "_", when it is that long, and the run that
+// starts after it (59 or more). Secrets reads such text as fine-grained
+// first, and a classic token stands there when "_" and 59 base62
+// characters follow it (ghp_…_ and a SHA-256 in hex, say) or when it starts
+// the run after the "_".
+func (x Secret) around(text string) (readings [2]Secret, n int) {
+	if x.Kind != KindFineGrained {
+		return readings, 0
+	}
+	if end := x.Start + FineGrainedHead; end-x.Run >= ClassicSecretLen {
+		readings[n] = Secret{Kind: KindClassic, Run: x.Run, Start: end - ClassicSecretLen, End: end}
+		n++
+	}
+	tail, end := x.End-FineGrainedTailLen, x.End
+	for end < len(text) && IsBase62(text[end]) {
+		end++
+	}
+	readings[n] = Secret{Kind: KindClassic, Run: tail, Start: end - ClassicSecretLen, End: end}
+	return readings, n + 1
+}
+
+// Widened is the span a log filter hides for a secret's shape: x, or, for
+// a fine-grained shape whose run before the "_" is as long as a classic
+// secret or longer, from that run's start, which may be a classic token's
+// secret (around).
+func (x Secret) Widened() Secret {
+	if x.Kind == KindFineGrained && x.Start+FineGrainedHead-x.Run >= ClassicSecretLen {
+		x.Start = x.Run
+	}
+	return x
 }
 
 // head is, for a classic secret at the end of a longer run, the run's first
@@ -185,15 +238,16 @@ func Redact(text string, prefixes ...Prefixes) string {
 	var out strings.Builder
 	last := 0
 	for x := range Secrets(text) {
-		if h, ok := x.head(); ok && h.Valid(text) {
-			// The whole run: the token and what is written against it.
-			x.Start = h.Start
-		} else if !x.isToken(text, prefixes) {
+		s, ok := x.token(text, prefixes)
+		if !ok || s.End <= last {
 			continue
 		}
-		out.WriteString(text[last:x.Start])
+		// A classic reading after a fine-grained shape's "_" may reach into
+		// the next span Secrets yields.
+		s.Start = max(s.Start, last)
+		out.WriteString(text[last:s.Start])
 		out.WriteString("[redacted]")
-		last = x.End
+		last = s.End
 	}
 	if last == 0 {
 		return text

@@ -7,6 +7,7 @@ import (
 )
 
 const (
+	sha256Hex    = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	shapeClassic = "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"
 	shapeFG      = "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"
 )
@@ -71,7 +72,7 @@ func TestContains(t *testing.T) {
 		{"short", "ghp_abc", false},
 		{"a name", "deploy key for octo-org/app (rotated 2026-01-01)", false},
 		{"36 characters, wrong checksum, no prefix", strings.ToLower(shapeClassic[4:]), false},
-		{"sha-256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", false},
+		{"sha-256", sha256Hex, false},
 		{"uuid", "1f0e4c9a-2b7d-4e8f-9a3c-5d6e7f8a9b0c", false},
 		{"a long word", strings.Repeat("abcdefghij", 100), false},
 		{"prefix before a longer run", "ghp_" + strings.Repeat("a", 40), false},
@@ -80,6 +81,13 @@ func TestContains(t *testing.T) {
 		{"classic followed by a digit", shapeClassic + "2", true},
 		{"two classic tokens pasted together", shapeClassic + shapeClassic, true},
 		{"lower-cased with another deployment's prefix", strings.ToLower(mustGenerate(t, KindClassic, Prefixes{Classic: "zz_", FineGrained: "zzf_"})), false},
+		// A classic token where a fine-grained secret's shape is read first: "_" and 59 or more
+		// base62 characters after it, or 22 or more before its prefix and 23 after it.
+		{"classic, then _ and a SHA-256", shapeClassic + "_" + sha256Hex, true},
+		{"classic without its prefix, then _ and a SHA-256", shapeClassic[4:] + "_" + sha256Hex, true},
+		{"classic lower-cased, then _ and a SHA-256", strings.ToLower(shapeClassic) + "_" + sha256Hex, true},
+		{"classic between runs", strings.Repeat("a", 19) + shapeClassic + strings.Repeat("b", 23), true},
+		{"36 characters, wrong checksum, then _ and a SHA-256", strings.ToLower(shapeClassic[4:]) + "_" + sha256Hex, false},
 	} {
 		if got := Contains(tc.text); got != tc.want {
 			t.Errorf("%s: Contains(%q) = %v, want %v", tc.note, tc.text, got, tc.want)
@@ -122,6 +130,11 @@ func TestRedact(t *testing.T) {
 		// A token written against what follows is hidden with it.
 		{"name " + shapeClassic + "s.", "name ghp_[redacted]."},
 		{shapeClassic + "ghp_" + shapeClassic[4:], "ghp_[redacted]_[redacted]"},
+		// Read as a fine-grained secret's shape first (Contains).
+		{"key 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_" + sha256Hex, "key ghp_[redacted]_" + sha256Hex},
+		{strings.Repeat("a", 19) + shapeClassic + strings.Repeat("b", 23), strings.Repeat("a", 19) + "ghp_[redacted]"},
+		{strings.Repeat("a", 19) + shapeClassic + strings.Repeat("b", 23) + "_" + shapeClassic,
+			strings.Repeat("a", 19) + "ghp_[redacted]_ghp_[redacted]"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
@@ -181,7 +194,7 @@ func TestHidden(t *testing.T) {
 		{"underscored lower-case name", "github_pat_rotation_schedule_for_all_repositories", false},
 		{"prefix, then 30 with a break", "ghp_ABCDEFGHIJKLMNO-PQRSTUVWXYZ0123", false},
 		{"30 without a prefix", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123", false},
-		{"sha-256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", false},
+		{"sha-256", sha256Hex, false},
 		{"a long word", strings.Repeat("abcdefghij", 100), false},
 		// A prefix given counts as GitHub's do; without it, its tokens cut
 		// short are not known.
