@@ -8,7 +8,10 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/opa-pat/opa-pat/plugin/token/tokentest"
 )
 
 // A token that is not the request's credential, in places the decision-log
@@ -85,4 +88,56 @@ func TestDecisionLogMasksBasicAndPathSecrets(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Whatever text stands around a token that is not the request's
+// credential, in a header, the path, the query, the body or the request
+// id, neither the decision log nor the answer holds any of its secret
+// (tokentest.Leak).
+func FuzzDecisionLogMask(f *testing.F) {
+	fx := newFixture(f, `{"addr": "127.0.0.1:0"}`)
+	tokentest.AddSeeds(f)
+	f.Fuzz(func(t *testing.T, before, after string, random []byte, fine bool) {
+		raw, prefix := tokentest.FromBytes(random, fine)
+		text := before + raw + after
+		for place, req := range map[string]*authv3.CheckRequest{
+			"header": httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken, "x-note": text}),
+			"path":   httpCheck("GET", "/repos/octo-org/app/contents/"+text, map[string]string{"authorization": "Bearer " + goodToken}),
+			"query":  httpCheck("GET", "/repos/octo-org/app/contents/a?ref="+text, map[string]string{"authorization": "Bearer " + goodToken}),
+			"body": func() *authv3.CheckRequest {
+				r := httpCheck("POST", "/repos/octo-org/app/issues", map[string]string{"authorization": "Bearer " + goodToken})
+				r.Attributes.Request.Http.Body = text
+				return r
+			}(),
+			"request id": func() *authv3.CheckRequest {
+				r := httpCheck("GET", "/repos/octo-org/app", map[string]string{"authorization": "Bearer " + goodToken})
+				r.Attributes.Request.Http.Id = text
+				return r
+			}(),
+		} {
+			seen := len(fx.console.Entries())
+			resp, err := fx.client.Check(t.Context(), req)
+			if err != nil {
+				continue // refused before any answer or log (a header that is not UTF-8, say)
+			}
+			entries := fx.console.Entries()[seen:]
+			if place == "header" && len(entries) != 1 {
+				t.Fatalf("decision log: got %d entries, want 1", len(entries))
+			}
+			var logged []byte
+			for _, e := range entries {
+				bs, err := json.Marshal(e.Fields)
+				if err != nil {
+					t.Fatal(err)
+				}
+				logged = append(logged, bs...)
+			}
+			answer := prototext.Format(resp)
+			for what, out := range map[string]string{"the decision log": string(logged), "the answer": answer} {
+				if leaked := tokentest.Leak(out, raw[len(prefix):], before, after); leaked != "" {
+					t.Fatalf("%s in the %s: %q is left of the token's secret in %s: %s", text, place, leaked, what, out)
+				}
+			}
+		}
+	})
 }
