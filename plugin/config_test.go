@@ -421,3 +421,43 @@ func TestValidateRefusesUnverifiableBundleSources(t *testing.T) {
 		})
 	}
 }
+
+// Whatever a DSN holds after its password, in the user information or as a
+// password or sslpassword parameter, and whatever the configuration holds
+// beside it, ParseConfig does not panic, and an error it gives does not
+// show the password.
+func FuzzConfigHidesTheDSNPassword(f *testing.F) {
+	for _, seed := range []struct {
+		shape      uint8
+		tail, rest string
+	}{
+		{0, "db:5432/pat?sslmode=disable", ""},
+		{1, "&sslmode=disable", `, "max_staleness": "x"`},
+		{2, "", `, "path": "pat.db"`},
+		{0, "db/pat?sslmode=bogus", `}, "token_prefixes": {"classic": ""`},
+		{0, "[::1/pat", ""},
+		{1, "%zz", `, "schema": "pat"`},
+	} {
+		f.Add(seed.shape, seed.tail, seed.rest, false)
+		f.Add(seed.shape, seed.tail, seed.rest, true)
+	}
+	f.Fuzz(func(t *testing.T, shape uint8, tail, rest string, asPath bool) {
+		const password = "hunter2"
+		if strings.Contains(tail, password) || strings.Contains(rest, password) {
+			return // the password elsewhere too: in a host name, say
+		}
+		dsn := [...]string{"postgres://opa:" + password + "@", "postgresql://opa@db/pat?password=" + password,
+			"postgres://opa@db/pat?sslmode=verify-full&sslpassword=" + password}[shape%3] + tail
+		quoted, err := json.Marshal(dsn)
+		if err != nil {
+			return
+		}
+		raw := `{"store": {"postgres": {"dsn": ` + string(quoted) + rest + `}}}`
+		if asPath {
+			raw = `{"store": {"path": ` + string(quoted) + rest + `}}`
+		}
+		if _, err := ParseConfig([]byte(raw)); err != nil && strings.Contains(err.Error(), password) {
+			t.Fatalf("ParseConfig(%s): the error shows the password: %v", raw, err)
+		}
+	})
+}
