@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opa-pat/opa-pat/plugin/token"
+	"github.com/opa-pat/opa-pat/plugin/token/tokentest"
 )
 
 const (
@@ -923,6 +924,35 @@ func TestImportRefusesATokenWithoutItsLifetime(t *testing.T) {
 		tok, ok, err := db.Token(ctx, 3)
 		if err != nil || !ok || !tok.ExpiresAt.IsZero() || !tok.Revoked || !tok.CreatedAt.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
 			t.Fatalf("token 3 = %+v, %v, %v; want docs, revoked, created 2026-01-01, no expiry", tok, ok, err)
+		}
+	})
+}
+
+// Whatever a file holds around a token (a dump's JSON, or not), ParseDump
+// does not panic, and neither its error nor its warnings show any of the
+// token's secret (tokentest.Leak): an error names a record, a field and a
+// position, and describes a key that holds a token (token.Quote).
+func FuzzParseDumpHidesTokens(f *testing.F) {
+	tokentest.AddSeeds(f)
+	f.Add(`{"users": [{"login": 5, "`, `": 1}]}`, []byte{1}, false)
+	f.Add(`{"tokens": [{"token": "x"}], "`, `": [], "`, []byte{2}, true)
+	f.Add(`{"`, `": [], "users": []}`, []byte{3}, false)
+	f.Add(`{"tokens": [{"permissions": {"`, `": 5}}]}`, []byte{4}, true)
+	f.Add(`{"users": [{"login": "`, `\ud800"}]}`, []byte{5}, false)
+	f.Fuzz(func(t *testing.T, before, after string, random []byte, fine bool) {
+		raw, prefix := tokentest.FromBytes(random, fine)
+		d, err := ParseDump(strings.NewReader(before + raw + after))
+		var out []string
+		if err != nil {
+			out = append(out, err.Error())
+		}
+		if d != nil {
+			out = append(out, d.Warnings...)
+		}
+		for _, s := range out {
+			if leaked := tokentest.Leak(s, raw[len(prefix):], before, after); leaked != "" {
+				t.Fatalf("ParseDump(%q): %q shows %q of the token's secret", before+raw+after, s, leaked)
+			}
 		}
 	})
 }
