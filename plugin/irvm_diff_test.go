@@ -13,8 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 
@@ -34,71 +36,8 @@ import (
 // HTTP requests the same way.
 func TestIRVMAgreesWithTopdown(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "pat.db")
-	db, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := store.ParseDump(bytes.NewReader(examples.Fixtures))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Import(ctx, dump, "test"); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	m, _ := startPlugin(t, path, map[string]any{}) // settings: written per round below
-
-	mods, err := patrego.Modules()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prepare := func(query, target string) rego.PreparedEvalQuery {
-		opts := []func(*rego.Rego){rego.Query(query), rego.Store(m.Store), rego.Target(target)}
-		for path, src := range mods {
-			opts = append(opts, rego.Module(path, src))
-		}
-		pq, err := rego.New(opts...).PrepareForEval(irvm.WithStore(ctx, m.Store))
-		if err != nil {
-			t.Fatalf("prepare %s for %s: %v", query, target, err)
-		}
-		return pq
-	}
-	type pair struct{ topdown, irvm rego.PreparedEvalQuery }
-	queries := map[string]pair{}
-	for _, q := range []string{"data.pat.decision", "data.pat.envoy.decision", "data.pat.admin.decision"} {
-		queries[q] = pair{prepare(q, "rego"), prepare(q, irvm.Name)}
-	}
-
-	var fixtures struct {
-		Tokens []struct {
-			Raw string `json:"token"`
-		} `json:"tokens"`
-		Users []struct {
-			Login string `json:"login"`
-		} `json:"users"`
-		Repositories []struct {
-			Owner string `json:"owner"`
-			Name  string `json:"name"`
-		} `json:"repositories"`
-	}
-	if err := json.Unmarshal(examples.Fixtures, &fixtures); err != nil {
-		t.Fatal(err)
-	}
-	g := &gen{r: rand.New(rand.NewPCG(1, 2))}
-	for _, tk := range fixtures.Tokens {
-		g.tokens = append(g.tokens, tk.Raw)
-	}
-	g.owners = []any{"octo-org", "acme-labs", "indie-org", "OCTO-ORG", "unknown-org", "", 5, nil}
-	for _, u := range fixtures.Users {
-		g.owners = append(g.owners, u.Login)
-	}
-	g.repos = []any{"unknown-repo", "", nil, 7, "APP"}
-	for _, r := range fixtures.Repositories {
-		g.repos = append(g.repos, r.Name)
-		g.paths = append(g.paths, r.Owner+"/"+r.Name)
-	}
+	w := newDiffWorld(t)
+	m, queries, g := w.manager, w.queries, w.gen
 
 	compare := func(query string, input any) {
 		t.Helper()
@@ -106,12 +45,7 @@ func TestIRVMAgreesWithTopdown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		q := queries[query]
-		want := evalAt(t, q.topdown, in)
-		got := evalAt(t, q.irvm, in)
-		if (want == nil) != (got == nil) || (want != nil && ast.Compare(want, got) != 0) {
-			t.Fatalf("%s disagrees on input %v:\n topdown: %v\n irvm:    %v", query, in, want, got)
-		}
+		w.compare(t, query, in)
 	}
 
 	const settingsRounds, requestsPerRound = 40, 150
@@ -178,20 +112,204 @@ func TestIRVMAgreesWithTopdown(t *testing.T) {
 	}
 }
 
-func evalAt(t *testing.T, pq rego.PreparedEvalQuery, input ast.Value) ast.Value {
+// diffWorld is the example world in a store, the plugin over it, and the
+// policy's entrypoints prepared for both evaluators.
+type diffWorld struct {
+	manager *plugins.Manager
+	queries map[string]evaluators
+	gen     *gen
+}
+
+type evaluators struct{ topdown, irvm rego.PreparedEvalQuery }
+
+func newDiffWorld(t testing.TB) *diffWorld {
 	t.Helper()
-	rs, err := pq.Eval(context.Background(), rego.EvalParsedInput(input), rego.EvalTime(time.Unix(1_780_000_000, 0)))
-	if err != nil {
-		t.Fatalf("eval: %v", err)
-	}
-	if len(rs) == 0 {
-		return nil
-	}
-	v, err := ast.InterfaceToValue(rs[0].Expressions[0].Value)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "pat.db")
+	db, err := store.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	dump, err := store.ParseDump(bytes.NewReader(examples.Fixtures))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Import(ctx, dump, "test"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	m, _ := startPlugin(t, path, map[string]any{}) // settings: written per round below
+
+	mods, err := patrego.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepare := func(query, target string) rego.PreparedEvalQuery {
+		opts := []func(*rego.Rego){rego.Query(query), rego.Store(m.Store), rego.Target(target)}
+		for path, src := range mods {
+			opts = append(opts, rego.Module(path, src))
+		}
+		pq, err := rego.New(opts...).PrepareForEval(irvm.WithStore(ctx, m.Store))
+		if err != nil {
+			t.Fatalf("prepare %s for %s: %v", query, target, err)
+		}
+		return pq
+	}
+	queries := map[string]evaluators{}
+	for _, q := range []string{"data.pat.decision", "data.pat.envoy.decision", "data.pat.admin.decision"} {
+		queries[q] = evaluators{prepare(q, "rego"), prepare(q, irvm.Name)}
+	}
+
+	var fixtures struct {
+		Tokens []struct {
+			Raw string `json:"token"`
+		} `json:"tokens"`
+		Users []struct {
+			Login string `json:"login"`
+		} `json:"users"`
+		Repositories []struct {
+			Owner string `json:"owner"`
+			Name  string `json:"name"`
+		} `json:"repositories"`
+	}
+	if err := json.Unmarshal(examples.Fixtures, &fixtures); err != nil {
+		t.Fatal(err)
+	}
+	g := &gen{r: rand.New(rand.NewPCG(1, 2))}
+	for _, tk := range fixtures.Tokens {
+		g.tokens = append(g.tokens, tk.Raw)
+	}
+	g.owners = []any{"octo-org", "acme-labs", "indie-org", "OCTO-ORG", "unknown-org", "", 5, nil}
+	for _, u := range fixtures.Users {
+		g.owners = append(g.owners, u.Login)
+	}
+	g.repos = []any{"unknown-repo", "", nil, 7, "APP"}
+	for _, r := range fixtures.Repositories {
+		g.repos = append(g.repos, r.Name)
+		g.paths = append(g.paths, r.Owner+"/"+r.Name)
+	}
+
+	return &diffWorld{manager: m, queries: queries, gen: g}
+}
+
+// compare decides input with both evaluators; the decisions must be equal,
+// and so must whether the evaluation failed.
+func (w *diffWorld) compare(t testing.TB, query string, in ast.Value) {
+	t.Helper()
+	q := w.queries[query]
+	want, wantErr := evalErr(q.topdown, in)
+	got, gotErr := evalErr(q.irvm, in)
+	if (wantErr == nil) != (gotErr == nil) || (want == nil) != (got == nil) || (want != nil && ast.Compare(want, got) != 0) {
+		t.Fatalf("%s disagrees on input %v:\n topdown: %v (%v)\n irvm:    %v (%v)", query, in, want, wantErr, got, gotErr)
+	}
+}
+
+// FuzzIRVMAgreesOnEnvoy decides the gate's entrypoint with both evaluators
+// for any method, request target and body, with each credential of the
+// example world in each way the gate reads one: the route table, the
+// lenient readings and the refusals meet paths that no table lists.
+func FuzzIRVMAgreesOnEnvoy(f *testing.F) {
+	w := newDiffWorld(f)
+	var settings any
+	if err := json.Unmarshal(examples.Settings, &settings); err != nil {
+		f.Fatal(err)
+	}
+	if err := storage.WriteOne(context.Background(), w.manager.Store, storage.AddOp, storage.MustParsePath("/pat"),
+		map[string]any{"settings": settings}); err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []struct{ method, target, body string }{
+		{"GET", "/repos/octo-org/app/contents/README.md", ""},
+		{"PUT", "/api/v3/repos/octo-org/app/contents/.github/workflows/ci.yml", `{"message": "x"}`},
+		{"GET", "/repos/Octo-Org/App/pulls/1/merge;x", ""},
+		{"POST", "/repos/octo-org/app/issues?_method=DELETE", `{"title": "t"}`},
+		{"GET", "/octo-org/app.git/info/refs?service=git-upload-pack", ""},
+		{"POST", "/octo-org/app.git/info/lfs/objects/batch", `{"operation": "download"}`},
+		{"DELETE", "/orgs/acme-labs/hooks/1", ""},
+		{"GET", "/repos/octo-org/app/contents/a%2F..%2Fb", ""},
+	} {
+		for tok := range uint8(3) {
+			f.Add(seed.method, seed.target, seed.body, tok, tok)
+		}
+	}
+	f.Fuzz(func(t *testing.T, method, target, body string, tok, scheme uint8) {
+		if !utf8.ValidString(method + target + body) {
+			return // the gate refuses such a request before the policy
+		}
+		in, err := ast.InterfaceToValue(envoyInput(w.gen, method, target, body, tok, scheme))
+		if err != nil {
+			return
+		}
+		w.compare(t, "data.pat.envoy.decision", in)
+	})
+}
+
+// envoyInput is the gate's input for a request: the path's segments
+// decoded, the query parsed, a JSON object body parsed, and a credential of
+// the world (tok) in one of the ways the gate reads it (scheme).
+func envoyInput(g *gen, method, target, body string, tok, scheme uint8) map[string]any {
+	headers := map[string]any{}
+	raw := g.tokens[int(tok)%len(g.tokens)]
+	switch scheme % 4 {
+	case 0:
+		headers["authorization"] = "Bearer " + raw
+	case 1:
+		headers["authorization"] = "token " + raw
+	case 2:
+		headers["authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+raw))
+	}
+	if body != "" {
+		headers["content-type"] = "application/json"
+	}
+	pathOnly, rawQuery, _ := strings.Cut(target, "?")
+	var parsed []any
+	for _, seg := range strings.Split(strings.TrimPrefix(pathOnly, "/"), "/") {
+		if dec, err := url.PathUnescape(seg); err == nil && utf8.ValidString(dec) {
+			seg = dec
+		}
+		parsed = append(parsed, seg)
+	}
+	query := map[string]any{}
+	if vals, err := url.ParseQuery(rawQuery); err == nil {
+		for k, vs := range vals {
+			list := make([]any, len(vs))
+			for i, v := range vs {
+				list[i] = v
+			}
+			query[k] = list
+		}
+	}
+	in := map[string]any{
+		"attributes": map[string]any{"request": map[string]any{"http": map[string]any{
+			"method": method, "path": target, "headers": headers, "host": "git.example.com", "body": body,
+		}}},
+		"parsed_path":  parsed,
+		"parsed_query": query,
+		"version":      map[string]any{"encoding": "protojson", "ext_authz": "v3"},
+	}
+	var obj map[string]any
+	if json.Unmarshal([]byte(body), &obj) == nil && obj != nil {
+		in["parsed_body"] = obj
+	}
+	return in
+}
+
+func evalAt(t testing.TB, pq rego.PreparedEvalQuery, input ast.Value) ast.Value {
+	t.Helper()
+	v, err := evalErr(pq, input)
+	if err != nil {
+		t.Fatalf("eval: %v", err)
+	}
 	return v
+}
+
+func evalErr(pq rego.PreparedEvalQuery, input ast.Value) (ast.Value, error) {
+	rs, err := pq.Eval(context.Background(), rego.EvalParsedInput(input), rego.EvalTime(time.Unix(1_780_000_000, 0)))
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	return ast.InterfaceToValue(rs[0].Expressions[0].Value)
 }
 
 // gen draws settings and requests.
