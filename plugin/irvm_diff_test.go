@@ -270,22 +270,12 @@ func envoyInput(g *gen, method, target, body string, tok, scheme uint8) map[stri
 		}
 		parsed = append(parsed, seg)
 	}
-	query := map[string]any{}
-	if vals, err := url.ParseQuery(rawQuery); err == nil {
-		for k, vs := range vals {
-			list := make([]any, len(vs))
-			for i, v := range vs {
-				list[i] = v
-			}
-			query[k] = list
-		}
-	}
 	in := map[string]any{
 		"attributes": map[string]any{"request": map[string]any{"http": map[string]any{
 			"method": method, "path": target, "headers": headers, "host": "git.example.com", "body": body,
 		}}},
 		"parsed_path":  parsed,
-		"parsed_query": query,
+		"parsed_query": parsedQuery(rawQuery),
 		"version":      map[string]any{"encoding": "protojson", "ext_authz": "v3"},
 	}
 	var obj map[string]any
@@ -443,16 +433,6 @@ func (g *gen) envoyRequest() map[string]any {
 		headers["x-pat-user"] = "mallory"
 	}
 	pathOnly, rawQuery, _ := strings.Cut(target, "?")
-	query := map[string]any{}
-	if vals, err := url.ParseQuery(rawQuery); err == nil {
-		for k, vs := range vals {
-			list := make([]any, len(vs))
-			for i, v := range vs {
-				list[i] = v
-			}
-			query[k] = list
-		}
-	}
 	var parsed []any
 	for _, seg := range strings.Split(strings.TrimPrefix(pathOnly, "/"), "/") {
 		parsed = append(parsed, seg)
@@ -463,7 +443,7 @@ func (g *gen) envoyRequest() map[string]any {
 			"headers": headers, "host": "git.example.com",
 		}}},
 		"parsed_path":  parsed,
-		"parsed_query": query,
+		"parsed_query": parsedQuery(rawQuery),
 		"parsed_body":  g.pick(nil, map[string]any{"name": "x"}, map[string]any{"private": true}, map[string]any{"visibility": "internal"}, "text"),
 		"version":      map[string]any{"encoding": "protojson", "ext_authz": "v3"},
 	}
@@ -495,4 +475,20 @@ func (g *gen) adminRequest() map[string]any {
 		in["target_user"] = g.pick("alice", "bob")
 	}
 	return in
+}
+
+// parsedQuery is a query's parameters as the gate's input gives them: each
+// name with the list of its values.
+func parsedQuery(rawQuery string) map[string]any {
+	query := map[string]any{}
+	if vals, err := url.ParseQuery(rawQuery); err == nil {
+		for k, vs := range vals {
+			list := make([]any, len(vs))
+			for i, v := range vs {
+				list[i] = v
+			}
+			query[k] = list
+		}
+	}
+	return query
 }
